@@ -1,0 +1,30 @@
+# Every test is its own executable: test/<module>/test_*.c builds to
+# test_<module>_<name>; test/<module>/test_*.sh runs under bash with the
+# secmig binary in $SECMIG. Exit 0 pass, 1 fail, 77 skip.
+file(GLOB SMG_TEST_DIRS LIST_DIRECTORIES true ${CMAKE_SOURCE_DIR}/test/*)
+foreach(d ${SMG_TEST_DIRS})
+  if(NOT IS_DIRECTORY ${d})
+    continue()
+  endif()
+  get_filename_component(mod ${d} NAME)
+  file(GLOB csrc CONFIGURE_DEPENDS ${d}/test_*.c)
+  foreach(t ${csrc})
+    get_filename_component(n ${t} NAME_WE)
+    set(tgt ${n})
+    string(REGEX REPLACE "^test_" "test_${mod}_" tgt ${n})
+    add_executable(${tgt} ${t})
+    target_include_directories(${tgt} PRIVATE ${CMAKE_SOURCE_DIR}/test)
+    target_link_libraries(${tgt} PRIVATE secmig_lib)
+    add_test(NAME ${tgt} COMMAND ${tgt})
+    set_tests_properties(${tgt} PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 600
+      ENVIRONMENT "SECMIG=$<TARGET_FILE:secmig>;SMG_SRC=${CMAKE_SOURCE_DIR};SMG_BUILD=${CMAKE_BINARY_DIR}")
+  endforeach()
+  file(GLOB ssrc CONFIGURE_DEPENDS ${d}/test_*.sh)
+  foreach(t ${ssrc})
+    get_filename_component(n ${t} NAME_WE)
+    string(REGEX REPLACE "^test_" "test_${mod}_" tgt ${n})
+    add_test(NAME ${tgt} COMMAND bash ${t})
+    set_tests_properties(${tgt} PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 900
+      ENVIRONMENT "SECMIG=$<TARGET_FILE:secmig>;SMG_SRC=${CMAKE_SOURCE_DIR};SMG_BUILD=${CMAKE_BINARY_DIR}")
+  endforeach()
+endforeach()

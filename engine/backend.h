@@ -16,13 +16,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define SMG_DOMAIN_NAME_MAX 64
-#define SMG_DOMAIN_CONFIG_MAX (64 * 1024) /* config text carried in the plan */
-#define SMG_DOMAIN_STATE_MAX (512 * 1024) /* vCPU + device state blob */
-#define SMG_DOMAIN_NICS_MAX 8
-#define SMG_DOMAIN_DISKS_MAX 8
-#define SMG_DOMAIN_IPS_MAX 4 /* per family per NIC */
-#define SMG_DOMAIN_PATH_MAX 256
+#define SMG_DOMAIN_NAME_MAX   64
+#define SMG_DOMAIN_CONFIG_MAX (64 * 1024)  /* config text carried in the plan */
+#define SMG_DOMAIN_STATE_MAX  (512 * 1024) /* vCPU + device state blob */
+#define SMG_DOMAIN_NICS_MAX   8
+#define SMG_DOMAIN_DISKS_MAX  8
+#define SMG_DOMAIN_IPS_MAX    4 /* per family per NIC */
+#define SMG_DOMAIN_PATH_MAX   256
 
 struct smg_nic {
 	uint8_t mac[6];
@@ -85,12 +85,18 @@ struct smg_backend_ops {
 	 * destination listens; resolve reads both back with domain_pending. */
 	int (*mark_commit)(struct smg_backend *self, const char *id, const char *peer);
 	int (*destroy)(struct smg_backend *self);
+	/* In-doubt bookkeeping for `secmig resolve` (no domain attached):
+	 * read back what mark_commit recorded for name, and settle it:
+	 * resumed=true destroys the paused source copy, false resumes it. */
+	int (*domain_pending)(struct smg_backend *self, const char *name, char *id,
+			      size_t id_len, char *peer, size_t peer_len);
+	int (*domain_settle)(struct smg_backend *self, const char *name, bool resumed);
 
 	/* ---- destination side ----------------------------------------------- */
 	/* Build a paused, empty skeleton from the source's config (all frames
 	 * populated and zero). Fails with SMG_ERR_EXISTS if the name is taken. */
-	int (*domain_create)(struct smg_backend *self, const uint8_t *config,
-			     size_t len, struct smg_domain_info *info);
+	int (*domain_create)(struct smg_backend *self, const uint8_t *config, size_t len,
+			     struct smg_domain_info *info);
 	/* Write n frames from data (n * page_size bytes); zero_only writes
 	 * zeros and ignores data. */
 	int (*write_pages)(struct smg_backend *self, const uint64_t *pfns, size_t n,
@@ -100,6 +106,9 @@ struct smg_backend_ops {
 	 * dying from now on), then resume it. */
 	int (*mark_committed)(struct smg_backend *self);
 	int (*resume)(struct smg_backend *self);
+	/* Resume a committed incoming domain whose receiver died between
+	 * COMMIT and resume (resolve, on the destination). */
+	int (*resume_committed)(struct smg_backend *self, const char *name);
 };
 
 struct smg_backend {

@@ -179,6 +179,9 @@ int smg_outcome_update(const char *dir, const char *id, enum smg_outcome o,
 int smg_outcome_read(const char *dir, const char *id, enum smg_outcome *o, char *domain,
 		     size_t dlen);
 
+/* Lower-case hex of n bytes into out (2n+1). */
+void smg_engine_hex(const uint8_t *p, size_t n, char *out);
+
 /* ---- fault injection (CRIU style): SMG_FI=name[,name...] ----------------- */
 enum smg_fault {
 	SMG_FI_SRC_AFTER_ROUND0 = 0, /* sender exits after round 0 */

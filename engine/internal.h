@@ -79,6 +79,5 @@ int smg_engine_answer_resolve(struct smg_session *s, const struct smg_recv_opts 
 
 /* Hash of a byte string, BLAKE2b-256. */
 void smg_engine_hash(const void *p, size_t len, uint8_t out[SMG_DIGEST_LEN]);
-void smg_engine_hex(const uint8_t *p, size_t n, char *out);
 
 #endif

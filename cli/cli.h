@@ -48,5 +48,6 @@ int smg_cmd_send(int argc, char **argv);
 int smg_cmd_recv(int argc, char **argv);
 int smg_cmd_resolve(int argc, char **argv);
 int smg_cmd_demo(int argc, char **argv);
+int smg_cmd_keygen(int argc, char **argv);
 
 #endif

@@ -19,7 +19,7 @@
 #include "engine/backend/sim.h"
 
 #define DEMO_WARMUP_MS 1000
-#define DEMO_WAIT_MS 10000
+#define DEMO_WAIT_MS   10000
 
 struct demo {
 	char dir[128];
@@ -58,7 +58,8 @@ static pid_t spawn(char *const argv[], int *out_fd)
 
 static void sleep_ms(unsigned ms)
 {
-	struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
+	struct timespec ts = {.tv_sec = ms / 1000,
+			      .tv_nsec = (long)(ms % 1000) * 1000000L};
 
 	nanosleep(&ts, NULL);
 }
@@ -94,7 +95,8 @@ static int write_file(const char *path, const char *text, mode_t mode)
  * other host. */
 static int make_keys(struct demo *d)
 {
-	char kp[256], pub_src[SMG_PUBKEY_TEXT_LEN], pub_dst[SMG_PUBKEY_TEXT_LEN], line[256];
+	char kp[256], pub_src[SMG_PUBKEY_TEXT_LEN], pub_dst[SMG_PUBKEY_TEXT_LEN],
+	    line[256];
 	int r;
 
 	snprintf(kp, sizeof(kp), "%s/host.key", d->src);
@@ -120,9 +122,10 @@ static int start(struct demo *d, uint16_t *port)
 	size_t n = 0;
 
 	snprintf(ch, sizeof(ch), "%u", d->channels);
-	char *rv[] = {"secmig", "--quiet", "recv", "--listen", "127.0.0.1:0", "--once",
-		      "--json", "--state-dir", d->dst, "--name", "demo-dst", "--channels",
-		      ch, NULL};
+	char *rv[] = {
+	    "secmig", "--quiet",     "recv", "--listen", "127.0.0.1:0", "--once",
+	    "--json", "--state-dir", d->dst, "--name",	 "demo-dst",	"--channels",
+	    ch,	      NULL};
 	if ((d->host_src = spawn(hs, NULL)) < 0 || (d->host_dst = spawn(hd, NULL)) < 0)
 		return SMG_ERR_SYS;
 	if (wait_host(d->src) != SMG_OK || wait_host(d->dst) != SMG_OK) {
@@ -153,17 +156,19 @@ static int create_vm(struct demo *d)
 	char cfg[512], path[256], reply[256];
 	int fd, r;
 
-	snprintf(cfg, sizeof(cfg),
-		 "name = demo-vm\nmemory = %s\nvcpus = 2\nworkload = %s\ndirty_rate = %s\n"
-		 "hot_writes = 90\nhot_pages = 5\nzero_pct = 20\nseed = %ld\n"
-		 "nic = mac=52:54:00:5e:c0:01,ipv4=192.0.2.10,ipv6=2001:db8::10\n",
-		 d->memory, d->workload, d->rate, (long)time(NULL));
+	snprintf(
+	    cfg, sizeof(cfg),
+	    "name = demo-vm\nmemory = %s\nvcpus = 2\nworkload = %s\ndirty_rate = %s\n"
+	    "hot_writes = 90\nhot_pages = 5\nzero_pct = 20\nseed = %ld\n"
+	    "nic = mac=52:54:00:5e:c0:01,ipv4=192.0.2.10,ipv6=2001:db8::10\n",
+	    d->memory, d->workload, d->rate, (long)time(NULL));
 	snprintf(path, sizeof(path), "%s/demo-vm.cfg", d->dir);
 	if ((r = write_file(path, cfg, 0600)) != SMG_OK)
 		return r;
 	if ((r = smg_sim_client_connect(d->src, &fd)) != SMG_OK)
 		return r;
-	r = smg_sim_client_call(fd, "CREATE", cfg, strlen(cfg), reply, sizeof(reply), NULL);
+	r = smg_sim_client_call(fd, "CREATE", cfg, strlen(cfg), reply, sizeof(reply),
+				NULL);
 	close(fd);
 	if (r != SMG_OK)
 		fprintf(stderr, "secmig demo: create VM: %s\n", reply);
@@ -202,8 +207,11 @@ static void stop(struct demo *d)
 
 static int run(struct demo *d, struct smg_cli_out *out, struct smg_mig_stats *st)
 {
-	struct smg_send_opts so = {.backend = "sim", .domain = "demo-vm", .auto_converge = true,
-				   .event = smg_cli_event, .event_arg = out};
+	struct smg_send_opts so = {.backend = "sim",
+				   .domain = "demo-vm",
+				   .auto_converge = true,
+				   .event = smg_cli_event,
+				   .event_arg = out};
 	struct smg_cli_ident ci;
 	struct smg_session *s;
 	char to[64], reply[512];
@@ -214,9 +222,10 @@ static int run(struct demo *d, struct smg_cli_out *out, struct smg_mig_stats *st
 	    (r = create_vm(d)) != SMG_OK)
 		return r;
 	if (!d->json)
-		printf("demo: %s VM with a %s workload dirtying %s/s is running on host A; "
-		       "migrating it to host B over 127.0.0.1:%u\n",
-		       d->memory, d->workload, d->rate, port);
+		printf(
+		    "demo: %s VM with a %s workload dirtying %s/s is running on host A; "
+		    "migrating it to host B over 127.0.0.1:%u\n",
+		    d->memory, d->workload, d->rate, port);
 	sleep_ms(DEMO_WARMUP_MS);
 	if ((r = smg_cli_ident_load(&ci, d->src, NULL, NULL, "demo-src")) != SMG_OK)
 		return r;
@@ -240,22 +249,27 @@ static int run(struct demo *d, struct smg_cli_out *out, struct smg_mig_stats *st
 	r = verify_dst(d, reply, sizeof(reply));
 	st->verified = st->verified && r == SMG_OK;
 	if (!d->json)
-		printf("demo: destination verify: %s%s\n", r == SMG_OK ? "OK " : "FAILED ",
-		       reply);
+		printf("demo: destination verify: %s%s\n",
+		       r == SMG_OK ? "OK " : "FAILED ", reply);
 	return r;
 }
 
 int smg_cmd_demo(int argc, char **argv)
 {
 	static const struct option opts[] = {
-	    {"json", no_argument, NULL, 'j'},	  {"memory", required_argument, NULL, 'm'},
+	    {"json", no_argument, NULL, 'j'},
+	    {"memory", required_argument, NULL, 'm'},
 	    {"dirty-rate", required_argument, NULL, 'r'},
 	    {"workload", required_argument, NULL, 'w'},
 	    {"channels", required_argument, NULL, 'c'},
-	    {"keep", no_argument, NULL, 'k'},	  {"help", no_argument, NULL, 'h'},
+	    {"keep", no_argument, NULL, 'k'},
+	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
-	struct demo d = {.recv_out = -1, .memory = "1G", .rate = "50M", .workload = "hotspot",
+	struct demo d = {.recv_out = -1,
+			 .memory = "1G",
+			 .rate = "50M",
+			 .workload = "hotspot",
 			 .channels = 2};
 	struct smg_cli_out out;
 	struct smg_mig_stats st;
@@ -265,29 +279,39 @@ int smg_cmd_demo(int argc, char **argv)
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "jm:r:w:c:kh", opts, NULL)) != -1) {
 		switch (c) {
-		case 'j': d.json = true; break;
+		case 'j':
+			d.json = true;
+			break;
 		case 'm':
 			if (smg_cli_parse_size(optarg, &v) != 0 || v < (1u << 20))
-				return usage("--memory: a size like 1G, not '%s'", optarg);
+				return usage("--memory: a size like 1G, not '%s'",
+					     optarg);
 			d.memory = optarg;
 			break;
 		case 'r':
 			if (smg_cli_parse_size(optarg, &v) != 0)
-				return usage("--dirty-rate: bytes/s like 50M, not '%s'", optarg);
+				return usage("--dirty-rate: bytes/s like 50M, not '%s'",
+					     optarg);
 			d.rate = optarg;
 			break;
 		case 'w':
-			if (strcmp(optarg, "idle") != 0 && strcmp(optarg, "uniform") != 0 &&
+			if (strcmp(optarg, "idle") != 0 &&
+			    strcmp(optarg, "uniform") != 0 &&
 			    strcmp(optarg, "hotspot") != 0)
-				return usage("--workload: idle, uniform or hotspot, not '%s'", optarg);
+				return usage(
+				    "--workload: idle, uniform or hotspot, not '%s'",
+				    optarg);
 			d.workload = optarg;
 			break;
 		case 'c':
-			if (smg_cli_parse_size(optarg, &v) != 0 || v == 0 || v > SMG_CHANNELS_MAX)
+			if (smg_cli_parse_size(optarg, &v) != 0 || v == 0 ||
+			    v > SMG_CHANNELS_MAX)
 				return usage("--channels: 1..8, not '%s'", optarg);
 			d.channels = (unsigned)v;
 			break;
-		case 'k': d.keep = true; break;
+		case 'k':
+			d.keep = true;
+			break;
 		case 'h':
 			printf("%s", smg_cmd_find("demo")->usage);
 			return SMG_EXIT_OK;
@@ -315,11 +339,12 @@ int smg_cmd_demo(int argc, char **argv)
 	code = smg_exit_from_err(r);
 	smg_cli_result(&out, &st, code);
 	if (!d.json && code == SMG_EXIT_OK)
-		printf("demo: downtime %llu ms, total %llu ms, %.1f MB sent for %.1f MB of "
-		       "RAM (%.2fx), %u rounds, %.1f MB/s\n",
-		       (unsigned long long)st.downtime_ms, (unsigned long long)st.total_ms,
-		       (double)st.bytes_sent / 1e6, (double)st.ram_bytes / 1e6,
-		       st.ram_bytes ? (double)st.bytes_sent / (double)st.ram_bytes : 0.0,
-		       st.rounds, st.bandwidth / 1e6);
+		printf(
+		    "demo: downtime %llu ms, total %llu ms, %.1f MB sent for %.1f MB of "
+		    "RAM (%.2fx), %u rounds, %.1f MB/s\n",
+		    (unsigned long long)st.downtime_ms, (unsigned long long)st.total_ms,
+		    (double)st.bytes_sent / 1e6, (double)st.ram_bytes / 1e6,
+		    st.ram_bytes ? (double)st.bytes_sent / (double)st.ram_bytes : 0.0,
+		    st.rounds, st.bandwidth / 1e6);
 	return code;
 }

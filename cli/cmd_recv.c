@@ -15,7 +15,7 @@
 #include "secmig.pb-c.h"
 
 #define RECV_CONCURRENT_DEFAULT 4
-#define RECV_CONCURRENT_MAX 64
+#define RECV_CONCURRENT_MAX	64
 
 static int usage(const char *fmt, const char *arg)
 {
@@ -137,7 +137,8 @@ int smg_cmd_recv(int argc, char **argv)
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
-	struct recv_ctx ctx = {.lock = PTHREAD_MUTEX_INITIALIZER, .max = RECV_CONCURRENT_DEFAULT};
+	struct recv_ctx ctx = {.lock = PTHREAD_MUTEX_INITIALIZER,
+			       .max = RECV_CONCURRENT_DEFAULT};
 	const char *listen = NULL, *dir = NULL, *key = NULL, *peers = NULL, *name = NULL;
 	unsigned channels = SMG_CHANNELS_MAX;
 	bool once = false, json = false;
@@ -150,25 +151,45 @@ int smg_cmd_recv(int argc, char **argv)
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "l:om:c:js:B:k:p:n:Ch", opts, NULL)) != -1) {
 		switch (c) {
-		case 'l': listen = optarg; break;
-		case 'o': once = true; break;
+		case 'l':
+			listen = optarg;
+			break;
+		case 'o':
+			once = true;
+			break;
 		case 'm':
-			if (smg_cli_parse_size(optarg, &v) != 0 || v == 0 || v > RECV_CONCURRENT_MAX)
+			if (smg_cli_parse_size(optarg, &v) != 0 || v == 0 ||
+			    v > RECV_CONCURRENT_MAX)
 				return usage("--max-concurrent: 1..64, not '%s'", optarg);
 			ctx.max = (unsigned)v;
 			break;
 		case 'c':
-			if (smg_cli_parse_size(optarg, &v) != 0 || v == 0 || v > SMG_CHANNELS_MAX)
+			if (smg_cli_parse_size(optarg, &v) != 0 || v == 0 ||
+			    v > SMG_CHANNELS_MAX)
 				return usage("--channels: 1..8, not '%s'", optarg);
 			channels = (unsigned)v;
 			break;
-		case 'j': json = true; break;
-		case 's': dir = optarg; break;
-		case 'B': ctx.ro.backend = optarg; break;
-		case 'k': key = optarg; break;
-		case 'p': peers = optarg; break;
-		case 'n': name = optarg; break;
-		case 'C': ctx.ro.check_memory = true; break;
+		case 'j':
+			json = true;
+			break;
+		case 's':
+			dir = optarg;
+			break;
+		case 'B':
+			ctx.ro.backend = optarg;
+			break;
+		case 'k':
+			key = optarg;
+			break;
+		case 'p':
+			peers = optarg;
+			break;
+		case 'n':
+			name = optarg;
+			break;
+		case 'C':
+			ctx.ro.check_memory = true;
+			break;
 		case 'h':
 			printf("%s", smg_cmd_find("recv")->usage);
 			return SMG_EXIT_OK;
@@ -198,7 +219,8 @@ int smg_cmd_recv(int argc, char **argv)
 		return SMG_EXIT_CONFIG;
 	ci.so.channels = channels;
 	if ((r = smg_listener_open(host, port, &l)) != SMG_OK) {
-		fprintf(stderr, "secmig: cannot listen on %s: %s\n", listen, smg_strerror(r));
+		fprintf(stderr, "secmig: cannot listen on %s: %s\n", listen,
+			smg_strerror(r));
 		smg_cli_ident_free(&ci);
 		return SMG_EXIT_NETWORK;
 	}
@@ -206,7 +228,8 @@ int smg_cmd_recv(int argc, char **argv)
 		printf("{\"event\":\"listening\",\"host\":\"%s\",\"port\":%u}\n", host,
 		       smg_listener_port(l));
 	else
-		printf("secmig recv: listening on %s port %u\n", host, smg_listener_port(l));
+		printf("secmig recv: listening on %s port %u\n", host,
+		       smg_listener_port(l));
 	fflush(stdout);
 	code = serve_loop(&ctx, l, &ci.so, once);
 	smg_listener_close(l);

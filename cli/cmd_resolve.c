@@ -41,14 +41,30 @@ int smg_cmd_resolve(int argc, char **argv)
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "d:t:js:B:k:p:n:h", opts, NULL)) != -1) {
 		switch (c) {
-		case 'd': domain = optarg; break;
-		case 't': to = optarg; break;
-		case 'j': json = true; break;
-		case 's': dir = optarg; break;
-		case 'B': backend = optarg; break;
-		case 'k': key = optarg; break;
-		case 'p': peers = optarg; break;
-		case 'n': name = optarg; break;
+		case 'd':
+			domain = optarg;
+			break;
+		case 't':
+			to = optarg;
+			break;
+		case 'j':
+			json = true;
+			break;
+		case 's':
+			dir = optarg;
+			break;
+		case 'B':
+			backend = optarg;
+			break;
+		case 'k':
+			key = optarg;
+			break;
+		case 'p':
+			peers = optarg;
+			break;
+		case 'n':
+			name = optarg;
+			break;
 		case 'h':
 			printf("%s", smg_cmd_find("resolve")->usage);
 			return SMG_EXIT_OK;
@@ -64,8 +80,8 @@ int smg_cmd_resolve(int argc, char **argv)
 	bo.state_dir = dir;
 	if ((r = smg_backend_open(backend, &bo, &be)) != SMG_OK)
 		return SMG_EXIT_BACKEND;
-	if ((r = be->ops->domain_pending(be, domain, id, sizeof(id), peer, sizeof(peer))) !=
-	    SMG_OK) {
+	if ((r = be->ops->domain_pending(be, domain, id, sizeof(id), peer,
+					 sizeof(peer))) != SMG_OK) {
 		fprintf(stderr, "secmig: '%s' has no in-doubt migration here\n", domain);
 		smg_backend_close(be);
 		return SMG_EXIT_BACKEND;
@@ -89,17 +105,18 @@ int smg_cmd_resolve(int argc, char **argv)
 			smg_session_free(s);
 	}
 	int code = r == SMG_OK ? SMG_EXIT_OK : SMG_EXIT_IN_DOUBT;
-	const char *what = oc == SMG_RESOLVED_RUNNING	? "destination runs the VM; source copy destroyed"
-			   : oc == SMG_RESOLVED_DISCARDED ? "destination discarded it; source VM resumed"
-							  : "still in doubt";
+	const char *what =
+	    oc == SMG_RESOLVED_RUNNING ? "destination runs the VM; source copy destroyed"
+	    : oc == SMG_RESOLVED_DISCARDED ? "destination discarded it; source VM resumed"
+					   : "still in doubt";
 	if (json)
 		printf("{\"event\":\"result\",\"outcome\":\"%s\",\"migration_id\":\"%s\","
 		       "\"domain\":\"%s\",\"exit_code\":%d%s%s%s}\n",
 		       oc == SMG_RESOLVED_RUNNING     ? "running_on_destination"
 		       : oc == SMG_RESOLVED_DISCARDED ? "resumed_on_source"
 						      : "in_doubt",
-		       id, domain, code, r ? ",\"error\":\"" : "", r ? smg_strerror(r) : "",
-		       r ? "\"" : "");
+		       id, domain, code, r ? ",\"error\":\"" : "",
+		       r ? smg_strerror(r) : "", r ? "\"" : "");
 	else
 		printf("resolve %s (%s): %s%s%s\n", domain, id, what, r ? ": " : "",
 		       r ? smg_strerror(r) : "");

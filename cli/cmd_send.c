@@ -56,35 +56,60 @@ int smg_cmd_send(int argc, char **argv)
 	int c;
 
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "t:d:D:b:c:Ajs:B:k:p:n:r:R:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "t:d:D:b:c:Ajs:B:k:p:n:r:R:h", opts, NULL)) !=
+	       -1) {
 		switch (c) {
-		case 't': to = optarg; break;
-		case 'd': so.domain = optarg; break;
+		case 't':
+			to = optarg;
+			break;
+		case 'd':
+			so.domain = optarg;
+			break;
 		case 'D':
 			if (smg_cli_parse_size(optarg, &v) != 0 || v == 0 || v > 3600000)
-				return usage("--max-downtime: milliseconds, 1..3600000, not '%s'", optarg);
+				return usage(
+				    "--max-downtime: milliseconds, 1..3600000, not '%s'",
+				    optarg);
 			so.max_downtime_ms = (unsigned)v;
 			break;
 		case 'b':
 			if (smg_cli_parse_size(optarg, &v) != 0 || v == 0)
-				return usage("--bandwidth: bytes/s like 100M, not '%s'", optarg);
+				return usage("--bandwidth: bytes/s like 100M, not '%s'",
+					     optarg);
 			so.bandwidth = v;
 			break;
 		case 'c':
-			if (smg_cli_parse_size(optarg, &v) != 0 || v == 0 || v > SMG_CHANNELS_MAX)
+			if (smg_cli_parse_size(optarg, &v) != 0 || v == 0 ||
+			    v > SMG_CHANNELS_MAX)
 				return usage("--channels: 1..8, not '%s'", optarg);
 			channels = (unsigned)v;
 			break;
-		case 'A': so.auto_converge = false; break;
-		case 'j': json = true; break;
-		case 's': dir = optarg; break;
-		case 'B': so.backend = optarg; break;
-		case 'k': key = optarg; break;
-		case 'p': peers = optarg; break;
-		case 'n': name = optarg; break;
+		case 'A':
+			so.auto_converge = false;
+			break;
+		case 'j':
+			json = true;
+			break;
+		case 's':
+			dir = optarg;
+			break;
+		case 'B':
+			so.backend = optarg;
+			break;
+		case 'k':
+			key = optarg;
+			break;
+		case 'p':
+			peers = optarg;
+			break;
+		case 'n':
+			name = optarg;
+			break;
 		case 'r':
 			if (parse_rule(optarg, &so.rule) != 0)
-				return usage("--rule: downtime, xen or stop-and-copy, not '%s'", optarg);
+				return usage(
+				    "--rule: downtime, xen or stop-and-copy, not '%s'",
+				    optarg);
 			break;
 		case 'R':
 			if (smg_cli_parse_size(optarg, &v) != 0 || v == 0 || v > 1000)
@@ -126,7 +151,8 @@ int smg_cmd_send(int argc, char **argv)
 	so.event = smg_cli_event;
 	so.event_arg = &out;
 	if ((r = smg_session_connect(host, port, &ci.so, &s)) != SMG_OK) {
-		smg_err("cannot reach %s: %s; the VM was not touched", to, smg_strerror(r));
+		smg_err("cannot reach %s: %s; the VM was not touched", to,
+			smg_strerror(r));
 		st.err = r;
 	} else {
 		r = smg_engine_send(s, &so, &st);

@@ -19,9 +19,11 @@ const struct smg_cmd smg_cmds[] = {
     {"help", "show help for a command", "usage: secmig help [COMMAND]\n", smg_cmd_help},
     {"send", "migrate a running domain to a receiver",
      "usage: secmig send --to HOST[:PORT] --domain NAME [--max-downtime MS]\n"
-     "                   [--bandwidth RATE] [--channels N] [--no-auto-converge] [--json]\n"
+     "                   [--bandwidth RATE] [--channels N] [--no-auto-converge] "
+     "[--json]\n"
      "                   [--state-dir DIR] [--backend sim] [--key FILE] [--peers FILE]\n"
-     "                   [--name NAME] [--rule downtime|xen|stop-and-copy] [--max-rounds N]\n\n"
+     "                   [--name NAME] [--rule downtime|xen|stop-and-copy] [--max-rounds "
+     "N]\n\n"
      "Pre-copy NAME's memory to the receiver, stop when the rest fits in\n"
      "--max-downtime (default 300 ms), verify end to end, hand over (READY /\n"
      "COMMIT / DONE). --bandwidth caps the rate (e.g. 100M bytes/s). When\n"

@@ -10,7 +10,7 @@
 #include "engine/engine.h"
 #include "transport/transport.h"
 
-#define SMG_CLI_HOST_MAX 256
+#define SMG_CLI_HOST_MAX    256
 #define SMG_CLI_DEFAULT_DIR "/var/lib/secmig"
 
 /* HOST[:PORT], [V6]:PORT; port defaults to SMG_DEFAULT_PORT. */

@@ -52,10 +52,23 @@ int smg_cli_parse_size(const char *s, uint64_t *out)
 		return SMG_ERR_INVAL;
 	v = strtoull(s, &end, 10);
 	switch (*end) {
-	case 'k': case 'K': shift = 10; end++; break;
-	case 'm': case 'M': shift = 20; end++; break;
-	case 'g': case 'G': shift = 30; end++; break;
-	default: break;
+	case 'k':
+	case 'K':
+		shift = 10;
+		end++;
+		break;
+	case 'm':
+	case 'M':
+		shift = 20;
+		end++;
+		break;
+	case 'g':
+	case 'G':
+		shift = 30;
+		end++;
+		break;
+	default:
+		break;
 	}
 	if (*end == 'B' || (*end == 'i' && end[1] == 'B'))
 		end += *end == 'B' ? 1 : 2;
@@ -82,7 +95,8 @@ int smg_cli_ident_load(struct smg_cli_ident *ci, const char *dir, const char *ke
 	snprintf(kp, sizeof(kp), "%s/host.key", dir);
 	snprintf(pp, sizeof(pp), "%s/peers", dir);
 	if ((r = smg_identity_load(key != NULL ? key : kp, &ci->id)) != SMG_OK) {
-		fprintf(stderr, "secmig: identity %s: %s (create one with 'secmig keygen')\n",
+		fprintf(stderr,
+			"secmig: identity %s: %s (create one with 'secmig keygen')\n",
 			key != NULL ? key : kp, smg_strerror(r));
 		return r;
 	}
@@ -126,19 +140,21 @@ static void progress_line(struct smg_cli_out *o, const struct smg_event *ev)
 	double pct = st->ram_bytes ? 100.0 * (double)(st->pages_sent + st->zero_pages) *
 					 4096.0 / (double)st->ram_bytes
 				   : 0;
-	double left = st->ram_bytes > st->bytes_sent ? (double)(st->ram_bytes - st->bytes_sent)
-						     : (double)ev->dirty_pages * 4096.0;
+	double left = st->ram_bytes > st->bytes_sent
+			  ? (double)(st->ram_bytes - st->bytes_sent)
+			  : (double)ev->dirty_pages * 4096.0;
 	double eta = st->bandwidth > 0 ? left / st->bandwidth : 0;
 	char line[256];
 	int n;
 
-	n = snprintf(line, sizeof(line),
-		     "%-8s round %-3u %5.1f%% sent  %7.1f MB/s  dirty %7.1f MB/s  ETA %5.1fs",
-		     smg_phase_name(ev->phase), ev->round, pct > 999 ? 999 : pct,
-		     mb(st->bandwidth), mb(st->dirty_rate),
-		     ev->phase == SMG_PHASE_PRECOPY ? eta : 0.0);
-	fprintf(stderr, "\r%s%*s", line, o->line_len > (unsigned)n ? (int)(o->line_len - n) : 0,
-		"");
+	n = snprintf(
+	    line, sizeof(line),
+	    "%-8s round %-3u %5.1f%% sent  %7.1f MB/s  dirty %7.1f MB/s  ETA %5.1fs",
+	    smg_phase_name(ev->phase), ev->round, pct > 999 ? 999 : pct,
+	    mb(st->bandwidth), mb(st->dirty_rate),
+	    ev->phase == SMG_PHASE_PRECOPY ? eta : 0.0);
+	fprintf(stderr, "\r%s%*s", line,
+		o->line_len > (unsigned)n ? (int)(o->line_len - n) : 0, "");
 	o->line_len = (unsigned)n;
 	fflush(stderr);
 }
@@ -155,27 +171,33 @@ void smg_cli_event(void *arg, const struct smg_event *ev)
 				"{\"event\":\"phase\",\"role\":\"%s\",\"phase\":\"%s\","
 				"\"migration_id\":\"%s\",\"t_ms\":%llu%s%s%s}\n",
 				o->role, smg_phase_name(ev->phase), st->migration_id,
-				(unsigned long long)st->total_ms, ev->info ? ",\"detail\":\"" : "",
+				(unsigned long long)st->total_ms,
+				ev->info ? ",\"detail\":\"" : "",
 				ev->info ? ev->info : "", ev->info ? "\"" : "");
 			break;
 		case SMG_EV_ROUND:
-			fprintf(o->f,
-				"{\"event\":\"round\",\"role\":\"%s\",\"phase\":\"%s\",\"round\":%u,"
-				"\"pages\":%llu,\"dirty_pages\":%llu,\"bandwidth_MBps\":%.1f,"
-				"\"dirty_rate_MBps\":%.1f,\"est_downtime_ms\":%.2f,\"throttle\":%u,"
-				"\"bytes_sent\":%llu,\"t_ms\":%llu}\n",
-				o->role, smg_phase_name(ev->phase), ev->round,
-				(unsigned long long)ev->round_pages,
-				(unsigned long long)ev->dirty_pages, mb(st->bandwidth),
-				mb(st->dirty_rate), ev->est_downtime_ms, st->throttle,
-				(unsigned long long)st->bytes_sent, (unsigned long long)st->total_ms);
+			fprintf(
+			    o->f,
+			    "{\"event\":\"round\",\"role\":\"%s\",\"phase\":\"%s\","
+			    "\"round\":%u,"
+			    "\"pages\":%llu,\"dirty_pages\":%llu,\"bandwidth_MBps\":%.1f,"
+			    "\"dirty_rate_MBps\":%.1f,\"est_downtime_ms\":%.2f,"
+			    "\"throttle\":%u,"
+			    "\"bytes_sent\":%llu,\"t_ms\":%llu}\n",
+			    o->role, smg_phase_name(ev->phase), ev->round,
+			    (unsigned long long)ev->round_pages,
+			    (unsigned long long)ev->dirty_pages, mb(st->bandwidth),
+			    mb(st->dirty_rate), ev->est_downtime_ms, st->throttle,
+			    (unsigned long long)st->bytes_sent,
+			    (unsigned long long)st->total_ms);
 			break;
 		case SMG_EV_INFO:
 			fprintf(o->f,
-				"{\"event\":\"info\",\"role\":\"%s\",\"phase\":\"%s\",\"detail\":\"%s\","
+				"{\"event\":\"info\",\"role\":\"%s\",\"phase\":\"%s\","
+				"\"detail\":\"%s\","
 				"\"throttle\":%u}\n",
-				o->role, smg_phase_name(ev->phase), ev->info ? ev->info : "",
-				st->throttle);
+				o->role, smg_phase_name(ev->phase),
+				ev->info ? ev->info : "", st->throttle);
 			break;
 		}
 		fflush(o->f);
@@ -193,32 +215,37 @@ void smg_cli_result(struct smg_cli_out *o, const struct smg_mig_stats *st, int c
 	if (o->tty && o->line_len > 0)
 		fprintf(stderr, "\n");
 	if (o->json) {
-		fprintf(o->f,
-			"{\"event\":\"result\",\"outcome\":\"%s\",\"downtime_ms\":%llu,"
-			"\"total_ms\":%llu,\"bytes_sent\":%llu,\"ram_bytes\":%llu,\"rounds\":%u,"
-			"\"verified\":%s,\"exit_code\":%d,\"migration_id\":\"%s\",\"domain\":\"%s\","
-			"\"pages_sent\":%llu,\"zero_pages\":%llu,\"throttle\":%u,"
-			"\"bandwidth_MBps\":%.1f,\"memory_root\":\"%s\"%s%s%s}\n",
-			code == SMG_EXIT_OK ? "migrated" : outcome,
-			(unsigned long long)st->downtime_ms, (unsigned long long)st->total_ms,
-			(unsigned long long)st->bytes_sent, (unsigned long long)st->ram_bytes,
-			st->rounds, st->verified ? "true" : "false", code, st->migration_id,
-			st->domain, (unsigned long long)st->pages_sent,
-			(unsigned long long)st->zero_pages, st->throttle, mb(st->bandwidth), root,
-			st->err ? ",\"error\":\"" : "", st->err ? smg_strerror(st->err) : "",
-			st->err ? "\"" : "");
+		fprintf(
+		    o->f,
+		    "{\"event\":\"result\",\"outcome\":\"%s\",\"downtime_ms\":%llu,"
+		    "\"total_ms\":%llu,\"bytes_sent\":%llu,\"ram_bytes\":%llu,\"rounds\":"
+		    "%u,"
+		    "\"verified\":%s,\"exit_code\":%d,\"migration_id\":\"%s\",\"domain\":"
+		    "\"%s\","
+		    "\"pages_sent\":%llu,\"zero_pages\":%llu,\"throttle\":%u,"
+		    "\"bandwidth_MBps\":%.1f,\"memory_root\":\"%s\"%s%s%s}\n",
+		    code == SMG_EXIT_OK ? "migrated" : outcome,
+		    (unsigned long long)st->downtime_ms, (unsigned long long)st->total_ms,
+		    (unsigned long long)st->bytes_sent, (unsigned long long)st->ram_bytes,
+		    st->rounds, st->verified ? "true" : "false", code, st->migration_id,
+		    st->domain, (unsigned long long)st->pages_sent,
+		    (unsigned long long)st->zero_pages, st->throttle, mb(st->bandwidth),
+		    root, st->err ? ",\"error\":\"" : "",
+		    st->err ? smg_strerror(st->err) : "", st->err ? "\"" : "");
 		fflush(o->f);
 		return;
 	}
 	if (code == SMG_EXIT_OK)
 		fprintf(o->f,
-			"%s: migrated %s in %llu ms (downtime %llu ms), %u rounds, %.1f MB sent "
+			"%s: migrated %s in %llu ms (downtime %llu ms), %u rounds, %.1f "
+			"MB sent "
 			"for %.1f MB of RAM, %.1f MB/s\n",
 			o->role, st->domain, (unsigned long long)st->total_ms,
-			(unsigned long long)st->downtime_ms, st->rounds, mb((double)st->bytes_sent),
-			mb((double)st->ram_bytes),
-			st->total_ms ? mb((double)st->bytes_sent) * 1000.0 / (double)st->total_ms
-				     : 0.0);
+			(unsigned long long)st->downtime_ms, st->rounds,
+			mb((double)st->bytes_sent), mb((double)st->ram_bytes),
+			st->total_ms
+			    ? mb((double)st->bytes_sent) * 1000.0 / (double)st->total_ms
+			    : 0.0);
 	else
 		fprintf(o->f, "%s: %s: %s (exit %d)\n", o->role, outcome,
 			smg_strerror(st->err), code);

@@ -30,13 +30,22 @@ void smg_precopy_init(struct smg_precopy *pc, enum smg_stop_rule rule,
 	pc->prev_dirty = UINT64_MAX;
 }
 
+/* Auto-converge. QEMU steps the throttle by a fixed increment; we also
+ * jump straight to the cap the measurements call for (guest dirty rate at
+ * most half the bandwidth), so a hopeless gap does not take ten rounds. */
 static enum smg_precopy_decision outpaced(struct smg_precopy *pc)
 {
+	unsigned next, need = 0;
+	double raw;
+
 	pc->outpaced = 0;
 	if (!pc->auto_converge || pc->throttle >= SMG_THROTTLE_MAX)
 		return pc->auto_converge ? SMG_PRECOPY_STOP : SMG_PRECOPY_ABORT;
-	pc->throttle =
-	    pc->throttle == 0 ? SMG_THROTTLE_FIRST : pc->throttle + SMG_THROTTLE_STEP;
+	raw = pc->dirty_rate / (1.0 - pc->throttle / 100.0);
+	if (raw > 0 && pc->bw > 0 && pc->bw / 2 < raw)
+		need = (unsigned)(100.0 * (1.0 - pc->bw / 2 / raw)) + 1;
+	next = pc->throttle == 0 ? SMG_THROTTLE_FIRST : pc->throttle + SMG_THROTTLE_STEP;
+	pc->throttle = next > need ? next : need;
 	if (pc->throttle > SMG_THROTTLE_MAX)
 		pc->throttle = SMG_THROTTLE_MAX;
 	return SMG_PRECOPY_THROTTLE;

@@ -15,7 +15,13 @@ cleanup() {
 	rm -rf "$T"
 }
 trap cleanup EXIT
-err() { echo "FAIL: $*"; fail=1; }
+err() {
+	echo "FAIL: $*"
+	fail=1
+	for f in send.out send.err recv.out recv.err; do
+		[ -s "$T/$f" ] && { echo "--- $f"; tail -n 5 "$T/$f" | cut -c1-400; }
+	done
+}
 
 "$SECMIG" keygen "$A/host.key" >/dev/null || exit 1
 "$SECMIG" keygen "$B/host.key" >/dev/null || exit 1

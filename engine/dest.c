@@ -364,10 +364,6 @@ static enum dst_state do_ready_sent(struct dst *d)
 	smg_fault_crash(SMG_FI_DST_AFTER_COMMIT);
 	if ((d->err = d->be->ops->resume(d->be)) != SMG_OK)
 		return DST_ABORTED;
-	if ((r = smg_outcome_update(dir, d->st->migration_id, SMG_OUTCOME_RESUMED,
-				    d->st->domain)) != SMG_OK)
-		smg_warn("VM resumed but its record could not be updated: %s",
-			 smg_strerror(r));
 	smg_fault_crash(SMG_FI_DST_NO_DONE);
 	dn.migration_id = d->st->migration_id;
 	dn.resumed_at_ms = smg_now_ms();
@@ -377,6 +373,12 @@ static enum dst_state do_ready_sent(struct dst *d)
 		smg_warn(
 		    "VM resumed; DONE not delivered (%s): the source will resolve it",
 		    smg_strerror(r));
+	/* Outside the downtime: "committed" already makes resolve answer
+	 * RUNNING (resuming a running domain is a no-op). */
+	if ((r = smg_outcome_update(dir, d->st->migration_id, SMG_OUTCOME_RESUMED,
+				    d->st->domain)) != SMG_OK)
+		smg_warn("VM resumed but its record could not be updated: %s",
+			 smg_strerror(r));
 	return DST_RESUMED;
 }
 

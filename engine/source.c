@@ -236,8 +236,10 @@ static enum src_state do_precopy(struct src *c)
 	uint64_t bytes, npages, dirty, t0;
 	int r;
 
-	if (c->o->rule == SMG_RULE_STOP_AND_COPY)
+	if (c->o->rule == SMG_RULE_STOP_AND_COPY) {
+		c->st->converged = true; /* nothing to converge: one pass, paused */
 		return SRC_STOPCOPY;
+	}
 	if (!c->logdirty) {
 		if ((c->err = c->be->ops->logdirty_enable(c->be)) != SMG_OK)
 			return SRC_ABORTED;
@@ -272,7 +274,9 @@ static enum src_state do_precopy(struct src *c)
 		     "auto-converge: throttle raised");
 		return SRC_PRECOPY;
 	case SMG_PRECOPY_STOP:
-		c->st->converged = c->pc.est_ms <= c->pc.max_downtime_ms;
+		c->st->converged = c->o->rule == SMG_RULE_XEN
+				       ? dirty < 50
+				       : c->pc.est_ms <= c->pc.max_downtime_ms;
 		return SRC_STOPCOPY;
 	case SMG_PRECOPY_ABORT:
 		emit(c, SMG_EV_INFO, SMG_PHASE_PRECOPY, 0, dirty,

@@ -43,6 +43,7 @@ int smg_cmd_send(int argc, char **argv)
 	    {"name", required_argument, NULL, 'n'},
 	    {"rule", required_argument, NULL, 'r'},
 	    {"max-rounds", required_argument, NULL, 'R'},
+	    {"check-memory", no_argument, NULL, 'C'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -56,8 +57,8 @@ int smg_cmd_send(int argc, char **argv)
 	int c;
 
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "t:d:D:b:c:Ajs:B:k:p:n:r:R:h", opts, NULL)) !=
-	       -1) {
+	while ((c = getopt_long(argc, argv, "t:d:D:b:c:Ajs:B:k:p:n:r:R:Ch", opts,
+				NULL)) != -1) {
 		switch (c) {
 		case 't':
 			to = optarg;
@@ -115,6 +116,9 @@ int smg_cmd_send(int argc, char **argv)
 			if (smg_cli_parse_size(optarg, &v) != 0 || v == 0 || v > 1000)
 				return usage("--max-rounds: 1..1000, not '%s'", optarg);
 			so.max_rounds = (unsigned)v;
+			break;
+		case 'C':
+			so.check_memory = true;
 			break;
 		case 'h':
 			printf("%s", smg_cmd_find("send")->usage);

@@ -19,11 +19,10 @@ const struct smg_cmd smg_cmds[] = {
     {"help", "show help for a command", "usage: secmig help [COMMAND]\n", smg_cmd_help},
     {"send", "migrate a running domain to a receiver",
      "usage: secmig send --to HOST[:PORT] --domain NAME [--max-downtime MS]\n"
-     "                   [--bandwidth RATE] [--channels N] [--no-auto-converge] "
-     "[--json]\n"
-     "                   [--state-dir DIR] [--backend sim] [--key FILE] [--peers FILE]\n"
-     "                   [--name NAME] [--rule downtime|xen|stop-and-copy] [--max-rounds "
-     "N]\n\n"
+     "                   [--bandwidth RATE] [--channels N] [--no-auto-converge]\n"
+     "                   [--json] [--state-dir DIR] [--backend sim] [--key FILE]\n"
+     "                   [--peers FILE] [--name NAME] [--max-rounds N]\n"
+     "                   [--rule downtime|xen|stop-and-copy] [--check-memory]\n\n"
      "Pre-copy NAME's memory to the receiver, stop when the rest fits in\n"
      "--max-downtime (default 300 ms), verify end to end, hand over (READY /\n"
      "COMMIT / DONE). --bandwidth caps the rate (e.g. 100M bytes/s). When\n"
@@ -31,7 +30,8 @@ const struct smg_cmd smg_cmds[] = {
      "--no-auto-converge, which aborts with exit 8. --json prints one event per\n"
      "line; the last is {\"event\":\"result\",...}. DIR (default\n"
      "$SECMIG_STATE_DIR or /var/lib/secmig) holds host.key, peers and the\n"
-     "sim host socket. Exit codes: see the README table.\n",
+     "sim host socket. --check-memory (tests) re-hashes the paused VM's memory\n"
+     "and aborts unless it equals what was sent. Exit codes: README table.\n",
      smg_cmd_send},
     {"recv", "receive migrations (a service; --once for one)",
      "usage: secmig recv --listen ADDR[:PORT] [--once] [--max-concurrent N] [--json]\n"

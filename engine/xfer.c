@@ -234,6 +234,8 @@ static int recv_pages(struct smg_xfer_dest *d, unsigned chan, const uint8_t *p,
 			}
 		}
 		const uint8_t *data = zero ? NULL : h.data + (size_t)i * d->page_size;
+		if (chan > 0 && smg_fault_on(SMG_FI_DST_WRITE_FAIL))
+			return SMG_ERR_BACKEND;
 		if ((r = d->be->ops->write_pages(d->be, pfns, n, data, zero)) != SMG_OK)
 			return r;
 		for (uint32_t j = 0; j < n; j++) {
@@ -306,6 +308,12 @@ void *smg_xfer_recv_main(void *arg)
 	if (r != SMG_OK) {
 		int zero = 0;
 		atomic_compare_exchange_strong(&d->err, &zero, r);
+		/* Keep reading (and dropping) until the source hangs up, so it
+		 * never stalls on a channel nobody reads: it learns of the
+		 * abort on the control channel and ends the session. */
+		while (r != SMG_ERR_EOF && r != SMG_ERR_CUT && r != SMG_ERR_TIMEOUT &&
+		       r != SMG_ERR_SYS && smg_chan_recv(d->s, x->chan, &f) == SMG_OK)
+			;
 	}
 	return NULL;
 }

@@ -122,7 +122,8 @@ int smg_sim_mem_map(int fd, struct smg_sim_mem *m)
 	m->fd = -1;
 	if (size < (off_t)SMG_SIM_HDR_SIZE)
 		return SMG_ERR_BACKEND;
-	sh = mmap(NULL, (size_t)size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, 0);
+	sh = mmap(NULL, (size_t)size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE,
+		  fd, 0);
 	if (sh == MAP_FAILED)
 		return smg_err_sys(errno);
 	if (sh->magic != SMG_SIM_MAGIC || sh->total_size != (uint64_t)size ||

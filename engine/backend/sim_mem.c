@@ -113,7 +113,7 @@ int smg_sim_mem_create(const struct smg_sim_config *cfg, bool fill, struct smg_s
 	return SMG_OK;
 }
 
-int smg_sim_mem_map(int fd, struct smg_sim_mem *m)
+int smg_sim_mem_map(int fd, bool populate, struct smg_sim_mem *m)
 {
 	struct smg_sim_shared *sh;
 	off_t size = lseek(fd, 0, SEEK_END);

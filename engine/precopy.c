@@ -67,7 +67,10 @@ enum smg_precopy_decision smg_precopy_next_round(struct smg_precopy *pc,
 		pc->bw =
 		    pc->bw == 0 ? sample : BW_SMOOTH * sample + (1 - BW_SMOOTH) * pc->bw;
 	pc->dirty_rate = dirty_bytes / secs;
-	pc->est_ms = pc->bw > 0 ? dirty_bytes / pc->bw * 1000.0 : 0;
+	/* Estimate with the worse of the smoothed and the newest rate: a link
+	 * that just slowed down must not talk us into a long pause. */
+	double bw = bytes_sent >= (1u << 20) && sample < pc->bw ? sample : pc->bw;
+	pc->est_ms = bw > 0 ? dirty_bytes / bw * 1000.0 : 0;
 	pc->prev_dirty = dirty_pages;
 
 	switch (pc->rule) {

@@ -95,8 +95,12 @@ enum smg_precopy_decision smg_precopy_next_round(struct smg_precopy *pc,
 			   : SMG_PRECOPY_CONTINUE;
 	}
 	/* Dirtying outpaces sending when the pages dirtied during a round
-	 * take at least as long to send as the round took. */
-	if (pc->dirty_rate >= pc->bw)
+	 * take at least as long to send as the round took. A set that barely
+	 * shrinks counts too: with uniform writes the unique dirty pages
+	 * saturate and understate the write rate. */
+	bool stuck =
+	    prev != UINT64_MAX && (double)dirty_pages > SHRINK_STUCK * (double)prev;
+	if (pc->dirty_rate >= pc->bw || stuck)
 		pc->outpaced++;
 	else
 		pc->outpaced = 0;

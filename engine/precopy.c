@@ -16,7 +16,8 @@
 #define TINY_DIRTY_PAGES     16	 /* below this one more round is not worth it */
 #define SHRINK_KEEP_GOING    0.5 /* continue while a round at least halves it */
 #define OUTPACED_ROUNDS	     2
-#define BW_SMOOTH	     0.5 /* weight of the newest sample */
+#define SHRINK_STUCK	     0.75 /* over the budget and shrinking by less than 1/4 */
+#define BW_SMOOTH	     0.5  /* weight of the newest sample */
 
 void smg_precopy_init(struct smg_precopy *pc, enum smg_stop_rule rule,
 		      unsigned max_downtime_ms, unsigned max_rounds, bool auto_converge)

@@ -138,15 +138,14 @@ struct smg_policy_peer {
 	char labels[SMG_POLICY_LABELS_MAX][SMG_POLICY_LABEL_MAX]; /* key=value */
 	size_t ndomains;
 	char domains[SMG_POLICY_DOMAINS_MAX][SMG_POLICY_DOMAIN_MAX]; /* globs */
-	bool may_send;	  /* "send" line present: may migrate to us */
-	bool software_ok; /* "software-mode allow": may skip the TPM */
+	bool may_send; /* a "send" line is present: may migrate to us */
 };
 
 struct smg_policy {
 	char host[SMG_POLICY_NAME_MAX];
 	char tcti[SMG_POLICY_TCTI_MAX];
-	uint32_t pcr_mask; /* our own PCR policy; default 0,1,2,3,7 */
-	bool tpm_required; /* default true; "tpm optional" is the opt-in */
+	uint32_t pcr_mask;  /* our own PCR policy; default 0,1,2,3,7 */
+	bool software_mode; /* "mode software": the explicit, logged opt-in */
 	size_t nlabels;
 	char labels[SMG_POLICY_LABELS_MAX][SMG_POLICY_LABEL_MAX];
 	size_t npeers;
@@ -185,48 +184,54 @@ int smg_policy_check_migration(const struct smg_policy *p, enum smg_policy_role 
 			       char *why, size_t why_len);
 
 /* ---- TPM-bound handshake extension --------------------------------------- */
-/* What the transport calls, once per handshake:
- *   hello  -> bytes for our HELLO (mode, our name, ephemeral P-256 point)
- *   derive -> after both HELLOs: the extra KDF secret (ECDH halves from the
- *             two TPMs); refuses unknown peers and software peers when the
- *             TPM is required
- *   evidence/verify -> our quote over the transcript hash, the peer's check.
- * A software-mode endpoint (tpm == NULL) sends a hello saying so and no
- * evidence; it can only talk to peers whose policy opts in. */
-#define SMG_ATTEST_HELLO_MAX	 (4 + SMG_POLICY_NAME_MAX + SMG_P256_POINT_LEN)
+/* The transport's struct smg_handshake_ext, filled by smg_attest_ext_init:
+ *   hello   -> our HELLO extension: version, mode, our host name and a fresh
+ *              ephemeral P-256 point;
+ *   secret  -> after both HELLOs: KDF input from two ephemeral-static ECDHs,
+ *              each computed by one host's TPM (Esys_ECDH_ZGen under its PCR
+ *              policy) and by the other host in software against the
+ *              enrolled public key; a software-mode peer, an unknown peer or
+ *              a host whose PCRs moved fails here;
+ *   evidence/verify -> a TPM2_Quote over our policy PCRs with qualifying data
+ *              bound to the transcript hash and our role; the peer's checked
+ *              against its enrolled AK and golden PCRs.
+ * Safe for concurrent handshakes (ephemeral keys are found by their point;
+ * TPM calls are serialised). */
 #define SMG_ATTEST_HELLO_VERSION 1
+#define SMG_ATTEST_HELLO_MAX	 (3 + SMG_POLICY_NAME_MAX + SMG_P256_POINT_LEN)
+#define SMG_ATTEST_PENDING_MAX	 64 /* handshakes between hello and secret */
 enum smg_attest_mode {
 	SMG_ATTEST_MODE_SOFTWARE = 0,
 	SMG_ATTEST_MODE_TPM = 1,
 };
 
 struct smg_attest;
-struct smg_attest_hs;
+struct smg_handshake_ext;
 
-/* policy and tpm are borrowed and must outlive the attest object. */
+/* policy and tpm are borrowed and must outlive the attest object; the
+ * policy's pcrs are the PCRs our key is bound to and our quotes cover. */
 int smg_attest_new(const struct smg_policy *policy, struct smg_tpm *tpm,
 		   struct smg_attest **out);
 void smg_attest_free(struct smg_attest *a);
+/* Fill ext (capability SMG_CAP_TPM) for smg_session_opts.ext. */
+void smg_attest_ext_init(struct smg_attest *a, struct smg_handshake_ext *ext);
 
-int smg_attest_hs_begin(struct smg_attest *a, bool is_client, struct smg_attest_hs **out);
-void smg_attest_hs_end(struct smg_attest_hs *hs);
-int smg_attest_hs_hello(struct smg_attest_hs *hs, uint8_t *out, size_t cap, size_t *len);
-/* *have_secret is false for a software-mode session the policy allows. */
-int smg_attest_hs_derive(struct smg_attest_hs *hs, const uint8_t *peer_hello, size_t len,
-			 uint8_t secret[SMG_ATTEST_SECRET_LEN], bool *have_secret);
-/* Name the peer claimed in its hello (proven only after verify). */
-const char *smg_attest_hs_peer(const struct smg_attest_hs *hs);
-bool smg_attest_hs_tpm_mode(const struct smg_attest_hs *hs);
-int smg_attest_hs_evidence(struct smg_attest_hs *hs, const uint8_t *th, size_t th_len,
-			   uint8_t *out, size_t cap, size_t *len);
-int smg_attest_hs_verify(struct smg_attest_hs *hs, const uint8_t *th, size_t th_len,
-			 const uint8_t *ev, size_t len);
-/* Pure decoder of a peer's hello (fuzzed). */
+int smg_attest_hello(struct smg_attest *a, bool initiator, uint8_t *out, size_t cap,
+		     size_t *len);
+int smg_attest_secret(struct smg_attest *a, bool initiator, const char *peer,
+		      const uint8_t *our_ext, size_t our_len, const uint8_t *peer_ext,
+		      size_t peer_len, uint8_t out[SMG_ATTEST_SECRET_LEN]);
+int smg_attest_evidence(struct smg_attest *a, bool initiator, const uint8_t *th,
+			size_t th_len, uint8_t *out, size_t cap, size_t *len);
+int smg_attest_verify(struct smg_attest *a, bool initiator, const char *peer,
+		      const uint8_t *th, size_t th_len, const uint8_t *ev, size_t len);
+
+/* Pure decoder of a hello (fuzzed). */
 struct smg_attest_hello {
 	uint8_t version;
 	uint8_t mode;
 	char name[SMG_POLICY_NAME_MAX];
-	uint8_t point[SMG_P256_POINT_LEN]; /* TPM mode only */
+	uint8_t point[SMG_P256_POINT_LEN];
 };
 int smg_attest_hello_decode(const uint8_t *buf, size_t len, struct smg_attest_hello *out);
 

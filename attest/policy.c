@@ -172,7 +172,13 @@ static int peer_keyword(struct parser *ps, char **tok, int ntok)
 	const char *k = tok[0];
 	unsigned long idx;
 	char *end;
+	static const char *const known[] = {"ecdh", "ak", "pcr", "label", "send"};
+	bool is_known = false;
 
+	for (size_t i = 0; i < SMG_ARRAY_LEN(known); i++)
+		is_known |= !strcmp(k, known[i]);
+	if (!is_known)
+		return perr(ps, "unknown keyword '%.32s'", k);
 	if (pe == NULL)
 		return perr(ps, "'%s' outside a peer block (start one with: peer NAME)",
 			    k);

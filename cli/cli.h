@@ -45,5 +45,6 @@ int smg_cmd_version(int argc, char **argv);
 int smg_cmd_help(int argc, char **argv);
 int smg_cmd_tpm_enroll(int argc, char **argv);
 int smg_cmd_config(int argc, char **argv);
+int smg_cmd_keygen(int argc, char **argv);
 
 #endif

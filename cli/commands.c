@@ -24,6 +24,13 @@ const struct smg_cmd smg_cmds[] = {
      "Parse FILE (docs/attestation.md) and report the first error as FILE:LINE.\n"
      "Exit 0 if valid, 11 if not.\n",
      smg_cmd_config},
+    {"keygen", "create a software-mode identity key pair",
+     "usage: secmig keygen [--force] PATH\n\n"
+     "Write a new Ed25519 identity: the private key to PATH (mode 0600) and\n"
+     "the public key to PATH.pub, and print the public key. Enrol it at the\n"
+     "peer as a line 'NAME PUBKEY' of its peers file (docs/peers.md).\n"
+     "Refuses to overwrite an existing key unless --force is given.\n",
+     smg_cmd_keygen},
     {"help", "show help for a command", "usage: secmig help [COMMAND]\n", smg_cmd_help},
     {NULL, NULL, NULL, NULL},
 };

@@ -102,7 +102,7 @@ void smg_pcr_digest(uint32_t mask, const uint8_t vals[SMG_PCR_COUNT][SMG_PCR_LEN
 /* Every check, in order: decodes, AK equals the enrolled AK, AK signature,
  * TPM-generated quote, qualifying data, PCR selection, PCR digest vs golden.
  * The first failure is logged naming the check and peer, and returned:
- * SMG_ERR_ATTEST (or SMG_ERR_BAD_SIG for the signature). why (optional)
+ * SMG_ERR_ATTEST (exit code 4). why (optional)
  * receives the failed check's name. */
 struct smg_evidence_expect {
 	const char *peer;

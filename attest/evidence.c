@@ -191,8 +191,9 @@ int smg_evidence_verify(const uint8_t *buf, size_t len,
 			    "unknown AK (not the enrolled attestation key)", "", why,
 			    why_len);
 	if (!sig_ok(&ev))
-		return fail(SMG_ERR_BAD_SIG, peer, "quote signature invalid", "", why,
-			    why_len);
+		return fail(SMG_ERR_ATTEST, peer,
+			    "quote signature invalid (tampered or not from the AK)", "",
+			    why, why_len);
 	/* Signed by the enrolled AK from here on; still bounded-parsed. */
 	if ((r = smg_quote_parse_attest(ev.attest, ev.attest_len, &q)) != 0) {
 		snprintf(detail, sizeof(detail), "%s", smg_strerror(r));

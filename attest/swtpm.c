@@ -26,6 +26,7 @@ static int bind_loopback(uint16_t port, uint16_t *got)
 	socklen_t sl = sizeof(sa);
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 
+	*got = 0;
 	if (fd < 0)
 		return -1;
 	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -44,7 +45,7 @@ static int bind_loopback(uint16_t port, uint16_t *got)
 static int pick_ports(uint16_t *port)
 {
 	for (int i = 0; i < 64; i++) {
-		uint16_t p, q;
+		uint16_t p = 0, q = 0;
 		int a = bind_loopback(0, &p), b;
 
 		if (a < 0)
@@ -119,7 +120,7 @@ int smg_swtpm_start(const char *dir, bool startup, struct smg_swtpm *out)
 		return SMG_ERR_INVAL;
 	}
 	for (int attempt = 0; attempt < SWTPM_PORT_TRIES; attempt++) {
-		uint16_t port;
+		uint16_t port = 0;
 		pid_t pid;
 		int status;
 

@@ -10,7 +10,8 @@ const struct smg_cmd smg_cmds[] = {
      "versions of libsodium, liburing, protobuf-c and tpm2-tss.\n",
      smg_cmd_version},
     {"tpm-enroll", "create this host's TPM keys and print its enrolment block",
-     "usage: secmig tpm-enroll [--config FILE] [--tcti TCTI] [--pcrs LIST] [--name NAME]\n"
+     "usage: secmig tpm-enroll [--config FILE] [--tcti TCTI] [--pcrs LIST] [--name "
+     "NAME]\n"
      "                         [--label KEY=VALUE]... [--force]\n\n"
      "Create once, under the TPM's storage primary key, a P-256 ECDH key usable only\n"
      "while PCRs LIST (default 0-3,7) hold today's values, and a restricted signing\n"

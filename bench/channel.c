@@ -242,7 +242,7 @@ int main(int argc, char **argv)
 	     text[256];
 	struct smg_identity *ids, *idd;
 	struct smg_peers *peers;
-	double push, pull, tcp, s1, s2, c1, c2, rawlim;
+	double push, pull, tcp, s1, s2, c1, c2, rawlim, rawcpu, load[1] = {0};
 
 	if (sodium_init() < 0 || mkdtemp(dir) == NULL || ppf < 1 ||
 	    ppf > smg_pages_per_frame(PAGE))

@@ -225,7 +225,7 @@ static void raw_bad_join(uint16_t port)
 	j.mac.len = sizeof(mac);
 	smg_hs_frame_put(buf, sizeof(buf), SMG_FT_JOIN, &j.base, &len);
 	CHECK(send(fd, buf, len, 0) == (ssize_t)len);
-	CHECK(read_reject(fd) > 0);
+	CHECK_EQ(read_reject(fd), SMG__REJECT_REASON__REJECT_BAD_JOIN);
 	close(fd);
 }
 

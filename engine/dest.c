@@ -42,7 +42,7 @@ struct dst {
 	Smg__Manifest *manifest;
 	uint8_t manifest_hash[SMG_DIGEST_LEN], config_hash[SMG_DIGEST_LEN];
 	uint8_t device_hash[SMG_DIGEST_LEN];
-	bool have_state;
+	bool have_state, recorded;
 	uint64_t t_start;
 	int err;
 	Smg__AbortReason reason;
@@ -165,6 +165,14 @@ static int on_plan(struct dst *d, const struct smg_frame *f)
 					       : smg_strerror(r));
 		goto out;
 	}
+	/* The record exists (and its directory entry is durable) before any
+	 * page moves, so COMMIT later costs one in-place write and sync. */
+	if ((r = smg_outcome_create(d->o->state_dir, d->st->migration_id,
+				    SMG_OUTCOME_RECEIVING, d->info.name)) != SMG_OK) {
+		reply_plan(d, false, "cannot record the migration (id reused?)");
+		goto out;
+	}
+	d->recorded = true;
 	d->st->ram_bytes = p->memory_bytes;
 	d->xd = (struct smg_xfer_dest){.s = d->s,
 				       .be = d->be,
@@ -394,9 +402,10 @@ static enum dst_state do_ready_sent(struct dst *d)
 		return DST_ABORTED;
 	}
 	/* The record comes first: if a resolve query already declared this
-	 * migration discarded, COMMIT loses (O_EXCL) and nothing resumes. */
-	if ((d->err = smg_outcome_create(dir, d->st->migration_id, SMG_OUTCOME_COMMITTED,
-					 d->st->domain)) != SMG_OK ||
+	 * migration discarded, COMMIT loses (the record moved) and nothing resumes. */
+	if ((d->err = smg_outcome_transition(dir, d->st->migration_id,
+					     SMG_OUTCOME_RECEIVING, SMG_OUTCOME_COMMITTED,
+					     d->st->domain)) != SMG_OK ||
 	    (d->err = d->be->ops->mark_committed(d->be)) != SMG_OK)
 		return DST_ABORTED;
 	d->committed = true;
@@ -415,8 +424,8 @@ static enum dst_state do_ready_sent(struct dst *d)
 		    smg_strerror(r));
 	/* Outside the downtime: "committed" already makes resolve answer
 	 * RUNNING (resuming a running domain is a no-op). */
-	if ((r = smg_outcome_update(dir, d->st->migration_id, SMG_OUTCOME_RESUMED,
-				    d->st->domain)) != SMG_OK)
+	if ((r = smg_outcome_transition(dir, d->st->migration_id, SMG_OUTCOME_COMMITTED,
+					SMG_OUTCOME_RESUMED, d->st->domain)) != SMG_OK)
 		smg_warn("VM resumed but its record could not be updated: %s",
 			 smg_strerror(r));
 	return DST_RESUMED;
@@ -442,6 +451,10 @@ static void abort_dest(struct dst *d)
 	}
 	if (d->be != NULL && d->info.pages > 0 && !d->committed)
 		d->be->ops->destroy(d->be);
+	if (d->recorded && !d->committed)
+		smg_outcome_transition(d->o->state_dir, d->st->migration_id,
+				       SMG_OUTCOME_RECEIVING, SMG_OUTCOME_DISCARDED,
+				       d->st->domain);
 }
 
 static enum dst_state step(struct dst *d)

@@ -172,6 +172,7 @@ enum smg_outcome {
 	SMG_OUTCOME_COMMITTED, /* COMMIT received, recorded; resume follows */
 	SMG_OUTCOME_RESUMED,
 	SMG_OUTCOME_DISCARDED,
+	SMG_OUTCOME_RECEIVING, /* plan accepted; not committed (yet) */
 };
 bool smg_migration_id_valid(const char *id);
 /* Create the record only if none exists (O_EXCL): the first of COMMIT and
@@ -180,6 +181,10 @@ int smg_outcome_create(const char *dir, const char *id, enum smg_outcome o,
 		       const char *domain);
 int smg_outcome_update(const char *dir, const char *id, enum smg_outcome o,
 		       const char *domain);
+/* Move an existing record from one state to another under a file lock;
+ * SMG_ERR_EXISTS if it is not in `from` any more. One fdatasync. */
+int smg_outcome_transition(const char *dir, const char *id, enum smg_outcome from,
+			   enum smg_outcome to, const char *domain);
 int smg_outcome_read(const char *dir, const char *id, enum smg_outcome *o, char *domain,
 		     size_t dlen);
 

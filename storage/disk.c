@@ -19,8 +19,9 @@ int smg_disk_open(const struct smg_disk_opts *o, struct smg_disk **out)
 	if (o->chunk_size != 0 &&
 	    (o->chunk_size < SMG_STG_CHUNK_MIN || o->chunk_size > SMG_STG_CHUNK_MAX ||
 	     o->chunk_size % SMG_STG_BLOCK != 0)) {
-		smg_err("chunk size %u: must be a multiple of %u in [%u, %u]", o->chunk_size,
-			SMG_STG_BLOCK, SMG_STG_CHUNK_MIN, SMG_STG_CHUNK_MAX);
+		smg_err("chunk size %u: must be a multiple of %u in [%u, %u]",
+			o->chunk_size, SMG_STG_BLOCK, SMG_STG_CHUNK_MIN,
+			SMG_STG_CHUNK_MAX);
 		return SMG_ERR_INVAL;
 	}
 	if ((d = calloc(1, sizeof(*d))) == NULL)
@@ -40,8 +41,8 @@ int smg_disk_open(const struct smg_disk_opts *o, struct smg_disk **out)
 	} else {
 		const char *slash = strrchr(o->path, '/');
 
-		d->surr_dir = slash ? strndup(o->path, (size_t)(slash - o->path + 1))
-				    : strdup(".");
+		d->surr_dir =
+		    slash ? strndup(o->path, (size_t)(slash - o->path + 1)) : strdup(".");
 	}
 	if (d->surr_dir == NULL) {
 		r = SMG_ERR_NOMEM;

@@ -26,8 +26,8 @@ struct smg_stg_dst {
 	struct smg_stg_stats st;
 };
 
-int smg_stg_dst_open(const char *path, uint64_t size, uint32_t chunk_size, uint32_t disk_id,
-		     struct smg_stg_dst **out)
+int smg_stg_dst_open(const char *path, uint64_t size, uint32_t chunk_size,
+		     uint32_t disk_id, struct smg_stg_dst **out)
 {
 	struct smg_stg_dst *d;
 	int r;
@@ -85,7 +85,8 @@ static void ip_feed(struct smg_stg_dst *d, const struct smg_stg_rec *rec)
 
 static void track(struct smg_stg_dst *d, const struct smg_stg_rec *rec)
 {
-	uint64_t c0 = rec->offset / d->chunk, c1 = (rec->offset + rec->len - 1) / d->chunk, c;
+	uint64_t c0 = rec->offset / d->chunk,
+		 c1 = (rec->offset + rec->len - 1) / d->chunk, c;
 
 	for (c = c0; c <= c1; c++)
 		d->stale[c] = 1;
@@ -118,8 +119,8 @@ int smg_stg_dst_apply(struct smg_stg_dst *d, const uint8_t *payload, size_t len)
 		return r;
 	}
 	if (f->disk_id != d->disk_id) {
-		smg_peer_log(SMG_LOG_WARN, "record frame for disk %u on disk %u", f->disk_id,
-			     d->disk_id);
+		smg_peer_log(SMG_LOG_WARN, "record frame for disk %u on disk %u",
+			     f->disk_id, d->disk_id);
 		return SMG_ERR_PROTO;
 	}
 	for (i = 0; i < f->count; i++) {
@@ -155,14 +156,15 @@ int smg_stg_dst_digest(struct smg_stg_dst *d, uint8_t out[static SMG_STG_DIGEST_
 	for (c = 0; c < d->nchunks; c++) {
 		if (!d->stale[c])
 			continue;
-		r = image_chunk_hash(d->img, c * d->chunk, dst_chunk_len(d, c), buf, d->hash[c]);
+		r = image_chunk_hash(d->img, c * d->chunk, dst_chunk_len(d, c), buf,
+				     d->hash[c]);
 		if (r != 0)
 			goto out;
 		d->stale[c] = 0;
 	}
 	d->ip_active = false;
-	smg_stg_merkle_root((const uint8_t(*)[SMG_STG_DIGEST_LEN])d->hash, d->nchunks, d->size,
-			    d->chunk, out);
+	smg_stg_merkle_root((const uint8_t(*)[SMG_STG_DIGEST_LEN])d->hash, d->nchunks,
+			    d->size, d->chunk, out);
 out:
 	free(buf);
 	return r;

@@ -6,9 +6,9 @@
  * they should, at the device. */
 #include <errno.h>
 #include <fcntl.h>
+#include <liburing.h>
 #include <linux/falloc.h>
 #include <linux/fs.h>
-#include <liburing.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,12 +19,12 @@
 #include "base/base.h"
 #include "storage/storage.h"
 
-#define RING_DEPTH 8
+#define RING_DEPTH   8
 #define DIRECT_ALIGN 4096u
 
 struct smg_image {
-	int fd;	       /* buffered */
-	int dfd;       /* O_DIRECT, or -1 */
+	int fd;	 /* buffered */
+	int dfd; /* O_DIRECT, or -1 */
 	bool blockdev;
 	uint64_t size;
 };
@@ -102,7 +102,8 @@ static int rw_full(int fd, bool write, void *buf, size_t len, uint64_t off)
 			if (res < 0)
 				return smg_err_sys((int)-res);
 		} else {
-			res = write ? pwrite(fd, p, n, (off_t)off) : pread(fd, p, n, (off_t)off);
+			res = write ? pwrite(fd, p, n, (off_t)off)
+				    : pread(fd, p, n, (off_t)off);
 			if (res < 0 && errno == EINTR)
 				continue;
 			if (res < 0)
@@ -182,7 +183,8 @@ int smg_image_open(const char *path, unsigned flags, struct smg_image **out)
 	return r;
 }
 
-int smg_image_create(const char *path, uint64_t size, unsigned flags, struct smg_image **out)
+int smg_image_create(const char *path, uint64_t size, unsigned flags,
+		     struct smg_image **out)
 {
 	int fd, r;
 
@@ -278,7 +280,8 @@ int smg_image_flush(struct smg_image *img)
 	return SMG_OK;
 }
 
-int smg_image_next_data(struct smg_image *img, uint64_t off, uint64_t *data, uint64_t *end)
+int smg_image_next_data(struct smg_image *img, uint64_t off, uint64_t *data,
+			uint64_t *end)
 {
 	off_t d, h;
 

@@ -39,11 +39,11 @@ struct smg_disk {
 	struct smg_image *surr;
 	char *surr_path;
 	pthread_mutex_t meta_mu;
-	uint8_t **cover;	  /* per chunk: sector bitmap, NULL = nothing covered */
-	uint8_t *full;		  /* per chunk: every sector covered */
-	uint8_t *written;	  /* per chunk: holds guest writes (merge back) */
-	_Atomic uint32_t *reads;  /* per chunk read popularity */
-	uint8_t *queued;	  /* per chunk: waiting for the hot copier */
+	uint8_t **cover;	 /* per chunk: sector bitmap, NULL = nothing covered */
+	uint8_t *full;		 /* per chunk: every sector covered */
+	uint8_t *written;	 /* per chunk: holds guest writes (merge back) */
+	_Atomic uint32_t *reads; /* per chunk read popularity */
+	uint8_t *queued;	 /* per chunk: waiting for the hot copier */
 	uint64_t hotq[HOTQ_LEN];
 	unsigned hotq_head, hotq_n;
 	pthread_cond_t hot_cv;

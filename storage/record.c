@@ -157,7 +157,7 @@ void smg_stg_merkle_root(const uint8_t (*leaves)[SMG_STG_DIGEST_LEN], size_t n,
 {
 	static const uint8_t root_tag = 0x02;
 	uint8_t top[SMG_STG_DIGEST_LEN] = {0}, hdr[12];
-	uint8_t (*lv)[SMG_STG_DIGEST_LEN] = NULL;
+	uint8_t(*lv)[SMG_STG_DIGEST_LEN] = NULL;
 	crypto_generichash_state st;
 	size_t m = n, i;
 
@@ -210,7 +210,7 @@ int smg_stg_image_digest(struct smg_image *img, uint32_t chunk_size,
 			 uint8_t out[static SMG_STG_DIGEST_LEN])
 {
 	uint64_t size = smg_image_size(img), n, c;
-	uint8_t (*leaves)[SMG_STG_DIGEST_LEN] = NULL;
+	uint8_t(*leaves)[SMG_STG_DIGEST_LEN] = NULL;
 	uint8_t *buf = NULL;
 	int r = SMG_OK;
 
@@ -225,7 +225,8 @@ int smg_stg_image_digest(struct smg_image *img, uint32_t chunk_size,
 	}
 	for (c = 0; c < n; c++) {
 		uint64_t base = c * chunk_size;
-		uint32_t len = size - base < chunk_size ? (uint32_t)(size - base) : chunk_size;
+		uint32_t len =
+		    size - base < chunk_size ? (uint32_t)(size - base) : chunk_size;
 
 		if ((r = image_chunk_hash(img, base, len, buf, leaves[c])) != 0)
 			goto out;

@@ -64,7 +64,8 @@ int smg_stg_src_begin(struct smg_disk *d, const struct smg_stg_src_opts *o,
 		goto fail;
 	}
 	chunk_hash_hole(d->chunk, s->hole_hash);
-	r = disk_mig_begin(d, o->mode == SMG_STG_MODE_WAIO ? DISK_MIG_WAIO : DISK_MIG_DBT);
+	r = disk_mig_begin(d,
+			   o->mode == SMG_STG_MODE_WAIO ? DISK_MIG_WAIO : DISK_MIG_DBT);
 	if (r != 0)
 		goto fail;
 	*out = s;
@@ -139,7 +140,8 @@ static uint32_t run_len(const struct smg_stg_src *s, uint32_t pos, bool *zero)
 		return s->cur_len - pos;
 	}
 	while (end < s->cur_len) {
-		uint32_t n = s->cur_len - end < SMG_STG_BLOCK ? s->cur_len - end : SMG_STG_BLOCK;
+		uint32_t n =
+		    s->cur_len - end < SMG_STG_BLOCK ? s->cur_len - end : SMG_STG_BLOCK;
 		bool bz = block_zero(s->buf + end, n);
 
 		if (end == pos)
@@ -257,7 +259,8 @@ int smg_stg_src_next(struct smg_stg_src *s, enum smg_stg_phase ph, uint8_t *buf,
 		return SMG_ERR_STATE;
 	if (ph == SMG_STG_PHASE_FINAL && !disk_paused(s->d))
 		return SMG_ERR_STATE;
-	if (ph == SMG_STG_PHASE_FINAL && s->phase == SMG_STG_PHASE_ITER && s->round_active) {
+	if (ph == SMG_STG_PHASE_FINAL && s->phase == SMG_STG_PHASE_ITER &&
+	    s->round_active) {
 		/* FINAL takes a fresh snapshot; the round's unsent chunks join it. */
 		for (uint64_t c = s->round_next; c < s->d->nchunks; c++)
 			if (s->round[c / 64] & (1ull << (c % 64)))

@@ -20,9 +20,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define SMG_STG_SECTOR	      512u	  /* surrogate coverage granularity */
-#define SMG_STG_BLOCK	      4096u	  /* hole / zero detection granularity */
-#define SMG_STG_CHUNK_DEFAULT (1u << 20)  /* unit of transfer and tracking */
+#define SMG_STG_SECTOR	      512u	 /* surrogate coverage granularity */
+#define SMG_STG_BLOCK	      4096u	 /* hole / zero detection granularity */
+#define SMG_STG_CHUNK_DEFAULT (1u << 20) /* unit of transfer and tracking */
 #define SMG_STG_CHUNK_MIN     SMG_STG_BLOCK
 #define SMG_STG_CHUNK_MAX     (64u << 20)
 #define SMG_STG_DISK_MAX      (1ull << 50) /* 1 PiB: caps bitmap allocations */
@@ -41,7 +41,8 @@ enum {
 
 int smg_image_open(const char *path, unsigned flags, struct smg_image **out);
 /* Create (or truncate) a sparse image of size bytes. */
-int smg_image_create(const char *path, uint64_t size, unsigned flags, struct smg_image **out);
+int smg_image_create(const char *path, uint64_t size, unsigned flags,
+		     struct smg_image **out);
 void smg_image_close(struct smg_image *img);
 uint64_t smg_image_size(const struct smg_image *img);
 int smg_image_read(struct smg_image *img, void *buf, size_t len, uint64_t off);
@@ -50,7 +51,8 @@ int smg_image_write(struct smg_image *img, const void *buf, size_t len, uint64_t
 int smg_image_punch(struct smg_image *img, uint64_t off, uint64_t len);
 int smg_image_flush(struct smg_image *img);
 /* First data extent at or after off: [*data, *end). *data == size: none. */
-int smg_image_next_data(struct smg_image *img, uint64_t off, uint64_t *data, uint64_t *end);
+int smg_image_next_data(struct smg_image *img, uint64_t off, uint64_t *data,
+			uint64_t *end);
 /* Read [off, off+len) without reading holes (they are zero-filled). */
 int smg_image_read_sparse(struct smg_image *img, void *buf, size_t len, uint64_t off);
 
@@ -61,11 +63,11 @@ enum smg_stg_mode {
 };
 
 struct smg_disk_opts {
-	const char *path;	     /* the original image */
-	const char *surrogate_dir;   /* WAIO surrogate store; NULL: the image's dir */
-	uint32_t chunk_size;	     /* 0: SMG_STG_CHUNK_DEFAULT */
-	unsigned hot_threshold;	     /* 0: SMG_STG_HOT_DEFAULT */
-	bool direct;		     /* SMG_IMAGE_DIRECT on the original */
+	const char *path;	   /* the original image */
+	const char *surrogate_dir; /* WAIO surrogate store; NULL: the image's dir */
+	uint32_t chunk_size;	   /* 0: SMG_STG_CHUNK_DEFAULT */
+	unsigned hot_threshold;	   /* 0: SMG_STG_HOT_DEFAULT */
+	bool direct;		   /* SMG_IMAGE_DIRECT on the original */
 };
 
 struct smg_disk;
@@ -87,9 +89,9 @@ void smg_disk_resume(struct smg_disk *d);
 /* Counters for tests and the benchmark. */
 struct smg_disk_stats {
 	uint64_t guest_reads, guest_writes;
-	uint64_t surrogate_reads;  /* served (partly) from the surrogate */
-	uint64_t hot_copies;	   /* chunks outsourced for read popularity */
-	uint64_t merged_back;	   /* bytes merged into the original on abort */
+	uint64_t surrogate_reads; /* served (partly) from the surrogate */
+	uint64_t hot_copies;	  /* chunks outsourced for read popularity */
+	uint64_t merged_back;	  /* bytes merged into the original on abort */
 };
 void smg_disk_get_stats(const struct smg_disk *d, struct smg_disk_stats *st);
 
@@ -104,8 +106,8 @@ void smg_disk_get_stats(const struct smg_disk *d, struct smg_disk_stats *st);
 #define SMG_STG_RECS_MAX     4096u
 
 enum smg_stg_phase {
-	SMG_STG_PHASE_BULK = 1,  /* one sequential pass over the original */
-	SMG_STG_PHASE_ITER = 2,  /* DBT dirty rounds / WAIO surrogate rounds */
+	SMG_STG_PHASE_BULK = 1,	 /* one sequential pass over the original */
+	SMG_STG_PHASE_ITER = 2,	 /* DBT dirty rounds / WAIO surrogate rounds */
 	SMG_STG_PHASE_FINAL = 3, /* stop-and-copy: the disk is paused */
 };
 
@@ -170,8 +172,8 @@ int smg_stg_src_end(struct smg_stg_src *s, bool merge);
 /* ---- destination side ------------------------------------------------------------- */
 struct smg_stg_dst;
 
-int smg_stg_dst_open(const char *path, uint64_t size, uint32_t chunk_size, uint32_t disk_id,
-		     struct smg_stg_dst **out);
+int smg_stg_dst_open(const char *path, uint64_t size, uint32_t chunk_size,
+		     uint32_t disk_id, struct smg_stg_dst **out);
 /* Apply one frame payload; any malformed or out-of-range record is an error
  * and nothing of that frame is applied. */
 int smg_stg_dst_apply(struct smg_stg_dst *d, const uint8_t *payload, size_t len);
@@ -187,12 +189,13 @@ void smg_stg_merkle_root(const uint8_t (*leaves)[SMG_STG_DIGEST_LEN], size_t n,
 int smg_stg_image_digest(struct smg_image *img, uint32_t chunk_size,
 			 uint8_t out[static SMG_STG_DIGEST_LEN]);
 
-/* ---- NBD front end ------------------------------------------------------------------ */
-#define SMG_NBD_OPT_MAX	     4096u	/* option payload cap before we read it */
-#define SMG_NBD_REQ_MAX	     (32u << 20) /* READ/WRITE payload cap */
-#define SMG_NBD_REQ_HDR	     28u
-#define SMG_NBD_EXPORT_NAME  "secmig"
-#define SMG_NBD_CLIENTS_MAX  16
+/* ---- NBD front end ------------------------------------------------------------------
+ */
+#define SMG_NBD_OPT_MAX	    4096u	/* option payload cap before we read it */
+#define SMG_NBD_REQ_MAX	    (32u << 20) /* READ/WRITE payload cap */
+#define SMG_NBD_REQ_HDR	    28u
+#define SMG_NBD_EXPORT_NAME "secmig"
+#define SMG_NBD_CLIENTS_MAX 16
 
 struct smg_nbd_server;
 
@@ -238,7 +241,8 @@ int smg_trace_parse(const uint8_t *buf, size_t len, struct smg_trace **out);
 int smg_trace_load(const char *path, struct smg_trace **out);
 void smg_trace_free(struct smg_trace *t);
 
-/* ---- synthetic guest workloads ------------------------------------------------------- */
+/* ---- synthetic guest workloads -------------------------------------------------------
+ */
 enum smg_wl_kind {
 	SMG_WL_READ_HOT = 0, /* reads, most of them on a small hot region */
 	SMG_WL_WRITE_HEAVY,  /* mostly writes spread over the disk */
@@ -248,9 +252,9 @@ enum smg_wl_kind {
 
 struct smg_wl_opts {
 	enum smg_wl_kind kind;
-	unsigned threads;	      /* 0: 1 */
-	uint32_t io_size;	      /* 0: 4096 */
-	unsigned think_us;	      /* pause between one thread's requests */
+	unsigned threads;	       /* 0: 1 */
+	uint32_t io_size;	       /* 0: 4096 */
+	unsigned think_us;	       /* pause between one thread's requests */
 	const struct smg_trace *trace; /* SMG_WL_TRACE */
 	uint64_t seed;
 };

@@ -46,7 +46,8 @@ static int fill_sector(struct smg_disk *d, uint64_t c, uint32_t s)
 {
 	uint8_t buf[SMG_STG_SECTOR];
 	uint64_t off = c * d->chunk + (uint64_t)s * SMG_STG_SECTOR;
-	size_t n = d->size - off < SMG_STG_SECTOR ? (size_t)(d->size - off) : SMG_STG_SECTOR;
+	size_t n =
+	    d->size - off < SMG_STG_SECTOR ? (size_t)(d->size - off) : SMG_STG_SECTOR;
 	int r;
 
 	if ((r = smg_image_read(d->orig, buf, n, off)) != 0 ||
@@ -111,9 +112,11 @@ static int cover_snapshot(struct smg_disk *d, uint64_t c, bool count, uint8_t *b
 	return kind;
 }
 
-static int read_from(struct smg_image *img, bool sparse, uint8_t *p, size_t n, uint64_t off)
+static int read_from(struct smg_image *img, bool sparse, uint8_t *p, size_t n,
+		     uint64_t off)
 {
-	return sparse ? smg_image_read_sparse(img, p, n, off) : smg_image_read(img, p, n, off);
+	return sparse ? smg_image_read_sparse(img, p, n, off)
+		      : smg_image_read(img, p, n, off);
 }
 
 /* Read [poff, poff+n) of chunk c, each sector from where it lives now. */
@@ -139,8 +142,8 @@ static int read_piece(struct smg_disk *d, uint64_t c, uint32_t poff, uint32_t n,
 			next += SMG_STG_SECTOR;
 		if (next > end)
 			next = end;
-		r = read_from(cov ? d->surr : d->orig, sparse, p + (pos - poff), next - pos,
-			      base + pos);
+		r = read_from(cov ? d->surr : d->orig, sparse, p + (pos - poff),
+			      next - pos, base + pos);
 		if (r != 0)
 			return r;
 		pos = next;
@@ -187,7 +190,8 @@ static int write_or_trim(struct smg_disk *d, const uint8_t *p, size_t len, uint6
 		r = cover_range(d, c, poff, n);
 		pthread_mutex_unlock(&d->meta_mu);
 		if (r == 0)
-			r = p ? smg_image_write(d->surr, p, n, off) : smg_image_punch(d->surr, off, n);
+			r = p ? smg_image_write(d->surr, p, n, off)
+			      : smg_image_punch(d->surr, off, n);
 		if (r != 0)
 			return r;
 		dirty_set(d, c);
@@ -324,8 +328,8 @@ int waio_begin(struct smg_disk *d)
 	d->written = calloc(d->nchunks, 1);
 	d->queued = calloc(d->nchunks, 1);
 	d->reads = calloc(d->nchunks, sizeof(*d->reads));
-	if (d->cover == NULL || d->full == NULL || d->written == NULL || d->queued == NULL ||
-	    d->reads == NULL) {
+	if (d->cover == NULL || d->full == NULL || d->written == NULL ||
+	    d->queued == NULL || d->reads == NULL) {
 		r = SMG_ERR_NOMEM;
 		goto fail;
 	}
@@ -394,9 +398,10 @@ static int merge_back(struct smg_disk *d)
 			while (e < ns && bit_get(d->cover[c], e))
 				e++;
 			r = merge_run(d, base + (uint64_t)s * SMG_STG_SECTOR,
-				      base + ((uint64_t)e * SMG_STG_SECTOR < chunk_len(d, c)
-						  ? (uint64_t)e * SMG_STG_SECTOR
-						  : chunk_len(d, c)),
+				      base +
+					  ((uint64_t)e * SMG_STG_SECTOR < chunk_len(d, c)
+					       ? (uint64_t)e * SMG_STG_SECTOR
+					       : chunk_len(d, c)),
 				      buf);
 			s = e;
 		}

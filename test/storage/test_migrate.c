@@ -14,8 +14,8 @@
 static uint8_t *model; /* what the guest should see */
 static char *dir;
 
-static const uint64_t data_ranges[] = {0, 3 << 20, (5 << 20) + 4096, 9 << 20, 16 << 20,
-				       (17 << 20) + 100};
+static const uint64_t data_ranges[] = {0,	3 << 20,  (5 << 20) + 4096,
+				       9 << 20, 16 << 20, (17 << 20) + 100};
 
 static void guest_write(struct smg_disk *d, uint64_t off, size_t n, uint8_t seed)
 {

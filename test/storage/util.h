@@ -52,7 +52,8 @@ static inline int util_make_image(const char *path, uint64_t size, const uint64_
 		return -1;
 	for (size_t i = 0; i + 1 < nranges * 2; i += 2)
 		for (uint64_t o = ranges[i]; o < ranges[i + 1];) {
-			size_t n = ranges[i + 1] - o < sizeof(buf) ? ranges[i + 1] - o : sizeof(buf);
+			size_t n = ranges[i + 1] - o < sizeof(buf) ? ranges[i + 1] - o
+								   : sizeof(buf);
 
 			util_pattern(buf, n, o, 7);
 			if (pwrite(fd, buf, n, (off_t)o) != (ssize_t)n)
@@ -75,7 +76,8 @@ static inline int util_cmp_files(const char *a, const char *b)
 		goto out;
 	}
 	for (;;) {
-		size_t na = fread(ba, 1, sizeof(ba), fa), nb = fread(bb, 1, sizeof(bb), fb);
+		size_t na = fread(ba, 1, sizeof(ba), fa),
+		       nb = fread(bb, 1, sizeof(bb), fb);
 
 		if (na != nb || memcmp(ba, bb, na) != 0) {
 			r = 1;

@@ -48,6 +48,10 @@ int smg_disk_open(const struct smg_disk_opts *o, struct smg_disk **out)
 		r = SMG_ERR_NOMEM;
 		goto fail;
 	}
+	if ((d->reads = calloc(d->nchunks ? d->nchunks : 1, sizeof(*d->reads))) == NULL) {
+		r = SMG_ERR_NOMEM;
+		goto fail;
+	}
 	pthread_mutex_init(&d->gate_mu, NULL);
 	pthread_cond_init(&d->gate_cv, NULL);
 	pthread_mutex_init(&d->meta_mu, NULL);
@@ -56,6 +60,7 @@ int smg_disk_open(const struct smg_disk_opts *o, struct smg_disk **out)
 	return SMG_OK;
 fail:
 	smg_image_close(d->orig);
+	free(d->surr_dir);
 	free(d);
 	return r;
 }
@@ -71,6 +76,7 @@ void smg_disk_close(struct smg_disk *d)
 	pthread_mutex_destroy(&d->meta_mu);
 	pthread_cond_destroy(&d->hot_cv);
 	smg_image_close(d->orig);
+	free(d->reads);
 	free(d->surr_dir);
 	free(d);
 }
@@ -124,12 +130,24 @@ static int check_io(const struct smg_disk *d, uint64_t len, uint64_t off)
 	return off > d->size || len > d->size - off ? SMG_ERR_INVAL : SMG_OK;
 }
 
+static void count_reads(struct smg_disk *d, uint64_t len, uint64_t off)
+{
+	uint64_t c;
+
+	for (c = chunk_of(d, off); c <= chunk_of(d, off + len - 1); c++)
+		atomic_fetch_add(&d->reads[c], 1);
+	if (atomic_fetch_add(&d->reads_total, 1) % AGE_READS == AGE_READS - 1)
+		for (c = 0; c < d->nchunks; c++)
+			atomic_store(&d->reads[c], atomic_load(&d->reads[c]) / 2);
+}
+
 int smg_disk_read(struct smg_disk *d, void *buf, size_t len, uint64_t off)
 {
 	int r;
 
 	if ((r = check_io(d, len, off)) != 0 || len == 0)
 		return r;
+	count_reads(d, len, off);
 	gate_enter(d);
 	atomic_fetch_add(&d->st_reads, 1);
 	if (d->mig == DISK_MIG_WAIO)

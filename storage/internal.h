@@ -8,7 +8,10 @@
 
 #include "storage/storage.h"
 
-#define HOTQ_LEN 256 /* pending hot-chunk copies; a full queue retries later */
+/* Read popularity is counted always (the I/O agent watches the workload
+ * before a migration starts); every AGE_READS guest reads all counts halve,
+ * so "popular" means recently popular. */
+#define AGE_READS (1u << 16)
 
 enum disk_mig {
 	DISK_MIG_NONE = 0,
@@ -42,10 +45,12 @@ struct smg_disk {
 	uint8_t **cover;	 /* per chunk: sector bitmap, NULL = nothing covered */
 	uint8_t *full;		 /* per chunk: every sector covered */
 	uint8_t *written;	 /* per chunk: holds guest writes (merge back) */
-	_Atomic uint32_t *reads; /* per chunk read popularity */
-	uint8_t *queued;	 /* per chunk: waiting for the hot copier */
-	uint64_t hotq[HOTQ_LEN];
-	unsigned hotq_head, hotq_n;
+	_Atomic uint32_t *reads; /* per chunk read popularity (always on) */
+	_Atomic uint64_t reads_total;
+	uint8_t *queued; /* per chunk: waiting for the hot copier */
+	uint64_t *hotq;	 /* ring of nchunks entries */
+	uint64_t hotq_head, hotq_n;
+	bool hot_busy; /* a copy is in progress */
 	pthread_cond_t hot_cv;
 	pthread_t hot_thread;
 	bool hot_running, hot_stop;
@@ -79,6 +84,8 @@ int waio_write(struct smg_disk *d, const void *buf, size_t len, uint64_t off);
 int waio_trim(struct smg_disk *d, uint64_t off, uint64_t len);
 /* The guest's current view of chunk c (original merged with surrogate). */
 int waio_read_chunk(struct smg_disk *d, uint64_t c, uint8_t *buf);
+/* Wait until the chunks already known to be popular are on the surrogate. */
+void waio_wait_hot(struct smg_disk *d);
 
 /* record.c: frame encoder (our own frames; the decoder is the public one) */
 struct rec_frame {

@@ -68,6 +68,8 @@ int smg_stg_src_begin(struct smg_disk *d, const struct smg_stg_src_opts *o,
 			   o->mode == SMG_STG_MODE_WAIO ? DISK_MIG_WAIO : DISK_MIG_DBT);
 	if (r != 0)
 		goto fail;
+	if (o->mode == SMG_STG_MODE_WAIO)
+		waio_wait_hot(d);
 	*out = s;
 	return SMG_OK;
 fail:

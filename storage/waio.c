@@ -84,10 +84,10 @@ static int cover_range(struct smg_disk *d, uint64_t c, uint32_t poff, uint32_t n
 
 static void hot_enqueue(struct smg_disk *d, uint64_t c)
 {
-	if (d->queued[c] || d->full[c] || d->hotq_n == HOTQ_LEN || !d->hot_running)
+	if (d->queued[c] || d->full[c] || d->hotq_n == d->nchunks || !d->hot_running)
 		return;
 	d->queued[c] = 1;
-	d->hotq[(d->hotq_head + d->hotq_n) % HOTQ_LEN] = c;
+	d->hotq[(d->hotq_head + d->hotq_n) % d->nchunks] = c;
 	d->hotq_n++;
 	pthread_cond_signal(&d->hot_cv);
 }
@@ -98,7 +98,7 @@ static int cover_snapshot(struct smg_disk *d, uint64_t c, bool count, uint8_t *b
 	int kind;
 
 	pthread_mutex_lock(&d->meta_mu);
-	if (count && atomic_fetch_add(&d->reads[c], 1) + 1 >= d->hot_threshold)
+	if (count && atomic_load(&d->reads[c]) >= d->hot_threshold)
 		hot_enqueue(d, c);
 	if (d->full[c]) {
 		kind = 1;
@@ -269,13 +269,16 @@ static void *hot_main(void *arg)
 		if (d->hot_stop)
 			break;
 		c = d->hotq[d->hotq_head];
-		d->hotq_head = (d->hotq_head + 1) % HOTQ_LEN;
+		d->hotq_head = (d->hotq_head + 1) % d->nchunks;
 		d->hotq_n--;
+		d->hot_busy = true;
 		pthread_mutex_unlock(&d->meta_mu);
 		if ((r = hot_copy(d, c, buf)) != 0)
 			smg_warn("hot copy of chunk %llu: %s", (unsigned long long)c,
 				 smg_strerror(r));
 		pthread_mutex_lock(&d->meta_mu);
+		d->hot_busy = false;
+		pthread_cond_broadcast(&d->hot_cv);
 	}
 	pthread_mutex_unlock(&d->meta_mu);
 	free(buf);
@@ -292,11 +295,11 @@ static void waio_free(struct smg_disk *d)
 	free(d->cover);
 	free(d->full);
 	free(d->written);
-	free(d->reads);
+	free(d->hotq);
 	free(d->queued);
 	d->cover = NULL;
 	d->full = d->written = d->queued = NULL;
-	d->reads = NULL;
+	d->hotq = NULL;
 	smg_image_close(d->surr);
 	d->surr = NULL;
 	if (d->surr_path != NULL)
@@ -327,9 +330,9 @@ int waio_begin(struct smg_disk *d)
 	d->full = calloc(d->nchunks, 1);
 	d->written = calloc(d->nchunks, 1);
 	d->queued = calloc(d->nchunks, 1);
-	d->reads = calloc(d->nchunks, sizeof(*d->reads));
+	d->hotq = calloc(d->nchunks, sizeof(*d->hotq));
 	if (d->cover == NULL || d->full == NULL || d->written == NULL ||
-	    d->queued == NULL || d->reads == NULL) {
+	    d->queued == NULL || d->hotq == NULL) {
 		r = SMG_ERR_NOMEM;
 		goto fail;
 	}
@@ -342,10 +345,25 @@ int waio_begin(struct smg_disk *d)
 		goto fail;
 	}
 	d->hot_running = true;
+	/* What the guest already reads most goes first (the paper's
+	 * data-organization agent works from the observed popularity). */
+	pthread_mutex_lock(&d->meta_mu);
+	for (uint64_t c = 0; c < d->nchunks; c++)
+		if (atomic_load(&d->reads[c]) >= d->hot_threshold)
+			hot_enqueue(d, c);
+	pthread_mutex_unlock(&d->meta_mu);
 	return SMG_OK;
 fail:
 	waio_free(d);
 	return r;
+}
+
+void waio_wait_hot(struct smg_disk *d)
+{
+	pthread_mutex_lock(&d->meta_mu);
+	while (d->hot_running && (d->hotq_n > 0 || d->hot_busy))
+		pthread_cond_wait(&d->hot_cv, &d->meta_mu);
+	pthread_mutex_unlock(&d->meta_mu);
 }
 
 /* One covered run of the surrogate back into the original, holes as holes. */

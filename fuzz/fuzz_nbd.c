@@ -11,22 +11,22 @@
 
 #define DISK_SIZE (1u << 20)
 
-static struct smg_disk *disks[2];
+static struct smg_vdisk *disks[2];
 static struct smg_stg_src *mig;
 static char dir[] = "/tmp/smg-fuzz-nbd-XXXXXX";
 
 static void cleanup(void)
 {
 	smg_stg_src_end(mig, false);
-	smg_disk_close(disks[0]);
-	smg_disk_close(disks[1]);
+	smg_vdisk_close(disks[0]);
+	smg_vdisk_close(disks[1]);
 	rmdir(dir);
 }
 
-static struct smg_disk *mem_disk(void)
+static struct smg_vdisk *mem_disk(void)
 {
-	struct smg_disk_opts o = {.chunk_size = 64 * 1024, .hot_threshold = 2};
-	struct smg_disk *d = NULL;
+	struct smg_vdisk_opts o = {.chunk_size = 64 * 1024, .hot_threshold = 2};
+	struct smg_vdisk *d = NULL;
 	char path[64];
 	int fd = memfd_create("smg-fuzz-disk", 0);
 
@@ -35,7 +35,7 @@ static struct smg_disk *mem_disk(void)
 	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
 	o.path = path;
 	o.surrogate_dir = dir;
-	if (smg_disk_open(&o, &d) != 0)
+	if (smg_vdisk_open(&o, &d) != 0)
 		abort();
 	close(fd);
 	return d;

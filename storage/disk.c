@@ -7,9 +7,9 @@
 #include "base/base.h"
 #include "storage/internal.h"
 
-int smg_disk_open(const struct smg_disk_opts *o, struct smg_disk **out)
+int smg_vdisk_open(const struct smg_vdisk_opts *o, struct smg_vdisk **out)
 {
-	struct smg_disk *d;
+	struct smg_vdisk *d;
 	unsigned flags = o->direct ? SMG_IMAGE_DIRECT : 0;
 	int r;
 
@@ -65,7 +65,7 @@ fail:
 	return r;
 }
 
-void smg_disk_close(struct smg_disk *d)
+void smg_vdisk_close(struct smg_vdisk *d)
 {
 	if (d == NULL)
 		return;
@@ -81,17 +81,17 @@ void smg_disk_close(struct smg_disk *d)
 	free(d);
 }
 
-uint64_t smg_disk_size(const struct smg_disk *d)
+uint64_t smg_vdisk_size(const struct smg_vdisk *d)
 {
 	return d->size;
 }
 
-uint32_t smg_disk_chunk_size(const struct smg_disk *d)
+uint32_t smg_vdisk_chunk_size(const struct smg_vdisk *d)
 {
 	return d->chunk;
 }
 
-static void gate_enter(struct smg_disk *d)
+static void gate_enter(struct smg_vdisk *d)
 {
 	pthread_mutex_lock(&d->gate_mu);
 	while (d->paused > 0)
@@ -100,7 +100,7 @@ static void gate_enter(struct smg_disk *d)
 	pthread_mutex_unlock(&d->gate_mu);
 }
 
-static void gate_leave(struct smg_disk *d)
+static void gate_leave(struct smg_vdisk *d)
 {
 	pthread_mutex_lock(&d->gate_mu);
 	if (--d->inflight == 0)
@@ -108,7 +108,7 @@ static void gate_leave(struct smg_disk *d)
 	pthread_mutex_unlock(&d->gate_mu);
 }
 
-void smg_disk_pause(struct smg_disk *d)
+void smg_vdisk_pause(struct smg_vdisk *d)
 {
 	pthread_mutex_lock(&d->gate_mu);
 	d->paused++;
@@ -117,7 +117,7 @@ void smg_disk_pause(struct smg_disk *d)
 	pthread_mutex_unlock(&d->gate_mu);
 }
 
-void smg_disk_resume(struct smg_disk *d)
+void smg_vdisk_resume(struct smg_vdisk *d)
 {
 	pthread_mutex_lock(&d->gate_mu);
 	if (d->paused > 0 && --d->paused == 0)
@@ -125,12 +125,12 @@ void smg_disk_resume(struct smg_disk *d)
 	pthread_mutex_unlock(&d->gate_mu);
 }
 
-static int check_io(const struct smg_disk *d, uint64_t len, uint64_t off)
+static int check_io(const struct smg_vdisk *d, uint64_t len, uint64_t off)
 {
 	return off > d->size || len > d->size - off ? SMG_ERR_INVAL : SMG_OK;
 }
 
-static void count_reads(struct smg_disk *d, uint64_t len, uint64_t off)
+static void count_reads(struct smg_vdisk *d, uint64_t len, uint64_t off)
 {
 	uint64_t c;
 
@@ -141,7 +141,7 @@ static void count_reads(struct smg_disk *d, uint64_t len, uint64_t off)
 			atomic_store(&d->reads[c], atomic_load(&d->reads[c]) / 2);
 }
 
-int smg_disk_read(struct smg_disk *d, void *buf, size_t len, uint64_t off)
+int smg_vdisk_read(struct smg_vdisk *d, void *buf, size_t len, uint64_t off)
 {
 	int r;
 
@@ -158,7 +158,7 @@ int smg_disk_read(struct smg_disk *d, void *buf, size_t len, uint64_t off)
 	return r;
 }
 
-static void mark_dirty(struct smg_disk *d, uint64_t len, uint64_t off)
+static void mark_dirty(struct smg_vdisk *d, uint64_t len, uint64_t off)
 {
 	uint64_t c;
 
@@ -166,7 +166,7 @@ static void mark_dirty(struct smg_disk *d, uint64_t len, uint64_t off)
 		dirty_set(d, c);
 }
 
-int smg_disk_write(struct smg_disk *d, const void *buf, size_t len, uint64_t off)
+int smg_vdisk_write(struct smg_vdisk *d, const void *buf, size_t len, uint64_t off)
 {
 	int r;
 
@@ -187,7 +187,7 @@ int smg_disk_write(struct smg_disk *d, const void *buf, size_t len, uint64_t off
 	return r;
 }
 
-int smg_disk_trim(struct smg_disk *d, uint64_t off, uint64_t len)
+int smg_vdisk_trim(struct smg_vdisk *d, uint64_t off, uint64_t len)
 {
 	int r;
 
@@ -205,7 +205,7 @@ int smg_disk_trim(struct smg_disk *d, uint64_t off, uint64_t len)
 	return r;
 }
 
-int smg_disk_flush(struct smg_disk *d)
+int smg_vdisk_flush(struct smg_vdisk *d)
 {
 	int r;
 
@@ -215,7 +215,7 @@ int smg_disk_flush(struct smg_disk *d)
 	return r;
 }
 
-void smg_disk_get_stats(const struct smg_disk *d, struct smg_disk_stats *st)
+void smg_vdisk_get_stats(const struct smg_vdisk *d, struct smg_vdisk_stats *st)
 {
 	st->guest_reads = atomic_load(&d->st_reads);
 	st->guest_writes = atomic_load(&d->st_writes);
@@ -224,11 +224,11 @@ void smg_disk_get_stats(const struct smg_disk *d, struct smg_disk_stats *st)
 	st->merged_back = atomic_load(&d->st_merged);
 }
 
-int disk_mig_begin(struct smg_disk *d, enum disk_mig mig)
+int disk_mig_begin(struct smg_vdisk *d, enum disk_mig mig)
 {
 	int r = SMG_OK;
 
-	smg_disk_pause(d);
+	smg_vdisk_pause(d);
 	if (d->mig != DISK_MIG_NONE) {
 		r = SMG_ERR_BUSY;
 		goto out;
@@ -245,23 +245,23 @@ int disk_mig_begin(struct smg_disk *d, enum disk_mig mig)
 	}
 	d->mig = mig;
 out:
-	smg_disk_resume(d);
+	smg_vdisk_resume(d);
 	return r;
 }
 
-int disk_mig_end(struct smg_disk *d, bool merge)
+int disk_mig_end(struct smg_vdisk *d, bool merge)
 {
 	int r = SMG_OK;
 
 	/* The guest stays held here until its writes are back in the original:
 	 * no resumed VM may read a stale block. */
-	smg_disk_pause(d);
+	smg_vdisk_pause(d);
 	if (d->mig == DISK_MIG_WAIO && (r = waio_end(d, merge)) != 0)
 		goto out; /* the surrogate stays in use; nothing is lost */
 	d->mig = DISK_MIG_NONE;
 	free(d->dirty);
 	d->dirty = NULL;
 out:
-	smg_disk_resume(d);
+	smg_vdisk_resume(d);
 	return r;
 }

@@ -12,6 +12,10 @@
  * before a migration starts); every AGE_READS guest reads all counts halve,
  * so "popular" means recently popular. */
 #define AGE_READS (1u << 16)
+/* WAIO's scan reads the original in pieces this big and lets a guest read
+ * that needs the original go first (waiting at most SCAN_YIELD_MAX_US). */
+#define SCAN_PIECE	  (128u << 10)
+#define SCAN_YIELD_MAX_US 2000u
 
 enum disk_mig {
 	DISK_MIG_NONE = 0,
@@ -19,7 +23,7 @@ enum disk_mig {
 	DISK_MIG_DBT,
 };
 
-struct smg_disk {
+struct smg_vdisk {
 	struct smg_image *orig;
 	uint64_t size;
 	uint32_t chunk;
@@ -54,38 +58,39 @@ struct smg_disk {
 	pthread_cond_t hot_cv;
 	pthread_t hot_thread;
 	bool hot_running, hot_stop;
+	_Atomic unsigned orig_guest; /* guest reads in flight on the original */
 
 	_Atomic uint64_t st_reads, st_writes, st_surr_reads, st_hot, st_merged;
 };
 
-static inline uint64_t chunk_of(const struct smg_disk *d, uint64_t off)
+static inline uint64_t chunk_of(const struct smg_vdisk *d, uint64_t off)
 {
 	return off / d->chunk;
 }
 
-static inline uint32_t chunk_len(const struct smg_disk *d, uint64_t c)
+static inline uint32_t chunk_len(const struct smg_vdisk *d, uint64_t c)
 {
 	uint64_t start = c * d->chunk;
 
 	return d->size - start < d->chunk ? (uint32_t)(d->size - start) : d->chunk;
 }
 
-static inline void dirty_set(struct smg_disk *d, uint64_t c)
+static inline void dirty_set(struct smg_vdisk *d, uint64_t c)
 {
 	atomic_fetch_or(&d->dirty[c / 64], 1ull << (c % 64));
 }
 
 /* waio.c */
-int waio_begin(struct smg_disk *d);
+int waio_begin(struct smg_vdisk *d);
 /* merge: write the surrogate's guest writes back into the original. */
-int waio_end(struct smg_disk *d, bool merge);
-int waio_read(struct smg_disk *d, void *buf, size_t len, uint64_t off);
-int waio_write(struct smg_disk *d, const void *buf, size_t len, uint64_t off);
-int waio_trim(struct smg_disk *d, uint64_t off, uint64_t len);
+int waio_end(struct smg_vdisk *d, bool merge);
+int waio_read(struct smg_vdisk *d, void *buf, size_t len, uint64_t off);
+int waio_write(struct smg_vdisk *d, const void *buf, size_t len, uint64_t off);
+int waio_trim(struct smg_vdisk *d, uint64_t off, uint64_t len);
 /* The guest's current view of chunk c (original merged with surrogate). */
-int waio_read_chunk(struct smg_disk *d, uint64_t c, uint8_t *buf);
+int waio_read_chunk(struct smg_vdisk *d, uint64_t c, uint8_t *buf);
 /* Wait until the chunks already known to be popular are on the surrogate. */
-void waio_wait_hot(struct smg_disk *d);
+void waio_wait_hot(struct smg_vdisk *d);
 
 /* record.c: frame encoder (our own frames; the decoder is the public one) */
 struct rec_frame {
@@ -110,7 +115,7 @@ int image_chunk_hash(struct smg_image *img, uint64_t base, uint32_t len, uint8_t
 		     uint8_t out[SMG_STG_DIGEST_LEN]);
 
 /* disk.c */
-int disk_mig_begin(struct smg_disk *d, enum disk_mig mig);
-int disk_mig_end(struct smg_disk *d, bool merge);
+int disk_mig_begin(struct smg_vdisk *d, enum disk_mig mig);
+int disk_mig_end(struct smg_vdisk *d, bool merge);
 
 #endif

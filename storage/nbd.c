@@ -2,7 +2,7 @@
  * SMG_NBD_CLIENTS_MAX), each running nbd_session_run over the socket.
  *
  * Our own server rather than an nbdkit plugin: guest I/O must enter the
- * same smg_disk the migration drives (mode switches, the gate at
+ * same smg_vdisk the migration drives (mode switches, the gate at
  * stop-and-copy, the surrogate), inside the process that runs the engine;
  * see docs/storage.md. */
 #include <errno.h>
@@ -26,7 +26,7 @@ struct client {
 };
 
 struct smg_nbd_server {
-	struct smg_disk *disk;
+	struct smg_vdisk *disk;
 	char *path;
 	int lfd;
 	int stop_pipe[2];
@@ -159,7 +159,7 @@ static void *accept_main(void *arg)
 	return NULL;
 }
 
-int smg_nbd_server_start(struct smg_disk *d, const char *sock_path,
+int smg_nbd_server_start(struct smg_vdisk *d, const char *sock_path,
 			 struct smg_nbd_server **out)
 {
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};

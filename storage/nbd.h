@@ -14,7 +14,7 @@ struct nbd_io {
 };
 
 struct nbd_sess {
-	struct smg_disk *disk;
+	struct smg_vdisk *disk;
 	struct nbd_io *io;
 	bool no_zeroes;
 	uint8_t *buf;

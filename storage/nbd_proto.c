@@ -130,7 +130,7 @@ static int reply_info(struct nbd_sess *s, uint32_t opt, const uint8_t *data, uin
 		if (smg_load_be16(reqs + 2 * i) == NBD_INFO_BLOCK_SIZE)
 			bs = true;
 	smg_store_be16(info, NBD_INFO_EXPORT);
-	smg_store_be64(info + 2, smg_disk_size(s->disk));
+	smg_store_be64(info + 2, smg_vdisk_size(s->disk));
 	smg_store_be16(info + 10, NBD_TRANSMIT_FLAGS);
 	if ((r = opt_reply(s->io, opt, NBD_REP_INFO, info, 12)) != 0)
 		return r;
@@ -194,7 +194,7 @@ static int haggle(struct nbd_sess *s, bool *go)
 
 			if (!known_export(data, len))
 				return SMG_ERR_NOT_FOUND; /* the spec says: close */
-			smg_store_be64(rep, smg_disk_size(s->disk));
+			smg_store_be64(rep, smg_vdisk_size(s->disk));
 			smg_store_be16(rep + 8, NBD_TRANSMIT_FLAGS);
 			*go = true;
 			return send_all(s->io, rep, s->no_zeroes ? 10 : sizeof(rep));
@@ -259,7 +259,7 @@ static int ensure_buf(struct nbd_sess *s, size_t n)
 
 static bool in_range(const struct nbd_sess *s, const struct smg_nbd_req *q)
 {
-	uint64_t size = smg_disk_size(s->disk);
+	uint64_t size = smg_vdisk_size(s->disk);
 
 	return q->offset <= size && q->len <= size - q->offset;
 }
@@ -286,27 +286,27 @@ static int serve_request(struct nbd_sess *s, const struct smg_nbd_req *q)
 		if (q->len > SMG_NBD_REQ_MAX || !in_range(s, q))
 			return simple_reply(s, q->cookie, NBD_EINVAL, NULL, 0);
 		if ((r = ensure_buf(s, q->len)) == 0)
-			r = smg_disk_read(s->disk, s->buf, q->len, q->offset);
+			r = smg_vdisk_read(s->disk, s->buf, q->len, q->offset);
 		err = r ? nbd_errno(r) : 0;
 		return simple_reply(s, q->cookie, err, s->buf, q->len);
 	case NBD_CMD_WRITE:
 		if (!in_range(s, q))
 			return simple_reply(s, q->cookie, NBD_ENOSPC, NULL, 0);
-		r = smg_disk_write(s->disk, s->buf, q->len, q->offset);
+		r = smg_vdisk_write(s->disk, s->buf, q->len, q->offset);
 		if (r == 0 && (q->flags & NBD_CMD_FLAG_FUA))
-			r = smg_disk_flush(s->disk);
+			r = smg_vdisk_flush(s->disk);
 		break;
 	case NBD_CMD_FLUSH:
-		r = smg_disk_flush(s->disk);
+		r = smg_vdisk_flush(s->disk);
 		break;
 	case NBD_CMD_TRIM:
 	case NBD_CMD_WRITE_ZEROES:
 		/* Our trim always reads back as zeros, so it also zeroes. */
 		if (!in_range(s, q))
 			return simple_reply(s, q->cookie, NBD_ENOSPC, NULL, 0);
-		r = smg_disk_trim(s->disk, q->offset, q->len);
+		r = smg_vdisk_trim(s->disk, q->offset, q->len);
 		if (r == 0 && (q->flags & NBD_CMD_FLAG_FUA))
-			r = smg_disk_flush(s->disk);
+			r = smg_vdisk_flush(s->disk);
 		break;
 	default:
 		return simple_reply(s, q->cookie, NBD_EINVAL, NULL, 0);
@@ -392,7 +392,7 @@ static int buf_send(void *self, const void *p, size_t n)
 	return SMG_OK;
 }
 
-int smg_nbd_serve_buffer(struct smg_disk *d, const uint8_t *in, size_t len)
+int smg_nbd_serve_buffer(struct smg_vdisk *d, const uint8_t *in, size_t len)
 {
 	struct buf_stream b = {in, in ? len : 0, 0};
 	struct nbd_io io = {buf_recv, buf_send, &b};

@@ -6,22 +6,26 @@
  *       again. WAIO skips chunks the guest already rewrote on the surrogate:
  *       they go out later, merged, once.
  * ITER  a round over the chunks dirtied since the last round (DBT: in the
- *       original; WAIO: on the surrogate, read merged).
+ *       original; WAIO: on the surrogate, read merged). WAIO holds back
+ *       chunks written in two rounds running: they go once, in FINAL.
  * FINAL the last round, with the guest paused; afterwards the digest is the
  *       image the guest saw at pause. */
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "base/base.h"
 #include "storage/internal.h"
 
 struct smg_stg_src {
-	struct smg_disk *d;
+	struct smg_vdisk *d;
 	enum smg_stg_mode mode;
 	uint32_t disk_id;
 	enum smg_stg_phase phase;
 	uint64_t bulk_next;
-	uint64_t *round; /* chunks of the current ITER/FINAL round */
+	uint64_t *round;      /* chunks of the current ITER/FINAL round */
+	uint64_t *wrote_last; /* dirty in the previous round's snapshot */
+	uint64_t *deferred;   /* WAIO: hot-written chunks held for FINAL */
 	bool round_active;
 	uint64_t round_next;
 	bool round_ended;
@@ -39,7 +43,7 @@ struct smg_stg_src {
 	struct smg_stg_stats st;
 };
 
-int smg_stg_src_begin(struct smg_disk *d, const struct smg_stg_src_opts *o,
+int smg_stg_src_begin(struct smg_vdisk *d, const struct smg_stg_src_opts *o,
 		      struct smg_stg_src **out)
 {
 	struct smg_stg_src *s;
@@ -56,9 +60,12 @@ int smg_stg_src_begin(struct smg_disk *d, const struct smg_stg_src_opts *o,
 	s->disk_id = o->disk_id;
 	s->phase = SMG_STG_PHASE_BULK;
 	s->round = calloc(words ? words : 1, sizeof(*s->round));
+	s->wrote_last = calloc(words ? words : 1, sizeof(*s->round));
+	s->deferred = calloc(words ? words : 1, sizeof(*s->round));
 	s->hash = calloc(d->nchunks ? d->nchunks : 1, sizeof(*s->hash));
 	s->sent = calloc(d->nchunks ? d->nchunks : 1, 1);
-	if (s->round == NULL || s->hash == NULL || s->sent == NULL ||
+	if (s->round == NULL || s->wrote_last == NULL || s->deferred == NULL ||
+	    s->hash == NULL || s->sent == NULL ||
 	    posix_memalign((void **)&s->buf, SMG_STG_BLOCK, d->chunk) != 0) {
 		r = SMG_ERR_NOMEM;
 		goto fail;
@@ -74,6 +81,8 @@ int smg_stg_src_begin(struct smg_disk *d, const struct smg_stg_src_opts *o,
 	return SMG_OK;
 fail:
 	free(s->round);
+	free(s->wrote_last);
+	free(s->deferred);
 	free(s->hash);
 	free(s->sent);
 	free(s->buf);
@@ -88,10 +97,32 @@ static bool test_and_clear(_Atomic uint64_t *w, uint64_t c)
 	return atomic_fetch_and(&w[c / 64], ~bit) & bit;
 }
 
+/* WAIO's I/O agent knows when the guest still reads the original: the
+ * background scan steps aside for those reads instead of queueing its large
+ * sequential reads in front of them. */
+static int scan_read_yielding(struct smg_vdisk *d, uint8_t *buf, uint32_t len,
+			      uint64_t base)
+{
+	uint32_t pos, waited;
+	int r;
+
+	for (pos = 0; pos < len; pos += SCAN_PIECE) {
+		uint32_t n = len - pos < SCAN_PIECE ? len - pos : SCAN_PIECE;
+
+		for (waited = 0;
+		     atomic_load(&d->orig_guest) > 0 && waited < SCAN_YIELD_MAX_US;
+		     waited += 20)
+			usleep(20);
+		if ((r = smg_image_read_sparse(d->orig, buf + pos, n, base + pos)) != 0)
+			return r;
+	}
+	return SMG_OK;
+}
+
 /* Read chunk c as it is now and hash it: the version we are about to send. */
 static int load_chunk(struct smg_stg_src *s, uint64_t c, bool merged)
 {
-	struct smg_disk *d = s->d;
+	struct smg_vdisk *d = s->d;
 	uint64_t base = c * d->chunk, ds, de;
 	int r;
 
@@ -104,11 +135,12 @@ static int load_chunk(struct smg_stg_src *s, uint64_t c, bool merged)
 	} else {
 		if ((r = smg_image_next_data(d->orig, base, &ds, &de)) != 0)
 			return r;
-		if (ds >= base + s->cur_len) {
+		if (ds >= base + s->cur_len)
 			s->cur_hole = true;
-		} else {
+		else if (s->mode == SMG_STG_MODE_WAIO)
+			r = scan_read_yielding(d, s->buf, s->cur_len, base);
+		else
 			r = smg_image_read_sparse(d->orig, s->buf, s->cur_len, base);
-		}
 	}
 	if (r != 0)
 		return r;
@@ -195,7 +227,7 @@ static void emit_chunk(struct smg_stg_src *s, struct rec_frame *f)
 /* Next chunk of the phase, loaded; *done when the phase has no more. */
 static int next_chunk(struct smg_stg_src *s, enum smg_stg_phase ph, bool *done)
 {
-	struct smg_disk *d = s->d;
+	struct smg_vdisk *d = s->d;
 	size_t words = (d->nchunks + 63) / 64, i;
 
 	*done = false;
@@ -216,8 +248,23 @@ static int next_chunk(struct smg_stg_src *s, enum smg_stg_phase ph, bool *done)
 		return SMG_OK;
 	}
 	if (!s->round_active) {
-		for (i = 0; i < words; i++)
-			s->round[i] = atomic_exchange(&d->dirty[i], 0);
+		for (i = 0; i < words; i++) {
+			uint64_t now = atomic_exchange(&d->dirty[i], 0);
+
+			if (s->mode == SMG_STG_MODE_WAIO && ph == SMG_STG_PHASE_ITER) {
+				/* Written in two rounds running: the guest's write
+				 * working set. It stays on the surrogate until the
+				 * final phase instead of going out every round. */
+				uint64_t hot = now & s->wrote_last[i];
+
+				s->round[i] = (now & ~hot) | (s->deferred[i] & ~now);
+				s->deferred[i] = hot;
+			} else {
+				s->round[i] = now | s->deferred[i];
+				s->deferred[i] = 0;
+			}
+			s->wrote_last[i] = now;
+		}
 		s->round_active = true;
 		s->round_next = 0;
 	}
@@ -234,7 +281,7 @@ static int next_chunk(struct smg_stg_src *s, enum smg_stg_phase ph, bool *done)
 	return SMG_OK;
 }
 
-static bool disk_paused(struct smg_disk *d)
+static bool disk_paused(struct smg_vdisk *d)
 {
 	bool p;
 
@@ -302,12 +349,13 @@ int smg_stg_src_next(struct smg_stg_src *s, enum smg_stg_phase ph, uint8_t *buf,
 
 uint64_t smg_stg_src_pending(const struct smg_stg_src *s)
 {
-	const struct smg_disk *d = s->d;
+	const struct smg_vdisk *d = s->d;
 	uint64_t n = 0, c;
 	size_t i;
 
 	for (i = 0; i < (d->nchunks + 63) / 64; i++)
-		n += (uint64_t)__builtin_popcountll(atomic_load(&d->dirty[i]));
+		n += (uint64_t)__builtin_popcountll(atomic_load(&d->dirty[i]) |
+						    s->deferred[i]);
 	if (s->round_active)
 		for (c = s->round_next; c < d->nchunks; c++)
 			n += (s->round[c / 64] >> (c % 64)) & 1;
@@ -341,6 +389,8 @@ int smg_stg_src_end(struct smg_stg_src *s, bool merge)
 		return SMG_OK;
 	r = disk_mig_end(s->d, merge);
 	free(s->round);
+	free(s->wrote_last);
+	free(s->deferred);
 	free(s->hash);
 	free(s->sent);
 	free(s->buf);

@@ -3,14 +3,14 @@
  * Layers, bottom up:
  *   smg_image   a raw image file or block device, I/O through io_uring,
  *               sparse-aware (SEEK_DATA/SEEK_HOLE, hole punching);
- *   smg_disk    the guest's view of one disk: every guest read/write goes
+ *   smg_vdisk    the guest's view of one disk: every guest read/write goes
  *               through it (NBD server, sim backend); during a migration it
  *               routes I/O per mode (WAIO: surrogate store; DBT: dirty bitmap);
  *   smg_stg_src / smg_stg_dst
  *               the migration of one disk: the source produces bulk-frame
  *               payloads of chunk records per phase, the destination applies
  *               them to a new image; both compute the same Merkle digest;
- *   smg_nbd_*   NBD server on a unix socket over an smg_disk;
+ *   smg_nbd_*   NBD server on a unix socket over an smg_vdisk;
  *   smg_trace_* / smg_wl_*
  *               MSR Cambridge trace parsing and the synthetic guest workloads. */
 #ifndef SMG_STORAGE_H
@@ -27,7 +27,8 @@
 #define SMG_STG_CHUNK_MAX     (64u << 20)
 #define SMG_STG_DISK_MAX      (1ull << 50) /* 1 PiB: caps bitmap allocations */
 #define SMG_STG_DIGEST_LEN    32u
-#define SMG_STG_HOT_DEFAULT   4u /* WAIO: reads of a chunk before it is outsourced */
+#define SMG_STG_HOT_DEFAULT \
+	16u /* WAIO: recent reads of a chunk before it is outsourced */
 
 /* ---- images ---------------------------------------------------------------- */
 struct smg_image;
@@ -62,7 +63,7 @@ enum smg_stg_mode {
 	SMG_STG_MODE_DBT = 1,
 };
 
-struct smg_disk_opts {
+struct smg_vdisk_opts {
 	const char *path;	   /* the original image */
 	const char *surrogate_dir; /* WAIO surrogate store; NULL: the image's dir */
 	uint32_t chunk_size;	   /* 0: SMG_STG_CHUNK_DEFAULT */
@@ -70,30 +71,30 @@ struct smg_disk_opts {
 	bool direct;		   /* SMG_IMAGE_DIRECT on the original */
 };
 
-struct smg_disk;
+struct smg_vdisk;
 
-int smg_disk_open(const struct smg_disk_opts *o, struct smg_disk **out);
-void smg_disk_close(struct smg_disk *d);
-uint64_t smg_disk_size(const struct smg_disk *d);
-uint32_t smg_disk_chunk_size(const struct smg_disk *d);
+int smg_vdisk_open(const struct smg_vdisk_opts *o, struct smg_vdisk **out);
+void smg_vdisk_close(struct smg_vdisk *d);
+uint64_t smg_vdisk_size(const struct smg_vdisk *d);
+uint32_t smg_vdisk_chunk_size(const struct smg_vdisk *d);
 
 /* Guest I/O (NBD server, sim backend). Blocks while the disk is paused. */
-int smg_disk_read(struct smg_disk *d, void *buf, size_t len, uint64_t off);
-int smg_disk_write(struct smg_disk *d, const void *buf, size_t len, uint64_t off);
-int smg_disk_trim(struct smg_disk *d, uint64_t off, uint64_t len);
-int smg_disk_flush(struct smg_disk *d);
+int smg_vdisk_read(struct smg_vdisk *d, void *buf, size_t len, uint64_t off);
+int smg_vdisk_write(struct smg_vdisk *d, const void *buf, size_t len, uint64_t off);
+int smg_vdisk_trim(struct smg_vdisk *d, uint64_t off, uint64_t len);
+int smg_vdisk_flush(struct smg_vdisk *d);
 /* Stop-and-copy: wait for in-flight guest I/O, hold new I/O until resume. */
-void smg_disk_pause(struct smg_disk *d);
-void smg_disk_resume(struct smg_disk *d);
+void smg_vdisk_pause(struct smg_vdisk *d);
+void smg_vdisk_resume(struct smg_vdisk *d);
 
 /* Counters for tests and the benchmark. */
-struct smg_disk_stats {
+struct smg_vdisk_stats {
 	uint64_t guest_reads, guest_writes;
 	uint64_t surrogate_reads; /* served (partly) from the surrogate */
 	uint64_t hot_copies;	  /* chunks outsourced for read popularity */
 	uint64_t merged_back;	  /* bytes merged into the original on abort */
 };
-void smg_disk_get_stats(const struct smg_disk *d, struct smg_disk_stats *st);
+void smg_vdisk_get_stats(const struct smg_vdisk *d, struct smg_vdisk_stats *st);
 
 /* ---- chunk records on the wire -------------------------------------------------
  * One bulk frame payload (fits SMG_FRAME_PAYLOAD_MAX):
@@ -152,7 +153,7 @@ struct smg_stg_stats {
 
 /* Starts tracking: from here on guest writes go to the surrogate (WAIO) or
  * mark the dirty bitmap (DBT). One migration per disk at a time. */
-int smg_stg_src_begin(struct smg_disk *d, const struct smg_stg_src_opts *o,
+int smg_stg_src_begin(struct smg_vdisk *d, const struct smg_stg_src_opts *o,
 		      struct smg_stg_src **out);
 /* Fill buf (cap >= SMG_STG_FRAME_HDR + SMG_STG_REC_HDR + SMG_STG_BLOCK) with
  * the next records of phase ph. *used == 0: the phase is done (ITER: this
@@ -201,7 +202,7 @@ struct smg_nbd_server;
 
 /* Listen on a unix socket at sock_path (replaced if stale) and serve disk d
  * as export SMG_NBD_EXPORT_NAME (and the default ""), one thread per client. */
-int smg_nbd_server_start(struct smg_disk *d, const char *sock_path,
+int smg_nbd_server_start(struct smg_vdisk *d, const char *sock_path,
 			 struct smg_nbd_server **out);
 void smg_nbd_server_stop(struct smg_nbd_server *s);
 
@@ -216,7 +217,7 @@ struct smg_nbd_req {
 int smg_nbd_parse_request(const uint8_t *buf, size_t len, struct smg_nbd_req *out);
 /* Run one whole server session whose client bytes are in[0..len) against d;
  * replies are discarded (fuzzing, tests). Returns how the session ended. */
-int smg_nbd_serve_buffer(struct smg_disk *d, const uint8_t *in, size_t len);
+int smg_nbd_serve_buffer(struct smg_vdisk *d, const uint8_t *in, size_t len);
 
 /* ---- MSR Cambridge block traces ------------------------------------------------------
  * CSV: Timestamp,Hostname,DiskNumber,Type,Offset,Size,ResponseTime
@@ -252,16 +253,17 @@ enum smg_wl_kind {
 
 struct smg_wl_opts {
 	enum smg_wl_kind kind;
-	unsigned threads;	       /* 0: 1 */
-	uint32_t io_size;	       /* 0: 4096 */
-	unsigned think_us;	       /* pause between one thread's requests */
+	unsigned threads; /* 0: 1 */
+	uint32_t io_size; /* 0: 4096 */
+	unsigned
+	    interval_us; /* per thread: one request every interval (0: back to back) */
 	const struct smg_trace *trace; /* SMG_WL_TRACE */
 	uint64_t seed;
 };
 
 struct smg_wl;
 
-int smg_wl_start(struct smg_disk *d, const struct smg_wl_opts *o, struct smg_wl **out);
+int smg_wl_start(struct smg_vdisk *d, const struct smg_wl_opts *o, struct smg_wl **out);
 /* Stop the threads and free; latency figures stay readable until then. */
 void smg_wl_stop(struct smg_wl *w);
 /* Forget samples so far (e.g. at migration start). */

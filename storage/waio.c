@@ -18,7 +18,7 @@
 
 #define BITMAP_MAX (SMG_STG_CHUNK_MAX / SMG_STG_SECTOR / 8)
 
-static uint32_t nsect(const struct smg_disk *d, uint64_t c)
+static uint32_t nsect(const struct smg_vdisk *d, uint64_t c)
 {
 	return (chunk_len(d, c) + SMG_STG_SECTOR - 1) / SMG_STG_SECTOR;
 }
@@ -34,7 +34,7 @@ static void bit_set(uint8_t *b, uint32_t i)
 }
 
 /* meta_mu held. */
-static uint8_t *cover_get(struct smg_disk *d, uint64_t c)
+static uint8_t *cover_get(struct smg_vdisk *d, uint64_t c)
 {
 	if (d->cover[c] == NULL)
 		d->cover[c] = calloc(1, d->chunk / SMG_STG_SECTOR / 8);
@@ -42,7 +42,7 @@ static uint8_t *cover_get(struct smg_disk *d, uint64_t c)
 }
 
 /* meta_mu held; copies original bytes of one sector into the surrogate. */
-static int fill_sector(struct smg_disk *d, uint64_t c, uint32_t s)
+static int fill_sector(struct smg_vdisk *d, uint64_t c, uint32_t s)
 {
 	uint8_t buf[SMG_STG_SECTOR];
 	uint64_t off = c * d->chunk + (uint64_t)s * SMG_STG_SECTOR;
@@ -58,7 +58,7 @@ static int fill_sector(struct smg_disk *d, uint64_t c, uint32_t s)
 
 /* meta_mu held: sectors [s0, s1] become covered; edge sectors a request
  * covers only in part are first completed from the original. */
-static int cover_range(struct smg_disk *d, uint64_t c, uint32_t poff, uint32_t n)
+static int cover_range(struct smg_vdisk *d, uint64_t c, uint32_t poff, uint32_t n)
 {
 	uint8_t *bits = cover_get(d, c);
 	uint32_t s0 = poff / SMG_STG_SECTOR, s1 = (poff + n - 1) / SMG_STG_SECTOR, s;
@@ -82,7 +82,7 @@ static int cover_range(struct smg_disk *d, uint64_t c, uint32_t poff, uint32_t n
 	return SMG_OK;
 }
 
-static void hot_enqueue(struct smg_disk *d, uint64_t c)
+static void hot_enqueue(struct smg_vdisk *d, uint64_t c)
 {
 	if (d->queued[c] || d->full[c] || d->hotq_n == d->nchunks || !d->hot_running)
 		return;
@@ -93,7 +93,7 @@ static void hot_enqueue(struct smg_disk *d, uint64_t c)
 }
 
 /* Snapshot chunk c's coverage: 0 none, 1 all, 2 partial (bits copied). */
-static int cover_snapshot(struct smg_disk *d, uint64_t c, bool count, uint8_t *bits)
+static int cover_snapshot(struct smg_vdisk *d, uint64_t c, bool count, uint8_t *bits)
 {
 	int kind;
 
@@ -120,18 +120,15 @@ static int read_from(struct smg_image *img, bool sparse, uint8_t *p, size_t n,
 }
 
 /* Read [poff, poff+n) of chunk c, each sector from where it lives now. */
-static int read_piece(struct smg_disk *d, uint64_t c, uint32_t poff, uint32_t n,
-		      uint8_t *p, bool count, bool sparse)
+static int read_runs(struct smg_vdisk *d, uint64_t c, uint32_t poff, uint32_t n,
+		     uint8_t *p, int kind, const uint8_t *bits, bool sparse)
 {
-	uint8_t bits[BITMAP_MAX];
 	uint64_t base = c * d->chunk;
 	uint32_t pos = poff, end = poff + n;
-	int kind = cover_snapshot(d, c, count, bits), r;
+	int r;
 
 	if (kind == 0)
 		return read_from(d->orig, sparse, p, n, base + poff);
-	if (count)
-		atomic_fetch_add(&d->st_surr_reads, 1);
 	if (kind == 1)
 		return read_from(d->surr, sparse, p, n, base + poff);
 	while (pos < end) {
@@ -151,7 +148,24 @@ static int read_piece(struct smg_disk *d, uint64_t c, uint32_t poff, uint32_t n,
 	return SMG_OK;
 }
 
-int waio_read(struct smg_disk *d, void *buf, size_t len, uint64_t off)
+static int read_piece(struct smg_vdisk *d, uint64_t c, uint32_t poff, uint32_t n,
+		      uint8_t *p, bool guest, bool sparse)
+{
+	uint8_t bits[BITMAP_MAX];
+	int kind = cover_snapshot(d, c, guest, bits), r;
+
+	if (guest && kind != 0)
+		atomic_fetch_add(&d->st_surr_reads, 1);
+	/* A guest read that still needs the original: the scan yields to it. */
+	if (guest && kind != 1)
+		atomic_fetch_add(&d->orig_guest, 1);
+	r = read_runs(d, c, poff, n, p, kind, bits, sparse);
+	if (guest && kind != 1)
+		atomic_fetch_sub(&d->orig_guest, 1);
+	return r;
+}
+
+int waio_read(struct smg_vdisk *d, void *buf, size_t len, uint64_t off)
 {
 	uint8_t *p = buf;
 	int r;
@@ -170,12 +184,12 @@ int waio_read(struct smg_disk *d, void *buf, size_t len, uint64_t off)
 	return SMG_OK;
 }
 
-int waio_read_chunk(struct smg_disk *d, uint64_t c, uint8_t *buf)
+int waio_read_chunk(struct smg_vdisk *d, uint64_t c, uint8_t *buf)
 {
 	return read_piece(d, c, 0, chunk_len(d, c), buf, false, true);
 }
 
-static int write_or_trim(struct smg_disk *d, const uint8_t *p, size_t len, uint64_t off)
+static int write_or_trim(struct smg_vdisk *d, const uint8_t *p, size_t len, uint64_t off)
 {
 	int r;
 
@@ -203,18 +217,18 @@ static int write_or_trim(struct smg_disk *d, const uint8_t *p, size_t len, uint6
 	return SMG_OK;
 }
 
-int waio_write(struct smg_disk *d, const void *buf, size_t len, uint64_t off)
+int waio_write(struct smg_vdisk *d, const void *buf, size_t len, uint64_t off)
 {
 	return write_or_trim(d, buf, len, off);
 }
 
-int waio_trim(struct smg_disk *d, uint64_t off, uint64_t len)
+int waio_trim(struct smg_vdisk *d, uint64_t off, uint64_t len)
 {
 	return write_or_trim(d, NULL, len, off);
 }
 
 /* The data-organization agent: copies popular chunks to the surrogate. */
-static int hot_copy(struct smg_disk *d, uint64_t c, uint8_t *buf)
+static int hot_copy(struct smg_vdisk *d, uint64_t c, uint8_t *buf)
 {
 	uint64_t base = c * d->chunk;
 	uint32_t n = chunk_len(d, c), s, ns = nsect(d, c);
@@ -254,7 +268,7 @@ out:
 
 static void *hot_main(void *arg)
 {
-	struct smg_disk *d = arg;
+	struct smg_vdisk *d = arg;
 	uint8_t *buf = NULL;
 
 	if (posix_memalign((void **)&buf, SMG_STG_BLOCK, d->chunk) != 0)
@@ -285,7 +299,7 @@ static void *hot_main(void *arg)
 	return NULL;
 }
 
-static void waio_free(struct smg_disk *d)
+static void waio_free(struct smg_vdisk *d)
 {
 	uint64_t c;
 
@@ -308,7 +322,7 @@ static void waio_free(struct smg_disk *d)
 	d->surr_path = NULL;
 }
 
-int waio_begin(struct smg_disk *d)
+int waio_begin(struct smg_vdisk *d)
 {
 	size_t plen = strlen(d->surr_dir) + 32;
 	int fd, r;
@@ -358,7 +372,7 @@ fail:
 	return r;
 }
 
-void waio_wait_hot(struct smg_disk *d)
+void waio_wait_hot(struct smg_vdisk *d)
 {
 	pthread_mutex_lock(&d->meta_mu);
 	while (d->hot_running && (d->hotq_n > 0 || d->hot_busy))
@@ -367,7 +381,7 @@ void waio_wait_hot(struct smg_disk *d)
 }
 
 /* One covered run of the surrogate back into the original, holes as holes. */
-static int merge_run(struct smg_disk *d, uint64_t a, uint64_t b, uint8_t *buf)
+static int merge_run(struct smg_vdisk *d, uint64_t a, uint64_t b, uint8_t *buf)
 {
 	uint64_t pos = a, ds, de;
 	int r;
@@ -392,7 +406,7 @@ static int merge_run(struct smg_disk *d, uint64_t a, uint64_t b, uint8_t *buf)
 	return SMG_OK;
 }
 
-static int merge_back(struct smg_disk *d)
+static int merge_back(struct smg_vdisk *d)
 {
 	uint8_t *buf;
 	uint64_t c;
@@ -430,7 +444,7 @@ static int merge_back(struct smg_disk *d)
 	return r;
 }
 
-int waio_end(struct smg_disk *d, bool merge)
+int waio_end(struct smg_vdisk *d, bool merge)
 {
 	int r;
 

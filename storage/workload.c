@@ -1,5 +1,5 @@
 /* Synthetic guest disk workloads: threads issuing reads and writes through
- * smg_disk (exactly the path NBD requests take) and recording each
+ * smg_vdisk (exactly the path NBD requests take) and recording each
  * request's latency. Used by the sim backend and bench/storage. */
 #include <math.h>
 #include <pthread.h>
@@ -31,7 +31,7 @@ struct wl_thread {
 };
 
 struct smg_wl {
-	struct smg_disk *disk;
+	struct smg_vdisk *disk;
 	struct smg_wl_opts o;
 	double read_ratio, hot_prob, hot_frac;
 	uint64_t hot_start, hot_len;
@@ -89,7 +89,7 @@ static void sleep_us(uint64_t us)
 static void synth(struct wl_thread *t, uint64_t *off, uint32_t *len, bool *write)
 {
 	struct smg_wl *w = t->wl;
-	uint64_t size = smg_disk_size(w->disk), io = w->o.io_size, slots;
+	uint64_t size = smg_vdisk_size(w->disk), io = w->o.io_size, slots;
 
 	*write = rng_unit(&t->rng) >= w->read_ratio;
 	*len = (uint32_t)io;
@@ -108,7 +108,7 @@ static void trace_op(struct wl_thread *t, size_t i, uint64_t *off, uint32_t *len
 	struct smg_wl *w = t->wl;
 	const struct smg_trace *tr = w->o.trace;
 	const struct smg_trace_op *op = &tr->ops[i % tr->n];
-	uint64_t size = smg_disk_size(w->disk), span = tr->ops[tr->n - 1].t_us + 1;
+	uint64_t size = smg_vdisk_size(w->disk), span = tr->ops[tr->n - 1].t_us + 1;
 
 	*len = op->len > WL_IO_MAX ? WL_IO_MAX : op->len;
 	*len = (*len + SMG_STG_BLOCK - 1) / SMG_STG_BLOCK * SMG_STG_BLOCK;
@@ -126,6 +126,7 @@ static void *wl_main(void *arg)
 	struct smg_wl *w = t->wl;
 	uint8_t *buf;
 	size_t i = t->idx;
+	uint64_t next = smg_now_ns() / 1000;
 
 	if (posix_memalign((void **)&buf, SMG_STG_BLOCK, WL_IO_MAX) != 0)
 		return NULL;
@@ -151,17 +152,26 @@ static void *wl_main(void *arg)
 			break;
 		buf[0] = (uint8_t)rng_next(&t->rng) | 1; /* writes carry fresh data */
 		t0 = smg_now_ns();
-		r = write ? smg_disk_write(w->disk, buf, len, off)
-			  : smg_disk_read(w->disk, buf, len, off);
+		r = write ? smg_vdisk_write(w->disk, buf, len, off)
+			  : smg_vdisk_read(w->disk, buf, len, off);
 		record(t, write, smg_now_ns() - t0, r);
-		if (w->o.think_us)
-			sleep_us(w->o.think_us);
+		/* Open loop: the offered load is the same whatever the latency,
+		 * so every mode sees the same guest. */
+		if (w->o.interval_us && w->o.kind != SMG_WL_TRACE) {
+			next += w->o.interval_us;
+			uint64_t now = smg_now_ns() / 1000;
+
+			if (next > now)
+				sleep_us(next - now);
+			else if (now - next > 100000)
+				next = now; /* far behind: do not burst */
+		}
 	}
 	free(buf);
 	return NULL;
 }
 
-int smg_wl_start(struct smg_disk *d, const struct smg_wl_opts *o, struct smg_wl **out)
+int smg_wl_start(struct smg_vdisk *d, const struct smg_wl_opts *o, struct smg_wl **out)
 {
 	struct smg_wl *w;
 	unsigned i;
@@ -170,7 +180,7 @@ int smg_wl_start(struct smg_disk *d, const struct smg_wl_opts *o, struct smg_wl 
 	if (o->kind == SMG_WL_TRACE && (o->trace == NULL || o->trace->n == 0))
 		return SMG_ERR_INVAL;
 	if (o->threads > WL_THREADS_MAX || o->io_size > WL_IO_MAX ||
-	    (o->io_size && o->io_size % SMG_STG_BLOCK) || smg_disk_size(d) < WL_IO_MAX)
+	    (o->io_size && o->io_size % SMG_STG_BLOCK) || smg_vdisk_size(d) < WL_IO_MAX)
 		return SMG_ERR_INVAL;
 	if ((w = calloc(1, sizeof(*w))) == NULL)
 		return SMG_ERR_NOMEM;
@@ -181,19 +191,19 @@ int smg_wl_start(struct smg_disk *d, const struct smg_wl_opts *o, struct smg_wl 
 	w->nthreads = o->threads ? o->threads : 1;
 	switch (o->kind) {
 	case SMG_WL_READ_HOT:
-		w->read_ratio = 1.0, w->hot_prob = 0.9, w->hot_frac = 0.05;
+		w->read_ratio = 1.0, w->hot_prob = 0.99, w->hot_frac = 0.05;
 		break;
 	case SMG_WL_WRITE_HEAVY:
-		w->read_ratio = 0.2, w->hot_prob = 0.8, w->hot_frac = 0.10;
+		w->read_ratio = 0.2, w->hot_prob = 0.95, w->hot_frac = 0.05;
 		break;
 	default:
-		w->read_ratio = 0.5, w->hot_prob = 0.8, w->hot_frac = 0.10;
+		w->read_ratio = 0.5, w->hot_prob = 0.95, w->hot_frac = 0.05;
 		break;
 	}
 	/* The hot region sits a third into the disk: the scan meets it mid-way. */
-	w->hot_len = (uint64_t)((double)smg_disk_size(d) * w->hot_frac) / w->o.io_size *
+	w->hot_len = (uint64_t)((double)smg_vdisk_size(d) * w->hot_frac) / w->o.io_size *
 		     w->o.io_size;
-	w->hot_start = smg_disk_size(d) / 3 / w->o.io_size * w->o.io_size;
+	w->hot_start = smg_vdisk_size(d) / 3 / w->o.io_size * w->o.io_size;
 	w->t0_us = smg_now_ns() / 1000;
 	for (i = 0; i < w->nthreads; i++) {
 		struct wl_thread *t = &w->th[i];

@@ -17,27 +17,27 @@ static char *dir;
 static const uint64_t data_ranges[] = {0,	3 << 20,  (5 << 20) + 4096,
 				       9 << 20, 16 << 20, (17 << 20) + 100};
 
-static void guest_write(struct smg_disk *d, uint64_t off, size_t n, uint8_t seed)
+static void guest_write(struct smg_vdisk *d, uint64_t off, size_t n, uint8_t seed)
 {
 	uint8_t *buf = malloc(n);
 
 	util_pattern(buf, n, off, seed);
-	CHECK_EQ(smg_disk_write(d, buf, n, off), 0);
+	CHECK_EQ(smg_vdisk_write(d, buf, n, off), 0);
 	memcpy(model + off, buf, n);
 	free(buf);
 }
 
-static void guest_trim(struct smg_disk *d, uint64_t off, uint64_t n)
+static void guest_trim(struct smg_vdisk *d, uint64_t off, uint64_t n)
 {
-	CHECK_EQ(smg_disk_trim(d, off, n), 0);
+	CHECK_EQ(smg_vdisk_trim(d, off, n), 0);
 	memset(model + off, 0, n);
 }
 
-static void guest_check(struct smg_disk *d, uint64_t off, size_t n)
+static void guest_check(struct smg_vdisk *d, uint64_t off, size_t n)
 {
 	uint8_t *buf = malloc(n);
 
-	CHECK_EQ(smg_disk_read(d, buf, n, off), 0);
+	CHECK_EQ(smg_vdisk_read(d, buf, n, off), 0);
 	CHECK(memcmp(buf, model + off, n) == 0);
 	free(buf);
 }
@@ -75,8 +75,8 @@ static bool is_hole(const char *path, uint64_t off, uint64_t len)
 static void run_mode(enum smg_stg_mode mode)
 {
 	char src_path[256], dst_path[256];
-	struct smg_disk_opts o = {0};
-	struct smg_disk *d = NULL;
+	struct smg_vdisk_opts o = {0};
+	struct smg_vdisk *d = NULL;
 	struct smg_stg_src *src = NULL;
 	struct smg_stg_dst *dst = NULL;
 	struct smg_stg_src_opts so = {.mode = mode, .disk_id = 3};
@@ -95,7 +95,7 @@ static void run_mode(enum smg_stg_mode mode)
 	o.surrogate_dir = dir;
 	o.chunk_size = CHUNK;
 	o.hot_threshold = 3;
-	CHECK_EQ(smg_disk_open(&o, &d), 0);
+	CHECK_EQ(smg_vdisk_open(&o, &d), 0);
 	if (d == NULL)
 		return;
 	CHECK_EQ(smg_stg_src_begin(d, &so, &src), 0);
@@ -112,10 +112,10 @@ static void run_mode(enum smg_stg_mode mode)
 	guest_check(d, 0, 3 << 20);
 	/* Popular chunk: read it until the copier outsources it. */
 	for (int i = 0; i < 200; i++) {
-		struct smg_disk_stats dst_st;
+		struct smg_vdisk_stats dst_st;
 
 		guest_check(d, (6 << 20) + 512 * i, 4096);
-		smg_disk_get_stats(d, &dst_st);
+		smg_vdisk_get_stats(d, &dst_st);
 		if (mode == SMG_STG_MODE_DBT || dst_st.hot_copies > 0)
 			break;
 		nanosleep(&(struct timespec){0, 1000000}, NULL);
@@ -133,7 +133,7 @@ static void run_mode(enum smg_stg_mode mode)
 	CHECK_EQ(smg_stg_src_next(src, SMG_STG_PHASE_FINAL, frame, sizeof(frame), &used),
 		 SMG_ERR_STATE);
 	CHECK_EQ(smg_stg_src_digest(src, ds), SMG_ERR_STATE);
-	smg_disk_pause(d);
+	smg_vdisk_pause(d);
 	CHECK_EQ(util_pump(src, dst, SMG_STG_PHASE_FINAL, 0), 0);
 	CHECK_EQ(smg_stg_src_digest(src, ds), 0);
 	CHECK_EQ(smg_stg_dst_digest(dst, dd), 0);
@@ -145,7 +145,7 @@ static void run_mode(enum smg_stg_mode mode)
 	CHECK(sst.wire_bytes < sst.data_bytes + sst.hole_bytes);
 	CHECK(file_matches_model(dst_path));
 	CHECK_EQ(smg_stg_src_end(src, true), 0);
-	smg_disk_resume(d);
+	smg_vdisk_resume(d);
 	CHECK(file_matches_model(src_path));
 	/* The digest of the file itself agrees too. */
 	CHECK_EQ(smg_image_open(dst_path, SMG_IMAGE_RDONLY, &img), 0);
@@ -159,18 +159,18 @@ static void run_mode(enum smg_stg_mode mode)
 	CHECK(is_hole(dst_path, 3 << 20, 2 << 20));
 	CHECK(stat(dst_path, &st) == 0 && (uint64_t)st.st_blocks * 512 < 9ull << 20);
 	smg_stg_dst_close(dst);
-	smg_disk_close(d);
+	smg_vdisk_close(d);
 }
 
 static void run_abort(void)
 {
 	char src_path[256];
-	struct smg_disk_opts o = {0};
-	struct smg_disk *d = NULL;
+	struct smg_vdisk_opts o = {0};
+	struct smg_vdisk *d = NULL;
 	struct smg_stg_src *src = NULL;
 	struct smg_stg_dst *dst = NULL;
 	struct smg_stg_src_opts so = {.mode = SMG_STG_MODE_WAIO, .disk_id = 1};
-	struct smg_disk_stats st;
+	struct smg_vdisk_stats st;
 	char dst_path[256];
 
 	snprintf(src_path, sizeof(src_path), "%s/abort.img", dir);
@@ -179,7 +179,7 @@ static void run_abort(void)
 	model_load(src_path);
 	o.path = src_path;
 	o.surrogate_dir = dir;
-	CHECK_EQ(smg_disk_open(&o, &d), 0);
+	CHECK_EQ(smg_vdisk_open(&o, &d), 0);
 	if (d == NULL)
 		return;
 	CHECK_EQ(smg_stg_src_begin(d, &so, &src), 0);
@@ -192,12 +192,12 @@ static void run_abort(void)
 	/* Not merged yet: the original is untouched while WAIO runs. */
 	CHECK(!file_matches_model(src_path));
 	CHECK_EQ(smg_stg_src_end(src, true), 0); /* abort */
-	smg_disk_get_stats(d, &st);
+	smg_vdisk_get_stats(d, &st);
 	CHECK(st.merged_back >= 4096 + 3000);
 	CHECK(file_matches_model(src_path));
 	guest_check(d, 0, SIZE);
 	smg_stg_dst_close(dst);
-	smg_disk_close(d);
+	smg_vdisk_close(d);
 }
 
 int main(void)

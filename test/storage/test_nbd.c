@@ -42,11 +42,11 @@ static bool have_qemu_io(void)
 	return system("qemu-io --version >/dev/null 2>&1") == 0;
 }
 
-static struct smg_disk *open_disk(const char *name, struct smg_nbd_server **srv)
+static struct smg_vdisk *open_disk(const char *name, struct smg_nbd_server **srv)
 {
 	static const uint64_t ranges[] = {0, 1 << 20, 4 << 20, 6 << 20};
-	struct smg_disk_opts o = {0};
-	struct smg_disk *d = NULL;
+	struct smg_vdisk_opts o = {0};
+	struct smg_vdisk *d = NULL;
 	char path[256];
 
 	snprintf(path, sizeof(path), "%s/%s", dir, name);
@@ -55,7 +55,7 @@ static struct smg_disk *open_disk(const char *name, struct smg_nbd_server **srv)
 	o.surrogate_dir = dir;
 	o.chunk_size = CHUNK;
 	o.hot_threshold = 2;
-	CHECK_EQ(smg_disk_open(&o, &d), 0);
+	CHECK_EQ(smg_vdisk_open(&o, &d), 0);
 	free((char *)o.path);
 	if (d != NULL)
 		CHECK_EQ(smg_nbd_server_start(d, sock, srv), 0);
@@ -65,7 +65,7 @@ static struct smg_disk *open_disk(const char *name, struct smg_nbd_server **srv)
 static void test_plain(void)
 {
 	struct smg_nbd_server *srv = NULL;
-	struct smg_disk *d = open_disk("plain.img", &srv);
+	struct smg_vdisk *d = open_disk("plain.img", &srv);
 
 	if (srv == NULL)
 		return;
@@ -77,19 +77,19 @@ static void test_plain(void)
 	/* A pattern check that must fail: the test can tell. */
 	CHECK(qio("-c 'read -P 0x77 4096 512'") != 0);
 	smg_nbd_server_stop(srv);
-	smg_disk_close(d);
+	smg_vdisk_close(d);
 }
 
 static void migrate_with_client(enum smg_stg_mode mode)
 {
 	struct smg_nbd_server *srv = NULL;
 	char name[64], dst_path[256], src_path[256];
-	struct smg_disk *d;
+	struct smg_vdisk *d;
 	struct smg_stg_src *src = NULL;
 	struct smg_stg_dst *dst = NULL;
 	struct smg_stg_src_opts so = {.mode = mode, .disk_id = 0};
 	uint8_t ds[SMG_STG_DIGEST_LEN], dd[SMG_STG_DIGEST_LEN];
-	struct smg_disk_stats st;
+	struct smg_vdisk_stats st;
 	pid_t bg;
 
 	snprintf(name, sizeof(name), "mig-%d.img", mode);
@@ -132,19 +132,19 @@ static void migrate_with_client(enum smg_stg_mode mode)
 		CHECK(WIFEXITED(stat_bg) && WEXITSTATUS(stat_bg) == 0);
 	}
 	CHECK_EQ(qio("-c 'write -P 0xa4 16773120 4096' -c 'write -P 0xa5 8 8'"), 0);
-	smg_disk_pause(d);
+	smg_vdisk_pause(d);
 	CHECK_EQ(util_pump(src, dst, SMG_STG_PHASE_FINAL, 0), 0);
 	CHECK_EQ(smg_stg_src_digest(src, ds), 0);
 	CHECK_EQ(smg_stg_dst_digest(dst, dd), 0);
 	CHECK(memcmp(ds, dd, sizeof(ds)) == 0);
-	smg_disk_get_stats(d, &st);
+	smg_vdisk_get_stats(d, &st);
 	if (mode == SMG_STG_MODE_WAIO) {
 		CHECK(st.hot_copies > 0);
 		CHECK(st.surrogate_reads > 0);
 	}
 	/* Guest view at pause = the source after merging = the destination. */
 	CHECK_EQ(smg_stg_src_end(src, true), 0);
-	smg_disk_resume(d);
+	smg_vdisk_resume(d);
 	CHECK_EQ(util_cmp_files(src_path, dst_path), 0);
 	/* And the client's own writes are really there. */
 	CHECK_EQ(qio("-c 'read -P 0xa1 0 8' -c 'read -P 0xa5 8 8' -c 'read -P 0xa2 "
@@ -153,13 +153,13 @@ static void migrate_with_client(enum smg_stg_mode mode)
 		 0);
 	smg_nbd_server_stop(srv);
 	smg_stg_dst_close(dst);
-	smg_disk_close(d);
+	smg_vdisk_close(d);
 }
 
 static void abort_with_client(void)
 {
 	struct smg_nbd_server *srv = NULL;
-	struct smg_disk *d = open_disk("abort.img", &srv);
+	struct smg_vdisk *d = open_disk("abort.img", &srv);
 	struct smg_stg_src *src = NULL;
 	struct smg_stg_dst *dst = NULL;
 	struct smg_stg_src_opts so = {.mode = SMG_STG_MODE_WAIO};
@@ -177,7 +177,7 @@ static void abort_with_client(void)
 	CHECK_EQ(smg_stg_src_end(src, true), 0); /* abort: merge back, then resume */
 	smg_nbd_server_stop(srv);
 	smg_stg_dst_close(dst);
-	smg_disk_close(d);
+	smg_vdisk_close(d);
 	/* Check the original image file itself, no server in between. */
 	snprintf(cmd, sizeof(cmd),
 		 "qemu-io -f raw %s/abort.img -c 'read -P 0xb1 65536 131072' "
@@ -283,7 +283,7 @@ static int64_t req_err(int fd, uint16_t flags, uint16_t type, uint64_t off, uint
 static void test_malformed(void)
 {
 	struct smg_nbd_server *srv = NULL;
-	struct smg_disk *d = open_disk("bad.img", &srv);
+	struct smg_vdisk *d = open_disk("bad.img", &srv);
 	uint8_t hello[18], b[64], q[28];
 	int fd;
 
@@ -347,7 +347,7 @@ static void test_malformed(void)
 	CHECK(smg_nbd_serve_buffer(d, (const uint8_t *)"junk", 4) != 0);
 	CHECK(smg_nbd_serve_buffer(d, NULL, 0) != 0);
 	smg_nbd_server_stop(srv);
-	smg_disk_close(d);
+	smg_vdisk_close(d);
 }
 
 int main(void)

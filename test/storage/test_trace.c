@@ -80,7 +80,8 @@ static void test_parse(void)
 	smg_trace_free(t);
 }
 
-static void run_kind(struct smg_disk *d, enum smg_wl_kind kind, const struct smg_trace *t)
+static void run_kind(struct smg_vdisk *d, enum smg_wl_kind kind,
+		     const struct smg_trace *t)
 {
 	struct smg_wl_opts o = {.kind = kind, .threads = 2, .trace = t, .seed = 1};
 	struct smg_wl_result r;
@@ -106,14 +107,14 @@ static void test_workload(void)
 {
 	static const uint64_t ranges[] = {0, 8 << 20};
 	char *dir = util_tmpdir(), path[256], tpath[512], *src = getenv("SMG_SRC");
-	struct smg_disk_opts o = {0};
-	struct smg_disk *d = NULL;
+	struct smg_vdisk_opts o = {0};
+	struct smg_vdisk *d = NULL;
 	struct smg_trace *t = NULL;
 
 	snprintf(path, sizeof(path), "%s/wl.img", dir);
 	CHECK_EQ(util_make_image(path, 64 << 20, ranges, 1), 0);
 	o.path = path;
-	CHECK_EQ(smg_disk_open(&o, &d), 0);
+	CHECK_EQ(smg_vdisk_open(&o, &d), 0);
 	snprintf(tpath, sizeof(tpath), "%s/bench/traces/msr_hot.csv", src ? src : ".");
 	CHECK_EQ(smg_trace_load(tpath, &t), 0);
 	if (d != NULL && t != NULL) {
@@ -127,7 +128,7 @@ static void test_workload(void)
 		run_kind(d, SMG_WL_TRACE, t);
 	}
 	smg_trace_free(t);
-	smg_disk_close(d);
+	smg_vdisk_close(d);
 	util_rmdir(dir);
 	free(dir);
 }

@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "engine/backend.h"
+#include "storage/storage.h"
 
 struct smg_session;
 
@@ -128,6 +129,8 @@ struct smg_send_opts {
 	uint64_t bandwidth; /* bytes/s; 0 = unlimited */
 	bool auto_converge;
 	enum smg_stop_rule rule;
+	enum smg_stg_mode storage_mode; /* the domain's disks: WAIO (default) or DBT */
+	const char *nbd_dir; /* serve each disk over NBD here while migrating; NULL: no */
 	smg_event_fn event;
 	void *event_arg;
 };
@@ -144,6 +147,8 @@ struct smg_recv_opts {
 	struct smg_backend_opts bopts;
 	const char *state_dir; /* durable outcome records: DIR/outcomes/ID */
 	bool check_memory;     /* recompute the memory root from scratch (tests) */
+	const char
+	    *disk_dir; /* incoming disk images DIR/<domain>.<i>.img; NULL: state_dir */
 	smg_event_fn event;
 	void *event_arg;
 };

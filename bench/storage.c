@@ -232,6 +232,17 @@ static void json_row(const struct row *r, bool last)
 	       (unsigned long long)r->wl.writes, last ? "" : ",");
 }
 
+static const struct row *find(const struct row *rows, size_t n, const char *sc,
+			      const char *mode)
+{
+	static const struct row none;
+
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(rows[i].scenario, sc) == 0 && strcmp(rows[i].mode, mode) == 0)
+			return &rows[i];
+	return &none;
+}
+
 static double ratio(double a, double b)
 {
 	return b > 0 ? a / b : 0;
@@ -270,6 +281,7 @@ int main(int argc, char **argv)
 					   {"nomig-s", required_argument, NULL, 'n'},
 					   {"warm-s", required_argument, NULL, 'w'},
 					   {"threads", required_argument, NULL, 'j'},
+					   {"only", required_argument, NULL, 'o'},
 					   {"help", no_argument, NULL, 'h'},
 					   {NULL, 0, NULL, 0}};
 	struct cfg c = {.dir = "/var/tmp",
@@ -282,6 +294,7 @@ int main(int argc, char **argv)
 	enum smg_wl_kind kinds[] = {SMG_WL_READ_HOT, SMG_WL_WRITE_HEAVY, SMG_WL_MIXED,
 				    SMG_WL_TRACE};
 	const char *modes[] = {"nomig", "waio", "dbt"};
+	const char *only = NULL;
 	struct row rows[12];
 	struct smg_trace *tr = NULL;
 	char img[1024];
@@ -307,6 +320,9 @@ int main(int argc, char **argv)
 			break;
 		case 'w':
 			c.warm_s = atof(optarg);
+			break;
+		case 'o':
+			only = optarg;
 			break;
 		case 'j':
 			c.threads = (unsigned)atoi(optarg);
@@ -342,6 +358,8 @@ int main(int argc, char **argv)
 	       "wr_p50ms", "wr_p99ms", "ios", "hot");
 	for (size_t k = 0; k < SMG_ARRAY_LEN(kinds) && r == 0; k++)
 		for (size_t m = 0; m < SMG_ARRAY_LEN(modes) && r == 0; m++) {
+			if (only != NULL && strcmp(only, smg_wl_kind_name(kinds[k])) != 0)
+				break;
 			r = run(&c, img, kinds[k], tr, modes[m], &rows[nrows]);
 			if (r == 0)
 				print_row(&rows[nrows++]);
@@ -351,14 +369,18 @@ int main(int argc, char **argv)
 	smg_trace_free(tr);
 	if (r != 0)
 		return 1;
-	/* rows[0..2]: read-hot nomig, waio, dbt; rows[3..5]: write-heavy. */
+	const struct row *rn = find(rows, nrows, "read-hot", "nomig"),
+			 *rw = find(rows, nrows, "read-hot", "waio"),
+			 *rd = find(rows, nrows, "read-hot", "dbt"),
+			 *ww = find(rows, nrows, "write-heavy", "waio"),
+			 *wd = find(rows, nrows, "write-heavy", "dbt");
 	printf("read-hot: read p99 DBT/WAIO = %.2fx (target >= 2), WAIO/no-migration = "
 	       "%.2fx "
 	       "(target <= 1.5)\n",
-	       ratio(rows[2].wl.read_p99_ms, rows[1].wl.read_p99_ms),
-	       ratio(rows[1].wl.read_p99_ms, rows[0].wl.read_p99_ms));
+	       ratio(rd->wl.read_p99_ms, rw->wl.read_p99_ms),
+	       ratio(rw->wl.read_p99_ms, rn->wl.read_p99_ms));
 	printf("write-heavy: bytes sent WAIO/DBT = %.2fx (target < 1)\n",
-	       ratio((double)rows[4].bytes_sent, (double)rows[5].bytes_sent));
+	       ratio((double)ww->bytes_sent, (double)wd->bytes_sent));
 	printf(
 	    "{\"read_p99_ms_waio\":%.4f,\"read_p99_ms_dbt\":%.4f,\"read_p99_ms_nomig\":%."
 	    "4f,"
@@ -366,12 +388,12 @@ int main(int argc, char **argv)
 	    "\"migration_s_dbt\":%.3f,\"read_p99_dbt_over_waio\":%.3f,"
 	    "\"read_p99_waio_over_nomig\":%.3f,\"write_heavy_bytes_waio_over_dbt\":%.3f,"
 	    "\"scenarios\":[",
-	    rows[1].wl.read_p99_ms, rows[2].wl.read_p99_ms, rows[0].wl.read_p99_ms,
-	    (unsigned long long)rows[1].bytes_sent,
-	    (unsigned long long)rows[2].bytes_sent, rows[1].migration_s,
-	    rows[2].migration_s, ratio(rows[2].wl.read_p99_ms, rows[1].wl.read_p99_ms),
-	    ratio(rows[1].wl.read_p99_ms, rows[0].wl.read_p99_ms),
-	    ratio((double)rows[4].bytes_sent, (double)rows[5].bytes_sent));
+	    rw->wl.read_p99_ms, rd->wl.read_p99_ms, rn->wl.read_p99_ms,
+	    (unsigned long long)rw->bytes_sent, (unsigned long long)rd->bytes_sent,
+	    rw->migration_s, rd->migration_s,
+	    ratio(rd->wl.read_p99_ms, rw->wl.read_p99_ms),
+	    ratio(rw->wl.read_p99_ms, rn->wl.read_p99_ms),
+	    ratio((double)ww->bytes_sent, (double)wd->bytes_sent));
 	for (size_t i = 0; i < nrows; i++)
 		json_row(&rows[i], i + 1 == nrows);
 	printf("]}\n");

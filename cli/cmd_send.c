@@ -45,6 +45,7 @@ int smg_cmd_send(int argc, char **argv)
 	    {"max-rounds", required_argument, NULL, 'R'},
 	    {"storage-mode", required_argument, NULL, 1000},
 	    {"nbd-dir", required_argument, NULL, 1001},
+	    {"disk-workload", required_argument, NULL, 1002},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -129,6 +130,9 @@ int smg_cmd_send(int argc, char **argv)
 			break;
 		case 1001:
 			so.nbd_dir = optarg;
+			break;
+		case 1002:
+			so.disk_workload = optarg;
 			break;
 		case 'h':
 			printf("%s", smg_cmd_find("send")->usage);

@@ -26,6 +26,8 @@ struct smg_engine_disks {
 	struct smg_vdisk *vd[SMG_DOMAIN_DISKS_MAX];
 	struct smg_stg_src *ss[SMG_DOMAIN_DISKS_MAX];
 	struct smg_nbd_server *nbd[SMG_DOMAIN_DISKS_MAX];
+	struct smg_wl *wl[SMG_DOMAIN_DISKS_MAX];
+	struct smg_trace *trace;
 	bool bulk_done[SMG_DOMAIN_DISKS_MAX];
 	bool paused;
 	/* destination */
@@ -71,6 +73,58 @@ int smg_engine_disks_src_open(const struct smg_domain_info *info, const char *nb
 	}
 	*out = e;
 	return SMG_OK;
+}
+
+int smg_engine_disks_workload(struct smg_engine_disks *e, const char *spec)
+{
+	struct smg_wl_opts o = {.threads = 1, .interval_us = 1000};
+	int r;
+
+	if (e == NULL || spec == NULL)
+		return SMG_OK;
+	if (strncmp(spec, "trace:", 6) == 0) {
+		if ((r = smg_trace_load(spec + 6, &e->trace)) != SMG_OK)
+			return r;
+		o.kind = SMG_WL_TRACE;
+		o.trace = e->trace;
+	} else if (strcmp(spec, "read-hot") == 0) {
+		o.kind = SMG_WL_READ_HOT;
+	} else if (strcmp(spec, "write-heavy") == 0) {
+		o.kind = SMG_WL_WRITE_HEAVY;
+	} else if (strcmp(spec, "mixed") == 0) {
+		o.kind = SMG_WL_MIXED;
+	} else {
+		smg_err("disk workload '%s': read-hot, write-heavy, mixed or trace:FILE",
+			spec);
+		return SMG_ERR_CONFIG;
+	}
+	for (unsigned i = 0; i < e->n; i++) {
+		o.seed = i + 1;
+		if ((r = smg_wl_start(e->vd[i], &o, &e->wl[i])) != SMG_OK)
+			return r;
+	}
+	return SMG_OK;
+}
+
+static void stop_workload(struct smg_engine_disks *e)
+{
+	for (unsigned i = 0; i < e->n; i++) {
+		struct smg_wl_result res;
+
+		if (e->wl[i] == NULL)
+			continue;
+		smg_wl_result(e->wl[i], &res);
+		smg_info("disk %u workload: %llu reads (p99 %.3f ms), %llu writes (p99 "
+			 "%.3f ms), "
+			 "%llu errors",
+			 i, (unsigned long long)res.reads, res.read_p99_ms,
+			 (unsigned long long)res.writes, res.write_p99_ms,
+			 (unsigned long long)res.errors);
+		smg_wl_stop(e->wl[i]);
+		e->wl[i] = NULL;
+	}
+	smg_trace_free(e->trace);
+	e->trace = NULL;
 }
 
 unsigned smg_engine_disks_count(const struct smg_engine_disks *e)
@@ -194,6 +248,10 @@ int smg_engine_disks_end(struct smg_engine_disks *e, bool committed)
 	for (unsigned i = 0; e->paused && i < e->n; i++)
 		smg_vdisk_resume(e->vd[i]);
 	e->paused = false;
+	/* After COMMIT the VM is gone from here, and with it its disk I/O
+	 * (its threads may have been held at the paused gate until now). */
+	if (committed)
+		stop_workload(e);
 	return r;
 }
 
@@ -284,6 +342,7 @@ void smg_engine_disks_free(struct smg_engine_disks *e)
 		return;
 	if (e->src)
 		(void)smg_engine_disks_end(e, false);
+	stop_workload(e);
 	for (unsigned i = 0; i < e->n; i++) {
 		smg_nbd_server_stop(e->nbd[i]);
 		smg_vdisk_close(e->vd[i]);

@@ -131,6 +131,10 @@ struct smg_send_opts {
 	enum smg_stop_rule rule;
 	enum smg_stg_mode storage_mode; /* the domain's disks: WAIO (default) or DBT */
 	const char *nbd_dir; /* serve each disk over NBD here while migrating; NULL: no */
+	/* Synthetic guest disk I/O on every disk while it migrates (the sim
+	 * VM's disk workload): "read-hot", "write-heavy", "mixed" or
+	 * "trace:FILE" (MSR Cambridge CSV); NULL: none. */
+	const char *disk_workload;
 	smg_event_fn event;
 	void *event_arg;
 };

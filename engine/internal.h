@@ -20,6 +20,8 @@ struct smg_session;
 struct smg_ratelim;
 int smg_engine_disks_src_open(const struct smg_domain_info *info, const char *nbd_dir,
 			      struct smg_engine_disks **out);
+/* Start the synthetic guest disk workload (smg_send_opts.disk_workload). */
+int smg_engine_disks_workload(struct smg_engine_disks *e, const char *spec);
 unsigned smg_engine_disks_count(const struct smg_engine_disks *e);
 void smg_engine_disks_spec(const struct smg_engine_disks *e, unsigned i, uint64_t *size,
 			   uint32_t *chunk);

@@ -184,6 +184,8 @@ static int do_setup(struct src *c)
 	/* From here on guest writes are tracked (DBT) or outsourced (WAIO). */
 	if (r == SMG_OK)
 		r = smg_engine_disks_begin(c->disks, c->o->storage_mode);
+	if (r == SMG_OK)
+		r = smg_engine_disks_workload(c->disks, c->o->disk_workload);
 	return r;
 }
 

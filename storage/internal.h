@@ -14,7 +14,7 @@
 #define AGE_READS (1u << 16)
 /* WAIO's scan reads the original in pieces this big and lets a guest read
  * that needs the original go first (waiting at most SCAN_YIELD_MAX_US). */
-#define SCAN_PIECE	  (128u << 10)
+#define SCAN_PIECE	  (64u << 10)
 #define SCAN_YIELD_MAX_US 2000u
 
 enum disk_mig {

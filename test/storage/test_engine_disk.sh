@@ -63,6 +63,21 @@ for mode in waio dbt; do
 	expect_on B "d$mode" "$mode disk migration"
 done
 
+# The VM's own disk I/O (synthetic workloads, an MSR trace replay) while it
+# migrates: the destination's disk root must equal the source's at pause.
+for run in "dbt write-heavy" "waio trace:$SMG_SRC/bench/traces/msr_hot.csv" "waio mixed"; do
+	set -- $run
+	name=w$RANDOM
+	make_disk "$T/$name.img"
+	vm "$name" 16M hotspot 1M "disk = $T/$name.img"
+	start_recv
+	send "$name" --storage-mode "$1" --disk-workload "$2" --bandwidth 16M
+	wait "$RECV_PID"; rrc=$?
+	[ "$RC" = 0 ] && [ "$rrc" = 0 ] || { err "$run: send $RC recv $rrc"; cat "$T/send.err"; }
+	[ "$(field verified)" = true ] || err "$run: disk not verified"
+	expect_on B "$name" "$run"
+done
+
 # Abort before COMMIT (the receiver crashes before READY): the source VM
 # keeps running and WAIO's surrogate writes are back in its image.
 make_disk "$T/disk-ab.img"

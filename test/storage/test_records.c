@@ -12,8 +12,8 @@ struct rec_spec {
 	uint32_t have; /* data bytes actually present */
 };
 
-static size_t build(uint8_t *buf, uint8_t ver, uint8_t phase, uint16_t count, uint32_t disk,
-		    const struct rec_spec *r, size_t n, size_t extra)
+static size_t build(uint8_t *buf, uint8_t ver, uint8_t phase, uint16_t count,
+		    uint32_t disk, const struct rec_spec *r, size_t n, size_t extra)
 {
 	size_t off = 8;
 
@@ -68,7 +68,8 @@ static void test_decode(void)
 
 	for (size_t i = 0; i < SMG_ARRAY_LEN(cases); i++) {
 		const struct dec_case *c = &cases[i];
-		size_t n = build(buf, c->ver, c->phase, c->count, 0, c->recs, c->nrecs, c->extra);
+		size_t n = build(buf, c->ver, c->phase, c->count, 0, c->recs, c->nrecs,
+				 c->extra);
 		int r = smg_stg_frame_decode(buf, n, DISK, &f);
 
 		if (r != c->want)
@@ -119,7 +120,8 @@ static void test_dst(const char *dir)
 		CHECK_EQ(smg_stg_image_digest(img, 65536, before), 0);
 		CHECK(memcmp(before, after, sizeof(before)) == 0);
 		CHECK_EQ(smg_stg_image_digest(img, 65536 + 4096, before), 0);
-		CHECK(memcmp(before, after, sizeof(before)) != 0); /* chunk size is bound */
+		CHECK(memcmp(before, after, sizeof(before)) !=
+		      0); /* chunk size is bound */
 		smg_image_close(img);
 	}
 	smg_stg_dst_close(d);

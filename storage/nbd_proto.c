@@ -276,7 +276,7 @@ static int serve_request(struct nbd_sess *s, const struct smg_nbd_req *q)
 		if (q->len > SMG_NBD_REQ_MAX)
 			return SMG_ERR_TOO_LONG;
 		if ((r = ensure_buf(s, q->len)) != 0 ||
-		    (r = s->io->recv(s->io->self, s->buf, q->len)) != 0)
+		    (q->len > 0 && (r = s->io->recv(s->io->self, s->buf, q->len)) != 0))
 			return r;
 	}
 	if (q->flags & ~NBD_CMD_FLAGS_KNOWN)
@@ -377,6 +377,8 @@ static int buf_recv(void *self, void *p, size_t n)
 {
 	struct buf_stream *b = self;
 
+	if (n == 0)
+		return SMG_OK;
 	if (n > b->len - b->off)
 		return SMG_ERR_EOF;
 	memcpy(p, b->in + b->off, n);

@@ -326,6 +326,8 @@ static void test_malformed(void)
 	CHECK_EQ(req_err(fd, 0x8000, 3, 0, 0), 22);	    /* unknown flag */
 	CHECK_EQ(req_err(fd, 0, 4, SIZE, 4096), 28);	    /* trim past the end */
 	CHECK_EQ(req_err(fd, 0, 3, 0, 0), 0);		    /* flush still works */
+	CHECK_EQ(req_err(fd, 0, 1, 4096, 0), 0); /* empty write (fuzzer regression) */
+	CHECK_EQ(req_err(fd, 0, 0, 4096, 0), 0); /* empty read */
 	/* A write longer than we buffer: disconnect. */
 	req(q, 0x25609513u, 0, 1, 0, 0xffffffffu);
 	CHECK(write(fd, q, sizeof(q)) == (ssize_t)sizeof(q));

@@ -46,6 +46,7 @@ int smg_cmd_send(int argc, char **argv)
 	    {"storage-mode", required_argument, NULL, 1000},
 	    {"nbd-dir", required_argument, NULL, 1001},
 	    {"disk-workload", required_argument, NULL, 1002},
+	    {"check-memory", no_argument, NULL, 'C'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -59,8 +60,8 @@ int smg_cmd_send(int argc, char **argv)
 	int c;
 
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "t:d:D:b:c:Ajs:B:k:p:n:r:R:h", opts, NULL)) !=
-	       -1) {
+	while ((c = getopt_long(argc, argv, "t:d:D:b:c:Ajs:B:k:p:n:r:R:Ch", opts,
+				NULL)) != -1) {
 		switch (c) {
 		case 't':
 			to = optarg;
@@ -133,6 +134,9 @@ int smg_cmd_send(int argc, char **argv)
 			break;
 		case 1002:
 			so.disk_workload = optarg;
+			break;
+		case 'C':
+			so.check_memory = true;
 			break;
 		case 'h':
 			printf("%s", smg_cmd_find("send")->usage);

@@ -135,6 +135,10 @@ struct smg_send_opts {
 	 * VM's disk workload): "read-hot", "write-heavy", "mixed" or
 	 * "trace:FILE" (MSR Cambridge CSV); NULL: none. */
 	const char *disk_workload;
+	/* Tests: while paused, recompute the memory root from the guest's
+	 * memory itself and abort unless it equals the root of what was sent
+	 * (proves the dirty log missed nothing). Adds to the downtime. */
+	bool check_memory;
 	smg_event_fn event;
 	void *event_arg;
 };

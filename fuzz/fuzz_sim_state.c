@@ -9,8 +9,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static struct smg_sim_mem m;
 	static int ready;
-	static const struct smg_sim_config cfg = {.name = "fuzz", .mem_bytes = 1u << 20,
-						  .vcpus = 2, .seed = 1};
+	static const struct smg_sim_config cfg = {
+	    .name = "fuzz", .mem_bytes = 1u << 20, .vcpus = 2, .seed = 1};
 
 	if (!ready) {
 		if (smg_sim_mem_create(&cfg, false, &m) != 0)

@@ -16,7 +16,8 @@
 #define TINY_DIRTY_PAGES     16	 /* below this one more round is not worth it */
 #define SHRINK_KEEP_GOING    0.5 /* continue while a round at least halves it */
 #define OUTPACED_ROUNDS	     2
-#define BW_SMOOTH	     0.5 /* weight of the newest sample */
+#define SHRINK_STUCK	     0.75 /* over the budget and shrinking by less than 1/4 */
+#define BW_SMOOTH	     0.5  /* weight of the newest sample */
 
 void smg_precopy_init(struct smg_precopy *pc, enum smg_stop_rule rule,
 		      unsigned max_downtime_ms, unsigned max_rounds, bool auto_converge)
@@ -67,7 +68,10 @@ enum smg_precopy_decision smg_precopy_next_round(struct smg_precopy *pc,
 		pc->bw =
 		    pc->bw == 0 ? sample : BW_SMOOTH * sample + (1 - BW_SMOOTH) * pc->bw;
 	pc->dirty_rate = dirty_bytes / secs;
-	pc->est_ms = pc->bw > 0 ? dirty_bytes / pc->bw * 1000.0 : 0;
+	/* Estimate with the worse of the smoothed and the newest rate: a link
+	 * that just slowed down must not talk us into a long pause. */
+	double bw = bytes_sent >= (1u << 20) && sample < pc->bw ? sample : pc->bw;
+	pc->est_ms = bw > 0 ? dirty_bytes / bw * 1000.0 : 0;
 	pc->prev_dirty = dirty_pages;
 
 	switch (pc->rule) {
@@ -92,8 +96,12 @@ enum smg_precopy_decision smg_precopy_next_round(struct smg_precopy *pc,
 			   : SMG_PRECOPY_CONTINUE;
 	}
 	/* Dirtying outpaces sending when the pages dirtied during a round
-	 * take at least as long to send as the round took. */
-	if (pc->dirty_rate >= pc->bw)
+	 * take at least as long to send as the round took. A set that barely
+	 * shrinks counts too: with uniform writes the unique dirty pages
+	 * saturate and understate the write rate. */
+	bool stuck =
+	    prev != UINT64_MAX && (double)dirty_pages > SHRINK_STUCK * (double)prev;
+	if (pc->dirty_rate >= pc->bw || stuck)
 		pc->outpaced++;
 	else
 		pc->outpaced = 0;

@@ -34,6 +34,7 @@ send_env() { env "$@" "$SECMIG" --quiet send --to "127.0.0.1:$PORT" --domain "$N
 fault dst_after_round0 dst 6 # receiver killed in pre-copy (link cut for the sender)
 fault dst_before_ready dst 6 # receiver killed after verifying, before READY
 fault dst_bad_root dst 7     # a page damaged on arrival: integrity, nothing resumes
+fault dst_write_fail dst 6   # the destination fails mid-stream: it drains, aborts
 
 for fi in src_after_round0 src_after_pause; do # sender killed mid-way
 	NAME=vm_$fi

@@ -64,6 +64,17 @@ int main(void)
 	CHECK_EQ(smg_precopy_next_round(&pc, 50 * MB, 1000000000ull, 50000, PS),
 		 SMG_PRECOPY_ABORT);
 
+	/* Uniform writes saturate: the dirty set barely shrinks although the
+	 * measured dirty rate stays under the bandwidth -> outpaced too. */
+	smg_precopy_init(&pc, SMG_RULE_DOWNTIME, 10, 30, true);
+	CHECK_EQ(smg_precopy_next_round(&pc, 400 * MB, 1000000000ull, 60000, PS),
+		 SMG_PRECOPY_CONTINUE);
+	CHECK(pc.dirty_rate < pc.bw);
+	CHECK_EQ(smg_precopy_next_round(&pc, 240 * MB, 600000000ull, 55000, PS),
+		 SMG_PRECOPY_CONTINUE);
+	CHECK_EQ(smg_precopy_next_round(&pc, 220 * MB, 550000000ull, 50000, PS),
+		 SMG_PRECOPY_THROTTLE);
+
 	/* Never an endless loop: the round cap stops it. */
 	smg_precopy_init(&pc, SMG_RULE_DOWNTIME, 10, 5, false);
 	d = SMG_PRECOPY_CONTINUE;

@@ -351,7 +351,7 @@ static int send_state_and_manifest(struct src *c)
 			return r;
 		disk_roots[i] = (ProtobufCBinaryData){SMG_DIGEST_LEN, roots[i]};
 	}
-	/* disk_roots and vtpm_hash are filled by the storage and vTPM stages. */
+	/* vtpm_hash is filled by the vTPM stage. */
 	mf.transcript = (ProtobufCBinaryData){SMG_TRANSCRIPT_LEN,
 					      (uint8_t *)smg_session_transcript(c->s)};
 	plen = protobuf_c_message_get_packed_size(&mf.base);
@@ -391,13 +391,9 @@ static enum src_state do_stopcopy(struct src *c)
 	if ((c->err = c->be->ops->pause(c->be)) != SMG_OK)
 		return SRC_ABORTED;
 	c->paused = true;
-					      .nchan = c->nchan,
-					      .disks = c->disks,
-					      .final = final};
-		if (inline_round)
-			smg_xfer_send_main(&x[i]);
-		else if (pthread_create(&x[i].tid, NULL, smg_xfer_send_main, &x[i]) !=
-			 0) {
+	smg_engine_disks_pause(c->disks);
+	smg_debug("downtime: paused after %.1f ms",
+		  (double)(smg_now_ns() - c->t_pause) / 1e6);
 	smg_fault_crash(SMG_FI_SRC_AFTER_PAUSE);
 	if (c->logdirty && (c->err = c->be->ops->logdirty_peek_clear(c->be, c->pending,
 								     &dirty)) != SMG_OK)

@@ -218,8 +218,9 @@ static int run_round(struct src *c, bool final, uint64_t *sent_bytes, uint64_t *
 	/* A small round (the last ones) is cheaper to drive from this thread,
 	 * channel after channel, than to hand to threads that must first be
 	 * scheduled: in the stop-and-copy round that latency is downtime. */
-	bool inline_round = *npages <= SMG_INLINE_ROUND_PAGES &&
-			    smg_engine_disks_count(c->disks) == 0; /* disks: channels in parallel */
+	bool inline_round =
+	    *npages <= SMG_INLINE_ROUND_PAGES &&
+	    smg_engine_disks_count(c->disks) == 0; /* disks: channels in parallel */
 	for (unsigned i = 0; i < c->nchan; i++) {
 		x[i] = (struct smg_xfer_send){.s = c->s,
 					      .be = c->be,

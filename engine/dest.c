@@ -346,6 +346,8 @@ static enum dst_state do_verify(struct dst *d)
 	if ((d->err = atomic_load(&d->xd.err)) != SMG_OK ||
 	    (d->err = join_threads(d)) != SMG_OK)
 		return DST_ABORTED;
+	if (smg_fault_on(SMG_FI_DST_BAD_DISK))
+		smg_engine_disks_damage(d->disks);
 	if (smg_fault_on(SMG_FI_DST_BAD_ROOT)) {
 		/* A page damaged after it arrived (bad RAM, a buggy backend). */
 		uint8_t *junk = malloc(d->info.page_size);
@@ -374,8 +376,8 @@ static enum dst_state do_verify(struct dst *d)
 		bad = "config hash";
 	else if (!digest_eq(&mf->device_hash, d->device_hash))
 		bad = "device state hash";
-	else if (smg_engine_disks_verify(d->disks, mf->n_disk_roots, mf->disk_roots) !=
-		 SMG_OK)
+	else if (smg_engine_disks_verify(d->disks, mf->n_disk_roots, mf->disk_roots,
+					 d->o->check_memory) != SMG_OK)
 		bad = "disk root";
 	else if (mf->transcript.len != SMG_TRANSCRIPT_LEN ||
 		 sodium_memcmp(mf->transcript.data, smg_session_transcript(d->s),

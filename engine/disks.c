@@ -33,6 +33,7 @@ struct smg_engine_disks {
 	/* destination */
 	struct smg_stg_dst *sd[SMG_DOMAIN_DISKS_MAX];
 	char path[SMG_DOMAIN_DISKS_MAX][SMG_DOMAIN_PATH_MAX + 64];
+	uint32_t chunk[SMG_DOMAIN_DISKS_MAX];
 	uint8_t roots[SMG_DOMAIN_DISKS_MAX][SMG_DIGEST_LEN];
 };
 
@@ -270,6 +271,7 @@ int smg_engine_disks_dst_open(const char *dir, const char *domain, size_t n,
 		return SMG_ERR_NOMEM;
 	for (unsigned i = 0; i < n; i++) {
 		snprintf(e->path[i], sizeof(e->path[i]), "%s/%s.%u.img", dir, domain, i);
+		e->chunk[i] = chunks[i];
 		if ((r = smg_stg_dst_open(e->path[i], sizes[i], chunks[i], i,
 					  &e->sd[i])) != SMG_OK) {
 			smg_err("disk %u: cannot create %s: %s", i, e->path[i],
@@ -305,10 +307,24 @@ int smg_engine_disks_apply(struct smg_engine_disks *e, unsigned chan, unsigned n
 	return smg_stg_dst_apply(e->sd[disk], p, len);
 }
 
-int smg_engine_disks_verify(struct smg_engine_disks *e, size_t n_roots,
-			    const ProtobufCBinaryData *roots)
+/* The root of disk i recomputed from its image file alone. */
+static int fresh_root(struct smg_engine_disks *e, unsigned i, uint32_t chunk,
+		      uint8_t root[SMG_DIGEST_LEN])
 {
-	uint8_t mine[SMG_DIGEST_LEN];
+	struct smg_image *img;
+	int r;
+
+	if ((r = smg_image_open(e->path[i], SMG_IMAGE_RDONLY, &img)) != SMG_OK)
+		return r;
+	r = smg_stg_image_digest(img, chunk, root);
+	smg_image_close(img);
+	return r;
+}
+
+int smg_engine_disks_verify(struct smg_engine_disks *e, size_t n_roots,
+			    const ProtobufCBinaryData *roots, bool fresh)
+{
+	uint8_t mine[SMG_DIGEST_LEN], again[SMG_DIGEST_LEN];
 	int r;
 
 	if (n_roots != smg_engine_disks_count(e))
@@ -316,6 +332,13 @@ int smg_engine_disks_verify(struct smg_engine_disks *e, size_t n_roots,
 	for (unsigned i = 0; i < n_roots; i++) {
 		if ((r = smg_stg_dst_digest(e->sd[i], mine)) != SMG_OK)
 			return r;
+		if (fresh && ((r = fresh_root(e, i, e->chunk[i], again)) != SMG_OK ||
+			      memcmp(again, mine, SMG_DIGEST_LEN) != 0)) {
+			smg_err(
+			    "disk %u: the image on disk differs from what was written",
+			    i);
+			return SMG_ERR_INTEGRITY;
+		}
 		if (roots[i].len != SMG_DIGEST_LEN ||
 		    memcmp(roots[i].data, mine, SMG_DIGEST_LEN) != 0) {
 			smg_err("disk %u: digest differs from the source's manifest", i);
@@ -323,6 +346,22 @@ int smg_engine_disks_verify(struct smg_engine_disks *e, size_t n_roots,
 		}
 	}
 	return SMG_OK;
+}
+
+void smg_engine_disks_damage(struct smg_engine_disks *e)
+{
+	struct smg_image *img;
+	uint8_t b;
+
+	/* Behind the destination's back, through a second descriptor: what a
+	 * bad disk or a buggy writer would do after the records arrived. */
+	if (e == NULL || e->n == 0 || smg_image_open(e->path[0], 0, &img) != SMG_OK)
+		return;
+	if (smg_image_size(img) > 0 && smg_image_read(img, &b, 1, 0) == SMG_OK) {
+		b ^= 0xff;
+		(void)smg_image_write(img, &b, 1, 0);
+	}
+	smg_image_close(img);
 }
 
 void smg_engine_disks_discard(struct smg_engine_disks *e)

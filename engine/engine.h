@@ -206,6 +206,7 @@ enum smg_fault {
 	SMG_FI_DST_NO_DONE,	     /* receiver resumes, drops the link before DONE */
 	SMG_FI_DST_BAD_ROOT,	     /* receiver corrupts one page before verify */
 	SMG_FI_DST_WRITE_FAIL,	     /* receiver's backend fails a page write */
+	SMG_FI_DST_BAD_DISK,	     /* receiver damages one disk block before verify */
 	SMG_FI_MAX_
 };
 bool smg_fault_on(enum smg_fault f);

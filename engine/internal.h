@@ -42,8 +42,12 @@ int smg_engine_disks_dst_open(const char *dir, const char *domain, size_t n,
 			      struct smg_engine_disks **out);
 int smg_engine_disks_apply(struct smg_engine_disks *e, unsigned chan, unsigned nchan,
 			   const uint8_t *p, size_t len);
+/* Compare each disk's root with the manifest's; fresh (recv --check-memory)
+ * also re-hashes every image file from scratch. */
 int smg_engine_disks_verify(struct smg_engine_disks *e, size_t n_roots,
-			    const ProtobufCBinaryData *roots);
+			    const ProtobufCBinaryData *roots, bool fresh);
+/* Fault injection (SMG_FI_DST_BAD_DISK): flip one byte of disk 0 on disk. */
+void smg_engine_disks_damage(struct smg_engine_disks *e);
 /* Destination before COMMIT: remove the incoming images. */
 void smg_engine_disks_discard(struct smg_engine_disks *e);
 void smg_engine_disks_free(struct smg_engine_disks *e);

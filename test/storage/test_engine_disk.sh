@@ -96,5 +96,18 @@ qemu-io -f raw "$T/disk-ab.img" -c "read -P 0xc1 1M 64k" -c "read -P 0xc2 40M 12
 	{ err "abort: client writes missing from the source image"; cat "$T/ab.out"; }
 ls "$T"/.secmig-surrogate-* >/dev/null 2>&1 && err "abort: surrogate left behind"
 
+# A disk block damaged on the destination after it arrived: the fresh
+# recomputation (--check-memory) disagrees with the manifest's disk root,
+# the destination refuses READY, the source keeps running (exit 7).
+make_disk "$T/disk-bad.img"
+vm dbad 16M hotspot 1M "disk = $T/disk-bad.img"
+start_recv SMG_FI=dst_bad_disk
+send dbad --bandwidth 32M
+wait "$RECV_PID"
+[ "$RC" = 7 ] || { err "damaged disk: send exit $RC, want 7"; cat "$T/send.err"; }
+grep -q "disk 0" "$T/recv.err" || err "damaged disk: the receiver did not name the disk"
+expect_on A dbad "damaged disk"
+[ -e "$B/dbad.0.img" ] && err "damaged disk: the incoming image was kept"
+
 [ $fail = 0 ] && echo "storage engine disk: all checks passed"
 exit $fail

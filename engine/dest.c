@@ -83,6 +83,8 @@ static int start_threads(struct dst *d)
 
 static void stop_threads(struct dst *d)
 {
+	if (d->xd.nchan == 0)
+		return; /* the plan never got that far */
 	pthread_mutex_lock(&d->xd.lock);
 	d->xd.stop = true;
 	pthread_cond_broadcast(&d->xd.cond);

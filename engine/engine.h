@@ -93,7 +93,7 @@ const char *smg_phase_name(enum smg_phase p);
 struct smg_mig_stats {
 	char migration_id[SMG_MIGRATION_ID_LEN + 1];
 	char domain[SMG_DOMAIN_NAME_MAX];
-	uint64_t ram_bytes, nonzero_bytes;
+	uint64_t ram_bytes;
 	uint64_t bytes_sent; /* payload bytes of page frames + state + control */
 	uint64_t pages_sent, zero_pages;
 	unsigned rounds, throttle;

@@ -16,6 +16,7 @@
 #define TINY_DIRTY_PAGES     16	 /* below this one more round is not worth it */
 #define SHRINK_KEEP_GOING    0.5 /* continue while a round at least halves it */
 #define OUTPACED_ROUNDS	     2
+#define SHRINK_PROGRESS	     0.9  /* still shrinking by a tenth per round */
 #define SHRINK_STUCK	     0.75 /* over the budget and shrinking by less than 1/4 */
 #define BW_SMOOTH	     0.5  /* weight of the newest sample */
 
@@ -90,10 +91,17 @@ enum smg_precopy_decision smg_precopy_next_round(struct smg_precopy *pc,
 		bool shrinking = prev == UINT64_MAX ||
 				 (double)dirty_pages <= SHRINK_KEEP_GOING * (double)prev;
 
+		/* Above a tenth of the budget, any real progress is worth one
+		 * more round (the round cap still bounds it). */
+		bool progress = prev != UINT64_MAX &&
+				(double)dirty_pages < SHRINK_PROGRESS * (double)prev &&
+				pc->est_ms > pc->max_downtime_ms / 10.0 &&
+				pc->round < pc->max_rounds / 2;
+
 		pc->outpaced = 0;
-		return dirty_pages <= TINY_DIRTY_PAGES || !shrinking
-			   ? SMG_PRECOPY_STOP
-			   : SMG_PRECOPY_CONTINUE;
+		if (dirty_pages <= TINY_DIRTY_PAGES)
+			return SMG_PRECOPY_STOP;
+		return shrinking || progress ? SMG_PRECOPY_CONTINUE : SMG_PRECOPY_STOP;
 	}
 	/* Dirtying outpaces sending when the pages dirtied during a round
 	 * take at least as long to send as the round took. A set that barely

@@ -558,9 +558,6 @@ int smg_engine_send(struct smg_session *s, const struct smg_send_opts *o,
 		emit(&c, SMG_EV_PHASE, SMG_PHASE_DONE, 0, 0, NULL);
 	}
 	st->total_ms = (smg_now_ns() - c.t_start) / 1000000;
-	st->nonzero_bytes =
-	    st->pages_sent * c.info.page_size; /* upper bound of sent data */
-	st->err = c.err;
 	smg_merkle_free(c.mk);
 	smg_engine_disks_free(c.disks);
 	free(c.pending);

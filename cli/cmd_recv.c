@@ -134,6 +134,7 @@ int smg_cmd_recv(int argc, char **argv)
 	    {"peers", required_argument, NULL, 'p'},
 	    {"name", required_argument, NULL, 'n'},
 	    {"check-memory", no_argument, NULL, 'C'},
+	    {"disk-dir", required_argument, NULL, 1000},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -186,6 +187,9 @@ int smg_cmd_recv(int argc, char **argv)
 			break;
 		case 'n':
 			name = optarg;
+			break;
+		case 1000:
+			ctx.ro.disk_dir = optarg;
 			break;
 		case 'C':
 			ctx.ro.check_memory = true;

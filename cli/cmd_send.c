@@ -43,6 +43,9 @@ int smg_cmd_send(int argc, char **argv)
 	    {"name", required_argument, NULL, 'n'},
 	    {"rule", required_argument, NULL, 'r'},
 	    {"max-rounds", required_argument, NULL, 'R'},
+	    {"storage-mode", required_argument, NULL, 1000},
+	    {"nbd-dir", required_argument, NULL, 1001},
+	    {"disk-workload", required_argument, NULL, 1002},
 	    {"check-memory", no_argument, NULL, 'C'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
@@ -116,6 +119,21 @@ int smg_cmd_send(int argc, char **argv)
 			if (smg_cli_parse_size(optarg, &v) != 0 || v == 0 || v > 1000)
 				return usage("--max-rounds: 1..1000, not '%s'", optarg);
 			so.max_rounds = (unsigned)v;
+			break;
+		case 1000:
+			if (strcmp(optarg, "waio") == 0)
+				so.storage_mode = SMG_STG_MODE_WAIO;
+			else if (strcmp(optarg, "dbt") == 0)
+				so.storage_mode = SMG_STG_MODE_DBT;
+			else
+				return usage("--storage-mode: waio or dbt, not '%s'",
+					     optarg);
+			break;
+		case 1001:
+			so.nbd_dir = optarg;
+			break;
+		case 1002:
+			so.disk_workload = optarg;
 			break;
 		case 'C':
 			so.check_memory = true;

@@ -89,6 +89,7 @@ xb_add_bin() {
 xb_busybox_root() {
 	local root=$1
 	rm -rf "$root" && mkdir -p "$root"/{bin,sbin,etc,proc,sys,dev,tmp,run,var/log,boot}
+	ln -s /run "$root/var/run" # xenstored binds /var/run/xenstored/socket
 	cp /bin/busybox "$root/bin/busybox"
 }
 
@@ -170,9 +171,12 @@ for m in xen-evtchn xen-privcmd xen-gntdev xen-gntalloc xenfs; do
 	echo "XB-STEP insmod \$m"; insmod /lib/modules/\$m.ko || echo "XB-WARN insmod \$m failed"
 done
 mount -t xenfs xenfs /proc/xen
+echo "XB-STEP xenfs-mounted"
 xenstored --pid-file /run/xenstored.pid >/var/log/xen/xenstored.out 2>&1 &
+echo "XB-STEP xenstored-started"
 sleep 1
-xenstore-write /local/domain/0/name Domain-0
+pidof xenstored >/dev/null || { echo "XB-WARN xenstored died:"; cat /var/log/xen/xenstored.out; ls -la /dev/xen /proc/xen; }
+timeout 30 xenstore-write /local/domain/0/name Domain-0 || echo "XB-WARN xenstore-write rc=\$?"
 xen-init-dom0 >/dev/null 2>&1 || echo "XB-WARN xen-init-dom0 failed"
 xenconsoled --pid-file=/run/xenconsoled.pid --log=guest --log-dir=/var/log/xen/console &
 echo "XB-STEP tools-up uptime=\$(cut -d' ' -f1 /proc/uptime)"
@@ -191,8 +195,8 @@ xb_boot() {
 	local limit=${1:-600} qpid rc t=0
 	# -cpu max,rdtscp=off: QEMU reports an RDTSCP trap as RDTSC and Xen loops
 	# on PVH guests. smap=0: dom0 crashes in create_bounce_frame under TCG.
-	qemu-system-x86_64 -accel tcg -cpu max,rdtscp=off -m 2048 -smp "${XB_SMP:-2}" \
-		-display none -monitor none -serial "file:$XB_WORK/serial.log" -no-reboot \
+	qemu-system-x86_64 -accel tcg -cpu "${XB_CPU:-max,rdtscp=off}" -m 2048 -smp "${XB_SMP:-2}" \
+		-display none -monitor "unix:$XB_WORK/mon.sock,server,nowait" -serial "file:$XB_WORK/serial.log" -no-reboot \
 		-kernel "$XB_XEN" \
 		-append "dom0_mem=512M,max:512M dom0_max_vcpus=1 console=com1 com1=115200,8n1 loglvl=all guest_loglvl=all noreboot smap=0 smep=0 ${XB_XEN_ARGS:-sync_console}" \
 		-initrd "$XB_KERNEL console=hvc0 earlyprintk=xen,$XB_WORK/dom0-initrd.gz" \

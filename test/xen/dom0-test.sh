@@ -27,16 +27,20 @@ d1=$(xl domid domu)
 
 if [ -x /usr/bin/test_xen_live ]; then
 	# 1. failure injection: the receiver goes away mid-pre-copy
-	test_xen_live abort domu 2>&1 | sed 's/^/  /'
+	test_xen_live abort domu >/tmp/abort.out 2>&1
+	sed 's/^/  /' /tmp/abort.out
 	t=$(last_tick)
-	if wait_tick "${t%% *}" && [ "$(xl domid domu)" = "$d1" ] && ! xl list | grep -q incoming; then
+	if grep -q 'SMG-LIVE abort rc=0' /tmp/abort.out && wait_tick "${t%% *}" &&
+		[ "$(xl domid domu)" = "$d1" ] && ! xl list | grep -q incoming; then
 		echo "SMG-ABORT-OK guest runs on d$d1, tick $(last_tick); domains: $(domids)"
 	else
 		fail "after abort: $(domids) last tick $(last_tick)"
 	fi
 	# 2. same-host live migration through the backend
 	before=$(last_tick)
-	test_xen_live migrate domu 2>&1 | sed 's/^/  /'
+	test_xen_live migrate domu >/tmp/migrate.out 2>&1
+	sed 's/^/  /' /tmp/migrate.out
+	grep -q 'SMG-LIVE migrate rc=0' /tmp/migrate.out || fail "test_xen_live migrate"
 	d2=$(xl domid domu 2>/dev/null)
 	n=$(xl list | grep -c '^domu')
 	if [ -n "$d2" ] && [ "$d2" != "$d1" ] && [ "$n" = 1 ] && wait_tick "${before%% *}"; then

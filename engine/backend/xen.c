@@ -95,6 +95,8 @@ static void xen_close(struct smg_backend *self)
 
 	smg_xen_src_close(x);
 	smg_xen_dst_close(x);
+	smg_xen_unmap_chunks(x);
+	pthread_mutex_destroy(&x->chunk_lock);
 	if (x->ctx != NULL)
 		libxl_ctx_free(x->ctx);
 	if (x->xsh != NULL)
@@ -107,6 +109,13 @@ static void xen_close(struct smg_backend *self)
 		xtl_logger_destroy((xentoollog_logger *)x->lg);
 	free(x->config);
 	free(x);
+}
+
+static int xen_destroy(struct smg_backend *self)
+{
+	struct xen_backend *x = XEN_SELF(self);
+
+	return x->is_dst ? smg_xen_dst_destroy(x) : smg_xen_src_destroy(self);
 }
 
 static const struct smg_backend_ops xen_ops = {
@@ -122,12 +131,15 @@ static const struct smg_backend_ops xen_ops = {
     .throttle = smg_xen_src_throttle,
     .save_state = smg_xen_src_save_state,
     .mark_commit = smg_xen_src_mark_commit,
-    .destroy = smg_xen_src_destroy,
+    .destroy = xen_destroy,
+    .domain_pending = smg_xen_src_pending,
+    .domain_settle = smg_xen_src_settle,
     .domain_create = smg_xen_dst_create,
     .write_pages = smg_xen_dst_write_pages,
     .restore_state = smg_xen_dst_restore_state,
     .mark_committed = smg_xen_dst_mark_committed,
     .resume = smg_xen_dst_resume,
+    .resume_committed = smg_xen_dst_resume_committed,
 };
 
 int smg_backend_xen_open(const struct smg_backend_opts *opts, struct smg_backend **out)
@@ -140,6 +152,7 @@ int smg_backend_xen_open(const struct smg_backend_opts *opts, struct smg_backend
 	x->be.ops = &xen_ops;
 	x->pipe_w = -1;
 	x->new_domid = (uint32_t)INVALID_DOMID;
+	pthread_mutex_init(&x->chunk_lock, NULL);
 	(void)opts;
 	/* Handles open lazily in domain_open/domain_create, so a build on a
 	 * machine without Xen can still list and open the backend. */

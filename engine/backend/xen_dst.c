@@ -62,11 +62,23 @@ static void *restore_main(void *arg)
 	return NULL;
 }
 
-static int name_taken(struct xen_backend *x, const char *name)
+/* An incoming copy is paused and uncommitted by construction (COMMIT
+ * renames it): one still carrying the temporary name was left by a receiver
+ * that died, and never ran. Anything else with that name is not ours. */
+static int clear_stale(struct xen_backend *x, const char *tmp)
 {
+	xc_dominfo_t di;
 	uint32_t id;
 
-	return libxl_name_to_domid(x->ctx, name, &id) == 0;
+	if (libxl_name_to_domid(x->ctx, tmp, &id) != 0)
+		return 0;
+	if (id == 0 || xc_domain_getinfo(x->xch, id, 1, &di) != 1 || di.domid != id ||
+	    !(di.paused || di.shutdown)) {
+		smg_err("xen: a running domain is named %s; not touching it", tmp);
+		return SMG_ERR_EXISTS;
+	}
+	smg_warn("xen: destroying d%u '%s', an incoming copy a dead receiver left", id, tmp);
+	return libxl_domain_destroy(x->ctx, id, NULL) == 0 ? 0 : SMG_ERR_BACKEND;
 }
 
 static int start_restore(struct xen_backend *x)
@@ -172,12 +184,8 @@ int smg_xen_dst_create(struct smg_backend *self, const uint8_t *config, size_t l
 	}
 	snprintf(x->final_name, sizeof(x->final_name), "%s", x->dcfg.c_info.name);
 	snprintf(tmp, sizeof(tmp), "%s%s", x->final_name, XEN_INCOMING_SUFFIX);
-	if (name_taken(x, tmp)) {
-		smg_err("xen: a domain named %s exists already (an earlier migration "
-			"left it? 'xl destroy %s')",
-			tmp, tmp);
-		return SMG_ERR_EXISTS;
-	}
+	if ((r = clear_stale(x, tmp)) != 0)
+		return r;
 	free(x->dcfg.c_info.name);
 	if ((x->dcfg.c_info.name = strdup(tmp)) == NULL)
 		return SMG_ERR_NOMEM;
@@ -193,6 +201,7 @@ int smg_xen_dst_create(struct smg_backend *self, const uint8_t *config, size_t l
 		return r;
 	}
 	x->have_domain = true;
+	x->is_dst = true;
 	snprintf(info->name, sizeof(info->name), "%s", x->final_name);
 	info->pages = x->p2m_size;
 	info->page_size = SMG_XS_PAGE_SIZE;
@@ -306,6 +315,8 @@ int smg_xen_dst_restore_state(struct smg_backend *self, const uint8_t *blob, siz
 		r = SMG_ERR_BACKEND;
 	}
 	if (r == 0)
+		x->domid = x->new_domid; /* read_pages now sees the incoming copy */
+	if (r == 0)
 		smg_info("xen: '%s' restored as d%u (paused), %llu stream bytes",
 			 x->final_name, x->new_domid, (unsigned long long)x->sink.bytes);
 	return r;
@@ -339,6 +350,39 @@ int smg_xen_dst_resume(struct smg_backend *self)
 		return SMG_ERR_BACKEND;
 	}
 	return 0;
+}
+
+/* The engine's abort: stop the restore (libxl then destroys what it
+ * built) or destroy the restored, uncommitted copy. Never a committed one. */
+int smg_xen_dst_destroy(struct xen_backend *x)
+{
+	if (x->committed)
+		return SMG_ERR_STATE;
+	if (x->restore_running)
+		finish_restore(x);
+	if (x->stream_done && x->restore_rc == 0 && x->new_domid != (uint32_t)INVALID_DOMID &&
+	    x->new_domid != 0) {
+		smg_xen_unmap_chunks(x);
+		if (libxl_domain_destroy(x->ctx, x->new_domid, NULL) != 0)
+			return SMG_ERR_BACKEND;
+		x->new_domid = (uint32_t)INVALID_DOMID;
+	}
+	x->have_domain = false;
+	return 0;
+}
+
+/* A committed incoming domain left paused by a receiver that died. */
+int smg_xen_dst_resume_committed(struct smg_backend *self, const char *name)
+{
+	struct xen_backend *x = XEN_SELF(self);
+	uint32_t domid;
+	int r;
+
+	if ((r = smg_xen_open_handles(x, true)) != 0)
+		return r;
+	if (libxl_name_to_domid(x->ctx, name, &domid) != 0 || domid == 0)
+		return SMG_ERR_NOT_FOUND;
+	return libxl_domain_unpause(x->ctx, domid, NULL) == 0 ? 0 : SMG_ERR_BACKEND;
 }
 
 /* Without COMMIT the incoming copy goes: libxl destroys a domain whose

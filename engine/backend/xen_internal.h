@@ -63,7 +63,12 @@ struct xen_backend {
 	size_t config_len;
 	struct smg_xen_config cfg;
 
-	/* source */
+	/* source: guest frames stay mapped in chunks of SMG_XEN_CHUNK, mapped
+	 * on first read (the engine reads one frame at a time) */
+	struct xen_chunk *chunks;
+	size_t n_chunks;
+	pthread_mutex_t chunk_lock;
+	bool chunk_lock_init;
 	xc_hypercall_buffer_t bm_hbuf;
 	uint64_t *bm;
 	size_t bm_pages;
@@ -82,6 +87,14 @@ struct xen_backend {
 	pthread_mutex_t sink_lock; /* write_pages runs on several threads */
 	uint64_t *sent;		   /* bitmap of pfns populated on this side */
 	bool stream_done;
+	bool is_dst;
+};
+
+#define SMG_XEN_CHUNK 1024u /* frames per foreign mapping */
+struct xen_chunk {
+	uint8_t *map; /* NULL: not mapped yet, or nothing in it is RAM */
+	bool done;
+	uint64_t bad[SMG_XEN_CHUNK / 64]; /* frames that did not map: holes */
 };
 
 #define XEN_SELF(b) ((struct xen_backend *)(b))
@@ -107,6 +120,10 @@ int smg_xen_src_throttle(struct smg_backend *self, unsigned pct);
 int smg_xen_src_save_state(struct smg_backend *self, uint8_t **blob, size_t *len);
 int smg_xen_src_mark_commit(struct smg_backend *self, const char *id, const char *peer);
 int smg_xen_src_destroy(struct smg_backend *self);
+int smg_xen_src_pending(struct smg_backend *self, const char *name, char *id,
+			size_t id_len, char *peer, size_t peer_len);
+int smg_xen_src_settle(struct smg_backend *self, const char *name, bool resumed);
+void smg_xen_unmap_chunks(struct xen_backend *x);
 void smg_xen_src_close(struct xen_backend *x);
 
 /* xen_dst.c */
@@ -117,6 +134,8 @@ int smg_xen_dst_write_pages(struct smg_backend *self, const uint64_t *pfns, size
 int smg_xen_dst_restore_state(struct smg_backend *self, const uint8_t *blob, size_t len);
 int smg_xen_dst_mark_committed(struct smg_backend *self);
 int smg_xen_dst_resume(struct smg_backend *self);
+int smg_xen_dst_destroy(struct xen_backend *x);
+int smg_xen_dst_resume_committed(struct smg_backend *self, const char *name);
 void smg_xen_dst_close(struct xen_backend *x);
 
 #endif

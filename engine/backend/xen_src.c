@@ -362,49 +362,6 @@ int smg_xen_src_logdirty_disable(struct smg_backend *self)
 	return 0;
 }
 
-int smg_xen_src_read_pages(struct smg_backend *self, const uint64_t *pfns, size_t n,
-			   uint8_t *out)
-{
-	struct xen_backend *x = XEN_SELF(self);
-	xen_pfn_t arr[MAP_BATCH];
-	int errs[MAP_BATCH];
-
-	if (!x->have_domain)
-		return SMG_ERR_STATE;
-	for (size_t done = 0; done < n;) {
-		unsigned k = (unsigned)(n - done < MAP_BATCH ? n - done : MAP_BATCH);
-		uint8_t *m;
-
-		for (unsigned i = 0; i < k; i++) {
-			if (pfns[done + i] >= x->p2m_size)
-				return SMG_ERR_INVAL;
-			arr[i] = pfns[done + i];
-		}
-		m = xenforeignmemory_map(x->fmem, x->domid, PROT_READ, k, arr, errs);
-		if (m == NULL) {
-			/* every frame failed: all holes, or the domain is gone */
-			for (unsigned i = 0; i < k; i++)
-				errs[i] = -1;
-		}
-		for (unsigned i = 0; i < k; i++) {
-			uint8_t *dst = out + (done + i) * SMG_XS_PAGE_SIZE;
-
-			/* A hole reads as zeros; the destination skips frames
-			 * outside the RAM ranges in the config. */
-			if (errs[i] == 0)
-				memcpy(dst, m + (size_t)i * SMG_XS_PAGE_SIZE, SMG_XS_PAGE_SIZE);
-			else
-				memset(dst, 0, SMG_XS_PAGE_SIZE);
-		}
-		if (m != NULL)
-			xenforeignmemory_unmap(x->fmem, m, k);
-		else if (smg_xen_domain_state(x, &(xc_dominfo_t){0}) != 0)
-			return SMG_ERR_BACKEND;
-		done += k;
-	}
-	return 0;
-}
-
 /* Cooperative suspend, as libxl does for a guest with PV drivers: the guest
  * parks its devices and calls SCHEDOP_shutdown(SHUTDOWN_suspend), so on the
  * destination it reconnects xenstore and console to the new event channels. */
@@ -595,8 +552,9 @@ int smg_xen_src_destroy(struct smg_backend *self)
 	struct xen_backend *x = XEN_SELF(self);
 	char path[64];
 
-	if (!x->have_domain)
+	if (!x->have_domain || x->domid == 0)
 		return SMG_ERR_STATE;
+	smg_xen_unmap_chunks(x);
 	x->logdirty_on = false; /* dies with the domain */
 	if (libxl_domain_destroy(x->ctx, x->domid, NULL) != 0) {
 		smg_err("xen: cannot destroy d%u", x->domid);
@@ -606,6 +564,79 @@ int smg_xen_src_destroy(struct smg_backend *self)
 	xs_rm(x->xsh, XBT_NULL, path);
 	x->have_domain = false;
 	x->suspended = x->paused = false;
+	return 0;
+}
+
+/* The xenstore record mark_commit left for a source domain called name:
+ * "<id> <peer> <name>" under COMMIT_PATH_FMT's parent, keyed by domid. */
+static int find_pending(struct xen_backend *x, const char *name, uint32_t *domid,
+			char *id, size_t id_len, char *peer, size_t peer_len)
+{
+	char **ents, *v, vid[128], vpeer[256], vname[SMG_DOMAIN_NAME_MAX];
+	unsigned n = 0;
+	int r = SMG_ERR_NOT_FOUND;
+
+	if ((ents = xs_directory(x->xsh, XBT_NULL, "/tool/secmig", &n)) == NULL)
+		return SMG_ERR_NOT_FOUND;
+	for (unsigned i = 0; i < n && r != 0; i++) {
+		char path[64];
+		unsigned len;
+
+		snprintf(path, sizeof(path), "/tool/secmig/%s", ents[i]);
+		if ((v = xs_read(x->xsh, XBT_NULL, path, &len)) == NULL)
+			continue;
+		if (sscanf(v, "%127s %255s %63s", vid, vpeer, vname) == 3 &&
+		    strcmp(vname, name) == 0) {
+			*domid = (uint32_t)strtoul(ents[i], NULL, 10);
+			snprintf(id, id_len, "%s", vid);
+			snprintf(peer, peer_len, "%s", vpeer);
+			r = 0;
+		}
+		free(v);
+	}
+	free(ents);
+	return r;
+}
+
+int smg_xen_src_pending(struct smg_backend *self, const char *name, char *id,
+			size_t id_len, char *peer, size_t peer_len)
+{
+	struct xen_backend *x = XEN_SELF(self);
+	uint32_t domid;
+	int r;
+
+	if ((r = smg_xen_open_handles(x, true)) != 0)
+		return r;
+	return find_pending(x, name, &domid, id, id_len, peer, peer_len);
+}
+
+/* After an in-doubt COMMIT: the destination resumed (destroy our paused
+ * copy) or did not (take the name back and resume it here). */
+int smg_xen_src_settle(struct smg_backend *self, const char *name, bool resumed)
+{
+	struct xen_backend *x = XEN_SELF(self);
+	char id[128], peer[256], path[64], away[SMG_DOMAIN_NAME_MAX + sizeof(MIGRATED_SUFFIX)];
+	uint32_t domid;
+	int r;
+
+	if ((r = smg_xen_open_handles(x, true)) != 0 ||
+	    (r = find_pending(x, name, &domid, id, sizeof(id), peer, sizeof(peer))) != 0)
+		return r;
+	if (domid == 0)
+		return SMG_ERR_PROTO;
+	snprintf(path, sizeof(path), COMMIT_PATH_FMT, domid);
+	snprintf(away, sizeof(away), "%s%s", name, MIGRATED_SUFFIX);
+	if (resumed) {
+		if (libxl_domain_destroy(x->ctx, domid, NULL) != 0)
+			return SMG_ERR_BACKEND;
+	} else {
+		if (libxl_domain_rename(x->ctx, domid, away, name) != 0 ||
+		    xc_domain_resume(x->xch, domid, 1) != 0) {
+			smg_err("xen: cannot give d%u its name back and resume it", domid);
+			return SMG_ERR_BACKEND;
+		}
+	}
+	xs_rm(x->xsh, XBT_NULL, path);
 	return 0;
 }
 

@@ -37,24 +37,110 @@ if [ -x /usr/bin/test_xen_live ]; then
 		fail "after abort: $(domids) last tick $(last_tick)"
 	fi
 	# 2. same-host live migration through the backend
-	before=$(last_tick)
 	test_xen_live migrate domu >/tmp/migrate.out 2>&1
 	sed 's/^/  /' /tmp/migrate.out
 	grep -q 'SMG-LIVE migrate rc=0' /tmp/migrate.out || fail "test_xen_live migrate"
 	d2=$(xl domid domu 2>/dev/null)
 	n=$(xl list | grep -c '^domu')
-	if [ -n "$d2" ] && [ "$d2" != "$d1" ] && [ "$n" = 1 ] && wait_tick "${before%% *}"; then
-		after=$(last_tick)
-		echo "SMG-MIGRATE-OK d$d1 -> d$d2; tick/uptime before: $before, after: $after; domains: $(domids)"
+	# xenconsoled names a console log after the domain's name when it
+	# appears: the incoming copy logs to guest-domu--incoming.log
+	inlog=$clog/guest-domu--incoming.log
+	for i in $(seq 1 30); do grep -q '^domU tick' $inlog 2>/dev/null && break; sleep 2; done
+	src=$(sed -n 's/^domU tick \([0-9]*\) \([0-9.]*\).*/\1 \2/p' $clog/guest-domu.log | tail -1)
+	dst=$(sed -n 's/^domU tick \([0-9]*\) \([0-9.]*\).*/\1 \2/p' $inlog 2>/dev/null | head -1)
+	if [ -n "$d2" ] && [ "$d2" != "$d1" ] && [ "$n" = 1 ] && [ -n "$dst" ]; then
+		echo "SMG-MIGRATE-OK d$d1 -> d$d2; last tick on d$d1: $src; first on d$d2: $dst; domains: $(domids)"
+		# the guest's own counter and uptime go on: one more tick, later;
 		# a rebooted guest would restart at tick 1 with a small uptime
-		awk -v b="${before#* }" -v a="${after#* }" 'BEGIN { exit !(a > b) }' &&
-			echo "SMG-COUNTER-CONTINUES" || fail "uptime went back: $before -> $after"
-		grep -c DOMU-UP $clog/guest-domu*.log | sed 's/^/  DOMU-UP count: /'
+		awk -v s="$src" -v d="$dst" 'BEGIN { split(s, a, " "); split(d, b, " ");
+			exit !(b[1] == a[1] + 1 && b[2] > a[2]) }' &&
+			echo "SMG-COUNTER-CONTINUES ${src%% *} -> ${dst%% *}" ||
+			fail "counter did not continue: d$d1 ended at '$src', d$d2 began at '$dst'"
+		[ "$(cat $clog/guest-domu*.log | grep -c DOMU-UP)" = 1 ] || fail "the guest booted again"
+		xl list | grep -q -- '--migratedaway\|--incoming' && fail "a renamed copy is left: $(domids)"
 	else
-		fail "migrate: domu=$d2 (was $d1), $n copies, last tick $(last_tick) (before $before)"
+		fail "migrate: domu=$d2 (was $d1), $n copies, first tick on the new domain '$dst'"
 		xl list
 	fi
 	ls $clog; tail -3 $clog/guest-domu*.log
+fi
+
+# 3. secmig send/recv with the xen backend, over the secure channel on
+# loopback, software-mode identities enrolled at each other.
+mkdir -p /tmp/s /tmp/d
+secmig keygen /tmp/s/host.key >/tmp/s.pub && secmig keygen /tmp/d/host.key >/tmp/d.pub ||
+	fail "keygen"
+echo "dst $(cat /tmp/d.pub)" >/tmp/s/peers
+echo "src $(cat /tmp/s.pub)" >/tmp/d/peers
+chmod 600 /tmp/s/peers /tmp/d/peers
+# start_recv: a one-shot receiver on an ephemeral port -> $rpid, $port
+start_recv() {
+	secmig recv --listen 127.0.0.1:0 --once --json --state-dir /tmp/d --name dst \
+		--backend xen >/tmp/recv.out 2>/tmp/recv.err &
+	rpid=$!
+	port=
+	for i in $(seq 1 50); do
+		port=$(sed -n 's/.*"port":\([0-9]*\).*/\1/p' /tmp/recv.out | head -1)
+		[ -n "$port" ] && return 0
+		sleep 0.2
+	done
+	return 1
+}
+send() {
+	secmig send --to 127.0.0.1:$port --domain domu --backend xen --state-dir /tmp/s \
+		--name src --json "$@" >/tmp/send.out 2>/tmp/send.err
+}
+
+# 3a. failure injection: kill the receiver mid-pre-copy
+if start_recv; then
+	d1=$(xl domid domu)
+	t=$(last_tick)
+	send & spid=$!
+	killed=0
+	for i in $(seq 1 300); do
+		if grep -q '"round":[1-9]' /tmp/send.out 2>/dev/null; then
+			kill -9 $rpid; killed=1; break
+		fi
+		kill -0 $spid 2>/dev/null || break
+		sleep 0.1
+	done
+	wait $spid; src=$?
+	wait $rpid 2>/dev/null
+	echo "  send exit $src after receiver kill=$killed; send events:"
+	tail -3 /tmp/send.out | sed 's/^/    /'; tail -3 /tmp/send.err | sed 's/^/    /'
+	if [ $killed = 1 ] && [ $src != 0 ] && [ $src != 9 ] && wait_tick "${t%% *}" &&
+		[ "$(xl domid domu)" = "$d1" ]; then
+		echo "SMG-SECMIG-KILL-OK send exit $src; guest runs on d$d1, tick $(last_tick); domains: $(domids)"
+	else
+		fail "receiver kill: killed=$killed send exit $src, $(domids), tick $(last_tick)"
+	fi
+else
+	fail "recv did not start: $(cat /tmp/recv.err)"
+fi
+
+# 3b. the migration itself
+if start_recv; then
+	d1=$(xl domid domu)
+	src_log=$(ls $clog/guest-domu*.log | head -1)
+	send; src=$?
+	wait $rpid; rrc=$?
+	echo "  send exit $src, recv exit $rrc"
+	tail -4 /tmp/send.out | sed 's/^/    /'; tail -5 /tmp/send.err | sed 's/^/    /'
+	tail -3 /tmp/recv.out | sed 's/^/    /'; tail -5 /tmp/recv.err | sed 's/^/    /'
+	d2=$(xl domid domu 2>/dev/null)
+	n=$(xl list | grep -c '^domu')
+	t0=$(last_tick)
+	if [ $src = 0 ] && [ -n "$d2" ] && [ "$d2" != "$d1" ] && [ "$n" = 1 ] &&
+		wait_tick "${t0%% *}"; then
+		echo "SMG-SECMIG-MIGRATE-OK d$d1 -> d$d2 by secmig send --backend xen; tick before: $t0, now: $(last_tick); domains: $(domids)"
+	else
+		fail "secmig migrate: send $src recv $rrc, domu=$d2 (was $d1), $n copies"
+		xl list
+	fi
+	[ "$(cat $clog/guest-domu*.log | grep -c DOMU-UP)" = 1 ] || fail "the guest booted again"
+	ls $clog
+else
+	fail "recv did not start: $(cat /tmp/recv.err)"
 fi
 xl list
 xl destroy domu

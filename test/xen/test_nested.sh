@@ -33,6 +33,11 @@ need() { grep -a -q "$1" "$log" || { echo "FAIL: serial log lacks '$1'"; fail=1;
 need '^XB-STEP tools-up'
 need '^SMG-VERSION-OK'
 need '^SMG-DOMU-TICKING'
+if [ -x "${SMG_BUILD:-}/test_xen_live" ]; then
+	need '^SMG-ABORT-OK'
+	need '^SMG-MIGRATE-OK'
+	need '^SMG-COUNTER-CONTINUES'
+fi
 need '^XB-DONE'
 grep -a -q '^SMG-FAIL' "$log" && { echo "FAIL: a dom0 check failed"; fail=1; }
 if [ $fail != 0 ]; then

@@ -115,7 +115,7 @@ static int one_page(struct smg_xfer_send *x, struct frame_fill *f, uint64_t pfn,
 {
 	size_t ps = x->page_size;
 	uint8_t *slot;
-	int r;
+	int r = SMG_OK;
 
 	if (f->buf == NULL) {
 		/* Open a frame only for a page that is not zero: a begun bulk
@@ -142,7 +142,16 @@ static int one_page(struct smg_xfer_send *x, struct frame_fill *f, uint64_t pfn,
 		if (is_zero(slot, ps)) {
 			zl[(*nz)++] = pfn;
 			smg_merkle_set_zero(x->mk, pfn);
-			return SMG_OK;
+			/* A long zero run while a page frame is open (a Xen
+			 * guest's holes) must not overrun zl: close the frame
+			 * early, then the zero record. */
+			if (*nz == ZERO_REC_MAX) {
+				if ((r = submit_pages(x, f)) != SMG_OK)
+					return r;
+				r = send_zero(x, zl, *nz);
+				*nz = 0;
+			}
+			return r;
 		}
 	}
 	smg_store_be64(f->buf + SMG_PAGES_HDR_LEN + (size_t)f->cnt * 8, pfn);

@@ -19,7 +19,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (data[0] & 1)
 		smg_xen_config_parse(data + 1, size - 1, &cfg);
 	else
-		smg_xs_parse_records(data + 1, size - 1, SMG_XS_STATE_ALLOWED, NULL, NULL);
+		smg_xs_parse_records(data + 1, size - 1, SMG_XS_STATE_ALLOWED, NULL,
+				     NULL);
 #else
 	(void)data;
 	(void)size;

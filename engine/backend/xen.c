@@ -15,7 +15,8 @@ int smg_xen_open_handles(struct xen_backend *x, bool need_libxl)
 {
 	if (x->lg == NULL) {
 		x->lg = xtl_createlogger_stdiostream(
-		    stderr, smg_log_get_level() >= SMG_LOG_DEBUG ? XTL_DEBUG : XTL_ERROR, 0);
+		    stderr, smg_log_get_level() >= SMG_LOG_DEBUG ? XTL_DEBUG : XTL_ERROR,
+		    0);
 		if (x->lg == NULL)
 			return SMG_ERR_NOMEM;
 	}
@@ -62,13 +63,15 @@ int smg_xen_find_domain(struct xen_backend *x, const char *name_or_id)
 
 	errno = 0;
 	id = strtoul(name_or_id, &end, 10);
-	if (name_or_id[0] != '\0' && *end == '\0' && errno == 0 && id < DOMID_FIRST_RESERVED) {
+	if (name_or_id[0] != '\0' && *end == '\0' && errno == 0 &&
+	    id < DOMID_FIRST_RESERVED) {
 		x->domid = (uint32_t)id;
 		return 0;
 	}
 	doms = xs_directory(x->xsh, XBT_NULL, "/local/domain", &n);
 	if (doms == NULL) {
-		smg_err("xen: cannot list /local/domain in xenstore: %s", strerror(errno));
+		smg_err("xen: cannot list /local/domain in xenstore: %s",
+			strerror(errno));
 		return SMG_ERR_BACKEND;
 	}
 	for (unsigned i = 0; i < n && r != 0; i++) {

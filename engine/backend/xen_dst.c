@@ -53,7 +53,8 @@ static void *restore_main(void *arg)
 	libxl_domain_restore_params_init(&p);
 	p.checkpointed_stream = LIBXL_CHECKPOINTED_STREAM_NONE;
 	p.stream_version = 2;
-	rc = libxl_domain_create_restore(x->ctx, &x->dcfg, &domid, a->fd, -1, &p, NULL, NULL);
+	rc = libxl_domain_create_restore(x->ctx, &x->dcfg, &domid, a->fd, -1, &p, NULL,
+					 NULL);
 	libxl_domain_restore_params_dispose(&p);
 	close(a->fd);
 	x->new_domid = domid;
@@ -77,7 +78,8 @@ static int clear_stale(struct xen_backend *x, const char *tmp)
 		smg_err("xen: a running domain is named %s; not touching it", tmp);
 		return SMG_ERR_EXISTS;
 	}
-	smg_warn("xen: destroying d%u '%s', an incoming copy a dead receiver left", id, tmp);
+	smg_warn("xen: destroying d%u '%s', an incoming copy a dead receiver left", id,
+		 tmp);
 	return libxl_domain_destroy(x->ctx, id, NULL) == 0 ? 0 : SMG_ERR_BACKEND;
 }
 
@@ -138,8 +140,8 @@ static int write_prologue(struct xen_backend *x)
 	    (r = smg_xs_write_record(s, SMG_XS_REC_CPUID_POLICY, x->cfg.cpuid,
 				     x->cfg.cpuid_len)) != 0)
 		return r;
-	if (x->cfg.msr_len && (r = smg_xs_write_record(s, SMG_XS_REC_MSR_POLICY, x->cfg.msr,
-						       x->cfg.msr_len)) != 0)
+	if (x->cfg.msr_len && (r = smg_xs_write_record(s, SMG_XS_REC_MSR_POLICY,
+						       x->cfg.msr, x->cfg.msr_len)) != 0)
 		return r;
 	return smg_xs_write_record(s, SMG_XS_REC_STATIC_DATA_END, NULL, 0);
 }
@@ -159,7 +161,8 @@ int smg_xen_dst_create(struct smg_backend *self, const uint8_t *config, size_t l
 	memcpy(x->config, config, len);
 	x->config_len = len;
 	if ((r = smg_xen_config_parse(x->config, len, &x->cfg)) != 0) {
-		smg_peer_log(SMG_LOG_ERROR, "xen: the peer's domain config is malformed: %s",
+		smg_peer_log(SMG_LOG_ERROR,
+			     "xen: the peer's domain config is malformed: %s",
 			     smg_strerror(r));
 		return r;
 	}
@@ -173,7 +176,8 @@ int smg_xen_dst_create(struct smg_backend *self, const uint8_t *config, size_t l
 	    x->dcfg.c_info.name == NULL || x->dcfg.c_info.name[0] == '\0' ||
 	    strlen(x->dcfg.c_info.name) >= SMG_DOMAIN_NAME_MAX) {
 		free(json);
-		smg_peer_log(SMG_LOG_ERROR, "xen: the peer's libxl config does not parse");
+		smg_peer_log(SMG_LOG_ERROR,
+			     "xen: the peer's libxl config does not parse");
 		return SMG_ERR_CONFIG;
 	}
 	free(json);
@@ -274,7 +278,8 @@ static int populate_rest(struct xen_backend *x)
 	int r = 0;
 
 	for (size_t i = 0; i < x->cfg.n_ranges && r == 0; i++)
-		for (uint64_t p = x->cfg.ranges[i][0]; p < x->cfg.ranges[i][1] && r == 0; p++) {
+		for (uint64_t p = x->cfg.ranges[i][0]; p < x->cfg.ranges[i][1] && r == 0;
+		     p++) {
 			if (x->sent[p / 64] & (UINT64_C(1) << (p % 64)))
 				continue;
 			batch[k++] = SMG_XS_TYPE_XALLOC << SMG_XS_TYPE_SHIFT | p;
@@ -296,8 +301,10 @@ int smg_xen_dst_restore_state(struct smg_backend *self, const uint8_t *blob, siz
 	if (!x->have_domain || x->stream_done)
 		return SMG_ERR_STATE;
 	/* Check the whole blob before any of it reaches libxc. */
-	if ((r = smg_xs_parse_records(blob, len, SMG_XS_STATE_ALLOWED, NULL, NULL)) != 0) {
-		smg_peer_log(SMG_LOG_ERROR, "xen: the peer's vCPU/device state is malformed: %s",
+	if ((r = smg_xs_parse_records(blob, len, SMG_XS_STATE_ALLOWED, NULL, NULL)) !=
+	    0) {
+		smg_peer_log(SMG_LOG_ERROR,
+			     "xen: the peer's vCPU/device state is malformed: %s",
 			     smg_strerror(r));
 		return r;
 	}
@@ -311,7 +318,8 @@ int smg_xen_dst_restore_state(struct smg_backend *self, const uint8_t *blob, siz
 	pthread_mutex_unlock(&x->sink_lock);
 	rc = finish_restore(x);
 	if (r == 0 && rc != 0) {
-		smg_err("xen: libxl could not restore '%s' (libxl error %d)", x->final_name, rc);
+		smg_err("xen: libxl could not restore '%s' (libxl error %d)",
+			x->final_name, rc);
 		r = SMG_ERR_BACKEND;
 	}
 	if (r == 0)
@@ -326,10 +334,11 @@ int smg_xen_dst_mark_committed(struct smg_backend *self)
 {
 	struct xen_backend *x = XEN_SELF(self);
 
-	if (!x->stream_done || x->restore_rc != 0 || x->new_domid == (uint32_t)INVALID_DOMID)
+	if (!x->stream_done || x->restore_rc != 0 ||
+	    x->new_domid == (uint32_t)INVALID_DOMID)
 		return SMG_ERR_STATE;
-	if (libxl_domain_rename(x->ctx, x->new_domid, x->dcfg.c_info.name, x->final_name) !=
-	    0) {
+	if (libxl_domain_rename(x->ctx, x->new_domid, x->dcfg.c_info.name,
+				x->final_name) != 0) {
 		smg_err("xen: cannot rename d%u to '%s' (does the source copy still "
 			"carry that name on this host?)",
 			x->new_domid, x->final_name);
@@ -360,8 +369,8 @@ int smg_xen_dst_destroy(struct xen_backend *x)
 		return SMG_ERR_STATE;
 	if (x->restore_running)
 		finish_restore(x);
-	if (x->stream_done && x->restore_rc == 0 && x->new_domid != (uint32_t)INVALID_DOMID &&
-	    x->new_domid != 0) {
+	if (x->stream_done && x->restore_rc == 0 &&
+	    x->new_domid != (uint32_t)INVALID_DOMID && x->new_domid != 0) {
 		smg_xen_unmap_chunks(x);
 		if (libxl_domain_destroy(x->ctx, x->new_domid, NULL) != 0)
 			return SMG_ERR_BACKEND;
@@ -393,7 +402,8 @@ void smg_xen_dst_close(struct xen_backend *x)
 		finish_restore(x);
 	if (x->stream_done && x->restore_rc == 0 && !x->committed &&
 	    x->new_domid != (uint32_t)INVALID_DOMID && x->ctx != NULL) {
-		smg_warn("xen: destroying the uncommitted incoming copy d%u", x->new_domid);
+		smg_warn("xen: destroying the uncommitted incoming copy d%u",
+			 x->new_domid);
 		libxl_domain_destroy(x->ctx, x->new_domid, NULL);
 	}
 	if (x->dcfg_init)

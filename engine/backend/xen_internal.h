@@ -10,8 +10,8 @@
 #include <libxl.h>
 #include <libxl_utils.h>
 #include <xenctrl.h>
-#include <xenguest.h>
 #include <xenforeignmemory.h>
+#include <xenguest.h>
 #include <xenstore.h>
 
 #include "engine/backend.h"
@@ -25,12 +25,12 @@
 #define SMG_XC_REC_RAM	  0x1eu /* le64 pairs: populated [start, end) pfns */
 #define SMG_XC_MAX_RANGES 256
 #define SMG_XC_JSON_MAX	  (48 * 1024)
-#define SMG_XC_ALLOWED                                                           \
-	(1u << SMG_XC_REC_INFO | 1u << SMG_XC_REC_JSON | 1u << SMG_XC_REC_RAM |  \
+#define SMG_XC_ALLOWED                                                          \
+	(1u << SMG_XC_REC_INFO | 1u << SMG_XC_REC_JSON | 1u << SMG_XC_REC_RAM | \
 	 1u << SMG_XS_REC_CPUID_POLICY | 1u << SMG_XS_REC_MSR_POLICY)
 /* The state blob: what libxc writes at the end of a checkpoint. */
-#define SMG_XS_STATE_ALLOWED                                                     \
-	(1u << SMG_XS_REC_TSC_INFO | 1u << SMG_XS_REC_HVM_CONTEXT |              \
+#define SMG_XS_STATE_ALLOWED                                        \
+	(1u << SMG_XS_REC_TSC_INFO | 1u << SMG_XS_REC_HVM_CONTEXT | \
 	 1u << SMG_XS_REC_HVM_PARAMS)
 
 /* A parsed config blob; pointers borrow from the blob. */
@@ -97,7 +97,7 @@ struct xen_chunk {
 	uint64_t bad[SMG_XEN_CHUNK / 64]; /* frames that did not map: holes */
 };
 
-#define XEN_SELF(b) ((struct xen_backend *)(b))
+#define XEN_SELF(b)	    ((struct xen_backend *)(b))
 #define XEN_INCOMING_SUFFIX "--incoming"
 
 /* xen.c */

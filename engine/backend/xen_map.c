@@ -25,7 +25,7 @@ static int map_chunk(struct xen_backend *x, size_t ci)
 	struct xen_chunk *c = &x->chunks[ci];
 	uint64_t first = (uint64_t)ci * SMG_XEN_CHUNK;
 	unsigned n = (unsigned)(x->p2m_size - first < SMG_XEN_CHUNK ? x->p2m_size - first
-								     : SMG_XEN_CHUNK);
+								    : SMG_XEN_CHUNK);
 	xen_pfn_t arr[SMG_XEN_CHUNK];
 	int errs[SMG_XEN_CHUNK];
 
@@ -59,7 +59,8 @@ int smg_xen_src_read_pages(struct smg_backend *self, const uint64_t *pfns, size_
 	if (x->chunks == NULL) {
 		pthread_mutex_lock(&x->chunk_lock);
 		if (x->chunks == NULL) {
-			size_t nc = (size_t)((x->p2m_size + SMG_XEN_CHUNK - 1) / SMG_XEN_CHUNK);
+			size_t nc =
+			    (size_t)((x->p2m_size + SMG_XEN_CHUNK - 1) / SMG_XEN_CHUNK);
 			struct xen_chunk *cs = calloc(nc, sizeof(*cs));
 
 			if (cs != NULL) {
@@ -88,7 +89,8 @@ int smg_xen_src_read_pages(struct smg_backend *self, const uint64_t *pfns, size_
 		if (c->map == NULL || (c->bad[off / 64] & (UINT64_C(1) << (off % 64))))
 			memset(dst, 0, SMG_XS_PAGE_SIZE);
 		else
-			memcpy(dst, c->map + (size_t)off * SMG_XS_PAGE_SIZE, SMG_XS_PAGE_SIZE);
+			memcpy(dst, c->map + (size_t)off * SMG_XS_PAGE_SIZE,
+			       SMG_XS_PAGE_SIZE);
 	}
 	return 0;
 }
@@ -97,8 +99,9 @@ void smg_xen_unmap_chunks(struct xen_backend *x)
 {
 	for (size_t i = 0; i < x->n_chunks; i++) {
 		uint64_t first = (uint64_t)i * SMG_XEN_CHUNK;
-		size_t n = (size_t)(x->p2m_size - first < SMG_XEN_CHUNK ? x->p2m_size - first
-									: SMG_XEN_CHUNK);
+		size_t n =
+		    (size_t)(x->p2m_size - first < SMG_XEN_CHUNK ? x->p2m_size - first
+								 : SMG_XEN_CHUNK);
 
 		if (x->chunks[i].map != NULL)
 			xenforeignmemory_unmap(x->fmem, x->chunks[i].map, n);

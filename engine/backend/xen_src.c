@@ -15,11 +15,11 @@
 #include <xen/hvm/params.h>
 #include <xen/sched.h>
 
-#define MAP_BATCH	   1024u /* frames per xenforeignmemory_map call */
-#define SUSPEND_WAIT_MS	   30000 /* a guest that ignores control/shutdown */
-#define SUSPEND_POLL_MS	   20
-#define MIGRATED_SUFFIX	   "--migratedaway"
-#define COMMIT_PATH_FMT	   "/tool/secmig/%u"
+#define MAP_BATCH	1024u /* frames per xenforeignmemory_map call */
+#define SUSPEND_WAIT_MS 30000 /* a guest that ignores control/shutdown */
+#define SUSPEND_POLL_MS 20
+#define MIGRATED_SUFFIX "--migratedaway"
+#define COMMIT_PATH_FMT "/tool/secmig/%u"
 
 /* The HVM params libxc's save sends (write_hvm_params); zero ones are left
  * out, as libxc does. */
@@ -87,8 +87,9 @@ static int probe_ram(struct xen_backend *x, struct smg_xen_config *cfg)
 
 	cfg->n_ranges = 0;
 	for (uint64_t base = 0; base < x->p2m_size; base += MAP_BATCH) {
-		unsigned n = (unsigned)(x->p2m_size - base < MAP_BATCH ? x->p2m_size - base
-									: MAP_BATCH);
+		unsigned n =
+		    (unsigned)(x->p2m_size - base < MAP_BATCH ? x->p2m_size - base
+							      : MAP_BATCH);
 		void *m;
 
 		for (unsigned i = 0; i < n; i++)
@@ -142,7 +143,8 @@ static int add_cpu_policy(struct xen_backend *x, struct smg_xs_sink *s)
 	}
 	if (xc_cpu_policy_get_domain(x->xch, x->domid, pol) != 0 ||
 	    xc_cpu_policy_serialise(x->xch, pol, leaves, &nl, msrs, &nm) != 0) {
-		smg_err("xen: cannot read d%u's CPU policy: %s", x->domid, strerror(errno));
+		smg_err("xen: cannot read d%u's CPU policy: %s", x->domid,
+			strerror(errno));
 		goto out;
 	}
 	if ((nl && (r = smg_xs_write_record(s, SMG_XS_REC_CPUID_POLICY, leaves,
@@ -182,8 +184,8 @@ static int build_config(struct xen_backend *x, uint32_t vcpus)
 		goto out;
 	}
 	if (strlen(json) > SMG_XC_JSON_MAX) {
-		smg_err("xen: d%u's config is %zu bytes, above %u", x->domid, strlen(json),
-			SMG_XC_JSON_MAX);
+		smg_err("xen: d%u's config is %zu bytes, above %u", x->domid,
+			strlen(json), SMG_XC_JSON_MAX);
 		r = SMG_ERR_TOO_LONG;
 		goto out;
 	}
@@ -244,7 +246,8 @@ int smg_xen_src_open(struct smg_backend *self, const char *name,
 	memset(info, 0, sizeof(*info));
 	if (x->have_domain)
 		return SMG_ERR_STATE;
-	if ((r = smg_xen_open_handles(x, true)) != 0 || (r = smg_xen_find_domain(x, name)) != 0)
+	if ((r = smg_xen_open_handles(x, true)) != 0 ||
+	    (r = smg_xen_find_domain(x, name)) != 0)
 		return r;
 	if (smg_xen_domain_state(x, &di) != 0) {
 		smg_err("xen: no domain %u", x->domid);
@@ -294,22 +297,26 @@ int smg_xen_src_logdirty_enable(struct smg_backend *self)
 		x->bm_pages = (size_t)((x->p2m_size + 8 * 4096 - 1) / (8 * 4096));
 		x->bm_hbuf = (xc_hypercall_buffer_t){
 		    .hbuf = NULL, .param_shadow = NULL, HYPERCALL_BUFFER_INIT_NO_BOUNCE};
-		x->bm = xc__hypercall_buffer_alloc_pages(x->xch, &x->bm_hbuf, (int)x->bm_pages);
+		x->bm = xc__hypercall_buffer_alloc_pages(x->xch, &x->bm_hbuf,
+							 (int)x->bm_pages);
 		if (x->bm == NULL)
 			return SMG_ERR_NOMEM;
 	}
-	if (xc_shadow_control(x->xch, x->domid, XEN_DOMCTL_SHADOW_OP_ENABLE_LOGDIRTY, NULL,
-			      0) < 0) {
+	if (xc_shadow_control(x->xch, x->domid, XEN_DOMCTL_SHADOW_OP_ENABLE_LOGDIRTY,
+			      NULL, 0) < 0) {
 		/* A failed earlier migration can leave log-dirty on: libxenguest
 		 * switches it off and tries once more. */
 		int e = errno;
 
-		if (xc_shadow_control(x->xch, x->domid, XEN_DOMCTL_SHADOW_OP_OFF, NULL, 0) < 0 ||
-		    xc_shadow_control(x->xch, x->domid, XEN_DOMCTL_SHADOW_OP_ENABLE_LOGDIRTY,
-				      NULL, 0) < 0) {
+		if (xc_shadow_control(x->xch, x->domid, XEN_DOMCTL_SHADOW_OP_OFF, NULL,
+				      0) < 0 ||
+		    xc_shadow_control(x->xch, x->domid,
+				      XEN_DOMCTL_SHADOW_OP_ENABLE_LOGDIRTY, NULL,
+				      0) < 0) {
 			smg_err("xen: log-dirty on d%u: %s%s", x->domid, strerror(e),
-				e == EOPNOTSUPP ? " (PV guests need a Xen with shadow paging)"
-						: "");
+				e == EOPNOTSUPP
+				    ? " (PV guests need a Xen with shadow paging)"
+				    : "");
 			return SMG_ERR_BACKEND;
 		}
 	}
@@ -615,7 +622,8 @@ int smg_xen_src_pending(struct smg_backend *self, const char *name, char *id,
 int smg_xen_src_settle(struct smg_backend *self, const char *name, bool resumed)
 {
 	struct xen_backend *x = XEN_SELF(self);
-	char id[128], peer[256], path[64], away[SMG_DOMAIN_NAME_MAX + sizeof(MIGRATED_SUFFIX)];
+	char id[128], peer[256], path[64],
+	    away[SMG_DOMAIN_NAME_MAX + sizeof(MIGRATED_SUFFIX)];
 	uint32_t domid;
 	int r;
 
@@ -632,7 +640,8 @@ int smg_xen_src_settle(struct smg_backend *self, const char *name, bool resumed)
 	} else {
 		if (libxl_domain_rename(x->ctx, domid, away, name) != 0 ||
 		    xc_domain_resume(x->xch, domid, 1) != 0) {
-			smg_err("xen: cannot give d%u its name back and resume it", domid);
+			smg_err("xen: cannot give d%u its name back and resume it",
+				domid);
 			return SMG_ERR_BACKEND;
 		}
 	}

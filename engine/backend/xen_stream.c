@@ -7,16 +7,16 @@
 #include "base/base.h"
 #include "engine/backend/xen_stream.h"
 
-#define XS_IHDR_MARKER	 UINT64_C(0xffffffffffffffff)
-#define XS_IHDR_ID	 0x58454E46u /* "XENF" */
-#define XS_IHDR_VERSION	 3u
-#define XL_HDR_IDENT	 UINT64_C(0x4c6962786c466d74) /* "LibxlFmt" */
-#define XL_HDR_VERSION	 2u
-#define XS_REC_ALIGN	 8u
-#define XS_TSC_INFO_LEN	 24u /* mode, khz, nsec(64), incarnation, reserved */
-#define XS_PARAM_LEN	 16u /* index(64), value(64) */
+#define XS_IHDR_MARKER	  UINT64_C(0xffffffffffffffff)
+#define XS_IHDR_ID	  0x58454E46u /* "XENF" */
+#define XS_IHDR_VERSION	  3u
+#define XL_HDR_IDENT	  UINT64_C(0x4c6962786c466d74) /* "LibxlFmt" */
+#define XL_HDR_VERSION	  2u
+#define XS_REC_ALIGN	  8u
+#define XS_TSC_INFO_LEN	  24u /* mode, khz, nsec(64), incarnation, reserved */
+#define XS_PARAM_LEN	  16u /* index(64), value(64) */
 #define XS_CPUID_LEAF_LEN 24u /* leaf, subleaf, a, b, c, d */
-#define XS_MSR_ENTRY_LEN 16u  /* idx, flags, val(64) */
+#define XS_MSR_ENTRY_LEN  16u /* idx, flags, val(64) */
 
 static void store_le32(uint8_t *p, uint32_t v)
 {
@@ -87,8 +87,8 @@ int smg_xs_write_libxl_end(struct smg_xs_sink *s)
 	return put_rhdr(s, SMG_XL_REC_END, 0);
 }
 
-int smg_xs_write_headers(struct smg_xs_sink *s, uint32_t dhdr_type,
-			 uint32_t xen_major, uint32_t xen_minor)
+int smg_xs_write_headers(struct smg_xs_sink *s, uint32_t dhdr_type, uint32_t xen_major,
+			 uint32_t xen_minor)
 {
 	uint8_t ih[24] = {0}, dh[16] = {0};
 	int r;
@@ -101,7 +101,8 @@ int smg_xs_write_headers(struct smg_xs_sink *s, uint32_t dhdr_type,
 	dh[4] = SMG_XS_PAGE_SHIFT; /* page_shift, le16 */
 	store_le32(dh + 8, xen_major);
 	store_le32(dh + 12, xen_minor);
-	if ((r = sink_put(s, ih, sizeof(ih))) != 0 || (r = sink_put(s, dh, sizeof(dh))) != 0)
+	if ((r = sink_put(s, ih, sizeof(ih))) != 0 ||
+	    (r = sink_put(s, dh, sizeof(dh))) != 0)
 		return r;
 	return 0;
 }
@@ -113,8 +114,8 @@ int smg_xs_write_record(struct smg_xs_sink *s, uint32_t type, const void *body,
 
 	if (len > SMG_XS_REC_LENGTH_MAX)
 		return SMG_ERR_TOO_LONG;
-	if ((r = put_rhdr(s, type, (uint32_t)len)) != 0 || (r = sink_put(s, body, len)) != 0 ||
-	    (r = put_pad(s, len)) != 0)
+	if ((r = put_rhdr(s, type, (uint32_t)len)) != 0 ||
+	    (r = sink_put(s, body, len)) != 0 || (r = put_pad(s, len)) != 0)
 		return r;
 	return 0;
 }
@@ -136,7 +137,8 @@ int smg_xs_write_page_data(struct smg_xs_sink *s, const uint64_t *pfns, size_t n
 	for (size_t i = 0; i < n; i++) {
 		uint64_t type = pfns[i] >> SMG_XS_TYPE_SHIFT;
 
-		if ((pfns[i] & ~SMG_XS_PFN_MASK & ~(UINT64_C(0xf) << SMG_XS_TYPE_SHIFT)) != 0)
+		if ((pfns[i] & ~SMG_XS_PFN_MASK &
+		     ~(UINT64_C(0xf) << SMG_XS_TYPE_SHIFT)) != 0)
 			return SMG_ERR_INVAL; /* reserved bits 52..59 */
 		if (type_has_data(type))
 			with_data++;

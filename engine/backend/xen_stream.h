@@ -57,8 +57,8 @@ int smg_xs_write_libxl_libxc_context(struct smg_xs_sink *s);
 int smg_xs_write_libxl_end(struct smg_xs_sink *s);
 
 /* Image header (version 3) and domain header. */
-int smg_xs_write_headers(struct smg_xs_sink *s, uint32_t dhdr_type,
-			 uint32_t xen_major, uint32_t xen_minor);
+int smg_xs_write_headers(struct smg_xs_sink *s, uint32_t dhdr_type, uint32_t xen_major,
+			 uint32_t xen_minor);
 /* One record: 8-byte header, body, zero padding to 8 bytes. */
 int smg_xs_write_record(struct smg_xs_sink *s, uint32_t type, const void *body,
 			size_t len);

@@ -67,17 +67,22 @@ static size_t build(const struct spec *sp, struct membuf *m)
 	CHECK_EQ(smg_xs_write_record(&s, SMG_XC_REC_INFO, info, sizeof(info)), 0);
 	CHECK_EQ(smg_xs_write_record(&s, SMG_XC_REC_JSON, sp->json, strlen(sp->json)), 0);
 	if (sp->dup_json)
-		CHECK_EQ(smg_xs_write_record(&s, SMG_XC_REC_JSON, sp->json, strlen(sp->json)), 0);
+		CHECK_EQ(
+		    smg_xs_write_record(&s, SMG_XC_REC_JSON, sp->json, strlen(sp->json)),
+		    0);
 	if (sp->cpuid)
-		CHECK_EQ(smg_xs_write_record(&s, SMG_XS_REC_CPUID_POLICY, leaf, sizeof(leaf)), 0);
+		CHECK_EQ(
+		    smg_xs_write_record(&s, SMG_XS_REC_CPUID_POLICY, leaf, sizeof(leaf)),
+		    0);
 	if (!sp->no_ram)
-		CHECK_EQ(smg_xs_write_record(&s, SMG_XC_REC_RAM, rb, 16 * sp->n_ranges), 0);
+		CHECK_EQ(smg_xs_write_record(&s, SMG_XC_REC_RAM, rb, 16 * sp->n_ranges),
+			 0);
 	return m->len;
 }
 
-#define GOOD                                                                       \
-	.type = SMG_XS_DHDR_X86_HVM, .vcpus = 1, .p2m = 0xff000,                    \
-	.json = "{\"c_info\":{\"type\":\"pvh\",\"name\":\"domu\"}}",                \
+#define GOOD                                                         \
+	.type = SMG_XS_DHDR_X86_HVM, .vcpus = 1, .p2m = 0xff000,     \
+	.json = "{\"c_info\":{\"type\":\"pvh\",\"name\":\"domu\"}}", \
 	.ranges = {{0, 0x8000}, {0xfeff0, 0xff000}}, .n_ranges = 2
 
 static void test_good(void)
@@ -104,27 +109,56 @@ static void test_good(void)
 }
 
 static const char *const bad_names[] = {
-    "pv type",	"no vcpus",  "p2m zero",	  "p2m huge",	   "range past p2m", "empty range",
-    "overlap",	"unsorted",  "no ranges",	  "no ram record", "json twice",     "json empty",
+    "pv type", "no vcpus", "p2m zero",	"p2m huge",	 "range past p2m", "empty range",
+    "overlap", "unsorted", "no ranges", "no ram record", "json twice",	   "json empty",
 };
 
 /* Case i: the good spec with one lie in it. */
 static void lie(size_t i, struct spec *sp)
 {
 	switch (i) {
-	case 0: sp->type = SMG_XS_DHDR_X86_PV; break;
-	case 1: sp->vcpus = 0; break;
-	case 2: sp->p2m = 0; break;
-	case 3: sp->p2m = UINT64_C(1) << 40; break;
-	case 4: sp->p2m = 0xfe000; break;
-	case 5: sp->ranges[0][0] = sp->ranges[0][1] = 5; sp->n_ranges = 1; break;
-	case 6: sp->ranges[0][1] = 10; sp->ranges[1][0] = 5; sp->ranges[1][1] = 20; break;
-	case 7: sp->ranges[0][0] = 50; sp->ranges[0][1] = 60; sp->ranges[1][0] = 0;
-		sp->ranges[1][1] = 10; break;
-	case 8: sp->n_ranges = 0; break;
-	case 9: sp->no_ram = true; break;
-	case 10: sp->dup_json = true; break;
-	case 11: sp->json = ""; break;
+	case 0:
+		sp->type = SMG_XS_DHDR_X86_PV;
+		break;
+	case 1:
+		sp->vcpus = 0;
+		break;
+	case 2:
+		sp->p2m = 0;
+		break;
+	case 3:
+		sp->p2m = UINT64_C(1) << 40;
+		break;
+	case 4:
+		sp->p2m = 0xfe000;
+		break;
+	case 5:
+		sp->ranges[0][0] = sp->ranges[0][1] = 5;
+		sp->n_ranges = 1;
+		break;
+	case 6:
+		sp->ranges[0][1] = 10;
+		sp->ranges[1][0] = 5;
+		sp->ranges[1][1] = 20;
+		break;
+	case 7:
+		sp->ranges[0][0] = 50;
+		sp->ranges[0][1] = 60;
+		sp->ranges[1][0] = 0;
+		sp->ranges[1][1] = 10;
+		break;
+	case 8:
+		sp->n_ranges = 0;
+		break;
+	case 9:
+		sp->no_ram = true;
+		break;
+	case 10:
+		sp->dup_json = true;
+		break;
+	case 11:
+		sp->json = "";
+		break;
 	}
 }
 

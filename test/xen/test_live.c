@@ -22,9 +22,9 @@
 #include "base/base.h"
 #include "engine/backend.h"
 
-#define BATCH	       256
-#define MAX_ROUNDS     10
-#define STOP_DIRTY     64 /* our own stop rule: few enough to send paused */
+#define BATCH	   256
+#define MAX_ROUNDS 10
+#define STOP_DIRTY 64 /* our own stop rule: few enough to send paused */
 
 struct mig {
 	struct smg_backend *src, *dst;
@@ -74,7 +74,8 @@ static int send_set(struct mig *m, const uint64_t *bm)
 
 			while (j < n && is_zero(m->buf + j * ps, ps) == z)
 				j++;
-			r = m->dst->ops->write_pages(m->dst, &pfns[i], j - i, m->buf + i * ps, z);
+			r = m->dst->ops->write_pages(m->dst, &pfns[i], j - i,
+						     m->buf + i * ps, z);
 			if (r != 0)
 				return r;
 			m->sent_pages += j - i;
@@ -126,7 +127,8 @@ static int do_abort(const char *dom)
 	if ((r = open_pair(&m, dom)) != 0)
 		goto out;
 	if ((r = m.src->ops->logdirty_enable(m.src)) != 0 ||
-	    (r = m.dst->ops->domain_create(m.dst, m.si.config, m.si.config_len, &m.di)) != 0)
+	    (r = m.dst->ops->domain_create(m.dst, m.si.config, m.si.config_len, &m.di)) !=
+		0)
 		goto out;
 	if ((r = send_set(&m, NULL)) != 0 || (r = harvest(&m, &dirty)) != 0)
 		goto out;
@@ -151,15 +153,18 @@ static int do_migrate(const char *dom)
 
 	if ((r = open_pair(&m, dom)) != 0)
 		goto out;
-	if ((r = m.dst->ops->domain_create(m.dst, m.si.config, m.si.config_len, &m.di)) != 0 ||
-	    (r = m.src->ops->logdirty_enable(m.src)) != 0 || (r = send_set(&m, NULL)) != 0)
+	if ((r = m.dst->ops->domain_create(m.dst, m.si.config, m.si.config_len, &m.di)) !=
+		0 ||
+	    (r = m.src->ops->logdirty_enable(m.src)) != 0 ||
+	    (r = send_set(&m, NULL)) != 0)
 		goto out;
-	printf("SMG-LIVE round 0: %llu frames (%llu zero)\n", (unsigned long long)m.sent_pages,
-	       (unsigned long long)m.zero_pages);
+	printf("SMG-LIVE round 0: %llu frames (%llu zero)\n",
+	       (unsigned long long)m.sent_pages, (unsigned long long)m.zero_pages);
 	for (round = 1; round <= MAX_ROUNDS; round++) {
 		if ((r = harvest(&m, &dirty)) != 0)
 			goto out;
-		printf("SMG-LIVE round %d: %llu dirty\n", round, (unsigned long long)dirty);
+		printf("SMG-LIVE round %d: %llu dirty\n", round,
+		       (unsigned long long)dirty);
 		if (dirty <= STOP_DIRTY)
 			break;
 		if ((r = send_set(&m, m.bm)) != 0)
@@ -193,7 +198,8 @@ int main(int argc, char **argv)
 	xc_interface *xch;
 	int r;
 
-	if (access("/dev/xen/privcmd", R_OK) != 0 && access("/proc/xen/privcmd", R_OK) != 0) {
+	if (access("/dev/xen/privcmd", R_OK) != 0 &&
+	    access("/proc/xen/privcmd", R_OK) != 0) {
 		puts("test_xen_live: not a Xen dom0");
 		return T_SKIP;
 	}

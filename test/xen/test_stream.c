@@ -75,14 +75,15 @@ static size_t make_state(uint8_t *buf, size_t cap, struct membuf *m)
 	put_le64(params + 32, 0xfefff);
 	CHECK_EQ(smg_xs_write_record(&s, SMG_XS_REC_TSC_INFO, tsc, sizeof(tsc)), 0);
 	CHECK_EQ(smg_xs_write_record(&s, SMG_XS_REC_HVM_CONTEXT, ctx, sizeof(ctx)), 0);
-	CHECK_EQ(smg_xs_write_record(&s, SMG_XS_REC_HVM_PARAMS, params, sizeof(params)), 0);
+	CHECK_EQ(smg_xs_write_record(&s, SMG_XS_REC_HVM_PARAMS, params, sizeof(params)),
+		 0);
 	CHECK(m->len <= cap);
 	memcpy(buf, m->p, m->len);
 	return m->len;
 }
 
-#define STATE_TYPES                                                               \
-	(1u << SMG_XS_REC_TSC_INFO | 1u << SMG_XS_REC_HVM_CONTEXT |               \
+#define STATE_TYPES                                                 \
+	(1u << SMG_XS_REC_TSC_INFO | 1u << SMG_XS_REC_HVM_CONTEXT | \
 	 1u << SMG_XS_REC_HVM_PARAMS)
 
 static int splice(void *opaque, uint32_t type, const uint8_t *body, size_t len)
@@ -106,7 +107,8 @@ static void build_stream(struct membuf *m)
 	put_le32(cpuid, 0);
 	put_le32(cpuid + 4, 0xffffffffu);
 	put_le32(msr, 0xce);
-	CHECK_EQ(smg_xs_write_record(&s, SMG_XS_REC_CPUID_POLICY, cpuid, sizeof(cpuid)), 0);
+	CHECK_EQ(smg_xs_write_record(&s, SMG_XS_REC_CPUID_POLICY, cpuid, sizeof(cpuid)),
+		 0);
 	CHECK_EQ(smg_xs_write_record(&s, SMG_XS_REC_MSR_POLICY, msr, sizeof(msr)), 0);
 	CHECK_EQ(smg_xs_write_record(&s, SMG_XS_REC_STATIC_DATA_END, NULL, 0), 0);
 	for (size_t i = 0; i < sizeof(pages); i++)
@@ -197,8 +199,8 @@ static void test_record_padding(void)
 
 struct parse_case {
 	const char *name;
-	size_t cut;	  /* truncate to this many bytes (0: keep) */
-	size_t flip_at;	  /* xor a byte (0: none) */
+	size_t cut;	/* truncate to this many bytes (0: keep) */
+	size_t flip_at; /* xor a byte (0: none) */
 	uint8_t flip;
 	uint32_t allowed; /* 0: STATE_TYPES */
 	int want;
@@ -215,7 +217,8 @@ static void test_parse(void)
 	    {"cut in header", 4, 0, 0, 0, SMG_ERR_TRUNCATED},
 	    {"cut in body", 20, 0, 0, 0, SMG_ERR_TRUNCATED},
 	    {"cut in padding", 32 + 8 + 101, 0, 0, 0, SMG_ERR_TRUNCATED},
-	    {"type not allowed", 0, 0, 0, 1u << SMG_XS_REC_TSC_INFO, SMG_ERR_UNKNOWN_TYPE},
+	    {"type not allowed", 0, 0, 0, 1u << SMG_XS_REC_TSC_INFO,
+	     SMG_ERR_UNKNOWN_TYPE},
 	    {"type out of range", 0, 3, 0x80, 0, SMG_ERR_UNKNOWN_TYPE},
 	    {"length lies huge", 0, 7, 0x10, 0, SMG_ERR_TOO_LONG},
 	    {"length lies long", 0, 144 + 4, 0x80, 0, SMG_ERR_TRUNCATED},
@@ -233,10 +236,11 @@ static void test_parse(void)
 		memcpy(bad, state, len);
 		if (c->flip_at)
 			bad[c->flip_at] ^= c->flip;
-		r = smg_xs_parse_records(bad, n, c->allowed ? c->allowed : STATE_TYPES, NULL,
-					 NULL);
+		r = smg_xs_parse_records(bad, n, c->allowed ? c->allowed : STATE_TYPES,
+					 NULL, NULL);
 		if (r != c->want)
-			fprintf(stderr, "case '%s': got %d want %d\n", c->name, r, c->want);
+			fprintf(stderr, "case '%s': got %d want %d\n", c->name, r,
+				c->want);
 		CHECK_EQ(r, c->want);
 	}
 	CHECK_EQ(smg_xs_parse_records(state, 0, STATE_TYPES, NULL, NULL), 0);

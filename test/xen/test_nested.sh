@@ -19,7 +19,8 @@ cleanup() {
 trap cleanup EXIT
 
 XB_EXTRA_BINS=${SMG_XEN_EXTRA_BINS:-}
-[ -x "${SMG_BUILD:-}/test_xen_live" ] && XB_EXTRA_BINS="$XB_EXTRA_BINS $SMG_BUILD/test_xen_live"
+[ -x "${SMG_BUILD:-}/test_xen_live" ] || { echo "FAIL: $SMG_BUILD/test_xen_live not built"; exit 1; }
+XB_EXTRA_BINS="$XB_EXTRA_BINS $SMG_BUILD/test_xen_live"
 xb_build_domu
 xb_build_dom0 "$here/dom0-test.sh" || { echo "FAIL: dom0 initramfs"; exit 1; }
 echo "xenbed: booting Xen (kernel $XB_KVER), work dir $XB_WORK"
@@ -33,11 +34,11 @@ need() { grep -a -q "$1" "$log" || { echo "FAIL: serial log lacks '$1'"; fail=1;
 need '^XB-STEP tools-up'
 need '^SMG-VERSION-OK'
 need '^SMG-DOMU-TICKING'
-if [ -x "${SMG_BUILD:-}/test_xen_live" ]; then
-	need '^SMG-ABORT-OK'
-	need '^SMG-MIGRATE-OK'
-	need '^SMG-COUNTER-CONTINUES'
-fi
+phases=${XB_PHASES:-live-abort live-migrate}
+case " $phases " in *" live-abort "*) need '^SMG-ABORT-OK' ;; esac
+case " $phases " in *" live-migrate "*) need '^SMG-MIGRATE-OK'; need '^SMG-COUNTER-CONTINUES' ;; esac
+case " $phases " in *" secmig-kill "*) need '^SMG-SECMIG-KILL-OK' ;; esac
+case " $phases " in *" secmig-migrate "*) need '^SMG-SECMIG-MIGRATE-OK' ;; esac
 need '^XB-DONE'
 grep -a -q '^SMG-FAIL' "$log" && { echo "FAIL: a dom0 check failed"; fail=1; }
 if [ $fail != 0 ]; then

@@ -156,6 +156,7 @@ vcpus = 1
 on_crash = "preserve"
 EOF
 	cp "$test_script" "$root/test.sh"
+	echo "${XB_PHASES:-live-abort live-migrate}" >"$root/etc/xb-phases"
 	cat >"$root/init" <<EOF
 #!/bin/busybox sh
 /bin/busybox --install -s /bin

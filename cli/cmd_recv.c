@@ -10,6 +10,7 @@
 
 #include "base/base.h"
 #include "cli/cli.h"
+#include "cli/host_tpm.h"
 #include "cli/migrate.h"
 #include "proto/proto.h"
 #include "secmig.pb-c.h"
@@ -135,12 +136,15 @@ int smg_cmd_recv(int argc, char **argv)
 	    {"name", required_argument, NULL, 'n'},
 	    {"check-memory", no_argument, NULL, 'C'},
 	    {"disk-dir", required_argument, NULL, 1000},
+	    {"policy", required_argument, NULL, 1100},
+	    {"tcti", required_argument, NULL, 1101},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
 	struct recv_ctx ctx = {.lock = PTHREAD_MUTEX_INITIALIZER,
 			       .max = RECV_CONCURRENT_DEFAULT};
 	const char *listen = NULL, *dir = NULL, *key = NULL, *peers = NULL, *name = NULL;
+	const char *policy = NULL, *tcti = NULL;
 	unsigned channels = SMG_CHANNELS_MAX;
 	bool once = false, json = false;
 	char host[SMG_CLI_HOST_MAX];
@@ -191,6 +195,12 @@ int smg_cmd_recv(int argc, char **argv)
 		case 1000:
 			ctx.ro.disk_dir = optarg;
 			break;
+		case 1100:
+			policy = optarg;
+			break;
+		case 1101:
+			tcti = optarg;
+			break;
 		case 'C':
 			ctx.ro.check_memory = true;
 			break;
@@ -215,6 +225,7 @@ int smg_cmd_recv(int argc, char **argv)
 	ctx.out.tty = false; /* a service: no progress line */
 
 	struct smg_cli_ident ci;
+	struct smg_cli_tpm tpm;
 	struct smg_listener *l;
 	int r, code;
 
@@ -222,9 +233,15 @@ int smg_cmd_recv(int argc, char **argv)
 	if (smg_cli_ident_load(&ci, dir, key, peers, name) != SMG_OK)
 		return SMG_EXIT_CONFIG;
 	ci.so.channels = channels;
+	if ((r = smg_cli_tpm_load(&tpm, policy, tcti, &ci.so)) != SMG_OK) {
+		smg_cli_ident_free(&ci);
+		return smg_exit_from_err(r);
+	}
+	ctx.ro.policy = tpm.policy;
 	if ((r = smg_listener_open(host, port, &l)) != SMG_OK) {
 		fprintf(stderr, "secmig: cannot listen on %s: %s\n", listen,
 			smg_strerror(r));
+		smg_cli_tpm_free(&tpm);
 		smg_cli_ident_free(&ci);
 		return SMG_EXIT_NETWORK;
 	}
@@ -237,6 +254,7 @@ int smg_cmd_recv(int argc, char **argv)
 	fflush(stdout);
 	code = serve_loop(&ctx, l, &ci.so, once);
 	smg_listener_close(l);
+	smg_cli_tpm_free(&tpm);
 	smg_cli_ident_free(&ci);
 	return code;
 }

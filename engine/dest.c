@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "attest/attest.h"
 #include "base/base.h"
 #include "engine/internal.h"
 #include "proto/proto.h"
@@ -47,6 +48,8 @@ struct dst {
 	uint64_t t_start;
 	int err;
 	Smg__AbortReason reason;
+	char why[256];	 /* ABORT detail when set (policy) */
+	bool peer_abort; /* the source aborted: no ABORT back */
 	const struct smg_frame *first;
 };
 
@@ -156,6 +159,27 @@ static void stop_hasher(struct dst *d)
 	d->hashing = false;
 }
 
+/* Access control and placement against this host's policy: first who may
+ * send which domain (before anything is allocated), then, with the labels
+ * of the config the backend parsed, whether the VM may be placed here. */
+static int check_policy(struct dst *d, const char *domain, bool placement)
+{
+	const char *labels[SMG_DOMAIN_LABELS_MAX];
+	const char *peer = smg_session_peer_name(d->s);
+	unsigned n = placement ? d->info.n_labels : 0;
+
+	if (d->o->policy == NULL)
+		return SMG_OK;
+	for (unsigned i = 0; i < n; i++)
+		labels[i] = d->info.labels[i];
+	if (smg_policy_check_migration(d->o->policy, SMG_POLICY_AS_RECEIVER, peer, domain,
+				       labels, n, d->why, sizeof(d->why)) == SMG_OK)
+		return SMG_OK;
+	smg_err("policy refuses %s from '%s': %s", domain, peer, d->why);
+	d->reason = SMG__ABORT_REASON__ABORT_POLICY;
+	return SMG_ERR_POLICY;
+}
+
 static int on_plan(struct dst *d, const struct smg_frame *f)
 {
 	ProtobufCMessage *m;
@@ -178,8 +202,12 @@ static int on_plan(struct dst *d, const struct smg_frame *f)
 		r = SMG_ERR_PROTO;
 		goto out;
 	}
+	if ((r = check_policy(d, p->domain_name, false)) != SMG_OK)
+		goto out;
 	r = d->be->ops->domain_create(d->be, p->domain_config.data, p->domain_config.len,
 				      &d->info);
+	if (r == SMG_OK && (r = check_policy(d, p->domain_name, true)) != SMG_OK)
+		goto out;
 	if (r == SMG_OK && (d->info.page_size != p->page_size ||
 			    d->info.pages * d->info.page_size != p->memory_bytes ||
 			    strcmp(d->info.name, p->domain_name) != 0))
@@ -473,9 +501,9 @@ static void abort_dest(struct dst *d)
 
 	stop_threads(d);
 	if (d->err != SMG_ERR_EOF && d->err != SMG_ERR_CUT && d->err != SMG_ERR_ABORTED &&
-	    d->err != SMG_ERR_TIMEOUT) {
+	    d->err != SMG_ERR_TIMEOUT && !d->peer_abort) {
 		a.reason = d->reason;
-		a.detail = (char *)smg_strerror(d->err);
+		a.detail = d->why[0] != '\0' ? d->why : (char *)smg_strerror(d->err);
 		a.error = d->err;
 		smg_chan_send_msg(d->s, 0, SMG_FT_ABORT, &a.base);
 		smg_chan_flush(d->s, 0);
@@ -500,6 +528,21 @@ static enum dst_state step(struct dst *d)
 	switch (d->state) {
 	case DST_WAIT_PLAN:
 		f = *d->first;
+		if (f.type == SMG_FT_ABORT) {
+			/* The source's own policy refused us before planning. */
+			ProtobufCMessage *m;
+			d->peer_abort = true;
+			d->err = SMG_ERR_ABORTED;
+			if (smg_frame_unpack(&f, &smg__abort__descriptor, &m) == SMG_OK) {
+				Smg__Abort *a = (Smg__Abort *)m;
+				smg_peer_log(SMG_LOG_ERROR, "source aborted: %s",
+					     a->detail);
+				if (a->reason == SMG__ABORT_REASON__ABORT_POLICY)
+					d->err = SMG_ERR_POLICY;
+				smg_frame_msg_free(m);
+			}
+			return DST_ABORTED;
+		}
 		if (f.type != SMG_FT_PLAN) {
 			d->err = SMG_ERR_STATE;
 			return DST_ABORTED;

@@ -11,6 +11,7 @@
 #include "storage/storage.h"
 
 struct smg_session;
+struct smg_policy;
 
 /* NULL-terminated list of the backends compiled into this build. */
 const char *const *smg_engine_backend_names(void);
@@ -139,6 +140,10 @@ struct smg_send_opts {
 	 * memory itself and abort unless it equals the root of what was sent
 	 * (proves the dirty log missed nothing). Adds to the downtime. */
 	bool check_memory;
+	/* Host policy (attest/): before the plan is sent the destination must
+	 * be enrolled and carry the VM's placement labels, else ABORT
+	 * (SMG_ERR_POLICY / SMG_ERR_UNKNOWN_PEER). NULL: no check. */
+	const struct smg_policy *policy;
 	smg_event_fn event;
 	void *event_arg;
 };
@@ -157,6 +162,10 @@ struct smg_recv_opts {
 	bool check_memory;     /* recompute the memory root from scratch (tests) */
 	const char
 	    *disk_dir; /* incoming disk images DIR/<domain>.<i>.img; NULL: state_dir */
+	/* Host policy: at PLAN the source must be enrolled with a "send" line
+	 * for the domain and this host must carry the VM's placement labels,
+	 * else ABORT (reason POLICY) before any page moves. NULL: no check. */
+	const struct smg_policy *policy;
 	smg_event_fn event;
 	void *event_arg;
 };

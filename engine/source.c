@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "attest/attest.h"
 #include "base/base.h"
 #include "engine/internal.h"
 #include "proto/proto.h"
@@ -43,6 +44,7 @@ struct src {
 	uint32_t round;
 	uint64_t t_start, t_pause;
 	uint8_t config_hash[SMG_DIGEST_LEN], manifest_hash[SMG_DIGEST_LEN];
+	char why[256]; /* ABORT detail when set (policy) */
 	int err;
 };
 
@@ -148,6 +150,27 @@ static int send_plan(struct src *c)
 	return smg_chan_send_msg(c->s, 0, SMG_FT_PLAN, &p.base);
 }
 
+/* Placement (the privacy dimension): the destination must be enrolled in
+ * our policy and carry the VM's labels; checked before the plan leaves. */
+static int check_policy(struct src *c)
+{
+	const char *labels[SMG_DOMAIN_LABELS_MAX];
+	const char *peer = smg_session_peer_name(c->s);
+	int r;
+
+	if (c->o->policy == NULL)
+		return SMG_OK;
+	for (unsigned i = 0; i < c->info.n_labels; i++)
+		labels[i] = c->info.labels[i];
+	r = smg_policy_check_migration(c->o->policy, SMG_POLICY_AS_SENDER, peer,
+				       c->info.name, labels, c->info.n_labels, c->why,
+				       sizeof(c->why));
+	if (r == SMG_OK)
+		return SMG_OK;
+	smg_err("policy refuses to send %s to '%s': %s", c->info.name, peer, c->why);
+	return SMG_ERR_POLICY;
+}
+
 static int do_setup(struct src *c)
 {
 	uint8_t idb[SMG_MIGRATION_ID_LEN / 2];
@@ -161,6 +184,8 @@ static int do_setup(struct src *c)
 		return r;
 	snprintf(c->st->domain, sizeof(c->st->domain), "%s", c->info.name);
 	c->st->ram_bytes = c->info.pages * c->info.page_size;
+	if ((r = check_policy(c)) != SMG_OK)
+		return r;
 	c->words = (c->info.pages + 63) / 64;
 	if ((c->pending = calloc(c->words, sizeof(uint64_t))) == NULL)
 		return SMG_ERR_NOMEM;
@@ -482,8 +507,9 @@ static void abort_source(struct src *c)
 		       ? SMG__ABORT_REASON__ABORT_NOT_CONVERGED
 		   : c->err == SMG_ERR_INTEGRITY ? SMG__ABORT_REASON__ABORT_INTEGRITY
 		   : c->err == SMG_ERR_BACKEND	 ? SMG__ABORT_REASON__ABORT_BACKEND
+		   : c->err == SMG_ERR_POLICY	 ? SMG__ABORT_REASON__ABORT_POLICY
 						 : SMG__ABORT_REASON__ABORT_UNSPECIFIED;
-	a.detail = (char *)smg_strerror(c->err);
+	a.detail = c->why[0] != '\0' ? c->why : (char *)smg_strerror(c->err);
 	a.error = c->err;
 	if (c->err != SMG_ERR_EOF && c->err != SMG_ERR_CUT && c->err != SMG_ERR_ABORTED &&
 	    c->err != SMG_ERR_TIMEOUT && c->err != SMG_ERR_SYS)

@@ -50,6 +50,9 @@ static void fill_info(struct sim_backend *s, struct smg_domain_info *info)
 	info->n_disks = s->cfg.n_disks;
 	memcpy(info->nics, s->cfg.nics, sizeof(info->nics));
 	memcpy(info->disks, s->cfg.disks, sizeof(info->disks));
+	info->n_labels = s->cfg.n_labels;
+	memcpy(info->labels, s->cfg.labels, sizeof(info->labels));
+	info->has_vtpm = s->cfg.vtpm;
 }
 
 static int attach(struct sim_backend *s, int fd, const char *text, size_t len,

@@ -43,6 +43,10 @@ struct smg_sim_config {
 	unsigned n_nics, n_disks;
 	struct smg_nic nics[SMG_DOMAIN_NICS_MAX];
 	struct smg_disk disks[SMG_DOMAIN_DISKS_MAX];
+	/* "placement = region=eu-west region=eu-central tier=gold" */
+	unsigned n_labels;
+	char labels[SMG_DOMAIN_LABELS_MAX][SMG_DOMAIN_LABEL_MAX];
+	bool vtpm; /* "vtpm = yes": the host runs a swtpm for it */
 };
 
 /* Parse config text. On error returns SMG_ERR_CONFIG and writes

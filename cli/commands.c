@@ -97,6 +97,8 @@ const struct smg_cmd smg_cmds[] = {
      "  verify NAME       check every page of NAME (lost, stale, misplaced,\n"
      "                    corrupted) and its vCPU state; exit 7 on damage\n"
      "  destroy NAME      destroy NAME\n"
+     "  vtpm NAME         print CTRL-PORT TCTI of NAME's vTPM (tpm2-tools:\n"
+     "                    TPM2TOOLS_TCTI=TCTI)\n"
      "  pause|unpause NAME\n\n"
      "DIR defaults to $SECMIG_STATE_DIR or /var/lib/secmig.\n"
      "Config file (key = value, # comments):\n"
@@ -104,7 +106,9 @@ const struct smg_cmd smg_cmds[] = {
      "  workload = idle|uniform|hotspot|trace        dirty_rate = 50M  (bytes/s)\n"
      "  hot_writes = 90  hot_pages = 5   (X % of writes to Y % of pages)\n"
      "  zero_pct = 20     seed = 1        trace = FILE (page numbers, one a line)\n"
-     "  disk = PATH       nic = mac=52:54:00:00:00:01,ipv4=10.0.0.2,ipv6=fd00::2\n",
+     "  disk = PATH       nic = mac=52:54:00:00:00:01,ipv4=10.0.0.2,ipv6=fd00::2\n"
+     "  vtpm = yes        (a guest vTPM: an swtpm the sim host runs; it migrates)\n"
+     "  placement = region=eu-west region=eu-central  (allowed destination labels)\n",
      smg_cmd_sim},
     {NULL, NULL, NULL, NULL},
 };

@@ -43,8 +43,8 @@ struct dst {
 	bool chan0_final, committed;
 	Smg__Manifest *manifest;
 	uint8_t manifest_hash[SMG_DIGEST_LEN], config_hash[SMG_DIGEST_LEN];
-	uint8_t device_hash[SMG_DIGEST_LEN];
-	bool have_state, recorded;
+	uint8_t device_hash[SMG_DIGEST_LEN], vtpm_hash[SMG_DIGEST_LEN];
+	bool have_state, recorded, have_vtpm;
 	uint64_t t_start;
 	int err;
 	Smg__AbortReason reason;
@@ -210,7 +210,8 @@ static int on_plan(struct dst *d, const struct smg_frame *f)
 		goto out;
 	if (r == SMG_OK && (d->info.page_size != p->page_size ||
 			    d->info.pages * d->info.page_size != p->memory_bytes ||
-			    strcmp(d->info.name, p->domain_name) != 0))
+			    strcmp(d->info.name, p->domain_name) != 0 ||
+			    d->info.has_vtpm != p->has_vtpm))
 		r = SMG_ERR_PROTO;
 	if (r != SMG_OK) {
 		reply_plan(d, false,
@@ -346,6 +347,15 @@ static enum dst_state do_receiving(struct dst *d)
 	case SMG_FT_DEVICE_STATE:
 		d->err = on_device_state(d, &f);
 		break;
+	case SMG_FT_VTPM_STATE:
+		if (!d->info.has_vtpm || d->have_vtpm || d->xd.final_round < 0)
+			d->err = SMG_ERR_STATE;
+		else if ((d->err = smg_engine_vtpm_recv(&f, d->info.vtpm_ctrl_port,
+							d->vtpm_hash)) == SMG_OK)
+			d->have_vtpm = true;
+		if (d->err == SMG_ERR_INTEGRITY)
+			d->reason = SMG__ABORT_REASON__ABORT_INTEGRITY;
+		break;
 	case SMG_FT_MANIFEST:
 		if (!d->chan0_final)
 			d->err = SMG_ERR_STATE;
@@ -414,6 +424,10 @@ static enum dst_state do_verify(struct dst *d)
 		bad = "config hash";
 	else if (!digest_eq(&mf->device_hash, d->device_hash))
 		bad = "device state hash";
+	else if (d->info.has_vtpm
+		     ? !d->have_vtpm || !digest_eq(&mf->vtpm_hash, d->vtpm_hash)
+		     : mf->vtpm_hash.len != 0)
+		bad = "vTPM state hash";
 	else if (smg_engine_disks_verify(d->disks, mf->n_disk_roots, mf->disk_roots,
 					 d->o->check_memory) != SMG_OK)
 		bad = "disk root";

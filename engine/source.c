@@ -113,6 +113,7 @@ static int send_plan(struct src *c)
 	p.backend = (char *)c->o->backend;
 	p.max_downtime_ms = c->pc.max_downtime_ms;
 	p.config_hash = (ProtobufCBinaryData){SMG_DIGEST_LEN, c->config_hash};
+	p.has_vtpm = c->info.has_vtpm;
 	/* NICs and disks ride along for the network clean-up and storage
 	 * stages (their own modules act on them). */
 	for (unsigned i = 0; i < c->info.n_nics; i++) {
@@ -350,6 +351,7 @@ static int send_state_and_manifest(struct src *c)
 	Smg__DeviceState ds = SMG__DEVICE_STATE__INIT;
 	Smg__Manifest mf = SMG__MANIFEST__INIT;
 	uint8_t *blob = NULL, dev_hash[SMG_DIGEST_LEN], *packed;
+	uint8_t vtpm_hash[SMG_DIGEST_LEN];
 	uint8_t roots[SMG_DOMAIN_DISKS_MAX][SMG_DIGEST_LEN];
 	ProtobufCBinaryData disk_roots[SMG_DOMAIN_DISKS_MAX];
 	size_t len, plen;
@@ -377,7 +379,12 @@ static int send_state_and_manifest(struct src *c)
 			return r;
 		disk_roots[i] = (ProtobufCBinaryData){SMG_DIGEST_LEN, roots[i]};
 	}
-	/* vtpm_hash is filled by the vTPM stage. */
+	if (c->info.has_vtpm) {
+		if ((r = smg_engine_vtpm_send(c->s, c->info.vtpm_ctrl_port, vtpm_hash,
+					      &c->st->bytes_sent)) != SMG_OK)
+			return r;
+		mf.vtpm_hash = (ProtobufCBinaryData){SMG_DIGEST_LEN, vtpm_hash};
+	}
 	mf.transcript = (ProtobufCBinaryData){SMG_TRANSCRIPT_LEN,
 					      (uint8_t *)smg_session_transcript(c->s)};
 	plen = protobuf_c_message_get_packed_size(&mf.base);

@@ -213,7 +213,7 @@ static int create_vm(struct demo *d)
 	    "name = demo-vm\nmemory = %s\nvcpus = 2\nworkload = %s\ndirty_rate = %s\n"
 	    "hot_writes = 90\nhot_pages = 5\nzero_pct = 20\nseed = %ld\n"
 	    "nic = mac=52:54:00:5e:c0:01,ipv4=192.0.2.10,ipv6=2001:db8::10\n"
-	    "placement = region=demo\n",
+	    "placement = region=demo\nvtpm = yes\n",
 	    d->memory, d->workload, d->rate, (long)time(NULL));
 	snprintf(path, sizeof(path), "%s/demo-vm.cfg", d->dir);
 	if ((r = write_file(path, cfg, 0600)) != SMG_OK)

@@ -37,11 +37,11 @@ struct smg_session_opts {
 	const struct smg_identity *identity;
 	const struct smg_peers *peers;
 	struct smg_attest *attest;     /* optional: extra secret inputs + evidence */
-	unsigned channels;             /* client: requested; server: max accepted */
+	unsigned channels;	       /* client: requested; server: max accepted */
 	unsigned handshake_timeout_ms; /* 0: default */
-	unsigned io_timeout_ms;        /* 0: default; a stalled peer past this fails */
-	bool force_poll;               /* use the poll(2) path even if io_uring works */
-	int sock_buf;                  /* >0: SO_SNDBUF/SO_RCVBUF (tests) */
+	unsigned io_timeout_ms;	       /* 0: default; a stalled peer past this fails */
+	bool force_poll;	       /* use the poll(2) path even if io_uring works */
+	int sock_buf;		       /* >0: SO_SNDBUF/SO_RCVBUF (tests) */
 };
 
 struct smg_session;
@@ -68,7 +68,7 @@ const uint8_t *smg_session_transcript(const struct smg_session *s);
 #define SMG_FRAME_PAYLOAD_MAX (1024 * 1024)
 
 struct smg_frame {
-	uint8_t type;           /* frame type registry in proto/proto.h */
+	uint8_t type;		/* frame type registry in proto/proto.h */
 	const uint8_t *payload; /* valid until the next recv on this channel */
 	size_t len;
 };

@@ -177,6 +177,12 @@ static int parse_nic_args(int argc, char **argv, struct nic_args *a)
 	return SMG_EXIT_OK;
 }
 
+/* A name netid refuses is the operator's typo: a usage error, not code 1. */
+static int nic_exit(int r)
+{
+	return r == SMG_ERR_INVAL ? SMG_EXIT_USAGE : smg_exit_from_err(r);
+}
+
 static int need(const char *what, bool ok)
 {
 	if (ok)
@@ -217,12 +223,12 @@ static int net_nic(int argc, char **argv)
 		if ((rc = need("--vif, --bridge and --mac",
 			       a.id.vif[0] && a.id.bridge[0] && a.have_mac)) != 0)
 			return rc;
-		return smg_exit_from_err(smg_netid_prepare(&a.id));
+		return nic_exit(smg_netid_prepare(&a.id));
 	}
 	if ((rc = need("--vif", a.id.vif[0] != '\0')) != 0)
 		return rc;
 	if (strcmp(verb, "up") == 0) {
-		if ((rc = smg_exit_from_err(smg_netid_set_link(&a.id, true))) != 0)
+		if ((rc = nic_exit(smg_netid_set_link(&a.id, true))) != 0)
 			return rc;
 		emit_time("nic_up", &a);
 		if (!a.announce)
@@ -232,12 +238,12 @@ static int net_nic(int argc, char **argv)
 		return do_announce(&a);
 	}
 	if (strcmp(verb, "down") == 0) {
-		if ((rc = smg_exit_from_err(smg_netid_set_link(&a.id, false))) != 0)
+		if ((rc = nic_exit(smg_netid_set_link(&a.id, false))) != 0)
 			return rc;
 		return emit_time("nic_down", &a);
 	}
 	if (strcmp(verb, "remove") == 0)
-		return smg_exit_from_err(smg_netid_remove(&a.id));
+		return nic_exit(smg_netid_remove(&a.id));
 	return smg_cli_usage_error(smg_cmd_find("net"), "unknown 'net nic' verb '%s'",
 				   verb);
 }

@@ -115,11 +115,13 @@ static int out_append(struct dir *d, const uint8_t *p, size_t n)
 	return 0;
 }
 
-/* Follow the length-prefixed frames through buf; record the frame that
- * holds offset `at` and queue it a second time once it is complete. */
+/* Queue buf, following its length-prefixed frames; record the frame that
+ * holds offset `at` and queue it a second time right after its end. */
 static void replay_track(struct proxy *px, struct dir *d, const uint8_t *buf, size_t n,
 			 uint64_t base)
 {
+	size_t flushed = 0;
+
 	for (size_t i = 0; i < n;) {
 		bool recording = d->rec != NULL;
 
@@ -127,7 +129,8 @@ static void replay_track(struct proxy *px, struct dir *d, const uint8_t *buf, si
 			d->hdr[d->hdr_got++] = buf[i++];
 			if (d->hdr_got == 4) {
 				d->frame_left = smg_load_be32(d->hdr);
-				if (!px->fired && base + i + d->frame_left > px->at &&
+				if (!px->fired && d->frame_left > 0 &&
+				    base + i + d->frame_left > px->at &&
 				    d->frame_left + 4 <= PROXY_FRAME_MAX &&
 				    (d->rec = malloc(d->frame_left + 4)) != NULL) {
 					memcpy(d->rec, d->hdr, 4);
@@ -147,11 +150,14 @@ static void replay_track(struct proxy *px, struct dir *d, const uint8_t *buf, si
 		i += take;
 		if (d->frame_left == 0 && d->rec != NULL) {
 			emit_fault(px, "replay", base + i - d->rec_len);
+			out_append(d, buf + flushed, i - flushed);
+			flushed = i;
 			out_append(d, d->rec, d->rec_len);
 			free(d->rec);
 			d->rec = NULL;
 		}
 	}
+	out_append(d, buf + flushed, n - flushed);
 }
 
 static void pair_close(struct pair *p)
@@ -210,9 +216,10 @@ static void pump_read(struct proxy *px, struct pair *p, unsigned di)
 			emit_fault(px, "delay", px->at);
 		}
 	}
-	out_append(d, buf, keep);
 	if (target && px->fault == F_REPLAY)
 		replay_track(px, d, buf, keep, d->off);
+	else
+		out_append(d, buf, keep);
 	d->off += keep;
 }
 

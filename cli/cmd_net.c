@@ -137,11 +137,11 @@ static int parse_nic_args(int argc, char **argv, struct nic_args *a)
 			bad = copy_name(a->id.ifname, sizeof(a->id.ifname), optarg);
 			break;
 		case OPT_MAC:
-			bad = smg_nic_parse_mac(optarg, a->id.nic.mac);
+			bad = smg_vnic_parse_mac(optarg, a->id.nic.mac);
 			a->have_mac = true;
 			break;
 		case OPT_ADDR:
-			bad = smg_nic_add_addr(&a->id.nic, optarg);
+			bad = smg_vnic_add_addr(&a->id.nic, optarg);
 			break;
 		case OPT_ROUNDS:
 			bad = parse_uint_opt(optarg, SMG_ANNOUNCE_ROUNDS_MAX,

@@ -118,7 +118,7 @@ int smg_net_capture(int argc, char **argv)
 		if ((o == 'i' && (ifname = optarg) == NULL) ||
 		    (o == 't' && uint_arg(optarg, 3600000, &timeout_ms) != 0) ||
 		    (o == 'n' && uint_arg(optarg, 1000000, &count) != 0) ||
-		    (o == 'm' && smg_nic_parse_mac(optarg, mac) != 0) || o == '?')
+		    (o == 'm' && smg_vnic_parse_mac(optarg, mac) != 0) || o == '?')
 			return smg_cli_usage_error(cmd, "capture: bad option");
 		have_mac |= o == 'm';
 	}

@@ -29,7 +29,7 @@ struct ann_sock {
 	int fd;
 	char ifname[SMG_NETID_IFNAME_MAX];
 	char netns[SMG_NETID_NAME_MAX];
-	struct smg_nic nic;
+	struct smg_vnic nic;
 };
 
 struct smg_announce {

@@ -13,25 +13,25 @@ const char *const *smg_engine_backend_names(void);
 #include <stdint.h>
 
 #define SMG_MAC_LEN	       6
-#define SMG_NIC_ADDRS_MAX      4  /* per family, per NIC */
+#define SMG_VNIC_ADDRS_MAX     4  /* per family, per NIC */
 #define SMG_NETID_NAME_MAX     64 /* namespace name */
 #define SMG_NETID_IFNAME_MAX   16 /* IFNAMSIZ */
 #define SMG_ANNOUNCE_FRAME_MAX 128
 
 /* A VM NIC's identity, as the VM config gives it. */
-struct smg_nic {
+struct smg_vnic {
 	uint8_t mac[SMG_MAC_LEN];
 	unsigned n_ipv4, n_ipv6;
-	uint8_t ipv4[SMG_NIC_ADDRS_MAX][4];
-	uint8_t ipv4_prefix[SMG_NIC_ADDRS_MAX];
-	uint8_t ipv6[SMG_NIC_ADDRS_MAX][16];
-	uint8_t ipv6_prefix[SMG_NIC_ADDRS_MAX];
+	uint8_t ipv4[SMG_VNIC_ADDRS_MAX][4];
+	uint8_t ipv4_prefix[SMG_VNIC_ADDRS_MAX];
+	uint8_t ipv6[SMG_VNIC_ADDRS_MAX][16];
+	uint8_t ipv6_prefix[SMG_VNIC_ADDRS_MAX];
 };
 
 /* "52:54:00:12:34:56" -> mac; only unicast MACs are accepted. */
-int smg_nic_parse_mac(const char *text, uint8_t mac[static SMG_MAC_LEN]);
+int smg_vnic_parse_mac(const char *text, uint8_t mac[static SMG_MAC_LEN]);
 /* Add "10.0.0.5/24" or "fd00::5/64" (prefix optional: /32, /128). */
-int smg_nic_add_addr(struct smg_nic *nic, const char *cidr);
+int smg_vnic_add_addr(struct smg_vnic *nic, const char *cidr);
 
 /* Where a NIC lives on this host: a namespace holding `ifname` with the
  * VM's MAC and addresses, veth-paired with `vif` on the host's `bridge`. */
@@ -40,7 +40,7 @@ struct smg_netid {
 	char vif[SMG_NETID_IFNAME_MAX];
 	char bridge[SMG_NETID_IFNAME_MAX];
 	char ifname[SMG_NETID_IFNAME_MAX];
-	struct smg_nic nic;
+	struct smg_vnic nic;
 };
 
 /* Build the NIC with its vif down (destination, before resume). */
@@ -75,7 +75,7 @@ struct smg_announce_sched {
 struct smg_announce_target {
 	const char *netns;
 	const char *ifname;
-	const struct smg_nic *nic;
+	const struct smg_vnic *nic;
 };
 
 /* Receives one JSON object (no newline) per announcement round per NIC. */

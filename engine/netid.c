@@ -28,7 +28,7 @@
 
 extern char **environ;
 
-int smg_nic_parse_mac(const char *text, uint8_t mac[static SMG_MAC_LEN])
+int smg_vnic_parse_mac(const char *text, uint8_t mac[static SMG_MAC_LEN])
 {
 	unsigned v[SMG_MAC_LEN];
 	char tail;
@@ -46,7 +46,7 @@ int smg_nic_parse_mac(const char *text, uint8_t mac[static SMG_MAC_LEN])
 	return SMG_OK;
 }
 
-int smg_nic_add_addr(struct smg_nic *nic, const char *cidr)
+int smg_vnic_add_addr(struct smg_vnic *nic, const char *cidr)
 {
 	char buf[CIDR_MAX], *slash;
 	unsigned long prefix;
@@ -67,12 +67,12 @@ int smg_nic_add_addr(struct smg_nic *nic, const char *cidr)
 			return SMG_ERR_INVAL;
 	}
 	if (v6) {
-		if (nic->n_ipv6 >= SMG_NIC_ADDRS_MAX ||
+		if (nic->n_ipv6 >= SMG_VNIC_ADDRS_MAX ||
 		    inet_pton(AF_INET6, buf, nic->ipv6[nic->n_ipv6]) != 1)
 			return SMG_ERR_INVAL;
 		nic->ipv6_prefix[nic->n_ipv6++] = (uint8_t)prefix;
 	} else {
-		if (nic->n_ipv4 >= SMG_NIC_ADDRS_MAX ||
+		if (nic->n_ipv4 >= SMG_VNIC_ADDRS_MAX ||
 		    inet_pton(AF_INET, buf, nic->ipv4[nic->n_ipv4]) != 1)
 			return SMG_ERR_INVAL;
 		nic->ipv4_prefix[nic->n_ipv4++] = (uint8_t)prefix;

@@ -115,39 +115,39 @@ static void test_malformed(void)
 
 static void test_nic_parse(void)
 {
-	struct smg_nic nic;
+	struct smg_vnic nic;
 	uint8_t m[6];
 
 	memset(&nic, 0, sizeof(nic));
-	CHECK_EQ(smg_nic_parse_mac("52:54:00:12:34:56", m), 0);
+	CHECK_EQ(smg_vnic_parse_mac("52:54:00:12:34:56", m), 0);
 	CHECK(memcmp(m, mac, 6) == 0);
-	CHECK_EQ(smg_nic_parse_mac("53:54:00:12:34:56", m),
+	CHECK_EQ(smg_vnic_parse_mac("53:54:00:12:34:56", m),
 		 SMG_ERR_INVAL); /* multicast */
-	CHECK_EQ(smg_nic_parse_mac("00:00:00:00:00:00", m), SMG_ERR_INVAL);
-	CHECK_EQ(smg_nic_parse_mac("52:54:00:12:34", m), SMG_ERR_INVAL);
-	CHECK_EQ(smg_nic_parse_mac("52:54:00:12:34:56:78", m), SMG_ERR_INVAL);
-	CHECK_EQ(smg_nic_parse_mac("52:54:00:12:34:5g", m), SMG_ERR_INVAL);
-	CHECK_EQ(smg_nic_add_addr(&nic, "10.0.0.5/24"), 0);
-	CHECK_EQ(smg_nic_add_addr(&nic, "10.0.0.6"), 0);
-	CHECK_EQ(smg_nic_add_addr(&nic, "fd00::5/64"), 0);
+	CHECK_EQ(smg_vnic_parse_mac("00:00:00:00:00:00", m), SMG_ERR_INVAL);
+	CHECK_EQ(smg_vnic_parse_mac("52:54:00:12:34", m), SMG_ERR_INVAL);
+	CHECK_EQ(smg_vnic_parse_mac("52:54:00:12:34:56:78", m), SMG_ERR_INVAL);
+	CHECK_EQ(smg_vnic_parse_mac("52:54:00:12:34:5g", m), SMG_ERR_INVAL);
+	CHECK_EQ(smg_vnic_add_addr(&nic, "10.0.0.5/24"), 0);
+	CHECK_EQ(smg_vnic_add_addr(&nic, "10.0.0.6"), 0);
+	CHECK_EQ(smg_vnic_add_addr(&nic, "fd00::5/64"), 0);
 	CHECK_EQ(nic.n_ipv4, 2);
 	CHECK_EQ(nic.ipv4_prefix[1], 32);
 	CHECK_EQ(nic.n_ipv6, 1);
 	CHECK_EQ(nic.ipv6_prefix[0], 64);
-	CHECK_EQ(smg_nic_add_addr(&nic, "10.0.0.7/33"), SMG_ERR_INVAL);
-	CHECK_EQ(smg_nic_add_addr(&nic, "10.0.0.7/"), SMG_ERR_INVAL);
-	CHECK_EQ(smg_nic_add_addr(&nic, "10.0.0.7/0"), SMG_ERR_INVAL);
-	CHECK_EQ(smg_nic_add_addr(&nic, "fd00::1/129"), SMG_ERR_INVAL);
-	CHECK_EQ(smg_nic_add_addr(&nic, "10.0.0"), SMG_ERR_INVAL);
-	CHECK_EQ(smg_nic_add_addr(&nic, "10.0.0.8"), 0);
-	CHECK_EQ(smg_nic_add_addr(&nic, "10.0.0.9"), 0);
-	CHECK_EQ(smg_nic_add_addr(&nic, "10.0.0.10"),
-		 SMG_ERR_INVAL); /* SMG_NIC_ADDRS_MAX */
+	CHECK_EQ(smg_vnic_add_addr(&nic, "10.0.0.7/33"), SMG_ERR_INVAL);
+	CHECK_EQ(smg_vnic_add_addr(&nic, "10.0.0.7/"), SMG_ERR_INVAL);
+	CHECK_EQ(smg_vnic_add_addr(&nic, "10.0.0.7/0"), SMG_ERR_INVAL);
+	CHECK_EQ(smg_vnic_add_addr(&nic, "fd00::1/129"), SMG_ERR_INVAL);
+	CHECK_EQ(smg_vnic_add_addr(&nic, "10.0.0"), SMG_ERR_INVAL);
+	CHECK_EQ(smg_vnic_add_addr(&nic, "10.0.0.8"), 0);
+	CHECK_EQ(smg_vnic_add_addr(&nic, "10.0.0.9"), 0);
+	CHECK_EQ(smg_vnic_add_addr(&nic, "10.0.0.10"),
+		 SMG_ERR_INVAL); /* SMG_VNIC_ADDRS_MAX */
 }
 
 static void test_bad_schedule(void)
 {
-	struct smg_nic nic = {.mac = {0x52, 0x54, 0, 0, 0, 1}};
+	struct smg_vnic nic = {.mac = {0x52, 0x54, 0, 0, 0, 1}};
 	struct smg_announce_target t = {NULL, "lo", &nic};
 	struct smg_announce_sched zero = {0, 50, 100, 550}, big = {5, 900, 100, 550};
 	struct smg_announce *a;

@@ -29,5 +29,22 @@ const struct smg_cmd smg_cmds[] = {
      "See docs/network.md.\n",
      smg_cmd_net},
     {"help", "show help for a command", "usage: secmig help [COMMAND]\n", smg_cmd_help},
+    {"sim", "run a sim host and manage its simulated domains",
+     "usage: secmig sim [--state-dir DIR | --socket PATH] SUBCOMMAND\n\n"
+     "  host              run the sim host daemon on DIR/sim.sock (foreground)\n"
+     "  create CONFIG     create and start a domain from a config file\n"
+     "  list              list domains: name state memory vcpus writes\n"
+     "  verify NAME       check every page of NAME (lost, stale, misplaced,\n"
+     "                    corrupted) and its vCPU state; exit 7 on damage\n"
+     "  destroy NAME      destroy NAME\n"
+     "  pause|unpause NAME\n\n"
+     "DIR defaults to $SECMIG_STATE_DIR or /var/lib/secmig.\n"
+     "Config file (key = value, # comments):\n"
+     "  name = vm1            memory = 64M           vcpus = 2\n"
+     "  workload = idle|uniform|hotspot|trace        dirty_rate = 50M  (bytes/s)\n"
+     "  hot_writes = 90  hot_pages = 5   (X % of writes to Y % of pages)\n"
+     "  zero_pct = 20     seed = 1        trace = FILE (page numbers, one a line)\n"
+     "  disk = PATH       nic = mac=52:54:00:00:00:01,ipv4=10.0.0.2,ipv6=fd00::2\n",
+     smg_cmd_sim},
     {NULL, NULL, NULL, NULL},
 };

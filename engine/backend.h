@@ -1,0 +1,130 @@
+/* The hypervisor backend interface: one ops struct with a self pointer,
+ * shaped after Xen's log-dirty model (xc_shadow_control PEEK/CLEAN, foreign
+ * mapping of frame batches, populate_physmap on the destination). The engine
+ * only ever sees this header; backends register themselves by name in
+ * engine/backend/registry.c and keep their own headers private.
+ *
+ * One backend handle drives one domain: on the source it attaches to an
+ * existing domain (domain_open), on the destination it builds a skeleton from
+ * the migrated config (domain_create). Calls on one handle come from one
+ * thread, except read_pages/write_pages, which the engine calls concurrently
+ * from one thread per data channel on disjoint page sets. */
+#ifndef SMG_BACKEND_H
+#define SMG_BACKEND_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define SMG_DOMAIN_NAME_MAX   64
+#define SMG_DOMAIN_CONFIG_MAX (64 * 1024)  /* config text carried in the plan */
+#define SMG_DOMAIN_STATE_MAX  (512 * 1024) /* vCPU + device state blob */
+#define SMG_DOMAIN_NICS_MAX   8
+#define SMG_DOMAIN_DISKS_MAX  8
+#define SMG_DOMAIN_IPS_MAX    4 /* per family per NIC */
+#define SMG_DOMAIN_PATH_MAX   256
+
+struct smg_nic {
+	uint8_t mac[6];
+	unsigned n_ipv4, n_ipv6;
+	uint8_t ipv4[SMG_DOMAIN_IPS_MAX][4];
+	uint8_t ipv6[SMG_DOMAIN_IPS_MAX][16];
+};
+
+struct smg_disk {
+	char path[SMG_DOMAIN_PATH_MAX];
+	uint64_t size; /* bytes; 0 when the backend does not know */
+};
+
+/* What the engine learns about a domain; filled by domain_open/create. */
+struct smg_domain_info {
+	char name[SMG_DOMAIN_NAME_MAX];
+	uint64_t pages;	    /* guest frames, numbered 0..pages-1 */
+	uint32_t page_size; /* bytes per frame */
+	uint32_t vcpus;
+	/* The backend's own config text (sim: its key=value file; xen: libxl
+	 * config). Sent in the plan and hashed into the manifest. */
+	const uint8_t *config;
+	size_t config_len;
+	unsigned n_nics, n_disks;
+	struct smg_nic nics[SMG_DOMAIN_NICS_MAX];
+	struct smg_disk disks[SMG_DOMAIN_DISKS_MAX];
+};
+
+struct smg_backend;
+
+struct smg_backend_ops {
+	const char *name;
+	void (*close)(struct smg_backend *self);
+
+	/* ---- source side ---------------------------------------------------- */
+	int (*domain_open)(struct smg_backend *self, const char *name,
+			   struct smg_domain_info *info);
+	/* Log-dirty (Xen: XEN_DOMCTL_SHADOW_OP_ENABLE_LOGDIRTY / PEEK+CLEAN /
+	 * OFF). peek_clear ORs the pages dirtied since the previous call into
+	 * bitmap (pages bits, 64 per word) and clears them at the source
+	 * atomically, so a write racing with the call lands in this set or in
+	 * the next one, never in neither. *dirty is how many bits it set. */
+	int (*logdirty_enable)(struct smg_backend *self);
+	int (*logdirty_peek_clear)(struct smg_backend *self, uint64_t *bitmap,
+				   uint64_t *dirty);
+	int (*logdirty_disable)(struct smg_backend *self);
+	/* Copy n frames into out (n * page_size bytes): the one copy from
+	 * guest memory into an outgoing bulk frame (Xen: foreign map batch). */
+	int (*read_pages)(struct smg_backend *self, const uint64_t *pfns, size_t n,
+			  uint8_t *out);
+	int (*pause)(struct smg_backend *self);
+	int (*unpause)(struct smg_backend *self);
+	/* Slow the guest's vCPUs to (100 - pct) % of their time (auto-converge). */
+	int (*throttle)(struct smg_backend *self, unsigned pct);
+	/* Only while paused. *blob is malloc'd; caller frees. */
+	int (*save_state)(struct smg_backend *self, uint8_t **blob, size_t *len);
+	/* The source records COMMIT durably with the hypervisor host, so a
+	 * sender that dies after it leaves the paused copy alone (in doubt)
+	 * instead of resuming it. id is the migration id (hex), peer where the
+	 * destination listens; resolve reads both back with domain_pending. */
+	int (*mark_commit)(struct smg_backend *self, const char *id, const char *peer);
+	int (*destroy)(struct smg_backend *self);
+	/* In-doubt bookkeeping for `secmig resolve` (no domain attached):
+	 * read back what mark_commit recorded for name, and settle it:
+	 * resumed=true destroys the paused source copy, false resumes it. */
+	int (*domain_pending)(struct smg_backend *self, const char *name, char *id,
+			      size_t id_len, char *peer, size_t peer_len);
+	int (*domain_settle)(struct smg_backend *self, const char *name, bool resumed);
+
+	/* ---- destination side ----------------------------------------------- */
+	/* Build a paused, empty skeleton from the source's config (all frames
+	 * populated and zero). Fails with SMG_ERR_EXISTS if the name is taken. */
+	int (*domain_create)(struct smg_backend *self, const uint8_t *config, size_t len,
+			     struct smg_domain_info *info);
+	/* Write n frames from data (n * page_size bytes); zero_only writes
+	 * zeros and ignores data. */
+	int (*write_pages)(struct smg_backend *self, const uint64_t *pfns, size_t n,
+			   const uint8_t *data, bool zero_only);
+	int (*restore_state)(struct smg_backend *self, const uint8_t *blob, size_t len);
+	/* Mark the incoming domain as committed (it must survive the receiver
+	 * dying from now on), then resume it. */
+	int (*mark_committed)(struct smg_backend *self);
+	int (*resume)(struct smg_backend *self);
+	/* Resume a committed incoming domain whose receiver died between
+	 * COMMIT and resume (resolve, on the destination). */
+	int (*resume_committed)(struct smg_backend *self, const char *name);
+};
+
+struct smg_backend {
+	const struct smg_backend_ops *ops;
+};
+
+/* Backend options: the host state directory (sim: where the sim host's
+ * socket lives; xen: ignored) and free-form key=value extras. */
+struct smg_backend_opts {
+	const char *state_dir;
+	const char *extra;
+};
+
+/* Open a backend by name ("sim", "xen"). */
+int smg_backend_open(const char *name, const struct smg_backend_opts *opts,
+		     struct smg_backend **out);
+void smg_backend_close(struct smg_backend *be);
+
+#endif

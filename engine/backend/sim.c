@@ -1,0 +1,359 @@
+/* The sim backend: engine/backend.h on top of a sim host (sim_host.c).
+ * Control goes over the host's socket like hypercalls; guest memory and the
+ * dirty log are mapped directly, like Xen's foreign mappings. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "base/base.h"
+#include "engine/backend.h"
+#include "engine/backend/sim.h"
+
+#define DEFAULT_STATE_DIR "/var/lib/secmig"
+
+struct sim_backend {
+	struct smg_backend be;
+	int sock;
+	char name[SMG_DOMAIN_NAME_MAX];
+	char *text;
+	size_t text_len;
+	struct smg_sim_config cfg;
+	struct smg_sim_mem mem;
+	bool mapped;
+};
+
+#define SELF(b) ((struct sim_backend *)(b))
+
+static int call(struct sim_backend *s, const char *fmt, const char *arg)
+{
+	char req[SMG_DOMAIN_PATH_MAX + 128], reply[512];
+	int r;
+
+	snprintf(req, sizeof(req), fmt, s->name, arg);
+	if ((r = smg_sim_client_call(s->sock, req, NULL, 0, reply, sizeof(reply),
+				     NULL)) != SMG_OK)
+		smg_err("sim: %s: %s", req, reply[0] != '\0' ? reply : smg_strerror(r));
+	return r == SMG_OK ? SMG_OK : SMG_ERR_BACKEND;
+}
+
+static void fill_info(struct sim_backend *s, struct smg_domain_info *info)
+{
+	memset(info, 0, sizeof(*info));
+	snprintf(info->name, sizeof(info->name), "%s", s->cfg.name);
+	info->pages = s->mem.sh->npages;
+	info->page_size = s->mem.sh->page_size;
+	info->vcpus = s->mem.sh->vcpus;
+	info->config = (const uint8_t *)s->text;
+	info->config_len = s->text_len;
+	info->n_nics = s->cfg.n_nics;
+	info->n_disks = s->cfg.n_disks;
+	memcpy(info->nics, s->cfg.nics, sizeof(info->nics));
+	memcpy(info->disks, s->cfg.disks, sizeof(info->disks));
+}
+
+static int attach(struct sim_backend *s, int fd, const char *text, size_t len,
+		  struct smg_domain_info *info)
+{
+	char err[256];
+	int r;
+
+	if (fd < 0)
+		return SMG_ERR_BACKEND;
+	if ((r = smg_sim_config_parse(text, len, &s->cfg, err, sizeof(err))) != SMG_OK) {
+		smg_err("sim: config: %s", err);
+		close(fd);
+		return r;
+	}
+	if ((s->text = malloc(len + 1)) == NULL) {
+		close(fd);
+		return SMG_ERR_NOMEM;
+	}
+	memcpy(s->text, text, len);
+	s->text[len] = '\0';
+	s->text_len = len;
+	if ((r = smg_sim_mem_map(fd, &s->mem)) != SMG_OK) {
+		close(fd);
+		return r;
+	}
+	s->mapped = true;
+	if (s->mem.sh->npages * SMG_SIM_PAGE_SIZE != s->cfg.mem_bytes)
+		return SMG_ERR_BACKEND;
+	snprintf(s->name, sizeof(s->name), "%s", s->cfg.name);
+	fill_info(s, info);
+	return SMG_OK;
+}
+
+static int domain_open(struct smg_backend *b, const char *name,
+		       struct smg_domain_info *info)
+{
+	struct sim_backend *s = SELF(b);
+	char req[SMG_DOMAIN_NAME_MAX + 8], *reply;
+	int fd, r;
+
+	if (s->mapped || strlen(name) >= SMG_DOMAIN_NAME_MAX)
+		return SMG_ERR_INVAL;
+	if ((reply = malloc(SMG_SIM_MSG_MAX)) == NULL)
+		return SMG_ERR_NOMEM;
+	snprintf(req, sizeof(req), "OPEN %s", name);
+	r = smg_sim_client_call(s->sock, req, NULL, 0, reply, SMG_SIM_MSG_MAX, &fd);
+	if (r != SMG_OK)
+		smg_err("sim: open '%s': %s", name, reply);
+	else
+		r = attach(s, fd, reply, strlen(reply), info);
+	free(reply);
+	return r;
+}
+
+static int domain_create(struct smg_backend *b, const uint8_t *config, size_t len,
+			 struct smg_domain_info *info)
+{
+	struct sim_backend *s = SELF(b);
+	char reply[512];
+	int fd, r;
+
+	if (s->mapped)
+		return SMG_ERR_INVAL;
+	r = smg_sim_client_call(s->sock, "INCOMING", config, len, reply, sizeof(reply),
+				&fd);
+	if (r != SMG_OK) {
+		smg_err("sim: create incoming domain: %s", reply);
+		return r == SMG_ERR_EXISTS || r == SMG_ERR_CONFIG ? r : SMG_ERR_BACKEND;
+	}
+	return attach(s, fd, (const char *)config, len, info);
+}
+
+static int logdirty_enable(struct smg_backend *b)
+{
+	struct sim_backend *s = SELF(b);
+	uint64_t words = (s->mem.sh->npages + 63) / 64;
+
+	for (uint64_t w = 0; w < words; w++)
+		atomic_store(&s->mem.bitmap[w], 0);
+	return call(s, "LOGDIRTY %s %s", "1");
+}
+
+static int logdirty_disable(struct smg_backend *b)
+{
+	return call(SELF(b), "LOGDIRTY %s %s", "0");
+}
+
+/* XEN_DOMCTL_SHADOW_OP_CLEAN: each word is swapped for zero atomically, so a
+ * bit a writer sets concurrently is in this result or stays for the next. */
+static int logdirty_peek_clear(struct smg_backend *b, uint64_t *bitmap, uint64_t *dirty)
+{
+	struct sim_backend *s = SELF(b);
+	uint64_t words = (s->mem.sh->npages + 63) / 64, n = 0;
+
+	for (uint64_t w = 0; w < words; w++) {
+		uint64_t v;
+
+		if (atomic_load_explicit(&s->mem.bitmap[w], memory_order_relaxed) == 0)
+			continue;
+		v = atomic_exchange_explicit(&s->mem.bitmap[w], 0, memory_order_acq_rel);
+		n += (uint64_t)__builtin_popcountll(v & ~bitmap[w]);
+		bitmap[w] |= v;
+	}
+	*dirty = n;
+	return SMG_OK;
+}
+
+static int read_pages(struct smg_backend *b, const uint64_t *pfns, size_t n, uint8_t *out)
+{
+	struct sim_backend *s = SELF(b);
+
+	for (size_t i = 0; i < n; i++) {
+		if (pfns[i] >= s->mem.sh->npages)
+			return SMG_ERR_INVAL;
+		memcpy(out + i * SMG_SIM_PAGE_SIZE,
+		       s->mem.pages + pfns[i] * SMG_SIM_PAGE_SIZE, SMG_SIM_PAGE_SIZE);
+	}
+	return SMG_OK;
+}
+
+static int write_pages(struct smg_backend *b, const uint64_t *pfns, size_t n,
+		       const uint8_t *data, bool zero_only)
+{
+	struct sim_backend *s = SELF(b);
+
+	for (size_t i = 0; i < n; i++) {
+		uint8_t *dst;
+
+		if (pfns[i] >= s->mem.sh->npages)
+			return SMG_ERR_INVAL;
+		dst = s->mem.pages + pfns[i] * SMG_SIM_PAGE_SIZE;
+		if (zero_only)
+			memset(dst, 0, SMG_SIM_PAGE_SIZE);
+		else
+			memcpy(dst, data + i * SMG_SIM_PAGE_SIZE, SMG_SIM_PAGE_SIZE);
+	}
+	return SMG_OK;
+}
+
+static int op_pause(struct smg_backend *b)
+{
+	return call(SELF(b), "PAUSE %s%s", "");
+}
+
+static int op_unpause(struct smg_backend *b)
+{
+	return call(SELF(b), "UNPAUSE %s%s", "");
+}
+
+static int op_throttle(struct smg_backend *b, unsigned pct)
+{
+	char arg[16];
+
+	snprintf(arg, sizeof(arg), "%u", pct > 99 ? 99 : pct);
+	return call(SELF(b), "THROTTLE %s %s", arg);
+}
+
+static int save_state(struct smg_backend *b, uint8_t **blob, size_t *len)
+{
+	return smg_sim_state_save(&SELF(b)->mem, blob, len);
+}
+
+static int restore_state(struct smg_backend *b, const uint8_t *blob, size_t len)
+{
+	return smg_sim_state_restore(&SELF(b)->mem, blob, len);
+}
+
+static int mark_commit(struct smg_backend *b, const char *id, const char *peer)
+{
+	struct sim_backend *s = SELF(b);
+	char req[SMG_DOMAIN_PATH_MAX + 256], reply[256];
+	int r;
+
+	snprintf(req, sizeof(req), "COMMIT %s %s %s", s->name, id, peer);
+	r = smg_sim_client_call(s->sock, req, NULL, 0, reply, sizeof(reply), NULL);
+	if (r != SMG_OK)
+		smg_err("sim: record COMMIT: %s", reply);
+	return r == SMG_OK ? SMG_OK : SMG_ERR_BACKEND;
+}
+
+static int op_destroy(struct smg_backend *b)
+{
+	return call(SELF(b), "DESTROY %s%s", "");
+}
+
+static int mark_committed(struct smg_backend *b)
+{
+	return call(SELF(b), "COMMITTED %s%s", "");
+}
+
+static int op_resume(struct smg_backend *b)
+{
+	return call(SELF(b), "RESUME %s%s", "");
+}
+
+static int by_name(struct sim_backend *s, const char *verb, const char *name,
+		   const char *arg, char *reply, size_t cap)
+{
+	char req[SMG_DOMAIN_NAME_MAX + 64];
+
+	if (strlen(name) >= SMG_DOMAIN_NAME_MAX || strchr(name, ' ') != NULL)
+		return SMG_ERR_INVAL;
+	snprintf(req, sizeof(req), "%s %s %s", verb, name, arg);
+	return smg_sim_client_call(s->sock, req, NULL, 0, reply, cap, NULL);
+}
+
+static int domain_pending(struct smg_backend *b, const char *name, char *id,
+			  size_t id_len, char *peer, size_t peer_len)
+{
+	char reply[512], *sp;
+	int r;
+
+	if ((r = by_name(SELF(b), "PENDING", name, "", reply, sizeof(reply))) != SMG_OK) {
+		smg_err("sim: %s", reply);
+		return r;
+	}
+	reply[strcspn(reply, "\n")] = '\0';
+	if ((sp = strchr(reply, ' ')) == NULL)
+		return SMG_ERR_BACKEND;
+	*sp = '\0';
+	snprintf(id, id_len, "%s", reply);
+	snprintf(peer, peer_len, "%s", sp + 1);
+	return SMG_OK;
+}
+
+static int domain_settle(struct smg_backend *b, const char *name, bool resumed)
+{
+	char reply[256];
+	int r = by_name(SELF(b), "RESOLVE", name, resumed ? "resumed" : "aborted", reply,
+			sizeof(reply));
+
+	if (r != SMG_OK)
+		smg_err("sim: settle '%s': %s", name, reply);
+	return r;
+}
+
+static int resume_committed(struct smg_backend *b, const char *name)
+{
+	char reply[256];
+	int r = by_name(SELF(b), "RESUME", name, "", reply, sizeof(reply));
+
+	if (r != SMG_OK)
+		smg_err("sim: resume '%s': %s", name, reply);
+	return r;
+}
+
+static void op_close(struct smg_backend *b)
+{
+	struct sim_backend *s = SELF(b);
+
+	if (s->mapped)
+		smg_sim_mem_unmap(&s->mem);
+	if (s->sock >= 0)
+		close(s->sock);
+	free(s->text);
+	free(s);
+}
+
+static const struct smg_backend_ops sim_ops = {
+    .name = "sim",
+    .close = op_close,
+    .domain_open = domain_open,
+    .logdirty_enable = logdirty_enable,
+    .logdirty_peek_clear = logdirty_peek_clear,
+    .logdirty_disable = logdirty_disable,
+    .read_pages = read_pages,
+    .pause = op_pause,
+    .unpause = op_unpause,
+    .throttle = op_throttle,
+    .save_state = save_state,
+    .mark_commit = mark_commit,
+    .destroy = op_destroy,
+    .domain_pending = domain_pending,
+    .domain_settle = domain_settle,
+    .domain_create = domain_create,
+    .write_pages = write_pages,
+    .restore_state = restore_state,
+    .mark_committed = mark_committed,
+    .resume = op_resume,
+    .resume_committed = resume_committed,
+};
+
+int smg_backend_sim_open(const struct smg_backend_opts *opts, struct smg_backend **out);
+
+int smg_backend_sim_open(const struct smg_backend_opts *opts, struct smg_backend **out)
+{
+	const char *dir =
+	    opts != NULL && opts->state_dir != NULL ? opts->state_dir : DEFAULT_STATE_DIR;
+	struct sim_backend *s;
+	int r;
+
+	*out = NULL;
+	if ((s = calloc(1, sizeof(*s))) == NULL)
+		return SMG_ERR_NOMEM;
+	s->be.ops = &sim_ops;
+	s->mem.fd = -1;
+	if ((r = smg_sim_client_connect(dir, &s->sock)) != SMG_OK) {
+		smg_err(
+		    "sim: no sim host at %s (start one: secmig sim host --state-dir %s)",
+		    dir, dir);
+		free(s);
+		return SMG_ERR_BACKEND;
+	}
+	*out = &s->be;
+	return SMG_OK;
+}

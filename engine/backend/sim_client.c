@@ -1,0 +1,107 @@
+/* Client side of the sim host socket (used by the sim backend and by
+ * `secmig sim`). */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "base/base.h"
+#include "engine/backend/sim.h"
+
+int smg_sim_client_connect(const char *dir_or_sock, int *out)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	struct stat st;
+	int fd, n;
+
+	*out = -1;
+	if (stat(dir_or_sock, &st) == 0 && S_ISDIR(st.st_mode))
+		n = snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/%s", dir_or_sock,
+			     SMG_SIM_SOCK_NAME);
+	else
+		n = snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", dir_or_sock);
+	if (n < 0 || (size_t)n >= sizeof(sa.sun_path))
+		return SMG_ERR_TOO_LONG;
+	if ((fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0)) < 0)
+		return smg_err_sys(errno);
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+		int e = smg_err_sys(errno);
+		close(fd);
+		return e;
+	}
+	*out = fd;
+	return SMG_OK;
+}
+
+static int take_fd(struct msghdr *mh)
+{
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(mh); c != NULL; c = CMSG_NXTHDR(mh, c))
+		if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS &&
+		    c->cmsg_len == CMSG_LEN(sizeof(int))) {
+			int fd;
+			memcpy(&fd, CMSG_DATA(c), sizeof(int));
+			return fd;
+		}
+	return -1;
+}
+
+int smg_sim_client_call(int fd, const char *req, const void *payload, size_t plen,
+			char *reply, size_t cap, int *rfd)
+{
+	char nl = '\n';
+	struct iovec out[3] = {
+	    {(void *)req, strlen(req)}, {&nl, 1}, {(void *)payload, plen}};
+	struct msghdr mh = {.msg_iov = out, .msg_iovlen = 3};
+	union {
+		char buf[CMSG_SPACE(sizeof(int))];
+		struct cmsghdr align;
+	} u;
+	char *buf;
+	ssize_t n;
+	int r, got;
+
+	if (rfd != NULL)
+		*rfd = -1;
+	if (cap > 0)
+		reply[0] = '\0';
+	if (strlen(req) + 1 + plen > SMG_SIM_MSG_MAX)
+		return SMG_ERR_TOO_LONG;
+	if (sendmsg(fd, &mh, MSG_NOSIGNAL) < 0)
+		return smg_err_sys(errno);
+	if ((buf = malloc(SMG_SIM_MSG_MAX + 1)) == NULL)
+		return SMG_ERR_NOMEM;
+	struct iovec in = {buf, SMG_SIM_MSG_MAX};
+	struct msghdr ih = {.msg_iov = &in,
+			    .msg_iovlen = 1,
+			    .msg_control = u.buf,
+			    .msg_controllen = sizeof(u.buf)};
+	if ((n = recvmsg(fd, &ih, MSG_CMSG_CLOEXEC)) <= 0) {
+		r = n == 0 ? SMG_ERR_EOF : smg_err_sys(errno);
+		goto out;
+	}
+	buf[n] = '\0';
+	got = take_fd(&ih);
+	char *body = strchr(buf, '\n');
+	body = body != NULL ? body + 1 : buf + n;
+	if (cap > 0)
+		snprintf(reply, cap, "%s", body);
+	if (strncmp(buf, "OK\n", 3) == 0) {
+		r = SMG_OK;
+		if (rfd != NULL)
+			*rfd = got;
+		else if (got >= 0)
+			close(got);
+	} else {
+		long code = strncmp(buf, "ERR ", 4) == 0 ? strtol(buf + 4, NULL, 10) : 0;
+		r = code < 0 && code > SMG_ERR_MAX_ ? (int)code : SMG_ERR_BACKEND;
+		if (got >= 0)
+			close(got);
+	}
+out:
+	free(buf);
+	return r;
+}

@@ -1,0 +1,378 @@
+/* Sim domain config: one "key = value" per line, '#' comments. The text
+ * travels in the migration plan, so the parser treats it as untrusted. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "base/base.h"
+#include "engine/backend/sim.h"
+
+static int fail(char *err, size_t errlen, unsigned line, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static int fail(char *err, size_t errlen, unsigned line, const char *fmt, ...)
+{
+	va_list ap;
+	int n = 0;
+
+	if (err != NULL && errlen > 0) {
+		if (line > 0)
+			n = snprintf(err, errlen, "line %u: ", line);
+		if (n < 0 || (size_t)n >= errlen)
+			n = 0;
+		va_start(ap, fmt);
+		vsnprintf(err + n, errlen - (size_t)n, fmt, ap);
+		va_end(ap);
+	}
+	return SMG_ERR_CONFIG;
+}
+
+static char *trim(char *s)
+{
+	char *e;
+
+	while (*s == ' ' || *s == '\t')
+		s++;
+	e = s + strlen(s);
+	while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r'))
+		*--e = '\0';
+	return s;
+}
+
+/* A decimal number with an optional K/M/G/T suffix (powers of 1024). */
+static int parse_size(const char *s, uint64_t *out)
+{
+	char *end;
+	unsigned long long v;
+	unsigned shift = 0;
+
+	if (*s < '0' || *s > '9')
+		return -1;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno != 0)
+		return -1;
+	switch (*end) {
+	case 'k':
+	case 'K':
+		shift = 10;
+		end++;
+		break;
+	case 'm':
+	case 'M':
+		shift = 20;
+		end++;
+		break;
+	case 'g':
+	case 'G':
+		shift = 30;
+		end++;
+		break;
+	case 't':
+	case 'T':
+		shift = 40;
+		end++;
+		break;
+	default:
+		break;
+	}
+	if (*end == 'i' || *end == 'B')
+		end += (*end == 'i' && end[1] == 'B') ? 2 : 1;
+	if (*end != '\0' || (shift > 0 && v > (UINT64_MAX >> shift)))
+		return -1;
+	*out = (uint64_t)v << shift;
+	return 0;
+}
+
+static int parse_uint(const char *s, uint64_t max, uint64_t *out)
+{
+	char *end;
+	unsigned long long v;
+
+	if (*s < '0' || *s > '9')
+		return -1;
+	errno = 0;
+	v = strtoull(s, &end, 0);
+	if (errno != 0 || *end != '\0' || v > max)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+static int parse_mac(const char *s, uint8_t mac[6])
+{
+	unsigned b[6];
+	char tail;
+
+	if (strlen(s) != 17 || sscanf(s, "%2x:%2x:%2x:%2x:%2x:%2x%c", &b[0], &b[1], &b[2],
+				      &b[3], &b[4], &b[5], &tail) != 6)
+		return -1;
+	for (int i = 0; i < 6; i++)
+		mac[i] = (uint8_t)b[i];
+	return 0;
+}
+
+/* nic = mac=..,ipv4=..,ipv6=.. (ipv4/ipv6 may repeat) */
+static int parse_nic(char *v, struct smg_nic *nic, char *err, size_t errlen, unsigned ln)
+{
+	bool have_mac = false;
+	char *save = NULL;
+
+	memset(nic, 0, sizeof(*nic));
+	for (char *tok = strtok_r(v, ",", &save); tok != NULL;
+	     tok = strtok_r(NULL, ",", &save)) {
+		char *eq = strchr(tok, '=');
+		if (eq == NULL)
+			return fail(err, errlen, ln, "nic: '%s' is not key=value", tok);
+		*eq = '\0';
+		char *k = trim(tok), *val = trim(eq + 1);
+		if (strcmp(k, "mac") == 0) {
+			if (parse_mac(val, nic->mac) != 0)
+				return fail(err, errlen, ln, "nic: bad mac '%s'", val);
+			have_mac = true;
+		} else if (strcmp(k, "ipv4") == 0) {
+			if (nic->n_ipv4 == SMG_DOMAIN_IPS_MAX)
+				return fail(err, errlen, ln, "nic: too many ipv4");
+			if (inet_pton(AF_INET, val, nic->ipv4[nic->n_ipv4]) != 1)
+				return fail(err, errlen, ln, "nic: bad ipv4 '%s'", val);
+			nic->n_ipv4++;
+		} else if (strcmp(k, "ipv6") == 0) {
+			if (nic->n_ipv6 == SMG_DOMAIN_IPS_MAX)
+				return fail(err, errlen, ln, "nic: too many ipv6");
+			if (inet_pton(AF_INET6, val, nic->ipv6[nic->n_ipv6]) != 1)
+				return fail(err, errlen, ln, "nic: bad ipv6 '%s'", val);
+			nic->n_ipv6++;
+		} else {
+			return fail(err, errlen, ln, "nic: unknown key '%s'", k);
+		}
+	}
+	if (!have_mac)
+		return fail(err, errlen, ln, "nic: needs mac=");
+	return SMG_OK;
+}
+
+static int parse_workload(const char *v, enum smg_sim_workload *w)
+{
+	static const char *const names[] = {"idle", "uniform", "hotspot", "trace"};
+
+	for (size_t i = 0; i < SMG_ARRAY_LEN(names); i++)
+		if (strcmp(v, names[i]) == 0) {
+			*w = (enum smg_sim_workload)i;
+			return 0;
+		}
+	return -1;
+}
+
+static bool name_ok(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n >= SMG_DOMAIN_NAME_MAX)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
+		      (s[i] >= '0' && s[i] <= '9') || s[i] == '-' || s[i] == '_' ||
+		      s[i] == '.'))
+			return false;
+	return s[0] != '.';
+}
+
+static int parse_line(char *k, char *v, struct smg_sim_config *c, char *err,
+		      size_t errlen, unsigned ln)
+{
+	uint64_t u;
+
+	if (strcmp(k, "name") == 0) {
+		if (!name_ok(v))
+			return fail(err, errlen, ln, "name: 1-63 of [A-Za-z0-9._-]");
+		snprintf(c->name, sizeof(c->name), "%s", v);
+	} else if (strcmp(k, "memory") == 0) {
+		if (parse_size(v, &u) != 0 || u < SMG_SIM_MEM_MIN ||
+		    u > SMG_SIM_MEM_MAX || u % SMG_SIM_PAGE_SIZE != 0)
+			return fail(err, errlen, ln,
+				    "memory: a multiple of 4K between 1M and 64G");
+		c->mem_bytes = u;
+	} else if (strcmp(k, "vcpus") == 0) {
+		if (parse_uint(v, SMG_SIM_VCPUS_MAX, &u) != 0 || u == 0)
+			return fail(err, errlen, ln, "vcpus: 1..%u", SMG_SIM_VCPUS_MAX);
+		c->vcpus = (unsigned)u;
+	} else if (strcmp(k, "workload") == 0) {
+		if (parse_workload(v, &c->workload) != 0)
+			return fail(err, errlen, ln,
+				    "workload: idle, uniform, hotspot or trace");
+	} else if (strcmp(k, "dirty_rate") == 0) {
+		if (parse_size(v, &u) != 0 || u > (64ull << 30))
+			return fail(err, errlen, ln, "dirty_rate: bytes/s, e.g. 50M");
+		c->dirty_rate = u;
+	} else if (strcmp(k, "hot_writes") == 0 || strcmp(k, "hot_pages") == 0 ||
+		   strcmp(k, "zero_pct") == 0) {
+		if (parse_uint(v, 100, &u) != 0)
+			return fail(err, errlen, ln, "%s: a percentage 0..100", k);
+		if (k[0] == 'z' && u > 99)
+			return fail(err, errlen, ln, "zero_pct: at most 99");
+		*(k[0] == 'z'	? &c->zero_pct
+		  : k[4] == 'w' ? &c->hot_writes
+				: &c->hot_pages) = (unsigned)u;
+	} else if (strcmp(k, "seed") == 0) {
+		if (parse_uint(v, UINT64_MAX, &u) != 0)
+			return fail(err, errlen, ln, "seed: a number");
+		c->seed = u;
+	} else if (strcmp(k, "trace") == 0) {
+		if (strlen(v) == 0 || strlen(v) >= sizeof(c->trace_path))
+			return fail(err, errlen, ln, "trace: a path");
+		snprintf(c->trace_path, sizeof(c->trace_path), "%s", v);
+	} else if (strcmp(k, "disk") == 0) {
+		if (c->n_disks == SMG_DOMAIN_DISKS_MAX)
+			return fail(err, errlen, ln, "disk: at most %u",
+				    SMG_DOMAIN_DISKS_MAX);
+		if (strlen(v) == 0 || strlen(v) >= SMG_DOMAIN_PATH_MAX)
+			return fail(err, errlen, ln, "disk: a path");
+		snprintf(c->disks[c->n_disks++].path, SMG_DOMAIN_PATH_MAX, "%s", v);
+	} else if (strcmp(k, "nic") == 0) {
+		if (c->n_nics == SMG_DOMAIN_NICS_MAX)
+			return fail(err, errlen, ln, "nic: at most %u",
+				    SMG_DOMAIN_NICS_MAX);
+		return parse_nic(v, &c->nics[c->n_nics++], err, errlen, ln);
+	} else {
+		return fail(err, errlen, ln, "unknown key '%s'", k);
+	}
+	return SMG_OK;
+}
+
+int smg_sim_config_parse(const char *text, size_t len, struct smg_sim_config *cfg,
+			 char *err, size_t errlen)
+{
+	char line[SMG_SIM_LINE_MAX + 1];
+	unsigned ln = 0;
+	size_t off = 0;
+	int r;
+
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->vcpus = 1;
+	cfg->hot_writes = 90;
+	cfg->hot_pages = 5;
+	cfg->seed = 1;
+	if (len > SMG_DOMAIN_CONFIG_MAX)
+		return fail(err, errlen, 0, "config longer than %u bytes",
+			    SMG_DOMAIN_CONFIG_MAX);
+	while (off < len) {
+		const char *nl = memchr(text + off, '\n', len - off);
+		size_t n = nl != NULL ? (size_t)(nl - (text + off)) : len - off;
+		char *k, *v, *eq;
+
+		ln++;
+		if (n > SMG_SIM_LINE_MAX)
+			return fail(err, errlen, ln, "line longer than %u bytes",
+				    SMG_SIM_LINE_MAX);
+		memcpy(line, text + off, n);
+		line[n] = '\0';
+		off += n + (nl != NULL);
+		if (strlen(line) != n)
+			return fail(err, errlen, ln, "NUL byte");
+		if ((eq = strchr(line, '#')) != NULL)
+			*eq = '\0';
+		k = trim(line);
+		if (*k == '\0')
+			continue;
+		if ((eq = strchr(k, '=')) == NULL)
+			return fail(err, errlen, ln, "expected 'key = value'");
+		*eq = '\0';
+		v = trim(eq + 1);
+		k = trim(k);
+		if ((r = parse_line(k, v, cfg, err, errlen, ln)) != SMG_OK)
+			return r;
+	}
+	if (cfg->name[0] == '\0')
+		return fail(err, errlen, 0, "missing 'name'");
+	if (cfg->mem_bytes == 0)
+		return fail(err, errlen, 0, "missing 'memory'");
+	if (cfg->workload == SMG_SIM_TRACE && cfg->trace_path[0] == '\0')
+		return fail(err, errlen, 0, "workload = trace needs 'trace = PATH'");
+	if (cfg->workload != SMG_SIM_IDLE && cfg->dirty_rate == 0)
+		cfg->workload = SMG_SIM_IDLE;
+	return SMG_OK;
+}
+
+static int read_capped(const char *path, size_t cap, char **text, size_t *len)
+{
+	char *buf = NULL;
+	size_t n = 0;
+	ssize_t r;
+	int fd;
+
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		return smg_err_sys(errno);
+	if ((buf = malloc(cap + 1)) == NULL) {
+		close(fd);
+		return SMG_ERR_NOMEM;
+	}
+	while (n <= cap && (r = read(fd, buf + n, cap + 1 - n)) > 0)
+		n += (size_t)r;
+	close(fd);
+	if (n > cap) {
+		free(buf);
+		return SMG_ERR_TOO_LONG;
+	}
+	buf[n] = '\0';
+	*text = buf;
+	*len = n;
+	return SMG_OK;
+}
+
+int smg_sim_config_load(const char *path, char **text, size_t *len,
+			struct smg_sim_config *cfg, char *err, size_t errlen)
+{
+	int r;
+
+	*text = NULL;
+	*len = 0;
+	if ((r = read_capped(path, SMG_DOMAIN_CONFIG_MAX, text, len)) != SMG_OK) {
+		fail(err, errlen, 0, "%s: %s", path,
+		     r == SMG_ERR_SYS ? strerror(smg_err_errno()) : smg_strerror(r));
+		return SMG_ERR_CONFIG;
+	}
+	if ((r = smg_sim_config_parse(*text, *len, cfg, err, errlen)) != SMG_OK) {
+		free(*text);
+		*text = NULL;
+		*len = 0;
+	}
+	return r;
+}
+
+int smg_sim_trace_load(const char *path, uint32_t *out, size_t max, size_t *n, char *err,
+		       size_t errlen)
+{
+	char *text, *save = NULL;
+	size_t len;
+	unsigned ln = 0;
+	int r;
+
+	*n = 0;
+	if ((r = read_capped(path, max * 12, &text, &len)) != SMG_OK)
+		return fail(err, errlen, 0, "trace %s: %s", path, smg_strerror(r));
+	for (char *l = strtok_r(text, "\n", &save); l != NULL;
+	     l = strtok_r(NULL, "\n", &save)) {
+		uint64_t v;
+
+		ln++;
+		l = trim(l);
+		if (*l == '\0' || *l == '#')
+			continue;
+		if (parse_uint(l, UINT32_MAX, &v) != 0 || *n == max) {
+			free(text);
+			return fail(err, errlen, ln,
+				    "trace: a page number per line, at most %zu", max);
+		}
+		out[(*n)++] = (uint32_t)v;
+	}
+	free(text);
+	if (*n == 0)
+		return fail(err, errlen, 0, "trace %s is empty", path);
+	return SMG_OK;
+}

@@ -110,6 +110,36 @@ int smg_announce_build(enum smg_announce_kind kind, const uint8_t mac[static SMG
  * frame; SMG_ERR_TRUNCATED/SMG_ERR_PROTO: a malformed announcement. */
 int smg_announce_parse(const uint8_t *buf, size_t len, struct smg_announce_frame *out);
 const char *smg_announce_kind_name(enum smg_announce_kind kind);
+/* Hand-over of every NIC of one domain on this host (engine/netid_handover.c).
+ * The NICs come from the backend's domain info (struct smg_nic in
+ * engine/backend.h: MAC, IPv4, IPv6); the host config names where they go. */
+struct smg_nic;
+#define SMG_NETID_PREFIX_MAX 32
+struct smg_netid_host {
+	char ns_prefix[SMG_NETID_PREFIX_MAX]; /* VM namespaces: <prefix><domain>-<n> */
+	char bridge[SMG_NETID_IFNAME_MAX];    /* the host bridge (xenbr0, hbr) */
+	unsigned prefix4, prefix6;	      /* on-link prefix: 0 = 24 / 64 */
+};
+/* Name and fill the identity of NIC number idx of domain. */
+int smg_netid_from_nic(const struct smg_netid_host *host, const char *domain,
+		       unsigned idx, const struct smg_nic *nic, struct smg_netid *out);
+/* Destination before resume: build every NIC (vifs down). On failure the
+ * ones already built are removed again. */
+int smg_netid_dest_prepare(const struct smg_netid_host *host, const char *domain,
+			   const struct smg_nic *nics, unsigned n);
+/* Destination at resume: vifs up, then start the announcement (join it
+ * with smg_announce_join after DONE). */
+int smg_netid_dest_resume(const struct smg_netid_host *host, const char *domain,
+			  const struct smg_nic *nics, unsigned n,
+			  const struct smg_announce_sched *sched,
+			  smg_announce_event_fn ev, void *arg, struct smg_announce **out);
+/* Source: pause (vifs down), abort (vifs up again), or after commit and on
+ * the destination after an abort: remove. Each returns the first error but
+ * still handles every NIC. */
+int smg_netid_set_links(const struct smg_netid_host *host, const char *domain,
+			const struct smg_nic *nics, unsigned n, bool up);
+int smg_netid_remove_all(const struct smg_netid_host *host, const char *domain,
+			 const struct smg_nic *nics, unsigned n);
 /* ==== end network block ================================================== */
 
 #endif

@@ -51,7 +51,7 @@ enum smg_frame_type {
 	SMG_FT_ZERO_PAGES = 0x41,
 	SMG_FT_DISK_CHUNK = 0x42,
 	/* transport-internal */
-	SMG_FT_PING = 0x70, /* keepalive, empty; never returned by recv */
+	SMG_FT_PING = 0x70,  /* keepalive, empty; never returned by recv */
 	SMG_FT_CLOSE = 0x7f, /* empty, TAG_FINAL: clean end of the stream */
 };
 
@@ -74,7 +74,7 @@ struct smg_frame_info {
 	const char *name;
 	enum smg_frame_kind kind;
 	enum smg_frame_dir dir;
-	size_t max_payload; /* bytes after the type byte */
+	size_t max_payload;			/* bytes after the type byte */
 	const ProtobufCMessageDescriptor *desc; /* control/handshake; NULL for bulk */
 };
 
@@ -84,21 +84,21 @@ const struct smg_frame_info *smg_proto_frame_info(uint8_t type);
 /* ---- limits --------------------------------------------------------------- */
 /* Largest payload of one frame (type byte excluded); the protocol's limit. */
 #define SMG_FRAME_PAYLOAD_MAX (1024 * 1024)
-#define SMG_HS_FRAME_MAX    16384 /* a whole handshake frame incl. type byte */
-#define SMG_CONTROL_MAX	    (64 * 1024) /* most control messages */
-#define SMG_STATE_MAX	    (1024 * 1024) /* DEVICE_STATE, VTPM_STATE, PLAN */
-#define SMG_UNPACK_HEAP_MAX (4 * 1024 * 1024) /* bounded allocator per unpack */
+#define SMG_HS_FRAME_MAX      16384	    /* a whole handshake frame incl. type byte */
+#define SMG_CONTROL_MAX	      (64 * 1024)   /* most control messages */
+#define SMG_STATE_MAX	      (1024 * 1024) /* DEVICE_STATE, VTPM_STATE, PLAN */
+#define SMG_UNPACK_HEAP_MAX   (4 * 1024 * 1024) /* bounded allocator per unpack */
 
 /* ---- bulk frame headers (big-endian) --------------------------------------
  * PAGES:      u32 round | u32 count | count x u64 pfn | count x page_size data
  * ZERO_PAGES: u32 round | u32 count | count x u64 pfn
  * DISK_CHUNK: u32 disk  | u32 flags | u64 offset | u32 length | data[length] */
-#define SMG_PAGE_SIZE_MIN	 4096u
-#define SMG_PAGE_SIZE_MAX	 65536u
-#define SMG_PAGES_HDR_LEN	 8u
-#define SMG_DISK_CHUNK_HDR_LEN	 20u
+#define SMG_PAGE_SIZE_MIN	   4096u
+#define SMG_PAGE_SIZE_MAX	   65536u
+#define SMG_PAGES_HDR_LEN	   8u
+#define SMG_DISK_CHUNK_HDR_LEN	   20u
 #define SMG_DISK_CHUNK_F_SURROGATE 0x1u /* chunk came from the WAIO surrogate */
-#define SMG_DISK_CHUNK_F_KNOWN	 SMG_DISK_CHUNK_F_SURROGATE
+#define SMG_DISK_CHUNK_F_KNOWN	   SMG_DISK_CHUNK_F_SURROGATE
 
 struct smg_pages_hdr {
 	uint32_t round;

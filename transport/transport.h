@@ -52,7 +52,7 @@ void smg_peers_free(struct smg_peers *peers);
 
 /* ---- handshake extension: how the TPM-bound mode slots in -------------- */
 /* The transcript hash every signature, quote and confirmation covers. */
-#define SMG_TRANSCRIPT_LEN  32  /* BLAKE2b-256 */
+#define SMG_TRANSCRIPT_LEN  32	 /* BLAKE2b-256 */
 #define SMG_HS_EXT_MAX	    2048 /* our HELLO's extension blob */
 #define SMG_HS_EVIDENCE_MAX 8192 /* AUTH evidence blob */
 #define SMG_HS_SECRET_MAX   128	 /* extra secret fed into the key schedule */
@@ -86,12 +86,14 @@ struct smg_handshake_ext {
 	int (*hello_ext)(void *self, bool initiator, uint8_t *out, size_t cap,
 			 size_t *len);
 	int (*extra_secret)(void *self, bool initiator, const struct smg_peer *peer,
-			    const uint8_t *our_ext, size_t our_len, const uint8_t *peer_ext,
-			    size_t peer_len, uint8_t *out, size_t cap, size_t *len);
+			    const uint8_t *our_ext, size_t our_len,
+			    const uint8_t *peer_ext, size_t peer_len, uint8_t *out,
+			    size_t cap, size_t *len);
 	int (*evidence)(void *self, bool initiator, const uint8_t th[SMG_TRANSCRIPT_LEN],
 			uint8_t *out, size_t cap, size_t *len);
 	int (*verify)(void *self, bool initiator, const struct smg_peer *peer,
-		      const uint8_t th[SMG_TRANSCRIPT_LEN], const uint8_t *ev, size_t len);
+		      const uint8_t th[SMG_TRANSCRIPT_LEN], const uint8_t *ev,
+		      size_t len);
 };
 
 /* ---- sessions ------------------------------------------------------------ */
@@ -115,8 +117,8 @@ struct smg_session_opts {
 	unsigned max_preauth;		     /* server; 0: SMG_PREAUTH_MAX */
 	unsigned accept_timeout_ms;	     /* server; 0: wait forever */
 	uint64_t rekey_bytes;		     /* 0: SMG_REKEY_BYTES */
-	bool force_poll;		     /* use the poll(2) path even if io_uring works */
-	int sock_buf;			     /* >0: SO_SNDBUF/SO_RCVBUF (tests) */
+	bool force_poll; /* use the poll(2) path even if io_uring works */
+	int sock_buf;	 /* >0: SO_SNDBUF/SO_RCVBUF (tests) */
 };
 
 struct smg_session;

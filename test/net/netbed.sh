@@ -6,6 +6,8 @@
 #   nb_exec src CMD..  # run CMD in a host (src, dst, sw, vm-*)
 #   nb_bg src LOG CMD..# start CMD in the background there; PID in NB_PID
 #   nb_fdb_port MAC    # the switch port that the bridge's entry for MAC uses
+#   nb_sim_host src S  # a `secmig sim host` daemon there; NB_SIM_DIR
+#   nb_swtpm src       # a swtpm on that host's loopback; NB_TCTI
 #   nb_down            # (also run by the trap) kill our PIDs, delete our netns
 #
 #   namespace $NB_P-sw (the data-centre switch)
@@ -132,6 +134,38 @@ nb_kill() { # pid [signal]
 	kill "-${2:-TERM}" "$1" 2>/dev/null
 	wait "$1" 2>/dev/null
 	return 0
+}
+
+wait_file() { # path tries(x50ms)
+	for _ in $(seq "${2:-100}"); do [ -e "$1" ] && return 0; sleep 0.05; done
+	return 1
+}
+
+# A sim host daemon in HOST (state in $NB_TMP/sim-HOST); sets NB_SIM_DIR.
+nb_sim_host() { # host secmig
+	NB_SIM_DIR=$NB_TMP/sim-$1
+	mkdir -p "$NB_SIM_DIR"
+	nb_bg "$1" "$NB_SIM_DIR/log" "$2" sim --state-dir "$NB_SIM_DIR" host
+	wait_file "$NB_SIM_DIR/sim.sock" || { nb_log "sim host in $1 did not start"; return 1; }
+}
+
+# A swtpm for HOST on that host's own loopback (each host namespace has
+# its own, so the fixed ports never collide); sets NB_TCTI. Returns 77
+# when swtpm is not installed.
+nb_swtpm() { # host
+	command -v swtpm >/dev/null || return 77
+	local d=$NB_TMP/tpm-$1
+	mkdir -p "$d"
+	nb_bg "$1" "$d/log" swtpm socket --tpm2 --tpmstate dir="$d" \
+		--server type=tcp,port=2321,bindaddr=127.0.0.1 \
+		--ctrl type=tcp,port=2322,bindaddr=127.0.0.1 --flags not-need-init,startup-clear
+	NB_TCTI="swtpm:host=127.0.0.1,port=2321"
+	for _ in $(seq 100); do
+		nb_exec "$1" bash -c 'exec 3<>/dev/tcp/127.0.0.1/2321' 2>/dev/null && return 0
+		sleep 0.05
+	done
+	nb_log "swtpm in $1 did not start"
+	return 1
 }
 
 # Port (interface name) of the dynamic fdb entry for MAC on the switch, or

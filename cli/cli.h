@@ -45,5 +45,10 @@ int smg_cmd_version(int argc, char **argv);
 int smg_cmd_help(int argc, char **argv);
 int smg_cmd_net(int argc, char **argv);
 int smg_cmd_sim(int argc, char **argv);
+int smg_cmd_send(int argc, char **argv);
+int smg_cmd_recv(int argc, char **argv);
+int smg_cmd_resolve(int argc, char **argv);
+int smg_cmd_demo(int argc, char **argv);
+int smg_cmd_keygen(int argc, char **argv);
 
 #endif

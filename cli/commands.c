@@ -28,7 +28,53 @@ const struct smg_cmd smg_cmds[] = {
      "and the tools the two-host tests use. Events are JSON lines on stdout.\n"
      "See docs/network.md.\n",
      smg_cmd_net},
+    {"keygen", "create a software-mode identity key pair",
+     "usage: secmig keygen [--force] PATH\n\n"
+     "Write a new Ed25519 identity: the private key to PATH (mode 0600) and\n"
+     "the public key to PATH.pub, and print the public key. Enrol it at the\n"
+     "peer as a line 'NAME PUBKEY' of its peers file (docs/peers.md).\n"
+     "Refuses to overwrite an existing key unless --force is given.\n",
+     smg_cmd_keygen},
     {"help", "show help for a command", "usage: secmig help [COMMAND]\n", smg_cmd_help},
+    {"send", "migrate a running domain to a receiver",
+     "usage: secmig send --to HOST[:PORT] --domain NAME [--max-downtime MS]\n"
+     "                   [--bandwidth RATE] [--channels N] [--no-auto-converge] "
+     "[--json]\n"
+     "                   [--state-dir DIR] [--backend sim] [--key FILE] [--peers FILE]\n"
+     "                   [--name NAME] [--rule downtime|xen|stop-and-copy] [--max-rounds "
+     "N]\n\n"
+     "Pre-copy NAME's memory to the receiver, stop when the rest fits in\n"
+     "--max-downtime (default 300 ms), verify end to end, hand over (READY /\n"
+     "COMMIT / DONE). --bandwidth caps the rate (e.g. 100M bytes/s). When\n"
+     "pre-copy does not converge the VM is throttled (auto-converge) unless\n"
+     "--no-auto-converge, which aborts with exit 8. --json prints one event per\n"
+     "line; the last is {\"event\":\"result\",...}. DIR (default\n"
+     "$SECMIG_STATE_DIR or /var/lib/secmig) holds host.key, peers and the\n"
+     "sim host socket. Exit codes: see the README table.\n",
+     smg_cmd_send},
+    {"recv", "receive migrations (a service; --once for one)",
+     "usage: secmig recv --listen ADDR[:PORT] [--once] [--max-concurrent N] [--json]\n"
+     "                   [--channels N] [--state-dir DIR] [--backend sim] [--key FILE]\n"
+     "                   [--peers FILE] [--name NAME] [--check-memory]\n\n"
+     "Accept authenticated migrations and resolve queries. Runs until killed\n"
+     "(several migrations in a row, at most N at once, default 4); --once serves\n"
+     "one session and exits with its code. Outcomes are recorded durably in\n"
+     "DIR/outcomes/ for 'secmig resolve'. The first output line names the port.\n",
+     smg_cmd_recv},
+    {"resolve", "settle an in-doubt migration by asking the destination",
+     "usage: secmig resolve --domain NAME [--to HOST[:PORT]] [--json] [--state-dir DIR]\n"
+     "                      [--backend sim] [--key FILE] [--peers FILE] [--name NAME]\n\n"
+     "After 'send' exited 9 (in doubt), ask the destination what happened: if it\n"
+     "runs the VM the paused source copy is destroyed, otherwise it is resumed.\n"
+     "Exit 0 when settled, 9 while the destination cannot be reached.\n",
+     smg_cmd_resolve},
+    {"demo", "migrate a 1 GiB sim VM between two local sim hosts",
+     "usage: secmig demo [--json] [--memory SIZE] [--dirty-rate RATE]\n"
+     "                   [--workload idle|uniform|hotspot] [--channels N] [--keep]\n\n"
+     "Start two sim hosts, a receiver and a sender on loopback, create a VM\n"
+     "(default 1G, hot-spot workload at 50M bytes/s), migrate it, verify it on\n"
+     "the destination and print a summary. --keep leaves the temporary directory.\n",
+     smg_cmd_demo},
     {"sim", "run a sim host and manage its simulated domains",
      "usage: secmig sim [--state-dir DIR | --socket PATH] SUBCOMMAND\n\n"
      "  host              run the sim host daemon on DIR/sim.sock (foreground)\n"

@@ -19,7 +19,6 @@
 #include <unistd.h>
 
 #include "base/base.h"
-#include "base/fault.h"
 #include "engine/engine.h"
 
 #define ANNOUNCE_TARGETS_MAX 16
@@ -227,8 +226,6 @@ int smg_announce_start(const struct smg_announce_target *t, size_t n,
 		sched = &def;
 	if (n == 0 || n > ANNOUNCE_TARGETS_MAX || (r = check_sched(sched)) != 0)
 		return SMG_ERR_INVAL;
-	if ((r = smg_fi_check(SMG_FI_ANNOUNCE)) != 0)
-		return r;
 	if ((a = calloc(1, sizeof(*a))) == NULL)
 		return SMG_ERR_NOMEM;
 	a->sched = *sched;

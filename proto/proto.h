@@ -29,6 +29,7 @@ enum smg_frame_type {
 	SMG_FT_AUTH = 0x02,
 	SMG_FT_JOIN = 0x03,
 	SMG_FT_REJECT = 0x04,
+	SMG_FT_STREAM = 0x05, /* 24-byte secretstream header, once per direction */
 	/* encrypted control frames (protobuf-c) */
 	SMG_FT_PLAN = 0x10,
 	SMG_FT_PLAN_ACK = 0x11,

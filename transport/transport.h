@@ -186,5 +186,7 @@ void smg_session_free(struct smg_session *s);
 
 /* Receiver memory bound per session, bytes (stated in docs/protocol.md). */
 size_t smg_session_mem_bound(unsigned channels);
+/* Bytes of buffers this session holds now (<= the bound). */
+size_t smg_session_mem_used(const struct smg_session *s);
 
 #endif

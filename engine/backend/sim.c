@@ -138,23 +138,9 @@ static int logdirty_disable(struct smg_backend *b)
 	return call(SELF(b), "LOGDIRTY %s %s", "0");
 }
 
-/* XEN_DOMCTL_SHADOW_OP_CLEAN: each word is swapped for zero atomically, so a
- * bit a writer sets concurrently is in this result or stays for the next. */
 static int logdirty_peek_clear(struct smg_backend *b, uint64_t *bitmap, uint64_t *dirty)
 {
-	struct sim_backend *s = SELF(b);
-	uint64_t words = (s->mem.sh->npages + 63) / 64, n = 0;
-
-	for (uint64_t w = 0; w < words; w++) {
-		uint64_t v;
-
-		if (atomic_load_explicit(&s->mem.bitmap[w], memory_order_relaxed) == 0)
-			continue;
-		v = atomic_exchange_explicit(&s->mem.bitmap[w], 0, memory_order_acq_rel);
-		n += (uint64_t)__builtin_popcountll(v & ~bitmap[w]);
-		bitmap[w] |= v;
-	}
-	*dirty = n;
+	smg_sim_logdirty_peek_clear(&SELF(b)->mem, bitmap, dirty);
 	return SMG_OK;
 }
 

@@ -123,6 +123,10 @@ void smg_sim_regs(uint64_t prng, uint64_t count, uint8_t regs[static SMG_SIM_REG
  * then sets its dirty bit if log-dirty is on. */
 void smg_sim_write_one(struct smg_sim_mem *m, unsigned v);
 
+/* Log-dirty harvest: OR the dirty bits into bitmap and clear them. */
+void smg_sim_logdirty_peek_clear(struct smg_sim_mem *m, uint64_t *bitmap,
+				 uint64_t *dirty);
+
 struct smg_sim_verify {
 	uint64_t pages, ok, zero;
 	uint64_t lost, stale, misplaced, corrupted;

@@ -499,7 +499,7 @@ static int listen_on(const char *dir, int *out)
 int smg_sim_host_run(const char *state_dir)
 {
 	sigset_t set;
-	int lfd, sfd, r;
+	int lfd = -1, sfd, r;
 
 	if (strlen(state_dir) >= sizeof(host.dir) - 80)
 		return SMG_ERR_TOO_LONG;

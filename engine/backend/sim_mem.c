@@ -361,3 +361,21 @@ int smg_sim_state_restore(struct smg_sim_mem *m, const uint8_t *blob, size_t len
 	}
 	return smg_rd_end(&rd);
 }
+
+/* XEN_DOMCTL_SHADOW_OP_CLEAN: each word is swapped for zero atomically, so a
+ * bit a writer sets concurrently is in this result or stays for the next. */
+void smg_sim_logdirty_peek_clear(struct smg_sim_mem *m, uint64_t *bitmap, uint64_t *dirty)
+{
+	uint64_t words = (m->sh->npages + 63) / 64, n = 0;
+
+	for (uint64_t w = 0; w < words; w++) {
+		uint64_t v;
+
+		if (atomic_load_explicit(&m->bitmap[w], memory_order_relaxed) == 0)
+			continue;
+		v = atomic_exchange_explicit(&m->bitmap[w], 0, memory_order_acq_rel);
+		n += (uint64_t)__builtin_popcountll(v & ~bitmap[w]);
+		bitmap[w] |= v;
+	}
+	*dirty = n;
+}

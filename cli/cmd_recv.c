@@ -1,0 +1,238 @@
+/* `secmig recv`: the destination service. Long-running by default (several
+ * migrations in a row, at most --max-concurrent at once); --once serves one
+ * session in the foreground and exits with its code. */
+#include <getopt.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/base.h"
+#include "cli/cli.h"
+#include "cli/migrate.h"
+#include "proto/proto.h"
+#include "secmig.pb-c.h"
+
+#define RECV_CONCURRENT_DEFAULT 4
+#define RECV_CONCURRENT_MAX	64
+
+static int usage(const char *fmt, const char *arg)
+{
+	return smg_cli_usage_error(smg_cmd_find("recv"), fmt, arg);
+}
+
+struct recv_ctx {
+	struct smg_recv_opts ro;
+	struct smg_cli_out out;
+	pthread_mutex_t lock;
+	unsigned active, max;
+};
+
+struct serve_arg {
+	struct recv_ctx *ctx;
+	struct smg_session *s;
+};
+
+static int serve_one(struct recv_ctx *ctx, struct smg_session *s)
+{
+	struct smg_mig_stats st;
+	struct smg_recv_opts ro = ctx->ro;
+	int r, code;
+
+	ro.event_arg = &ctx->out;
+	r = smg_engine_serve(s, &ro, &st);
+	if (r == SMG_OK)
+		smg_session_close(s);
+	else
+		smg_session_free(s);
+	code = smg_exit_from_err(r);
+	if (st.migration_id[0] != '\0') {
+		pthread_mutex_lock(&ctx->lock);
+		smg_cli_result(&ctx->out, &st, code);
+		pthread_mutex_unlock(&ctx->lock);
+	}
+	return code;
+}
+
+static void *serve_thread(void *arg)
+{
+	struct serve_arg *a = arg;
+
+	serve_one(a->ctx, a->s);
+	pthread_mutex_lock(&a->ctx->lock);
+	a->ctx->active--;
+	pthread_mutex_unlock(&a->ctx->lock);
+	free(a);
+	return NULL;
+}
+
+static void refuse_busy(struct smg_session *s)
+{
+	Smg__Abort a = SMG__ABORT__INIT;
+
+	a.reason = SMG__ABORT_REASON__ABORT_RESOURCES;
+	a.detail = "receiver busy: too many concurrent migrations";
+	a.error = SMG_ERR_BUSY;
+	smg_chan_send_msg(s, 0, SMG_FT_ABORT, &a.base);
+	smg_chan_flush(s, 0);
+	smg_session_free(s);
+}
+
+static int serve_loop(struct recv_ctx *ctx, struct smg_listener *l,
+		      const struct smg_session_opts *so, bool once)
+{
+	for (;;) {
+		struct smg_session *s;
+		struct serve_arg *a;
+		pthread_t t;
+		int r;
+
+		if ((r = smg_listener_accept(l, so, &s)) != SMG_OK) {
+			if (once)
+				return smg_exit_from_err(r);
+			smg_warn("accept: %s", smg_strerror(r));
+			continue;
+		}
+		if (once)
+			return serve_one(ctx, s);
+		pthread_mutex_lock(&ctx->lock);
+		bool busy = ctx->active >= ctx->max;
+		if (!busy)
+			ctx->active++;
+		pthread_mutex_unlock(&ctx->lock);
+		if (busy) {
+			smg_warn("refusing a migration: %u already running", ctx->max);
+			refuse_busy(s);
+			continue;
+		}
+		if ((a = malloc(sizeof(*a))) == NULL ||
+		    pthread_create(&t, NULL, serve_thread, a) != 0) {
+			free(a);
+			smg_session_free(s);
+			pthread_mutex_lock(&ctx->lock);
+			ctx->active--;
+			pthread_mutex_unlock(&ctx->lock);
+			continue;
+		}
+		*a = (struct serve_arg){ctx, s};
+		pthread_detach(t);
+	}
+}
+
+int smg_cmd_recv(int argc, char **argv)
+{
+	static const struct option opts[] = {
+	    {"listen", required_argument, NULL, 'l'},
+	    {"once", no_argument, NULL, 'o'},
+	    {"max-concurrent", required_argument, NULL, 'm'},
+	    {"channels", required_argument, NULL, 'c'},
+	    {"json", no_argument, NULL, 'j'},
+	    {"state-dir", required_argument, NULL, 's'},
+	    {"backend", required_argument, NULL, 'B'},
+	    {"key", required_argument, NULL, 'k'},
+	    {"peers", required_argument, NULL, 'p'},
+	    {"name", required_argument, NULL, 'n'},
+	    {"check-memory", no_argument, NULL, 'C'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
+	};
+	struct recv_ctx ctx = {.lock = PTHREAD_MUTEX_INITIALIZER,
+			       .max = RECV_CONCURRENT_DEFAULT};
+	const char *listen = NULL, *dir = NULL, *key = NULL, *peers = NULL, *name = NULL;
+	unsigned channels = SMG_CHANNELS_MAX;
+	bool once = false, json = false;
+	char host[SMG_CLI_HOST_MAX];
+	uint16_t port;
+	uint64_t v;
+	int c;
+
+	ctx.ro.backend = "sim";
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "l:om:c:js:B:k:p:n:Ch", opts, NULL)) != -1) {
+		switch (c) {
+		case 'l':
+			listen = optarg;
+			break;
+		case 'o':
+			once = true;
+			break;
+		case 'm':
+			if (smg_cli_parse_size(optarg, &v) != 0 || v == 0 ||
+			    v > RECV_CONCURRENT_MAX)
+				return usage("--max-concurrent: 1..64, not '%s'", optarg);
+			ctx.max = (unsigned)v;
+			break;
+		case 'c':
+			if (smg_cli_parse_size(optarg, &v) != 0 || v == 0 ||
+			    v > SMG_CHANNELS_MAX)
+				return usage("--channels: 1..8, not '%s'", optarg);
+			channels = (unsigned)v;
+			break;
+		case 'j':
+			json = true;
+			break;
+		case 's':
+			dir = optarg;
+			break;
+		case 'B':
+			ctx.ro.backend = optarg;
+			break;
+		case 'k':
+			key = optarg;
+			break;
+		case 'p':
+			peers = optarg;
+			break;
+		case 'n':
+			name = optarg;
+			break;
+		case 'C':
+			ctx.ro.check_memory = true;
+			break;
+		case 'h':
+			printf("%s", smg_cmd_find("recv")->usage);
+			return SMG_EXIT_OK;
+		default:
+			return usage("bad option%s", "");
+		}
+	}
+	if (optind < argc)
+		return usage("unexpected argument '%s'", argv[optind]);
+	if (listen == NULL)
+		return usage("recv needs --listen ADDR[:PORT]%s", "");
+	if (smg_cli_parse_addr(listen, host, sizeof(host), &port) != SMG_OK)
+		return usage("--listen: ADDR[:PORT], not '%s'", listen);
+	dir = smg_cli_state_dir(dir);
+	ctx.ro.state_dir = dir;
+	ctx.ro.bopts.state_dir = dir;
+	ctx.ro.event = smg_cli_event;
+	smg_cli_out_init(&ctx.out, stdout, json, "recv");
+	ctx.out.tty = false; /* a service: no progress line */
+
+	struct smg_cli_ident ci;
+	struct smg_listener *l;
+	int r, code;
+
+	signal(SIGPIPE, SIG_IGN);
+	if (smg_cli_ident_load(&ci, dir, key, peers, name) != SMG_OK)
+		return SMG_EXIT_CONFIG;
+	ci.so.channels = channels;
+	if ((r = smg_listener_open(host, port, &l)) != SMG_OK) {
+		fprintf(stderr, "secmig: cannot listen on %s: %s\n", listen,
+			smg_strerror(r));
+		smg_cli_ident_free(&ci);
+		return SMG_EXIT_NETWORK;
+	}
+	if (json)
+		printf("{\"event\":\"listening\",\"host\":\"%s\",\"port\":%u}\n", host,
+		       smg_listener_port(l));
+	else
+		printf("secmig recv: listening on %s port %u\n", host,
+		       smg_listener_port(l));
+	fflush(stdout);
+	code = serve_loop(&ctx, l, &ci.so, once);
+	smg_listener_close(l);
+	smg_cli_ident_free(&ci);
+	return code;
+}

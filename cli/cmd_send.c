@@ -1,0 +1,168 @@
+/* `secmig send`: migrate a domain to a receiver. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/base.h"
+#include "cli/cli.h"
+#include "cli/migrate.h"
+
+static int usage(const char *fmt, const char *arg)
+{
+	return smg_cli_usage_error(smg_cmd_find("send"), fmt, arg);
+}
+
+static int parse_rule(const char *s, enum smg_stop_rule *r)
+{
+	if (strcmp(s, "downtime") == 0)
+		*r = SMG_RULE_DOWNTIME;
+	else if (strcmp(s, "xen") == 0)
+		*r = SMG_RULE_XEN;
+	else if (strcmp(s, "stop-and-copy") == 0)
+		*r = SMG_RULE_STOP_AND_COPY;
+	else
+		return -1;
+	return 0;
+}
+
+int smg_cmd_send(int argc, char **argv)
+{
+	static const struct option opts[] = {
+	    {"to", required_argument, NULL, 't'},
+	    {"domain", required_argument, NULL, 'd'},
+	    {"max-downtime", required_argument, NULL, 'D'},
+	    {"bandwidth", required_argument, NULL, 'b'},
+	    {"channels", required_argument, NULL, 'c'},
+	    {"no-auto-converge", no_argument, NULL, 'A'},
+	    {"json", no_argument, NULL, 'j'},
+	    {"state-dir", required_argument, NULL, 's'},
+	    {"backend", required_argument, NULL, 'B'},
+	    {"key", required_argument, NULL, 'k'},
+	    {"peers", required_argument, NULL, 'p'},
+	    {"name", required_argument, NULL, 'n'},
+	    {"rule", required_argument, NULL, 'r'},
+	    {"max-rounds", required_argument, NULL, 'R'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
+	};
+	struct smg_send_opts so = {.backend = "sim", .auto_converge = true};
+	const char *to = NULL, *dir = NULL, *key = NULL, *peers = NULL, *name = NULL;
+	unsigned channels = 2;
+	bool json = false;
+	char host[SMG_CLI_HOST_MAX];
+	uint16_t port;
+	uint64_t v;
+	int c;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "t:d:D:b:c:Ajs:B:k:p:n:r:R:h", opts, NULL)) !=
+	       -1) {
+		switch (c) {
+		case 't':
+			to = optarg;
+			break;
+		case 'd':
+			so.domain = optarg;
+			break;
+		case 'D':
+			if (smg_cli_parse_size(optarg, &v) != 0 || v == 0 || v > 3600000)
+				return usage(
+				    "--max-downtime: milliseconds, 1..3600000, not '%s'",
+				    optarg);
+			so.max_downtime_ms = (unsigned)v;
+			break;
+		case 'b':
+			if (smg_cli_parse_size(optarg, &v) != 0 || v == 0)
+				return usage("--bandwidth: bytes/s like 100M, not '%s'",
+					     optarg);
+			so.bandwidth = v;
+			break;
+		case 'c':
+			if (smg_cli_parse_size(optarg, &v) != 0 || v == 0 ||
+			    v > SMG_CHANNELS_MAX)
+				return usage("--channels: 1..8, not '%s'", optarg);
+			channels = (unsigned)v;
+			break;
+		case 'A':
+			so.auto_converge = false;
+			break;
+		case 'j':
+			json = true;
+			break;
+		case 's':
+			dir = optarg;
+			break;
+		case 'B':
+			so.backend = optarg;
+			break;
+		case 'k':
+			key = optarg;
+			break;
+		case 'p':
+			peers = optarg;
+			break;
+		case 'n':
+			name = optarg;
+			break;
+		case 'r':
+			if (parse_rule(optarg, &so.rule) != 0)
+				return usage(
+				    "--rule: downtime, xen or stop-and-copy, not '%s'",
+				    optarg);
+			break;
+		case 'R':
+			if (smg_cli_parse_size(optarg, &v) != 0 || v == 0 || v > 1000)
+				return usage("--max-rounds: 1..1000, not '%s'", optarg);
+			so.max_rounds = (unsigned)v;
+			break;
+		case 'h':
+			printf("%s", smg_cmd_find("send")->usage);
+			return SMG_EXIT_OK;
+		default:
+			return usage("bad option%s", "");
+		}
+	}
+	if (optind < argc)
+		return usage("unexpected argument '%s'", argv[optind]);
+	if (to == NULL || so.domain == NULL)
+		return usage("send needs --to HOST[:PORT] and --domain NAME%s", "");
+	if (smg_cli_parse_addr(to, host, sizeof(host), &port) != SMG_OK)
+		return usage("--to: HOST[:PORT], not '%s'", to);
+	dir = smg_cli_state_dir(dir);
+	so.bopts.state_dir = dir;
+	so.peer = to;
+
+	struct smg_cli_ident ci;
+	struct smg_cli_out out;
+	struct smg_mig_stats st;
+	struct smg_session *s = NULL;
+	int r, code;
+
+	smg_cli_out_init(&out, stdout, json, "send");
+	memset(&st, 0, sizeof(st));
+	if ((r = smg_cli_ident_load(&ci, dir, key, peers, name)) != SMG_OK) {
+		st.err = r;
+		code = SMG_EXIT_CONFIG;
+		smg_cli_result(&out, &st, code);
+		return code;
+	}
+	ci.so.channels = channels;
+	so.event = smg_cli_event;
+	so.event_arg = &out;
+	if ((r = smg_session_connect(host, port, &ci.so, &s)) != SMG_OK) {
+		smg_err("cannot reach %s: %s; the VM was not touched", to,
+			smg_strerror(r));
+		st.err = r;
+	} else {
+		r = smg_engine_send(s, &so, &st);
+		if (r == SMG_OK)
+			smg_session_close(s);
+		else
+			smg_session_free(s);
+	}
+	code = smg_exit_from_err(r);
+	smg_cli_result(&out, &st, code);
+	smg_cli_ident_free(&ci);
+	return code;
+}

@@ -1,0 +1,474 @@
+/* The destination state machine (DESIGN §1, §6, §7):
+ *   WAIT_PLAN -> RECEIVING -> VERIFY -> READY_SENT -> RESUMED
+ * Before COMMIT every failure discards the incoming copy; COMMIT is
+ * recorded durably before the VM resumes, so `secmig resolve` can always
+ * learn the truth. A resolve query (RESOLVE_QUERY first) is answered from
+ * those records. */
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/base.h"
+#include "engine/internal.h"
+#include "proto/proto.h"
+#include "secmig.pb-c.h"
+#include "transport/transport.h"
+
+enum dst_state {
+	DST_WAIT_PLAN = 0,
+	DST_RECEIVING,
+	DST_VERIFY,
+	DST_READY_SENT,
+	DST_RESUMED,
+	DST_ABORTED,
+};
+
+struct dst {
+	enum dst_state state;
+	struct smg_session *s;
+	const struct smg_recv_opts *o;
+	struct smg_mig_stats *st;
+	struct smg_backend *be;
+	struct smg_domain_info info;
+	struct smg_xfer_dest xd;
+	struct smg_xfer_recv rx[SMG_CHANNELS_MAX];
+	unsigned threads;
+	bool chan0_final, committed;
+	Smg__Manifest *manifest;
+	uint8_t manifest_hash[SMG_DIGEST_LEN], config_hash[SMG_DIGEST_LEN];
+	uint8_t device_hash[SMG_DIGEST_LEN];
+	bool have_state;
+	uint64_t t_start;
+	int err;
+	Smg__AbortReason reason;
+	const struct smg_frame *first;
+};
+
+static void emit(struct dst *d, enum smg_event_kind kind, enum smg_phase ph,
+		 const char *info)
+{
+	struct smg_event ev = {.kind = kind, .phase = ph, .info = info, .st = d->st};
+
+	d->st->total_ms = (smg_now_ns() - d->t_start) / 1000000;
+	if (d->o->event != NULL)
+		d->o->event(d->o->event_arg, &ev);
+}
+
+static int reply_plan(struct dst *d, bool ok, const char *why)
+{
+	Smg__PlanAck a = SMG__PLAN_ACK__INIT;
+
+	a.accepted = ok;
+	a.reason = (char *)why;
+	return smg_chan_send_msg(d->s, 0, SMG_FT_PLAN_ACK, &a.base);
+}
+
+static int start_threads(struct dst *d)
+{
+	for (unsigned c = 1; c < d->xd.nchan; c++) {
+		d->rx[c] = (struct smg_xfer_recv){.d = &d->xd, .chan = c};
+		if (pthread_create(&d->rx[c].tid, NULL, smg_xfer_recv_main, &d->rx[c]) !=
+		    0)
+			return SMG_ERR_SYS;
+		d->threads = c;
+	}
+	return SMG_OK;
+}
+
+static void stop_threads(struct dst *d)
+{
+	pthread_mutex_lock(&d->xd.lock);
+	d->xd.stop = true;
+	pthread_cond_broadcast(&d->xd.cond);
+	pthread_mutex_unlock(&d->xd.lock);
+}
+
+static int join_threads(struct dst *d)
+{
+	int r = SMG_OK;
+
+	for (unsigned c = 1; c <= d->threads; c++) {
+		pthread_join(d->rx[c].tid, NULL);
+		if (r == SMG_OK && !d->rx[c].finished)
+			r = SMG_ERR_PROTO;
+	}
+	d->threads = 0;
+	return atomic_load(&d->xd.err) ?: r;
+}
+
+static int on_plan(struct dst *d, const struct smg_frame *f)
+{
+	ProtobufCMessage *m;
+	Smg__Plan *p;
+	int r;
+
+	if ((r = smg_frame_unpack(f, &smg__plan__descriptor, &m)) != SMG_OK)
+		return r;
+	p = (Smg__Plan *)m;
+	snprintf(d->st->migration_id, sizeof(d->st->migration_id), "%s", p->migration_id);
+	snprintf(d->st->domain, sizeof(d->st->domain), "%s", p->domain_name);
+	smg_engine_hash(p->domain_config.data, p->domain_config.len, d->config_hash);
+	/* Everything in the plan is the peer's claim: check it before the
+	 * backend allocates anything. */
+	if (!smg_migration_id_valid(p->migration_id) ||
+	    strcmp(p->backend, d->o->backend) != 0 ||
+	    p->config_hash.len != SMG_DIGEST_LEN ||
+	    sodium_memcmp(p->config_hash.data, d->config_hash, SMG_DIGEST_LEN) != 0) {
+		reply_plan(d, false, "malformed plan (id, backend or config hash)");
+		r = SMG_ERR_PROTO;
+		goto out;
+	}
+	r = d->be->ops->domain_create(d->be, p->domain_config.data, p->domain_config.len,
+				      &d->info);
+	if (r == SMG_OK && (d->info.page_size != p->page_size ||
+			    d->info.pages * d->info.page_size != p->memory_bytes ||
+			    strcmp(d->info.name, p->domain_name) != 0))
+		r = SMG_ERR_PROTO;
+	if (r != SMG_OK) {
+		reply_plan(d, false,
+			   r == SMG_ERR_EXISTS ? "domain exists on the destination"
+					       : smg_strerror(r));
+		goto out;
+	}
+	d->st->ram_bytes = p->memory_bytes;
+	d->xd = (struct smg_xfer_dest){.s = d->s,
+				       .be = d->be,
+				       .npages = d->info.pages,
+				       .page_size = d->info.page_size,
+				       .nchan = smg_session_channels(d->s),
+				       .final_round = -1};
+	pthread_mutex_init(&d->xd.lock, NULL);
+	pthread_cond_init(&d->xd.cond, NULL);
+	if ((r = smg_merkle_new(d->info.pages, d->info.page_size, &d->xd.mk)) != SMG_OK ||
+	    (r = start_threads(d)) != SMG_OK) {
+		reply_plan(d, false, "out of resources");
+		goto out;
+	}
+	r = reply_plan(d, true, "");
+out:
+	smg_frame_msg_free(m);
+	return r;
+}
+
+static int on_round_start(struct dst *d, const struct smg_frame *f)
+{
+	ProtobufCMessage *m;
+	Smg__RoundStart *rs;
+	int r;
+
+	if ((r = smg_frame_unpack(f, &smg__round_start__descriptor, &m)) != SMG_OK)
+		return r;
+	rs = (Smg__RoundStart *)m;
+	pthread_mutex_lock(&d->xd.lock);
+	if (rs->round != d->xd.known_round || d->xd.final_round >= 0) {
+		r = SMG_ERR_STATE; /* rounds count up from 0, nothing after final */
+	} else {
+		d->xd.known_round = rs->round + 1;
+		if (rs->final)
+			d->xd.final_round = rs->round;
+		pthread_cond_broadcast(&d->xd.cond);
+	}
+	pthread_mutex_unlock(&d->xd.lock);
+	if (r == SMG_OK && rs->round == 1)
+		smg_fault_crash(SMG_FI_DST_AFTER_ROUND0);
+	if (r == SMG_OK && rs->final)
+		emit(d, SMG_EV_PHASE, SMG_PHASE_STOPCOPY, NULL);
+	smg_frame_msg_free(m);
+	return r;
+}
+
+static int on_device_state(struct dst *d, const struct smg_frame *f)
+{
+	ProtobufCMessage *m;
+	Smg__DeviceState *ds;
+	int r;
+
+	if (d->xd.final_round < 0 || d->have_state)
+		return SMG_ERR_STATE;
+	if ((r = smg_frame_unpack(f, &smg__device_state__descriptor, &m)) != SMG_OK)
+		return r;
+	ds = (Smg__DeviceState *)m;
+	if (ds->vcpu_count != d->info.vcpus ||
+	    ds->device_context.len > SMG_DOMAIN_STATE_MAX)
+		r = SMG_ERR_PROTO;
+	else
+		r = d->be->ops->restore_state(d->be, ds->device_context.data,
+					      ds->device_context.len);
+	smg_engine_hash(ds->device_context.data, ds->device_context.len, d->device_hash);
+	d->have_state = r == SMG_OK;
+	smg_frame_msg_free(m);
+	return r;
+}
+
+static int on_manifest(struct dst *d, const struct smg_frame *f)
+{
+	ProtobufCMessage *m;
+	int r;
+
+	if (!d->have_state)
+		return SMG_ERR_STATE;
+	if ((r = smg_frame_unpack(f, &smg__manifest__descriptor, &m)) != SMG_OK)
+		return r;
+	d->manifest = (Smg__Manifest *)m;
+	smg_engine_hash(f->payload, f->len, d->manifest_hash);
+	return SMG_OK;
+}
+
+/* RECEIVING: control and channel-0 pages until the manifest arrives. */
+static enum dst_state do_receiving(struct dst *d)
+{
+	struct smg_frame f;
+	bool fin = false;
+
+	if ((d->err = smg_chan_recv(d->s, 0, &f)) != SMG_OK)
+		return DST_ABORTED;
+	switch (f.type) {
+	case SMG_FT_ROUND_START:
+		d->err = on_round_start(d, &f);
+		break;
+	case SMG_FT_PAGES:
+	case SMG_FT_ZERO_PAGES:
+	case SMG_FT_ROUND_END:
+		if (d->chan0_final) {
+			d->err = SMG_ERR_STATE;
+			break;
+		}
+		d->err = smg_xfer_recv_frame(&d->xd, 0, f.type, f.payload, f.len, &fin);
+		if (d->err == SMG_OK && f.type == SMG_FT_ROUND_END && !fin)
+			smg_merkle_root(d->xd.mk, d->st->memory_root); /* amortize */
+		d->chan0_final |= fin;
+		break;
+	case SMG_FT_DEVICE_STATE:
+		d->err = on_device_state(d, &f);
+		break;
+	case SMG_FT_MANIFEST:
+		if (!d->chan0_final)
+			d->err = SMG_ERR_STATE;
+		else if ((d->err = on_manifest(d, &f)) == SMG_OK)
+			return DST_VERIFY;
+		break;
+	case SMG_FT_ABORT:
+		smg_peer_log(SMG_LOG_WARN, "source aborted the migration");
+		d->err = SMG_ERR_ABORTED;
+		break;
+	default:
+		smg_peer_log(SMG_LOG_ERROR, "frame 0x%02x not valid while receiving",
+			     f.type);
+		d->err = SMG_ERR_STATE;
+		break;
+	}
+	if (d->err == SMG_ERR_PROTO || d->err == SMG_ERR_STATE)
+		d->reason = SMG__ABORT_REASON__ABORT_PROTOCOL;
+	return d->err == SMG_OK ? DST_RECEIVING : DST_ABORTED;
+}
+
+static bool digest_eq(const ProtobufCBinaryData *b, const uint8_t *want)
+{
+	return b->len == SMG_DIGEST_LEN &&
+	       sodium_memcmp(b->data, want, SMG_DIGEST_LEN) == 0;
+}
+
+static enum dst_state do_verify(struct dst *d)
+{
+	Smg__Ready rd = SMG__READY__INIT;
+	Smg__Manifest *mf = d->manifest;
+	const char *bad = NULL;
+
+	emit(d, SMG_EV_PHASE, SMG_PHASE_VERIFY, NULL);
+	if ((d->err = join_threads(d)) != SMG_OK)
+		return DST_ABORTED;
+	if (smg_fault_on(SMG_FI_DST_BAD_ROOT)) {
+		/* A page damaged after it arrived (bad RAM, a buggy backend). */
+		uint8_t *junk = malloc(d->info.page_size);
+		uint64_t pfn = 0;
+		if (junk != NULL) {
+			memset(junk, 0xa5, d->info.page_size);
+			d->be->ops->write_pages(d->be, &pfn, 1, junk, false);
+			smg_merkle_set_page(d->xd.mk, 0, junk, d->info.page_size);
+			free(junk);
+		}
+	}
+	smg_merkle_root(d->xd.mk, d->st->memory_root);
+	if (d->o->check_memory) {
+		uint8_t fresh[SMG_DIGEST_LEN];
+		d->err =
+		    smg_merkle_of_memory(d->be, d->info.pages, d->info.page_size, fresh);
+		if (d->err == SMG_OK &&
+		    memcmp(fresh, d->st->memory_root, SMG_DIGEST_LEN) != 0)
+			bad = "memory (fresh recomputation)";
+	}
+	if (strcmp(mf->migration_id, d->st->migration_id) != 0)
+		bad = "migration id";
+	else if (!digest_eq(&mf->memory_root, d->st->memory_root))
+		bad = "memory root";
+	else if (!digest_eq(&mf->config_hash, d->config_hash))
+		bad = "config hash";
+	else if (!digest_eq(&mf->device_hash, d->device_hash))
+		bad = "device state hash";
+	else if (mf->transcript.len != SMG_TRANSCRIPT_LEN ||
+		 sodium_memcmp(mf->transcript.data, smg_session_transcript(d->s),
+			       SMG_TRANSCRIPT_LEN) != 0)
+		bad = "session binding";
+	if (bad != NULL || d->err != SMG_OK) {
+		smg_err(
+		    "integrity check failed: %s differs; discarding the incoming copy",
+		    bad != NULL ? bad : smg_strerror(d->err));
+		d->err = SMG_ERR_INTEGRITY;
+		d->reason = SMG__ABORT_REASON__ABORT_INTEGRITY;
+		return DST_ABORTED;
+	}
+	d->st->verified = true;
+	d->st->pages_sent = atomic_load(&d->xd.pages);
+	d->st->zero_pages = atomic_load(&d->xd.zeros);
+	d->st->bytes_sent = atomic_load(&d->xd.bytes);
+	d->st->rounds = (unsigned)d->xd.final_round + 1;
+	smg_fault_crash(SMG_FI_DST_BEFORE_READY);
+	rd.migration_id = d->st->migration_id;
+	rd.manifest_hash = (ProtobufCBinaryData){SMG_DIGEST_LEN, d->manifest_hash};
+	if ((d->err = smg_chan_send_msg(d->s, 0, SMG_FT_READY, &rd.base)) != SMG_OK ||
+	    (d->err = smg_chan_flush(d->s, 0)) != SMG_OK)
+		return DST_ABORTED;
+	return DST_READY_SENT;
+}
+
+static enum dst_state do_ready_sent(struct dst *d)
+{
+	Smg__Done dn = SMG__DONE__INIT;
+	struct smg_frame f;
+	ProtobufCMessage *m;
+	const char *dir = d->o->state_dir;
+	int r;
+
+	if ((d->err = smg_chan_recv(d->s, 0, &f)) != SMG_OK)
+		return DST_ABORTED;
+	if (f.type != SMG_FT_COMMIT) {
+		d->err = f.type == SMG_FT_ABORT ? SMG_ERR_ABORTED : SMG_ERR_STATE;
+		return DST_ABORTED;
+	}
+	if ((d->err = smg_frame_unpack(&f, &smg__commit__descriptor, &m)) != SMG_OK)
+		return DST_ABORTED;
+	r = strcmp(((Smg__Commit *)m)->migration_id, d->st->migration_id);
+	smg_frame_msg_free(m);
+	if (r != 0) {
+		d->err = SMG_ERR_PROTO;
+		return DST_ABORTED;
+	}
+	/* The record comes first: if a resolve query already declared this
+	 * migration discarded, COMMIT loses (O_EXCL) and nothing resumes. */
+	if ((d->err = smg_outcome_create(dir, d->st->migration_id, SMG_OUTCOME_COMMITTED,
+					 d->st->domain)) != SMG_OK ||
+	    (d->err = d->be->ops->mark_committed(d->be)) != SMG_OK)
+		return DST_ABORTED;
+	d->committed = true;
+	emit(d, SMG_EV_PHASE, SMG_PHASE_COMMIT, NULL);
+	smg_fault_crash(SMG_FI_DST_AFTER_COMMIT);
+	if ((d->err = d->be->ops->resume(d->be)) != SMG_OK)
+		return DST_ABORTED;
+	if ((r = smg_outcome_update(dir, d->st->migration_id, SMG_OUTCOME_RESUMED,
+				    d->st->domain)) != SMG_OK)
+		smg_warn("VM resumed but its record could not be updated: %s",
+			 smg_strerror(r));
+	smg_fault_crash(SMG_FI_DST_NO_DONE);
+	dn.migration_id = d->st->migration_id;
+	dn.resumed_at_ms = smg_now_ms();
+	if ((r = smg_chan_send_msg(d->s, 0, SMG_FT_DONE, &dn.base)) == SMG_OK)
+		r = smg_chan_flush(d->s, 0);
+	if (r != SMG_OK)
+		smg_warn(
+		    "VM resumed; DONE not delivered (%s): the source will resolve it",
+		    smg_strerror(r));
+	return DST_RESUMED;
+}
+
+static void abort_dest(struct dst *d)
+{
+	Smg__Abort a = SMG__ABORT__INIT;
+
+	stop_threads(d);
+	if (d->err != SMG_ERR_EOF && d->err != SMG_ERR_CUT && d->err != SMG_ERR_ABORTED &&
+	    d->err != SMG_ERR_TIMEOUT) {
+		a.reason = d->reason;
+		a.detail = (char *)smg_strerror(d->err);
+		a.error = d->err;
+		smg_chan_send_msg(d->s, 0, SMG_FT_ABORT, &a.base);
+		smg_chan_flush(d->s, 0);
+	}
+	if (d->be != NULL && d->info.pages > 0 && !d->committed)
+		d->be->ops->destroy(d->be);
+}
+
+static enum dst_state step(struct dst *d)
+{
+	struct smg_frame f;
+
+	switch (d->state) {
+	case DST_WAIT_PLAN:
+		f = *d->first;
+		if (f.type != SMG_FT_PLAN) {
+			d->err = SMG_ERR_STATE;
+			return DST_ABORTED;
+		}
+		emit(d, SMG_EV_PHASE, SMG_PHASE_SETUP, NULL);
+		d->err = on_plan(d, &f);
+		if (d->err == SMG_OK)
+			emit(d, SMG_EV_PHASE, SMG_PHASE_PRECOPY, NULL);
+		return d->err == SMG_OK ? DST_RECEIVING : DST_ABORTED;
+	case DST_RECEIVING:
+		return do_receiving(d);
+	case DST_VERIFY:
+		return do_verify(d);
+	case DST_READY_SENT:
+		return do_ready_sent(d);
+	case DST_RESUMED:
+	case DST_ABORTED:
+		break;
+	}
+	return d->state;
+}
+
+static int serve_migration(struct smg_session *s, const struct smg_recv_opts *o,
+			   const struct smg_frame *first, struct smg_mig_stats *st)
+{
+	struct dst d = {.state = DST_WAIT_PLAN, .s = s, .o = o, .st = st, .first = first};
+
+	d.t_start = smg_now_ns();
+	if ((d.err = smg_backend_open(o->backend, &o->bopts, &d.be)) != SMG_OK)
+		return d.err;
+	while (d.state != DST_RESUMED && d.state != DST_ABORTED)
+		d.state = step(&d);
+	if (d.state == DST_ABORTED) {
+		abort_dest(&d);
+		smg_err("incoming migration %s aborted: %s; %s", st->migration_id,
+			smg_strerror(d.err),
+			d.committed ? "COMMIT is recorded: resolve will resume it"
+				    : "the incoming copy is discarded");
+		emit(&d, SMG_EV_PHASE, SMG_PHASE_ABORTED, smg_strerror(d.err));
+	} else {
+		emit(&d, SMG_EV_PHASE, SMG_PHASE_DONE, NULL);
+	}
+	join_threads(&d);
+	if (d.xd.nchan > 0) {
+		pthread_mutex_destroy(&d.xd.lock);
+		pthread_cond_destroy(&d.xd.cond);
+	}
+	smg_merkle_free(d.xd.mk);
+	if (d.manifest != NULL)
+		smg_frame_msg_free(&d.manifest->base);
+	smg_backend_close(d.be);
+	st->err = d.err;
+	return d.err;
+}
+
+int smg_engine_serve(struct smg_session *s, const struct smg_recv_opts *o,
+		     struct smg_mig_stats *st)
+{
+	struct smg_frame f;
+	int r;
+
+	memset(st, 0, sizeof(*st));
+	if ((r = smg_chan_recv(s, 0, &f)) != SMG_OK)
+		return r;
+	if (f.type == SMG_FT_RESOLVE_QUERY)
+		return smg_engine_answer_resolve(s, o, &f);
+	return serve_migration(s, o, &f, st);
+}

@@ -1,0 +1,41 @@
+/* Named fault-injection points (CRIU's enum faults): SMG_FI=name[,name]
+ * switches them on; tests use them to crash either side at each phase. */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "base/base.h"
+#include "engine/engine.h"
+
+static const char *const fault_names[SMG_FI_MAX_] = {
+    [SMG_FI_SRC_AFTER_ROUND0] = "src_after_round0",
+    [SMG_FI_SRC_AFTER_PAUSE] = "src_after_pause",
+    [SMG_FI_SRC_AFTER_COMMIT] = "src_after_commit",
+    [SMG_FI_DST_AFTER_ROUND0] = "dst_after_round0",
+    [SMG_FI_DST_BEFORE_READY] = "dst_before_ready",
+    [SMG_FI_DST_AFTER_COMMIT] = "dst_after_commit",
+    [SMG_FI_DST_NO_DONE] = "dst_no_done",
+    [SMG_FI_DST_BAD_ROOT] = "dst_bad_root",
+};
+
+bool smg_fault_on(enum smg_fault f)
+{
+	const char *env = getenv("SMG_FI"), *p;
+	size_t n;
+
+	if (env == NULL || (unsigned)f >= SMG_FI_MAX_)
+		return false;
+	n = strlen(fault_names[f]);
+	for (p = env; (p = strstr(p, fault_names[f])) != NULL; p += n)
+		if ((p == env || p[-1] == ',') && (p[n] == '\0' || p[n] == ','))
+			return true;
+	return false;
+}
+
+void smg_fault_crash(enum smg_fault f)
+{
+	if (!smg_fault_on(f))
+		return;
+	smg_warn("fault injection: %s: exiting now", fault_names[f]);
+	_exit(70);
+}

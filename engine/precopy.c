@@ -1,0 +1,111 @@
+/* The pre-copy stop rule. Ours is QEMU's (stop once the dirty set fits
+ * bandwidth x max-downtime) sharpened for low downtime: while the dirty set
+ * still halves every round, one more round is cheaper than the downtime it
+ * saves, so we only stop when it fits AND has stopped shrinking (or is
+ * already tiny). Non-convergence (dirtying outpaced sending two rounds in a
+ * row) is answered by throttle steps or an abort; a round cap ends it in
+ * every case, so the loop is finite by construction. */
+#include <string.h>
+
+#include "base/base.h"
+
+#include "engine/engine.h"
+
+#define XEN_DIRTY_PAGES_STOP 50
+#define XEN_MAX_ROUNDS	     5
+#define TINY_DIRTY_PAGES     16	 /* below this one more round is not worth it */
+#define SHRINK_KEEP_GOING    0.5 /* continue while a round at least halves it */
+#define OUTPACED_ROUNDS	     2
+#define BW_SMOOTH	     0.5 /* weight of the newest sample */
+
+void smg_precopy_init(struct smg_precopy *pc, enum smg_stop_rule rule,
+		      unsigned max_downtime_ms, unsigned max_rounds, bool auto_converge)
+{
+	memset(pc, 0, sizeof(*pc));
+	pc->rule = rule;
+	pc->max_downtime_ms =
+	    max_downtime_ms ? max_downtime_ms : SMG_MAX_DOWNTIME_DEFAULT_MS;
+	pc->max_rounds = max_rounds ? max_rounds : SMG_MAX_ROUNDS_DEFAULT;
+	pc->auto_converge = auto_converge;
+	pc->prev_dirty = UINT64_MAX;
+}
+
+/* Auto-converge. QEMU steps the throttle by a fixed increment; we also
+ * jump straight to the cap the measurements call for (guest dirty rate at
+ * most half the bandwidth), so a hopeless gap does not take ten rounds. */
+static enum smg_precopy_decision outpaced(struct smg_precopy *pc)
+{
+	unsigned next, need = 0;
+	double raw;
+
+	pc->outpaced = 0;
+	if (!pc->auto_converge || pc->throttle >= SMG_THROTTLE_MAX)
+		return pc->auto_converge ? SMG_PRECOPY_STOP : SMG_PRECOPY_ABORT;
+	raw = pc->dirty_rate / (1.0 - pc->throttle / 100.0);
+	if (raw > 0 && pc->bw > 0 && pc->bw / 2 < raw)
+		need = (unsigned)(100.0 * (1.0 - pc->bw / 2 / raw)) + 1;
+	next = pc->throttle == 0 ? SMG_THROTTLE_FIRST : pc->throttle + SMG_THROTTLE_STEP;
+	pc->throttle = next > need ? next : need;
+	if (pc->throttle > SMG_THROTTLE_MAX)
+		pc->throttle = SMG_THROTTLE_MAX;
+	return SMG_PRECOPY_THROTTLE;
+}
+
+enum smg_precopy_decision smg_precopy_next_round(struct smg_precopy *pc,
+						 uint64_t bytes_sent, uint64_t round_ns,
+						 uint64_t dirty_pages, uint32_t page_size)
+{
+	double secs = round_ns > 0 ? (double)round_ns / 1e9 : 1e-6;
+	double dirty_bytes = (double)dirty_pages * page_size;
+	double sample = (double)bytes_sent / secs;
+	uint64_t prev = pc->prev_dirty;
+
+	pc->round++;
+	/* A round of a few pages says little about the link: keep the old
+	 * estimate unless this one carried a real amount of data. */
+	if (pc->bw == 0 || bytes_sent >= (1u << 20))
+		pc->bw =
+		    pc->bw == 0 ? sample : BW_SMOOTH * sample + (1 - BW_SMOOTH) * pc->bw;
+	pc->dirty_rate = dirty_bytes / secs;
+	pc->est_ms = pc->bw > 0 ? dirty_bytes / pc->bw * 1000.0 : 0;
+	pc->prev_dirty = dirty_pages;
+
+	switch (pc->rule) {
+	case SMG_RULE_STOP_AND_COPY:
+		return SMG_PRECOPY_STOP;
+	case SMG_RULE_XEN:
+		return dirty_pages < XEN_DIRTY_PAGES_STOP || pc->round >= XEN_MAX_ROUNDS
+			   ? SMG_PRECOPY_STOP
+			   : SMG_PRECOPY_CONTINUE;
+	case SMG_RULE_DOWNTIME:
+		break;
+	}
+	if (pc->round >= pc->max_rounds)
+		return SMG_PRECOPY_STOP;
+	if (pc->est_ms <= pc->max_downtime_ms) {
+		bool shrinking = prev == UINT64_MAX ||
+				 (double)dirty_pages <= SHRINK_KEEP_GOING * (double)prev;
+
+		pc->outpaced = 0;
+		return dirty_pages <= TINY_DIRTY_PAGES || !shrinking
+			   ? SMG_PRECOPY_STOP
+			   : SMG_PRECOPY_CONTINUE;
+	}
+	/* Dirtying outpaces sending when the pages dirtied during a round
+	 * take at least as long to send as the round took. */
+	if (pc->dirty_rate >= pc->bw)
+		pc->outpaced++;
+	else
+		pc->outpaced = 0;
+	if (pc->outpaced >= OUTPACED_ROUNDS)
+		return outpaced(pc);
+	return SMG_PRECOPY_CONTINUE;
+}
+
+const char *smg_phase_name(enum smg_phase p)
+{
+	static const char *const names[] = {"setup",  "precopy", "stopcopy", "verify",
+					    "commit", "done",	 "aborted",  "in_doubt"};
+
+	return (unsigned)p < SMG_ARRAY_LEN(names) ? names[p] : "unknown";
+}

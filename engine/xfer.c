@@ -1,0 +1,311 @@
+/* Page transfer on the data channels: one thread per channel on each side.
+ * Source: copy each page of the round's set straight from guest memory into
+ * an in-place-encrypted bulk frame (zero pages become 8-byte records), hash
+ * it into the Merkle tree, end the round with ROUND_END on the channel.
+ * Destination: write each page into the skeleton and hash what it wrote. */
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "base/base.h"
+#include "engine/internal.h"
+#include "proto/proto.h"
+#include "secmig.pb-c.h"
+#include "transport/transport.h"
+
+#define ZERO_REC_MAX ((SMG_FRAME_PAYLOAD_MAX - SMG_PAGES_HDR_LEN) / 8)
+
+void smg_engine_hash(const void *p, size_t len, uint8_t out[SMG_DIGEST_LEN])
+{
+	crypto_generichash(out, SMG_DIGEST_LEN, p, len, NULL, 0);
+}
+
+void smg_engine_hex(const uint8_t *p, size_t n, char *out)
+{
+	static const char hx[] = "0123456789abcdef";
+
+	for (size_t i = 0; i < n; i++) {
+		out[2 * i] = hx[p[i] >> 4];
+		out[2 * i + 1] = hx[p[i] & 15];
+	}
+	out[2 * n] = '\0';
+}
+
+void smg_ratelim_wait(struct smg_ratelim *rl, size_t bytes)
+{
+	uint64_t now, start;
+
+	if (rl == NULL || rl->rate == 0)
+		return;
+	pthread_mutex_lock(&rl->lock);
+	now = smg_now_ns();
+	start = rl->next_ns > now ? rl->next_ns : now;
+	rl->next_ns = start + (uint64_t)((double)bytes * 1e9 / (double)rl->rate);
+	pthread_mutex_unlock(&rl->lock);
+	if (start > now) {
+		struct timespec ts = {.tv_sec = (time_t)((start - now) / 1000000000ull),
+				      .tv_nsec = (long)((start - now) % 1000000000ull)};
+		nanosleep(&ts, NULL);
+	}
+}
+
+static bool is_zero(const uint8_t *p, size_t n)
+{
+	uint64_t acc = 0, w;
+
+	for (size_t i = 0; i < n; i += 8) {
+		memcpy(&w, p + i, 8);
+		acc |= w;
+	}
+	return acc == 0;
+}
+
+/* ---- source ---------------------------------------------------------------- */
+struct frame_fill {
+	uint8_t *buf;
+	uint32_t cnt, max;
+};
+
+static int send_zero(struct smg_xfer_send *x, uint64_t *zl, uint32_t n)
+{
+	uint8_t *buf;
+	size_t len = SMG_PAGES_HDR_LEN + (size_t)n * 8;
+	int r;
+
+	if (n == 0)
+		return SMG_OK;
+	if ((r = smg_chan_bulk_begin(x->s, x->chan, len, &buf)) != SMG_OK)
+		return r;
+	smg_pages_put_hdr(buf, x->round, n);
+	for (uint32_t i = 0; i < n; i++)
+		smg_store_be64(buf + SMG_PAGES_HDR_LEN + (size_t)i * 8, zl[i]);
+	smg_ratelim_wait(x->rl, len);
+	if ((r = smg_chan_bulk_submit(x->s, x->chan, SMG_FT_ZERO_PAGES, len)) != SMG_OK)
+		return r;
+	x->zeros += n;
+	x->bytes += len;
+	return SMG_OK;
+}
+
+static int submit_pages(struct smg_xfer_send *x, struct frame_fill *f)
+{
+	size_t ps = x->page_size, len;
+	uint8_t *data = f->buf + SMG_PAGES_HDR_LEN + (size_t)f->max * 8;
+	uint8_t *want = f->buf + SMG_PAGES_HDR_LEN + (size_t)f->cnt * 8;
+	int r;
+
+	if (f->buf == NULL)
+		return SMG_OK;
+	if (want != data)
+		memmove(want, data, (size_t)f->cnt * ps);
+	smg_pages_put_hdr(f->buf, x->round, f->cnt);
+	len = SMG_PAGES_HDR_LEN + (size_t)f->cnt * (8 + ps);
+	smg_ratelim_wait(x->rl, len);
+	if ((r = smg_chan_bulk_submit(x->s, x->chan, SMG_FT_PAGES, len)) != SMG_OK)
+		return r;
+	x->pages += f->cnt;
+	x->bytes += len;
+	f->buf = NULL;
+	return SMG_OK;
+}
+
+static int one_page(struct smg_xfer_send *x, struct frame_fill *f, uint64_t pfn,
+		    uint64_t *zl, uint32_t *nz, uint8_t *scratch)
+{
+	size_t ps = x->page_size;
+	uint8_t *slot;
+	int r;
+
+	if (f->buf == NULL) {
+		/* Open a frame only for a page that is not zero: a begun bulk
+		 * frame must carry at least one page. */
+		if ((r = x->be->ops->read_pages(x->be, &pfn, 1, scratch)) != SMG_OK)
+			return r;
+		if (is_zero(scratch, ps)) {
+			zl[(*nz)++] = pfn;
+			smg_merkle_set_zero(x->mk, pfn);
+			goto flush_zero;
+		}
+		f->cnt = 0;
+		if ((r = smg_chan_bulk_begin(
+			 x->s, x->chan, SMG_PAGES_HDR_LEN + (size_t)f->max * (8 + ps),
+			 &f->buf)) != SMG_OK)
+			return r;
+		slot = f->buf + SMG_PAGES_HDR_LEN + (size_t)f->max * 8;
+		memcpy(slot, scratch, ps);
+	} else {
+		slot =
+		    f->buf + SMG_PAGES_HDR_LEN + (size_t)f->max * 8 + (size_t)f->cnt * ps;
+		if ((r = x->be->ops->read_pages(x->be, &pfn, 1, slot)) != SMG_OK)
+			return r;
+		if (is_zero(slot, ps)) {
+			zl[(*nz)++] = pfn;
+			smg_merkle_set_zero(x->mk, pfn);
+			return SMG_OK;
+		}
+	}
+	smg_store_be64(f->buf + SMG_PAGES_HDR_LEN + (size_t)f->cnt * 8, pfn);
+	smg_merkle_set_page(x->mk, pfn, slot, ps);
+	if (++f->cnt == f->max && (r = submit_pages(x, f)) != SMG_OK)
+		return r;
+flush_zero:
+	/* Zero records go out only between page frames (one begun bulk
+	 * frame per channel at a time). */
+	if (f->buf == NULL && *nz + f->max >= ZERO_REC_MAX) {
+		r = send_zero(x, zl, *nz);
+		*nz = 0;
+	}
+	return r;
+}
+
+static int send_round_end(struct smg_xfer_send *x)
+{
+	Smg__RoundEnd re = SMG__ROUND_END__INIT;
+
+	re.round = x->round;
+	re.pages_sent = x->pages + x->zeros;
+	re.bytes_sent = x->bytes;
+	return smg_chan_send_msg(x->s, x->chan, SMG_FT_ROUND_END, &re.base);
+}
+
+void *smg_xfer_send_main(void *arg)
+{
+	struct smg_xfer_send *x = arg;
+	struct frame_fill f = {.max = smg_pages_per_frame(x->page_size)};
+	uint64_t *zl = malloc(ZERO_REC_MAX * sizeof(uint64_t));
+	uint8_t *scratch = malloc(x->page_size);
+	uint64_t groups =
+	    (x->npages + (1u << SMG_XFER_GROUP_SHIFT) - 1) >> SMG_XFER_GROUP_SHIFT;
+	uint32_t nz = 0;
+	int r = zl == NULL || scratch == NULL || f.max == 0 ? SMG_ERR_NOMEM : SMG_OK;
+
+	for (uint64_t g = x->chan; r == SMG_OK && g < groups; g += x->nchan) {
+		uint64_t lo = g << SMG_XFER_GROUP_SHIFT;
+		uint64_t hi = lo + (1u << SMG_XFER_GROUP_SHIFT);
+
+		if (hi > x->npages)
+			hi = x->npages;
+		for (uint64_t w = lo / 64; r == SMG_OK && w * 64 < hi; w++) {
+			uint64_t v = x->bitmap[w];
+			while (v != 0 && r == SMG_OK) {
+				uint64_t pfn = w * 64 + (uint64_t)__builtin_ctzll(v);
+				v &= v - 1;
+				if (pfn < hi)
+					r = one_page(x, &f, pfn, zl, &nz, scratch);
+			}
+		}
+	}
+	r = r ?: submit_pages(x, &f);
+	r = r ?: send_zero(x, zl, nz);
+	r = r ?: send_round_end(x);
+	r = r ?: smg_chan_flush(x->s, x->chan);
+	x->err = r;
+	free(zl);
+	free(scratch);
+	return NULL;
+}
+
+/* ---- destination ------------------------------------------------------------ */
+static int recv_pages(struct smg_xfer_dest *d, unsigned chan, const uint8_t *p,
+		      size_t len, bool zero)
+{
+	struct smg_pages_hdr h;
+	uint64_t pfns[256];
+	int r;
+
+	if ((r = smg_pages_parse(p, len, d->page_size, zero, &h)) != SMG_OK)
+		return r;
+	for (uint32_t i = 0; i < h.count; i += (uint32_t)SMG_ARRAY_LEN(pfns)) {
+		uint32_t n = h.count - i < SMG_ARRAY_LEN(pfns)
+				 ? h.count - i
+				 : (uint32_t)SMG_ARRAY_LEN(pfns);
+		for (uint32_t j = 0; j < n; j++) {
+			pfns[j] = smg_pages_pfn(&h, i + j);
+			/* A page outside the plan, or on a channel it does not
+			 * belong to (it could overtake a newer copy): reject. */
+			if (pfns[j] >= d->npages ||
+			    smg_xfer_chan_of(pfns[j], d->nchan) != chan) {
+				smg_peer_log(
+				    SMG_LOG_ERROR,
+				    "page %llu out of range or on the wrong channel",
+				    (unsigned long long)pfns[j]);
+				return SMG_ERR_PROTO;
+			}
+		}
+		const uint8_t *data = zero ? NULL : h.data + (size_t)i * d->page_size;
+		if ((r = d->be->ops->write_pages(d->be, pfns, n, data, zero)) != SMG_OK)
+			return r;
+		for (uint32_t j = 0; j < n; j++) {
+			if (zero)
+				smg_merkle_set_zero(d->mk, pfns[j]);
+			else
+				smg_merkle_set_page(d->mk, pfns[j],
+						    data + (size_t)j * d->page_size,
+						    d->page_size);
+		}
+	}
+	atomic_fetch_add(zero ? &d->zeros : &d->pages, h.count);
+	atomic_fetch_add(&d->bytes, len);
+	return SMG_OK;
+}
+
+static int round_end(struct smg_xfer_dest *d, const uint8_t *p, size_t len, bool *final)
+{
+	ProtobufCMessage *m;
+	uint32_t round;
+	int r;
+
+	if ((r = smg_proto_unpack(SMG_FT_ROUND_END, p, len, &m)) != SMG_OK)
+		return r;
+	round = ((Smg__RoundEnd *)m)->round;
+	smg_proto_free(m);
+	pthread_mutex_lock(&d->lock);
+	/* ROUND_START travels on the control channel before any page of its
+	 * round; wait until the control thread has seen it. */
+	while (d->known_round <= round && !d->stop)
+		pthread_cond_wait(&d->cond, &d->lock);
+	*final = d->final_round == (int64_t)round;
+	r = d->stop ? SMG_ERR_ABORTED : SMG_OK;
+	pthread_mutex_unlock(&d->lock);
+	return r;
+}
+
+int smg_xfer_recv_frame(struct smg_xfer_dest *d, unsigned chan, uint8_t type,
+			const uint8_t *p, size_t len, bool *final)
+{
+	*final = false;
+	switch (type) {
+	case SMG_FT_PAGES:
+		return recv_pages(d, chan, p, len, false);
+	case SMG_FT_ZERO_PAGES:
+		return recv_pages(d, chan, p, len, true);
+	case SMG_FT_ROUND_END:
+		return round_end(d, p, len, final);
+	default:
+		smg_peer_log(SMG_LOG_ERROR,
+			     "frame type 0x%02x not valid on a data channel", type);
+		return SMG_ERR_STATE;
+	}
+}
+
+void *smg_xfer_recv_main(void *arg)
+{
+	struct smg_xfer_recv *x = arg;
+	struct smg_xfer_dest *d = x->d;
+	struct smg_frame f;
+	int r = SMG_OK;
+
+	while (!x->finished) {
+		if ((r = smg_chan_recv(d->s, x->chan, &f)) != SMG_OK)
+			break;
+		if ((r = smg_xfer_recv_frame(d, x->chan, f.type, f.payload, f.len,
+					     &x->finished)) != SMG_OK)
+			break;
+	}
+	if (r != SMG_OK) {
+		int zero = 0;
+		atomic_compare_exchange_strong(&d->err, &zero, r);
+	}
+	return NULL;
+}

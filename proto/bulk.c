@@ -1,0 +1,86 @@
+/* Bulk frame headers: PAGES, ZERO_PAGES, DISK_CHUNK. The payload of a bulk
+ * frame is attacker-controlled until the engine checks it against the plan,
+ * so every count and length is checked against the bytes actually present. */
+#include "base/base.h"
+#include "proto/proto.h"
+
+static bool page_size_ok(uint32_t ps)
+{
+	return ps >= SMG_PAGE_SIZE_MIN && ps <= SMG_PAGE_SIZE_MAX && (ps & (ps - 1)) == 0;
+}
+
+uint32_t smg_pages_per_frame(uint32_t page_size)
+{
+	if (!page_size_ok(page_size))
+		return 0;
+	return (uint32_t)((SMG_FRAME_PAYLOAD_MAX - SMG_PAGES_HDR_LEN) / (8 + page_size));
+}
+
+void smg_pages_put_hdr(uint8_t *buf, uint32_t round, uint32_t count)
+{
+	smg_store_be32(buf, round);
+	smg_store_be32(buf + 4, count);
+}
+
+int smg_pages_parse(const uint8_t *p, size_t len, uint32_t page_size, bool zero,
+		    struct smg_pages_hdr *out)
+{
+	struct smg_rd rd;
+	uint32_t round, count;
+	size_t per;
+	int r;
+
+	if (!page_size_ok(page_size))
+		return SMG_ERR_INVAL;
+	smg_rd_init(&rd, p, len);
+	if ((r = smg_rd_u32(&rd, &round)) != 0 || (r = smg_rd_u32(&rd, &count)) != 0)
+		return r;
+	/* A count that claims more pages than the frame holds is a lie about
+	 * the size; check it before multiplying anything. */
+	per = zero ? 8 : 8 + (size_t)page_size;
+	if (count == 0 || count > smg_rd_left(&rd) / per)
+		return count == 0 ? SMG_ERR_PROTO : SMG_ERR_TRUNCATED;
+	if (smg_rd_left(&rd) != count * per)
+		return SMG_ERR_TRAILING;
+	out->round = round;
+	out->count = count;
+	out->pfns = p + SMG_PAGES_HDR_LEN;
+	out->data = zero ? NULL : out->pfns + (size_t)count * 8;
+	return SMG_OK;
+}
+
+void smg_disk_chunk_put_hdr(uint8_t *buf, uint32_t disk, uint32_t flags, uint64_t offset,
+			    uint32_t length)
+{
+	smg_store_be32(buf, disk);
+	smg_store_be32(buf + 4, flags);
+	smg_store_be64(buf + 8, offset);
+	smg_store_be32(buf + 16, length);
+}
+
+int smg_disk_chunk_parse(const uint8_t *p, size_t len, struct smg_disk_chunk_hdr *out)
+{
+	struct smg_rd rd;
+	uint32_t disk, flags, length;
+	uint64_t offset;
+	int r;
+
+	smg_rd_init(&rd, p, len);
+	if ((r = smg_rd_u32(&rd, &disk)) != 0 || (r = smg_rd_u32(&rd, &flags)) != 0 ||
+	    (r = smg_rd_u64(&rd, &offset)) != 0 || (r = smg_rd_u32(&rd, &length)) != 0)
+		return r;
+	if ((flags & ~SMG_DISK_CHUNK_F_KNOWN) != 0 || length == 0)
+		return SMG_ERR_PROTO;
+	if (offset + length < offset)
+		return SMG_ERR_PROTO; /* wraps: would write before the offset */
+	if (length > smg_rd_left(&rd))
+		return SMG_ERR_TRUNCATED;
+	if (length != smg_rd_left(&rd))
+		return SMG_ERR_TRAILING;
+	out->disk = disk;
+	out->flags = flags;
+	out->offset = offset;
+	out->length = length;
+	out->data = p + SMG_DISK_CHUNK_HDR_LEN;
+	return SMG_OK;
+}

@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# End-to-end migrations over loopback between two sim hosts: an idle VM, a
+# converging hot-spot VM, a VM dirtying faster than the (capped) link with
+# and without auto-converge. After each success the destination verifies
+# and its memory root equals the source's root at pause.
+. "$SMG_SRC/test/engine/lib.sh"
+
+check_success() { # NAME WHAT
+	[ "$RC" = 0 ] || { err "$2: send exit $RC"; cat "$T/send.err"; }
+	wait "$RECV_PID"; local rrc=$?
+	[ "$rrc" = 0 ] || { err "$2: recv exit $rrc"; cat "$T/recv.err"; }
+	[ "$(field event)" = result ] || err "$2: last line is not the result"
+	[ "$(field outcome)" = migrated ] || err "$2: outcome $(field outcome)"
+	[ "$(field verified)" = true ] || err "$2: not verified"
+	local sroot rroot
+	sroot=$(field memory_root)
+	rroot=$(tail -n 1 "$T/recv.out" | sed -n 's/.*"memory_root":"\([0-9a-f]*\)".*/\1/p')
+	[ -n "$sroot" ] && [ "$sroot" = "$rroot" ] ||
+		err "$2: memory root at pause $sroot != destination's $rroot"
+	expect_on B "$1" "$2"
+	for k in downtime_ms total_ms bytes_sent ram_bytes rounds; do
+		[ -n "$(field $k)" ] || err "$2: result lacks $k"
+	done
+}
+
+vm idle 16M idle 0
+start_recv
+send idle --channels 2
+check_success idle "idle VM"
+[ "$(field rounds)" -le 2 ] || err "idle VM took $(field rounds) rounds"
+zero=$(field zero_pages)
+[ "$zero" -ge 800 ] || err "idle VM: zero pages not sent as records ($zero)"
+bytes=$(field bytes_sent)
+[ "$bytes" -lt $((16 * 1024 * 1024)) ] || err "idle VM: $bytes bytes for 16 MiB with 20% zero pages"
+
+vm hot 32M hotspot 10M
+sleep 0.3
+start_recv
+send hot --channels 3 --max-downtime 50
+check_success hot "converging hot-spot VM"
+grep -q '"event":"round"' "$T/send.out" || err "no round events"
+
+# Faster than the link: 60 MB/s of writes over a 20 MB/s cap.
+vm fast 16M uniform 60M
+sleep 0.2
+start_recv
+send fast --bandwidth 20M --max-downtime 20
+check_success fast "auto-converge"
+[ "$(field throttle)" -gt 0 ] || err "auto-converge did not throttle"
+
+vm slow 16M uniform 60M
+sleep 0.2
+start_recv
+send slow --bandwidth 20M --max-downtime 20 --no-auto-converge
+[ "$RC" = 8 ] || { err "--no-auto-converge: exit $RC, want 8"; cat "$T/send.err"; }
+[ "$(field outcome)" = not_converged ] || err "outcome $(field outcome)"
+wait "$RECV_PID"
+expect_on A slow "no-auto-converge abort"
+
+[ $fail = 0 ] && echo "engine migrate: all checks passed"
+exit $fail

@@ -1,0 +1,210 @@
+/* transport/ internals shared by its .c files and the tests/fuzzers. */
+#ifndef SMG_TRANSPORT_INTERNAL_H
+#define SMG_TRANSPORT_INTERNAL_H
+
+#include <liburing.h>
+#include <sodium.h>
+
+#include "base/base.h"
+#include "proto/proto.h"
+#include "transport/transport.h"
+
+#define SS_ABYTES crypto_secretstream_xchacha20poly1305_ABYTES /* 17 */
+#define SS_HEADER crypto_secretstream_xchacha20poly1305_HEADERBYTES
+#define SS_KEY	  crypto_secretstream_xchacha20poly1305_KEYBYTES
+
+/* Wire layout of an encrypted frame:
+ *   [u32 BE n][tag byte (encrypted)][type (encrypted)][payload][16-byte MAC]
+ * with n = SS_ABYTES + 1 + payload length. */
+#define FRAME_LEN_BYTES	  4
+#define FRAME_PAYLOAD_OFF (FRAME_LEN_BYTES + 2) /* where a payload starts */
+#define FRAME_MSG_MIN	  (SS_ABYTES + 1)
+#define FRAME_MSG_MAX	  (SS_ABYTES + 1 + SMG_FRAME_PAYLOAD_MAX)
+#define FRAME_WIRE_MAX	  (FRAME_LEN_BYTES + FRAME_MSG_MAX)
+#define FRAME_OVERHEAD	  (FRAME_LEN_BYTES + SS_ABYTES + 1)
+
+/* Per channel: send window and receive buffer (the memory bound). */
+#define TX_SLOTS     8
+#define RX_BUF_BYTES (2 * FRAME_WIRE_MAX)
+#define URING_DEPTH  8
+
+/* libsodium must be initialised before any use; idempotent, thread-safe. */
+static inline int smg_sodium_ready(void)
+{
+	return sodium_init() < 0 ? SMG_ERR_CRYPTO : SMG_OK;
+}
+
+/* ---- identities -------------------------------------------------------- */
+struct smg_identity {
+	uint8_t sk[crypto_sign_SECRETKEYBYTES];
+	uint8_t pk[crypto_sign_PUBLICKEYBYTES];
+};
+
+struct smg_peers {
+	struct smg_peer *v;
+	size_t n;
+};
+
+bool smg_peer_name_ok(const char *s, size_t n);
+
+/* ---- handshake --------------------------------------------------------- */
+#define HS_NONCE_LEN 32
+#define HS_KEY_LEN   32
+#define HS_WIRE_MAX  (4 + SMG_HS_FRAME_MAX)
+
+enum hs_state {
+	HS_START = 0,
+	HS_SENT_HELLO, /* client: waiting for server HELLO + AUTH */
+	HS_WAIT_AUTH,  /* server: sent HELLO + AUTH, waiting for client AUTH */
+	HS_DONE,
+	HS_FAILED,
+};
+
+struct hs {
+	bool initiator;
+	enum hs_state state;
+	const struct smg_session_opts *opts;
+	const struct smg_peer *peer;
+	crypto_generichash_state th; /* running transcript */
+	uint8_t eph_sk[crypto_scalarmult_SCALARBYTES];
+	uint8_t eph_pk[crypto_scalarmult_BYTES];
+	uint8_t nonce[HS_NONCE_LEN];
+	uint8_t hs_key[HS_KEY_LEN];
+	uint8_t session_key[HS_KEY_LEN];
+	uint8_t transcript[SMG_TRANSCRIPT_LEN]; /* final */
+	uint8_t our_ext[SMG_HS_EXT_MAX];
+	size_t our_ext_len;
+	uint32_t version;
+	uint64_t caps;
+	unsigned channels;
+	char peer_name[SMG_PEER_NAME_MAX + 1];
+	int reject; /* Reject reason to send when failing (server) */
+};
+
+/* Frame of the plaintext handshake: [u32 BE n][type][body], n = 1 + body. */
+int smg_hs_frame_put(uint8_t *buf, size_t cap, uint8_t type, const ProtobufCMessage *msg,
+		     size_t *len);
+/* Parse one complete handshake frame in buf[0..len): SMG_ERR_TRUNCATED if
+ * more bytes are needed (*need set), SMG_ERR_TOO_LONG over the cap. */
+int smg_hs_frame_get(const uint8_t *buf, size_t len, uint8_t *type, const uint8_t **body,
+		     size_t *body_len, size_t *used);
+
+void smg_hs_init(struct hs *hs, bool initiator, const struct smg_session_opts *opts);
+void smg_hs_wipe(struct hs *hs);
+/* Client: write HELLO into out. */
+int smg_hs_client_hello(struct hs *hs, uint8_t *out, size_t cap, size_t *len);
+/* Server: consume the client HELLO frame, write HELLO + AUTH. */
+int smg_hs_server_on_hello(struct hs *hs, const uint8_t *frame, size_t flen, uint8_t *out,
+			   size_t cap, size_t *len);
+/* Client: consume server HELLO and AUTH frames, write our AUTH. */
+int smg_hs_client_on_server(struct hs *hs, const uint8_t *hello, size_t hlen,
+			    const uint8_t *auth, size_t alen, uint8_t *out, size_t cap,
+			    size_t *len);
+/* Server: consume the client AUTH frame. */
+int smg_hs_server_on_auth(struct hs *hs, const uint8_t *frame, size_t flen);
+/* After HS_DONE. dir 0: client->server, 1: server->client. */
+void smg_hs_chan_key(const uint8_t session_key[HS_KEY_LEN], unsigned chan, unsigned dir,
+		     uint8_t key[SS_KEY]);
+void smg_hs_session_id(const uint8_t session_key[HS_KEY_LEN], uint8_t id[32]);
+void smg_hs_join_mac(const uint8_t session_key[HS_KEY_LEN], const uint8_t id[32],
+		     uint32_t index, uint8_t mac[crypto_auth_BYTES]);
+int smg_hs_err_from_reject(int reason);
+int smg_hs_reject_from_err(int err);
+
+/* Pure entry points for the fuzzers: parse one handshake message body. */
+int smg_hs_parse_hello(const uint8_t *p, size_t len);
+int smg_hs_parse_auth(const uint8_t *p, size_t len);
+int smg_hs_parse_join(const uint8_t *p, size_t len);
+
+/* ---- framing ----------------------------------------------------------- */
+struct frame_rx {
+	crypto_secretstream_xchacha20poly1305_state st;
+	bool final; /* FINAL seen */
+};
+
+struct frame_tx {
+	crypto_secretstream_xchacha20poly1305_state st;
+	uint64_t since_rekey;
+	uint64_t rekey_bytes;
+	bool final;
+};
+
+/* Seal in place: buf holds room for the length and tag byte before
+ * buf[FRAME_PAYLOAD_OFF] = payload, and SS_ABYTES - 1 after it. Writes
+ * the whole wire frame at buf; returns its length in *wire. */
+int smg_frame_seal(struct frame_tx *tx, uint8_t *buf, uint8_t type, size_t len,
+		   bool final, size_t *wire);
+/* Given the bytes buffered so far: SMG_ERR_TRUNCATED with *need = bytes
+ * the whole frame takes, or a length error before anything else. */
+int smg_frame_check_len(const uint8_t *buf, size_t have, size_t *need);
+/* Open one complete wire frame in place. */
+int smg_frame_open(struct frame_rx *rx, uint8_t *buf, size_t wire, struct smg_frame *out);
+/* Fuzz entry: a stream of wire frames under a fixed key. */
+int smg_frame_decode_stream(const uint8_t *p, size_t len);
+void smg_frame_fuzz_key(uint8_t key[SS_KEY], uint8_t header[SS_HEADER]);
+
+/* ---- channel I/O ------------------------------------------------------- */
+struct tx_slot {
+	uint8_t *buf; /* FRAME_WIRE_MAX bytes, lazily allocated */
+	size_t len;   /* wire bytes queued */
+	size_t sent;
+};
+
+struct chan {
+	int fd;
+	unsigned index;
+	struct frame_tx tx;
+	struct frame_rx rx;
+	/* send window: slots[head .. head+queued) are queued in order */
+	struct tx_slot slots[TX_SLOTS];
+	unsigned head, queued;
+	bool begun; /* bulk_begin handed out slot (head+queued) */
+	/* receive buffer: bytes [rstart, rend) are unconsumed */
+	uint8_t *rbuf;
+	size_t rstart, rend;
+	bool rx_eof; /* TCP FIN seen */
+	bool eof_returned;
+	int dead; /* sticky error */
+	/* io_uring state; ring_ok false means the poll(2) path */
+	bool ring_ok;
+	struct io_uring ring;
+	bool send_inflight, recv_inflight;
+	struct iovec iov[TX_SLOTS];
+	struct msghdr msg;
+	unsigned timeout_ms;
+	size_t mem; /* bytes of buffers allocated for this channel */
+};
+
+int smg_chan_io_init(struct chan *c, int fd, bool force_poll, unsigned timeout_ms);
+void smg_chan_io_fini(struct chan *c);
+/* Push queued slots to the socket; with wait, block until at least one
+ * slot is free (or everything is sent when all). */
+int smg_chan_io_send(struct chan *c, bool wait, bool all);
+/* Read at least one more byte into rbuf (blocking). 0 bytes: rx_eof. */
+int smg_chan_io_recv(struct chan *c);
+
+struct smg_session {
+	char peer_name[SMG_PEER_NAME_MAX + 1];
+	unsigned nchan;
+	uint64_t caps;
+	uint8_t transcript[SMG_TRANSCRIPT_LEN];
+	uint8_t *session_key; /* sodium_malloc'd HS_KEY_LEN */
+	uint8_t session_id[32];
+	bool initiator;
+	struct chan ch[SMG_CHANNELS_MAX];
+};
+
+/* Shared session set-up once the handshake is done (session.c). */
+int smg_session_new(const struct hs *hs, struct smg_session **out);
+int smg_session_attach(struct smg_session *s, unsigned idx, int fd,
+		       const struct smg_session_opts *opts);
+/* Exchange STREAM headers on channel idx (blocking, deadline). */
+int smg_session_stream_start(struct smg_session *s, unsigned idx, uint64_t deadline_ms);
+
+/* Blocking helpers for plaintext handshake frames with a deadline. */
+int smg_sock_write_all(int fd, const void *buf, size_t len, uint64_t deadline_ms);
+int smg_sock_read_hs(int fd, uint8_t *buf, size_t cap, uint64_t deadline_ms, size_t *len);
+int smg_sock_tune(int fd, int sock_buf);
+void smg_send_reject(int fd, int reason, const char *detail);
+
+#endif

@@ -11,6 +11,7 @@
 #include "base/base.h"
 #include "cli/cli.h"
 #include "cli/migrate.h"
+#include "cli/net.h"
 #include "proto/proto.h"
 #include "secmig.pb-c.h"
 
@@ -41,6 +42,7 @@ static int serve_one(struct recv_ctx *ctx, struct smg_session *s)
 	int r, code;
 
 	ro.event_arg = &ctx->out;
+	ro.announce_arg = &ctx->out;
 	r = smg_engine_serve(s, &ro, &st);
 	if (r == SMG_OK)
 		smg_session_close(s);
@@ -135,6 +137,7 @@ int smg_cmd_recv(int argc, char **argv)
 	    {"name", required_argument, NULL, 'n'},
 	    {"check-memory", no_argument, NULL, 'C'},
 	    {"help", no_argument, NULL, 'h'},
+	    SMG_CLI_NET_OPTIONS,
 	    {NULL, 0, NULL, 0},
 	};
 	struct recv_ctx ctx = {.lock = PTHREAD_MUTEX_INITIALIZER,
@@ -142,12 +145,14 @@ int smg_cmd_recv(int argc, char **argv)
 	const char *listen = NULL, *dir = NULL, *key = NULL, *peers = NULL, *name = NULL;
 	unsigned channels = SMG_CHANNELS_MAX;
 	bool once = false, json = false;
+	struct smg_netid_host net;
 	char host[SMG_CLI_HOST_MAX];
 	uint16_t port;
 	uint64_t v;
 	int c;
 
 	ctx.ro.backend = "sim";
+	memset(&net, 0, sizeof(net));
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "l:om:c:js:B:k:p:n:Ch", opts, NULL)) != -1) {
 		switch (c) {
@@ -190,6 +195,14 @@ int smg_cmd_recv(int argc, char **argv)
 		case 'C':
 			ctx.ro.check_memory = true;
 			break;
+		case SMG_CLI_OPT_NET_BRIDGE:
+		case SMG_CLI_OPT_NET_NS_PREFIX:
+			if (smg_cli_net_opt(c, optarg, &net) != 0)
+				return usage(
+				    "--net-bridge / --net-ns-prefix: bad name '%s'",
+				    optarg);
+			ctx.ro.net = &net;
+			break;
 		case 'h':
 			printf("%s", smg_cmd_find("recv")->usage);
 			return SMG_EXIT_OK;
@@ -207,6 +220,7 @@ int smg_cmd_recv(int argc, char **argv)
 	ctx.ro.state_dir = dir;
 	ctx.ro.bopts.state_dir = dir;
 	ctx.ro.event = smg_cli_event;
+	ctx.ro.announce_event = smg_cli_announce_event;
 	smg_cli_out_init(&ctx.out, stdout, json, "recv");
 	ctx.out.tty = false; /* a service: no progress line */
 

@@ -7,6 +7,7 @@
 #include "base/base.h"
 #include "cli/cli.h"
 #include "cli/migrate.h"
+#include "cli/net.h"
 
 static int usage(const char *fmt, const char *arg)
 {
@@ -44,9 +45,11 @@ int smg_cmd_send(int argc, char **argv)
 	    {"rule", required_argument, NULL, 'r'},
 	    {"max-rounds", required_argument, NULL, 'R'},
 	    {"help", no_argument, NULL, 'h'},
+	    SMG_CLI_NET_OPTIONS,
 	    {NULL, 0, NULL, 0},
 	};
 	struct smg_send_opts so = {.backend = "sim", .auto_converge = true};
+	struct smg_netid_host net;
 	const char *to = NULL, *dir = NULL, *key = NULL, *peers = NULL, *name = NULL;
 	unsigned channels = 2;
 	bool json = false;
@@ -54,6 +57,8 @@ int smg_cmd_send(int argc, char **argv)
 	uint16_t port;
 	uint64_t v;
 	int c;
+
+	memset(&net, 0, sizeof(net));
 
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "t:d:D:b:c:Ajs:B:k:p:n:r:R:h", opts, NULL)) !=
@@ -115,6 +120,14 @@ int smg_cmd_send(int argc, char **argv)
 			if (smg_cli_parse_size(optarg, &v) != 0 || v == 0 || v > 1000)
 				return usage("--max-rounds: 1..1000, not '%s'", optarg);
 			so.max_rounds = (unsigned)v;
+			break;
+		case SMG_CLI_OPT_NET_BRIDGE:
+		case SMG_CLI_OPT_NET_NS_PREFIX:
+			if (smg_cli_net_opt(c, optarg, &net) != 0)
+				return usage(
+				    "--net-bridge / --net-ns-prefix: bad name '%s'",
+				    optarg);
+			so.net = &net;
 			break;
 		case 'h':
 			printf("%s", smg_cmd_find("send")->usage);

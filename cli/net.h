@@ -12,4 +12,18 @@ void smg_net_emit(const char *json);
 void smg_net_install_stop(void);
 int smg_net_stopped(void);
 
+/* --net-bridge BR / --net-ns-prefix P on send and recv: where the VM's
+ * NICs live on this host (engine/netid_handover.c). */
+struct smg_netid_host;
+struct smg_cli_out;
+enum { SMG_CLI_OPT_NET_BRIDGE = 0x300, SMG_CLI_OPT_NET_NS_PREFIX };
+#define SMG_CLI_NET_OPTIONS                                                         \
+	{"net-bridge", required_argument, NULL, SMG_CLI_OPT_NET_BRIDGE},            \
+	{                                                                           \
+		"net-ns-prefix", required_argument, NULL, SMG_CLI_OPT_NET_NS_PREFIX \
+	}
+int smg_cli_net_opt(int c, const char *arg, struct smg_netid_host *h);
+/* Announcement events as JSON lines on the --json stream (arg: the out). */
+void smg_cli_announce_event(void *arg, const char *json);
+
 #endif

@@ -34,6 +34,8 @@ struct dst {
 	struct smg_xfer_recv rx[SMG_CHANNELS_MAX];
 	unsigned threads;
 	bool chan0_final, committed;
+	bool nics_built;	  /* network: NICs prepared on this host */
+	struct smg_announce *ann; /* network: clean-up running after resume */
 	Smg__Manifest *manifest;
 	uint8_t manifest_hash[SMG_DIGEST_LEN], config_hash[SMG_DIGEST_LEN];
 	uint8_t device_hash[SMG_DIGEST_LEN];
@@ -130,6 +132,14 @@ static int on_plan(struct dst *d, const struct smg_frame *f)
 					       : smg_strerror(r));
 		goto out;
 	}
+	/* network: the NICs exist, silent (vifs down), before any VM data. */
+	if (d->o->net != NULL &&
+	    (r = smg_netid_dest_prepare(d->o->net, d->info.name, d->info.nics,
+					d->info.n_nics)) != SMG_OK) {
+		reply_plan(d, false, "cannot build the VM's NICs on this host");
+		goto out;
+	}
+	d->nics_built = d->o->net != NULL;
 	d->st->ram_bytes = p->memory_bytes;
 	d->xd = (struct smg_xfer_dest){.s = d->s,
 				       .be = d->be,
@@ -368,6 +378,15 @@ static enum dst_state do_ready_sent(struct dst *d)
 				    d->st->domain)) != SMG_OK)
 		smg_warn("VM resumed but its record could not be updated: %s",
 			 smg_strerror(r));
+	/* network clean-up: the VM runs, so its NICs come up and announce it
+	 * (from a thread, so DONE is not held up by the schedule). A failure
+	 * here costs reachability, never the VM: warn, go on. */
+	if (d->nics_built &&
+	    (r = smg_netid_dest_resume(d->o->net, d->info.name, d->info.nics,
+				       d->info.n_nics, NULL, d->o->announce_event,
+				       d->o->announce_arg, &d->ann)) != SMG_OK)
+		smg_warn("VM resumed but its NICs could not be brought up: %s",
+			 smg_strerror(r));
 	smg_fault_crash(SMG_FI_DST_NO_DONE);
 	dn.migration_id = d->st->migration_id;
 	dn.resumed_at_ms = smg_now_ms();
@@ -395,6 +414,9 @@ static void abort_dest(struct dst *d)
 	}
 	if (d->be != NULL && d->info.pages > 0 && !d->committed)
 		d->be->ops->destroy(d->be);
+	if (d->nics_built && !d->committed)
+		smg_netid_remove_all(d->o->net, d->info.name, d->info.nics,
+				     d->info.n_nics);
 }
 
 static enum dst_state step(struct dst *d)
@@ -447,6 +469,9 @@ static int serve_migration(struct smg_session *s, const struct smg_recv_opts *o,
 		emit(&d, SMG_EV_PHASE, SMG_PHASE_DONE, NULL);
 	}
 	join_threads(&d);
+	/* The VM runs: a frame the announcement could not send is a warning. */
+	if (d.ann != NULL && smg_announce_join(d.ann) != SMG_OK)
+		smg_warn("network clean-up: some announcements were not sent");
 	if (d.xd.nchan > 0) {
 		pthread_mutex_destroy(&d.xd.lock);
 		pthread_cond_destroy(&d.xd.cond);

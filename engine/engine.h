@@ -10,6 +10,7 @@
 #include "engine/backend.h"
 
 struct smg_session;
+struct smg_netid_host; /* network block below */
 
 /* NULL-terminated list of the backends compiled into this build. */
 const char *const *smg_engine_backend_names(void);
@@ -130,6 +131,9 @@ struct smg_send_opts {
 	enum smg_stop_rule rule;
 	smg_event_fn event;
 	void *event_arg;
+	/* network: the VM's NICs on this host (NULL: not managed); vifs go
+	 * down at pause, up again on abort, away after DONE. */
+	const struct smg_netid_host *net;
 };
 
 /* Migrate opts->domain over an authenticated session (the caller connected
@@ -146,6 +150,12 @@ struct smg_recv_opts {
 	bool check_memory;     /* recompute the memory root from scratch (tests) */
 	smg_event_fn event;
 	void *event_arg;
+	/* network: build the VM's NICs at PLAN, switch them on and announce
+	 * them at resume (NULL: not managed); one JSON object per round,
+	 * called from the announcement thread. */
+	const struct smg_netid_host *net;
+	void (*announce_event)(void *arg, const char *json);
+	void *announce_arg;
 };
 
 /* Serve one authenticated session: a migration (PLAN first) or a resolve

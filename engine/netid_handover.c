@@ -95,6 +95,7 @@ int smg_netid_dest_resume(const struct smg_netid_host *host, const char *domain,
 {
 	struct smg_netid ids[SMG_DOMAIN_NICS_MAX];
 	struct smg_announce_target t[SMG_DOMAIN_NICS_MAX];
+	char ev_text[160];
 	int r;
 
 	*out = NULL;
@@ -102,6 +103,15 @@ int smg_netid_dest_resume(const struct smg_netid_host *host, const char *domain,
 		return SMG_OK;
 	if (n > SMG_DOMAIN_NICS_MAX)
 		return SMG_ERR_INVAL;
+	/* The moment the network side of the resume starts: what
+	 * bench/network measures fdb_move_ms from. */
+	if (ev != NULL) {
+		snprintf(ev_text, sizeof(ev_text),
+			 "{\"event\":\"nic_resume\",\"domain\":\"%.64s\",\"nics\":%u,"
+			 "\"t_mono_us\":%llu}",
+			 domain, n, (unsigned long long)(smg_now_ns() / 1000));
+		ev(arg, ev_text);
+	}
 	if ((r = smg_netid_set_links(host, domain, nics, n, true)) != 0)
 		return r;
 	for (unsigned i = 0; i < n; i++) {

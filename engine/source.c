@@ -327,6 +327,10 @@ static enum src_state do_stopcopy(struct src *c)
 	if ((c->err = c->be->ops->pause(c->be)) != SMG_OK)
 		return SRC_ABORTED;
 	c->paused = true;
+	/* network: a paused VM does not answer; its vifs follow it. */
+	if (c->o->net != NULL)
+		smg_netid_set_links(c->o->net, c->info.name, c->info.nics, c->info.n_nics,
+				    false);
 	smg_fault_crash(SMG_FI_SRC_AFTER_PAUSE);
 	if (c->logdirty && (c->err = c->be->ops->logdirty_peek_clear(c->be, c->pending,
 								     &dirty)) != SMG_OK)
@@ -393,6 +397,10 @@ static enum src_state do_committed(struct src *c)
 		    smg_strerror(r));
 	c->paused = false;
 	c->logdirty = false;
+	/* network: the VM lives on the destination now; its NICs go. */
+	if (c->o->net != NULL)
+		smg_netid_remove_all(c->o->net, c->info.name, c->info.nics,
+				     c->info.n_nics);
 	return SRC_DONE;
 }
 
@@ -417,8 +425,12 @@ static void abort_source(struct src *c)
 		c->be->ops->logdirty_disable(c->be);
 	if (c->pc.throttle > 0)
 		c->be->ops->throttle(c->be, 0);
-	if (c->paused && c->be->ops->unpause(c->be) == SMG_OK)
+	if (c->paused && c->be->ops->unpause(c->be) == SMG_OK) {
 		c->paused = false;
+		if (c->o->net != NULL)
+			smg_netid_set_links(c->o->net, c->info.name, c->info.nics,
+					    c->info.n_nics, true);
+	}
 }
 
 static enum src_state step(struct src *c)

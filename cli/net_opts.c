@@ -1,0 +1,32 @@
+/* The --net-* options of send and recv, and how recv prints the
+ * network clean-up's events. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/migrate.h"
+#include "cli/net.h"
+#include "engine/engine.h"
+
+int smg_cli_net_opt(int c, const char *arg, struct smg_netid_host *h)
+{
+	char *dst = c == SMG_CLI_OPT_NET_BRIDGE ? h->bridge : h->ns_prefix;
+	size_t cap =
+	    c == SMG_CLI_OPT_NET_BRIDGE ? sizeof(h->bridge) : sizeof(h->ns_prefix);
+
+	if (arg[0] == '\0' || strlen(arg) >= cap || strchr(arg, '/') != NULL)
+		return -1;
+	memcpy(dst, arg, strlen(arg) + 1);
+	return 0;
+}
+
+void smg_cli_announce_event(void *arg, const char *json)
+{
+	struct smg_cli_out *o = arg;
+
+	/* One fprintf per line: stdio's lock keeps it whole next to the
+	 * engine's own events printed from the main thread. */
+	if (o->json) {
+		fprintf(o->f, "%s\n", json);
+		fflush(o->f);
+	}
+}

@@ -146,6 +146,7 @@ int smg_cmd_recv(int argc, char **argv)
 	unsigned channels = SMG_CHANNELS_MAX;
 	bool once = false, json = false;
 	struct smg_netid_host net;
+	unsigned io_timeout = 0;
 	char host[SMG_CLI_HOST_MAX];
 	uint16_t port;
 	uint64_t v;
@@ -203,6 +204,11 @@ int smg_cmd_recv(int argc, char **argv)
 				    optarg);
 			ctx.ro.net = &net;
 			break;
+		case SMG_CLI_OPT_IO_TIMEOUT:
+			if (smg_cli_io_timeout(optarg, &io_timeout) != 0)
+				return usage("--io-timeout: 100..3600000 ms, not '%s'",
+					     optarg);
+			break;
 		case 'h':
 			printf("%s", smg_cmd_find("recv")->usage);
 			return SMG_EXIT_OK;
@@ -232,6 +238,7 @@ int smg_cmd_recv(int argc, char **argv)
 	if (smg_cli_ident_load(&ci, dir, key, peers, name) != SMG_OK)
 		return SMG_EXIT_CONFIG;
 	ci.so.channels = channels;
+	ci.so.io_timeout_ms = io_timeout;
 	if ((r = smg_listener_open(host, port, &l)) != SMG_OK) {
 		fprintf(stderr, "secmig: cannot listen on %s: %s\n", listen,
 			smg_strerror(r));

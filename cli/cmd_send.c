@@ -50,6 +50,7 @@ int smg_cmd_send(int argc, char **argv)
 	};
 	struct smg_send_opts so = {.backend = "sim", .auto_converge = true};
 	struct smg_netid_host net;
+	unsigned io_timeout = 0;
 	const char *to = NULL, *dir = NULL, *key = NULL, *peers = NULL, *name = NULL;
 	unsigned channels = 2;
 	bool json = false;
@@ -129,6 +130,11 @@ int smg_cmd_send(int argc, char **argv)
 				    optarg);
 			so.net = &net;
 			break;
+		case SMG_CLI_OPT_IO_TIMEOUT:
+			if (smg_cli_io_timeout(optarg, &io_timeout) != 0)
+				return usage("--io-timeout: 100..3600000 ms, not '%s'",
+					     optarg);
+			break;
 		case 'h':
 			printf("%s", smg_cmd_find("send")->usage);
 			return SMG_EXIT_OK;
@@ -161,6 +167,7 @@ int smg_cmd_send(int argc, char **argv)
 		return code;
 	}
 	ci.so.channels = channels;
+	ci.so.io_timeout_ms = io_timeout;
 	so.event = smg_cli_event;
 	so.event_arg = &out;
 	if ((r = smg_session_connect(host, port, &ci.so, &s)) != SMG_OK) {

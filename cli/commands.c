@@ -21,7 +21,7 @@ const struct smg_cmd smg_cmds[] = {
      "       secmig net udp-echo [--port P]\n"
      "       secmig net proxy --listen ADDR:PORT --to ADDR:PORT\n"
      "                  [--fault none|cut|corrupt|replay|delay] [--conn K]\n"
-     "                  [--dir c2s|s2c] [--at-byte N] [--delay-ms MS]\n\n"
+     "                  [--dir c2s|s2c] [--at-byte N] [--delay-ms MS] [--arm-signal]\n\n"
      "The VM's network identity on this host (a namespace holding its NIC,\n"
      "veth-paired with a vif on the host bridge), the network clean-up\n"
      "announcement (RARP, gratuitous ARP, unsolicited NA; QEMU's schedule),\n"

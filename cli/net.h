@@ -16,12 +16,21 @@ int smg_net_stopped(void);
  * NICs live on this host (engine/netid_handover.c). */
 struct smg_netid_host;
 struct smg_cli_out;
-enum { SMG_CLI_OPT_NET_BRIDGE = 0x300, SMG_CLI_OPT_NET_NS_PREFIX };
-#define SMG_CLI_NET_OPTIONS                                                         \
-	{"net-bridge", required_argument, NULL, SMG_CLI_OPT_NET_BRIDGE},            \
-	{                                                                           \
-		"net-ns-prefix", required_argument, NULL, SMG_CLI_OPT_NET_NS_PREFIX \
+/* --io-timeout MS: a stalled peer fails after MS (fault tests; the
+ * transport's default is SMG_IO_TIMEOUT_MS). */
+enum {
+	SMG_CLI_OPT_NET_BRIDGE = 0x300,
+	SMG_CLI_OPT_NET_NS_PREFIX,
+	SMG_CLI_OPT_IO_TIMEOUT
+};
+#define SMG_CLI_NET_OPTIONS                                                        \
+	{"net-bridge", required_argument, NULL, SMG_CLI_OPT_NET_BRIDGE},           \
+	    {"net-ns-prefix", required_argument, NULL, SMG_CLI_OPT_NET_NS_PREFIX}, \
+	{                                                                          \
+		"io-timeout", required_argument, NULL, SMG_CLI_OPT_IO_TIMEOUT      \
 	}
+/* Parse --io-timeout: 100..3600000 ms. */
+int smg_cli_io_timeout(const char *arg, unsigned *out);
 int smg_cli_net_opt(int c, const char *arg, struct smg_netid_host *h);
 /* Announcement events as JSON lines on the --json stream (arg: the out). */
 void smg_cli_announce_event(void *arg, const char *json);

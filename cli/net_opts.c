@@ -1,6 +1,7 @@
 /* The --net-* options of send and recv, and how recv prints the
  * network clean-up's events. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli/migrate.h"
@@ -16,6 +17,20 @@ int smg_cli_net_opt(int c, const char *arg, struct smg_netid_host *h)
 	if (arg[0] == '\0' || strlen(arg) >= cap || strchr(arg, '/') != NULL)
 		return -1;
 	memcpy(dst, arg, strlen(arg) + 1);
+	return 0;
+}
+
+int smg_cli_io_timeout(const char *arg, unsigned *out)
+{
+	char *end;
+	unsigned long v;
+
+	if (arg[0] < '0' || arg[0] > '9')
+		return -1;
+	v = strtoul(arg, &end, 10);
+	if (*end != '\0' || v < 100 || v > 3600000)
+		return -1;
+	*out = (unsigned)v;
 	return 0;
 }
 

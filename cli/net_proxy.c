@@ -7,6 +7,9 @@
  *   replay   send the frame holding the offset twice (DESIGN §3 framing:
  *            a 4-byte big-endian length, then that many bytes)
  *   delay    at the offset, hold both directions for --delay-ms
+ * With --arm-signal the fault waits for SIGUSR1 and --at-byte counts from
+ * where the stream is at that moment: a test arms it when the migration
+ * reaches a phase (from the sender's JSON events).
  * Events (one JSON line each): proxy_ready (with the port, for --listen
  * PORT 0), conn, fault, conn_closed. Sockets are non-blocking with one
  * buffer per direction so neither end can wedge the relay. */
@@ -17,6 +20,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,11 +66,20 @@ struct proxy {
 	uint64_t at;
 	unsigned delay_ms;
 	bool fired;
+	bool need_arm, at_fixed;
 	struct sockaddr_storage to;
 	socklen_t to_len;
 	struct pair *pairs[PROXY_CONNS_MAX];
 	unsigned accepted;
 };
+
+static volatile sig_atomic_t px_armed;
+
+static void on_arm(int sig)
+{
+	(void)sig;
+	px_armed = 1;
+}
 
 static int parse_addr(const char *text, struct sockaddr_storage *ss, socklen_t *len)
 {
@@ -188,6 +201,9 @@ static void pump_read(struct proxy *px, struct pair *p, unsigned di)
 	ssize_t n;
 	size_t keep;
 
+	if (target && px->need_arm && !px_armed)
+		target = false;
+
 	n = read(d->from, buf, sizeof(buf));
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
 		return;
@@ -196,6 +212,10 @@ static void pump_read(struct proxy *px, struct pair *p, unsigned di)
 		return;
 	}
 	keep = (size_t)n;
+	if (target && px->need_arm && !px->at_fixed) {
+		px->at += d->off; /* relative to where the stream was when armed */
+		px->at_fixed = true;
+	}
 	if (target && d->off + keep > px->at) {
 		size_t at = (size_t)(px->at - d->off);
 
@@ -349,6 +369,7 @@ int smg_net_proxy(int argc, char **argv)
 					     {"dir", required_argument, NULL, 'd'},
 					     {"at-byte", required_argument, NULL, 'a'},
 					     {"delay-ms", required_argument, NULL, 'w'},
+					     {"arm-signal", no_argument, NULL, 'S'},
 					     {NULL, 0, NULL, 0}};
 	const struct smg_cmd *cmd = smg_cmd_find("net");
 	struct proxy px = {.delay_ms = 10000};
@@ -378,6 +399,8 @@ int smg_net_proxy(int argc, char **argv)
 		else if (o == 'a')
 			px.at = strtoull(optarg, &end, 10),
 			bad = *end != '\0' || *optarg == '-';
+		else if (o == 'S')
+			px.need_arm = true;
 		else if (o == 'w')
 			px.delay_ms = (unsigned)strtoul(optarg, &end, 10),
 			bad = *end != '\0' || px.delay_ms > 3600000;
@@ -401,6 +424,7 @@ int smg_net_proxy(int argc, char **argv)
 		return SMG_EXIT_NETWORK;
 	}
 	smg_net_install_stop();
+	signal(SIGUSR1, on_arm);
 	snprintf(ev, sizeof(ev), "{\"event\":\"proxy_ready\",\"port\":%u}",
 		 ntohs(((struct sockaddr_in *)&ls)->sin_port));
 	smg_net_emit(ev);

@@ -249,6 +249,30 @@ static void test_delay(int lfd, unsigned up)
 	proxy_stop(&p);
 }
 
+/* --arm-signal: nothing happens until SIGUSR1; the offset counts from there. */
+static void test_armed(int lfd, unsigned up)
+{
+	static const char *const args[] = {"--fault", "corrupt",      "--at-byte",
+					   "10",      "--arm-signal", NULL};
+	struct px p;
+	struct conn k;
+
+	CHECK_EQ(proxy_start(&p, up, args), 0);
+	CHECK_EQ(open_pair(lfd, p.port, &k), 0);
+	write_all(k.c, data, 100);
+	CHECK_EQ(read_some(k.s, got, 100, IO_TIMEOUT_MS), 100);
+	CHECK(memcmp(got, data, 100) == 0);
+	kill(p.pid, SIGUSR1);
+	usleep(100000);
+	write_all(k.c, data + 100, 100);
+	CHECK_EQ(read_some(k.s, got, 100, IO_TIMEOUT_MS), 100);
+	CHECK(memcmp(got, data + 100, 10) == 0);
+	CHECK_EQ(got[10], data[110] ^ 1);
+	CHECK(memcmp(got + 11, data + 111, 89) == 0);
+	close_pair(&k);
+	proxy_stop(&p);
+}
+
 static void test_usage(void)
 {
 	char cmd[512];
@@ -281,6 +305,7 @@ int main(void)
 	test_cut(lfd, up, "s2c");
 	test_replay(lfd, up);
 	test_delay(lfd, up);
+	test_armed(lfd, up);
 	test_usage();
 	close(lfd);
 	return check_result("proxy");

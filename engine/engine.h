@@ -342,6 +342,11 @@ int smg_netid_set_links(const struct smg_netid_host *host, const char *domain,
 			const struct smg_nic *nics, unsigned n, bool up);
 int smg_netid_remove_all(const struct smg_netid_host *host, const char *domain,
 			 const struct smg_nic *nics, unsigned n);
+/* After `secmig resolve` on the source, by name only (the domain may be
+ * gone): the VM runs here again (vifs up) or elsewhere (NICs removed).
+ * *n is how many NICs were found. */
+int smg_netid_settle(const struct smg_netid_host *host, const char *domain,
+		     bool runs_here, unsigned *n);
 /* ==== end network block ================================================== */
 
 #endif

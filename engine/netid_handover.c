@@ -5,6 +5,7 @@
  * Names: namespace <prefix><domain>-<n>, vif v<n>-<domain up to 10>,
  * eth<n> inside; a host runs one copy of a domain at a time, so names
  * only need to be unique per host. */
+#include <net/if.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -85,6 +86,26 @@ int smg_netid_set_links(const struct smg_netid_host *host, const char *domain,
 		if ((r = smg_netid_from_nic(host, domain, i, &nics[i], &id)) != 0 ||
 		    (r = smg_netid_set_link(&id, up)) != 0)
 			first = first != SMG_OK ? first : r;
+	return first;
+}
+
+int smg_netid_settle(const struct smg_netid_host *host, const char *domain,
+		     bool runs_here, unsigned *n)
+{
+	static const struct smg_nic none;
+	struct smg_netid id;
+	int r, first = SMG_OK;
+
+	*n = 0;
+	for (unsigned i = 0; i < SMG_DOMAIN_NICS_MAX; i++) {
+		if ((r = smg_netid_from_nic(host, domain, i, &none, &id)) != 0)
+			return r;
+		if (if_nametoindex(id.vif) == 0)
+			continue;
+		(*n)++;
+		r = runs_here ? smg_netid_set_link(&id, true) : smg_netid_remove(&id);
+		first = first != SMG_OK ? first : r;
+	}
 	return first;
 }
 

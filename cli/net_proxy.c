@@ -31,10 +31,11 @@
 #include "cli/cli.h"
 #include "cli/net.h"
 
-#define PROXY_CONNS_MAX 32
-#define PROXY_CHUNK	65536
-#define PROXY_FRAME_MAX (4u << 20) /* larger "frames" are not frames: no replay */
-#define PROXY_ADDR_MAX	128
+#define PROXY_CONNS_MAX	 32
+#define PROXY_CHUNK	 65536
+#define PROXY_FRAME_MAX	 (4u << 20) /* larger "frames" are not frames: no replay */
+#define PROXY_ADDR_MAX	 128
+#define PROXY_CONNECT_MS 5000
 
 enum fault { F_NONE, F_CUT, F_CORRUPT, F_REPLAY, F_DELAY };
 
@@ -118,10 +119,14 @@ static void emit_fault(struct proxy *px, const char *what, uint64_t off)
 
 static int out_append(struct dir *d, const uint8_t *p, size_t n)
 {
-	uint8_t *nb = realloc(d->out, d->out_len + n);
+	uint8_t *nb;
 
-	if (nb == NULL)
+	/* realloc(ptr, 0) frees ptr: never ask for an empty buffer. */
+	if (n == 0)
+		return 0;
+	if ((nb = realloc(d->out, d->out_len + n)) == NULL)
 		return -1;
+
 	memcpy(nb + d->out_len, p, n);
 	d->out = nb;
 	d->out_len += n;
@@ -261,6 +266,38 @@ static void pump_write(struct pair *p, unsigned di)
 	}
 }
 
+/* Non-blocking connect bounded by PROXY_CONNECT_MS: a signal (SIGUSR1
+ * arming the fault) must not abort it, nor a dead upstream hang us. */
+static int connect_upstream(const struct proxy *px)
+{
+	struct pollfd p;
+	socklen_t el = sizeof(int);
+	int fd, e = 0;
+
+	if ((fd = socket(px->to.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK,
+			 0)) < 0)
+		return -1;
+	if (connect(fd, (const struct sockaddr *)&px->to, px->to_len) != 0) {
+		if (errno != EINPROGRESS && errno != EINTR)
+			goto fail;
+		p = (struct pollfd){.fd = fd, .events = POLLOUT};
+		for (uint64_t end = smg_now_ms() + PROXY_CONNECT_MS; smg_now_ms() < end;)
+			if (poll(&p, 1, 100) > 0)
+				break;
+		if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &el) != 0 || e != 0 ||
+		    !(p.revents & POLLOUT)) {
+			errno = e != 0 ? e : ETIMEDOUT;
+			goto fail;
+		}
+	}
+	return fd;
+fail:
+	e = errno;
+	close(fd);
+	errno = e;
+	return -1;
+}
+
 static void accept_one(struct proxy *px, int lfd)
 {
 	struct pair *p;
@@ -273,17 +310,12 @@ static void accept_one(struct proxy *px, int lfd)
 		close(a);
 		return;
 	}
-	/* A blocking connect: the upstream is one hop away in the test bed. */
-	if ((b = socket(px->to.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0 ||
-	    connect(b, (struct sockaddr *)&px->to, px->to_len) != 0) {
+	if ((b = connect_upstream(px)) < 0) {
 		smg_warn("net: proxy: upstream: %s", strerror(errno));
-		if (b >= 0)
-			close(b);
 		close(a);
 		free(p);
 		return;
 	}
-	fcntl(b, F_SETFL, fcntl(b, F_GETFL) | O_NONBLOCK);
 	setsockopt(a, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	setsockopt(b, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	p->a = a;
@@ -425,6 +457,8 @@ int smg_net_proxy(int argc, char **argv)
 	}
 	smg_net_install_stop();
 	signal(SIGUSR1, on_arm);
+	signal(SIGPIPE,
+	       SIG_IGN); /* a peer gone mid-write is a closed pair, not our death */
 	snprintf(ev, sizeof(ev), "{\"event\":\"proxy_ready\",\"port\":%u}",
 		 ntohs(((struct sockaddr_in *)&ls)->sin_port));
 	smg_net_emit(ev);

@@ -205,7 +205,8 @@ enum smg_fault {
 	SMG_FI_MAX_
 };
 bool smg_fault_on(enum smg_fault f);
-/* If f is on: log it and _exit(70) (a crash, no clean-up). */
+/* If f is on: log it and _exit(70) (a crash, no clean-up); with
+ * SMG_FI_STALL_MS=N set, pause N ms there instead (network tests). */
 void smg_fault_crash(enum smg_fault f);
 
 /* ==== network identity and clean-up (network: engine/netid*.c, ========

@@ -194,7 +194,12 @@ int smg_netid_prepare(const struct smg_netid *id)
 	 * until we announce it (and no DAD for it). */
 	if ((r = IP("link", "add", id->vif, "type", "veth", "peer", "name", id->ifname,
 		    "netns", id->vm_ns)) != 0 ||
-	    (r = IP("link", "set", "dev", id->vif, "addrgenmode", "none")) != 0 ||
+	    /* Xen's vif-bridge trick: the host end gets fe:ff:ff:ff:ff:ff, so a
+	     * Linux bridge never adopts a vif's MAC as its own (it takes the
+	     * lowest port MAC) and changes address when the vif goes away,
+	     * which leaves every neighbour's ARP entry for the host stale. */
+	    (r = IP("link", "set", "dev", id->vif, "address", "fe:ff:ff:ff:ff:ff",
+		    "addrgenmode", "none")) != 0 ||
 	    (r = IP("-n", id->vm_ns, "link", "set", "dev", id->ifname, "address", mac,
 		    "addrgenmode", "none")) != 0 ||
 	    (r = add_addrs(id)) != 0 ||

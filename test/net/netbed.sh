@@ -85,6 +85,9 @@ nb_host() { # name ns uplink-peer addr4 addr6
 	ip -n "$NB_SW" link add "sw-$1" type veth peer name uplink netns "$ns" || return 1
 	ip -n "$ns" link add hbr type bridge || return 1
 	ip -n "$ns" link set hbr type bridge forward_delay 0 mcast_snooping 0
+	# Pin the bridge's MAC: otherwise it follows its lowest port MAC and
+	# changes whenever a VM's vif comes or goes.
+	ip -n "$ns" link set hbr address "$(ip -n "$ns" -br link show uplink | awk '{print $3}')"
 	ip -n "$ns" link set dev uplink master hbr
 	ip -n "$ns" link set dev uplink up
 	ip -n "$ns" link set hbr up

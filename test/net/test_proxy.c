@@ -176,6 +176,29 @@ static void test_cut(int lfd, unsigned up, const char *dir)
 	proxy_stop(&p);
 }
 
+/* Regression: a cut at the very next byte after an emptied buffer used to
+ * realloc(ptr, 0) and free the buffer twice. */
+static void test_cut_at_zero(int lfd, unsigned up)
+{
+	static const char *const args[] = {"--fault", "cut", "--at-byte", "100", NULL};
+	struct px p;
+	struct conn k;
+	int st;
+
+	CHECK_EQ(proxy_start(&p, up, args), 0);
+	CHECK_EQ(open_pair(lfd, p.port, &k), 0);
+	write_all(k.c, data, 100);
+	CHECK_EQ(read_some(k.s, got, 100, IO_TIMEOUT_MS), 100);
+	usleep(50000);
+	write_all(k.c, data, 10);
+	CHECK_EQ(read_some(k.s, got, 10, IO_TIMEOUT_MS), 0);
+	kill(p.pid, SIGTERM);
+	waitpid(p.pid, &st, 0);
+	CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	fclose(p.out);
+	close_pair(&k);
+}
+
 /* Frames as DESIGN §3 puts them on the wire: 4-byte length, then body. */
 static size_t make_frames(uint8_t *buf, unsigned count, size_t *starts)
 {
@@ -303,6 +326,7 @@ int main(void)
 	test_clean_and_corrupt(lfd, up);
 	test_cut(lfd, up, "c2s");
 	test_cut(lfd, up, "s2c");
+	test_cut_at_zero(lfd, up);
 	test_replay(lfd, up);
 	test_delay(lfd, up);
 	test_armed(lfd, up);

@@ -239,6 +239,7 @@ int smg_cmd_recv(int argc, char **argv)
 		return SMG_EXIT_CONFIG;
 	ci.so.channels = channels;
 	ci.so.io_timeout_ms = io_timeout;
+	ci.so.handshake_timeout_ms = io_timeout;
 	if ((r = smg_listener_open(host, port, &l)) != SMG_OK) {
 		fprintf(stderr, "secmig: cannot listen on %s: %s\n", listen,
 			smg_strerror(r));

@@ -118,6 +118,7 @@ int smg_cmd_resolve(int argc, char **argv)
 	}
 	ci.so.channels = 1;
 	ci.so.io_timeout_ms = io_timeout;
+	ci.so.handshake_timeout_ms = io_timeout;
 	if ((r = smg_session_connect(host, port, &ci.so, &s)) == SMG_OK) {
 		r = smg_engine_resolve(s, be, domain, id, &oc);
 		if (r == SMG_OK)

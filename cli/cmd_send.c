@@ -168,6 +168,7 @@ int smg_cmd_send(int argc, char **argv)
 	}
 	ci.so.channels = channels;
 	ci.so.io_timeout_ms = io_timeout;
+	ci.so.handshake_timeout_ms = io_timeout;
 	so.event = smg_cli_event;
 	so.event_arg = &out;
 	if ((r = smg_session_connect(host, port, &ci.so, &s)) != SMG_OK) {

@@ -16,8 +16,9 @@ int smg_net_stopped(void);
  * NICs live on this host (engine/netid_handover.c). */
 struct smg_netid_host;
 struct smg_cli_out;
-/* --io-timeout MS: a stalled peer fails after MS (fault tests; the
- * transport's default is SMG_IO_TIMEOUT_MS). */
+/* --io-timeout MS: a stalled peer fails after MS, in the handshake and
+ * after it (fault tests; the transport's defaults are
+ * SMG_HANDSHAKE_TIMEOUT_MS and SMG_IO_TIMEOUT_MS). */
 enum {
 	SMG_CLI_OPT_NET_BRIDGE = 0x300,
 	SMG_CLI_OPT_NET_NS_PREFIX,

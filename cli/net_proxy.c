@@ -136,7 +136,7 @@ static int out_append(struct dir *d, const uint8_t *p, size_t n)
 /* Queue buf, following its length-prefixed frames; record the frame that
  * holds offset `at` and queue it a second time right after its end. */
 static void replay_track(struct proxy *px, struct dir *d, const uint8_t *buf, size_t n,
-			 uint64_t base)
+			 uint64_t base, bool armed)
 {
 	size_t flushed = 0;
 
@@ -147,7 +147,7 @@ static void replay_track(struct proxy *px, struct dir *d, const uint8_t *buf, si
 			d->hdr[d->hdr_got++] = buf[i++];
 			if (d->hdr_got == 4) {
 				d->frame_left = smg_load_be32(d->hdr);
-				if (!px->fired && d->frame_left > 0 &&
+				if (armed && !px->fired && d->frame_left > 0 &&
 				    base + i + d->frame_left > px->at &&
 				    d->frame_left + 4 <= PROXY_FRAME_MAX &&
 				    (d->rec = malloc(d->frame_left + 4)) != NULL) {
@@ -201,13 +201,15 @@ static void pump_read(struct proxy *px, struct pair *p, unsigned di)
 {
 	struct dir *d = &p->d[di];
 	uint8_t buf[PROXY_CHUNK];
-	bool target =
+	/* stream: the connection and direction the fault is for; target: and
+	 * it is armed. Replay follows frame boundaries on the stream from its
+	 * first byte, armed or not, so it knows where frames start. */
+	bool stream =
 	    px->fault != F_NONE && !px->fired && p->idx == px->conn && di == px->dir;
+	bool armed = !px->need_arm || px_armed;
+	bool target = stream && armed;
 	ssize_t n;
 	size_t keep;
-
-	if (target && px->need_arm && !px_armed)
-		target = false;
 
 	n = read(d->from, buf, sizeof(buf));
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
@@ -241,8 +243,8 @@ static void pump_read(struct proxy *px, struct pair *p, unsigned di)
 			emit_fault(px, "delay", px->at);
 		}
 	}
-	if (target && px->fault == F_REPLAY)
-		replay_track(px, d, buf, keep, d->off);
+	if (stream && px->fault == F_REPLAY)
+		replay_track(px, d, buf, keep, d->off, armed);
 	else
 		out_append(d, buf, keep);
 	d->off += keep;

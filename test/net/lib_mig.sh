@@ -58,7 +58,7 @@ start_recv() {
 
 # send NAME [--to ADDR] [flags...]: RC; JSON lines in $T/send.out
 send() {
-	local name=$1 to=$NB_DST4:$PORT; shift
+	local name=$1 to=$NB_DST4:${PORT:-0}; shift
 	if [ "${1:-}" = --to ]; then to=$2; shift 2; fi
 	nb_exec src "$S" --quiet send --to "$to" --domain "$name" --json --state-dir "$A" \
 		--name src "${NETA[@]}" "$@" >"$T/send.out" 2>"$T/send.err"

@@ -19,8 +19,8 @@ set -u
 . "$SMG_SRC/test/net/netbed.sh"
 nb_init
 VM_MEM=4M
-IO_TIMEOUT=2000
-STALL_MS=500
+IO_TIMEOUT=1000
+STALL_MS=300
 RECV_EXTRA=(--io-timeout "$IO_TIMEOUT")
 . "$SMG_SRC/test/net/lib_mig.sh"
 
@@ -49,6 +49,9 @@ window() {
 # Exit codes the README allows (137: the test SIGKILLed the sender).
 allowed() { # phase fault
 	case $2 in kill_src) echo "137"; return ;; esac
+	# A replayed frame is caught at the copy, after the original did its
+	# work: the outcome can be the next phase's.
+	[ "$2" = replay ] && [ "$1" != after_done ] && { echo "0 3 6 7 9 10"; return; }
 	case $1 in
 	handshake) echo "3 6 10" ;;
 	round0 | round | stopcopy | before_ready) echo "6 7 10" ;;
@@ -151,6 +154,18 @@ run_cell() { # phase fault
 	after_ready) [ "$(state_on "$B" "$name")" = running ] && where=dst || where=src ;;
 	*) where=src ;;
 	esac
+	[ "$fault" = replay ] && [ "$(state_on "$B" "$name")" = running ] && where=dst
+	# Known gap (docs/network.md): a sender SIGKILLed while the VM is
+	# paused leaves its vifs down; the sim host resumes the VM when the
+	# sender's lease ends, but not its carrier. Check exactly that state,
+	# then the documented recovery, `secmig net nic up`.
+	if [ "$fault" = kill_src ] && [ "$where" = src ] &&
+		nb_exec src ip link show "v0-${name:0:10}" 2>/dev/null | grep -q 'state DOWN'; then
+		case $phase in stopcopy | before_ready) ;;
+		*) bad "$name: vif down on the source after a kill in $phase" ;; esac
+		nb_exec src "$S" --quiet net nic up --ns "$NB_P-s-$name-0" --vif "v0-${name:0:10}" \
+			>/dev/null || bad "$name: nic up"
+	fi
 	expect_on "$where" "$name" "$name (exit $RC)"
 	echo "cell $phase x $fault: exit $RC, VM on $where"
 	vm_gone "$name"

@@ -296,6 +296,34 @@ static void test_armed(int lfd, unsigned up)
 	proxy_stop(&p);
 }
 
+/* Armed replay still knows the frame boundaries from the stream's start:
+ * after SIGUSR1, the frame holding the next byte past --at-byte repeats. */
+static void test_replay_armed(int lfd, unsigned up)
+{
+	static const char *const args[] = {"--fault", "replay",	      "--at-byte",
+					   "0",	      "--arm-signal", NULL};
+	uint8_t frames[4096], want[8192];
+	size_t starts[10], n, f5;
+	struct px p;
+	struct conn k;
+
+	n = make_frames(frames, 10, starts);
+	CHECK_EQ(proxy_start(&p, up, args), 0);
+	CHECK_EQ(open_pair(lfd, p.port, &k), 0);
+	write_all(k.c, frames, starts[5]);
+	CHECK_EQ(read_some(k.s, got, starts[5], IO_TIMEOUT_MS), starts[5]);
+	kill(p.pid, SIGUSR1);
+	usleep(100000);
+	write_all(k.c, frames + starts[5], n - starts[5]);
+	f5 = starts[6] - starts[5];
+	memcpy(want, frames + starts[5], f5);
+	memcpy(want + f5, frames + starts[5], n - starts[5]);
+	CHECK_EQ(read_some(k.s, got, n - starts[5] + f5 + 1, 500), n - starts[5] + f5);
+	CHECK(memcmp(got, want, n - starts[5] + f5) == 0);
+	close_pair(&k);
+	proxy_stop(&p);
+}
+
 static void test_usage(void)
 {
 	char cmd[512];
@@ -330,6 +358,7 @@ int main(void)
 	test_replay(lfd, up);
 	test_delay(lfd, up);
 	test_armed(lfd, up);
+	test_replay_armed(lfd, up);
 	test_usage();
 	close(lfd);
 	return check_result("proxy");

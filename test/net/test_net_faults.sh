@@ -19,8 +19,8 @@ set -u
 . "$SMG_SRC/test/net/netbed.sh"
 nb_init
 VM_MEM=4M
-IO_TIMEOUT=1000
-STALL_MS=300
+IO_TIMEOUT=2000
+STALL_MS=400
 RECV_EXTRA=(--io-timeout "$IO_TIMEOUT")
 . "$SMG_SRC/test/net/lib_mig.sh"
 
@@ -74,7 +74,7 @@ run_cell() { # phase fault
 	[ "$side" = dst ] && renv=(SMG_FI="$point" SMG_FI_STALL_MS=$STALL_MS)
 	case $fault in
 	cut | corrupt | replay) pf=$fault ;;
-	stall) pf=delay; hold=(--delay-ms $((IO_TIMEOUT * 5 / 2))) ;;
+	stall) pf=delay; hold=(--delay-ms $((IO_TIMEOUT + 1500))) ;;
 	kill_*) [ "$phase" = handshake ] && { pf=delay; at=10; hold=(--delay-ms 3000); } ;;
 	esac
 	[ "$phase" != handshake ] && [ "$pf" != none ] && arm=(--arm-signal)
@@ -94,6 +94,7 @@ run_cell() { # phase fault
 		--io-timeout "$IO_TIMEOUT" "${NETA[@]}" ${rule[@]+"${rule[@]}"}
 	send_pid=$NB_PID
 	# Wait for the phase: the paused side says so, or the sender's stream.
+	REACHED=1
 	case $phase in
 	handshake) sleep 0.3 ;; # held by the proxy
 	round0) timeout 20 tail -n +1 -f "$T/send.all" 2>/dev/null | grep -m1 -q '"phase":"precopy"' ;;
@@ -102,7 +103,7 @@ run_cell() { # phase fault
 		local log=$T/send.all
 		[ "$side" = dst ] && log=$T/recv.all
 		timeout 20 tail -n +1 -f "$log" 2>/dev/null | grep -m1 -q "$point: stalling" ||
-			bad "$name: never reached $point" ;;
+			REACHED=0 ;;
 	esac
 	case $fault in
 	kill_src) kill -KILL "$send_pid" 2>/dev/null ;;
@@ -120,8 +121,9 @@ run_cell() { # phase fault
 	case $fault in cut | corrupt | replay | stall)
 		grep -q '"event":"fault"' "$T/proxy" || FIRED=0 ;;
 	esac
-	[ $FIRED = 1 ] || [ "$phase" = after_done ] || bad "$name: the fault never fired"
-	case " $(allowed "$phase" "$fault") " in
+	[ $FIRED = 1 ] || [ "$phase" = after_done ] || [ $REACHED = 0 ] ||
+		bad "$name: the fault never fired"
+	case " $(allowed "$phase" "$fault") $([ $REACHED = 0 ] && echo 6) " in
 	*" $RC "*) ;;
 	*) bad "$name: send exit $RC, want one of $(allowed "$phase" "$fault"): $(grep -v '^{' "$T/send.all" | grep -v 'fault injection' | tail -2)" ;;
 	esac
@@ -167,13 +169,20 @@ run_cell() { # phase fault
 			>/dev/null || bad "$name: nic up"
 	fi
 	expect_on "$where" "$name" "$name (exit $RC)"
-	echo "cell $phase x $fault: exit $RC, VM on $where"
+	echo "cell $phase x $fault: exit $RC, VM on $where$([ $REACHED = 0 ] && echo ' (phase not reached: retried)')"
 	vm_gone "$name"
 	[ -n "${KEEP_LOGS:-}" ] && cp "$T"/send.all "$T"/recv.all "$T"/proxy "$KEEP_LOGS"/ 2>/dev/null
 }
 
 for c in $cells; do
-	run_cell "${c%%:*}" "${c##*:}"
+	# On a loaded machine a migration can time out before it reaches the
+	# phase under test; the invariant was still checked for that attempt.
+	# Try again; three misses fail the cell.
+	for try in 1 2 3; do
+		run_cell "${c%%:*}" "${c##*:}"
+		[ $REACHED = 1 ] && break
+		[ $try = 3 ] && bad "$c: never reached the phase"
+	done
 	[ -n "${NB_DEBUG_AFTER:-}" ] && eval "$NB_DEBUG_AFTER"
 done
 [ $fail = 0 ] && echo "net_faults: all checks passed"

@@ -112,8 +112,9 @@ run_cell() { # phase fault
 	esac
 	wait "$send_pid" 2>/dev/null
 	RC=$?
-	# Let the receiver finish its own abort before stopping it.
-	for _ in $(seq 100); do kill -0 "$RECV_PID" 2>/dev/null || break; sleep 0.05; done
+	# Let the receiver finish on its own (abort, or settle a resumed VM):
+	# stopping it early would be a fault of its own.
+	for _ in $(seq 300); do kill -0 "$RECV_PID" 2>/dev/null || break; sleep 0.05; done
 	kill -TERM "$RECV_PID" 2>/dev/null
 	wait "$RECV_PID" 2>/dev/null
 	nb_kill "$proxy_pid"

@@ -108,8 +108,9 @@ static int serve_loop(struct recv_ctx *ctx, struct smg_listener *l,
 			refuse_busy(s);
 			continue;
 		}
-		if ((a = malloc(sizeof(*a))) == NULL ||
-		    pthread_create(&t, NULL, serve_thread, a) != 0) {
+		if ((a = malloc(sizeof(*a))) != NULL)
+			*a = (struct serve_arg){ctx, s};
+		if (a == NULL || pthread_create(&t, NULL, serve_thread, a) != 0) {
 			free(a);
 			smg_session_free(s);
 			pthread_mutex_lock(&ctx->lock);
@@ -117,7 +118,6 @@ static int serve_loop(struct recv_ctx *ctx, struct smg_listener *l,
 			pthread_mutex_unlock(&ctx->lock);
 			continue;
 		}
-		*a = (struct serve_arg){ctx, s};
 		pthread_detach(t);
 	}
 }

@@ -44,6 +44,7 @@ int smg_cmd_send(int argc, char **argv)
 	    {"name", required_argument, NULL, 'n'},
 	    {"rule", required_argument, NULL, 'r'},
 	    {"max-rounds", required_argument, NULL, 'R'},
+	    {"check-memory", no_argument, NULL, 'C'},
 	    {"help", no_argument, NULL, 'h'},
 	    SMG_CLI_NET_OPTIONS,
 	    {NULL, 0, NULL, 0},
@@ -62,8 +63,8 @@ int smg_cmd_send(int argc, char **argv)
 	memset(&net, 0, sizeof(net));
 
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "t:d:D:b:c:Ajs:B:k:p:n:r:R:h", opts, NULL)) !=
-	       -1) {
+	while ((c = getopt_long(argc, argv, "t:d:D:b:c:Ajs:B:k:p:n:r:R:Ch", opts,
+				NULL)) != -1) {
 		switch (c) {
 		case 't':
 			to = optarg;
@@ -134,6 +135,9 @@ int smg_cmd_send(int argc, char **argv)
 			if (smg_cli_io_timeout(optarg, &io_timeout) != 0)
 				return usage("--io-timeout: 100..3600000 ms, not '%s'",
 					     optarg);
+			break;
+		case 'C':
+			so.check_memory = true;
 			break;
 		case 'h':
 			printf("%s", smg_cmd_find("send")->usage);

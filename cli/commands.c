@@ -28,6 +28,22 @@ const struct smg_cmd smg_cmds[] = {
      "and the tools the two-host tests use. Events are JSON lines on stdout.\n"
      "See docs/network.md.\n",
      smg_cmd_net},
+    {"tpm-enroll", "create this host's TPM keys and print its enrolment block",
+     "usage: secmig tpm-enroll [--config FILE] [--tcti TCTI] [--pcrs LIST] [--name "
+     "NAME]\n"
+     "                         [--label KEY=VALUE]... [--force]\n\n"
+     "Create once, under the TPM's storage primary key, a P-256 ECDH key usable only\n"
+     "while PCRs LIST (default 0-3,7) hold today's values, and a restricted signing\n"
+     "key (AK); both persist in the TPM. Prints the block a peer's policy file\n"
+     "enrols. Re-running prints the same keys; --force replaces them. Exit 4 if the\n"
+     "PCRs moved since enrolment (the TPM would refuse the key).\n"
+     "TCTI examples: device:/dev/tpmrm0, swtpm:host=127.0.0.1,port=2321.\n",
+     smg_cmd_tpm_enroll},
+    {"config", "validate a policy/config file",
+     "usage: secmig config check FILE\n\n"
+     "Parse FILE (docs/attestation.md) and report the first error as FILE:LINE.\n"
+     "Exit 0 if valid, 11 if not.\n",
+     smg_cmd_config},
     {"keygen", "create a software-mode identity key pair",
      "usage: secmig keygen [--force] PATH\n\n"
      "Write a new Ed25519 identity: the private key to PATH (mode 0600) and\n"
@@ -38,11 +54,10 @@ const struct smg_cmd smg_cmds[] = {
     {"help", "show help for a command", "usage: secmig help [COMMAND]\n", smg_cmd_help},
     {"send", "migrate a running domain to a receiver",
      "usage: secmig send --to HOST[:PORT] --domain NAME [--max-downtime MS]\n"
-     "                   [--bandwidth RATE] [--channels N] [--no-auto-converge] "
-     "[--json]\n"
-     "                   [--state-dir DIR] [--backend sim] [--key FILE] [--peers FILE]\n"
-     "                   [--name NAME] [--rule downtime|xen|stop-and-copy] [--max-rounds "
-     "N]\n\n"
+     "                   [--bandwidth RATE] [--channels N] [--no-auto-converge]\n"
+     "                   [--json] [--state-dir DIR] [--backend sim] [--key FILE]\n"
+     "                   [--peers FILE] [--name NAME] [--max-rounds N]\n"
+     "                   [--rule downtime|xen|stop-and-copy] [--check-memory]\n\n"
      "Pre-copy NAME's memory to the receiver, stop when the rest fits in\n"
      "--max-downtime (default 300 ms), verify end to end, hand over (READY /\n"
      "COMMIT / DONE). --bandwidth caps the rate (e.g. 100M bytes/s). When\n"
@@ -50,7 +65,8 @@ const struct smg_cmd smg_cmds[] = {
      "--no-auto-converge, which aborts with exit 8. --json prints one event per\n"
      "line; the last is {\"event\":\"result\",...}. DIR (default\n"
      "$SECMIG_STATE_DIR or /var/lib/secmig) holds host.key, peers and the\n"
-     "sim host socket. Exit codes: see the README table.\n",
+     "sim host socket. --check-memory (tests) re-hashes the paused VM's memory\n"
+     "and aborts unless it equals what was sent. Exit codes: README table.\n",
      smg_cmd_send},
     {"recv", "receive migrations (a service; --once for one)",
      "usage: secmig recv --listen ADDR[:PORT] [--once] [--max-concurrent N] [--json]\n"

@@ -150,7 +150,7 @@ static void progress_line(struct smg_cli_out *o, const struct smg_event *ev)
 	n = snprintf(
 	    line, sizeof(line),
 	    "%-8s round %-3u %5.1f%% sent  %7.1f MB/s  dirty %7.1f MB/s  ETA %5.1fs",
-	    smg_phase_name(ev->phase), ev->round, pct > 999 ? 999 : pct,
+	    smg_phase_name(ev->phase), ev->round, pct > 100 ? 100 : pct,
 	    mb(st->bandwidth), mb(st->dirty_rate),
 	    ev->phase == SMG_PHASE_PRECOPY ? eta : 0.0);
 	fprintf(stderr, "\r%s%*s", line,
@@ -203,6 +203,11 @@ void smg_cli_event(void *arg, const struct smg_event *ev)
 		fflush(o->f);
 	} else if (o->tty) {
 		progress_line(o, ev);
+		if (ev->phase == SMG_PHASE_DONE || ev->phase == SMG_PHASE_ABORTED ||
+		    ev->phase == SMG_PHASE_IN_DOUBT) {
+			fprintf(stderr, "\n");
+			o->line_len = 0;
+		}
 	}
 }
 

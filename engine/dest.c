@@ -7,12 +7,15 @@
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "base/base.h"
 #include "engine/internal.h"
 #include "proto/proto.h"
 #include "secmig.pb-c.h"
 #include "transport/transport.h"
+
+#define HASHER_NAP_NS 2000000L /* 2 ms between passes */
 
 enum dst_state {
 	DST_WAIT_PLAN = 0,
@@ -33,6 +36,8 @@ struct dst {
 	struct smg_xfer_dest xd;
 	struct smg_xfer_recv rx[SMG_CHANNELS_MAX];
 	unsigned threads;
+	pthread_t hasher;
+	bool hashing;
 	bool chan0_final, committed;
 	bool nics_built;	  /* network: NICs prepared on this host */
 	struct smg_announce *ann; /* network: clean-up running after resume */
@@ -98,6 +103,34 @@ static int join_threads(struct dst *d)
 	return atomic_load(&d->xd.err) ?: r;
 }
 
+/* Folds arriving pages into the Merkle tree while they arrive, so that at
+ * stop-and-copy only the last round's paths are left to hash. */
+static void *hasher_main(void *arg)
+{
+	struct dst *d = arg;
+	uint8_t root[SMG_DIGEST_LEN];
+	struct timespec nap = {0, HASHER_NAP_NS};
+
+	for (;;) {
+		pthread_mutex_lock(&d->xd.lock);
+		bool stop = d->xd.stop || d->xd.final_round >= 0;
+		pthread_mutex_unlock(&d->xd.lock);
+		if (stop)
+			break;
+		smg_merkle_root(d->xd.mk, root);
+		nanosleep(&nap, NULL);
+	}
+	return NULL;
+}
+
+static void stop_hasher(struct dst *d)
+{
+	if (!d->hashing)
+		return;
+	pthread_join(d->hasher, NULL);
+	d->hashing = false;
+}
+
 static int on_plan(struct dst *d, const struct smg_frame *f)
 {
 	ProtobufCMessage *m;
@@ -154,6 +187,8 @@ static int on_plan(struct dst *d, const struct smg_frame *f)
 		reply_plan(d, false, "out of resources");
 		goto out;
 	}
+	if (pthread_create(&d->hasher, NULL, hasher_main, d) == 0)
+		d->hashing = true;
 	r = reply_plan(d, true, "");
 out:
 	smg_frame_msg_free(m);
@@ -244,8 +279,6 @@ static enum dst_state do_receiving(struct dst *d)
 			break;
 		}
 		d->err = smg_xfer_recv_frame(&d->xd, 0, f.type, f.payload, f.len, &fin);
-		if (d->err == SMG_OK && f.type == SMG_FT_ROUND_END && !fin)
-			smg_merkle_root(d->xd.mk, d->st->memory_root); /* amortize */
 		d->chan0_final |= fin;
 		break;
 	case SMG_FT_DEVICE_STATE:
@@ -285,6 +318,7 @@ static enum dst_state do_verify(struct dst *d)
 	const char *bad = NULL;
 
 	emit(d, SMG_EV_PHASE, SMG_PHASE_VERIFY, NULL);
+	stop_hasher(d);
 	if ((d->err = join_threads(d)) != SMG_OK)
 		return DST_ABORTED;
 	if (smg_fault_on(SMG_FI_DST_BAD_ROOT)) {
@@ -374,10 +408,6 @@ static enum dst_state do_ready_sent(struct dst *d)
 	smg_fault_crash(SMG_FI_DST_AFTER_COMMIT);
 	if ((d->err = d->be->ops->resume(d->be)) != SMG_OK)
 		return DST_ABORTED;
-	if ((r = smg_outcome_update(dir, d->st->migration_id, SMG_OUTCOME_RESUMED,
-				    d->st->domain)) != SMG_OK)
-		smg_warn("VM resumed but its record could not be updated: %s",
-			 smg_strerror(r));
 	/* network clean-up: the VM runs, so its NICs come up and announce it
 	 * (from a thread, so DONE is not held up by the schedule). A failure
 	 * here costs reachability, never the VM: warn, go on. */
@@ -396,6 +426,12 @@ static enum dst_state do_ready_sent(struct dst *d)
 		smg_warn(
 		    "VM resumed; DONE not delivered (%s): the source will resolve it",
 		    smg_strerror(r));
+	/* Outside the downtime: "committed" already makes resolve answer
+	 * RUNNING (resuming a running domain is a no-op). */
+	if ((r = smg_outcome_update(dir, d->st->migration_id, SMG_OUTCOME_RESUMED,
+				    d->st->domain)) != SMG_OK)
+		smg_warn("VM resumed but its record could not be updated: %s",
+			 smg_strerror(r));
 	return DST_RESUMED;
 }
 
@@ -468,6 +504,7 @@ static int serve_migration(struct smg_session *s, const struct smg_recv_opts *o,
 	} else {
 		emit(&d, SMG_EV_PHASE, SMG_PHASE_DONE, NULL);
 	}
+	stop_hasher(&d);
 	join_threads(&d);
 	/* The VM runs: a frame the announcement could not send is a warning. */
 	if (d.ann != NULL && smg_announce_join(d.ann) != SMG_OK)

@@ -129,6 +129,10 @@ struct smg_send_opts {
 	uint64_t bandwidth; /* bytes/s; 0 = unlimited */
 	bool auto_converge;
 	enum smg_stop_rule rule;
+	/* Tests: while paused, recompute the memory root from the guest's
+	 * memory itself and abort unless it equals the root of what was sent
+	 * (proves the dirty log missed nothing). Adds to the downtime. */
+	bool check_memory;
 	smg_event_fn event;
 	void *event_arg;
 	/* network: the VM's NICs on this host (NULL: not managed); vifs go

@@ -236,8 +236,10 @@ static enum src_state do_precopy(struct src *c)
 	uint64_t bytes, npages, dirty, t0;
 	int r;
 
-	if (c->o->rule == SMG_RULE_STOP_AND_COPY)
+	if (c->o->rule == SMG_RULE_STOP_AND_COPY) {
+		c->st->converged = true; /* nothing to converge: one pass, paused */
 		return SRC_STOPCOPY;
+	}
 	if (!c->logdirty) {
 		if ((c->err = c->be->ops->logdirty_enable(c->be)) != SMG_OK)
 			return SRC_ABORTED;
@@ -272,7 +274,9 @@ static enum src_state do_precopy(struct src *c)
 		     "auto-converge: throttle raised");
 		return SRC_PRECOPY;
 	case SMG_PRECOPY_STOP:
-		c->st->converged = c->pc.est_ms <= c->pc.max_downtime_ms;
+		c->st->converged = c->o->rule == SMG_RULE_XEN
+				       ? dirty < 50
+				       : c->pc.est_ms <= c->pc.max_downtime_ms;
 		return SRC_STOPCOPY;
 	case SMG_PRECOPY_ABORT:
 		emit(c, SMG_EV_INFO, SMG_PHASE_PRECOPY, 0, dirty,
@@ -318,6 +322,25 @@ static int send_state_and_manifest(struct src *c)
 	return smg_chan_send_msg(c->s, 0, SMG_FT_MANIFEST, &mf.base);
 }
 
+static int check_memory(struct src *c)
+{
+	uint8_t fresh[SMG_DIGEST_LEN], sent[SMG_DIGEST_LEN];
+	int r;
+
+	if (!c->o->check_memory)
+		return SMG_OK;
+	if ((r = smg_merkle_of_memory(c->be, c->info.pages, c->info.page_size, fresh)) !=
+	    SMG_OK)
+		return r;
+	smg_merkle_root(c->mk, sent);
+	if (memcmp(fresh, sent, SMG_DIGEST_LEN) != 0) {
+		smg_err("memory at pause differs from what was sent: a write escaped the "
+			"dirty log");
+		return SMG_ERR_INTEGRITY;
+	}
+	return SMG_OK;
+}
+
 static enum src_state do_stopcopy(struct src *c)
 {
 	uint64_t bytes, npages, dirty;
@@ -336,6 +359,7 @@ static enum src_state do_stopcopy(struct src *c)
 								     &dirty)) != SMG_OK)
 		return SRC_ABORTED;
 	if ((c->err = run_round(c, true, &bytes, &npages)) != SMG_OK ||
+	    (c->err = check_memory(c)) != SMG_OK ||
 	    (c->err = send_state_and_manifest(c)) != SMG_OK)
 		return SRC_ABORTED;
 	emit(c, SMG_EV_ROUND, SMG_PHASE_STOPCOPY, npages, 0, NULL);

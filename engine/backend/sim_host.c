@@ -276,6 +276,8 @@ static int do_state(struct dom *d, const char *verb, const char *arg, struct rep
 	} else if (strcmp(verb, "LOGDIRTY") == 0) {
 		atomic_store(&d->mem.sh->logdirty, strcmp(arg, "1") == 0);
 	} else if (strcmp(verb, "RESUME") == 0) {
+		if (d->state == DOM_RUNNING && !d->pending)
+			return SMG_OK; /* already resumed: resume is idempotent */
 		if (d->state != DOM_INCOMING || !d->committed)
 			return fail(r, SMG_ERR_STATE,
 				    "'%s' is not a committed incoming domain",

@@ -63,7 +63,8 @@ static void *vcpu_main(void *arg)
 		}
 		now = smg_now_ns();
 		if (due > now + AHEAD_SLEEP_NS) {
-			sleep_ns(due - now);
+			/* In short naps, so a pause never waits on a slow pace. */
+			sleep_ns(due - now < IDLE_POLL_NS ? due - now : IDLE_POLL_NS);
 			continue;
 		}
 		if (now > due + BEHIND_RESET_NS)

@@ -69,7 +69,7 @@ start_recv() {
 send() {
 	local name=$1; shift
 	"$SECMIG" --quiet send --to "127.0.0.1:$PORT" --domain "$name" --json \
-		--state-dir "$A" --name src "$@" >"$T/send.out" 2>"$T/send.err"
+		--state-dir "$A" --name src --check-memory "$@" >"$T/send.out" 2>"$T/send.err"
 	RC=$?
 }
 

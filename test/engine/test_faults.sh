@@ -47,6 +47,35 @@ for fi in src_after_round0 src_after_pause; do # sender killed mid-way
 	"$SECMIG" sim --state-dir "$A" destroy "$NAME" >/dev/null
 done
 
+# SIGKILL from outside mid-transfer (a slow, capped link): the receiver,
+# then the sender.
+NAME=killrecv
+vm $NAME 16M hotspot 5M
+start_recv
+"$SECMIG" --quiet send --to "127.0.0.1:$PORT" --domain $NAME --json --state-dir "$A" \
+	--name src --bandwidth 4M >"$T/send.out" 2>"$T/send.err" &
+SPID=$!
+sleep 1
+kill -9 "$RECV_PID"
+wait "$SPID"; RC=$?
+[ "$RC" = 6 ] || err "receiver SIGKILLed: send exit $RC, want 6"
+for i in $(seq 50); do [ "$(state_on "$B" $NAME)" = absent ] && break; sleep 0.05; done
+expect_on A $NAME "receiver SIGKILLed"
+
+NAME=killsend
+vm $NAME 16M hotspot 5M
+start_recv
+"$SECMIG" --quiet send --to "127.0.0.1:$PORT" --domain $NAME --json --state-dir "$A" \
+	--name src --bandwidth 4M >"$T/send.out" 2>"$T/send.err" &
+SPID=$!
+sleep 1
+kill -9 "$SPID"
+wait "$SPID" 2>/dev/null
+wait "$RECV_PID"; RRC=$?
+[ "$RRC" != 0 ] || err "receiver reported success after the sender was killed"
+for i in $(seq 50); do [ "$(state_on "$B" $NAME)" = absent ] && break; sleep 0.05; done
+expect_on A $NAME "sender SIGKILLed"
+
 resolve() { # NAME -> RRC, $T/resolve.out
 	start_recv
 	"$SECMIG" --quiet resolve --domain "$1" --to "127.0.0.1:$PORT" --json \

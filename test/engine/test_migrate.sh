@@ -57,5 +57,33 @@ send slow --bandwidth 20M --max-downtime 20 --no-auto-converge
 wait "$RECV_PID"
 expect_on A slow "no-auto-converge abort"
 
+# The receiver as a service: several migrations in a row, and a cap on
+# concurrent ones (the second sender is refused while the first runs).
+"$SECMIG" --quiet recv --listen 127.0.0.1:0 --json --max-concurrent 1 --state-dir "$B" \
+	--name dst >"$T/svc.out" 2>"$T/svc.err" &
+SVC=$!
+PIDS+=($SVC)
+for i in $(seq 100); do
+	PORT=$(sed -n 's/.*"port":\([0-9]*\).*/\1/p' "$T/svc.out"); [ -n "$PORT" ] && break; sleep 0.05
+done
+for i in 1 2 3; do
+	vm row$i 8M hotspot 5M
+	send row$i
+	[ "$RC" = 0 ] || err "service migration $i: exit $RC"
+	expect_on B row$i "service migration $i"
+done
+vm capped 16M idle 0
+vm extra 8M idle 0
+"$SECMIG" --quiet send --to "127.0.0.1:$PORT" --domain capped --json --state-dir "$A" \
+	--name src --bandwidth 4M >"$T/capped.out" 2>&1 &
+CAPPED=$!
+sleep 1
+send extra
+[ "$RC" = 6 ] || err "second concurrent migration: exit $RC, want 6 (receiver busy)"
+expect_on A extra "refused by the concurrency cap"
+wait $CAPPED || err "first migration failed while the second was refused"
+expect_on B capped "migration under the concurrency cap"
+kill -0 $SVC || err "the service died"
+
 [ $fail = 0 ] && echo "engine migrate: all checks passed"
 exit $fail

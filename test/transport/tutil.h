@@ -98,6 +98,13 @@ static inline void *tserver_main(void *a)
 	return NULL;
 }
 
+/* body: close the accepted session cleanly (waits for the client's FINAL). */
+static inline void tserver_close_body(struct tserver *t)
+{
+	t->rc = smg_session_close(t->s);
+	t->s = NULL;
+}
+
 static inline int tserver_start(struct tserver *t)
 {
 	t->s = NULL;

@@ -1,0 +1,291 @@
+/* bench_channel: throughput of the secure channel against its limits,
+ * measured in the same run (run by hand, see bench/channel.sh):
+ *   raw secretstream push alone / pull alone, one core, same frame size;
+ *   plain TCP over loopback; a secmig session with 1 and 2 channels.
+ * Prints one JSON object (the script adds the ssh figures).
+ * usage: bench_channel [GIB] [PAGES_PER_FRAME] */
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "transport/internal.h"
+
+#define PAGE 4096u
+
+static uint64_t total_bytes;
+static size_t frame_payload;
+
+static double now_s(void)
+{
+	return (double)smg_now_ns() / 1e9;
+}
+
+static double cpu_s(void)
+{
+	struct rusage ru;
+
+	getrusage(RUSAGE_SELF, &ru);
+	return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
+	       ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
+}
+
+static double thread_cpu_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* push K frames into a ring, then pull them; time each phase apart, in this
+ * thread's CPU time: the rate of one core even on a shared machine */
+static void raw(double *push_gbps, double *pull_gbps)
+{
+	enum { K = 32 };
+	uint8_t key[SS_KEY], hdr[SS_HEADER];
+	struct frame_tx tx = {0};
+	struct frame_rx rx = {0};
+	uint8_t *ring = malloc((size_t)K * (frame_payload + FRAME_OVERHEAD + 8));
+	size_t stride = frame_payload + FRAME_OVERHEAD + 8, wire[K];
+	double tpush = 0, tpull = 0, t;
+	uint64_t done = 0;
+	struct smg_frame f;
+
+	crypto_secretstream_xchacha20poly1305_keygen(key);
+	crypto_secretstream_xchacha20poly1305_init_push(&tx.st, hdr, key);
+	crypto_secretstream_xchacha20poly1305_init_pull(&rx.st, hdr, key);
+	tx.rekey_bytes = SMG_REKEY_BYTES;
+	memset(ring, 0x3c, (size_t)K * stride);
+	while (done < total_bytes) {
+		t = thread_cpu_s();
+		for (int i = 0; i < K; i++)
+			smg_frame_seal(&tx, ring + i * stride, SMG_FT_PAGES,
+				       frame_payload, false, &wire[i]);
+		tpush += thread_cpu_s() - t;
+		t = thread_cpu_s();
+		for (int i = 0; i < K; i++)
+			if (smg_frame_open(&rx, ring + i * stride, wire[i], &f) != 0)
+				abort();
+		tpull += thread_cpu_s() - t;
+		done += (uint64_t)K * frame_payload;
+	}
+	*push_gbps = done / tpush / 1e9;
+	*pull_gbps = done / tpull / 1e9;
+	free(ring);
+}
+
+/* ---- plain TCP --------------------------------------------------------------- */
+static void *tcp_sink(void *a)
+{
+	int fd = *(int *)a;
+	static uint8_t buf[1 << 20];
+	uint64_t got = 0;
+	ssize_t n;
+
+	while (got < total_bytes && (n = recv(fd, buf, sizeof(buf), 0)) > 0)
+		got += (uint64_t)n;
+	return NULL;
+}
+
+static double plain_tcp(void)
+{
+	struct sockaddr_in a = {0};
+	socklen_t sl = sizeof(a);
+	int l = socket(AF_INET, SOCK_STREAM, 0), c = socket(AF_INET, SOCK_STREAM, 0), s;
+	uint8_t *buf = calloc(1, frame_payload);
+	uint64_t sent = 0;
+	pthread_t th;
+	double t;
+
+	a.sin_family = AF_INET;
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (bind(l, (struct sockaddr *)&a, sizeof(a)) != 0 || listen(l, 1) != 0 ||
+	    getsockname(l, (struct sockaddr *)&a, &sl) != 0 ||
+	    connect(c, (struct sockaddr *)&a, sizeof(a)) != 0 ||
+	    (s = accept(l, NULL, NULL)) < 0)
+		abort();
+	pthread_create(&th, NULL, tcp_sink, &s);
+	t = now_s();
+	while (sent < total_bytes) {
+		ssize_t n = send(c, buf, frame_payload, 0);
+
+		if (n <= 0)
+			abort();
+		sent += (uint64_t)n;
+	}
+	pthread_join(th, NULL);
+	t = now_s() - t;
+	close(c);
+	close(s);
+	close(l);
+	free(buf);
+	return total_bytes / t / 1e9;
+}
+
+/* ---- secmig session ---------------------------------------------------------- */
+struct worker {
+	struct smg_session *s;
+	unsigned chan;
+	uint64_t bytes;
+	pthread_t th;
+};
+
+static void *sender(void *a)
+{
+	struct worker *w = a;
+	uint32_t pages = (uint32_t)((frame_payload - SMG_PAGES_HDR_LEN) / (8 + PAGE));
+	uint64_t pfn = 0;
+
+	for (uint64_t done = 0; done < w->bytes; done += frame_payload) {
+		uint8_t *p;
+
+		if (smg_chan_bulk_begin(w->s, w->chan, frame_payload, &p) != 0)
+			abort();
+		smg_pages_put_hdr(p, 0, pages);
+		for (uint32_t i = 0; i < pages; i++)
+			smg_store_be64(p + SMG_PAGES_HDR_LEN + 8 * i, pfn++);
+		/* page data: whatever the slot holds; the engine fills it */
+		if (smg_chan_bulk_submit(w->s, w->chan, SMG_FT_PAGES, frame_payload) != 0)
+			abort();
+	}
+	if (smg_chan_flush(w->s, w->chan) != 0)
+		abort();
+	return NULL;
+}
+
+static void *receiver(void *a)
+{
+	struct worker *w = a;
+	struct smg_frame f;
+	struct smg_pages_hdr h;
+
+	for (uint64_t done = 0; done < w->bytes; done += f.len)
+		if (smg_chan_recv(w->s, w->chan, &f) != 0 ||
+		    smg_pages_parse(f.payload, f.len, PAGE, false, &h) != 0)
+			abort();
+	return NULL;
+}
+
+struct srv {
+	struct smg_listener *l;
+	struct smg_session_opts o;
+	struct smg_session *s;
+};
+
+static void *accept_main(void *a)
+{
+	struct srv *v = a;
+
+	if (smg_listener_accept(v->l, &v->o, &v->s) != 0)
+		abort();
+	return NULL;
+}
+
+static double session_run(unsigned nch, const struct smg_identity *ids,
+			  const struct smg_identity *idd, const struct smg_peers *peers,
+			  double *cpu_per_gb)
+{
+	struct srv v = {0};
+	struct smg_session_opts co = {0};
+	struct smg_session *c = NULL;
+	struct worker ws[2], wr[2];
+	pthread_t th;
+	double t, cpu;
+
+	co.identity = ids;
+	co.peers = peers;
+	co.name = "src";
+	co.channels = nch;
+	v.o = co;
+	v.o.identity = idd;
+	v.o.name = "dst";
+	if (smg_listener_open("127.0.0.1", 0, &v.l) != 0)
+		abort();
+	pthread_create(&th, NULL, accept_main, &v);
+	if (smg_session_connect("127.0.0.1", smg_listener_port(v.l), &co, &c) != 0)
+		abort();
+	pthread_join(th, NULL);
+	cpu = cpu_s();
+	t = now_s();
+	for (unsigned i = 0; i < nch; i++) {
+		uint64_t share = total_bytes / nch / frame_payload * frame_payload;
+
+		ws[i] = (struct worker){c, i, share, 0};
+		wr[i] = (struct worker){v.s, i, share, 0};
+		pthread_create(&wr[i].th, NULL, receiver, &wr[i]);
+		pthread_create(&ws[i].th, NULL, sender, &ws[i]);
+	}
+	for (unsigned i = 0; i < nch; i++) {
+		pthread_join(ws[i].th, NULL);
+		pthread_join(wr[i].th, NULL);
+	}
+	t = now_s() - t;
+	cpu = cpu_s() - cpu;
+	*cpu_per_gb = cpu / (total_bytes / 1e9);
+	smg_session_free(c);
+	smg_session_free(v.s);
+	smg_listener_close(v.l);
+	return total_bytes / t / 1e9;
+}
+
+int main(int argc, char **argv)
+{
+	double gib = argc > 1 ? atof(argv[1]) : 2.0;
+	unsigned ppf = argc > 2 ? (unsigned)atoi(argv[2]) : 16;
+	char dir[] = "/tmp/smgbench.XXXXXX", p1[64], p2[64], pub1[64], pub2[64],
+	     text[256];
+	struct smg_identity *ids, *idd;
+	struct smg_peers *peers;
+	double push, pull, tcp, s1, s2, c1, c2, rawlim;
+
+	if (sodium_init() < 0 || mkdtemp(dir) == NULL || ppf < 1 ||
+	    ppf > smg_pages_per_frame(PAGE))
+		return 2;
+	smg_log_set_level(SMG_LOG_WARN);
+	frame_payload = SMG_PAGES_HDR_LEN + (size_t)ppf * (8 + PAGE);
+	total_bytes = (uint64_t)(gib * (1ull << 30));
+	snprintf(p1, sizeof(p1), "%s/src", dir);
+	snprintf(p2, sizeof(p2), "%s/dst", dir);
+	if (smg_identity_generate(p1, false, pub1, sizeof(pub1)) != 0 ||
+	    smg_identity_generate(p2, false, pub2, sizeof(pub2)) != 0 ||
+	    smg_identity_load(p1, &ids) != 0 || smg_identity_load(p2, &idd) != 0)
+		return 1;
+	snprintf(text, sizeof(text), "src %s\ndst %s\n", pub1, pub2);
+	if (smg_peers_parse(text, strlen(text), &peers) != 0)
+		return 1;
+	fprintf(stderr,
+		"bench_channel: %.2f GiB per run, frames of %u pages (%zu bytes)\n", gib,
+		ppf, frame_payload);
+	raw(&push, &pull);
+	rawlim = push < pull ? push : pull;
+	fprintf(stderr,
+		"raw secretstream: push %.3f GB/s, pull %.3f GB/s (one core each)\n",
+		push, pull);
+	tcp = plain_tcp();
+	fprintf(stderr, "plain TCP loopback: %.3f GB/s\n", tcp);
+	s1 = session_run(1, ids, idd, peers, &c1);
+	fprintf(stderr, "secmig 1 channel: %.3f GB/s, %.2f CPU s/GB\n", s1, c1);
+	s2 = session_run(2, ids, idd, peers, &c2);
+	fprintf(stderr, "secmig 2 channels: %.3f GB/s, %.2f CPU s/GB\n", s2, c2);
+	printf(
+	    "{\"frame_payload_bytes\":%zu,\"bytes_per_run\":%llu,\"raw_push_GBps\":%.4f,"
+	    "\"raw_pull_GBps\":%.4f,\"raw_secretstream_GBps\":%.4f,\"plain_tcp_GBps\":%."
+	    "4f,"
+	    "\"secmig_1ch_GBps\":%.4f,\"secmig_2ch_GBps\":%.4f,\"ratio_1ch_vs_raw\":%.4f,"
+	    "\"ratio_2ch_vs_1ch\":%.4f,\"cpu_s_per_GB_1ch\":%.4f,\"cpu_s_per_GB_2ch\":%."
+	    "4f,"
+	    "\"nproc\":%ld}\n",
+	    frame_payload, (unsigned long long)total_bytes, push, pull, rawlim, tcp, s1,
+	    s2, s1 / rawlim, s2 / s1, c1, c2, sysconf(_SC_NPROCESSORS_ONLN));
+	smg_identity_free(ids);
+	smg_identity_free(idd);
+	smg_peers_free(peers);
+	snprintf(text, sizeof(text), "rm -rf '%s'", dir);
+	return system(text) == 0 ? 0 : 1;
+}

@@ -1,0 +1,493 @@
+/* bench/precopy: a 1 GiB sim VM at dirty rates 0..200 MB/s (uniform and
+ * hot-spot) migrated under our stop rule, Xen's default rule and plain
+ * stop-and-copy, all in one run, next to the lower bound (non-zero RAM over
+ * the link's bandwidth, measured in the same run with the same number of
+ * channels and no engine). The last line is one JSON object.
+ *
+ *   bench_precopy [--memory 1G] [--runs 5] [--channels 2] [--quick]
+ *
+ * Runs two sim hosts and a receiver service as child processes of the
+ * secmig binary next to this program (or $SECMIG); the sender runs here. */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <libgen.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "base/base.h"
+#include "engine/backend/sim.h"
+#include "engine/engine.h"
+#include "proto/proto.h"
+#include "transport/transport.h"
+
+#define WARMUP_MS  1000
+#define LINK_BYTES (1024ull << 20) /* streamed for the link baseline */
+#define MAX_ROWS   64
+
+static const char *rule_names[] = {"ours", "xen", "stop_and_copy"};
+
+struct row {
+	const char *pattern;
+	unsigned rate_mb;
+	enum smg_stop_rule rule;
+	unsigned run;
+	struct smg_mig_stats st;
+	int err;
+	double lower_bound_ms;
+};
+
+static struct {
+	char dir[64], a[96], b[96], secmig[512];
+	pid_t ha, hb, rv;
+	uint16_t port;
+	uint64_t mem;
+	unsigned channels, runs;
+	struct smg_cli_keys {
+		struct smg_identity *id;
+		struct smg_peers *peers;
+	} src;
+	double link_bps;
+	uint64_t nonzero;
+} B = {.mem = 1ull << 30, .channels = 2, .runs = 5};
+
+static void sleep_ms(unsigned ms)
+{
+	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+
+	nanosleep(&ts, NULL);
+}
+
+static pid_t spawn(char *const argv[], int *out)
+{
+	int p[2];
+	pid_t pid;
+
+	if (out != NULL && pipe(p) != 0)
+		return -1;
+	if ((pid = fork()) == 0) {
+		if (out != NULL) {
+			dup2(p[1], 1);
+			close(p[0]);
+		}
+		execv(B.secmig, argv);
+		_exit(127);
+	}
+	if (out != NULL) {
+		close(p[1]);
+		*out = p[0];
+	}
+	return pid;
+}
+
+static int host_call(const char *dir, const char *req, const char *payload)
+{
+	char reply[512];
+	int fd, r;
+
+	for (int i = 0; i < 200 && smg_sim_client_connect(dir, &fd) != SMG_OK; i++)
+		sleep_ms(20);
+	r = smg_sim_client_call(fd, req, payload, payload ? strlen(payload) : 0, reply,
+				sizeof(reply), NULL);
+	close(fd);
+	if (r != SMG_OK && strncmp(req, "DESTROY", 7) != 0)
+		fprintf(stderr, "bench: %s: %s\n", req, reply);
+	return r;
+}
+
+static int write_file(const char *path, const char *text)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	ssize_t n = fd >= 0 ? write(fd, text, strlen(text)) : -1;
+
+	if (fd >= 0)
+		close(fd);
+	return n == (ssize_t)strlen(text) ? 0 : -1;
+}
+
+static int setup(void)
+{
+	char path[256], pa[64], pb[64], line[160];
+	int out;
+
+	snprintf(B.dir, sizeof(B.dir), "/tmp/smg-bench.XXXXXX");
+	if (mkdtemp(B.dir) == NULL)
+		return -1;
+	snprintf(B.a, sizeof(B.a), "%s/a", B.dir);
+	snprintf(B.b, sizeof(B.b), "%s/b", B.dir);
+	mkdir(B.a, 0700);
+	mkdir(B.b, 0700);
+	snprintf(path, sizeof(path), "%s/host.key", B.a);
+	smg_identity_generate(path, true, pa, sizeof(pa));
+	snprintf(path, sizeof(path), "%s/host.key", B.b);
+	smg_identity_generate(path, true, pb, sizeof(pb));
+	snprintf(path, sizeof(path), "%s/peers", B.a);
+	snprintf(line, sizeof(line), "dst %s\n", pb);
+	write_file(path, line);
+	snprintf(path, sizeof(path), "%s/peers", B.b);
+	snprintf(line, sizeof(line), "src %s\n", pa);
+	write_file(path, line);
+	char *ha[] = {"secmig", "--quiet", "sim", "host", "--state-dir", B.a, NULL};
+	char *hb[] = {"secmig", "--quiet", "sim", "host", "--state-dir", B.b, NULL};
+	char ch[8];
+	snprintf(ch, sizeof(ch), "%u", B.channels);
+	char *rv[] = {"secmig",	     "--quiet", "recv",	       "--listen",
+		      "127.0.0.1:0", "--json",	"--state-dir", B.b,
+		      "--name",	     "dst",	"--channels",  ch,
+		      NULL};
+	B.ha = spawn(ha, NULL);
+	B.hb = spawn(hb, NULL);
+	if (host_call(B.a, "LIST", NULL) != SMG_OK ||
+	    host_call(B.b, "LIST", NULL) != SMG_OK)
+		return -1;
+	if ((B.rv = spawn(rv, &out)) < 0)
+		return -1;
+	size_t n = 0;
+	while (n + 1 < sizeof(line) && read(out, line + n, 1) == 1 && line[n] != '\n')
+		n++;
+	line[n] = '\0';
+	const char *p = strstr(line, "\"port\":");
+	if (p == NULL)
+		return -1;
+	B.port = (uint16_t)atoi(p + 7);
+	/* Keep draining the service's event lines so it never blocks. */
+	if (fork() == 0) {
+		char buf[4096];
+		while (read(out, buf, sizeof(buf)) > 0)
+			;
+		_exit(0);
+	}
+	close(out);
+	snprintf(path, sizeof(path), "%s/host.key", B.a);
+	if (smg_identity_load(path, &B.src.id) != SMG_OK)
+		return -1;
+	snprintf(path, sizeof(path), "%s/peers", B.a);
+	return smg_peers_load(path, &B.src.peers) == SMG_OK ? 0 : -1;
+}
+
+static void teardown(void)
+{
+	pid_t pids[] = {B.rv, B.ha, B.hb};
+	char cmd[128];
+
+	for (size_t i = 0; i < 3; i++)
+		if (pids[i] > 0) {
+			kill(pids[i], SIGTERM);
+			waitpid(pids[i], NULL, 0);
+		}
+	while (waitpid(-1, NULL, WNOHANG) > 0)
+		;
+	smg_identity_free(B.src.id);
+	smg_peers_free(B.src.peers);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", B.dir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "bench: could not remove %s\n", B.dir);
+}
+
+/* ---- link baseline: the same channels, bulk frames of pages, no engine -- */
+struct link_chan {
+	struct smg_session *s;
+	unsigned chan;
+	uint64_t frames, bytes;
+	int err;
+	pthread_t t;
+};
+
+static void *link_send(void *arg)
+{
+	struct link_chan *c = arg;
+	uint32_t per = smg_pages_per_frame(4096);
+	size_t len = SMG_PAGES_HDR_LEN + (size_t)per * (8 + 4096);
+	uint8_t *buf;
+
+	for (uint64_t k = 0; k < c->frames && c->err == 0; k++) {
+		if ((c->err = smg_chan_bulk_begin(c->s, c->chan, len, &buf)) != 0)
+			break;
+		memset(buf + SMG_PAGES_HDR_LEN + (size_t)per * 8, 0x5a, 64);
+		c->err = smg_chan_bulk_submit(c->s, c->chan, SMG_FT_PAGES, len);
+	}
+	if (c->err == 0)
+		c->err = smg_chan_flush(c->s, c->chan);
+	return NULL;
+}
+
+static void *link_recv(void *arg)
+{
+	struct link_chan *c = arg;
+	struct smg_frame f;
+
+	for (uint64_t k = 0;
+	     k < c->frames && (c->err = smg_chan_recv(c->s, c->chan, &f)) == 0; k++)
+		c->bytes += f.len;
+	return NULL;
+}
+
+struct link_srv {
+	struct smg_listener *l;
+	struct smg_session_opts so;
+	struct smg_session *s;
+};
+
+static void *link_close(void *arg)
+{
+	smg_session_close(arg);
+	return NULL;
+}
+
+static void *link_accept(void *arg)
+{
+	struct link_srv *sv = arg;
+
+	smg_listener_accept(sv->l, &sv->so, &sv->s);
+	return NULL;
+}
+
+static double measure_link(void)
+{
+	struct smg_identity *bid;
+	struct smg_peers *bpeers;
+	struct link_srv sv = {0};
+	struct smg_session_opts co = {.identity = B.src.id,
+				      .peers = B.src.peers,
+				      .name = "src",
+				      .channels = B.channels};
+	struct smg_session *cs;
+	struct link_chan tx[SMG_CHANNELS_MAX], rx[SMG_CHANNELS_MAX];
+	char path[256];
+	pthread_t at;
+	double bps = 0;
+
+	snprintf(path, sizeof(path), "%s/host.key", B.b);
+	smg_identity_load(path, &bid);
+	snprintf(path, sizeof(path), "%s/peers", B.b);
+	smg_peers_load(path, &bpeers);
+	sv.so = (struct smg_session_opts){
+	    .identity = bid, .peers = bpeers, .name = "dst", .channels = B.channels};
+	if (smg_listener_open("127.0.0.1", 0, &sv.l) != 0)
+		return 0;
+	pthread_create(&at, NULL, link_accept, &sv);
+	if (smg_session_connect("127.0.0.1", smg_listener_port(sv.l), &co, &cs) != 0) {
+		pthread_join(at, NULL);
+		return 0;
+	}
+	pthread_join(at, NULL);
+	uint64_t t0 = smg_now_ns();
+	uint64_t frames =
+	    LINK_BYTES / B.channels /
+	    (SMG_PAGES_HDR_LEN + (size_t)smg_pages_per_frame(4096) * (8 + 4096));
+	for (unsigned i = 0; i < B.channels; i++) {
+		rx[i] = (struct link_chan){.s = sv.s, .chan = i, .frames = frames};
+		tx[i] = (struct link_chan){.s = cs, .chan = i, .frames = frames};
+		pthread_create(&rx[i].t, NULL, link_recv, &rx[i]);
+		pthread_create(&tx[i].t, NULL, link_send, &tx[i]);
+	}
+	uint64_t got = 0;
+	for (unsigned i = 0; i < B.channels; i++) {
+		pthread_join(tx[i].t, NULL);
+		pthread_join(rx[i].t, NULL);
+		got += rx[i].bytes;
+	}
+	bps = (double)got / ((double)(smg_now_ns() - t0) / 1e9);
+	pthread_t ct;
+	pthread_create(&ct, NULL, link_close, cs);
+	smg_session_close(sv.s);
+	pthread_join(ct, NULL);
+	smg_listener_close(sv.l);
+	smg_identity_free(bid);
+	smg_peers_free(bpeers);
+	return bps;
+}
+
+/* ---- one migration ---------------------------------------------------------- */
+static void run_one(struct row *r)
+{
+	char cfg[512], req[64], to[32];
+	struct smg_session_opts so = {.identity = B.src.id,
+				      .peers = B.src.peers,
+				      .name = "src",
+				      .channels = B.channels};
+	struct smg_send_opts o = {.backend = "sim",
+				  .domain = "bench-vm",
+				  .auto_converge = true,
+				  .rule = r->rule};
+	struct smg_session *s;
+	const char *wl = r->rate_mb == 0 ? "idle" : r->pattern;
+
+	snprintf(cfg, sizeof(cfg),
+		 "name = bench-vm\nmemory = %llu\nvcpus = 2\nworkload = %s\n"
+		 "dirty_rate = %uM\nhot_writes = 90\nhot_pages = 5\nzero_pct = 20\nseed "
+		 "= %u\n",
+		 (unsigned long long)B.mem, wl, r->rate_mb, 1000 + r->run);
+	host_call(B.b, "DESTROY bench-vm", NULL);
+	if ((r->err = host_call(B.a, "CREATE", cfg)) != SMG_OK)
+		return;
+	sleep_ms(WARMUP_MS);
+	snprintf(to, sizeof(to), "127.0.0.1:%u", B.port);
+	o.bopts.state_dir = B.a;
+	o.peer = to;
+	if ((r->err = smg_session_connect("127.0.0.1", B.port, &so, &s)) == SMG_OK) {
+		r->err = smg_engine_send(s, &o, &r->st);
+		if (r->err == SMG_OK)
+			smg_session_close(s);
+		else
+			smg_session_free(s);
+	}
+	snprintf(req, sizeof(req), "DESTROY bench-vm");
+	host_call(r->err == SMG_OK ? B.b : B.a, req, NULL);
+	r->lower_bound_ms = B.link_bps > 0 ? (double)B.nonzero / B.link_bps * 1000.0 : 0;
+	fprintf(stderr,
+		"  %-8s %3u MB/s %-13s run %u: downtime %5llu ms  total %6llu ms  "
+		"%7.1f MB sent  %2u rounds  %s%s\n",
+		r->pattern, r->rate_mb, rule_names[r->rule], r->run,
+		(unsigned long long)r->st.downtime_ms, (unsigned long long)r->st.total_ms,
+		(double)r->st.bytes_sent / 1e6, r->st.rounds,
+		r->err		  ? smg_strerror(r->err)
+		: r->st.converged ? "converged"
+				  : "forced stop",
+		r->st.throttle ? " (throttled)" : "");
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+int main(int argc, char **argv)
+{
+	static const unsigned rates[] = {0, 25, 50, 100, 200};
+	static const char *patterns[] = {"uniform", "hotspot"};
+	static struct row rows[MAX_ROWS];
+	uint64_t hot50[16];
+	unsigned nrows = 0, nhot = 0;
+	const char *env = getenv("SECMIG");
+	int c;
+
+	while ((c = getopt(argc, argv, "m:r:c:q")) != -1) {
+		if (c == 'm')
+			B.mem = strtoull(optarg, NULL, 10) << 20;
+		else if (c == 'r')
+			B.runs = (unsigned)atoi(optarg);
+		else if (c == 'c')
+			B.channels = (unsigned)atoi(optarg);
+		else if (c == 'q') {
+			B.mem = 256ull << 20;
+			B.runs = 3;
+		} else {
+			fprintf(stderr, "usage: bench_precopy [-m MiB] [-r runs] [-c "
+					"channels] [-q]\n");
+			return 2;
+		}
+	}
+	if (B.runs == 0 || B.runs > 16 || B.channels == 0 ||
+	    B.channels > SMG_CHANNELS_MAX || B.mem < (16u << 20))
+		return 2;
+	if (env != NULL) {
+		snprintf(B.secmig, sizeof(B.secmig), "%s", env);
+	} else {
+		char self[400];
+		ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+		self[n > 0 ? n : 0] = '\0';
+		snprintf(B.secmig, sizeof(B.secmig), "%s/secmig", dirname(self));
+	}
+	smg_log_set_level(SMG_LOG_ERROR);
+	signal(SIGPIPE, SIG_IGN);
+	if (setup() != 0) {
+		fprintf(stderr, "bench: setup failed (secmig at %s?)\n", B.secmig);
+		teardown();
+		return 1;
+	}
+	B.nonzero = B.mem - B.mem * 20 / 100;
+	B.link_bps = measure_link();
+	fprintf(stderr,
+		"bench precopy: %llu MiB VM, %u channels, link %.1f MB/s "
+		"(secmig session, no engine), lower bound %.0f ms\n",
+		(unsigned long long)(B.mem >> 20), B.channels, B.link_bps / 1e6,
+		B.link_bps > 0 ? (double)B.nonzero / B.link_bps * 1000 : 0);
+	for (size_t p = 0; p < 2; p++)
+		for (size_t i = 0; i < SMG_ARRAY_LEN(rates); i++) {
+			if (rates[i] == 0 && p == 1)
+				continue; /* idle is idle */
+			for (int rule = 0; rule < 3; rule++) {
+				bool med =
+				    p == 1 && rates[i] == 50 && rule == SMG_RULE_DOWNTIME;
+				unsigned n = med ? B.runs : 1;
+				for (unsigned k = 0; k < n && nrows < MAX_ROWS; k++) {
+					struct row *r = &rows[nrows++];
+					*r = (struct row){
+					    .pattern = rates[i] ? patterns[p] : "idle",
+					    .rate_mb = rates[i],
+					    .rule = (enum smg_stop_rule)rule,
+					    .run = k};
+					run_one(r);
+					if (med && r->err == SMG_OK)
+						hot50[nhot++] = r->st.downtime_ms;
+				}
+			}
+		}
+	teardown();
+
+	/* Summary ratios against peers measured in this run. */
+	uint64_t xen_hot50 = 0, sac = 0, idle_bytes = 0, idle_ms = 0;
+	for (unsigned i = 0; i < nrows; i++) {
+		struct row *r = &rows[i];
+		if (r->rate_mb == 50 && strcmp(r->pattern, "hotspot") == 0 &&
+		    r->rule == SMG_RULE_XEN)
+			xen_hot50 = r->st.downtime_ms;
+		if (r->rate_mb == 50 && strcmp(r->pattern, "hotspot") == 0 &&
+		    r->rule == SMG_RULE_STOP_AND_COPY)
+			sac = r->st.downtime_ms;
+		if (r->rate_mb == 0 && r->rule == SMG_RULE_DOWNTIME) {
+			idle_bytes = r->st.bytes_sent;
+			idle_ms = r->st.total_ms;
+		}
+	}
+	qsort(hot50, nhot, sizeof(hot50[0]), cmp_u64);
+	uint64_t med = nhot ? hot50[nhot / 2] : 0;
+	double lb = B.link_bps > 0 ? (double)B.nonzero / B.link_bps * 1000.0 : 0;
+	double wire = B.nonzero ? (double)idle_bytes / (double)B.nonzero : 0;
+	double tratio = lb > 0 ? (double)idle_ms / lb : 0;
+	fprintf(stderr,
+		"hot-spot 50 MB/s downtime: ours %llu ms (median of %u), Xen rule "
+		"%llu ms (%.1fx ours), stop-and-copy %llu ms (%.1fx ours)\n",
+		(unsigned long long)med, nhot, (unsigned long long)xen_hot50,
+		med ? (double)xen_hot50 / (double)med : 0, (unsigned long long)sac,
+		med ? (double)sac / (double)med : 0);
+	fprintf(stderr,
+		"idle VM: %.3f x non-zero RAM on the wire, %.3f x the lower bound "
+		"in time\n",
+		wire, tratio);
+	printf("{\"memory_bytes\":%llu,\"channels\":%u,\"link_MBps\":%.1f,"
+	       "\"lower_bound_ms\":%.1f,\"downtime_ms_hot50\":%llu,\"downtime_ms_hot50_"
+	       "runs\":%u,"
+	       "\"downtime_ms_hot50_xen_rule\":%llu,\"downtime_ms_stop_and_copy\":%llu,"
+	       "\"wire_ratio_idle\":%.4f,\"time_ratio_idle\":%.4f,\"scenarios\":[",
+	       (unsigned long long)B.mem, B.channels, B.link_bps / 1e6, lb,
+	       (unsigned long long)med, nhot, (unsigned long long)xen_hot50,
+	       (unsigned long long)sac, wire, tratio);
+	for (unsigned i = 0; i < nrows; i++) {
+		struct row *r = &rows[i];
+		printf("%s{\"pattern\":\"%s\",\"dirty_rate_MBps\":%u,\"rule\":\"%s\","
+		       "\"run\":%u,"
+		       "\"downtime_ms\":%llu,\"total_ms\":%llu,\"bytes_sent\":%llu,"
+		       "\"rounds\":%u,"
+		       "\"converged\":%s,\"throttle\":%u,\"lower_bound_ms\":%.1f,"
+		       "\"error\":\"%s\"}",
+		       i ? "," : "", r->pattern, r->rate_mb, rule_names[r->rule], r->run,
+		       (unsigned long long)r->st.downtime_ms,
+		       (unsigned long long)r->st.total_ms,
+		       (unsigned long long)r->st.bytes_sent, r->st.rounds,
+		       r->err == 0 && r->st.converged ? "true" : "false", r->st.throttle,
+		       r->lower_bound_ms, r->err ? smg_strerror(r->err) : "");
+	}
+	printf("]}\n");
+	return 0;
+}

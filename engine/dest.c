@@ -265,6 +265,9 @@ static enum dst_state do_receiving(struct dst *d)
 	struct smg_frame f;
 	bool fin = false;
 
+	/* A channel thread failed: abort now (it keeps draining its channel). */
+	if ((d->err = atomic_load(&d->xd.err)) != SMG_OK)
+		return DST_ABORTED;
 	if ((d->err = smg_chan_recv(d->s, 0, &f)) != SMG_OK)
 		return DST_ABORTED;
 	switch (f.type) {
@@ -319,7 +322,8 @@ static enum dst_state do_verify(struct dst *d)
 
 	emit(d, SMG_EV_PHASE, SMG_PHASE_VERIFY, NULL);
 	stop_hasher(d);
-	if ((d->err = join_threads(d)) != SMG_OK)
+	if ((d->err = atomic_load(&d->xd.err)) != SMG_OK ||
+	    (d->err = join_threads(d)) != SMG_OK)
 		return DST_ABORTED;
 	if (smg_fault_on(SMG_FI_DST_BAD_ROOT)) {
 		/* A page damaged after it arrived (bad RAM, a buggy backend). */
@@ -447,6 +451,11 @@ static void abort_dest(struct dst *d)
 		a.error = d->err;
 		smg_chan_send_msg(d->s, 0, SMG_FT_ABORT, &a.base);
 		smg_chan_flush(d->s, 0);
+		/* Drain the control channel too until the source, having read
+		 * the ABORT, ends the session (bounded by the I/O timeout). */
+		struct smg_frame f;
+		while (smg_chan_recv(d->s, 0, &f) == SMG_OK)
+			;
 	}
 	if (d->be != NULL && d->info.pages > 0 && !d->committed)
 		d->be->ops->destroy(d->be);

@@ -93,7 +93,7 @@ const char *smg_phase_name(enum smg_phase p);
 struct smg_mig_stats {
 	char migration_id[SMG_MIGRATION_ID_LEN + 1];
 	char domain[SMG_DOMAIN_NAME_MAX];
-	uint64_t ram_bytes, nonzero_bytes;
+	uint64_t ram_bytes;
 	uint64_t bytes_sent; /* payload bytes of page frames + state + control */
 	uint64_t pages_sent, zero_pages;
 	unsigned rounds, throttle;
@@ -206,6 +206,7 @@ enum smg_fault {
 	SMG_FI_DST_AFTER_COMMIT,     /* receiver exits after recording COMMIT */
 	SMG_FI_DST_NO_DONE,	     /* receiver resumes, drops the link before DONE */
 	SMG_FI_DST_BAD_ROOT,	     /* receiver corrupts one page before verify */
+	SMG_FI_DST_WRITE_FAIL,	     /* receiver's backend fails a page write */
 	SMG_FI_MAX_
 };
 bool smg_fault_on(enum smg_fault f);

@@ -16,6 +16,7 @@ static const char *const fault_names[SMG_FI_MAX_] = {
     [SMG_FI_DST_AFTER_COMMIT] = "dst_after_commit",
     [SMG_FI_DST_NO_DONE] = "dst_no_done",
     [SMG_FI_DST_BAD_ROOT] = "dst_bad_root",
+    [SMG_FI_DST_WRITE_FAIL] = "dst_write_fail",
 };
 
 bool smg_fault_on(enum smg_fault f)

@@ -16,7 +16,9 @@
 #define TINY_DIRTY_PAGES     16	 /* below this one more round is not worth it */
 #define SHRINK_KEEP_GOING    0.5 /* continue while a round at least halves it */
 #define OUTPACED_ROUNDS	     2
-#define BW_SMOOTH	     0.5 /* weight of the newest sample */
+#define SHRINK_PROGRESS	     0.9  /* still shrinking by a tenth per round */
+#define SHRINK_STUCK	     0.75 /* over the budget and shrinking by less than 1/4 */
+#define BW_SMOOTH	     0.5  /* weight of the newest sample */
 
 void smg_precopy_init(struct smg_precopy *pc, enum smg_stop_rule rule,
 		      unsigned max_downtime_ms, unsigned max_rounds, bool auto_converge)
@@ -67,7 +69,10 @@ enum smg_precopy_decision smg_precopy_next_round(struct smg_precopy *pc,
 		pc->bw =
 		    pc->bw == 0 ? sample : BW_SMOOTH * sample + (1 - BW_SMOOTH) * pc->bw;
 	pc->dirty_rate = dirty_bytes / secs;
-	pc->est_ms = pc->bw > 0 ? dirty_bytes / pc->bw * 1000.0 : 0;
+	/* Estimate with the worse of the smoothed and the newest rate: a link
+	 * that just slowed down must not talk us into a long pause. */
+	double bw = bytes_sent >= (1u << 20) && sample < pc->bw ? sample : pc->bw;
+	pc->est_ms = bw > 0 ? dirty_bytes / bw * 1000.0 : 0;
 	pc->prev_dirty = dirty_pages;
 
 	switch (pc->rule) {
@@ -86,14 +91,25 @@ enum smg_precopy_decision smg_precopy_next_round(struct smg_precopy *pc,
 		bool shrinking = prev == UINT64_MAX ||
 				 (double)dirty_pages <= SHRINK_KEEP_GOING * (double)prev;
 
+		/* Above a tenth of the budget, any real progress is worth one
+		 * more round (the round cap still bounds it). */
+		bool progress = prev != UINT64_MAX &&
+				(double)dirty_pages < SHRINK_PROGRESS * (double)prev &&
+				pc->est_ms > pc->max_downtime_ms / 10.0 &&
+				pc->round < pc->max_rounds / 2;
+
 		pc->outpaced = 0;
-		return dirty_pages <= TINY_DIRTY_PAGES || !shrinking
-			   ? SMG_PRECOPY_STOP
-			   : SMG_PRECOPY_CONTINUE;
+		if (dirty_pages <= TINY_DIRTY_PAGES)
+			return SMG_PRECOPY_STOP;
+		return shrinking || progress ? SMG_PRECOPY_CONTINUE : SMG_PRECOPY_STOP;
 	}
 	/* Dirtying outpaces sending when the pages dirtied during a round
-	 * take at least as long to send as the round took. */
-	if (pc->dirty_rate >= pc->bw)
+	 * take at least as long to send as the round took. A set that barely
+	 * shrinks counts too: with uniform writes the unique dirty pages
+	 * saturate and understate the write rate. */
+	bool stuck =
+	    prev != UINT64_MAX && (double)dirty_pages > SHRINK_STUCK * (double)prev;
+	if (pc->dirty_rate >= pc->bw || stuck)
 		pc->outpaced++;
 	else
 		pc->outpaced = 0;

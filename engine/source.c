@@ -12,6 +12,8 @@
 #include "secmig.pb-c.h"
 #include "transport/transport.h"
 
+#define SMG_INLINE_ROUND_PAGES 2048 /* rounds up to 8 MiB run without threads */
+
 enum src_state {
 	SRC_SETUP = 0,
 	SRC_PRECOPY,
@@ -199,6 +201,10 @@ static int run_round(struct src *c, bool final, uint64_t *sent_bytes, uint64_t *
 	rs.final = final;
 	if ((r = smg_chan_send_msg(c->s, 0, SMG_FT_ROUND_START, &rs.base)) != SMG_OK)
 		return r;
+	/* A small round (the last ones) is cheaper to drive from this thread,
+	 * channel after channel, than to hand to threads that must first be
+	 * scheduled: in the stop-and-copy round that latency is downtime. */
+	bool inline_round = *npages <= SMG_INLINE_ROUND_PAGES;
 	for (unsigned i = 0; i < c->nchan; i++) {
 		x[i] = (struct smg_xfer_send){.s = c->s,
 					      .be = c->be,
@@ -210,7 +216,10 @@ static int run_round(struct src *c, bool final, uint64_t *sent_bytes, uint64_t *
 					      .round = c->round,
 					      .chan = i,
 					      .nchan = c->nchan};
-		if (pthread_create(&x[i].tid, NULL, smg_xfer_send_main, &x[i]) != 0) {
+		if (inline_round)
+			smg_xfer_send_main(&x[i]);
+		else if (pthread_create(&x[i].tid, NULL, smg_xfer_send_main, &x[i]) !=
+			 0) {
 			r = SMG_ERR_SYS;
 			break;
 		}
@@ -218,7 +227,8 @@ static int run_round(struct src *c, bool final, uint64_t *sent_bytes, uint64_t *
 	}
 	*sent_bytes = 0;
 	for (unsigned i = 0; i < started; i++) {
-		pthread_join(x[i].tid, NULL);
+		if (!inline_round)
+			pthread_join(x[i].tid, NULL);
 		r = r ?: x[i].err;
 		*sent_bytes += x[i].bytes;
 		c->st->pages_sent += x[i].pages;
@@ -350,6 +360,8 @@ static enum src_state do_stopcopy(struct src *c)
 	if ((c->err = c->be->ops->pause(c->be)) != SMG_OK)
 		return SRC_ABORTED;
 	c->paused = true;
+	smg_debug("downtime: paused after %.1f ms",
+		  (double)(smg_now_ns() - c->t_pause) / 1e6);
 	/* network: a paused VM does not answer; its vifs follow it. */
 	if (c->o->net != NULL)
 		smg_netid_set_links(c->o->net, c->info.name, c->info.nics, c->info.n_nics,
@@ -363,6 +375,8 @@ static enum src_state do_stopcopy(struct src *c)
 	    (c->err = send_state_and_manifest(c)) != SMG_OK)
 		return SRC_ABORTED;
 	emit(c, SMG_EV_ROUND, SMG_PHASE_STOPCOPY, npages, 0, NULL);
+	smg_debug("downtime: final round and manifest sent at +%.1f ms",
+		  (double)(smg_now_ns() - c->t_pause) / 1e6);
 	return SRC_HANDOVER;
 }
 
@@ -388,6 +402,8 @@ static enum src_state do_handover(struct src *c)
 	if (c->err != SMG_OK)
 		return SRC_ABORTED;
 	c->st->verified = true;
+	smg_debug("downtime: READY at +%.1f ms",
+		  (double)(smg_now_ns() - c->t_pause) / 1e6);
 	/* Re-check before the point of no return (WireGuard re-checks its
 	 * handshake state before committing): still paused, nothing failed. */
 	if (!c->paused || c->state != SRC_HANDOVER)
@@ -397,6 +413,8 @@ static enum src_state do_handover(struct src *c)
 	    SMG_OK)
 		return SRC_ABORTED;
 	emit(c, SMG_EV_PHASE, SMG_PHASE_COMMIT, 0, 0, NULL);
+	smg_debug("downtime: COMMIT recorded at +%.1f ms",
+		  (double)(smg_now_ns() - c->t_pause) / 1e6);
 	smg_fault_crash(SMG_FI_SRC_AFTER_COMMIT);
 	cm.migration_id = c->st->migration_id;
 	if ((c->err = smg_chan_send_msg(c->s, 0, SMG_FT_COMMIT, &cm.base)) != SMG_OK ||
@@ -512,9 +530,6 @@ int smg_engine_send(struct smg_session *s, const struct smg_send_opts *o,
 		emit(&c, SMG_EV_PHASE, SMG_PHASE_DONE, 0, 0, NULL);
 	}
 	st->total_ms = (smg_now_ns() - c.t_start) / 1000000;
-	st->nonzero_bytes =
-	    st->pages_sent * c.info.page_size; /* upper bound of sent data */
-	st->err = c.err;
 	smg_merkle_free(c.mk);
 	free(c.pending);
 	smg_backend_close(c.be);

@@ -115,7 +115,7 @@ static int one_page(struct smg_xfer_send *x, struct frame_fill *f, uint64_t pfn,
 {
 	size_t ps = x->page_size;
 	uint8_t *slot;
-	int r;
+	int r = SMG_OK;
 
 	if (f->buf == NULL) {
 		/* Open a frame only for a page that is not zero: a begun bulk
@@ -142,7 +142,16 @@ static int one_page(struct smg_xfer_send *x, struct frame_fill *f, uint64_t pfn,
 		if (is_zero(slot, ps)) {
 			zl[(*nz)++] = pfn;
 			smg_merkle_set_zero(x->mk, pfn);
-			return SMG_OK;
+			/* A long zero run while a page frame is open (a Xen
+			 * guest's holes) must not overrun zl: close the frame
+			 * early, then the zero record. */
+			if (*nz == ZERO_REC_MAX) {
+				if ((r = submit_pages(x, f)) != SMG_OK)
+					return r;
+				r = send_zero(x, zl, *nz);
+				*nz = 0;
+			}
+			return r;
 		}
 	}
 	smg_store_be64(f->buf + SMG_PAGES_HDR_LEN + (size_t)f->cnt * 8, pfn);
@@ -234,6 +243,8 @@ static int recv_pages(struct smg_xfer_dest *d, unsigned chan, const uint8_t *p,
 			}
 		}
 		const uint8_t *data = zero ? NULL : h.data + (size_t)i * d->page_size;
+		if (chan > 0 && smg_fault_on(SMG_FI_DST_WRITE_FAIL))
+			return SMG_ERR_BACKEND;
 		if ((r = d->be->ops->write_pages(d->be, pfns, n, data, zero)) != SMG_OK)
 			return r;
 		for (uint32_t j = 0; j < n; j++) {
@@ -306,6 +317,12 @@ void *smg_xfer_recv_main(void *arg)
 	if (r != SMG_OK) {
 		int zero = 0;
 		atomic_compare_exchange_strong(&d->err, &zero, r);
+		/* Keep reading (and dropping) until the source hangs up, so it
+		 * never stalls on a channel nobody reads: it learns of the
+		 * abort on the control channel and ends the session. */
+		while (r != SMG_ERR_EOF && r != SMG_ERR_CUT && r != SMG_ERR_TIMEOUT &&
+		       r != SMG_ERR_SYS && smg_chan_recv(d->s, x->chan, &f) == SMG_OK)
+			;
 	}
 	return NULL;
 }

@@ -10,6 +10,7 @@ PACKAGES=(
 	swtpm swtpm-tools tpm2-tools
 	clang clang-format libclang-rt-14-dev
 	iproute2 openssh-server openssh-client qemu-utils nbd-client
+	qemu-system-x86 busybox-static cpio python3
 )
 
 missing=()

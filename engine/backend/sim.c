@@ -53,7 +53,7 @@ static void fill_info(struct sim_backend *s, struct smg_domain_info *info)
 }
 
 static int attach(struct sim_backend *s, int fd, const char *text, size_t len,
-		  struct smg_domain_info *info)
+		  bool populate, struct smg_domain_info *info)
 {
 	char err[256];
 	int r;
@@ -72,7 +72,7 @@ static int attach(struct sim_backend *s, int fd, const char *text, size_t len,
 	memcpy(s->text, text, len);
 	s->text[len] = '\0';
 	s->text_len = len;
-	if ((r = smg_sim_mem_map(fd, &s->mem)) != SMG_OK) {
+	if ((r = smg_sim_mem_map(fd, populate, &s->mem)) != SMG_OK) {
 		close(fd);
 		return r;
 	}
@@ -100,7 +100,7 @@ static int domain_open(struct smg_backend *b, const char *name,
 	if (r != SMG_OK)
 		smg_err("sim: open '%s': %s", name, reply);
 	else
-		r = attach(s, fd, reply, strlen(reply), info);
+		r = attach(s, fd, reply, strlen(reply), false, info);
 	free(reply);
 	return r;
 }
@@ -120,7 +120,7 @@ static int domain_create(struct smg_backend *b, const uint8_t *config, size_t le
 		smg_err("sim: create incoming domain: %s", reply);
 		return r == SMG_ERR_EXISTS || r == SMG_ERR_CONFIG ? r : SMG_ERR_BACKEND;
 	}
-	return attach(s, fd, (const char *)config, len, info);
+	return attach(s, fd, (const char *)config, len, true, info);
 }
 
 static int logdirty_enable(struct smg_backend *b)

@@ -113,7 +113,7 @@ int smg_sim_mem_create(const struct smg_sim_config *cfg, bool fill, struct smg_s
 	return SMG_OK;
 }
 
-int smg_sim_mem_map(int fd, struct smg_sim_mem *m)
+int smg_sim_mem_map(int fd, bool populate, struct smg_sim_mem *m)
 {
 	struct smg_sim_shared *sh;
 	off_t size = lseek(fd, 0, SEEK_END);
@@ -122,7 +122,8 @@ int smg_sim_mem_map(int fd, struct smg_sim_mem *m)
 	m->fd = -1;
 	if (size < (off_t)SMG_SIM_HDR_SIZE)
 		return SMG_ERR_BACKEND;
-	sh = mmap(NULL, (size_t)size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	sh = mmap(NULL, (size_t)size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE,
+		  fd, 0);
 	if (sh == MAP_FAILED)
 		return smg_err_sys(errno);
 	if (sh->magic != SMG_SIM_MAGIC || sh->total_size != (uint64_t)size ||

@@ -41,9 +41,10 @@ vm() {
 	local name=$1 mem=$2 wl=$3 rate=$4; shift 4
 	{
 		echo "name = $name"; echo "memory = $mem"; echo "vcpus = 2"
-		echo "workload = $wl"; echo "dirty_rate = $rate"; echo "zero_pct = 20"
+		echo "workload = $wl"; echo "dirty_rate = $rate"
 		echo "hot_writes = 90"; echo "hot_pages = 5"; echo "seed = $RANDOM"
 		echo "nic = mac=52:54:00:00:00:01,ipv4=10.0.0.2"
+		if [ $# = 0 ]; then echo "zero_pct = 20"; fi
 		for l in "$@"; do echo "$l"; done
 	} >"$T/$name.cfg"
 	"$SECMIG" sim --state-dir "$A" create "$T/$name.cfg" >/dev/null || err "create $name"

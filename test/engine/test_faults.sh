@@ -34,6 +34,7 @@ send_env() { env "$@" "$SECMIG" --quiet send --to "127.0.0.1:$PORT" --domain "$N
 fault dst_after_round0 dst 6 # receiver killed in pre-copy (link cut for the sender)
 fault dst_before_ready dst 6 # receiver killed after verifying, before READY
 fault dst_bad_root dst 7     # a page damaged on arrival: integrity, nothing resumes
+fault dst_write_fail dst 6   # the destination fails mid-stream: it drains, aborts
 
 for fi in src_after_round0 src_after_pause; do # sender killed mid-way
 	NAME=vm_$fi
@@ -61,6 +62,26 @@ wait "$SPID"; RC=$?
 [ "$RC" = 6 ] || err "receiver SIGKILLed: send exit $RC, want 6"
 for i in $(seq 50); do [ "$(state_on "$B" $NAME)" = absent ] && break; sleep 0.05; done
 expect_on A $NAME "receiver SIGKILLed"
+
+# The link itself is cut (a forwarder drops every connection mid-transfer):
+# both processes live on, the sender fails over to the running source VM.
+NAME=cutlink
+vm $NAME 16M hotspot 5M
+start_recv
+python3 "$SMG_SRC/test/engine/cutproxy.py" "$PORT" "$T/cut" >"$T/proxy.out" &
+PIDS+=($!)
+for i in $(seq 100); do PPORT=$(head -n 1 "$T/proxy.out"); [ -n "$PPORT" ] && break; sleep 0.05; done
+"$SECMIG" --quiet send --to "127.0.0.1:$PPORT" --domain $NAME --json --state-dir "$A" \
+	--name src --bandwidth 4M >"$T/send.out" 2>"$T/send.err" &
+SPID=$!
+sleep 1
+touch "$T/cut"
+wait "$SPID"; RC=$?
+[ "$RC" = 6 ] || err "link cut: send exit $RC, want 6"
+wait "$RECV_PID"; RRC=$?
+[ "$RRC" != 0 ] || err "receiver reported success over a cut link"
+for i in $(seq 50); do [ "$(state_on "$B" $NAME)" = absent ] && break; sleep 0.05; done
+expect_on A $NAME "link cut"
 
 NAME=killsend
 vm $NAME 16M hotspot 5M

@@ -33,6 +33,15 @@ zero=$(field zero_pages)
 bytes=$(field bytes_sent)
 [ "$bytes" -lt $((16 * 1024 * 1024)) ] || err "idle VM: $bytes bytes for 16 MiB with 20% zero pages"
 
+# A long run of zero pages after an open page frame on one channel (more
+# zero records than one frame holds): regression for a zero-list overrun.
+vm sparse 640M idle 0 "zero_pct = 95"
+start_recv
+send sparse --channels 1
+check_success sparse "long zero run"
+[ "$(field zero_pages)" -gt 131072 ] || err "sparse: only $(field zero_pages) zero records"
+"$SECMIG" sim --state-dir "$B" destroy sparse >/dev/null
+
 vm hot 32M hotspot 10M
 sleep 0.3
 start_recv

@@ -25,7 +25,18 @@ int main(void)
 		 SMG_PRECOPY_CONTINUE);
 	CHECK_EQ(smg_precopy_next_round(&pc, 40 * MB, 40000000ull, 1000, PS),
 		 SMG_PRECOPY_CONTINUE);
+	/* 900 of 1000: fits, barely shrinks, and is already under a tenth of
+	 * the budget (3.7 ms) -> stop. */
 	CHECK_EQ(smg_precopy_next_round(&pc, 4 * MB, 4000000ull, 900, PS),
+		 SMG_PRECOPY_STOP);
+	/* Fits the budget but well above a tenth of it and still shrinking:
+	 * one more round; once it stops shrinking: stop. */
+	smg_precopy_init(&pc, SMG_RULE_DOWNTIME, 300, 30, true);
+	CHECK_EQ(smg_precopy_next_round(&pc, 1000 * MB, 1000000000ull, 20000, PS),
+		 SMG_PRECOPY_CONTINUE);
+	CHECK_EQ(smg_precopy_next_round(&pc, 80 * MB, 80000000ull, 15000, PS),
+		 SMG_PRECOPY_CONTINUE);
+	CHECK_EQ(smg_precopy_next_round(&pc, 60 * MB, 60000000ull, 14500, PS),
 		 SMG_PRECOPY_STOP);
 	smg_precopy_init(&pc, SMG_RULE_DOWNTIME, 300, 30, true);
 	CHECK_EQ(smg_precopy_next_round(&pc, 1000 * MB, 1000000000ull, 10, PS),
@@ -63,6 +74,17 @@ int main(void)
 	smg_precopy_next_round(&pc, 50 * MB, 1000000000ull, 50000, PS);
 	CHECK_EQ(smg_precopy_next_round(&pc, 50 * MB, 1000000000ull, 50000, PS),
 		 SMG_PRECOPY_ABORT);
+
+	/* Uniform writes saturate: the dirty set barely shrinks although the
+	 * measured dirty rate stays under the bandwidth -> outpaced too. */
+	smg_precopy_init(&pc, SMG_RULE_DOWNTIME, 10, 30, true);
+	CHECK_EQ(smg_precopy_next_round(&pc, 400 * MB, 1000000000ull, 60000, PS),
+		 SMG_PRECOPY_CONTINUE);
+	CHECK(pc.dirty_rate < pc.bw);
+	CHECK_EQ(smg_precopy_next_round(&pc, 240 * MB, 600000000ull, 55000, PS),
+		 SMG_PRECOPY_CONTINUE);
+	CHECK_EQ(smg_precopy_next_round(&pc, 220 * MB, 550000000ull, 50000, PS),
+		 SMG_PRECOPY_THROTTLE);
 
 	/* Never an endless loop: the round cap stops it. */
 	smg_precopy_init(&pc, SMG_RULE_DOWNTIME, 10, 5, false);

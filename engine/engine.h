@@ -348,6 +348,12 @@ int smg_netid_set_links(const struct smg_netid_host *host, const char *domain,
 			const struct smg_nic *nics, unsigned n, bool up);
 int smg_netid_remove_all(const struct smg_netid_host *host, const char *domain,
 			 const struct smg_nic *nics, unsigned n);
+/* Source at pause: silence every NIC (XDP drop through bpf_links) for as
+ * long as this process lives or until release; a crash undoes it. */
+struct smg_netid_hold;
+int smg_netid_hold(const struct smg_netid_host *host, const char *domain,
+		   const struct smg_nic *nics, unsigned n, struct smg_netid_hold **out);
+void smg_netid_release(struct smg_netid_hold *h);
 /* After `secmig resolve` on the source, by name only (the domain may be
  * gone): the VM runs here again (vifs up) or elsewhere (NICs removed).
  * *n is how many NICs were found. */

@@ -38,6 +38,7 @@ struct src {
 	struct smg_precopy pc;
 	struct smg_ratelim rl;
 	bool logdirty, paused;
+	struct smg_netid_hold *net_hold; /* network: NICs silenced while paused */
 	uint32_t round;
 	uint64_t t_start, t_pause;
 	uint8_t config_hash[SMG_DIGEST_LEN], manifest_hash[SMG_DIGEST_LEN];
@@ -362,10 +363,11 @@ static enum src_state do_stopcopy(struct src *c)
 	c->paused = true;
 	smg_debug("downtime: paused after %.1f ms",
 		  (double)(smg_now_ns() - c->t_pause) / 1e6);
-	/* network: a paused VM does not answer; its vifs follow it. */
-	if (c->o->net != NULL)
-		smg_netid_set_links(c->o->net, c->info.name, c->info.nics, c->info.n_nics,
-				    false);
+	/* network: a paused VM does not answer. Held by this process only
+	 * (netid_hold.c), so a crashed sender does not leave it deaf. */
+	if (c->o->net != NULL && smg_netid_hold(c->o->net, c->info.name, c->info.nics,
+						c->info.n_nics, &c->net_hold) != SMG_OK)
+		smg_warn("could not silence the paused VM's NICs");
 	smg_fault_crash(SMG_FI_SRC_AFTER_PAUSE);
 	if (c->logdirty && (c->err = c->be->ops->logdirty_peek_clear(c->be, c->pending,
 								     &dirty)) != SMG_OK)
@@ -412,6 +414,11 @@ static enum src_state do_handover(struct src *c)
 					      c->o->peer != NULL ? c->o->peer : "-")) !=
 	    SMG_OK)
 		return SRC_ABORTED;
+	/* network: from here the copy may be in doubt: its NICs go down for
+	 * good (past this process) until DONE or resolve settles it. */
+	if (c->o->net != NULL)
+		smg_netid_set_links(c->o->net, c->info.name, c->info.nics, c->info.n_nics,
+				    false);
 	emit(c, SMG_EV_PHASE, SMG_PHASE_COMMIT, 0, 0, NULL);
 	smg_debug("downtime: COMMIT recorded at +%.1f ms",
 		  (double)(smg_now_ns() - c->t_pause) / 1e6);
@@ -469,9 +476,8 @@ static void abort_source(struct src *c)
 		c->be->ops->throttle(c->be, 0);
 	if (c->paused && c->be->ops->unpause(c->be) == SMG_OK) {
 		c->paused = false;
-		if (c->o->net != NULL)
-			smg_netid_set_links(c->o->net, c->info.name, c->info.nics,
-					    c->info.n_nics, true);
+		smg_netid_release(c->net_hold); /* network: it answers again */
+		c->net_hold = NULL;
 	}
 }
 
@@ -530,6 +536,7 @@ int smg_engine_send(struct smg_session *s, const struct smg_send_opts *o,
 		emit(&c, SMG_EV_PHASE, SMG_PHASE_DONE, 0, 0, NULL);
 	}
 	st->total_ms = (smg_now_ns() - c.t_start) / 1000000;
+	smg_netid_release(c.net_hold); /* in doubt: the vifs stay down past us */
 	smg_merkle_free(c.mk);
 	free(c.pending);
 	smg_backend_close(c.be);

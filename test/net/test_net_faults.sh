@@ -158,22 +158,34 @@ run_cell() { # phase fault
 	*) where=src ;;
 	esac
 	[ "$fault" = replay ] && [ "$(state_on "$B" "$name")" = running ] && where=dst
-	# Known gap (docs/network.md): a sender SIGKILLed while the VM is
-	# paused leaves its vifs down; the sim host resumes the VM when the
-	# sender's lease ends, but not its carrier. Check exactly that state,
-	# then the documented recovery, `secmig net nic up`.
-	if [ "$fault" = kill_src ] && [ "$where" = src ] &&
-		nb_exec src ip link show "v0-${name:0:10}" 2>/dev/null | grep -q 'state DOWN'; then
-		case $phase in stopcopy | before_ready) ;;
-		*) bad "$name: vif down on the source after a kill in $phase" ;; esac
-		nb_exec src "$S" --quiet net nic up --ns "$NB_P-s-$name-0" --vif "v0-${name:0:10}" \
-			>/dev/null || bad "$name: nic up"
-	fi
+	# A sender killed before COMMIT held its VM's NICs silent only while
+	# it lived (XDP through bpf_links): the kernel dropped the hold with
+	# the process, so the VM answers again (expect_on pings it).
 	expect_on "$where" "$name" "$name (exit $RC)"
 	echo "cell $phase x $fault: exit $RC, VM on $where$([ $REACHED = 0 ] && echo ' (phase not reached: retried)')"
 	vm_gone "$name"
 	[ -n "${KEEP_LOGS:-}" ] && cp "$T"/send.all "$T"/recv.all "$T"/proxy "$KEEP_LOGS"/ 2>/dev/null
 }
+
+# While the source holds the VM paused its NICs are silent (XDP hold),
+# and the migration then completes with the VM answering on the destination.
+if [ -z "${SMG_NET_FAULT_CELLS:-}" ] || [ "${SMG_NET_FAULT_CELLS}" = silent ]; then
+	vm silent hotspot 2M
+	start_recv
+	nb_bg src "$T/send.all" env SMG_FI=src_after_pause SMG_FI_STALL_MS=1500 "$S" send \
+		--to "$NB_DST4:$PORT" --domain silent --json --state-dir "$A" --name src \
+		--io-timeout 5000 "${NETA[@]}"
+	spid=$NB_PID
+	timeout 20 tail -n +1 -f "$T/send.all" 2>/dev/null | grep -m1 -q "src_after_pause: stalling" ||
+		bad "silent: never paused"
+	nb_exec sw ping -c 1 -W 1 "$NB_VM4" >/dev/null && bad "silent: the paused VM answered"
+	wait "$spid"
+	[ $? = 0 ] || bad "silent: migration failed: $(grep -v '^{' "$T/send.all" | tail -2)"
+	wait "$RECV_PID" 2>/dev/null
+	expect_on dst silent "silent"
+	vm_gone silent
+	[ "${SMG_NET_FAULT_CELLS:-}" = silent ] && cells=""
+fi
 
 for c in $cells; do
 	# On a loaded machine a migration can time out before it reaches the

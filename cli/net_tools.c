@@ -22,6 +22,7 @@
 #include "engine/engine.h"
 
 #define CAPTURE_SNAP	2048
+#define CAPTURE_RCVBUF	(8 << 20)
 #define PROBE_MAX	(1u << 16) /* ICMP sequence numbers are 16-bit */
 #define PROBE_DRAIN_MS	300	   /* wait for late replies after the last probe */
 #define PROBE_ICMP_LEN	16	   /* header + 8-byte payload */
@@ -137,6 +138,11 @@ int smg_net_capture(int argc, char **argv)
 	sll.sll_family = AF_PACKET;
 	sll.sll_protocol = htons(ETH_P_ALL);
 	sll.sll_ifindex = (int)idx;
+	/* A busy link (the test's own ping flood) must not push announcements
+	 * out of the queue while we are descheduled. */
+	int rcvbuf = CAPTURE_RCVBUF;
+	if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf, sizeof(rcvbuf)) != 0)
+		setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
 	if (bind(fd, (struct sockaddr *)&sll, sizeof(sll)) != 0) {
 		smg_err("net: capture: bind %s: %s", ifname, strerror(errno));
 		close(fd);

@@ -22,7 +22,7 @@ wait_for "$T/echo-src" udp_echo_ready 100 || bad "udp echo on the source"
 start_recv
 nb_bg sw "$T/probe" "$S" net probe --to "$NB_VM4" --udp-port 7007 --interval-ms 10
 probe=$NB_PID
-nb_bg sw "$T/cap" "$S" net capture --if sw-dst --mac "$NB_VM_MAC" --count 15 --timeout-ms 20000
+nb_bg sw "$T/cap" "$S" net capture --if sw-dst --mac "$NB_VM_MAC" --count 15 --timeout-ms 60000
 cap=$NB_PID
 wait_for "$T/cap" capture_ready 100
 wait_for "$T/probe" probe_started 100

@@ -341,10 +341,13 @@ int smg_cmd_demo(int argc, char **argv)
 	if (!d.json && code == SMG_EXIT_OK)
 		printf(
 		    "demo: downtime %llu ms, total %llu ms, %.1f MB sent for %.1f MB of "
-		    "RAM (%.2fx), %u rounds, %.1f MB/s\n",
+		    "RAM (%.2fx), %u rounds, throughput %.1f MB/s (round rate "
+		    "%.1f MB/s)\n",
 		    (unsigned long long)st.downtime_ms, (unsigned long long)st.total_ms,
 		    (double)st.bytes_sent / 1e6, (double)st.ram_bytes / 1e6,
 		    st.ram_bytes ? (double)st.bytes_sent / (double)st.ram_bytes : 0.0,
-		    st.rounds, st.bandwidth / 1e6);
+		    st.rounds,
+		    st.total_ms ? (double)st.bytes_sent / 1e3 / (double)st.total_ms : 0.0,
+		    st.bandwidth / 1e6);
 	return code;
 }

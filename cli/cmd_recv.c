@@ -136,6 +136,7 @@ int smg_cmd_recv(int argc, char **argv)
 	    {"peers", required_argument, NULL, 'p'},
 	    {"name", required_argument, NULL, 'n'},
 	    {"check-memory", no_argument, NULL, 'C'},
+	    {"disk-dir", required_argument, NULL, 1000},
 	    {"help", no_argument, NULL, 'h'},
 	    SMG_CLI_NET_OPTIONS,
 	    {NULL, 0, NULL, 0},
@@ -192,6 +193,9 @@ int smg_cmd_recv(int argc, char **argv)
 			break;
 		case 'n':
 			name = optarg;
+			break;
+		case 1000:
+			ctx.ro.disk_dir = optarg;
 			break;
 		case 'C':
 			ctx.ro.check_memory = true;

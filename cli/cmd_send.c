@@ -44,6 +44,9 @@ int smg_cmd_send(int argc, char **argv)
 	    {"name", required_argument, NULL, 'n'},
 	    {"rule", required_argument, NULL, 'r'},
 	    {"max-rounds", required_argument, NULL, 'R'},
+	    {"storage-mode", required_argument, NULL, 1000},
+	    {"nbd-dir", required_argument, NULL, 1001},
+	    {"disk-workload", required_argument, NULL, 1002},
 	    {"check-memory", no_argument, NULL, 'C'},
 	    {"help", no_argument, NULL, 'h'},
 	    SMG_CLI_NET_OPTIONS,
@@ -135,6 +138,21 @@ int smg_cmd_send(int argc, char **argv)
 			if (smg_cli_io_timeout(optarg, &io_timeout) != 0)
 				return usage("--io-timeout: 100..3600000 ms, not '%s'",
 					     optarg);
+			break;
+		case 1000:
+			if (strcmp(optarg, "waio") == 0)
+				so.storage_mode = SMG_STG_MODE_WAIO;
+			else if (strcmp(optarg, "dbt") == 0)
+				so.storage_mode = SMG_STG_MODE_DBT;
+			else
+				return usage("--storage-mode: waio or dbt, not '%s'",
+					     optarg);
+			break;
+		case 1001:
+			so.nbd_dir = optarg;
+			break;
+		case 1002:
+			so.disk_workload = optarg;
 			break;
 		case 'C':
 			so.check_memory = true;

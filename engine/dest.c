@@ -34,6 +34,7 @@ struct dst {
 	struct smg_backend *be;
 	struct smg_domain_info info;
 	struct smg_xfer_dest xd;
+	struct smg_engine_disks *disks;
 	struct smg_xfer_recv rx[SMG_CHANNELS_MAX];
 	unsigned threads;
 	pthread_t hasher;
@@ -44,7 +45,7 @@ struct dst {
 	Smg__Manifest *manifest;
 	uint8_t manifest_hash[SMG_DIGEST_LEN], config_hash[SMG_DIGEST_LEN];
 	uint8_t device_hash[SMG_DIGEST_LEN];
-	bool have_state;
+	bool have_state, recorded;
 	uint64_t t_start;
 	int err;
 	Smg__AbortReason reason;
@@ -84,6 +85,8 @@ static int start_threads(struct dst *d)
 
 static void stop_threads(struct dst *d)
 {
+	if (d->xd.nchan == 0)
+		return; /* the plan never got that far */
 	pthread_mutex_lock(&d->xd.lock);
 	d->xd.stop = true;
 	pthread_cond_broadcast(&d->xd.cond);
@@ -101,6 +104,30 @@ static int join_threads(struct dst *d)
 	}
 	d->threads = 0;
 	return atomic_load(&d->xd.err) ?: r;
+}
+
+/* The plan's disks, checked (count, sizes, chunk sizes), as new sparse
+ * images in disk_dir; a disk from the peer never names our paths. */
+static int open_disks(struct dst *d, const Smg__Plan *p)
+{
+	uint64_t sizes[SMG_DOMAIN_DISKS_MAX];
+	uint32_t chunks[SMG_DOMAIN_DISKS_MAX];
+	const char *dir = d->o->disk_dir != NULL ? d->o->disk_dir : d->o->state_dir;
+
+	/* The image names come from the domain name: no path tricks. */
+	if (p->n_disks > SMG_DOMAIN_DISKS_MAX || strchr(d->st->domain, '/') != NULL ||
+	    d->st->domain[0] == '.' || d->st->domain[0] == '\0')
+		return SMG_ERR_PROTO;
+	if (p->n_disks > 0 && p->storage_mode == SMG__STORAGE_MODE__STORAGE_NONE)
+		return SMG_OK; /* shared storage: nothing travels */
+	for (size_t i = 0; i < p->n_disks; i++) {
+		if (p->disks[i]->index != i || p->disks[i]->size > SMG_STG_DISK_MAX)
+			return SMG_ERR_PROTO;
+		sizes[i] = p->disks[i]->size;
+		chunks[i] = p->disks[i]->chunk_size;
+	}
+	return smg_engine_disks_dst_open(dir != NULL ? dir : ".", d->st->domain,
+					 p->n_disks, sizes, chunks, &d->disks);
 }
 
 /* Folds arriving pages into the Merkle tree while they arrive, so that at
@@ -165,6 +192,14 @@ static int on_plan(struct dst *d, const struct smg_frame *f)
 					       : smg_strerror(r));
 		goto out;
 	}
+	/* The record exists (and its directory entry is durable) before any
+	 * page moves, so COMMIT later costs one in-place write and sync. */
+	if ((r = smg_outcome_create(d->o->state_dir, d->st->migration_id,
+				    SMG_OUTCOME_RECEIVING, d->info.name)) != SMG_OK) {
+		reply_plan(d, false, "cannot record the migration (id reused?)");
+		goto out;
+	}
+	d->recorded = true;
 	/* network: the NICs exist, silent (vifs down), before any VM data. */
 	if (d->o->net != NULL &&
 	    (r = smg_netid_dest_prepare(d->o->net, d->info.name, d->info.nics,
@@ -174,7 +209,12 @@ static int on_plan(struct dst *d, const struct smg_frame *f)
 	}
 	d->nics_built = d->o->net != NULL;
 	d->st->ram_bytes = p->memory_bytes;
-	d->xd = (struct smg_xfer_dest){.s = d->s,
+	if ((r = open_disks(d, p)) != SMG_OK) {
+		reply_plan(d, false, "cannot create the disk images");
+		goto out;
+	}
+	d->xd = (struct smg_xfer_dest){.disks = d->disks,
+				       .s = d->s,
 				       .be = d->be,
 				       .npages = d->info.pages,
 				       .page_size = d->info.page_size,
@@ -276,6 +316,7 @@ static enum dst_state do_receiving(struct dst *d)
 		break;
 	case SMG_FT_PAGES:
 	case SMG_FT_ZERO_PAGES:
+	case SMG_FT_DISK_CHUNK:
 	case SMG_FT_ROUND_END:
 		if (d->chan0_final) {
 			d->err = SMG_ERR_STATE;
@@ -325,6 +366,8 @@ static enum dst_state do_verify(struct dst *d)
 	if ((d->err = atomic_load(&d->xd.err)) != SMG_OK ||
 	    (d->err = join_threads(d)) != SMG_OK)
 		return DST_ABORTED;
+	if (smg_fault_on(SMG_FI_DST_BAD_DISK))
+		smg_engine_disks_damage(d->disks);
 	if (smg_fault_on(SMG_FI_DST_BAD_ROOT)) {
 		/* A page damaged after it arrived (bad RAM, a buggy backend). */
 		uint8_t *junk = malloc(d->info.page_size);
@@ -353,6 +396,9 @@ static enum dst_state do_verify(struct dst *d)
 		bad = "config hash";
 	else if (!digest_eq(&mf->device_hash, d->device_hash))
 		bad = "device state hash";
+	else if (smg_engine_disks_verify(d->disks, mf->n_disk_roots, mf->disk_roots,
+					 d->o->check_memory) != SMG_OK)
+		bad = "disk root";
 	else if (mf->transcript.len != SMG_TRANSCRIPT_LEN ||
 		 sodium_memcmp(mf->transcript.data, smg_session_transcript(d->s),
 			       SMG_TRANSCRIPT_LEN) != 0)
@@ -402,9 +448,10 @@ static enum dst_state do_ready_sent(struct dst *d)
 		return DST_ABORTED;
 	}
 	/* The record comes first: if a resolve query already declared this
-	 * migration discarded, COMMIT loses (O_EXCL) and nothing resumes. */
-	if ((d->err = smg_outcome_create(dir, d->st->migration_id, SMG_OUTCOME_COMMITTED,
-					 d->st->domain)) != SMG_OK ||
+	 * migration discarded, COMMIT loses (the record moved) and nothing resumes. */
+	if ((d->err = smg_outcome_transition(dir, d->st->migration_id,
+					     SMG_OUTCOME_RECEIVING, SMG_OUTCOME_COMMITTED,
+					     d->st->domain)) != SMG_OK ||
 	    (d->err = d->be->ops->mark_committed(d->be)) != SMG_OK)
 		return DST_ABORTED;
 	d->committed = true;
@@ -432,8 +479,8 @@ static enum dst_state do_ready_sent(struct dst *d)
 		    smg_strerror(r));
 	/* Outside the downtime: "committed" already makes resolve answer
 	 * RUNNING (resuming a running domain is a no-op). */
-	if ((r = smg_outcome_update(dir, d->st->migration_id, SMG_OUTCOME_RESUMED,
-				    d->st->domain)) != SMG_OK)
+	if ((r = smg_outcome_transition(dir, d->st->migration_id, SMG_OUTCOME_COMMITTED,
+					SMG_OUTCOME_RESUMED, d->st->domain)) != SMG_OK)
 		smg_warn("VM resumed but its record could not be updated: %s",
 			 smg_strerror(r));
 	return DST_RESUMED;
@@ -462,6 +509,10 @@ static void abort_dest(struct dst *d)
 	if (d->nics_built && !d->committed)
 		smg_netid_remove_all(d->o->net, d->info.name, d->info.nics,
 				     d->info.n_nics);
+	if (d->recorded && !d->committed)
+		smg_outcome_transition(d->o->state_dir, d->st->migration_id,
+				       SMG_OUTCOME_RECEIVING, SMG_OUTCOME_DISCARDED,
+				       d->st->domain);
 }
 
 static enum dst_state step(struct dst *d)
@@ -518,11 +569,17 @@ static int serve_migration(struct smg_session *s, const struct smg_recv_opts *o,
 	/* The VM runs: a frame the announcement could not send is a warning. */
 	if (d.ann != NULL && smg_announce_join(d.ann) != SMG_OK)
 		smg_warn("network clean-up: some announcements were not sent");
+	if (d.state == DST_ABORTED && !d.committed) {
+		/* After the channel threads are gone: nobody writes them now. */
+		smg_engine_disks_discard(d.disks);
+		d.disks = NULL;
+	}
 	if (d.xd.nchan > 0) {
 		pthread_mutex_destroy(&d.xd.lock);
 		pthread_cond_destroy(&d.xd.cond);
 	}
 	smg_merkle_free(d.xd.mk);
+	smg_engine_disks_free(d.disks);
 	if (d.manifest != NULL)
 		smg_frame_msg_free(&d.manifest->base);
 	smg_backend_close(d.be);

@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "engine/backend.h"
+#include "storage/storage.h"
 
 struct smg_session;
 struct smg_netid_host; /* network block below */
@@ -129,6 +130,12 @@ struct smg_send_opts {
 	uint64_t bandwidth; /* bytes/s; 0 = unlimited */
 	bool auto_converge;
 	enum smg_stop_rule rule;
+	enum smg_stg_mode storage_mode; /* the domain's disks: WAIO (default) or DBT */
+	const char *nbd_dir; /* serve each disk over NBD here while migrating; NULL: no */
+	/* Synthetic guest disk I/O on every disk while it migrates (the sim
+	 * VM's disk workload): "read-hot", "write-heavy", "mixed" or
+	 * "trace:FILE" (MSR Cambridge CSV); NULL: none. */
+	const char *disk_workload;
 	/* Tests: while paused, recompute the memory root from the guest's
 	 * memory itself and abort unless it equals the root of what was sent
 	 * (proves the dirty log missed nothing). Adds to the downtime. */
@@ -152,6 +159,8 @@ struct smg_recv_opts {
 	struct smg_backend_opts bopts;
 	const char *state_dir; /* durable outcome records: DIR/outcomes/ID */
 	bool check_memory;     /* recompute the memory root from scratch (tests) */
+	const char
+	    *disk_dir; /* incoming disk images DIR/<domain>.<i>.img; NULL: state_dir */
 	smg_event_fn event;
 	void *event_arg;
 	/* network: build the VM's NICs at PLAN, switch them on and announce
@@ -182,6 +191,7 @@ enum smg_outcome {
 	SMG_OUTCOME_COMMITTED, /* COMMIT received, recorded; resume follows */
 	SMG_OUTCOME_RESUMED,
 	SMG_OUTCOME_DISCARDED,
+	SMG_OUTCOME_RECEIVING, /* plan accepted; not committed (yet) */
 };
 bool smg_migration_id_valid(const char *id);
 /* Create the record only if none exists (O_EXCL): the first of COMMIT and
@@ -190,6 +200,10 @@ int smg_outcome_create(const char *dir, const char *id, enum smg_outcome o,
 		       const char *domain);
 int smg_outcome_update(const char *dir, const char *id, enum smg_outcome o,
 		       const char *domain);
+/* Move an existing record from one state to another under a file lock;
+ * SMG_ERR_EXISTS if it is not in `from` any more. One fdatasync. */
+int smg_outcome_transition(const char *dir, const char *id, enum smg_outcome from,
+			   enum smg_outcome to, const char *domain);
 int smg_outcome_read(const char *dir, const char *id, enum smg_outcome *o, char *domain,
 		     size_t dlen);
 
@@ -207,6 +221,7 @@ enum smg_fault {
 	SMG_FI_DST_NO_DONE,	     /* receiver resumes, drops the link before DONE */
 	SMG_FI_DST_BAD_ROOT,	     /* receiver corrupts one page before verify */
 	SMG_FI_DST_WRITE_FAIL,	     /* receiver's backend fails a page write */
+	SMG_FI_DST_BAD_DISK,	     /* receiver damages one disk block before verify */
 	SMG_FI_MAX_
 };
 bool smg_fault_on(enum smg_fault f);

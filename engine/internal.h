@@ -5,8 +5,52 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
+#include <protobuf-c/protobuf-c.h>
+
 #include "engine/backend.h"
 #include "engine/engine.h"
+#include "storage/storage.h"
+
+/* ---- the VM's disks (engine/disks.c) ------------------------------------ */
+#define SMG_DISK_FINAL_CHUNKS 64 /* stop-and-copy once disks have at most this */
+#define SMG_DISK_EXTRA_ROUNDS 8	 /* rounds memory would not need, for disks */
+
+struct smg_engine_disks;
+struct smg_session;
+struct smg_ratelim;
+int smg_engine_disks_src_open(const struct smg_domain_info *info, const char *nbd_dir,
+			      struct smg_engine_disks **out);
+/* Start the synthetic guest disk workload (smg_send_opts.disk_workload). */
+int smg_engine_disks_workload(struct smg_engine_disks *e, const char *spec);
+unsigned smg_engine_disks_count(const struct smg_engine_disks *e);
+void smg_engine_disks_spec(const struct smg_engine_disks *e, unsigned i, uint64_t *size,
+			   uint32_t *chunk);
+int smg_engine_disks_begin(struct smg_engine_disks *e, enum smg_stg_mode mode);
+/* On channel chan: the disks that travel on it, their current phase. */
+int smg_engine_disks_send(struct smg_engine_disks *e, struct smg_session *s,
+			  unsigned chan, unsigned nchan, bool final,
+			  struct smg_ratelim *rl, uint64_t *bytes);
+/* Chunks still to send; UINT64_MAX while a bulk copy is unfinished. */
+uint64_t smg_engine_disks_pending(const struct smg_engine_disks *e);
+void smg_engine_disks_pause(struct smg_engine_disks *e);
+int smg_engine_disks_src_root(struct smg_engine_disks *e, unsigned i,
+			      uint8_t root[SMG_DIGEST_LEN]);
+/* Source: end tracking (before COMMIT: merge WAIO writes back), resume I/O. */
+int smg_engine_disks_end(struct smg_engine_disks *e, bool committed);
+int smg_engine_disks_dst_open(const char *dir, const char *domain, size_t n,
+			      const uint64_t *sizes, const uint32_t *chunks,
+			      struct smg_engine_disks **out);
+int smg_engine_disks_apply(struct smg_engine_disks *e, unsigned chan, unsigned nchan,
+			   const uint8_t *p, size_t len);
+/* Compare each disk's root with the manifest's; fresh (recv --check-memory)
+ * also re-hashes every image file from scratch. */
+int smg_engine_disks_verify(struct smg_engine_disks *e, size_t n_roots,
+			    const ProtobufCBinaryData *roots, bool fresh);
+/* Fault injection (SMG_FI_DST_BAD_DISK): flip one byte of disk 0 on disk. */
+void smg_engine_disks_damage(struct smg_engine_disks *e);
+/* Destination before COMMIT: remove the incoming images. */
+void smg_engine_disks_discard(struct smg_engine_disks *e);
+void smg_engine_disks_free(struct smg_engine_disks *e);
 
 /* Pages go to channels in groups so that a page always travels on the same
  * channel: a later version can never overtake an earlier one. */
@@ -36,6 +80,8 @@ struct smg_xfer_send {
 	uint32_t page_size;
 	uint32_t round;
 	unsigned chan, nchan;
+	struct smg_engine_disks *disks; /* NULL: none */
+	bool final;
 	/* results */
 	uint64_t pages, zeros, bytes;
 	int err;
@@ -51,6 +97,7 @@ struct smg_xfer_dest {
 	uint64_t npages;
 	uint32_t page_size;
 	unsigned nchan;
+	struct smg_engine_disks *disks;
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	uint32_t known_round; /* highest ROUND_START seen + 1 */

@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -12,8 +13,10 @@
 #include "engine/engine.h"
 
 #define RECORD_MAX 256
+#define RECORD_LEN 128 /* fixed width: an in-place update never changes the size */
 
-static const char *const names[] = {"none", "committed", "resumed", "discarded"};
+static const char *const names[] = {"none", "committed", "resumed", "discarded",
+				    "receiving"};
 
 bool smg_migration_id_valid(const char *id)
 {
@@ -41,14 +44,24 @@ static int paths(const char *dir, const char *id, char *d, size_t dn, char *f, s
 	return SMG_OK;
 }
 
+static int format_record(char text[RECORD_LEN], enum smg_outcome o, const char *domain)
+{
+	int n = snprintf(text, RECORD_LEN, "%s %s", names[o], domain);
+
+	if (n < 0 || n >= RECORD_LEN - 1)
+		return SMG_ERR_TOO_LONG;
+	memset(text + n, ' ', (size_t)(RECORD_LEN - 1 - n));
+	text[RECORD_LEN - 1] = '\n';
+	return RECORD_LEN;
+}
+
 static int write_sync(int fd, const char *d, enum smg_outcome o, const char *domain)
 {
-	char text[RECORD_MAX];
-	int n = snprintf(text, sizeof(text), "%s %s\n", names[o], domain), r = SMG_OK,
-	    dfd;
+	char text[RECORD_LEN];
+	int n = format_record(text, o, domain), r = SMG_OK, dfd;
 
-	if (n < 0 || (size_t)n >= sizeof(text))
-		return SMG_ERR_TOO_LONG;
+	if (n < 0)
+		return n;
 	if (write(fd, text, (size_t)n) != n || fsync(fd) != 0)
 		r = smg_err_sys(errno);
 	if (r == SMG_OK && (dfd = open(d, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) >= 0) {
@@ -110,6 +123,8 @@ int smg_outcome_read(const char *dir, const char *id, enum smg_outcome *o, char 
 		return SMG_ERR_CONFIG;
 	text[n] = '\0';
 	text[strcspn(text, "\n")] = '\0';
+	for (size_t k = strlen(text); k > 0 && text[k - 1] == ' '; k--)
+		text[k - 1] = '\0';
 	if ((sp = strchr(text, ' ')) == NULL)
 		return SMG_ERR_CONFIG;
 	*sp = '\0';
@@ -120,4 +135,44 @@ int smg_outcome_read(const char *dir, const char *id, enum smg_outcome *o, char 
 		return SMG_ERR_CONFIG;
 	snprintf(domain, dlen, "%s", sp + 1);
 	return SMG_OK;
+}
+
+/* The hand-over's hot path: the record was created (and its directory
+ * entry made durable) when the migration began; COMMIT only rewrites it in
+ * place and syncs its data, under a lock that also serialises resolve. */
+int smg_outcome_transition(const char *dir, const char *id, enum smg_outcome from,
+			   enum smg_outcome to, const char *domain)
+{
+	char d[512], f[600], text[RECORD_MAX], rec[RECORD_LEN], *sp;
+	enum smg_outcome cur = SMG_OUTCOME_NONE;
+	ssize_t n;
+	int fd, r;
+
+	if ((r = paths(dir, id, d, sizeof(d), f, sizeof(f))) != SMG_OK)
+		return r;
+	if ((fd = open(f, O_RDWR | O_CLOEXEC)) < 0)
+		return errno == ENOENT ? SMG_ERR_NOT_FOUND : smg_err_sys(errno);
+	if (flock(fd, LOCK_EX) != 0) {
+		r = smg_err_sys(errno);
+		goto out;
+	}
+	n = pread(fd, text, sizeof(text) - 1, 0);
+	text[n > 0 ? n : 0] = '\0';
+	if ((sp = strchr(text, ' ')) != NULL)
+		*sp = '\0';
+	for (unsigned i = 1; i < SMG_ARRAY_LEN(names); i++)
+		if (strcmp(text, names[i]) == 0)
+			cur = (enum smg_outcome)i;
+	if (cur != from) {
+		r = SMG_ERR_EXISTS; /* someone else moved it first */
+		goto out;
+	}
+	if ((r = format_record(rec, to, domain)) < 0)
+		goto out;
+	r = pwrite(fd, rec, RECORD_LEN, 0) == RECORD_LEN && fdatasync(fd) == 0
+		? SMG_OK
+		: smg_err_sys(errno);
+out:
+	close(fd); /* drops the lock */
+	return r;
 }

@@ -29,14 +29,22 @@ static Smg__ResolveOutcome decide(const struct smg_recv_opts *o, const char *id)
 			return SMG__RESOLVE_OUTCOME__RESOLVE_DISCARDED;
 		return r == SMG_ERR_EXISTS ? decide(o, id)
 					   : SMG__RESOLVE_OUTCOME__RESOLVE_PENDING;
+	case SMG_OUTCOME_RECEIVING:
+		/* Began but never committed; a COMMIT racing with us loses. */
+		r = smg_outcome_transition(o->state_dir, id, SMG_OUTCOME_RECEIVING,
+					   SMG_OUTCOME_DISCARDED, domain);
+		if (r == SMG_OK)
+			return SMG__RESOLVE_OUTCOME__RESOLVE_DISCARDED;
+		return r == SMG_ERR_EXISTS ? decide(o, id)
+					   : SMG__RESOLVE_OUTCOME__RESOLVE_PENDING;
 	case SMG_OUTCOME_COMMITTED:
 		if (smg_backend_open(o->backend, &o->bopts, &be) != SMG_OK)
 			return SMG__RESOLVE_OUTCOME__RESOLVE_PENDING;
 		r = be->ops->resume_committed(be, domain);
 		smg_backend_close(be);
 		if (r != SMG_OK ||
-		    smg_outcome_update(o->state_dir, id, SMG_OUTCOME_RESUMED, domain) !=
-			SMG_OK)
+		    smg_outcome_transition(o->state_dir, id, SMG_OUTCOME_COMMITTED,
+					   SMG_OUTCOME_RESUMED, domain) != SMG_OK)
 			return SMG__RESOLVE_OUTCOME__RESOLVE_PENDING;
 		smg_info("resolve: resumed committed domain '%s' (%s)", domain, id);
 		return SMG__RESOLVE_OUTCOME__RESOLVE_RUNNING;

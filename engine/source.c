@@ -35,6 +35,8 @@ struct src {
 	unsigned nchan;
 	uint64_t *pending, words;
 	struct smg_merkle *mk;
+	struct smg_engine_disks *disks;
+	unsigned disk_rounds; /* rounds added for the disks alone */
 	struct smg_precopy pc;
 	struct smg_ratelim rl;
 	bool logdirty, paused;
@@ -129,15 +131,20 @@ static int send_plan(struct src *c)
 	}
 	p.n_nics = c->info.n_nics;
 	p.nics = nicp;
-	for (unsigned i = 0; i < c->info.n_disks; i++) {
+	for (unsigned i = 0; i < smg_engine_disks_count(c->disks); i++) {
 		smg__disk_spec__init(&disks[i]);
 		disks[i].index = i;
 		disks[i].name = c->info.disks[i].path;
-		disks[i].size = c->info.disks[i].size;
+		smg_engine_disks_spec(c->disks, i, &disks[i].size, &disks[i].chunk_size);
+		disks[i].format = (char *)"raw";
 		diskp[i] = &disks[i];
 	}
-	p.n_disks = c->info.n_disks;
+	p.n_disks = smg_engine_disks_count(c->disks);
 	p.disks = diskp;
+	p.storage_mode = p.n_disks == 0 ? SMG__STORAGE_MODE__STORAGE_NONE
+			 : c->o->storage_mode == SMG_STG_MODE_DBT
+			     ? SMG__STORAGE_MODE__STORAGE_DBT
+			     : SMG__STORAGE_MODE__STORAGE_WAIO;
 	c->st->bytes_sent += protobuf_c_message_get_packed_size(&p.base);
 	return smg_chan_send_msg(c->s, 0, SMG_FT_PLAN, &p.base);
 }
@@ -163,6 +170,8 @@ static int do_setup(struct src *c)
 	if ((r = smg_merkle_new(c->info.pages, c->info.page_size, &c->mk)) != SMG_OK)
 		return r;
 	smg_engine_hash(c->info.config, c->info.config_len, c->config_hash);
+	if ((r = smg_engine_disks_src_open(&c->info, c->o->nbd_dir, &c->disks)) != SMG_OK)
+		return r;
 	if ((r = send_plan(c)) != SMG_OK)
 		return r;
 	if ((r = recv_ctrl(c->s, SMG_FT_PLAN_ACK, &smg__plan_ack__descriptor, &m)) !=
@@ -175,6 +184,11 @@ static int do_setup(struct src *c)
 		r = SMG_ERR_ABORTED;
 	}
 	smg_frame_msg_free(m);
+	/* From here on guest writes are tracked (DBT) or outsourced (WAIO). */
+	if (r == SMG_OK)
+		r = smg_engine_disks_begin(c->disks, c->o->storage_mode);
+	if (r == SMG_OK)
+		r = smg_engine_disks_workload(c->disks, c->o->disk_workload);
 	return r;
 }
 
@@ -205,7 +219,9 @@ static int run_round(struct src *c, bool final, uint64_t *sent_bytes, uint64_t *
 	/* A small round (the last ones) is cheaper to drive from this thread,
 	 * channel after channel, than to hand to threads that must first be
 	 * scheduled: in the stop-and-copy round that latency is downtime. */
-	bool inline_round = *npages <= SMG_INLINE_ROUND_PAGES;
+	bool inline_round =
+	    *npages <= SMG_INLINE_ROUND_PAGES &&
+	    smg_engine_disks_count(c->disks) == 0; /* disks: channels in parallel */
 	for (unsigned i = 0; i < c->nchan; i++) {
 		x[i] = (struct smg_xfer_send){.s = c->s,
 					      .be = c->be,
@@ -216,7 +232,9 @@ static int run_round(struct src *c, bool final, uint64_t *sent_bytes, uint64_t *
 					      .page_size = c->info.page_size,
 					      .round = c->round,
 					      .chan = i,
-					      .nchan = c->nchan};
+					      .nchan = c->nchan,
+					      .disks = c->disks,
+					      .final = final};
 		if (inline_round)
 			smg_xfer_send_main(&x[i]);
 		else if (pthread_create(&x[i].tid, NULL, smg_xfer_send_main, &x[i]) !=
@@ -285,6 +303,11 @@ static enum src_state do_precopy(struct src *c)
 		     "auto-converge: throttle raised");
 		return SRC_PRECOPY;
 	case SMG_PRECOPY_STOP:
+		/* Memory is ready; the disks may still be copying or have more
+		 * dirty chunks than stop-and-copy should carry. */
+		if (smg_engine_disks_pending(c->disks) > SMG_DISK_FINAL_CHUNKS &&
+		    c->disk_rounds++ < SMG_DISK_EXTRA_ROUNDS)
+			return SRC_PRECOPY;
 		c->st->converged = c->o->rule == SMG_RULE_XEN
 				       ? dirty < 50
 				       : c->pc.est_ms <= c->pc.max_downtime_ms;
@@ -303,6 +326,8 @@ static int send_state_and_manifest(struct src *c)
 	Smg__DeviceState ds = SMG__DEVICE_STATE__INIT;
 	Smg__Manifest mf = SMG__MANIFEST__INIT;
 	uint8_t *blob = NULL, dev_hash[SMG_DIGEST_LEN], *packed;
+	uint8_t roots[SMG_DOMAIN_DISKS_MAX][SMG_DIGEST_LEN];
+	ProtobufCBinaryData disk_roots[SMG_DOMAIN_DISKS_MAX];
 	size_t len, plen;
 	int r;
 
@@ -321,7 +346,14 @@ static int send_state_and_manifest(struct src *c)
 	mf.memory_root = (ProtobufCBinaryData){SMG_DIGEST_LEN, c->st->memory_root};
 	mf.config_hash = (ProtobufCBinaryData){SMG_DIGEST_LEN, c->config_hash};
 	mf.device_hash = (ProtobufCBinaryData){SMG_DIGEST_LEN, dev_hash};
-	/* disk_roots and vtpm_hash are filled by the storage and vTPM stages. */
+	mf.n_disk_roots = smg_engine_disks_count(c->disks);
+	mf.disk_roots = disk_roots;
+	for (unsigned i = 0; i < mf.n_disk_roots; i++) {
+		if ((r = smg_engine_disks_src_root(c->disks, i, roots[i])) != SMG_OK)
+			return r;
+		disk_roots[i] = (ProtobufCBinaryData){SMG_DIGEST_LEN, roots[i]};
+	}
+	/* vtpm_hash is filled by the vTPM stage. */
 	mf.transcript = (ProtobufCBinaryData){SMG_TRANSCRIPT_LEN,
 					      (uint8_t *)smg_session_transcript(c->s)};
 	plen = protobuf_c_message_get_packed_size(&mf.base);
@@ -361,6 +393,7 @@ static enum src_state do_stopcopy(struct src *c)
 	if ((c->err = c->be->ops->pause(c->be)) != SMG_OK)
 		return SRC_ABORTED;
 	c->paused = true;
+	smg_engine_disks_pause(c->disks);
 	smg_debug("downtime: paused after %.1f ms",
 		  (double)(smg_now_ns() - c->t_pause) / 1e6);
 	/* network: a paused VM does not answer. Held by this process only
@@ -439,6 +472,7 @@ static enum src_state do_committed(struct src *c)
 		return SRC_IN_DOUBT;
 	smg_frame_msg_free(m);
 	c->st->downtime_ms = (smg_now_ns() - c->t_pause) / 1000000;
+	(void)smg_engine_disks_end(c->disks, true);
 	if ((r = c->be->ops->destroy(c->be)) != SMG_OK)
 		smg_warn(
 		    "the destination runs the VM but the paused source copy could not "
@@ -457,6 +491,7 @@ static enum src_state do_committed(struct src *c)
 static void abort_source(struct src *c)
 {
 	Smg__Abort a = SMG__ABORT__INIT;
+	int r;
 
 	a.reason = c->err == SMG_ERR_NOT_CONVERGED
 		       ? SMG__ABORT_REASON__ABORT_NOT_CONVERGED
@@ -468,6 +503,11 @@ static void abort_source(struct src *c)
 	if (c->err != SMG_ERR_EOF && c->err != SMG_ERR_CUT && c->err != SMG_ERR_ABORTED &&
 	    c->err != SMG_ERR_TIMEOUT && c->err != SMG_ERR_SYS)
 		smg_chan_send_msg(c->s, 0, SMG_FT_ABORT, &a.base);
+	/* Disks first: WAIO writes go back into the originals before the
+	 * VM (and its NBD clients) run again. */
+	if ((r = smg_engine_disks_end(c->disks, false)) != SMG_OK)
+		smg_err("disks: %s; their newest writes stay on the surrogate",
+			smg_strerror(r));
 	if (c->be == NULL)
 		return;
 	if (c->logdirty)
@@ -538,6 +578,7 @@ int smg_engine_send(struct smg_session *s, const struct smg_send_opts *o,
 	st->total_ms = (smg_now_ns() - c.t_start) / 1000000;
 	smg_netid_release(c.net_hold); /* in doubt: the vifs stay down past us */
 	smg_merkle_free(c.mk);
+	smg_engine_disks_free(c.disks);
 	free(c.pending);
 	smg_backend_close(c.be);
 	pthread_mutex_destroy(&c.rl.lock);

@@ -207,6 +207,9 @@ void *smg_xfer_send_main(void *arg)
 	}
 	r = r ?: submit_pages(x, &f);
 	r = r ?: send_zero(x, zl, nz);
+	r = r
+		?: smg_engine_disks_send(x->disks, x->s, x->chan, x->nchan, x->final,
+					 x->rl, &x->bytes);
 	r = r ?: send_round_end(x);
 	r = r ?: smg_chan_flush(x->s, x->chan);
 	x->err = r;
@@ -293,6 +296,9 @@ int smg_xfer_recv_frame(struct smg_xfer_dest *d, unsigned chan, uint8_t type,
 		return recv_pages(d, chan, p, len, true);
 	case SMG_FT_ROUND_END:
 		return round_end(d, p, len, final);
+	case SMG_FT_DISK_CHUNK:
+		atomic_fetch_add(&d->bytes, len);
+		return smg_engine_disks_apply(d->disks, chan, d->nchan, p, len);
 	default:
 		smg_peer_log(SMG_LOG_ERROR,
 			     "frame type 0x%02x not valid on a data channel", type);

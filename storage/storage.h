@@ -1,5 +1,280 @@
-/* Disk images, WAIO outsourcing, the DBT baseline and the NBD front end. */
+/* Disk images, WAIO outsourcing, the DBT baseline and the NBD front end.
+ *
+ * Layers, bottom up:
+ *   smg_image   a raw image file or block device, I/O through io_uring,
+ *               sparse-aware (SEEK_DATA/SEEK_HOLE, hole punching);
+ *   smg_vdisk    the guest's view of one disk: every guest read/write goes
+ *               through it (NBD server, sim backend); during a migration it
+ *               routes I/O per mode (WAIO: surrogate store; DBT: dirty bitmap);
+ *   smg_stg_src / smg_stg_dst
+ *               the migration of one disk: the source produces bulk-frame
+ *               payloads of chunk records per phase, the destination applies
+ *               them to a new image; both compute the same Merkle digest;
+ *   smg_nbd_*   NBD server on a unix socket over an smg_vdisk;
+ *   smg_trace_* / smg_wl_*
+ *               MSR Cambridge trace parsing and the synthetic guest workloads. */
 #ifndef SMG_STORAGE_H
 #define SMG_STORAGE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define SMG_STG_SECTOR	      512u	 /* surrogate coverage granularity */
+#define SMG_STG_BLOCK	      4096u	 /* hole / zero detection granularity */
+#define SMG_STG_CHUNK_DEFAULT (1u << 20) /* unit of transfer and tracking */
+#define SMG_STG_CHUNK_MIN     SMG_STG_BLOCK
+#define SMG_STG_CHUNK_MAX     (64u << 20)
+#define SMG_STG_DISK_MAX      (1ull << 50) /* 1 PiB: caps bitmap allocations */
+#define SMG_STG_DIGEST_LEN    32u
+#define SMG_STG_HOT_DEFAULT \
+	16u /* WAIO: recent reads of a chunk before it is outsourced */
+
+/* ---- images ---------------------------------------------------------------- */
+struct smg_image;
+
+enum {
+	SMG_IMAGE_RDONLY = 1 << 0,
+	/* O_DIRECT for aligned I/O (unaligned requests use a buffered fd): the
+	 * guest and the migration reader then really meet at the device. */
+	SMG_IMAGE_DIRECT = 1 << 1,
+};
+
+int smg_image_open(const char *path, unsigned flags, struct smg_image **out);
+/* Create (or truncate) a sparse image of size bytes. */
+int smg_image_create(const char *path, uint64_t size, unsigned flags,
+		     struct smg_image **out);
+void smg_image_close(struct smg_image *img);
+uint64_t smg_image_size(const struct smg_image *img);
+int smg_image_read(struct smg_image *img, void *buf, size_t len, uint64_t off);
+int smg_image_write(struct smg_image *img, const void *buf, size_t len, uint64_t off);
+/* Make [off, off+len) read as zeros, as a hole where the file system can. */
+int smg_image_punch(struct smg_image *img, uint64_t off, uint64_t len);
+int smg_image_flush(struct smg_image *img);
+/* First data extent at or after off: [*data, *end). *data == size: none. */
+int smg_image_next_data(struct smg_image *img, uint64_t off, uint64_t *data,
+			uint64_t *end);
+/* Read [off, off+len) without reading holes (they are zero-filled). */
+int smg_image_read_sparse(struct smg_image *img, void *buf, size_t len, uint64_t off);
+
+/* ---- the guest's disk -------------------------------------------------------- */
+enum smg_stg_mode {
+	SMG_STG_MODE_WAIO = 0, /* default */
+	SMG_STG_MODE_DBT = 1,
+};
+
+struct smg_vdisk_opts {
+	const char *path;	   /* the original image */
+	const char *surrogate_dir; /* WAIO surrogate store; NULL: the image's dir */
+	uint32_t chunk_size;	   /* 0: SMG_STG_CHUNK_DEFAULT */
+	unsigned hot_threshold;	   /* 0: SMG_STG_HOT_DEFAULT */
+	bool direct;		   /* SMG_IMAGE_DIRECT on the original */
+};
+
+struct smg_vdisk;
+
+int smg_vdisk_open(const struct smg_vdisk_opts *o, struct smg_vdisk **out);
+void smg_vdisk_close(struct smg_vdisk *d);
+uint64_t smg_vdisk_size(const struct smg_vdisk *d);
+uint32_t smg_vdisk_chunk_size(const struct smg_vdisk *d);
+
+/* Guest I/O (NBD server, sim backend). Blocks while the disk is paused. */
+int smg_vdisk_read(struct smg_vdisk *d, void *buf, size_t len, uint64_t off);
+int smg_vdisk_write(struct smg_vdisk *d, const void *buf, size_t len, uint64_t off);
+int smg_vdisk_trim(struct smg_vdisk *d, uint64_t off, uint64_t len);
+int smg_vdisk_flush(struct smg_vdisk *d);
+/* Stop-and-copy: wait for in-flight guest I/O, hold new I/O until resume. */
+void smg_vdisk_pause(struct smg_vdisk *d);
+void smg_vdisk_resume(struct smg_vdisk *d);
+
+/* Counters for tests and the benchmark. */
+struct smg_vdisk_stats {
+	uint64_t guest_reads, guest_writes;
+	uint64_t surrogate_reads; /* served (partly) from the surrogate */
+	uint64_t hot_copies;	  /* chunks outsourced for read popularity */
+	uint64_t merged_back;	  /* bytes merged into the original on abort */
+};
+void smg_vdisk_get_stats(const struct smg_vdisk *d, struct smg_vdisk_stats *st);
+
+/* ---- chunk records on the wire -------------------------------------------------
+ * One bulk frame payload (fits SMG_FRAME_PAYLOAD_MAX):
+ *   u8 version (1) | u8 phase | u16 count | u32 disk_id
+ *   count x { u8 kind (1 data, 2 hole) | u64 offset | u32 len | data[len] if data }
+ * all big-endian. A hole record carries no bytes: the destination punches it. */
+#define SMG_STG_WIRE_VERSION 1
+#define SMG_STG_FRAME_HDR    8u
+#define SMG_STG_REC_HDR	     13u
+#define SMG_STG_RECS_MAX     4096u
+
+enum smg_stg_phase {
+	SMG_STG_PHASE_BULK = 1,	 /* one sequential pass over the original */
+	SMG_STG_PHASE_ITER = 2,	 /* DBT dirty rounds / WAIO surrogate rounds */
+	SMG_STG_PHASE_FINAL = 3, /* stop-and-copy: the disk is paused */
+};
+
+enum smg_stg_rec_kind {
+	SMG_STG_REC_DATA = 1,
+	SMG_STG_REC_HOLE = 2,
+};
+
+struct smg_stg_rec {
+	uint8_t kind;
+	uint64_t offset;
+	uint32_t len;
+	const uint8_t *data; /* DATA: len bytes, borrowed from the frame */
+};
+
+struct smg_stg_frame {
+	uint8_t phase;
+	uint32_t disk_id;
+	uint16_t count;
+	struct smg_stg_rec recs[SMG_STG_RECS_MAX];
+};
+
+/* Pure decoder over untrusted bytes: every field checked, nothing applied.
+ * disk_size bounds offsets (0: unbounded, for the fuzzer). */
+int smg_stg_frame_decode(const uint8_t *buf, size_t len, uint64_t disk_size,
+			 struct smg_stg_frame *out);
+
+/* ---- source side of one disk's migration ----------------------------------------- */
+struct smg_stg_src;
+
+struct smg_stg_src_opts {
+	enum smg_stg_mode mode;
+	uint32_t disk_id;
+};
+
+struct smg_stg_stats {
+	uint64_t frames, records;
+	uint64_t data_bytes, hole_bytes; /* disk bytes covered by each kind */
+	uint64_t wire_bytes;		 /* frame payload bytes produced */
+	uint64_t chunks_sent, chunks_resent;
+};
+
+/* Starts tracking: from here on guest writes go to the surrogate (WAIO) or
+ * mark the dirty bitmap (DBT). One migration per disk at a time. */
+int smg_stg_src_begin(struct smg_vdisk *d, const struct smg_stg_src_opts *o,
+		      struct smg_stg_src **out);
+/* Fill buf (cap >= SMG_STG_FRAME_HDR + SMG_STG_REC_HDR + SMG_STG_BLOCK) with
+ * the next records of phase ph. *used == 0: the phase is done (ITER: this
+ * round is done; the next call starts a new round). FINAL needs the disk
+ * paused. Phases must not go backwards. */
+int smg_stg_src_next(struct smg_stg_src *s, enum smg_stg_phase ph, uint8_t *buf,
+		     size_t cap, size_t *used);
+/* Chunks that an ITER or FINAL pass would send now (convergence input). */
+uint64_t smg_stg_src_pending(const struct smg_stg_src *s);
+void smg_stg_src_get_stats(const struct smg_stg_src *s, struct smg_stg_stats *st);
+/* Merkle root over what was sent; valid once FINAL returned *used == 0. */
+int smg_stg_src_digest(struct smg_stg_src *s, uint8_t out[static SMG_STG_DIGEST_LEN]);
+/* End the migration and free s. merge (always on abort): WAIO writes go back
+ * into the original before the guest's I/O resumes; DBT has nothing to undo. */
+int smg_stg_src_end(struct smg_stg_src *s, bool merge);
+
+/* ---- destination side ------------------------------------------------------------- */
+struct smg_stg_dst;
+
+int smg_stg_dst_open(const char *path, uint64_t size, uint32_t chunk_size,
+		     uint32_t disk_id, struct smg_stg_dst **out);
+/* Apply one frame payload; any malformed or out-of-range record is an error
+ * and nothing of that frame is applied. */
+int smg_stg_dst_apply(struct smg_stg_dst *d, const uint8_t *payload, size_t len);
+int smg_stg_dst_digest(struct smg_stg_dst *d, uint8_t out[static SMG_STG_DIGEST_LEN]);
+void smg_stg_dst_get_stats(const struct smg_stg_dst *d, struct smg_stg_stats *st);
+void smg_stg_dst_close(struct smg_stg_dst *d);
+
+/* Merkle root of chunk BLAKE2b-256 leaves, bound to size and chunk size. */
+void smg_stg_merkle_root(const uint8_t (*leaves)[SMG_STG_DIGEST_LEN], size_t n,
+			 uint64_t size, uint32_t chunk_size,
+			 uint8_t out[static SMG_STG_DIGEST_LEN]);
+/* Digest of an image file as it is now (tests, `secmig` tools). */
+int smg_stg_image_digest(struct smg_image *img, uint32_t chunk_size,
+			 uint8_t out[static SMG_STG_DIGEST_LEN]);
+
+/* ---- NBD front end ------------------------------------------------------------------
+ */
+#define SMG_NBD_OPT_MAX	    4096u	/* option payload cap before we read it */
+#define SMG_NBD_REQ_MAX	    (32u << 20) /* READ/WRITE payload cap */
+#define SMG_NBD_REQ_HDR	    28u
+#define SMG_NBD_EXPORT_NAME "secmig"
+#define SMG_NBD_CLIENTS_MAX 16
+
+struct smg_nbd_server;
+
+/* Listen on a unix socket at sock_path (replaced if stale) and serve disk d
+ * as export SMG_NBD_EXPORT_NAME (and the default ""), one thread per client. */
+int smg_nbd_server_start(struct smg_vdisk *d, const char *sock_path,
+			 struct smg_nbd_server **out);
+void smg_nbd_server_stop(struct smg_nbd_server *s);
+
+struct smg_nbd_req {
+	uint16_t flags;
+	uint16_t type;
+	uint64_t cookie;
+	uint64_t offset;
+	uint32_t len;
+};
+/* Pure parser of one 28-byte transmission request header. */
+int smg_nbd_parse_request(const uint8_t *buf, size_t len, struct smg_nbd_req *out);
+/* Run one whole server session whose client bytes are in[0..len) against d;
+ * replies are discarded (fuzzing, tests). Returns how the session ended. */
+int smg_nbd_serve_buffer(struct smg_vdisk *d, const uint8_t *in, size_t len);
+
+/* ---- MSR Cambridge block traces ------------------------------------------------------
+ * CSV: Timestamp,Hostname,DiskNumber,Type,Offset,Size,ResponseTime
+ * (Timestamp in Windows FILETIME 100 ns ticks, Type Read|Write). */
+#define SMG_TRACE_OPS_MAX  (4u << 20)
+#define SMG_TRACE_FILE_MAX (256u << 20)
+#define SMG_TRACE_LINE_MAX 512u
+
+struct smg_trace_op {
+	uint64_t t_us; /* since the first record */
+	uint64_t offset;
+	uint32_t len;
+	bool write;
+};
+
+struct smg_trace {
+	struct smg_trace_op *ops;
+	size_t n;
+};
+
+int smg_trace_parse(const uint8_t *buf, size_t len, struct smg_trace **out);
+int smg_trace_load(const char *path, struct smg_trace **out);
+void smg_trace_free(struct smg_trace *t);
+
+/* ---- synthetic guest workloads -------------------------------------------------------
+ */
+enum smg_wl_kind {
+	SMG_WL_READ_HOT = 0, /* reads, most of them on a small hot region */
+	SMG_WL_WRITE_HEAVY,  /* mostly writes spread over the disk */
+	SMG_WL_MIXED,	     /* half reads half writes, hot-spot skew */
+	SMG_WL_TRACE,	     /* replay a smg_trace (offsets wrapped to the disk) */
+};
+
+struct smg_wl_opts {
+	enum smg_wl_kind kind;
+	unsigned threads; /* 0: 1 */
+	uint32_t io_size; /* 0: 4096 */
+	unsigned
+	    interval_us; /* per thread: one request every interval (0: back to back) */
+	const struct smg_trace *trace; /* SMG_WL_TRACE */
+	uint64_t seed;
+};
+
+struct smg_wl;
+
+int smg_wl_start(struct smg_vdisk *d, const struct smg_wl_opts *o, struct smg_wl **out);
+/* Stop the threads and free; latency figures stay readable until then. */
+void smg_wl_stop(struct smg_wl *w);
+/* Forget samples so far (e.g. at migration start). */
+void smg_wl_reset(struct smg_wl *w);
+
+struct smg_wl_result {
+	uint64_t reads, writes, errors;
+	double read_p50_ms, read_p99_ms, write_p50_ms, write_p99_ms;
+};
+/* Percentiles over the samples since the last reset. */
+void smg_wl_result(struct smg_wl *w, struct smg_wl_result *r);
+const char *smg_wl_kind_name(enum smg_wl_kind k);
 
 #endif

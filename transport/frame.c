@@ -20,16 +20,21 @@ int smg_frame_seal(struct frame_tx *tx, uint8_t *buf, uint8_t type, size_t len,
 		return SMG_ERR_AFTER_FINAL;
 	if (final)
 		tag = crypto_secretstream_xchacha20poly1305_TAG_FINAL;
-	else if (tx->since_rekey + len + 1 >= tx->rekey_bytes)
+	else if (tx->since_rekey + len + 1 >= tx->rekey_bytes ||
+		 (tx->rekey_at_ms != 0 && smg_now_ms() >= tx->rekey_at_ms))
 		tag = crypto_secretstream_xchacha20poly1305_TAG_REKEY;
 	c[1] = type;
 	if (crypto_secretstream_xchacha20poly1305_push(&tx->st, c, &clen, c + 1, len + 1,
 						       NULL, 0, tag) != 0)
 		return SMG_ERR_CRYPTO;
 	smg_store_be32(buf, (uint32_t)clen);
-	tx->since_rekey = tag == crypto_secretstream_xchacha20poly1305_TAG_REKEY
-			      ? 0
-			      : tx->since_rekey + len + 1;
+	if (tag == crypto_secretstream_xchacha20poly1305_TAG_REKEY) {
+		tx->since_rekey = 0;
+		if (tx->rekey_at_ms != 0)
+			tx->rekey_at_ms = smg_now_ms() + SMG_REKEY_INTERVAL_MS;
+	} else {
+		tx->since_rekey += len + 1;
+	}
 	tx->final = final;
 	*wire = FRAME_LEN_BYTES + (size_t)clen;
 	return SMG_OK;

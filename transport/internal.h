@@ -126,6 +126,7 @@ struct frame_tx {
 	crypto_secretstream_xchacha20poly1305_state st;
 	uint64_t since_rekey;
 	uint64_t rekey_bytes;
+	uint64_t rekey_at_ms; /* 0: no time budget (tests, fuzz) */
 	bool final;
 };
 

@@ -237,7 +237,6 @@ static int ring_send(struct chan *c, bool wait, bool all)
 static int ring_recv(struct chan *c)
 {
 	uint64_t deadline = smg_now_ms() + c->timeout_ms;
-	size_t before = c->rend;
 	struct io_uring_sqe *sqe;
 	int r;
 
@@ -258,7 +257,6 @@ static int ring_recv(struct chan *c)
 		if ((r = ring_kick_send(c)) != 0)
 			return r;
 	}
-	(void)before;
 	return SMG_OK;
 }
 
@@ -296,6 +294,7 @@ void smg_chan_io_fini(struct chan *c)
 
 			shutdown(c->fd, SHUT_RDWR);
 			while ((c->send_inflight || c->recv_inflight) &&
+			       smg_now_ms() < deadline &&
 			       ring_reap(c, deadline) != SMG_ERR_TIMEOUT)
 				;
 		}

@@ -30,6 +30,7 @@ struct pconn {
 	uint8_t *out; /* HS_WIRE_MAX */
 	size_t out_len, out_off;
 	struct hs *hs;
+	int reject; /* Reject reason when no handshake state says better */
 	char addr[64];
 };
 
@@ -106,12 +107,15 @@ static void pc_drop(struct smg_listener *l, unsigned i, int err)
 {
 	struct pconn *p = &l->pc[i];
 
-	if (err != 0 && p->fd >= 0)
-		smg_send_reject(p->fd,
-				p->hs != NULL && p->hs->reject != 0
-				    ? p->hs->reject
-				    : smg_hs_reject_from_err(err),
-				NULL);
+	if (err != 0 && p->fd >= 0) {
+		int why = smg_hs_reject_from_err(err);
+
+		if (p->reject != 0)
+			why = p->reject;
+		if (p->hs != NULL && p->hs->reject != 0)
+			why = p->hs->reject;
+		smg_send_reject(p->fd, why, NULL);
+	}
 	if (p->fd >= 0)
 		close(p->fd);
 	free(p->in);
@@ -255,6 +259,8 @@ static int on_join(struct smg_listener *l, struct pconn *p, struct pending **don
 		*done = pd;
 out:
 	smg_proto_free(m);
+	if (r != 0)
+		p->reject = SMG__REJECT_REASON__REJECT_BAD_JOIN;
 	if (r == SMG_ERR_AUTH)
 		smg_peer_log(SMG_LOG_WARN,
 			     "%s: JOIN names no waiting session or a bad MAC", p->addr);

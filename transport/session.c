@@ -195,6 +195,7 @@ int smg_session_attach(struct smg_session *s, unsigned idx, int fd,
 
 	c->index = idx;
 	c->tx.rekey_bytes = opts->rekey_bytes ? opts->rekey_bytes : SMG_REKEY_BYTES;
+	c->tx.rekey_at_ms = smg_now_ms() + SMG_REKEY_INTERVAL_MS;
 	return smg_chan_io_init(c, fd, opts->force_poll, io_timeout(opts));
 }
 

@@ -13,9 +13,7 @@ typedef int (*backend_open_fn)(const struct smg_backend_opts *opts,
 /* Constructors, one per backend file (engine/backend/<name>.c). */
 int smg_backend_sim_open(const struct smg_backend_opts *opts, struct smg_backend **out);
 #if SMG_HAVE_XEN
-/* Weak so the engine links while engine/backend/xen.c is developed apart. */
-int smg_backend_xen_open(const struct smg_backend_opts *opts, struct smg_backend **out)
-    __attribute__((weak));
+int smg_backend_xen_open(const struct smg_backend_opts *opts, struct smg_backend **out);
 #endif
 
 static const struct {

@@ -110,25 +110,43 @@ static void pending_path(const char *name, char *out, size_t n)
 		out[0] = '\0';
 }
 
-/* COMMIT must survive this process too: write, fsync the file and dir. */
-static int write_durable(const char *path, const char *text)
+#define RECORD_LEN 384 /* fixed width: "ID PEER", space padded */
+
+/* The COMMIT record's file is created when a sender opens the domain, with
+ * its directory entry synced then, outside the downtime; COMMIT itself is
+ * one in-place write of a fixed-width record and one fdatasync. */
+static int record_write(const char *path, const char *text, bool create)
 {
-	char tmp[SMG_DOMAIN_PATH_MAX + 96];
+	char rec[RECORD_LEN];
+	size_t n = strlen(text);
 	int fd, r = SMG_OK, dfd;
 
-	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)) < 0)
+	if (n >= RECORD_LEN)
+		return SMG_ERR_TOO_LONG;
+	memcpy(rec, text, n);
+	memset(rec + n, ' ', RECORD_LEN - 1 - n);
+	rec[RECORD_LEN - 1] = '\n';
+	fd = open(path, O_WRONLY | O_CLOEXEC | (create ? O_CREAT | O_TRUNC : 0), 0600);
+	if (fd < 0)
 		return smg_err_sys(errno);
-	if (write(fd, text, strlen(text)) != (ssize_t)strlen(text) || fsync(fd) != 0)
+	if (pwrite(fd, rec, RECORD_LEN, 0) != RECORD_LEN ||
+	    (create ? fsync(fd) : fdatasync(fd)) != 0)
 		r = smg_err_sys(errno);
 	close(fd);
-	if (r == SMG_OK && rename(tmp, path) != 0)
-		r = smg_err_sys(errno);
-	if (r == SMG_OK && (dfd = open(host.dir, O_RDONLY | O_DIRECTORY)) >= 0) {
+	if (r == SMG_OK && create &&
+	    (dfd = open(host.dir, O_RDONLY | O_DIRECTORY)) >= 0) {
 		fsync(dfd);
 		close(dfd);
 	}
 	return r;
+}
+
+static void record_drop(const struct dom *d)
+{
+	char path[SMG_DOMAIN_PATH_MAX + 80];
+
+	pending_path(d->cfg.name, path, sizeof(path));
+	unlink(path);
 }
 
 static void dom_free(struct dom *d)
@@ -205,6 +223,7 @@ static void lease_drop(uint64_t conn)
 				 d->cfg.name);
 			dom_free(d);
 		} else if (d->state != DOM_INCOMING && !d->pending) {
+			record_drop(d);
 			atomic_store(&d->mem.sh->logdirty, 0);
 			atomic_store(&d->mem.sh->throttle, 0);
 			if (d->state == DOM_PAUSED) {
@@ -309,9 +328,9 @@ static int do_commit(struct dom *d, const char *id, const char *peer, struct rep
 		return fail(r, SMG_ERR_STATE, "COMMIT needs a paused domain");
 	if (strlen(id) == 0 || strlen(id) >= ID_MAX || strlen(peer) >= PEER_MAX)
 		return fail(r, SMG_ERR_INVAL, "bad migration id or peer");
-	snprintf(text, sizeof(text), "%s %s\n", id, peer);
+	snprintf(text, sizeof(text), "%s %s", id, peer);
 	pending_path(d->cfg.name, path, sizeof(path));
-	if ((e = write_durable(path, text)) != SMG_OK)
+	if ((e = record_write(path, text, false)) != SMG_OK)
 		return fail(r, e, "cannot record COMMIT: %s", strerror(smg_err_errno()));
 	snprintf(d->id, sizeof(d->id), "%s", id);
 	snprintf(d->peer, sizeof(d->peer), "%s", peer);
@@ -387,6 +406,11 @@ static int dispatch(uint64_t conn, char *msg, size_t len, struct reply *r)
 		if (d->owner != 0 || d->pending || d->state == DOM_INCOMING)
 			return fail(r, SMG_ERR_BUSY, "'%s' is %s", d->cfg.name,
 				    d->owner != 0 ? "being migrated" : state_name(d));
+		char path[SMG_DOMAIN_PATH_MAX + 80];
+		pending_path(d->cfg.name, path, sizeof(path));
+		if ((e = record_write(path, "open", true)) != SMG_OK)
+			return fail(r, e, "cannot prepare the COMMIT record in %s: %s",
+				    host.dir, strerror(smg_err_errno()));
 		d->owner = conn;
 		r->fd = d->mem.fd;
 		rep(r, "%.*s", (int)d->text_len, d->text);

@@ -162,9 +162,10 @@ static void frame_seeds(void)
 	static uint8_t out[65536], buf[FRAME_WIRE_MAX];
 	uint8_t key[SS_KEY], hdr[SS_HEADER], tmp[SS_HEADER];
 	struct frame_tx tx = {0};
-	size_t off = 0, w, n;
+	size_t off = 1, w, n; /* out[0]: fuzz_frame's mode byte, 1 = raw wire */
 	Smg__RoundStart rs = SMG__ROUND_START__INIT;
 
+	out[0] = 1;
 	smg_frame_fuzz_key(key, hdr);
 	/* a push state for the fixed header: init_pull derives the same one */
 	crypto_secretstream_xchacha20poly1305_init_push(&tx.st, tmp, key);

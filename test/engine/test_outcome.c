@@ -32,6 +32,36 @@ int main(void)
 	CHECK_EQ(o, SMG_OUTCOME_RESUMED);
 	CHECK_EQ(smg_outcome_create(dir, "../x", SMG_OUTCOME_COMMITTED, "vm1"),
 		 SMG_ERR_INVAL);
+
+	/* The hand-over's path: receiving -> committed -> resumed, in place;
+	 * a resolve that finds it receiving discards it and COMMIT then loses. */
+	const char *id2 = "abcdefabcdefabcdefabcdefabcdef01";
+	const char *id3 = "00000000000000000000000000000003";
+	CHECK_EQ(smg_outcome_transition(dir, id2, SMG_OUTCOME_RECEIVING,
+					SMG_OUTCOME_COMMITTED, "vm2"),
+		 SMG_ERR_NOT_FOUND);
+	CHECK_EQ(smg_outcome_create(dir, id2, SMG_OUTCOME_RECEIVING, "vm2"), 0);
+	CHECK_EQ(smg_outcome_transition(dir, id2, SMG_OUTCOME_RECEIVING,
+					SMG_OUTCOME_COMMITTED, "vm2"),
+		 0);
+	CHECK_EQ(smg_outcome_transition(dir, id2, SMG_OUTCOME_RECEIVING,
+					SMG_OUTCOME_DISCARDED, "vm2"),
+		 SMG_ERR_EXISTS);
+	CHECK_EQ(smg_outcome_read(dir, id2, &o, dom, sizeof(dom)), 0);
+	CHECK_EQ(o, SMG_OUTCOME_COMMITTED);
+	CHECK(strcmp(dom, "vm2") == 0);
+	CHECK_EQ(smg_outcome_transition(dir, id2, SMG_OUTCOME_COMMITTED,
+					SMG_OUTCOME_RESUMED, "vm2"),
+		 0);
+	CHECK_EQ(smg_outcome_read(dir, id2, &o, dom, sizeof(dom)), 0);
+	CHECK_EQ(o, SMG_OUTCOME_RESUMED);
+	CHECK_EQ(smg_outcome_create(dir, id3, SMG_OUTCOME_RECEIVING, "vm3"), 0);
+	CHECK_EQ(smg_outcome_transition(dir, id3, SMG_OUTCOME_RECEIVING,
+					SMG_OUTCOME_DISCARDED, "vm3"),
+		 0);
+	CHECK_EQ(smg_outcome_transition(dir, id3, SMG_OUTCOME_RECEIVING,
+					SMG_OUTCOME_COMMITTED, "vm3"),
+		 SMG_ERR_EXISTS);
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
 	CHECK_EQ(system(cmd), 0);
 	return check_result("engine_outcome");

@@ -225,7 +225,7 @@ static void raw_bad_join(uint16_t port)
 	j.mac.len = sizeof(mac);
 	smg_hs_frame_put(buf, sizeof(buf), SMG_FT_JOIN, &j.base, &len);
 	CHECK(send(fd, buf, len, 0) == (ssize_t)len);
-	CHECK(read_reject(fd) > 0);
+	CHECK_EQ(read_reject(fd), SMG__REJECT_REASON__REJECT_BAD_JOIN);
 	close(fd);
 }
 
@@ -261,6 +261,77 @@ static void preauth_cap(uint16_t port)
 	close(idle1);
 	close(idle2);
 	close(third);
+}
+
+/* A server that accepts and never answers: the client's deadline fires. */
+static void silent_server(void)
+{
+	struct smg_session_opts o = topts(k.src, k.peers, "src", 1);
+	struct smg_session *s = NULL;
+	uint16_t port;
+	int l = tcp_listen(&port);
+
+	o.handshake_timeout_ms = 300;
+	CHECK_EQ(smg_session_connect("127.0.0.1", port, &o, &s), SMG_ERR_TIMEOUT);
+	close(l);
+}
+
+/* The server is enrolled, but not under the name the client expects. */
+static void wrong_server_name(void)
+{
+	struct tserver t = {0};
+	struct smg_session_opts o = topts(k.src, k.peers, "src", 1);
+	struct smg_session *s = NULL;
+
+	CHECK_EQ(smg_listener_open("127.0.0.1", 0, &t.l), 0);
+	t.opts = topts(k.src, k.peers, "src", 1); /* claims "src", with src's key */
+	t.opts.accept_timeout_ms = 500;
+	tserver_start(&t);
+	o.expect_peer = "dst";
+	CHECK_EQ(smg_session_connect("127.0.0.1", smg_listener_port(t.l), &o, &s),
+		 SMG_ERR_UNKNOWN_PEER);
+	CHECK_EQ(tserver_join(&t), SMG_ERR_TIMEOUT);
+	smg_listener_close(t.l);
+}
+
+/* Several clients at once: handshakes run side by side on one listener. */
+struct cl {
+	uint16_t port;
+	int rc;
+	pthread_t th;
+};
+
+static void *client_main(void *a)
+{
+	struct cl *c = a;
+
+	c->rc = client(k.src, "src", c->port, 2);
+	return NULL;
+}
+
+static void concurrent(void)
+{
+	struct smg_listener *l;
+	struct smg_session_opts so = topts(k.dst, k.peers, "dst", 2);
+	struct cl c[3];
+
+	CHECK_EQ(smg_listener_open("127.0.0.1", 0, &l), 0);
+	for (int i = 0; i < 3; i++) {
+		c[i].port = smg_listener_port(l);
+		pthread_create(&c[i].th, NULL, client_main, &c[i]);
+	}
+	for (int i = 0; i < 3; i++) {
+		struct smg_session *s = NULL;
+
+		CHECK_EQ(smg_listener_accept(l, &so, &s), 0);
+		if (s != NULL)
+			CHECK_EQ(smg_session_close(s), 0);
+	}
+	for (int i = 0; i < 3; i++) {
+		pthread_join(c[i].th, NULL);
+		CHECK_EQ(c[i].rc, 0);
+	}
+	smg_listener_close(l);
 }
 
 int main(void)
@@ -309,6 +380,9 @@ int main(void)
 	CHECK_EQ(client(k.src, "src", smg_listener_port(evil.l), 1), SMG_ERR_BAD_SIG);
 	CHECK_EQ(tserver_join(&evil), SMG_ERR_TIMEOUT);
 	smg_listener_close(evil.l);
+	silent_server();
+	wrong_server_name();
+	concurrent();
 	tkeys_fini(&k);
 	return check_result("test_transport_handshake");
 }

@@ -1,0 +1,115 @@
+/* The xen config blob that travels in the plan (built by xen_src.c): a
+ * bounded parse, since on the destination it comes from the network. */
+#include <string.h>
+
+#include "base/base.h"
+#include "engine/backend/xen_internal.h"
+
+#define INFO_LEN 24u
+/* 2^28 frames = 1 TiB of guest: bounds the destination's bitmaps. */
+#define P2M_SIZE_MAX (UINT64_C(1) << 28)
+
+static uint64_t le64(const uint8_t *p)
+{
+	uint64_t v = 0;
+
+	for (int i = 7; i >= 0; i--)
+		v = v << 8 | p[i];
+	return v;
+}
+
+static uint32_t le32(const uint8_t *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+	       (uint32_t)p[3] << 24;
+}
+
+struct parse_ctx {
+	struct smg_xen_config *cfg;
+	unsigned seen; /* bit per record type: each appears at most once */
+	uint64_t p2m_size;
+};
+
+static int take_ranges(struct parse_ctx *c, const uint8_t *body, size_t len)
+{
+	struct smg_xen_config *cfg = c->cfg;
+	uint64_t prev_end = 0;
+
+	if (len % 16 != 0 || len / 16 > SMG_XC_MAX_RANGES)
+		return SMG_ERR_PROTO;
+	cfg->n_ranges = len / 16;
+	for (size_t i = 0; i < cfg->n_ranges; i++) {
+		uint64_t s = le64(body + 16 * i), e = le64(body + 16 * i + 8);
+
+		/* sorted, disjoint, non-empty: the binary search relies on it */
+		if (s >= e || (i > 0 && s < prev_end))
+			return SMG_ERR_PROTO;
+		cfg->ranges[i][0] = s;
+		cfg->ranges[i][1] = e;
+		prev_end = e;
+	}
+	return 0;
+}
+
+static int take(void *opaque, uint32_t type, const uint8_t *body, size_t len)
+{
+	struct parse_ctx *c = opaque;
+	struct smg_xen_config *cfg = c->cfg;
+
+	if (c->seen & (1u << type))
+		return SMG_ERR_PROTO; /* a second copy could override the first */
+	c->seen |= 1u << type;
+	switch (type) {
+	case SMG_XC_REC_INFO:
+		if (len != INFO_LEN)
+			return SMG_ERR_PROTO;
+		cfg->dhdr_type = le32(body);
+		cfg->xen_major = le32(body + 4);
+		cfg->xen_minor = le32(body + 8);
+		cfg->vcpus = le32(body + 12);
+		c->p2m_size = le64(body + 16);
+		if (cfg->dhdr_type != SMG_XS_DHDR_X86_HVM || cfg->vcpus == 0 ||
+		    c->p2m_size == 0 || c->p2m_size > P2M_SIZE_MAX)
+			return SMG_ERR_PROTO;
+		return 0;
+	case SMG_XC_REC_JSON:
+		/* libxl's JSON parser wants a C string: no NUL inside */
+		if (len == 0 || len > SMG_XC_JSON_MAX || memchr(body, 0, len) != NULL)
+			return SMG_ERR_PROTO;
+		cfg->json = body;
+		cfg->json_len = len;
+		return 0;
+	case SMG_XC_REC_RAM:
+		return take_ranges(c, body, len);
+	case SMG_XS_REC_CPUID_POLICY:
+		cfg->cpuid = body;
+		cfg->cpuid_len = len;
+		return 0;
+	case SMG_XS_REC_MSR_POLICY:
+		cfg->msr = body;
+		cfg->msr_len = len;
+		return 0;
+	default:
+		return SMG_ERR_UNKNOWN_TYPE;
+	}
+}
+
+int smg_xen_config_parse(const uint8_t *buf, size_t len, struct smg_xen_config *cfg)
+{
+	struct parse_ctx c = {cfg, 0, 0};
+	int r;
+
+	memset(cfg, 0, sizeof(*cfg));
+	if ((r = smg_xs_parse_records(buf, len, SMG_XC_ALLOWED, take, &c)) != 0)
+		goto fail;
+	r = SMG_ERR_PROTO;
+	if (!(c.seen & (1u << SMG_XC_REC_INFO)) || !(c.seen & (1u << SMG_XC_REC_JSON)) ||
+	    !(c.seen & (1u << SMG_XC_REC_RAM)) || cfg->n_ranges == 0 ||
+	    cfg->ranges[cfg->n_ranges - 1][1] > c.p2m_size)
+		goto fail;
+	cfg->p2m_size = c.p2m_size;
+	return 0;
+fail:
+	memset(cfg, 0, sizeof(*cfg));
+	return r;
+}

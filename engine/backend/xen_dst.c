@@ -1,0 +1,416 @@
+/* xen backend, receiving side: libxl builds and restores the domain with
+ * its own code (libxl_domain_create_restore -> libxl-save-helper ->
+ * xc_domain_restore), reading a libxl v2 stream that we synthesise on the
+ * fly from what arrives: pages during pre-copy become PAGE_DATA records as
+ * they come (a page sent again simply overwrites), the final state becomes
+ * TSC/HVM records, then END. The domain carries a temporary name until
+ * COMMIT and is destroyed, never unpaused, if anything fails before it. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "base/base.h"
+#include "engine/backend/xen_internal.h"
+
+static int sock_write(void *opaque, const void *buf, size_t len)
+{
+	struct xen_backend *x = opaque;
+	const uint8_t *p = buf;
+
+	while (len > 0) {
+		/* MSG_NOSIGNAL: a restore that died must not kill us with SIGPIPE */
+		ssize_t n = send(x->pipe_w, p, len, MSG_NOSIGNAL);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			smg_err("xen: libxl stopped reading the restore stream: %s",
+				strerror(errno));
+			return SMG_ERR_BACKEND;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+struct restore_args {
+	struct xen_backend *x;
+	int fd;
+};
+
+static void *restore_main(void *arg)
+{
+	struct restore_args *a = arg;
+	struct xen_backend *x = a->x;
+	libxl_domain_restore_params p;
+	uint32_t domid = (uint32_t)INVALID_DOMID;
+	int rc;
+
+	libxl_domain_restore_params_init(&p);
+	p.checkpointed_stream = LIBXL_CHECKPOINTED_STREAM_NONE;
+	p.stream_version = 2;
+	rc = libxl_domain_create_restore(x->ctx, &x->dcfg, &domid, a->fd, -1, &p, NULL,
+					 NULL);
+	libxl_domain_restore_params_dispose(&p);
+	close(a->fd);
+	x->new_domid = domid;
+	x->restore_rc = rc;
+	free(a);
+	return NULL;
+}
+
+/* An incoming copy is paused and uncommitted by construction (COMMIT
+ * renames it): one still carrying the temporary name was left by a receiver
+ * that died, and never ran. Anything else with that name is not ours. */
+static int clear_stale(struct xen_backend *x, const char *tmp)
+{
+	xc_dominfo_t di;
+	uint32_t id;
+
+	if (libxl_name_to_domid(x->ctx, tmp, &id) != 0)
+		return 0;
+	if (id == 0 || xc_domain_getinfo(x->xch, id, 1, &di) != 1 || di.domid != id ||
+	    !(di.paused || di.shutdown)) {
+		smg_err("xen: a running domain is named %s; not touching it", tmp);
+		return SMG_ERR_EXISTS;
+	}
+	smg_warn("xen: destroying d%u '%s', an incoming copy a dead receiver left", id,
+		 tmp);
+	return libxl_domain_destroy(x->ctx, id, NULL) == 0 ? 0 : SMG_ERR_BACKEND;
+}
+
+static int start_restore(struct xen_backend *x)
+{
+	struct restore_args *a;
+	int sv[2];
+
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
+		return smg_err_sys(errno);
+	if ((a = malloc(sizeof(*a))) == NULL) {
+		close(sv[0]);
+		close(sv[1]);
+		return SMG_ERR_NOMEM;
+	}
+	a->x = x;
+	a->fd = sv[1];
+	x->pipe_w = sv[0];
+	x->restore_rc = ERROR_FAIL;
+	if (pthread_create(&x->restore_thread, NULL, restore_main, a) != 0) {
+		free(a);
+		close(sv[0]);
+		close(sv[1]);
+		x->pipe_w = -1;
+		return SMG_ERR_SYS;
+	}
+	x->restore_running = true;
+	return 0;
+}
+
+/* Stop feeding libxl and wait for it. Returns libxl's result. */
+static int finish_restore(struct xen_backend *x)
+{
+	if (!x->restore_running)
+		return x->restore_rc;
+	if (x->pipe_w >= 0) {
+		shutdown(x->pipe_w, SHUT_WR);
+		close(x->pipe_w);
+		x->pipe_w = -1;
+	}
+	pthread_join(x->restore_thread, NULL);
+	x->restore_running = false;
+	return x->restore_rc;
+}
+
+static int write_prologue(struct xen_backend *x)
+{
+	struct smg_xs_sink *s = &x->sink;
+	int r;
+
+	if ((r = smg_xs_write_libxl_header(s)) != 0 ||
+	    (r = smg_xs_write_libxl_libxc_context(s)) != 0 ||
+	    (r = smg_xs_write_headers(s, x->cfg.dhdr_type, x->cfg.xen_major,
+				      x->cfg.xen_minor)) != 0)
+		return r;
+	/* Static data: the source's CPU policy, applied before any page. */
+	if (x->cfg.cpuid_len &&
+	    (r = smg_xs_write_record(s, SMG_XS_REC_CPUID_POLICY, x->cfg.cpuid,
+				     x->cfg.cpuid_len)) != 0)
+		return r;
+	if (x->cfg.msr_len && (r = smg_xs_write_record(s, SMG_XS_REC_MSR_POLICY,
+						       x->cfg.msr, x->cfg.msr_len)) != 0)
+		return r;
+	return smg_xs_write_record(s, SMG_XS_REC_STATIC_DATA_END, NULL, 0);
+}
+
+int smg_xen_dst_create(struct smg_backend *self, const uint8_t *config, size_t len,
+		       struct smg_domain_info *info)
+{
+	struct xen_backend *x = XEN_SELF(self);
+	char *json = NULL, tmp[SMG_DOMAIN_NAME_MAX + sizeof(XEN_INCOMING_SUFFIX)];
+	int r;
+
+	memset(info, 0, sizeof(*info));
+	if (x->have_domain || x->restore_running || x->config != NULL)
+		return SMG_ERR_STATE;
+	if ((x->config = malloc(len ? len : 1)) == NULL)
+		return SMG_ERR_NOMEM;
+	memcpy(x->config, config, len);
+	x->config_len = len;
+	if ((r = smg_xen_config_parse(x->config, len, &x->cfg)) != 0) {
+		smg_peer_log(SMG_LOG_ERROR,
+			     "xen: the peer's domain config is malformed: %s",
+			     smg_strerror(r));
+		return r;
+	}
+	if ((r = smg_xen_open_handles(x, true)) != 0)
+		return r;
+	if ((json = strndup((const char *)x->cfg.json, x->cfg.json_len)) == NULL)
+		return SMG_ERR_NOMEM;
+	libxl_domain_config_init(&x->dcfg);
+	x->dcfg_init = true;
+	if (libxl_domain_config_from_json(x->ctx, &x->dcfg, json) != 0 ||
+	    x->dcfg.c_info.name == NULL || x->dcfg.c_info.name[0] == '\0' ||
+	    strlen(x->dcfg.c_info.name) >= SMG_DOMAIN_NAME_MAX) {
+		free(json);
+		smg_peer_log(SMG_LOG_ERROR,
+			     "xen: the peer's libxl config does not parse");
+		return SMG_ERR_CONFIG;
+	}
+	free(json);
+	if (x->dcfg.c_info.type != LIBXL_DOMAIN_TYPE_PVH &&
+	    x->dcfg.c_info.type != LIBXL_DOMAIN_TYPE_HVM) {
+		smg_err("xen: only HVM and PVH guests are received");
+		return SMG_ERR_UNSUPPORTED;
+	}
+	snprintf(x->final_name, sizeof(x->final_name), "%s", x->dcfg.c_info.name);
+	snprintf(tmp, sizeof(tmp), "%s%s", x->final_name, XEN_INCOMING_SUFFIX);
+	if ((r = clear_stale(x, tmp)) != 0)
+		return r;
+	free(x->dcfg.c_info.name);
+	if ((x->dcfg.c_info.name = strdup(tmp)) == NULL)
+		return SMG_ERR_NOMEM;
+	x->p2m_size = x->cfg.p2m_size;
+	if ((x->sent = calloc((size_t)((x->p2m_size + 63) / 64), 8)) == NULL)
+		return SMG_ERR_NOMEM;
+	pthread_mutex_init(&x->sink_lock, NULL);
+	x->sink = (struct smg_xs_sink){sock_write, x, 0};
+	if ((r = start_restore(x)) != 0)
+		return r;
+	if ((r = write_prologue(x)) != 0) {
+		finish_restore(x);
+		return r;
+	}
+	x->have_domain = true;
+	x->is_dst = true;
+	snprintf(info->name, sizeof(info->name), "%s", x->final_name);
+	info->pages = x->p2m_size;
+	info->page_size = SMG_XS_PAGE_SIZE;
+	info->vcpus = x->cfg.vcpus;
+	info->config = x->config;
+	info->config_len = x->config_len;
+	smg_info("xen: restoring '%s' as %s (%llu frames)", x->final_name, tmp,
+		 (unsigned long long)x->p2m_size);
+	return 0;
+}
+
+int smg_xen_dst_write_pages(struct smg_backend *self, const uint64_t *pfns, size_t n,
+			    const uint8_t *data, bool zero_only)
+{
+	static const uint8_t zero[SMG_XS_PAGE_SIZE];
+	struct xen_backend *x = XEN_SELF(self);
+	uint64_t batch[SMG_XS_BATCH_MAX];
+	int r = 0;
+
+	if (!x->have_domain || x->stream_done)
+		return SMG_ERR_STATE;
+	pthread_mutex_lock(&x->sink_lock);
+	for (size_t i = 0; i < n && r == 0;) {
+		size_t k = 0, first = i;
+
+		/* one record per run of frames that are RAM on the source; a
+		 * hole the engine sends (it reads as zeros) is dropped here,
+		 * or restore would populate memory the guest never had */
+		while (i < n && k < SMG_XS_BATCH_MAX) {
+			if (pfns[i] >= x->p2m_size) {
+				r = SMG_ERR_PROTO;
+				break;
+			}
+			if (!smg_xs_ranges_contain((const uint64_t(*)[2])x->cfg.ranges,
+						   x->cfg.n_ranges, pfns[i]))
+				break;
+			batch[k++] = pfns[i++];
+		}
+		if (r == 0 && k > 0 && !zero_only)
+			r = smg_xs_write_page_data(&x->sink, batch, k,
+						   data + first * SMG_XS_PAGE_SIZE,
+						   k * SMG_XS_PAGE_SIZE);
+		/* A zero frame never sent before needs no data: populate_rest
+		 * allocates it (Xen hands out scrubbed frames). One that held
+		 * data must be overwritten. */
+		for (size_t j = 0; r == 0 && zero_only && j < k; j++)
+			if (x->sent[batch[j] / 64] & (UINT64_C(1) << (batch[j] % 64)))
+				r = smg_xs_write_page_data(&x->sink, &batch[j], 1, zero,
+							   sizeof(zero));
+		for (size_t j = 0; r == 0 && !zero_only && j < k; j++)
+			x->sent[batch[j] / 64] |= UINT64_C(1) << (batch[j] % 64);
+		if (r == 0 && k == 0 && i < n)
+			i++; /* skip the hole */
+	}
+	pthread_mutex_unlock(&x->sink_lock);
+	return r;
+}
+
+static int splice_state(void *opaque, uint32_t type, const uint8_t *body, size_t len)
+{
+	return smg_xs_write_record(opaque, type, body, len);
+}
+
+/* RAM frames the source never sent (zero and never dirtied) must still
+ * exist here: populate them in one pass before the state, as XALLOC. */
+static int populate_rest(struct xen_backend *x)
+{
+	uint64_t batch[SMG_XS_BATCH_MAX];
+	size_t k = 0;
+	int r = 0;
+
+	for (size_t i = 0; i < x->cfg.n_ranges && r == 0; i++)
+		for (uint64_t p = x->cfg.ranges[i][0]; p < x->cfg.ranges[i][1] && r == 0;
+		     p++) {
+			if (x->sent[p / 64] & (UINT64_C(1) << (p % 64)))
+				continue;
+			batch[k++] = SMG_XS_TYPE_XALLOC << SMG_XS_TYPE_SHIFT | p;
+			if (k == SMG_XS_BATCH_MAX) {
+				r = smg_xs_write_page_data(&x->sink, batch, k, NULL, 0);
+				k = 0;
+			}
+		}
+	if (r == 0 && k > 0)
+		r = smg_xs_write_page_data(&x->sink, batch, k, NULL, 0);
+	return r;
+}
+
+int smg_xen_dst_restore_state(struct smg_backend *self, const uint8_t *blob, size_t len)
+{
+	struct xen_backend *x = XEN_SELF(self);
+	int r, rc;
+
+	if (!x->have_domain || x->stream_done)
+		return SMG_ERR_STATE;
+	/* Check the whole blob before any of it reaches libxc. */
+	if ((r = smg_xs_parse_records(blob, len, SMG_XS_STATE_ALLOWED, NULL, NULL)) !=
+	    0) {
+		smg_peer_log(SMG_LOG_ERROR,
+			     "xen: the peer's vCPU/device state is malformed: %s",
+			     smg_strerror(r));
+		return r;
+	}
+	pthread_mutex_lock(&x->sink_lock);
+	x->stream_done = true;
+	if ((r = populate_rest(x)) == 0 &&
+	    (r = smg_xs_parse_records(blob, len, SMG_XS_STATE_ALLOWED, splice_state,
+				      &x->sink)) == 0 &&
+	    (r = smg_xs_write_record(&x->sink, SMG_XS_REC_END, NULL, 0)) == 0)
+		r = smg_xs_write_libxl_end(&x->sink);
+	pthread_mutex_unlock(&x->sink_lock);
+	rc = finish_restore(x);
+	if (r == 0 && rc != 0) {
+		smg_err("xen: libxl could not restore '%s' (libxl error %d)",
+			x->final_name, rc);
+		r = SMG_ERR_BACKEND;
+	}
+	if (r == 0)
+		x->domid = x->new_domid; /* read_pages now sees the incoming copy */
+	if (r == 0)
+		smg_info("xen: '%s' restored as d%u (paused), %llu stream bytes",
+			 x->final_name, x->new_domid, (unsigned long long)x->sink.bytes);
+	return r;
+}
+
+int smg_xen_dst_mark_committed(struct smg_backend *self)
+{
+	struct xen_backend *x = XEN_SELF(self);
+
+	if (!x->stream_done || x->restore_rc != 0 ||
+	    x->new_domid == (uint32_t)INVALID_DOMID)
+		return SMG_ERR_STATE;
+	if (libxl_domain_rename(x->ctx, x->new_domid, x->dcfg.c_info.name,
+				x->final_name) != 0) {
+		smg_err("xen: cannot rename d%u to '%s' (does the source copy still "
+			"carry that name on this host?)",
+			x->new_domid, x->final_name);
+		return SMG_ERR_BACKEND;
+	}
+	x->committed = true;
+	return 0;
+}
+
+int smg_xen_dst_resume(struct smg_backend *self)
+{
+	struct xen_backend *x = XEN_SELF(self);
+
+	if (!x->committed)
+		return SMG_ERR_STATE; /* never run an unverified copy */
+	if (libxl_domain_unpause(x->ctx, x->new_domid, NULL) != 0) {
+		smg_err("xen: cannot unpause d%u", x->new_domid);
+		return SMG_ERR_BACKEND;
+	}
+	return 0;
+}
+
+/* The engine's abort: stop the restore (libxl then destroys what it
+ * built) or destroy the restored, uncommitted copy. Never a committed one. */
+int smg_xen_dst_destroy(struct xen_backend *x)
+{
+	if (x->committed)
+		return SMG_ERR_STATE;
+	if (x->restore_running)
+		finish_restore(x);
+	if (x->stream_done && x->restore_rc == 0 &&
+	    x->new_domid != (uint32_t)INVALID_DOMID && x->new_domid != 0) {
+		smg_xen_unmap_chunks(x);
+		if (libxl_domain_destroy(x->ctx, x->new_domid, NULL) != 0)
+			return SMG_ERR_BACKEND;
+		x->new_domid = (uint32_t)INVALID_DOMID;
+	}
+	x->have_domain = false;
+	return 0;
+}
+
+/* A committed incoming domain left paused by a receiver that died. */
+int smg_xen_dst_resume_committed(struct smg_backend *self, const char *name)
+{
+	struct xen_backend *x = XEN_SELF(self);
+	uint32_t domid;
+	int r;
+
+	if ((r = smg_xen_open_handles(x, true)) != 0)
+		return r;
+	if (libxl_name_to_domid(x->ctx, name, &domid) != 0 || domid == 0)
+		return SMG_ERR_NOT_FOUND;
+	return libxl_domain_unpause(x->ctx, domid, NULL) == 0 ? 0 : SMG_ERR_BACKEND;
+}
+
+/* Without COMMIT the incoming copy goes: libxl destroys a domain whose
+ * restore failed; one that restored but was never committed we destroy. */
+void smg_xen_dst_close(struct xen_backend *x)
+{
+	if (x->restore_running)
+		finish_restore(x);
+	if (x->stream_done && x->restore_rc == 0 && !x->committed &&
+	    x->new_domid != (uint32_t)INVALID_DOMID && x->ctx != NULL) {
+		smg_warn("xen: destroying the uncommitted incoming copy d%u",
+			 x->new_domid);
+		libxl_domain_destroy(x->ctx, x->new_domid, NULL);
+	}
+	if (x->dcfg_init)
+		libxl_domain_config_dispose(&x->dcfg);
+	x->dcfg_init = false;
+	if (x->sent != NULL)
+		pthread_mutex_destroy(&x->sink_lock);
+	free(x->sent);
+	x->sent = NULL;
+}

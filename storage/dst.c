@@ -1,0 +1,187 @@
+/* Destination side of one disk's migration: applies record frames to a new
+ * sparse image of the announced size and computes the same digest as the
+ * source, from what it wrote.
+ *
+ * A chunk whose records arrive as one in-order run from its first byte to
+ * its last (what our source sends) is hashed on the fly; any other shape
+ * marks the chunk stale and it is hashed from the image at digest time, so
+ * the digest always describes the image, whatever the peer sent. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/base.h"
+#include "storage/internal.h"
+
+struct smg_stg_dst {
+	struct smg_image *img;
+	uint64_t size, nchunks;
+	uint32_t chunk, disk_id;
+	uint8_t (*hash)[SMG_STG_DIGEST_LEN];
+	uint8_t *stale;
+	bool ip_active; /* the chunk being hashed in flight */
+	uint64_t ip_c;
+	uint32_t ip_pos;
+	crypto_generichash_state ip_st;
+	struct smg_stg_frame *frame;
+	struct smg_stg_stats st;
+};
+
+int smg_stg_dst_open(const char *path, uint64_t size, uint32_t chunk_size,
+		     uint32_t disk_id, struct smg_stg_dst **out)
+{
+	struct smg_stg_dst *d;
+	int r;
+
+	*out = NULL;
+	if (chunk_size < SMG_STG_CHUNK_MIN || chunk_size > SMG_STG_CHUNK_MAX ||
+	    chunk_size % SMG_STG_BLOCK != 0 || size > SMG_STG_DISK_MAX)
+		return SMG_ERR_INVAL;
+	if ((d = calloc(1, sizeof(*d))) == NULL)
+		return SMG_ERR_NOMEM;
+	d->size = size;
+	d->chunk = chunk_size;
+	d->disk_id = disk_id;
+	d->nchunks = (size + chunk_size - 1) / chunk_size;
+	d->hash = calloc(d->nchunks ? d->nchunks : 1, sizeof(*d->hash));
+	d->stale = malloc(d->nchunks ? d->nchunks : 1);
+	d->frame = malloc(sizeof(*d->frame));
+	if (d->hash == NULL || d->stale == NULL || d->frame == NULL) {
+		r = SMG_ERR_NOMEM;
+		goto fail;
+	}
+	memset(d->stale, 1, d->nchunks ? d->nchunks : 1);
+	if ((r = smg_image_create(path, size, 0, &d->img)) != 0)
+		goto fail;
+	*out = d;
+	return SMG_OK;
+fail:
+	free(d->hash);
+	free(d->stale);
+	free(d->frame);
+	free(d);
+	return r;
+}
+
+static uint32_t dst_chunk_len(const struct smg_stg_dst *d, uint64_t c)
+{
+	uint64_t base = c * d->chunk;
+
+	return d->size - base < d->chunk ? (uint32_t)(d->size - base) : d->chunk;
+}
+
+static void ip_feed(struct smg_stg_dst *d, const struct smg_stg_rec *rec)
+{
+	if (rec->kind == SMG_STG_REC_DATA)
+		crypto_generichash_update(&d->ip_st, rec->data, rec->len);
+	else
+		chunk_hash_zeros(&d->ip_st, rec->len);
+	d->ip_pos += rec->len;
+	if (d->ip_pos == dst_chunk_len(d, d->ip_c)) {
+		crypto_generichash_final(&d->ip_st, d->hash[d->ip_c], SMG_STG_DIGEST_LEN);
+		d->stale[d->ip_c] = 0;
+		d->ip_active = false;
+	}
+}
+
+static void track(struct smg_stg_dst *d, const struct smg_stg_rec *rec)
+{
+	uint64_t c0 = rec->offset / d->chunk,
+		 c1 = (rec->offset + rec->len - 1) / d->chunk, c;
+
+	for (c = c0; c <= c1; c++)
+		d->stale[c] = 1;
+	if (d->ip_active && c0 == d->ip_c && c1 == c0 &&
+	    rec->offset == c0 * d->chunk + d->ip_pos) {
+		ip_feed(d, rec);
+		return;
+	}
+	d->ip_active = false;
+	if (c1 == c0 && rec->offset == c0 * d->chunk) {
+		d->ip_active = true;
+		d->ip_c = c0;
+		d->ip_pos = 0;
+		chunk_hash_init(&d->ip_st);
+		ip_feed(d, rec);
+	}
+}
+
+int smg_stg_dst_apply(struct smg_stg_dst *d, const uint8_t *payload, size_t len)
+{
+	struct smg_stg_frame *f = d->frame;
+	uint16_t i;
+	int r;
+
+	if (d->size == 0)
+		return SMG_ERR_PROTO;
+	if ((r = smg_stg_frame_decode(payload, len, d->size, f)) != 0) {
+		smg_peer_log(SMG_LOG_WARN, "disk %u: bad record frame: %s", d->disk_id,
+			     smg_strerror(r));
+		return r;
+	}
+	if (f->disk_id != d->disk_id) {
+		smg_peer_log(SMG_LOG_WARN, "record frame for disk %u on disk %u",
+			     f->disk_id, d->disk_id);
+		return SMG_ERR_PROTO;
+	}
+	for (i = 0; i < f->count; i++) {
+		const struct smg_stg_rec *rec = &f->recs[i];
+
+		if (rec->kind == SMG_STG_REC_DATA) {
+			r = smg_image_write(d->img, rec->data, rec->len, rec->offset);
+			d->st.data_bytes += rec->len;
+		} else {
+			r = smg_image_punch(d->img, rec->offset, rec->len);
+			d->st.hole_bytes += rec->len;
+		}
+		if (r != 0)
+			return r;
+		track(d, rec);
+	}
+	d->st.frames++;
+	d->st.records += f->count;
+	d->st.wire_bytes += len;
+	return SMG_OK;
+}
+
+int smg_stg_dst_digest(struct smg_stg_dst *d, uint8_t out[static SMG_STG_DIGEST_LEN])
+{
+	uint8_t *buf;
+	uint64_t c;
+	int r;
+
+	if ((r = smg_image_flush(d->img)) != 0)
+		return r;
+	if (posix_memalign((void **)&buf, SMG_STG_BLOCK, d->chunk) != 0)
+		return SMG_ERR_NOMEM;
+	for (c = 0; c < d->nchunks; c++) {
+		if (!d->stale[c])
+			continue;
+		r = image_chunk_hash(d->img, c * d->chunk, dst_chunk_len(d, c), buf,
+				     d->hash[c]);
+		if (r != 0)
+			goto out;
+		d->stale[c] = 0;
+	}
+	d->ip_active = false;
+	smg_stg_merkle_root((const uint8_t(*)[SMG_STG_DIGEST_LEN])d->hash, d->nchunks,
+			    d->size, d->chunk, out);
+out:
+	free(buf);
+	return r;
+}
+
+void smg_stg_dst_get_stats(const struct smg_stg_dst *d, struct smg_stg_stats *st)
+{
+	*st = d->st;
+}
+
+void smg_stg_dst_close(struct smg_stg_dst *d)
+{
+	if (d == NULL)
+		return;
+	smg_image_close(d->img);
+	free(d->hash);
+	free(d->stale);
+	free(d->frame);
+	free(d);
+}

@@ -1,0 +1,121 @@
+/* storage/ internals shared by disk.c, waio.c, dbt.c and src.c. */
+#ifndef SMG_STORAGE_INTERNAL_H
+#define SMG_STORAGE_INTERNAL_H
+
+#include <pthread.h>
+#include <sodium.h>
+#include <stdatomic.h>
+
+#include "storage/storage.h"
+
+/* Read popularity is counted always (the I/O agent watches the workload
+ * before a migration starts); every AGE_READS guest reads all counts halve,
+ * so "popular" means recently popular. */
+#define AGE_READS (1u << 16)
+/* WAIO's scan reads the original in pieces this big and lets a guest read
+ * that needs the original go first (waiting at most SCAN_YIELD_MAX_US). */
+#define SCAN_PIECE	  (64u << 10)
+#define SCAN_YIELD_MAX_US 2000u
+
+enum disk_mig {
+	DISK_MIG_NONE = 0,
+	DISK_MIG_WAIO,
+	DISK_MIG_DBT,
+};
+
+struct smg_vdisk {
+	struct smg_image *orig;
+	uint64_t size;
+	uint32_t chunk;
+	uint64_t nchunks;
+	unsigned hot_threshold;
+	char *surr_dir;
+
+	/* the gate: pause waits for in-flight guest I/O, holds new I/O */
+	pthread_mutex_t gate_mu;
+	pthread_cond_t gate_cv;
+	unsigned paused;
+	unsigned inflight;
+
+	enum disk_mig mig; /* changed only while paused */
+	/* chunk written since its bit was last cleared: DBT writes to the
+	 * original, WAIO writes to the surrogate */
+	_Atomic uint64_t *dirty;
+
+	/* WAIO: the surrogate store (same offsets as the original, sparse) */
+	struct smg_image *surr;
+	char *surr_path;
+	pthread_mutex_t meta_mu;
+	uint8_t **cover;	 /* per chunk: sector bitmap, NULL = nothing covered */
+	uint8_t *full;		 /* per chunk: every sector covered */
+	uint8_t *written;	 /* per chunk: holds guest writes (merge back) */
+	_Atomic uint32_t *reads; /* per chunk read popularity (always on) */
+	_Atomic uint64_t reads_total;
+	uint8_t *queued; /* per chunk: waiting for the hot copier */
+	uint64_t *hotq;	 /* ring of nchunks entries */
+	uint64_t hotq_head, hotq_n;
+	bool hot_busy; /* a copy is in progress */
+	pthread_cond_t hot_cv;
+	pthread_t hot_thread;
+	bool hot_running, hot_stop;
+	_Atomic unsigned orig_guest; /* guest reads in flight on the original */
+
+	_Atomic uint64_t st_reads, st_writes, st_surr_reads, st_hot, st_merged;
+};
+
+static inline uint64_t chunk_of(const struct smg_vdisk *d, uint64_t off)
+{
+	return off / d->chunk;
+}
+
+static inline uint32_t chunk_len(const struct smg_vdisk *d, uint64_t c)
+{
+	uint64_t start = c * d->chunk;
+
+	return d->size - start < d->chunk ? (uint32_t)(d->size - start) : d->chunk;
+}
+
+static inline void dirty_set(struct smg_vdisk *d, uint64_t c)
+{
+	atomic_fetch_or(&d->dirty[c / 64], 1ull << (c % 64));
+}
+
+/* waio.c */
+int waio_begin(struct smg_vdisk *d);
+/* merge: write the surrogate's guest writes back into the original. */
+int waio_end(struct smg_vdisk *d, bool merge);
+int waio_read(struct smg_vdisk *d, void *buf, size_t len, uint64_t off);
+int waio_write(struct smg_vdisk *d, const void *buf, size_t len, uint64_t off);
+int waio_trim(struct smg_vdisk *d, uint64_t off, uint64_t len);
+/* The guest's current view of chunk c (original merged with surrogate). */
+int waio_read_chunk(struct smg_vdisk *d, uint64_t c, uint8_t *buf);
+/* Wait until the chunks already known to be popular are on the surrogate. */
+void waio_wait_hot(struct smg_vdisk *d);
+
+/* record.c: frame encoder (our own frames; the decoder is the public one) */
+struct rec_frame {
+	uint8_t *buf;
+	size_t cap, off;
+	uint16_t count;
+};
+void rec_frame_begin(struct rec_frame *f, uint8_t *buf, size_t cap, uint8_t phase,
+		     uint32_t disk_id);
+/* Data bytes a new record could still carry (0: the frame is full). */
+size_t rec_frame_room(const struct rec_frame *f);
+void rec_frame_add(struct rec_frame *f, uint8_t kind, uint64_t off, uint32_t len,
+		   const uint8_t *data);
+/* Payload length (0 when no record was added). */
+size_t rec_frame_end(struct rec_frame *f);
+
+void chunk_hash_init(crypto_generichash_state *st);
+void chunk_hash_zeros(crypto_generichash_state *st, uint64_t n);
+void chunk_hash(const uint8_t *data, size_t len, uint8_t out[SMG_STG_DIGEST_LEN]);
+void chunk_hash_hole(size_t len, uint8_t out[SMG_STG_DIGEST_LEN]);
+int image_chunk_hash(struct smg_image *img, uint64_t base, uint32_t len, uint8_t *buf,
+		     uint8_t out[SMG_STG_DIGEST_LEN]);
+
+/* disk.c */
+int disk_mig_begin(struct smg_vdisk *d, enum disk_mig mig);
+int disk_mig_end(struct smg_vdisk *d, bool merge);
+
+#endif

@@ -1,0 +1,399 @@
+/* Source side of one disk's migration: turns chunks into records, phase by
+ * phase, and keeps the hash of the version of each chunk it sent last.
+ *
+ * BULK  one sequential scan of the original image. DBT clears a chunk's
+ *       dirty bit before reading it, so a write racing with the read is sent
+ *       again. WAIO skips chunks the guest already rewrote on the surrogate:
+ *       they go out later, merged, once.
+ * ITER  a round over the chunks dirtied since the last round (DBT: in the
+ *       original; WAIO: on the surrogate, read merged). WAIO holds back
+ *       chunks written in two rounds running: they go once, in FINAL.
+ * FINAL the last round, with the guest paused; afterwards the digest is the
+ *       image the guest saw at pause. */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "base/base.h"
+#include "storage/internal.h"
+
+struct smg_stg_src {
+	struct smg_vdisk *d;
+	enum smg_stg_mode mode;
+	uint32_t disk_id;
+	enum smg_stg_phase phase;
+	uint64_t bulk_next;
+	uint64_t *round;      /* chunks of the current ITER/FINAL round */
+	uint64_t *wrote_last; /* dirty in the previous round's snapshot */
+	uint64_t *deferred;   /* WAIO: hot-written chunks held for FINAL */
+	bool round_active;
+	uint64_t round_next;
+	bool round_ended;
+	bool final_done;
+
+	bool cur_valid; /* a chunk whose records are partly emitted */
+	bool cur_hole;	/* the whole chunk is a hole */
+	uint64_t cur_c;
+	uint32_t cur_len, cur_pos;
+	uint8_t *buf;
+
+	uint8_t (*hash)[SMG_STG_DIGEST_LEN];
+	uint8_t *sent;
+	uint8_t hole_hash[SMG_STG_DIGEST_LEN]; /* of a full-size hole chunk */
+	struct smg_stg_stats st;
+};
+
+int smg_stg_src_begin(struct smg_vdisk *d, const struct smg_stg_src_opts *o,
+		      struct smg_stg_src **out)
+{
+	struct smg_stg_src *s;
+	size_t words = (d->nchunks + 63) / 64;
+	int r;
+
+	*out = NULL;
+	if (o->mode != SMG_STG_MODE_WAIO && o->mode != SMG_STG_MODE_DBT)
+		return SMG_ERR_INVAL;
+	if ((s = calloc(1, sizeof(*s))) == NULL)
+		return SMG_ERR_NOMEM;
+	s->d = d;
+	s->mode = o->mode;
+	s->disk_id = o->disk_id;
+	s->phase = SMG_STG_PHASE_BULK;
+	s->round = calloc(words ? words : 1, sizeof(*s->round));
+	s->wrote_last = calloc(words ? words : 1, sizeof(*s->round));
+	s->deferred = calloc(words ? words : 1, sizeof(*s->round));
+	s->hash = calloc(d->nchunks ? d->nchunks : 1, sizeof(*s->hash));
+	s->sent = calloc(d->nchunks ? d->nchunks : 1, 1);
+	if (s->round == NULL || s->wrote_last == NULL || s->deferred == NULL ||
+	    s->hash == NULL || s->sent == NULL ||
+	    posix_memalign((void **)&s->buf, SMG_STG_BLOCK, d->chunk) != 0) {
+		r = SMG_ERR_NOMEM;
+		goto fail;
+	}
+	chunk_hash_hole(d->chunk, s->hole_hash);
+	r = disk_mig_begin(d,
+			   o->mode == SMG_STG_MODE_WAIO ? DISK_MIG_WAIO : DISK_MIG_DBT);
+	if (r != 0)
+		goto fail;
+	if (o->mode == SMG_STG_MODE_WAIO)
+		waio_wait_hot(d);
+	*out = s;
+	return SMG_OK;
+fail:
+	free(s->round);
+	free(s->wrote_last);
+	free(s->deferred);
+	free(s->hash);
+	free(s->sent);
+	free(s->buf);
+	free(s);
+	return r;
+}
+
+static bool test_and_clear(_Atomic uint64_t *w, uint64_t c)
+{
+	uint64_t bit = 1ull << (c % 64);
+
+	return atomic_fetch_and(&w[c / 64], ~bit) & bit;
+}
+
+/* WAIO's I/O agent knows when the guest still reads the original: the
+ * background scan steps aside for those reads instead of queueing its large
+ * sequential reads in front of them. */
+static int scan_read_yielding(struct smg_vdisk *d, uint8_t *buf, uint32_t len,
+			      uint64_t base)
+{
+	uint32_t pos, waited;
+	int r;
+
+	for (pos = 0; pos < len; pos += SCAN_PIECE) {
+		uint32_t n = len - pos < SCAN_PIECE ? len - pos : SCAN_PIECE;
+
+		for (waited = 0;
+		     atomic_load(&d->orig_guest) > 0 && waited < SCAN_YIELD_MAX_US;
+		     waited += 20)
+			usleep(20);
+		if ((r = smg_image_read_sparse(d->orig, buf + pos, n, base + pos)) != 0)
+			return r;
+	}
+	return SMG_OK;
+}
+
+/* Read chunk c as it is now and hash it: the version we are about to send. */
+static int load_chunk(struct smg_stg_src *s, uint64_t c, bool merged)
+{
+	struct smg_vdisk *d = s->d;
+	uint64_t base = c * d->chunk, ds, de;
+	int r;
+
+	s->cur_c = c;
+	s->cur_len = chunk_len(d, c);
+	s->cur_pos = 0;
+	s->cur_hole = false;
+	if (merged) {
+		r = waio_read_chunk(d, c, s->buf);
+	} else {
+		if ((r = smg_image_next_data(d->orig, base, &ds, &de)) != 0)
+			return r;
+		if (ds >= base + s->cur_len)
+			s->cur_hole = true;
+		else if (s->mode == SMG_STG_MODE_WAIO)
+			r = scan_read_yielding(d, s->buf, s->cur_len, base);
+		else
+			r = smg_image_read_sparse(d->orig, s->buf, s->cur_len, base);
+	}
+	if (r != 0)
+		return r;
+	if (s->cur_hole && s->cur_len == d->chunk)
+		memcpy(s->hash[c], s->hole_hash, SMG_STG_DIGEST_LEN);
+	else if (s->cur_hole)
+		chunk_hash_hole(s->cur_len, s->hash[c]);
+	else
+		chunk_hash(s->buf, s->cur_len, s->hash[c]);
+	if (s->sent[c])
+		s->st.chunks_resent++;
+	s->sent[c] = 1;
+	s->st.chunks_sent++;
+	s->cur_valid = true;
+	return SMG_OK;
+}
+
+static bool block_zero(const uint8_t *p, size_t n)
+{
+	return p[0] == 0 && memcmp(p, p + 1, n - 1) == 0;
+}
+
+/* Length of the run at pos of blocks that are all zero (or all not). */
+static uint32_t run_len(const struct smg_stg_src *s, uint32_t pos, bool *zero)
+{
+	uint32_t end = pos;
+	bool z = false;
+
+	if (s->cur_hole) {
+		*zero = true;
+		return s->cur_len - pos;
+	}
+	while (end < s->cur_len) {
+		uint32_t n =
+		    s->cur_len - end < SMG_STG_BLOCK ? s->cur_len - end : SMG_STG_BLOCK;
+		bool bz = block_zero(s->buf + end, n);
+
+		if (end == pos)
+			z = bz;
+		else if (bz != z)
+			break;
+		end += n;
+	}
+	*zero = z;
+	return end - pos;
+}
+
+static bool hdr_fits(const struct rec_frame *f)
+{
+	return f->count < SMG_STG_RECS_MAX && f->cap - f->off >= SMG_STG_REC_HDR;
+}
+
+/* Emit records of the current chunk until it is done or the frame is full. */
+static void emit_chunk(struct smg_stg_src *s, struct rec_frame *f)
+{
+	uint64_t base = s->cur_c * s->d->chunk;
+
+	while (s->cur_pos < s->cur_len) {
+		bool zero;
+		uint32_t n = run_len(s, s->cur_pos, &zero);
+		size_t room;
+
+		if (!hdr_fits(f))
+			return;
+		if (zero) {
+			rec_frame_add(f, SMG_STG_REC_HOLE, base + s->cur_pos, n, NULL);
+			s->st.hole_bytes += n;
+		} else {
+			room = rec_frame_room(f);
+			if (room < n && room < SMG_STG_BLOCK)
+				return; /* no tiny fragments: next frame */
+			if (room < n)
+				n = (uint32_t)(room / SMG_STG_BLOCK * SMG_STG_BLOCK);
+			rec_frame_add(f, SMG_STG_REC_DATA, base + s->cur_pos, n,
+				      s->buf + s->cur_pos);
+			s->st.data_bytes += n;
+		}
+		s->st.records++;
+		s->cur_pos += n;
+	}
+	s->cur_valid = false;
+}
+
+/* Next chunk of the phase, loaded; *done when the phase has no more. */
+static int next_chunk(struct smg_stg_src *s, enum smg_stg_phase ph, bool *done)
+{
+	struct smg_vdisk *d = s->d;
+	size_t words = (d->nchunks + 63) / 64, i;
+
+	*done = false;
+	if (ph == SMG_STG_PHASE_BULK) {
+		while (s->bulk_next < d->nchunks) {
+			uint64_t c = s->bulk_next++;
+
+			if (s->mode == SMG_STG_MODE_DBT) {
+				(void)test_and_clear(d->dirty, c);
+				return load_chunk(s, c, false);
+			}
+			/* WAIO: rewritten on the surrogate, sent merged later. */
+			if (atomic_load(&d->dirty[c / 64]) & (1ull << (c % 64)))
+				continue;
+			return load_chunk(s, c, false);
+		}
+		*done = true;
+		return SMG_OK;
+	}
+	if (!s->round_active) {
+		for (i = 0; i < words; i++) {
+			uint64_t now = atomic_exchange(&d->dirty[i], 0);
+
+			if (s->mode == SMG_STG_MODE_WAIO && ph == SMG_STG_PHASE_ITER) {
+				/* Written in two rounds running: the guest's write
+				 * working set. It stays on the surrogate until the
+				 * final phase instead of going out every round. */
+				uint64_t hot = now & s->wrote_last[i];
+
+				s->round[i] = (now & ~hot) | (s->deferred[i] & ~now);
+				s->deferred[i] = hot;
+			} else {
+				s->round[i] = now | s->deferred[i];
+				s->deferred[i] = 0;
+			}
+			s->wrote_last[i] = now;
+		}
+		s->round_active = true;
+		s->round_next = 0;
+	}
+	for (; s->round_next < d->nchunks; s->round_next++) {
+		uint64_t c = s->round_next;
+
+		if (!(s->round[c / 64] & (1ull << (c % 64))))
+			continue;
+		s->round_next++;
+		return load_chunk(s, c, s->mode == SMG_STG_MODE_WAIO);
+	}
+	s->round_active = false;
+	*done = true;
+	return SMG_OK;
+}
+
+static bool disk_paused(struct smg_vdisk *d)
+{
+	bool p;
+
+	pthread_mutex_lock(&d->gate_mu);
+	p = d->paused > 0;
+	pthread_mutex_unlock(&d->gate_mu);
+	return p;
+}
+
+int smg_stg_src_next(struct smg_stg_src *s, enum smg_stg_phase ph, uint8_t *buf,
+		     size_t cap, size_t *used)
+{
+	struct rec_frame f;
+	bool done = false;
+	int r = SMG_OK;
+
+	*used = 0;
+	if (ph < s->phase || ph < SMG_STG_PHASE_BULK || ph > SMG_STG_PHASE_FINAL)
+		return SMG_ERR_STATE;
+	if (cap < SMG_STG_FRAME_HDR + SMG_STG_REC_HDR + SMG_STG_BLOCK)
+		return SMG_ERR_NOSPACE;
+	/* Later phases only make sense once every chunk went out once. */
+	if (ph > SMG_STG_PHASE_BULK && s->bulk_next < s->d->nchunks)
+		return SMG_ERR_STATE;
+	if (ph == SMG_STG_PHASE_FINAL && !disk_paused(s->d))
+		return SMG_ERR_STATE;
+	if (ph == SMG_STG_PHASE_FINAL && s->phase == SMG_STG_PHASE_ITER &&
+	    s->round_active) {
+		/* FINAL takes a fresh snapshot; the round's unsent chunks join it. */
+		for (uint64_t c = s->round_next; c < s->d->nchunks; c++)
+			if (s->round[c / 64] & (1ull << (c % 64)))
+				dirty_set(s->d, c);
+		s->round_active = false;
+	}
+	if (ph == SMG_STG_PHASE_FINAL)
+		s->round_ended = false;
+	if (ph == SMG_STG_PHASE_ITER && s->round_ended) {
+		s->round_ended = false; /* the last frame ended the round */
+		return SMG_OK;
+	}
+	s->phase = ph;
+	if (ph == SMG_STG_PHASE_FINAL && s->final_done)
+		return SMG_OK;
+	rec_frame_begin(&f, buf, cap, (uint8_t)ph, s->disk_id);
+	while (hdr_fits(&f)) {
+		if (s->cur_valid) {
+			emit_chunk(s, &f);
+			if (s->cur_valid)
+				break; /* frame full */
+		}
+		if ((r = next_chunk(s, ph, &done)) != 0 || done)
+			break;
+	}
+	*used = rec_frame_end(&f);
+	if (*used > 0) {
+		s->st.frames++;
+		s->st.wire_bytes += *used;
+	}
+	if (r == 0 && done && *used > 0 && ph == SMG_STG_PHASE_ITER)
+		s->round_ended = true;
+	if (r == 0 && done && *used == 0 && ph == SMG_STG_PHASE_FINAL)
+		s->final_done = true;
+	return r;
+}
+
+uint64_t smg_stg_src_pending(const struct smg_stg_src *s)
+{
+	const struct smg_vdisk *d = s->d;
+	uint64_t n = 0, c;
+	size_t i;
+
+	for (i = 0; i < (d->nchunks + 63) / 64; i++)
+		n += (uint64_t)__builtin_popcountll(atomic_load(&d->dirty[i]) |
+						    s->deferred[i]);
+	if (s->round_active)
+		for (c = s->round_next; c < d->nchunks; c++)
+			n += (s->round[c / 64] >> (c % 64)) & 1;
+	return n;
+}
+
+void smg_stg_src_get_stats(const struct smg_stg_src *s, struct smg_stg_stats *st)
+{
+	*st = s->st;
+}
+
+int smg_stg_src_digest(struct smg_stg_src *s, uint8_t out[static SMG_STG_DIGEST_LEN])
+{
+	uint64_t c;
+
+	if (!s->final_done)
+		return SMG_ERR_STATE;
+	for (c = 0; c < s->d->nchunks; c++)
+		if (!s->sent[c])
+			return SMG_ERR_STATE;
+	smg_stg_merkle_root((const uint8_t(*)[SMG_STG_DIGEST_LEN])s->hash, s->d->nchunks,
+			    s->d->size, s->d->chunk, out);
+	return SMG_OK;
+}
+
+int smg_stg_src_end(struct smg_stg_src *s, bool merge)
+{
+	int r;
+
+	if (s == NULL)
+		return SMG_OK;
+	r = disk_mig_end(s->d, merge);
+	free(s->round);
+	free(s->wrote_last);
+	free(s->deferred);
+	free(s->hash);
+	free(s->sent);
+	free(s->buf);
+	free(s);
+	return r;
+}

@@ -38,7 +38,7 @@ window() {
 	case $1 in
 	handshake) echo "- - 0 c2s 40" ;;
 	round0) echo "- - 1 c2s 30000" ;; # armed on the precopy event
-	round) echo "src src_after_round0 1 c2s 30000" ;;
+	round) echo "src src_after_round0 0 c2s 0" ;; # the next round's first frame
 	stopcopy) echo "src src_after_pause 1 c2s 30000" ;;
 	before_ready) echo "dst dst_before_ready 0 s2c 0" ;; # READY
 	after_ready) echo "src src_after_commit 0 c2s 0" ;;  # COMMIT

@@ -8,6 +8,7 @@
 #include "cli/cli.h"
 #include "cli/host_tpm.h"
 #include "cli/migrate.h"
+#include "cli/net.h"
 
 static int usage(const char *fmt, const char *arg)
 {
@@ -51,9 +52,12 @@ int smg_cmd_send(int argc, char **argv)
 	    {"policy", required_argument, NULL, 1100},
 	    {"tcti", required_argument, NULL, 1101},
 	    {"help", no_argument, NULL, 'h'},
+	    SMG_CLI_NET_OPTIONS,
 	    {NULL, 0, NULL, 0},
 	};
 	struct smg_send_opts so = {.backend = "sim", .auto_converge = true};
+	struct smg_netid_host net;
+	unsigned io_timeout = 0;
 	const char *to = NULL, *dir = NULL, *key = NULL, *peers = NULL, *name = NULL;
 	const char *policy = NULL, *tcti = NULL;
 	unsigned channels = 2;
@@ -62,6 +66,8 @@ int smg_cmd_send(int argc, char **argv)
 	uint16_t port;
 	uint64_t v;
 	int c;
+
+	memset(&net, 0, sizeof(net));
 
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "t:d:D:b:c:Ajs:B:k:p:n:r:R:Ch", opts,
@@ -124,6 +130,19 @@ int smg_cmd_send(int argc, char **argv)
 				return usage("--max-rounds: 1..1000, not '%s'", optarg);
 			so.max_rounds = (unsigned)v;
 			break;
+		case SMG_CLI_OPT_NET_BRIDGE:
+		case SMG_CLI_OPT_NET_NS_PREFIX:
+			if (smg_cli_net_opt(c, optarg, &net) != 0)
+				return usage(
+				    "--net-bridge / --net-ns-prefix: bad name '%s'",
+				    optarg);
+			so.net = &net;
+			break;
+		case SMG_CLI_OPT_IO_TIMEOUT:
+			if (smg_cli_io_timeout(optarg, &io_timeout) != 0)
+				return usage("--io-timeout: 100..3600000 ms, not '%s'",
+					     optarg);
+			break;
 		case 1000:
 			if (strcmp(optarg, "waio") == 0)
 				so.storage_mode = SMG_STG_MODE_WAIO;
@@ -181,6 +200,8 @@ int smg_cmd_send(int argc, char **argv)
 		return code;
 	}
 	ci.so.channels = channels;
+	ci.so.io_timeout_ms = io_timeout;
+	ci.so.handshake_timeout_ms = io_timeout;
 	if ((r = smg_cli_tpm_load(&tpm, policy, tcti, &ci.so)) != SMG_OK) {
 		st.err = r;
 		code = smg_exit_from_err(r);

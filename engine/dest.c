@@ -41,6 +41,8 @@ struct dst {
 	pthread_t hasher;
 	bool hashing;
 	bool chan0_final, committed;
+	bool nics_built;	  /* network: NICs prepared on this host */
+	struct smg_announce *ann; /* network: clean-up running after resume */
 	Smg__Manifest *manifest;
 	uint8_t manifest_hash[SMG_DIGEST_LEN], config_hash[SMG_DIGEST_LEN];
 	uint8_t device_hash[SMG_DIGEST_LEN], vtpm_hash[SMG_DIGEST_LEN];
@@ -227,6 +229,14 @@ static int on_plan(struct dst *d, const struct smg_frame *f)
 		goto out;
 	}
 	d->recorded = true;
+	/* network: the NICs exist, silent (vifs down), before any VM data. */
+	if (d->o->net != NULL &&
+	    (r = smg_netid_dest_prepare(d->o->net, d->info.name, d->info.nics,
+					d->info.n_nics)) != SMG_OK) {
+		reply_plan(d, false, "cannot build the VM's NICs on this host");
+		goto out;
+	}
+	d->nics_built = d->o->net != NULL;
 	d->st->ram_bytes = p->memory_bytes;
 	if ((r = open_disks(d, p)) != SMG_OK) {
 		reply_plan(d, false, "cannot create the disk images");
@@ -491,6 +501,15 @@ static enum dst_state do_ready_sent(struct dst *d)
 	smg_fault_crash(SMG_FI_DST_AFTER_COMMIT);
 	if ((d->err = d->be->ops->resume(d->be)) != SMG_OK)
 		return DST_ABORTED;
+	/* network clean-up: the VM runs, so its NICs come up and announce it
+	 * (from a thread, so DONE is not held up by the schedule). A failure
+	 * here costs reachability, never the VM: warn, go on. */
+	if (d->nics_built &&
+	    (r = smg_netid_dest_resume(d->o->net, d->info.name, d->info.nics,
+				       d->info.n_nics, NULL, d->o->announce_event,
+				       d->o->announce_arg, &d->ann)) != SMG_OK)
+		smg_warn("VM resumed but its NICs could not be brought up: %s",
+			 smg_strerror(r));
 	smg_fault_crash(SMG_FI_DST_NO_DONE);
 	dn.migration_id = d->st->migration_id;
 	dn.resumed_at_ms = smg_now_ms();
@@ -529,6 +548,9 @@ static void abort_dest(struct dst *d)
 	}
 	if (d->be != NULL && d->info.pages > 0 && !d->committed)
 		d->be->ops->destroy(d->be);
+	if (d->nics_built && !d->committed)
+		smg_netid_remove_all(d->o->net, d->info.name, d->info.nics,
+				     d->info.n_nics);
 	if (d->recorded && !d->committed)
 		smg_outcome_transition(d->o->state_dir, d->st->migration_id,
 				       SMG_OUTCOME_RECEIVING, SMG_OUTCOME_DISCARDED,
@@ -601,6 +623,9 @@ static int serve_migration(struct smg_session *s, const struct smg_recv_opts *o,
 	}
 	stop_hasher(&d);
 	join_threads(&d);
+	/* The VM runs: a frame the announcement could not send is a warning. */
+	if (d.ann != NULL && smg_announce_join(d.ann) != SMG_OK)
+		smg_warn("network clean-up: some announcements were not sent");
 	if (d.state == DST_ABORTED && !d.committed) {
 		/* After the channel threads are gone: nobody writes them now. */
 		smg_engine_disks_discard(d.disks);

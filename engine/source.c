@@ -41,6 +41,7 @@ struct src {
 	struct smg_precopy pc;
 	struct smg_ratelim rl;
 	bool logdirty, paused;
+	struct smg_netid_hold *net_hold; /* network: NICs silenced while paused */
 	uint32_t round;
 	uint64_t t_start, t_pause;
 	uint8_t config_hash[SMG_DIGEST_LEN], manifest_hash[SMG_DIGEST_LEN];
@@ -427,6 +428,11 @@ static enum src_state do_stopcopy(struct src *c)
 	smg_engine_disks_pause(c->disks);
 	smg_debug("downtime: paused after %.1f ms",
 		  (double)(smg_now_ns() - c->t_pause) / 1e6);
+	/* network: a paused VM does not answer. Held by this process only
+	 * (netid_hold.c), so a crashed sender does not leave it deaf. */
+	if (c->o->net != NULL && smg_netid_hold(c->o->net, c->info.name, c->info.nics,
+						c->info.n_nics, &c->net_hold) != SMG_OK)
+		smg_warn("could not silence the paused VM's NICs");
 	smg_fault_crash(SMG_FI_SRC_AFTER_PAUSE);
 	if (c->logdirty && (c->err = c->be->ops->logdirty_peek_clear(c->be, c->pending,
 								     &dirty)) != SMG_OK)
@@ -473,6 +479,11 @@ static enum src_state do_handover(struct src *c)
 					      c->o->peer != NULL ? c->o->peer : "-")) !=
 	    SMG_OK)
 		return SRC_ABORTED;
+	/* network: from here the copy may be in doubt: its NICs go down for
+	 * good (past this process) until DONE or resolve settles it. */
+	if (c->o->net != NULL)
+		smg_netid_set_links(c->o->net, c->info.name, c->info.nics, c->info.n_nics,
+				    false);
 	emit(c, SMG_EV_PHASE, SMG_PHASE_COMMIT, 0, 0, NULL);
 	smg_debug("downtime: COMMIT recorded at +%.1f ms",
 		  (double)(smg_now_ns() - c->t_pause) / 1e6);
@@ -501,6 +512,10 @@ static enum src_state do_committed(struct src *c)
 		    smg_strerror(r));
 	c->paused = false;
 	c->logdirty = false;
+	/* network: the VM lives on the destination now; its NICs go. */
+	if (c->o->net != NULL)
+		smg_netid_remove_all(c->o->net, c->info.name, c->info.nics,
+				     c->info.n_nics);
 	return SRC_DONE;
 }
 
@@ -532,8 +547,11 @@ static void abort_source(struct src *c)
 		c->be->ops->logdirty_disable(c->be);
 	if (c->pc.throttle > 0)
 		c->be->ops->throttle(c->be, 0);
-	if (c->paused && c->be->ops->unpause(c->be) == SMG_OK)
+	if (c->paused && c->be->ops->unpause(c->be) == SMG_OK) {
 		c->paused = false;
+		smg_netid_release(c->net_hold); /* network: it answers again */
+		c->net_hold = NULL;
+	}
 }
 
 static enum src_state step(struct src *c)
@@ -591,6 +609,7 @@ int smg_engine_send(struct smg_session *s, const struct smg_send_opts *o,
 		emit(&c, SMG_EV_PHASE, SMG_PHASE_DONE, 0, 0, NULL);
 	}
 	st->total_ms = (smg_now_ns() - c.t_start) / 1000000;
+	smg_netid_release(c.net_hold); /* in doubt: the vifs stay down past us */
 	smg_merkle_free(c.mk);
 	smg_engine_disks_free(c.disks);
 	free(c.pending);

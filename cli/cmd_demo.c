@@ -352,13 +352,13 @@ int smg_cmd_demo(int argc, char **argv)
 			d.json = true;
 			break;
 		case 'm':
-			if (smg_cli_parse_size(optarg, &v) != 0 || v < (1u << 20))
+			if (smg_parse_size(optarg, &v) != 0 || v < (1u << 20))
 				return usage("--memory: a size like 1G, not '%s'",
 					     optarg);
 			d.memory = optarg;
 			break;
 		case 'r':
-			if (smg_cli_parse_size(optarg, &v) != 0)
+			if (smg_parse_size(optarg, &v) != 0)
 				return usage("--dirty-rate: bytes/s like 50M, not '%s'",
 					     optarg);
 			d.rate = optarg;
@@ -373,7 +373,7 @@ int smg_cmd_demo(int argc, char **argv)
 			d.workload = optarg;
 			break;
 		case 'c':
-			if (smg_cli_parse_size(optarg, &v) != 0 || v == 0 ||
+			if (smg_parse_size(optarg, &v) != 0 || v == 0 ||
 			    v > SMG_CHANNELS_MAX)
 				return usage("--channels: 1..8, not '%s'", optarg);
 			d.channels = (unsigned)v;

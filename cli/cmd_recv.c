@@ -169,13 +169,13 @@ int smg_cmd_recv(int argc, char **argv)
 			once = true;
 			break;
 		case 'm':
-			if (smg_cli_parse_size(optarg, &v) != 0 || v == 0 ||
+			if (smg_parse_size(optarg, &v) != 0 || v == 0 ||
 			    v > RECV_CONCURRENT_MAX)
 				return usage("--max-concurrent: 1..64, not '%s'", optarg);
 			ctx.max = (unsigned)v;
 			break;
 		case 'c':
-			if (smg_cli_parse_size(optarg, &v) != 0 || v == 0 ||
+			if (smg_parse_size(optarg, &v) != 0 || v == 0 ||
 			    v > SMG_CHANNELS_MAX)
 				return usage("--channels: 1..8, not '%s'", optarg);
 			channels = (unsigned)v;

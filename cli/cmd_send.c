@@ -80,20 +80,20 @@ int smg_cmd_send(int argc, char **argv)
 			so.domain = optarg;
 			break;
 		case 'D':
-			if (smg_cli_parse_size(optarg, &v) != 0 || v == 0 || v > 3600000)
+			if (smg_parse_size(optarg, &v) != 0 || v == 0 || v > 3600000)
 				return usage(
 				    "--max-downtime: milliseconds, 1..3600000, not '%s'",
 				    optarg);
 			so.max_downtime_ms = (unsigned)v;
 			break;
 		case 'b':
-			if (smg_cli_parse_size(optarg, &v) != 0 || v == 0)
+			if (smg_parse_size(optarg, &v) != 0 || v == 0)
 				return usage("--bandwidth: bytes/s like 100M, not '%s'",
 					     optarg);
 			so.bandwidth = v;
 			break;
 		case 'c':
-			if (smg_cli_parse_size(optarg, &v) != 0 || v == 0 ||
+			if (smg_parse_size(optarg, &v) != 0 || v == 0 ||
 			    v > SMG_CHANNELS_MAX)
 				return usage("--channels: 1..8, not '%s'", optarg);
 			channels = (unsigned)v;
@@ -126,7 +126,7 @@ int smg_cmd_send(int argc, char **argv)
 				    optarg);
 			break;
 		case 'R':
-			if (smg_cli_parse_size(optarg, &v) != 0 || v == 0 || v > 1000)
+			if (smg_parse_size(optarg, &v) != 0 || v == 0 || v > 1000)
 				return usage("--max-rounds: 1..1000, not '%s'", optarg);
 			so.max_rounds = (unsigned)v;
 			break;

@@ -16,7 +16,6 @@
 /* HOST[:PORT], [V6]:PORT; port defaults to SMG_DEFAULT_PORT. */
 int smg_cli_parse_addr(const char *s, char *host, size_t hlen, uint16_t *port);
 /* Sizes with K/M/G suffixes ("50M"); bytes. */
-int smg_cli_parse_size(const char *s, uint64_t *out);
 const char *smg_cli_state_dir(const char *opt);
 
 /* Identity, peers and session options from --key/--peers/--name. */

@@ -42,42 +42,6 @@ int smg_cli_parse_addr(const char *s, char *host, size_t hlen, uint16_t *port)
 	return SMG_OK;
 }
 
-int smg_cli_parse_size(const char *s, uint64_t *out)
-{
-	char *end;
-	unsigned long long v;
-	unsigned shift = 0;
-
-	if (*s < '0' || *s > '9')
-		return SMG_ERR_INVAL;
-	v = strtoull(s, &end, 10);
-	switch (*end) {
-	case 'k':
-	case 'K':
-		shift = 10;
-		end++;
-		break;
-	case 'm':
-	case 'M':
-		shift = 20;
-		end++;
-		break;
-	case 'g':
-	case 'G':
-		shift = 30;
-		end++;
-		break;
-	default:
-		break;
-	}
-	if (*end == 'B' || (*end == 'i' && end[1] == 'B'))
-		end += *end == 'B' ? 1 : 2;
-	if (*end != '\0' || v > (UINT64_MAX >> shift))
-		return SMG_ERR_INVAL;
-	*out = (uint64_t)v << shift;
-	return SMG_OK;
-}
-
 const char *smg_cli_state_dir(const char *opt)
 {
 	const char *env = getenv("SECMIG_STATE_DIR");

@@ -45,51 +45,6 @@ static char *trim(char *s)
 	return s;
 }
 
-/* A decimal number with an optional K/M/G/T suffix (powers of 1024). */
-static int parse_size(const char *s, uint64_t *out)
-{
-	char *end;
-	unsigned long long v;
-	unsigned shift = 0;
-
-	if (*s < '0' || *s > '9')
-		return -1;
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno != 0)
-		return -1;
-	switch (*end) {
-	case 'k':
-	case 'K':
-		shift = 10;
-		end++;
-		break;
-	case 'm':
-	case 'M':
-		shift = 20;
-		end++;
-		break;
-	case 'g':
-	case 'G':
-		shift = 30;
-		end++;
-		break;
-	case 't':
-	case 'T':
-		shift = 40;
-		end++;
-		break;
-	default:
-		break;
-	}
-	if (*end == 'i' || *end == 'B')
-		end += (*end == 'i' && end[1] == 'B') ? 2 : 1;
-	if (*end != '\0' || (shift > 0 && v > (UINT64_MAX >> shift)))
-		return -1;
-	*out = (uint64_t)v << shift;
-	return 0;
-}
-
 static int parse_uint(const char *s, uint64_t max, uint64_t *out)
 {
 	char *end;
@@ -225,7 +180,7 @@ static int parse_line(char *k, char *v, struct smg_sim_config *c, char *err,
 			return fail(err, errlen, ln, "name: 1-63 of [A-Za-z0-9._-]");
 		snprintf(c->name, sizeof(c->name), "%s", v);
 	} else if (strcmp(k, "memory") == 0) {
-		if (parse_size(v, &u) != 0 || u < SMG_SIM_MEM_MIN ||
+		if (smg_parse_size(v, &u) != 0 || u < SMG_SIM_MEM_MIN ||
 		    u > SMG_SIM_MEM_MAX || u % SMG_SIM_PAGE_SIZE != 0)
 			return fail(err, errlen, ln,
 				    "memory: a multiple of 4K between 1M and 64G");
@@ -239,7 +194,7 @@ static int parse_line(char *k, char *v, struct smg_sim_config *c, char *err,
 			return fail(err, errlen, ln,
 				    "workload: idle, uniform, hotspot or trace");
 	} else if (strcmp(k, "dirty_rate") == 0) {
-		if (parse_size(v, &u) != 0 || u > (64ull << 30))
+		if (smg_parse_size(v, &u) != 0 || u > (64ull << 30))
 			return fail(err, errlen, ln, "dirty_rate: bytes/s, e.g. 50M");
 		c->dirty_rate = u;
 	} else if (strcmp(k, "hot_writes") == 0 || strcmp(k, "hot_pages") == 0 ||

@@ -313,16 +313,27 @@ void *smg_xfer_recv_main(void *arg)
 	struct smg_frame f;
 	int r = SMG_OK;
 
+	uint64_t t_last = smg_now_ms();
+
 	while (!x->finished) {
 		if ((r = smg_chan_recv(d->s, x->chan, &f)) != SMG_OK)
 			break;
+		t_last = smg_now_ms();
 		if ((r = smg_xfer_recv_frame(d, x->chan, f.type, f.payload, f.len,
 					     &x->finished)) != SMG_OK)
 			break;
 	}
 	if (r != SMG_OK) {
 		int zero = 0;
+		smg_err("data channel %u: %s (%llu ms after its last frame)", x->chan,
+			smg_strerror(r), (unsigned long long)(smg_now_ms() - t_last));
 		atomic_compare_exchange_strong(&d->err, &zero, r);
+	}
+	pthread_mutex_lock(&d->lock);
+	d->chans_done++;
+	pthread_cond_broadcast(&d->cond);
+	pthread_mutex_unlock(&d->lock);
+	if (r != SMG_OK) {
 		/* Keep reading (and dropping) until the source hangs up, so it
 		 * never stalls on a channel nobody reads: it learns of the
 		 * abort on the control channel and ends the session. */

@@ -119,7 +119,7 @@ elif start_recv; then
 	echo "  send exit $src after receiver kill=$killed; send events:"
 	grep '"event":"round"' /tmp/send.out | sed 's/^/    /'
 	tail -2 /tmp/send.out | sed 's/^/    /'; grep '^secmig:' /tmp/send.err | tail -8 | sed 's/^/    send: /'
-	grep -E '^(secmig|libxl|xc):' /tmp/recv.err | grep -v ' debug: ' | tail -8 | sed 's/^/    recv: /'
+	grep -E '^(secmig|libxl|xc):' /tmp/recv.err | grep -v -E '^(libxl|xc)[^ ]*: debug' | tail -8 | sed 's/^/    recv: /'
 	if [ $killed = 1 ] && [ $src != 0 ] && [ $src != 9 ] && wait_tick "${t%% *}" &&
 		[ "$(xl domid domu)" = "$d1" ]; then
 		echo "SMG-SECMIG-KILL-OK send exit $src; guest runs on d$d1, tick $(last_tick); domains: $(domids)"
@@ -153,7 +153,7 @@ elif start_recv; then
 	echo "  send exit $src, recv exit $rrc"
 	grep '"event":"round"' /tmp/send.out | sed 's/^/    /'
 	tail -3 /tmp/send.out | sed 's/^/    /'; grep '^secmig:' /tmp/send.err | tail -20 | sed 's/^/    send: /'
-	tail -3 /tmp/recv.out | sed 's/^/    /'; grep -E '^(secmig|libxl|xc):' /tmp/recv.err | grep -v ' debug: ' | tail -20 | sed 's/^/    recv: /'
+	tail -3 /tmp/recv.out | sed 's/^/    /'; grep -E '^(secmig|libxl|xc):' /tmp/recv.err | grep -v -E '^(libxl|xc)[^ ]*: debug' | tail -20 | sed 's/^/    recv: /'
 	d2=$(xl domid domu 2>/dev/null)
 	n=$(xl list | grep -c '^domu')
 	for i in $(seq 1 30); do [ -n "$(ticks $inlog $i0)" ] && break; sleep 2; done

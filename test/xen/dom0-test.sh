@@ -120,11 +120,15 @@ elif start_recv; then
 	grep '"event":"round"' /tmp/send.out | sed 's/^/    /'
 	tail -2 /tmp/send.out | sed 's/^/    /'; grep '^secmig:' /tmp/send.err | tail -8 | sed 's/^/    send: /'
 	grep -E '^(secmig|libxl|xc):' /tmp/recv.err | grep -v -E '^(libxl|xc)[^ ]*: debug' | tail -8 | sed 's/^/    recv: /'
+	# the dead receiver's half-built copy may stay until the next receiver
+	# clears it, but it must never have run: paused ("p" in xl's state)
+	stale=$(xl list | awk '$1 == "domu--incoming" && $5 !~ /p/ {print $2}')
 	if [ $killed = 1 ] && [ $src != 0 ] && [ $src != 9 ] && wait_tick "${t%% *}" &&
-		[ "$(xl domid domu)" = "$d1" ]; then
+		[ "$(xl domid domu)" = "$d1" ] && [ -z "$stale" ]; then
 		echo "SMG-SECMIG-KILL-OK send exit $src; guest runs on d$d1, tick $(last_tick); domains: $(domids)"
 	else
-		fail "receiver kill: killed=$killed send exit $src, $(domids), tick $(last_tick)"
+		fail "receiver kill: killed=$killed send exit $src, $(domids), tick $(last_tick), unpaused incoming '$stale'"
+		xl list
 	fi
 else
 	fail "recv did not start: $(cat /tmp/recv.err)"

@@ -99,6 +99,11 @@ static pid_t spawn(const char *dir, bool startup, uint16_t port)
 	pid = fork();
 	if (pid != 0)
 		return pid;
+	/* A parent that blocks SIGTERM for its signalfd (the sim host) must
+	 * not hand that mask on: smg_swtpm_stop stops the child with it. */
+	sigset_t none;
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
 	if (startup)
 		execlp(SWTPM_BIN, SWTPM_BIN, "socket", "--tpm2", "--server", server,
 		       "--ctrl", ctrl, "--tpmstate", state, "--log", log, "--flags",

@@ -43,6 +43,7 @@ int smg_cli_usage_error(const struct smg_cmd *cmd, const char *fmt, ...)
 
 int smg_cmd_version(int argc, char **argv);
 int smg_cmd_help(int argc, char **argv);
+int smg_cmd_net(int argc, char **argv);
 int smg_cmd_tpm_enroll(int argc, char **argv);
 int smg_cmd_config(int argc, char **argv);
 int smg_cmd_sim(int argc, char **argv);

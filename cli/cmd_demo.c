@@ -13,8 +13,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "attest/attest.h"
 #include "base/base.h"
 #include "cli/cli.h"
+#include "cli/host_tpm.h"
 #include "cli/migrate.h"
 #include "engine/backend/sim.h"
 
@@ -25,6 +27,7 @@ struct demo {
 	char dir[128];
 	char src[160], dst[160];
 	pid_t host_src, host_dst, recv;
+	struct smg_swtpm tpm_src, tpm_dst; /* one swtpm per host: its "TPM" */
 	int recv_out;
 	bool json, keep;
 	const char *memory, *rate, *workload;
@@ -114,18 +117,67 @@ static int make_keys(struct demo *d)
 	return write_file(kp, line, 0600);
 }
 
+/* What `secmig tpm-enroll` does, for one host: keys in its TPM, and the
+ * peer block the other host's policy enrols. */
+static int enrol(const struct smg_swtpm *sw, const char *name, char *block, size_t cap)
+{
+	static const char *const labels[] = {"region=demo"};
+	struct smg_tpm *t;
+	struct smg_tpm_keys k;
+	int r;
+
+	if ((r = smg_tpm_open(sw->tcti, &t)) != SMG_OK)
+		return r;
+	if ((r = smg_tpm_enroll(t, SMG_PCR_MASK_DEFAULT, false, &k)) == SMG_OK)
+		r = smg_policy_format_peer(name, &k, labels, 1, block, cap);
+	smg_tpm_close(t);
+	return r;
+}
+
+/* One swtpm per host, both enrolled, each enrolled at the other: host B
+ * accepts demo-vm from demo-src; the VM may only be placed in region=demo. */
+static int make_tpms(struct demo *d)
+{
+	char dir[256], block_src[4096], block_dst[4096], pol[10240];
+	int r;
+
+	snprintf(dir, sizeof(dir), "%s/tpm-a", d->dir);
+	mkdir(dir, 0700);
+	if ((r = smg_swtpm_start(dir, true, &d->tpm_src)) != SMG_OK)
+		return r;
+	snprintf(dir, sizeof(dir), "%s/tpm-b", d->dir);
+	mkdir(dir, 0700);
+	if ((r = smg_swtpm_start(dir, true, &d->tpm_dst)) != SMG_OK)
+		return r;
+	if ((r = enrol(&d->tpm_src, "demo-src", block_src, sizeof(block_src))) !=
+		SMG_OK ||
+	    (r = enrol(&d->tpm_dst, "demo-dst", block_dst, sizeof(block_dst))) != SMG_OK)
+		return r;
+	snprintf(dir, sizeof(dir), "%s/policy", d->src);
+	snprintf(pol, sizeof(pol), "host demo-src\ntcti %s\nlabel region=demo\n%s",
+		 d->tpm_src.tcti, block_dst);
+	if ((r = write_file(dir, pol, 0600)) != SMG_OK)
+		return r;
+	snprintf(dir, sizeof(dir), "%s/policy", d->dst);
+	snprintf(pol, sizeof(pol),
+		 "host demo-dst\ntcti %s\nlabel region=demo\n%s  send demo-vm\n",
+		 d->tpm_dst.tcti, block_src);
+	return write_file(dir, pol, 0600);
+}
+
 static int start(struct demo *d, uint16_t *port)
 {
 	char *hs[] = {"secmig", "--quiet", "sim", "host", "--state-dir", d->src, NULL};
 	char *hd[] = {"secmig", "--quiet", "sim", "host", "--state-dir", d->dst, NULL};
-	char ch[16], line[256];
+	char ch[16], line[256], pol[200];
 	size_t n = 0;
 
 	snprintf(ch, sizeof(ch), "%u", d->channels);
+	snprintf(pol, sizeof(pol), "%s/policy", d->dst);
 	char *rv[] = {
 	    "secmig", "--quiet",     "recv", "--listen", "127.0.0.1:0", "--once",
 	    "--json", "--state-dir", d->dst, "--name",	 "demo-dst",	"--channels",
-	    ch,	      NULL};
+	    ch,	      "--policy",    pol,    NULL};
 	if ((d->host_src = spawn(hs, NULL)) < 0 || (d->host_dst = spawn(hd, NULL)) < 0)
 		return SMG_ERR_SYS;
 	if (wait_host(d->src) != SMG_OK || wait_host(d->dst) != SMG_OK) {
@@ -160,7 +212,8 @@ static int create_vm(struct demo *d)
 	    cfg, sizeof(cfg),
 	    "name = demo-vm\nmemory = %s\nvcpus = 2\nworkload = %s\ndirty_rate = %s\n"
 	    "hot_writes = 90\nhot_pages = 5\nzero_pct = 20\nseed = %ld\n"
-	    "nic = mac=52:54:00:5e:c0:01,ipv4=192.0.2.10,ipv6=2001:db8::10\n",
+	    "nic = mac=52:54:00:5e:c0:01,ipv4=192.0.2.10,ipv6=2001:db8::10\n"
+	    "placement = region=demo\nvtpm = yes\n",
 	    d->memory, d->workload, d->rate, (long)time(NULL));
 	snprintf(path, sizeof(path), "%s/demo-vm.cfg", d->dir);
 	if ((r = write_file(path, cfg, 0600)) != SMG_OK)
@@ -197,6 +250,10 @@ static void stop(struct demo *d)
 		}
 	if (d->recv_out >= 0)
 		close(d->recv_out);
+	if (d->tpm_src.pid > 0)
+		smg_swtpm_stop(&d->tpm_src);
+	if (d->tpm_dst.pid > 0)
+		smg_swtpm_stop(&d->tpm_dst);
 	if (!d->keep) {
 		char cmd[300];
 		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", d->dir);
@@ -213,33 +270,45 @@ static int run(struct demo *d, struct smg_cli_out *out, struct smg_mig_stats *st
 				   .event = smg_cli_event,
 				   .event_arg = out};
 	struct smg_cli_ident ci;
+	struct smg_cli_tpm tpm;
 	struct smg_session *s;
-	char to[64], reply[512];
+	char to[64], reply[512], pol[200];
 	uint16_t port;
 	int r;
 
-	if ((r = make_keys(d)) != SMG_OK || (r = start(d, &port)) != SMG_OK ||
-	    (r = create_vm(d)) != SMG_OK)
+	if ((r = make_keys(d)) != SMG_OK || (r = make_tpms(d)) != SMG_OK ||
+	    (r = start(d, &port)) != SMG_OK || (r = create_vm(d)) != SMG_OK)
 		return r;
 	if (!d->json)
 		printf(
 		    "demo: %s VM with a %s workload dirtying %s/s is running on host A; "
-		    "migrating it to host B over 127.0.0.1:%u\n",
+		    "migrating it to host B over 127.0.0.1:%u (TPM-bound session, swtpm "
+		    "per host)\n",
 		    d->memory, d->workload, d->rate, port);
 	sleep_ms(DEMO_WARMUP_MS);
 	if ((r = smg_cli_ident_load(&ci, d->src, NULL, NULL, "demo-src")) != SMG_OK)
 		return r;
 	ci.so.channels = d->channels;
+	snprintf(pol, sizeof(pol), "%s/policy", d->src);
+	if ((r = smg_cli_tpm_load(&tpm, pol, NULL, &ci.so)) != SMG_OK) {
+		smg_cli_ident_free(&ci);
+		return r;
+	}
+	so.policy = tpm.policy;
 	snprintf(to, sizeof(to), "127.0.0.1:%u", port);
 	so.bopts.state_dir = d->src;
 	so.peer = to;
-	if ((r = smg_session_connect("127.0.0.1", port, &ci.so, &s)) == SMG_OK) {
+	uint64_t t0 = smg_now_ns();
+	r = smg_session_connect("127.0.0.1", port, &ci.so, &s);
+	out->handshake_ms = (double)(smg_now_ns() - t0) / 1e6;
+	if (r == SMG_OK) {
 		r = smg_engine_send(s, &so, st);
 		if (r == SMG_OK)
 			smg_session_close(s);
 		else
 			smg_session_free(s);
 	}
+	smg_cli_tpm_free(&tpm);
 	smg_cli_ident_free(&ci);
 	if (r != SMG_OK)
 		return r;
@@ -342,12 +411,12 @@ int smg_cmd_demo(int argc, char **argv)
 		printf(
 		    "demo: downtime %llu ms, total %llu ms, %.1f MB sent for %.1f MB of "
 		    "RAM (%.2fx), %u rounds, throughput %.1f MB/s (round rate "
-		    "%.1f MB/s)\n",
+		    "%.1f MB/s), TPM-bound handshake %.1f ms\n",
 		    (unsigned long long)st.downtime_ms, (unsigned long long)st.total_ms,
 		    (double)st.bytes_sent / 1e6, (double)st.ram_bytes / 1e6,
 		    st.ram_bytes ? (double)st.bytes_sent / (double)st.ram_bytes : 0.0,
 		    st.rounds,
 		    st.total_ms ? (double)st.bytes_sent / 1e3 / (double)st.total_ms : 0.0,
-		    st.bandwidth / 1e6);
+		    st.bandwidth / 1e6, out.handshake_ms);
 	return code;
 }

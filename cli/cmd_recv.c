@@ -10,7 +10,9 @@
 
 #include "base/base.h"
 #include "cli/cli.h"
+#include "cli/host_tpm.h"
 #include "cli/migrate.h"
+#include "cli/net.h"
 #include "proto/proto.h"
 #include "secmig.pb-c.h"
 
@@ -41,6 +43,7 @@ static int serve_one(struct recv_ctx *ctx, struct smg_session *s)
 	int r, code;
 
 	ro.event_arg = &ctx->out;
+	ro.announce_arg = &ctx->out;
 	r = smg_engine_serve(s, &ro, &st);
 	if (r == SMG_OK)
 		smg_session_close(s);
@@ -135,20 +138,27 @@ int smg_cmd_recv(int argc, char **argv)
 	    {"name", required_argument, NULL, 'n'},
 	    {"check-memory", no_argument, NULL, 'C'},
 	    {"disk-dir", required_argument, NULL, 1000},
+	    {"policy", required_argument, NULL, 1100},
+	    {"tcti", required_argument, NULL, 1101},
 	    {"help", no_argument, NULL, 'h'},
+	    SMG_CLI_NET_OPTIONS,
 	    {NULL, 0, NULL, 0},
 	};
 	struct recv_ctx ctx = {.lock = PTHREAD_MUTEX_INITIALIZER,
 			       .max = RECV_CONCURRENT_DEFAULT};
 	const char *listen = NULL, *dir = NULL, *key = NULL, *peers = NULL, *name = NULL;
+	const char *policy = NULL, *tcti = NULL;
 	unsigned channels = SMG_CHANNELS_MAX;
 	bool once = false, json = false;
+	struct smg_netid_host net;
+	unsigned io_timeout = 0;
 	char host[SMG_CLI_HOST_MAX];
 	uint16_t port;
 	uint64_t v;
 	int c;
 
 	ctx.ro.backend = "sim";
+	memset(&net, 0, sizeof(net));
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "l:om:c:js:B:k:p:n:Ch", opts, NULL)) != -1) {
 		switch (c) {
@@ -191,8 +201,27 @@ int smg_cmd_recv(int argc, char **argv)
 		case 1000:
 			ctx.ro.disk_dir = optarg;
 			break;
+		case 1100:
+			policy = optarg;
+			break;
+		case 1101:
+			tcti = optarg;
+			break;
 		case 'C':
 			ctx.ro.check_memory = true;
+			break;
+		case SMG_CLI_OPT_NET_BRIDGE:
+		case SMG_CLI_OPT_NET_NS_PREFIX:
+			if (smg_cli_net_opt(c, optarg, &net) != 0)
+				return usage(
+				    "--net-bridge / --net-ns-prefix: bad name '%s'",
+				    optarg);
+			ctx.ro.net = &net;
+			break;
+		case SMG_CLI_OPT_IO_TIMEOUT:
+			if (smg_cli_io_timeout(optarg, &io_timeout) != 0)
+				return usage("--io-timeout: 100..3600000 ms, not '%s'",
+					     optarg);
 			break;
 		case 'h':
 			printf("%s", smg_cmd_find("recv")->usage);
@@ -211,10 +240,12 @@ int smg_cmd_recv(int argc, char **argv)
 	ctx.ro.state_dir = dir;
 	ctx.ro.bopts.state_dir = dir;
 	ctx.ro.event = smg_cli_event;
+	ctx.ro.announce_event = smg_cli_announce_event;
 	smg_cli_out_init(&ctx.out, stdout, json, "recv");
 	ctx.out.tty = false; /* a service: no progress line */
 
 	struct smg_cli_ident ci;
+	struct smg_cli_tpm tpm;
 	struct smg_listener *l;
 	int r, code;
 
@@ -222,9 +253,17 @@ int smg_cmd_recv(int argc, char **argv)
 	if (smg_cli_ident_load(&ci, dir, key, peers, name) != SMG_OK)
 		return SMG_EXIT_CONFIG;
 	ci.so.channels = channels;
+	ci.so.io_timeout_ms = io_timeout;
+	ci.so.handshake_timeout_ms = io_timeout;
+	if ((r = smg_cli_tpm_load(&tpm, policy, tcti, &ci.so)) != SMG_OK) {
+		smg_cli_ident_free(&ci);
+		return smg_exit_from_err(r);
+	}
+	ctx.ro.policy = tpm.policy;
 	if ((r = smg_listener_open(host, port, &l)) != SMG_OK) {
 		fprintf(stderr, "secmig: cannot listen on %s: %s\n", listen,
 			smg_strerror(r));
+		smg_cli_tpm_free(&tpm);
 		smg_cli_ident_free(&ci);
 		return SMG_EXIT_NETWORK;
 	}
@@ -237,6 +276,7 @@ int smg_cmd_recv(int argc, char **argv)
 	fflush(stdout);
 	code = serve_loop(&ctx, l, &ci.so, once);
 	smg_listener_close(l);
+	smg_cli_tpm_free(&tpm);
 	smg_cli_ident_free(&ci);
 	return code;
 }

@@ -6,6 +6,7 @@
 #include "base/base.h"
 #include "cli/cli.h"
 #include "cli/migrate.h"
+#include "cli/net.h"
 
 static int usage(const char *fmt, const char *arg)
 {
@@ -23,6 +24,7 @@ int smg_cmd_resolve(int argc, char **argv)
 	    {"key", required_argument, NULL, 'k'},
 	    {"peers", required_argument, NULL, 'p'},
 	    {"name", required_argument, NULL, 'n'},
+	    SMG_CLI_NET_OPTIONS,
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -37,6 +39,11 @@ int smg_cmd_resolve(int argc, char **argv)
 	bool json = false;
 	uint16_t port;
 	int c, r;
+	struct smg_netid_host net;
+	bool have_net = false;
+	unsigned nnics, io_timeout = 0;
+
+	memset(&net, 0, sizeof(net));
 
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "d:t:js:B:k:p:n:h", opts, NULL)) != -1) {
@@ -64,6 +71,19 @@ int smg_cmd_resolve(int argc, char **argv)
 			break;
 		case 'n':
 			name = optarg;
+			break;
+		case SMG_CLI_OPT_NET_BRIDGE:
+		case SMG_CLI_OPT_NET_NS_PREFIX:
+			if (smg_cli_net_opt(c, optarg, &net) != 0)
+				return usage(
+				    "--net-bridge / --net-ns-prefix: bad name '%s'",
+				    optarg);
+			have_net = true;
+			break;
+		case SMG_CLI_OPT_IO_TIMEOUT:
+			if (smg_cli_io_timeout(optarg, &io_timeout) != 0)
+				return usage("--io-timeout: 100..3600000 ms, not '%s'",
+					     optarg);
 			break;
 		case 'h':
 			printf("%s", smg_cmd_find("resolve")->usage);
@@ -97,6 +117,8 @@ int smg_cmd_resolve(int argc, char **argv)
 		return SMG_EXIT_CONFIG;
 	}
 	ci.so.channels = 1;
+	ci.so.io_timeout_ms = io_timeout;
+	ci.so.handshake_timeout_ms = io_timeout;
 	if ((r = smg_session_connect(host, port, &ci.so, &s)) == SMG_OK) {
 		r = smg_engine_resolve(s, be, domain, id, &oc);
 		if (r == SMG_OK)
@@ -104,6 +126,11 @@ int smg_cmd_resolve(int argc, char **argv)
 		else
 			smg_session_free(s);
 	}
+	/* network: the VM's NICs follow the settled outcome. */
+	if (r == SMG_OK && have_net &&
+	    smg_netid_settle(&net, domain, oc == SMG_RESOLVED_DISCARDED, &nnics) !=
+		SMG_OK)
+		smg_warn("resolve: the VM's NICs on this host could not be settled");
 	int code = r == SMG_OK ? SMG_EXIT_OK : SMG_EXIT_IN_DOUBT;
 	const char *what =
 	    oc == SMG_RESOLVED_RUNNING ? "destination runs the VM; source copy destroyed"

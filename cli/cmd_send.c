@@ -6,7 +6,9 @@
 
 #include "base/base.h"
 #include "cli/cli.h"
+#include "cli/host_tpm.h"
 #include "cli/migrate.h"
+#include "cli/net.h"
 
 static int usage(const char *fmt, const char *arg)
 {
@@ -47,17 +49,25 @@ int smg_cmd_send(int argc, char **argv)
 	    {"nbd-dir", required_argument, NULL, 1001},
 	    {"disk-workload", required_argument, NULL, 1002},
 	    {"check-memory", no_argument, NULL, 'C'},
+	    {"policy", required_argument, NULL, 1100},
+	    {"tcti", required_argument, NULL, 1101},
 	    {"help", no_argument, NULL, 'h'},
+	    SMG_CLI_NET_OPTIONS,
 	    {NULL, 0, NULL, 0},
 	};
 	struct smg_send_opts so = {.backend = "sim", .auto_converge = true};
+	struct smg_netid_host net;
+	unsigned io_timeout = 0;
 	const char *to = NULL, *dir = NULL, *key = NULL, *peers = NULL, *name = NULL;
+	const char *policy = NULL, *tcti = NULL;
 	unsigned channels = 2;
 	bool json = false;
 	char host[SMG_CLI_HOST_MAX];
 	uint16_t port;
 	uint64_t v;
 	int c;
+
+	memset(&net, 0, sizeof(net));
 
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "t:d:D:b:c:Ajs:B:k:p:n:r:R:Ch", opts,
@@ -120,6 +130,19 @@ int smg_cmd_send(int argc, char **argv)
 				return usage("--max-rounds: 1..1000, not '%s'", optarg);
 			so.max_rounds = (unsigned)v;
 			break;
+		case SMG_CLI_OPT_NET_BRIDGE:
+		case SMG_CLI_OPT_NET_NS_PREFIX:
+			if (smg_cli_net_opt(c, optarg, &net) != 0)
+				return usage(
+				    "--net-bridge / --net-ns-prefix: bad name '%s'",
+				    optarg);
+			so.net = &net;
+			break;
+		case SMG_CLI_OPT_IO_TIMEOUT:
+			if (smg_cli_io_timeout(optarg, &io_timeout) != 0)
+				return usage("--io-timeout: 100..3600000 ms, not '%s'",
+					     optarg);
+			break;
 		case 1000:
 			if (strcmp(optarg, "waio") == 0)
 				so.storage_mode = SMG_STG_MODE_WAIO;
@@ -137,6 +160,12 @@ int smg_cmd_send(int argc, char **argv)
 			break;
 		case 'C':
 			so.check_memory = true;
+			break;
+		case 1100:
+			policy = optarg;
+			break;
+		case 1101:
+			tcti = optarg;
 			break;
 		case 'h':
 			printf("%s", smg_cmd_find("send")->usage);
@@ -156,6 +185,7 @@ int smg_cmd_send(int argc, char **argv)
 	so.peer = to;
 
 	struct smg_cli_ident ci;
+	struct smg_cli_tpm tpm;
 	struct smg_cli_out out;
 	struct smg_mig_stats st;
 	struct smg_session *s = NULL;
@@ -170,11 +200,26 @@ int smg_cmd_send(int argc, char **argv)
 		return code;
 	}
 	ci.so.channels = channels;
+	ci.so.io_timeout_ms = io_timeout;
+	ci.so.handshake_timeout_ms = io_timeout;
+	if ((r = smg_cli_tpm_load(&tpm, policy, tcti, &ci.so)) != SMG_OK) {
+		st.err = r;
+		code = smg_exit_from_err(r);
+		smg_cli_result(&out, &st, code);
+		smg_cli_ident_free(&ci);
+		return code;
+	}
+	so.policy = tpm.policy;
 	so.event = smg_cli_event;
 	so.event_arg = &out;
-	if ((r = smg_session_connect(host, port, &ci.so, &s)) != SMG_OK) {
-		smg_err("cannot reach %s: %s; the VM was not touched", to,
-			smg_strerror(r));
+	uint64_t t0 = smg_now_ns();
+	r = smg_session_connect(host, port, &ci.so, &s);
+	out.handshake_ms = (double)(smg_now_ns() - t0) / 1e6;
+	if (r != SMG_OK) {
+		smg_err("%s with %s: %s; the VM was not touched",
+			r == SMG_ERR_ATTEST || r == SMG_ERR_TPM ? "attestation failed"
+								: "cannot connect",
+			to, smg_strerror(r));
 		st.err = r;
 	} else {
 		r = smg_engine_send(s, &so, &st);
@@ -185,6 +230,7 @@ int smg_cmd_send(int argc, char **argv)
 	}
 	code = smg_exit_from_err(r);
 	smg_cli_result(&out, &st, code);
+	smg_cli_tpm_free(&tpm);
 	smg_cli_ident_free(&ci);
 	return code;
 }

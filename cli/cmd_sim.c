@@ -126,6 +126,13 @@ int smg_cmd_sim(int argc, char **argv)
 		return usage("sim %s needs one argument", sub);
 	if (strcmp(sub, "create") == 0)
 		return do_create(where, argv[optind]);
+	if (strcmp(sub, "vtpm") == 0) {
+		if (strlen(argv[optind]) >= SMG_DOMAIN_NAME_MAX ||
+		    strchr(argv[optind], ' ') != NULL)
+			return usage("bad domain name '%s'", argv[optind]);
+		snprintf(req, sizeof(req), "VTPM %s", argv[optind]);
+		return host_call(where, req, NULL, 0, true);
+	}
 	if (strcmp(sub, "verify") == 0 || strcmp(sub, "destroy") == 0 ||
 	    strcmp(sub, "pause") == 0 || strcmp(sub, "unpause") == 0) {
 		if (strlen(argv[optind]) >= SMG_DOMAIN_NAME_MAX ||

@@ -9,6 +9,25 @@ const struct smg_cmd smg_cmds[] = {
      "Print secmig's version, the compiled-in hypervisor backends and the\n"
      "versions of libsodium, liburing, protobuf-c and tpm2-tss.\n",
      smg_cmd_version},
+    {"net", "network test bed: VM NIC identity, announce, capture, probe, proxy",
+     "usage: secmig net nic prepare|up|down|remove --ns VMNS --vif VIF [--bridge BR]\n"
+     "                  [--ifname eth0] [--mac MAC] [--addr CIDR]... [--announce]\n"
+     "       secmig net announce --ns VMNS [--ifname eth0] --mac MAC [--addr CIDR]...\n"
+     "                  [--rounds 5] [--initial-ms 50] [--step-ms 100] [--max-ms 550]\n"
+     "       secmig net fdb-wait --bridge BR --port PORT --mac MAC [--timeout-ms MS]\n"
+     "       secmig net capture --if IF [--mac MAC] [--count N] [--timeout-ms MS]\n"
+     "       secmig net probe --to IP [--udp-port P] [--interval-ms 10] [--duration-ms "
+     "MS]\n"
+     "       secmig net udp-echo [--port P]\n"
+     "       secmig net proxy --listen ADDR:PORT --to ADDR:PORT\n"
+     "                  [--fault none|cut|corrupt|replay|delay] [--conn K]\n"
+     "                  [--dir c2s|s2c] [--at-byte N] [--delay-ms MS] [--arm-signal]\n\n"
+     "The VM's network identity on this host (a namespace holding its NIC,\n"
+     "veth-paired with a vif on the host bridge), the network clean-up\n"
+     "announcement (RARP, gratuitous ARP, unsolicited NA; QEMU's schedule),\n"
+     "and the tools the two-host tests use. Events are JSON lines on stdout.\n"
+     "See docs/network.md.\n",
+     smg_cmd_net},
     {"tpm-enroll", "create this host's TPM keys and print its enrolment block",
      "usage: secmig tpm-enroll [--config FILE] [--tcti TCTI] [--pcrs LIST] [--name "
      "NAME]\n"
@@ -40,7 +59,12 @@ const struct smg_cmd smg_cmds[] = {
      "                   [--peers FILE] [--name NAME] [--max-rounds N]\n"
      "                   [--rule downtime|xen|stop-and-copy] [--check-memory]\n"
      "                   [--storage-mode waio|dbt] [--nbd-dir DIR]\n"
-     "                   [--disk-workload read-hot|write-heavy|mixed|trace:FILE]\n\n"
+     "                   [--disk-workload read-hot|write-heavy|mixed|trace:FILE]\n"
+     "                   [--policy FILE [--tcti TCTI]]\n\n"
+     "--policy FILE: this host's policy (docs/attestation.md): TPM-bound session\n"
+     "with quotes checked against the enrolled peer (TPM at the policy's tcti or\n"
+     "--tcti) unless it says 'mode software' (logged); the destination must be\n"
+     "enrolled and carry the VM's placement labels. Exit 4: attestation, 5: policy.\n"
      "The domain's disks migrate with its memory (--storage-mode, default waio;\n"
      "docs/storage.md); with --nbd-dir each disk is served over NBD at\n"
      "DIR/NAME.INDEX.nbd while it migrates; --disk-workload adds synthetic\n"
@@ -59,7 +83,11 @@ const struct smg_cmd smg_cmds[] = {
      "usage: secmig recv --listen ADDR[:PORT] [--once] [--max-concurrent N] [--json]\n"
      "                   [--channels N] [--state-dir DIR] [--backend sim] [--key FILE]\n"
      "                   [--peers FILE] [--name NAME] [--check-memory] [--disk-dir "
-     "DIR]\n\n"
+     "DIR]\n"
+     "                   [--policy FILE [--tcti TCTI]]\n\n"
+     "--policy FILE: TPM-bound sessions as for send; at PLAN the source must be\n"
+     "enrolled with a 'send' line for the domain and this host must carry the VM's\n"
+     "placement labels, else ABORT (exit 5) before any page moves.\n"
      "Incoming disks are written to DIR/DOMAIN.INDEX.img (default: the state dir).\n"
      "Accept authenticated migrations and resolve queries. Runs until killed\n"
      "(several migrations in a row, at most N at once, default 4); --once serves\n"
@@ -88,6 +116,8 @@ const struct smg_cmd smg_cmds[] = {
      "  verify NAME       check every page of NAME (lost, stale, misplaced,\n"
      "                    corrupted) and its vCPU state; exit 7 on damage\n"
      "  destroy NAME      destroy NAME\n"
+     "  vtpm NAME         print CTRL-PORT TCTI of NAME's vTPM (tpm2-tools:\n"
+     "                    TPM2TOOLS_TCTI=TCTI)\n"
      "  pause|unpause NAME\n\n"
      "DIR defaults to $SECMIG_STATE_DIR or /var/lib/secmig.\n"
      "Config file (key = value, # comments):\n"
@@ -95,7 +125,9 @@ const struct smg_cmd smg_cmds[] = {
      "  workload = idle|uniform|hotspot|trace        dirty_rate = 50M  (bytes/s)\n"
      "  hot_writes = 90  hot_pages = 5   (X % of writes to Y % of pages)\n"
      "  zero_pct = 20     seed = 1        trace = FILE (page numbers, one a line)\n"
-     "  disk = PATH       nic = mac=52:54:00:00:00:01,ipv4=10.0.0.2,ipv6=fd00::2\n",
+     "  disk = PATH       nic = mac=52:54:00:00:00:01,ipv4=10.0.0.2,ipv6=fd00::2\n"
+     "  vtpm = yes        (a guest vTPM: an swtpm the sim host runs; it migrates)\n"
+     "  placement = region=eu-west region=eu-central  (allowed destination labels)\n",
      smg_cmd_sim},
     {NULL, NULL, NULL, NULL},
 };

@@ -127,6 +127,7 @@ void smg_cli_out_init(struct smg_cli_out *o, FILE *f, bool json, const char *rol
 	o->json = json;
 	o->tty = !json && isatty(fileno(stderr));
 	o->role = role;
+	o->handshake_ms = -1;
 }
 
 static double mb(double bytes)
@@ -213,10 +214,13 @@ void smg_cli_event(void *arg, const struct smg_event *ev)
 
 void smg_cli_result(struct smg_cli_out *o, const struct smg_mig_stats *st, int code)
 {
-	char root[2 * SMG_DIGEST_LEN + 1];
+	char root[2 * SMG_DIGEST_LEN + 1], hs[48];
 	const char *outcome = smg_exit_name(code);
 
 	smg_engine_hex(st->memory_root, SMG_DIGEST_LEN, root);
+	hs[0] = '\0';
+	if (o->handshake_ms >= 0)
+		snprintf(hs, sizeof(hs), ",\"handshake_ms\":%.1f", o->handshake_ms);
 	if (o->tty && o->line_len > 0)
 		fprintf(stderr, "\n");
 	if (o->json) {
@@ -228,14 +232,14 @@ void smg_cli_result(struct smg_cli_out *o, const struct smg_mig_stats *st, int c
 		    "\"verified\":%s,\"exit_code\":%d,\"migration_id\":\"%s\",\"domain\":"
 		    "\"%s\","
 		    "\"pages_sent\":%llu,\"zero_pages\":%llu,\"throttle\":%u,"
-		    "\"bandwidth_MBps\":%.1f,\"memory_root\":\"%s\"%s%s%s}\n",
+		    "\"bandwidth_MBps\":%.1f,\"memory_root\":\"%s\"%s%s%s%s}\n",
 		    code == SMG_EXIT_OK ? "migrated" : outcome,
 		    (unsigned long long)st->downtime_ms, (unsigned long long)st->total_ms,
 		    (unsigned long long)st->bytes_sent, (unsigned long long)st->ram_bytes,
 		    st->rounds, st->verified ? "true" : "false", code, st->migration_id,
 		    st->domain, (unsigned long long)st->pages_sent,
 		    (unsigned long long)st->zero_pages, st->throttle, mb(st->bandwidth),
-		    root, st->err ? ",\"error\":\"" : "",
+		    root, hs, st->err ? ",\"error\":\"" : "",
 		    st->err ? smg_strerror(st->err) : "", st->err ? "\"" : "");
 		fflush(o->f);
 		return;

@@ -23,6 +23,8 @@
 #define SMG_DOMAIN_DISKS_MAX  8
 #define SMG_DOMAIN_IPS_MAX    4 /* per family per NIC */
 #define SMG_DOMAIN_PATH_MAX   256
+#define SMG_DOMAIN_LABELS_MAX 16 /* placement labels of a VM */
+#define SMG_DOMAIN_LABEL_MAX  64 /* "key=value" */
 
 struct smg_nic {
 	uint8_t mac[6];
@@ -49,6 +51,15 @@ struct smg_domain_info {
 	unsigned n_nics, n_disks;
 	struct smg_nic nics[SMG_DOMAIN_NICS_MAX];
 	struct smg_disk disks[SMG_DOMAIN_DISKS_MAX];
+	/* Placement: for each key named, the destination must carry one of
+	 * the listed values (checked against the host policies at plan time). */
+	unsigned n_labels;
+	char labels[SMG_DOMAIN_LABELS_MAX][SMG_DOMAIN_LABEL_MAX];
+	/* Guest vTPM: a swtpm instance whose control channel listens on
+	 * 127.0.0.1:vtpm_ctrl_port (0: the VM has no vTPM, or the incoming
+	 * instance has not been started yet). */
+	bool has_vtpm;
+	uint16_t vtpm_ctrl_port;
 };
 
 struct smg_backend;

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "attest/attest.h"
 #include "base/base.h"
 #include "engine/internal.h"
 #include "proto/proto.h"
@@ -40,13 +41,17 @@ struct dst {
 	pthread_t hasher;
 	bool hashing;
 	bool chan0_final, committed;
+	bool nics_built;	  /* network: NICs prepared on this host */
+	struct smg_announce *ann; /* network: clean-up running after resume */
 	Smg__Manifest *manifest;
 	uint8_t manifest_hash[SMG_DIGEST_LEN], config_hash[SMG_DIGEST_LEN];
-	uint8_t device_hash[SMG_DIGEST_LEN];
-	bool have_state, recorded;
+	uint8_t device_hash[SMG_DIGEST_LEN], vtpm_hash[SMG_DIGEST_LEN];
+	bool have_state, recorded, have_vtpm;
 	uint64_t t_start;
 	int err;
 	Smg__AbortReason reason;
+	char why[256];	 /* ABORT detail when set (policy) */
+	bool peer_abort; /* the source aborted: no ABORT back */
 	const struct smg_frame *first;
 };
 
@@ -156,6 +161,27 @@ static void stop_hasher(struct dst *d)
 	d->hashing = false;
 }
 
+/* Access control and placement against this host's policy: first who may
+ * send which domain (before anything is allocated), then, with the labels
+ * of the config the backend parsed, whether the VM may be placed here. */
+static int check_policy(struct dst *d, const char *domain, bool placement)
+{
+	const char *labels[SMG_DOMAIN_LABELS_MAX];
+	const char *peer = smg_session_peer_name(d->s);
+	unsigned n = placement ? d->info.n_labels : 0;
+
+	if (d->o->policy == NULL)
+		return SMG_OK;
+	for (unsigned i = 0; i < n; i++)
+		labels[i] = d->info.labels[i];
+	if (smg_policy_check_migration(d->o->policy, SMG_POLICY_AS_RECEIVER, peer, domain,
+				       labels, n, d->why, sizeof(d->why)) == SMG_OK)
+		return SMG_OK;
+	smg_err("policy refuses %s from '%s': %s", domain, peer, d->why);
+	d->reason = SMG__ABORT_REASON__ABORT_POLICY;
+	return SMG_ERR_POLICY;
+}
+
 static int on_plan(struct dst *d, const struct smg_frame *f)
 {
 	ProtobufCMessage *m;
@@ -178,11 +204,16 @@ static int on_plan(struct dst *d, const struct smg_frame *f)
 		r = SMG_ERR_PROTO;
 		goto out;
 	}
+	if ((r = check_policy(d, p->domain_name, false)) != SMG_OK)
+		goto out;
 	r = d->be->ops->domain_create(d->be, p->domain_config.data, p->domain_config.len,
 				      &d->info);
+	if (r == SMG_OK && (r = check_policy(d, p->domain_name, true)) != SMG_OK)
+		goto out;
 	if (r == SMG_OK && (d->info.page_size != p->page_size ||
 			    d->info.pages * d->info.page_size != p->memory_bytes ||
-			    strcmp(d->info.name, p->domain_name) != 0))
+			    strcmp(d->info.name, p->domain_name) != 0 ||
+			    d->info.has_vtpm != p->has_vtpm))
 		r = SMG_ERR_PROTO;
 	if (r != SMG_OK) {
 		reply_plan(d, false,
@@ -198,6 +229,14 @@ static int on_plan(struct dst *d, const struct smg_frame *f)
 		goto out;
 	}
 	d->recorded = true;
+	/* network: the NICs exist, silent (vifs down), before any VM data. */
+	if (d->o->net != NULL &&
+	    (r = smg_netid_dest_prepare(d->o->net, d->info.name, d->info.nics,
+					d->info.n_nics)) != SMG_OK) {
+		reply_plan(d, false, "cannot build the VM's NICs on this host");
+		goto out;
+	}
+	d->nics_built = d->o->net != NULL;
 	d->st->ram_bytes = p->memory_bytes;
 	if ((r = open_disks(d, p)) != SMG_OK) {
 		reply_plan(d, false, "cannot create the disk images");
@@ -355,6 +394,15 @@ static enum dst_state do_receiving(struct dst *d)
 	case SMG_FT_DEVICE_STATE:
 		d->err = on_device_state(d, &f);
 		break;
+	case SMG_FT_VTPM_STATE:
+		if (!d->info.has_vtpm || d->have_vtpm || d->xd.final_round < 0)
+			d->err = SMG_ERR_STATE;
+		else if ((d->err = smg_engine_vtpm_recv(&f, d->info.vtpm_ctrl_port,
+							d->vtpm_hash)) == SMG_OK)
+			d->have_vtpm = true;
+		if (d->err == SMG_ERR_INTEGRITY)
+			d->reason = SMG__ABORT_REASON__ABORT_INTEGRITY;
+		break;
 	case SMG_FT_MANIFEST:
 		if (!d->chan0_final)
 			d->err = SMG_ERR_STATE;
@@ -431,6 +479,10 @@ static enum dst_state do_verify(struct dst *d)
 		bad = "config hash";
 	else if (!digest_eq(&mf->device_hash, d->device_hash))
 		bad = "device state hash";
+	else if (d->info.has_vtpm
+		     ? !d->have_vtpm || !digest_eq(&mf->vtpm_hash, d->vtpm_hash)
+		     : mf->vtpm_hash.len != 0)
+		bad = "vTPM state hash";
 	else if (smg_engine_disks_verify(d->disks, mf->n_disk_roots, mf->disk_roots,
 					 d->o->check_memory) != SMG_OK)
 		bad = "disk root";
@@ -494,6 +546,15 @@ static enum dst_state do_ready_sent(struct dst *d)
 	smg_fault_crash(SMG_FI_DST_AFTER_COMMIT);
 	if ((d->err = d->be->ops->resume(d->be)) != SMG_OK)
 		return DST_ABORTED;
+	/* network clean-up: the VM runs, so its NICs come up and announce it
+	 * (from a thread, so DONE is not held up by the schedule). A failure
+	 * here costs reachability, never the VM: warn, go on. */
+	if (d->nics_built &&
+	    (r = smg_netid_dest_resume(d->o->net, d->info.name, d->info.nics,
+				       d->info.n_nics, NULL, d->o->announce_event,
+				       d->o->announce_arg, &d->ann)) != SMG_OK)
+		smg_warn("VM resumed but its NICs could not be brought up: %s",
+			 smg_strerror(r));
 	smg_fault_crash(SMG_FI_DST_NO_DONE);
 	dn.migration_id = d->st->migration_id;
 	dn.resumed_at_ms = smg_now_ms();
@@ -518,9 +579,9 @@ static void abort_dest(struct dst *d)
 
 	stop_threads(d);
 	if (d->err != SMG_ERR_EOF && d->err != SMG_ERR_CUT && d->err != SMG_ERR_ABORTED &&
-	    d->err != SMG_ERR_TIMEOUT) {
+	    d->err != SMG_ERR_TIMEOUT && !d->peer_abort) {
 		a.reason = d->reason;
-		a.detail = (char *)smg_strerror(d->err);
+		a.detail = d->why[0] != '\0' ? d->why : (char *)smg_strerror(d->err);
 		a.error = d->err;
 		smg_chan_send_msg(d->s, 0, SMG_FT_ABORT, &a.base);
 		smg_chan_flush(d->s, 0);
@@ -532,6 +593,9 @@ static void abort_dest(struct dst *d)
 	}
 	if (d->be != NULL && d->info.pages > 0 && !d->committed)
 		d->be->ops->destroy(d->be);
+	if (d->nics_built && !d->committed)
+		smg_netid_remove_all(d->o->net, d->info.name, d->info.nics,
+				     d->info.n_nics);
 	if (d->recorded && !d->committed)
 		smg_outcome_transition(d->o->state_dir, d->st->migration_id,
 				       SMG_OUTCOME_RECEIVING, SMG_OUTCOME_DISCARDED,
@@ -545,6 +609,21 @@ static enum dst_state step(struct dst *d)
 	switch (d->state) {
 	case DST_WAIT_PLAN:
 		f = *d->first;
+		if (f.type == SMG_FT_ABORT) {
+			/* The source's own policy refused us before planning. */
+			ProtobufCMessage *m;
+			d->peer_abort = true;
+			d->err = SMG_ERR_ABORTED;
+			if (smg_frame_unpack(&f, &smg__abort__descriptor, &m) == SMG_OK) {
+				Smg__Abort *a = (Smg__Abort *)m;
+				smg_peer_log(SMG_LOG_ERROR, "source aborted: %s",
+					     a->detail);
+				if (a->reason == SMG__ABORT_REASON__ABORT_POLICY)
+					d->err = SMG_ERR_POLICY;
+				smg_frame_msg_free(m);
+			}
+			return DST_ABORTED;
+		}
 		if (f.type != SMG_FT_PLAN) {
 			d->err = SMG_ERR_STATE;
 			return DST_ABORTED;
@@ -589,6 +668,9 @@ static int serve_migration(struct smg_session *s, const struct smg_recv_opts *o,
 	}
 	stop_hasher(&d);
 	join_threads(&d);
+	/* The VM runs: a frame the announcement could not send is a warning. */
+	if (d.ann != NULL && smg_announce_join(d.ann) != SMG_OK)
+		smg_warn("network clean-up: some announcements were not sent");
 	if (d.state == DST_ABORTED && !d.committed) {
 		/* After the channel threads are gone: nobody writes them now. */
 		smg_engine_disks_discard(d.disks);

@@ -37,8 +37,21 @@ bool smg_fault_on(enum smg_fault f)
 
 void smg_fault_crash(enum smg_fault f)
 {
+	const char *stall;
+	char *end;
+	unsigned long ms;
+
 	if (!smg_fault_on(f))
 		return;
+	/* network tests (test/net/test_net_faults.sh): SMG_FI_STALL_MS=N turns
+	 * the crash into a pause of N ms at the same point, a window in which
+	 * a test cuts the link or SIGKILLs a process at exactly this phase. */
+	if ((stall = getenv("SMG_FI_STALL_MS")) != NULL &&
+	    (ms = strtoul(stall, &end, 10)) > 0 && *end == '\0' && ms <= 600000) {
+		smg_warn("fault injection: %s: stalling %lu ms", fault_names[f], ms);
+		usleep((useconds_t)(ms * 1000));
+		return;
+	}
 	smg_warn("fault injection: %s: exiting now", fault_names[f]);
 	_exit(70);
 }

@@ -146,4 +146,15 @@ int smg_engine_answer_resolve(struct smg_session *s, const struct smg_recv_opts 
 /* Hash of a byte string, BLAKE2b-256. */
 void smg_engine_hash(const void *p, size_t len, uint8_t out[SMG_DIGEST_LEN]);
 
+/* ---- guest vTPM (engine/vtpm.c) ------------------------------------------ */
+struct smg_frame;
+/* Take the running instance's state (domain paused), send VTPM_STATE on
+ * channel 0; hash receives the manifest's vtpm_hash. */
+int smg_engine_vtpm_send(struct smg_session *s, uint16_t ctrl_port,
+			 uint8_t hash[SMG_DIGEST_LEN], uint64_t *bytes);
+/* Check a VTPM_STATE frame against its hash, load it into the waiting
+ * instance at ctrl_port; hash receives the state's hash. */
+int smg_engine_vtpm_recv(const struct smg_frame *f, uint16_t ctrl_port,
+			 uint8_t hash[SMG_DIGEST_LEN]);
+
 #endif

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "attest/attest.h"
 #include "base/base.h"
 #include "engine/internal.h"
 #include "proto/proto.h"
@@ -40,9 +41,11 @@ struct src {
 	struct smg_precopy pc;
 	struct smg_ratelim rl;
 	bool logdirty, paused;
+	struct smg_netid_hold *net_hold; /* network: NICs silenced while paused */
 	uint32_t round;
 	uint64_t t_start, t_pause;
 	uint8_t config_hash[SMG_DIGEST_LEN], manifest_hash[SMG_DIGEST_LEN];
+	char why[256]; /* ABORT detail when set (policy) */
 	int err;
 };
 
@@ -111,6 +114,7 @@ static int send_plan(struct src *c)
 	p.backend = (char *)c->o->backend;
 	p.max_downtime_ms = c->pc.max_downtime_ms;
 	p.config_hash = (ProtobufCBinaryData){SMG_DIGEST_LEN, c->config_hash};
+	p.has_vtpm = c->info.has_vtpm;
 	/* NICs and disks ride along for the network clean-up and storage
 	 * stages (their own modules act on them). */
 	for (unsigned i = 0; i < c->info.n_nics; i++) {
@@ -148,6 +152,27 @@ static int send_plan(struct src *c)
 	return smg_chan_send_msg(c->s, 0, SMG_FT_PLAN, &p.base);
 }
 
+/* Placement (the privacy dimension): the destination must be enrolled in
+ * our policy and carry the VM's labels; checked before the plan leaves. */
+static int check_policy(struct src *c)
+{
+	const char *labels[SMG_DOMAIN_LABELS_MAX];
+	const char *peer = smg_session_peer_name(c->s);
+	int r;
+
+	if (c->o->policy == NULL)
+		return SMG_OK;
+	for (unsigned i = 0; i < c->info.n_labels; i++)
+		labels[i] = c->info.labels[i];
+	r = smg_policy_check_migration(c->o->policy, SMG_POLICY_AS_SENDER, peer,
+				       c->info.name, labels, c->info.n_labels, c->why,
+				       sizeof(c->why));
+	if (r == SMG_OK)
+		return SMG_OK;
+	smg_err("policy refuses to send %s to '%s': %s", c->info.name, peer, c->why);
+	return SMG_ERR_POLICY;
+}
+
 static int do_setup(struct src *c)
 {
 	uint8_t idb[SMG_MIGRATION_ID_LEN / 2];
@@ -161,6 +186,8 @@ static int do_setup(struct src *c)
 		return r;
 	snprintf(c->st->domain, sizeof(c->st->domain), "%s", c->info.name);
 	c->st->ram_bytes = c->info.pages * c->info.page_size;
+	if ((r = check_policy(c)) != SMG_OK)
+		return r;
 	c->words = (c->info.pages + 63) / 64;
 	if ((c->pending = calloc(c->words, sizeof(uint64_t))) == NULL)
 		return SMG_ERR_NOMEM;
@@ -325,6 +352,7 @@ static int send_state_and_manifest(struct src *c)
 	Smg__DeviceState ds = SMG__DEVICE_STATE__INIT;
 	Smg__Manifest mf = SMG__MANIFEST__INIT;
 	uint8_t *blob = NULL, dev_hash[SMG_DIGEST_LEN], *packed;
+	uint8_t vtpm_hash[SMG_DIGEST_LEN];
 	uint8_t roots[SMG_DOMAIN_DISKS_MAX][SMG_DIGEST_LEN];
 	ProtobufCBinaryData disk_roots[SMG_DOMAIN_DISKS_MAX];
 	size_t len, plen;
@@ -352,7 +380,12 @@ static int send_state_and_manifest(struct src *c)
 			return r;
 		disk_roots[i] = (ProtobufCBinaryData){SMG_DIGEST_LEN, roots[i]};
 	}
-	/* vtpm_hash is filled by the vTPM stage. */
+	if (c->info.has_vtpm) {
+		if ((r = smg_engine_vtpm_send(c->s, c->info.vtpm_ctrl_port, vtpm_hash,
+					      &c->st->bytes_sent)) != SMG_OK)
+			return r;
+		mf.vtpm_hash = (ProtobufCBinaryData){SMG_DIGEST_LEN, vtpm_hash};
+	}
 	mf.transcript = (ProtobufCBinaryData){SMG_TRANSCRIPT_LEN,
 					      (uint8_t *)smg_session_transcript(c->s)};
 	plen = protobuf_c_message_get_packed_size(&mf.base);
@@ -408,6 +441,11 @@ static enum src_state do_stopcopy(struct src *c)
 	smg_engine_disks_pause(c->disks);
 	smg_debug("downtime: paused after %.1f ms",
 		  (double)(smg_now_ns() - c->t_pause) / 1e6);
+	/* network: a paused VM does not answer. Held by this process only
+	 * (netid_hold.c), so a crashed sender does not leave it deaf. */
+	if (c->o->net != NULL && smg_netid_hold(c->o->net, c->info.name, c->info.nics,
+						c->info.n_nics, &c->net_hold) != SMG_OK)
+		smg_warn("could not silence the paused VM's NICs");
 	smg_fault_crash(SMG_FI_SRC_AFTER_PAUSE);
 	if (c->logdirty && (c->err = c->be->ops->logdirty_peek_clear(c->be, c->pending,
 								     &dirty)) != SMG_OK)
@@ -454,6 +492,11 @@ static enum src_state do_handover(struct src *c)
 					      c->o->peer != NULL ? c->o->peer : "-")) !=
 	    SMG_OK)
 		return SRC_ABORTED;
+	/* network: from here the copy may be in doubt: its NICs go down for
+	 * good (past this process) until DONE or resolve settles it. */
+	if (c->o->net != NULL)
+		smg_netid_set_links(c->o->net, c->info.name, c->info.nics, c->info.n_nics,
+				    false);
 	emit(c, SMG_EV_PHASE, SMG_PHASE_COMMIT, 0, 0, NULL);
 	smg_debug("downtime: COMMIT recorded at +%.1f ms",
 		  (double)(smg_now_ns() - c->t_pause) / 1e6);
@@ -482,6 +525,10 @@ static enum src_state do_committed(struct src *c)
 		    smg_strerror(r));
 	c->paused = false;
 	c->logdirty = false;
+	/* network: the VM lives on the destination now; its NICs go. */
+	if (c->o->net != NULL)
+		smg_netid_remove_all(c->o->net, c->info.name, c->info.nics,
+				     c->info.n_nics);
 	return SRC_DONE;
 }
 
@@ -495,8 +542,9 @@ static void abort_source(struct src *c)
 		       ? SMG__ABORT_REASON__ABORT_NOT_CONVERGED
 		   : c->err == SMG_ERR_INTEGRITY ? SMG__ABORT_REASON__ABORT_INTEGRITY
 		   : c->err == SMG_ERR_BACKEND	 ? SMG__ABORT_REASON__ABORT_BACKEND
+		   : c->err == SMG_ERR_POLICY	 ? SMG__ABORT_REASON__ABORT_POLICY
 						 : SMG__ABORT_REASON__ABORT_UNSPECIFIED;
-	a.detail = (char *)smg_strerror(c->err);
+	a.detail = c->why[0] != '\0' ? c->why : (char *)smg_strerror(c->err);
 	a.error = c->err;
 	if (c->err != SMG_ERR_EOF && c->err != SMG_ERR_CUT && c->err != SMG_ERR_ABORTED &&
 	    c->err != SMG_ERR_TIMEOUT && c->err != SMG_ERR_SYS)
@@ -512,8 +560,11 @@ static void abort_source(struct src *c)
 		c->be->ops->logdirty_disable(c->be);
 	if (c->pc.throttle > 0)
 		c->be->ops->throttle(c->be, 0);
-	if (c->paused && c->be->ops->unpause(c->be) == SMG_OK)
+	if (c->paused && c->be->ops->unpause(c->be) == SMG_OK) {
 		c->paused = false;
+		smg_netid_release(c->net_hold); /* network: it answers again */
+		c->net_hold = NULL;
+	}
 }
 
 static enum src_state step(struct src *c)
@@ -571,6 +622,7 @@ int smg_engine_send(struct smg_session *s, const struct smg_send_opts *o,
 		emit(&c, SMG_EV_PHASE, SMG_PHASE_DONE, 0, 0, NULL);
 	}
 	st->total_ms = (smg_now_ns() - c.t_start) / 1000000;
+	smg_netid_release(c.net_hold); /* in doubt: the vifs stay down past us */
 	smg_merkle_free(c.mk);
 	smg_engine_disks_free(c.disks);
 	free(c.pending);

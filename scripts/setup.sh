@@ -4,7 +4,7 @@
 set -euo pipefail
 
 PACKAGES=(
-	build-essential cmake pkg-config ninja-build
+	build-essential cmake pkg-config ninja-build iputils-ping
 	libsodium-dev liburing-dev libprotobuf-c-dev protobuf-c-compiler
 	libtss2-dev libssl-dev libxen-dev
 	swtpm swtpm-tools tpm2-tools

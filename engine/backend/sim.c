@@ -51,6 +51,29 @@ static void fill_info(struct sim_backend *s, struct smg_domain_info *info)
 	info->n_disks = s->cfg.n_disks;
 	memcpy(info->nics, s->cfg.nics, sizeof(info->nics));
 	memcpy(info->disks, s->cfg.disks, sizeof(info->disks));
+	info->n_labels = s->cfg.n_labels;
+	memcpy(info->labels, s->cfg.labels, sizeof(info->labels));
+	info->has_vtpm = s->cfg.vtpm;
+}
+
+/* Where the host runs the domain's vTPM: its control port on loopback. */
+static int vtpm_port(struct sim_backend *s, struct smg_domain_info *info)
+{
+	char req[SMG_DOMAIN_NAME_MAX + 8], reply[256];
+	unsigned long port;
+	int r;
+
+	snprintf(req, sizeof(req), "VTPM %s", s->name);
+	if ((r = smg_sim_client_call(s->sock, req, NULL, 0, reply, sizeof(reply),
+				     NULL)) != SMG_OK) {
+		smg_err("sim: vTPM of '%s': %s", s->name, reply);
+		return SMG_ERR_BACKEND;
+	}
+	port = strtoul(reply, NULL, 10);
+	if (port == 0 || port > 65535)
+		return SMG_ERR_BACKEND;
+	info->vtpm_ctrl_port = (uint16_t)port;
+	return SMG_OK;
 }
 
 static int attach(struct sim_backend *s, int fd, const char *text, size_t len,
@@ -82,7 +105,7 @@ static int attach(struct sim_backend *s, int fd, const char *text, size_t len,
 		return SMG_ERR_BACKEND;
 	snprintf(s->name, sizeof(s->name), "%s", s->cfg.name);
 	fill_info(s, info);
-	return SMG_OK;
+	return s->cfg.vtpm ? vtpm_port(s, info) : SMG_OK;
 }
 
 static int domain_open(struct smg_backend *b, const char *name,

@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "attest/attest.h"
 #include "engine/backend.h"
 
 #define SMG_SIM_PAGE_SIZE 4096u
@@ -43,6 +44,10 @@ struct smg_sim_config {
 	unsigned n_nics, n_disks;
 	struct smg_nic nics[SMG_DOMAIN_NICS_MAX];
 	struct smg_disk disks[SMG_DOMAIN_DISKS_MAX];
+	/* "placement = region=eu-west region=eu-central tier=gold" */
+	unsigned n_labels;
+	char labels[SMG_DOMAIN_LABELS_MAX][SMG_DOMAIN_LABEL_MAX];
+	bool vtpm; /* "vtpm = yes": the host runs a swtpm for it */
 };
 
 /* Parse config text. On error returns SMG_ERR_CONFIG and writes
@@ -150,6 +155,14 @@ int smg_sim_vcpus_start(struct smg_sim_mem *m, struct smg_sim_vcpus **out);
 void smg_sim_vcpus_stop(struct smg_sim_vcpus *vs);
 /* Set paused and wait for every writer to park (or to unpark). */
 void smg_sim_pause(struct smg_sim_mem *m, bool paused);
+
+/* ---- guest vTPM (sim_vtpm.c): one swtpm per domain with "vtpm = yes" --- */
+/* State in HOST_DIR/vtpm/NAME (recreated empty); incoming: no startup, the
+ * instance waits for the migrated state. */
+int smg_sim_vtpm_start(const char *host_dir, const char *name, bool incoming,
+		       struct smg_swtpm *out);
+/* Stop the instance (by PID) and remove its state directory. */
+void smg_sim_vtpm_stop(const char *host_dir, const char *name, struct smg_swtpm *sw);
 
 /* ---- sim host daemon and its client ----------------------------------- */
 /* Serve DIR/sim.sock until SIGTERM/SIGINT. */

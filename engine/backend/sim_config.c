@@ -183,6 +183,38 @@ static bool name_ok(const char *s)
 	return s[0] != '.';
 }
 
+/* key=value, both parts of [A-Za-z0-9._-]. */
+static bool label_ok(const char *s)
+{
+	const char *eq = strchr(s, '=');
+	char key[SMG_DOMAIN_LABEL_MAX];
+
+	if (eq == NULL || eq == s || strlen(s) >= SMG_DOMAIN_LABEL_MAX)
+		return false;
+	snprintf(key, sizeof(key), "%.*s", (int)(eq - s), s);
+	return name_ok(key) && name_ok(eq + 1);
+}
+
+static int parse_placement(char *v, struct smg_sim_config *c, char *err, size_t errlen,
+			   unsigned ln)
+{
+	char *save = NULL;
+
+	for (char *t = strtok_r(v, " \t", &save); t != NULL;
+	     t = strtok_r(NULL, " \t", &save)) {
+		if (c->n_labels == SMG_DOMAIN_LABELS_MAX)
+			return fail(err, errlen, ln, "placement: at most %u labels",
+				    SMG_DOMAIN_LABELS_MAX);
+		if (!label_ok(t))
+			return fail(err, errlen, ln,
+				    "placement: labels are key=value of [A-Za-z0-9._-]");
+		snprintf(c->labels[c->n_labels++], SMG_DOMAIN_LABEL_MAX, "%s", t);
+	}
+	if (c->n_labels == 0)
+		return fail(err, errlen, ln, "placement: at least one key=value");
+	return SMG_OK;
+}
+
 static int parse_line(char *k, char *v, struct smg_sim_config *c, char *err,
 		      size_t errlen, unsigned ln)
 {
@@ -234,6 +266,12 @@ static int parse_line(char *k, char *v, struct smg_sim_config *c, char *err,
 		if (strlen(v) == 0 || strlen(v) >= SMG_DOMAIN_PATH_MAX)
 			return fail(err, errlen, ln, "disk: a path");
 		snprintf(c->disks[c->n_disks++].path, SMG_DOMAIN_PATH_MAX, "%s", v);
+	} else if (strcmp(k, "placement") == 0) {
+		return parse_placement(v, c, err, errlen, ln);
+	} else if (strcmp(k, "vtpm") == 0) {
+		if (strcmp(v, "yes") != 0 && strcmp(v, "no") != 0)
+			return fail(err, errlen, ln, "vtpm: yes or no");
+		c->vtpm = v[0] == 'y';
 	} else if (strcmp(k, "nic") == 0) {
 		if (c->n_nics == SMG_DOMAIN_NICS_MAX)
 			return fail(err, errlen, ln, "nic: at most %u",

@@ -45,6 +45,7 @@ struct dom {
 	bool pending;	/* source recorded COMMIT: in doubt until resolved */
 	bool committed; /* destination: survives its receiver from now on */
 	char id[ID_MAX], peer[PEER_MAX];
+	struct smg_swtpm vtpm; /* pid > 0: the guest's vTPM runs */
 };
 
 static struct {
@@ -155,6 +156,7 @@ static void dom_free(struct dom *d)
 
 	if (d->vcpus != NULL)
 		smg_sim_vcpus_stop(d->vcpus);
+	smg_sim_vtpm_stop(host.dir, d->cfg.name, &d->vtpm);
 	smg_sim_mem_unmap(&d->mem);
 	free(d->text);
 	pending_path(d->cfg.name, path, sizeof(path));
@@ -202,6 +204,11 @@ static int dom_new(const char *text, size_t len, bool incoming, struct reply *r,
 	}
 	d->used = true;
 	d->state = incoming ? DOM_INCOMING : DOM_RUNNING;
+	if (d->cfg.vtpm && (e = smg_sim_vtpm_start(host.dir, d->cfg.name, incoming,
+						   &d->vtpm)) != SMG_OK) {
+		dom_free(d);
+		return fail(r, e, "cannot start the vTPM: %s", smg_strerror(e));
+	}
 	if (!incoming && (e = smg_sim_vcpus_start(&d->mem, &d->vcpus)) != SMG_OK) {
 		dom_free(d);
 		return fail(r, e, "cannot start vCPUs");
@@ -418,6 +425,13 @@ static int dispatch(uint64_t conn, char *msg, size_t len, struct reply *r)
 	}
 	if (strcmp(verb, "VERIFY") == 0)
 		return do_verify(d, r);
+	if (strcmp(verb, "VTPM") == 0) {
+		if (d->vtpm.pid <= 0)
+			return fail(r, SMG_ERR_NOT_FOUND, "'%s' has no vTPM",
+				    d->cfg.name);
+		rep(r, "%u %s\n", d->vtpm.ctrl_port, d->vtpm.tcti);
+		return SMG_OK;
+	}
 	if (strcmp(verb, "DESTROY") == 0) {
 		dom_free(d);
 		return SMG_OK;

@@ -112,6 +112,10 @@ struct smg_backend_ops {
 	 * zeros and ignores data. */
 	int (*write_pages)(struct smg_backend *self, const uint64_t *pfns, size_t n,
 			   const uint8_t *data, bool zero_only);
+	/* After every write_pages of the migration (the engine waits for all
+	 * data channels): xen ends its restore stream here, and the sim
+	 * backend refuses pages after it. May take long (the engine keeps the
+	 * peer's timeout at bay with PINGs meanwhile). */
 	int (*restore_state)(struct smg_backend *self, const uint8_t *blob, size_t len);
 	/* Mark the incoming domain as committed (it must survive the receiver
 	 * dying from now on), then resume it. */

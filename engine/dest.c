@@ -291,13 +291,51 @@ static int on_round_start(struct dst *d, const struct smg_frame *f)
 	return r;
 }
 
+/* The state may only follow the last page: a backend such as xen ends its
+ * restore stream with it. The source sends DEVICE_STATE after every
+ * channel's final ROUND_END, but the channels are separate streams, so wait
+ * here until each data channel thread has handled its own. */
+static int wait_data_channels(struct dst *d)
+{
+	uint64_t t0 = smg_now_ms();
+	int r;
+
+	pthread_mutex_lock(&d->xd.lock);
+	while (d->xd.chans_done < d->threads && atomic_load(&d->xd.err) == SMG_OK)
+		pthread_cond_wait(&d->xd.cond, &d->xd.lock);
+	pthread_mutex_unlock(&d->xd.lock);
+	if ((r = atomic_load(&d->xd.err)) != SMG_OK)
+		return r;
+	if ((r = join_threads(d)) == SMG_OK)
+		smg_debug(
+		    "data channels finished the final round %llu ms after the state",
+		    (unsigned long long)(smg_now_ms() - t0));
+	return r;
+}
+
+/* The backend's restore can take long (xen: libxl finishing the domain);
+ * the source meanwhile waits for READY: keep the control channel alive. */
+static int restore_state(struct dst *d, const uint8_t *blob, size_t len)
+{
+	struct smg_keepalive k;
+	uint64_t t0 = smg_now_ms();
+	bool ka = smg_keepalive_start(&k, d->s, 1u << 0) == SMG_OK;
+	int r = d->be->ops->restore_state(d->be, blob, len);
+
+	if (ka)
+		smg_keepalive_stop(&k);
+	smg_info("state restored by the backend in %llu ms (%u keepalives)",
+		 (unsigned long long)(smg_now_ms() - t0), ka ? k.pings : 0);
+	return r;
+}
+
 static int on_device_state(struct dst *d, const struct smg_frame *f)
 {
 	ProtobufCMessage *m;
 	Smg__DeviceState *ds;
 	int r;
 
-	if (d->xd.final_round < 0 || d->have_state)
+	if (d->xd.final_round < 0 || d->have_state || !d->chan0_final)
 		return SMG_ERR_STATE;
 	if ((r = smg_frame_unpack(f, &smg__device_state__descriptor, &m)) != SMG_OK)
 		return r;
@@ -305,9 +343,8 @@ static int on_device_state(struct dst *d, const struct smg_frame *f)
 	if (ds->vcpu_count != d->info.vcpus ||
 	    ds->device_context.len > SMG_DOMAIN_STATE_MAX)
 		r = SMG_ERR_PROTO;
-	else
-		r = d->be->ops->restore_state(d->be, ds->device_context.data,
-					      ds->device_context.len);
+	else if ((r = wait_data_channels(d)) == SMG_OK)
+		r = restore_state(d, ds->device_context.data, ds->device_context.len);
 	smg_engine_hash(ds->device_context.data, ds->device_context.len, d->device_hash);
 	d->have_state = r == SMG_OK;
 	smg_frame_msg_free(m);
@@ -420,8 +457,16 @@ static enum dst_state do_verify(struct dst *d)
 	smg_merkle_root(d->xd.mk, d->st->memory_root);
 	if (d->o->check_memory) {
 		uint8_t fresh[SMG_DIGEST_LEN];
+		struct smg_keepalive k;
+		bool ka = smg_keepalive_start(&k, d->s, 1u << 0) == SMG_OK;
+		uint64_t t0 = smg_now_ms();
+
 		d->err =
 		    smg_merkle_of_memory(d->be, d->info.pages, d->info.page_size, fresh);
+		if (ka)
+			smg_keepalive_stop(&k);
+		smg_info("memory re-hashed from the backend in %llu ms",
+			 (unsigned long long)(smg_now_ms() - t0));
 		if (d->err == SMG_OK &&
 		    memcmp(fresh, d->st->memory_root, SMG_DIGEST_LEN) != 0)
 			bad = "memory (fresh recomputation)";

@@ -231,6 +231,7 @@ enum smg_fault {
 	SMG_FI_DST_BAD_ROOT,	     /* receiver corrupts one page before verify */
 	SMG_FI_DST_WRITE_FAIL,	     /* receiver's backend fails a page write */
 	SMG_FI_DST_BAD_DISK,	     /* receiver damages one disk block before verify */
+	SMG_FI_DST_SLOW_DATA,	     /* receiver's data channels lag in stop-and-copy */
 	SMG_FI_MAX_
 };
 bool smg_fault_on(enum smg_fault f);

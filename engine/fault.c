@@ -18,6 +18,7 @@ static const char *const fault_names[SMG_FI_MAX_] = {
     [SMG_FI_DST_BAD_ROOT] = "dst_bad_root",
     [SMG_FI_DST_WRITE_FAIL] = "dst_write_fail",
     [SMG_FI_DST_BAD_DISK] = "dst_bad_disk",
+    [SMG_FI_DST_SLOW_DATA] = "dst_slow_data",
 };
 
 bool smg_fault_on(enum smg_fault f)

@@ -103,6 +103,7 @@ struct smg_xfer_dest {
 	uint32_t known_round; /* highest ROUND_START seen + 1 */
 	int64_t final_round;  /* -1 until the final ROUND_START */
 	bool stop;	      /* control thread gave up: channel threads drain */
+	unsigned chans_done;  /* channel threads past their final ROUND_END or failed */
 	_Atomic uint64_t pages, zeros, bytes;
 	_Atomic int err;
 };
@@ -118,6 +119,24 @@ void *smg_xfer_recv_main(void *arg);
  * *final is set once this channel has finished the final round. */
 int smg_xfer_recv_frame(struct smg_xfer_dest *d, unsigned chan, uint8_t type,
 			const uint8_t *p, size_t len, bool *final);
+
+/* PINGs on the channels in chan_mask (bit per channel) every
+ * SMG_KEEPALIVE_MS while this side is busy in a long backend call; the
+ * caller must not send on those channels until smg_keepalive_stop. */
+#define SMG_KEEPALIVE_MS     5000
+#define SMG_KEEPALIVE_MAX_MS (15 * 60 * 1000)
+struct smg_keepalive {
+	struct smg_session *s;
+	uint32_t chan_mask;
+	pthread_t tid;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool stop, running;
+	unsigned pings;
+};
+int smg_keepalive_start(struct smg_keepalive *k, struct smg_session *s,
+			uint32_t chan_mask);
+void smg_keepalive_stop(struct smg_keepalive *k);
 
 struct smg_frame;
 /* Destination: answer a RESOLVE_QUERY from the durable outcome records. */

@@ -10,9 +10,10 @@
 #include "base/base.h"
 #include "engine/engine.h"
 
-#define LEAF_TAG   0x00
-#define NODE_TAG   0x01
-#define LEVELS_MAX 48
+#define LEAF_TAG     0x00
+#define NODE_TAG     0x01
+#define LEVELS_MAX   48
+#define MEMORY_BATCH 256 /* frames per read_pages in smg_merkle_of_memory */
 
 struct smg_merkle {
 	unsigned levels;
@@ -158,19 +159,25 @@ int smg_merkle_of_memory(struct smg_backend *be, uint64_t pages, uint32_t page_s
 			 uint8_t root[SMG_DIGEST_LEN])
 {
 	struct smg_merkle *m;
+	uint64_t pfns[MEMORY_BATCH];
 	uint8_t *buf;
 	int r;
 
 	if ((r = smg_merkle_new(pages, page_size, &m)) != SMG_OK)
 		return r;
-	if ((buf = malloc(page_size)) == NULL) {
+	if ((buf = malloc((size_t)page_size * MEMORY_BATCH)) == NULL) {
 		smg_merkle_free(m);
 		return SMG_ERR_NOMEM;
 	}
-	for (uint64_t p = 0; p < pages && r == SMG_OK; p++) {
-		r = be->ops->read_pages(be, &p, 1, buf);
-		if (r == SMG_OK)
-			smg_merkle_set_page(m, p, buf, page_size);
+	/* In batches: a backend maps a run of frames in one call. */
+	for (uint64_t p = 0; p < pages && r == SMG_OK; p += MEMORY_BATCH) {
+		size_t n = pages - p < MEMORY_BATCH ? (size_t)(pages - p) : MEMORY_BATCH;
+
+		for (size_t i = 0; i < n; i++)
+			pfns[i] = p + i;
+		r = be->ops->read_pages(be, pfns, n, buf);
+		for (size_t i = 0; r == SMG_OK && i < n; i++)
+			smg_merkle_set_page(m, p + i, buf + i * page_size, page_size);
 	}
 	if (r == SMG_OK)
 		smg_merkle_root(m, root);

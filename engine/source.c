@@ -416,13 +416,26 @@ static int check_memory(struct src *c)
 	return SMG_OK;
 }
 
+/* A cooperative pause (xen: the guest suspends itself) can take seconds
+ * while the destination waits on every channel: keep them alive. */
+static int pause_vm(struct src *c)
+{
+	struct smg_keepalive k;
+	bool ka = smg_keepalive_start(&k, c->s, (1u << c->nchan) - 1) == SMG_OK;
+	int r = c->be->ops->pause(c->be);
+
+	if (ka)
+		smg_keepalive_stop(&k);
+	return r;
+}
+
 static enum src_state do_stopcopy(struct src *c)
 {
 	uint64_t bytes, npages, dirty;
 
 	emit(c, SMG_EV_PHASE, SMG_PHASE_STOPCOPY, 0, 0, NULL);
 	c->t_pause = smg_now_ns();
-	if ((c->err = c->be->ops->pause(c->be)) != SMG_OK)
+	if ((c->err = pause_vm(c)) != SMG_OK)
 		return SRC_ABORTED;
 	c->paused = true;
 	smg_engine_disks_pause(c->disks);

@@ -14,6 +14,7 @@
 #include "secmig.pb-c.h"
 #include "transport/transport.h"
 
+#define SLOW_DATA_NS 100000000L /* fault dst_slow_data: 100 ms per frame */
 #define ZERO_REC_MAX ((SMG_FRAME_PAYLOAD_MAX - SMG_PAGES_HDR_LEN) / 8)
 
 void smg_engine_hash(const void *p, size_t len, uint8_t out[SMG_DIGEST_LEN])
@@ -306,6 +307,14 @@ int smg_xfer_recv_frame(struct smg_xfer_dest *d, unsigned chan, uint8_t type,
 	}
 }
 
+static bool final_begun(struct smg_xfer_dest *d)
+{
+	pthread_mutex_lock(&d->lock);
+	bool r = d->final_round >= 0;
+	pthread_mutex_unlock(&d->lock);
+	return r;
+}
+
 void *smg_xfer_recv_main(void *arg)
 {
 	struct smg_xfer_recv *x = arg;
@@ -313,16 +322,32 @@ void *smg_xfer_recv_main(void *arg)
 	struct smg_frame f;
 	int r = SMG_OK;
 
+	uint64_t t_last = smg_now_ms();
+
 	while (!x->finished) {
 		if ((r = smg_chan_recv(d->s, x->chan, &f)) != SMG_OK)
 			break;
+		t_last = smg_now_ms();
+		if (smg_fault_on(SMG_FI_DST_SLOW_DATA) && final_begun(d)) {
+			/* the state on channel 0 overtakes this channel's last pages */
+			struct timespec lag = {0, SLOW_DATA_NS};
+			nanosleep(&lag, NULL);
+		}
 		if ((r = smg_xfer_recv_frame(d, x->chan, f.type, f.payload, f.len,
 					     &x->finished)) != SMG_OK)
 			break;
 	}
 	if (r != SMG_OK) {
 		int zero = 0;
+		smg_err("data channel %u: %s (%llu ms after its last frame)", x->chan,
+			smg_strerror(r), (unsigned long long)(smg_now_ms() - t_last));
 		atomic_compare_exchange_strong(&d->err, &zero, r);
+	}
+	pthread_mutex_lock(&d->lock);
+	d->chans_done++;
+	pthread_cond_broadcast(&d->cond);
+	pthread_mutex_unlock(&d->lock);
+	if (r != SMG_OK) {
 		/* Keep reading (and dropping) until the source hangs up, so it
 		 * never stalls on a channel nobody reads: it learns of the
 		 * abort on the control channel and ends the session. */

@@ -21,6 +21,7 @@ struct sim_backend {
 	struct smg_sim_config cfg;
 	struct smg_sim_mem mem;
 	bool mapped;
+	bool restored; /* the state came: the last word of an incoming migration */
 };
 
 #define SELF(b) ((struct sim_backend *)(b))
@@ -185,6 +186,9 @@ static int write_pages(struct smg_backend *b, const uint64_t *pfns, size_t n,
 {
 	struct sim_backend *s = SELF(b);
 
+	/* The interface's order (backend.h): no page after the state. */
+	if (s->restored)
+		return SMG_ERR_STATE;
 	for (size_t i = 0; i < n; i++) {
 		uint8_t *dst;
 
@@ -224,7 +228,11 @@ static int save_state(struct smg_backend *b, uint8_t **blob, size_t *len)
 
 static int restore_state(struct smg_backend *b, const uint8_t *blob, size_t len)
 {
-	return smg_sim_state_restore(&SELF(b)->mem, blob, len);
+	struct sim_backend *s = SELF(b);
+	int r = smg_sim_state_restore(&s->mem, blob, len);
+
+	s->restored = r == SMG_OK;
+	return r;
 }
 
 static int mark_commit(struct smg_backend *b, const char *id, const char *peer)

@@ -308,6 +308,7 @@ int smg_xen_dst_restore_state(struct smg_backend *self, const uint8_t *blob, siz
 			     smg_strerror(r));
 		return r;
 	}
+	uint64_t t0 = smg_now_ms(), t1;
 	pthread_mutex_lock(&x->sink_lock);
 	x->stream_done = true;
 	if ((r = populate_rest(x)) == 0 &&
@@ -316,7 +317,10 @@ int smg_xen_dst_restore_state(struct smg_backend *self, const uint8_t *blob, siz
 	    (r = smg_xs_write_record(&x->sink, SMG_XS_REC_END, NULL, 0)) == 0)
 		r = smg_xs_write_libxl_end(&x->sink);
 	pthread_mutex_unlock(&x->sink_lock);
+	t1 = smg_now_ms();
 	rc = finish_restore(x);
+	smg_info("xen: stream end written in %llu ms, libxl finished %llu ms later",
+		 (unsigned long long)(t1 - t0), (unsigned long long)(smg_now_ms() - t1));
 	if (r == 0 && rc != 0) {
 		smg_err("xen: libxl could not restore '%s' (libxl error %d)",
 			x->final_name, rc);

@@ -80,7 +80,7 @@ echo "src $(cat /tmp/s.pub)" >/tmp/d/peers
 chmod 600 /tmp/s/peers /tmp/d/peers
 # start_recv: a one-shot receiver on an ephemeral port -> $rpid, $port
 start_recv() {
-	secmig recv --listen 127.0.0.1:0 --once --json --state-dir /tmp/d --name dst \
+	secmig -v recv --listen 127.0.0.1:0 --once --json --state-dir /tmp/d --name dst \
 		--backend xen >/tmp/recv.out 2>/tmp/recv.err &
 	rpid=$!
 	port=
@@ -92,7 +92,7 @@ start_recv() {
 	return 1
 }
 send() {
-	secmig send --to 127.0.0.1:$port --domain domu --backend xen --state-dir /tmp/s \
+	secmig -v send --to 127.0.0.1:$port --domain domu --backend xen --state-dir /tmp/s \
 		--name src --json "$@" >/tmp/send.out 2>/tmp/send.err
 }
 
@@ -104,52 +104,78 @@ elif start_recv; then
 	t=$(last_tick)
 	send & spid=$!
 	killed=0
-	for i in $(seq 1 1200); do
-		if grep -q '"round":[1-9]' /tmp/send.out 2>/dev/null; then
+	# round 0 copies the whole guest at ~1 MB/s under TCG: wait for its
+	# end (the first round event), then kill while round 1 is under way
+	for i in $(seq 1 600); do
+		if grep -q '"event":"round"' /tmp/send.out 2>/dev/null; then
 			kill -9 $rpid; killed=1; break
 		fi
 		kill -0 $spid 2>/dev/null || break
-		sleep 0.1
+		sleep 0.5
 	done
+	echo "  receiver killed=$killed at $(date +%s) ($(grep -c '"event":"round"' /tmp/send.out) rounds done)"
 	wait $spid; src=$?
 	wait $rpid 2>/dev/null
 	echo "  send exit $src after receiver kill=$killed; send events:"
-	tail -3 /tmp/send.out | sed 's/^/    /'; tail -3 /tmp/send.err | sed 's/^/    /'
-	tail -5 /tmp/recv.err | sed 's/^/    recv: /'
+	grep '"event":"round"' /tmp/send.out | sed 's/^/    /'
+	tail -2 /tmp/send.out | sed 's/^/    /'; grep '^secmig:' /tmp/send.err | tail -8 | sed 's/^/    send: /'
+	grep -E '^(secmig|libxl|xc):' /tmp/recv.err | grep -v -E '^(libxl|xc)[^ ]*: debug' | tail -8 | sed 's/^/    recv: /'
+	# the dead receiver's half-built copy may stay until the next receiver
+	# clears it, but it must never have run: paused ("p" in xl's state)
+	stale=$(xl list | awk '$1 == "domu--incoming" && $5 !~ /p/ {print $2}')
 	if [ $killed = 1 ] && [ $src != 0 ] && [ $src != 9 ] && wait_tick "${t%% *}" &&
-		[ "$(xl domid domu)" = "$d1" ]; then
+		[ "$(xl domid domu)" = "$d1" ] && [ -z "$stale" ]; then
 		echo "SMG-SECMIG-KILL-OK send exit $src; guest runs on d$d1, tick $(last_tick); domains: $(domids)"
 	else
-		fail "receiver kill: killed=$killed send exit $src, $(domids), tick $(last_tick)"
+		fail "receiver kill: killed=$killed send exit $src, $(domids), tick $(last_tick), unpaused incoming '$stale'"
+		xl list
 	fi
 else
 	fail "recv did not start: $(cat /tmp/recv.err)"
 fi
 
 # 3b. the migration itself
+# ticks $file $skip: "N UPTIME" of the tick lines after the first $skip lines
+ticks() { tail -n +$(($2 + 1)) "$1" 2>/dev/null | sed -n 's/^domU tick \([0-9]*\) \([0-9.]*\).*/\1 \2/p'; }
+lines() { [ -f "$1" ] && wc -l <"$1" || echo 0; }
 if ! want secmig-migrate; then
 	:
 elif start_recv; then
 	d1=$(xl domid domu)
-	src_log=$(ls $clog/guest-domu*.log | head -1)
+	# xenconsoled names each log after the domain's name when it opens it;
+	# SIGHUP reopens them, so the source (named domu now) logs to
+	# guest-domu.log and the incoming copy to guest-domu--incoming.log
+	kill -HUP "$(cat /run/xenconsoled.pid)"
+	sleep 2
+	slog=$clog/guest-domu.log inlog=$clog/guest-domu--incoming.log
+	s0=$(lines $slog) i0=$(lines $inlog)
+	ups0=$(cat $clog/guest-domu*.log | grep -c DOMU-UP)
 	# QEMU TCG moves ~1 MB/s through the secure channel here: a 300 ms
 	# budget is out of reach, so allow 20 s and no throttling.
 	send --max-downtime 20000 --no-auto-converge; src=$?
 	wait $rpid; rrc=$?
 	echo "  send exit $src, recv exit $rrc"
-	tail -4 /tmp/send.out | sed 's/^/    /'; tail -5 /tmp/send.err | sed 's/^/    /'
-	tail -3 /tmp/recv.out | sed 's/^/    /'; tail -5 /tmp/recv.err | sed 's/^/    /'
+	grep '"event":"round"' /tmp/send.out | sed 's/^/    /'
+	tail -3 /tmp/send.out | sed 's/^/    /'; grep '^secmig:' /tmp/send.err | tail -20 | sed 's/^/    send: /'
+	tail -3 /tmp/recv.out | sed 's/^/    /'; grep -E '^(secmig|libxl|xc):' /tmp/recv.err | grep -v -E '^(libxl|xc)[^ ]*: debug' | tail -20 | sed 's/^/    recv: /'
 	d2=$(xl domid domu 2>/dev/null)
 	n=$(xl list | grep -c '^domu')
-	t0=$(last_tick)
-	if [ $src = 0 ] && [ -n "$d2" ] && [ "$d2" != "$d1" ] && [ "$n" = 1 ] &&
-		wait_tick "${t0%% *}"; then
-		echo "SMG-SECMIG-MIGRATE-OK d$d1 -> d$d2 by secmig send --backend xen; tick before: $t0, now: $(last_tick); domains: $(domids)"
+	for i in $(seq 1 30); do [ -n "$(ticks $inlog $i0)" ] && break; sleep 2; done
+	last=$(ticks $slog $s0 | tail -1)
+	first=$(ticks $inlog $i0 | head -1)
+	if [ $src = 0 ] && [ $rrc = 0 ] && [ -n "$d2" ] && [ "$d2" != "$d1" ] && [ "$n" = 1 ] &&
+		[ -n "$first" ]; then
+		echo "SMG-SECMIG-MIGRATE-OK d$d1 -> d$d2 by secmig send --backend xen; last tick on d$d1: $last; first on d$d2: $first; domains: $(domids)"
+		awk -v s="$last" -v d="$first" 'BEGIN { split(s, a, " "); split(d, b, " ");
+			exit !(b[1] == a[1] + 1 && b[2] > a[2]) }' &&
+			echo "SMG-SECMIG-COUNTER-CONTINUES ${last%% *} -> ${first%% *}" ||
+			fail "secmig: counter did not continue: d$d1 ended at '$last', d$d2 began at '$first'"
+		xl list | grep -q -- '--migratedaway\|--incoming' && fail "a renamed copy is left: $(domids)"
 	else
-		fail "secmig migrate: send $src recv $rrc, domu=$d2 (was $d1), $n copies"
+		fail "secmig migrate: send $src recv $rrc, domu=$d2 (was $d1), $n copies, first tick on the new domain '$first'"
 		xl list
 	fi
-	[ "$(cat $clog/guest-domu*.log | grep -c DOMU-UP)" = 1 ] || fail "the guest booted again"
+	[ "$(cat $clog/guest-domu*.log | grep -c DOMU-UP)" = "$ups0" ] || fail "the guest booted again"
 	ls $clog
 else
 	fail "recv did not start: $(cat /tmp/recv.err)"

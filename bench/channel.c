@@ -57,9 +57,10 @@ static void raw(double *push_gbps, double *pull_gbps)
 	uint64_t done = 0;
 	struct smg_frame f;
 
-	crypto_secretstream_xchacha20poly1305_keygen(key);
-	crypto_secretstream_xchacha20poly1305_init_push(&tx.st, hdr, key);
-	crypto_secretstream_xchacha20poly1305_init_pull(&rx.st, hdr, key);
+	randombytes_buf(key, sizeof(key));
+	randombytes_buf(hdr, sizeof(hdr));
+	smg_frame_tx_key(&tx, key, hdr);
+	smg_frame_rx_key(&rx, key, hdr);
 	tx.rekey_bytes = SMG_REKEY_BYTES;
 	memset(ring, 0x3c, (size_t)K * stride);
 	while (done < total_bytes) {

@@ -10,8 +10,9 @@
 
 #include <protobuf-c/protobuf-c.h>
 
-#define SMG_PROTO_VERSION     1u
-#define SMG_PROTO_VERSION_MIN 1u /* oldest version we still speak */
+#define SMG_PROTO_VERSION 2u
+#define SMG_PROTO_VERSION_MIN \
+	2u /* oldest version we still speak: v2 changed the frame AEAD */
 
 /* Capabilities (HELLO.capabilities); agreed set = client & server. */
 #define SMG_CAP_CHANNELS   (1ull << 0) /* data channels beyond the control one */
@@ -21,7 +22,7 @@
 #define SMG_CAP_KNOWN	   (SMG_CAP_CHANNELS | SMG_CAP_TPM | SMG_CAP_ZERO_PAGES | SMG_CAP_WAIO)
 
 /* ---- frame types (the byte after the length on the wire for handshake
- * frames, the first plaintext byte inside the secretstream message for all
+ * frames, the second plaintext byte (after the flags) of the AEAD message for all
  * others). Unknown types are errors. */
 enum smg_frame_type {
 	/* plaintext handshake frames */
@@ -29,7 +30,8 @@ enum smg_frame_type {
 	SMG_FT_AUTH = 0x02,
 	SMG_FT_JOIN = 0x03,
 	SMG_FT_REJECT = 0x04,
-	SMG_FT_STREAM = 0x05, /* 24-byte secretstream header, once per direction */
+	SMG_FT_STREAM =
+	    0x05, /* 24-byte nonce salt of the frame AEAD, once per direction */
 	/* encrypted control frames (protobuf-c) */
 	SMG_FT_PLAN = 0x10,
 	SMG_FT_PLAN_ACK = 0x11,

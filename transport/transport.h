@@ -103,7 +103,7 @@ struct smg_handshake_ext {
 #define SMG_HANDSHAKE_TIMEOUT_MS 10000
 #define SMG_IO_TIMEOUT_MS	 60000
 #define SMG_PREAUTH_MAX		 16 /* concurrent unauthenticated connections */
-#define SMG_REKEY_BYTES		 (256ull << 20) /* per stream, then TAG_REKEY */
+#define SMG_REKEY_BYTES		 (256ull << 20) /* per stream, then a REKEY frame */
 #define SMG_REKEY_INTERVAL_MS	 120000		/* ... or after this long */
 
 struct smg_session_opts {

@@ -41,8 +41,8 @@ static void handshake_seeds(void)
 
 	randombytes_buf(eph, 32);
 	randombytes_buf(nonce, 32);
-	h.version_min = 1;
-	h.version_max = 1;
+	h.version_min = SMG_PROTO_VERSION_MIN;
+	h.version_max = SMG_PROTO_VERSION;
 	h.capabilities = SMG_CAP_KNOWN;
 	h.channels = 2;
 	h.ephemeral.data = eph;
@@ -160,16 +160,14 @@ static void bulk_seeds(void)
 static void frame_seeds(void)
 {
 	static uint8_t out[65536], buf[FRAME_WIRE_MAX];
-	uint8_t key[SS_KEY], hdr[SS_HEADER], tmp[SS_HEADER];
+	uint8_t key[SS_KEY], hdr[SS_HEADER];
 	struct frame_tx tx = {0};
 	size_t off = 1, w, n; /* out[0]: fuzz_frame's mode byte, 1 = raw wire */
 	Smg__RoundStart rs = SMG__ROUND_START__INIT;
 
 	out[0] = 1;
 	smg_frame_fuzz_key(key, hdr);
-	/* a push state for the fixed header: init_pull derives the same one */
-	crypto_secretstream_xchacha20poly1305_init_push(&tx.st, tmp, key);
-	crypto_secretstream_xchacha20poly1305_init_pull(&tx.st, hdr, key);
+	smg_frame_tx_key(&tx, key, hdr);
 	tx.rekey_bytes = 1 << 30;
 	rs.round = 1;
 	rs.pages = 10;

@@ -55,6 +55,9 @@ void smg_engine_disks_free(struct smg_engine_disks *e);
 /* Pages go to channels in groups so that a page always travels on the same
  * channel: a later version can never overtake an earlier one. */
 #define SMG_XFER_GROUP_SHIFT 9 /* 512 pages per group */
+/* Pages per read_pages call on the source (a run the backend can copy in
+ * one go, e.g. one preadv); at most a frame's worth. */
+#define SMG_XFER_BATCH 64
 
 static inline unsigned smg_xfer_chan_of(uint64_t pfn, unsigned nchan)
 {

@@ -169,6 +169,9 @@ int smg_chan_send(struct smg_session *s, unsigned chan, uint8_t type, const void
 int smg_chan_bulk_begin(struct smg_session *s, unsigned chan, size_t len,
 			uint8_t **payload);
 int smg_chan_bulk_submit(struct smg_session *s, unsigned chan, uint8_t type, size_t len);
+/* Give back a begun bulk frame unsent (it turned out to have nothing worth
+ * sending); nothing reaches the wire and the stream is unchanged. */
+int smg_chan_bulk_abandon(struct smg_session *s, unsigned chan);
 /* Wait until every frame queued on chan is on the wire. */
 int smg_chan_flush(struct smg_session *s, unsigned chan);
 /* Next frame on chan (blocking, io_timeout_ms). SMG_ERR_EOF after the peer's

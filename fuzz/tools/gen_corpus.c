@@ -145,13 +145,17 @@ static void bulk_seeds(void)
 {
 	static uint8_t b[1 + 8 + 2 * (8 + 4096)];
 
-	b[0] = 0; /* pages, 4 KiB */
+	static const uint64_t two[2] = {42, 43};
+
+	b[0] = 1; /* zero pages */
 	smg_pages_put_hdr(b + 1, 1, 2);
 	smg_store_be64(b + 9, 42);
 	smg_store_be64(b + 17, 43);
-	put("bulk", "pages2", b, sizeof(b));
-	b[0] = 1; /* zero pages */
 	put("bulk", "zero2", b, 1 + 8 + 16);
+	b[0] = 0; /* pages, 4 KiB: data, then the pfns */
+	memset(smg_pages_data(b + 1, 4096, 0), 0x11, 2 * 4096);
+	smg_pages_put_pfns(b + 1, 1, 4096, two, 2);
+	put("bulk", "pages2", b, sizeof(b));
 	b[0] = 2;
 	smg_disk_chunk_put_hdr(b + 1, 0, 0, 1 << 20, 100);
 	put("bulk", "chunk", b, 1 + 20 + 100);
@@ -161,6 +165,7 @@ static void frame_seeds(void)
 {
 	static uint8_t out[65536], buf[FRAME_WIRE_MAX];
 	uint8_t key[SS_KEY], hdr[SS_HEADER];
+	static const uint64_t five = 5;
 	struct frame_tx tx = {0};
 	size_t off = 1, w, n; /* out[0]: fuzz_frame's mode byte, 1 = raw wire */
 	Smg__RoundStart rs = SMG__ROUND_START__INIT;
@@ -175,9 +180,8 @@ static void frame_seeds(void)
 	smg_frame_seal(&tx, buf, SMG_FT_ROUND_START, n, false, &w);
 	memcpy(out + off, buf, w);
 	off += w;
-	smg_pages_put_hdr(buf + FRAME_PAYLOAD_OFF, 1, 1);
-	smg_store_be64(buf + FRAME_PAYLOAD_OFF + 8, 5);
-	memset(buf + FRAME_PAYLOAD_OFF + 16, 0xab, 4096);
+	memset(smg_pages_data(buf + FRAME_PAYLOAD_OFF, 4096, 0), 0xab, 4096);
+	smg_pages_put_pfns(buf + FRAME_PAYLOAD_OFF, 1, 4096, &five, 1);
 	smg_frame_seal(&tx, buf, SMG_FT_PAGES, 16 + 4096, false, &w);
 	memcpy(out + off, buf, w);
 	off += w;

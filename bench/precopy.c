@@ -8,7 +8,9 @@
  * times after a warm-up, the idle VM migrated --runs times: medians. Load
  * average before and after. The last line is one JSON object.
  *
- *   bench_precopy [-m MiB] [-r runs] [-c channels] [-q]
+ *   bench_precopy [-m MiB] [-r runs] [-c channels] [-q] [-i]
+ * (-q: 256 MiB, 3 runs; -i: the idle VM only, for a quick look at the
+ * page path's rate and CPU)
  *
  * Runs two sim hosts and a receiver service as child processes of the
  * secmig binary next to this program (or $SECMIG); the sender runs here. */
@@ -452,19 +454,23 @@ int main(int argc, char **argv)
 	const char *env = getenv("SECMIG");
 	int c;
 
-	while ((c = getopt(argc, argv, "m:r:c:q")) != -1) {
+	bool idle_only = false;
+
+	while ((c = getopt(argc, argv, "m:r:c:qi")) != -1) {
 		if (c == 'm')
 			B.mem = strtoull(optarg, NULL, 10) << 20;
 		else if (c == 'r')
 			B.runs = (unsigned)atoi(optarg);
 		else if (c == 'c')
 			B.channels = (unsigned)atoi(optarg);
+		else if (c == 'i')
+			idle_only = true;
 		else if (c == 'q') {
 			B.mem = 256ull << 20;
 			B.runs = 3;
 		} else {
 			fprintf(stderr, "usage: bench_precopy [-m MiB] [-r runs] [-c "
-					"channels] [-q]\n");
+					"channels] [-q] [-i]\n");
 			return 2;
 		}
 	}
@@ -499,8 +505,8 @@ int main(int argc, char **argv)
 		load0[1], load0[2]);
 	for (size_t p = 0; p < 2; p++)
 		for (size_t i = 0; i < SMG_ARRAY_LEN(rates); i++) {
-			if (rates[i] == 0 && p == 1)
-				continue; /* idle is idle */
+			if ((rates[i] == 0 && p == 1) || (idle_only && rates[i] != 0))
+				continue; /* idle is idle; -i: only the idle VM */
 			for (int rule = 0; rule < 3; rule++) {
 				bool med = rule == SMG_RULE_DOWNTIME &&
 					   ((p == 1 && rates[i] == 50) || rates[i] == 0);

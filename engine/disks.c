@@ -167,7 +167,8 @@ static int send_phase(struct smg_engine_disks *e, unsigned i, struct smg_session
 	int r;
 
 	for (;;) {
-		if ((r = smg_chan_bulk_begin(s, chan, SMG_FRAME_PAYLOAD_MAX, &buf)) != SMG_OK)
+		if ((r = smg_chan_bulk_begin(s, chan, SMG_FRAME_PAYLOAD_MAX, &buf)) !=
+		    SMG_OK)
 			return r;
 		r = smg_stg_src_next(e->ss[i], ph, buf, SMG_FRAME_PAYLOAD_MAX, &used);
 		if (r != SMG_OK || used == 0) {
@@ -175,7 +176,8 @@ static int send_phase(struct smg_engine_disks *e, unsigned i, struct smg_session
 			return r;
 		}
 		smg_ratelim_wait(rl, used);
-		if ((r = smg_chan_bulk_submit(s, chan, SMG_FT_DISK_CHUNK, used)) != SMG_OK)
+		if ((r = smg_chan_bulk_submit(s, chan, SMG_FT_DISK_CHUNK, used)) !=
+		    SMG_OK)
 			return r;
 		*bytes += used;
 	}

@@ -91,6 +91,11 @@ struct smg_xfer_send {
 	pthread_t tid;
 };
 void *smg_xfer_send_main(void *arg);
+/* Join a channel thread; meanwhile fold the leaves it sets into the tree,
+ * so the root after the round (in stop-and-copy: inside the downtime) has
+ * only the last few paths left. Only one thread may fold a tree. */
+#define SMG_XFER_FOLD_NS 2000000L
+void smg_xfer_join_folding(pthread_t tid, struct smg_merkle *mk);
 
 /* Destination: what the control thread and the channel threads share. */
 struct smg_xfer_dest {

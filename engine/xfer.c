@@ -3,6 +3,7 @@
  * an in-place-encrypted bulk frame (zero pages become 8-byte records), hash
  * it into the Merkle tree, end the round with ROUND_END on the channel.
  * Destination: write each page into the skeleton and hash what it wrote. */
+#include <errno.h>
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
@@ -176,6 +177,22 @@ static int one_page(struct smg_xfer_send *x, struct frame_fill *f, uint64_t pfn)
 	if (f->nb < SMG_XFER_BATCH && f->nb < room)
 		return SMG_OK;
 	return flush_batch(x, f);
+}
+
+void smg_xfer_join_folding(pthread_t tid, struct smg_merkle *mk)
+{
+	uint8_t root[SMG_DIGEST_LEN];
+	struct timespec ts;
+
+	for (;;) {
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += SMG_XFER_FOLD_NS;
+		ts.tv_sec += ts.tv_nsec / 1000000000L;
+		ts.tv_nsec %= 1000000000L;
+		if (pthread_timedjoin_np(tid, NULL, &ts) != ETIMEDOUT)
+			return;
+		smg_merkle_root(mk, root);
+	}
 }
 
 static int send_round_end(struct smg_xfer_send *x)

@@ -251,7 +251,7 @@ static int recv_pages(struct smg_xfer_dest *d, unsigned chan, const uint8_t *p,
 		      size_t len, bool zero)
 {
 	struct smg_pages_hdr h;
-	uint64_t pfns[256];
+	uint64_t pfns[32]; /* a run written, then hashed while it is in L1/L2 */
 	int r;
 
 	if ((r = smg_pages_parse(p, len, d->page_size, zero, &h)) != SMG_OK)

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "base/base.h"
 #include "engine/internal.h"
@@ -14,8 +15,9 @@
 #include "secmig.pb-c.h"
 #include "transport/transport.h"
 
-#define SLOW_DATA_NS 100000000L /* fault dst_slow_data: 100 ms per frame */
-#define ZERO_REC_MAX ((SMG_FRAME_PAYLOAD_MAX - SMG_PAGES_HDR_LEN) / 8)
+#define SLOW_DATA_NS	  100000000L /* fault dst_slow_data: 100 ms per frame */
+#define STARVE_DEFAULT_MS (SMG_IO_TIMEOUT_MS * 3 / 2) /* fault src_starve_chan */
+#define ZERO_REC_MAX	  ((SMG_FRAME_PAYLOAD_MAX - SMG_PAGES_HDR_LEN) / 8)
 
 void smg_engine_hash(const void *p, size_t len, uint8_t out[SMG_DIGEST_LEN])
 {
@@ -190,6 +192,15 @@ void *smg_xfer_send_main(void *arg)
 	uint32_t nz = 0;
 	int r = zl == NULL || scratch == NULL || f.max == 0 ? SMG_ERR_NOMEM : SMG_OK;
 
+	if (x->round == 0 && x->chan > 0 && x->chan == x->nchan - 1 &&
+	    smg_fault_on(SMG_FI_SRC_STARVE_CHAN)) {
+		/* One data channel silent for longer than the idle limit while
+		 * the others work: the session is alive, so must be the channel. */
+		unsigned ms = smg_fault_stall_ms(STARVE_DEFAULT_MS);
+		smg_warn("fault injection: src_starve_chan: channel %u idle %u ms",
+			 x->chan, ms);
+		usleep((useconds_t)ms * 1000);
+	}
 	for (uint64_t g = x->chan; r == SMG_OK && g < groups; g += x->nchan) {
 		uint64_t lo = g << SMG_XFER_GROUP_SHIFT;
 		uint64_t hi = lo + (1u << SMG_XFER_GROUP_SHIFT);

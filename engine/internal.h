@@ -134,8 +134,9 @@ int smg_engine_cond_wait(pthread_cond_t *cv, pthread_mutex_t *mu, struct smg_ses
 /* PINGs on the channels in chan_mask (bit per channel) every
  * SMG_KEEPALIVE_MS while this side is busy in a long backend call; the
  * caller must not send on those channels until smg_keepalive_stop. */
-#define SMG_KEEPALIVE_MS     5000
-#define SMG_KEEPALIVE_MAX_MS (15 * 60 * 1000)
+#define SMG_KEEPALIVE_MS 5000
+/* The peer's progress limit (transport.h): it gives up on PINGs then too. */
+#define SMG_KEEPALIVE_MAX_MS SMG_PROGRESS_TIMEOUT_MS
 struct smg_keepalive {
 	struct smg_session *s;
 	uint32_t chan_mask;

@@ -89,7 +89,7 @@ const struct smg_cmd smg_cmds[] = {
      "Liveness (docs/protocol.md): a session fails when no byte moved on any of\n"
      "its channels for --io-timeout (60000), when the peer sent nothing but\n"
      "keepalives for --progress-timeout (900000), and in any case after\n"
-     "--session-timeout (default: no limit).\n"
+     "--session-timeout (86400000, one day).\n"
      "--policy FILE: TPM-bound sessions as for send; at PLAN the source must be\n"
      "enrolled with a 'send' line for the domain and this host must carry the VM's\n"
      "placement labels, else ABORT (exit 5) before any page moves.\n"

@@ -3,9 +3,9 @@
  * sending: the peer is reading) and when something other than a PING last
  * did. A blocked wait on any channel asks the record, not its own clock, so
  * a channel with nothing to carry in this round is not dead while the others
- * work; a peer that only pings is dead after the progress limit; and an
- * optional hard deadline (the session ceiling, or the cut-off after an
- * abort) ends every wait. */
+ * work; a peer that only pings is dead after the progress limit; and a
+ * hard deadline (the session ceiling, or the cut-off after an abort) ends
+ * every wait and every frame call. */
 #include <stdatomic.h>
 
 #include "transport/internal.h"
@@ -20,7 +20,8 @@ void smg_live_init(struct live *l, const struct smg_session_opts *o, const char 
 	atomic_store(&l->moved_ms, now);
 	atomic_store(&l->progress_ms, now);
 	atomic_store(&l->cutoff_ms,
-		     o->session_timeout_ms ? now + o->session_timeout_ms : 0);
+		     now + (o->session_timeout_ms ? o->session_timeout_ms
+						  : SMG_SESSION_TIMEOUT_MS));
 	l->peer = peer;
 }
 

@@ -103,10 +103,12 @@ struct smg_handshake_ext {
  * "Liveness"): a blocked wait on any channel fails only when the whole
  * session moved no byte, in either direction on any channel, for the idle
  * limit (SMG_IO_TIMEOUT_MS), or moved nothing but PINGs for the progress
- * limit (SMG_PROGRESS_TIMEOUT_MS). */
+ * limit (SMG_PROGRESS_TIMEOUT_MS), and every one fails once the session is
+ * older than SMG_SESSION_TIMEOUT_MS. */
 #define SMG_HANDSHAKE_TIMEOUT_MS 10000
 #define SMG_IO_TIMEOUT_MS	 60000
 #define SMG_PROGRESS_TIMEOUT_MS	 (15 * 60 * 1000)
+#define SMG_SESSION_TIMEOUT_MS	 (24 * 3600 * 1000) /* hard ceiling, whatever moves */
 #define SMG_PREAUTH_MAX		 16 /* concurrent unauthenticated connections */
 #define SMG_REKEY_BYTES		 (256ull << 20) /* per stream, then TAG_REKEY */
 #define SMG_REKEY_INTERVAL_MS	 120000		/* ... or after this long */
@@ -121,7 +123,7 @@ struct smg_session_opts {
 	unsigned handshake_timeout_ms;	     /* 0: SMG_HANDSHAKE_TIMEOUT_MS */
 	unsigned io_timeout_ms;		     /* idle limit; 0: SMG_IO_TIMEOUT_MS */
 	unsigned progress_timeout_ms;	     /* PINGs only; 0: SMG_PROGRESS_TIMEOUT_MS */
-	unsigned session_timeout_ms;	     /* whole session, hard; 0: none */
+	unsigned session_timeout_ms;	     /* hard; 0: SMG_SESSION_TIMEOUT_MS */
 	unsigned max_preauth;		     /* server; 0: SMG_PREAUTH_MAX */
 	unsigned accept_timeout_ms;	     /* server; 0: wait forever */
 	uint64_t rekey_bytes;		     /* 0: SMG_REKEY_BYTES */

@@ -6,8 +6,9 @@
  * PROTOCOL to the peer, exit 10, the incoming copy discarded, and the
  * receiver gone (--once) or its only slot free again (service mode). A
  * control row plays the whole valid sequence (the receiver resumes the
- * VM), so the rogue is known to speak the protocol; a PING-only row checks
- * the liveness rule's progress limit (docs/protocol.md, "Liveness").
+ * VM), so the rogue is known to speak the protocol; a PING-only row and a
+ * row of valid frames sent for ever check the liveness rule's progress limit
+ * and session ceiling (docs/protocol.md, "Liveness"): exit 6, no hang.
  *
  * The receiver's idle limit is long (RECV_IDLE_MS) and the rogue waits at
  * most ROGUE_WAIT_MS for the ABORT: a receiver that hangs or waits for a
@@ -36,6 +37,7 @@
 
 #define RECV_IDLE_MS	 "60000" /* receiver's --io-timeout: far above any row */
 #define RECV_PROGRESS_MS "2000"	 /* receiver's --progress-timeout (PING row) */
+#define RECV_CEILING_MS	 "6000"	 /* its --session-timeout (ceiling row) */
 #define ROGUE_WAIT_MS	 20000	 /* how long the rogue waits for the verdict */
 #define REAP_TRIES	 400	 /* x 50 ms: the receiver must exit by then */
 #define VM_NAME		 "rogue"
@@ -71,6 +73,7 @@ enum op {
 	PLAN,	  /* a second PLAN */
 	RDY,	  /* READY, a destination's frame */
 	PINGS,	  /* PINGs only, until the receiver gives up */
+	FOREVER,  /* valid pages of round 0 on ch0, until the receiver gives up */
 };
 
 struct step {
@@ -85,6 +88,7 @@ enum want { W_PROTOCOL, W_DONE, W_TIMEOUT };
 struct row {
 	const char *what;
 	enum want want;
+	const char *recv_opt; /* one more receiver option, or NULL */
 	struct step s[SCRIPT_MAX];
 };
 
@@ -111,46 +115,69 @@ struct row {
 static const struct row rows[] = {
     {"valid migration (control)",
      W_DONE,
+     NULL,
      {RS_(0, false), ZP_(0, 0), ZP_(1, 0), RE_(0, 0), RE_(1, 0), RS_(1, true), RE_(0, 1),
       RE_(1, 1), OP_(DS), OP_(MF), OP_(WAIT_RDY), OP_(CM)}},
     /* The case: on channel 0 it can never be waited for. */
-    {"ROUND_END for a future round on channel 0", W_PROTOCOL, {RS_(0, false), RE_(0, 1)}},
-    {"ROUND_END before any ROUND_START (channel 0)", W_PROTOCOL, {RE_(0, 0)}},
-    {"ROUND_END twice (channel 0)", W_PROTOCOL, {RS_(0, false), RE_(0, 0), RE_(0, 0)}},
+    {"ROUND_END for a future round on channel 0",
+     W_PROTOCOL,
+     NULL,
+     {RS_(0, false), RE_(0, 1)}},
+    {"ROUND_END before any ROUND_START (channel 0)", W_PROTOCOL, NULL, {RE_(0, 0)}},
+    {"ROUND_END twice (channel 0)",
+     W_PROTOCOL,
+     NULL,
+     {RS_(0, false), RE_(0, 0), RE_(0, 0)}},
     {"ROUND_END for a future round on a data channel",
      W_PROTOCOL,
+     NULL,
      {RS_(0, false), RE_(1, 1)}},
     {"ROUND_END twice on a data channel",
      W_PROTOCOL,
+     NULL,
      {RS_(0, false), RE_(1, 0), RE_(1, 0)}},
-    {"pages of a future round (channel 0)", W_PROTOCOL, {RS_(0, false), ZP_(0, 1)}},
-    {"pages of a future round on a data channel", W_PROTOCOL, {RS_(0, false), ZP_(1, 1)}},
+    {"pages of a future round (channel 0)", W_PROTOCOL, NULL, {RS_(0, false), ZP_(0, 1)}},
+    {"pages of a future round on a data channel",
+     W_PROTOCOL,
+     NULL,
+     {RS_(0, false), ZP_(1, 1)}},
     {"pages of a round the data channel has ended",
      W_PROTOCOL,
+     NULL,
      {RS_(0, false), RE_(1, 0), ZP_(1, 0)}},
-    {"pages before any ROUND_START (channel 0)", W_PROTOCOL, {ZP_(0, 0)}},
-    {"ROUND_START out of order (1 first)", W_PROTOCOL, {RS_(1, false)}},
-    {"ROUND_START twice", W_PROTOCOL, {RS_(0, false), RS_(0, false)}},
+    {"pages before any ROUND_START (channel 0)", W_PROTOCOL, NULL, {ZP_(0, 0)}},
+    {"ROUND_START out of order (1 first)", W_PROTOCOL, NULL, {RS_(1, false)}},
+    {"ROUND_START twice", W_PROTOCOL, NULL, {RS_(0, false), RS_(0, false)}},
     {"ROUND_START before channel 0 ended the round",
      W_PROTOCOL,
+     NULL,
      {RS_(0, false), RS_(1, false)}},
-    {"ROUND_START after the final round", W_PROTOCOL, {FINAL0, RS_(1, false)}},
-    {"DEVICE_STATE before the final round", W_PROTOCOL, {RS_(0, false), OP_(DS)}},
-    {"DEVICE_STATE twice", W_PROTOCOL, {FINAL0, OP_(DS), OP_(DS)}},
+    {"ROUND_START after the final round", W_PROTOCOL, NULL, {FINAL0, RS_(1, false)}},
+    {"DEVICE_STATE before the final round", W_PROTOCOL, NULL, {RS_(0, false), OP_(DS)}},
+    {"DEVICE_STATE twice", W_PROTOCOL, NULL, {FINAL0, OP_(DS), OP_(DS)}},
     {"VTPM_STATE before the final round (VM without vTPM)",
      W_PROTOCOL,
+     NULL,
      {RS_(0, false), OP_(VT)}},
-    {"MANIFEST before the final round", W_PROTOCOL, {RS_(0, false), OP_(MF)}},
-    {"MANIFEST before DEVICE_STATE", W_PROTOCOL, {FINAL0, OP_(MF)}},
-    {"MANIFEST twice", W_PROTOCOL, {FINAL0, OP_(DS), OP_(MF), OP_(WAIT_RDY), OP_(MF)}},
-    {"COMMIT before READY", W_PROTOCOL, {RS_(0, false), OP_(CM)}},
-    {"pages after the final round (channel 0)", W_PROTOCOL, {FINAL0, ZP_(0, 0)}},
+    {"MANIFEST before the final round", W_PROTOCOL, NULL, {RS_(0, false), OP_(MF)}},
+    {"MANIFEST before DEVICE_STATE", W_PROTOCOL, NULL, {FINAL0, OP_(MF)}},
+    {"MANIFEST twice",
+     W_PROTOCOL,
+     NULL,
+     {FINAL0, OP_(DS), OP_(MF), OP_(WAIT_RDY), OP_(MF)}},
+    {"COMMIT before READY", W_PROTOCOL, NULL, {RS_(0, false), OP_(CM)}},
+    {"pages after the final round (channel 0)", W_PROTOCOL, NULL, {FINAL0, ZP_(0, 0)}},
     {"pages after the final round on a data channel",
      W_PROTOCOL,
+     NULL,
      {FINAL0, ZP_(1, 0), OP_(DS), OP_(MF)}},
-    {"PLAN twice", W_PROTOCOL, {OP_(PLAN)}},
-    {"READY from the source", W_PROTOCOL, {OP_(RDY)}},
-    {"PINGs only (no progress)", W_TIMEOUT, {OP_(PINGS)}},
+    {"PLAN twice", W_PROTOCOL, NULL, {OP_(PLAN)}},
+    {"READY from the source", W_PROTOCOL, NULL, {OP_(RDY)}},
+    {"PINGs only (no progress)", W_TIMEOUT, NULL, {OP_(PINGS)}},
+    {"valid frames for ever (session ceiling)",
+     W_TIMEOUT,
+     "--session-timeout=" RECV_CEILING_MS,
+     {RS_(0, false), OP_(FOREVER)}},
 };
 
 /* ---- processes -------------------------------------------------------------- */
@@ -219,7 +246,7 @@ struct recv_proc {
 	size_t len;
 };
 
-static int recv_start(struct recv_proc *rp, bool once)
+static int recv_start(struct recv_proc *rp, bool once, const char *opt)
 {
 	const char *argv[] = {secmig,
 			      "--quiet",
@@ -236,7 +263,7 @@ static int recv_start(struct recv_proc *rp, bool once)
 			      "--progress-timeout",
 			      RECV_PROGRESS_MS,
 			      once ? "--once" : "--max-concurrent",
-			      once ? NULL : "1",
+			      once ? opt : "1",
 			      NULL};
 	int pfd[2];
 	char *p;
@@ -500,6 +527,20 @@ static int pings(struct rogue *g)
 	return SMG_ERR_INTERNAL; /* the receiver never gave up */
 }
 
+static int forever(struct rogue *g)
+{
+	/* The same zero page again and again, each frame valid in round 0. */
+	for (int i = 0; i < ROGUE_WAIT_MS / 20; i++) {
+		int r = send_zero(g, 0, 0);
+		if (r == 0)
+			r = smg_chan_flush(g->s, 0);
+		if (r != 0)
+			return 0;
+		nanosleep(&(struct timespec){0, 20000000}, NULL);
+	}
+	return SMG_ERR_INTERNAL; /* the receiver never gave up */
+}
+
 static int play(struct rogue *g, const struct step *st)
 {
 	Smg__RoundStart rs = SMG__ROUND_START__INIT;
@@ -543,6 +584,8 @@ static int play(struct rogue *g, const struct step *st)
 		return smg_chan_send_msg(g->s, 0, SMG_FT_READY, &rd.base);
 	case PINGS:
 		return pings(g);
+	case FOREVER:
+		return forever(g);
 	case END:
 		break;
 	}
@@ -708,7 +751,7 @@ int main(void)
 	}
 	/* One `recv --once` per row: it must exit with the row's code. */
 	for (size_t i = 0; i < SMG_ARRAY_LEN(rows); i++) {
-		if (recv_start(&rp, true) != 0) {
+		if (recv_start(&rp, true, rows[i].recv_opt) != 0) {
 			CHECK(!"receiver started");
 			break;
 		}
@@ -717,7 +760,7 @@ int main(void)
 	}
 	/* Service mode, one slot: the issue's case, then the valid migration
 	 * gets that slot (the first session released it). */
-	if (recv_start(&rp, false) == 0) {
+	if (recv_start(&rp, false, NULL) == 0) {
 		run_row(&rows[1], &rp, false);
 		run_row(&rows[0], &rp, false);
 		stop(&rp.pid);

@@ -150,14 +150,14 @@ void smg_frame_fuzz_key(uint8_t key[SS_KEY], uint8_t header[SS_HEADER]);
 
 struct live {
 	_Atomic uint64_t moved_ms;    /* a byte in, or accepted out, on any channel */
-	_Atomic uint64_t progress_ms; /* the same, PINGs not counted */
+	_Atomic uint64_t progress_ms; /* a whole frame, not a PING, in or out */
 	_Atomic uint64_t cutoff_ms;   /* every wait ends by then; 0: never */
 	unsigned idle_ms, progress_limit_ms;
 	const char *peer; /* for logs */
 };
 
 void smg_live_init(struct live *l, const struct smg_session_opts *o, const char *peer);
-/* n bytes moved; progress: they belong to a frame that is not a PING. */
+/* Bytes moved; progress: they completed a frame that is not a PING. */
 void smg_live_moved(struct live *l, bool progress);
 enum live_verdict { LIVE_OK = 0, LIVE_IDLE, LIVE_PINGS, LIVE_CUTOFF };
 /* LIVE_OK while a wait that began at since may block *left_ms more (at

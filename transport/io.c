@@ -40,7 +40,8 @@ int smg_chan_io_init(struct chan *c, int fd, bool force_poll, struct live *live)
 	return SMG_OK;
 }
 
-/* n bytes went to the kernel: the peer is reading, the session lives. */
+/* n bytes went to the kernel: the peer is reading, the session lives;
+ * a whole frame other than a PING is progress. */
 static void tx_advance(struct chan *c, size_t n)
 {
 	bool progress = false;
@@ -49,10 +50,10 @@ static void tx_advance(struct chan *c, size_t n)
 		struct tx_slot *s = &c->slots[c->head];
 		size_t take = s->len - s->sent < n ? s->len - s->sent : n;
 
-		progress |= !s->ping;
 		s->sent += take;
 		n -= take;
 		if (s->sent == s->len) {
+			progress |= !s->ping; /* a whole frame went out */
 			s->len = s->sent = 0;
 			c->head = (c->head + 1) % TX_SLOTS;
 			c->queued--;
@@ -61,15 +62,12 @@ static void tx_advance(struct chan *c, size_t n)
 	smg_live_moved(c->live, progress);
 }
 
-/* Bytes arrived: progress unless all of them belong to empty frames
- * (a PING; an empty control frame counts once it is opened). */
+/* Bytes arrived: the session lives. Progress waits for a whole frame
+ * (chan.c), so a peer trickling one frame byte by byte is not making any. */
 static void rx_advance(struct chan *c, size_t n)
 {
-	size_t have = c->rend - c->rstart;
-
 	c->rend += n;
-	smg_live_moved(c->live, have + n >= FRAME_LEN_BYTES &&
-				    smg_load_be32(c->rbuf + c->rstart) > FRAME_MSG_MIN);
+	smg_live_moved(c->live, false);
 }
 
 static unsigned build_iov(struct chan *c)

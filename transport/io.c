@@ -194,6 +194,15 @@ static int ring_kick_send(struct chan *c)
 	return ring_submit(c);
 }
 
+/* A request that ends without its bytes: the caller simply submits again.
+ * ECANCELED: the thread that submitted it exited (the kernel cancels a
+ * task's requests then), e.g. a receive left in flight by an interrupted
+ * wait, the channel then driven by another thread. */
+static bool retry_res(int res)
+{
+	return res == -EAGAIN || res == -EINTR || res == -ECANCELED;
+}
+
 static int ring_handle(struct chan *c, struct io_uring_cqe *cqe)
 {
 	uint64_t ud = io_uring_cqe_get_data64(cqe);
@@ -202,13 +211,13 @@ static int ring_handle(struct chan *c, struct io_uring_cqe *cqe)
 	io_uring_cqe_seen(&c->ring, cqe);
 	if (ud == UD_SEND) {
 		c->send_inflight = false;
-		if (res < 0 && res != -EAGAIN && res != -EINTR)
+		if (res < 0 && !retry_res(res))
 			return smg_err_sys(-res);
 		if (res > 0)
 			tx_advance(c, (size_t)res);
 	} else if (ud == UD_RECV) {
 		c->recv_inflight = false;
-		if (res < 0 && res != -EAGAIN && res != -EINTR)
+		if (res < 0 && !retry_res(res))
 			return smg_err_sys(-res);
 		if (res > 0)
 			rx_advance(c, (size_t)res);

@@ -346,8 +346,12 @@ static int round_end(struct smg_xfer_recv *x, const uint8_t *p, size_t len)
 int smg_xfer_recv_frame(struct smg_xfer_recv *x, uint8_t type, const uint8_t *p,
 			size_t len)
 {
-	if (x->finished)
-		return out_of_sequence(x, "a frame after the final round", x->round);
+	if (x->finished) {
+		smg_peer_log(SMG_LOG_ERROR,
+			     "channel %u: frame 0x%02x after the final round", x->chan,
+			     type);
+		return SMG_ERR_STATE;
+	}
 	switch (type) {
 	case SMG_FT_PAGES:
 		return recv_pages(x, p, len, false);

@@ -284,7 +284,13 @@ static int recv_pages(struct smg_xfer_recv *x, const uint8_t *p, size_t len, boo
 		const uint8_t *data = zero ? NULL : h.data + (size_t)i * d->page_size;
 		if (chan > 0 && smg_fault_on(SMG_FI_DST_WRITE_FAIL))
 			return SMG_ERR_BACKEND;
-		if ((r = d->be->ops->write_pages(d->be, pfns, n, data, zero)) != SMG_OK)
+		/* A slow hypervisor (xen: libxc's restore under emulation) can
+		 * hold this thread for long; the other channels' waits must
+		 * not take that for the peer's silence. */
+		smg_session_busy(d->s, true);
+		r = d->be->ops->write_pages(d->be, pfns, n, data, zero);
+		smg_session_busy(d->s, false);
+		if (r != SMG_OK)
 			return r;
 		for (uint32_t j = 0; j < n; j++) {
 			if (zero)
@@ -346,6 +352,8 @@ static int round_end(struct smg_xfer_recv *x, const uint8_t *p, size_t len)
 int smg_xfer_recv_frame(struct smg_xfer_recv *x, uint8_t type, const uint8_t *p,
 			size_t len)
 {
+	int r;
+
 	if (x->finished) {
 		smg_peer_log(SMG_LOG_ERROR,
 			     "channel %u: frame 0x%02x after the final round", x->chan,
@@ -363,7 +371,10 @@ int smg_xfer_recv_frame(struct smg_xfer_recv *x, uint8_t type, const uint8_t *p,
 		if (x->chan == 0 && !round_started(x->d, x->round))
 			return out_of_sequence(x, "a disk chunk", x->round);
 		atomic_fetch_add(&x->d->bytes, len);
-		return smg_engine_disks_apply(x->d->disks, x->chan, x->d->nchan, p, len);
+		smg_session_busy(x->d->s, true);
+		r = smg_engine_disks_apply(x->d->disks, x->chan, x->d->nchan, p, len);
+		smg_session_busy(x->d->s, false);
+		return r;
 	default:
 		smg_peer_log(SMG_LOG_ERROR,
 			     "frame type 0x%02x not valid on a data channel", type);

@@ -152,6 +152,8 @@ struct live {
 	_Atomic uint64_t moved_ms;    /* a byte in, or accepted out, on any channel */
 	_Atomic uint64_t progress_ms; /* a whole frame, not a PING, in or out */
 	_Atomic uint64_t cutoff_ms;   /* every wait ends by then; 0: never */
+	_Atomic unsigned busy;	      /* threads of this side working locally */
+	_Atomic uint64_t local_ms;    /* the last time one of them finished */
 	unsigned idle_ms, progress_limit_ms;
 	const char *peer; /* for logs */
 };

@@ -19,6 +19,8 @@ void smg_live_init(struct live *l, const struct smg_session_opts *o, const char 
 	    o->progress_timeout_ms ? o->progress_timeout_ms : SMG_PROGRESS_TIMEOUT_MS;
 	atomic_store(&l->moved_ms, now);
 	atomic_store(&l->progress_ms, now);
+	atomic_store(&l->busy, 0);
+	atomic_store(&l->local_ms, now);
 	atomic_store(&l->cutoff_ms,
 		     now + (o->session_timeout_ms ? o->session_timeout_ms
 						  : SMG_SESSION_TIMEOUT_MS));
@@ -52,9 +54,13 @@ enum live_verdict smg_live_check(struct live *l, uint64_t since, int *left_ms)
 {
 	uint64_t now = smg_now_ms(), cut = atomic_load(&l->cutoff_ms);
 	/* A wait never fails sooner than its own limit after it began: the
-	 * time this side spent busy elsewhere is not the peer's silence. */
+	 * time this side spent busy elsewhere is not the peer's silence. Nor
+	 * is the time another thread of this side spends working locally
+	 * (smg_session_busy): the peer cannot be heard while nobody reads. */
+	uint64_t local = atomic_load(&l->busy) > 0 ? now : atomic_load(&l->local_ms);
 	uint64_t idle_end =
-	    later(since, atomic_load_explicit(&l->moved_ms, memory_order_relaxed)) +
+	    later(later(since, local),
+		  atomic_load_explicit(&l->moved_ms, memory_order_relaxed)) +
 	    l->idle_ms;
 	uint64_t prog_end =
 	    later(since, atomic_load_explicit(&l->progress_ms, memory_order_relaxed)) +
@@ -96,6 +102,18 @@ int smg_session_alive(struct smg_session *s, uint64_t since_ms)
 	enum live_verdict v = smg_live_check(&s->live, since_ms, &left);
 
 	return v == LIVE_OK ? SMG_OK : smg_live_fail(&s->live, v, "wait");
+}
+
+void smg_session_busy(struct smg_session *s, bool begin)
+{
+	if (begin) {
+		atomic_fetch_add(&s->live.busy, 1);
+		return;
+	}
+	/* The clock first: a waiter that sees busy drop to 0 must not read
+	 * an older local_ms. */
+	atomic_store(&s->live.local_ms, smg_now_ms());
+	atomic_fetch_sub(&s->live.busy, 1);
 }
 
 void smg_session_set_deadline(struct smg_session *s, unsigned ms)

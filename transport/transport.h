@@ -203,6 +203,12 @@ void smg_frame_msg_free(ProtobufCMessage *msg);
  * will eventually satisfy) that began at since_ms (smg_now_ms): SMG_OK while
  * the session rule lets it go on, SMG_ERR_TIMEOUT (logged) once it does not. */
 int smg_session_alive(struct smg_session *s, uint64_t since_ms);
+/* Bracket local work that keeps this side from reading (a backend call
+ * that writes pages into a slow hypervisor): while any thread of this side
+ * is inside, the session is not silent; silence counts again from when the
+ * last one left. Time spent working here is not the peer's silence. The
+ * progress limit still applies. */
+void smg_session_busy(struct smg_session *s, bool begin);
 /* Every wait on every channel ends, SMG_ERR_TIMEOUT, at most ms from now
  * (only ever moves earlier): bounds the drain after an abort. */
 void smg_session_set_deadline(struct smg_session *s, unsigned ms);

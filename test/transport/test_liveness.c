@@ -182,7 +182,7 @@ static void deadline(bool force_poll)
 
 struct waiter {
 	struct smg_session *s;
-	int rc;
+	atomic_int rc;
 	atomic_int waiting;
 };
 
@@ -235,6 +235,36 @@ static void interrupt_then_frame(bool force_poll)
 	finish(&r);
 }
 
+/* Another thread of this side working locally (a slow backend write) for
+ * twice the idle limit: the peer cannot be heard meanwhile, so a wait on
+ * another channel does not blame it; once the work ends, silence counts
+ * again and the wait ends after the idle limit. */
+static void local_busy(bool force_poll)
+{
+	struct waiter w = {0};
+	struct run r;
+	pthread_t th;
+	int rc_while_busy;
+
+	start(&r, force_poll, peer_after_go, IDLE_MS, 0);
+	if (r.s == NULL)
+		return;
+	w.s = r.s;
+	w.rc = 1;
+	smg_session_busy(r.s, true);
+	pthread_create(&th, NULL, wait_ch0, &w);
+	while (!w.waiting)
+		nap(5);
+	nap(2 * IDLE_MS);
+	rc_while_busy = w.rc;
+	smg_session_busy(r.s, false);
+	pthread_join(th, NULL);
+	CHECK_EQ(rc_while_busy, 1); /* still waiting while this side worked */
+	CHECK_EQ(w.rc, SMG_ERR_TIMEOUT);
+	go = 1;
+	finish(&r);
+}
+
 int main(void)
 {
 	if (tkeys_init(&k) != 0) {
@@ -246,6 +276,7 @@ int main(void)
 		pings_only(poll_path);
 		deadline(poll_path);
 		interrupt_then_frame(poll_path);
+		local_busy(poll_path);
 	}
 	tkeys_fini(&k);
 	return check_result("liveness");

@@ -7,36 +7,88 @@ phases=" $(cat /etc/xb-phases) "
 want() { case $phases in *" $1 "*) return 0 ;; esac; return 1; }
 clog=/var/log/xen/console
 last_tick() { cat $clog/guest-domu*.log 2>/dev/null | sed -n 's/^domU tick \([0-9]*\) \([0-9.]*\).*/\1 \2/p' | sort -n | tail -1; }
-# wait_tick N: until some domu log shows a tick above N (60 s)
-wait_tick() {
-	for i in $(seq 1 30); do
-		t=$(last_tick); [ -n "$t" ] && [ "${t%% *}" -gt "$1" ] && return 0
+# wait_guest NAME CMD...: run CMD every 2 s until it succeeds. Progress,
+# not a clock, decides when to give up (this host is emulated and shared,
+# and a domU boot took 26 to 136 s in one run): the domain is gone, crashed
+# or shut down, or its CPU time stood still for $STALL seconds of checks.
+STALL=120
+guest_col() { xl list "$1" 2>/dev/null | awk -v c="$2" 'NR == 2 {print $c}'; }
+wait_guest() {
+	local name=$1 last= still=0 st cpu
+	shift
+	while ! "$@"; do
+		st=$(guest_col "$name" 5)
+		case $st in
+		"" | ???s?? | ????c? | ?????d)
+			echo "  wait: $name is ${st:-gone}"
+			return 1
+			;;
+		esac
+		cpu=$(guest_col "$name" 6)
+		if [ "$cpu" = "$last" ]; then
+			still=$((still + 2))
+			if [ $still -ge $STALL ]; then
+				echo "  wait: $name made no progress for ${STALL}s (cpu ${cpu}s, $st)"
+				return 1
+			fi
+		else
+			still=0 last=$cpu
+		fi
 		sleep 2
 	done
-	return 1
 }
+tick_above() {
+	local t
+	t=$(last_tick)
+	[ -n "$t" ] && [ "${t%% *}" -gt "$1" ]
+}
+# wait_tick N: until some domu log shows a tick above N
+wait_tick() { wait_guest domu tick_above "$1"; }
 domids() { xl list | awk '$1 ~ /^domu/ {print $1 "=" $2}' | tr '\n' ' '; }
 
 secmig version >/tmp/version.out 2>&1 && grep -q '^backends:.*xen' /tmp/version.out &&
 	echo "SMG-VERSION-OK" || { cat /tmp/version.out; fail "secmig version in dom0"; }
 
-# The guest kernel occasionally crashes while booting under TCG (seen once
-# in CI as state ---sc- before any tick, with secmig not yet involved): boot
-# it once more, logged, before any secmig step; a second crash fails.
-ticking=no
-for attempt in 1 2; do
-	xl create /etc/xen/domu.cfg >/tmp/create.log 2>&1 || { tail -20 /tmp/create.log; fail "xl create"; }
-	wait_tick 2 && { ticking=yes; break; }
-	[ $attempt = 2 ] && break
-	xl list
-	tail -5 $clog/guest-domu*.log 2>/dev/null
-	echo "SMG-DOMU-BOOT-RETRY (guest did not tick; recreating it)"
-	xl destroy domu 2>/dev/null
-done
-if [ $ticking = yes ]; then
-	echo "SMG-DOMU-TICKING domid=$(xl domid domu) last=$(last_tick)"
+# boot-loop (opt-in, for studying guest boots under TCG): create the domU
+# $XB_BOOT_LOOPS times, wait for its first ticks, destroy it; print the
+# console and Xen's log of every boot that did not reach a tick.
+if want boot-loop; then
+	ok=0 bad=0
+	for n in $(seq 1 "$(cat /etc/xb-boot-loops 2>/dev/null || echo 6)"); do
+		rm -f $clog/guest-domu*.log
+		kill -HUP "$(cat /run/xenconsoled.pid)"
+		xl dmesg -c >/dev/null 2>&1
+		t0=$(cut -d' ' -f1 /proc/uptime)
+		xl create /etc/xen/domu.cfg >/tmp/create.log 2>&1 || { tail -20 /tmp/create.log; fail "xl create"; }
+		if wait_tick 1; then
+			ok=$((ok + 1))
+			echo "SMG-BOOT-LOOP $n ok after $(awk -v a="$t0" -v b="$(cut -d' ' -f1 /proc/uptime)" 'BEGIN{print b-a}') s; $(xl list | awk '$1 == "domu" {print "state " $5}'); $(grep -h DOMU-UP $clog/guest-domu*.log | tail -1)"
+		else
+			bad=$((bad + 1))
+			echo "SMG-BOOT-LOOP $n FAILED: $(xl list | awk '$1 == "domu" {print "state " $5}')"
+			sed 's/^/  domu: /' $clog/guest-domu*.log 2>/dev/null | tail -80
+			xl dmesg | tail -60 | sed 's/^/  xen: /'
+		fi
+		xl destroy domu 2>/dev/null
+		sleep 1
+	done
+	echo "SMG-BOOT-LOOP-DONE ok=$ok failed=$bad"
+fi
+
+# The domU boots once. It used to crash now and then while booting (an
+# XRSTOR #GP in the kernel, then #UD on an AVX instruction in busybox: the
+# emulated CPU's AVX/XSAVE state under nested SVM, see docs/xen.md); the
+# bed's -cpu leaves XSAVE out. A crash fails, with the guest's console and
+# Xen's log as evidence.
+xl create /etc/xen/domu.cfg >/tmp/create.log 2>&1 || { tail -20 /tmp/create.log; fail "xl create"; }
+if wait_tick 2; then
+	echo "SMG-DOMU-TICKING domid=$(xl domid domu) last=$(last_tick) $(grep -h DOMU-UP $clog/guest-domu*.log | tail -1)"
 else
-	xl list; fail "domU not ticking"; exit 1
+	xl list
+	sed 's/^/  domu: /' $clog/guest-domu*.log 2>/dev/null | tail -60
+	xl dmesg | tail -30 | sed 's/^/  xen: /'
+	fail "domU not ticking"
+	exit 1
 fi
 d1=$(xl domid domu)
 
@@ -62,7 +114,7 @@ if [ -x /usr/bin/test_xen_live ] && want live-migrate; then
 	# xenconsoled names a console log after the domain's name when it
 	# appears: the incoming copy logs to guest-domu--incoming.log
 	inlog=$clog/guest-domu--incoming.log
-	for i in $(seq 1 30); do grep -q '^domU tick' $inlog 2>/dev/null && break; sleep 2; done
+	wait_guest domu grep -q '^domU tick' $inlog
 	src=$(sed -n 's/^domU tick \([0-9]*\) \([0-9.]*\).*/\1 \2/p' $clog/guest-domu.log | tail -1)
 	dst=$(sed -n 's/^domU tick \([0-9]*\) \([0-9.]*\).*/\1 \2/p' $inlog 2>/dev/null | head -1)
 	if [ -n "$d2" ] && [ "$d2" != "$d1" ] && [ "$n" = 1 ] && [ -n "$dst" ]; then
@@ -96,7 +148,8 @@ start_recv() {
 		--backend xen >/tmp/recv.out 2>/tmp/recv.err &
 	rpid=$!
 	port=
-	for i in $(seq 1 50); do
+	# until it prints its port, for as long as it runs
+	while kill -0 $rpid 2>/dev/null; do
 		port=$(sed -n 's/.*"port":\([0-9]*\).*/\1/p' /tmp/recv.out | head -1)
 		[ -n "$port" ] && return 0
 		sleep 0.2
@@ -118,11 +171,10 @@ elif start_recv; then
 	killed=0
 	# round 0 copies the whole guest at ~1 MB/s under TCG: wait for its
 	# end (the first round event), then kill while round 1 is under way
-	for i in $(seq 1 600); do
+	while kill -0 $spid 2>/dev/null; do
 		if grep -q '"event":"round"' /tmp/send.out 2>/dev/null; then
 			kill -9 $rpid; killed=1; break
 		fi
-		kill -0 $spid 2>/dev/null || break
 		sleep 0.5
 	done
 	echo "  receiver killed=$killed at $(date +%s) ($(grep -c '"event":"round"' /tmp/send.out) rounds done)"
@@ -172,7 +224,8 @@ elif start_recv; then
 	tail -3 /tmp/recv.out | sed 's/^/    /'; grep -E '^(secmig|libxl|xc):' /tmp/recv.err | grep -v -E '^(libxl|xc)[^ ]*: debug' | tail -20 | sed 's/^/    recv: /'
 	d2=$(xl domid domu 2>/dev/null)
 	n=$(xl list | grep -c '^domu')
-	for i in $(seq 1 30); do [ -n "$(ticks $inlog $i0)" ] && break; sleep 2; done
+	has_ticks() { [ -n "$(ticks $inlog $i0)" ]; }
+	wait_guest domu has_ticks
 	last=$(ticks $slog $s0 | tail -1)
 	first=$(ticks $inlog $i0 | head -1)
 	if [ $src = 0 ] && [ $rrc = 0 ] && [ -n "$d2" ] && [ "$d2" != "$d1" ] && [ "$n" = 1 ] &&

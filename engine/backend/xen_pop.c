@@ -8,9 +8,9 @@
  * BROKEN frames are not the guest's memory, every other type is.
  *
  * The set is swept at domain_open (round 0 sends only it), again at every
- * log-dirty harvest, and once more while the guest is stopped. Xen 4.17
- * neither logs a populate as dirty nor makes a newly populated frame
- * log-dirty (p2m_add_page stores it as p2m_ram_rw), so the sweeps are how
+ * log-dirty harvest, and once more while the guest is stopped. In Xen
+ * 4.17's source a populate marks nothing dirty and p2m_add_page stores the
+ * new entry as p2m_ram_rw, not log-dirty, so the sweeps are how
  * secmig learns of ballooning: a frame that appeared or went since the
  * previous sweep is reported dirty (sent again: its data, or zeros for a
  * frame that went), and every frame that appeared during the migration is

@@ -49,6 +49,12 @@ domids() { xl list | awk '$1 ~ /^domu/ {print $1 "=" $2}' | tr '\n' ' '; }
 secmig version >/tmp/version.out 2>&1 && grep -q '^backends:.*xen' /tmp/version.out &&
 	echo "SMG-VERSION-OK" || { cat /tmp/version.out; fail "secmig version in dom0"; }
 
+# test_xen_live without a domain: the backend refuses dom0 and a missing name
+if [ -x /usr/bin/test_xen_live ]; then
+	test_xen_live >/tmp/probe.out 2>&1 && echo "SMG-LIVE-PROBE-OK" ||
+		{ sed 's/^/  /' /tmp/probe.out; fail "test_xen_live probe"; }
+fi
+
 # boot-loop (opt-in, for studying guest boots under TCG): create the domU
 # $XB_BOOT_LOOPS times, wait for its first ticks, destroy it; print the
 # console and Xen's log of every boot that did not reach a tick.

@@ -39,6 +39,7 @@ fail=0
 need() { grep -a -q "$1" "$log" || { echo "FAIL: serial log lacks '$1'"; fail=1; }; }
 need '^XB-STEP tools-up'
 need '^SMG-VERSION-OK'
+need '^SMG-LIVE-PROBE-OK'
 need '^SMG-DOMU-TICKING'
 phases=${XB_PHASES:-$XB_DEFAULT_PHASES}
 case " $phases " in *" live-abort "*) need '^SMG-ABORT-OK' ;; esac

@@ -45,7 +45,9 @@ phases=${XB_PHASES:-$XB_DEFAULT_PHASES}
 case " $phases " in *" live-abort "*) need '^SMG-ABORT-OK' ;; esac
 case " $phases " in *" live-migrate "*) need '^SMG-MIGRATE-OK'; need '^SMG-COUNTER-CONTINUES' ;; esac
 case " $phases " in *" secmig-kill "*) need '^SMG-SECMIG-KILL-OK' ;; esac
-case " $phases " in *" secmig-migrate "*) need '^SMG-SECMIG-MIGRATE-OK'; need '^SMG-SECMIG-COUNTER-CONTINUES' ;; esac
+case " $phases " in *" secmig-migrate "*) need '^SMG-SECMIG-MIGRATE-OK'; need '^SMG-SECMIG-COUNTER-CONTINUES'; need '^SMG-SECMIG-SPARSE-OK' ;; esac
+case " $phases " in *" balloon "*) need '^SMG-SECMIG-BALLOON-OK' ;; esac
+case " $phases " in *" boot-loop "*) need '^SMG-BOOT-LOOP-DONE' ;; esac
 need '^XB-DONE'
 grep -a -q '^SMG-FAIL' "$log" && { echo "FAIL: a dom0 check failed"; fail=1; }
 if [ $fail != 0 ]; then

@@ -122,7 +122,7 @@ if [ -x /usr/bin/test_xen_live ] && want live-migrate; then
 	# xenconsoled names a console log after the domain's name when it
 	# appears: the incoming copy logs to guest-domu--incoming.log
 	inlog=$clog/guest-domu--incoming.log
-	wait_guest domu grep -q '^domU tick' $inlog
+	grep -q 'SMG-LIVE migrate rc=0' /tmp/migrate.out && wait_guest domu grep -q '^domU tick' $inlog
 	src=$(sed -n 's/^domU tick \([0-9]*\) \([0-9.]*\).*/\1 \2/p' $clog/guest-domu.log | tail -1)
 	dst=$(sed -n 's/^domU tick \([0-9]*\) \([0-9.]*\).*/\1 \2/p' $inlog 2>/dev/null | head -1)
 	if [ -n "$d2" ] && [ "$d2" != "$d1" ] && [ "$n" = 1 ] && [ -n "$dst" ]; then
@@ -244,7 +244,8 @@ elif start_recv; then
 	d2=$(xl domid domu 2>/dev/null)
 	n=$(xl list | grep -c '^domu')
 	has_ticks() { [ -n "$(ticks $inlog $i0)" ]; }
-	wait_guest domu has_ticks
+	# only a migrated guest ticks in the incoming copy's log
+	[ $src = 0 ] && [ $rrc = 0 ] && wait_guest domu has_ticks
 	last=$(ticks $slog $s0 | tail -1)
 	first=$(ticks $inlog $i0 | head -1)
 	if [ $src = 0 ] && [ $rrc = 0 ] && [ -n "$d2" ] && [ "$d2" != "$d1" ] && [ "$n" = 1 ] &&

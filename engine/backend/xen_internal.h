@@ -82,11 +82,12 @@ struct xen_backend {
 
 	/* populated frames (xen_pop.c): pop as of the last sweep (on the
 	 * destination: the source's final set); appeared: frames that were
-	 * not populated at the first sweep, or read as holes while pop said
+	 * not populated at the first sweep, or failed to map while pop said
 	 * populated, all sent again in the final round */
 	uint64_t *pop, *appeared, *swept;
 	uint64_t n_pop, sweep_ms;
 	bool pop_stopped; /* pop was swept with the guest stopped */
+	bool pop_fresh;	  /* pop is domain_open's sweep, not handed out yet */
 	xc_hypercall_buffer_t pfi_hbuf;
 	xen_pfn_t *pfi;
 

@@ -7,15 +7,16 @@
  * shared_info or a grant frame the guest mapped into its physmap) and
  * BROKEN frames are not the guest's memory, every other type is.
  *
- * The set is swept at domain_open (round 0 sends only it), again at every
- * log-dirty harvest, and once more while the guest is stopped. In Xen
- * 4.17's source a populate marks nothing dirty and p2m_add_page stores the
- * new entry as p2m_ram_rw, not log-dirty, so the sweeps are how
- * secmig learns of ballooning: a frame that appeared or went since the
- * previous sweep is reported dirty (sent again: its data, or zeros for a
- * frame that went), and every frame that appeared during the migration is
- * sent once more in the final round, with the guest stopped, because
- * writes to it may never have been logged. The last sweep travels in the
+ * The set is swept at domain_open (round 0 sends only it) and once more
+ * with the guest stopped, at the final harvest. In Xen 4.17's source a
+ * populate marks nothing dirty and p2m_add_page stores the new entry as
+ * p2m_ram_rw, not log-dirty, so writes to a frame that appears during the
+ * migration may never be logged: the stopped sweep is how secmig learns of
+ * ballooning, and every frame that appeared is sent in the final round,
+ * with the guest stopped; a frame that went is sent as zeros. Sweeping
+ * during pre-copy too would only move work, not save any (an appeared
+ * frame is sent again at the end anyway), and a sweep of a 4 GiB physmap
+ * costs seconds under emulation. The last sweep travels in the
  * state blob, and the destination ends with exactly that set. */
 #include <errno.h>
 #include <stdlib.h>
@@ -104,6 +105,7 @@ int smg_xen_pop_open(struct xen_backend *x)
 	if ((r = alloc_sets(x)) != 0 || (r = sweep(x, x->pop)) != 0)
 		return r;
 	x->n_pop = smg_xs_bitmap_count(x->pop, x->p2m_size);
+	x->pop_fresh = true; /* the engine's first `populated` takes it */
 	return 0;
 }
 
@@ -117,15 +119,19 @@ int smg_xen_src_populated(struct smg_backend *self, uint64_t *bitmap, uint64_t *
 
 	if (!x->have_domain || x->is_dst)
 		return SMG_ERR_STATE;
-	if ((r = sweep(x, x->swept)) != 0)
-		return r;
 	words = (size_t)((x->p2m_size + 63) / 64);
-	pthread_rwlock_wrlock(&x->map_lock);
-	memcpy(x->pop, x->swept, words * sizeof(uint64_t));
-	x->n_pop = smg_xs_bitmap_count(x->pop, x->p2m_size);
-	x->pop_stopped = x->suspended || x->paused;
-	smg_xen_unmap_chunks_locked(x);
-	pthread_rwlock_unlock(&x->map_lock);
+	/* domain_open's sweep, unless the guest stopped since or it was used */
+	if (!x->pop_fresh || x->suspended || x->paused) {
+		if ((r = sweep(x, x->swept)) != 0)
+			return r;
+		pthread_rwlock_wrlock(&x->map_lock);
+		memcpy(x->pop, x->swept, words * sizeof(uint64_t));
+		x->n_pop = smg_xs_bitmap_count(x->pop, x->p2m_size);
+		x->pop_stopped = x->suspended || x->paused;
+		smg_xen_unmap_chunks_locked(x);
+		pthread_rwlock_unlock(&x->map_lock);
+	}
+	x->pop_fresh = false;
 	for (size_t i = 0; i < words; i++)
 		bitmap[i] |= x->pop[i];
 	*count = x->n_pop;
@@ -135,41 +141,39 @@ int smg_xen_src_populated(struct smg_backend *self, uint64_t *bitmap, uint64_t *
 	return 0;
 }
 
-/* At a log-dirty harvest (no read_pages runs: the engine harvests between
- * rounds; the map lock makes sure): frames that appeared or went are
- * dirty; with the guest stopped, every frame that appeared since
- * domain_open is sent once more. Mappings are dropped so the next round
- * reads each frame through a mapping made after this sweep. */
+/* At a log-dirty harvest (the engine harvests between rounds; the map
+ * lock keeps read_pages out all the same) the mappings are dropped, so the
+ * next round reads each frame through a mapping made after it. With the
+ * guest stopped, the populated frames are swept: frames that appeared or
+ * went since domain_open are dirty, and every frame that appeared is sent
+ * again (its writes may never have been logged). */
 int smg_xen_pop_harvest(struct xen_backend *x, uint64_t *bitmap, uint64_t *dirty)
 {
 	struct smg_xf_delta d;
-	bool stopped = x->suspended || x->paused;
-	uint64_t again = 0;
+	uint64_t again;
 	int r;
 
+	if (!x->suspended && !x->paused) {
+		smg_xen_unmap_chunks(x);
+		return 0;
+	}
 	if ((r = alloc_sets(x)) != 0 || (r = sweep(x, x->swept)) != 0)
 		return r;
 	pthread_rwlock_wrlock(&x->map_lock);
 	smg_xf_update(x->pop, x->swept, x->appeared, bitmap, x->p2m_size, &d);
-	if (stopped)
-		again = smg_xf_or_new(bitmap, x->appeared, x->p2m_size);
+	again = smg_xf_or_new(bitmap, x->appeared, x->p2m_size);
 	x->n_pop += d.appeared;
 	x->n_pop -= d.gone;
-	x->pop_stopped = stopped;
+	x->pop_stopped = true;
 	smg_xen_unmap_chunks_locked(x);
 	pthread_rwlock_unlock(&x->map_lock);
 	*dirty += d.newly_dirty + again;
-	if (d.appeared || d.gone || again)
-		smg_info("xen: d%u: %llu frames appeared, %llu went since the last "
-			 "sweep (%llu populated)%s%llu",
-			 x->domid, (unsigned long long)d.appeared,
-			 (unsigned long long)d.gone, (unsigned long long)x->n_pop,
-			 stopped ? "; frames that appeared, sent again now: " : "",
-			 (unsigned long long)again);
-	else
-		smg_debug("xen: d%u: populated frames unchanged (%llu), swept in %llu ms",
-			  x->domid, (unsigned long long)x->n_pop,
-			  (unsigned long long)x->sweep_ms);
+	smg_info("xen: d%u stopped: %llu frames populated, swept in %llu ms; since "
+		 "domain_open %llu appeared, %llu went; %llu more frames for the "
+		 "final round",
+		 x->domid, (unsigned long long)x->n_pop, (unsigned long long)x->sweep_ms,
+		 (unsigned long long)d.appeared, (unsigned long long)d.gone,
+		 (unsigned long long)(d.newly_dirty + again));
 	return 0;
 }
 

@@ -266,9 +266,9 @@ elif start_recv; then
 			fail "round 0 sent '$r0' frames; populated (of the physmap): '$pop'"
 		fi
 		if want balloon; then
-			went=$(sed -n 's/.* \([0-9]*\) went since the last sweep.*/\1/p' /tmp/send.err | awk '{n += $1} END {print n + 0}')
+			went=$(sed -n 's/.* appeared, \([0-9]*\) went;.*/\1/p' /tmp/send.err | tail -1)
 			back=$(sed -n 's/.*, \([0-9]*\) given back).*/\1/p' /tmp/recv.err | tail -1)
-			if [ "$went" -gt 0 ] && [ "${back:-0}" -gt 0 ]; then
+			if [ "${went:-0}" -gt 0 ] && [ "${back:-0}" -gt 0 ]; then
 				echo "SMG-SECMIG-BALLOON-OK $went frames went on the source, $back given back on the destination"
 			else
 				fail "balloon: source saw '$went' frames go, destination gave back '$back'"

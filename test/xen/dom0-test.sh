@@ -268,12 +268,16 @@ elif start_recv; then
 			fail "round 0 sent '$r0' frames; populated (of the physmap): '$pop'"
 		fi
 		if want balloon; then
+			# the source saw frames go; the destination ends with exactly
+			# the frames the source had when it stopped
 			went=$(sed -n 's/.* appeared, \([0-9]*\) went;.*/\1/p' /tmp/send.err | tail -1)
+			spop=$(sed -n 's/.* stopped: \([0-9]*\) frames populated.*/\1/p' /tmp/send.err | tail -1)
+			dpop=$(sed -n 's/.* (paused): \([0-9]*\) frames populated.*/\1/p' /tmp/recv.err | tail -1)
 			back=$(sed -n 's/.*, \([0-9]*\) given back).*/\1/p' /tmp/recv.err | tail -1)
-			if [ "${went:-0}" -gt 0 ] && [ "${back:-0}" -gt 0 ]; then
-				echo "SMG-SECMIG-BALLOON-OK $went frames went on the source, $back given back on the destination"
+			if [ "${went:-0}" -gt 0 ] && [ -n "$spop" ] && [ "$spop" = "$dpop" ]; then
+				echo "SMG-SECMIG-BALLOON-OK $went frames went on the source; $spop populated there and on the destination ($back given back)"
 			else
-				fail "balloon: source saw '$went' frames go, destination gave back '$back'"
+				fail "balloon: source saw '$went' frames go and kept '$spop', destination has '$dpop' ('$back' given back)"
 			fi
 		fi
 	else

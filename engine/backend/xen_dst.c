@@ -366,10 +366,11 @@ int smg_xen_dst_restore_state(struct smg_backend *self, const uint8_t *blob, siz
 		r = release_gone(x, &released);
 	if (r == 0)
 		smg_info("xen: '%s' restored as d%u (paused): %llu frames populated "
-			 "(%llu allocated empty, %llu given back), %llu stream bytes",
+			 "(Xen counts %lu pages; %llu allocated empty, %llu given "
+			 "back), %llu stream bytes",
 			 x->final_name, x->new_domid, (unsigned long long)x->n_pop,
-			 (unsigned long long)alloc, (unsigned long long)released,
-			 (unsigned long long)x->sink.bytes);
+			 smg_xen_tot_pages(x, x->new_domid), (unsigned long long)alloc,
+			 (unsigned long long)released, (unsigned long long)x->sink.bytes);
 	return r;
 }
 

@@ -162,6 +162,7 @@ int smg_xen_pop_open(struct xen_backend *x);
 int smg_xen_pop_harvest(struct xen_backend *x, uint64_t *bitmap, uint64_t *dirty);
 int smg_xen_pop_record(struct xen_backend *x, struct smg_xs_sink *s);
 int smg_xen_write_ranges(struct smg_xs_sink *s, const uint64_t (*r)[2], size_t n);
+unsigned long smg_xen_tot_pages(struct xen_backend *x, uint32_t domid);
 void smg_xen_pop_free(struct xen_backend *x);
 
 /* xen_dst.c */

@@ -168,12 +168,12 @@ int smg_xen_pop_harvest(struct xen_backend *x, uint64_t *bitmap, uint64_t *dirty
 	smg_xen_unmap_chunks_locked(x);
 	pthread_rwlock_unlock(&x->map_lock);
 	*dirty += d.newly_dirty + again;
-	smg_info("xen: d%u stopped: %llu frames populated, swept in %llu ms; since "
-		 "domain_open %llu appeared, %llu went; %llu more frames for the "
-		 "final round",
-		 x->domid, (unsigned long long)x->n_pop, (unsigned long long)x->sweep_ms,
-		 (unsigned long long)d.appeared, (unsigned long long)d.gone,
-		 (unsigned long long)(d.newly_dirty + again));
+	smg_info("xen: d%u stopped: %llu frames populated (Xen counts %lu pages), "
+		 "swept in %llu ms; since domain_open %llu appeared, %llu went; %llu "
+		 "more frames for the final round",
+		 x->domid, (unsigned long long)x->n_pop, smg_xen_tot_pages(x, x->domid),
+		 (unsigned long long)x->sweep_ms, (unsigned long long)d.appeared,
+		 (unsigned long long)d.gone, (unsigned long long)(d.newly_dirty + again));
 	return 0;
 }
 
@@ -218,6 +218,17 @@ int smg_xen_pop_record(struct xen_backend *x, struct smg_xs_sink *s)
 	rc = smg_xen_write_ranges(s, (const uint64_t(*)[2])r, n);
 	free(r);
 	return rc;
+}
+
+/* The pages Xen accounts to a domain (0 if it cannot say): a check on the
+ * sweeps that owes nothing to them. */
+unsigned long smg_xen_tot_pages(struct xen_backend *x, uint32_t domid)
+{
+	xc_dominfo_t di;
+
+	if (xc_domain_getinfo(x->xch, domid, 1, &di) != 1 || di.domid != domid)
+		return 0;
+	return di.nr_pages;
 }
 
 int smg_xen_write_ranges(struct smg_xs_sink *s, const uint64_t (*r)[2], size_t n)

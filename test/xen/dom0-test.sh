@@ -269,15 +269,15 @@ elif start_recv; then
 		fi
 		if want balloon; then
 			# the source saw frames go; the destination ends with exactly
-			# the frames the source had when it stopped
+			# the frames the source had when it stopped, as Xen counts them
 			went=$(sed -n 's/.* appeared, \([0-9]*\) went;.*/\1/p' /tmp/send.err | tail -1)
-			spop=$(sed -n 's/.* stopped: \([0-9]*\) frames populated.*/\1/p' /tmp/send.err | tail -1)
-			dpop=$(sed -n 's/.* (paused): \([0-9]*\) frames populated.*/\1/p' /tmp/recv.err | tail -1)
+			spop=$(sed -n 's/.* stopped: .*(Xen counts \([0-9]*\) pages).*/\1/p' /tmp/send.err | tail -1)
+			dpop=$(sed -n 's/.* (paused): .*(Xen counts \([0-9]*\) pages;.*/\1/p' /tmp/recv.err | tail -1)
 			back=$(sed -n 's/.*, \([0-9]*\) given back).*/\1/p' /tmp/recv.err | tail -1)
-			if [ "${went:-0}" -gt 0 ] && [ -n "$spop" ] && [ "$spop" = "$dpop" ]; then
-				echo "SMG-SECMIG-BALLOON-OK $went frames went on the source; $spop populated there and on the destination ($back given back)"
+			if [ "${went:-0}" -gt 0 ] && [ "${spop:-0}" -gt 0 ] && [ "$spop" = "$dpop" ]; then
+				echo "SMG-SECMIG-BALLOON-OK $went frames went on the source; Xen counts $spop pages there when stopped and $dpop on the destination ($back given back)"
 			else
-				fail "balloon: source saw '$went' frames go and kept '$spop', destination has '$dpop' ('$back' given back)"
+				fail "balloon: source saw '$went' frames go, Xen counts '$spop' pages there and '$dpop' on the destination ('$back' given back)"
 			fi
 		fi
 	else

@@ -151,9 +151,15 @@ echo "dst $(cat /tmp/d.pub)" >/tmp/s/peers
 echo "src $(cat /tmp/s.pub)" >/tmp/d/peers
 chmod 600 /tmp/s/peers /tmp/d/peers
 # start_recv: a one-shot receiver on an ephemeral port -> $rpid, $port
+# Under emulation libxc's restore can stop reading for minutes while it
+# populates frames (one emulated dom0 vCPU): the receiver does not count
+# its own busy time as the sender's silence (docs/protocol.md, Liveness),
+# but the sender cannot tell a busy receiver from a dead one before its
+# idle limit, so both sides get 5 minutes instead of 60 s.
+IO_TIMEOUT=300000
 start_recv() {
 	secmig -v recv --listen 127.0.0.1:0 --once --json --state-dir /tmp/d --name dst \
-		--backend xen >/tmp/recv.out 2>/tmp/recv.err &
+		--backend xen --io-timeout $IO_TIMEOUT >/tmp/recv.out 2>/tmp/recv.err &
 	rpid=$!
 	port=
 	# until it prints its port, for as long as it runs
@@ -166,7 +172,7 @@ start_recv() {
 }
 send() {
 	secmig -v send --to 127.0.0.1:$port --domain domu --backend xen --state-dir /tmp/s \
-		--name src --json "$@" >/tmp/send.out 2>/tmp/send.err
+		--name src --json --io-timeout $IO_TIMEOUT "$@" >/tmp/send.out 2>/tmp/send.err
 }
 
 # 3a. failure injection: kill the receiver mid-pre-copy

@@ -242,12 +242,15 @@ enum smg_fault {
 	SMG_FI_DST_WRITE_FAIL,	     /* receiver's backend fails a page write */
 	SMG_FI_DST_BAD_DISK,	     /* receiver damages one disk block before verify */
 	SMG_FI_DST_SLOW_DATA,	     /* receiver's data channels lag in stop-and-copy */
+	SMG_FI_SRC_STARVE_CHAN,	     /* sender's last data channel idles in round 0 */
 	SMG_FI_MAX_
 };
 bool smg_fault_on(enum smg_fault f);
 /* If f is on: log it and _exit(70) (a crash, no clean-up); with
  * SMG_FI_STALL_MS=N set, pause N ms there instead (network tests). */
 void smg_fault_crash(enum smg_fault f);
+/* SMG_FI_STALL_MS when set (1..600000), else dflt. */
+unsigned smg_fault_stall_ms(unsigned dflt);
 
 /* ==== network identity and clean-up (network: engine/netid*.c, ========
  * ==== engine/announce*.c; see docs/network.md) ========================== */

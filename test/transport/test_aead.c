@@ -230,6 +230,43 @@ static void frame_layout(void)
 	CHECK(memcmp(buf + FRAME_LEN_BYTES, ref, clen) == 0);
 }
 
+/* A frame whose MAC holds but whose flags byte is none of MESSAGE, REKEY,
+ * FINAL (secretstream's PUSH tag, or anything else) is a protocol error. */
+static void flag_values(void)
+{
+	uint8_t key[SS_KEY], salt[SS_HEADER];
+	struct aead_key k;
+	struct frame_rx rx;
+	struct smg_frame f;
+	unsigned refused = 0, accepted = 0;
+
+	randombytes_buf(key, sizeof(key));
+	randombytes_buf(salt, sizeof(salt));
+	for (unsigned flags = 0; flags < 256; flags++) {
+		uint8_t *m = buf + FRAME_LEN_BYTES;
+		int r;
+
+		smg_aead_init(&k, key, salt);
+		smg_frame_rx_key(&rx, key, salt);
+		m[0] = (uint8_t)flags;
+		m[1] = SMG_FT_ACK;
+		smg_store_be32(buf, FRAME_MSG_MIN);
+		CHECK_EQ(smg_aead_seal(&k, m, FRAME_HDR_BYTES, NULL, 0, m + FRAME_HDR_BYTES),
+			 0);
+		r = smg_frame_open(&rx, buf, FRAME_OVERHEAD, &f);
+		if (flags == FRAME_FLAG_MESSAGE || flags == FRAME_FLAG_REKEY) {
+			CHECK_EQ(r, 0);
+			accepted++;
+		} else {
+			/* FINAL on ACK, or an unknown value */
+			CHECK_EQ(r, SMG_ERR_PROTO);
+			refused++;
+		}
+	}
+	CHECK_EQ(accepted, 2);
+	CHECK_EQ(refused, 254);
+}
+
 /* Two threads seal with their own cipher contexts at once: same answers. */
 static void *thread_seal(void *arg)
 {
@@ -278,6 +315,7 @@ int main(void)
 	rekeys();
 	refusals();
 	frame_layout();
+	flag_values();
 	threads();
 	free(buf);
 	free(ref);

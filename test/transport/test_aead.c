@@ -251,8 +251,9 @@ static void flag_values(void)
 		m[0] = (uint8_t)flags;
 		m[1] = SMG_FT_ACK;
 		smg_store_be32(buf, FRAME_MSG_MIN);
-		CHECK_EQ(smg_aead_seal(&k, m, FRAME_HDR_BYTES, NULL, 0, m + FRAME_HDR_BYTES),
-			 0);
+		CHECK_EQ(
+		    smg_aead_seal(&k, m, FRAME_HDR_BYTES, NULL, 0, m + FRAME_HDR_BYTES),
+		    0);
 		r = smg_frame_open(&rx, buf, FRAME_OVERHEAD, &f);
 		if (flags == FRAME_FLAG_MESSAGE || flags == FRAME_FLAG_REKEY) {
 			CHECK_EQ(r, 0);

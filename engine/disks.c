@@ -156,24 +156,31 @@ int smg_engine_disks_begin(struct smg_engine_disks *e, enum smg_stg_mode mode)
 /* Every frame of one phase (or ITER round) of disk i on chan. A frame is
  * filled in a scratch buffer first: a begun bulk frame cannot be dropped,
  * and only the storage layer knows whether a phase has one more frame. */
+/* Each chunk record is written by storage/ straight into a begun bulk
+ * frame, sealed there in place: no staging buffer, no copy. */
 static int send_phase(struct smg_engine_disks *e, unsigned i, struct smg_session *s,
 		      unsigned chan, enum smg_stg_phase ph, struct smg_ratelim *rl,
 		      uint64_t *bytes)
 {
-	uint8_t *buf = malloc(SMG_FRAME_PAYLOAD_MAX);
+	uint8_t *buf;
 	size_t used;
-	int r = buf == NULL ? SMG_ERR_NOMEM : SMG_OK;
+	int r;
 
-	while (r == SMG_OK) {
+	for (;;) {
+		if ((r = smg_chan_bulk_begin(s, chan, SMG_FRAME_PAYLOAD_MAX, &buf)) !=
+		    SMG_OK)
+			return r;
 		r = smg_stg_src_next(e->ss[i], ph, buf, SMG_FRAME_PAYLOAD_MAX, &used);
-		if (r != SMG_OK || used == 0)
-			break;
+		if (r != SMG_OK || used == 0) {
+			smg_chan_bulk_abandon(s, chan);
+			return r;
+		}
 		smg_ratelim_wait(rl, used);
-		r = smg_chan_send(s, chan, SMG_FT_DISK_CHUNK, buf, used);
+		if ((r = smg_chan_bulk_submit(s, chan, SMG_FT_DISK_CHUNK, used)) !=
+		    SMG_OK)
+			return r;
 		*bytes += used;
 	}
-	free(buf);
-	return r;
 }
 
 int smg_engine_disks_send(struct smg_engine_disks *e, struct smg_session *s,

@@ -207,7 +207,8 @@ int smg_session_stream_start(struct smg_session *s, unsigned idx, uint64_t deadl
 	smg_hs_chan_key(s->session_key, idx, txdir, key);
 	smg_store_be32(frame, 1 + SS_HEADER);
 	frame[4] = SMG_FT_STREAM;
-	crypto_secretstream_xchacha20poly1305_init_push(&c->tx.st, frame + 5, key);
+	randombytes_buf(frame + 5, SS_HEADER); /* our nonce salt (docs/protocol.md §5) */
+	smg_frame_tx_key(&c->tx, key, frame + 5);
 	if ((r = smg_sock_write_all(c->fd, frame, sizeof(frame), deadline_ms)) != 0)
 		goto out;
 	if ((r = smg_sock_read_hs(c->fd, in, sizeof(in), deadline_ms, &len)) != 0)
@@ -219,8 +220,7 @@ int smg_session_stream_start(struct smg_session *s, unsigned idx, uint64_t deadl
 		goto out;
 	}
 	smg_hs_chan_key(s->session_key, idx, 1 - txdir, key);
-	if (crypto_secretstream_xchacha20poly1305_init_pull(&c->rx.st, in + 5, key) != 0)
-		r = SMG_ERR_PROTO;
+	smg_frame_rx_key(&c->rx, key, in + 5);
 out:
 	sodium_memzero(key, sizeof(key));
 	return r;

@@ -110,7 +110,7 @@ struct smg_handshake_ext {
 #define SMG_PROGRESS_TIMEOUT_MS	 (15 * 60 * 1000)
 #define SMG_SESSION_TIMEOUT_MS	 (24 * 3600 * 1000) /* hard ceiling, whatever moves */
 #define SMG_PREAUTH_MAX		 16 /* concurrent unauthenticated connections */
-#define SMG_REKEY_BYTES		 (256ull << 20) /* per stream, then TAG_REKEY */
+#define SMG_REKEY_BYTES		 (256ull << 20) /* per stream, then a REKEY frame */
 #define SMG_REKEY_INTERVAL_MS	 120000		/* ... or after this long */
 
 struct smg_session_opts {
@@ -178,6 +178,9 @@ int smg_chan_send(struct smg_session *s, unsigned chan, uint8_t type, const void
 int smg_chan_bulk_begin(struct smg_session *s, unsigned chan, size_t len,
 			uint8_t **payload);
 int smg_chan_bulk_submit(struct smg_session *s, unsigned chan, uint8_t type, size_t len);
+/* Give back a begun bulk frame unsent (it turned out to have nothing worth
+ * sending); nothing reaches the wire and the stream is unchanged. */
+int smg_chan_bulk_abandon(struct smg_session *s, unsigned chan);
 /* Wait until every frame queued on chan is on the wire. */
 int smg_chan_flush(struct smg_session *s, unsigned chan);
 /* Next frame on chan (blocking, under the session's liveness rule).

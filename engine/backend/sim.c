@@ -1,9 +1,11 @@
 /* The sim backend: engine/backend.h on top of a sim host (sim_host.c).
  * Control goes over the host's socket like hypercalls; guest memory and the
  * dirty log are mapped directly, like Xen's foreign mappings. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "base/base.h"
@@ -168,39 +170,64 @@ static int logdirty_peek_clear(struct smg_backend *b, uint64_t *bitmap, uint64_t
 	return SMG_OK;
 }
 
-static int read_pages(struct smg_backend *b, const uint64_t *pfns, size_t n, uint8_t *out)
-{
-	struct sim_backend *s = SELF(b);
+/* Guest frames move through the memfd (preadv/pwritev), one call per run
+ * of up to IOV_MAX frames, rather than through our mapping of it: the
+ * kernel copies via its own mapping of the page cache, while a first touch
+ * through a fresh user mapping faults once per frame (and, under a
+ * hypervisor's shadow paging, costs several microseconds per frame: ~8x the
+ * copy itself on the build VM). */
+#define IOV_RUN 1024
 
-	for (size_t i = 0; i < n; i++) {
-		if (pfns[i] >= s->mem.sh->npages)
-			return SMG_ERR_INVAL;
-		memcpy(out + i * SMG_SIM_PAGE_SIZE,
-		       s->mem.pages + pfns[i] * SMG_SIM_PAGE_SIZE, SMG_SIM_PAGE_SIZE);
+static int frames_io(struct sim_backend *s, const uint64_t *pfns, size_t n, uint8_t *buf,
+		     const uint8_t *zero, bool write)
+{
+	const uint64_t ps = SMG_SIM_PAGE_SIZE, base = s->mem.sh->mem_off;
+	struct iovec iov[IOV_RUN];
+	size_t i = 0;
+
+	while (i < n) {
+		size_t k = 0, want;
+		uint64_t first = pfns[i];
+		ssize_t got;
+
+		/* a run of consecutive frames, one iovec per frame */
+		do {
+			if (pfns[i + k] >= s->mem.sh->npages)
+				return SMG_ERR_INVAL;
+			iov[k].iov_base =
+			    zero != NULL ? (void *)zero : buf + (i + k) * ps;
+			iov[k].iov_len = ps;
+			k++;
+		} while (i + k < n && k < IOV_RUN && pfns[i + k] == first + k);
+		want = k * ps;
+		got = write ? pwritev(s->mem.fd, iov, (int)k, (off_t)(base + first * ps))
+			    : preadv(s->mem.fd, iov, (int)k, (off_t)(base + first * ps));
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got < 0)
+			return smg_err_sys(errno);
+		if ((size_t)got != want) /* a memfd of the checked size: never short */
+			return SMG_ERR_BACKEND;
+		i += k;
 	}
 	return SMG_OK;
+}
+
+static int read_pages(struct smg_backend *b, const uint64_t *pfns, size_t n, uint8_t *out)
+{
+	return frames_io(SELF(b), pfns, n, out, NULL, false);
 }
 
 static int write_pages(struct smg_backend *b, const uint64_t *pfns, size_t n,
 		       const uint8_t *data, bool zero_only)
 {
+	static const uint8_t zero[SMG_SIM_PAGE_SIZE];
 	struct sim_backend *s = SELF(b);
 
 	/* The interface's order (backend.h): no page after the state. */
 	if (s->restored)
 		return SMG_ERR_STATE;
-	for (size_t i = 0; i < n; i++) {
-		uint8_t *dst;
-
-		if (pfns[i] >= s->mem.sh->npages)
-			return SMG_ERR_INVAL;
-		dst = s->mem.pages + pfns[i] * SMG_SIM_PAGE_SIZE;
-		if (zero_only)
-			memset(dst, 0, SMG_SIM_PAGE_SIZE);
-		else
-			memcpy(dst, data + i * SMG_SIM_PAGE_SIZE, SMG_SIM_PAGE_SIZE);
-	}
-	return SMG_OK;
+	return frames_io(s, pfns, n, (uint8_t *)data, zero_only ? zero : NULL, true);
 }
 
 static int op_pause(struct smg_backend *b)

@@ -112,8 +112,8 @@ uint64_t smg_sim_mem_size(uint64_t npages);
 int smg_sim_mem_create(const struct smg_sim_config *cfg, bool fill,
 		       struct smg_sim_mem *m);
 /* Map an existing memfd (received over the sim host socket); populate
- * faults every frame in at once (a destination skeleton, like Xen's
- * populate_physmap), instead of one fault per first write. */
+ * allocates every frame at once (a destination skeleton, like Xen's
+ * populate_physmap), instead of one allocation per first write. */
 int smg_sim_mem_map(int fd, bool populate, struct smg_sim_mem *m);
 void smg_sim_mem_unmap(struct smg_sim_mem *m);
 

@@ -86,12 +86,22 @@ static void run_kind(struct smg_vdisk *d, enum smg_wl_kind kind,
 	struct smg_wl_opts o = {.kind = kind, .threads = 2, .trace = t, .seed = 1};
 	struct smg_wl_result r;
 	struct smg_wl *w = NULL;
+	int i;
 
 	CHECK_EQ(smg_wl_start(d, &o, &w), 0);
 	if (w == NULL)
 		return;
+	/* Progress, not a fixed sleep: on a loaded machine the workload's
+	 * threads may not run for a while. Let it run at least 150 ms, then
+	 * wait (up to a minute) until it has done enough I/O for the mix checks
+	 * below to mean something. */
 	nanosleep(&(struct timespec){0, 150000000}, NULL);
-	smg_wl_result(w, &r);
+	for (i = 0; i < 600; i++) {
+		smg_wl_result(w, &r);
+		if (r.reads + r.writes >= 64 || r.errors > 0)
+			break;
+		nanosleep(&(struct timespec){0, 100000000}, NULL);
+	}
 	smg_wl_stop(w);
 	CHECK_EQ(r.errors, 0);
 	CHECK(r.reads + r.writes > 0);

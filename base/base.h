@@ -50,8 +50,13 @@ enum smg_err {
 	SMG_ERR_STORAGE = -37,
 	SMG_ERR_NBD = -38,
 	SMG_ERR_REPLAY = -39,
-	SMG_ERR_FAULT = -40, /* a named fault-injection point fired */
-	SMG_ERR_MAX_ = -41,
+	SMG_ERR_FAULT = -40,	     /* a named fault-injection point fired */
+	SMG_ERR_CANCELLED = -41,     /* the operator cancelled (signal, secmig cancel) */
+	SMG_ERR_CAPACITY = -42,	     /* no room: disk full, memory, too many migrations */
+	SMG_ERR_DOMAIN_EXISTS = -43, /* a domain of that name exists there */
+	SMG_ERR_NO_BACKEND = -44,    /* the hypervisor backend is not available */
+	SMG_ERR_DISK_FULL = -45,     /* no space left on a disk (ENOSPC, EDQUOT) */
+	SMG_ERR_MAX_ = -46,
 };
 
 const char *smg_strerror(int err);

@@ -8,6 +8,7 @@
  * ITER round per later round, and the FINAL phase in stop-and-copy. While
  * the migration runs, each source disk is exported over NBD so the guest's
  * I/O goes through the same storage layer. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -168,7 +169,8 @@ static int send_phase(struct smg_engine_disks *e, unsigned i, struct smg_session
 		r = smg_stg_src_next(e->ss[i], ph, buf, SMG_FRAME_PAYLOAD_MAX, &used);
 		if (r != SMG_OK || used == 0)
 			break;
-		smg_ratelim_wait(rl, used);
+		if ((r = smg_ratelim_wait(rl, used)) != SMG_OK)
+			break; /* cancelled */
 		r = smg_chan_send(s, chan, SMG_FT_DISK_CHUNK, buf, used);
 		*bytes += used;
 	}
@@ -373,6 +375,27 @@ void smg_engine_disks_discard(struct smg_engine_disks *e)
 			unlink(e->path[i]);
 	}
 	smg_engine_disks_free(e);
+}
+
+int smg_engine_disks_quarantine(struct smg_engine_disks *e, const char *dir)
+{
+	char to[SMG_DOMAIN_PATH_MAX * 2 + 80];
+	int r = SMG_OK;
+
+	for (unsigned i = 0; e != NULL && i < e->n; i++) {
+		const char *base = strrchr(e->path[i], '/');
+
+		smg_stg_dst_close(e->sd[i]);
+		e->sd[i] = NULL;
+		if (e->path[i][0] == '\0')
+			continue;
+		snprintf(to, sizeof(to), "%s/%s", dir,
+			 base != NULL ? base + 1 : e->path[i]);
+		if (rename(e->path[i], to) != 0 && r == SMG_OK)
+			r = smg_err_sys(errno);
+	}
+	smg_engine_disks_free(e);
+	return r;
 }
 
 void smg_engine_disks_free(struct smg_engine_disks *e)

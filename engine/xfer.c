@@ -33,21 +33,35 @@ void smg_engine_hex(const uint8_t *p, size_t n, char *out)
 	out[2 * n] = '\0';
 }
 
-void smg_ratelim_wait(struct smg_ratelim *rl, size_t bytes)
+int smg_ratelim_wait(struct smg_ratelim *rl, size_t bytes)
 {
-	uint64_t now, start;
+	uint64_t now, start, rate;
 
-	if (rl == NULL || rl->rate == 0)
-		return;
+	if (rl == NULL)
+		return SMG_OK;
+	if (rl->cancel != NULL && atomic_load(rl->cancel))
+		return SMG_ERR_CANCELLED;
+	atomic_fetch_add(&rl->bytes, bytes);
+	if ((rate = atomic_load(&rl->rate)) == 0)
+		return SMG_OK;
 	pthread_mutex_lock(&rl->lock);
 	now = smg_now_ns();
 	start = rl->next_ns > now ? rl->next_ns : now;
-	rl->next_ns = start + (uint64_t)((double)bytes * 1e9 / (double)rl->rate);
+	rl->next_ns = start + (uint64_t)((double)bytes * 1e9 / (double)rate);
 	pthread_mutex_unlock(&rl->lock);
 	if (start > now) {
 		struct timespec ts = {.tv_sec = (time_t)((start - now) / 1000000000ull),
 				      .tv_nsec = (long)((start - now) % 1000000000ull)};
 		nanosleep(&ts, NULL);
+	}
+	return SMG_OK;
+}
+
+void smg_ratelim_pages(struct smg_ratelim *rl, uint64_t pages, uint64_t bytes)
+{
+	if (rl != NULL) {
+		atomic_fetch_add(&rl->pages, pages);
+		atomic_fetch_add(&rl->page_bytes, bytes);
 	}
 }
 
@@ -81,9 +95,12 @@ static int send_zero(struct smg_xfer_send *x, uint64_t *zl, uint32_t n)
 	smg_pages_put_hdr(buf, x->round, n);
 	for (uint32_t i = 0; i < n; i++)
 		smg_store_be64(buf + SMG_PAGES_HDR_LEN + (size_t)i * 8, zl[i]);
-	smg_ratelim_wait(x->rl, len);
-	if ((r = smg_chan_bulk_submit(x->s, x->chan, SMG_FT_ZERO_PAGES, len)) != SMG_OK)
+	/* A cancel still sends the frame begun: the channel stays usable. */
+	int c = smg_ratelim_wait(x->rl, len);
+	if ((r = smg_chan_bulk_submit(x->s, x->chan, SMG_FT_ZERO_PAGES, len)) != SMG_OK ||
+	    (r = c) != SMG_OK)
 		return r;
+	smg_ratelim_pages(x->rl, n, len);
 	x->zeros += n;
 	x->bytes += len;
 	return SMG_OK;
@@ -102,9 +119,13 @@ static int submit_pages(struct smg_xfer_send *x, struct frame_fill *f)
 		memmove(want, data, (size_t)f->cnt * ps);
 	smg_pages_put_hdr(f->buf, x->round, f->cnt);
 	len = SMG_PAGES_HDR_LEN + (size_t)f->cnt * (8 + ps);
-	smg_ratelim_wait(x->rl, len);
-	if ((r = smg_chan_bulk_submit(x->s, x->chan, SMG_FT_PAGES, len)) != SMG_OK)
+	int c = smg_ratelim_wait(x->rl, len);
+	if ((r = smg_chan_bulk_submit(x->s, x->chan, SMG_FT_PAGES, len)) != SMG_OK ||
+	    (r = c) != SMG_OK) {
+		f->buf = NULL;
 		return r;
+	}
+	smg_ratelim_pages(x->rl, f->cnt, len);
 	x->pages += f->cnt;
 	x->bytes += len;
 	f->buf = NULL;
@@ -299,7 +320,8 @@ int smg_xfer_recv_frame(struct smg_xfer_dest *d, unsigned chan, uint8_t type,
 		return round_end(d, p, len, final);
 	case SMG_FT_DISK_CHUNK:
 		atomic_fetch_add(&d->bytes, len);
-		return smg_engine_disks_apply(d->disks, chan, d->nchan, p, len);
+		return smg_err_classify(
+		    smg_engine_disks_apply(d->disks, chan, d->nchan, p, len));
 	default:
 		smg_peer_log(SMG_LOG_ERROR,
 			     "frame type 0x%02x not valid on a data channel", type);

@@ -181,12 +181,16 @@ int smg_chan_recv(struct smg_session *s, unsigned chan, struct smg_frame *out)
 	memset(out, 0, sizeof(*out));
 	if ((r = chan_get(s, chan, &c)) != 0)
 		return r;
+	if (atomic_load(&s->interrupted))
+		return SMG_ERR_CANCELLED;
 	if (c->eof_returned)
 		return recv_after_final(c);
 	for (;;) {
 		rx_compact(c, FRAME_LEN_BYTES);
 		r = smg_frame_check_len(c->rbuf + c->rstart, c->rend - c->rstart, &need);
 		if (r == SMG_ERR_TRUNCATED) {
+			if (atomic_load(&s->interrupted))
+				return SMG_ERR_CANCELLED;
 			if (c->rx_eof) {
 				r = SMG_ERR_CUT;
 				break;

@@ -4,6 +4,7 @@
 
 #include <liburing.h>
 #include <sodium.h>
+#include <stdatomic.h>
 
 #include "base/base.h"
 #include "proto/proto.h"
@@ -186,6 +187,8 @@ int smg_chan_io_recv(struct chan *c);
 
 struct smg_session {
 	char peer_name[SMG_PEER_NAME_MAX + 1];
+	uint8_t peer_key[SMG_PUBKEY_LEN]; /* the enrolled key that signed */
+	_Atomic bool interrupted;	  /* smg_session_interrupt */
 	unsigned nchan;
 	uint64_t caps;
 	uint8_t transcript[SMG_TRANSCRIPT_LEN];

@@ -69,7 +69,7 @@ recv_rc() { wait "$RECV_PID"; RRC=$?; }
 recv_stop() { kill "$RECV_PID" 2>/dev/null; wait "$RECV_PID" 2>/dev/null; }
 sendp() { # NAME [flags]
 	local name=$1; shift
-	"$SECMIG" send --to "127.0.0.1:$PORT" --domain "$name" --json \
+	"$SECMIG" send --to "127.0.0.1:$PORT" --peer dst --on-no-converge extend --domain "$name" --json \
 		--state-dir "$A" --check-memory --policy "$A/policy" "$@" >"$T/send.out" 2>"$T/send.err"
 	RC=$?
 }
@@ -122,7 +122,7 @@ denied web-2 "deny peer" "may not send to this host"
 # 5. TPM required, the sender runs software mode: refused at the handshake
 { echo "host src"; echo "mode software"; echo "peer dst"; } >"$T/a-soft"
 recv_p "$B/policy"
-"$SECMIG" send --to "127.0.0.1:$PORT" --domain web-2 --json --state-dir "$A" \
+"$SECMIG" send --to "127.0.0.1:$PORT" --peer dst --domain web-2 --json --state-dir "$A" \
 	--policy "$T/a-soft" >"$T/send.out" 2>"$T/send.err"
 RC=$?
 [ "$RC" = 4 ] || err "software peer: send exit $RC, want 4"

@@ -78,8 +78,7 @@ int smg_cmd_keygen(int argc, char **argv)
 	if (r != 0) {
 		fprintf(stderr, "secmig: cannot write key %s: %s\n", argv[optind],
 			smg_strerror(r));
-		return smg_exit_from_err(r) == SMG_EXIT_FAIL ? SMG_EXIT_CONFIG
-							     : smg_exit_from_err(r);
+		return SMG_EXIT_CONFIG; /* a key file that cannot be written */
 	}
 	printf("%s\n", pub);
 	return SMG_EXIT_OK;

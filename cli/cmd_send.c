@@ -263,13 +263,23 @@ static int migrate(struct send_run *x)
 	x->out.handshake_ms = (double)(smg_now_ns() - t0) / 1e6;
 	if (r != SMG_OK) {
 		char d[SMG_ENGINE_DETAIL_MAX + 512];
-		snprintf(d, sizeof(d), "%s '%s' at %s: %s; the VM was not touched",
-			 r == SMG_ERR_ATTEST || r == SMG_ERR_TPM
-			     ? "attestation failed with"
-			 : smg_exit_from_err(r) == SMG_EXIT_AUTH
-			     ? "the host answering is not the enrolled peer"
-			     : "cannot reach the destination",
-			 x->dest.peer, x->dest.addr, smg_strerror(r));
+		if (smg_exit_from_err(r) == SMG_EXIT_AUTH)
+			/* Either end may be the one that does not know the
+			 * other: the log above says which check failed. */
+			snprintf(
+			    d, sizeof(d),
+			    "authentication with '%s' at %s failed (%s): the host there "
+			    "must prove the key enrolled here as '%s' and know this host "
+			    "as '%s'; the VM was not touched",
+			    x->dest.peer, x->dest.addr, smg_strerror(r), x->dest.peer,
+			    x->ci.name);
+		else
+			snprintf(d, sizeof(d),
+				 "%s '%s' at %s: %s; the VM was not touched",
+				 r == SMG_ERR_ATTEST || r == SMG_ERR_TPM
+				     ? "attestation failed with"
+				     : "cannot reach the destination",
+				 x->dest.peer, x->dest.addr, smg_strerror(r));
 		smg_err("%s", d);
 		smg_engine_send_fail(x->m, r);
 		snprintf(x->st.peer, sizeof(x->st.peer), "%s", x->dest.peer);

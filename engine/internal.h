@@ -98,6 +98,7 @@ struct smg_live {
 	_Atomic bool poked;  /* any cancel request, accepted or deferred */
 	bool past_commit;    /* the engine passed the point of no return */
 	bool frozen;	     /* stop-and-copy began: tuning is over */
+	uint64_t t0_ms;	     /* monotonic start: the receiver's mean rate */
 	char why[64];
 };
 /* The engine's side; every function accepts l == NULL (no live view). */

@@ -27,6 +27,7 @@ int smg_live_new(const char *role, struct smg_live **out)
 	pthread_mutex_init(&l->lock, NULL);
 	snprintf(l->st.role, sizeof(l->st.role), "%s", role);
 	l->st.eta_s = -1;
+	l->t0_ms = smg_now_ms();
 	clock_gettime(CLOCK_REALTIME, &ts);
 	l->st.started_unix_ms =
 	    (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
@@ -59,10 +60,13 @@ void smg_live_get(struct smg_live *l, struct smg_live_status *out)
 	pthread_mutex_lock(&l->lock);
 	*out = l->st;
 	if (l->rx_bytes != NULL) {
+		uint64_t ms = smg_now_ms() - l->t0_ms;
 		out->bytes = atomic_load(l->rx_bytes);
 		out->round_done = atomic_load(l->rx_pages) + atomic_load(l->rx_zeros);
-		if (out->round == 0 && out->round_done <= out->ram_pages)
-			out->copied_pages = out->round_done;
+		out->copied_pages =
+		    out->round_done < out->ram_pages ? out->round_done : out->ram_pages;
+		/* the receiver measures no rounds: its mean receive rate */
+		out->rate = ms > 0 ? (double)out->bytes * 1000.0 / (double)ms : 0;
 	}
 	pthread_mutex_unlock(&l->lock);
 }

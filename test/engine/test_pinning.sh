@@ -68,6 +68,30 @@ RC=$?
 wait "$RECV_PID"
 expect_on B pin1 "send --to NAME"
 "$SECMIG" sim --state-dir "$B" destroy pin1 >/dev/null
+vm pin1 8M hotspot 2M
+
+# The destination's default name (its hostname) is not how the source
+# enrolled it: the handshake says so on both ends instead of a bare failure.
+if [ "$(hostname)" != dst ]; then
+	"$SECMIG" recv --listen 127.0.0.1:0 --once --json --state-dir "$B" >"$T/recv.out" \
+		2>"$T/recv.err" &
+	RECV_PID=$!
+	PIDS+=($RECV_PID)
+	for i in $(seq 200); do
+		PORT=$(sed -n 's/.*"event":"listening".*"port":\([0-9]*\).*/\1/p' "$T/recv.out")
+		[ -n "$PORT" ] && break
+		sleep 0.05
+	done
+	grep -q "\"name\":\"$(hostname)\"" "$T/recv.out" || err "recv does not say its name"
+	send pin1
+	[ "$RC" = 3 ] || err "default name: send exit $RC, want 3"
+	grep -q "server identifies as '$(hostname)', expected 'dst'" "$T/send.err" ||
+		err "default name: $(cat "$T/send.err")"
+	kill "$RECV_PID" 2>/dev/null
+	wait "$RECV_PID" 2>/dev/null
+	expect_on A pin1 "default name"
+fi
+"$SECMIG" sim --state-dir "$A" destroy pin1 >/dev/null
 
 # ---- 2. an honest third host answers resolve ------------------------------
 vm pin2 8M hotspot 2M

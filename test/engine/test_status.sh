@@ -81,5 +81,39 @@ wait "$RS" 2>/dev/null
 $CHECK "$T/send.out" "$T/recv.out" >"$T/check.out" || { err "events schema"; cat "$T/check.out"; }
 [ -z "$(ls "$A/control")" ] || err "a control socket was left behind: $(ls "$A/control")"
 
+# The destination's operator cancels an incoming migration: both end with
+# exit 13 and the source says which host cancelled.
+vm inbound 16M hotspot 2M
+"$SECMIG" --quiet recv --listen 127.0.0.1:0 --once --json --state-dir "$B" --name dst \
+	>"$T/recv.out" 2>"$T/recv.err" &
+RS=$!
+PIDS+=($RS)
+for i in $(seq 200); do
+	PORT=$(sed -n 's/.*"event":"listening".*"port":\([0-9]*\).*/\1/p' "$T/recv.out")
+	[ -n "$PORT" ] && break
+	sleep 0.05
+done
+"$SECMIG" --quiet send --to "127.0.0.1:$PORT" --peer dst --domain inbound --json \
+	--state-dir "$A" --name src --bandwidth 2M >"$T/send.out" 2>"$T/send.err" &
+SPID=$!
+PIDS+=($SPID)
+for i in $(seq 400); do
+	"$SECMIG" status --json --state-dir "$B" | grep -q '"domain":"inbound"' && break
+	sleep 0.05
+done
+"$SECMIG" status --json --state-dir "$B" | grep -q '"rate_Bps":[1-9]' ||
+	err "the receiver's status shows no rate"
+"$SECMIG" cancel --domain inbound --state-dir "$B" >"$T/cancel.out" 2>&1 ||
+	err "cancel on B: $(cat "$T/cancel.out")"
+wait "$SPID"
+RC=$?
+wait "$RS"
+RRC=$?
+[ "$RC" = 13 ] && [ "$RRC" = 13 ] || err "cancel on B: send $RC recv $RRC, want 13 13"
+tail -n 1 "$T/send.out" | grep -q "\"failed_host\":\"destination\".*\"detail\":\"destination 'dst' aborted: cancelled on the destination" ||
+	err "cancel on B: $(tail -n 1 "$T/send.out")"
+for i in $(seq 50); do [ "$(state_on "$B" inbound)" = absent ] && break; sleep 0.05; done
+expect_on A inbound "cancelled by the destination"
+
 [ $fail = 0 ] && echo "engine status: all checks passed"
 exit $fail

@@ -71,6 +71,13 @@ struct smg_backend_ops {
 	/* ---- source side ---------------------------------------------------- */
 	int (*domain_open)(struct smg_backend *self, const char *name,
 			   struct smg_domain_info *info);
+	/* Optional; NULL: every frame 0..pages-1 is the guest's memory. Sets
+	 * in bitmap (pages bits) the frames that are the guest's memory now
+	 * (Xen: populated; the rest are holes) and their count: the first
+	 * round sends only these. A frame that appears or goes later is
+	 * reported dirty by logdirty_peek_clear, so the rounds after the
+	 * first need nothing more. */
+	int (*populated)(struct smg_backend *self, uint64_t *bitmap, uint64_t *count);
 	/* Log-dirty (Xen: XEN_DOMCTL_SHADOW_OP_ENABLE_LOGDIRTY / PEEK+CLEAN /
 	 * OFF). peek_clear ORs the pages dirtied since the previous call into
 	 * bitmap (pages bits, 64 per word) and clears them at the source

@@ -41,7 +41,7 @@ struct dst {
 	unsigned threads;
 	pthread_t hasher;
 	bool hashing;
-	bool chan0_final, committed;
+	bool committed;
 	bool nics_built;	  /* network: NICs prepared on this host */
 	struct smg_announce *ann; /* network: clean-up running after resume */
 	Smg__Manifest *manifest;
@@ -170,6 +170,7 @@ static int reply_plan(struct dst *d, int err, const char *why)
 
 static int start_threads(struct dst *d)
 {
+	d->rx[0] = (struct smg_xfer_recv){.d = &d->xd, .chan = 0}; /* this thread's */
 	for (unsigned c = 1; c < d->xd.nchan; c++) {
 		d->rx[c] = (struct smg_xfer_recv){.d = &d->xd, .chan = c};
 		if (pthread_create(&d->rx[c].tid, NULL, smg_xfer_recv_main, &d->rx[c]) !=
@@ -374,7 +375,7 @@ static int on_plan(struct dst *d, const struct smg_frame *f)
 				       .nchan = smg_session_channels(d->s),
 				       .final_round = -1};
 	pthread_mutex_init(&d->xd.lock, NULL);
-	pthread_cond_init(&d->xd.cond, NULL);
+	smg_engine_cond_init(&d->xd.cond);
 	if ((r = smg_merkle_new(d->info.pages, d->info.page_size, &d->xd.mk)) != SMG_OK ||
 	    (r = start_threads(d)) != SMG_OK) {
 		r = SMG_ERR_CAPACITY;
@@ -399,8 +400,16 @@ static int on_round_start(struct dst *d, const struct smg_frame *f)
 		return r;
 	rs = (Smg__RoundStart *)m;
 	pthread_mutex_lock(&d->xd.lock);
-	if (rs->round != d->xd.known_round || d->xd.final_round >= 0) {
-		r = SMG_ERR_STATE; /* rounds count up from 0, nothing after final */
+	/* Rounds count up from 0, each after channel 0 ended the one before,
+	 * and nothing follows the final one. */
+	if (rs->round != d->xd.known_round || rs->round != d->rx[0].round ||
+	    d->xd.final_round >= 0) {
+		smg_peer_log(
+		    SMG_LOG_ERROR,
+		    "ROUND_START %u out of sequence (next %u, channel 0 in %u%s)",
+		    rs->round, d->xd.known_round, d->rx[0].round,
+		    d->xd.final_round >= 0 ? ", after the final round" : "");
+		r = SMG_ERR_STATE;
 	} else {
 		d->xd.known_round = rs->round + 1;
 		if (rs->final)
@@ -423,13 +432,14 @@ static int on_round_start(struct dst *d, const struct smg_frame *f)
 static int wait_data_channels(struct dst *d)
 {
 	uint64_t t0 = smg_now_ms();
-	int r;
+	int r = SMG_OK;
 
 	pthread_mutex_lock(&d->xd.lock);
-	while (d->xd.chans_done < d->threads && atomic_load(&d->xd.err) == SMG_OK)
-		pthread_cond_wait(&d->xd.cond, &d->xd.lock);
+	while (d->xd.chans_done < d->threads && atomic_load(&d->xd.err) == SMG_OK &&
+	       r == SMG_OK)
+		r = smg_engine_cond_wait(&d->xd.cond, &d->xd.lock, d->s, t0);
 	pthread_mutex_unlock(&d->xd.lock);
-	if ((r = atomic_load(&d->xd.err)) != SMG_OK)
+	if (r != SMG_OK || (r = atomic_load(&d->xd.err)) != SMG_OK)
 		return r;
 	if ((r = join_threads(d)) == SMG_OK)
 		smg_debug(
@@ -461,7 +471,7 @@ static int on_device_state(struct dst *d, const struct smg_frame *f)
 	Smg__DeviceState *ds;
 	int r;
 
-	if (d->xd.final_round < 0 || d->have_state || !d->chan0_final)
+	if (d->xd.final_round < 0 || d->have_state || !d->rx[0].finished)
 		return SMG_ERR_STATE;
 	if ((r = smg_frame_unpack(f, &smg__device_state__descriptor, &m)) != SMG_OK)
 		return r;
@@ -482,7 +492,8 @@ static int on_manifest(struct dst *d, const struct smg_frame *f)
 	ProtobufCMessage *m;
 	int r;
 
-	if (!d->have_state)
+	/* After the state, and the vTPM's state if the VM has one. */
+	if (!d->have_state || (d->info.has_vtpm && !d->have_vtpm))
 		return SMG_ERR_STATE;
 	if ((r = smg_frame_unpack(f, &smg__manifest__descriptor, &m)) != SMG_OK)
 		return r;
@@ -520,27 +531,53 @@ static int on_peer_abort(struct dst *d, const struct smg_frame *f)
 static int abort_reason(struct dst *d, int err)
 {
 	struct smg_frame f;
+	int r;
 
-	while (smg_chan_recv(d->s, 0, &f) == SMG_OK)
-		if (f.type == SMG_FT_ABORT)
+	while ((r = smg_chan_recv(d->s, 0, &f)) == SMG_OK || r == SMG_ERR_INTERRUPTED)
+		if (r == SMG_OK && f.type == SMG_FT_ABORT)
 			return on_peer_abort(d, &f);
 	return err;
+}
+
+/* A frame impossible in sequence is the peer's protocol error: the ABORT
+ * says so (exit 10 on both sides). */
+static void protocol_reason(struct dst *d)
+{
+	if (d->reason == SMG__ABORT_REASON__ABORT_UNSPECIFIED &&
+	    (d->err == SMG_ERR_PROTO || d->err == SMG_ERR_STATE))
+		d->reason = SMG__ABORT_REASON__ABORT_PROTOCOL;
+}
+
+/* Every data channel ended with the final round's ROUND_END: anything it
+ * holds beyond that came after the final round. */
+static int nothing_after_final(struct dst *d)
+{
+	for (unsigned c = 1; c < d->xd.nchan; c++)
+		if (smg_chan_has_input(d->s, c)) {
+			smg_peer_log(SMG_LOG_ERROR,
+				     "channel %u: a frame after the final round", c);
+			return SMG_ERR_STATE;
+		}
+	return SMG_OK;
 }
 
 /* RECEIVING: control and channel-0 pages until the manifest arrives. */
 static enum dst_state do_receiving(struct dst *d)
 {
 	struct smg_frame f;
-	bool fin = false;
 
-	/* A channel thread failed: abort now (it keeps draining its channel). */
+	/* A channel thread failed: abort now (it keeps draining its channel);
+	 * it interrupts our wait on channel 0 to say so. */
 	if ((d->err = atomic_load(&d->xd.err)) != SMG_OK) {
 		if (d->err == SMG_ERR_CUT || d->err == SMG_ERR_EOF)
 			d->err = abort_reason(d, d->err);
+		return protocol_reason(d), DST_ABORTED;
+	}
+	if ((d->err = smg_chan_recv(d->s, 0, &f)) != SMG_OK) {
+		if (d->err == SMG_ERR_INTERRUPTED)
+			return DST_RECEIVING; /* the check above says why */
 		return DST_ABORTED;
 	}
-	if ((d->err = smg_chan_recv(d->s, 0, &f)) != SMG_OK)
-		return DST_ABORTED;
 	switch (f.type) {
 	case SMG_FT_ROUND_START:
 		d->err = on_round_start(d, &f);
@@ -549,18 +586,13 @@ static enum dst_state do_receiving(struct dst *d)
 	case SMG_FT_ZERO_PAGES:
 	case SMG_FT_DISK_CHUNK:
 	case SMG_FT_ROUND_END:
-		if (d->chan0_final) {
-			d->err = SMG_ERR_STATE;
-			break;
-		}
-		d->err = smg_xfer_recv_frame(&d->xd, 0, f.type, f.payload, f.len, &fin);
-		d->chan0_final |= fin;
+		d->err = smg_xfer_recv_frame(&d->rx[0], f.type, f.payload, f.len);
 		break;
 	case SMG_FT_DEVICE_STATE:
 		d->err = on_device_state(d, &f);
 		break;
-	case SMG_FT_VTPM_STATE:
-		if (!d->info.has_vtpm || d->have_vtpm || d->xd.final_round < 0)
+	case SMG_FT_VTPM_STATE: /* once, after DEVICE_STATE */
+		if (!d->info.has_vtpm || d->have_vtpm || !d->have_state)
 			d->err = SMG_ERR_STATE;
 		else if ((d->err = smg_engine_vtpm_recv(&f, d->info.vtpm_ctrl_port,
 							d->vtpm_hash)) == SMG_OK)
@@ -569,7 +601,7 @@ static enum dst_state do_receiving(struct dst *d)
 			d->reason = SMG__ABORT_REASON__ABORT_INTEGRITY;
 		break;
 	case SMG_FT_MANIFEST:
-		if (!d->chan0_final)
+		if (!d->rx[0].finished)
 			d->err = SMG_ERR_STATE;
 		else if ((d->err = on_manifest(d, &f)) == SMG_OK)
 			return DST_VERIFY;
@@ -583,8 +615,7 @@ static enum dst_state do_receiving(struct dst *d)
 		d->err = SMG_ERR_STATE;
 		break;
 	}
-	if (d->err == SMG_ERR_PROTO || d->err == SMG_ERR_STATE)
-		d->reason = SMG__ABORT_REASON__ABORT_PROTOCOL;
+	protocol_reason(d);
 	return d->err == SMG_OK ? DST_RECEIVING : DST_ABORTED;
 }
 
@@ -604,8 +635,9 @@ static enum dst_state do_verify(struct dst *d)
 	emit(d, SMG_EV_PHASE, SMG_PHASE_VERIFY, NULL);
 	stop_hasher(d);
 	if ((d->err = atomic_load(&d->xd.err)) != SMG_OK ||
-	    (d->err = join_threads(d)) != SMG_OK)
-		return DST_ABORTED;
+	    (d->err = join_threads(d)) != SMG_OK ||
+	    (d->err = nothing_after_final(d)) != SMG_OK)
+		return protocol_reason(d), DST_ABORTED;
 	if (smg_fault_on(SMG_FI_DST_BAD_DISK))
 		smg_engine_disks_damage(d->disks);
 	if (smg_fault_on(SMG_FI_DST_BAD_ROOT)) {
@@ -785,8 +817,12 @@ static bool quarantine(struct dst *d, char *path, size_t n)
 static void abort_dest(struct dst *d, char *qpath, size_t qn)
 {
 	Smg__Abort a = SMG__ABORT__INIT;
+	struct smg_frame f;
+	bool told = false;
+	int r;
 
 	stop_threads(d);
+	protocol_reason(d);
 	if (d->err == SMG_ERR_DISK_FULL) {
 		smg_err("no space left in %s for the incoming disk images",
 			d->o->disk_dir != NULL ? d->o->disk_dir : d->o->state_dir);
@@ -800,6 +836,7 @@ static void abort_dest(struct dst *d, char *qpath, size_t qn)
 	}
 	if (d->err != SMG_ERR_EOF && d->err != SMG_ERR_CUT && d->err != SMG_ERR_ABORTED &&
 	    d->err != SMG_ERR_TIMEOUT && !d->peer_abort) {
+		told = true;
 		a.reason = d->reason != 0 ? d->reason
 					  : (Smg__AbortReason)smg_reason_from_err(d->err);
 		a.detail = d->why[0] != '\0'	      ? d->why
@@ -808,12 +845,16 @@ static void abort_dest(struct dst *d, char *qpath, size_t qn)
 		a.error = d->err;
 		smg_chan_send_msg(d->s, 0, SMG_FT_ABORT, &a.base);
 		smg_chan_flush(d->s, 0);
-		/* Drain the control channel too until the source, having read
-		 * the ABORT, ends the session (bounded by the I/O timeout). */
-		struct smg_frame f;
-		while (smg_chan_recv(d->s, 0, &f) == SMG_OK)
-			;
 	}
+	/* The source ends the session once it has read the ABORT; every
+	 * channel is drained until then (so it never blocks on a channel
+	 * nobody reads), but for no longer than the idle limit: a peer that
+	 * goes on sending does not hold this session (and its slot). */
+	smg_session_set_deadline(d->s, smg_session_idle_limit(d->s));
+	if (told)
+		while ((r = smg_chan_recv(d->s, 0, &f)) == SMG_OK ||
+		       r == SMG_ERR_INTERRUPTED)
+			;
 	bool kept = !d->committed && d->err == SMG_ERR_INTEGRITY && d->recorded &&
 		    quarantine(d, qpath, qn);
 	if (!kept)

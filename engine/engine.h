@@ -363,6 +363,7 @@ enum smg_fault {
 	SMG_FI_DST_WRITE_FAIL,	     /* receiver's backend fails a page write */
 	SMG_FI_DST_BAD_DISK,	     /* receiver damages one disk block before verify */
 	SMG_FI_DST_SLOW_DATA,	     /* receiver's data channels lag in stop-and-copy */
+	SMG_FI_SRC_STARVE_CHAN,	     /* sender's last data channel idles in round 0 */
 	SMG_FI_SRC_IN_SETUP,	     /* sender exits after PLAN, before PLAN_ACK */
 	SMG_FI_SRC_IN_VERIFY,	     /* sender exits after MANIFEST, before READY */
 	SMG_FI_MAX_
@@ -375,6 +376,8 @@ void smg_fault_crash(enum smg_fault f);
  * got a cancel request (accepted or deferred): signal tests stall a phase
  * until their signal has been handled, not for a guessed time. */
 void smg_fault_point(enum smg_fault f, struct smg_live *l);
+/* SMG_FI_STALL_MS when set (1..600000), else dflt. */
+unsigned smg_fault_stall_ms(unsigned dflt);
 
 /* ==== network identity and clean-up (network: engine/netid*.c, ========
  * ==== engine/announce*.c; see docs/network.md) ========================== */

@@ -160,23 +160,35 @@ struct smg_xfer_dest {
 	_Atomic int err;
 };
 
+/* One channel's receive state; channel 0's is driven by the control thread. */
 struct smg_xfer_recv {
 	struct smg_xfer_dest *d;
 	unsigned chan;
-	bool finished; /* saw ROUND_END of the final round */
+	uint32_t round; /* the channel's current round: ROUND_ENDs it handled */
+	bool finished;	/* handled the final round's ROUND_END */
 	pthread_t tid;
 };
 void *smg_xfer_recv_main(void *arg);
-/* Handle one frame that arrived on chan (PAGES, ZERO_PAGES, ROUND_END).
- * *final is set once this channel has finished the final round. */
-int smg_xfer_recv_frame(struct smg_xfer_dest *d, unsigned chan, uint8_t type,
-			const uint8_t *p, size_t len, bool *final);
+/* Handle one frame that arrived on x's channel (PAGES, ZERO_PAGES,
+ * DISK_CHUNK, ROUND_END), in sequence or SMG_ERR_STATE at once. */
+int smg_xfer_recv_frame(struct smg_xfer_recv *x, uint8_t type, const uint8_t *p,
+			size_t len);
+
+/* ---- bounded waits (engine/wait.c) --------------------------------------- */
+/* A condition variable on CLOCK_MONOTONIC, for smg_engine_cond_wait. */
+int smg_engine_cond_init(pthread_cond_t *cv);
+/* One slice of a wait (mu held) that began at since and waits for frames
+ * of session s to change what cv guards: SMG_OK (re-check the condition)
+ * or SMG_ERR_TIMEOUT once the session's liveness rule gives up. */
+int smg_engine_cond_wait(pthread_cond_t *cv, pthread_mutex_t *mu, struct smg_session *s,
+			 uint64_t since);
 
 /* PINGs on the channels in chan_mask (bit per channel) every
  * SMG_KEEPALIVE_MS while this side is busy in a long backend call; the
  * caller must not send on those channels until smg_keepalive_stop. */
-#define SMG_KEEPALIVE_MS     5000
-#define SMG_KEEPALIVE_MAX_MS (15 * 60 * 1000)
+#define SMG_KEEPALIVE_MS 5000
+/* The peer's progress limit (transport.h): it gives up on PINGs then too. */
+#define SMG_KEEPALIVE_MAX_MS SMG_PROGRESS_TIMEOUT_MS
 struct smg_keepalive {
 	struct smg_session *s;
 	uint32_t chan_mask;

@@ -45,7 +45,7 @@ static void live_update(struct smg_send *c, enum smg_phase ph, uint64_t round_pa
 	ls->round = c->round;
 	if (round_pages != UINT64_MAX)
 		ls->round_pages = round_pages;
-	ls->ram_pages = c->info.pages;
+	ls->ram_pages = c->st->ram_bytes / c->info.page_size; /* populated */
 	ls->disk_bytes = c->st->disk_bytes;
 	ls->disk_sent = bytes - page_bytes;
 	ls->bytes = bytes;

@@ -21,11 +21,6 @@ static unsigned hs_timeout(const struct smg_session_opts *o)
 				       : SMG_HANDSHAKE_TIMEOUT_MS;
 }
 
-static unsigned io_timeout(const struct smg_session_opts *o)
-{
-	return o->io_timeout_ms ? o->io_timeout_ms : SMG_IO_TIMEOUT_MS;
-}
-
 int smg_sock_tune(int fd, int sock_buf)
 {
 	int one = 1;
@@ -198,7 +193,9 @@ int smg_session_attach(struct smg_session *s, unsigned idx, int fd,
 	c->index = idx;
 	c->tx.rekey_bytes = opts->rekey_bytes ? opts->rekey_bytes : SMG_REKEY_BYTES;
 	c->tx.rekey_at_ms = smg_now_ms() + SMG_REKEY_INTERVAL_MS;
-	return smg_chan_io_init(c, fd, opts->force_poll, io_timeout(opts));
+	if (idx == 0) /* the session's clock starts with its first channel */
+		smg_live_init(&s->live, opts, s->peer_name);
+	return smg_chan_io_init(c, fd, opts->force_poll, &s->live);
 }
 
 int smg_session_stream_start(struct smg_session *s, unsigned idx, uint64_t deadline_ms)
@@ -401,16 +398,15 @@ const uint8_t *smg_session_peer_key(const struct smg_session *s)
 	return s->peer_key;
 }
 
-/* From another thread: SHUT_RD wakes a receive blocked in poll(2) or in
- * io_uring (the socket reads as ended); smg_chan_recv then reports the
- * interruption instead of a cut stream and leaves the channel usable for
- * sending, so the caller can still say ABORT. */
+/* From another thread (a signal, secmig cancel): every receive wait ends
+ * within one wait slice (smg_chan_interrupt) and every receive from then on
+ * returns SMG_ERR_CANCELLED; sending still works, so the caller can still
+ * say ABORT. */
 void smg_session_interrupt(struct smg_session *s)
 {
 	atomic_store(&s->interrupted, true);
 	for (unsigned i = 0; i < s->nchan; i++)
-		if (s->ch[i].fd >= 0)
-			shutdown(s->ch[i].fd, SHUT_RD);
+		smg_chan_interrupt(s, i);
 }
 
 unsigned smg_session_channels(const struct smg_session *s)

@@ -373,6 +373,11 @@ int smg_backend_sim_open(const struct smg_backend_opts *opts, struct smg_backend
 		free(s);
 		return SMG_ERR_BACKEND;
 	}
+	if ((r = smg_sim_client_bound(s->sock, SMG_SIM_CALL_TIMEOUT_MS)) != SMG_OK) {
+		close(s->sock);
+		free(s);
+		return r;
+	}
 	*out = &s->be;
 	return SMG_OK;
 }

@@ -169,6 +169,12 @@ void smg_sim_vtpm_stop(const char *host_dir, const char *name, struct smg_swtpm 
 int smg_sim_host_run(const char *state_dir);
 /* Connect to the sim host: DIR or a socket path. */
 int smg_sim_client_connect(const char *dir_or_sock, int *fd);
+/* A migration's calls are bounded: a host that does not answer one within
+ * this long fails it with SMG_ERR_TIMEOUT and the connection is shut (its
+ * lease ends as if the process had died). `secmig sim` (verify of a big VM)
+ * keeps no bound. */
+#define SMG_SIM_CALL_TIMEOUT_MS 120000
+int smg_sim_client_bound(int fd, unsigned ms);
 /* One request: "VERB args" + optional payload after a newline. reply gets
  * the payload after "OK"; *rfd a passed fd (or -1). Returns SMG_OK, or the
  * error code the host sent with its message in reply. */

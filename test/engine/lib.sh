@@ -50,11 +50,13 @@ vm() {
 	"$SECMIG" sim --state-dir "$A" create "$T/$name.cfg" >/dev/null || err "create $name"
 }
 
-# start_recv [env...]: a --once receiver on B; sets RECV_PID and PORT.
+# start_recv [env...]: a --once receiver on B (options RECV_EXTRA=(...));
+# sets RECV_PID and PORT.
 start_recv() {
 	rm -f "$T/recv.out"
 	env "$@" "$SECMIG" --quiet recv --listen 127.0.0.1:0 --once --json --check-memory \
-		--state-dir "$B" --name dst >"$T/recv.out" 2>"$T/recv.err" &
+		--state-dir "$B" --name dst ${RECV_EXTRA[@]+"${RECV_EXTRA[@]}"} \
+		>"$T/recv.out" 2>"$T/recv.err" &
 	RECV_PID=$!
 	PIDS+=($RECV_PID)
 	PORT=

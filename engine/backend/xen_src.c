@@ -503,12 +503,17 @@ out:
 int smg_xen_src_mark_commit(struct smg_backend *self, const char *id, const char *peer)
 {
 	struct xen_backend *x = XEN_SELF(self);
-	char path[64], val[256], away[SMG_DOMAIN_NAME_MAX + sizeof(MIGRATED_SUFFIX)];
+	/* "<id> <peer> <name>": the peer token is up to 255 characters (the
+	 * destination's name, key and address, engine.h smg_commit_peer). */
+	char path[64], val[400], away[SMG_DOMAIN_NAME_MAX + sizeof(MIGRATED_SUFFIX)];
+	int n;
 
 	if (!x->have_domain || (!x->suspended && !x->paused))
 		return SMG_ERR_STATE;
 	snprintf(path, sizeof(path), COMMIT_PATH_FMT, x->domid);
-	snprintf(val, sizeof(val), "%s %s %s", id, peer, x->name);
+	n = snprintf(val, sizeof(val), "%s %s %s", id, peer, x->name);
+	if (n < 0 || (size_t)n >= sizeof(val))
+		return SMG_ERR_TOO_LONG;
 	if (!xs_write(x->xsh, XBT_NULL, path, val, strlen(val))) {
 		smg_err("xen: cannot record COMMIT in xenstore: %s", strerror(errno));
 		return SMG_ERR_BACKEND;

@@ -171,7 +171,8 @@ start_recv() {
 	return 1
 }
 send() {
-	secmig -v send --to 127.0.0.1:$port --domain domu --backend xen --state-dir /tmp/s \
+	secmig -v send --to 127.0.0.1:$port --peer dst --on-no-converge extend --domain domu \
+		--backend xen --state-dir /tmp/s \
 		--name src --json --io-timeout $IO_TIMEOUT "$@" >/tmp/send.out 2>/tmp/send.err
 }
 

@@ -394,6 +394,7 @@ int smg_xen_src_unpause(struct smg_backend *self)
 			return SMG_ERR_BACKEND;
 		x->paused = false;
 	}
+	smg_xen_src_clear_pause(x, x->domid); /* it runs here again */
 	return 0;
 }
 
@@ -525,6 +526,7 @@ int smg_xen_src_mark_commit(struct smg_backend *self, const char *id, const char
 		return SMG_ERR_BACKEND;
 	}
 	x->committed = true;
+	smg_xen_src_clear_pause(x, x->domid); /* superseded by COMMIT */
 	return 0;
 }
 
@@ -543,6 +545,7 @@ int smg_xen_src_destroy(struct smg_backend *self)
 	}
 	snprintf(path, sizeof(path), COMMIT_PATH_FMT, x->domid);
 	xs_rm(x->xsh, XBT_NULL, path);
+	smg_xen_src_clear_pause(x, x->domid);
 	x->have_domain = false;
 	x->suspended = x->paused = false;
 	return 0;
@@ -601,8 +604,13 @@ int smg_xen_src_settle(struct smg_backend *self, const char *name, bool resumed)
 	uint32_t domid;
 	int r;
 
-	if ((r = smg_xen_open_handles(x, true)) != 0 ||
-	    (r = find_pending(x, name, &domid, id, sizeof(id), peer, sizeof(peer))) != 0)
+	if ((r = smg_xen_open_handles(x, true)) != 0)
+		return r;
+	r = find_pending(x, name, &domid, id, sizeof(id), peer, sizeof(peer));
+	/* no COMMIT: stopped by a sender that died before it (resolve) */
+	if (r == SMG_ERR_NOT_FOUND && !resumed)
+		return smg_xen_src_settle_paused(x, name);
+	if (r != 0)
 		return r;
 	if (domid == 0)
 		return SMG_ERR_PROTO;
@@ -630,7 +638,9 @@ void smg_xen_src_close(struct xen_backend *x)
 		if (x->logdirty_on)
 			smg_xen_src_logdirty_disable(&x->be);
 		if (x->suspended || x->paused)
-			smg_xen_src_unpause(&x->be);
+			smg_xen_src_unpause(&x->be); /* clears the pause record */
+		else
+			smg_xen_src_clear_pause(x, x->domid); /* it never stopped */
 	}
 	if (x->bm != NULL)
 		xc__hypercall_buffer_free_pages(x->xch, &x->bm_hbuf, (int)x->bm_pages);

@@ -74,7 +74,7 @@ start_recv
 SPID=$!
 PIDS+=($SPID)
 for i in $(seq 400); do grep -q '"event":"progress"' "$T/send.out" && break; sleep 0.05; done
-ID=$(sed -n 's/.*"migration_id":"\([0-9a-f]*\)".*/\1/p' "$T/send.out" | head -n 1)
+ID=$(sed -n 's/.*"migration_id":"\([0-9a-f]\{32\}\)".*/\1/p' "$T/send.out" | head -n 1)
 "$SECMIG" tune "$ID" --bandwidth none --max-downtime 5000 --state-dir "$A" >"$T/tune.out" 2>&1 ||
 	err "tune: $(cat "$T/tune.out")"
 wait "$SPID"

@@ -109,11 +109,40 @@ stop_recv_c
 grep -q discarded "$T/resolve.out" && err "C's answer was taken: $(cat "$T/resolve.out")"
 [ "$(state_on "$A" pin2)" = in_doubt ] || err "after C answered, pin2 on A is $(state_on "$A" pin2)"
 [ "$(state_on "$B" pin2)" = running ] || err "B no longer runs pin2"
+# The peers file changed after COMMIT: 'dst' now carries C's key (a
+# re-enrolment, a restored backup, an attacker's edit) and C answers as
+# 'dst'. The handshake passes (C is 'dst' by today's peers file); only the
+# key recorded with COMMIT can tell, and C never heard of pin2: it would
+# say "discarded" and the source would resume a VM that runs on B.
+sed "s|^dst .*|dst $(cat "$C/host.key.pub")|" "$A/peers" >"$T/peers-rekeyed"
+chmod 600 "$T/peers-rekeyed"
+rm -f "$T/recvc.out"
+"$SECMIG" --quiet recv --listen 127.0.0.1:0 --once --json --state-dir "$C" --name dst \
+	>"$T/recvc.out" 2>"$T/recvc.err" &
+RECVC_PID=$!
+PIDS+=($RECVC_PID)
+for i in $(seq 200); do
+	PORTC=$(sed -n 's/.*"event":"listening".*"port":\([0-9]*\).*/\1/p' "$T/recvc.out")
+	[ -n "$PORTC" ] && break
+	sleep 0.05
+done
+"$SECMIG" --quiet resolve --domain pin2 --to "127.0.0.1:$PORTC" --json --state-dir "$A" \
+	--name src --peers "$T/peers-rekeyed" >"$T/resolve.out" 2>"$T/resolve.err"
+RRC=$?
+stop_recv_c
+[ "$RRC" = 3 ] || err "resolve answered by C enrolled as dst: exit $RRC, want 3"
+grep -q "with the key recorded then" "$T/resolve.err" ||
+	err "re-keyed dst: no word of the recorded key: $(cat "$T/resolve.err")"
+grep -q discarded "$T/resolve.out" && err "C (as dst) was believed: $(cat "$T/resolve.out")"
+[ "$(state_on "$A" pin2)" = in_doubt ] || err "after C as dst, pin2 on A is $(state_on "$A" pin2)"
+[ -n "$(ls "$C"/outcomes 2>/dev/null)" ] && err "C was asked about pin2: $(ls "$C"/outcomes)"
 start_recv
 "$SECMIG" --quiet resolve --domain pin2 --to "127.0.0.1:$PORT" --json --state-dir "$A" \
 	--name src >"$T/resolve.out" 2>"$T/resolve.err"
 RRC=$?
-wait "$RECV_PID"
+# answered (or never asked, if pin2 was wrongly settled above): done
+kill "$RECV_PID" 2>/dev/null
+wait "$RECV_PID" 2>/dev/null
 [ "$RRC" = 0 ] || { err "resolve with dst: exit $RRC"; cat "$T/resolve.err"; }
 grep -q running_on_destination "$T/resolve.out" || err "resolve: $(cat "$T/resolve.out")"
 expect_on B pin2 "resolve pinned to dst"

@@ -113,7 +113,7 @@ vm s_cancel 16M hotspot 2M
 start_recv
 sig_send s_cancel none --bandwidth 2M
 wait_for "$T/send.out" '"event":"progress"' || err "cancel: no progress event"
-ID=$(sed -n 's/.*"migration_id":"\([0-9a-f]*\)".*/\1/p' "$T/send.out" | head -n 1)
+ID=$(sed -n 's/.*"migration_id":"\([0-9a-f]\{32\}\)".*/\1/p' "$T/send.out" | head -n 1)
 "$SECMIG" cancel "$ID" --state-dir "$A" >"$T/cancel.out" 2>&1 || err "cancel $ID: $(cat "$T/cancel.out")"
 wait "$SPID"
 RC=$?

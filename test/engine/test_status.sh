@@ -16,8 +16,11 @@ for i in $(seq 200); do
 	[ -n "$PORT" ] && break
 	sleep 0.05
 done
-"$SECMIG" send --to "127.0.0.1:$PORT" --peer dst --domain watched --json --state-dir "$A" \
-	--name src --bandwidth 2M >"$T/send.out" 2>"$T/send.err" &
+# The sender holds after round 0 (SMG_FI; a cancel ends the hold) so the
+# cancel below cannot come after the end on a loaded host.
+SMG_FI=src_after_round0 SMG_FI_STALL_MS=120000 "$SECMIG" send --to "127.0.0.1:$PORT" \
+	--peer dst --domain watched --json --state-dir "$A" --name src --bandwidth 2M \
+	>"$T/send.out" 2>"$T/send.err" &
 SPID=$!
 PIDS+=($SPID)
 for i in $(seq 400); do grep -q '"event":"progress"' "$T/send.out" && break; sleep 0.05; done

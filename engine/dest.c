@@ -821,6 +821,15 @@ static void abort_dest(struct dst *d, char *qpath, size_t qn)
 	bool told = false;
 	int r;
 
+	/* The source ends the session once it has read the ABORT; every
+	 * channel is drained until then (so it never fails a write on a
+	 * channel nobody reads, or on a connection reset by a close with
+	 * unread bytes, before it reads why), but for no longer than the idle
+	 * limit: a peer that goes on sending does not hold this session (and
+	 * its slot). A cancel interrupted every receive: they work again from
+	 * here, before the channel threads are told to drain. */
+	smg_session_set_deadline(d->s, smg_session_idle_limit(d->s));
+	smg_session_resume(d->s);
 	stop_threads(d);
 	protocol_reason(d);
 	if (d->err == SMG_ERR_DISK_FULL) {
@@ -846,11 +855,6 @@ static void abort_dest(struct dst *d, char *qpath, size_t qn)
 		smg_chan_send_msg(d->s, 0, SMG_FT_ABORT, &a.base);
 		smg_chan_flush(d->s, 0);
 	}
-	/* The source ends the session once it has read the ABORT; every
-	 * channel is drained until then (so it never blocks on a channel
-	 * nobody reads), but for no longer than the idle limit: a peer that
-	 * goes on sending does not hold this session (and its slot). */
-	smg_session_set_deadline(d->s, smg_session_idle_limit(d->s));
 	if (told)
 		while ((r = smg_chan_recv(d->s, 0, &f)) == SMG_OK ||
 		       r == SMG_ERR_INTERRUPTED)

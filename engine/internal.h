@@ -74,8 +74,12 @@ struct smg_ratelim {
 	_Atomic uint64_t bytes, pages; /* sent so far (pages: incl. zero records) */
 	_Atomic uint64_t page_bytes;   /* of bytes, those of page frames */
 	const _Atomic bool *cancel;    /* NULL or set: the next frame fails */
+	/* The destination spoke on channel 0 during a round (it says nothing
+	 * there then but ABORT): the next frame fails, the source reads why. */
+	_Atomic bool peer_spoke;
 };
-/* Pace one frame of `bytes`; SMG_ERR_CANCELLED once a cancel is set. */
+/* Pace one frame of `bytes`; SMG_ERR_CANCELLED once a cancel is set,
+ * SMG_ERR_ABORTED once the peer spoke. */
 int smg_ratelim_wait(struct smg_ratelim *rl, size_t bytes);
 /* Count pages handled (sent or zero records) and their frame bytes, for
  * the progress line (the rest of `bytes` is disk data). */

@@ -77,6 +77,41 @@ static int recv_ctrl(struct smg_send *c, uint8_t want,
 	return smg_frame_unpack(&f, desc, out);
 }
 
+/* A data channel ended, or the destination spoke while a round was
+ * running: a destination that gives up says ABORT on channel 0 first, then
+ * drains until we hang up. Read on to that ABORT so its reason, not the
+ * cut, is the outcome; a dead destination ends this read at once (its
+ * kernel closed the stream) or under the session's liveness rule. */
+static int peer_reason(struct smg_send *c, int err)
+{
+	struct smg_frame f;
+	ProtobufCMessage *m;
+	int r;
+
+	if (c->s == NULL || c->peer_abort)
+		return err;
+	while ((r = smg_chan_recv(c->s, 0, &f)) == SMG_OK || r == SMG_ERR_INTERRUPTED) {
+		if (r != SMG_OK)
+			continue;
+		if (f.type != SMG_FT_ABORT) {
+			smg_peer_log(SMG_LOG_ERROR, "frame 0x%02x during a round",
+				     f.type);
+			return SMG_ERR_STATE;
+		}
+		if ((r = smg_frame_unpack(&f, &smg__abort__descriptor, &m)) != SMG_OK)
+			return r;
+		Smg__Abort *a = (Smg__Abort *)m;
+		r = peer_refused(c, a->reason, a->detail, false);
+		smg_frame_msg_free(m);
+		return r;
+	}
+	if (err == SMG_ERR_CUT || err == SMG_ERR_EOF)
+		set_detail(c, true, SMG__ABORT_REASON__ABORT_UNSPECIFIED,
+			   "lost the connection to destination '%s': %s", c->st->peer,
+			   smg_strerror(err));
+	return err == SMG_ERR_ABORTED ? r : err;
+}
+
 static int send_plan(struct smg_send *c)
 {
 	Smg__Plan p = SMG__PLAN__INIT;
@@ -551,6 +586,11 @@ static enum src_state step(struct smg_send *c)
 		c->err = SMG_ERR_CANCELLED;
 		return SRC_ABORTED;
 	}
+	/* The destination spoke during a round: read why before going on. */
+	if (c->state < SRC_COMMITTED && atomic_load(&c->rl.peer_spoke)) {
+		c->err = SMG_ERR_ABORTED;
+		return SRC_ABORTED;
+	}
 	switch (c->state) {
 	case SRC_SETUP:
 		smg_src_emit(c, SMG_EV_PHASE, SMG_PHASE_SETUP, 0, 0, NULL);
@@ -580,7 +620,9 @@ static void finish_aborted(struct smg_send *c)
 		c->st->detail[0] = '\0';
 		set_detail(c, false, SMG__ABORT_REASON__ABORT_OPERATOR,
 			   "cancelled on the source (%s)", smg_live_why(c->live));
-	}
+	} else if (c->err == SMG_ERR_CUT || c->err == SMG_ERR_EOF ||
+		   (c->err == SMG_ERR_ABORTED && atomic_load(&c->rl.peer_spoke)))
+		c->err = peer_reason(c, c->err);
 	abort_source(c);
 	if (c->st->detail[0] == '\0')
 		set_detail(c, false, smg_reason_from_err(c->err), "%s",

@@ -121,9 +121,11 @@ static void tick(struct smg_send *c, uint64_t round_pages, uint64_t pages0,
 	}
 }
 
-/* Join a channel thread, ticking while it runs. */
+/* Join a channel thread, ticking while it runs. Once channel 0's thread is
+ * joined (watch), this thread watches channel 0 for the destination
+ * speaking (xfer.c watch_peer did until then). */
 static void join_ticking(struct smg_send *c, pthread_t tid, uint64_t round_pages,
-			 uint64_t pages0, enum smg_phase ph)
+			 uint64_t pages0, enum smg_phase ph, bool watch)
 {
 	struct timespec ts;
 
@@ -134,6 +136,8 @@ static void join_ticking(struct smg_send *c, pthread_t tid, uint64_t round_pages
 		ts.tv_nsec %= 1000000000L;
 		if (pthread_timedjoin_np(tid, NULL, &ts) != ETIMEDOUT)
 			return;
+		if (watch && smg_chan_has_input(c->s, 0))
+			atomic_store(&c->rl.peer_spoke, true);
 		tick(c, round_pages, pages0, ph);
 	}
 }
@@ -195,7 +199,7 @@ int smg_src_run_round(struct smg_send *c, bool final, uint64_t *sent_bytes,
 	}
 	for (unsigned i = 0; i < started; i++) {
 		if (!inline_round)
-			join_ticking(c, x[i].tid, *npages, pages0, ph);
+			join_ticking(c, x[i].tid, *npages, pages0, ph, i > 0);
 		r = r ?: x[i].err;
 		*sent_bytes += x[i].bytes;
 		c->st->pages_sent += x[i].pages;

@@ -43,6 +43,8 @@ int smg_ratelim_wait(struct smg_ratelim *rl, size_t bytes)
 		return SMG_OK;
 	if (rl->cancel != NULL && atomic_load(rl->cancel))
 		return SMG_ERR_CANCELLED;
+	if (atomic_load(&rl->peer_spoke))
+		return SMG_ERR_ABORTED;
 	atomic_fetch_add(&rl->bytes, bytes);
 	if ((rate = atomic_load(&rl->rate)) == 0)
 		return SMG_OK;
@@ -84,6 +86,15 @@ struct frame_fill {
 	uint32_t cnt, max;
 };
 
+/* Channel 0's sender watches for the destination speaking during a round:
+ * every channel then stops, and the source reads the ABORT instead of
+ * sending on into a session the destination only drains. */
+static void watch_peer(struct smg_xfer_send *x)
+{
+	if (x->chan == 0 && x->rl != NULL && smg_chan_has_input(x->s, 0))
+		atomic_store(&x->rl->peer_spoke, true);
+}
+
 static int send_zero(struct smg_xfer_send *x, uint64_t *zl, uint32_t n)
 {
 	uint8_t *buf;
@@ -98,6 +109,7 @@ static int send_zero(struct smg_xfer_send *x, uint64_t *zl, uint32_t n)
 	for (uint32_t i = 0; i < n; i++)
 		smg_store_be64(buf + SMG_PAGES_HDR_LEN + (size_t)i * 8, zl[i]);
 	/* A cancel still sends the frame begun: the channel stays usable. */
+	watch_peer(x);
 	int c = smg_ratelim_wait(x->rl, len);
 	if ((r = smg_chan_bulk_submit(x->s, x->chan, SMG_FT_ZERO_PAGES, len)) != SMG_OK ||
 	    (r = c) != SMG_OK)
@@ -121,6 +133,7 @@ static int submit_pages(struct smg_xfer_send *x, struct frame_fill *f)
 		memmove(want, data, (size_t)f->cnt * ps);
 	smg_pages_put_hdr(f->buf, x->round, f->cnt);
 	len = SMG_PAGES_HDR_LEN + (size_t)f->cnt * (8 + ps);
+	watch_peer(x);
 	int c = smg_ratelim_wait(x->rl, len);
 	if ((r = smg_chan_bulk_submit(x->s, x->chan, SMG_FT_PAGES, len)) != SMG_OK ||
 	    (r = c) != SMG_OK) {
@@ -424,6 +437,41 @@ static void chan_failed(struct smg_xfer_recv *x, int r, uint64_t t_last)
 	smg_chan_interrupt(x->d->s, 0);
 }
 
+static bool stopped(struct smg_xfer_dest *d)
+{
+	pthread_mutex_lock(&d->lock);
+	bool r = d->stop;
+	pthread_mutex_unlock(&d->lock);
+	return r;
+}
+
+/* Keep reading (and dropping) until the source hangs up, so it never
+ * stalls on a channel nobody reads nor finds the connection reset by our
+ * close: it learns of the abort on the control channel and ends the
+ * session. The control thread bounds this with smg_session_set_deadline.
+ * A cancel here interrupted every receive: wait for the control thread to
+ * give up (it makes receives work again first), then drain. */
+static void drain(struct smg_xfer_recv *x, int r)
+{
+	struct smg_xfer_dest *d = x->d;
+	uint64_t since = smg_now_ms();
+	struct smg_frame f;
+
+	if (r == SMG_ERR_CANCELLED || r == SMG_ERR_INTERRUPTED) {
+		r = SMG_OK;
+		pthread_mutex_lock(&d->lock);
+		while (!d->stop && r == SMG_OK)
+			r = smg_engine_cond_wait(&d->cond, &d->lock, d->s, since);
+		pthread_mutex_unlock(&d->lock);
+	}
+	if (r == SMG_ERR_EOF || r == SMG_ERR_CUT || r == SMG_ERR_TIMEOUT ||
+	    r == SMG_ERR_SYS)
+		return;
+	while ((r = smg_chan_recv(d->s, x->chan, &f)) == SMG_OK ||
+	       r == SMG_ERR_INTERRUPTED)
+		;
+}
+
 void *smg_xfer_recv_main(void *arg)
 {
 	struct smg_xfer_recv *x = arg;
@@ -437,6 +485,11 @@ void *smg_xfer_recv_main(void *arg)
 		if ((r = smg_chan_recv(d->s, x->chan, &f)) != SMG_OK)
 			break;
 		t_last = smg_now_ms();
+		if (stopped(d)) {
+			/* the control thread gave up: write nothing more */
+			r = SMG_ERR_ABORTED;
+			break;
+		}
 		if (smg_fault_on(SMG_FI_DST_SLOW_DATA) && final_begun(d)) {
 			/* the state on channel 0 overtakes this channel's last pages */
 			struct timespec lag = {0, SLOW_DATA_NS};
@@ -445,20 +498,13 @@ void *smg_xfer_recv_main(void *arg)
 		if ((r = smg_xfer_recv_frame(x, f.type, f.payload, f.len)) != SMG_OK)
 			break;
 	}
-	if (r != SMG_OK)
+	if (r != SMG_OK && !stopped(d))
 		chan_failed(x, r, t_last);
 	pthread_mutex_lock(&d->lock);
 	d->chans_done++;
 	pthread_cond_broadcast(&d->cond);
 	pthread_mutex_unlock(&d->lock);
-	if (r != SMG_OK) {
-		/* Keep reading (and dropping) until the source hangs up, so it
-		 * never stalls on a channel nobody reads: it learns of the
-		 * abort on the control channel and ends the session. The
-		 * control thread bounds this with smg_session_set_deadline. */
-		while (r != SMG_ERR_EOF && r != SMG_ERR_CUT && r != SMG_ERR_TIMEOUT &&
-		       r != SMG_ERR_SYS && smg_chan_recv(d->s, x->chan, &f) == SMG_OK)
-			;
-	}
+	if (r != SMG_OK)
+		drain(x, r);
 	return NULL;
 }

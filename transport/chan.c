@@ -281,8 +281,8 @@ static int chan_send_final(struct chan *c)
 	uint8_t *buf;
 	int r;
 
-	if (c->dead)
-		return c->dead;
+	if (c->dead || c->tx_dead)
+		return c->dead ?: c->tx_dead;
 	if (c->tx.final)
 		return SMG_OK;
 	if ((r = slot_reserve(c, &buf)) != 0 ||

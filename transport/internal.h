@@ -191,7 +191,8 @@ struct chan {
 	size_t rstart, rend;
 	bool rx_eof; /* TCP FIN seen */
 	bool eof_returned;
-	int dead; /* sticky error */
+	int dead;    /* sticky error */
+	int tx_dead; /* sticky send error: what the peer sent is still read */
 	/* io_uring state; ring_ok false means the poll(2) path */
 	bool ring_ok;
 	struct io_uring ring;

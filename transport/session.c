@@ -409,6 +409,11 @@ void smg_session_interrupt(struct smg_session *s)
 		smg_chan_interrupt(s, i);
 }
 
+void smg_session_resume(struct smg_session *s)
+{
+	atomic_store(&s->interrupted, false);
+}
+
 unsigned smg_session_channels(const struct smg_session *s)
 {
 	return s->nchan;

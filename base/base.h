@@ -50,9 +50,14 @@ enum smg_err {
 	SMG_ERR_STORAGE = -37,
 	SMG_ERR_NBD = -38,
 	SMG_ERR_REPLAY = -39,
-	SMG_ERR_FAULT = -40,	   /* a named fault-injection point fired */
-	SMG_ERR_INTERRUPTED = -41, /* another thread of the session ended a wait */
-	SMG_ERR_MAX_ = -42,
+	SMG_ERR_FAULT = -40,	     /* a named fault-injection point fired */
+	SMG_ERR_INTERRUPTED = -41,   /* another thread of the session ended a wait */
+	SMG_ERR_CANCELLED = -42,     /* the operator cancelled (signal, secmig cancel) */
+	SMG_ERR_CAPACITY = -43,	     /* no room: memory, too many migrations */
+	SMG_ERR_DOMAIN_EXISTS = -44, /* a domain of that name exists there */
+	SMG_ERR_NO_BACKEND = -45,    /* the hypervisor backend is not available */
+	SMG_ERR_DISK_FULL = -46,     /* no space left on a disk (ENOSPC, EDQUOT) */
+	SMG_ERR_MAX_ = -47,
 };
 
 const char *smg_strerror(int err);

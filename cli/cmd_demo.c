@@ -289,6 +289,7 @@ static int run(struct demo *d, struct smg_cli_out *out, struct smg_mig_stats *st
 	if ((r = smg_cli_ident_load(&ci, d->src, NULL, NULL, "demo-src")) != SMG_OK)
 		return r;
 	ci.so.channels = d->channels;
+	ci.so.expect_peer = "demo-dst"; /* pinned, like secmig send */
 	snprintf(pol, sizeof(pol), "%s/policy", d->src);
 	if ((r = smg_cli_tpm_load(&tpm, pol, NULL, &ci.so)) != SMG_OK) {
 		smg_cli_ident_free(&ci);

@@ -3,6 +3,7 @@
  * session in the foreground and exits with its code. */
 #include <errno.h>
 #include <getopt.h>
+#include <json-c/json.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -47,6 +48,7 @@ static int usage(const char *fmt, const char *arg)
 struct recv_ctx {
 	struct smg_recv_opts ro;
 	struct smg_cli_out out;
+	struct smg_ctl_server *ctl; /* secmig status / cancel see our sessions */
 	pthread_mutex_t lock;
 	unsigned active, max;
 };
@@ -60,17 +62,23 @@ static int serve_one(struct recv_ctx *ctx, struct smg_session *s)
 {
 	struct smg_mig_stats st;
 	struct smg_recv_opts ro = ctx->ro;
+	struct smg_live *live = NULL;
 	int r, code;
 
 	ro.event_arg = &ctx->out;
 	ro.announce_arg = &ctx->out;
+	if (smg_live_new("recv", &live) == SMG_OK &&
+	    smg_ctl_server_add(ctx->ctl, live) == SMG_OK)
+		ro.live = live;
 	r = smg_engine_serve(s, &ro, &st);
+	smg_ctl_server_remove(ctx->ctl, live);
 	if (r == SMG_OK)
 		smg_session_close(s);
 	else
 		smg_session_free(s);
+	smg_live_free(live);
 	code = smg_exit_from_err(r);
-	if (st.migration_id[0] != '\0') {
+	if (st.migration_id[0] != '\0' || st.detail[0] != '\0') {
 		pthread_mutex_lock(&ctx->lock);
 		smg_cli_result(&ctx->out, &st, code);
 		pthread_mutex_unlock(&ctx->lock);
@@ -270,6 +278,14 @@ int smg_cmd_recv(int argc, char **argv)
 		return usage("unexpected argument '%s'", argv[optind]);
 	if (listen == NULL)
 		return usage("recv needs --listen ADDR[:PORT]%s", "");
+	bool known = false;
+	for (const char *const *b = smg_engine_backend_names(); *b != NULL; b++)
+		known |= strcmp(*b, ctx.ro.backend) == 0;
+	if (!known) {
+		fprintf(stderr, "secmig: backend '%s' is not built in (secmig version)\n",
+			ctx.ro.backend);
+		return SMG_EXIT_BACKEND;
+	}
 	if (smg_cli_parse_addr(listen, host, sizeof(host), &port) != SMG_OK)
 		return usage("--listen: ADDR[:PORT], not '%s'", listen);
 	dir = smg_cli_state_dir(dir);
@@ -305,14 +321,27 @@ int smg_cmd_recv(int argc, char **argv)
 		smg_cli_ident_free(&ci);
 		return SMG_EXIT_NETWORK;
 	}
-	if (json)
-		printf("{\"event\":\"listening\",\"host\":\"%s\",\"port\":%u}\n", host,
-		       smg_listener_port(l));
-	else
-		printf("secmig recv: listening on %s port %u\n", host,
-		       smg_listener_port(l));
-	fflush(stdout);
+	if (smg_ctl_server_start(dir, &ctx.ctl) != SMG_OK)
+		smg_warn("no control socket: secmig status/cancel will not see this "
+			 "receiver's migrations");
+	/* The name sources must enrol us under (their peers file): a mismatch
+	 * fails their handshake, so say it where the operator looks. */
+	if (json) {
+		json_object *j = json_object_new_object();
+		json_object_object_add(j, "event", json_object_new_string("listening"));
+		json_object_object_add(j, "host", json_object_new_string(host));
+		json_object_object_add(j, "port",
+				       json_object_new_int(smg_listener_port(l)));
+		json_object_object_add(j, "name", json_object_new_string(ci.name));
+		smg_cli_emit_json(&ctx.out, j);
+	} else {
+		printf("secmig recv: listening on %s port %u as '%s' (sources enrol this "
+		       "host under that name)\n",
+		       host, smg_listener_port(l), ci.name);
+		fflush(stdout);
+	}
 	code = serve_loop(&ctx, l, &ci.so, once);
+	smg_ctl_server_stop(ctx.ctl);
 	smg_listener_close(l);
 	smg_cli_tpm_free(&tpm);
 	smg_cli_ident_free(&ci);

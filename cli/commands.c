@@ -46,38 +46,54 @@ const struct smg_cmd smg_cmds[] = {
      smg_cmd_config},
     {"keygen", "create a software-mode identity key pair",
      "usage: secmig keygen [--force] PATH\n\n"
-     "Write a new Ed25519 identity: the private key to PATH (mode 0600) and\n"
+     "Write a new Ed25519 identity: the private key to PATH (mode 0600; its\n"
+     "directory is created with mode 0700 if missing) and\n"
      "the public key to PATH.pub, and print the public key. Enrol it at the\n"
      "peer as a line 'NAME PUBKEY' of its peers file (docs/peers.md).\n"
      "Refuses to overwrite an existing key unless --force is given.\n",
      smg_cmd_keygen},
     {"help", "show help for a command", "usage: secmig help [COMMAND]\n", smg_cmd_help},
     {"send", "migrate a running domain to a receiver",
-     "usage: secmig send --to HOST[:PORT] --domain NAME [--max-downtime MS]\n"
-     "                   [--bandwidth RATE] [--channels N] [--no-auto-converge]\n"
+     "usage: secmig send --to NAME[:PORT] --domain DOMAIN [--max-downtime MS]\n"
+     "       secmig send --to HOST[:PORT] --peer NAME --domain DOMAIN ...\n"
+     "                   [--on-no-converge abort|extend] [--bandwidth RATE]\n"
+     "                   [--channels N] [--no-auto-converge] [--max-rounds N]\n"
      "                   [--json] [--state-dir DIR] [--backend sim] [--key FILE]\n"
-     "                   [--peers FILE] [--name NAME] [--max-rounds N]\n"
+     "                   [--peers FILE] [--name NAME]\n"
      "                   [--rule downtime|xen|stop-and-copy] [--check-memory]\n"
      "                   [--storage-mode waio|dbt] [--nbd-dir DIR]\n"
      "                   [--disk-workload read-hot|write-heavy|mixed|trace:FILE]\n"
      "                   [--policy FILE [--tcti TCTI]]\n\n"
-     "--policy FILE: this host's policy (docs/attestation.md): TPM-bound session\n"
-     "with quotes checked against the enrolled peer (TPM at the policy's tcti or\n"
-     "--tcti) unless it says 'mode software' (logged); the destination must be\n"
-     "enrolled and carry the VM's placement labels. Exit 4: attestation, 5: policy.\n"
-     "The domain's disks migrate with its memory (--storage-mode, default waio;\n"
-     "docs/storage.md); with --nbd-dir each disk is served over NBD at\n"
-     "DIR/NAME.INDEX.nbd while it migrates; --disk-workload adds synthetic\n"
-     "guest disk I/O on each disk during the migration (sim VMs).\n\n"
-     "Pre-copy NAME's memory to the receiver, stop when the rest fits in\n"
-     "--max-downtime (default 300 ms), verify end to end, hand over (READY /\n"
-     "COMMIT / DONE). --bandwidth caps the rate (e.g. 100M bytes/s). When\n"
-     "pre-copy does not converge the VM is throttled (auto-converge) unless\n"
-     "--no-auto-converge, which aborts with exit 8. --json prints one event per\n"
-     "line; the last is {\"event\":\"result\",...}. DIR (default\n"
-     "$SECMIG_STATE_DIR or /var/lib/secmig) holds host.key, peers and the\n"
-     "sim host socket. --check-memory (tests) re-hashes the paused VM's memory\n"
-     "and aborts unless it equals what was sent. Exit codes: README table.\n",
+     "The destination is an enrolled peer, pinned: --to NAME connects to the\n"
+     "addr=HOST:PORT of NAME's line in the peers file (or to NAME itself), and\n"
+     "--to HOST[:PORT] --peer NAME connects there; either way the handshake\n"
+     "fails (exit 3) unless NAME's key answers. The COMMIT record keeps that\n"
+     "key: only that host can later settle 'secmig resolve'.\n\n"
+     "Pre-copy DOMAIN's memory (and disks) to the receiver; stop-and-copy\n"
+     "starts only when the estimated downtime (remaining memory and disk\n"
+     "delta over the measured bandwidth, plus the destination's load time)\n"
+     "fits --max-downtime (default 300 ms). When the round cap\n"
+     "(--max-rounds, default 30) or a maxed-out throttle comes first,\n"
+     "--on-no-converge decides: abort (default, exit 8, the VM keeps running)\n"
+     "or extend (stop-and-copy over the budget; the result says so).\n"
+     "Dirtying that outpaces the link throttles the VM (auto-converge) unless\n"
+     "--no-auto-converge. --bandwidth caps the rate (e.g. 100M bytes/s).\n"
+     "Then verify end to end and hand over (READY / COMMIT / DONE).\n\n"
+     "Ctrl-C, SIGTERM, SIGHUP, a closed output (SIGPIPE) or 'secmig cancel'\n"
+     "before COMMIT abort in order: ABORT to the destination, the VM running\n"
+     "here, a result, exit 13. From COMMIT to DONE they are deferred: the\n"
+     "hand-over completes or ends in doubt (exit 9; run 'secmig resolve').\n"
+     "'secmig status' shows it running; 'secmig tune' changes --bandwidth and\n"
+     "--max-downtime live.\n\n"
+     "--json prints one event per line (docs/events.md); the last is\n"
+     "{\"event\":\"result\",...}. --policy FILE: TPM-bound session with quotes\n"
+     "checked, the destination must carry the VM's placement labels (exit 4:\n"
+     "attestation, 5: policy). Disks migrate with the memory (--storage-mode,\n"
+     "default waio; docs/storage.md); --nbd-dir serves each over NBD at\n"
+     "DIR/NAME.INDEX.nbd meanwhile; --disk-workload adds synthetic guest disk\n"
+     "I/O (sim VMs). DIR (default $SECMIG_STATE_DIR or /var/lib/secmig) holds\n"
+     "host.key, peers, the sim host socket and control/. --check-memory\n"
+     "(tests) re-hashes the paused VM's memory. Exit codes: README table.\n",
      smg_cmd_send},
     {"recv", "receive migrations (a service; --once for one)",
      "usage: secmig recv --listen ADDR[:PORT] [--once] [--max-concurrent N] [--json]\n"
@@ -86,6 +102,9 @@ const struct smg_cmd smg_cmds[] = {
      "DIR]\n"
      "                   [--policy FILE [--tcti TCTI]] [--io-timeout MS]\n"
      "                   [--progress-timeout MS] [--session-timeout MS]\n\n"
+     "Accept authenticated migrations and resolve queries. The first output line\n"
+     "names the port and the name this host claims (--name, default the\n"
+     "hostname): sources must enrol this host under that name.\n"
      "Liveness (docs/protocol.md): a session fails when no byte moved on any of\n"
      "its channels for --io-timeout (60000), when the peer sent nothing but\n"
      "keepalives for --progress-timeout (900000), and in any case after\n"
@@ -94,18 +113,47 @@ const struct smg_cmd smg_cmds[] = {
      "enrolled with a 'send' line for the domain and this host must carry the VM's\n"
      "placement labels, else ABORT (exit 5) before any page moves.\n"
      "Incoming disks are written to DIR/DOMAIN.INDEX.img (default: the state dir).\n"
-     "Accept authenticated migrations and resolve queries. Runs until killed\n"
-     "(several migrations in a row, at most N at once, default 4); --once serves\n"
-     "one session and exits with its code. Outcomes are recorded durably in\n"
-     "DIR/outcomes/ for 'secmig resolve'. The first output line names the port.\n",
+     "A refusal tells the source why (domain exists: exit 15, no room: 14,\n"
+     "backend missing: 12, policy: 5). A copy that fails verification goes to\n"
+     "DIR/quarantine/ID/ with a reason file (exit 7), never resumed. Runs until\n"
+     "killed (at most N migrations at once, default 4); --once serves one\n"
+     "session and exits with its code. Outcomes are recorded durably in\n"
+     "DIR/outcomes/; a resolve query is answered only to that migration's source.\n",
      smg_cmd_recv},
     {"resolve", "settle an in-doubt migration by asking the destination",
      "usage: secmig resolve --domain NAME [--to HOST[:PORT]] [--json] [--state-dir DIR]\n"
-     "                      [--backend sim] [--key FILE] [--peers FILE] [--name NAME]\n\n"
-     "After 'send' exited 9 (in doubt), ask the destination what happened: if it\n"
-     "runs the VM the paused source copy is destroyed, otherwise it is resumed.\n"
-     "Exit 0 when settled, 9 while the destination cannot be reached.\n",
+     "                      [--backend sim] [--key FILE] [--peers FILE] [--name NAME]\n"
+     "                      [--policy FILE [--tcti TCTI]]\n\n"
+     "After 'send' exited 9 (in doubt), ask the host that took the COMMIT what\n"
+     "happened: if it runs the VM the paused source copy is destroyed, otherwise\n"
+     "it is resumed. Only that host (its name and key, kept with the COMMIT\n"
+     "record) may answer: any other host is an error (exit 3) and nothing is\n"
+     "settled. --to overrides the address recorded then. --policy as for send\n"
+     "(TPM mode). Exit 0 when settled, 9 while the destination cannot be reached.\n",
      smg_cmd_resolve},
+    {"status", "list the migrations running on this host",
+     "usage: secmig status [--json] [--state-dir DIR]\n\n"
+     "Every migration running on this host, both directions (send and recv\n"
+     "processes, through their control sockets in DIR/control/): id, role,\n"
+     "domain, peer, phase, round (and how much of it is sent), % of memory\n"
+     "and disks copied, rate, dirty rate, ETA of pre-copy, downtime budget.\n"
+     "--json: one {\"event\":\"status\",\"migrations\":[...]} line (docs/events.md).\n"
+     "Root only (the sockets are 0600 in a 0700 directory, peers checked).\n",
+     smg_cmd_status},
+    {"cancel", "cancel a running migration (before COMMIT)",
+     "usage: secmig cancel ID | --domain NAME [--json] [--state-dir DIR]\n\n"
+     "Cancel a migration of this host (either direction) before COMMIT: it\n"
+     "aborts in order and its send exits 13, the VM running on the source.\n"
+     "Past COMMIT it is refused (exit 1): the hand-over completes or ends in\n"
+     "doubt. Exit 12 if no such migration runs here.\n",
+     smg_cmd_cancel},
+    {"tune", "change a running migration's bandwidth cap or downtime budget",
+     "usage: secmig tune ID | --domain NAME [--bandwidth RATE|none]\n"
+     "                   [--max-downtime MS] [--json] [--state-dir DIR]\n\n"
+     "Change a sending migration before stop-and-copy, like virsh\n"
+     "migrate-setspeed and migrate-setmaxdowntime: the new bandwidth cap\n"
+     "applies to the next frame, the new budget to the next stop decision.\n",
+     smg_cmd_tune},
     {"demo", "migrate a 1 GiB sim VM between two local sim hosts",
      "usage: secmig demo [--json] [--memory SIZE] [--dirty-rate RATE]\n"
      "                   [--workload idle|uniform|hotspot] [--channels N] [--keep]\n\n"

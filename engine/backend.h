@@ -131,6 +131,20 @@ struct smg_backend_ops {
 	/* Resume a committed incoming domain whose receiver died between
 	 * COMMIT and resume (resolve, on the destination). */
 	int (*resume_committed)(struct smg_backend *self, const char *name);
+
+	/* ---- optional: pause records (NULL when the backend's host resumes
+	 * a domain whose sender died before COMMIT by itself, like the sim
+	 * host's leases) ---------------------------------------------------- */
+	/* Source, just before pause: record durably "paused for migration id,
+	 * destination peer (the same token mark_commit gets), not committed".
+	 * mark_commit later supersedes it; a clean abort or DONE removes it. */
+	int (*mark_pause)(struct smg_backend *self, const char *id, const char *peer);
+	/* resolve: a domain `name` left paused by a sender that died before
+	 * COMMIT (its pause record, no COMMIT record). SMG_ERR_NOT_FOUND when
+	 * there is none. Such a domain never ran anywhere else: resolve
+	 * resumes it here (domain_settle(name, false)) without asking. */
+	int (*paused_pending)(struct smg_backend *self, const char *name, char *id,
+			      size_t id_len, char *peer, size_t peer_len);
 };
 
 struct smg_backend {

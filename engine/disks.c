@@ -8,6 +8,7 @@
  * ITER round per later round, and the FINAL phase in stop-and-copy. While
  * the migration runs, each source disk is exported over NBD so the guest's
  * I/O goes through the same storage layer. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -153,10 +154,7 @@ int smg_engine_disks_begin(struct smg_engine_disks *e, enum smg_stg_mode mode)
 	return SMG_OK;
 }
 
-/* Every frame of one phase (or ITER round) of disk i on chan. A frame is
- * filled in a scratch buffer first: a begun bulk frame cannot be dropped,
- * and only the storage layer knows whether a phase has one more frame. */
-/* Each chunk record is written by storage/ straight into a begun bulk
+/* Every frame of one phase (or ITER round) of disk i on chan. Each chunk record is written by storage/ straight into a begun bulk
  * frame, sealed there in place: no staging buffer, no copy. */
 static int send_phase(struct smg_engine_disks *e, unsigned i, struct smg_session *s,
 		      unsigned chan, enum smg_stg_phase ph, struct smg_ratelim *rl,
@@ -175,7 +173,10 @@ static int send_phase(struct smg_engine_disks *e, unsigned i, struct smg_session
 			smg_chan_bulk_abandon(s, chan);
 			return r;
 		}
-		smg_ratelim_wait(rl, used);
+		if ((r = smg_ratelim_wait(rl, used)) != SMG_OK) {
+			smg_chan_bulk_abandon(s, chan); /* cancelled */
+			return r;
+		}
 		if ((r = smg_chan_bulk_submit(s, chan, SMG_FT_DISK_CHUNK, used)) !=
 		    SMG_OK)
 			return r;
@@ -380,6 +381,27 @@ void smg_engine_disks_discard(struct smg_engine_disks *e)
 			unlink(e->path[i]);
 	}
 	smg_engine_disks_free(e);
+}
+
+int smg_engine_disks_quarantine(struct smg_engine_disks *e, const char *dir)
+{
+	char to[SMG_DOMAIN_PATH_MAX * 2 + 80];
+	int r = SMG_OK;
+
+	for (unsigned i = 0; e != NULL && i < e->n; i++) {
+		const char *base = strrchr(e->path[i], '/');
+
+		smg_stg_dst_close(e->sd[i]);
+		e->sd[i] = NULL;
+		if (e->path[i][0] == '\0')
+			continue;
+		snprintf(to, sizeof(to), "%s/%s", dir,
+			 base != NULL ? base + 1 : e->path[i]);
+		if (rename(e->path[i], to) != 0 && r == SMG_OK)
+			r = smg_err_sys(errno);
+	}
+	smg_engine_disks_free(e);
+	return r;
 }
 
 void smg_engine_disks_free(struct smg_engine_disks *e)

@@ -50,6 +50,9 @@ int smg_engine_disks_verify(struct smg_engine_disks *e, size_t n_roots,
 void smg_engine_disks_damage(struct smg_engine_disks *e);
 /* Destination before COMMIT: remove the incoming images. */
 void smg_engine_disks_discard(struct smg_engine_disks *e);
+/* Destination after a failed verification: move the incoming images into
+ * dir (the quarantine) instead; frees e like discard. */
+int smg_engine_disks_quarantine(struct smg_engine_disks *e, const char *dir);
 void smg_engine_disks_free(struct smg_engine_disks *e);
 
 /* Pages go to channels in groups so that a page always travels on the same
@@ -64,13 +67,66 @@ static inline unsigned smg_xfer_chan_of(uint64_t pfn, unsigned nchan)
 	return (unsigned)((pfn >> SMG_XFER_GROUP_SHIFT) % nchan);
 }
 
-/* --bandwidth: one token bucket shared by the sending channels. */
+/* --bandwidth: one token bucket shared by the sending channels. It is also
+ * where every sending path passes once per frame, so it counts progress and
+ * is the cancellation point of a round. */
 struct smg_ratelim {
 	pthread_mutex_t lock;
-	uint64_t rate; /* bytes/s, 0 = unlimited */
+	_Atomic uint64_t rate; /* bytes/s, 0 = unlimited; secmig tune changes it */
 	uint64_t next_ns;
+	_Atomic uint64_t bytes, pages; /* sent so far (pages: incl. zero records) */
+	_Atomic uint64_t page_bytes;   /* of bytes, those of page frames */
+	const _Atomic bool *cancel;    /* NULL or set: the next frame fails */
+	/* The destination spoke on channel 0 during a round (it says nothing
+	 * there then but ABORT): the next frame fails, the source reads why. */
+	_Atomic bool peer_spoke;
 };
-void smg_ratelim_wait(struct smg_ratelim *rl, size_t bytes);
+/* Pace one frame of `bytes`; SMG_ERR_CANCELLED once a cancel is set,
+ * SMG_ERR_ABORTED once the peer spoke. */
+int smg_ratelim_wait(struct smg_ratelim *rl, size_t bytes);
+/* Count pages handled (sent or zero records) and their frame bytes, for
+ * the progress line (the rest of `bytes` is disk data). */
+void smg_ratelim_pages(struct smg_ratelim *rl, uint64_t pages, uint64_t bytes);
+
+/* Right where it happened (errno is per thread): a full disk or quota
+ * becomes SMG_ERR_DISK_FULL, no memory SMG_ERR_CAPACITY; anything else
+ * passes through. */
+int smg_err_classify(int err);
+
+/* ---- the live view of a migration (engine/live.c) ---------------------- */
+struct smg_live {
+	pthread_mutex_t lock;
+	struct smg_live_status st;
+	struct smg_session *s;	/* interrupted on cancel while attached */
+	struct smg_ratelim *rl; /* its rate is the live bandwidth cap */
+	/* destination: its receive counters while attached */
+	const _Atomic uint64_t *rx_bytes, *rx_pages, *rx_zeros;
+	_Atomic bool cancel; /* accepted cancel (before COMMIT) */
+	_Atomic bool poked;  /* any cancel request, accepted or deferred */
+	bool past_commit;    /* the engine passed the point of no return */
+	bool frozen;	     /* stop-and-copy began: tuning is over */
+	uint64_t t0_ms;	     /* monotonic start: the receiver's mean rate */
+	char why[64];
+};
+/* The engine's side; every function accepts l == NULL (no live view). */
+void smg_live_lock(struct smg_live *l);
+void smg_live_unlock(struct smg_live *l);
+void smg_live_attach(struct smg_live *l, struct smg_session *s, struct smg_ratelim *rl);
+void smg_live_attach_rx(struct smg_live *l, const _Atomic uint64_t *bytes,
+			const _Atomic uint64_t *pages, const _Atomic uint64_t *zeros);
+/* Before the session, the rate limiter or the counters go away. */
+void smg_live_detach(struct smg_live *l);
+bool smg_live_cancelled(struct smg_live *l);
+bool smg_live_poked(struct smg_live *l);
+const char *smg_live_why(struct smg_live *l);
+/* The point of no return (just before COMMIT is recorded, or on the
+ * destination before it is accepted): false if a cancel came first; from
+ * true on every cancel is refused. */
+bool smg_live_commit(struct smg_live *l);
+/* Stop-and-copy began: no more tuning; the budget in force is returned. */
+unsigned smg_live_freeze(struct smg_live *l, unsigned budget_ms);
+/* The budget now in force (tune may have changed it). */
+unsigned smg_live_budget(struct smg_live *l, unsigned current);
 
 /* One channel's share of a source round. */
 struct smg_xfer_send {
@@ -91,11 +147,11 @@ struct smg_xfer_send {
 	pthread_t tid;
 };
 void *smg_xfer_send_main(void *arg);
-/* Join a channel thread; meanwhile fold the leaves it sets into the tree,
- * so the root after the round (in stop-and-copy: inside the downtime) has
- * only the last few paths left. Only one thread may fold a tree. */
+/* While the source joins its channel threads, it folds the leaves they set
+ * into the tree this often, so the root after the round (in stop-and-copy:
+ * inside the downtime) has only the last few paths left. Only one thread
+ * may fold a tree. */
 #define SMG_XFER_FOLD_NS 2000000L
-void smg_xfer_join_folding(pthread_t tid, struct smg_merkle *mk);
 
 /* Destination: what the control thread and the channel threads share. */
 struct smg_xfer_dest {
@@ -158,10 +214,74 @@ int smg_keepalive_start(struct smg_keepalive *k, struct smg_session *s,
 			uint32_t chan_mask);
 void smg_keepalive_stop(struct smg_keepalive *k);
 
+/* ---- the source (engine/source.c, engine/source_round.c) --------------- */
+enum src_state {
+	SRC_SETUP = 0,
+	SRC_PRECOPY,
+	SRC_STOPCOPY,
+	SRC_HANDOVER,
+	SRC_COMMITTED,
+	SRC_DONE,
+	SRC_ABORTED,
+	SRC_IN_DOUBT,
+};
+
+struct smg_send {
+	enum src_state state;
+	struct smg_session *s;
+	const struct smg_send_opts *o;
+	struct smg_mig_stats *st;
+	struct smg_live *live, *own_live;
+	struct smg_backend *be;
+	struct smg_domain_info info;
+	unsigned nchan;
+	uint64_t *pending, words;
+	struct smg_merkle *mk;
+	struct smg_engine_disks *disks;
+	unsigned disk_rounds; /* rounds added for the disks alone */
+	uint32_t disk_chunk;  /* largest chunk size of the disks */
+	struct smg_precopy pc;
+	struct smg_ratelim rl;
+	bool logdirty, paused, peer_abort;
+	struct smg_netid_hold *net_hold; /* network: NICs silenced while paused */
+	uint32_t round;
+	uint32_t dst_load_ms; /* the destination's load time (PLAN_ACK) */
+	uint64_t t_start, t_pause;
+	uint8_t config_hash[SMG_DIGEST_LEN], manifest_hash[SMG_DIGEST_LEN];
+	char why[256]; /* ABORT detail when set (policy) */
+	int err;
+	/* progress ticks while a round's channel threads run */
+	uint64_t tick_ns, tick_bytes;
+	double tick_rate;
+};
+void smg_src_emit(struct smg_send *c, enum smg_event_kind kind, enum smg_phase ph,
+		  uint64_t round_pages, uint64_t dirty, const char *info);
+/* One round: ROUND_START, every channel's share, ROUND_END on each. */
+int smg_src_run_round(struct smg_send *c, bool final, uint64_t *sent_bytes,
+		      uint64_t *npages);
+/* Disk bytes still to send (0 while the bulk copy runs: counted apart). */
+uint64_t smg_src_disk_pending_bytes(const struct smg_send *c);
+
 struct smg_frame;
 /* Destination: answer a RESOLVE_QUERY from the durable outcome records. */
 int smg_engine_answer_resolve(struct smg_session *s, const struct smg_recv_opts *o,
 			      const struct smg_frame *query);
+
+/* ---- quarantine (engine/quarantine.c): a copy that failed verification is
+ * kept aside for the operator, never resumed and never silently deleted. */
+struct smg_quarantine {
+	const char *state_dir, *id, *domain, *source;
+	const uint8_t *source_key; /* 32 bytes */
+	const char *what;	   /* which check failed, and how */
+	const uint8_t *config;	   /* the domain's config as planned */
+	size_t config_len;
+	struct smg_backend *be; /* the incoming domain, still there */
+	uint64_t pages;
+	uint32_t page_size;
+};
+/* DIR/quarantine/ID/: reason, config, memory (the incoming domain's pages,
+ * zero pages as holes). path receives the directory. */
+int smg_quarantine_save(const struct smg_quarantine *q, char *path, size_t n);
 
 /* Hash of a byte string, BLAKE2b-256. */
 void smg_engine_hash(const void *p, size_t len, uint8_t out[SMG_DIGEST_LEN]);

@@ -523,8 +523,8 @@ int smg_hs_client_on_server(struct hs *hs, const uint8_t *hello, size_t hlen,
 	if ((r = parse_hello(body, blen, &h)) != 0)
 		goto out;
 	th_add(hs, hello, hlen);
-	if ((r = find_peer(hs, h->name)) != 0)
-		goto out;
+	/* The pinned name first: "it is not the host you named" says more
+	 * than "it is not enrolled" when both hold. */
 	if (hs->opts->expect_peer != NULL &&
 	    strcmp(hs->opts->expect_peer, h->name) != 0) {
 		smg_err("handshake: server identifies as '%s', expected '%s'", h->name,
@@ -532,6 +532,8 @@ int smg_hs_client_on_server(struct hs *hs, const uint8_t *hello, size_t hlen,
 		r = SMG_ERR_UNKNOWN_PEER;
 		goto out;
 	}
+	if ((r = find_peer(hs, h->name)) != 0)
+		goto out;
 	if ((r = check_selection(hs, h)) != 0 ||
 	    (r = check_ext_mode(hs, h->capabilities)) != 0 ||
 	    (r = derive_hs_key(hs, h)) != 0)

@@ -231,7 +231,8 @@ struct chan {
 	size_t rstart, rend;
 	bool rx_eof; /* TCP FIN seen */
 	bool eof_returned;
-	int dead; /* sticky error */
+	int dead;    /* sticky error */
+	int tx_dead; /* sticky send error: what the peer sent is still read */
 	/* io_uring state; ring_ok false means the poll(2) path */
 	bool ring_ok;
 	struct io_uring ring;
@@ -257,6 +258,8 @@ bool smg_chan_io_pending(struct chan *c);
 
 struct smg_session {
 	char peer_name[SMG_PEER_NAME_MAX + 1];
+	uint8_t peer_key[SMG_PUBKEY_LEN]; /* the enrolled key that signed */
+	_Atomic bool interrupted;	  /* smg_session_interrupt */
 	unsigned nchan;
 	uint64_t caps;
 	uint8_t transcript[SMG_TRANSCRIPT_LEN];

@@ -173,6 +173,8 @@ int smg_session_new(const struct hs *hs, struct smg_session **out)
 	memcpy(s->session_key, hs->session_key, HS_KEY_LEN);
 	memcpy(s->transcript, hs->transcript, SMG_TRANSCRIPT_LEN);
 	memcpy(s->peer_name, hs->peer_name, sizeof(s->peer_name));
+	if (hs->peer != NULL)
+		memcpy(s->peer_key, hs->peer->pubkey, SMG_PUBKEY_LEN);
 	smg_hs_session_id(s->session_key, s->session_id);
 	s->nchan = hs->channels;
 	s->caps = hs->caps;
@@ -389,6 +391,27 @@ out:
 const char *smg_session_peer_name(const struct smg_session *s)
 {
 	return s->peer_name;
+}
+
+const uint8_t *smg_session_peer_key(const struct smg_session *s)
+{
+	return s->peer_key;
+}
+
+/* From another thread (a signal, secmig cancel): every receive wait ends
+ * within one wait slice (smg_chan_interrupt) and every receive from then on
+ * returns SMG_ERR_CANCELLED; sending still works, so the caller can still
+ * say ABORT. */
+void smg_session_interrupt(struct smg_session *s)
+{
+	atomic_store(&s->interrupted, true);
+	for (unsigned i = 0; i < s->nchan; i++)
+		smg_chan_interrupt(s, i);
+}
+
+void smg_session_resume(struct smg_session *s)
+{
+	atomic_store(&s->interrupted, false);
 }
 
 unsigned smg_session_channels(const struct smg_session *s)

@@ -152,6 +152,18 @@ int smg_listener_accept(struct smg_listener *l, const struct smg_session_opts *o
 void smg_listener_close(struct smg_listener *l);
 
 const char *smg_session_peer_name(const struct smg_session *s);
+/* The enrolled public key (SMG_PUBKEY_LEN bytes) the peer proved it holds. */
+const uint8_t *smg_session_peer_key(const struct smg_session *s);
+/* Thread-safe: make receives on every channel, blocked (within a wait
+ * slice) or later, return SMG_ERR_CANCELLED; sending still works (for
+ * ABORT). Used to cancel a migration from a signal or control thread. */
+void smg_session_interrupt(struct smg_session *s);
+/* Thread-safe: undo smg_session_interrupt once the caller has said ABORT,
+ * so it can drain what the peer still sends until the peer hangs up (under
+ * a deadline set with smg_session_set_deadline): a side that closes with
+ * unread bytes resets the connection, and the peer may then fail a write
+ * before it reads the ABORT. */
+void smg_session_resume(struct smg_session *s);
 unsigned smg_session_channels(const struct smg_session *s);
 uint64_t smg_session_capabilities(const struct smg_session *s); /* agreed */
 /* Transcript hash of the handshake (binds manifests, quotes, audit). */

@@ -47,7 +47,7 @@ int smg_backend_open(const char *name, const struct smg_backend_opts *opts,
 		if (strcmp(backends[i].name, name) == 0 && backends[i].open != NULL)
 			return backends[i].open(opts, out);
 	smg_err("unknown backend '%s' (see 'secmig version' for the built ones)", name);
-	return SMG_ERR_NOT_FOUND;
+	return SMG_ERR_NO_BACKEND;
 }
 
 void smg_backend_close(struct smg_backend *be)

@@ -144,7 +144,9 @@ static int domain_create(struct smg_backend *b, const uint8_t *config, size_t le
 				&fd);
 	if (r != SMG_OK) {
 		smg_err("sim: create incoming domain: %s", reply);
-		return r == SMG_ERR_EXISTS || r == SMG_ERR_CONFIG ? r : SMG_ERR_BACKEND;
+		return r == SMG_ERR_EXISTS || r == SMG_ERR_CONFIG || r == SMG_ERR_BUSY
+			   ? r
+			   : SMG_ERR_BACKEND;
 	}
 	return attach(s, fd, (const char *)config, len, true, info);
 }

@@ -152,6 +152,12 @@ int smg_xen_src_destroy(struct smg_backend *self);
 int smg_xen_src_pending(struct smg_backend *self, const char *name, char *id,
 			size_t id_len, char *peer, size_t peer_len);
 int smg_xen_src_settle(struct smg_backend *self, const char *name, bool resumed);
+/* xen_pause.c: the durable pause record */
+int smg_xen_src_mark_pause(struct smg_backend *self, const char *id, const char *peer);
+int smg_xen_src_paused_pending(struct smg_backend *self, const char *name, char *id,
+			       size_t id_len, char *peer, size_t peer_len);
+int smg_xen_src_settle_paused(struct xen_backend *x, const char *name);
+void smg_xen_src_clear_pause(struct xen_backend *x, uint32_t domid);
 int smg_xen_src_populated(struct smg_backend *self, uint64_t *bitmap, uint64_t *count);
 void smg_xen_unmap_chunks(struct xen_backend *x);
 void smg_xen_unmap_chunks_locked(struct xen_backend *x); /* map_lock held */

@@ -68,11 +68,14 @@ start_recv() {
 	[ -n "$PORT" ] || err "receiver did not start"
 }
 
-# send NAME [flags...]: sets RC; JSON lines in $T/send.out
+# send NAME [flags...]: sets RC; JSON lines in $T/send.out. Tests that are
+# not about the downtime limit stop-and-copy over it rather than abort
+# (a loaded CI host misses 300 ms); the result still says it was exceeded.
 send() {
 	local name=$1; shift
-	"$SECMIG" --quiet send --to "127.0.0.1:$PORT" --domain "$name" --json \
-		--state-dir "$A" --name src --check-memory "$@" >"$T/send.out" 2>"$T/send.err"
+	"$SECMIG" --quiet send --to "127.0.0.1:$PORT" --peer dst --domain "$name" --json \
+		--state-dir "$A" --name src --check-memory --on-no-converge extend "$@" \
+		>"$T/send.out" 2>"$T/send.err"
 	RC=$?
 }
 

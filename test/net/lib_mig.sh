@@ -60,7 +60,7 @@ start_recv() {
 send() {
 	local name=$1 to=$NB_DST4:${PORT:-0}; shift
 	if [ "${1:-}" = --to ]; then to=$2; shift 2; fi
-	nb_exec src "$S" --quiet send --to "$to" --domain "$name" --json --state-dir "$A" \
+	nb_exec src "$S" --quiet send --to "$to" --peer dst --on-no-converge extend --domain "$name" --json --state-dir "$A" \
 		--name src "${NETA[@]}" "$@" >"$T/send.out" 2>"$T/send.err"
 	RC=$?
 }

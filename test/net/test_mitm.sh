@@ -48,7 +48,7 @@ nb_exec sw ping -c 1 -W 2 "$NB_VM4" >/dev/null || bad "vm1 unreachable after the
 } >"$T/decoy.cfg"
 nb_exec sw "$S" --quiet sim --state-dir "$M" create "$T/decoy.cfg" >/dev/null || bad "decoy"
 start_recv
-nb_exec sw "$S" --quiet send --to "$NB_DST4:$PORT" --domain decoy --json --state-dir "$M" \
+nb_exec sw "$S" --quiet send --to "$NB_DST4:$PORT" --peer dst --domain decoy --json --state-dir "$M" \
 	--name src --key "$M/mitm.key" --peers "$M/peers" --io-timeout 3000 \
 	>"$T/mitm-send" 2>"$T/mitm-send.err"
 mrc=$?

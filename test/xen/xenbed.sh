@@ -10,10 +10,11 @@
 # Functions return 77 when a needed package cannot be obtained (ctest: skip).
 
 # What dom0-test.sh runs unless XB_PHASES says otherwise: secmig send/recv
-# --backend xen with the receiver killed mid-pre-copy, then the migration.
+# --backend xen with the sender stopped in stop-and-copy (SIGTERM; SIGKILL
+# then resolve), the receiver killed mid-pre-copy, then the migration.
 # live-abort and live-migrate (the backend driven in-process by
 # test_xen_live) are opt-in: they add ~2.5 minutes under TCG.
-XB_DEFAULT_PHASES="secmig-kill secmig-migrate"
+XB_DEFAULT_PHASES="secmig-stop secmig-kill secmig-migrate"
 
 XB_PKGS=(xen-hypervisor-4.17-amd64 xen-utils-4.17 xen-utils-common
 	xenstore-utils libyajl2)

@@ -154,8 +154,9 @@ int smg_engine_disks_begin(struct smg_engine_disks *e, enum smg_stg_mode mode)
 	return SMG_OK;
 }
 
-/* Every frame of one phase (or ITER round) of disk i on chan. Each chunk record is written by storage/ straight into a begun bulk
- * frame, sealed there in place: no staging buffer, no copy. */
+/* Every frame of one phase (or ITER round) of disk i on chan. Each chunk record is
+ * written by storage/ straight into a begun bulk frame, sealed there in place: no staging
+ * buffer, no copy. */
 static int send_phase(struct smg_engine_disks *e, unsigned i, struct smg_session *s,
 		      unsigned chan, enum smg_stg_phase ph, struct smg_ratelim *rl,
 		      uint64_t *bytes)

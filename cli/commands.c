@@ -108,6 +108,26 @@ const struct smg_cmd smg_cmds[] = {
      "(default 1G, hot-spot workload at 50M bytes/s), migrate it, verify it on\n"
      "the destination and print a summary. --keep leaves the temporary directory.\n",
      smg_cmd_demo},
+    {"disk", "run the per-host disk service and manage its disks",
+     "usage: secmig disk [--state-dir DIR] SUBCOMMAND\n\n"
+     "  serve [--storage-dir SDIR] [--surrogate-dir WDIR] [--capacity SIZE]\n"
+     "        [--max-disk SIZE] [--chunk SIZE] [--direct]\n"
+     "                    run the disk service (foreground): control socket\n"
+     "                    DIR/disk.sock, NBD DIR/nbd.sock (export = disk name),\n"
+     "                    images SDIR/NAME.img (default DIR/disks)\n"
+     "  list              NAME SIZE STATE NBD-CLIENTS per disk\n"
+     "  create NAME SIZE  a new empty (sparse) image\n"
+     "  import NAME FILE  copy FILE in (holes kept)\n"
+     "  delete NAME       remove a disk no migration or client uses\n"
+     "  settle NAME resumed|aborted\n"
+     "                    source, after 'secmig resolve': drop the handed-over\n"
+     "                    copy, or merge it back and release its I/O\n"
+     "  resume NAME       destination: release a committed incoming disk\n"
+     "  workload NAME read-hot|write-heavy|mixed|trace:FILE|stop\n"
+     "                    synthetic guest disk I/O (sim VMs)\n\n"
+     "Disk i of domain D is named D.i; the sim config says 'disk = D.i'.\n"
+     "qemu-io -f raw 'nbd+unix:///NAME?socket=DIR/nbd.sock'. See docs/storage.md.\n",
+     smg_cmd_disk},
     {"sim", "run a sim host and manage its simulated domains",
      "usage: secmig sim [--state-dir DIR | --socket PATH] SUBCOMMAND\n\n"
      "  host              run the sim host daemon on DIR/sim.sock (foreground)\n"

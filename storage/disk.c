@@ -7,6 +7,15 @@
 #include "base/base.h"
 #include "storage/internal.h"
 
+uint32_t smg_stg_chunk_for(uint64_t size)
+{
+	uint32_t c = SMG_STG_CHUNK_DEFAULT;
+
+	while (c < SMG_STG_CHUNK_MAX && size / c > SMG_STG_CHUNKS_TARGET)
+		c *= 2;
+	return c;
+}
+
 int smg_vdisk_open(const struct smg_vdisk_opts *o, struct smg_vdisk **out)
 {
 	struct smg_vdisk *d;
@@ -29,7 +38,7 @@ int smg_vdisk_open(const struct smg_vdisk_opts *o, struct smg_vdisk **out)
 	if ((r = smg_image_open(o->path, flags, &d->orig)) != 0)
 		goto fail;
 	d->size = smg_image_size(d->orig);
-	d->chunk = o->chunk_size ? o->chunk_size : SMG_STG_CHUNK_DEFAULT;
+	d->chunk = o->chunk_size ? o->chunk_size : smg_stg_chunk_for(d->size);
 	d->nchunks = (d->size + d->chunk - 1) / d->chunk;
 	d->hot_threshold = o->hot_threshold ? o->hot_threshold : SMG_STG_HOT_DEFAULT;
 	if (d->size > SMG_STG_DISK_MAX) {
@@ -44,6 +53,8 @@ int smg_vdisk_open(const struct smg_vdisk_opts *o, struct smg_vdisk **out)
 		d->surr_dir =
 		    slash ? strndup(o->path, (size_t)(slash - o->path + 1)) : strdup(".");
 	}
+	if (o->surrogate_name != NULL && (d->surr_name = strdup(o->surrogate_name)) == NULL)
+		d->surr_dir = NULL; /* fails below */
 	if (d->surr_dir == NULL) {
 		r = SMG_ERR_NOMEM;
 		goto fail;
@@ -61,6 +72,7 @@ int smg_vdisk_open(const struct smg_vdisk_opts *o, struct smg_vdisk **out)
 fail:
 	smg_image_close(d->orig);
 	free(d->surr_dir);
+	free(d->surr_name);
 	free(d);
 	return r;
 }
@@ -78,6 +90,7 @@ void smg_vdisk_close(struct smg_vdisk *d)
 	smg_image_close(d->orig);
 	free(d->reads);
 	free(d->surr_dir);
+	free(d->surr_name);
 	free(d);
 }
 
@@ -91,13 +104,20 @@ uint32_t smg_vdisk_chunk_size(const struct smg_vdisk *d)
 	return d->chunk;
 }
 
-static void gate_enter(struct smg_vdisk *d)
+/* SMG_ERR_ABORTED once the disk is failed (its export is going away). */
+static int gate_enter(struct smg_vdisk *d)
 {
+	int r = SMG_OK;
+
 	pthread_mutex_lock(&d->gate_mu);
-	while (d->paused > 0)
+	while (d->paused > 0 && !d->failed)
 		pthread_cond_wait(&d->gate_cv, &d->gate_mu);
-	d->inflight++;
+	if (d->failed)
+		r = SMG_ERR_ABORTED;
+	else
+		d->inflight++;
 	pthread_mutex_unlock(&d->gate_mu);
+	return r;
 }
 
 static void gate_leave(struct smg_vdisk *d)
@@ -114,6 +134,14 @@ void smg_vdisk_pause(struct smg_vdisk *d)
 	d->paused++;
 	while (d->inflight > 0)
 		pthread_cond_wait(&d->gate_cv, &d->gate_mu);
+	pthread_mutex_unlock(&d->gate_mu);
+}
+
+void smg_vdisk_fail_io(struct smg_vdisk *d)
+{
+	pthread_mutex_lock(&d->gate_mu);
+	d->failed = true;
+	pthread_cond_broadcast(&d->gate_cv);
 	pthread_mutex_unlock(&d->gate_mu);
 }
 
@@ -148,7 +176,8 @@ int smg_vdisk_read(struct smg_vdisk *d, void *buf, size_t len, uint64_t off)
 	if ((r = check_io(d, len, off)) != 0 || len == 0)
 		return r;
 	count_reads(d, len, off);
-	gate_enter(d);
+	if ((r = gate_enter(d)) != 0)
+		return r;
 	atomic_fetch_add(&d->st_reads, 1);
 	if (d->mig == DISK_MIG_WAIO)
 		r = waio_read(d, buf, len, off);
@@ -172,7 +201,8 @@ int smg_vdisk_write(struct smg_vdisk *d, const void *buf, size_t len, uint64_t o
 
 	if ((r = check_io(d, len, off)) != 0 || len == 0)
 		return r;
-	gate_enter(d);
+	if ((r = gate_enter(d)) != 0)
+		return r;
 	atomic_fetch_add(&d->st_writes, 1);
 	if (d->mig == DISK_MIG_WAIO) {
 		r = waio_write(d, buf, len, off);
@@ -193,7 +223,8 @@ int smg_vdisk_trim(struct smg_vdisk *d, uint64_t off, uint64_t len)
 
 	if ((r = check_io(d, len, off)) != 0 || len == 0)
 		return r;
-	gate_enter(d);
+	if ((r = gate_enter(d)) != 0)
+		return r;
 	if (d->mig == DISK_MIG_WAIO) {
 		r = waio_trim(d, off, len);
 	} else {
@@ -209,7 +240,8 @@ int smg_vdisk_flush(struct smg_vdisk *d)
 {
 	int r;
 
-	gate_enter(d);
+	if ((r = gate_enter(d)) != 0)
+		return r;
 	r = smg_image_flush(d->mig == DISK_MIG_WAIO ? d->surr : d->orig);
 	gate_leave(d);
 	return r;

@@ -30,12 +30,14 @@ struct smg_vdisk {
 	uint64_t nchunks;
 	unsigned hot_threshold;
 	char *surr_dir;
+	char *surr_name; /* NULL: mkstemp */
 
 	/* the gate: pause waits for in-flight guest I/O, holds new I/O */
 	pthread_mutex_t gate_mu;
 	pthread_cond_t gate_cv;
 	unsigned paused;
 	unsigned inflight;
+	bool failed; /* smg_vdisk_fail_io: every new request fails */
 
 	enum disk_mig mig; /* changed only while paused */
 	/* chunk written since its bit was last cleared: DBT writes to the

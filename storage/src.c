@@ -30,6 +30,7 @@ struct smg_stg_src {
 	uint64_t round_next;
 	bool round_ended;
 	bool final_done;
+	uint64_t budget; /* WAIO: bytes of held-back chunks FINAL may carry */
 
 	bool cur_valid; /* a chunk whose records are partly emitted */
 	bool cur_hole;	/* the whole chunk is a hole */
@@ -59,6 +60,7 @@ int smg_stg_src_begin(struct smg_vdisk *d, const struct smg_stg_src_opts *o,
 	s->mode = o->mode;
 	s->disk_id = o->disk_id;
 	s->phase = SMG_STG_PHASE_BULK;
+	s->budget = UINT64_MAX;
 	s->round = calloc(words ? words : 1, sizeof(*s->round));
 	s->wrote_last = calloc(words ? words : 1, sizeof(*s->round));
 	s->deferred = calloc(words ? words : 1, sizeof(*s->round));
@@ -248,17 +250,27 @@ static int next_chunk(struct smg_stg_src *s, enum smg_stg_phase ph, bool *done)
 		return SMG_OK;
 	}
 	if (!s->round_active) {
+		uint64_t held = 0, cb = d->chunk;
+
 		for (i = 0; i < words; i++) {
 			uint64_t now = atomic_exchange(&d->dirty[i], 0);
 
 			if (s->mode == SMG_STG_MODE_WAIO && ph == SMG_STG_PHASE_ITER) {
 				/* Written in two rounds running: the guest's write
 				 * working set. It stays on the surrogate until the
-				 * final phase instead of going out every round. */
-				uint64_t hot = now & s->wrote_last[i];
+				 * final phase instead of going out every round, as
+				 * long as the pause can carry it (the budget). */
+				uint64_t hot = now & s->wrote_last[i], keep = 0;
 
-				s->round[i] = (now & ~hot) | (s->deferred[i] & ~now);
-				s->deferred[i] = hot;
+				while (hot != 0 && held + cb <= s->budget) {
+					uint64_t bit = hot & -hot;
+
+					keep |= bit;
+					hot &= hot - 1;
+					held += cb;
+				}
+				s->round[i] = (now & ~keep) | (s->deferred[i] & ~now);
+				s->deferred[i] = keep;
 			} else {
 				s->round[i] = now | s->deferred[i];
 				s->deferred[i] = 0;
@@ -349,17 +361,41 @@ int smg_stg_src_next(struct smg_stg_src *s, enum smg_stg_phase ph, uint8_t *buf,
 
 uint64_t smg_stg_src_pending(const struct smg_stg_src *s)
 {
+	struct smg_stg_pending p;
+
+	smg_stg_src_get_pending(s, &p);
+	return p.chunks;
+}
+
+void smg_stg_src_get_pending(const struct smg_stg_src *s, struct smg_stg_pending *p)
+{
 	const struct smg_vdisk *d = s->d;
-	uint64_t n = 0, c;
+	uint64_t n = 0, c, last = d->nchunks - 1;
+	bool last_in = false;
 	size_t i;
 
-	for (i = 0; i < (d->nchunks + 63) / 64; i++)
-		n += (uint64_t)__builtin_popcountll(atomic_load(&d->dirty[i]) |
-						    s->deferred[i]);
-	if (s->round_active)
-		for (c = s->round_next; c < d->nchunks; c++)
-			n += (s->round[c / 64] >> (c % 64)) & 1;
-	return n;
+	for (i = 0; i < (d->nchunks + 63) / 64; i++) {
+		uint64_t w = atomic_load(&d->dirty[i]) | s->deferred[i];
+
+		if (s->round_active)
+			for (c = i * 64; c < i * 64 + 64 && c < d->nchunks; c++)
+				if (c >= s->round_next && (s->round[i] >> (c % 64)) & 1)
+					w |= 1ull << (c % 64);
+		n += (uint64_t)__builtin_popcountll(w);
+		if (i == last / 64 && (w >> (last % 64)) & 1)
+			last_in = true;
+	}
+	p->chunks = n;
+	p->bytes = n * d->chunk;
+	if (last_in) /* the last chunk may be short */
+		p->bytes -= d->chunk - chunk_len(d, last);
+	p->bulk_left =
+	    s->bulk_next < d->nchunks ? d->size - s->bulk_next * (uint64_t)d->chunk : 0;
+}
+
+void smg_stg_src_set_budget(struct smg_stg_src *s, uint64_t bytes)
+{
+	s->budget = bytes;
 }
 
 void smg_stg_src_get_stats(const struct smg_stg_src *s, struct smg_stg_stats *st)

@@ -8,6 +8,7 @@
  * per 512-byte sector, so a read the surrogate covers only in part is merged
  * from both. On abort the surrogate's writes go back into the original. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -322,24 +323,41 @@ static void waio_free(struct smg_vdisk *d)
 	d->surr_path = NULL;
 }
 
-int waio_begin(struct smg_vdisk *d)
+static int surrogate_file(struct smg_vdisk *d)
 {
-	size_t plen = strlen(d->surr_dir) + 32;
-	int fd, r;
+	size_t plen = strlen(d->surr_dir) + (d->surr_name ? strlen(d->surr_name) : 0) + 32;
+	int fd;
 
 	if ((d->surr_path = malloc(plen)) == NULL)
 		return SMG_ERR_NOMEM;
-	snprintf(d->surr_path, plen, "%s/.secmig-surrogate-XXXXXX", d->surr_dir);
+	if (d->surr_name != NULL) {
+		snprintf(d->surr_path, plen, "%s/%s", d->surr_dir, d->surr_name);
+		fd = open(d->surr_path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+			  0600);
+	} else {
+		snprintf(d->surr_path, plen, "%s/.secmig-surrogate-XXXXXX", d->surr_dir);
+		fd = mkstemp(d->surr_path);
+	}
 	/* Kept as a named file, not unlinked: after a crash mid-migration the
 	 * guest's newest writes are still on disk for an operator. */
-	if ((fd = mkstemp(d->surr_path)) < 0) {
-		r = smg_err_sys(errno);
-		smg_err("surrogate in %s: %s", d->surr_dir, strerror(errno));
+	if (fd < 0) {
+		int r = smg_err_sys(errno);
+
+		smg_err("surrogate %s: %s", d->surr_path, strerror(errno));
 		free(d->surr_path);
 		d->surr_path = NULL;
 		return r;
 	}
 	close(fd);
+	return SMG_OK;
+}
+
+int waio_begin(struct smg_vdisk *d)
+{
+	int r;
+
+	if ((r = surrogate_file(d)) != 0)
+		return r;
 	d->cover = calloc(d->nchunks, sizeof(*d->cover));
 	d->full = calloc(d->nchunks, 1);
 	d->written = calloc(d->nchunks, 1);

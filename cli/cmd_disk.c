@@ -20,7 +20,7 @@ static int usage(const char *fmt, const char *arg)
 
 static int exit_of(int err)
 {
-	return err == SMG_ERR_POLICY ? SMG_EXIT_POLICY
+	return err == SMG_ERR_POLICY   ? SMG_EXIT_POLICY
 	       : err == SMG_ERR_CONFIG ? SMG_EXIT_CONFIG
 				       : SMG_EXIT_BACKEND;
 }
@@ -36,7 +36,8 @@ static int call(const char *dir, const char *line, int fd, bool print)
 		fprintf(stderr,
 			"secmig: no disk service at %s: %s (start one with 'secmig disk "
 			"serve --state-dir DIR')\n",
-			dir, r == SMG_ERR_SYS ? strerror(smg_err_errno()) : smg_strerror(r));
+			dir,
+			r == SMG_ERR_SYS ? strerror(smg_err_errno()) : smg_strerror(r));
 		return SMG_EXIT_BACKEND;
 	}
 	r = smg_dsvc_call(c, line, NULL, 0, fd, &rep);

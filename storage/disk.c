@@ -53,7 +53,8 @@ int smg_vdisk_open(const struct smg_vdisk_opts *o, struct smg_vdisk **out)
 		d->surr_dir =
 		    slash ? strndup(o->path, (size_t)(slash - o->path + 1)) : strdup(".");
 	}
-	if (o->surrogate_name != NULL && (d->surr_name = strdup(o->surrogate_name)) == NULL)
+	if (o->surrogate_name != NULL &&
+	    (d->surr_name = strdup(o->surrogate_name)) == NULL)
 		d->surr_dir = NULL; /* fails below */
 	if (d->surr_dir == NULL) {
 		r = SMG_ERR_NOMEM;

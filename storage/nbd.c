@@ -22,7 +22,8 @@
 
 #define EXPORTS_MAX SMG_DSVC_DISKS_MAX
 
-struct export {
+struct export
+{
 	bool used, gone;
 	char name[SMG_DSVC_NAME_MAX + 1];
 	struct smg_vdisk *disk;

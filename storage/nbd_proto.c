@@ -205,7 +205,8 @@ static int haggle(struct nbd_sess *s, bool *go)
 		case NBD_OPT_EXPORT_NAME: {
 			uint8_t rep[10 + 124] = {0};
 
-			s->disk = s->lk->get(s->lk->self, (const char *)data, len, &s->ref);
+			s->disk =
+			    s->lk->get(s->lk->self, (const char *)data, len, &s->ref);
 			if (s->disk == NULL)
 				return SMG_ERR_NOT_FOUND; /* the spec says: close */
 			smg_store_be64(rep, smg_vdisk_size(s->disk));

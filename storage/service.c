@@ -252,8 +252,8 @@ static int setup(struct svc *sv, const struct smg_dsvc_config *cfg)
 	if ((r = own_dir(sv->state_dir)) != 0 || (r = own_dir(sv->storage_dir)) != 0 ||
 	    (r = own_dir(sv->surr_dir)) != 0)
 		return r;
-	sv->bad_image_fault = getenv("SMG_FI") != NULL &&
-			      strstr(getenv("SMG_FI"), "dst_bad_disk") != NULL;
+	sv->bad_image_fault =
+	    getenv("SMG_FI") != NULL && strstr(getenv("SMG_FI"), "dst_bad_disk") != NULL;
 	return SMG_OK;
 }
 
@@ -280,8 +280,8 @@ static void serve(struct svc *sv, int lfd, int sfd)
 		}
 		*x = (struct conn_ctx){sv, c, 0, SMG_DSVC_CONNS_MAX};
 		pthread_mutex_lock(&sv->mu);
-		for (unsigned i = 0; i < SMG_DSVC_CONNS_MAX && x->slot == SMG_DSVC_CONNS_MAX;
-		     i++)
+		for (unsigned i = 0;
+		     i < SMG_DSVC_CONNS_MAX && x->slot == SMG_DSVC_CONNS_MAX; i++)
 			if (sv->conn_fd[i] < 0)
 				x->slot = i;
 		if (x->slot < SMG_DSVC_CONNS_MAX) {

@@ -20,8 +20,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define SMG_STG_SECTOR	      512u	 /* surrogate coverage granularity */
-#define SMG_STG_BLOCK	      4096u	 /* hole / zero detection granularity */
+#define SMG_STG_SECTOR 512u  /* surrogate coverage granularity */
+#define SMG_STG_BLOCK  4096u /* hole / zero detection granularity */
 /* The unit of write tracking, transfer and hashing: 64 KiB (docs/storage.md
  * "Why 64 KiB"), larger only for disks past SMG_STG_CHUNKS_TARGET of them. */
 #define SMG_STG_CHUNK_DEFAULT (64u << 10)
@@ -75,9 +75,9 @@ struct smg_vdisk_opts {
 	 * service: ".NAME.surrogate", findable after a crash); NULL: a mkstemp
 	 * name. */
 	const char *surrogate_name;
-	uint32_t chunk_size;	   /* 0: smg_stg_chunk_for(size) */
-	unsigned hot_threshold;	   /* 0: SMG_STG_HOT_DEFAULT */
-	bool direct;		   /* SMG_IMAGE_DIRECT on the original */
+	uint32_t chunk_size;	/* 0: smg_stg_chunk_for(size) */
+	unsigned hot_threshold; /* 0: SMG_STG_HOT_DEFAULT */
+	bool direct;		/* SMG_IMAGE_DIRECT on the original */
 };
 
 struct smg_vdisk;
@@ -256,21 +256,20 @@ int smg_nbd_parse_request(const uint8_t *buf, size_t len, struct smg_nbd_req *ou
  * replies are discarded (fuzzing, tests). Returns how the session ended. */
 int smg_nbd_serve_buffer(struct smg_vdisk *d, const uint8_t *in, size_t len);
 
-
 /* ---- the per-host disk service (docs/storage.md "The disk service") ----------
  * One long-running process per host owns the images in its storage directory
  * and serves each over NBD (one unix socket, export name = disk name) before,
  * during and after a migration; send/recv drive WAIO or DBT through its
  * control socket. */
-#define SMG_DSVC_SOCK_NAME   "disk.sock"
-#define SMG_DSVC_NBD_NAME    "nbd.sock"
-#define SMG_DSVC_NAME_MAX    80u	 /* disk (= export) name */
-#define SMG_DSVC_LINE_MAX    256u	 /* request/reply line, '\n' included */
-#define SMG_DSVC_FRAME_MAX   (1u << 20) /* one record frame (NEXT, APPLY) */
-#define SMG_DSVC_MSG_MAX     (SMG_DSVC_FRAME_MAX + 4096u)
-#define SMG_DSVC_REPLY_TEXT  (64u * 1024) /* LIST: one line per disk */
-#define SMG_DSVC_DISKS_MAX   256u
-#define SMG_DSVC_CONNS_MAX   64u
+#define SMG_DSVC_SOCK_NAME  "disk.sock"
+#define SMG_DSVC_NBD_NAME   "nbd.sock"
+#define SMG_DSVC_NAME_MAX   80u	       /* disk (= export) name */
+#define SMG_DSVC_LINE_MAX   256u       /* request/reply line, '\n' included */
+#define SMG_DSVC_FRAME_MAX  (1u << 20) /* one record frame (NEXT, APPLY) */
+#define SMG_DSVC_MSG_MAX    (SMG_DSVC_FRAME_MAX + 4096u)
+#define SMG_DSVC_REPLY_TEXT (64u * 1024) /* LIST: one line per disk */
+#define SMG_DSVC_DISKS_MAX  256u
+#define SMG_DSVC_CONNS_MAX  64u
 
 struct smg_dsvc_config {
 	const char *state_dir;	   /* sockets; NULL: /var/lib/secmig */

@@ -11,12 +11,12 @@
 
 enum sd_state {
 	SD_FREE = 0,
-	SD_BUSY,	 /* being created, imported or torn down */
-	SD_IDLE,	 /* served, no migration */
-	SD_SENDING,	 /* source: tracking (WAIO/DBT), lease held */
-	SD_HANDED_OVER,	 /* source: COMMIT recorded; I/O held until RELEASE/SETTLE */
-	SD_RECEIVING,	 /* destination: incoming, I/O held, lease held */
-	SD_COMMITTED,	 /* destination: committed, I/O held until RESUME */
+	SD_BUSY,	/* being created, imported or torn down */
+	SD_IDLE,	/* served, no migration */
+	SD_SENDING,	/* source: tracking (WAIO/DBT), lease held */
+	SD_HANDED_OVER, /* source: COMMIT recorded; I/O held until RELEASE/SETTLE */
+	SD_RECEIVING,	/* destination: incoming, I/O held, lease held */
+	SD_COMMITTED,	/* destination: committed, I/O held until RESUME */
 };
 
 struct svc_disk {
@@ -42,7 +42,7 @@ struct svc {
 	int conn_fd[SMG_DSVC_CONNS_MAX]; /* -1: slot free */
 	unsigned nconn;
 	pthread_cond_t conn_cv; /* a connection ended */
-	bool bad_image_fault; /* SMG_FI=dst_bad_disk: CHECK damages a byte first */
+	bool bad_image_fault;	/* SMG_FI=dst_bad_disk: CHECK damages a byte first */
 };
 
 /* What a request answers: the line's fields, then text or a payload. */

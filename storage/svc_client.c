@@ -34,7 +34,8 @@ int smg_dsvc_connect(const char *sock_or_dir, struct smg_dsvc_conn **out)
 		n = snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", sock_or_dir);
 	if (n < 0 || (size_t)n >= sizeof(sa.sun_path))
 		return SMG_ERR_TOO_LONG;
-	if ((c = calloc(1, sizeof(*c))) == NULL || (c->buf = malloc(SMG_DSVC_MSG_MAX)) == NULL) {
+	if ((c = calloc(1, sizeof(*c))) == NULL ||
+	    (c->buf = malloc(SMG_DSVC_MSG_MAX)) == NULL) {
 		free(c);
 		return SMG_ERR_NOMEM;
 	}
@@ -71,7 +72,8 @@ static int send_req(int fd, const char *line, const void *payload, size_t plen, 
 	size_t ll = strlen(line);
 	uint8_t hdr[4];
 	char nl = '\n';
-	struct iovec iov[4] = {{hdr, 4}, {(void *)line, ll}, {&nl, 1}, {(void *)payload, plen}};
+	struct iovec iov[4] = {
+	    {hdr, 4}, {(void *)line, ll}, {&nl, 1}, {(void *)payload, plen}};
 	struct msghdr mh = {.msg_iov = iov, .msg_iovlen = 4};
 	union {
 		char buf[CMSG_SPACE(sizeof(int))];

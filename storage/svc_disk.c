@@ -24,9 +24,8 @@
 
 #define COPY_BUF (1u << 20)
 
-static const char *const state_names[] = {"free",     "busy",	   "idle",
-					  "sending",  "handed-over", "receiving",
-					  "committed"};
+static const char *const state_names[] = {
+    "free", "busy", "idle", "sending", "handed-over", "receiving", "committed"};
 
 int svc_fail(struct svc_reply *r, int err, const char *fmt, ...)
 {
@@ -65,9 +64,10 @@ enum path_kind { P_IMAGE, P_INCOMING, P_SURROGATE };
 static int disk_path(const struct svc *sv, const char *name, enum path_kind k, char *out,
 		     size_t n)
 {
-	int w = k == P_IMAGE	  ? snprintf(out, n, "%s/%s.img", sv->storage_dir, name)
-		: k == P_INCOMING ? snprintf(out, n, "%s/.%s.incoming", sv->storage_dir, name)
-				  : snprintf(out, n, "%s/.%s.surrogate", sv->surr_dir, name);
+	int w = k == P_IMAGE ? snprintf(out, n, "%s/%s.img", sv->storage_dir, name)
+		: k == P_INCOMING
+		    ? snprintf(out, n, "%s/.%s.incoming", sv->storage_dir, name)
+		    : snprintf(out, n, "%s/.%s.surrogate", sv->surr_dir, name);
 
 	return w < 0 || (size_t)w >= n ? SMG_ERR_TOO_LONG : SMG_OK;
 }
@@ -104,7 +104,8 @@ static struct svc_disk *slot_new(struct svc *sv, const char *name, uint64_t size
 		else if (sv->disks[i].state != SD_FREE)
 			total += sv->disks[i].size;
 	}
-	if (sv->cfg.capacity && (total > sv->cfg.capacity || size > sv->cfg.capacity - total)) {
+	if (sv->cfg.capacity &&
+	    (total > sv->cfg.capacity || size > sv->cfg.capacity - total)) {
 		svc_fail(r, SMG_ERR_POLICY,
 			 "capacity: %" PRIu64 " of %" PRIu64 " bytes in use", total,
 			 sv->cfg.capacity);
@@ -121,7 +122,8 @@ static struct svc_disk *slot_new(struct svc *sv, const char *name, uint64_t size
 	return d;
 }
 
-static void set_state(struct svc *sv, struct svc_disk *d, enum sd_state st, uint64_t owner)
+static void set_state(struct svc *sv, struct svc_disk *d, enum sd_state st,
+		      uint64_t owner)
 {
 	pthread_mutex_lock(&sv->mu);
 	d->state = st;
@@ -275,8 +277,9 @@ static int copy_in(int fd, int out, uint64_t size)
 		if (de < 0 || (uint64_t)de > size)
 			de = (off_t)size;
 		for (pos = (uint64_t)ds; r == 0 && pos < (uint64_t)de;) {
-			size_t n = (uint64_t)de - pos < COPY_BUF ? (size_t)((uint64_t)de - pos)
-								 : COPY_BUF;
+			size_t n = (uint64_t)de - pos < COPY_BUF
+				       ? (size_t)((uint64_t)de - pos)
+				       : COPY_BUF;
 			ssize_t k = pread(fd, buf, n, (off_t)pos);
 
 			if (k <= 0) {
@@ -287,7 +290,8 @@ static int copy_in(int fd, int out, uint64_t size)
 				size_t m = (size_t)k - o < 65536 ? (size_t)k - o : 65536;
 
 				if (!all_zero(buf + o, m) &&
-				    pwrite(out, buf + o, m, (off_t)(pos + o)) != (ssize_t)m)
+				    pwrite(out, buf + o, m, (off_t)(pos + o)) !=
+					(ssize_t)m)
 					r = smg_err_sys(errno);
 			}
 			pos += (uint64_t)k;
@@ -398,7 +402,7 @@ static void do_workload(struct svc *sv, const struct smg_dsvc_req *q, struct svc
 		o.kind = SMG_WL_TRACE;
 		o.trace = tr;
 	} else {
-		o.kind = strcmp(q->word, "read-hot") == 0	 ? SMG_WL_READ_HOT
+		o.kind = strcmp(q->word, "read-hot") == 0      ? SMG_WL_READ_HOT
 			 : strcmp(q->word, "write-heavy") == 0 ? SMG_WL_WRITE_HEAVY
 							       : SMG_WL_MIXED;
 	}
@@ -446,7 +450,8 @@ static void do_send(struct svc_conn *c, const struct smg_dsvc_req *q, struct svc
 		return;
 	if ((e = smg_stg_src_begin(d->vd, &so, &d->src)) != 0) {
 		set_state(sv, d, SD_IDLE, 0);
-		svc_fail(r, e, "cannot start tracking '%s': %s", q->name, smg_strerror(e));
+		svc_fail(r, e, "cannot start tracking '%s': %s", q->name,
+			 smg_strerror(e));
 		return;
 	}
 	c->lease = d;
@@ -522,7 +527,8 @@ static void src_release(struct svc *sv, struct svc_disk *d)
 	release_slot(sv, d);
 }
 
-static void do_source(struct svc_conn *c, const struct smg_dsvc_req *q, struct svc_reply *r)
+static void do_source(struct svc_conn *c, const struct smg_dsvc_req *q,
+		      struct svc_reply *r)
 {
 	struct svc_disk *d = c->lease;
 	uint8_t root[SMG_STG_DIGEST_LEN];
@@ -534,8 +540,12 @@ static void do_source(struct svc_conn *c, const struct smg_dsvc_req *q, struct s
 			 smg_dsvc_verb_name(q->verb));
 		return;
 	}
-	if (d->state == SD_HANDED_OVER && q->verb != SMG_DSVC_RELEASE) {
-		svc_fail(r, SMG_ERR_STATE, "%s after COMMIT", smg_dsvc_verb_name(q->verb));
+	/* After COMMIT: RELEASE (DONE came), or ABORT (the sender failed to
+	 * record its own COMMIT after all and keeps the VM). */
+	if (d->state == SD_HANDED_OVER && q->verb != SMG_DSVC_RELEASE &&
+	    q->verb != SMG_DSVC_ABORT) {
+		svc_fail(r, SMG_ERR_STATE, "%s after COMMIT",
+			 smg_dsvc_verb_name(q->verb));
 		return;
 	}
 	switch (q->verb) {
@@ -599,8 +609,8 @@ static void do_settle(struct svc *sv, const struct smg_dsvc_req *q, struct svc_r
 	pthread_mutex_lock(&sv->mu);
 	d = find(sv, q->name);
 	if (d == NULL || d->state != SD_HANDED_OVER || d->owner != 0) {
-		svc_fail(r, SMG_ERR_STATE, "'%s' is not a handed-over disk without sender",
-			 q->name);
+		svc_fail(r, SMG_ERR_STATE,
+			 "'%s' is not a handed-over disk without sender", q->name);
 		d = NULL;
 	} else {
 		d->owner = UINT64_MAX; /* ours while we settle it */
@@ -662,14 +672,17 @@ static void do_recv(struct svc_conn *c, const struct smg_dsvc_req *q, struct svc
 
 static void dst_discard(struct svc *sv, struct svc_disk *d)
 {
+	bool committed = d->state == SD_COMMITTED;
+
 	set_state(sv, d, SD_BUSY, 0);
 	take_down(sv, d);
-	unlink_image(sv, d->name, P_INCOMING);
+	unlink_image(sv, d->name, committed ? P_IMAGE : P_INCOMING);
 	smg_info("disk service: incoming %s discarded", d->name);
 	release_slot(sv, d);
 }
 
-static int fresh_root(struct svc *sv, struct svc_disk *d, uint8_t root[SMG_STG_DIGEST_LEN])
+static int fresh_root(struct svc *sv, struct svc_disk *d,
+		      uint8_t root[SMG_STG_DIGEST_LEN])
 {
 	char path[SVC_PATH_MAX];
 	struct smg_image *img;
@@ -717,7 +730,8 @@ static void do_dest(struct svc_conn *c, const struct smg_dsvc_req *q, struct svc
 	int e;
 
 	if (d == NULL || (d->state != SD_RECEIVING &&
-			  !(d->state == SD_COMMITTED && q->verb == SMG_DSVC_RESUME))) {
+			  !(d->state == SD_COMMITTED && (q->verb == SMG_DSVC_RESUME ||
+							 q->verb == SMG_DSVC_DISCARD)))) {
 		svc_fail(r, SMG_ERR_STATE, "%s: no incoming disk on this connection",
 			 smg_dsvc_verb_name(q->verb));
 		return;
@@ -779,8 +793,8 @@ static void do_resume_orphan(struct svc *sv, const char *name, struct svc_reply 
 	pthread_mutex_lock(&sv->mu);
 	d = find(sv, name);
 	if (d == NULL || d->state != SD_COMMITTED || d->owner != 0) {
-		svc_fail(r, SMG_ERR_STATE, "'%s' is not a committed disk without receiver",
-			 name);
+		svc_fail(r, SMG_ERR_STATE,
+			 "'%s' is not a committed disk without receiver", name);
 		pthread_mutex_unlock(&sv->mu);
 		return;
 	}
@@ -877,9 +891,10 @@ void svc_lease_drop(struct svc_conn *c)
 		dst_discard(c->sv, d);
 		break;
 	case SD_HANDED_OVER:
-		smg_warn("disk service: the sender of %s left after COMMIT; its I/O stays "
-			 "held until 'secmig disk settle %s resumed|aborted'",
-			 d->name, d->name);
+		smg_warn(
+		    "disk service: the sender of %s left after COMMIT; its I/O stays "
+		    "held until 'secmig disk settle %s resumed|aborted'",
+		    d->name, d->name);
 		set_state(c->sv, d, SD_HANDED_OVER, 0);
 		break;
 	case SD_COMMITTED:
@@ -920,10 +935,11 @@ static void load_one(struct svc *sv, const char *fname, size_t stem)
 	    lstat(path, &st) != 0 || !S_ISREG(st.st_mode))
 		return;
 	if (access(sp, F_OK) == 0) {
-		smg_err("disk service: %s has a WAIO surrogate left (%s): the service "
-			"stopped mid-migration; NOT exporting %s until an operator merges "
-			"or removes it",
-			name, sp, name);
+		smg_err(
+		    "disk service: %s has a WAIO surrogate left (%s): the service "
+		    "stopped mid-migration; NOT exporting %s until an operator merges "
+		    "or removes it",
+		    name, sp, name);
 		return;
 	}
 	pthread_mutex_lock(&sv->mu);
@@ -951,7 +967,8 @@ int svc_load(struct svc *sv)
 	while ((e = readdir(dir)) != NULL) {
 		if (has_suffix(e->d_name, ".img", &stem)) {
 			load_one(sv, e->d_name, stem);
-		} else if (e->d_name[0] == '.' && has_suffix(e->d_name, ".incoming", &stem)) {
+		} else if (e->d_name[0] == '.' &&
+			   has_suffix(e->d_name, ".incoming", &stem)) {
 			/* Never committed (COMMITTED renames it first): a
 			 * receiver's leftover from before a restart. */
 			smg_warn("disk service: removing uncommitted %s/%s",

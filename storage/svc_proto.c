@@ -217,7 +217,8 @@ int smg_dsvc_parse_request(const uint8_t *body, size_t len, struct smg_dsvc_req 
 	 * one thing and carries another. */
 	if (!f->payload && out->payload_len != 0)
 		return SMG_ERR_TRAILING;
-	if (f->payload && (out->payload_len == 0 || out->payload_len > SMG_DSVC_FRAME_MAX))
+	if (f->payload &&
+	    (out->payload_len == 0 || out->payload_len > SMG_DSVC_FRAME_MAX))
 		return SMG_ERR_PROTO;
 	return SMG_OK;
 }

@@ -325,15 +325,16 @@ static void waio_free(struct smg_vdisk *d)
 
 static int surrogate_file(struct smg_vdisk *d)
 {
-	size_t plen = strlen(d->surr_dir) + (d->surr_name ? strlen(d->surr_name) : 0) + 32;
+	size_t plen =
+	    strlen(d->surr_dir) + (d->surr_name ? strlen(d->surr_name) : 0) + 32;
 	int fd;
 
 	if ((d->surr_path = malloc(plen)) == NULL)
 		return SMG_ERR_NOMEM;
 	if (d->surr_name != NULL) {
 		snprintf(d->surr_path, plen, "%s/%s", d->surr_dir, d->surr_name);
-		fd = open(d->surr_path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
-			  0600);
+		fd = open(d->surr_path,
+			  O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	} else {
 		snprintf(d->surr_path, plen, "%s/.secmig-surrogate-XXXXXX", d->surr_dir);
 		fd = mkstemp(d->surr_path);

@@ -322,6 +322,12 @@ int smg_dsvc_run(const struct smg_dsvc_config *cfg)
 		sv.conn_fd[i] = -1;
 	if ((r = setup(&sv, cfg)) != 0)
 		return r;
+	/* Before any thread exists, so every thread inherits the mask and
+	 * SIGTERM reaches only the signalfd. */
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	snprintf(csock, sizeof(csock), "%s/%s", sv.state_dir, SMG_DSVC_SOCK_NAME);
 	snprintf(nsock, sizeof(nsock), "%s/%s", sv.state_dir, SMG_DSVC_NBD_NAME);
 	if ((r = listen_on(csock, &lfd)) != 0)
@@ -330,10 +336,6 @@ int smg_dsvc_run(const struct smg_dsvc_config *cfg)
 		goto out;
 	if ((r = svc_load(&sv)) != 0)
 		goto out;
-	sigemptyset(&set);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGINT);
-	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	if ((sfd = signalfd(-1, &set, SFD_CLOEXEC)) < 0) {
 		r = smg_err_sys(errno);
 		goto out;

@@ -74,5 +74,33 @@ void svc_unload(struct svc *sv);
 
 int svc_fail(struct svc_reply *r, int err, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+void svc_ok(struct svc_reply *r, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* svc_disk.c: the table (mu held where said) and its operator verbs */
+extern const char *const svc_state_names[];
+enum path_kind { P_IMAGE, P_INCOMING, P_SURROGATE };
+int svc_disk_path(const struct svc *sv, const char *name, enum path_kind k, char *out,
+		  size_t n);
+struct svc_disk *svc_find(struct svc *sv, const char *name); /* mu held */
+/* mu held: a SD_BUSY slot for a new disk, within capacity; NULL: r says why */
+struct svc_disk *svc_slot_new(struct svc *sv, const char *name, uint64_t size,
+			      struct svc_reply *r);
+/* mu held: a disk an operator may act on now */
+struct svc_disk *svc_idle_disk(struct svc *sv, const char *name, struct svc_reply *r);
+void svc_set_state(struct svc *sv, struct svc_disk *d, enum sd_state st, uint64_t owner);
+/* Open path as d's guest disk (I/O held if held) and export it. */
+int svc_bring_up(struct svc *sv, struct svc_disk *d, const char *path, bool held);
+/* The disk leaves this host: its clients get EIO, the export goes. */
+void svc_take_down(struct svc *sv, struct svc_disk *d);
+void svc_unlink_image(const struct svc *sv, const char *name, enum path_kind k);
+void svc_release_slot(struct svc *sv, struct svc_disk *d);
+void svc_stop_workload(struct svc_disk *d);
+void svc_do_list(struct svc *sv, struct svc_reply *r);
+void svc_do_info(struct svc *sv, const char *name, struct svc_reply *r);
+void svc_do_create(struct svc *sv, const struct smg_dsvc_req *q, int fd,
+		   struct svc_reply *r);
+void svc_do_delete(struct svc *sv, const char *name, struct svc_reply *r);
+void svc_do_workload(struct svc *sv, const struct smg_dsvc_req *q, struct svc_reply *r);
 
 #endif

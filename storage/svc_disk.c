@@ -24,8 +24,8 @@
 
 #define COPY_BUF (1u << 20)
 
-static const char *const state_names[] = {
-    "free", "busy", "idle", "sending", "handed-over", "receiving", "committed"};
+const char *const svc_state_names[] = {"free",	      "busy",	   "idle",     "sending",
+				       "handed-over", "receiving", "committed"};
 
 int svc_fail(struct svc_reply *r, int err, const char *fmt, ...)
 {
@@ -44,10 +44,7 @@ int svc_fail(struct svc_reply *r, int err, const char *fmt, ...)
 	return r->err;
 }
 
-static void ok(struct svc_reply *r, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static void ok(struct svc_reply *r, const char *fmt, ...)
+void svc_ok(struct svc_reply *r, const char *fmt, ...)
 {
 	char f[SMG_DSVC_LINE_MAX - 4];
 	va_list ap;
@@ -59,10 +56,8 @@ static void ok(struct svc_reply *r, const char *fmt, ...)
 	snprintf(r->line, sizeof(r->line), f[0] ? "OK %s" : "OK", f);
 }
 
-enum path_kind { P_IMAGE, P_INCOMING, P_SURROGATE };
-
-static int disk_path(const struct svc *sv, const char *name, enum path_kind k, char *out,
-		     size_t n)
+int svc_disk_path(const struct svc *sv, const char *name, enum path_kind k, char *out,
+		  size_t n)
 {
 	int w = k == P_IMAGE ? snprintf(out, n, "%s/%s.img", sv->storage_dir, name)
 		: k == P_INCOMING
@@ -73,7 +68,7 @@ static int disk_path(const struct svc *sv, const char *name, enum path_kind k, c
 }
 
 /* mu held. */
-static struct svc_disk *find(struct svc *sv, const char *name)
+struct svc_disk *svc_find(struct svc *sv, const char *name)
 {
 	for (unsigned i = 0; i < SMG_DSVC_DISKS_MAX; i++)
 		if (sv->disks[i].state != SD_FREE && strcmp(sv->disks[i].name, name) == 0)
@@ -82,13 +77,13 @@ static struct svc_disk *find(struct svc *sv, const char *name)
 }
 
 /* mu held: a BUSY slot for a new disk, within the service's capacity. */
-static struct svc_disk *slot_new(struct svc *sv, const char *name, uint64_t size,
-				 struct svc_reply *r)
+struct svc_disk *svc_slot_new(struct svc *sv, const char *name, uint64_t size,
+			      struct svc_reply *r)
 {
 	struct svc_disk *d = NULL;
 	uint64_t total = 0, max = sv->cfg.max_disk ? sv->cfg.max_disk : SMG_STG_DISK_MAX;
 
-	if (find(sv, name) != NULL) {
+	if (svc_find(sv, name) != NULL) {
 		svc_fail(r, SMG_ERR_EXISTS, "disk '%s' exists on this host", name);
 		return NULL;
 	}
@@ -122,8 +117,7 @@ static struct svc_disk *slot_new(struct svc *sv, const char *name, uint64_t size
 	return d;
 }
 
-static void set_state(struct svc *sv, struct svc_disk *d, enum sd_state st,
-		      uint64_t owner)
+void svc_set_state(struct svc *sv, struct svc_disk *d, enum sd_state st, uint64_t owner)
 {
 	pthread_mutex_lock(&sv->mu);
 	d->state = st;
@@ -132,7 +126,7 @@ static void set_state(struct svc *sv, struct svc_disk *d, enum sd_state st,
 }
 
 /* Open path as d's guest disk and export it as d->name. */
-static int bring_up(struct svc *sv, struct svc_disk *d, const char *path, bool held)
+int svc_bring_up(struct svc *sv, struct svc_disk *d, const char *path, bool held)
 {
 	char sname[SMG_DSVC_NAME_MAX + 16];
 	struct smg_vdisk_opts o = {.path = path,
@@ -159,7 +153,7 @@ static int bring_up(struct svc *sv, struct svc_disk *d, const char *path, bool h
 	return r;
 }
 
-static void stop_workload(struct svc_disk *d)
+void svc_stop_workload(struct svc_disk *d)
 {
 	smg_wl_stop(d->wl);
 	smg_trace_free(d->trace);
@@ -168,12 +162,12 @@ static void stop_workload(struct svc_disk *d)
 }
 
 /* The disk leaves this host: its clients get EIO, the export goes. */
-static void take_down(struct svc *sv, struct svc_disk *d)
+void svc_take_down(struct svc *sv, struct svc_disk *d)
 {
 	if (d->vd == NULL)
 		return;
 	smg_vdisk_fail_io(d->vd);
-	stop_workload(d);
+	svc_stop_workload(d);
 	smg_nbd_server_remove(sv->nbd, d->name);
 	if (d->src != NULL)
 		(void)smg_stg_src_end(d->src, false);
@@ -184,16 +178,16 @@ static void take_down(struct svc *sv, struct svc_disk *d)
 	d->vd = NULL;
 }
 
-static void unlink_image(const struct svc *sv, const char *name, enum path_kind k)
+void svc_unlink_image(const struct svc *sv, const char *name, enum path_kind k)
 {
 	char path[SVC_PATH_MAX];
 
-	if (disk_path(sv, name, k, path, sizeof(path)) == 0 && unlink(path) != 0 &&
+	if (svc_disk_path(sv, name, k, path, sizeof(path)) == 0 && unlink(path) != 0 &&
 	    errno != ENOENT)
 		smg_warn("disk service: cannot remove %s: %s", path, strerror(errno));
 }
 
-static void release_slot(struct svc *sv, struct svc_disk *d)
+void svc_release_slot(struct svc *sv, struct svc_disk *d)
 {
 	pthread_mutex_lock(&sv->mu);
 	memset(d, 0, sizeof(*d));
@@ -201,7 +195,7 @@ static void release_slot(struct svc *sv, struct svc_disk *d)
 }
 
 /* ---- operator verbs -------------------------------------------------------- */
-static void do_list(struct svc *sv, struct svc_reply *r)
+void svc_do_list(struct svc *sv, struct svc_reply *r)
 {
 	unsigned n = 0;
 
@@ -215,7 +209,7 @@ static void do_list(struct svc *sv, struct svc_reply *r)
 			continue;
 		w = snprintf(r->text + r->text_len, SMG_DSVC_REPLY_TEXT - r->text_len,
 			     "%s %" PRIu64 " %s %u\n", d->name, d->size,
-			     state_names[d->state],
+			     svc_state_names[d->state],
 			     smg_nbd_server_clients(sv->nbd, d->name));
 		if (w < 0 || (size_t)w >= SMG_DSVC_REPLY_TEXT - r->text_len)
 			break;
@@ -223,19 +217,19 @@ static void do_list(struct svc *sv, struct svc_reply *r)
 		n++;
 	}
 	pthread_mutex_unlock(&sv->mu);
-	ok(r, "%u", n);
+	svc_ok(r, "%u", n);
 }
 
-static void do_info(struct svc *sv, const char *name, struct svc_reply *r)
+void svc_do_info(struct svc *sv, const char *name, struct svc_reply *r)
 {
 	struct svc_disk *d;
 
 	pthread_mutex_lock(&sv->mu);
-	if ((d = find(sv, name)) == NULL || d->vd == NULL)
+	if ((d = svc_find(sv, name)) == NULL || d->vd == NULL)
 		svc_fail(r, SMG_ERR_NOT_FOUND, "no disk '%s'", name);
 	else
-		ok(r, "%" PRIu64 " %u %s", d->size, smg_vdisk_chunk_size(d->vd),
-		   state_names[d->state]);
+		svc_ok(r, "%" PRIu64 " %u %s", d->size, smg_vdisk_chunk_size(d->vd),
+		       svc_state_names[d->state]);
 	pthread_mutex_unlock(&sv->mu);
 }
 
@@ -304,8 +298,8 @@ static int copy_in(int fd, int out, uint64_t size)
 }
 
 /* CREATE (fd < 0) or IMPORT (fd: the source image, opened by the operator). */
-static void do_create(struct svc *sv, const struct smg_dsvc_req *q, int fd,
-		      struct svc_reply *r)
+void svc_do_create(struct svc *sv, const struct smg_dsvc_req *q, int fd,
+		   struct svc_reply *r)
 {
 	char path[SVC_PATH_MAX];
 	struct svc_disk *d;
@@ -317,12 +311,12 @@ static void do_create(struct svc *sv, const struct smg_dsvc_req *q, int fd,
 			 "IMPORT needs a regular file or block device");
 		return;
 	}
-	if ((e = disk_path(sv, q->name, P_IMAGE, path, sizeof(path))) != 0) {
+	if ((e = svc_disk_path(sv, q->name, P_IMAGE, path, sizeof(path))) != 0) {
 		svc_fail(r, e, "path too long");
 		return;
 	}
 	pthread_mutex_lock(&sv->mu);
-	d = slot_new(sv, q->name, size, r);
+	d = svc_slot_new(sv, q->name, size, r);
 	pthread_mutex_unlock(&sv->mu);
 	if (d == NULL)
 		return;
@@ -330,7 +324,7 @@ static void do_create(struct svc *sv, const struct smg_dsvc_req *q, int fd,
 	if (out < 0) {
 		e = smg_err_sys(errno);
 		svc_fail(r, e, "%s: %s", path, strerror(errno));
-		release_slot(sv, d);
+		svc_release_slot(sv, d);
 		return;
 	}
 	e = ftruncate(out, (off_t)size) != 0 ? smg_err_sys(errno) : SMG_OK;
@@ -338,39 +332,40 @@ static void do_create(struct svc *sv, const struct smg_dsvc_req *q, int fd,
 		e = copy_in(fd, out, size);
 	close(out);
 	if (e == 0)
-		e = bring_up(sv, d, path, false);
+		e = svc_bring_up(sv, d, path, false);
 	if (e != 0) {
 		svc_fail(r, e, "%s: %s", q->name, smg_strerror(e));
 		unlink(path);
-		release_slot(sv, d);
+		svc_release_slot(sv, d);
 		return;
 	}
-	set_state(sv, d, SD_IDLE, 0);
+	svc_set_state(sv, d, SD_IDLE, 0);
 	smg_info("disk service: %s %s (%" PRIu64 " bytes)",
 		 fd >= 0 ? "imported" : "created", q->name, size);
-	ok(r, "%" PRIu64, size);
+	svc_ok(r, "%" PRIu64, size);
 }
 
 /* mu held: a disk an operator may act on now. */
-static struct svc_disk *idle_disk(struct svc *sv, const char *name, struct svc_reply *r)
+struct svc_disk *svc_idle_disk(struct svc *sv, const char *name, struct svc_reply *r)
 {
-	struct svc_disk *d = find(sv, name);
+	struct svc_disk *d = svc_find(sv, name);
 
 	if (d == NULL)
 		svc_fail(r, SMG_ERR_NOT_FOUND, "no disk '%s'", name);
 	else if (d->state != SD_IDLE || d->owner != 0)
-		svc_fail(r, SMG_ERR_BUSY, "disk '%s' is %s", name, state_names[d->state]);
+		svc_fail(r, SMG_ERR_BUSY, "disk '%s' is %s", name,
+			 svc_state_names[d->state]);
 	else
 		return d;
 	return NULL;
 }
 
-static void do_delete(struct svc *sv, const char *name, struct svc_reply *r)
+void svc_do_delete(struct svc *sv, const char *name, struct svc_reply *r)
 {
 	struct svc_disk *d;
 
 	pthread_mutex_lock(&sv->mu);
-	if ((d = idle_disk(sv, name, r)) != NULL &&
+	if ((d = svc_idle_disk(sv, name, r)) != NULL &&
 	    smg_nbd_server_clients(sv->nbd, name) > 0) {
 		svc_fail(r, SMG_ERR_BUSY, "disk '%s' has NBD clients", name);
 		d = NULL;
@@ -380,14 +375,14 @@ static void do_delete(struct svc *sv, const char *name, struct svc_reply *r)
 	pthread_mutex_unlock(&sv->mu);
 	if (d == NULL)
 		return;
-	take_down(sv, d);
-	unlink_image(sv, name, P_IMAGE);
-	release_slot(sv, d);
+	svc_take_down(sv, d);
+	svc_unlink_image(sv, name, P_IMAGE);
+	svc_release_slot(sv, d);
 	smg_info("disk service: deleted %s", name);
-	ok(r, "%s", "");
+	svc_ok(r, "%s", "");
 }
 
-static void do_workload(struct svc *sv, const struct smg_dsvc_req *q, struct svc_reply *r)
+void svc_do_workload(struct svc *sv, const struct smg_dsvc_req *q, struct svc_reply *r)
 {
 	struct smg_wl_opts o = {.threads = 1, .interval_us = 1000, .seed = 1};
 	struct smg_trace *tr = NULL;
@@ -407,7 +402,7 @@ static void do_workload(struct svc *sv, const struct smg_dsvc_req *q, struct svc
 							       : SMG_WL_MIXED;
 	}
 	pthread_mutex_lock(&sv->mu);
-	d = find(sv, q->name);
+	d = svc_find(sv, q->name);
 	if (d == NULL || d->vd == NULL || d->state == SD_BUSY) {
 		e = svc_fail(r, SMG_ERR_NOT_FOUND, "no disk '%s'", q->name);
 	} else if (strcmp(q->word, "stop") == 0) {
@@ -415,7 +410,7 @@ static void do_workload(struct svc *sv, const struct smg_dsvc_req *q, struct svc
 		if (d->held)
 			e = svc_fail(r, SMG_ERR_BUSY, "'%s': guest I/O is held", q->name);
 		else
-			stop_workload(d);
+			svc_stop_workload(d);
 	} else if (d->wl != NULL) {
 		e = svc_fail(r, SMG_ERR_EXISTS, "'%s' runs a workload already", q->name);
 	} else if ((e = smg_wl_start(d->vd, &o, &d->wl)) != 0) {
@@ -427,485 +422,7 @@ static void do_workload(struct svc *sv, const struct smg_dsvc_req *q, struct svc
 	pthread_mutex_unlock(&sv->mu);
 	smg_trace_free(tr);
 	if (e == 0)
-		ok(r, "%s", "");
-}
-
-/* ---- source lease ------------------------------------------------------------ */
-static void do_send(struct svc_conn *c, const struct smg_dsvc_req *q, struct svc_reply *r)
-{
-	struct smg_stg_src_opts so = {
-	    .mode = strcmp(q->word, "dbt") == 0 ? SMG_STG_MODE_DBT : SMG_STG_MODE_WAIO,
-	    .disk_id = (uint32_t)q->num[0]};
-	struct svc *sv = c->sv;
-	struct svc_disk *d;
-	int e;
-
-	pthread_mutex_lock(&sv->mu);
-	if ((d = idle_disk(sv, q->name, r)) != NULL) {
-		d->state = SD_SENDING;
-		d->owner = c->id;
-	}
-	pthread_mutex_unlock(&sv->mu);
-	if (d == NULL)
-		return;
-	if ((e = smg_stg_src_begin(d->vd, &so, &d->src)) != 0) {
-		set_state(sv, d, SD_IDLE, 0);
-		svc_fail(r, e, "cannot start tracking '%s': %s", q->name,
-			 smg_strerror(e));
-		return;
-	}
-	c->lease = d;
-	smg_info("disk service: %s leaves by %s", d->name, q->word);
-	ok(r, "%" PRIu64 " %u", d->size, smg_vdisk_chunk_size(d->vd));
-}
-
-static void pending_fields(struct svc_disk *d, char *out, size_t n)
-{
-	struct smg_stg_pending p;
-
-	smg_stg_src_get_pending(d->src, &p);
-	snprintf(out, n, "%" PRIu64 " %" PRIu64 " %" PRIu64, p.chunks, p.bytes,
-		 p.bulk_left);
-}
-
-static void do_next(struct svc_disk *d, const char *phase, struct svc_reply *r)
-{
-	enum smg_stg_phase ph = phase[0] == 'b'	  ? SMG_STG_PHASE_BULK
-				: phase[0] == 'i' ? SMG_STG_PHASE_ITER
-						  : SMG_STG_PHASE_FINAL;
-	char f[96];
-	size_t used;
-	int e;
-
-	if (ph == SMG_STG_PHASE_FINAL && !d->held) {
-		svc_fail(r, SMG_ERR_STATE, "FINAL needs PAUSE first");
-		return;
-	}
-	e = smg_stg_src_next(d->src, ph, r->payload, SMG_DSVC_FRAME_MAX, &used);
-	if (e != 0) {
-		svc_fail(r, e, "%s: %s", phase, smg_strerror(e));
-		return;
-	}
-	pending_fields(d, f, sizeof(f));
-	ok(r, "%s", f);
-	r->payload_len = used;
-}
-
-static void hex(const uint8_t *p, size_t n, char *out)
-{
-	for (size_t i = 0; i < n; i++)
-		sprintf(out + 2 * i, "%02x", p[i]);
-}
-
-/* Before COMMIT: WAIO's writes go back into the original, I/O resumes. */
-static int src_abort(struct svc *sv, struct svc_disk *d)
-{
-	int e = smg_stg_src_end(d->src, true);
-
-	if (e != 0) {
-		/* The surrogate stays in use: no write is lost; the disk stays
-		 * leased-out until an operator looks (the log says why). */
-		smg_err("disk service: %s: merge back failed: %s", d->name,
-			smg_strerror(e));
-		return e;
-	}
-	d->src = NULL;
-	if (d->held)
-		smg_vdisk_resume(d->vd);
-	d->held = false;
-	set_state(sv, d, SD_IDLE, 0);
-	return SMG_OK;
-}
-
-/* After DONE (or SETTLE resumed): the VM runs elsewhere; this copy goes. */
-static void src_release(struct svc *sv, struct svc_disk *d)
-{
-	set_state(sv, d, SD_BUSY, 0);
-	take_down(sv, d);
-	unlink_image(sv, d->name, P_IMAGE);
-	smg_info("disk service: %s handed over and released", d->name);
-	release_slot(sv, d);
-}
-
-static void do_source(struct svc_conn *c, const struct smg_dsvc_req *q,
-		      struct svc_reply *r)
-{
-	struct svc_disk *d = c->lease;
-	uint8_t root[SMG_STG_DIGEST_LEN];
-	char f[96], h[2 * SMG_STG_DIGEST_LEN + 1];
-	int e;
-
-	if (d == NULL || (d->state != SD_SENDING && d->state != SD_HANDED_OVER)) {
-		svc_fail(r, SMG_ERR_STATE, "%s: no disk is being sent on this connection",
-			 smg_dsvc_verb_name(q->verb));
-		return;
-	}
-	/* After COMMIT: RELEASE (DONE came), or ABORT (the sender failed to
-	 * record its own COMMIT after all and keeps the VM). */
-	if (d->state == SD_HANDED_OVER && q->verb != SMG_DSVC_RELEASE &&
-	    q->verb != SMG_DSVC_ABORT) {
-		svc_fail(r, SMG_ERR_STATE, "%s after COMMIT",
-			 smg_dsvc_verb_name(q->verb));
-		return;
-	}
-	switch (q->verb) {
-	case SMG_DSVC_NEXT:
-		do_next(d, q->word, r);
-		return;
-	case SMG_DSVC_PENDING:
-		pending_fields(d, f, sizeof(f));
-		ok(r, "%s", f);
-		return;
-	case SMG_DSVC_BUDGET:
-		smg_stg_src_set_budget(d->src, q->num[0]);
-		break;
-	case SMG_DSVC_PAUSE:
-		if (!d->held)
-			smg_vdisk_pause(d->vd);
-		d->held = true;
-		break;
-	case SMG_DSVC_ROOT:
-		if ((e = smg_stg_src_digest(d->src, root)) != 0) {
-			svc_fail(r, e, "root: %s", smg_strerror(e));
-			return;
-		}
-		hex(root, sizeof(root), h);
-		ok(r, "%s", h);
-		return;
-	case SMG_DSVC_COMMIT:
-		if (!d->held) {
-			svc_fail(r, SMG_ERR_STATE, "COMMIT needs the disk paused");
-			return;
-		}
-		set_state(c->sv, d, SD_HANDED_OVER, c->id);
-		break;
-	case SMG_DSVC_RELEASE:
-		if (d->state != SD_HANDED_OVER) {
-			svc_fail(r, SMG_ERR_STATE, "RELEASE needs COMMIT first");
-			return;
-		}
-		src_release(c->sv, d);
-		c->lease = NULL;
-		break;
-	case SMG_DSVC_ABORT:
-		if ((e = src_abort(c->sv, d)) != 0) {
-			svc_fail(r, e, "merge back: %s", smg_strerror(e));
-			return;
-		}
-		c->lease = NULL;
-		break;
-	default:
-		svc_fail(r, SMG_ERR_INTERNAL, "verb");
-		return;
-	}
-	ok(r, "%s", "");
-}
-
-static void do_settle(struct svc *sv, const struct smg_dsvc_req *q, struct svc_reply *r)
-{
-	struct svc_disk *d;
-	int e;
-
-	pthread_mutex_lock(&sv->mu);
-	d = find(sv, q->name);
-	if (d == NULL || d->state != SD_HANDED_OVER || d->owner != 0) {
-		svc_fail(r, SMG_ERR_STATE,
-			 "'%s' is not a handed-over disk without sender", q->name);
-		d = NULL;
-	} else {
-		d->owner = UINT64_MAX; /* ours while we settle it */
-	}
-	pthread_mutex_unlock(&sv->mu);
-	if (d == NULL)
-		return;
-	if (strcmp(q->word, "resumed") == 0) {
-		src_release(sv, d);
-	} else if ((e = src_abort(sv, d)) != 0) {
-		set_state(sv, d, SD_HANDED_OVER, 0);
-		svc_fail(r, e, "merge back: %s", smg_strerror(e));
-		return;
-	}
-	ok(r, "%s", "");
-}
-
-/* ---- destination lease --------------------------------------------------------- */
-static void do_recv(struct svc_conn *c, const struct smg_dsvc_req *q, struct svc_reply *r)
-{
-	struct svc *sv = c->sv;
-	char path[SVC_PATH_MAX];
-	struct svc_disk *d;
-	int e;
-
-	if (q->num[1] < SMG_STG_CHUNK_MIN || q->num[1] > SMG_STG_CHUNK_MAX ||
-	    q->num[1] % SMG_STG_BLOCK != 0 || q->num[2] > UINT32_MAX) {
-		svc_fail(r, SMG_ERR_PROTO, "chunk size %" PRIu64, q->num[1]);
-		return;
-	}
-	if ((e = disk_path(sv, q->name, P_INCOMING, path, sizeof(path))) != 0) {
-		svc_fail(r, e, "path too long");
-		return;
-	}
-	pthread_mutex_lock(&sv->mu);
-	if ((d = slot_new(sv, q->name, q->num[0], r)) != NULL)
-		d->owner = c->id;
-	pthread_mutex_unlock(&sv->mu);
-	if (d == NULL)
-		return;
-	e = smg_stg_dst_open(path, q->num[0], (uint32_t)q->num[1], (uint32_t)q->num[2],
-			     &d->dst);
-	if (e == 0 && (e = bring_up(sv, d, path, true)) != 0) {
-		smg_stg_dst_close(d->dst);
-		d->dst = NULL;
-	}
-	if (e != 0) {
-		svc_fail(r, e, "cannot create %s: %s", q->name, smg_strerror(e));
-		if (e != SMG_ERR_EXISTS)
-			unlink(path);
-		release_slot(sv, d);
-		return;
-	}
-	set_state(sv, d, SD_RECEIVING, c->id);
-	c->lease = d;
-	smg_info("disk service: receiving %s (%" PRIu64 " bytes)", q->name, q->num[0]);
-	ok(r, "%s", "");
-}
-
-static void dst_discard(struct svc *sv, struct svc_disk *d)
-{
-	bool committed = d->state == SD_COMMITTED;
-
-	set_state(sv, d, SD_BUSY, 0);
-	take_down(sv, d);
-	unlink_image(sv, d->name, committed ? P_IMAGE : P_INCOMING);
-	smg_info("disk service: incoming %s discarded", d->name);
-	release_slot(sv, d);
-}
-
-static int fresh_root(struct svc *sv, struct svc_disk *d,
-		      uint8_t root[SMG_STG_DIGEST_LEN])
-{
-	char path[SVC_PATH_MAX];
-	struct smg_image *img;
-	uint8_t b;
-	int e;
-
-	if ((e = disk_path(sv, d->name, P_INCOMING, path, sizeof(path))) != 0 ||
-	    (e = smg_image_open(path, 0, &img)) != 0)
-		return e;
-	/* Fault point: one byte damaged behind the writer's back, as a bad
-	 * disk would; CHECK must then disagree with DIGEST. */
-	if (sv->bad_image_fault && smg_image_read(img, &b, 1, 0) == 0) {
-		b ^= 0xff;
-		(void)smg_image_write(img, &b, 1, 0);
-		smg_warn("disk service: fault dst_bad_disk: damaged %s", d->name);
-	}
-	e = smg_stg_image_digest(img, smg_vdisk_chunk_size(d->vd), root);
-	smg_image_close(img);
-	return e;
-}
-
-static int dst_commit(struct svc *sv, struct svc_disk *d)
-{
-	char from[SVC_PATH_MAX], to[SVC_PATH_MAX];
-	int e, dfd;
-
-	if ((e = disk_path(sv, d->name, P_INCOMING, from, sizeof(from))) != 0 ||
-	    (e = disk_path(sv, d->name, P_IMAGE, to, sizeof(to))) != 0)
-		return e;
-	/* No replacing: a NAME.img that appeared meanwhile is not ours. */
-	if (renameat2(AT_FDCWD, from, AT_FDCWD, to, RENAME_NOREPLACE) != 0)
-		return smg_err_sys(errno);
-	if ((dfd = open(sv->storage_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) >= 0) {
-		e = fsync(dfd) == 0 ? SMG_OK : smg_err_sys(errno);
-		close(dfd);
-	}
-	return e;
-}
-
-static void do_dest(struct svc_conn *c, const struct smg_dsvc_req *q, struct svc_reply *r)
-{
-	struct svc_disk *d = c->lease;
-	uint8_t root[SMG_STG_DIGEST_LEN];
-	char h[2 * SMG_STG_DIGEST_LEN + 1];
-	int e;
-
-	if (d == NULL || (d->state != SD_RECEIVING &&
-			  !(d->state == SD_COMMITTED && (q->verb == SMG_DSVC_RESUME ||
-							 q->verb == SMG_DSVC_DISCARD)))) {
-		svc_fail(r, SMG_ERR_STATE, "%s: no incoming disk on this connection",
-			 smg_dsvc_verb_name(q->verb));
-		return;
-	}
-	switch (q->verb) {
-	case SMG_DSVC_APPLY:
-		if ((e = smg_stg_dst_apply(d->dst, q->payload, q->payload_len)) != 0) {
-			svc_fail(r, e, "record frame: %s", smg_strerror(e));
-			return;
-		}
-		break;
-	case SMG_DSVC_DIGEST:
-	case SMG_DSVC_CHECK:
-		e = q->verb == SMG_DSVC_DIGEST ? smg_stg_dst_digest(d->dst, root)
-					       : fresh_root(c->sv, d, root);
-		if (e != 0) {
-			svc_fail(r, e, "digest: %s", smg_strerror(e));
-			return;
-		}
-		hex(root, sizeof(root), h);
-		ok(r, "%s", h);
-		return;
-	case SMG_DSVC_COMMITTED:
-		if ((e = dst_commit(c->sv, d)) != 0) {
-			svc_fail(r, e, "cannot keep %s: %s", d->name, smg_strerror(e));
-			return;
-		}
-		smg_stg_dst_close(d->dst);
-		d->dst = NULL;
-		set_state(c->sv, d, SD_COMMITTED, c->id);
-		break;
-	case SMG_DSVC_RESUME:
-		if (d->state != SD_COMMITTED) {
-			svc_fail(r, SMG_ERR_STATE, "RESUME needs COMMITTED first");
-			return;
-		}
-		smg_vdisk_resume(d->vd);
-		d->held = false;
-		set_state(c->sv, d, SD_IDLE, 0);
-		c->lease = NULL;
-		smg_info("disk service: %s arrived and resumed", d->name);
-		break;
-	case SMG_DSVC_DISCARD:
-		dst_discard(c->sv, d);
-		c->lease = NULL;
-		break;
-	default:
-		svc_fail(r, SMG_ERR_INTERNAL, "verb");
-		return;
-	}
-	ok(r, "%s", "");
-}
-
-/* RESUME NAME without a lease: a committed disk whose receiver died. */
-static void do_resume_orphan(struct svc *sv, const char *name, struct svc_reply *r)
-{
-	struct svc_disk *d;
-
-	pthread_mutex_lock(&sv->mu);
-	d = find(sv, name);
-	if (d == NULL || d->state != SD_COMMITTED || d->owner != 0) {
-		svc_fail(r, SMG_ERR_STATE,
-			 "'%s' is not a committed disk without receiver", name);
-		pthread_mutex_unlock(&sv->mu);
-		return;
-	}
-	d->state = SD_IDLE;
-	smg_vdisk_resume(d->vd);
-	d->held = false;
-	pthread_mutex_unlock(&sv->mu);
-	ok(r, "%s", "");
-}
-
-void svc_dispatch(struct svc_conn *c, const struct smg_dsvc_req *q, int fd,
-		  struct svc_reply *r)
-{
-	bool takes_lease = q->verb == SMG_DSVC_SEND || q->verb == SMG_DSVC_RECV;
-
-	if (takes_lease && c->lease != NULL) {
-		svc_fail(r, SMG_ERR_STATE, "this connection holds a disk already");
-		goto out;
-	}
-	switch (q->verb) {
-	case SMG_DSVC_LIST:
-		do_list(c->sv, r);
-		break;
-	case SMG_DSVC_INFO:
-		do_info(c->sv, q->name, r);
-		break;
-	case SMG_DSVC_CREATE:
-	case SMG_DSVC_IMPORT:
-		do_create(c->sv, q, fd, r);
-		break;
-	case SMG_DSVC_DELETE:
-		do_delete(c->sv, q->name, r);
-		break;
-	case SMG_DSVC_WORKLOAD:
-		do_workload(c->sv, q, r);
-		break;
-	case SMG_DSVC_SEND:
-		do_send(c, q, r);
-		break;
-	case SMG_DSVC_NEXT:
-	case SMG_DSVC_PENDING:
-	case SMG_DSVC_BUDGET:
-	case SMG_DSVC_PAUSE:
-	case SMG_DSVC_ROOT:
-	case SMG_DSVC_COMMIT:
-	case SMG_DSVC_RELEASE:
-	case SMG_DSVC_ABORT:
-		do_source(c, q, r);
-		break;
-	case SMG_DSVC_SETTLE:
-		do_settle(c->sv, q, r);
-		break;
-	case SMG_DSVC_RECV:
-		do_recv(c, q, r);
-		break;
-	case SMG_DSVC_RESUME:
-		if (c->lease == NULL && q->name[0] != '\0')
-			do_resume_orphan(c->sv, q->name, r);
-		else
-			do_dest(c, q, r);
-		break;
-	case SMG_DSVC_APPLY:
-	case SMG_DSVC_DIGEST:
-	case SMG_DSVC_CHECK:
-	case SMG_DSVC_COMMITTED:
-	case SMG_DSVC_DISCARD:
-		do_dest(c, q, r);
-		break;
-	case SMG_DSVC_VERB_MAX_:
-		svc_fail(r, SMG_ERR_INTERNAL, "verb");
-		break;
-	}
-out:
-	if (fd >= 0)
-		close(fd);
-}
-
-void svc_lease_drop(struct svc_conn *c)
-{
-	struct svc_disk *d = c->lease;
-
-	c->lease = NULL;
-	if (d == NULL)
-		return;
-	switch (d->state) {
-	case SD_SENDING:
-		smg_warn("disk service: the sender of %s left before COMMIT; merging "
-			 "back and resuming its I/O",
-			 d->name);
-		(void)src_abort(c->sv, d);
-		break;
-	case SD_RECEIVING:
-		smg_warn("disk service: the receiver of %s left before COMMIT", d->name);
-		dst_discard(c->sv, d);
-		break;
-	case SD_HANDED_OVER:
-		smg_warn(
-		    "disk service: the sender of %s left after COMMIT; its I/O stays "
-		    "held until 'secmig disk settle %s resumed|aborted'",
-		    d->name, d->name);
-		set_state(c->sv, d, SD_HANDED_OVER, 0);
-		break;
-	case SD_COMMITTED:
-		smg_warn("disk service: the receiver of %s left after COMMIT; its I/O "
-			 "stays held until 'secmig disk resume %s'",
-			 d->name, d->name);
-		set_state(c->sv, d, SD_COMMITTED, 0);
-		break;
-	default:
-		break;
-	}
+		svc_ok(r, "%s", "");
 }
 
 /* ---- start and stop ------------------------------------------------------------ */
@@ -930,8 +447,8 @@ static void load_one(struct svc *sv, const char *fname, size_t stem)
 		return;
 	memcpy(name, fname, stem);
 	name[stem] = '\0';
-	if (disk_path(sv, name, P_IMAGE, path, sizeof(path)) != 0 ||
-	    disk_path(sv, name, P_SURROGATE, sp, sizeof(sp)) != 0 ||
+	if (svc_disk_path(sv, name, P_IMAGE, path, sizeof(path)) != 0 ||
+	    svc_disk_path(sv, name, P_SURROGATE, sp, sizeof(sp)) != 0 ||
 	    lstat(path, &st) != 0 || !S_ISREG(st.st_mode))
 		return;
 	if (access(sp, F_OK) == 0) {
@@ -943,17 +460,17 @@ static void load_one(struct svc *sv, const char *fname, size_t stem)
 		return;
 	}
 	pthread_mutex_lock(&sv->mu);
-	d = slot_new(sv, name, (uint64_t)st.st_size, &r);
+	d = svc_slot_new(sv, name, (uint64_t)st.st_size, &r);
 	pthread_mutex_unlock(&sv->mu);
 	if (d == NULL) {
 		smg_err("disk service: %s: %s", name, r.line);
 		return;
 	}
-	if (bring_up(sv, d, path, false) != 0) {
-		release_slot(sv, d);
+	if (svc_bring_up(sv, d, path, false) != 0) {
+		svc_release_slot(sv, d);
 		return;
 	}
-	set_state(sv, d, SD_IDLE, 0);
+	svc_set_state(sv, d, SD_IDLE, 0);
 }
 
 int svc_load(struct svc *sv)
@@ -992,8 +509,8 @@ void svc_unload(struct svc *sv)
 		if (d->src != NULL && smg_stg_src_end(d->src, true) == 0)
 			d->src = NULL;
 		if (d->state == SD_RECEIVING)
-			unlink_image(sv, d->name, P_INCOMING);
-		take_down(sv, d);
+			svc_unlink_image(sv, d->name, P_INCOMING);
+		svc_take_down(sv, d);
 		memset(d, 0, sizeof(*d));
 	}
 }

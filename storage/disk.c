@@ -60,13 +60,18 @@ int smg_vdisk_open(const struct smg_vdisk_opts *o, struct smg_vdisk **out)
 		r = SMG_ERR_NOMEM;
 		goto fail;
 	}
-	if ((d->reads = calloc(d->nchunks ? d->nchunks : 1, sizeof(*d->reads))) == NULL) {
+	d->region = d->chunk >= REGION_BYTES ? 1 : REGION_BYTES / d->chunk;
+	d->nregions = (d->nchunks + d->region - 1) / d->region;
+	if ((d->reads = calloc(d->nregions ? d->nregions : 1, sizeof(*d->reads))) ==
+	    NULL) {
 		r = SMG_ERR_NOMEM;
 		goto fail;
 	}
 	pthread_mutex_init(&d->gate_mu, NULL);
 	pthread_cond_init(&d->gate_cv, NULL);
-	pthread_mutex_init(&d->meta_mu, NULL);
+	for (unsigned i = 0; i < STRIPES; i++)
+		pthread_mutex_init(&d->stripe[i], NULL);
+	pthread_mutex_init(&d->hot_mu, NULL);
 	pthread_cond_init(&d->hot_cv, NULL);
 	*out = d;
 	return SMG_OK;
@@ -86,7 +91,9 @@ void smg_vdisk_close(struct smg_vdisk *d)
 		(void)disk_mig_end(d, true);
 	pthread_mutex_destroy(&d->gate_mu);
 	pthread_cond_destroy(&d->gate_cv);
-	pthread_mutex_destroy(&d->meta_mu);
+	for (unsigned i = 0; i < STRIPES; i++)
+		pthread_mutex_destroy(&d->stripe[i]);
+	pthread_mutex_destroy(&d->hot_mu);
 	pthread_cond_destroy(&d->hot_cv);
 	smg_image_close(d->orig);
 	free(d->reads);
@@ -161,13 +168,14 @@ static int check_io(const struct smg_vdisk *d, uint64_t len, uint64_t off)
 
 static void count_reads(struct smg_vdisk *d, uint64_t len, uint64_t off)
 {
-	uint64_t c;
+	uint64_t r;
 
-	for (c = chunk_of(d, off); c <= chunk_of(d, off + len - 1); c++)
-		atomic_fetch_add(&d->reads[c], 1);
+	for (r = region_of(d, chunk_of(d, off));
+	     r <= region_of(d, chunk_of(d, off + len - 1)); r++)
+		atomic_fetch_add(&d->reads[r], 1);
 	if (atomic_fetch_add(&d->reads_total, 1) % AGE_READS == AGE_READS - 1)
-		for (c = 0; c < d->nchunks; c++)
-			atomic_store(&d->reads[c], atomic_load(&d->reads[c]) / 2);
+		for (r = 0; r < d->nregions; r++)
+			atomic_store(&d->reads[r], atomic_load(&d->reads[r]) / 2);
 }
 
 int smg_vdisk_read(struct smg_vdisk *d, void *buf, size_t len, uint64_t off)
@@ -177,6 +185,7 @@ int smg_vdisk_read(struct smg_vdisk *d, void *buf, size_t len, uint64_t off)
 	if ((r = check_io(d, len, off)) != 0 || len == 0)
 		return r;
 	count_reads(d, len, off);
+	atomic_store(&d->guest_last_ns, smg_now_ns());
 	if ((r = gate_enter(d)) != 0)
 		return r;
 	atomic_fetch_add(&d->st_reads, 1);
@@ -202,6 +211,7 @@ int smg_vdisk_write(struct smg_vdisk *d, const void *buf, size_t len, uint64_t o
 
 	if ((r = check_io(d, len, off)) != 0 || len == 0)
 		return r;
+	atomic_store(&d->guest_last_ns, smg_now_ns());
 	if ((r = gate_enter(d)) != 0)
 		return r;
 	atomic_fetch_add(&d->st_writes, 1);

@@ -16,6 +16,15 @@
  * that needs the original go first (waiting at most SCAN_YIELD_MAX_US). */
 #define SCAN_PIECE	  (64u << 10)
 #define SCAN_YIELD_MAX_US 2000u
+#define STRIPES		  64u
+/* The bulk scan reads this much at once while the guest leaves the
+ * original alone (QEMU's block migration reads 1 MiB chunks too). */
+#define SCAN_WINDOW (1u << 20)
+/* "The guest is doing I/O": a request began within this long. */
+#define GUEST_RECENT_NS (20u * 1000 * 1000)
+#define SCAN_NICE	19 /* WAIO's reader while the guest does I/O */
+#define SCAN_GAP_MAX_NS (2u * 1000 * 1000)
+#define REGION_BYTES	(1u << 20)
 
 enum disk_mig {
 	DISK_MIG_NONE = 0,
@@ -47,20 +56,31 @@ struct smg_vdisk {
 	/* WAIO: the surrogate store (same offsets as the original, sparse) */
 	struct smg_image *surr;
 	char *surr_path;
-	pthread_mutex_t meta_mu;
-	uint8_t **cover;	 /* per chunk: sector bitmap, NULL = nothing covered */
-	uint8_t *full;		 /* per chunk: every sector covered */
-	uint8_t *written;	 /* per chunk: holds guest writes (merge back) */
-	_Atomic uint32_t *reads; /* per chunk read popularity (always on) */
+	/* cover/full/written of chunk c are guarded by stripe[c % STRIPES]:
+	 * a hot copy or a partial-sector fill holds one chunk's stripe for
+	 * one 64 KiB write, never the whole disk's reads. */
+	pthread_mutex_t stripe[STRIPES];
+	uint8_t **cover;  /* per chunk: sector bitmap, NULL = nothing covered */
+	uint8_t *full;	  /* per chunk: every sector covered */
+	uint8_t *written; /* per chunk: holds guest writes (merge back) */
+	/* Read popularity per region (REGION_BYTES, a whole number of chunks):
+	 * coarser than the chunk so a hot set is seen within a second. */
+	uint32_t region; /* chunks per region */
+	uint64_t nregions;
+	_Atomic uint32_t *reads; /* per region, always counted */
 	_Atomic uint64_t reads_total;
-	uint8_t *queued; /* per chunk: waiting for the hot copier */
-	uint64_t *hotq;	 /* ring of nchunks entries */
+	/* the hot copier's queue of regions, under hot_mu */
+	pthread_mutex_t hot_mu;
+	uint8_t *queued; /* per region */
+	uint64_t *hotq;	 /* ring of nregions entries */
 	uint64_t hotq_head, hotq_n;
 	bool hot_busy; /* a copy is in progress */
 	pthread_cond_t hot_cv;
 	pthread_t hot_thread;
 	bool hot_running, hot_stop;
-	_Atomic unsigned orig_guest; /* guest reads in flight on the original */
+	_Atomic unsigned orig_guest;	/* guest reads in flight on the original */
+	_Atomic uint64_t guest_last_ns; /* start of the latest guest request */
+	_Atomic uint64_t guest_orig_ns; /* ... of the latest one on the original */
 
 	_Atomic uint64_t st_reads, st_writes, st_surr_reads, st_hot, st_merged;
 };
@@ -75,6 +95,16 @@ static inline uint32_t chunk_len(const struct smg_vdisk *d, uint64_t c)
 	uint64_t start = c * d->chunk;
 
 	return d->size - start < d->chunk ? (uint32_t)(d->size - start) : d->chunk;
+}
+
+static inline uint64_t region_of(const struct smg_vdisk *d, uint64_t c)
+{
+	return c / d->region;
+}
+
+static inline pthread_mutex_t *stripe_of(struct smg_vdisk *d, uint64_t c)
+{
+	return &d->stripe[c % STRIPES];
 }
 
 static inline void dirty_set(struct smg_vdisk *d, uint64_t c)

@@ -10,8 +10,11 @@
  *       chunks written in two rounds running: they go once, in FINAL.
  * FINAL the last round, with the guest paused; afterwards the digest is the
  *       image the guest saw at pause. */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "base/base.h"
@@ -36,7 +39,19 @@ struct smg_stg_src {
 	bool cur_hole;	/* the whole chunk is a hole */
 	uint64_t cur_c;
 	uint32_t cur_len, cur_pos;
+	uint8_t *cur; /* the current chunk's bytes: in buf or in the window */
 	uint8_t *buf;
+
+	/* The bulk scan's window: chunks [win_c0, win_c0 + win_n) read at
+	 * once; win_data[i]: chunk win_c0 + i has data (else a hole). */
+	uint8_t *win;
+	uint64_t win_c0;
+	uint32_t win_n, win_max;
+	uint8_t *win_data;
+
+	/* WAIO's reader yields the CPU while the guest does I/O. */
+	pid_t tid;
+	int nice0, nice_now;
 
 	uint8_t (*hash)[SMG_STG_DIGEST_LEN];
 	uint8_t *sent;
@@ -72,6 +87,13 @@ int smg_stg_src_begin(struct smg_vdisk *d, const struct smg_stg_src_opts *o,
 		r = SMG_ERR_NOMEM;
 		goto fail;
 	}
+	s->win_max = d->chunk >= SCAN_WINDOW ? 1 : SCAN_WINDOW / d->chunk;
+	if (posix_memalign((void **)&s->win, SMG_STG_BLOCK,
+			   (size_t)s->win_max * d->chunk) != 0 ||
+	    (s->win_data = calloc(s->win_max, 1)) == NULL) {
+		r = SMG_ERR_NOMEM;
+		goto fail;
+	}
 	chunk_hash_hole(d->chunk, s->hole_hash);
 	r = disk_mig_begin(d,
 			   o->mode == SMG_STG_MODE_WAIO ? DISK_MIG_WAIO : DISK_MIG_DBT);
@@ -82,6 +104,8 @@ int smg_stg_src_begin(struct smg_vdisk *d, const struct smg_stg_src_opts *o,
 	*out = s;
 	return SMG_OK;
 fail:
+	free(s->win);
+	free(s->win_data);
 	free(s->round);
 	free(s->wrote_last);
 	free(s->deferred);
@@ -99,9 +123,52 @@ static bool test_and_clear(_Atomic uint64_t *w, uint64_t c)
 	return atomic_fetch_and(&w[c / 64], ~bit) & bit;
 }
 
-/* WAIO's I/O agent knows when the guest still reads the original: the
- * background scan steps aside for those reads instead of queueing its large
- * sequential reads in front of them. */
+static bool guest_recent(const _Atomic uint64_t *t)
+{
+	uint64_t last = atomic_load(t);
+
+	return last != 0 && smg_now_ns() - last < GUEST_RECENT_NS;
+}
+
+static void nap_ns(uint64_t ns)
+{
+	struct timespec ts = {(time_t)(ns / 1000000000u), (long)(ns % 1000000000u)};
+
+	nanosleep(&ts, NULL);
+}
+
+/* WAIO's I/O agent yields the CPU to the guest: while the guest did I/O
+ * within GUEST_RECENT_NS, the reader's thread runs at SCAN_NICE, so a guest
+ * thread woken by its I/O preempts the scan's hashing and copying at once
+ * instead of waiting for a time slice (the read tail on a 2-core host). The
+ * FINAL phase (the guest is paused) runs at the thread's own priority. */
+static void reader_priority(struct smg_stg_src *s, bool yield)
+{
+	int want;
+
+	if (s->mode != SMG_STG_MODE_WAIO)
+		return;
+	if (s->tid == 0) {
+		s->tid = gettid();
+		errno = 0;
+		s->nice0 = getpriority(PRIO_PROCESS, (id_t)s->tid);
+		if (errno != 0)
+			s->nice0 = 0;
+		s->nice_now = s->nice0;
+	}
+	if (gettid() != s->tid)
+		return; /* another thread drives us now: leave its priority */
+	want = yield && guest_recent(&s->d->guest_last_ns) ? SCAN_NICE : s->nice0;
+	/* Raising it back needs CAP_SYS_NICE: without, it stays low. */
+	if (want != s->nice_now && setpriority(PRIO_PROCESS, (id_t)s->tid, want) == 0)
+		s->nice_now = want;
+}
+
+/* WAIO's reader yields the device too: it waits for guest reads in flight
+ * on the original, and while the guest reads the original it leaves the
+ * device idle for as long as each of its own reads took (at most half the
+ * device's time goes to the scan), instead of queueing reads in front of
+ * the guest's. */
 static int scan_read_yielding(struct smg_vdisk *d, uint8_t *buf, uint32_t len,
 			      uint64_t base)
 {
@@ -110,39 +177,87 @@ static int scan_read_yielding(struct smg_vdisk *d, uint8_t *buf, uint32_t len,
 
 	for (pos = 0; pos < len; pos += SCAN_PIECE) {
 		uint32_t n = len - pos < SCAN_PIECE ? len - pos : SCAN_PIECE;
+		uint64_t t0;
 
 		for (waited = 0;
 		     atomic_load(&d->orig_guest) > 0 && waited < SCAN_YIELD_MAX_US;
 		     waited += 20)
 			usleep(20);
+		t0 = smg_now_ns();
 		if ((r = smg_image_read_sparse(d->orig, buf + pos, n, base + pos)) != 0)
 			return r;
+		if (guest_recent(&d->guest_orig_ns)) {
+			uint64_t took = smg_now_ns() - t0;
+
+			nap_ns(took < SCAN_GAP_MAX_NS ? took : SCAN_GAP_MAX_NS);
+		}
 	}
 	return SMG_OK;
+}
+
+/* Fill the bulk window from chunk c: one large read while the guest leaves
+ * the original alone (and always for DBT, like QEMU's 1 MiB block
+ * migration reads), one chunk at a time while the guest reads it (WAIO). */
+static int fill_window(struct smg_stg_src *s, uint64_t c)
+{
+	struct smg_vdisk *d = s->d;
+	uint64_t base = c * d->chunk, end, ds, de, pos;
+	uint32_t n = s->win_max, len;
+	int r;
+
+	if (s->mode == SMG_STG_MODE_WAIO && guest_recent(&d->guest_orig_ns))
+		n = 1;
+	if (n > d->nchunks - c)
+		n = (uint32_t)(d->nchunks - c);
+	end = c + n == d->nchunks ? d->size : (c + n) * d->chunk;
+	len = (uint32_t)(end - base);
+	/* DBT: cleared before the read, so a write racing with it is sent
+	 * again; chunks served from the window are not cleared twice. */
+	for (uint64_t k = c; s->mode == SMG_STG_MODE_DBT && k < c + n; k++)
+		(void)test_and_clear(d->dirty, k);
+	memset(s->win_data, 0, n);
+	for (pos = base; pos < end; pos = de) {
+		if ((r = smg_image_next_data(d->orig, pos, &ds, &de)) != 0)
+			return r;
+		if (ds >= end)
+			break;
+		for (uint64_t k = ds / d->chunk; k * d->chunk < de && k < c + n; k++)
+			s->win_data[k - c] = 1;
+	}
+	s->win_c0 = c;
+	s->win_n = n;
+	if (s->mode == SMG_STG_MODE_WAIO)
+		r = scan_read_yielding(d, s->win, len, base);
+	else
+		r = smg_image_read_sparse(d->orig, s->win, len, base);
+	if (r != 0)
+		s->win_n = 0;
+	return r;
+}
+
+static bool in_window(const struct smg_stg_src *s, uint64_t c)
+{
+	return s->win_n > 0 && c >= s->win_c0 && c < s->win_c0 + s->win_n;
 }
 
 /* Read chunk c as it is now and hash it: the version we are about to send. */
 static int load_chunk(struct smg_stg_src *s, uint64_t c, bool merged)
 {
 	struct smg_vdisk *d = s->d;
-	uint64_t base = c * d->chunk, ds, de;
-	int r;
+	int r = SMG_OK;
 
 	s->cur_c = c;
 	s->cur_len = chunk_len(d, c);
 	s->cur_pos = 0;
 	s->cur_hole = false;
+	s->cur = s->buf;
 	if (merged) {
 		r = waio_read_chunk(d, c, s->buf);
 	} else {
-		if ((r = smg_image_next_data(d->orig, base, &ds, &de)) != 0)
+		if (!in_window(s, c) && (r = fill_window(s, c)) != 0)
 			return r;
-		if (ds >= base + s->cur_len)
-			s->cur_hole = true;
-		else if (s->mode == SMG_STG_MODE_WAIO)
-			r = scan_read_yielding(d, s->buf, s->cur_len, base);
-		else
-			r = smg_image_read_sparse(d->orig, s->buf, s->cur_len, base);
+		s->cur = s->win + (c - s->win_c0) * d->chunk;
+		s->cur_hole = !s->win_data[c - s->win_c0];
 	}
 	if (r != 0)
 		return r;
@@ -151,7 +266,7 @@ static int load_chunk(struct smg_stg_src *s, uint64_t c, bool merged)
 	else if (s->cur_hole)
 		chunk_hash_hole(s->cur_len, s->hash[c]);
 	else
-		chunk_hash(s->buf, s->cur_len, s->hash[c]);
+		chunk_hash(s->cur, s->cur_len, s->hash[c]);
 	if (s->sent[c])
 		s->st.chunks_resent++;
 	s->sent[c] = 1;
@@ -178,7 +293,7 @@ static uint32_t run_len(const struct smg_stg_src *s, uint32_t pos, bool *zero)
 	while (end < s->cur_len) {
 		uint32_t n =
 		    s->cur_len - end < SMG_STG_BLOCK ? s->cur_len - end : SMG_STG_BLOCK;
-		bool bz = block_zero(s->buf + end, n);
+		bool bz = block_zero(s->cur + end, n);
 
 		if (end == pos)
 			z = bz;
@@ -217,7 +332,7 @@ static void emit_chunk(struct smg_stg_src *s, struct rec_frame *f)
 			if (room < n)
 				n = (uint32_t)(room / SMG_STG_BLOCK * SMG_STG_BLOCK);
 			rec_frame_add(f, SMG_STG_REC_DATA, base + s->cur_pos, n,
-				      s->buf + s->cur_pos);
+				      s->cur + s->cur_pos);
 			s->st.data_bytes += n;
 		}
 		s->st.records++;
@@ -237,10 +352,8 @@ static int next_chunk(struct smg_stg_src *s, enum smg_stg_phase ph, bool *done)
 		while (s->bulk_next < d->nchunks) {
 			uint64_t c = s->bulk_next++;
 
-			if (s->mode == SMG_STG_MODE_DBT) {
-				(void)test_and_clear(d->dirty, c);
+			if (s->mode == SMG_STG_MODE_DBT)
 				return load_chunk(s, c, false);
-			}
 			/* WAIO: rewritten on the surrogate, sent merged later. */
 			if (atomic_load(&d->dirty[c / 64]) & (1ull << (c % 64)))
 				continue;
@@ -313,6 +426,7 @@ int smg_stg_src_next(struct smg_stg_src *s, enum smg_stg_phase ph, uint8_t *buf,
 	*used = 0;
 	if (ph < s->phase || ph < SMG_STG_PHASE_BULK || ph > SMG_STG_PHASE_FINAL)
 		return SMG_ERR_STATE;
+	reader_priority(s, ph != SMG_STG_PHASE_FINAL);
 	if (cap < SMG_STG_FRAME_HDR + SMG_STG_REC_HDR + SMG_STG_BLOCK)
 		return SMG_ERR_NOSPACE;
 	/* Later phases only make sense once every chunk went out once. */
@@ -423,6 +537,8 @@ int smg_stg_src_end(struct smg_stg_src *s, bool merge)
 
 	if (s == NULL)
 		return SMG_OK;
+	if (s->tid != 0 && s->tid == gettid() && s->nice_now != s->nice0)
+		(void)setpriority(PRIO_PROCESS, (id_t)s->tid, s->nice0);
 	r = disk_mig_end(s->d, merge);
 	free(s->round);
 	free(s->wrote_last);
@@ -430,6 +546,8 @@ int smg_stg_src_end(struct smg_stg_src *s, bool merge)
 	free(s->hash);
 	free(s->sent);
 	free(s->buf);
+	free(s->win);
+	free(s->win_data);
 	free(s);
 	return r;
 }

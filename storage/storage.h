@@ -411,7 +411,11 @@ void smg_wl_reset(struct smg_wl *w);
 
 struct smg_wl_result {
 	uint64_t reads, writes, errors;
-	double read_p50_ms, read_p99_ms, write_p50_ms, write_p99_ms;
+	double read_p50_ms, read_p99_ms, read_p999_ms;
+	double write_p50_ms, write_p99_ms, write_p999_ms;
+	/* Time the guest threads spent runnable but not running (the kernel's
+	 * schedstat), per request: CPU contention, apart from I/O waits. */
+	double runq_us_per_io;
 };
 /* Percentiles over the samples since the last reset. */
 void smg_wl_result(struct smg_wl *w, struct smg_wl_result *r);

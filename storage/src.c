@@ -54,6 +54,7 @@ struct smg_stg_src {
 	int nice0, nice_now;
 
 	uint8_t (*hash)[SMG_STG_DIGEST_LEN];
+	struct stg_tree tree; /* over hash[], kept between roots */
 	uint8_t *sent;
 	uint8_t hole_hash[SMG_STG_DIGEST_LEN]; /* of a full-size hole chunk */
 	struct smg_stg_stats st;
@@ -95,6 +96,8 @@ int smg_stg_src_begin(struct smg_vdisk *d, const struct smg_stg_src_opts *o,
 		goto fail;
 	}
 	chunk_hash_hole(d->chunk, s->hole_hash);
+	if ((r = stg_tree_init(&s->tree, d->nchunks)) != 0)
+		goto fail;
 	r = disk_mig_begin(d,
 			   o->mode == SMG_STG_MODE_WAIO ? DISK_MIG_WAIO : DISK_MIG_DBT);
 	if (r != 0)
@@ -104,6 +107,7 @@ int smg_stg_src_begin(struct smg_vdisk *d, const struct smg_stg_src_opts *o,
 	*out = s;
 	return SMG_OK;
 fail:
+	stg_tree_free(&s->tree);
 	free(s->win);
 	free(s->win_data);
 	free(s->round);
@@ -267,6 +271,7 @@ static int load_chunk(struct smg_stg_src *s, uint64_t c, bool merged)
 		chunk_hash_hole(s->cur_len, s->hash[c]);
 	else
 		chunk_hash(s->cur, s->cur_len, s->hash[c]);
+	stg_tree_mark(&s->tree, c);
 	if (s->sent[c])
 		s->st.chunks_resent++;
 	s->sent[c] = 1;
@@ -468,6 +473,14 @@ int smg_stg_src_next(struct smg_stg_src *s, enum smg_stg_phase ph, uint8_t *buf,
 	}
 	if (r == 0 && done && *used > 0 && ph == SMG_STG_PHASE_ITER)
 		s->round_ended = true;
+	if (r == 0 && done && ph != SMG_STG_PHASE_FINAL) {
+		/* Fold this phase's leaves in now: the pause then rehashes
+		 * only the paths of what changed since. */
+		uint8_t scratch[SMG_STG_DIGEST_LEN];
+
+		stg_tree_root(&s->tree, (const uint8_t(*)[SMG_STG_DIGEST_LEN])s->hash,
+			      s->d->size, s->d->chunk, scratch);
+	}
 	if (r == 0 && done && *used == 0 && ph == SMG_STG_PHASE_FINAL)
 		s->final_done = true;
 	return r;
@@ -526,8 +539,8 @@ int smg_stg_src_digest(struct smg_stg_src *s, uint8_t out[static SMG_STG_DIGEST_
 	for (c = 0; c < s->d->nchunks; c++)
 		if (!s->sent[c])
 			return SMG_ERR_STATE;
-	smg_stg_merkle_root((const uint8_t(*)[SMG_STG_DIGEST_LEN])s->hash, s->d->nchunks,
-			    s->d->size, s->d->chunk, out);
+	stg_tree_root(&s->tree, (const uint8_t(*)[SMG_STG_DIGEST_LEN])s->hash, s->d->size,
+		      s->d->chunk, out);
 	return SMG_OK;
 }
 
@@ -543,6 +556,7 @@ int smg_stg_src_end(struct smg_stg_src *s, bool merge)
 	free(s->round);
 	free(s->wrote_last);
 	free(s->deferred);
+	stg_tree_free(&s->tree);
 	free(s->hash);
 	free(s->sent);
 	free(s->buf);

@@ -41,6 +41,7 @@ struct cfg {
 	uint64_t size;
 	double warm_s, nomig_s, budget_ms;
 	unsigned threads, interval_us;
+	bool no_yield;
 };
 
 struct row {
@@ -301,7 +302,10 @@ out:
 static int run(const struct cfg *c, const char *img, int kind, const struct smg_trace *tr,
 	       const char *mode, struct row *row)
 {
-	struct smg_vdisk_opts o = {.path = img, .surrogate_dir = c->shm, .direct = true};
+	struct smg_vdisk_opts o = {.path = img,
+				   .surrogate_dir = c->shm,
+				   .direct = true,
+				   .no_yield = c->no_yield};
 	struct smg_wl_opts wo = {.kind =
 				     kind < 0 ? SMG_WL_READ_HOT : (enum smg_wl_kind)kind,
 				 .threads = c->threads,
@@ -463,7 +467,7 @@ static void usage(void)
 {
 	fprintf(stderr, "usage: bench_storage [--dir DIR] [--shm DIR] [--size-gib N] "
 			"[--trace FILE] [--nomig-s S] [--warm-s S] [--threads N] "
-			"[--budget-ms MS] [--only SCENARIO]\n");
+			"[--budget-ms MS] [--only SCENARIO] [--waio-no-yield]\n");
 }
 
 static int parse_args(int argc, char **argv, struct cfg *c, const char **only)
@@ -477,6 +481,7 @@ static int parse_args(int argc, char **argv, struct cfg *c, const char **only)
 					   {"threads", required_argument, NULL, 'j'},
 					   {"budget-ms", required_argument, NULL, 'b'},
 					   {"only", required_argument, NULL, 'o'},
+					   {"waio-no-yield", no_argument, NULL, 'y'},
 					   {"help", no_argument, NULL, 'h'},
 					   {NULL, 0, NULL, 0}};
 	int ch;
@@ -506,6 +511,9 @@ static int parse_args(int argc, char **argv, struct cfg *c, const char **only)
 			break;
 		case 'o':
 			*only = optarg;
+			break;
+		case 'y':
+			c->no_yield = true;
 			break;
 		case 'j':
 			c->threads = (unsigned)atoi(optarg);

@@ -69,7 +69,7 @@ int smg_engine_disks_src_open(const struct smg_domain_info *info, const char *so
 	struct smg_engine_disks *e;
 	struct smg_dsvc_reply rep;
 	char line[SMG_DSVC_LINE_MAX];
-	uint64_t v;
+	uint64_t v = 0;
 	int r = SMG_OK;
 
 	*out = NULL;

@@ -41,6 +41,7 @@ int smg_vdisk_open(const struct smg_vdisk_opts *o, struct smg_vdisk **out)
 	d->chunk = o->chunk_size ? o->chunk_size : smg_stg_chunk_for(d->size);
 	d->nchunks = (d->size + d->chunk - 1) / d->chunk;
 	d->hot_threshold = o->hot_threshold ? o->hot_threshold : SMG_STG_HOT_DEFAULT;
+	d->no_yield = o->no_yield;
 	if (d->size > SMG_STG_DISK_MAX) {
 		r = SMG_ERR_TOO_LONG;
 		goto fail;

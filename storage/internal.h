@@ -38,6 +38,7 @@ struct smg_vdisk {
 	uint32_t chunk;
 	uint64_t nchunks;
 	unsigned hot_threshold;
+	bool no_yield; /* WAIO's reader does not yield (measurements) */
 	char *surr_dir;
 	char *surr_name; /* NULL: mkstemp */
 

@@ -209,7 +209,8 @@ static int fill_window(struct smg_stg_src *s, uint64_t c)
 	uint32_t n = s->win_max, len;
 	int r;
 
-	if (s->mode == SMG_STG_MODE_WAIO && guest_recent(&d->guest_orig_ns))
+	if (s->mode == SMG_STG_MODE_WAIO && !d->no_yield &&
+	    guest_recent(&d->guest_orig_ns))
 		n = 1;
 	if (n > d->nchunks - c)
 		n = (uint32_t)(d->nchunks - c);
@@ -230,7 +231,7 @@ static int fill_window(struct smg_stg_src *s, uint64_t c)
 	}
 	s->win_c0 = c;
 	s->win_n = n;
-	if (s->mode == SMG_STG_MODE_WAIO)
+	if (s->mode == SMG_STG_MODE_WAIO && !d->no_yield)
 		r = scan_read_yielding(d, s->win, len, base);
 	else
 		r = smg_image_read_sparse(d->orig, s->win, len, base);
@@ -431,7 +432,9 @@ int smg_stg_src_next(struct smg_stg_src *s, enum smg_stg_phase ph, uint8_t *buf,
 	*used = 0;
 	if (ph < s->phase || ph < SMG_STG_PHASE_BULK || ph > SMG_STG_PHASE_FINAL)
 		return SMG_ERR_STATE;
-	reader_priority(s, ph != SMG_STG_PHASE_FINAL);
+	/* The bulk scan yields; ITER rounds (a few chunks, from the surrogate)
+	 * and FINAL run at full speed: a slow round lets more be dirtied. */
+	reader_priority(s, ph == SMG_STG_PHASE_BULK && !s->d->no_yield);
 	if (cap < SMG_STG_FRAME_HDR + SMG_STG_REC_HDR + SMG_STG_BLOCK)
 		return SMG_ERR_NOSPACE;
 	/* Later phases only make sense once every chunk went out once. */

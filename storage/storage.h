@@ -78,6 +78,9 @@ struct smg_vdisk_opts {
 	uint32_t chunk_size;	/* 0: smg_stg_chunk_for(size) */
 	unsigned hot_threshold; /* 0: SMG_STG_HOT_DEFAULT */
 	bool direct;		/* SMG_IMAGE_DIRECT on the original */
+	/* WAIO's reader does not yield CPU or device to the guest: only to
+	 * measure what yielding buys (bench_storage --waio-no-yield). */
+	bool no_yield;
 };
 
 struct smg_vdisk;

@@ -116,8 +116,8 @@ for name, probe in (("disk.sock", struct.pack(">I", 5) + b"LIST\n"), ("nbd.sock"
     try:
         s.sendall(probe) if probe else None
         print(name, "got", len(s.recv(100)))
-    except ConnectionResetError:
-        print(name, "got 0")
+    except (ConnectionResetError, BrokenPipeError):
+        print(name, "got 0")  # hung up on: refused
     except Exception as e:
         print(name, "error", type(e).__name__)
 EOF

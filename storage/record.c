@@ -300,7 +300,8 @@ void stg_tree_root(struct stg_tree *t, const uint8_t (*leaves)[SMG_STG_DIGEST_LE
 
 	for (unsigned l = 0; l < t->levels; l++) {
 		const uint8_t(*below)[SMG_STG_DIGEST_LEN] =
-		    l == 0 ? leaves : t->node[l - 1];
+		    l == 0 ? leaves
+			   : (const uint8_t(*)[SMG_STG_DIGEST_LEN])t->node[l - 1];
 		size_t nb = l == 0 ? t->n : t->cnt[l - 1];
 
 		for (size_t w = 0; w < (t->cnt[l] + 63) / 64; w++) {

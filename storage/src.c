@@ -245,10 +245,17 @@ static bool in_window(const struct smg_stg_src *s, uint64_t c)
 	return s->win_n > 0 && c >= s->win_c0 && c < s->win_c0 + s->win_n;
 }
 
+enum load_how {
+	LOAD_BULK,   /* the bulk scan: through the window */
+	LOAD_MERGED, /* WAIO rounds: the guest's view, original + surrogate */
+	LOAD_DIRECT, /* DBT rounds: the original, this chunk alone, now */
+};
+
 /* Read chunk c as it is now and hash it: the version we are about to send. */
-static int load_chunk(struct smg_stg_src *s, uint64_t c, bool merged)
+static int load_chunk(struct smg_stg_src *s, uint64_t c, enum load_how how)
 {
 	struct smg_vdisk *d = s->d;
+	uint64_t base = c * d->chunk, ds, de;
 	int r = SMG_OK;
 
 	s->cur_c = c;
@@ -256,13 +263,21 @@ static int load_chunk(struct smg_stg_src *s, uint64_t c, bool merged)
 	s->cur_pos = 0;
 	s->cur_hole = false;
 	s->cur = s->buf;
-	if (merged) {
+	if (how == LOAD_MERGED) {
 		r = waio_read_chunk(d, c, s->buf);
-	} else {
+	} else if (how == LOAD_BULK) {
 		if (!in_window(s, c) && (r = fill_window(s, c)) != 0)
 			return r;
 		s->cur = s->win + (c - s->win_c0) * d->chunk;
 		s->cur_hole = !s->win_data[c - s->win_c0];
+	} else {
+		/* Never from the window: it holds what the bulk scan saw. */
+		if ((r = smg_image_next_data(d->orig, base, &ds, &de)) != 0)
+			return r;
+		if (ds >= base + s->cur_len)
+			s->cur_hole = true;
+		else
+			r = smg_image_read_sparse(d->orig, s->buf, s->cur_len, base);
 	}
 	if (r != 0)
 		return r;
@@ -359,12 +374,13 @@ static int next_chunk(struct smg_stg_src *s, enum smg_stg_phase ph, bool *done)
 			uint64_t c = s->bulk_next++;
 
 			if (s->mode == SMG_STG_MODE_DBT)
-				return load_chunk(s, c, false);
+				return load_chunk(s, c, LOAD_BULK);
 			/* WAIO: rewritten on the surrogate, sent merged later. */
 			if (atomic_load(&d->dirty[c / 64]) & (1ull << (c % 64)))
 				continue;
-			return load_chunk(s, c, false);
+			return load_chunk(s, c, LOAD_BULK);
 		}
+		s->win_n = 0; /* the scan is over: its window is stale from now on */
 		*done = true;
 		return SMG_OK;
 	}
@@ -405,7 +421,8 @@ static int next_chunk(struct smg_stg_src *s, enum smg_stg_phase ph, bool *done)
 		if (!(s->round[c / 64] & (1ull << (c % 64))))
 			continue;
 		s->round_next++;
-		return load_chunk(s, c, s->mode == SMG_STG_MODE_WAIO);
+		return load_chunk(
+		    s, c, s->mode == SMG_STG_MODE_WAIO ? LOAD_MERGED : LOAD_DIRECT);
 	}
 	s->round_active = false;
 	*done = true;

@@ -320,6 +320,40 @@ int smg_engine_disks_end(struct smg_engine_disks *e, bool committed)
 	return r;
 }
 
+int smg_engine_disks_settle(const char *sock, const char *domain, bool resumed,
+			    unsigned *n)
+{
+	struct smg_dsvc_conn *c;
+	struct smg_dsvc_reply rep;
+	char line[SMG_DSVC_LINE_MAX], name[SMG_DSVC_NAME_MAX + 1];
+	int r = SMG_OK;
+
+	*n = 0;
+	if (smg_dsvc_connect(sock, &c) != SMG_OK)
+		return SMG_OK; /* no disk service on this host: no disks */
+	for (unsigned i = 0; i < SMG_DOMAIN_DISKS_MAX; i++) {
+		int w = snprintf(name, sizeof(name), "%s.%u", domain, i);
+
+		if (w < 0 || (size_t)w >= sizeof(name) ||
+		    !smg_dsvc_name_valid(name, (size_t)w))
+			break;
+		snprintf(line, sizeof(line), "INFO %s", name);
+		if (smg_dsvc_call(c, line, NULL, 0, -1, &rep) != SMG_OK ||
+		    rep.nfields < 3 || strcmp(rep.fields[2], "handed-over") != 0)
+			continue;
+		snprintf(line, sizeof(line), "SETTLE %s %s", name,
+			 resumed ? "resumed" : "aborted");
+		if (smg_dsvc_call(c, line, NULL, 0, -1, &rep) != SMG_OK) {
+			smg_err("disk %s: %s", name, smg_dsvc_errmsg(c));
+			r = r ?: rep.err;
+			continue;
+		}
+		(*n)++;
+	}
+	smg_dsvc_close(c);
+	return r;
+}
+
 /* ---- destination ------------------------------------------------------------ */
 int smg_engine_disks_dst_open(const char *sock, const char *domain, size_t n,
 			      const uint64_t *sizes, const uint32_t *chunks,

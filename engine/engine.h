@@ -197,6 +197,14 @@ enum smg_resolve_outcome {
 int smg_engine_resolve(struct smg_session *s, struct smg_backend *be, const char *domain,
 		       const char *id, enum smg_resolve_outcome *out);
 
+/* After resolve on the source: the disks of domain that the host's disk
+ * service (sock: its control socket or directory) still holds handed over
+ * are dropped (resumed: the VM runs on the destination) or merged back and
+ * released (the VM resumed here). *n: disks settled. No disk service, or
+ * no such disk: nothing to do. */
+int smg_engine_disks_settle(const char *sock, const char *domain, bool resumed,
+			    unsigned *n);
+
 /* ---- durable outcome records on the destination (engine/outcome.c) ------- */
 enum smg_outcome {
 	SMG_OUTCOME_NONE = 0,

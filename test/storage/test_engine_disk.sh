@@ -157,6 +157,31 @@ qio "$A" dsk.0 -c "read -P 0xc1 1M 64k" -c "read -P 0xc3 25M 300" -c "read -P 0 
 	{ err "sender crash: writes lost or I/O still held"; cat "$T/sk.out"; }
 ls -a "$A/disks" | grep -q surrogate && err "sender crash: surrogate left behind"
 
+# In doubt: the destination resumed the VM but DONE never came. The source's
+# disk stays handed over (I/O held) until `secmig resolve` settles the VM
+# and, with it, the disk: dropped here, served on B with the guest's writes.
+make_disk ddb.0
+vm ddb 16M hotspot 1M "disk = ddb.0"
+start_recv SMG_FI=dst_no_done
+(wait_for "$T/send.out" '"phase":"precopy"' && qio "$A" ddb.0 "${W_BULK[@]}") >"$T/client.log" 2>&1 &
+CPID=$!
+PIDS+=($CPID)
+send ddb --bandwidth 8M
+wait "$CPID" || { err "in doubt: qemu-io failed"; cat "$T/client.log"; }
+wait "$RECV_PID"
+[ "$RC" = 9 ] || { err "in doubt: send exit $RC, want 9"; cat "$T/send.err"; }
+"$SECMIG" disk --state-dir "$A" list | grep -q "^ddb.0 .* handed-over" ||
+	err "in doubt: the source's disk is not held handed-over"
+start_recv
+"$SECMIG" --quiet resolve --domain ddb --to "127.0.0.1:$PORT" --json --state-dir "$A" \
+	--name src >"$T/resolve.out" 2>"$T/resolve.err" || { err "resolve failed"; cat "$T/resolve.err"; }
+wait "$RECV_PID"
+grep -q running_on_destination "$T/resolve.out" || err "resolve: $(cat "$T/resolve.out")"
+"$SECMIG" disk --state-dir "$A" list | grep -q "^ddb.0 " && err "in doubt: source disk kept after resolve"
+qio "$B" ddb.0 -c "read -P 0xc1 1M 64k" -c "read -P 0xc3 25M 300" -c "read -P 0 4M 1M" \
+	>"$T/db.out" 2>&1 || { err "in doubt: the guest's writes are not on B"; cat "$T/db.out"; }
+expect_on B ddb "in doubt, destination ran it"
+
 # A disk block damaged on the destination after it arrived (the disk
 # service's fault point): the fresh recomputation (--check-memory)
 # disagrees with the manifest's disk root, the destination refuses READY,

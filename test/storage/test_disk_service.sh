@@ -50,6 +50,10 @@ def recvn(n):
         b += k
     return b
 for a in sys.argv[2:]:
+    if a.startswith("SLEEP:"):
+        import time
+        time.sleep(int(a[6:]) / 1000)
+        continue
     if a.startswith("RAWLEN:"):
         s.sendall(struct.pack(">I", int(a[7:])) + b"x" * 16)
     else:
@@ -57,9 +61,9 @@ for a in sys.argv[2:]:
         s.sendall(struct.pack(">I", len(body)) + body)
     h = recvn(4)
     if h is None:
-        print("EOF"); break
+        print("EOF", flush=True); break
     rep = recvn(struct.unpack(">I", h)[0])
-    print(rep.split(b"\n")[0].decode())
+    print(rep.split(b"\n")[0].decode(), flush=True)
 EOF
 }
 
@@ -141,6 +145,21 @@ timeout 20 qemu-io -f raw "nbd+unix:///vm1.0?socket=$S/nbd.sock" -c "write -P 0x
 ls -a "$S/disks" | grep -q surrogate && err "surrogate left after the sender left"
 d delete vm1.0 >/dev/null || err "delete"
 [ -e "$S/disks/vm1.0.img" ] && err "delete kept the image"
+
+# A write the guest issues while its disk is paused for stop-and-copy is
+# held; when the disk is then handed over and released here, it fails (EIO)
+# instead of being acknowledged and lost.
+d import held.0 "$T/src.img" >/dev/null || err "import held.0"
+raw "SEND held.0 waio 0\n" "PAUSE\n" "SLEEP:3000" "COMMIT\n" "RELEASE\n" >"$T/raw.out" &
+RAWPID=$!
+for i in $(seq 400); do [ "$(grep -c '^OK' "$T/raw.out")" -ge 2 ] && break; sleep 0.05; done
+timeout 30 qemu-io -f raw "nbd+unix:///held.0?socket=$S/nbd.sock" -c "write -P 0x99 0 4k" \
+	>"$T/held.out" 2>&1 && err "a write held in the pause was acknowledged after release"
+wait "$RAWPID"
+grep -c "^OK" "$T/raw.out" | grep -q 4 || { err "SEND/PAUSE/COMMIT/RELEASE"; cat "$T/raw.out"; }
+grep -qi "input/output error" "$T/held.out" || { err "the held write did not fail with EIO"; cat "$T/held.out"; }
+d list | grep -q "^held.0 " && err "held.0 still listed after RELEASE"
+[ -e "$S/disks/held.0.img" ] && err "held.0's image kept after RELEASE"
 
 # Restart: images come back, an uncommitted incoming file is removed, a
 # disk with a leftover surrogate (the service died mid-WAIO) is not served.

@@ -320,8 +320,10 @@ int smg_engine_disks_end(struct smg_engine_disks *e, bool committed)
 	return r;
 }
 
-int smg_engine_disks_settle(const char *sock, const char *domain, bool resumed,
-			    unsigned *n)
+/* For each disk D.i of domain held in state `state` by the service at sock,
+ * send `verb` (with arg); *n: how many answered OK. */
+static int for_held(const char *sock, const char *domain, const char *state,
+		    const char *verb, const char *arg, unsigned *n)
 {
 	struct smg_dsvc_conn *c;
 	struct smg_dsvc_reply rep;
@@ -339,10 +341,10 @@ int smg_engine_disks_settle(const char *sock, const char *domain, bool resumed,
 			break;
 		snprintf(line, sizeof(line), "INFO %s", name);
 		if (smg_dsvc_call(c, line, NULL, 0, -1, &rep) != SMG_OK ||
-		    rep.nfields < 3 || strcmp(rep.fields[2], "handed-over") != 0)
+		    rep.nfields < 3 || strcmp(rep.fields[2], state) != 0)
 			continue;
-		snprintf(line, sizeof(line), "SETTLE %s %s", name,
-			 resumed ? "resumed" : "aborted");
+		snprintf(line, sizeof(line), "%s %s%s%s", verb, name, arg ? " " : "",
+			 arg ? arg : "");
 		if (smg_dsvc_call(c, line, NULL, 0, -1, &rep) != SMG_OK) {
 			smg_err("disk %s: %s", name, smg_dsvc_errmsg(c));
 			r = r ?: rep.err;
@@ -352,6 +354,18 @@ int smg_engine_disks_settle(const char *sock, const char *domain, bool resumed,
 	}
 	smg_dsvc_close(c);
 	return r;
+}
+
+int smg_engine_disks_settle(const char *sock, const char *domain, bool resumed,
+			    unsigned *n)
+{
+	return for_held(sock, domain, "handed-over", "SETTLE",
+			resumed ? "resumed" : "aborted", n);
+}
+
+int smg_engine_disks_resume_committed(const char *sock, const char *domain, unsigned *n)
+{
+	return for_held(sock, domain, "committed", "RESUME", NULL, n);
 }
 
 /* ---- destination ------------------------------------------------------------ */

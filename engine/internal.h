@@ -58,6 +58,9 @@ int smg_engine_disks_verify(struct smg_engine_disks *e, size_t n_roots,
 			    const ProtobufCBinaryData *roots, bool fresh);
 /* Destination, at resume: the guest's I/O is let through. */
 int smg_engine_disks_resume(struct smg_engine_disks *e);
+/* Destination, resolve: release the committed disks of domain whose
+ * receiver died before resuming them (sock: the disk service). */
+int smg_engine_disks_resume_committed(const char *sock, const char *domain, unsigned *n);
 /* Destination before COMMIT: remove the incoming images. */
 void smg_engine_disks_discard(struct smg_engine_disks *e);
 void smg_engine_disks_free(struct smg_engine_disks *e);

@@ -182,6 +182,27 @@ qio "$B" ddb.0 -c "read -P 0xc1 1M 64k" -c "read -P 0xc3 25M 300" -c "read -P 0 
 	>"$T/db.out" 2>&1 || { err "in doubt: the guest's writes are not on B"; cat "$T/db.out"; }
 expect_on B ddb "in doubt, destination ran it"
 
+# In doubt the other way: the receiver died after recording COMMIT, before
+# resuming. Its disk service kept the disk (committed, I/O held); resolve
+# resumes the VM on B and releases the disk's I/O first.
+make_disk ddc.0
+vm ddc 16M hotspot 1M "disk = ddc.0"
+start_recv SMG_FI=dst_after_commit
+send ddc --bandwidth 16M
+wait "$RECV_PID"
+[ "$RC" = 9 ] || { err "receiver died after COMMIT: send exit $RC, want 9"; cat "$T/send.err"; }
+"$SECMIG" disk --state-dir "$B" list | grep -q "^ddc.0 .* committed" ||
+	err "receiver died after COMMIT: disk not kept committed on B"
+start_recv
+"$SECMIG" --quiet resolve --domain ddc --to "127.0.0.1:$PORT" --json --state-dir "$A" \
+	--name src >"$T/resolve.out" 2>"$T/resolve.err" || { err "resolve failed"; cat "$T/resolve.err"; }
+wait "$RECV_PID"
+"$SECMIG" disk --state-dir "$B" list | grep -q "^ddc.0 .* idle" || err "resolve: ddc.0 not released on B"
+timeout 20 qemu-io -f raw "$(export_of "$B" ddc.0)" -c "read -P 0x62 30M 4k" >/dev/null ||
+	err "resolve: ddc.0 not readable on B"
+"$SECMIG" disk --state-dir "$A" list | grep -q "^ddc.0 " && err "resolve: source disk kept"
+expect_on B ddc "receiver died after COMMIT"
+
 # A disk block damaged on the destination after it arrived (the disk
 # service's fault point): the fresh recomputation (--check-memory)
 # disagrees with the manifest's disk root, the destination refuses READY,

@@ -19,9 +19,11 @@ fi
 
 # A free device, held with a lock against other tests on this machine.
 DEV=
+lockdir=/run/lock
+[ -d "$lockdir" ] || lockdir=/tmp
 for n in $(seq 0 15); do
 	[ -b "/dev/nbd$n" ] || continue
-	exec 9>"/run/lock/secmig-nbd$n.lock"
+	exec 9>"$lockdir/secmig-nbd$n.lock" || continue
 	flock -n 9 || continue
 	[ -e "/sys/block/nbd$n/pid" ] && { flock -u 9; continue; }
 	DEV=/dev/nbd$n

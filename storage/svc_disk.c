@@ -385,7 +385,8 @@ void svc_do_delete(struct svc *sv, const char *name, struct svc_reply *r)
 void svc_do_workload(struct svc *sv, const struct smg_dsvc_req *q, struct svc_reply *r)
 {
 	struct smg_wl_opts o = {.threads = 1, .interval_us = 1000, .seed = 1};
-	struct smg_trace *tr = NULL;
+	struct smg_trace *tr = NULL, *old_tr = NULL;
+	struct smg_wl *old_wl = NULL;
 	struct svc_disk *d;
 	int e = SMG_OK;
 
@@ -406,11 +407,16 @@ void svc_do_workload(struct svc *sv, const struct smg_dsvc_req *q, struct svc_re
 	if (d == NULL || d->vd == NULL || d->state == SD_BUSY) {
 		e = svc_fail(r, SMG_ERR_NOT_FOUND, "no disk '%s'", q->name);
 	} else if (strcmp(q->word, "stop") == 0) {
-		/* A workload blocked in a held gate would never join. */
-		if (d->held)
+		/* A workload blocked in a held gate would not join soon: refuse
+		 * then; otherwise it is joined below, outside the table lock. */
+		if (d->held) {
 			e = svc_fail(r, SMG_ERR_BUSY, "'%s': guest I/O is held", q->name);
-		else
-			svc_stop_workload(d);
+		} else {
+			old_wl = d->wl;
+			old_tr = d->trace;
+			d->wl = NULL;
+			d->trace = NULL;
+		}
 	} else if (d->wl != NULL) {
 		e = svc_fail(r, SMG_ERR_EXISTS, "'%s' runs a workload already", q->name);
 	} else if ((e = smg_wl_start(d->vd, &o, &d->wl)) != 0) {
@@ -420,6 +426,8 @@ void svc_do_workload(struct svc *sv, const struct smg_dsvc_req *q, struct svc_re
 		tr = NULL;
 	}
 	pthread_mutex_unlock(&sv->mu);
+	smg_wl_stop(old_wl);
+	smg_trace_free(old_tr);
 	smg_trace_free(tr);
 	if (e == 0)
 		svc_ok(r, "%s", "");

@@ -161,6 +161,14 @@ grep -qi "input/output error" "$T/held.out" || { err "the held write did not fai
 d list | grep -q "^held.0 " && err "held.0 still listed after RELEASE"
 [ -e "$S/disks/held.0.img" ] && err "held.0's image kept after RELEASE"
 
+# The sim VM's disk I/O, inside the service.
+d create wl.0 8M >/dev/null || err "create wl.0"
+d workload wl.0 mixed >/dev/null || err "workload start"
+d workload wl.0 mixed >/dev/null 2>&1 && err "a second workload on wl.0 accepted"
+d workload wl.0 trace:relative.csv >/dev/null 2>&1 && err "a relative trace path accepted"
+d workload wl.0 stop >/dev/null || err "workload stop"
+d delete wl.0 >/dev/null || err "delete wl.0"
+
 # Restart: images come back, an uncommitted incoming file is removed, a
 # disk with a leftover surrogate (the service died mid-WAIO) is not served.
 stop

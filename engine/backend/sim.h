@@ -21,6 +21,9 @@
 #define SMG_SIM_REGS_LEN  64u		/* the vCPU-like register blob */
 #define SMG_SIM_LINE_MAX  1024u		/* one config line */
 #define SMG_SIM_SOCK_NAME "sim.sock"
+/* "trace = -": the recorded trace came with the migrated state (a config
+ * the destination wrote); never a path a sender chose. */
+#define SMG_SIM_TRACE_MIGRATED "-"
 #define SMG_SIM_MSG_MAX	  (SMG_DOMAIN_CONFIG_MAX + 512) /* one request/reply */
 
 enum smg_sim_workload {
@@ -112,8 +115,8 @@ uint64_t smg_sim_mem_size(uint64_t npages);
 int smg_sim_mem_create(const struct smg_sim_config *cfg, bool fill,
 		       struct smg_sim_mem *m);
 /* Map an existing memfd (received over the sim host socket); populate
- * faults every frame in at once (a destination skeleton, like Xen's
- * populate_physmap), instead of one fault per first write. */
+ * faults every frame in at once (the source reading a running domain). A
+ * destination skeleton is mapped without: memory comes as pages arrive. */
 int smg_sim_mem_map(int fd, bool populate, struct smg_sim_mem *m);
 void smg_sim_mem_unmap(struct smg_sim_mem *m);
 

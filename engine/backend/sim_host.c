@@ -164,6 +164,25 @@ static void dom_free(struct dom *d)
 	memset(d, 0, sizeof(*d));
 }
 
+/* Two VMs with one MAC on a host: the second would take the first's
+ * traffic (an incoming VM must not take over a running one's address). */
+static int mac_in_use(const struct smg_sim_config *c, struct reply *r)
+{
+	for (unsigned i = 0; i < DOMAINS_MAX; i++) {
+		const struct dom *o = &host.d[i];
+		if (!o->used)
+			continue;
+		for (unsigned a = 0; a < c->n_nics; a++)
+			for (unsigned b = 0; b < o->cfg.n_nics; b++)
+				if (memcmp(c->nics[a].mac, o->cfg.nics[b].mac, 6) == 0)
+					return fail(r, SMG_ERR_POLICY,
+						    "NIC %u's MAC is in use by domain '%s' "
+						    "on this host",
+						    a, o->cfg.name);
+	}
+	return SMG_OK;
+}
+
 static int dom_new(const char *text, size_t len, bool incoming, struct reply *r,
 		   struct dom **out)
 {
@@ -182,6 +201,8 @@ static int dom_new(const char *text, size_t len, bool incoming, struct reply *r,
 	if (find(d->cfg.name) != NULL)
 		return fail(r, SMG_ERR_EXISTS, "domain '%s' exists on this host",
 			    d->cfg.name);
+	if ((e = mac_in_use(&d->cfg, r)) != SMG_OK)
+		return e;
 	if ((d->text = malloc(len + 1)) == NULL)
 		return fail(r, SMG_ERR_NOMEM, "out of memory");
 	memcpy(d->text, text, len);

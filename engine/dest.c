@@ -226,6 +226,11 @@ static int match_plan(struct dst *d, const Smg__Plan *p)
 	if ((r = smg_plan_check(p, d->o->defs, peer, dir, &d->build, &d->disk_total)) !=
 	    SMG_OK)
 		return refuse_plan(d, r, d->build.why);
+	for (unsigned i = 0; d->o->net != NULL && i < d->build.n_nics; i++)
+		if (strcmp(d->build.bridge[i], d->o->net->bridge) != 0)
+			return refuse_plan(d, SMG_ERR_POLICY,
+					   "nic: its definition names a bridge this "
+					   "receiver does not manage (--net-bridge)");
 	if (d->o->capacity != NULL &&
 	    (r = smg_capacity_reserve(d->o->capacity, peer, p->memory_bytes,
 				      d->disk_total, d->why, sizeof(d->why))) != SMG_OK)

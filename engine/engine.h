@@ -366,6 +366,10 @@ struct smg_netid_host {
 	char bridge[SMG_NETID_IFNAME_MAX];    /* the host bridge (xenbr0, hbr) */
 	unsigned prefix4, prefix6;	      /* on-link prefix: 0 = 24 / 64 */
 };
+/* The host-side vif name of NIC idx of domain (collision-free, see
+ * engine/netid_handover.c). */
+void smg_netid_vif_name(const char *domain, unsigned idx,
+			char out[static SMG_NETID_IFNAME_MAX]);
 /* Name and fill the identity of NIC number idx of domain. */
 int smg_netid_from_nic(const struct smg_netid_host *host, const char *domain,
 		       unsigned idx, const struct smg_nic *nic, struct smg_netid *out);

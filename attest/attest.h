@@ -144,8 +144,8 @@ struct smg_policy_peer {
 struct smg_policy {
 	char host[SMG_POLICY_NAME_MAX];
 	char tcti[SMG_POLICY_TCTI_MAX];
-	uint32_t pcr_mask;  /* our own PCR policy; default 0,1,2,3,7 */
-	bool software_mode; /* "mode software": the explicit, logged opt-in */
+	uint32_t pcr_mask;		/* our own PCR policy; default 0,1,2,3,7 */
+	bool software_mode;		/* "mode software": the explicit, logged opt-in */
 	char defs[SMG_POLICY_TCTI_MAX]; /* "defs PATH": host definitions file */
 	size_t nlabels;
 	char labels[SMG_POLICY_LABELS_MAX][SMG_POLICY_LABEL_MAX];

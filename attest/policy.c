@@ -118,9 +118,9 @@ static int top_keyword(struct parser *ps, char **tok, int ntok)
 	struct smg_policy *p = ps->p;
 	const char *k = tok[0];
 
-	if (ps->peer != NULL && (!strcmp(k, "host") || !strcmp(k, "tcti") ||
-				 !strcmp(k, "pcrs") || !strcmp(k, "mode") ||
-				 !strcmp(k, "defs")))
+	if (ps->peer != NULL &&
+	    (!strcmp(k, "host") || !strcmp(k, "tcti") || !strcmp(k, "pcrs") ||
+	     !strcmp(k, "mode") || !strcmp(k, "defs")))
 		return perr(ps, "'%s' belongs before the first peer block", k);
 	if (!strcmp(k, "host")) {
 		if (ntok != 2 || !name_ok(tok[1], SMG_POLICY_NAME_MAX, NULL))

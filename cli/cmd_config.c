@@ -14,7 +14,8 @@ int smg_cmd_config(int argc, char **argv)
 	char err[512];
 	size_t senders = 0;
 
-	if (argc == 4 && strcmp(argv[1], "check") == 0 && strcmp(argv[2], "--defs") == 0) {
+	if (argc == 4 && strcmp(argv[1], "check") == 0 &&
+	    strcmp(argv[2], "--defs") == 0) {
 		struct smg_hostdef *d = NULL;
 		if (smg_hostdef_load(argv[3], &d, err, sizeof(err)) != 0) {
 			fprintf(stderr, "secmig: %s\n", err);

@@ -263,10 +263,11 @@ int smg_cmd_recv(int argc, char **argv)
 	/* Secure by default: no policy means no ACL, no placement and no
 	 * attestation; only an explicit opt-in runs like that. */
 	if (policy == NULL && !insecure) {
-		fprintf(stderr,
-			"secmig recv: no --policy FILE: refusing to accept migrations "
-			"without an access policy (a lab without TPMs: 'mode software' in "
-			"the policy, or --insecure-software-mode)\n");
+		fprintf(
+		    stderr,
+		    "secmig recv: no --policy FILE: refusing to accept migrations "
+		    "without an access policy (a lab without TPMs: 'mode software' in "
+		    "the policy, or --insecure-software-mode)\n");
 		return SMG_EXIT_CONFIG;
 	}
 	if (insecure && policy == NULL)

@@ -197,7 +197,8 @@ void smg_cli_result(struct smg_cli_out *o, const struct smg_mig_stats *st, int c
 		    "\"verified\":%s,\"exit_code\":%d,\"migration_id\":\"%s\",\"domain\":"
 		    "\"%s\","
 		    "\"pages_sent\":%llu,\"zero_pages\":%llu,\"throttle\":%u,"
-		    "\"bandwidth_MBps\":%.1f,\"memory_root\":\"%s\",\"auth\":\"%s\"%s%s%s%s}\n",
+		    "\"bandwidth_MBps\":%.1f,\"memory_root\":\"%s\",\"auth\":\"%s\"%s%s%"
+		    "s%s}\n",
 		    code == SMG_EXIT_OK ? "migrated" : outcome,
 		    (unsigned long long)st->downtime_ms, (unsigned long long)st->total_ms,
 		    (unsigned long long)st->bytes_sent, (unsigned long long)st->ram_bytes,

@@ -187,7 +187,8 @@ static int check_policy(struct dst *d, const char *domain, bool placement)
 static int refuse_plan(struct dst *d, int err, const char *why)
 {
 	if (err == SMG_ERR_POLICY) {
-		snprintf(d->why, sizeof(d->why), "%s", why);
+		if (why != d->why)
+			snprintf(d->why, sizeof(d->why), "%s", why);
 		d->reason = SMG__ABORT_REASON__ABORT_POLICY;
 		smg_err("plan for '%s' from '%s' refused: %s", d->st->domain,
 			smg_session_peer_name(d->s), why);
@@ -210,8 +211,9 @@ static int match_plan(struct dst *d, const Smg__Plan *p)
 	    strcmp(p->backend, d->o->backend) != 0 ||
 	    p->config_hash.len != SMG_DIGEST_LEN ||
 	    sodium_memcmp(p->config_hash.data, d->config_hash, SMG_DIGEST_LEN) != 0) {
-		reply_plan(d, false, "malformed plan (id, domain name, backend or config "
-				     "hash)");
+		reply_plan(d, false,
+			   "malformed plan (id, domain name, backend or config "
+			   "hash)");
 		return SMG_ERR_PROTO;
 	}
 	if ((r = check_policy(d, p->domain_name, false)) != SMG_OK) {
@@ -245,11 +247,13 @@ static bool info_matches(const struct dst *d, const Smg__Plan *p)
 {
 	if (d->info.page_size != p->page_size ||
 	    d->info.pages * d->info.page_size != p->memory_bytes ||
-	    strcmp(d->info.name, p->domain_name) != 0 || d->info.has_vtpm != p->has_vtpm ||
-	    d->info.vcpus != p->vcpus || d->info.n_nics != d->build.n_nics)
+	    strcmp(d->info.name, p->domain_name) != 0 ||
+	    d->info.has_vtpm != p->has_vtpm || d->info.vcpus != p->vcpus ||
+	    d->info.n_nics != d->build.n_nics)
 		return false;
 	for (unsigned i = 0; i < d->info.n_nics; i++)
-		if (memcmp(&d->info.nics[i], &d->build.nics[i], sizeof(struct smg_nic)) != 0)
+		if (memcmp(&d->info.nics[i], &d->build.nics[i], sizeof(struct smg_nic)) !=
+		    0)
 			return false;
 	return true;
 }
@@ -752,8 +756,8 @@ static int serve_migration(struct smg_session *s, const struct smg_recv_opts *o,
 		smg_frame_msg_free(&d.manifest->base);
 	smg_backend_close(d.be);
 	if (d.reserved)
-		smg_capacity_release(o->capacity, smg_session_peer_name(s), d.reserved_mem,
-				     d.disk_total);
+		smg_capacity_release(o->capacity, smg_session_peer_name(s),
+				     d.reserved_mem, d.disk_total);
 	st->err = d.err;
 	return d.err;
 }

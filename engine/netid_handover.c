@@ -30,7 +30,8 @@ void smg_netid_vif_name(const char *domain, unsigned idx,
 	if ((size_t)snprintf(out, SMG_NETID_IFNAME_MAX, "v%u-%s", idx, domain) <
 	    SMG_NETID_IFNAME_MAX)
 		return;
-	crypto_generichash(h, sizeof(h), (const uint8_t *)domain, strlen(domain), NULL, 0);
+	crypto_generichash(h, sizeof(h), (const uint8_t *)domain, strlen(domain), NULL,
+			   0);
 	snprintf(out, SMG_NETID_IFNAME_MAX, "v%u+%.3s%02x%02x%02x%02x", idx, domain, h[0],
 		 h[1], h[2], h[3]);
 }

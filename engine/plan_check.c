@@ -54,8 +54,7 @@ void smg_capacity_free(struct smg_capacity *c)
 	free(c);
 }
 
-static struct ledger_peer *ledger_find(struct smg_capacity *c, const char *peer,
-				       bool add)
+static struct ledger_peer *ledger_find(struct smg_capacity *c, const char *peer, bool add)
 {
 	struct ledger_peer *free_slot = NULL;
 
@@ -106,15 +105,18 @@ int smg_capacity_reserve(struct smg_capacity *c, const char *peer, uint64_t memo
 			   (unsigned long long)((d->total.memory - c->memory) >> 20),
 			   (unsigned long long)(d->total.memory >> 20));
 	else if (c->disk + disk > d->total.disk)
-		r = refuse(why, why_len, "capacity: %llu GiB of disk requested, %llu GiB free",
+		r = refuse(why, why_len,
+			   "capacity: %llu GiB of disk requested, %llu GiB free",
 			   (unsigned long long)(disk >> 30),
 			   (unsigned long long)((d->total.disk - c->disk) >> 30));
 	else if (p == NULL || p->sessions + 1 > d->peer.sessions)
-		r = refuse(why, why_len, "capacity: this peer has %u incoming migrations "
-					 "already",
+		r = refuse(why, why_len,
+			   "capacity: this peer has %u incoming migrations "
+			   "already",
 			   p != NULL ? p->sessions : 0);
 	else if (p->memory + memory > d->peer.memory || p->disk + disk > d->peer.disk)
-		r = refuse(why, why_len, "capacity: over this peer's share of memory or disk");
+		r = refuse(why, why_len,
+			   "capacity: over this peer's share of memory or disk");
 	if (r == SMG_OK) {
 		c->sessions++;
 		c->memory += memory;
@@ -162,8 +164,9 @@ static int check_sizes(const Smg__Plan *p, const struct smg_hostdef *d,
 
 	*disk_total = 0;
 	if (p->memory_bytes == 0 || p->memory_bytes > mem)
-		return refuse(why, n, "memory: %llu MiB requested, this host offers at most "
-				      "%llu MiB",
+		return refuse(why, n,
+			      "memory: %llu MiB requested, this host offers at most "
+			      "%llu MiB",
 			      (unsigned long long)(p->memory_bytes >> 20),
 			      (unsigned long long)(mem >> 20));
 	if (p->vcpus == 0 || p->vcpus > vcpus)
@@ -177,9 +180,9 @@ static int check_sizes(const Smg__Plan *p, const struct smg_hostdef *d,
 	for (size_t i = 0; i < p->n_disks; i++) {
 		if (p->disks[i]->size > dsize)
 			return refuse(why, n,
-				      "disk %zu: %llu GiB requested, at most %llu GiB", i,
-				      (unsigned long long)(p->disks[i]->size >> 30),
-				      (unsigned long long)(dsize >> 30));
+				      "disk %zu: %llu MiB requested, at most %llu MiB", i,
+				      (unsigned long long)(p->disks[i]->size >> 20),
+				      (unsigned long long)(dsize >> 20));
 		*disk_total += p->disks[i]->size;
 	}
 	if (p->has_vtpm && !vm->vtpm)
@@ -205,27 +208,29 @@ static int check_nic(const Smg__NicSpec *ns, const struct smg_hostdef_nic *def,
 	memcpy(out->mac, ns->mac.data, 6);
 	fmt_mac(out->mac, text, sizeof(text));
 	if (!smg_hostdef_nic_mac_ok(def, out->mac))
-		return refuse(why, n, "nic %u: MAC %s is not one this host lets the VM bring",
-			      i, text);
+		return refuse(why, n,
+			      "nic %u: MAC %s is not one this host lets the VM bring", i,
+			      text);
 	for (size_t k = 0; k < ns->n_ipv4; k++) {
 		if (ns->ipv4[k].len != 4)
 			return refuse(why, n, "nic %u: malformed IPv4", i);
 		memcpy(out->ipv4[k], ns->ipv4[k].data, 4);
 		if (!smg_hostdef_nic_ip_ok(def, 4, out->ipv4[k]))
-			return refuse(why, n,
-				      "nic %u: IPv4 %u.%u.%u.%u is not one this host lets "
-				      "the VM bring",
-				      i, out->ipv4[k][0], out->ipv4[k][1], out->ipv4[k][2],
-				      out->ipv4[k][3]);
+			return refuse(
+			    why, n,
+			    "nic %u: IPv4 %u.%u.%u.%u is not one this host lets "
+			    "the VM bring",
+			    i, out->ipv4[k][0], out->ipv4[k][1], out->ipv4[k][2],
+			    out->ipv4[k][3]);
 	}
 	for (size_t k = 0; k < ns->n_ipv6; k++) {
 		if (ns->ipv6[k].len != 16)
 			return refuse(why, n, "nic %u: malformed IPv6", i);
 		memcpy(out->ipv6[k], ns->ipv6[k].data, 16);
 		if (!smg_hostdef_nic_ip_ok(def, 6, out->ipv6[k]))
-			return refuse(why, n,
-				      "nic %u: an IPv6 address outside this host's prefixes",
-				      i);
+			return refuse(
+			    why, n,
+			    "nic %u: an IPv6 address outside this host's prefixes", i);
 	}
 	out->n_ipv4 = (unsigned)ns->n_ipv4;
 	out->n_ipv6 = (unsigned)ns->n_ipv6;
@@ -243,19 +248,21 @@ int smg_plan_check(const Smg__Plan *p, const struct smg_hostdef *d, const char *
 	memset(b, 0, sizeof(*b));
 	*disk_total = 0;
 	if ((vm = smg_hostdef_find(d, p->domain_name, peer)) == NULL)
-		return refuse(why, n, "no definition for this domain from this peer on this "
-				      "host");
+		return refuse(why, n,
+			      "no definition for this domain from this peer on this "
+			      "host");
 	if ((r = check_sizes(p, d, vm, disk_total, why, n)) != SMG_OK)
 		return r;
 	if (p->n_nics > vm->n_nics || p->n_nics > d->vm.nics ||
 	    p->n_nics > SMG_DOMAIN_NICS_MAX)
-		return refuse(why, n, "nics: %zu requested, this host's definition has %u",
+		return refuse(why, n,
+			      "nics: %zu requested, this host's definition has %u",
 			      p->n_nics, vm->n_nics);
 	for (size_t i = 0; i < p->n_nics; i++) {
 		if (p->nics[i]->index != i)
 			return refuse(why, n, "nic %zu: out of order", i);
-		if ((r = check_nic(p->nics[i], &vm->nics[i], (unsigned)i, &b->nics[i], why,
-				   n)) != SMG_OK)
+		if ((r = check_nic(p->nics[i], &vm->nics[i], (unsigned)i, &b->nics[i],
+				   why, n)) != SMG_OK)
 			return r;
 		snprintf(b->bridge[i], sizeof(b->bridge[i]), "%s", vm->nics[i].bridge);
 	}

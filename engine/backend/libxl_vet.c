@@ -189,29 +189,77 @@ static int boot_files(struct vet *v, const char *where, struct json_object *src,
 				  "definition has none: refused",
 				  where, keys[i]);
 		if (ours[i][0] != '\0')
-			json_object_object_add(dst, keys[i], json_object_new_string(ours[i]));
+			json_object_object_add(dst, keys[i],
+					       json_object_new_string(ours[i]));
 	}
 	return SMG_OK;
 }
 
-static const char *const b_allowed[] = {
-    "max_vcpus", "avail_vcpus", "max_memkb", "target_memkb", "video_memkb",
-    "shadow_memkb", "tsc_mode", "max_grant_frames", "max_maptrack_frames",
-    "max_grant_version", "event_channels", "device_model_version", "timer_mode",
-    "nested_hvm", "apic", "acpi", "localtime", "rtc_timeoffset", "disable_migrate",
-    "cpuid", "claim_mode", "dm_restrict", "tee", "arch_x86", "altp2m", "vpmu",
-    "vmtrace_buf_kb", "iommu_memkb", "sched_params", NULL};
+static const char *const b_allowed[] = {"max_vcpus",
+					"avail_vcpus",
+					"max_memkb",
+					"target_memkb",
+					"video_memkb",
+					"shadow_memkb",
+					"tsc_mode",
+					"max_grant_frames",
+					"max_maptrack_frames",
+					"max_grant_version",
+					"event_channels",
+					"device_model_version",
+					"timer_mode",
+					"nested_hvm",
+					"apic",
+					"acpi",
+					"localtime",
+					"rtc_timeoffset",
+					"disable_migrate",
+					"cpuid",
+					"claim_mode",
+					"dm_restrict",
+					"tee",
+					"arch_x86",
+					"altp2m",
+					"vpmu",
+					"vmtrace_buf_kb",
+					"iommu_memkb",
+					"sched_params",
+					NULL};
 /* Host-local placement: this host chooses (defaults). */
-static const char *const b_local[] = {"cpumap", "nodemap", "vcpu_hard_affinity",
-				      "vcpu_soft_affinity", "numa_placement",
-				      "blkdev_start", "exec_ssidref", NULL};
-static const char *const hvm_allowed[] = {
-    "pae", "apic", "acpi", "acpi_s3", "acpi_s4", "acpi_laptop_slate", "nx",
-    "viridian", "viridian_enable", "viridian_disable", "hpet", "vpt_align",
-    "mmio_hole_memkb", "timer_mode", "nested_hvm", "altp2m", "hdtype", "nographic",
-    "xen_platform_pci", "vendor_device", "vga", "mca_caps", "bios", "usb",
-    "usbversion", "vkb_device", "rdm_mem_boundary_memkb", "ms_vm_genid", "rdm",
-    "timeoffset", NULL};
+static const char *const b_local[] = {
+    "cpumap",	      "nodemap",      "vcpu_hard_affinity", "vcpu_soft_affinity",
+    "numa_placement", "blkdev_start", "exec_ssidref",	    NULL};
+static const char *const hvm_allowed[] = {"pae",
+					  "apic",
+					  "acpi",
+					  "acpi_s3",
+					  "acpi_s4",
+					  "acpi_laptop_slate",
+					  "nx",
+					  "viridian",
+					  "viridian_enable",
+					  "viridian_disable",
+					  "hpet",
+					  "vpt_align",
+					  "mmio_hole_memkb",
+					  "timer_mode",
+					  "nested_hvm",
+					  "altp2m",
+					  "hdtype",
+					  "nographic",
+					  "xen_platform_pci",
+					  "vendor_device",
+					  "vga",
+					  "mca_caps",
+					  "bios",
+					  "usb",
+					  "usbversion",
+					  "vkb_device",
+					  "rdm_mem_boundary_memkb",
+					  "ms_vm_genid",
+					  "rdm",
+					  "timeoffset",
+					  NULL};
 static const char *const pvh_allowed[] = {"pvshim", NULL};
 static const char *const pv_allowed[] = {"slack_memkb", "features", NULL};
 
@@ -223,9 +271,9 @@ static int vet_type_union(struct vet *v, struct json_object *src, struct json_ob
 	static const char *const fw_keys[] = {"system_firmware", "firmware", NULL};
 	static const char *const boot_keys[] = {"kernel", "ramdisk", "cmdline", NULL};
 	/* Set by this host (display servers, keymap, boot order) or above. */
-	static const char *const hvm_owned[] = {"vnc",	  "sdl",	     "spice",
-						"keymap", "soundhw",	     "boot",
-						"firmware", "system_firmware", NULL};
+	static const char *const hvm_owned[] = {
+	    "vnc",  "sdl",	"spice",	   "keymap", "soundhw",
+	    "boot", "firmware", "system_firmware", NULL};
 	static const char *const pv_owned[] = {"kernel", "ramdisk", "cmdline", NULL};
 	const struct smg_hostdef_vm *def = v->b->def;
 	const char *fw[] = {def->firmware, "", NULL};
@@ -266,7 +314,8 @@ static int vet_b_info(struct vet *v, struct json_object *src, struct json_object
 		return no(v, "xen: b_info is not an object");
 	if (json_object_object_get_ex(src, "max_memkb", &o) &&
 	    (uint64_t)json_object_get_int64(o) > v->b->memory_bytes / 1024)
-		return no(v, "xen: b_info.max_memkb is over the memory the plan asked for");
+		return no(v,
+			  "xen: b_info.max_memkb is over the memory the plan asked for");
 	if (json_object_object_get_ex(src, "max_vcpus", &o) &&
 	    (json_object_get_int64(o) < 1 ||
 	     (uint64_t)json_object_get_int64(o) > v->b->vcpus))
@@ -284,8 +333,10 @@ static int vet_b_info(struct vet *v, struct json_object *src, struct json_object
 	/* the union is keyed by the type; a union for another type is refused */
 	json_object_object_foreach(src, k, val)
 	{
-		if (strncmp(k, "type.", 5) == 0 && strcmp(k + 5, type) != 0 && !unset(val))
-			return no(v, "xen: b_info carries settings for another guest type");
+		if (strncmp(k, "type.", 5) == 0 && strcmp(k + 5, type) != 0 &&
+		    !unset(val))
+			return no(v,
+				  "xen: b_info carries settings for another guest type");
 	}
 	return vet_type_union(v, src, dst, type);
 }
@@ -294,8 +345,9 @@ static int vet_c_info(struct vet *v, struct json_object *src, struct json_object
 		      const char **type)
 {
 	static const char *const allowed[] = {"uuid", "hap", "oos", "passthrough", NULL};
-	static const char *const owned[] = {"name", "type", "ssidref", "ssid_label",
-					    "pool_name", "run_hotplug_scripts", NULL};
+	static const char *const owned[] = {
+	    "name", "type", "ssidref", "ssid_label", "pool_name", "run_hotplug_scripts",
+	    NULL};
 	static const char *const types[] = {"pv", "pvh", "hvm"};
 	struct json_object *o;
 	int r;
@@ -316,12 +368,15 @@ static int vet_c_info(struct vet *v, struct json_object *src, struct json_object
 	for (unsigned t = 0; t < SMG_ARRAY_LEN(types); t++)
 		if (strcmp(json_object_get_string(o), types[t]) == 0) {
 			if (!(v->b->def->types & (1u << t)))
-				return no(v, "xen: guest type %s is not allowed for this VM "
-					     "on this host",
+				return no(v,
+					  "xen: guest type %s is not allowed for this VM "
+					  "on this host",
 					  types[t]);
 			*type = types[t];
-			json_object_object_add(dst, "type", json_object_new_string(types[t]));
-			json_object_object_add(dst, "name", json_object_new_string(v->domain));
+			json_object_object_add(dst, "type",
+					       json_object_new_string(types[t]));
+			json_object_object_add(dst, "name",
+					       json_object_new_string(v->domain));
 			return SMG_OK;
 		}
 	return no(v, "xen: c_info.type: pv, pvh or hvm");
@@ -330,9 +385,9 @@ static int vet_c_info(struct vet *v, struct json_object *src, struct json_object
 static int vet_disks(struct vet *v, struct json_object *src, struct json_object *dst)
 {
 	static const char *const allowed[] = {"readwrite", NULL};
-	static const char *const owned[] = {"pdev_path", "vdev",     "format",
-					    "backend",	 "is_cdrom", "removable",
-					    "specification", "direct_io_safe", NULL};
+	static const char *const owned[] = {
+	    "pdev_path", "vdev",	  "format",	    "backend", "is_cdrom",
+	    "removable", "specification", "direct_io_safe", NULL};
 	size_t n = src != NULL ? json_object_array_length(src) : 0;
 
 	if (src != NULL && !json_object_is_type(src, json_type_array))
@@ -353,7 +408,8 @@ static int vet_disks(struct vet *v, struct json_object *src, struct json_object 
 		if ((r = filter(v, "disks[]", d, out, allowed, owned)) != SMG_OK)
 			return r;
 		if (json_object_object_get_ex(d, "is_cdrom", &o) && !unset(o))
-			return no(v, "xen: disk %zu is a CD-ROM (a dom0 path): refused", i);
+			return no(v, "xen: disk %zu is a CD-ROM (a dom0 path): refused",
+				  i);
 		/* Guest-side names are ours too: xvda, xvdb, ... in order. */
 		snprintf(vdev, sizeof(vdev), "xvd%c", (char)('a' + i));
 		json_object_object_add(out, "pdev_path",
@@ -366,8 +422,9 @@ static int vet_disks(struct vet *v, struct json_object *src, struct json_object 
 
 static int vet_nics(struct vet *v, struct json_object *src, struct json_object *dst)
 {
-	static const char *const allowed[] = {"devid", "nictype", "rate_bytes_per_interval",
-					      "rate_interval_usecs", "mtu", NULL};
+	static const char *const allowed[] = {
+	    "devid", "nictype", "rate_bytes_per_interval", "rate_interval_usecs",
+	    "mtu",   NULL};
 	static const char *const owned[] = {"mac", "bridge", "model", "ip", NULL};
 	size_t n = src != NULL ? json_object_array_length(src) : 0;
 
@@ -386,8 +443,8 @@ static int vet_nics(struct vet *v, struct json_object *src, struct json_object *
 		json_object_array_add(dst, out);
 		if ((r = filter(v, "nics[]", d, out, allowed, owned)) != SMG_OK)
 			return r;
-		snprintf(mac, sizeof(mac), "%02x:%02x:%02x:%02x:%02x:%02x", m[0], m[1], m[2],
-			 m[3], m[4], m[5]);
+		snprintf(mac, sizeof(mac), "%02x:%02x:%02x:%02x:%02x:%02x", m[0], m[1],
+			 m[2], m[3], m[4], m[5]);
 		if (!json_object_object_get_ex(d, "mac", &o) ||
 		    !json_object_is_type(o, json_type_string) ||
 		    strcasecmp(json_object_get_string(o), mac) != 0)
@@ -399,7 +456,8 @@ static int vet_nics(struct vet *v, struct json_object *src, struct json_object *
 			json_object_object_add(out, "model", json_object_get(o));
 		}
 		json_object_object_add(out, "mac", json_object_new_string(mac));
-		json_object_object_add(out, "bridge", json_object_new_string(v->b->bridge[i]));
+		json_object_object_add(out, "bridge",
+				       json_object_new_string(v->b->bridge[i]));
 	}
 	return SMG_OK;
 }
@@ -407,9 +465,10 @@ static int vet_nics(struct vet *v, struct json_object *src, struct json_object *
 int smg_libxl_vet(const char *json, size_t len, const struct smg_vm_build *b, char **out,
 		  char *name, size_t name_cap, char *why, size_t why_len)
 {
-	static const char *const top_allowed[] = {"on_poweroff", "on_reboot", "on_watchdog",
-						  "on_crash", "on_soft_reset", NULL};
-	static const char *const top_owned[] = {"c_info", "b_info", "disks", "nics", NULL};
+	static const char *const top_allowed[] = {
+	    "on_poweroff", "on_reboot", "on_watchdog", "on_crash", "on_soft_reset", NULL};
+	static const char *const top_owned[] = {"c_info", "b_info", "disks", "nics",
+						NULL};
 	struct vet v = {b, name, name_cap, why, why_len};
 	struct json_tokener *tok = NULL;
 	struct json_object *in = NULL, *res = NULL, *o, *c, *bi, *arr;
@@ -419,8 +478,8 @@ int smg_libxl_vet(const char *json, size_t len, const struct smg_vm_build *b, ch
 	*out = NULL;
 	why[0] = '\0';
 	name[0] = '\0';
-	if (len > SMG_LIBXL_JSON_MAX || memchr(json, 0, len) != NULL ||
-	    b == NULL || b->def == NULL)
+	if (len > SMG_LIBXL_JSON_MAX || memchr(json, 0, len) != NULL || b == NULL ||
+	    b->def == NULL)
 		return no(&v, "xen: the sender's config is not one JSON text");
 	if ((tok = json_tokener_new_ex(JSON_DEPTH_MAX)) == NULL)
 		return SMG_ERR_NOMEM;
@@ -456,11 +515,11 @@ int smg_libxl_vet(const char *json, size_t len, const struct smg_vm_build *b, ch
 		goto out;
 	arr = json_object_new_array();
 	json_object_object_add(res, "nics", arr);
-	if ((r = vet_nics(&v, json_object_object_get_ex(in, "nics", &o) ? o : NULL, arr)) !=
-	    SMG_OK)
+	if ((r = vet_nics(&v, json_object_object_get_ex(in, "nics", &o) ? o : NULL,
+			  arr)) != SMG_OK)
 		goto out;
-	if ((*out = strdup(json_object_to_json_string_ext(res, JSON_C_TO_STRING_PLAIN))) ==
-	    NULL)
+	if ((*out = strdup(
+		 json_object_to_json_string_ext(res, JSON_C_TO_STRING_PLAIN))) == NULL)
 		r = SMG_ERR_NOMEM;
 out:
 	json_object_put(res);

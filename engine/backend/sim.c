@@ -157,17 +157,19 @@ static int check_request(const struct smg_sim_config *c, struct smg_vm_build *b)
 		return sim_refuse(b, "sim: the config's memory or vcpus differ from the "
 				     "plan's");
 	if (c->n_disks != b->n_disks)
-		return sim_refuse(b,
-				  "sim: the config names %u disks, the plan moves %u: a disk "
-				  "that does not travel would be a path on this host",
-				  c->n_disks, b->n_disks);
+		return sim_refuse(
+		    b,
+		    "sim: the config names %u disks, the plan moves %u: a disk "
+		    "that does not travel would be a path on this host",
+		    c->n_disks, b->n_disks);
 	if (c->n_nics != b->n_nics)
-		return sim_refuse(b, "sim: the config has %u NICs, the plan %u", c->n_nics,
-				  b->n_nics);
+		return sim_refuse(b, "sim: the config has %u NICs, the plan %u",
+				  c->n_nics, b->n_nics);
 	for (unsigned i = 0; i < c->n_nics; i++)
 		if (memcmp(&c->nics[i], &b->nics[i], sizeof(c->nics[i])) != 0)
-			return sim_refuse(b, "sim: NIC %u of the config differs from the "
-					     "plan's",
+			return sim_refuse(b,
+					  "sim: NIC %u of the config differs from the "
+					  "plan's",
 					  i);
 	if (c->vtpm != b->vtpm)
 		return sim_refuse(b, "sim: the config's vtpm differs from the plan's");
@@ -236,14 +238,16 @@ static int domain_create(struct smg_backend *b, const uint8_t *config, size_t le
 		return SMG_ERR_INVAL;
 	if (smg_sim_config_parse((const char *)config, len, &req, err, sizeof(err)) !=
 	    SMG_OK)
-		return sim_refuse(build, "sim: the sender's config does not parse: %s", err);
+		return sim_refuse(build, "sim: the sender's config does not parse: %s",
+				  err);
 	if ((r = check_request(&req, build)) != SMG_OK)
 		return r;
 	if ((r = render(&req, build, &text, &tlen)) != SMG_OK) {
 		free(text);
 		return r;
 	}
-	r = smg_sim_client_call(s->sock, "INCOMING", text, tlen, reply, sizeof(reply), &fd);
+	r = smg_sim_client_call(s->sock, "INCOMING", text, tlen, reply, sizeof(reply),
+				&fd);
 	if (r != SMG_OK) {
 		smg_err("sim: create incoming domain: %s", reply);
 		free(text);
@@ -253,8 +257,8 @@ static int domain_create(struct smg_backend *b, const uint8_t *config, size_t le
 	}
 	r = attach(s, fd, text, tlen, false, info);
 	free(text);
-	if (r == SMG_OK &&
-	    (s->written = calloc((s->mem.sh->npages + 63) / 64, sizeof(uint64_t))) == NULL)
+	if (r == SMG_OK && (s->written = calloc((s->mem.sh->npages + 63) / 64,
+						sizeof(uint64_t))) == NULL)
 		r = SMG_ERR_NOMEM;
 	return r;
 }
@@ -308,7 +312,8 @@ static int write_pages(struct smg_backend *b, const uint64_t *pfns, size_t n,
 			return SMG_ERR_INVAL;
 		dst = s->mem.pages + pfns[i] * SMG_SIM_PAGE_SIZE;
 		uint64_t bit = 1ull << (pfns[i] % 64);
-		_Atomic uint64_t *w = s->written != NULL ? &s->written[pfns[i] / 64] : NULL;
+		_Atomic uint64_t *w =
+		    s->written != NULL ? &s->written[pfns[i] / 64] : NULL;
 		if (!zero_only) {
 			memcpy(dst, data + i * SMG_SIM_PAGE_SIZE, SMG_SIM_PAGE_SIZE);
 			if (w != NULL)

@@ -24,7 +24,7 @@
 /* "trace = -": the recorded trace came with the migrated state (a config
  * the destination wrote); never a path a sender chose. */
 #define SMG_SIM_TRACE_MIGRATED "-"
-#define SMG_SIM_MSG_MAX	  (SMG_DOMAIN_CONFIG_MAX + 512) /* one request/reply */
+#define SMG_SIM_MSG_MAX	       (SMG_DOMAIN_CONFIG_MAX + 512) /* one request/reply */
 
 enum smg_sim_workload {
 	SMG_SIM_IDLE = 0,

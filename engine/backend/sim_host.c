@@ -175,10 +175,11 @@ static int mac_in_use(const struct smg_sim_config *c, struct reply *r)
 		for (unsigned a = 0; a < c->n_nics; a++)
 			for (unsigned b = 0; b < o->cfg.n_nics; b++)
 				if (memcmp(c->nics[a].mac, o->cfg.nics[b].mac, 6) == 0)
-					return fail(r, SMG_ERR_POLICY,
-						    "NIC %u's MAC is in use by domain '%s' "
-						    "on this host",
-						    a, o->cfg.name);
+					return fail(
+					    r, SMG_ERR_POLICY,
+					    "NIC %u's MAC is in use by domain '%s' "
+					    "on this host",
+					    a, o->cfg.name);
 	}
 	return SMG_OK;
 }

@@ -178,7 +178,8 @@ int smg_xen_dst_create(struct smg_backend *self, const uint8_t *config, size_t l
 	/* The sender's libxl config is a request: only its allow-listed
 	 * fields survive, disks/vifs/kernel/firmware come from this host. */
 	if ((r = smg_libxl_vet((const char *)x->cfg.json, x->cfg.json_len, build, &json,
-			       name, sizeof(name), build->why, sizeof(build->why))) != 0) {
+			       name, sizeof(name), build->why, sizeof(build->why))) !=
+	    0) {
 		smg_err("%s", build->why);
 		return r;
 	}
@@ -302,7 +303,8 @@ static int populate_rest(struct xen_backend *x)
 	for (size_t i = 0; i < x->cfg.n_ranges && r == 0; i++)
 		for (uint64_t p = x->cfg.ranges[i][0]; p < x->cfg.ranges[i][1] && r == 0;
 		     p++) {
-			if ((x->sent[p / 64] | x->zeroed[p / 64]) & (UINT64_C(1) << (p % 64)))
+			if ((x->sent[p / 64] | x->zeroed[p / 64]) &
+			    (UINT64_C(1) << (p % 64)))
 				continue;
 			batch[k++] = SMG_XS_TYPE_XALLOC << SMG_XS_TYPE_SHIFT | p;
 			if (k == SMG_XS_BATCH_MAX) {

@@ -115,9 +115,8 @@ static int open_pair(struct mig *m, const char *dom)
  * its kernel alone; docs/hostdef.md). */
 static int create_dst(struct mig *m)
 {
-	static struct smg_hostdef_vm def = {.pattern = "*",
-					    .types = SMG_HOSTDEF_TYPE_PVH |
-						     SMG_HOSTDEF_TYPE_HVM};
+	static struct smg_hostdef_vm def = {
+	    .pattern = "*", .types = SMG_HOSTDEF_TYPE_PVH | SMG_HOSTDEF_TYPE_HVM};
 	static struct smg_vm_build b;
 
 	memset(&b, 0, sizeof(b));
@@ -152,8 +151,7 @@ static int do_abort(const char *dom)
 
 	if ((r = open_pair(&m, dom)) != 0)
 		goto out;
-	if ((r = m.src->ops->logdirty_enable(m.src)) != 0 ||
-	    (r = create_dst(&m)) != 0)
+	if ((r = m.src->ops->logdirty_enable(m.src)) != 0 || (r = create_dst(&m)) != 0)
 		goto out;
 	if ((r = send_set(&m, NULL)) != 0 || (r = harvest(&m, &dirty)) != 0)
 		goto out;
@@ -178,8 +176,7 @@ static int do_migrate(const char *dom)
 
 	if ((r = open_pair(&m, dom)) != 0)
 		goto out;
-	if ((r = create_dst(&m)) != 0 ||
-	    (r = m.src->ops->logdirty_enable(m.src)) != 0 ||
+	if ((r = create_dst(&m)) != 0 || (r = m.src->ops->logdirty_enable(m.src)) != 0 ||
 	    (r = send_set(&m, NULL)) != 0)
 		goto out;
 	printf("SMG-LIVE round 0: %llu frames (%llu zero)\n",

@@ -305,7 +305,7 @@ static int vet_b_info(struct vet *v, struct json_object *src, struct json_object
 	static const char *const boot_keys[] = {"kernel", "ramdisk", "cmdline", NULL};
 	const struct smg_hostdef_vm *def = v->b->def;
 	const char *boot[] = {def->kernel, def->ramdisk, def->cmdline, NULL};
-	const char *local[SMG_ARRAY_LEN(b_local) + 4];
+	const char *local[SMG_ARRAY_LEN(b_local) + 8];
 	struct json_object *o;
 	size_t n = 0;
 	int r;
@@ -327,6 +327,9 @@ static int vet_b_info(struct vet *v, struct json_object *src, struct json_object
 	local[n++] = "kernel";
 	local[n++] = "ramdisk";
 	local[n++] = "cmdline";
+	local[n++] = "type.hvm"; /* the guest type's union: below */
+	local[n++] = "type.pvh";
+	local[n++] = "type.pv";
 	local[n++] = NULL;
 	if ((r = filter(v, "b_info", src, dst, b_allowed, local)) != SMG_OK)
 		return r;
@@ -518,8 +521,8 @@ int smg_libxl_vet(const char *json, size_t len, const struct smg_vm_build *b, ch
 	if ((r = vet_nics(&v, json_object_object_get_ex(in, "nics", &o) ? o : NULL,
 			  arr)) != SMG_OK)
 		goto out;
-	if ((*out = strdup(
-		 json_object_to_json_string_ext(res, JSON_C_TO_STRING_PLAIN))) == NULL)
+	if ((*out = strdup(json_object_to_json_string_ext(
+		 res, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE))) == NULL)
 		r = SMG_ERR_NOMEM;
 out:
 	json_object_put(res);

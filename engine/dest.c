@@ -184,16 +184,20 @@ static int check_policy(struct dst *d, const char *domain, bool placement)
 	return SMG_ERR_POLICY;
 }
 
+/* A refusal by this host's policy or definitions goes back as ABORT
+ * {POLICY, why} (the sender exits 5, as we do); anything else as a
+ * refused PLAN_ACK. */
 static int refuse_plan(struct dst *d, int err, const char *why)
 {
-	if (err == SMG_ERR_POLICY) {
-		if (why != d->why)
-			snprintf(d->why, sizeof(d->why), "%s", why);
-		d->reason = SMG__ABORT_REASON__ABORT_POLICY;
-		smg_err("plan for '%s' from '%s' refused: %s", d->st->domain,
-			smg_session_peer_name(d->s), why);
+	if (err != SMG_ERR_POLICY) {
+		reply_plan(d, false, why);
+		return err;
 	}
-	reply_plan(d, false, why);
+	if (why != d->why)
+		snprintf(d->why, sizeof(d->why), "%s", why);
+	d->reason = SMG__ABORT_REASON__ABORT_POLICY;
+	smg_err("plan for '%s' from '%s' refused: %s", d->st->domain,
+		smg_session_peer_name(d->s), d->why);
 	return err;
 }
 
@@ -216,10 +220,8 @@ static int match_plan(struct dst *d, const Smg__Plan *p)
 			   "hash)");
 		return SMG_ERR_PROTO;
 	}
-	if ((r = check_policy(d, p->domain_name, false)) != SMG_OK) {
-		reply_plan(d, false, d->why);
+	if ((r = check_policy(d, p->domain_name, false)) != SMG_OK)
 		return r;
-	}
 	if (d->o->defs == NULL)
 		return refuse_plan(d, SMG_ERR_POLICY,
 				   "this receiver has no VM definitions (recv --defs)");
@@ -279,10 +281,8 @@ static int on_plan(struct dst *d, const struct smg_frame *f)
 		r = refuse_plan(d, r, d->build.why);
 		goto out;
 	}
-	if (r == SMG_OK && (r = check_policy(d, p->domain_name, true)) != SMG_OK) {
-		reply_plan(d, false, d->why);
+	if (r == SMG_OK && (r = check_policy(d, p->domain_name, true)) != SMG_OK)
 		goto out;
-	}
 	if (r == SMG_OK && !info_matches(d, p))
 		r = SMG_ERR_PROTO;
 	if (r != SMG_OK) {

@@ -55,11 +55,11 @@ struct smg_domain_info {
 	 * the listed values (checked against the host policies at plan time). */
 	unsigned n_labels;
 	char labels[SMG_DOMAIN_LABELS_MAX][SMG_DOMAIN_LABEL_MAX];
-	/* Guest vTPM: a swtpm instance whose control channel listens on
-	 * 127.0.0.1:vtpm_ctrl_port (0: the VM has no vTPM, or the incoming
-	 * instance has not been started yet). */
+	/* Guest vTPM: a swtpm instance whose control channel is the unix
+	 * socket vtpm_ctrl in a 0700 directory (attest/swtpm.c; "": the VM has
+	 * no vTPM, or the incoming instance has not been started yet). */
 	bool has_vtpm;
-	uint16_t vtpm_ctrl_port;
+	char vtpm_ctrl[SMG_DOMAIN_PATH_MAX];
 };
 
 /* What the destination builds an incoming VM from (engine/plan_check.c,

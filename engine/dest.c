@@ -467,7 +467,7 @@ static enum dst_state do_receiving(struct dst *d)
 	case SMG_FT_VTPM_STATE:
 		if (!d->info.has_vtpm || d->have_vtpm || d->xd.final_round < 0)
 			d->err = SMG_ERR_STATE;
-		else if ((d->err = smg_engine_vtpm_recv(&f, d->info.vtpm_ctrl_port,
+		else if ((d->err = smg_engine_vtpm_recv(&f, d->info.vtpm_ctrl,
 							d->vtpm_hash)) == SMG_OK)
 			d->have_vtpm = true;
 		if (d->err == SMG_ERR_INTEGRITY)

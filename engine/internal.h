@@ -164,11 +164,11 @@ void smg_engine_hash(const void *p, size_t len, uint8_t out[SMG_DIGEST_LEN]);
 struct smg_frame;
 /* Take the running instance's state (domain paused), send VTPM_STATE on
  * channel 0; hash receives the manifest's vtpm_hash. */
-int smg_engine_vtpm_send(struct smg_session *s, uint16_t ctrl_port,
+int smg_engine_vtpm_send(struct smg_session *s, const char *ctrl,
 			 uint8_t hash[SMG_DIGEST_LEN], uint64_t *bytes);
 /* Check a VTPM_STATE frame against its hash, load it into the waiting
  * instance at ctrl_port; hash receives the state's hash. */
-int smg_engine_vtpm_recv(const struct smg_frame *f, uint16_t ctrl_port,
+int smg_engine_vtpm_recv(const struct smg_frame *f, const char *ctrl,
 			 uint8_t hash[SMG_DIGEST_LEN]);
 
 #endif

@@ -750,7 +750,17 @@ static int next_timeout(struct smg_listener *l, uint64_t now, uint64_t until)
 			t = l->pend[i].deadline;
 	if (t == UINT64_MAX)
 		return -1;
-	return t <= now ? 0 : (int)(t - now > 60000 ? 60000 : t - now);
+	if (t <= now)
+		return until <= now ? 100 : 0; /* past until: poll for progress */
+	return (int)(t - now > 60000 ? 60000 : t - now);
+}
+
+static bool handshakes_under_way(const struct smg_listener *l)
+{
+	for (unsigned i = 0; i < l->npc; i++)
+		if (l->pc[i].stage != PC_READ_FIRST)
+			return true;
+	return false;
 }
 
 static short pc_events(const struct pconn *p)
@@ -807,7 +817,9 @@ int smg_listener_accept(struct smg_listener *l, const struct smg_session_opts *o
 		unsigned n;
 
 		expire(l, now);
-		if (now >= until) {
+		/* accept_timeout bounds the wait for a peer; a handshake under
+		 * way (bounded by its own deadline) is let finish. */
+		if (now >= until && !handshakes_under_way(l)) {
 			r = SMG_ERR_TIMEOUT;
 			break;
 		}

@@ -62,11 +62,10 @@ static void fill_info(struct sim_backend *s, struct smg_domain_info *info)
 	info->has_vtpm = s->cfg.vtpm;
 }
 
-/* Where the host runs the domain's vTPM: its control port on loopback. */
-static int vtpm_port(struct sim_backend *s, struct smg_domain_info *info)
+/* Where the host runs the domain's vTPM: its control socket. */
+static int vtpm_ctrl(struct sim_backend *s, struct smg_domain_info *info)
 {
-	char req[SMG_DOMAIN_NAME_MAX + 8], reply[256];
-	unsigned long port;
+	char req[SMG_DOMAIN_NAME_MAX + 8], reply[512];
 	int r;
 
 	snprintf(req, sizeof(req), "VTPM %s", s->name);
@@ -75,10 +74,10 @@ static int vtpm_port(struct sim_backend *s, struct smg_domain_info *info)
 		smg_err("sim: vTPM of '%s': %s", s->name, reply);
 		return SMG_ERR_BACKEND;
 	}
-	port = strtoul(reply, NULL, 10);
-	if (port == 0 || port > 65535)
+	reply[strcspn(reply, " \n")] = '\0';
+	if (reply[0] != '/' || strlen(reply) >= sizeof(info->vtpm_ctrl))
 		return SMG_ERR_BACKEND;
-	info->vtpm_ctrl_port = (uint16_t)port;
+	memcpy(info->vtpm_ctrl, reply, strlen(reply) + 1);
 	return SMG_OK;
 }
 
@@ -111,7 +110,7 @@ static int attach(struct sim_backend *s, int fd, const char *text, size_t len,
 		return SMG_ERR_BACKEND;
 	snprintf(s->name, sizeof(s->name), "%s", s->cfg.name);
 	fill_info(s, info);
-	return s->cfg.vtpm ? vtpm_port(s, info) : SMG_OK;
+	return s->cfg.vtpm ? vtpm_ctrl(s, info) : SMG_OK;
 }
 
 static int domain_open(struct smg_backend *b, const char *name,

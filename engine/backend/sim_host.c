@@ -451,7 +451,7 @@ static int dispatch(uint64_t conn, char *msg, size_t len, struct reply *r)
 		if (d->vtpm.pid <= 0)
 			return fail(r, SMG_ERR_NOT_FOUND, "'%s' has no vTPM",
 				    d->cfg.name);
-		rep(r, "%u %s\n", d->vtpm.ctrl_port, d->vtpm.tcti);
+		rep(r, "%s %s\n", d->vtpm.ctrl, d->vtpm.tcti);
 		return SMG_OK;
 	}
 	if (strcmp(verb, "DESTROY") == 0) {

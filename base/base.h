@@ -290,5 +290,8 @@ int smg_mac_parse(const char *s, uint8_t mac[6]);
 int smg_file_check_private(int fd, const char *path, char *err, size_t err_len);
 int smg_file_read_private(const char *path, size_t cap, char **text, size_t *len,
 			  char *err, size_t err_len);
+/* A local socket's peer (SO_PEERCRED) runs as root or as us: the only
+ * clients a root-only service (sim host, disk service, NBD) serves. */
+bool smg_peer_is_owner(int fd);
 
 #endif

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -622,4 +623,14 @@ const struct smg_hostdef_vm *smg_hostdef_find(const struct smg_hostdef *d,
 			return vm; /* first block naming this domain and peer */
 	}
 	return NULL;
+}
+
+bool smg_peer_is_owner(int fd)
+{
+	struct ucred uc;
+	socklen_t len = sizeof(uc);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &uc, &len) != 0 || len != sizeof(uc))
+		return false;
+	return uc.uid == 0 || uc.uid == geteuid();
 }

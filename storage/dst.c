@@ -50,7 +50,8 @@ int smg_stg_dst_open(const char *path, uint64_t size, uint32_t chunk_size,
 		goto fail;
 	}
 	memset(d->stale, 1, d->nchunks ? d->nchunks : 1);
-	if ((r = smg_image_create(path, size, 0, &d->img)) != 0)
+	/* An incoming image is new: never an existing file of this host's. */
+	if ((r = smg_image_create(path, size, SMG_IMAGE_NEW, &d->img)) != 0)
 		goto fail;
 	*out = d;
 	return SMG_OK;

@@ -35,6 +35,9 @@ struct smg_image;
 
 enum {
 	SMG_IMAGE_RDONLY = 1 << 0,
+	/* create: a new file only (O_EXCL): never truncate an existing one
+	 * (another VM's disk), never through a symlink */
+	SMG_IMAGE_NEW = 1 << 2,
 	/* O_DIRECT for aligned I/O (unaligned requests use a buffered fd): the
 	 * guest and the migration reader then really meet at the device. */
 	SMG_IMAGE_DIRECT = 1 << 1,

@@ -127,7 +127,9 @@ static int record_write(const char *path, const char *text, bool create)
 	memcpy(rec, text, n);
 	memset(rec + n, ' ', RECORD_LEN - 1 - n);
 	rec[RECORD_LEN - 1] = '\n';
-	fd = open(path, O_WRONLY | O_CLOEXEC | (create ? O_CREAT | O_TRUNC : 0), 0600);
+	fd = open(path,
+		  O_WRONLY | O_CLOEXEC | O_NOFOLLOW | (create ? O_CREAT | O_TRUNC : 0),
+		  0600);
 	if (fd < 0)
 		return smg_err_sys(errno);
 	if (pwrite(fd, rec, RECORD_LEN, 0) != RECORD_LEN ||
@@ -502,6 +504,14 @@ static void send_reply(int fd, struct reply *r)
 static void *conn_main(void *arg)
 {
 	int fd = (int)(intptr_t)arg;
+
+	/* The socket is 0600 in a 0700 directory; a peer of another user
+	 * got here only through a passed descriptor: refuse it. */
+	if (!smg_peer_is_owner(fd)) {
+		smg_warn("sim host: refusing a client of another user");
+		close(fd);
+		return NULL;
+	}
 	char *msg = malloc(SMG_SIM_MSG_MAX + 1);
 	struct reply *r = malloc(sizeof(*r));
 	uint64_t conn;

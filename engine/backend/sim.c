@@ -224,16 +224,16 @@ static int render(const struct smg_sim_config *c, const struct smg_vm_build *b,
 	return *len <= SMG_DOMAIN_CONFIG_MAX ? SMG_OK : SMG_ERR_TOO_LONG;
 }
 
-static int domain_create(struct smg_backend *b, const uint8_t *config, size_t len,
-			 struct smg_vm_build *build, struct smg_domain_info *info)
+int smg_sim_build_config(const uint8_t *config, size_t len, struct smg_vm_build *build,
+			 char **text, size_t *tlen)
 {
-	struct sim_backend *s = SELF(b);
 	struct smg_sim_config req;
-	char reply[512], err[256], *text = NULL;
-	size_t tlen = 0;
-	int fd, r;
+	char err[256];
+	int r;
 
-	if (s->mapped || build == NULL || build->def == NULL)
+	*text = NULL;
+	*tlen = 0;
+	if (build == NULL || build->def == NULL)
 		return SMG_ERR_INVAL;
 	if (smg_sim_config_parse((const char *)config, len, &req, err, sizeof(err)) !=
 	    SMG_OK)
@@ -241,10 +241,26 @@ static int domain_create(struct smg_backend *b, const uint8_t *config, size_t le
 				  err);
 	if ((r = check_request(&req, build)) != SMG_OK)
 		return r;
-	if ((r = render(&req, build, &text, &tlen)) != SMG_OK) {
-		free(text);
-		return r;
+	if ((r = render(&req, build, text, tlen)) != SMG_OK) {
+		free(*text);
+		*text = NULL;
+		*tlen = 0;
 	}
+	return r;
+}
+
+static int domain_create(struct smg_backend *b, const uint8_t *config, size_t len,
+			 struct smg_vm_build *build, struct smg_domain_info *info)
+{
+	struct sim_backend *s = SELF(b);
+	char reply[512], *text = NULL;
+	size_t tlen = 0;
+	int fd, r;
+
+	if (s->mapped)
+		return SMG_ERR_INVAL;
+	if ((r = smg_sim_build_config(config, len, build, &text, &tlen)) != SMG_OK)
+		return r;
 	r = smg_sim_client_call(s->sock, "INCOMING", text, tlen, reply, sizeof(reply),
 				&fd);
 	if (r != SMG_OK) {

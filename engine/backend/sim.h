@@ -60,6 +60,13 @@ int smg_sim_config_parse(const char *text, size_t len, struct smg_sim_config *cf
 /* Read and parse a config file (capped at SMG_DOMAIN_CONFIG_MAX). */
 int smg_sim_config_load(const char *path, char **text, size_t *len,
 			struct smg_sim_config *cfg, char *err, size_t errlen);
+/* The destination's own config for an incoming domain: the sender's
+ * config (untrusted) is parsed and checked against the build (sizes, NICs,
+ * vTPM, disk count), then written anew from the build (this host's image
+ * paths, no trace path). *text is malloc'd. SMG_ERR_POLICY with the reason
+ * in build->why. Pure: fuzzed (fuzz_plan). */
+int smg_sim_build_config(const uint8_t *config, size_t len, struct smg_vm_build *build,
+			 char **text, size_t *tlen);
 /* Load a trace file (one page number per line) into out; returns count. */
 int smg_sim_trace_load(const char *path, uint32_t *out, size_t max, size_t *n, char *err,
 		       size_t errlen);

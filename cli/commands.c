@@ -19,6 +19,7 @@ const struct smg_cmd smg_cmds[] = {
      "       secmig net probe --to IP [--udp-port P] [--interval-ms 10] [--duration-ms "
      "MS]\n"
      "       secmig net udp-echo [--port P]\n"
+     "       secmig net vif-name DOMAIN [INDEX]\n"
      "       secmig net proxy --listen ADDR:PORT --to ADDR:PORT\n"
      "                  [--fault none|cut|corrupt|replay|delay] [--conn K]\n"
      "                  [--dir c2s|s2c] [--at-byte N] [--delay-ms MS] [--arm-signal]\n\n"

@@ -40,9 +40,24 @@ static int no(struct vet *v, const char *fmt, ...)
 	return SMG_ERR_POLICY;
 }
 
-/* A value libxl reads as "not set": absent in effect. */
-static bool unset(struct json_object *o)
+static bool in(const char *k, const char *const *list)
 {
+	for (; *list != NULL; list++)
+		if (strcmp(k, *list) == 0)
+			return true;
+	return false;
+}
+
+/* A value that turns nothing on: absent, zero, false, a default. libxl
+ * writes defbools as "<default>"/"True"/"False" and enums by name, so
+ * "False", "none", "disabled" are off too; an object is unset when each
+ * of its members is. */
+static bool unset_depth(struct json_object *o, int depth)
+{
+	static const char *const off[] = {"",	     "default",	 "<default>",
+					  "unknown", "False",	 "false",
+					  "none",    "disabled", NULL};
+
 	switch (json_object_get_type(o)) {
 	case json_type_null:
 		return true;
@@ -51,24 +66,27 @@ static bool unset(struct json_object *o)
 	case json_type_int:
 		return json_object_get_int64(o) == 0;
 	case json_type_string:
-		return json_object_get_string_len(o) == 0 ||
-		       strcmp(json_object_get_string(o), "default") == 0 ||
-		       strcmp(json_object_get_string(o), "unknown") == 0;
+		return in(json_object_get_string(o), off);
 	case json_type_array:
 		return json_object_array_length(o) == 0;
 	case json_type_object:
-		return json_object_object_length(o) == 0;
+		if (depth >= JSON_DEPTH_MAX)
+			return false;
+		json_object_object_foreach(o, k, v)
+		{
+			(void)k;
+			if (!unset_depth(v, depth + 1))
+				return false;
+		}
+		return true;
 	default:
 		return false;
 	}
 }
 
-static bool in(const char *k, const char *const *list)
+static bool unset(struct json_object *o)
 {
-	for (; *list != NULL; list++)
-		if (strcmp(k, *list) == 0)
-			return true;
-	return false;
+	return unset_depth(o, 0);
 }
 
 /* What each refused field would do on dom0, for the operator. */

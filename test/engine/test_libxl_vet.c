@@ -77,6 +77,25 @@ int main(void)
 	free(out);
 	out = NULL;
 
+	/* What libxl_retrieve_domain_configuration writes: defbools as
+	 * "True"/"False", enums by name, host-local placement. */
+	j = legit(",\"run_hotplug_scripts\":\"True\",\"driver_domain\":\"False\","
+		  "\"pool_name\":\"Pool-0\",\"hap\":\"True\"",
+		  ",\"arch_arm\":{\"gic_version\":\"default\",\"vuart\":\"unknown\"},"
+		  "\"device_model_stubdomain\":\"False\",\"numa_placement\":\"True\","
+		  "\"cpumap\":[0,1,2,3],\"sched_params\":{\"sched\":\"credit2\","
+		  "\"weight\":256},\"tee\":\"none\",\"altp2m\":\"disabled\"",
+		  "", DISK, NIC);
+	CHECK(smg_libxl_vet(j, strlen(j), &b, &out, name, sizeof(name), why,
+			    sizeof(why)) == 0);
+	if (out == NULL)
+		fprintf(stderr, "retrieved-style config refused: %s\n", why);
+	CHECK(out != NULL && strstr(out, "cpumap") == NULL);
+	free(out);
+	out = NULL;
+	refused("stub domain on",
+		legit("", ",\"device_model_stubdomain\":\"True\"", "", DISK, NIC),
+		"b_info.device_model_stubdomain (a stub domain)");
 	refused("disk that does not travel", legit("", "", "", DISK "," DISK, NIC),
 		"2 disks, the plan moves 1");
 	refused("disk hotplug script",

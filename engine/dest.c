@@ -196,8 +196,10 @@ static int refuse_plan(struct dst *d, int err, const char *why)
 	if (why != d->why)
 		snprintf(d->why, sizeof(d->why), "%s", why);
 	d->reason = SMG__ABORT_REASON__ABORT_POLICY;
+	char safe[sizeof(d->why) * 4];
+	smg_log_escape(d->why, safe, sizeof(safe)); /* may quote the sender */
 	smg_err("plan for '%s' from '%s' refused: %s", d->st->domain,
-		smg_session_peer_name(d->s), d->why);
+		smg_session_peer_name(d->s), safe);
 	return err;
 }
 
@@ -686,8 +688,9 @@ static enum dst_state step(struct dst *d)
 			d->err = SMG_ERR_ABORTED;
 			if (smg_frame_unpack(&f, &smg__abort__descriptor, &m) == SMG_OK) {
 				Smg__Abort *a = (Smg__Abort *)m;
-				smg_peer_log(SMG_LOG_ERROR, "source aborted: %s",
-					     a->detail);
+				char safe[1024];
+				smg_log_escape(a->detail, safe, sizeof(safe));
+				smg_peer_log(SMG_LOG_ERROR, "source aborted: %s", safe);
 				if (a->reason == SMG__ABORT_REASON__ABORT_POLICY)
 					d->err = SMG_ERR_POLICY;
 				smg_frame_msg_free(m);

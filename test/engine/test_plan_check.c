@@ -139,6 +139,25 @@ int main(int argc, char **argv)
 	smg_capacity_release(cap, "b", 512 << 20, 0);
 	smg_capacity_release(cap, "c", 512 << 20, 0);
 	smg_capacity_free(cap);
+
+	/* vif names: never a truncation two domains share (webserver-a once
+	 * took webserver-b's vif), always within IFNAMSIZ */
+	char va[SMG_NETID_IFNAME_MAX], vb[SMG_NETID_IFNAME_MAX], vs[SMG_NETID_IFNAME_MAX];
+	smg_netid_vif_name("webserver-a", 0, va);
+	smg_netid_vif_name("webserver-b", 0, vb);
+	smg_netid_vif_name("vm1", 3, vs);
+	printf("vif names: %s %s %s\n", va, vb, vs);
+	CHECK(strcmp(va, vb) != 0);
+	CHECK(strlen(va) < SMG_NETID_IFNAME_MAX && strlen(vb) < SMG_NETID_IFNAME_MAX);
+	CHECK(strcmp(vs, "v3-vm1") == 0);
+	smg_netid_vif_name("web-server-1", 0, vs); /* 15 characters: verbatim */
+	CHECK(strcmp(vs, "v0-web-server-1") == 0);
+	smg_netid_vif_name("web-server-12", 0, vs); /* 16: hashed, never a prefix */
+	CHECK(vs[2] == '+' && strlen(vs) < SMG_NETID_IFNAME_MAX);
+	/* peer strings in logs: printable, escaped */
+	char esc[64];
+	smg_log_escape("a\nb\x1b[31m\"c", esc, sizeof(esc));
+	CHECK(strcmp(esc, "a\\x0ab\\x1b[31m\\x22c") == 0);
 	smg_proto_free(m);
 	smg_hostdef_free(d);
 	return check_result("test_engine_plan_check");

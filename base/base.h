@@ -173,8 +173,9 @@ void smg_log_at(enum smg_log_level lvl, const char *file, int line,
 		smg_log_at(lvl, __FILE__, __LINE__, &smg_rl_, __VA_ARGS__); \
 	} while (0)
 
-/* A string a peer chose, fit for a log line or JSON: printable ASCII
- * verbatim, everything else (and '\\', '"') as \xNN; truncated to cap. */
+/* A string a peer chose, fit for a log line or a JSON string: printable
+ * ASCII verbatim, everything else (and '\\', '"') as \u00XX; truncated
+ * to cap. */
 void smg_log_escape(const char *in, char *out, size_t cap);
 
 /* A decimal number with an optional K/M/G/T suffix (powers of 1024, an

@@ -196,7 +196,7 @@ static int refuse_plan(struct dst *d, int err, const char *why)
 	if (why != d->why)
 		snprintf(d->why, sizeof(d->why), "%s", why);
 	d->reason = SMG__ABORT_REASON__ABORT_POLICY;
-	char safe[sizeof(d->why) * 4];
+	char safe[sizeof(d->why) * 6];
 	smg_log_escape(d->why, safe, sizeof(safe)); /* may quote the sender */
 	smg_err("plan for '%s' from '%s' refused: %s", d->st->domain,
 		smg_session_peer_name(d->s), safe);

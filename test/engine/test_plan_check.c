@@ -157,7 +157,7 @@ int main(int argc, char **argv)
 	/* peer strings in logs: printable, escaped */
 	char esc[64];
 	smg_log_escape("a\nb\x1b[31m\"c", esc, sizeof(esc));
-	CHECK(strcmp(esc, "a\\x0ab\\x1b[31m\\x22c") == 0);
+	CHECK(strcmp(esc, "a\\u000ab\\u001b[31m\\u0022c") == 0);
 	smg_proto_free(m);
 	smg_hostdef_free(d);
 	return check_result("test_engine_plan_check");

@@ -154,6 +154,64 @@ static const char *danger(const char *k)
 	return "an unknown setting";
 }
 
+/* An allowed field's value: numbers, booleans, and strings of
+ * [A-Za-z0-9._:,=+-] (enum names, a uuid, "True"), in arrays and objects
+ * at most JSON_DEPTH_MAX deep. No byte of the sender's reaches libxl or a
+ * device model outside that set. */
+static bool value_ok(struct json_object *o, int depth)
+{
+	const char *s;
+
+	if (depth > JSON_DEPTH_MAX)
+		return false;
+	switch (json_object_get_type(o)) {
+	case json_type_null:
+	case json_type_boolean:
+	case json_type_int:
+	case json_type_double:
+		return true;
+	case json_type_string:
+		s = json_object_get_string(o);
+		if (json_object_get_string_len(o) > 128)
+			return false;
+		for (; *s; s++)
+			if (!isalnum((unsigned char)*s) &&
+			    strchr("._:,=+-<>", *s) == NULL)
+				return false;
+		return true;
+	case json_type_array:
+		for (size_t i = 0; i < json_object_array_length(o); i++)
+			if (!value_ok(json_object_array_get_idx(o, i), depth + 1))
+				return false;
+		return true;
+	case json_type_object: {
+		json_object_object_foreach(o, k, v)
+		{
+			(void)k;
+			if (!value_ok(v, depth + 1))
+				return false;
+		}
+		return true;
+	}
+	default:
+		return false;
+	}
+}
+
+static bool uuid_ok(struct json_object *o)
+{
+	const char *s = json_object_get_string(o);
+
+	if (!json_object_is_type(o, json_type_string) || strlen(s) != 36)
+		return false;
+	for (int i = 0; i < 36; i++)
+		if ((i == 8 || i == 13 || i == 18 || i == 23)
+			? s[i] != '-'
+			: !isxdigit((unsigned char)s[i]))
+			return false;
+	return true;
+}
+
 /* Copy the allowed keys of src into dst; refuse any other key that is set. */
 static int filter(struct vet *v, const char *where, struct json_object *src,
 		  struct json_object *dst, const char *const *allowed,
@@ -167,6 +225,12 @@ static int filter(struct vet *v, const char *where, struct json_object *src,
 
 		smg_log_escape(k, key, sizeof(key));
 		if (in(k, allowed)) {
+			if (strcmp(k, "uuid") == 0 ? !uuid_ok(val) : !value_ok(val, 0))
+				return no(
+				    v,
+				    "xen: the sender's config sets %s.%s to a value "
+				    "outside what this host passes on: refused",
+				    where, key);
 			json_object_object_add(dst, k, json_object_get(val));
 		} else if (owned != NULL && in(k, owned)) {
 			continue; /* this host decides it; the sender's value is unused */

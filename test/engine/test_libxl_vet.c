@@ -139,6 +139,16 @@ int main(void)
 		"\"disks\":[" DISK "],\"nics\":[" NIC "]}",
 		"guest type pv is not allowed");
 	refused("not JSON", "{\"c_info\":", "not one JSON");
+	/* fuzz_libxl_vet's first finding: an allowed field carried any bytes
+	 * (here a uuid of control and high bytes) on to libxl */
+	refused("uuid of raw bytes",
+		"{\"c_info\":{\"type\":\"pvh\",\"name\":\"web-1\",\"uuid\":"
+		"\"5d6e\x01\xfe p9s\"},"
+		"\"b_info\":{},\"disks\":[" DISK "],\"nics\":[" NIC "]}",
+		"c_info.uuid to a value outside");
+	refused("string with a space",
+		legit("", ",\"tsc_mode\":\"native -x /tmp\"", "", DISK, NIC),
+		"b_info.tsc_mode to a value outside");
 	refused("deep nesting",
 		"[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["
 		"[[[[["

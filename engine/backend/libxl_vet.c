@@ -473,10 +473,12 @@ static int vet_disks(struct vet *v, struct json_object *src, struct json_object 
 	static const char *const owned[] = {
 	    "pdev_path", "vdev",	  "format",	    "backend", "is_cdrom",
 	    "removable", "specification", "direct_io_safe", NULL};
-	size_t n = src != NULL ? json_object_array_length(src) : 0;
+	size_t n;
 
+	/* the type first: json-c asserts (aborts) on a length of a non-list */
 	if (src != NULL && !json_object_is_type(src, json_type_array))
 		return no(v, "xen: disks is not a list");
+	n = src != NULL ? json_object_array_length(src) : 0;
 	/* A disk that does not travel with the plan would be a dom0 path. */
 	if (n != v->b->n_disks)
 		return no(v,
@@ -511,10 +513,11 @@ static int vet_nics(struct vet *v, struct json_object *src, struct json_object *
 	    "devid", "nictype", "rate_bytes_per_interval", "rate_interval_usecs",
 	    "mtu",   NULL};
 	static const char *const owned[] = {"mac", "bridge", "model", "ip", NULL};
-	size_t n = src != NULL ? json_object_array_length(src) : 0;
+	size_t n;
 
 	if (src != NULL && !json_object_is_type(src, json_type_array))
 		return no(v, "xen: nics is not a list");
+	n = src != NULL ? json_object_array_length(src) : 0;
 	if (n != v->b->n_nics)
 		return no(v, "xen: the sender's config has %zu NICs, the plan %u", n,
 			  v->b->n_nics);

@@ -146,6 +146,17 @@ int main(void)
 		"\"5d6e\x01\xfe p9s\"},"
 		"\"b_info\":{},\"disks\":[" DISK "],\"nics\":[" NIC "]}",
 		"c_info.uuid to a value outside");
+	/* the second finding: "nics" given twice, the last a string: json-c
+	 * asserted (the receiver aborted) on the length of a non-list */
+	refused("nics not a list",
+		"{\"c_info\":{\"type\":\"pvh\",\"name\":\"web-1\"},\"b_info\":{},"
+		"\"disks\":[" DISK "],\"nics\":[],\"nics\":\"restart\"}",
+		"nics is not a list");
+	refused(
+	    "disks not a list",
+	    "{\"c_info\":{\"type\":\"pvh\",\"name\":\"web-1\"},\"b_info\":{},\"disks\":7,"
+	    "\"nics\":[" NIC "]}",
+	    "disks is not a list");
 	refused("string with a space",
 		legit("", ",\"tsc_mode\":\"native -x /tmp\"", "", DISK, NIC),
 		"b_info.tsc_mode to a value outside");

@@ -3,7 +3,7 @@
  * and announces them at resume; the source switches them off at pause
  * (on again if the migration aborts) and removes them after commit.
  * Names: namespace <prefix><domain>-<n>, vif v<n>-<domain> when that fits
- * IFNAMSIZ, else v<n>+<3 characters><8 hex of BLAKE2b(domain)> (never a
+ * IFNAMSIZ, else v<n>_<3 characters><8 hex of BLAKE2b(domain)> (never a
  * truncation two domains share: 'webserver-a' and 'webserver-b' once
  * both became v0-webserver and the second migration removed the first
  * VM's vif), eth<n> inside. A host runs one copy of a domain at a time,
@@ -32,7 +32,7 @@ void smg_netid_vif_name(const char *domain, unsigned idx,
 		return;
 	crypto_generichash(h, sizeof(h), (const uint8_t *)domain, strlen(domain), NULL,
 			   0);
-	snprintf(out, SMG_NETID_IFNAME_MAX, "v%u+%.3s%02x%02x%02x%02x", idx, domain, h[0],
+	snprintf(out, SMG_NETID_IFNAME_MAX, "v%u_%.3s%02x%02x%02x%02x", idx, domain, h[0],
 		 h[1], h[2], h[3]);
 }
 

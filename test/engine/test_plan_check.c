@@ -153,7 +153,7 @@ int main(int argc, char **argv)
 	smg_netid_vif_name("web-server-1", 0, vs); /* 15 characters: verbatim */
 	CHECK(strcmp(vs, "v0-web-server-1") == 0);
 	smg_netid_vif_name("web-server-12", 0, vs); /* 16: hashed, never a prefix */
-	CHECK(vs[2] == '+' && strlen(vs) < SMG_NETID_IFNAME_MAX);
+	CHECK(vs[2] == '_' && strlen(vs) < SMG_NETID_IFNAME_MAX);
 	/* peer strings in logs: printable, escaped */
 	char esc[64];
 	smg_log_escape("a\nb\x1b[31m\"c", esc, sizeof(esc));

@@ -165,11 +165,13 @@ int smg_cmd_recv(int argc, char **argv)
 	    {"peers", required_argument, NULL, 'p'},
 	    {"name", required_argument, NULL, 'n'},
 	    {"check-memory", no_argument, NULL, 'C'},
-	    {"disk-dir", required_argument, NULL, 1000},
+	    {"disk-socket", required_argument, NULL, 1000},
 	    {"policy", required_argument, NULL, 1100},
 	    {"tcti", required_argument, NULL, 1101},
 	    {"progress-timeout", required_argument, NULL, 1102},
 	    {"session-timeout", required_argument, NULL, 1103},
+	    {"defs", required_argument, NULL, 1104},
+	    {"insecure-software-mode", no_argument, NULL, 1105},
 	    {"help", no_argument, NULL, 'h'},
 	    SMG_CLI_NET_OPTIONS,
 	    {NULL, 0, NULL, 0},
@@ -177,9 +179,9 @@ int smg_cmd_recv(int argc, char **argv)
 	struct recv_ctx ctx = {.lock = PTHREAD_MUTEX_INITIALIZER,
 			       .max = RECV_CONCURRENT_DEFAULT};
 	const char *listen = NULL, *dir = NULL, *key = NULL, *peers = NULL, *name = NULL;
-	const char *policy = NULL, *tcti = NULL;
+	const char *policy = NULL, *tcti = NULL, *defs = NULL;
 	unsigned channels = SMG_CHANNELS_MAX;
-	bool once = false, json = false;
+	bool once = false, json = false, insecure = false;
 	struct smg_netid_host net;
 	unsigned io_timeout = 0, progress_timeout = 0, session_timeout = 0;
 	char host[SMG_CLI_HOST_MAX];
@@ -229,13 +231,19 @@ int smg_cmd_recv(int argc, char **argv)
 			name = optarg;
 			break;
 		case 1000:
-			ctx.ro.disk_dir = optarg;
+			ctx.ro.disk_socket = optarg;
 			break;
 		case 1100:
 			policy = optarg;
 			break;
 		case 1101:
 			tcti = optarg;
+			break;
+		case 1104:
+			defs = optarg;
+			break;
+		case 1105:
+			insecure = true;
 			break;
 		case 'C':
 			ctx.ro.check_memory = true;
@@ -299,8 +307,25 @@ int smg_cmd_recv(int argc, char **argv)
 	struct smg_cli_ident ci;
 	struct smg_cli_tpm tpm;
 	struct smg_listener *l;
+	struct smg_hostdef *hd = NULL;
+	struct smg_capacity *cap = NULL;
+	char err[512];
 	int r, code;
 
+	/* Secure by default: no policy means no ACL, no placement and no
+	 * attestation; only an explicit opt-in runs like that. */
+	if (policy == NULL && !insecure) {
+		fprintf(
+		    stderr,
+		    "secmig recv: no --policy FILE: refusing to accept migrations "
+		    "without an access policy (a lab without TPMs: 'mode software' in "
+		    "the policy, or --insecure-software-mode)\n");
+		return SMG_EXIT_CONFIG;
+	}
+	if (insecure && policy == NULL)
+		smg_warn("--insecure-software-mode: any enrolled peer may send any VM "
+			 "that matches the host definitions; no TPM binding, no "
+			 "attestation, no ACL");
 	signal(SIGPIPE, SIG_IGN);
 	if (smg_cli_ident_load(&ci, dir, key, peers, name) != SMG_OK)
 		return SMG_EXIT_CONFIG;
@@ -314,9 +339,28 @@ int smg_cmd_recv(int argc, char **argv)
 		return smg_exit_from_err(r);
 	}
 	ctx.ro.policy = tpm.policy;
+	ctx.out.auth = tpm.tpm_mode ? "tpm" : "software";
+	if (defs == NULL && tpm.policy != NULL && tpm.policy->defs[0] != '\0')
+		defs = tpm.policy->defs;
+	if (defs == NULL)
+		snprintf(err, sizeof(err),
+			 "no host definitions: --defs FILE or 'defs FILE' in the policy "
+			 "(docs/hostdef.md)");
+	if (defs == NULL || smg_hostdef_load(defs, &hd, err, sizeof(err)) != SMG_OK ||
+	    smg_capacity_new(hd, &cap) != SMG_OK) {
+		fprintf(stderr, "secmig recv: %s\n", err);
+		smg_hostdef_free(hd);
+		smg_cli_tpm_free(&tpm);
+		smg_cli_ident_free(&ci);
+		return SMG_EXIT_CONFIG;
+	}
+	ctx.ro.defs = hd;
+	ctx.ro.capacity = cap;
 	if ((r = smg_listener_open(host, port, &l)) != SMG_OK) {
 		fprintf(stderr, "secmig: cannot listen on %s: %s\n", listen,
 			smg_strerror(r));
+		smg_capacity_free(cap);
+		smg_hostdef_free(hd);
 		smg_cli_tpm_free(&tpm);
 		smg_cli_ident_free(&ci);
 		return SMG_EXIT_NETWORK;
@@ -343,6 +387,8 @@ int smg_cmd_recv(int argc, char **argv)
 	code = serve_loop(&ctx, l, &ci.so, once);
 	smg_ctl_server_stop(ctx.ctl);
 	smg_listener_close(l);
+	smg_capacity_free(cap);
+	smg_hostdef_free(hd);
 	smg_cli_tpm_free(&tpm);
 	smg_cli_ident_free(&ci);
 	return code;

@@ -238,6 +238,13 @@ int smg_cmd_resolve(int argc, char **argv)
 	    smg_netid_settle(&a.net, a.domain, oc == SMG_RESOLVED_DISCARDED, &nnics) !=
 		SMG_OK)
 		smg_warn("resolve: the VM's NICs on this host could not be settled");
+	/* storage: the disks held handed-over follow it too (docs/storage.md). */
+	unsigned ndisks;
+	if (r == SMG_OK &&
+	    smg_engine_disks_settle(a.dir, a.domain, oc == SMG_RESOLVED_RUNNING,
+				    &ndisks) != SMG_OK)
+		smg_warn("resolve: the VM's disks on this host could not all be settled "
+			 "('secmig disk settle')");
 	code = r == SMG_OK				 ? SMG_EXIT_OK
 	       : r == SMG_ERR_INVAL			 ? SMG_EXIT_USAGE
 	       : smg_exit_from_err(r) == SMG_EXIT_AUTH	 ? SMG_EXIT_AUTH

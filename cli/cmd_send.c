@@ -40,7 +40,7 @@ static int parse_rule(const char *s, enum smg_stop_rule *r)
 
 enum {
 	OPT_STORAGE_MODE = 1000,
-	OPT_NBD_DIR,
+	OPT_DISK_SOCKET,
 	OPT_DISK_WORKLOAD,
 	OPT_PEER,
 	OPT_ON_NO_CONVERGE,
@@ -137,8 +137,8 @@ static int one_opt(struct send_args *a, int c, const char *arg)
 		else
 			return usage("--storage-mode: waio or dbt, not '%s'", arg);
 		break;
-	case OPT_NBD_DIR:
-		a->so.nbd_dir = arg;
+	case OPT_DISK_SOCKET:
+		a->so.disk_socket = arg;
 		break;
 	case OPT_DISK_WORKLOAD:
 		a->so.disk_workload = arg;
@@ -181,7 +181,7 @@ static int parse_args(int argc, char **argv, struct send_args *a)
 	    {"rule", required_argument, NULL, 'r'},
 	    {"max-rounds", required_argument, NULL, 'R'},
 	    {"storage-mode", required_argument, NULL, OPT_STORAGE_MODE},
-	    {"nbd-dir", required_argument, NULL, OPT_NBD_DIR},
+	    {"disk-socket", required_argument, NULL, OPT_DISK_SOCKET},
 	    {"disk-workload", required_argument, NULL, OPT_DISK_WORKLOAD},
 	    {"check-memory", no_argument, NULL, 'C'},
 	    {"policy", required_argument, NULL, OPT_POLICY},
@@ -328,6 +328,7 @@ static int setup(struct send_run *x)
 	x->a.so.bopts.state_dir = x->a.dir;
 	x->a.so.peer = x->dest.addr;
 	x->a.so.policy = x->tpm.policy;
+	x->out.auth = x->tpm.tpm_mode ? "tpm" : "software";
 	x->a.so.event = smg_cli_event;
 	x->a.so.event_arg = &x->out;
 	x->a.so.live = x->live;

@@ -64,6 +64,7 @@ struct smg_cli_out {
 	bool broken;	     /* a write failed; nothing more is written */
 	void (*lost)(void *arg);
 	void *lost_arg;
+	const char *auth; /* "tpm" or "software": how sessions authenticate */
 };
 void smg_cli_out_init(struct smg_cli_out *o, FILE *f, bool json, const char *role);
 void smg_cli_event(void *arg, const struct smg_event *ev);

@@ -19,6 +19,7 @@ void smg_cli_out_init(struct smg_cli_out *o, FILE *f, bool json, const char *rol
 	o->tty = !json && isatty(fileno(stderr));
 	o->role = role;
 	o->handshake_ms = -1;
+	o->auth = "software";
 }
 
 /* A write that fails means nobody reads us any more. */
@@ -244,6 +245,7 @@ static void json_result(struct smg_cli_out *o, const struct smg_mig_stats *st, i
 	put_u(j, "throttle", st->throttle);
 	put(j, "bandwidth_MBps", jnum(mb(st->bandwidth), 1));
 	put_s(j, "memory_root", root);
+	put_s(j, "auth", o->auth);
 	if (o->handshake_ms >= 0)
 		put(j, "handshake_ms", jnum(o->handshake_ms, 1));
 	if (code != SMG_EXIT_OK) {

@@ -56,6 +56,9 @@ struct dst {
 	bool peer_abort; /* the source aborted: no ABORT back */
 	char what[256];	 /* verification: what differed (quarantine reason) */
 	const struct smg_frame *first;
+	struct smg_vm_build build; /* what this host builds (plan_check.c) */
+	uint64_t disk_total, reserved_mem;
+	bool reserved; /* capacity held in o->capacity */
 };
 
 /* The live view (`secmig status` on this host) follows the phases. */
@@ -204,28 +207,31 @@ static int join_threads(struct dst *d)
 	return atomic_load(&d->xd.err) ?: r;
 }
 
-/* The plan's disks, checked (count, sizes, chunk sizes), as new sparse
- * images in disk_dir; a disk from the peer never names our paths. */
+/* The plan's disks as new disks of this host's disk service, under the
+ * names the build chose (DOMAIN.i; the service keeps them in its storage
+ * directory, the definitions' `storage`): a disk from the peer never names
+ * our paths. Sizes were checked against the definitions already. */
 static int open_disks(struct dst *d, const Smg__Plan *p)
 {
 	uint64_t sizes[SMG_DOMAIN_DISKS_MAX];
 	uint32_t chunks[SMG_DOMAIN_DISKS_MAX];
-	const char *dir = d->o->disk_dir != NULL ? d->o->disk_dir : d->o->state_dir;
+	const char *sock =
+	    d->o->disk_socket != NULL ? d->o->disk_socket : d->o->state_dir;
+	const char *names[SMG_DOMAIN_DISKS_MAX];
 
-	/* The image names come from the domain name: no path tricks. */
-	if (p->n_disks > SMG_DOMAIN_DISKS_MAX || strchr(d->st->domain, '/') != NULL ||
-	    d->st->domain[0] == '.' || d->st->domain[0] == '\0')
+	if (p->n_disks != d->build.n_disks)
 		return SMG_ERR_PROTO;
-	if (p->n_disks > 0 && p->storage_mode == SMG__STORAGE_MODE__STORAGE_NONE)
-		return SMG_OK; /* shared storage: nothing travels */
+	if (p->n_disks == 0 || p->storage_mode == SMG__STORAGE_MODE__STORAGE_NONE)
+		return SMG_OK; /* none, or shared storage: nothing travels */
 	for (size_t i = 0; i < p->n_disks; i++) {
 		if (p->disks[i]->index != i || p->disks[i]->size > SMG_STG_DISK_MAX)
 			return SMG_ERR_PROTO;
 		sizes[i] = p->disks[i]->size;
 		chunks[i] = p->disks[i]->chunk_size;
+		names[i] = d->build.disk_name[i];
 	}
-	return smg_engine_disks_dst_open(dir != NULL ? dir : ".", d->st->domain,
-					 p->n_disks, sizes, chunks, &d->disks);
+	return smg_engine_disks_dst_open(sock != NULL ? sock : ".", names, p->n_disks,
+					 sizes, chunks, &d->disks);
 }
 
 /* Folds arriving pages into the Merkle tree while they arrive, so that at
@@ -285,6 +291,88 @@ static int check_policy(struct dst *d, const char *domain, bool placement)
 	return SMG_ERR_POLICY;
 }
 
+/* A refusal by this host's policy or definitions goes back as ABORT
+ * {POLICY, why} (the sender exits 5, as we do); anything else as a
+ * refused PLAN_ACK. */
+static int refuse_plan(struct dst *d, int err, const char *why)
+{
+	if (err != SMG_ERR_POLICY) {
+		reply_plan(d, err, why);
+		return err;
+	}
+	if (why != d->why)
+		snprintf(d->why, sizeof(d->why), "%s", why);
+	d->reason = SMG__ABORT_REASON__ABORT_POLICY;
+	char safe[sizeof(d->why) * 6];
+	smg_log_escape(d->why, safe, sizeof(safe)); /* may quote the sender */
+	smg_err("plan for '%s' from '%s' refused: %s", d->st->domain,
+		smg_session_peer_name(d->s), safe);
+	set_detail(d, false, "plan refused here: %s", safe);
+	return err;
+}
+
+/* The plan is a request (docs/hostdef.md): its own fields, the policy's
+ * ACL, then this host's definition and capacity, all before the backend
+ * allocates anything; the backend then builds from d->build only. */
+static int match_plan(struct dst *d, const Smg__Plan *p)
+{
+	const char *peer = smg_session_peer_name(d->s);
+	int r;
+
+	if (!smg_migration_id_valid(p->migration_id) ||
+	    !smg_name_ok(p->domain_name, SMG_DOMAIN_NAME_MAX) ||
+	    p->config_hash.len != SMG_DIGEST_LEN ||
+	    sodium_memcmp(p->config_hash.data, d->config_hash, SMG_DIGEST_LEN) != 0) {
+		reply_plan(d, SMG_ERR_PROTO,
+			   "malformed plan (migration id, domain name or config hash)");
+		return SMG_ERR_PROTO;
+	}
+	if (strcmp(p->backend, d->o->backend) != 0) {
+		char why[SMG_ENGINE_DETAIL_MAX], theirs[32];
+		smg_peer_text(p->backend, theirs, sizeof(theirs));
+		snprintf(why, sizeof(why), "this host runs backend '%s', not '%s'",
+			 d->o->backend, theirs);
+		reply_plan(d, SMG_ERR_NO_BACKEND, why);
+		return SMG_ERR_NO_BACKEND;
+	}
+	if ((r = check_policy(d, p->domain_name, false)) != SMG_OK)
+		return r;
+	if (d->o->defs == NULL)
+		return refuse_plan(d, SMG_ERR_POLICY,
+				   "this receiver has no VM definitions (recv --defs)");
+	if ((r = smg_plan_check(p, d->o->defs, peer, d->o->defs->storage, &d->build,
+				&d->disk_total)) != SMG_OK)
+		return refuse_plan(d, r, d->build.why);
+	for (unsigned i = 0; d->o->net != NULL && i < d->build.n_nics; i++)
+		if (strcmp(d->build.bridge[i], d->o->net->bridge) != 0)
+			return refuse_plan(d, SMG_ERR_POLICY,
+					   "nic: its definition names a bridge this "
+					   "receiver does not manage (--net-bridge)");
+	if (d->o->capacity != NULL &&
+	    (r = smg_capacity_reserve(d->o->capacity, peer, p->memory_bytes,
+				      d->disk_total, d->why, sizeof(d->why))) != SMG_OK)
+		return refuse_plan(d, r, d->why);
+	d->reserved = d->o->capacity != NULL;
+	d->reserved_mem = p->memory_bytes;
+	return SMG_OK;
+}
+
+/* The built domain must be what the plan asked for and the build allowed. */
+static bool info_matches(const struct dst *d, const Smg__Plan *p)
+{
+	if (d->info.page_size != p->page_size ||
+	    d->info.pages * d->info.page_size != p->memory_bytes ||
+	    strcmp(d->info.name, p->domain_name) != 0 ||
+	    d->info.has_vtpm != p->has_vtpm || d->info.vcpus != p->vcpus ||
+	    d->info.n_nics != d->build.n_nics)
+		return false;
+	for (unsigned i = 0; i < d->info.n_nics; i++)
+		if (memcmp(&d->info.nics[i], &d->build.nics[i], sizeof(struct smg_nic)) !=
+		    0)
+			return false;
+	return true;
+}
+
 static int on_plan(struct dst *d, const struct smg_frame *f)
 {
 	ProtobufCMessage *m;
@@ -294,40 +382,21 @@ static int on_plan(struct dst *d, const struct smg_frame *f)
 	if ((r = smg_frame_unpack(f, &smg__plan__descriptor, &m)) != SMG_OK)
 		return r;
 	p = (Smg__Plan *)m;
-	smg_engine_hash(p->domain_config.data, p->domain_config.len, d->config_hash);
-	/* Everything in the plan is the peer's claim: check it before the
-	 * backend allocates anything, and before its id or name reach a log,
-	 * an event or a path. */
-	if (!smg_migration_id_valid(p->migration_id) ||
-	    !smg_domain_name_valid(p->domain_name) ||
-	    p->config_hash.len != SMG_DIGEST_LEN ||
-	    sodium_memcmp(p->config_hash.data, d->config_hash, SMG_DIGEST_LEN) != 0) {
-		reply_plan(d, SMG_ERR_PROTO,
-			   "malformed plan (migration id, domain name or config hash)");
-		r = SMG_ERR_PROTO;
-		goto out;
-	}
 	snprintf(d->st->migration_id, sizeof(d->st->migration_id), "%s", p->migration_id);
+	smg_log_escape(p->domain_name, d->st->domain, sizeof(d->st->domain));
+	smg_engine_hash(p->domain_config.data, p->domain_config.len, d->config_hash);
+	if ((r = match_plan(d, p)) != SMG_OK)
+		goto out;
 	snprintf(d->st->domain, sizeof(d->st->domain), "%s", p->domain_name);
-	if (strcmp(p->backend, d->o->backend) != 0) {
-		char why[SMG_ENGINE_DETAIL_MAX], theirs[32];
-		smg_peer_text(p->backend, theirs, sizeof(theirs));
-		snprintf(why, sizeof(why), "this host runs backend '%s', not '%s'",
-			 d->o->backend, theirs);
-		r = SMG_ERR_NO_BACKEND;
-		reply_plan(d, r, why);
+	r = d->be->ops->domain_create(d->be, p->domain_config.data, p->domain_config.len,
+				      &d->build, &d->info);
+	if (r == SMG_ERR_POLICY) {
+		r = refuse_plan(d, r, d->build.why);
 		goto out;
 	}
-	if ((r = check_policy(d, p->domain_name, false)) != SMG_OK)
-		goto out;
-	r = d->be->ops->domain_create(d->be, p->domain_config.data, p->domain_config.len,
-				      &d->info);
 	if (r == SMG_OK && (r = check_policy(d, p->domain_name, true)) != SMG_OK)
 		goto out;
-	if (r == SMG_OK && (d->info.page_size != p->page_size ||
-			    d->info.pages * d->info.page_size != p->memory_bytes ||
-			    strcmp(d->info.name, p->domain_name) != 0 ||
-			    d->info.has_vtpm != p->has_vtpm))
+	if (r == SMG_OK && !info_matches(d, p))
 		r = SMG_ERR_PROTO;
 	if (r == SMG_ERR_EXISTS)
 		r = SMG_ERR_DOMAIN_EXISTS;
@@ -600,7 +669,7 @@ static enum dst_state do_receiving(struct dst *d)
 	case SMG_FT_VTPM_STATE: /* once, after DEVICE_STATE */
 		if (!d->info.has_vtpm || d->have_vtpm || !d->have_state)
 			d->err = SMG_ERR_STATE;
-		else if ((d->err = smg_engine_vtpm_recv(&f, d->info.vtpm_ctrl_port,
+		else if ((d->err = smg_engine_vtpm_recv(&f, d->info.vtpm_ctrl,
 							d->vtpm_hash)) == SMG_OK)
 			d->have_vtpm = true;
 		if (d->err == SMG_ERR_INTEGRITY)
@@ -644,8 +713,6 @@ static enum dst_state do_verify(struct dst *d)
 	    (d->err = join_threads(d)) != SMG_OK ||
 	    (d->err = nothing_after_final(d)) != SMG_OK)
 		return protocol_reason(d), DST_ABORTED;
-	if (smg_fault_on(SMG_FI_DST_BAD_DISK))
-		smg_engine_disks_damage(d->disks);
 	if (smg_fault_on(SMG_FI_DST_BAD_ROOT)) {
 		/* A page damaged after it arrived (bad RAM, a buggy backend). */
 		uint8_t *junk = malloc(d->info.page_size);
@@ -750,8 +817,11 @@ static enum dst_state do_ready_sent(struct dst *d)
 		d->err = SMG_ERR_CANCELLED;
 		return DST_ABORTED;
 	}
-	/* The record comes first: if a resolve query already declared this
-	 * migration discarded, COMMIT loses (the record moved) and nothing resumes. */
+	/* The disks are kept first (a crash after the record must find them);
+	 * then the record: if a resolve query already declared this migration
+	 * discarded, COMMIT loses (the record moved) and nothing resumes. */
+	if ((d->err = smg_engine_disks_commit(d->disks)) != SMG_OK)
+		return DST_ABORTED;
 	if ((d->err =
 		 smg_outcome_transition(dir, d->st->migration_id, SMG_OUTCOME_RECEIVING,
 					SMG_OUTCOME_COMMITTED)) != SMG_OK ||
@@ -761,7 +831,8 @@ static enum dst_state do_ready_sent(struct dst *d)
 	emit(d, SMG_EV_PHASE, SMG_PHASE_COMMIT, NULL);
 	smg_fault_crash(SMG_FI_DST_AFTER_COMMIT);
 	uint64_t t0 = smg_now_ns();
-	if ((d->err = d->be->ops->resume(d->be)) != SMG_OK)
+	if ((d->err = smg_engine_disks_resume(d->disks)) != SMG_OK ||
+	    (d->err = d->be->ops->resume(d->be)) != SMG_OK)
 		return DST_ABORTED;
 	d->load_ns += smg_now_ns() - t0;
 	load_ms_update(d->o, d->load_ns / 1000000);
@@ -839,8 +910,9 @@ static void abort_dest(struct dst *d, char *qpath, size_t qn)
 	stop_threads(d);
 	protocol_reason(d);
 	if (d->err == SMG_ERR_DISK_FULL) {
-		smg_err("no space left in %s for the incoming disk images",
-			d->o->disk_dir != NULL ? d->o->disk_dir : d->o->state_dir);
+		smg_err("no space left for the incoming disk images (the disk service "
+			"at %s)",
+			d->o->disk_socket != NULL ? d->o->disk_socket : d->o->state_dir);
 		set_detail(d, false, "no space left for the incoming disk images");
 	}
 	if (smg_live_cancelled(d->o->live) && !d->peer_abort) {
@@ -965,7 +1037,8 @@ static int serve_migration(struct smg_session *s, const struct smg_recv_opts *o,
 		/* After the channel threads are gone: nobody writes them now. */
 		if (qpath[0] != '\0' &&
 		    smg_engine_disks_quarantine(d.disks, qpath) != SMG_OK)
-			smg_warn("quarantine: some disk images could not be moved to %s",
+			smg_warn("quarantine: some disks could not be held in the disk "
+				 "service (%s/disks)",
 				 qpath);
 		else if (qpath[0] == '\0')
 			smg_engine_disks_discard(d.disks);
@@ -980,6 +1053,9 @@ static int serve_migration(struct smg_session *s, const struct smg_recv_opts *o,
 	if (d.manifest != NULL)
 		smg_frame_msg_free(&d.manifest->base);
 	smg_backend_close(d.be);
+	if (d.reserved)
+		smg_capacity_release(o->capacity, smg_session_peer_name(s),
+				     d.reserved_mem, d.disk_total);
 	st->err = d.err;
 	st->reason = d.reason;
 	return d.err;

@@ -14,6 +14,13 @@ struct smg_session;
 struct smg_live_status;
 struct smg_netid_host; /* network block below */
 struct smg_policy;
+struct smg_hostdef;
+/* What this receiver holds for incoming migrations at once, against the
+ * definitions' "limit total" and "limit peer" (engine/plan_check.c). One
+ * per receiver process, shared by its sessions. */
+struct smg_capacity;
+int smg_capacity_new(const struct smg_hostdef *defs, struct smg_capacity **out);
+void smg_capacity_free(struct smg_capacity *c);
 
 /* NULL-terminated list of the backends compiled into this build. */
 const char *const *smg_engine_backend_names(void);
@@ -230,7 +237,9 @@ struct smg_send_opts {
 	enum smg_no_converge on_no_converge;
 	enum smg_stop_rule rule;
 	enum smg_stg_mode storage_mode; /* the domain's disks: WAIO (default) or DBT */
-	const char *nbd_dir; /* serve each disk over NBD here while migrating; NULL: no */
+	/* The host's disk service (control socket or its directory), which owns
+	 * and serves the domain's disks; NULL: the state dir. */
+	const char *disk_socket;
 	/* Synthetic guest disk I/O on every disk while it migrates (the sim
 	 * VM's disk workload): "read-hot", "write-heavy", "mixed" or
 	 * "trace:FILE" (MSR Cambridge CSV); NULL: none. */
@@ -276,12 +285,20 @@ struct smg_recv_opts {
 	struct smg_backend_opts bopts;
 	const char *state_dir; /* durable outcome records: DIR/outcomes/ID */
 	bool check_memory;     /* recompute the memory root from scratch (tests) */
-	const char
-	    *disk_dir; /* incoming disk images DIR/<domain>.<i>.img; NULL: state_dir */
+	/* The host's disk service, which stores incoming disks as DOMAIN.i in
+	 * its storage directory, the definitions' `storage` (disk serve
+	 * --defs); its control socket or that socket's directory; NULL:
+	 * state_dir. */
+	const char *disk_socket;
 	/* Host policy: at PLAN the source must be enrolled with a "send" line
 	 * for the domain and this host must carry the VM's placement labels,
 	 * else ABORT (reason POLICY) before any page moves. NULL: no check. */
 	const struct smg_policy *policy;
+	/* This host's VM definitions and capacity (docs/hostdef.md): every
+	 * plan is matched against them before anything is allocated; no
+	 * matching definition, or over capacity: ABORT (reason POLICY). */
+	const struct smg_hostdef *defs;
+	struct smg_capacity *capacity;
 	smg_event_fn event;
 	void *event_arg;
 	/* status and cancel of this session's migration; NULL: none */
@@ -324,6 +341,14 @@ int smg_commit_peer_parse(const char *tok, size_t len, struct smg_commit_peer *o
 int smg_engine_resolve(struct smg_session *s, struct smg_backend *be, const char *domain,
 		       const char *id, const struct smg_commit_peer *p,
 		       enum smg_resolve_outcome *out);
+
+/* After resolve on the source: the disks of domain that the host's disk
+ * service (sock: its control socket or directory) still holds handed over
+ * are dropped (resumed: the VM runs on the destination) or merged back and
+ * released (the VM resumed here). *n: disks settled. No disk service, or
+ * no such disk: nothing to do. */
+int smg_engine_disks_settle(const char *sock, const char *domain, bool resumed,
+			    unsigned *n);
 
 /* ---- durable outcome records on the destination (engine/outcome.c) ------- */
 enum smg_outcome {
@@ -371,7 +396,7 @@ enum smg_fault {
 	SMG_FI_DST_NO_DONE,	     /* receiver resumes, drops the link before DONE */
 	SMG_FI_DST_BAD_ROOT,	     /* receiver corrupts one page before verify */
 	SMG_FI_DST_WRITE_FAIL,	     /* receiver's backend fails a page write */
-	SMG_FI_DST_BAD_DISK,	     /* receiver damages one disk block before verify */
+	SMG_FI_DST_BAD_DISK,	     /* disk service: CHECK damages one byte first */
 	SMG_FI_DST_SLOW_DATA,	     /* receiver's data channels lag in stop-and-copy */
 	SMG_FI_SRC_STARVE_CHAN,	     /* sender's last data channel idles in round 0 */
 	SMG_FI_SRC_IN_SETUP,	     /* sender exits after PLAN, before PLAN_ACK */
@@ -503,6 +528,10 @@ struct smg_netid_host {
 	char bridge[SMG_NETID_IFNAME_MAX];    /* the host bridge (xenbr0, hbr) */
 	unsigned prefix4, prefix6;	      /* on-link prefix: 0 = 24 / 64 */
 };
+/* The host-side vif name of NIC idx of domain (collision-free, see
+ * engine/netid_handover.c). */
+void smg_netid_vif_name(const char *domain, unsigned idx,
+			char out[static SMG_NETID_IFNAME_MAX]);
 /* Name and fill the identity of NIC number idx of domain. */
 int smg_netid_from_nic(const struct smg_netid_host *host, const char *domain,
 		       unsigned idx, const struct smg_nic *nic, struct smg_netid *out);

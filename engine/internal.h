@@ -11,14 +11,15 @@
 #include "engine/engine.h"
 #include "storage/storage.h"
 
-/* ---- the VM's disks (engine/disks.c) ------------------------------------ */
-#define SMG_DISK_FINAL_CHUNKS 64 /* stop-and-copy once disks have at most this */
-#define SMG_DISK_EXTRA_ROUNDS 8	 /* rounds memory would not need, for disks */
+/* ---- the VM's disks (engine/disks.c), through the host's disk service --- */
+#define SMG_DISK_EXTRA_ROUNDS 8 /* rounds memory would not need, for disks */
 
 struct smg_engine_disks;
 struct smg_session;
 struct smg_ratelim;
-int smg_engine_disks_src_open(const struct smg_domain_info *info, const char *nbd_dir,
+/* Source: disk i of the domain is the service's disk info->disks[i].path
+ * (named D.i); sock is the service's control socket or its directory. */
+int smg_engine_disks_src_open(const struct smg_domain_info *info, const char *sock,
 			      struct smg_engine_disks **out);
 /* Start the synthetic guest disk workload (smg_send_opts.disk_workload). */
 int smg_engine_disks_workload(struct smg_engine_disks *e, const char *spec);
@@ -30,30 +31,59 @@ int smg_engine_disks_begin(struct smg_engine_disks *e, enum smg_stg_mode mode);
 int smg_engine_disks_send(struct smg_engine_disks *e, struct smg_session *s,
 			  unsigned chan, unsigned nchan, bool final,
 			  struct smg_ratelim *rl, uint64_t *bytes);
-/* Chunks still to send; UINT64_MAX while a bulk copy is unfinished. */
-uint64_t smg_engine_disks_pending(const struct smg_engine_disks *e);
-void smg_engine_disks_pause(struct smg_engine_disks *e);
+/* The disks' delta for the stop rule, summed over the disks: chunks and
+ * bytes a FINAL pass would carry now, bytes of bulk copy still to go. */
+int smg_engine_disks_pending(struct smg_engine_disks *e, struct smg_stg_pending *p);
+/* Bytes the pause may carry for all disks (WAIO's hold-back limit). */
+int smg_engine_disks_budget(struct smg_engine_disks *e, uint64_t bytes);
+int smg_engine_disks_pause(struct smg_engine_disks *e);
 int smg_engine_disks_src_root(struct smg_engine_disks *e, unsigned i,
 			      uint8_t root[SMG_DIGEST_LEN]);
-/* Source: end tracking (before COMMIT: merge WAIO writes back), resume I/O. */
+/* Source: COMMIT is about to be recorded (the disks stay held if this
+ * process dies now). Destination: COMMIT was received (the images are kept
+ * if this process dies now). */
+int smg_engine_disks_commit(struct smg_engine_disks *e);
+/* Source: end tracking (before COMMIT: merge WAIO writes back, release I/O;
+ * after DONE: the service drops its copy). */
 int smg_engine_disks_end(struct smg_engine_disks *e, bool committed);
-int smg_engine_disks_dst_open(const char *dir, const char *domain, size_t n,
+/* Destination: one new disk of the host's disk service per plan disk,
+ * under the names the destination chose (plan_check.c: DOMAIN.i). */
+int smg_engine_disks_dst_open(const char *sock, const char *const *names, size_t n,
 			      const uint64_t *sizes, const uint32_t *chunks,
 			      struct smg_engine_disks **out);
 int smg_engine_disks_apply(struct smg_engine_disks *e, unsigned chan, unsigned nchan,
 			   const uint8_t *p, size_t len);
 /* Compare each disk's root with the manifest's; fresh (recv --check-memory)
- * also re-hashes every image file from scratch. */
+ * also has the service re-hash every image file from scratch. */
 int smg_engine_disks_verify(struct smg_engine_disks *e, size_t n_roots,
 			    const ProtobufCBinaryData *roots, bool fresh);
-/* Fault injection (SMG_FI_DST_BAD_DISK): flip one byte of disk 0 on disk. */
-void smg_engine_disks_damage(struct smg_engine_disks *e);
+/* Destination, at resume: the guest's I/O is let through. */
+int smg_engine_disks_resume(struct smg_engine_disks *e);
+/* Destination, resolve: release the committed disks of domain whose
+ * receiver died before resuming them (sock: the disk service). */
+int smg_engine_disks_resume_committed(const char *sock, const char *domain, unsigned *n);
 /* Destination before COMMIT: remove the incoming images. */
 void smg_engine_disks_discard(struct smg_engine_disks *e);
-/* Destination after a failed verification: move the incoming images into
- * dir (the quarantine) instead; frees e like discard. */
+/* Destination after a failed verification: keep the incoming disks in the
+ * disk service (committed, never resumed) and name them in dir/disks (the
+ * quarantine) instead; frees e like discard. */
 int smg_engine_disks_quarantine(struct smg_engine_disks *e, const char *dir);
 void smg_engine_disks_free(struct smg_engine_disks *e);
+
+/* ---- the destination's answer to a plan (engine/plan_check.c) ----------- */
+struct ProtobufCMessage;
+struct Smg__Plan;
+/* Match the plan against this host's definitions: SMG_OK with the build
+ * filled (disk service names D.i, their images under disk_dir, matched
+ * NICs), or SMG_ERR_POLICY with the reason in b->why. *disk_total: bytes
+ * of disk the plan asks for. */
+int smg_plan_check(const struct Smg__Plan *p, const struct smg_hostdef *d,
+		   const char *peer, const char *disk_dir, struct smg_vm_build *b,
+		   uint64_t *disk_total);
+int smg_capacity_reserve(struct smg_capacity *c, const char *peer, uint64_t memory,
+			 uint64_t disk, char *why, size_t why_len);
+void smg_capacity_release(struct smg_capacity *c, const char *peer, uint64_t memory,
+			  uint64_t disk);
 
 /* Pages go to channels in groups so that a page always travels on the same
  * channel: a later version can never overtake an earlier one. */
@@ -240,6 +270,9 @@ struct smg_send {
 	struct smg_engine_disks *disks;
 	unsigned disk_rounds; /* rounds added for the disks alone */
 	uint32_t disk_chunk;  /* largest chunk size of the disks */
+	/* The disks' delta, asked of the disk service between rounds only
+	 * (the channel threads use its connections during a round). */
+	struct smg_stg_pending disk_pending;
 	struct smg_precopy pc;
 	struct smg_ratelim rl;
 	bool logdirty, paused, peer_abort;
@@ -261,6 +294,8 @@ int smg_src_run_round(struct smg_send *c, bool final, uint64_t *sent_bytes,
 		      uint64_t *npages);
 /* Disk bytes still to send (0 while the bulk copy runs: counted apart). */
 uint64_t smg_src_disk_pending_bytes(const struct smg_send *c);
+/* Between rounds: ask the disk service for the disks' delta (disk_pending). */
+void smg_src_disk_refresh(struct smg_send *c);
 
 struct smg_frame;
 /* Destination: answer a RESOLVE_QUERY from the durable outcome records. */
@@ -290,11 +325,11 @@ void smg_engine_hash(const void *p, size_t len, uint8_t out[SMG_DIGEST_LEN]);
 struct smg_frame;
 /* Take the running instance's state (domain paused), send VTPM_STATE on
  * channel 0; hash receives the manifest's vtpm_hash. */
-int smg_engine_vtpm_send(struct smg_session *s, uint16_t ctrl_port,
+int smg_engine_vtpm_send(struct smg_session *s, const char *ctrl,
 			 uint8_t hash[SMG_DIGEST_LEN], uint64_t *bytes);
 /* Check a VTPM_STATE frame against its hash, load it into the waiting
  * instance at ctrl_port; hash receives the state's hash. */
-int smg_engine_vtpm_recv(const struct smg_frame *f, uint16_t ctrl_port,
+int smg_engine_vtpm_recv(const struct smg_frame *f, const char *ctrl,
 			 uint8_t hash[SMG_DIGEST_LEN]);
 
 #endif

@@ -107,6 +107,7 @@ static Smg__ResolveOutcome decide(const struct smg_recv_opts *o, struct smg_sess
 {
 	struct smg_outcome_rec rec;
 	struct smg_backend *be;
+	unsigned nd;
 	int r;
 
 	*refused = false;
@@ -139,6 +140,11 @@ static Smg__ResolveOutcome decide(const struct smg_recv_opts *o, struct smg_sess
 		return r == SMG_ERR_EXISTS ? decide(o, s, id, refused)
 					   : SMG__RESOLVE_OUTCOME__RESOLVE_PENDING;
 	case SMG_OUTCOME_COMMITTED:
+		/* storage: its disks were kept (COMMITTED); their I/O goes first. */
+		if (smg_engine_disks_resume_committed(o->disk_socket ? o->disk_socket
+								     : o->state_dir,
+						      rec.domain, &nd) != SMG_OK)
+			return SMG__RESOLVE_OUTCOME__RESOLVE_PENDING;
 		if (smg_backend_open(o->backend, &o->bopts, &be) != SMG_OK)
 			return SMG__RESOLVE_OUTCOME__RESOLVE_PENDING;
 		r = be->ops->resume_committed(be, rec.domain);

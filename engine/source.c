@@ -234,6 +234,26 @@ static int do_setup(struct smg_send *c)
 	return r;
 }
 
+/* The stop rule's disk term: the estimate already carries the disks' delta
+ * (pc.pending_bytes); the bulk copy must be done, and WAIO may hold
+ * hot-written chunks back only within the budget memory leaves. */
+static bool disks_need_round(struct smg_send *c)
+{
+	const struct smg_stg_pending *p = &c->disk_pending;
+	double disk_ms, left_ms;
+
+	if (c->disks == NULL)
+		return false;
+	disk_ms = c->pc.bw > 0 ? (double)p->bytes / c->pc.bw * 1000.0 : 0;
+	left_ms = c->pc.max_downtime_ms - (c->pc.est_ms - disk_ms);
+	if (left_ms > 0 && c->pc.bw > 0)
+		(void)smg_engine_disks_budget(c->disks,
+					      (uint64_t)(left_ms / 1000.0 * c->pc.bw));
+	if (p->bulk_left == 0 && disk_ms <= left_ms)
+		return false;
+	return c->disk_rounds++ < SMG_DISK_EXTRA_ROUNDS;
+}
+
 static enum src_state decide(struct smg_send *c, enum smg_precopy_decision d,
 			     uint64_t dirty)
 {
@@ -252,10 +272,9 @@ static enum src_state decide(struct smg_send *c, enum smg_precopy_decision d,
 			     "auto-converge: throttle raised");
 		return SRC_PRECOPY;
 	case SMG_PRECOPY_STOP:
-		/* Memory is ready; the disks may still be copying or have more
-		 * dirty chunks than stop-and-copy should carry. */
-		if (smg_engine_disks_pending(c->disks) > SMG_DISK_FINAL_CHUNKS &&
-		    c->disk_rounds++ < SMG_DISK_EXTRA_ROUNDS)
+		/* Memory is ready; the disks may still be copying, or their
+		 * delta may not fit in what the budget leaves after memory. */
+		if (disks_need_round(c))
 			return SRC_PRECOPY;
 		if (c->pc.over_budget) {
 			smg_warn("%s: stop-and-copy over the %u ms budget (estimate %.0f "
@@ -309,7 +328,8 @@ static enum src_state do_precopy(struct smg_send *c)
 	/* secmig tune may have moved the budget; the estimate covers the disk
 	 * delta and the destination's load time too. */
 	c->pc.max_downtime_ms = smg_live_budget(c->live, c->pc.max_downtime_ms);
-	c->pc.pending_bytes = smg_src_disk_pending_bytes(c);
+	smg_src_disk_refresh(c);
+	c->pc.pending_bytes = c->disk_pending.bytes; /* a FINAL pass's delta */
 	c->pc.fixed_ms = c->dst_load_ms;
 	enum smg_precopy_decision d = smg_precopy_next_round(
 	    &c->pc, bytes, smg_now_ns() - t0, dirty, c->info.page_size);
@@ -354,7 +374,7 @@ static int send_state_and_manifest(struct smg_send *c)
 		disk_roots[i] = (ProtobufCBinaryData){SMG_DIGEST_LEN, roots[i]};
 	}
 	if (c->info.has_vtpm) {
-		if ((r = smg_engine_vtpm_send(c->s, c->info.vtpm_ctrl_port, vtpm_hash,
+		if ((r = smg_engine_vtpm_send(c->s, c->info.vtpm_ctrl, vtpm_hash,
 					      &c->st->bytes_sent)) != SMG_OK)
 			return r;
 		mf.vtpm_hash = (ProtobufCBinaryData){SMG_DIGEST_LEN, vtpm_hash};
@@ -433,7 +453,8 @@ static enum src_state do_stopcopy(struct smg_send *c)
 	if ((c->err = pause_vm(c)) != SMG_OK)
 		return SRC_ABORTED;
 	c->paused = true;
-	smg_engine_disks_pause(c->disks);
+	if ((c->err = smg_engine_disks_pause(c->disks)) != SMG_OK)
+		return SRC_ABORTED;
 	smg_debug("downtime: paused after %.1f ms",
 		  (double)(smg_now_ns() - c->t_pause) / 1e6);
 	/* network: a paused VM does not answer. Held by this process only
@@ -504,6 +525,10 @@ static enum src_state do_handover(struct smg_send *c)
 		return SRC_ABORTED;
 	if (!smg_live_commit(c->live))
 		return c->err = SMG_ERR_CANCELLED, SRC_ABORTED;
+	/* The disks first: from here their copies stay held with the disk
+	 * service even if this process dies (in doubt, like the VM). */
+	if ((c->err = smg_engine_disks_commit(c->disks)) != SMG_OK)
+		return SRC_ABORTED;
 	if ((c->err = c->be->ops->mark_commit(c->be, c->st->migration_id, tok)) != SMG_OK)
 		return SRC_ABORTED;
 	/* network: from here the copy may be in doubt: its NICs go down for
@@ -708,7 +733,10 @@ static int prepare_domain(struct smg_send *c)
 	if ((r = smg_merkle_new(c->info.pages, c->info.page_size, &c->mk)) != SMG_OK)
 		return r;
 	smg_engine_hash(c->info.config, c->info.config_len, c->config_hash);
-	if ((r = smg_engine_disks_src_open(&c->info, o->nbd_dir, &c->disks)) != SMG_OK) {
+	if (c->info.n_disks > 0 &&
+	    (r = smg_engine_disks_src_open(
+		 &c->info, o->disk_socket != NULL ? o->disk_socket : o->bopts.state_dir,
+		 &c->disks)) != SMG_OK) {
 		set_detail(c, false, SMG__ABORT_REASON__ABORT_STORAGE,
 			   "cannot open the disks of '%s' on this host: %s", o->domain,
 			   smg_strerror(r));

@@ -20,11 +20,18 @@
 #define SMG_PROGRESS_TICK_MS   500
 #define RATE_SMOOTH	       0.5 /* weight of the newest tick */
 
+void smg_src_disk_refresh(struct smg_send *c)
+{
+	memset(&c->disk_pending, 0, sizeof(c->disk_pending));
+	if (c->disks != NULL &&
+	    smg_engine_disks_pending(c->disks, &c->disk_pending) != SMG_OK)
+		memset(&c->disk_pending, 0, sizeof(c->disk_pending));
+}
+
+/* What the disks still have to send, as of the last round's end. */
 uint64_t smg_src_disk_pending_bytes(const struct smg_send *c)
 {
-	uint64_t chunks = smg_engine_disks_pending(c->disks);
-
-	return chunks == UINT64_MAX ? 0 : chunks * c->disk_chunk;
+	return c->disk_pending.bytes + c->disk_pending.bulk_left;
 }
 
 /* The live view, under its lock; called from the migration's thread only. */

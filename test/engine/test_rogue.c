@@ -49,7 +49,7 @@
 #define SERVICE_BUSY_MAX 100 /* x 50 ms: retries while the slot frees */
 
 static const char *secmig;
-static char dir[64], dir_a[96], dir_b[96];
+static char dir[64], dir_a[96], dir_b[96], defs_b[128];
 static pid_t host_a = -1, host_b = -1;
 static struct smg_identity *id_src;
 static struct smg_peers *peers_src;
@@ -258,6 +258,9 @@ static int recv_start(struct recv_proc *rp, bool once, const char *opt)
 			      dir_b,
 			      "--name",
 			      "dst",
+			      "--insecure-software-mode",
+			      "--defs",
+			      defs_b,
 			      "--io-timeout",
 			      RECV_IDLE_MS,
 			      "--progress-timeout",
@@ -359,6 +362,11 @@ static int setup(void)
 		return -1;
 	snprintf(text, sizeof(text), "dst %s\n", pub_b);
 	if (smg_peers_parse(text, strlen(text), &peers_src) != 0)
+		return -1;
+	/* B's definitions (docs/hostdef.md): the rogue's VM is one B takes. */
+	snprintf(defs_b, sizeof(defs_b), "%s/defs", dir_b);
+	snprintf(text, sizeof(text), "storage %s\nvm %s\n  from src\n", dir_b, VM_NAME);
+	if (write_file(defs_b, text) != 0)
 		return -1;
 
 	host_a = spawn((const char *const[]){secmig, "--quiet", "sim", "host",

@@ -150,6 +150,21 @@ secmig keygen /tmp/s/host.key >/tmp/s.pub && secmig keygen /tmp/d/host.key >/tmp
 echo "dst $(cat /tmp/d.pub)" >/tmp/s/peers
 echo "src $(cat /tmp/s.pub)" >/tmp/d/peers
 chmod 600 /tmp/s/peers /tmp/d/peers
+# The destination's own definition of domu (docs/hostdef.md): its kernel,
+# ramdisk and command line are dom0's files, whatever the sender's config says.
+# Memory: a xen plan's memory is the guest's physmap span (p2m size: 4080 MiB
+# for this 128 MiB domU), not its populated frames: the cap allows 8G.
+cat >/tmp/d/defs <<'DEFS'
+storage /tmp/d
+vm domu
+  from src
+  memory 8G
+  type pvh
+  kernel /boot/vmlinuz
+  ramdisk /boot/domU-initrd.gz
+  cmdline console=hvc0 quiet
+DEFS
+chmod 600 /tmp/d/defs
 # start_recv: a one-shot receiver on an ephemeral port -> $rpid, $port
 # Under emulation libxc's restore can stop reading for minutes while it
 # populates frames (one emulated dom0 vCPU): the receiver does not count
@@ -159,7 +174,8 @@ chmod 600 /tmp/s/peers /tmp/d/peers
 IO_TIMEOUT=300000
 start_recv() {
 	secmig -v recv --listen 127.0.0.1:0 --once --json --state-dir /tmp/d --name dst \
-		--backend xen --io-timeout $IO_TIMEOUT >/tmp/recv.out 2>/tmp/recv.err &
+		--backend xen --insecure-software-mode --defs /tmp/d/defs \
+		--io-timeout $IO_TIMEOUT >/tmp/recv.out 2>/tmp/recv.err &
 	rpid=$!
 	port=
 	# until it prints its port, for as long as it runs

@@ -142,3 +142,82 @@ int smg_backend_qemu_open(const struct smg_backend_opts *opts, struct smg_backen
 	*out = &q->be;
 	return SMG_OK;
 }
+
+/* `secmig qemu start`: the VM as this host runs it, from its definition:
+ * taps on their bridges (up), its swtpm (state kept across restarts), then
+ * QEMU with the very command line an incoming copy gets. */
+int smg_qemu_vm_start(const char *state_dir, const char *name)
+{
+	struct smg_qemu_proc qp = {.pid = -1, .pidfd = -1}, tp = {.pid = -1, .pidfd = -1};
+	struct smg_qmp *c = NULL;
+	struct smg_qemu_vm vm;
+	char qmp[SMG_QEMU_SUN_MAX];
+	int r;
+
+	if ((r = smg_qemu_vm_load(state_dir, name, &vm)) != SMG_OK ||
+	    (r = smg_qemu_path(state_dir, name, "qmp", qmp, sizeof(qmp))) != SMG_OK)
+		return r;
+	if (smg_qmp_open(qmp, 0, &c) == SMG_OK) {
+		smg_qmp_close(c);
+		smg_err("qemu: '%s' already runs here", name);
+		return SMG_ERR_EXISTS;
+	}
+	for (unsigned i = 0; i < vm.n_nics; i++)
+		if ((r = smg_qemu_tap_create(vm.nics[i].tap, vm.nics[i].bridge)) != SMG_OK ||
+		    (r = smg_qemu_tap_set(vm.nics[i].tap, true)) != SMG_OK)
+			return r;
+	if (vm.vtpm && (r = smg_qemu_vtpm_start(state_dir, name, false, &tp)) != SMG_OK)
+		return r;
+	r = smg_qemu_launch(&vm, state_dir, false, &qp, &c);
+	if (r != SMG_OK)
+		smg_qemu_proc_end(&tp, 0);
+	smg_qmp_close(c);
+	smg_qemu_proc_close(&qp);
+	smg_qemu_proc_close(&tp);
+	return r;
+}
+
+/* `secmig qemu stop`: shut the VM down here (its vTPM state stays). */
+int smg_qemu_vm_stop(const char *state_dir, const char *name)
+{
+	struct smg_qemu_proc p = {.pid = -1, .pidfd = -1};
+	struct smg_qmp *c = NULL;
+	struct smg_qemu_vm vm;
+	char qmp[SMG_QEMU_SUN_MAX];
+	int r;
+
+	if ((r = smg_qemu_vm_load(state_dir, name, &vm)) != SMG_OK ||
+	    (r = smg_qemu_path(state_dir, name, "qmp", qmp, sizeof(qmp))) != SMG_OK ||
+	    (r = smg_qmp_open(qmp, 2000, &c)) != SMG_OK)
+		return r;
+	if (smg_qemu_proc_attach(smg_qmp_pid(c), &p) == SMG_OK) {
+		(void)smg_qmp_call(c, "quit", NULL, -1, SMG_QMP_TIMEOUT_MS, NULL);
+		r = smg_qemu_proc_end(&p, QUIT_WAIT_MS);
+	}
+	smg_qmp_close(c);
+	end_swtpm(state_dir, name);
+	for (unsigned i = 0; i < vm.n_nics; i++)
+		(void)smg_qemu_tap_delete(vm.nics[i].tap);
+	unlink(vm.ram);
+	unlink(qmp);
+	return r;
+}
+
+int smg_qemu_vm_status(const char *state_dir, const char *name, char *status, size_t cap,
+		       pid_t *pid)
+{
+	struct smg_qmp *c = NULL;
+	char qmp[SMG_QEMU_SUN_MAX];
+	int r;
+
+	snprintf(status, cap, "absent");
+	*pid = -1;
+	if ((r = smg_qemu_path(state_dir, name, "qmp", qmp, sizeof(qmp))) != SMG_OK)
+		return r;
+	if (smg_qmp_open(qmp, 2000, &c) != SMG_OK)
+		return SMG_OK;
+	r = smg_qmp_status(c, status, cap);
+	*pid = smg_qmp_pid(c);
+	smg_qmp_close(c);
+	return r;
+}

@@ -362,4 +362,11 @@ void smg_qemu_dst_close(struct qemu_backend *q);
 int smg_qemu_teardown(const char *state_dir, const struct smg_qemu_vm *vm,
 		      struct smg_qmp *q, struct smg_qemu_proc *p);
 
+/* `secmig qemu`: start a VM from its definition, stop it, its state. */
+int smg_qemu_vm_start(const char *state_dir, const char *name);
+int smg_qemu_vm_stop(const char *state_dir, const char *name);
+/* QMP's run state and QEMU's pid, or "absent" when no QEMU answers. */
+int smg_qemu_vm_status(const char *state_dir, const char *name, char *status, size_t cap,
+		       pid_t *pid);
+
 #endif

@@ -157,8 +157,7 @@ int smg_qemu_vm_start(const char *state_dir, const char *name)
 	if ((r = smg_qemu_vm_load(state_dir, name, &vm)) != SMG_OK ||
 	    (r = smg_qemu_path(state_dir, name, "qmp", qmp, sizeof(qmp))) != SMG_OK)
 		return r;
-	if (smg_qmp_open(qmp, 0, &c) == SMG_OK) {
-		smg_qmp_close(c);
+	if (smg_qmp_alive(qmp)) {
 		smg_err("qemu: '%s' already runs here", name);
 		return SMG_ERR_EXISTS;
 	}
@@ -214,7 +213,7 @@ int smg_qemu_vm_status(const char *state_dir, const char *name, char *status, si
 	*pid = -1;
 	if ((r = smg_qemu_path(state_dir, name, "qmp", qmp, sizeof(qmp))) != SMG_OK)
 		return r;
-	if (smg_qmp_open(qmp, 2000, &c) != SMG_OK)
+	if (!smg_qmp_alive(qmp) || smg_qmp_open(qmp, 2000, &c) != SMG_OK)
 		return SMG_OK;
 	r = smg_qmp_status(c, status, cap);
 	*pid = smg_qmp_pid(c);

@@ -13,9 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include "base/base.h"
@@ -23,22 +21,6 @@
 #include "engine/engine.h"
 
 #define RESUME_ATTACH_MS 5000u
-
-/* A QEMU answering on the VM's QMP socket: the VM runs here already. */
-static bool qmp_alive(const char *path)
-{
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	bool alive;
-	int s;
-
-	if (strlen(path) >= sizeof(sa.sun_path) ||
-	    (s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
-		return false;
-	memcpy(sa.sun_path, path, strlen(path) + 1);
-	alive = connect(s, (struct sockaddr *)&sa, sizeof(sa)) == 0;
-	close(s);
-	return alive;
-}
 
 static int build_host_side(struct qemu_backend *q)
 {
@@ -119,7 +101,7 @@ int smg_qemu_dst_create(struct smg_backend *self, const uint8_t *config, size_t 
 		return r;
 	if ((r = smg_qemu_path(q->state_dir, q->vm.name, "qmp", qmp, sizeof(qmp))) != SMG_OK)
 		return r;
-	if (qmp_alive(qmp)) {
+	if (smg_qmp_alive(qmp)) {
 		smg_err("qemu: '%s' already runs on this host", q->vm.name);
 		return SMG_ERR_EXISTS;
 	}

@@ -130,6 +130,8 @@ struct smg_qmp;
  * peer runs as root or as us, read the greeting, leave negotiation mode. */
 int smg_qmp_open(const char *path, unsigned timeout_ms, struct smg_qmp **out);
 void smg_qmp_close(struct smg_qmp *q);
+/* Something accepts connections on path: a QEMU runs that VM here. */
+bool smg_qmp_alive(const char *path);
 /* The server's pid (SO_PEERCRED): the QEMU process. */
 pid_t smg_qmp_pid(const struct smg_qmp *q);
 /* Run one command: args (consumed, may be NULL) and an fd to pass with

@@ -372,6 +372,16 @@ static int handshake(struct smg_qmp *q, uint64_t deadline)
 	return smg_qmp_call(q, "qmp_capabilities", NULL, -1, ms_left(deadline) + 1, NULL);
 }
 
+bool smg_qmp_alive(const char *path)
+{
+	int fd;
+
+	if (connect_once(path, &fd) != SMG_OK)
+		return false;
+	close(fd);
+	return true;
+}
+
 int smg_qmp_open(const char *path, unsigned timeout_ms, struct smg_qmp **out)
 {
 	uint64_t deadline = smg_now_ms() + timeout_ms;

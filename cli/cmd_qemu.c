@@ -38,9 +38,9 @@ static int check_file(const char *path)
 		fprintf(stderr, "%s: %s\n", path, err);
 		return SMG_EXIT_CONFIG;
 	}
-	printf("%s: '%s', %llu MiB, %u vCPUs, %u NICs, %u disks, vtpm %s\n", path, vm.name,
-	       (unsigned long long)(vm.mem_bytes >> 20), vm.vcpus, vm.n_nics, vm.n_disks,
-	       vm.vtpm ? "yes" : "no");
+	printf("%s: '%s', %llu MiB, %u vCPUs, %u NICs, %u disks, vtpm %s\n", path,
+	       vm.name, (unsigned long long)(vm.mem_bytes >> 20), vm.vcpus, vm.n_nics,
+	       vm.n_disks, vm.vtpm ? "yes" : "no");
 	return SMG_EXIT_OK;
 }
 

@@ -162,7 +162,8 @@ int smg_qemu_vm_start(const char *state_dir, const char *name)
 		return SMG_ERR_EXISTS;
 	}
 	for (unsigned i = 0; i < vm.n_nics; i++)
-		if ((r = smg_qemu_tap_create(vm.nics[i].tap, vm.nics[i].bridge)) != SMG_OK ||
+		if ((r = smg_qemu_tap_create(vm.nics[i].tap, vm.nics[i].bridge)) !=
+			SMG_OK ||
 		    (r = smg_qemu_tap_set(vm.nics[i].tap, true)) != SMG_OK)
 			return r;
 	if (vm.vtpm && (r = smg_qemu_vtpm_start(state_dir, name, false, &tp)) != SMG_OK)

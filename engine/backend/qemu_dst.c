@@ -32,8 +32,8 @@ static int build_host_side(struct qemu_backend *q)
 			return r;
 		q->taps_made[i] = true;
 	}
-	if (q->vm.vtpm &&
-	    (r = smg_qemu_vtpm_start(q->state_dir, q->vm.name, true, &q->swtpm)) != SMG_OK)
+	if (q->vm.vtpm && (r = smg_qemu_vtpm_start(q->state_dir, q->vm.name, true,
+						   &q->swtpm)) != SMG_OK)
 		return r;
 	return SMG_OK;
 }
@@ -45,8 +45,8 @@ static int start_guard(struct qemu_backend *q)
 
 	memset(&gp, 0, sizeof(gp));
 	gp.dest = true;
-	if ((r = smg_qemu_path(q->state_dir, q->vm.name, "qmp", gp.qmp, sizeof(gp.qmp))) !=
-		SMG_OK ||
+	if ((r = smg_qemu_path(q->state_dir, q->vm.name, "qmp", gp.qmp,
+			       sizeof(gp.qmp))) != SMG_OK ||
 	    (r = smg_qemu_path(q->state_dir, q->vm.name, "tpm", gp.tpm_dir,
 			       sizeof(gp.tpm_dir))) != SMG_OK)
 		return r;
@@ -99,7 +99,8 @@ int smg_qemu_dst_create(struct smg_backend *self, const uint8_t *config, size_t 
 	q->t_created_ms = smg_now_ms();
 	if ((r = check_plan(q, config, len)) != SMG_OK)
 		return r;
-	if ((r = smg_qemu_path(q->state_dir, q->vm.name, "qmp", qmp, sizeof(qmp))) != SMG_OK)
+	if ((r = smg_qemu_path(q->state_dir, q->vm.name, "qmp", qmp, sizeof(qmp))) !=
+	    SMG_OK)
 		return r;
 	if (smg_qmp_alive(qmp)) {
 		smg_err("qemu: '%s' already runs on this host", q->vm.name);
@@ -140,7 +141,8 @@ static struct json_object *caps_ignore_shared(void)
 	struct json_object *a = json_object_new_object(), *l = json_object_new_array(),
 			   *c = json_object_new_object();
 
-	json_object_object_add(c, "capability", json_object_new_string("x-ignore-shared"));
+	json_object_object_add(c, "capability",
+			       json_object_new_string("x-ignore-shared"));
 	json_object_object_add(c, "state", json_object_new_boolean(1));
 	json_object_array_add(l, c);
 	json_object_object_add(a, "capabilities", l);
@@ -160,8 +162,8 @@ static void *launch_main(void *arg)
 	if (r == SMG_OK)
 		r = smg_qemu_guard_watch(&q->guard, q->qemu.pidfd);
 	if (r == SMG_OK)
-		r = smg_qmp_call(q->qmp, "migrate-set-capabilities", caps_ignore_shared(), -1,
-				 SMG_QMP_TIMEOUT_MS, NULL);
+		r = smg_qmp_call(q->qmp, "migrate-set-capabilities", caps_ignore_shared(),
+				 -1, SMG_QMP_TIMEOUT_MS, NULL);
 	if (r == SMG_OK) {
 		r = smg_qmp_call(q->qmp, "migrate-set-parameters", p, -1,
 				 SMG_QMP_TIMEOUT_MS, NULL);
@@ -264,7 +266,8 @@ int smg_qemu_dst_restore_state(struct smg_backend *self, const uint8_t *blob, si
 		return SMG_ERR_STATE;
 	q->restored = true; /* from here on write_pages refuses */
 	if ((r = smg_qemu_state_decode(blob, len, &raw, &rawlen)) != SMG_OK) {
-		smg_peer_log(SMG_LOG_ERROR, "qemu: the sender's device state is malformed");
+		smg_peer_log(SMG_LOG_ERROR,
+			     "qemu: the sender's device state is malformed");
 		return r;
 	}
 	if (!q->launching)
@@ -275,7 +278,8 @@ int smg_qemu_dst_restore_state(struct smg_backend *self, const uint8_t *blob, si
 	if (r == SMG_OK)
 		r = smg_qemu_state_load(q->qmp, raw, rawlen);
 	free(raw);
-	if (r == SMG_OK && (r = smg_qmp_status(q->qmp, status, sizeof(status))) == SMG_OK &&
+	if (r == SMG_OK &&
+	    (r = smg_qmp_status(q->qmp, status, sizeof(status))) == SMG_OK &&
 	    strcmp(status, "paused") != 0) {
 		smg_err("qemu: the incoming '%s' is %s after loading, not paused",
 			q->vm.name, status);
@@ -363,7 +367,8 @@ int smg_qemu_dst_resume_committed(struct smg_backend *self, const char *name)
 	struct smg_qmp *c = NULL;
 	int r = SMG_ERR_INVAL;
 
-	if (!smg_qemu_name_ok(name) || (r = smg_qemu_vm_load(q->state_dir, name, &q->vm)) ||
+	if (!smg_qemu_name_ok(name) ||
+	    (r = smg_qemu_vm_load(q->state_dir, name, &q->vm)) ||
 	    (r = smg_qemu_path(q->state_dir, name, "qmp", qmp, sizeof(qmp))) ||
 	    (r = smg_qmp_open(qmp, RESUME_ATTACH_MS, &c)))
 		return r;

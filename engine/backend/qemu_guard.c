@@ -210,7 +210,8 @@ static void act_dest(struct gstate *g)
 	unlink(g->p->qmp);
 	/* swtpm's files: its state is the vTPM's secret */
 	if (g->p->tpm_dir[0] != '\0') {
-		static const char *const files[] = {"tpm2-00.permall", "tpm2-00.volatilestate",
+		static const char *const files[] = {"tpm2-00.permall",
+						    "tpm2-00.volatilestate",
 						    "tpm2-00.savestate", ".lock"};
 		char f[SMG_QEMU_VALUE_MAX + 32];
 		size_t dl = slen(g->p->tpm_dir);
@@ -279,8 +280,7 @@ static void guard_main(struct gstate *g, int sock)
 	_exit(0);
 }
 
-int smg_qemu_guard_start(const struct smg_qemu_guard_plan *plan,
-			 struct smg_qemu_guard *g)
+int smg_qemu_guard_start(const struct smg_qemu_guard_plan *plan, struct smg_qemu_guard *g)
 {
 	struct gstate gs;
 	int sv[2];

@@ -97,8 +97,8 @@ int smg_qemu_vm_match(const struct smg_qemu_vm *local, const struct smg_qemu_vm 
 		      char *why, size_t whylen);
 bool smg_qemu_name_ok(const char *s);
 /* STATE_DIR/qemu/NAME.SUFFIX (SMG_ERR_TOO_LONG past cap). */
-int smg_qemu_path(const char *state_dir, const char *name, const char *suffix,
-		  char *out, size_t cap);
+int smg_qemu_path(const char *state_dir, const char *name, const char *suffix, char *out,
+		  size_t cap);
 
 /* ---- QMP client (qemu_qmp.c) ---------------------------------------------- */
 #define SMG_QMP_LINE_MAX   (1u << 20) /* one JSON message from QEMU */
@@ -167,7 +167,7 @@ struct smg_qemu_ram {
 	uint64_t size, pages;
 	bool writable;
 	/* tracking (source) */
-	uint8_t *key;		      /* sodium_malloc'd, SMG_QEMU_TAG key */
+	uint8_t *key;			   /* sodium_malloc'd, SMG_QEMU_TAG key */
 	uint8_t (*sent)[SMG_QEMU_TAG_LEN]; /* tag of the copy last sent */
 	uint64_t *have;			   /* bit: sent[] is valid */
 	uint64_t *data;			   /* bit: backed (not a hole) at the last look */
@@ -206,11 +206,9 @@ int smg_qemu_ram_write(struct smg_qemu_ram *r, const uint64_t *pfns, size_t n,
 int smg_qemu_state_save(struct smg_qmp *q, uint8_t **blob, size_t *len);
 /* QEMU waits in -incoming defer: feed it the stream and wait for it. */
 int smg_qemu_state_load(struct smg_qmp *q, const uint8_t *raw, size_t len);
-int smg_qemu_state_encode(const uint8_t *raw, size_t len, uint8_t **blob,
-			  size_t *blen);
+int smg_qemu_state_encode(const uint8_t *raw, size_t len, uint8_t **blob, size_t *blen);
 /* Bounded decode of an untrusted blob (fuzzed: fuzz_qemu_state). */
-int smg_qemu_state_decode(const uint8_t *blob, size_t len, uint8_t **raw,
-			  size_t *rawlen);
+int smg_qemu_state_decode(const uint8_t *blob, size_t len, uint8_t **raw, size_t *rawlen);
 
 /* ---- launching QEMU and swtpm (qemu_launch.c, qemu_vtpm.c) --------------- */
 struct smg_qemu_proc {
@@ -338,8 +336,7 @@ int smg_qemu_src_pause(struct smg_backend *self);
 int smg_qemu_src_unpause(struct smg_backend *self);
 int smg_qemu_src_throttle(struct smg_backend *self, unsigned pct);
 int smg_qemu_src_save_state(struct smg_backend *self, uint8_t **blob, size_t *len);
-int smg_qemu_src_mark_commit(struct smg_backend *self, const char *id,
-			     const char *peer);
+int smg_qemu_src_mark_commit(struct smg_backend *self, const char *id, const char *peer);
 int smg_qemu_src_destroy(struct qemu_backend *q);
 int smg_qemu_src_pending(struct smg_backend *self, const char *name, char *id,
 			 size_t id_len, char *peer, size_t peer_len);
@@ -350,8 +347,7 @@ int smg_qemu_dst_create(struct smg_backend *self, const uint8_t *config, size_t 
 			struct smg_domain_info *info);
 int smg_qemu_dst_write_pages(struct smg_backend *self, const uint64_t *pfns, size_t n,
 			     const uint8_t *data, bool zero_only);
-int smg_qemu_dst_restore_state(struct smg_backend *self, const uint8_t *blob,
-			       size_t len);
+int smg_qemu_dst_restore_state(struct smg_backend *self, const uint8_t *blob, size_t len);
 int smg_qemu_dst_mark_committed(struct smg_backend *self);
 int smg_qemu_dst_resume(struct smg_backend *self);
 int smg_qemu_dst_destroy(struct qemu_backend *q);

@@ -23,10 +23,10 @@
 #include "base/base.h"
 #include "engine/backend/qemu_internal.h"
 
-#define ARGV_MAX       (64 + 4 * SMG_DOMAIN_NICS_MAX + 4 * SMG_DOMAIN_DISKS_MAX)
-#define QEMU_START_MS  30000u
-#define START_POLL_NS  10000000L /* 10 ms */
-#define RAM_OBJECT_ID  "secmig-ram"
+#define ARGV_MAX      (64 + 4 * SMG_DOMAIN_NICS_MAX + 4 * SMG_DOMAIN_DISKS_MAX)
+#define QEMU_START_MS 30000u
+#define START_POLL_NS 10000000L /* 10 ms */
+#define RAM_OBJECT_ID "secmig-ram"
 
 extern char **environ;
 
@@ -36,7 +36,8 @@ struct argv_b {
 	int err;
 };
 
-static void add(struct argv_b *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void add(struct argv_b *a, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 static void add(struct argv_b *a, const char *fmt, ...)
 {
@@ -82,7 +83,9 @@ static void add_devices(struct argv_b *a, const struct smg_qemu_vm *vm,
 		const struct smg_qemu_disk *d = &vm->disks[i];
 
 		add(a, "-blockdev");
-		add(a, "driver=nbd,node-name=disk%u,server.type=unix,server.path=%s,export=%s",
+		add(a,
+		    "driver=nbd,node-name=disk%u,server.type=unix,server.path=%s,export=%"
+		    "s",
 		    i, d->nbd, d->export_name);
 		add(a, "-device");
 		add(a, "virtio-blk-pci,drive=disk%u,id=vd%u", i, i);
@@ -106,7 +109,8 @@ int smg_qemu_argv(const struct smg_qemu_vm *vm, const char *state_dir, bool inco
 
 	*argv = NULL;
 	if ((r = smg_qemu_path(state_dir, vm->name, "qmp", qmp, sizeof(qmp))) != SMG_OK ||
-	    (r = smg_qemu_path(state_dir, vm->name, "tpm.sock", tpm, sizeof(tpm))) != SMG_OK) {
+	    (r = smg_qemu_path(state_dir, vm->name, "tpm.sock", tpm, sizeof(tpm))) !=
+		SMG_OK) {
 		smg_err("qemu: state dir %s makes socket paths over %u bytes", state_dir,
 			SMG_QEMU_SUN_MAX);
 		return r;
@@ -127,7 +131,9 @@ int smg_qemu_argv(const struct smg_qemu_vm *vm, const char *state_dir, bool inco
 	add(&a, "-smp");
 	add(&a, "%u", vm->vcpus);
 	add(&a, "-object");
-	add(&a, "memory-backend-file,id=" RAM_OBJECT_ID ",size=%" PRIu64 ",mem-path=%s,share=on",
+	add(&a,
+	    "memory-backend-file,id=" RAM_OBJECT_ID ",size=%" PRIu64
+	    ",mem-path=%s,share=on",
 	    vm->mem_bytes, vm->ram);
 	add(&a, "-display");
 	add(&a, "none");

@@ -12,10 +12,10 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <json-c/json.h>
-#include <net/if.h>
 #include <linux/if_tun.h>
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
+#include <net/if.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -56,7 +56,8 @@ static int nl_call(struct nl_req *req, const char *what)
 		return smg_err_sys(errno);
 	req->nh.nlmsg_flags |= NLM_F_REQUEST | NLM_F_ACK;
 	req->nh.nlmsg_seq = 1;
-	if (sendto(fd, req, req->nh.nlmsg_len, 0, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+	if (sendto(fd, req, req->nh.nlmsg_len, 0, (struct sockaddr *)&sa, sizeof(sa)) <
+	    0) {
 		r = smg_err_sys(errno);
 		goto out;
 	}
@@ -154,7 +155,8 @@ int smg_qemu_announce(struct smg_qmp *q, const struct smg_qemu_vm *vm,
 	json_object_object_add(a, "max", json_object_new_int64(sched.max_ms));
 	json_object_object_add(a, "rounds", json_object_new_int64(sched.rounds));
 	json_object_object_add(a, "step", json_object_new_int64(sched.step_ms));
-	if ((r = smg_qmp_call(q, "announce-self", a, -1, SMG_QMP_TIMEOUT_MS, NULL)) != SMG_OK)
+	if ((r = smg_qmp_call(q, "announce-self", a, -1, SMG_QMP_TIMEOUT_MS, NULL)) !=
+	    SMG_OK)
 		smg_warn("qemu: announce-self failed: switches learn the VM's new port "
 			 "when it sends");
 	if (vm->n_nics == 0)

@@ -18,10 +18,10 @@
 #include "base/base.h"
 #include "engine/backend/qemu_internal.h"
 
-#define QMP_READ_CHUNK	  65536u
-#define QMP_RETRY_NS	  20000000L /* 20 ms between connection attempts */
-#define QMP_POLL_MIGR_NS  2000000L  /* 2 ms between query-migrate */
-#define QMP_JSON_DEPTH	  16
+#define QMP_READ_CHUNK	 65536u
+#define QMP_RETRY_NS	 20000000L /* 20 ms between connection attempts */
+#define QMP_POLL_MIGR_NS 2000000L  /* 2 ms between query-migrate */
+#define QMP_JSON_DEPTH	 16
 
 struct smg_qmp {
 	int fd;
@@ -43,7 +43,8 @@ static void copy_str(struct json_object *o, const char *key, char *out, size_t c
 	struct json_object *v;
 
 	out[0] = '\0';
-	if (json_object_object_get_ex(o, key, &v) && json_object_is_type(v, json_type_string))
+	if (json_object_object_get_ex(o, key, &v) &&
+	    json_object_is_type(v, json_type_string))
 		snprintf(out, cap, "%s", json_object_get_string(v));
 }
 
@@ -79,7 +80,8 @@ int smg_qmp_parse(const char *line, size_t len, struct smg_qmp_msg *m)
 		return SMG_ERR_PROTO;
 	}
 	m->obj = o;
-	if (json_object_object_get_ex(o, "id", &v) && json_object_is_type(v, json_type_int))
+	if (json_object_object_get_ex(o, "id", &v) &&
+	    json_object_is_type(v, json_type_int))
 		m->id = json_object_get_int64(v);
 	if (json_object_object_get_ex(o, "return", &v)) {
 		m->kind = SMG_QMP_RETURN;
@@ -390,10 +392,12 @@ int smg_qmp_open(const char *path, unsigned timeout_ms, struct smg_qmp **out)
 	int r, fd;
 
 	*out = NULL;
-	while ((r = connect_once(path, &fd)) == SMG_ERR_NOT_FOUND && ms_left(deadline) > 0)
+	while ((r = connect_once(path, &fd)) == SMG_ERR_NOT_FOUND &&
+	       ms_left(deadline) > 0)
 		nanosleep(&nap, NULL);
 	if (r != SMG_OK) {
-		smg_err("qemu: cannot connect to QMP at %s: %s (is the VM running?)", path,
+		smg_err("qemu: cannot connect to QMP at %s: %s (is the VM running?)",
+			path,
 			r == SMG_ERR_SYS ? strerror(smg_err_errno()) : smg_strerror(r));
 		return r;
 	}
@@ -405,7 +409,8 @@ int smg_qmp_open(const char *path, unsigned timeout_ms, struct smg_qmp **out)
 	}
 	q->fd = fd;
 	q->next_id = 1;
-	if ((r = check_peer(q, path)) != SMG_OK || (r = handshake(q, deadline)) != SMG_OK) {
+	if ((r = check_peer(q, path)) != SMG_OK ||
+	    (r = handshake(q, deadline)) != SMG_OK) {
 		if (r == SMG_ERR_TIMEOUT)
 			smg_err("qemu: %s did not greet: another client holds that "
 				"monitor? (give secmig its own -qmp socket)",
@@ -431,8 +436,7 @@ pid_t smg_qmp_pid(const struct smg_qmp *q)
 	return q->pid;
 }
 
-static int get_status_str(struct json_object *ret, const char *key, char *out,
-			  size_t cap)
+static int get_status_str(struct json_object *ret, const char *key, char *out, size_t cap)
 {
 	if (ret == NULL || !json_object_is_type(ret, json_type_object))
 		return SMG_ERR_PROTO;

@@ -215,9 +215,11 @@ int smg_qemu_ram_read(struct smg_qemu_ram *r, const uint64_t *pfns, size_t n,
 	return SMG_OK;
 }
 
-static bool differs(struct smg_qemu_ram *r, uint64_t p, const uint8_t tag[SMG_QEMU_TAG_LEN])
+static bool differs(struct smg_qemu_ram *r, uint64_t p,
+		    const uint8_t tag[SMG_QEMU_TAG_LEN])
 {
-	return !test_bit(r->have, p) || sodium_memcmp(r->sent[p], tag, SMG_QEMU_TAG_LEN) != 0;
+	return !test_bit(r->have, p) ||
+	       sodium_memcmp(r->sent[p], tag, SMG_QEMU_TAG_LEN) != 0;
 }
 
 int smg_qemu_ram_scan(struct smg_qemu_ram *r, uint64_t *bitmap, uint64_t *dirty)

@@ -15,10 +15,10 @@
 #include "base/base.h"
 #include "engine/backend/qemu_internal.h"
 
-#define ATTACH_MS     5000u
-#define COMMIT_REC    "commit"
-#define RAM_OBJECT    "/objects/secmig-ram"
-#define RECORD_MAX    512
+#define ATTACH_MS  5000u
+#define COMMIT_REC "commit"
+#define RAM_OBJECT "/objects/secmig-ram"
+#define RECORD_MAX 512
 
 static struct json_object *qom_args(const char *prop)
 {
@@ -40,8 +40,8 @@ static int check_ram(struct qemu_backend *q)
 			      SMG_QMP_TIMEOUT_MS, &path)) != SMG_OK ||
 	    (r = smg_qmp_call(q->qmp, "qom-get", qom_args("share"), -1,
 			      SMG_QMP_TIMEOUT_MS, &share)) != SMG_OK ||
-	    (r = smg_qmp_call(q->qmp, "qom-get", qom_args("size"), -1,
-			      SMG_QMP_TIMEOUT_MS, &size)) != SMG_OK) {
+	    (r = smg_qmp_call(q->qmp, "qom-get", qom_args("size"), -1, SMG_QMP_TIMEOUT_MS,
+			      &size)) != SMG_OK) {
 		smg_err("qemu: '%s' has no %s memory backend: start it with "
 			"'secmig qemu start' (docs/qemu.md)",
 			q->vm.name, RAM_OBJECT);
@@ -49,7 +49,8 @@ static int check_ram(struct qemu_backend *q)
 	}
 	if (!json_object_is_type(path, json_type_string) ||
 	    strcmp(json_object_get_string(path), q->vm.ram) != 0 ||
-	    !json_object_is_type(share, json_type_boolean) || !json_object_get_boolean(share) ||
+	    !json_object_is_type(share, json_type_boolean) ||
+	    !json_object_get_boolean(share) ||
 	    !json_object_is_type(size, json_type_int) ||
 	    (uint64_t)json_object_get_int64(size) != q->vm.mem_bytes) {
 		smg_err("qemu: '%s' runs its RAM elsewhere than its definition says (%s, "
@@ -85,8 +86,8 @@ static int start_guard(struct qemu_backend *q)
 	int r;
 
 	memset(&gp, 0, sizeof(gp));
-	if ((r = smg_qemu_path(q->state_dir, q->vm.name, "qmp", gp.qmp, sizeof(gp.qmp))) !=
-		SMG_OK ||
+	if ((r = smg_qemu_path(q->state_dir, q->vm.name, "qmp", gp.qmp,
+			       sizeof(gp.qmp))) != SMG_OK ||
 	    (r = smg_qemu_path(q->state_dir, q->vm.name, COMMIT_REC, gp.commit_rec,
 			       sizeof(gp.commit_rec))) != SMG_OK)
 		return r;
@@ -188,13 +189,14 @@ int smg_qemu_src_logdirty_peek_clear(struct smg_backend *self, uint64_t *bitmap,
 	if (!q->tracking)
 		return SMG_ERR_STATE;
 	if ((r = smg_qemu_ram_scan(&q->ram, bitmap, dirty)) == SMG_OK)
-		smg_debug("qemu: scan %llu: %llu dirty pages, %.1f ms (%.0f ms/GiB hashed)",
-			  (unsigned long long)q->ram.scans, (unsigned long long)*dirty,
-			  (double)(q->ram.scan_ns - ns0) / 1e6,
-			  q->ram.scan_bytes > 0 ? (double)q->ram.scan_ns / 1e6 /
-						      ((double)q->ram.scan_bytes /
-						       (double)(1u << 30))
-						: 0.0);
+		smg_debug(
+		    "qemu: scan %llu: %llu dirty pages, %.1f ms (%.0f ms/GiB hashed)",
+		    (unsigned long long)q->ram.scans, (unsigned long long)*dirty,
+		    (double)(q->ram.scan_ns - ns0) / 1e6,
+		    q->ram.scan_bytes > 0
+			? (double)q->ram.scan_ns / 1e6 /
+			      ((double)q->ram.scan_bytes / (double)(1u << 30))
+			: 0.0);
 	return r;
 }
 
@@ -294,8 +296,8 @@ static int write_record(const char *path, const char *text)
 	int fd, dfd, r = SMG_OK;
 	size_t n = strlen(text);
 
-	if ((fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600)) <
-	    0)
+	if ((fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
+		       0600)) < 0)
 		return smg_err_sys(errno);
 	if (write(fd, text, n) != (ssize_t)n || fsync(fd) != 0)
 		r = smg_err_sys(errno);
@@ -320,8 +322,8 @@ int smg_qemu_src_mark_commit(struct smg_backend *self, const char *id, const cha
 
 	if (!q->paused)
 		return SMG_ERR_STATE;
-	if ((r = smg_qemu_path(q->state_dir, q->vm.name, COMMIT_REC, path, sizeof(path))) !=
-	    SMG_OK)
+	if ((r = smg_qemu_path(q->state_dir, q->vm.name, COMMIT_REC, path,
+			       sizeof(path))) != SMG_OK)
 		return r;
 	snprintf(rec, sizeof(rec), "%s %s\n", id, peer);
 	if ((r = write_record(path, rec)) != SMG_OK) {
@@ -365,7 +367,8 @@ static int read_record(const char *state_dir, const char *name, char *id, size_t
 	ssize_t n;
 	int fd, r;
 
-	if ((r = smg_qemu_path(state_dir, name, COMMIT_REC, path, sizeof(path))) != SMG_OK)
+	if ((r = smg_qemu_path(state_dir, name, COMMIT_REC, path, sizeof(path))) !=
+	    SMG_OK)
 		return r;
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) < 0)
 		return errno == ENOENT ? SMG_ERR_NOT_FOUND : smg_err_sys(errno);

@@ -19,21 +19,22 @@
 #include "base/base.h"
 #include "engine/backend/qemu_internal.h"
 
-#define STATE_VERSION	1
-#define CODEC_RAW	0
-#define CODEC_ZSTD	1
-#define ZSTD_LEVEL	3
-#define STATE_CHUNK	65536u
-#define STATE_WAIT_MS	60000u
-#define FD_NAME_OUT	"secmig-state-out"
-#define FD_NAME_IN	"secmig-state-in"
+#define STATE_VERSION 1
+#define CODEC_RAW     0
+#define CODEC_ZSTD    1
+#define ZSTD_LEVEL    3
+#define STATE_CHUNK   65536u
+#define STATE_WAIT_MS 60000u
+#define FD_NAME_OUT   "secmig-state-out"
+#define FD_NAME_IN    "secmig-state-in"
 
 static struct json_object *caps_ignore_shared(void)
 {
 	struct json_object *a = json_object_new_object(), *l = json_object_new_array(),
 			   *c = json_object_new_object();
 
-	json_object_object_add(c, "capability", json_object_new_string("x-ignore-shared"));
+	json_object_object_add(c, "capability",
+			       json_object_new_string("x-ignore-shared"));
 	json_object_object_add(c, "state", json_object_new_boolean(1));
 	json_object_array_add(l, c);
 	json_object_object_add(a, "capabilities", l);
@@ -230,8 +231,7 @@ int smg_qemu_state_encode(const uint8_t *raw, size_t len, uint8_t **blob, size_t
 	return SMG_OK;
 }
 
-int smg_qemu_state_decode(const uint8_t *blob, size_t len, uint8_t **raw,
-			  size_t *rawlen)
+int smg_qemu_state_decode(const uint8_t *blob, size_t len, uint8_t **raw, size_t *rawlen)
 {
 	struct smg_rd rd;
 	const uint8_t *magic, *payload;
@@ -246,9 +246,9 @@ int smg_qemu_state_decode(const uint8_t *blob, size_t len, uint8_t **raw,
 	*raw = NULL;
 	*rawlen = 0;
 	smg_rd_init(&rd, blob, len);
-	if ((r = smg_rd_ptr(&rd, 4, &magic)) != SMG_OK || (r = smg_rd_u8(&rd, &version)) ||
-	    (r = smg_rd_u8(&rd, &codec)) || (r = smg_rd_u16(&rd, &resv)) ||
-	    (r = smg_rd_u32(&rd, &want)))
+	if ((r = smg_rd_ptr(&rd, 4, &magic)) != SMG_OK ||
+	    (r = smg_rd_u8(&rd, &version)) || (r = smg_rd_u8(&rd, &codec)) ||
+	    (r = smg_rd_u16(&rd, &resv)) || (r = smg_rd_u32(&rd, &want)))
 		return r;
 	if (memcmp(magic, SMG_QEMU_STATE_MAGIC, 4) != 0 || version != STATE_VERSION ||
 	    resv != 0 || (codec != CODEC_RAW && codec != CODEC_ZSTD))

@@ -158,10 +158,12 @@ static int parse_nic(struct pctx *p, char *v, struct smg_qemu_nic *n)
 
 	memset(n, 0, sizeof(*n));
 	snprintf(n->model, sizeof(n->model), "%s", DEFAULT_MODEL);
-	for (char *t = strtok_r(v, ",", &save); t != NULL; t = strtok_r(NULL, ",", &save)) {
+	for (char *t = strtok_r(v, ",", &save); t != NULL;
+	     t = strtok_r(NULL, ",", &save)) {
 		char *eq = strchr(t, '=');
 		if (eq == NULL)
-			return fail(p, SMG_ERR_CONFIG, "nic: '%.32s' is not key=value", t);
+			return fail(p, SMG_ERR_CONFIG, "nic: '%.32s' is not key=value",
+				    t);
 		*eq = '\0';
 		char *k = trim(t), *val = trim(eq + 1);
 		if (p->mode == SMG_QEMU_DEF_PLAN && !plan_key_ok(k))
@@ -175,7 +177,8 @@ static int parse_nic(struct pctx *p, char *v, struct smg_qemu_nic *n)
 			have_mac = true;
 		} else if (strcmp(k, "ipv4") == 0 || strcmp(k, "ipv6") == 0) {
 			if (parse_addr(val, k[3] == '6', n) != 0)
-				return fail(p, SMG_ERR_CONFIG, "nic: bad or too many %s", k);
+				return fail(p, SMG_ERR_CONFIG, "nic: bad or too many %s",
+					    k);
 		} else if (strcmp(k, "tap") == 0 || strcmp(k, "bridge") == 0) {
 			char *dst = k[0] == 't' ? n->tap : n->bridge;
 			if (!token_ok(val, SMG_QEMU_IFNAME_MAX))
@@ -202,10 +205,12 @@ static int parse_disk(struct pctx *p, char *v, struct smg_qemu_disk *d)
 	char *save = NULL;
 
 	memset(d, 0, sizeof(*d));
-	for (char *t = strtok_r(v, ",", &save); t != NULL; t = strtok_r(NULL, ",", &save)) {
+	for (char *t = strtok_r(v, ",", &save); t != NULL;
+	     t = strtok_r(NULL, ",", &save)) {
 		char *eq = strchr(t, '=');
 		if (eq == NULL)
-			return fail(p, SMG_ERR_CONFIG, "disk: '%.32s' is not key=value", t);
+			return fail(p, SMG_ERR_CONFIG, "disk: '%.32s' is not key=value",
+				    t);
 		*eq = '\0';
 		char *k = trim(t), *val = trim(eq + 1);
 		if (strcmp(k, "export") == 0) {
@@ -251,9 +256,8 @@ static int parse_labels(struct pctx *p, char *v, struct smg_qemu_vm *vm)
 }
 
 /* Keys that name something on this host: never taken from a sender. */
-static const char *const local_only[] = {"qemu",     "kernel", "initrd", "cmdline",
-					 "firmware", "ram",    "serial", "accel",
-					 "disk"};
+static const char *const local_only[] = {
+    "qemu", "kernel", "initrd", "cmdline", "firmware", "ram", "serial", "accel", "disk"};
 
 static int set_path(struct pctx *p, const char *k, const char *v, char *dst)
 {
@@ -280,7 +284,8 @@ static int parse_scalar(struct pctx *p, const char *k, char *v, struct smg_qemu_
 		vm->mem_bytes = u;
 	} else if (strcmp(k, "vcpus") == 0) {
 		if (parse_uint(v, SMG_QEMU_VCPUS_MAX, &u) != 0 || u == 0)
-			return fail(p, SMG_ERR_CONFIG, "vcpus: 1..%u", SMG_QEMU_VCPUS_MAX);
+			return fail(p, SMG_ERR_CONFIG, "vcpus: 1..%u",
+				    SMG_QEMU_VCPUS_MAX);
 		vm->vcpus = (unsigned)u;
 	} else if (strcmp(k, "machine") == 0 || strcmp(k, "accel") == 0) {
 		char *dst = k[0] == 'm' ? vm->machine : vm->accel;
@@ -299,12 +304,12 @@ static int parse_scalar(struct pctx *p, const char *k, char *v, struct smg_qemu_
 	} else if (strcmp(k, "qemu") == 0 || strcmp(k, "kernel") == 0 ||
 		   strcmp(k, "initrd") == 0 || strcmp(k, "firmware") == 0 ||
 		   strcmp(k, "ram") == 0 || strcmp(k, "serial") == 0) {
-		char *dst = strcmp(k, "qemu") == 0	   ? vm->qemu
-			    : strcmp(k, "kernel") == 0	   ? vm->kernel
-			    : strcmp(k, "initrd") == 0	   ? vm->initrd
+		char *dst = strcmp(k, "qemu") == 0	 ? vm->qemu
+			    : strcmp(k, "kernel") == 0	 ? vm->kernel
+			    : strcmp(k, "initrd") == 0	 ? vm->initrd
 			    : strcmp(k, "firmware") == 0 ? vm->firmware
-			    : strcmp(k, "ram") == 0	   ? vm->ram
-							   : vm->serial;
+			    : strcmp(k, "ram") == 0	 ? vm->ram
+							 : vm->serial;
 		return set_path(p, k, v, dst);
 	} else {
 		return fail(p, SMG_ERR_CONFIG, "unknown key '%.32s'", k);
@@ -416,14 +421,15 @@ int smg_qemu_vm_parse(const char *text, size_t len, enum smg_qemu_def_mode mode,
 		if (eq == NULL)
 			return fail(&p, SMG_ERR_CONFIG, "expected key = value");
 		*eq = '\0';
-		if ((r = parse_line(&p, trim(s), trim(eq + 1), vm, &plan_disks)) != SMG_OK)
+		if ((r = parse_line(&p, trim(s), trim(eq + 1), vm, &plan_disks)) !=
+		    SMG_OK)
 			return r;
 	}
 	return check_complete(&p, vm, plan_disks);
 }
 
-int smg_qemu_path(const char *state_dir, const char *name, const char *suffix,
-		  char *out, size_t cap)
+int smg_qemu_path(const char *state_dir, const char *name, const char *suffix, char *out,
+		  size_t cap)
 {
 	int n;
 

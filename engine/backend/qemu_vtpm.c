@@ -74,9 +74,12 @@ int smg_qemu_vtpm_start(const char *state_dir, const char *name, bool fresh,
 	int r;
 
 	if ((r = smg_qemu_path(state_dir, name, "tpm", dir, sizeof(dir))) != SMG_OK ||
-	    (r = smg_qemu_path(state_dir, name, "tpm.sock", sock, sizeof(sock))) != SMG_OK ||
-	    (r = smg_qemu_path(state_dir, name, "swtpm.log", log, sizeof(log))) != SMG_OK ||
-	    (r = smg_qemu_path(state_dir, name, "swtpm.pid", pidf, sizeof(pidf))) != SMG_OK)
+	    (r = smg_qemu_path(state_dir, name, "tpm.sock", sock, sizeof(sock))) !=
+		SMG_OK ||
+	    (r = smg_qemu_path(state_dir, name, "swtpm.log", log, sizeof(log))) !=
+		SMG_OK ||
+	    (r = smg_qemu_path(state_dir, name, "swtpm.pid", pidf, sizeof(pidf))) !=
+		SMG_OK)
 		return r;
 	if (fresh)
 		smg_qemu_vtpm_wipe(state_dir, name); /* no stale state leaks in */
@@ -87,7 +90,7 @@ int smg_qemu_vtpm_start(const char *state_dir, const char *name, bool fresh,
 	snprintf(a_ctrl, sizeof(a_ctrl), "type=unixio,path=%s,mode=0600", sock);
 	snprintf(a_pid, sizeof(a_pid), "file=%s", pidf);
 	/* --terminate: the instance ends with its QEMU's connection. */
-	char *argv[] = {SWTPM_BIN, "socket", "--tpm2", "--tpmstate", a_state, "--ctrl",
+	char *argv[] = {SWTPM_BIN, "socket", "--tpm2", "--tpmstate",  a_state, "--ctrl",
 			a_ctrl,	   "--pid",  a_pid,    "--terminate", NULL};
 	if ((r = smg_qemu_spawn(argv, log, p)) != SMG_OK)
 		return r;

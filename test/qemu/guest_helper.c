@@ -245,13 +245,13 @@ static int seal(uint32_t handle, const char *hex)
 	u16(&c, 0);
 	u16(&c, (uint16_t)n);
 	bytes(&c, data, n);
-	u16(&c, 14);	       /* inPublic size */
-	u16(&c, 0x0008);       /* KEYEDHASH */
-	u16(&c, ALG_SHA256);   /* nameAlg */
-	u32(&c, 0x00000452);   /* fixedTPM|fixedParent|userWithAuth|noDA */
-	u16(&c, 0);	       /* authPolicy */
-	u16(&c, 0x0010);       /* scheme NULL */
-	u16(&c, 0);	       /* unique */
+	u16(&c, 14);	     /* inPublic size */
+	u16(&c, 0x0008);     /* KEYEDHASH */
+	u16(&c, ALG_SHA256); /* nameAlg */
+	u32(&c, 0x00000452); /* fixedTPM|fixedParent|userWithAuth|noDA */
+	u16(&c, 0);	     /* authPolicy */
+	u16(&c, 0x0010);     /* scheme NULL */
+	u16(&c, 0);	     /* unique */
 	u16(&c, 0);
 	u32(&c, 0);
 	if (transact(&c, &r) != 0)
@@ -306,7 +306,8 @@ static void sleep_ms(long ms)
 
 static int ticker(const char *ip, int port, long ms)
 {
-	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+	struct sockaddr_in sa = {.sin_family = AF_INET,
+				 .sin_port = htons((uint16_t)port)};
 	int s = socket(AF_INET, SOCK_DGRAM, 0);
 	char msg[32];
 
@@ -356,6 +357,7 @@ int main(int argc, char **argv)
 		return ticker(argv[2], atoi(argv[3]), atol(argv[4]));
 	if (argc == 4 && strcmp(argv[1], "dirty") == 0)
 		return dirty(atol(argv[2]), atol(argv[3]));
-	fprintf(stderr, "usage: smgguest extend|read|seal|unseal|unhex|ticker|dirty ...\n");
+	fprintf(stderr,
+		"usage: smgguest extend|read|seal|unseal|unhex|ticker|dirty ...\n");
 	return 2;
 }

@@ -64,19 +64,25 @@ int smg_cmd_qemu(int argc, char **argv)
 {
 	static const struct option opts[] = {
 	    {"state-dir", required_argument, NULL, 'd'},
+	    {"incoming", no_argument, NULL, 'i'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
 	const char *dir = NULL, *sub, *name;
+	bool incoming = false;
 	char status[32];
 	pid_t pid;
 	int c, r;
 
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "d:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "d:ih", opts, NULL)) != -1) {
 		if (c == 'h') {
 			printf("%s", smg_cmd_find("qemu")->usage);
 			return SMG_EXIT_OK;
+		}
+		if (c == 'i') {
+			incoming = true;
+			continue;
 		}
 		if (c != 'd')
 			return usage("bad option%s", "");
@@ -94,7 +100,7 @@ int smg_cmd_qemu(int argc, char **argv)
 	if (strcmp(sub, "cmdline") == 0)
 		return print_cmdline(dir, name);
 	if (strcmp(sub, "start") == 0)
-		r = smg_qemu_vm_start(dir, name);
+		r = smg_qemu_vm_start(dir, name, incoming);
 	else if (strcmp(sub, "stop") == 0)
 		r = smg_qemu_vm_stop(dir, name);
 	else if (strcmp(sub, "status") == 0) {

@@ -130,11 +130,13 @@ const struct smg_cmd smg_cmds[] = {
      "  placement = region=eu-west region=eu-central  (allowed destination labels)\n",
      smg_cmd_sim},
     {"qemu", "run QEMU VMs from this host's definitions",
-     "usage: secmig qemu [--state-dir DIR] start|stop|status|cmdline NAME\n"
+     "usage: secmig qemu [--state-dir DIR] [--incoming] start|stop|status|cmdline NAME\n"
      "       secmig qemu check FILE\n\n"
      "  start NAME    start NAME as this host runs it (DIR/qemu/NAME.vm): its taps\n"
      "                on their bridges, its swtpm, then QEMU, detached; secmig\n"
-     "                talks to it on DIR/qemu/NAME.qmp and maps its RAM file\n"
+     "                talks to it on DIR/qemu/NAME.qmp and maps its RAM file;\n"
+     "                --incoming: wait for QEMU's own migration (-incoming\n"
+     "                defer, a fresh vTPM) instead, for migrate-incoming\n"
      "  stop NAME     quit NAME's QEMU, remove its taps and RAM file (the vTPM\n"
      "                state stays)\n"
      "  status NAME   QEMU's run state (running, paused, ...) and pid, or\n"

@@ -145,8 +145,10 @@ int smg_backend_qemu_open(const struct smg_backend_opts *opts, struct smg_backen
 
 /* `secmig qemu start`: the VM as this host runs it, from its definition:
  * taps on their bridges (up), its swtpm (state kept across restarts), then
- * QEMU with the very command line an incoming copy gets. */
-int smg_qemu_vm_start(const char *state_dir, const char *name)
+ * QEMU with the very command line an incoming copy gets. incoming: wait
+ * for QEMU's own migration instead (`-incoming defer`, a fresh vTPM): the
+ * operator's fallback, and the peer the benchmark compares against. */
+int smg_qemu_vm_start(const char *state_dir, const char *name, bool incoming)
 {
 	struct smg_qemu_proc qp = {.pid = -1, .pidfd = -1}, tp = {.pid = -1, .pidfd = -1};
 	struct smg_qmp *c = NULL;
@@ -166,9 +168,13 @@ int smg_qemu_vm_start(const char *state_dir, const char *name)
 			SMG_OK ||
 		    (r = smg_qemu_tap_set(vm.nics[i].tap, true)) != SMG_OK)
 			return r;
-	if (vm.vtpm && (r = smg_qemu_vtpm_start(state_dir, name, false, &tp)) != SMG_OK)
+	if (vm.vtpm &&
+	    (r = smg_qemu_vtpm_start(state_dir, name, incoming, &tp)) != SMG_OK)
 		return r;
-	r = smg_qemu_launch(&vm, state_dir, false, &qp, &c);
+	r = smg_qemu_launch(&vm, state_dir, incoming, &qp, &c);
+	/* QEMU's own migration starts the VM when it completes (no -S) */
+	if (r == SMG_OK && incoming)
+		r = smg_qmp_call(c, "cont", NULL, -1, SMG_QMP_TIMEOUT_MS, NULL);
 	if (r != SMG_OK)
 		smg_qemu_proc_end(&tp, 0);
 	smg_qmp_close(c);

@@ -306,12 +306,13 @@ static int run_vm(struct smg_qmp *c, const struct smg_qemu_vm *vm,
 {
 	int r;
 
-	if ((r = smg_qmp_call(c, "cont", NULL, -1, SMG_QMP_TIMEOUT_MS, NULL)) != SMG_OK)
-		return r;
+	/* Taps first: the guest's first frames after cont must get out. */
 	for (unsigned i = 0; i < vm->n_nics; i++)
 		if (smg_qemu_tap_set(vm->nics[i].tap, true) != SMG_OK)
 			smg_warn("qemu: tap %s stays down: the VM is unreachable",
 				 vm->nics[i].tap);
+	if ((r = smg_qmp_call(c, "cont", NULL, -1, SMG_QMP_TIMEOUT_MS, NULL)) != SMG_OK)
+		return r;
 	if (smg_qemu_announce(c, vm, ann) != SMG_OK)
 		smg_warn("qemu: the VM was not announced; switches learn its port "
 			 "when it sends");

@@ -153,13 +153,16 @@ int smg_qmp_wait_migration(struct smg_qmp *q, unsigned timeout_ms, char *status,
 int smg_qmp_status(struct smg_qmp *q, char *status, size_t cap);
 
 /* ---- guest RAM and exact dirty tracking (qemu_ram.c) ----------------------
- * Each page's digest is a keyed Poly1305 tag (libsodium) of the copy that
- * was last sent, under a random key made per migration and wiped after: a
- * guest that never sees the key cannot make a changed page keep its tag.
- * A scan hashes every page and reports those whose tag differs from the
- * sent copy's (or that were never sent); the engine's final scan after
+ * Each page's digest is a keyed UMAC-128 tag (nettle) of the copy that was
+ * last *sent*, under a random key made per migration and wiped after: a
+ * guest that never sees the key or a tag cannot make a changed page keep
+ * its tag. A scan tags every page and reports those whose tag differs from
+ * the sent copy's (or that were never sent); the engine's final scan after
  * `stop` therefore leaves the destination with exactly the paused memory. */
-#define SMG_QEMU_TAG_LEN 16u
+#define SMG_QEMU_TAG_LEN  16u
+#define SMG_QEMU_TAG_CTXS 32u /* hashing contexts: channels + the scanner */
+
+struct smg_qemu_tagger; /* UMAC contexts, in sodium_malloc'd memory */
 
 struct smg_qemu_ram {
 	int fd;
@@ -167,7 +170,7 @@ struct smg_qemu_ram {
 	uint64_t size, pages;
 	bool writable;
 	/* tracking (source) */
-	uint8_t *key;			   /* sodium_malloc'd, SMG_QEMU_TAG key */
+	struct smg_qemu_tagger *tg;
 	uint8_t (*sent)[SMG_QEMU_TAG_LEN]; /* tag of the copy last sent */
 	uint64_t *have;			   /* bit: sent[] is valid */
 	uint64_t *data;			   /* bit: backed (not a hole) at the last look */
@@ -189,8 +192,11 @@ void smg_qemu_ram_track_stop(struct smg_qemu_ram *r);
 int smg_qemu_ram_read(struct smg_qemu_ram *r, const uint64_t *pfns, size_t n,
 		      uint8_t *out);
 /* OR into bitmap every page that differs from its sent copy; *dirty = how
- * many bits were set. */
-int smg_qemu_ram_scan(struct smg_qemu_ram *r, uint64_t *bitmap, uint64_t *dirty);
+ * many bits were set. threads: how many hash at once (1 while the guest
+ * runs and needs the CPUs; all of them once it is stopped). */
+#define SMG_QEMU_SCAN_THREADS_MAX 8u
+int smg_qemu_ram_scan(struct smg_qemu_ram *r, uint64_t *bitmap, uint64_t *dirty,
+		      unsigned threads);
 int smg_qemu_ram_write(struct smg_qemu_ram *r, const uint64_t *pfns, size_t n,
 		       const uint8_t *data, bool zero_only);
 
@@ -312,6 +318,9 @@ struct qemu_backend {
 	bool attached, tracking, paused, committed, taps_down;
 	uint8_t *state;
 	size_t state_len;
+	int state_err;
+	pthread_t saver; /* takes the device state while the final scan runs */
+	bool saving;
 	/* destination */
 	bool is_dst, launched, launching, restored, dst_committed, resumed;
 	pthread_t launcher;
@@ -361,7 +370,7 @@ int smg_qemu_teardown(const char *state_dir, const struct smg_qemu_vm *vm,
 		      struct smg_qmp *q, struct smg_qemu_proc *p);
 
 /* `secmig qemu`: start a VM from its definition, stop it, its state. */
-int smg_qemu_vm_start(const char *state_dir, const char *name);
+int smg_qemu_vm_start(const char *state_dir, const char *name, bool incoming);
 int smg_qemu_vm_stop(const char *state_dir, const char *name);
 /* QMP's run state and QEMU's pid, or "absent" when no QEMU answers. */
 int smg_qemu_vm_status(const char *state_dir, const char *name, char *status, size_t cap,

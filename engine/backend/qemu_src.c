@@ -1,9 +1,13 @@
 /* qemu backend, sending side: attach to the QEMU started from this host's
  * definition through its QMP socket, map its shared RAM file, track dirty
  * pages by digest (qemu_ram.c), and at pause stop the VM, silence its taps
- * and take its device state at once (so nothing QEMU does while saving
- * can touch RAM after the final scan). Without COMMIT the VM always runs
- * on: `cont` on abort, on close, and from the guard if we die. */
+ * and start taking its device state in a thread, while the engine's final
+ * scan hashes RAM on every CPU: both are downtime. QEMU's save of a stopped
+ * VM does not write guest RAM (`stop` returns after block I/O drained and
+ * the vCPUs left); the tests' --check-memory re-hashes RAM after the state
+ * was taken and compares it with what was sent, which would catch it.
+ * Without COMMIT the VM always runs on: `cont` on abort, on close, and from
+ * the guard if we die. */
 #include <errno.h>
 #include <fcntl.h>
 #include <json-c/json.h>
@@ -188,7 +192,9 @@ int smg_qemu_src_logdirty_peek_clear(struct smg_backend *self, uint64_t *bitmap,
 
 	if (!q->tracking)
 		return SMG_ERR_STATE;
-	if ((r = smg_qemu_ram_scan(&q->ram, bitmap, dirty)) == SMG_OK)
+	/* Stopped, the guest needs no CPU: the final scan takes them all. */
+	unsigned threads = q->paused ? (unsigned)sysconf(_SC_NPROCESSORS_ONLN) : 1;
+	if ((r = smg_qemu_ram_scan(&q->ram, bitmap, dirty, threads)) == SMG_OK)
 		smg_debug(
 		    "qemu: scan %llu: %llu dirty pages, %.1f ms (%.0f ms/GiB hashed)",
 		    (unsigned long long)q->ram.scans, (unsigned long long)*dirty,
@@ -228,6 +234,24 @@ static void set_taps(struct qemu_backend *q, bool up)
 	q->taps_down = !up;
 }
 
+static void *saver_main(void *arg)
+{
+	struct qemu_backend *q = arg;
+
+	q->state_err = smg_qemu_state_save(q->qmp, &q->state, &q->state_len);
+	return NULL;
+}
+
+/* The saver owns the QMP connection until it is joined. */
+static int join_saver(struct qemu_backend *q)
+{
+	if (!q->saving)
+		return SMG_OK;
+	pthread_join(q->saver, NULL);
+	q->saving = false;
+	return q->state_err;
+}
+
 int smg_qemu_src_pause(struct smg_backend *self)
 {
 	struct qemu_backend *q = QEMU_SELF(self);
@@ -243,7 +267,11 @@ int smg_qemu_src_pause(struct smg_backend *self)
 	set_taps(q, false);
 	free(q->state);
 	q->state = NULL;
-	return smg_qemu_state_save(q->qmp, &q->state, &q->state_len);
+	q->state_err = SMG_OK;
+	if (pthread_create(&q->saver, NULL, saver_main, q) != 0)
+		return smg_qemu_state_save(q->qmp, &q->state, &q->state_len);
+	q->saving = true;
+	return SMG_OK;
 }
 
 int smg_qemu_src_unpause(struct smg_backend *self)
@@ -253,6 +281,7 @@ int smg_qemu_src_unpause(struct smg_backend *self)
 
 	if (!q->attached || q->committed)
 		return SMG_ERR_STATE;
+	(void)join_saver(q);
 	/* From "paused" or "postmigrate" (the state was taken): QEMU takes
 	 * its disks back and runs on. */
 	if ((r = smg_qmp_call(q->qmp, "cont", NULL, -1, SMG_QMP_TIMEOUT_MS, NULL)) !=
@@ -279,9 +308,15 @@ int smg_qemu_src_save_state(struct smg_backend *self, uint8_t **blob, size_t *le
 {
 	struct qemu_backend *q = QEMU_SELF(self);
 
+	int r;
+
 	*blob = NULL;
 	*len = 0;
-	if (!q->paused || q->state == NULL)
+	if (!q->paused)
+		return SMG_ERR_STATE;
+	if ((r = join_saver(q)) != SMG_OK)
+		return r;
+	if (q->state == NULL)
 		return SMG_ERR_STATE;
 	*blob = q->state;
 	*len = q->state_len;
@@ -349,6 +384,7 @@ int smg_qemu_src_destroy(struct qemu_backend *q)
 
 	if (!q->attached)
 		return SMG_ERR_STATE;
+	(void)join_saver(q);
 	smg_qemu_ram_close(&q->ram);
 	q->have_ram = q->tracking = false;
 	r = smg_qemu_teardown(q->state_dir, &q->vm, q->qmp, &q->qemu);
@@ -430,6 +466,7 @@ int smg_qemu_src_settle(struct smg_backend *self, const char *name, bool resumed
 void smg_qemu_src_close(struct qemu_backend *q)
 {
 	smg_qemu_throttle_stop(&q->thr);
+	(void)join_saver(q);
 	if (q->attached && !q->committed && q->paused &&
 	    smg_qemu_src_unpause(&q->be) != SMG_OK)
 		smg_err("qemu: '%s' could not be resumed; the guard tries again",

@@ -28,17 +28,50 @@
 #define FD_NAME_OUT   "secmig-state-out"
 #define FD_NAME_IN    "secmig-state-in"
 
-static struct json_object *caps_ignore_shared(void)
+static void add_cap(struct json_object *list, const char *name, bool on)
 {
-	struct json_object *a = json_object_new_object(), *l = json_object_new_array(),
-			   *c = json_object_new_object();
+	struct json_object *c = json_object_new_object();
 
-	json_object_object_add(c, "capability",
-			       json_object_new_string("x-ignore-shared"));
-	json_object_object_add(c, "state", json_object_new_boolean(1));
-	json_object_array_add(l, c);
-	json_object_object_add(a, "capabilities", l);
-	return a;
+	json_object_object_add(c, "capability", json_object_new_string(name));
+	json_object_object_add(c, "state", json_object_new_boolean(on));
+	json_object_array_add(list, c);
+}
+
+/* The device state goes out as a plain stream into our pipe, whatever an
+ * operator (or an earlier QEMU migration of this VM) left configured:
+ * every capability off but x-ignore-shared, no TLS (the session encrypts). */
+static int prepare(struct smg_qmp *q)
+{
+	struct json_object *caps, *list = json_object_new_array(), *a, *p;
+	int r;
+
+	if ((r = smg_qmp_call(q, "query-migrate-capabilities", NULL, -1,
+			      SMG_QMP_TIMEOUT_MS, &caps)) != SMG_OK) {
+		json_object_put(list);
+		return r;
+	}
+	for (size_t i = 0; json_object_is_type(caps, json_type_array) &&
+			   i < json_object_array_length(caps);
+	     i++) {
+		struct json_object *c = json_object_array_get_idx(caps, i), *n, *st;
+		if (json_object_object_get_ex(c, "capability", &n) &&
+		    json_object_object_get_ex(c, "state", &st) &&
+		    json_object_is_type(n, json_type_string) &&
+		    json_object_get_boolean(st) &&
+		    strcmp(json_object_get_string(n), "x-ignore-shared") != 0)
+			add_cap(list, json_object_get_string(n), false);
+	}
+	json_object_put(caps);
+	add_cap(list, "x-ignore-shared", true);
+	a = json_object_new_object();
+	json_object_object_add(a, "capabilities", list);
+	if ((r = smg_qmp_call(q, "migrate-set-capabilities", a, -1, SMG_QMP_TIMEOUT_MS,
+			      NULL)) != SMG_OK)
+		return r;
+	p = json_object_new_object();
+	json_object_object_add(p, "tls-creds", json_object_new_string(""));
+	json_object_object_add(p, "tls-hostname", json_object_new_string(""));
+	return smg_qmp_call(q, "migrate-set-parameters", p, -1, SMG_QMP_TIMEOUT_MS, NULL);
 }
 
 static struct json_object *str_arg(const char *k, const char *v)
@@ -121,8 +154,7 @@ int smg_qemu_state_save(struct smg_qmp *q, uint8_t **blob, size_t *len)
 	*len = 0;
 	if (pipe2(p, O_CLOEXEC) != 0)
 		return smg_err_sys(errno);
-	r = smg_qmp_call(q, "migrate-set-capabilities", caps_ignore_shared(), -1,
-			 SMG_QMP_TIMEOUT_MS, NULL);
+	r = prepare(q);
 	if (r == SMG_OK)
 		r = smg_qmp_call(q, "getfd", str_arg("fdname", FD_NAME_OUT), p[1],
 				 SMG_QMP_TIMEOUT_MS, NULL);

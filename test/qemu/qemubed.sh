@@ -129,7 +129,7 @@ machine = pc
 accel = tcg
 kernel = $QB_KERNEL
 initrd = $QB_INITRD
-cmdline = console=ttyS0 quiet smg.ip=$NB_VM4/24 smg.peer=$NB_PEER4
+cmdline = console=ttyS0 quiet smg.ip=$NB_VM4/24 smg.peer=$NB_PEER4${QB_CMDLINE_EXTRA:+ $QB_CMDLINE_EXTRA}
 ram = $QB_SHM/$1-$QB_NAME.ram
 serial = $d/serial.log
 nic = mac=$NB_VM_MAC,tap=qt0,bridge=hbr,model=e1000,ipv4=$NB_VM4/24

@@ -94,7 +94,7 @@ static void copy_set(struct smg_qemu_ram *r, uint64_t *bm, uint8_t *copy)
 }
 
 /* One migration; returns how many pages of the copy differ from memory. */
-static uint64_t migrate(const char *path, bool final_scan)
+static uint64_t migrate(const char *path, bool final_scan, unsigned threads)
 {
 	struct guest g = {0};
 	struct warg wa[WRITERS];
@@ -125,7 +125,7 @@ static uint64_t migrate(const char *path, bool final_scan)
 	/* later rounds until the writers have really raced us (progress,
 	 * not time: the machine may be loaded) */
 	while (rounds < MIN_ROUNDS || atomic_load(&g.writes) < MIN_RACED) {
-		CHECK(smg_qemu_ram_scan(&r, bm, &dirty) == SMG_OK);
+		CHECK(smg_qemu_ram_scan(&r, bm, &dirty, threads) == SMG_OK);
 		copy_set(&r, bm, copy);
 		rounds++;
 	}
@@ -138,18 +138,18 @@ static uint64_t migrate(const char *path, bool final_scan)
 	for (int i = 0; i < WRITERS; i++)
 		pthread_join(tid[i], NULL);
 	if (final_scan) {
-		CHECK(smg_qemu_ram_scan(&r, bm, &dirty) == SMG_OK);
+		CHECK(smg_qemu_ram_scan(&r, bm, &dirty, threads) == SMG_OK);
 		copy_set(&r, bm, copy);
 	}
 	for (uint64_t p = 0; p < g.pages; p++)
 		stale += memcmp(copy + p * PS, g.mem + p * PS, PS) != 0;
-	printf("%s: %u rounds, %llu guest writes during them, %llu stale pages, scan "
-	       "%.0f ms/GiB hashed\n",
-	       final_scan ? "exact" : "control (no final scan)", rounds,
-	       (unsigned long long)atomic_load(&g.writes), (unsigned long long)stale,
-	       r.scan_bytes
-		   ? (double)r.scan_ns / 1e6 / ((double)r.scan_bytes / (1u << 30))
-		   : 0.0);
+	printf(
+	    "%s, %u scan threads: %u rounds, %llu guest writes during them, %llu stale "
+	    "pages, scan %.0f ms/GiB hashed\n",
+	    final_scan ? "exact" : "control (no final scan)", threads, rounds,
+	    (unsigned long long)atomic_load(&g.writes), (unsigned long long)stale,
+	    r.scan_bytes ? (double)r.scan_ns / 1e6 / ((double)r.scan_bytes / (1u << 30))
+			 : 0.0);
 	smg_qemu_ram_close(&r);
 	munmap(g.mem, RAM_BYTES);
 	close(g.fd);
@@ -174,7 +174,7 @@ static void holes_stay_holes(const char *path)
 	CHECK(memcmp(page, zero, PS) == 0);
 	CHECK(lseek(fd, 0, SEEK_DATA) < 0); /* still no data anywhere */
 	/* never-sent pages are dirty; the sent hole is not */
-	CHECK(smg_qemu_ram_scan(&r, bm, &dirty) == SMG_OK);
+	CHECK(smg_qemu_ram_scan(&r, bm, &dirty, 2) == SMG_OK);
 	CHECK_EQ(dirty, RAM_BYTES / PS - 1);
 	CHECK((bm[0] & (1ull << 5)) == 0);
 	smg_qemu_ram_close(&r);
@@ -215,8 +215,9 @@ int main(void)
 	}
 	close(fd);
 	CHECK(sodium_init() >= 0);
-	CHECK_EQ(migrate(path, true), 0);
-	CHECK(migrate(path, false) > 0);
+	CHECK_EQ(migrate(path, true, 1), 0);
+	CHECK_EQ(migrate(path, true, 3), 0); /* parts of unequal size */
+	CHECK(migrate(path, false, 1) > 0);
 	holes_stay_holes(path);
 	destination(path);
 	unlink(path);

@@ -301,24 +301,35 @@ int smg_qemu_dst_mark_committed(struct smg_backend *self)
 	return SMG_OK;
 }
 
-static int run_vm(struct smg_qmp *c, const struct smg_qemu_vm *vm,
-		  struct smg_announce **ann)
+static int start_vm(struct smg_qmp *c, const struct smg_qemu_vm *vm)
 {
-	int r;
-
 	/* Taps first: the guest's first frames after cont must get out. */
 	for (unsigned i = 0; i < vm->n_nics; i++)
 		if (smg_qemu_tap_set(vm->nics[i].tap, true) != SMG_OK)
 			smg_warn("qemu: tap %s stays down: the VM is unreachable",
 				 vm->nics[i].tap);
-	if ((r = smg_qmp_call(c, "cont", NULL, -1, SMG_QMP_TIMEOUT_MS, NULL)) != SMG_OK)
-		return r;
+	return smg_qmp_call(c, "cont", NULL, -1, SMG_QMP_TIMEOUT_MS, NULL);
+}
+
+static void announce(struct smg_qmp *c, const struct smg_qemu_vm *vm,
+		     struct smg_announce **ann)
+{
 	if (smg_qemu_announce(c, vm, ann) != SMG_OK)
 		smg_warn("qemu: the VM was not announced; switches learn its port "
 			 "when it sends");
-	return SMG_OK;
 }
 
+static void *announcer_main(void *arg)
+{
+	struct qemu_backend *q = arg;
+
+	announce(q->qmp, &q->vm, &q->ann);
+	return NULL;
+}
+
+/* The VM runs from `cont` on; DONE (the end of the downtime the source
+ * measures) should not wait for QEMU to answer announce-self: that goes to
+ * a thread, which owns the QMP connection until close joins it. */
 int smg_qemu_dst_resume(struct smg_backend *self)
 {
 	struct qemu_backend *q = QEMU_SELF(self);
@@ -326,9 +337,14 @@ int smg_qemu_dst_resume(struct smg_backend *self)
 
 	if (!q->dst_committed)
 		return SMG_ERR_STATE; /* never run an unverified copy */
-	if ((r = run_vm(q->qmp, &q->vm, &q->ann)) == SMG_OK)
-		q->resumed = true;
-	return r;
+	if ((r = start_vm(q->qmp, &q->vm)) != SMG_OK)
+		return r;
+	q->resumed = true;
+	if (pthread_create(&q->announcer, NULL, announcer_main, q) == 0)
+		q->announcing = true;
+	else
+		announce(q->qmp, &q->vm, &q->ann);
+	return SMG_OK;
 }
 
 int smg_qemu_dst_destroy(struct qemu_backend *q)
@@ -374,8 +390,8 @@ int smg_qemu_dst_resume_committed(struct smg_backend *self, const char *name)
 	    (r = smg_qmp_open(qmp, RESUME_ATTACH_MS, &c)))
 		return r;
 	if ((r = smg_qmp_status(c, status, sizeof(status))) == SMG_OK &&
-	    strcmp(status, "running") != 0)
-		r = run_vm(c, &q->vm, &ann);
+	    strcmp(status, "running") != 0 && (r = start_vm(c, &q->vm)) == SMG_OK)
+		announce(c, &q->vm, &ann);
 	if (ann != NULL)
 		(void)smg_announce_join(ann);
 	smg_qmp_close(c);
@@ -393,6 +409,9 @@ void smg_qemu_dst_close(struct qemu_backend *q)
 			 q->vm.name);
 		smg_qemu_dst_destroy(q);
 	}
+	if (q->announcing)
+		pthread_join(q->announcer, NULL);
+	q->announcing = false;
 	if (q->ann != NULL && smg_announce_join(q->ann) != SMG_OK)
 		smg_warn("qemu: some announcements were not sent");
 	q->ann = NULL;

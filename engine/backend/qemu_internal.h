@@ -328,6 +328,8 @@ struct qemu_backend {
 	int launch_err;
 	bool taps_made[SMG_DOMAIN_NICS_MAX];
 	struct smg_announce *ann;
+	pthread_t announcer;
+	bool announcing;
 	uint64_t t_created_ms;
 };
 

@@ -123,8 +123,14 @@ run_cell() { # phase fault
 	wait "$QB_RECV_PID" 2>/dev/null
 	[ -n "$proxy_pid" ] && nb_kill "$proxy_pid"
 	echo "cell $phase:$fault ($from -> $to): send exit $rc"
-	# After COMMIT the sender's copy waits, paused, for resolve.
-	[ -e "$T/$from/qemu/$QB_NAME.commit" ] && resolve "$from" "$to"
+	# After COMMIT the sender's copy waits, paused and silent, for resolve.
+	if [ -e "$T/$from/qemu/$QB_NAME.commit" ]; then
+		[ "$(qb_status "$from" | cut -d' ' -f1)" = running ] &&
+			bad "$phase:$fault: the in-doubt copy runs on $from"
+		nb_exec "$from" ip link show qt0 2>/dev/null | grep -q ',UP' &&
+			bad "$phase:$fault: the in-doubt copy's tap is up on $from"
+		resolve "$from" "$to"
+	fi
 	[ "$(expected "$phase" "$fault")" = to ] && where=$to || where=$from
 	qb_expect_on "$where" "$phase:$fault" || fail=1
 	[ "$where" = src ] && clean_on dst "$phase:$fault" || clean_on src "$phase:$fault"

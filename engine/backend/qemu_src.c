@@ -115,6 +115,12 @@ static void fill_info(struct qemu_backend *q, struct smg_domain_info *info)
 	info->n_nics = q->vm.n_nics;
 	for (unsigned i = 0; i < q->vm.n_nics; i++)
 		info->nics[i] = q->vm.nics[i].id;
+	/* Disks that travel: the disk service's exports NAME.k, which the
+	 * engine drives (storage/); shared ones stay where they are. */
+	for (unsigned i = 0; i < q->vm.n_disks; i++)
+		if (!q->vm.disks[i].shared)
+			snprintf(info->disks[info->n_disks++].path, SMG_DOMAIN_PATH_MAX,
+				 "%s", q->vm.disks[i].export_name);
 	info->n_labels = q->vm.n_labels;
 	memcpy(info->labels, q->vm.labels, sizeof(info->labels));
 	/* The vTPM's state rides in QEMU's device state (qemu_vtpm.c). */
@@ -133,13 +139,6 @@ int smg_qemu_src_open(struct smg_backend *self, const char *name,
 		return SMG_ERR_INVAL;
 	if ((r = smg_qemu_vm_load(q->state_dir, name, &q->vm)) != SMG_OK)
 		return r;
-	for (unsigned i = 0; i < q->vm.n_disks; i++)
-		if (!q->vm.disks[i].shared) {
-			smg_err("qemu: disk %s of '%s' is not shared: migrating it needs "
-				"the per-host disk service (docs/qemu.md)",
-				q->vm.disks[i].export_name, name);
-			return SMG_ERR_UNSUPPORTED;
-		}
 	if ((r = smg_qemu_path(q->state_dir, name, "qmp", qmp, sizeof(qmp))) != SMG_OK ||
 	    (r = smg_qmp_open(qmp, ATTACH_MS, &q->qmp)) != SMG_OK ||
 	    (r = smg_qmp_status(q->qmp, status, sizeof(status))) != SMG_OK)

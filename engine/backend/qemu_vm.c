@@ -378,6 +378,20 @@ static int check_complete(struct pctx *p, struct smg_qemu_vm *vm, unsigned plan_
 	}
 	if (vm->ram[0] == '\0')
 		return fail(p, SMG_ERR_CONFIG, "ram is required (the shared RAM file)");
+	/* A disk that travels is disk k of the domain in the disk service,
+	 * named NAME.k on every host (docs/storage.md). */
+	for (unsigned i = 0, k = 0; i < vm->n_disks; i++) {
+		char want[SMG_QEMU_EXPORT_MAX];
+
+		if (vm->disks[i].shared)
+			continue;
+		snprintf(want, sizeof(want), "%s.%u", vm->name, k++);
+		if (strcmp(vm->disks[i].export_name, want) != 0)
+			return fail(p, SMG_ERR_CONFIG,
+				    "disk: the disk service names this disk %s (or say "
+				    "shared=yes)",
+				    want);
+	}
 	if (vm->kernel[0] == '\0' && (vm->initrd[0] != '\0' || vm->cmdline[0] != '\0'))
 		return fail(p, SMG_ERR_CONFIG, "initrd and cmdline need kernel");
 	return SMG_OK;

@@ -106,13 +106,35 @@ qb_init() {
 	T=$NB_TMP
 	QB_SHM=/dev/shm/$NB_P
 	mkdir -p "$QB_SHM"
-	# The VM's disk: shared storage over NBD until the per-host disk
-	# service lands (docs/qemu.md): one raw image, one export, both QEMUs.
-	truncate -s "${QB_DISK_MB}M" "$T/disk.img"
-	qemu-nbd --persistent --shared=4 --format=raw --export-name="$QB_NAME.0" \
-		--socket="$T/nbd.sock" "$T/disk.img" >"$T/qemu-nbd.log" 2>&1 &
-	NB_PIDS+=("$!")
-	wait_file "$T/nbd.sock" 200 || { qb_log "qemu-nbd did not start"; exit 1; }
+	# The VM's disk: an export of each host's disk service (secmig disk
+	# serve), which migrates with the VM; where this build has no disk
+	# service, shared storage: one image behind qemu-nbd for both QEMUs.
+	if [ "${QB_DISK:-}" != shared ] && "$SECMIG" help disk >/dev/null 2>&1; then
+		QB_DISK=service
+		for h in src dst; do
+			mkdir -p "$T/$h" && chmod 700 "$T/$h"
+			nb_bg "$h" "$T/disk-$h.log" "$SECMIG" disk serve --state-dir "$T/$h"
+			wait_file "$T/$h/disk.sock" 200 || { qb_log "disk service in $h"; exit 1; }
+		done
+		"$SECMIG" -q disk --state-dir "$T/src" create "$QB_NAME.0" "${QB_DISK_MB}M" ||
+			{ qb_log "disk create"; exit 1; }
+	else
+		QB_DISK=shared
+		truncate -s "${QB_DISK_MB}M" "$T/disk.img"
+		qemu-nbd --persistent --shared=4 --format=raw --export-name="$QB_NAME.0" \
+			--socket="$T/nbd.sock" "$T/disk.img" >"$T/qemu-nbd.log" 2>&1 &
+		NB_PIDS+=("$!")
+		wait_file "$T/nbd.sock" 200 || { qb_log "qemu-nbd did not start"; exit 1; }
+	fi
+	qb_log "disk: $QB_DISK"
+}
+
+qb_disk_line() { # host
+	if [ "$QB_DISK" = service ]; then
+		echo "disk = export=$QB_NAME.0,nbd=$T/$1/nbd.sock"
+	else
+		echo "disk = export=$QB_NAME.0,nbd=$T/nbd.sock,shared=yes"
+	fi
 }
 
 qb_dir() { echo "$T/$1"; }
@@ -133,7 +155,7 @@ cmdline = console=ttyS0 quiet smg.ip=$NB_VM4/24 smg.peer=$NB_PEER4${QB_CMDLINE_E
 ram = $QB_SHM/$1-$QB_NAME.ram
 serial = $d/serial.log
 nic = mac=$NB_VM_MAC,tap=qt0,bridge=hbr,model=e1000,ipv4=$NB_VM4/24
-disk = export=$QB_NAME.0,nbd=$T/nbd.sock,shared=yes
+$(qb_disk_line "$1")
 vtpm = yes
 EOF
 	chmod 600 "$d/qemu/$QB_NAME.vm"

@@ -86,6 +86,9 @@ static void bad_lines(void)
 								   */
 	    "name = vm1\nmemory = 256M\nram = /r\ndisks = 1\n",	  /* description only */
 	    "name = vm1\nno equals sign\n",
+	    /* a disk that travels is NAME.k in the disk service */
+	    "name = vm1\nmemory = 256M\nram = /r\ndisk = export=other.0,nbd=/s\n",
+	    "name = vm1\nmemory = 256M\nram = /r\ndisk = export=vm1.1,nbd=/s\n",
 	};
 	struct smg_qemu_vm vm;
 	char err[256];

@@ -136,15 +136,25 @@ int smg_qemu_dst_create(struct smg_backend *self, const uint8_t *config, size_t 
 	return SMG_OK;
 }
 
-static struct json_object *caps_ignore_shared(void)
+static void add_cap(struct json_object *l, const char *name)
 {
-	struct json_object *a = json_object_new_object(), *l = json_object_new_array(),
-			   *c = json_object_new_object();
+	struct json_object *c = json_object_new_object();
 
-	json_object_object_add(c, "capability",
-			       json_object_new_string("x-ignore-shared"));
+	json_object_object_add(c, "capability", json_object_new_string(name));
 	json_object_object_add(c, "state", json_object_new_boolean(1));
 	json_object_array_add(l, c);
+}
+
+/* x-ignore-shared: RAM is ours to fill. late-block-activate: QEMU takes its
+ * disks at `cont`, not when the state is loaded: an incoming disk of the
+ * disk service holds I/O until COMMIT, and an uncommitted copy must not
+ * touch its image anyway. */
+static struct json_object *incoming_caps(void)
+{
+	struct json_object *a = json_object_new_object(), *l = json_object_new_array();
+
+	add_cap(l, "x-ignore-shared");
+	add_cap(l, "late-block-activate");
 	json_object_object_add(a, "capabilities", l);
 	return a;
 }
@@ -162,8 +172,8 @@ static void *launch_main(void *arg)
 	if (r == SMG_OK)
 		r = smg_qemu_guard_watch(&q->guard, q->qemu.pidfd);
 	if (r == SMG_OK)
-		r = smg_qmp_call(q->qmp, "migrate-set-capabilities", caps_ignore_shared(),
-				 -1, SMG_QMP_TIMEOUT_MS, NULL);
+		r = smg_qmp_call(q->qmp, "migrate-set-capabilities", incoming_caps(), -1,
+				 SMG_QMP_TIMEOUT_MS, NULL);
 	if (r == SMG_OK) {
 		r = smg_qmp_call(q->qmp, "migrate-set-parameters", p, -1,
 				 SMG_QMP_TIMEOUT_MS, NULL);

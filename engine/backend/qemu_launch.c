@@ -88,7 +88,11 @@ static void add_devices(struct argv_b *a, const struct smg_qemu_vm *vm,
 		    "s",
 		    i, d->nbd, d->export_name);
 		add(a, "-device");
-		add(a, "virtio-blk-pci,drive=disk%u,id=vd%u", i, i);
+		/* A fixed geometry: without one QEMU reads sector 0 to guess it
+		 * when the device is created, and an incoming disk of the disk
+		 * service holds every I/O until COMMIT (docs/storage.md). */
+		add(a, "virtio-blk-pci,drive=disk%u,id=vd%u,cyls=16383,heads=16,secs=63",
+		    i, i);
 	}
 	if (vm->vtpm) {
 		add(a, "-chardev");

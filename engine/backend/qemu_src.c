@@ -233,6 +233,14 @@ static void set_taps(struct qemu_backend *q, bool up)
 	q->taps_down = !up;
 }
 
+static bool has_moving_disks(const struct qemu_backend *q)
+{
+	for (unsigned i = 0; i < q->vm.n_disks; i++)
+		if (!q->vm.disks[i].shared)
+			return true;
+	return false;
+}
+
 static void *saver_main(void *arg)
 {
 	struct qemu_backend *q = arg;
@@ -267,7 +275,10 @@ int smg_qemu_src_pause(struct smg_backend *self)
 	free(q->state);
 	q->state = NULL;
 	q->state_err = SMG_OK;
-	if (pthread_create(&q->saver, NULL, saver_main, q) != 0)
+	/* QEMU flushes its disks when the save completes; a disk of the disk
+	 * service is held from the moment the engine pauses it, right after
+	 * we return: with such disks the state is taken before that. */
+	if (has_moving_disks(q) || pthread_create(&q->saver, NULL, saver_main, q) != 0)
 		return smg_qemu_state_save(q->qmp, &q->state, &q->state_len);
 	q->saving = true;
 	return SMG_OK;

@@ -189,9 +189,9 @@ static int start_launch(struct qemu_backend *q)
 	int r = SMG_OK;
 
 	pthread_mutex_lock(&q->launch_lock);
-	if (!q->launching) {
+	if (!atomic_load(&q->launching)) {
 		if (pthread_create(&q->launcher, NULL, launch_main, q) == 0)
-			q->launching = true;
+			atomic_store(&q->launching, true);
 		else
 			r = SMG_ERR_SYS;
 	}
@@ -201,7 +201,7 @@ static int start_launch(struct qemu_backend *q)
 
 static int join_launch(struct qemu_backend *q)
 {
-	if (q->launching && !q->launched) {
+	if (atomic_load(&q->launching) && !q->launched) {
 		pthread_join(q->launcher, NULL);
 		q->launched = true;
 	}
@@ -217,7 +217,7 @@ int smg_qemu_dst_write_pages(struct smg_backend *self, const uint64_t *pfns, siz
 	/* The interface's order (backend.h): no page after the state. */
 	if (!q->is_dst || !q->have_ram || q->restored)
 		return SMG_ERR_STATE;
-	if (!q->launching && (r = start_launch(q)) != SMG_OK)
+	if (!atomic_load(&q->launching) && (r = start_launch(q)) != SMG_OK)
 		return r;
 	return smg_qemu_ram_write(&q->ram, pfns, n, data, zero_only);
 }
@@ -280,7 +280,7 @@ int smg_qemu_dst_restore_state(struct smg_backend *self, const uint8_t *blob, si
 			     "qemu: the sender's device state is malformed");
 		return r;
 	}
-	if (!q->launching)
+	if (!atomic_load(&q->launching))
 		r = start_launch(q);
 	if (r == SMG_OK)
 		r = join_launch(q);
@@ -363,7 +363,7 @@ int smg_qemu_dst_destroy(struct qemu_backend *q)
 		return SMG_ERR_STATE;
 	if (!q->attached)
 		return SMG_OK;
-	if (q->launching)
+	if (atomic_load(&q->launching))
 		(void)join_launch(q);
 	if (q->have_ram)
 		smg_qemu_ram_close(&q->ram);
@@ -412,7 +412,7 @@ void smg_qemu_dst_close(struct qemu_backend *q)
 {
 	if (!q->is_dst)
 		return;
-	if (q->launching)
+	if (atomic_load(&q->launching))
 		(void)join_launch(q);
 	if (q->attached && !q->dst_committed) {
 		smg_warn("qemu: destroying the uncommitted incoming copy of '%s'",

@@ -15,6 +15,7 @@
 #define SMG_QEMU_INTERNAL_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -322,7 +323,8 @@ struct qemu_backend {
 	pthread_t saver; /* takes the device state while the final scan runs */
 	bool saving;
 	/* destination */
-	bool is_dst, launched, launching, restored, dst_committed, resumed;
+	bool is_dst, launched, restored, dst_committed, resumed;
+	atomic_bool launching; /* write_pages runs on every data channel */
 	pthread_t launcher;
 	pthread_mutex_t launch_lock;
 	int launch_err;

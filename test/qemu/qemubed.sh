@@ -97,8 +97,14 @@ qb_init() {
 	[ -c /dev/net/tun ] || { qb_log "no /dev/net/tun"; exit 77; }
 	nb_init
 	qb_cache
+	# ctest runs the qemu tests in parallel: one fetches and builds, the
+	# other waits for the cache.
+	exec 9>"$QB_CACHE/.lock"
+	flock 9
 	qb_fetch_kernel || exit $?
 	qb_build_guest || { qb_log "guest build failed"; exit 1; }
+	flock -u 9
+	exec 9>&-
 	trap 'qb_down' EXIT
 	trap 'qb_down; exit 130' INT
 	trap 'qb_down; exit 143' TERM HUP

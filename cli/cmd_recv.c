@@ -137,7 +137,7 @@ int smg_cmd_recv(int argc, char **argv)
 	    {"peers", required_argument, NULL, 'p'},
 	    {"name", required_argument, NULL, 'n'},
 	    {"check-memory", no_argument, NULL, 'C'},
-	    {"disk-dir", required_argument, NULL, 1000},
+	    {"disk-socket", required_argument, NULL, 1000},
 	    {"policy", required_argument, NULL, 1100},
 	    {"tcti", required_argument, NULL, 1101},
 	    {"help", no_argument, NULL, 'h'},
@@ -199,7 +199,7 @@ int smg_cmd_recv(int argc, char **argv)
 			name = optarg;
 			break;
 		case 1000:
-			ctx.ro.disk_dir = optarg;
+			ctx.ro.disk_socket = optarg;
 			break;
 		case 1100:
 			policy = optarg;

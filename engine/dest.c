@@ -109,27 +109,28 @@ static int join_threads(struct dst *d)
 	return atomic_load(&d->xd.err) ?: r;
 }
 
-/* The plan's disks, checked (count, sizes, chunk sizes), as new sparse
- * images in disk_dir; a disk from the peer never names our paths. */
+/* The plan's disks, checked (count, sizes, chunk sizes), as new disks of
+ * this host's disk service, named DOMAIN.i there: never a peer's path. */
 static int open_disks(struct dst *d, const Smg__Plan *p)
 {
 	uint64_t sizes[SMG_DOMAIN_DISKS_MAX];
 	uint32_t chunks[SMG_DOMAIN_DISKS_MAX];
-	const char *dir = d->o->disk_dir != NULL ? d->o->disk_dir : d->o->state_dir;
+	const char *sock =
+	    d->o->disk_socket != NULL ? d->o->disk_socket : d->o->state_dir;
 
 	/* The image names come from the domain name: no path tricks. */
 	if (p->n_disks > SMG_DOMAIN_DISKS_MAX || strchr(d->st->domain, '/') != NULL ||
 	    d->st->domain[0] == '.' || d->st->domain[0] == '\0')
 		return SMG_ERR_PROTO;
-	if (p->n_disks > 0 && p->storage_mode == SMG__STORAGE_MODE__STORAGE_NONE)
-		return SMG_OK; /* shared storage: nothing travels */
+	if (p->n_disks == 0 || p->storage_mode == SMG__STORAGE_MODE__STORAGE_NONE)
+		return SMG_OK; /* none, or shared storage: nothing travels */
 	for (size_t i = 0; i < p->n_disks; i++) {
 		if (p->disks[i]->index != i || p->disks[i]->size > SMG_STG_DISK_MAX)
 			return SMG_ERR_PROTO;
 		sizes[i] = p->disks[i]->size;
 		chunks[i] = p->disks[i]->chunk_size;
 	}
-	return smg_engine_disks_dst_open(dir != NULL ? dir : ".", d->st->domain,
+	return smg_engine_disks_dst_open(sock != NULL ? sock : ".", d->st->domain,
 					 p->n_disks, sizes, chunks, &d->disks);
 }
 
@@ -441,8 +442,6 @@ static enum dst_state do_verify(struct dst *d)
 	if ((d->err = atomic_load(&d->xd.err)) != SMG_OK ||
 	    (d->err = join_threads(d)) != SMG_OK)
 		return DST_ABORTED;
-	if (smg_fault_on(SMG_FI_DST_BAD_DISK))
-		smg_engine_disks_damage(d->disks);
 	if (smg_fault_on(SMG_FI_DST_BAD_ROOT)) {
 		/* A page damaged after it arrived (bad RAM, a buggy backend). */
 		uint8_t *junk = malloc(d->info.page_size);
@@ -534,8 +533,11 @@ static enum dst_state do_ready_sent(struct dst *d)
 		d->err = SMG_ERR_PROTO;
 		return DST_ABORTED;
 	}
-	/* The record comes first: if a resolve query already declared this
-	 * migration discarded, COMMIT loses (the record moved) and nothing resumes. */
+	/* The disks are kept first (a crash after the record must find them);
+	 * then the record: if a resolve query already declared this migration
+	 * discarded, COMMIT loses (the record moved) and nothing resumes. */
+	if ((d->err = smg_engine_disks_commit(d->disks)) != SMG_OK)
+		return DST_ABORTED;
 	if ((d->err = smg_outcome_transition(dir, d->st->migration_id,
 					     SMG_OUTCOME_RECEIVING, SMG_OUTCOME_COMMITTED,
 					     d->st->domain)) != SMG_OK ||
@@ -544,7 +546,8 @@ static enum dst_state do_ready_sent(struct dst *d)
 	d->committed = true;
 	emit(d, SMG_EV_PHASE, SMG_PHASE_COMMIT, NULL);
 	smg_fault_crash(SMG_FI_DST_AFTER_COMMIT);
-	if ((d->err = d->be->ops->resume(d->be)) != SMG_OK)
+	if ((d->err = smg_engine_disks_resume(d->disks)) != SMG_OK ||
+	    (d->err = d->be->ops->resume(d->be)) != SMG_OK)
 		return DST_ABORTED;
 	/* network clean-up: the VM runs, so its NICs come up and announce it
 	 * (from a thread, so DONE is not held up by the schedule). A failure

@@ -11,14 +11,15 @@
 #include "engine/engine.h"
 #include "storage/storage.h"
 
-/* ---- the VM's disks (engine/disks.c) ------------------------------------ */
-#define SMG_DISK_FINAL_CHUNKS 64 /* stop-and-copy once disks have at most this */
-#define SMG_DISK_EXTRA_ROUNDS 8	 /* rounds memory would not need, for disks */
+/* ---- the VM's disks (engine/disks.c), through the host's disk service --- */
+#define SMG_DISK_EXTRA_ROUNDS 8 /* rounds memory would not need, for disks */
 
 struct smg_engine_disks;
 struct smg_session;
 struct smg_ratelim;
-int smg_engine_disks_src_open(const struct smg_domain_info *info, const char *nbd_dir,
+/* Source: disk i of the domain is the service's disk info->disks[i].path
+ * (named D.i); sock is the service's control socket or its directory. */
+int smg_engine_disks_src_open(const struct smg_domain_info *info, const char *sock,
 			      struct smg_engine_disks **out);
 /* Start the synthetic guest disk workload (smg_send_opts.disk_workload). */
 int smg_engine_disks_workload(struct smg_engine_disks *e, const char *spec);
@@ -30,24 +31,36 @@ int smg_engine_disks_begin(struct smg_engine_disks *e, enum smg_stg_mode mode);
 int smg_engine_disks_send(struct smg_engine_disks *e, struct smg_session *s,
 			  unsigned chan, unsigned nchan, bool final,
 			  struct smg_ratelim *rl, uint64_t *bytes);
-/* Chunks still to send; UINT64_MAX while a bulk copy is unfinished. */
-uint64_t smg_engine_disks_pending(const struct smg_engine_disks *e);
-void smg_engine_disks_pause(struct smg_engine_disks *e);
+/* The disks' delta for the stop rule, summed over the disks: chunks and
+ * bytes a FINAL pass would carry now, bytes of bulk copy still to go. */
+int smg_engine_disks_pending(struct smg_engine_disks *e, struct smg_stg_pending *p);
+/* Bytes the pause may carry for all disks (WAIO's hold-back limit). */
+int smg_engine_disks_budget(struct smg_engine_disks *e, uint64_t bytes);
+int smg_engine_disks_pause(struct smg_engine_disks *e);
 int smg_engine_disks_src_root(struct smg_engine_disks *e, unsigned i,
 			      uint8_t root[SMG_DIGEST_LEN]);
-/* Source: end tracking (before COMMIT: merge WAIO writes back), resume I/O. */
+/* Source: COMMIT is about to be recorded (the disks stay held if this
+ * process dies now). Destination: COMMIT was received (the images are kept
+ * if this process dies now). */
+int smg_engine_disks_commit(struct smg_engine_disks *e);
+/* Source: end tracking (before COMMIT: merge WAIO writes back, release I/O;
+ * after DONE: the service drops its copy). */
 int smg_engine_disks_end(struct smg_engine_disks *e, bool committed);
-int smg_engine_disks_dst_open(const char *dir, const char *domain, size_t n,
+/* Destination: the disks are named DOMAIN.i by the service. */
+int smg_engine_disks_dst_open(const char *sock, const char *domain, size_t n,
 			      const uint64_t *sizes, const uint32_t *chunks,
 			      struct smg_engine_disks **out);
 int smg_engine_disks_apply(struct smg_engine_disks *e, unsigned chan, unsigned nchan,
 			   const uint8_t *p, size_t len);
 /* Compare each disk's root with the manifest's; fresh (recv --check-memory)
- * also re-hashes every image file from scratch. */
+ * also has the service re-hash every image file from scratch. */
 int smg_engine_disks_verify(struct smg_engine_disks *e, size_t n_roots,
 			    const ProtobufCBinaryData *roots, bool fresh);
-/* Fault injection (SMG_FI_DST_BAD_DISK): flip one byte of disk 0 on disk. */
-void smg_engine_disks_damage(struct smg_engine_disks *e);
+/* Destination, at resume: the guest's I/O is let through. */
+int smg_engine_disks_resume(struct smg_engine_disks *e);
+/* Destination, resolve: release the committed disks of domain whose
+ * receiver died before resuming them (sock: the disk service). */
+int smg_engine_disks_resume_committed(const char *sock, const char *domain, unsigned *n);
 /* Destination before COMMIT: remove the incoming images. */
 void smg_engine_disks_discard(struct smg_engine_disks *e);
 void smg_engine_disks_free(struct smg_engine_disks *e);

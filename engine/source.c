@@ -196,7 +196,10 @@ static int do_setup(struct src *c)
 	if ((r = smg_merkle_new(c->info.pages, c->info.page_size, &c->mk)) != SMG_OK)
 		return r;
 	smg_engine_hash(c->info.config, c->info.config_len, c->config_hash);
-	if ((r = smg_engine_disks_src_open(&c->info, c->o->nbd_dir, &c->disks)) != SMG_OK)
+	if (c->info.n_disks > 0 &&
+	    (r = smg_engine_disks_src_open(
+		 &c->info, c->o->disk_socket ? c->o->disk_socket : c->o->bopts.state_dir,
+		 &c->disks)) != SMG_OK)
 		return r;
 	if ((r = send_plan(c)) != SMG_OK)
 		return r;
@@ -286,6 +289,26 @@ static int run_round(struct src *c, bool final, uint64_t *sent_bytes, uint64_t *
 	return r;
 }
 
+/* The stop rule's disk term: the disks' remaining delta, at the measured
+ * bandwidth, must fit in the downtime budget memory's estimate leaves
+ * (WAIO holds hot-written chunks back only within that share). */
+static bool disks_need_round(struct src *c)
+{
+	struct smg_stg_pending p;
+	double left_ms = c->pc.max_downtime_ms - c->pc.est_ms, disk_ms;
+
+	if (c->disks == NULL || smg_engine_disks_pending(c->disks, &p) != SMG_OK)
+		return false;
+	disk_ms = c->pc.bw > 0 ? (double)p.bytes / c->pc.bw * 1000.0 : 0;
+	c->pc.est_ms += disk_ms;
+	if (left_ms > 0 && c->pc.bw > 0)
+		(void)smg_engine_disks_budget(c->disks,
+					      (uint64_t)(left_ms / 1000.0 * c->pc.bw));
+	if (p.bulk_left == 0 && disk_ms <= left_ms)
+		return false;
+	return c->disk_rounds++ < SMG_DISK_EXTRA_ROUNDS;
+}
+
 static enum src_state do_precopy(struct src *c)
 {
 	uint64_t bytes, npages, dirty, t0;
@@ -329,10 +352,9 @@ static enum src_state do_precopy(struct src *c)
 		     "auto-converge: throttle raised");
 		return SRC_PRECOPY;
 	case SMG_PRECOPY_STOP:
-		/* Memory is ready; the disks may still be copying or have more
-		 * dirty chunks than stop-and-copy should carry. */
-		if (smg_engine_disks_pending(c->disks) > SMG_DISK_FINAL_CHUNKS &&
-		    c->disk_rounds++ < SMG_DISK_EXTRA_ROUNDS)
+		/* Memory is ready; the disks may still be copying, or their
+		 * delta may not fit in what the budget leaves after memory. */
+		if (disks_need_round(c))
 			return SRC_PRECOPY;
 		c->st->converged = c->o->rule == SMG_RULE_XEN
 				       ? dirty < 50
@@ -438,7 +460,8 @@ static enum src_state do_stopcopy(struct src *c)
 	if ((c->err = pause_vm(c)) != SMG_OK)
 		return SRC_ABORTED;
 	c->paused = true;
-	smg_engine_disks_pause(c->disks);
+	if ((c->err = smg_engine_disks_pause(c->disks)) != SMG_OK)
+		return SRC_ABORTED;
 	smg_debug("downtime: paused after %.1f ms",
 		  (double)(smg_now_ns() - c->t_pause) / 1e6);
 	/* network: a paused VM does not answer. Held by this process only
@@ -488,6 +511,10 @@ static enum src_state do_handover(struct src *c)
 	 * handshake state before committing): still paused, nothing failed. */
 	if (!c->paused || c->state != SRC_HANDOVER)
 		return c->err = SMG_ERR_STATE, SRC_ABORTED;
+	/* The disks first: from here their copies stay held with the disk
+	 * service even if this process dies (in doubt, like the VM). */
+	if ((c->err = smg_engine_disks_commit(c->disks)) != SMG_OK)
+		return SRC_ABORTED;
 	if ((c->err = c->be->ops->mark_commit(c->be, c->st->migration_id,
 					      c->o->peer != NULL ? c->o->peer : "-")) !=
 	    SMG_OK)

@@ -6,7 +6,9 @@
 #   qb_init            # skip (77) without root/QEMU/swtpm/busybox/cc; fetch,
 #                      # build the guest (cached), bring up the network bed
 #   qb_define HOST     # the VM's definition on HOST (src, dst): HOST's own
-#                      # RAM file, serial log, tap on hbr, vTPM, shared disk
+#                      # RAM file, serial log, tap on hbr, vTPM, its disk
+#                      # service's export (QB_DISK=shared: one qemu-nbd)
+#   qb_disk HOST       # the VM disk in HOST's service: "STATE CLIENTS" or absent
 #   qb_start HOST      # secmig qemu start vm1 there; QB_PID_<host>
 #   qb_wait_tick HOST N [tries]   # until HOST's serial log has tick N
 #   qb_status HOST     # "running PID" / "paused PID" / "absent -1"
@@ -113,9 +115,9 @@ qb_init() {
 	QB_SHM=/dev/shm/$NB_P
 	mkdir -p "$QB_SHM"
 	# The VM's disk: an export of each host's disk service (secmig disk
-	# serve), which migrates with the VM; where this build has no disk
-	# service, shared storage: one image behind qemu-nbd for both QEMUs.
-	if [ "${QB_DISK:-}" != shared ] && "$SECMIG" help disk >/dev/null 2>&1; then
+	# serve), which migrates with the VM; QB_DISK=shared: shared storage,
+	# one image behind qemu-nbd for both QEMUs.
+	if [ "${QB_DISK:-service}" != shared ]; then
 		QB_DISK=service
 		for h in src dst; do
 			mkdir -p "$T/$h" && chmod 700 "$T/$h"
@@ -264,7 +266,34 @@ qb_send() {
 	QB_RC=$?
 }
 
-# Exactly one QEMU runs the VM, on HOST, and it runs (not paused).
+# The VM's disk in HOST's disk service: "STATE CLIENTS", or "absent".
+qb_disk() { # host
+	local l
+	l=$("$SECMIG" -q disk --state-dir "$T/$1" list 2>/dev/null | awk -v n="$QB_NAME.0" '$1 == n')
+	[ -n "$l" ] && echo "$l" | awk '{print $3, $4}' || echo absent
+}
+
+# With the disk service: HOST's service serves the VM's disk (idle: no
+# migration holds it) to its QEMU, and the other host's holds nothing of it.
+qb_disk_expect_on() { # host what
+	local other=dst d o
+	[ "$QB_DISK" = service ] || return 0
+	[ "$1" = dst ] && other=src
+	for _ in $(seq 100); do
+		d=$(qb_disk "$1")
+		o=$(qb_disk "$other")
+		[ "${d%% *}" = idle ] && [ "${d#* }" -ge 1 ] && [ "$o" = absent ] && break
+		sleep 0.1
+	done
+	[ "${d%% *}" = idle ] && [ "${d#* }" -ge 1 ] ||
+		{ echo "FAIL: $2: disk $QB_NAME.0 on $1 is '$d' (want idle, served)"; return 1; }
+	[ "$o" = absent ] || { echo "FAIL: $2: disk $QB_NAME.0 left on $other: '$o'"; return 1; }
+	echo "  disk $QB_NAME.0: $1 $d, $other $o"
+	return 0
+}
+
+# Exactly one QEMU runs the VM, on HOST, and it runs (not paused); its
+# disk is HOST's disk service's alone.
 qb_expect_on() { # host what
 	local other=dst s o
 	[ "$1" = dst ] && other=src
@@ -277,5 +306,5 @@ qb_expect_on() { # host what
 	[ "${s%% *}" = running ] || { echo "FAIL: $2: the VM is '$s' on $1"; return 1; }
 	[ "${o%% *}" = absent ] || { echo "FAIL: $2: a copy is '$o' on $other"; return 1; }
 	qb_note_pid "$1"
-	return 0
+	qb_disk_expect_on "$1" "$2"
 }

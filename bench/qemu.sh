@@ -39,6 +39,11 @@ now_ns() { date +%s%N; }
 uplink_tx() { nb_exec "$1" awk '$1 == "uplink:" { print $10 }' /proc/net/dev; }
 load() { cut -d' ' -f1-3 /proc/loadavg; }
 
+# Memory and device state only, for all three: QEMU's own migration does
+# not move the disk, so the disk is shared storage here (one qemu-nbd
+# export, shared=yes); test/qemu runs secmig with each host's disk service.
+QB_DISK=${QB_DISK:-shared}
+QB_BOOT_ALL=1
 qb_init
 qb_define src
 qb_define dst

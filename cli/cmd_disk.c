@@ -52,13 +52,40 @@ static int call(const char *dir, const char *line, int fd, bool print)
 	return SMG_EXIT_OK;
 }
 
-static int do_serve(struct smg_dsvc_config *cfg, int left)
+/* One source of truth (docs/hostdef.md): with --defs the service's storage
+ * directory and limits are the host definitions' `storage`, `limit vm
+ * disk=` and `limit total disk=`, the same file recv matches plans with. */
+static int config_from_defs(const char *path, struct smg_dsvc_config *cfg,
+			    struct smg_hostdef **hd)
 {
+	char err[512];
+
+	if (cfg->storage_dir != NULL || cfg->max_disk != 0 || cfg->capacity != 0)
+		return usage("disk serve: --defs gives the storage directory and limits; "
+			     "no --storage-dir, --max-disk or --capacity with it%s",
+			     "");
+	if (smg_hostdef_load(path, hd, err, sizeof(err)) != SMG_OK) {
+		fprintf(stderr, "secmig disk serve: %s\n", err);
+		return SMG_EXIT_CONFIG;
+	}
+	cfg->storage_dir = (*hd)->storage;
+	cfg->max_disk = (*hd)->vm.disk;
+	cfg->capacity = (*hd)->total.disk;
+	return SMG_EXIT_OK;
+}
+
+static int do_serve(struct smg_dsvc_config *cfg, const char *defs, int left)
+{
+	struct smg_hostdef *hd = NULL;
 	int r;
 
 	if (left != 0)
 		return usage("disk serve takes no arguments%s", "");
-	if ((r = smg_dsvc_run(cfg)) != SMG_OK) {
+	if (defs != NULL && (r = config_from_defs(defs, cfg, &hd)) != SMG_EXIT_OK)
+		return r;
+	r = smg_dsvc_run(cfg);
+	smg_hostdef_free(hd);
+	if (r != SMG_OK) {
 		fprintf(stderr, "secmig: disk serve: %s\n",
 			r == SMG_ERR_SYS ? strerror(smg_err_errno()) : smg_strerror(r));
 		return r == SMG_ERR_CONFIG || r == SMG_ERR_PERM ? SMG_EXIT_CONFIG
@@ -134,11 +161,12 @@ int smg_cmd_disk(int argc, char **argv)
 	    {"max-disk", required_argument, NULL, 'm'},
 	    {"chunk", required_argument, NULL, 'k'},
 	    {"direct", no_argument, NULL, 'D'},
+	    {"defs", required_argument, NULL, 'f'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
 	struct smg_dsvc_config cfg = {0};
-	const char *sub = NULL;
+	const char *sub = NULL, *defs = NULL;
 	uint64_t v;
 	int c;
 
@@ -177,6 +205,9 @@ int smg_cmd_disk(int argc, char **argv)
 		case 'D':
 			cfg.direct = true;
 			break;
+		case 'f':
+			defs = optarg;
+			break;
 		case 'h':
 			printf("%s", smg_cmd_find("disk")->usage);
 			return SMG_EXIT_OK;
@@ -188,6 +219,8 @@ int smg_cmd_disk(int argc, char **argv)
 		return usage("disk needs a subcommand%s", "");
 	cfg.state_dir = smg_cli_state_dir(cfg.state_dir);
 	if (strcmp(sub, "serve") == 0)
-		return do_serve(&cfg, argc - optind);
+		return do_serve(&cfg, defs, argc - optind);
+	if (defs != NULL)
+		return usage("--defs belongs to 'disk serve'%s", "");
 	return run_sub(cfg.state_dir, sub, argv + optind, argc - optind);
 }

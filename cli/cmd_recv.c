@@ -1,6 +1,7 @@
 /* `secmig recv`: the destination service. Long-running by default (several
  * migrations in a row, at most --max-concurrent at once); --once serves one
  * session in the foreground and exits with its code. */
+#include <errno.h>
 #include <getopt.h>
 #include <pthread.h>
 #include <signal.h>
@@ -18,6 +19,25 @@
 
 #define RECV_CONCURRENT_DEFAULT 4
 #define RECV_CONCURRENT_MAX	64
+
+#define SMG_CLI_PROGRESS_TIMEOUT_MAX 3600000u	/* 1 h */
+#define SMG_CLI_SESSION_TIMEOUT_MAX  604800000u /* 7 days */
+
+/* A limit in ms, 100..max. */
+static int parse_ms(const char *arg, unsigned max, unsigned *out)
+{
+	unsigned long long v;
+	char *end;
+
+	if (arg[0] < '0' || arg[0] > '9')
+		return -1;
+	errno = 0;
+	v = strtoull(arg, &end, 10);
+	if (errno != 0 || *end != '\0' || v < 100 || v > max)
+		return -1;
+	*out = (unsigned)v;
+	return 0;
+}
 
 static int usage(const char *fmt, const char *arg)
 {
@@ -140,6 +160,10 @@ int smg_cmd_recv(int argc, char **argv)
 	    {"disk-socket", required_argument, NULL, 1000},
 	    {"policy", required_argument, NULL, 1100},
 	    {"tcti", required_argument, NULL, 1101},
+	    {"progress-timeout", required_argument, NULL, 1102},
+	    {"session-timeout", required_argument, NULL, 1103},
+	    {"defs", required_argument, NULL, 1104},
+	    {"insecure-software-mode", no_argument, NULL, 1105},
 	    {"help", no_argument, NULL, 'h'},
 	    SMG_CLI_NET_OPTIONS,
 	    {NULL, 0, NULL, 0},
@@ -147,11 +171,11 @@ int smg_cmd_recv(int argc, char **argv)
 	struct recv_ctx ctx = {.lock = PTHREAD_MUTEX_INITIALIZER,
 			       .max = RECV_CONCURRENT_DEFAULT};
 	const char *listen = NULL, *dir = NULL, *key = NULL, *peers = NULL, *name = NULL;
-	const char *policy = NULL, *tcti = NULL;
+	const char *policy = NULL, *tcti = NULL, *defs = NULL;
 	unsigned channels = SMG_CHANNELS_MAX;
-	bool once = false, json = false;
+	bool once = false, json = false, insecure = false;
 	struct smg_netid_host net;
-	unsigned io_timeout = 0;
+	unsigned io_timeout = 0, progress_timeout = 0, session_timeout = 0;
 	char host[SMG_CLI_HOST_MAX];
 	uint16_t port;
 	uint64_t v;
@@ -207,6 +231,12 @@ int smg_cmd_recv(int argc, char **argv)
 		case 1101:
 			tcti = optarg;
 			break;
+		case 1104:
+			defs = optarg;
+			break;
+		case 1105:
+			insecure = true;
+			break;
 		case 'C':
 			ctx.ro.check_memory = true;
 			break;
@@ -222,6 +252,20 @@ int smg_cmd_recv(int argc, char **argv)
 			if (smg_cli_io_timeout(optarg, &io_timeout) != 0)
 				return usage("--io-timeout: 100..3600000 ms, not '%s'",
 					     optarg);
+			break;
+		case 1102:
+			if (parse_ms(optarg, SMG_CLI_PROGRESS_TIMEOUT_MAX,
+				     &progress_timeout) != 0)
+				return usage(
+				    "--progress-timeout: 100..3600000 ms, not '%s'",
+				    optarg);
+			break;
+		case 1103:
+			if (parse_ms(optarg, SMG_CLI_SESSION_TIMEOUT_MAX,
+				     &session_timeout) != 0)
+				return usage(
+				    "--session-timeout: 100..604800000 ms, not '%s'",
+				    optarg);
 			break;
 		case 'h':
 			printf("%s", smg_cmd_find("recv")->usage);
@@ -247,22 +291,60 @@ int smg_cmd_recv(int argc, char **argv)
 	struct smg_cli_ident ci;
 	struct smg_cli_tpm tpm;
 	struct smg_listener *l;
+	struct smg_hostdef *hd = NULL;
+	struct smg_capacity *cap = NULL;
+	char err[512];
 	int r, code;
 
+	/* Secure by default: no policy means no ACL, no placement and no
+	 * attestation; only an explicit opt-in runs like that. */
+	if (policy == NULL && !insecure) {
+		fprintf(
+		    stderr,
+		    "secmig recv: no --policy FILE: refusing to accept migrations "
+		    "without an access policy (a lab without TPMs: 'mode software' in "
+		    "the policy, or --insecure-software-mode)\n");
+		return SMG_EXIT_CONFIG;
+	}
+	if (insecure && policy == NULL)
+		smg_warn("--insecure-software-mode: any enrolled peer may send any VM "
+			 "that matches the host definitions; no TPM binding, no "
+			 "attestation, no ACL");
 	signal(SIGPIPE, SIG_IGN);
 	if (smg_cli_ident_load(&ci, dir, key, peers, name) != SMG_OK)
 		return SMG_EXIT_CONFIG;
 	ci.so.channels = channels;
 	ci.so.io_timeout_ms = io_timeout;
 	ci.so.handshake_timeout_ms = io_timeout;
+	ci.so.progress_timeout_ms = progress_timeout;
+	ci.so.session_timeout_ms = session_timeout;
 	if ((r = smg_cli_tpm_load(&tpm, policy, tcti, &ci.so)) != SMG_OK) {
 		smg_cli_ident_free(&ci);
 		return smg_exit_from_err(r);
 	}
 	ctx.ro.policy = tpm.policy;
+	ctx.out.auth = tpm.tpm_mode ? "tpm" : "software";
+	if (defs == NULL && tpm.policy != NULL && tpm.policy->defs[0] != '\0')
+		defs = tpm.policy->defs;
+	if (defs == NULL)
+		snprintf(err, sizeof(err),
+			 "no host definitions: --defs FILE or 'defs FILE' in the policy "
+			 "(docs/hostdef.md)");
+	if (defs == NULL || smg_hostdef_load(defs, &hd, err, sizeof(err)) != SMG_OK ||
+	    smg_capacity_new(hd, &cap) != SMG_OK) {
+		fprintf(stderr, "secmig recv: %s\n", err);
+		smg_hostdef_free(hd);
+		smg_cli_tpm_free(&tpm);
+		smg_cli_ident_free(&ci);
+		return SMG_EXIT_CONFIG;
+	}
+	ctx.ro.defs = hd;
+	ctx.ro.capacity = cap;
 	if ((r = smg_listener_open(host, port, &l)) != SMG_OK) {
 		fprintf(stderr, "secmig: cannot listen on %s: %s\n", listen,
 			smg_strerror(r));
+		smg_capacity_free(cap);
+		smg_hostdef_free(hd);
 		smg_cli_tpm_free(&tpm);
 		smg_cli_ident_free(&ci);
 		return SMG_EXIT_NETWORK;
@@ -276,6 +358,8 @@ int smg_cmd_recv(int argc, char **argv)
 	fflush(stdout);
 	code = serve_loop(&ctx, l, &ci.so, once);
 	smg_listener_close(l);
+	smg_capacity_free(cap);
+	smg_hostdef_free(hd);
 	smg_cli_tpm_free(&tpm);
 	smg_cli_ident_free(&ci);
 	return code;

@@ -40,7 +40,7 @@ struct dst {
 	unsigned threads;
 	pthread_t hasher;
 	bool hashing;
-	bool chan0_final, committed;
+	bool committed;
 	bool nics_built;	  /* network: NICs prepared on this host */
 	struct smg_announce *ann; /* network: clean-up running after resume */
 	Smg__Manifest *manifest;
@@ -53,6 +53,9 @@ struct dst {
 	char why[256];	 /* ABORT detail when set (policy) */
 	bool peer_abort; /* the source aborted: no ABORT back */
 	const struct smg_frame *first;
+	struct smg_vm_build build; /* what this host builds (plan_check.c) */
+	uint64_t disk_total, reserved_mem;
+	bool reserved; /* capacity held in o->capacity */
 };
 
 static void emit(struct dst *d, enum smg_event_kind kind, enum smg_phase ph,
@@ -76,6 +79,7 @@ static int reply_plan(struct dst *d, bool ok, const char *why)
 
 static int start_threads(struct dst *d)
 {
+	d->rx[0] = (struct smg_xfer_recv){.d = &d->xd, .chan = 0}; /* this thread's */
 	for (unsigned c = 1; c < d->xd.nchan; c++) {
 		d->rx[c] = (struct smg_xfer_recv){.d = &d->xd, .chan = c};
 		if (pthread_create(&d->rx[c].tid, NULL, smg_xfer_recv_main, &d->rx[c]) !=
@@ -109,18 +113,19 @@ static int join_threads(struct dst *d)
 	return atomic_load(&d->xd.err) ?: r;
 }
 
-/* The plan's disks, checked (count, sizes, chunk sizes), as new disks of
- * this host's disk service, named DOMAIN.i there: never a peer's path. */
+/* The plan's disks as new disks of this host's disk service, under the
+ * names the build chose (DOMAIN.i; the service keeps them in its storage
+ * directory, the definitions' `storage`): a disk from the peer never names
+ * our paths. Sizes were checked against the definitions already. */
 static int open_disks(struct dst *d, const Smg__Plan *p)
 {
 	uint64_t sizes[SMG_DOMAIN_DISKS_MAX];
 	uint32_t chunks[SMG_DOMAIN_DISKS_MAX];
 	const char *sock =
 	    d->o->disk_socket != NULL ? d->o->disk_socket : d->o->state_dir;
+	const char *names[SMG_DOMAIN_DISKS_MAX];
 
-	/* The image names come from the domain name: no path tricks. */
-	if (p->n_disks > SMG_DOMAIN_DISKS_MAX || strchr(d->st->domain, '/') != NULL ||
-	    d->st->domain[0] == '.' || d->st->domain[0] == '\0')
+	if (p->n_disks != d->build.n_disks)
 		return SMG_ERR_PROTO;
 	if (p->n_disks == 0 || p->storage_mode == SMG__STORAGE_MODE__STORAGE_NONE)
 		return SMG_OK; /* none, or shared storage: nothing travels */
@@ -129,9 +134,10 @@ static int open_disks(struct dst *d, const Smg__Plan *p)
 			return SMG_ERR_PROTO;
 		sizes[i] = p->disks[i]->size;
 		chunks[i] = p->disks[i]->chunk_size;
+		names[i] = d->build.disk_name[i];
 	}
-	return smg_engine_disks_dst_open(sock != NULL ? sock : ".", d->st->domain,
-					 p->n_disks, sizes, chunks, &d->disks);
+	return smg_engine_disks_dst_open(sock != NULL ? sock : ".", names, p->n_disks,
+					 sizes, chunks, &d->disks);
 }
 
 /* Folds arriving pages into the Merkle tree while they arrive, so that at
@@ -183,6 +189,81 @@ static int check_policy(struct dst *d, const char *domain, bool placement)
 	return SMG_ERR_POLICY;
 }
 
+/* A refusal by this host's policy or definitions goes back as ABORT
+ * {POLICY, why} (the sender exits 5, as we do); anything else as a
+ * refused PLAN_ACK. */
+static int refuse_plan(struct dst *d, int err, const char *why)
+{
+	if (err != SMG_ERR_POLICY) {
+		reply_plan(d, false, why);
+		return err;
+	}
+	if (why != d->why)
+		snprintf(d->why, sizeof(d->why), "%s", why);
+	d->reason = SMG__ABORT_REASON__ABORT_POLICY;
+	char safe[sizeof(d->why) * 6];
+	smg_log_escape(d->why, safe, sizeof(safe)); /* may quote the sender */
+	smg_err("plan for '%s' from '%s' refused: %s", d->st->domain,
+		smg_session_peer_name(d->s), safe);
+	return err;
+}
+
+/* The plan is a request (docs/hostdef.md): its own fields, the policy's
+ * ACL, then this host's definition and capacity, all before the backend
+ * allocates anything; the backend then builds from d->build only. */
+static int match_plan(struct dst *d, const Smg__Plan *p)
+{
+	const char *peer = smg_session_peer_name(d->s);
+	int r;
+
+	if (!smg_migration_id_valid(p->migration_id) ||
+	    !smg_name_ok(p->domain_name, SMG_DOMAIN_NAME_MAX) ||
+	    strcmp(p->backend, d->o->backend) != 0 ||
+	    p->config_hash.len != SMG_DIGEST_LEN ||
+	    sodium_memcmp(p->config_hash.data, d->config_hash, SMG_DIGEST_LEN) != 0) {
+		reply_plan(d, false,
+			   "malformed plan (id, domain name, backend or config "
+			   "hash)");
+		return SMG_ERR_PROTO;
+	}
+	if ((r = check_policy(d, p->domain_name, false)) != SMG_OK)
+		return r;
+	if (d->o->defs == NULL)
+		return refuse_plan(d, SMG_ERR_POLICY,
+				   "this receiver has no VM definitions (recv --defs)");
+	if ((r = smg_plan_check(p, d->o->defs, peer, d->o->defs->storage, &d->build,
+				&d->disk_total)) != SMG_OK)
+		return refuse_plan(d, r, d->build.why);
+	for (unsigned i = 0; d->o->net != NULL && i < d->build.n_nics; i++)
+		if (strcmp(d->build.bridge[i], d->o->net->bridge) != 0)
+			return refuse_plan(d, SMG_ERR_POLICY,
+					   "nic: its definition names a bridge this "
+					   "receiver does not manage (--net-bridge)");
+	if (d->o->capacity != NULL &&
+	    (r = smg_capacity_reserve(d->o->capacity, peer, p->memory_bytes,
+				      d->disk_total, d->why, sizeof(d->why))) != SMG_OK)
+		return refuse_plan(d, r, d->why);
+	d->reserved = d->o->capacity != NULL;
+	d->reserved_mem = p->memory_bytes;
+	return SMG_OK;
+}
+
+/* The built domain must be what the plan asked for and the build allowed. */
+static bool info_matches(const struct dst *d, const Smg__Plan *p)
+{
+	if (d->info.page_size != p->page_size ||
+	    d->info.pages * d->info.page_size != p->memory_bytes ||
+	    strcmp(d->info.name, p->domain_name) != 0 ||
+	    d->info.has_vtpm != p->has_vtpm || d->info.vcpus != p->vcpus ||
+	    d->info.n_nics != d->build.n_nics)
+		return false;
+	for (unsigned i = 0; i < d->info.n_nics; i++)
+		if (memcmp(&d->info.nics[i], &d->build.nics[i], sizeof(struct smg_nic)) !=
+		    0)
+			return false;
+	return true;
+}
+
 static int on_plan(struct dst *d, const struct smg_frame *f)
 {
 	ProtobufCMessage *m;
@@ -193,28 +274,20 @@ static int on_plan(struct dst *d, const struct smg_frame *f)
 		return r;
 	p = (Smg__Plan *)m;
 	snprintf(d->st->migration_id, sizeof(d->st->migration_id), "%s", p->migration_id);
-	snprintf(d->st->domain, sizeof(d->st->domain), "%s", p->domain_name);
+	smg_log_escape(p->domain_name, d->st->domain, sizeof(d->st->domain));
 	smg_engine_hash(p->domain_config.data, p->domain_config.len, d->config_hash);
-	/* Everything in the plan is the peer's claim: check it before the
-	 * backend allocates anything. */
-	if (!smg_migration_id_valid(p->migration_id) ||
-	    strcmp(p->backend, d->o->backend) != 0 ||
-	    p->config_hash.len != SMG_DIGEST_LEN ||
-	    sodium_memcmp(p->config_hash.data, d->config_hash, SMG_DIGEST_LEN) != 0) {
-		reply_plan(d, false, "malformed plan (id, backend or config hash)");
-		r = SMG_ERR_PROTO;
+	if ((r = match_plan(d, p)) != SMG_OK)
+		goto out;
+	snprintf(d->st->domain, sizeof(d->st->domain), "%s", p->domain_name);
+	r = d->be->ops->domain_create(d->be, p->domain_config.data, p->domain_config.len,
+				      &d->build, &d->info);
+	if (r == SMG_ERR_POLICY) {
+		r = refuse_plan(d, r, d->build.why);
 		goto out;
 	}
-	if ((r = check_policy(d, p->domain_name, false)) != SMG_OK)
-		goto out;
-	r = d->be->ops->domain_create(d->be, p->domain_config.data, p->domain_config.len,
-				      &d->info);
 	if (r == SMG_OK && (r = check_policy(d, p->domain_name, true)) != SMG_OK)
 		goto out;
-	if (r == SMG_OK && (d->info.page_size != p->page_size ||
-			    d->info.pages * d->info.page_size != p->memory_bytes ||
-			    strcmp(d->info.name, p->domain_name) != 0 ||
-			    d->info.has_vtpm != p->has_vtpm))
+	if (r == SMG_OK && !info_matches(d, p))
 		r = SMG_ERR_PROTO;
 	if (r != SMG_OK) {
 		reply_plan(d, false,
@@ -251,7 +324,7 @@ static int on_plan(struct dst *d, const struct smg_frame *f)
 				       .nchan = smg_session_channels(d->s),
 				       .final_round = -1};
 	pthread_mutex_init(&d->xd.lock, NULL);
-	pthread_cond_init(&d->xd.cond, NULL);
+	smg_engine_cond_init(&d->xd.cond);
 	if ((r = smg_merkle_new(d->info.pages, d->info.page_size, &d->xd.mk)) != SMG_OK ||
 	    (r = start_threads(d)) != SMG_OK) {
 		reply_plan(d, false, "out of resources");
@@ -275,8 +348,16 @@ static int on_round_start(struct dst *d, const struct smg_frame *f)
 		return r;
 	rs = (Smg__RoundStart *)m;
 	pthread_mutex_lock(&d->xd.lock);
-	if (rs->round != d->xd.known_round || d->xd.final_round >= 0) {
-		r = SMG_ERR_STATE; /* rounds count up from 0, nothing after final */
+	/* Rounds count up from 0, each after channel 0 ended the one before,
+	 * and nothing follows the final one. */
+	if (rs->round != d->xd.known_round || rs->round != d->rx[0].round ||
+	    d->xd.final_round >= 0) {
+		smg_peer_log(
+		    SMG_LOG_ERROR,
+		    "ROUND_START %u out of sequence (next %u, channel 0 in %u%s)",
+		    rs->round, d->xd.known_round, d->rx[0].round,
+		    d->xd.final_round >= 0 ? ", after the final round" : "");
+		r = SMG_ERR_STATE;
 	} else {
 		d->xd.known_round = rs->round + 1;
 		if (rs->final)
@@ -299,13 +380,14 @@ static int on_round_start(struct dst *d, const struct smg_frame *f)
 static int wait_data_channels(struct dst *d)
 {
 	uint64_t t0 = smg_now_ms();
-	int r;
+	int r = SMG_OK;
 
 	pthread_mutex_lock(&d->xd.lock);
-	while (d->xd.chans_done < d->threads && atomic_load(&d->xd.err) == SMG_OK)
-		pthread_cond_wait(&d->xd.cond, &d->xd.lock);
+	while (d->xd.chans_done < d->threads && atomic_load(&d->xd.err) == SMG_OK &&
+	       r == SMG_OK)
+		r = smg_engine_cond_wait(&d->xd.cond, &d->xd.lock, d->s, t0);
 	pthread_mutex_unlock(&d->xd.lock);
-	if ((r = atomic_load(&d->xd.err)) != SMG_OK)
+	if (r != SMG_OK || (r = atomic_load(&d->xd.err)) != SMG_OK)
 		return r;
 	if ((r = join_threads(d)) == SMG_OK)
 		smg_debug(
@@ -336,7 +418,7 @@ static int on_device_state(struct dst *d, const struct smg_frame *f)
 	Smg__DeviceState *ds;
 	int r;
 
-	if (d->xd.final_round < 0 || d->have_state || !d->chan0_final)
+	if (d->xd.final_round < 0 || d->have_state || !d->rx[0].finished)
 		return SMG_ERR_STATE;
 	if ((r = smg_frame_unpack(f, &smg__device_state__descriptor, &m)) != SMG_OK)
 		return r;
@@ -357,7 +439,8 @@ static int on_manifest(struct dst *d, const struct smg_frame *f)
 	ProtobufCMessage *m;
 	int r;
 
-	if (!d->have_state)
+	/* After the state, and the vTPM's state if the VM has one. */
+	if (!d->have_state || (d->info.has_vtpm && !d->have_vtpm))
 		return SMG_ERR_STATE;
 	if ((r = smg_frame_unpack(f, &smg__manifest__descriptor, &m)) != SMG_OK)
 		return r;
@@ -366,17 +449,42 @@ static int on_manifest(struct dst *d, const struct smg_frame *f)
 	return SMG_OK;
 }
 
+/* A frame impossible in sequence is the peer's protocol error: the ABORT
+ * says so (exit 10 on both sides). */
+static void protocol_reason(struct dst *d)
+{
+	if (d->reason == SMG__ABORT_REASON__ABORT_UNSPECIFIED &&
+	    (d->err == SMG_ERR_PROTO || d->err == SMG_ERR_STATE))
+		d->reason = SMG__ABORT_REASON__ABORT_PROTOCOL;
+}
+
+/* Every data channel ended with the final round's ROUND_END: anything it
+ * holds beyond that came after the final round. */
+static int nothing_after_final(struct dst *d)
+{
+	for (unsigned c = 1; c < d->xd.nchan; c++)
+		if (smg_chan_has_input(d->s, c)) {
+			smg_peer_log(SMG_LOG_ERROR,
+				     "channel %u: a frame after the final round", c);
+			return SMG_ERR_STATE;
+		}
+	return SMG_OK;
+}
+
 /* RECEIVING: control and channel-0 pages until the manifest arrives. */
 static enum dst_state do_receiving(struct dst *d)
 {
 	struct smg_frame f;
-	bool fin = false;
 
-	/* A channel thread failed: abort now (it keeps draining its channel). */
+	/* A channel thread failed: abort now (it keeps draining its channel);
+	 * it interrupts our wait on channel 0 to say so. */
 	if ((d->err = atomic_load(&d->xd.err)) != SMG_OK)
+		return protocol_reason(d), DST_ABORTED;
+	if ((d->err = smg_chan_recv(d->s, 0, &f)) != SMG_OK) {
+		if (d->err == SMG_ERR_INTERRUPTED)
+			return DST_RECEIVING; /* the check above says why */
 		return DST_ABORTED;
-	if ((d->err = smg_chan_recv(d->s, 0, &f)) != SMG_OK)
-		return DST_ABORTED;
+	}
 	switch (f.type) {
 	case SMG_FT_ROUND_START:
 		d->err = on_round_start(d, &f);
@@ -385,27 +493,22 @@ static enum dst_state do_receiving(struct dst *d)
 	case SMG_FT_ZERO_PAGES:
 	case SMG_FT_DISK_CHUNK:
 	case SMG_FT_ROUND_END:
-		if (d->chan0_final) {
-			d->err = SMG_ERR_STATE;
-			break;
-		}
-		d->err = smg_xfer_recv_frame(&d->xd, 0, f.type, f.payload, f.len, &fin);
-		d->chan0_final |= fin;
+		d->err = smg_xfer_recv_frame(&d->rx[0], f.type, f.payload, f.len);
 		break;
 	case SMG_FT_DEVICE_STATE:
 		d->err = on_device_state(d, &f);
 		break;
-	case SMG_FT_VTPM_STATE:
-		if (!d->info.has_vtpm || d->have_vtpm || d->xd.final_round < 0)
+	case SMG_FT_VTPM_STATE: /* once, after DEVICE_STATE */
+		if (!d->info.has_vtpm || d->have_vtpm || !d->have_state)
 			d->err = SMG_ERR_STATE;
-		else if ((d->err = smg_engine_vtpm_recv(&f, d->info.vtpm_ctrl_port,
+		else if ((d->err = smg_engine_vtpm_recv(&f, d->info.vtpm_ctrl,
 							d->vtpm_hash)) == SMG_OK)
 			d->have_vtpm = true;
 		if (d->err == SMG_ERR_INTEGRITY)
 			d->reason = SMG__ABORT_REASON__ABORT_INTEGRITY;
 		break;
 	case SMG_FT_MANIFEST:
-		if (!d->chan0_final)
+		if (!d->rx[0].finished)
 			d->err = SMG_ERR_STATE;
 		else if ((d->err = on_manifest(d, &f)) == SMG_OK)
 			return DST_VERIFY;
@@ -420,8 +523,7 @@ static enum dst_state do_receiving(struct dst *d)
 		d->err = SMG_ERR_STATE;
 		break;
 	}
-	if (d->err == SMG_ERR_PROTO || d->err == SMG_ERR_STATE)
-		d->reason = SMG__ABORT_REASON__ABORT_PROTOCOL;
+	protocol_reason(d);
 	return d->err == SMG_OK ? DST_RECEIVING : DST_ABORTED;
 }
 
@@ -440,8 +542,9 @@ static enum dst_state do_verify(struct dst *d)
 	emit(d, SMG_EV_PHASE, SMG_PHASE_VERIFY, NULL);
 	stop_hasher(d);
 	if ((d->err = atomic_load(&d->xd.err)) != SMG_OK ||
-	    (d->err = join_threads(d)) != SMG_OK)
-		return DST_ABORTED;
+	    (d->err = join_threads(d)) != SMG_OK ||
+	    (d->err = nothing_after_final(d)) != SMG_OK)
+		return protocol_reason(d), DST_ABORTED;
 	if (smg_fault_on(SMG_FI_DST_BAD_ROOT)) {
 		/* A page damaged after it arrived (bad RAM, a buggy backend). */
 		uint8_t *junk = malloc(d->info.page_size);
@@ -579,21 +682,30 @@ static enum dst_state do_ready_sent(struct dst *d)
 static void abort_dest(struct dst *d)
 {
 	Smg__Abort a = SMG__ABORT__INIT;
+	struct smg_frame f;
+	bool told = false;
+	int r;
 
 	stop_threads(d);
+	protocol_reason(d);
 	if (d->err != SMG_ERR_EOF && d->err != SMG_ERR_CUT && d->err != SMG_ERR_ABORTED &&
 	    d->err != SMG_ERR_TIMEOUT && !d->peer_abort) {
+		told = true;
 		a.reason = d->reason;
 		a.detail = d->why[0] != '\0' ? d->why : (char *)smg_strerror(d->err);
 		a.error = d->err;
 		smg_chan_send_msg(d->s, 0, SMG_FT_ABORT, &a.base);
 		smg_chan_flush(d->s, 0);
-		/* Drain the control channel too until the source, having read
-		 * the ABORT, ends the session (bounded by the I/O timeout). */
-		struct smg_frame f;
-		while (smg_chan_recv(d->s, 0, &f) == SMG_OK)
-			;
 	}
+	/* The source ends the session once it has read the ABORT; every
+	 * channel is drained until then (so it never blocks on a channel
+	 * nobody reads), but for no longer than the idle limit: a peer that
+	 * goes on sending does not hold this session (and its slot). */
+	smg_session_set_deadline(d->s, smg_session_idle_limit(d->s));
+	if (told)
+		while ((r = smg_chan_recv(d->s, 0, &f)) == SMG_OK ||
+		       r == SMG_ERR_INTERRUPTED)
+			;
 	if (d->be != NULL && d->info.pages > 0 && !d->committed)
 		d->be->ops->destroy(d->be);
 	if (d->nics_built && !d->committed)
@@ -619,8 +731,9 @@ static enum dst_state step(struct dst *d)
 			d->err = SMG_ERR_ABORTED;
 			if (smg_frame_unpack(&f, &smg__abort__descriptor, &m) == SMG_OK) {
 				Smg__Abort *a = (Smg__Abort *)m;
-				smg_peer_log(SMG_LOG_ERROR, "source aborted: %s",
-					     a->detail);
+				char safe[1024];
+				smg_log_escape(a->detail, safe, sizeof(safe));
+				smg_peer_log(SMG_LOG_ERROR, "source aborted: %s", safe);
 				if (a->reason == SMG__ABORT_REASON__ABORT_POLICY)
 					d->err = SMG_ERR_POLICY;
 				smg_frame_msg_free(m);
@@ -688,6 +801,9 @@ static int serve_migration(struct smg_session *s, const struct smg_recv_opts *o,
 	if (d.manifest != NULL)
 		smg_frame_msg_free(&d.manifest->base);
 	smg_backend_close(d.be);
+	if (d.reserved)
+		smg_capacity_release(o->capacity, smg_session_peer_name(s),
+				     d.reserved_mem, d.disk_total);
 	st->err = d.err;
 	return d.err;
 }

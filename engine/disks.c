@@ -369,7 +369,7 @@ int smg_engine_disks_resume_committed(const char *sock, const char *domain, unsi
 }
 
 /* ---- destination ------------------------------------------------------------ */
-int smg_engine_disks_dst_open(const char *sock, const char *domain, size_t n,
+int smg_engine_disks_dst_open(const char *sock, const char *const *names, size_t n,
 			      const uint64_t *sizes, const uint32_t *chunks,
 			      struct smg_engine_disks **out)
 {
@@ -384,14 +384,15 @@ int smg_engine_disks_dst_open(const char *sock, const char *domain, size_t n,
 	if ((e = calloc(1, sizeof(*e))) == NULL)
 		return SMG_ERR_NOMEM;
 	for (unsigned i = 0; i < n && r == SMG_OK; i++) {
-		/* Our name for it, from the (already checked) domain name. */
-		int w = snprintf(e->name[i], sizeof(e->name[i]), "%s.%u", domain, i);
+		/* The destination's name for it (plan_check.c); the service
+		 * makes its image path from it, never from a peer's string. */
+		size_t w = strlen(names[i]);
 
-		if (w < 0 || (size_t)w >= sizeof(e->name[i]) ||
-		    !smg_dsvc_name_valid(e->name[i], (size_t)w)) {
+		if (w >= sizeof(e->name[i]) || !smg_dsvc_name_valid(names[i], w)) {
 			r = SMG_ERR_PROTO;
 			break;
 		}
+		memcpy(e->name[i], names[i], w + 1);
 		e->n = i + 1;
 		e->size[i] = sizes[i];
 		e->chunk[i] = chunks[i];

@@ -46,8 +46,9 @@ int smg_engine_disks_commit(struct smg_engine_disks *e);
 /* Source: end tracking (before COMMIT: merge WAIO writes back, release I/O;
  * after DONE: the service drops its copy). */
 int smg_engine_disks_end(struct smg_engine_disks *e, bool committed);
-/* Destination: the disks are named DOMAIN.i by the service. */
-int smg_engine_disks_dst_open(const char *sock, const char *domain, size_t n,
+/* Destination: one new disk of the host's disk service per plan disk,
+ * under the names the destination chose (plan_check.c: DOMAIN.i). */
+int smg_engine_disks_dst_open(const char *sock, const char *const *names, size_t n,
 			      const uint64_t *sizes, const uint32_t *chunks,
 			      struct smg_engine_disks **out);
 int smg_engine_disks_apply(struct smg_engine_disks *e, unsigned chan, unsigned nchan,
@@ -64,6 +65,21 @@ int smg_engine_disks_resume_committed(const char *sock, const char *domain, unsi
 /* Destination before COMMIT: remove the incoming images. */
 void smg_engine_disks_discard(struct smg_engine_disks *e);
 void smg_engine_disks_free(struct smg_engine_disks *e);
+
+/* ---- the destination's answer to a plan (engine/plan_check.c) ----------- */
+struct ProtobufCMessage;
+struct Smg__Plan;
+/* Match the plan against this host's definitions: SMG_OK with the build
+ * filled (disk service names D.i, their images under disk_dir, matched
+ * NICs), or SMG_ERR_POLICY with the reason in b->why. *disk_total: bytes
+ * of disk the plan asks for. */
+int smg_plan_check(const struct Smg__Plan *p, const struct smg_hostdef *d,
+		   const char *peer, const char *disk_dir, struct smg_vm_build *b,
+		   uint64_t *disk_total);
+int smg_capacity_reserve(struct smg_capacity *c, const char *peer, uint64_t memory,
+			 uint64_t disk, char *why, size_t why_len);
+void smg_capacity_release(struct smg_capacity *c, const char *peer, uint64_t memory,
+			  uint64_t disk);
 
 /* Pages go to channels in groups so that a page always travels on the same
  * channel: a later version can never overtake an earlier one. */
@@ -121,23 +137,35 @@ struct smg_xfer_dest {
 	_Atomic int err;
 };
 
+/* One channel's receive state; channel 0's is driven by the control thread. */
 struct smg_xfer_recv {
 	struct smg_xfer_dest *d;
 	unsigned chan;
-	bool finished; /* saw ROUND_END of the final round */
+	uint32_t round; /* the channel's current round: ROUND_ENDs it handled */
+	bool finished;	/* handled the final round's ROUND_END */
 	pthread_t tid;
 };
 void *smg_xfer_recv_main(void *arg);
-/* Handle one frame that arrived on chan (PAGES, ZERO_PAGES, ROUND_END).
- * *final is set once this channel has finished the final round. */
-int smg_xfer_recv_frame(struct smg_xfer_dest *d, unsigned chan, uint8_t type,
-			const uint8_t *p, size_t len, bool *final);
+/* Handle one frame that arrived on x's channel (PAGES, ZERO_PAGES,
+ * DISK_CHUNK, ROUND_END), in sequence or SMG_ERR_STATE at once. */
+int smg_xfer_recv_frame(struct smg_xfer_recv *x, uint8_t type, const uint8_t *p,
+			size_t len);
+
+/* ---- bounded waits (engine/wait.c) --------------------------------------- */
+/* A condition variable on CLOCK_MONOTONIC, for smg_engine_cond_wait. */
+int smg_engine_cond_init(pthread_cond_t *cv);
+/* One slice of a wait (mu held) that began at since and waits for frames
+ * of session s to change what cv guards: SMG_OK (re-check the condition)
+ * or SMG_ERR_TIMEOUT once the session's liveness rule gives up. */
+int smg_engine_cond_wait(pthread_cond_t *cv, pthread_mutex_t *mu, struct smg_session *s,
+			 uint64_t since);
 
 /* PINGs on the channels in chan_mask (bit per channel) every
  * SMG_KEEPALIVE_MS while this side is busy in a long backend call; the
  * caller must not send on those channels until smg_keepalive_stop. */
-#define SMG_KEEPALIVE_MS     5000
-#define SMG_KEEPALIVE_MAX_MS (15 * 60 * 1000)
+#define SMG_KEEPALIVE_MS 5000
+/* The peer's progress limit (transport.h): it gives up on PINGs then too. */
+#define SMG_KEEPALIVE_MAX_MS SMG_PROGRESS_TIMEOUT_MS
 struct smg_keepalive {
 	struct smg_session *s;
 	uint32_t chan_mask;
@@ -163,11 +191,11 @@ void smg_engine_hash(const void *p, size_t len, uint8_t out[SMG_DIGEST_LEN]);
 struct smg_frame;
 /* Take the running instance's state (domain paused), send VTPM_STATE on
  * channel 0; hash receives the manifest's vtpm_hash. */
-int smg_engine_vtpm_send(struct smg_session *s, uint16_t ctrl_port,
+int smg_engine_vtpm_send(struct smg_session *s, const char *ctrl,
 			 uint8_t hash[SMG_DIGEST_LEN], uint64_t *bytes);
 /* Check a VTPM_STATE frame against its hash, load it into the waiting
  * instance at ctrl_port; hash receives the state's hash. */
-int smg_engine_vtpm_recv(const struct smg_frame *f, uint16_t ctrl_port,
+int smg_engine_vtpm_recv(const struct smg_frame *f, const char *ctrl,
 			 uint8_t hash[SMG_DIGEST_LEN]);
 
 #endif

@@ -173,6 +173,25 @@ static int check_policy(struct src *c)
 	return SMG_ERR_POLICY;
 }
 
+/* The first round's set: the frames that are the guest's memory (a Xen
+ * guest's physmap is mostly holes), or all of them. */
+static int first_round_set(struct src *c)
+{
+	uint64_t n = c->info.pages;
+	int r;
+
+	memset(c->pending, 0, c->words * sizeof(uint64_t));
+	if (c->be->ops->populated != NULL) {
+		if ((r = c->be->ops->populated(c->be, c->pending, &n)) != SMG_OK)
+			return r;
+	} else {
+		for (uint64_t p = 0; p < c->info.pages; p++)
+			c->pending[p / 64] |= 1ull << (p % 64);
+	}
+	c->st->ram_bytes = n * c->info.page_size;
+	return SMG_OK;
+}
+
 static int do_setup(struct src *c)
 {
 	uint8_t idb[SMG_MIGRATION_ID_LEN / 2];
@@ -191,8 +210,8 @@ static int do_setup(struct src *c)
 	c->words = (c->info.pages + 63) / 64;
 	if ((c->pending = calloc(c->words, sizeof(uint64_t))) == NULL)
 		return SMG_ERR_NOMEM;
-	for (uint64_t p = 0; p < c->info.pages; p++)
-		c->pending[p / 64] |= 1ull << (p % 64);
+	if ((r = first_round_set(c)) != SMG_OK)
+		return r;
 	if ((r = smg_merkle_new(c->info.pages, c->info.page_size, &c->mk)) != SMG_OK)
 		return r;
 	smg_engine_hash(c->info.config, c->info.config_len, c->config_hash);
@@ -403,7 +422,7 @@ static int send_state_and_manifest(struct src *c)
 		disk_roots[i] = (ProtobufCBinaryData){SMG_DIGEST_LEN, roots[i]};
 	}
 	if (c->info.has_vtpm) {
-		if ((r = smg_engine_vtpm_send(c->s, c->info.vtpm_ctrl_port, vtpm_hash,
+		if ((r = smg_engine_vtpm_send(c->s, c->info.vtpm_ctrl, vtpm_hash,
 					      &c->st->bytes_sent)) != SMG_OK)
 			return r;
 		mf.vtpm_hash = (ProtobufCBinaryData){SMG_DIGEST_LEN, vtpm_hash};
@@ -472,6 +491,9 @@ static enum src_state do_stopcopy(struct src *c)
 	smg_fault_crash(SMG_FI_SRC_AFTER_PAUSE);
 	if (c->logdirty && (c->err = c->be->ops->logdirty_peek_clear(c->be, c->pending,
 								     &dirty)) != SMG_OK)
+		return SRC_ABORTED;
+	/* stop-and-copy: the one round carries what is memory now */
+	if (!c->logdirty && c->round == 0 && (c->err = first_round_set(c)) != SMG_OK)
 		return SRC_ABORTED;
 	if ((c->err = run_round(c, true, &bytes, &npages)) != SMG_OK ||
 	    (c->err = check_memory(c)) != SMG_OK ||

@@ -192,8 +192,8 @@ int smg_image_create(const char *path, uint64_t size, unsigned flags,
 	if (size > SMG_STG_DISK_MAX || (flags & SMG_IMAGE_RDONLY))
 		return SMG_ERR_INVAL;
 	fd = open(path,
-		  O_RDWR | O_CREAT | O_CLOEXEC |
-		      ((flags & SMG_IMAGE_EXCL) ? O_EXCL | O_NOFOLLOW : O_TRUNC),
+		  O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC |
+		      ((flags & SMG_IMAGE_NEW) ? O_EXCL : O_TRUNC),
 		  0600);
 	if (fd < 0) {
 		r = smg_err_sys(errno);

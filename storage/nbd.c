@@ -183,23 +183,13 @@ static void reap(struct smg_nbd_server *s, bool all)
 	}
 }
 
-/* Root or our own uid only: the socket's directory is 0700 already, this
- * holds even where an operator loosened it. */
-static bool peer_allowed(int fd)
-{
-	struct ucred cr;
-	socklen_t len = sizeof(cr);
-
-	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) != 0)
-		return false;
-	return cr.uid == 0 || cr.uid == geteuid();
-}
-
 static void start_client(struct smg_nbd_server *s, int fd)
 {
 	struct client *c = NULL;
 
-	if (!peer_allowed(fd)) {
+	/* Root or our own uid only (SO_PEERCRED): the socket's directory is
+	 * 0700 already, this holds even where an operator loosened it. */
+	if (!smg_peer_is_owner(fd)) {
 		smg_peer_log(SMG_LOG_WARN, "nbd: a client of another user refused");
 		close(fd);
 		return;
@@ -242,7 +232,7 @@ static void *accept_main(void *arg)
 		fd = accept4(s->lfd, NULL, NULL, SOCK_CLOEXEC);
 		if (fd < 0)
 			continue;
-		start_client(s, fd);
+		start_client(s, fd); /* checks the peer's uid first */
 	}
 	return NULL;
 }
@@ -269,6 +259,8 @@ int smg_nbd_server_open(const char *sock_path, struct smg_nbd_server **out)
 	strcpy(sa.sun_path, sock_path);
 	(void)unlink(sock_path); /* a stale socket from an earlier run */
 	s->lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	/* 0600 from birth: a chmod after bind leaves a window in which any
+	 * local user may connect (issue 13). */
 	old = umask(077);
 	rc = s->lfd < 0 ? -1 : bind(s->lfd, (struct sockaddr *)&sa, sizeof(sa));
 	umask(old);

@@ -114,16 +114,6 @@ static int send_reply(int fd, const struct svc_reply *r)
 	return write_full(fd, iov, 4);
 }
 
-static bool peer_allowed(int fd)
-{
-	struct ucred cr;
-	socklen_t len = sizeof(cr);
-
-	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) != 0)
-		return false;
-	return cr.uid == 0 || cr.uid == geteuid();
-}
-
 /* One connection: requests until it closes or breaks the framing. */
 static void *conn_main(void *arg)
 {
@@ -273,7 +263,7 @@ static void serve(struct svc *sv, int lfd, int sfd)
 			continue;
 		if ((c = accept4(lfd, NULL, NULL, SOCK_CLOEXEC)) < 0)
 			continue;
-		if (!peer_allowed(c) || (x = malloc(sizeof(*x))) == NULL) {
+		if (!smg_peer_is_owner(c) || (x = malloc(sizeof(*x))) == NULL) {
 			smg_warn("disk service: control connection refused");
 			close(c);
 			continue;

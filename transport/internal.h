@@ -4,6 +4,7 @@
 
 #include <liburing.h>
 #include <sodium.h>
+#include <stdatomic.h>
 
 #include "base/base.h"
 #include "proto/proto.h"
@@ -54,8 +55,12 @@ bool smg_peer_name_ok(const char *s, size_t n);
 
 enum hs_state {
 	HS_START = 0,
-	HS_SENT_HELLO, /* client: waiting for server HELLO + AUTH */
-	HS_WAIT_AUTH,  /* server: sent HELLO + AUTH, waiting for client AUTH */
+	HS_SENT_HELLO,	/* client: waiting for server HELLO + AUTH */
+	HS_WAIT_AUTH,	/* server: sent HELLO + AUTH, waiting for client AUTH */
+	HS_AUTH_SIGNED, /* server, mode extension: client's signature verified,
+			 * its extension work (TPM) still to do */
+	HS_WAIT_FINISH, /* client, mode extension: sent AUTH, waiting for the
+			 * server's FINISH (its TPM-bound confirmation) */
 	HS_DONE,
 	HS_FAILED,
 };
@@ -79,6 +84,12 @@ struct hs {
 	unsigned channels;
 	char peer_name[SMG_PEER_NAME_MAX + 1];
 	int reject; /* Reject reason to send when failing (server) */
+	/* Mode extension (TPM): its secret and evidence come in a second
+	 * stage, after the peer's software signature verified, so an
+	 * unauthenticated peer never costs a TPM operation. */
+	bool deferred;
+	uint8_t peer_ext[SMG_HS_EXT_MAX];
+	size_t peer_ext_len;
 };
 
 /* Frame of the plaintext handshake: [u32 BE n][type][body], n = 1 + body. */
@@ -100,7 +111,16 @@ int smg_hs_server_on_hello(struct hs *hs, const uint8_t *frame, size_t flen, uin
 int smg_hs_client_on_server(struct hs *hs, const uint8_t *hello, size_t hlen,
 			    const uint8_t *auth, size_t alen, uint8_t *out, size_t cap,
 			    size_t *len);
-/* Server: consume the client AUTH frame. */
+/* Server, mode extension: the cheap half of the client's AUTH (frame
+ * checks and its Ed25519 signature over the transcript); then
+ * smg_hs_server_finish does the extension's (TPM) work and writes the
+ * FINISH frame. Without an extension smg_hs_server_finish writes nothing. */
+int smg_hs_server_auth_sig(struct hs *hs, const uint8_t *frame, size_t flen);
+int smg_hs_server_finish(struct hs *hs, const uint8_t *frame, size_t flen, uint8_t *out,
+			 size_t cap, size_t *len);
+/* Client, mode extension: the server's FINISH after our AUTH. */
+int smg_hs_client_on_finish(struct hs *hs, const uint8_t *frame, size_t flen);
+/* Server: consume the client AUTH frame (both halves at once). */
 int smg_hs_server_on_auth(struct hs *hs, const uint8_t *frame, size_t flen);
 /* After HS_DONE. dir 0: client->server, 1: server->client. */
 void smg_hs_chan_key(const uint8_t session_key[HS_KEY_LEN], unsigned chan, unsigned dir,
@@ -144,11 +164,36 @@ int smg_frame_open(struct frame_rx *rx, uint8_t *buf, size_t wire, struct smg_fr
 int smg_frame_decode_stream(const uint8_t *p, size_t len);
 void smg_frame_fuzz_key(uint8_t key[SS_KEY], uint8_t header[SS_HEADER]);
 
+/* ---- session liveness (live.c; docs/protocol.md, "Liveness") ----------- */
+#define WAIT_SLICE_MS 100 /* a blocked wait re-reads the session's rule this often */
+
+struct live {
+	_Atomic uint64_t moved_ms;    /* a byte in, or accepted out, on any channel */
+	_Atomic uint64_t progress_ms; /* a whole frame, not a PING, in or out */
+	_Atomic uint64_t cutoff_ms;   /* every wait ends by then; 0: never */
+	_Atomic unsigned busy;	      /* threads of this side working locally */
+	_Atomic uint64_t local_ms;    /* the last time one of them finished */
+	unsigned idle_ms, progress_limit_ms;
+	const char *peer; /* for logs */
+};
+
+void smg_live_init(struct live *l, const struct smg_session_opts *o, const char *peer);
+/* Bytes moved; progress: they completed a frame that is not a PING. */
+void smg_live_moved(struct live *l, bool progress);
+enum live_verdict { LIVE_OK = 0, LIVE_IDLE, LIVE_PINGS, LIVE_CUTOFF };
+/* LIVE_OK while a wait that began at since may block *left_ms more (at
+ * most WAIT_SLICE_MS, then ask again); else the rule that ends it. */
+enum live_verdict smg_live_check(struct live *l, uint64_t since, int *left_ms);
+/* Log (rate limited) why `what` ended; returns SMG_ERR_TIMEOUT. */
+int smg_live_fail(struct live *l, enum live_verdict v, const char *what);
+bool smg_live_cut_off(struct live *l);
+
 /* ---- channel I/O ------------------------------------------------------- */
 struct tx_slot {
 	uint8_t *buf; /* FRAME_WIRE_MAX bytes, lazily allocated */
 	size_t len;   /* wire bytes queued */
 	size_t sent;
+	bool ping; /* a PING: keeps the session alive, is not progress */
 };
 
 struct chan {
@@ -172,17 +217,22 @@ struct chan {
 	bool send_inflight, recv_inflight;
 	struct iovec iov[TX_SLOTS];
 	struct msghdr msg;
-	unsigned timeout_ms;
-	size_t mem; /* bytes of buffers allocated for this channel */
+	struct live *live;	     /* the session's */
+	uint64_t rx_since, tx_since; /* when the current receive / send wait began */
+	_Atomic bool intr;	     /* smg_chan_interrupt: end the receive wait */
+	size_t mem;		     /* bytes of buffers allocated for this channel */
 };
 
-int smg_chan_io_init(struct chan *c, int fd, bool force_poll, unsigned timeout_ms);
+int smg_chan_io_init(struct chan *c, int fd, bool force_poll, struct live *live);
 void smg_chan_io_fini(struct chan *c);
 /* Push queued slots to the socket; with wait, block until at least one
  * slot is free (or everything is sent when all). */
 int smg_chan_io_send(struct chan *c, bool wait, bool all);
-/* Read at least one more byte into rbuf (blocking). 0 bytes: rx_eof. */
+/* Read at least one more byte into rbuf (blocking, the wait that began at
+ * c->rx_since). 0 bytes: rx_eof. */
 int smg_chan_io_recv(struct chan *c);
+/* Unread bytes in rbuf or the socket, without waiting. */
+bool smg_chan_io_pending(struct chan *c);
 
 struct smg_session {
 	char peer_name[SMG_PEER_NAME_MAX + 1];
@@ -192,6 +242,7 @@ struct smg_session {
 	uint8_t *session_key; /* sodium_malloc'd HS_KEY_LEN */
 	uint8_t session_id[32];
 	bool initiator;
+	struct live live;
 	struct chan ch[SMG_CHANNELS_MAX];
 };
 
@@ -201,6 +252,13 @@ int smg_session_attach(struct smg_session *s, unsigned idx, int fd,
 		       const struct smg_session_opts *opts);
 /* Exchange STREAM headers on channel idx (blocking, deadline). */
 int smg_session_stream_start(struct smg_session *s, unsigned idx, uint64_t deadline_ms);
+/* The same in two halves, for the listener's non-blocking loop: our
+ * STREAM frame (push side keyed), then the peer's (pull side keyed). */
+#define SMG_STREAM_FRAME_LEN (4 + 1 + SS_HEADER)
+void smg_session_stream_offer(struct smg_session *s, unsigned idx,
+			      uint8_t frame[SMG_STREAM_FRAME_LEN]);
+int smg_session_stream_accept(struct smg_session *s, unsigned idx, const uint8_t *in,
+			      size_t len);
 
 /* Blocking helpers for plaintext handshake frames with a deadline. */
 int smg_sock_write_all(int fd, const void *buf, size_t len, uint64_t deadline_ms);

@@ -65,39 +65,58 @@ static int start_guard(struct qemu_backend *q)
 				   : SMG_OK;
 }
 
-static int check_plan(struct qemu_backend *q, const uint8_t *config, size_t len)
+/* The sender's description is a request: parsed in PLAN mode (a key that
+ * names a host resource is refused), matched against this host's own .vm
+ * file, which is bound to the host definitions' build. The QEMU command
+ * line comes from those two files only. */
+static int check_plan(struct qemu_backend *q, const uint8_t *config, size_t len,
+		      struct smg_vm_build *b)
 {
 	struct smg_qemu_vm plan;
-	char err[256];
+	char err[192]; /* fits build->why with its prefix */
 	int r;
 
 	r = smg_qemu_vm_parse((const char *)config, len, SMG_QEMU_DEF_PLAN, &plan, err,
 			      sizeof(err));
 	if (r != SMG_OK) {
 		smg_peer_log(SMG_LOG_ERROR, "qemu: the sender's description: %s", err);
+		snprintf(b->why, sizeof(b->why), "qemu: the sender's description: %s",
+			 err);
+		return r == SMG_ERR_POLICY ? r : SMG_ERR_PROTO;
+	}
+	if ((r = smg_qemu_vm_load(q->state_dir, plan.name, &q->vm)) != SMG_OK) {
+		snprintf(b->why, sizeof(b->why),
+			 "qemu: this host has no QEMU definition of '%s' "
+			 "(STATE_DIR/qemu/NAME.vm)",
+			 plan.name);
+		return r == SMG_ERR_NOT_FOUND ? SMG_ERR_POLICY : r;
+	}
+	if ((r = smg_qemu_vm_match(&q->vm, &plan, err, sizeof(err))) != SMG_OK) {
+		smg_err("qemu: %s", err);
+		snprintf(b->why, sizeof(b->why), "qemu: %s", err);
 		return r;
 	}
-	if ((r = smg_qemu_vm_load(q->state_dir, plan.name, &q->vm)) != SMG_OK)
-		return r == SMG_ERR_NOT_FOUND ? SMG_ERR_POLICY : r;
-	if ((r = smg_qemu_vm_match(&q->vm, &plan, err, sizeof(err))) != SMG_OK)
-		smg_err("qemu: %s", err);
+	if ((r = smg_qemu_vm_bind(&q->vm, b)) != SMG_OK)
+		smg_err("%s", b->why);
 	return r;
 }
 
 int smg_qemu_dst_create(struct smg_backend *self, const uint8_t *config, size_t len,
-			struct smg_domain_info *info)
+			struct smg_vm_build *build, struct smg_domain_info *info)
 {
 	struct qemu_backend *q = QEMU_SELF(self);
 	char qmp[SMG_QEMU_SUN_MAX];
 	int r;
 
 	memset(info, 0, sizeof(*info));
+	if (build == NULL)
+		return SMG_ERR_INVAL;
 	if (q->is_dst || q->attached)
 		return SMG_ERR_STATE;
 	q->is_dst = true;
 	pthread_mutex_init(&q->launch_lock, NULL);
 	q->t_created_ms = smg_now_ms();
-	if ((r = check_plan(q, config, len)) != SMG_OK)
+	if ((r = check_plan(q, config, len, build)) != SMG_OK)
 		return r;
 	if ((r = smg_qemu_path(q->state_dir, q->vm.name, "qmp", qmp, sizeof(qmp))) !=
 	    SMG_OK)

@@ -5,7 +5,8 @@
  * that secmig carries over the secure channel.
  *
  * Files, one job each: qemu.c (ops table, open/close), qemu_vm.c (the VM
- * definition and the plan's description), qemu_qmp.c (QMP client),
+ * definition and the plan's description), qemu_bind.c (the incoming VM
+ * against the host definitions' build), qemu_qmp.c (QMP client),
  * qemu_ram.c (RAM mapping, digest dirty tracking), qemu_state.c (device
  * state through a pipe), qemu_launch.c (starting QEMU), qemu_vtpm.c (swtpm),
  * qemu_nic.c (tap, announce), qemu_guard.c (a crash guard process),
@@ -96,6 +97,13 @@ int smg_qemu_vm_describe(const struct smg_qemu_vm *vm, char **text, size_t *len)
  * the first difference. */
 int smg_qemu_vm_match(const struct smg_qemu_vm *local, const struct smg_qemu_vm *plan,
 		      char *why, size_t whylen);
+/* Bind this host's definition of an incoming VM to the build plan_check
+ * made from the host definitions (qemu_bind.c): sizes, NICs (MAC,
+ * addresses, bridge) and the disk service's names must agree, a vTPM
+ * needs the definitions' `vtpm yes`; the
+ * definitions' kernel, ramdisk, cmdline and firmware replace the .vm
+ * file's. SMG_ERR_POLICY with the reason in b->why. */
+int smg_qemu_vm_bind(struct smg_qemu_vm *vm, struct smg_vm_build *b);
 bool smg_qemu_name_ok(const char *s);
 /* STATE_DIR/qemu/NAME.SUFFIX (SMG_ERR_TOO_LONG past cap). */
 int smg_qemu_path(const char *state_dir, const char *name, const char *suffix, char *out,
@@ -357,7 +365,7 @@ int smg_qemu_src_settle(struct smg_backend *self, const char *name, bool resumed
 void smg_qemu_src_close(struct qemu_backend *q);
 
 int smg_qemu_dst_create(struct smg_backend *self, const uint8_t *config, size_t len,
-			struct smg_domain_info *info);
+			struct smg_vm_build *build, struct smg_domain_info *info);
 int smg_qemu_dst_write_pages(struct smg_backend *self, const uint64_t *pfns, size_t n,
 			     const uint8_t *data, bool zero_only);
 int smg_qemu_dst_restore_state(struct smg_backend *self, const uint8_t *blob, size_t len);

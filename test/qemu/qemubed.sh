@@ -120,8 +120,9 @@ qb_init() {
 	if [ "${QB_DISK:-service}" != shared ]; then
 		QB_DISK=service
 		for h in src dst; do
-			mkdir -p "$T/$h" && chmod 700 "$T/$h"
-			nb_bg "$h" "$T/disk-$h.log" "$SECMIG" disk serve --state-dir "$T/$h"
+			qb_defs "$h"
+			nb_bg "$h" "$T/disk-$h.log" "$SECMIG" disk serve --state-dir "$T/$h" \
+				--defs "$T/$h/defs"
 			wait_file "$T/$h/disk.sock" 200 || { qb_log "disk service in $h"; exit 1; }
 		done
 		"$SECMIG" -q disk --state-dir "$T/src" create "$QB_NAME.0" "${QB_DISK_MB}M" ||
@@ -134,7 +135,39 @@ qb_init() {
 		NB_PIDS+=("$!")
 		wait_file "$T/nbd.sock" 200 || { qb_log "qemu-nbd did not start"; exit 1; }
 	fi
+	[ "$QB_DISK" = shared ] && for h in src dst; do qb_defs "$h"; done
 	qb_log "disk: $QB_DISK"
+}
+
+# HOST's own host definitions (docs/hostdef.md): which VM the other host
+# may bring, its NIC on hbr, its disk's size, a vTPM, and what this host
+# boots it with (the destination's .vm file has no boot lines: they come
+# from here, never from the sender).
+qb_defs() { # host
+	local d=$T/$1 from=src
+	[ "$1" = src ] && from=dst
+	mkdir -p "$d/disks" && chmod 700 "$d" "$d/disks"
+	cat >"$d/defs" <<EOF
+storage $d/disks
+bridge hbr
+vm $QB_NAME
+  from $from
+  memory $QB_MEM
+  vcpus 1
+  disks 1
+  disk-size ${QB_DISK_MB}M
+  nic bridge=hbr mac=$NB_VM_MAC ip=$NB_VM4/32
+  type hvm
+  kernel $QB_KERNEL
+  ramdisk $QB_INITRD
+  cmdline $(qb_cmdline)
+  vtpm yes
+EOF
+	chmod 600 "$d/defs"
+}
+
+qb_cmdline() {
+	echo "console=ttyS0 quiet smg.ip=$NB_VM4/24 smg.peer=$NB_PEER4${QB_CMDLINE_EXTRA:+ $QB_CMDLINE_EXTRA}"
 }
 
 qb_disk_line() { # host
@@ -147,6 +180,15 @@ qb_disk_line() { # host
 
 qb_dir() { echo "$T/$1"; }
 
+# Boot lines for the host that starts the VM itself (secmig qemu start);
+# a secmig destination boots it from its host definitions (qb_defs).
+# QB_BOOT_ALL=1: every host (bench/qemu.sh starts QEMU's own incoming
+# QEMU with `secmig qemu --incoming start`, which reads only the .vm file).
+qb_boot_lines() { # host
+	[ "$1" = src ] || [ "${QB_BOOT_ALL:-0}" = 1 ] || return 0
+	printf 'kernel = %s\ninitrd = %s\ncmdline = %s\n' "$QB_KERNEL" "$QB_INITRD" "$(qb_cmdline)"
+}
+
 qb_define() { # host
 	local d=$T/$1
 	mkdir -p "$d/qemu"
@@ -157,9 +199,7 @@ memory = $QB_MEM
 vcpus = 1
 machine = pc
 accel = tcg
-kernel = $QB_KERNEL
-initrd = $QB_INITRD
-cmdline = console=ttyS0 quiet smg.ip=$NB_VM4/24 smg.peer=$NB_PEER4${QB_CMDLINE_EXTRA:+ $QB_CMDLINE_EXTRA}
+$(qb_boot_lines "$1")
 ram = $QB_SHM/$1-$QB_NAME.ram
 serial = $d/serial.log
 nic = mac=$NB_VM_MAC,tap=qt0,bridge=hbr,model=e1000,ipv4=$NB_VM4/24
@@ -241,7 +281,7 @@ qb_recv() {
 	rm -f "$T/recv-$h.out"
 	nb_bg "$h" "$T/recv-$h.out" env ${envs[@]+"${envs[@]}"} "$SECMIG" -v recv \
 		--listen "$(qb_addr "$h"):0" --once --json --state-dir "$T/$h" --name "$h" \
-		--backend qemu "$@"
+		--backend qemu --insecure-software-mode --defs "$T/$h/defs" "$@"
 	QB_RECV_PID=$NB_PID
 	QB_PORT=
 	for _ in $(seq 200); do

@@ -204,6 +204,134 @@ static void argv_from_definition(void)
 	CHECK(smg_qemu_argv(&vm, longdir, false, &argv) == SMG_ERR_TOO_LONG);
 }
 
+static void bind_mem(struct smg_qemu_vm *v, struct smg_vm_build *b)
+{
+	b->memory_bytes = v->mem_bytes * 2;
+}
+static void bind_vtpm(struct smg_qemu_vm *v, struct smg_vm_build *b)
+{
+	b->vtpm = true; /* an engine vTPM: QEMU's travels in its device state */
+}
+static void bind_bridge(struct smg_qemu_vm *v, struct smg_vm_build *b)
+{
+	snprintf(b->bridge[0], sizeof(b->bridge[0]), "br-dmz");
+}
+static void bind_mac(struct smg_qemu_vm *v, struct smg_vm_build *b)
+{
+	b->nics[0].mac[5] ^= 1;
+}
+static void bind_addr(struct smg_qemu_vm *v, struct smg_vm_build *b)
+{
+	b->nics[0].ipv4[0][3] ^= 1;
+}
+static void bind_export(struct smg_qemu_vm *v, struct smg_vm_build *b)
+{
+	snprintf(b->disk_name[0], sizeof(b->disk_name[0]), "other.0");
+}
+static void bind_ndisks(struct smg_qemu_vm *v, struct smg_vm_build *b)
+{
+	b->n_disks = 2;
+	snprintf(b->disk_name[1], sizeof(b->disk_name[1]), "vm1.1");
+}
+static void bind_nnics(struct smg_qemu_vm *v, struct smg_vm_build *b)
+{
+	b->n_nics = 0;
+}
+
+/* The incoming VM bound to the host definitions' build (qemu_bind.c): the
+ * .vm file must agree with what plan_check matched (sizes, vTPM, NICs and
+ * bridges, the disk service's names); the definitions' boot lines are what
+ * QEMU is started with, whatever the .vm file says. */
+static void bind_to_build(void)
+{
+	static const char defs[] =
+	    "storage /srv/images\nbridge br0\n"
+	    "vm vm*\n  nic bridge=br0 mac=52:54:00:12:34:00/40 "
+	    "ip=10.0.0.0/24 ip=fd00::/64\n"
+	    "  kernel /boot/their-own-vmlinuz\n"
+	    "  cmdline console=ttyS0 root=/dev/vda ro\n  vtpm yes\n";
+	struct smg_hostdef *hd = NULL;
+	struct smg_qemu_vm vm, plan;
+	struct smg_vm_build b;
+	char err[256], **argv, *text;
+	size_t len;
+	bool kernel = false, append = false;
+
+	CHECK_EQ(smg_hostdef_parse(defs, strlen(defs), "defs", &hd, err, sizeof(err)),
+		 SMG_OK);
+	CHECK_EQ(parse(good, SMG_QEMU_DEF_LOCAL, &vm, err), SMG_OK);
+	CHECK_EQ(smg_qemu_vm_describe(&vm, &text, &len), SMG_OK);
+	CHECK_EQ(smg_qemu_vm_parse(text, len, SMG_QEMU_DEF_PLAN, &plan, err, sizeof(err)),
+		 SMG_OK);
+	free(text);
+	/* what plan_check builds from the plan and the definitions */
+	memset(&b, 0, sizeof(b));
+	b.def = smg_hostdef_find(hd, "vm1", "src");
+	CHECK(b.def != NULL);
+	b.memory_bytes = plan.mem_bytes;
+	b.vcpus = plan.vcpus;
+	b.vtpm = false; /* the plan's engine vTPM: none (QEMU's device state) */
+	b.n_disks = 1;
+	snprintf(b.disk_name[0], sizeof(b.disk_name[0]), "vm1.0");
+	b.n_nics = 1;
+	b.nics[0] = plan.nics[0].id;
+	snprintf(b.bridge[0], sizeof(b.bridge[0]), "br0");
+
+	struct smg_qemu_vm v = vm;
+	CHECK_EQ(smg_qemu_vm_bind(&v, &b), SMG_OK);
+	CHECK(strcmp(v.kernel, "/boot/their-own-vmlinuz") == 0);
+	CHECK(strcmp(v.cmdline, "console=ttyS0 root=/dev/vda ro") == 0);
+	CHECK(strcmp(v.initrd, "/srv/k/initrd.gz") == 0); /* the block gives none */
+	CHECK_EQ(smg_qemu_argv(&v, "/var/lib/secmig", true, &argv), SMG_OK);
+	for (size_t i = 0; argv[i] != NULL; i++) {
+		kernel |= strcmp(argv[i], "/boot/their-own-vmlinuz") == 0;
+		append |= strcmp(argv[i], "console=ttyS0 root=/dev/vda ro") == 0;
+		CHECK(strcmp(argv[i], "/srv/k/vmlinuz") != 0);
+	}
+	CHECK(kernel && append);
+	smg_qemu_argv_free(argv);
+
+	/* every disagreement is refused with a reason */
+	struct {
+		const char *what;
+		void (*mod)(struct smg_qemu_vm *, struct smg_vm_build *);
+	} cases[] = {
+	    {"memory", bind_mem},
+	    {"vTPM", bind_vtpm},
+	    {"bridge", bind_bridge},
+	    {"MAC", bind_mac},
+	    {"addresses", bind_addr},
+	    {"export", bind_export},
+	    {"travelling disks", bind_ndisks},
+	    {"NICs", bind_nnics},
+	};
+	for (size_t i = 0; i < SMG_ARRAY_LEN(cases); i++) {
+		struct smg_vm_build bb = b;
+		v = vm;
+		cases[i].mod(&v, &bb);
+		CHECK_EQ(smg_qemu_vm_bind(&v, &bb), SMG_ERR_POLICY);
+		CHECK(strstr(bb.why, cases[i].what) != NULL);
+	}
+	/* no definition, or one for PV guests only */
+	struct smg_vm_build bb = b;
+	v = vm;
+	bb.def = NULL;
+	CHECK_EQ(smg_qemu_vm_bind(&v, &bb), SMG_ERR_POLICY);
+	struct smg_hostdef_vm pv = *b.def;
+	pv.types = SMG_HOSTDEF_TYPE_PV;
+	bb.def = &pv;
+	CHECK_EQ(smg_qemu_vm_bind(&v, &bb), SMG_ERR_POLICY);
+	CHECK(strstr(bb.why, "hvm") != NULL);
+	/* a VM with a vTPM on a host whose definitions give it none */
+	struct smg_hostdef_vm notpm = *b.def;
+	notpm.vtpm = false;
+	bb.def = &notpm;
+	v = vm;
+	CHECK_EQ(smg_qemu_vm_bind(&v, &bb), SMG_ERR_POLICY);
+	CHECK(strstr(bb.why, "vtpm yes") != NULL);
+	smg_hostdef_free(hd);
+}
+
 int main(void)
 {
 	local_file();
@@ -211,5 +339,6 @@ int main(void)
 	plan_refuses_host_resources();
 	describe_and_match();
 	argv_from_definition();
+	bind_to_build();
 	return check_result("test_qemu_vm");
 }

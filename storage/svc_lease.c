@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "base/base.h"
@@ -214,8 +215,9 @@ static void do_settle(struct svc *sv, const struct smg_dsvc_req *q, struct svc_r
 static void do_recv(struct svc_conn *c, const struct smg_dsvc_req *q, struct svc_reply *r)
 {
 	struct svc *sv = c->sv;
-	char path[SVC_PATH_MAX];
+	char path[SVC_PATH_MAX], img[SVC_PATH_MAX];
 	struct svc_disk *d;
+	struct stat st;
 	int e;
 
 	if (q->num[1] < SMG_STG_CHUNK_MIN || q->num[1] > SMG_STG_CHUNK_MAX ||
@@ -223,8 +225,16 @@ static void do_recv(struct svc_conn *c, const struct smg_dsvc_req *q, struct svc
 		svc_fail(r, SMG_ERR_PROTO, "chunk size %" PRIu64, q->num[1]);
 		return;
 	}
-	if ((e = svc_disk_path(sv, q->name, P_INCOMING, path, sizeof(path))) != 0) {
+	if ((e = svc_disk_path(sv, q->name, P_INCOMING, path, sizeof(path))) != 0 ||
+	    (e = svc_disk_path(sv, q->name, P_IMAGE, img, sizeof(img))) != 0) {
 		svc_fail(r, e, "path too long");
+		return;
+	}
+	/* A file of this host's under the name (put there behind the
+	 * service's back) is never replaced: refused now, before any byte
+	 * arrives, not at COMMITTED (whose rename refuses it too). */
+	if (lstat(img, &st) == 0 || errno != ENOENT) {
+		svc_fail(r, SMG_ERR_EXISTS, "%s: an image of that name exists", q->name);
 		return;
 	}
 	pthread_mutex_lock(&sv->mu);

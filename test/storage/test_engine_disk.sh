@@ -13,9 +13,12 @@ command -v qemu-io >/dev/null && command -v qemu-img >/dev/null ||
 . "$SMG_SRC/test/engine/lib.sh"
 
 MIB=1048576
-disk_service() { # DIR [env...]: a disk service for a host's state dir
-	local dir=$1; shift
-	env "$@" "$SECMIG" --quiet disk serve --state-dir "$dir" 2>"$dir.disk.err" &
+disk_service() { # DIR [env...]: a disk service for a host's state dir, its
+	# storage directory the host definitions' where there are any (as recv's)
+	local dir=$1 defs=(); shift
+	[ -f "$dir/defs" ] && defs=(--defs "$dir/defs")
+	env "$@" "$SECMIG" --quiet disk serve --state-dir "$dir" ${defs[@]+"${defs[@]}"} \
+		2>"$dir.disk.err" &
 	PIDS+=($!)
 	for i in $(seq 100); do [ -S "$dir/disk.sock" ] && return 0; sleep 0.05; done
 	err "disk service on $dir did not start"
@@ -213,7 +216,8 @@ make_disk dbad.0
 vm dbad 16M hotspot 1M "disk = dbad.0"
 rm -f "$T/recv.out"
 "$SECMIG" --quiet recv --listen 127.0.0.1:0 --once --json --check-memory \
-	--state-dir "$B" --disk-socket "$T/bad" --name dst >"$T/recv.out" 2>"$T/recv.err" &
+	--state-dir "$B" --disk-socket "$T/bad" --name dst --insecure-software-mode \
+	--defs "$B/defs" >"$T/recv.out" 2>"$T/recv.err" &
 RECV_PID=$!
 PIDS+=($RECV_PID)
 wait_for "$T/recv.out" '"event":"listening"' || err "receiver did not start"

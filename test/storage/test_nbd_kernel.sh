@@ -34,7 +34,7 @@ detach() { nbd-client -d "$DEV" >/dev/null 2>&1; }
 trap 'detach; cleanup' EXIT
 
 for h in "$A" "$B"; do
-	"$SECMIG" --quiet disk serve --state-dir "$h" 2>"$h.disk.err" &
+	"$SECMIG" --quiet disk serve --state-dir "$h" --defs "$h/defs" 2>"$h.disk.err" &
 	PIDS+=($!)
 done
 for i in $(seq 100); do [ -S "$A/disk.sock" ] && [ -S "$B/disk.sock" ] && break; sleep 0.05; done

@@ -216,5 +216,24 @@ const struct smg_cmd smg_cmds[] = {
      "  vtpm = yes        (a guest vTPM: an swtpm the sim host runs; it migrates)\n"
      "  placement = region=eu-west region=eu-central  (allowed destination labels)\n",
      smg_cmd_sim},
+    {"qemu", "run QEMU VMs from this host's definitions",
+     "usage: secmig qemu [--state-dir DIR] [--incoming] start|stop|status|cmdline NAME\n"
+     "       secmig qemu check FILE\n\n"
+     "  start NAME    start NAME as this host runs it (DIR/qemu/NAME.vm): its taps\n"
+     "                on their bridges, its swtpm, then QEMU, detached; secmig\n"
+     "                talks to it on DIR/qemu/NAME.qmp and maps its RAM file;\n"
+     "                --incoming: wait for QEMU's own migration (-incoming\n"
+     "                defer, a fresh vTPM) instead, for migrate-incoming\n"
+     "  stop NAME     quit NAME's QEMU, remove its taps and RAM file (the vTPM\n"
+     "                state stays)\n"
+     "  status NAME   QEMU's run state (running, paused, ...) and pid, or\n"
+     "                'absent -1'\n"
+     "  cmdline NAME  print the QEMU command line NAME is started with\n"
+     "  check FILE    validate a definition; exit 11 with FILE: line N: what\n\n"
+     "A destination starts an incoming copy from its own NAME.vm with the same\n"
+     "command line plus -incoming defer; see docs/qemu.md for the keys\n"
+     "(name, memory, vcpus, machine, accel, qemu, kernel, initrd, cmdline,\n"
+     "firmware, ram, serial, nic, disk, vtpm, placement).\n",
+     smg_cmd_qemu},
     {NULL, NULL, NULL, NULL},
 };

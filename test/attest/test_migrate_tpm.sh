@@ -91,7 +91,7 @@ expect_on B web-1 "tpm mode"
 vm web-3 16M uniform 5M
 rm -f "$T/recv.out"
 env SMG_FI=dst_no_done "$SECMIG" recv --listen 127.0.0.1:0 --once --json --state-dir "$B" \
-	--policy "$B/policy" >"$T/recv.out" 2>"$T/recv.err" &
+	--policy "$B/policy" --defs "$B/defs" >"$T/recv.out" 2>"$T/recv.err" &
 RECV_PID=$!
 PIDS+=($RECV_PID)
 for _ in $(seq 200); do

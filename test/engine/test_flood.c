@@ -272,11 +272,11 @@ static int migrate(int n, double *hs_ms)
 
 	*hs_ms = -1;
 	snprintf(out, sizeof(out), "%s/send%d.out", T, n);
-	snprintf(
-	    cmd, sizeof(cmd),
-	    "%s --quiet send --to 127.0.0.1:%u --domain flood-%d --json --state-dir %s "
-	    "--name src > %s 2>%s/send%d.err",
-	    bin, port, n, A, out, T, n);
+	snprintf(cmd, sizeof(cmd),
+		 "%s --quiet send --to 127.0.0.1:%u --peer dst --domain flood-%d --json "
+		 "--state-dir %s "
+		 "--name src > %s 2>%s/send%d.err",
+		 bin, port, n, A, out, T, n);
 	rc = system(cmd);
 	rc = WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
 	if ((f = fopen(out, "r")) != NULL) {

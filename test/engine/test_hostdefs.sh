@@ -96,8 +96,8 @@ for _ in $(seq 200); do
 	[ -n "$PORT" ] && break
 	sleep 0.05
 done
-"$SECMIG" --quiet send --to "127.0.0.1:$PORT" --domain chain --json --state-dir "$B" \
-	--name b >"$T/send.out" 2>"$T/send.err"
+"$SECMIG" --quiet send --to "127.0.0.1:$PORT" --peer e --domain chain --json \
+	--state-dir "$B" --name b >"$T/send.out" 2>"$T/send.err"
 RC=$?
 wait "$RECV_PID"
 [ "$RC" = 0 ] || err "B -> E: exit $RC ($(tail -2 "$T/send.err"))"

@@ -29,13 +29,26 @@ echo "name exists: send exit $RC, recv exit $RRC: $(field detail)"
 expect_on A taken "name exists"
 
 # ---- the destination's disk is full: exit 14 ----------------------------
+# The disks live in each host's disk service: A's holds diskfull.0 (6 MiB
+# of random bytes); B's has its storage directory on a 1 MiB tmpfs (mounted
+# here, unmounted at the end).
 head -c 6M /dev/urandom >"$T/full-disk.img"
-vm diskfull 8M idle 0 "disk = $T/full-disk.img"
-mkdir -p "$T/full"
-unshare -m --propagation private bash -c \
-	'mount -t tmpfs -o size=1m tmpfs "$1" && shift && exec "$@"' _ "$T/full" \
-	"$SECMIG" --quiet recv --listen 127.0.0.1:0 --once --json --state-dir "$B" --name dst \
-	--disk-dir "$T/full" >"$T/recv.out" 2>"$T/recv.err" &
+mkdir -p "$T/full" "$T/fullsvc"
+mount -t tmpfs -o size=1m tmpfs "$T/full" || err "disk full: cannot mount a tmpfs"
+sed "s|^storage .*|storage $T/full|" "$B/defs" >"$T/fulldefs"
+chmod 600 "$T/fulldefs"
+"$SECMIG" --quiet disk serve --state-dir "$A" & PIDS+=($!)
+"$SECMIG" --quiet disk serve --state-dir "$T/fullsvc" --defs "$T/fulldefs" & PIDS+=($!)
+for i in $(seq 100); do
+	[ -S "$A/disk.sock" ] && [ -S "$T/fullsvc/disk.sock" ] && break
+	sleep 0.05
+done
+"$SECMIG" disk --state-dir "$A" import diskfull.0 "$T/full-disk.img" >/dev/null ||
+	err "disk full: import"
+vm diskfull 8M idle 0 "disk = diskfull.0"
+"$SECMIG" --quiet recv --listen 127.0.0.1:0 --once --json --state-dir "$B" --name dst \
+	--insecure-software-mode --defs "$T/fulldefs" --disk-socket "$T/fullsvc/disk.sock" \
+	>"$T/recv.out" 2>"$T/recv.err" &
 RECV_PID=$!
 PIDS+=($RECV_PID)
 for i in $(seq 200); do
@@ -54,12 +67,13 @@ result | grep -q "destination 'dst' aborted: no space left for the incoming disk
 echo "disk full: send exit $RC, recv exit $RRC: $(field detail)"
 for i in $(seq 50); do [ "$(state_on "$B" diskfull)" = absent ] && break; sleep 0.05; done
 expect_on A diskfull "disk full"
+umount "$T/full" 2>/dev/null
 
 # ---- the destination has no such backend: exit 12 -----------------------
 if "$SECMIG" version | grep -q '^backends:.*xen'; then
 	vm nobackend 8M idle 0
 	"$SECMIG" --quiet recv --listen 127.0.0.1:0 --once --json --state-dir "$B" --name dst \
-		--backend xen >"$T/recv.out" 2>"$T/recv.err" &
+		--insecure-software-mode --defs "$B/defs" --backend xen >"$T/recv.out" 2>"$T/recv.err" &
 	RECV_PID=$!
 	PIDS+=($RECV_PID)
 	for i in $(seq 200); do
@@ -101,7 +115,8 @@ expect_on A bad "quarantined"
 
 # ---- recv flushes each result line (a service writing to a file) ---------
 vm flushed 8M idle 0
-"$SECMIG" --quiet recv --listen 127.0.0.1:0 --state-dir "$B" --name dst >"$T/svc.out" \
+"$SECMIG" --quiet recv --listen 127.0.0.1:0 --state-dir "$B" --name dst \
+	--insecure-software-mode --defs "$B/defs" >"$T/svc.out" \
 	2>"$T/svc.err" &
 SVC=$!
 PIDS+=($SVC)

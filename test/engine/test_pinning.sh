@@ -17,13 +17,14 @@ echo "other $(cat "$C/host.key.pub")" >>"$A/peers"
 echo "evil $(cat "$C/host.key.pub")" >>"$B/peers"
 { echo "src $(cat "$A/host.key.pub")"; echo "dst $(cat "$B/host.key.pub")"; } >"$C/peers"
 chmod 600 "$A/peers" "$B/peers" "$C/peers"
+write_defs "$C"
 "$SECMIG" --quiet sim host --state-dir "$C" & PIDS+=($!)
 for i in $(seq 100); do [ -S "$C/sim.sock" ] && break; sleep 0.05; done
 
 start_recv_c() { # a --once receiver on C, claiming its own name
 	rm -f "$T/recvc.out"
 	"$SECMIG" --quiet recv --listen 127.0.0.1:0 --once --json --state-dir "$C" \
-		--name other >"$T/recvc.out" 2>"$T/recvc.err" &
+		--name other --insecure-software-mode --defs "$C/defs" >"$T/recvc.out" 2>"$T/recvc.err" &
 	RECVC_PID=$!
 	PIDS+=($RECVC_PID)
 	PORTC=
@@ -73,7 +74,8 @@ vm pin1 8M hotspot 2M
 # The destination's default name (its hostname) is not how the source
 # enrolled it: the handshake says so on both ends instead of a bare failure.
 if [ "$(hostname)" != dst ]; then
-	"$SECMIG" recv --listen 127.0.0.1:0 --once --json --state-dir "$B" >"$T/recv.out" \
+	"$SECMIG" recv --listen 127.0.0.1:0 --once --json --state-dir "$B" \
+		--insecure-software-mode --defs "$B/defs" >"$T/recv.out" \
 		2>"$T/recv.err" &
 	RECV_PID=$!
 	PIDS+=($RECV_PID)
@@ -118,7 +120,7 @@ sed "s|^dst .*|dst $(cat "$C/host.key.pub")|" "$A/peers" >"$T/peers-rekeyed"
 chmod 600 "$T/peers-rekeyed"
 rm -f "$T/recvc.out"
 "$SECMIG" --quiet recv --listen 127.0.0.1:0 --once --json --state-dir "$C" --name dst \
-	>"$T/recvc.out" 2>"$T/recvc.err" &
+	--insecure-software-mode --defs "$C/defs" >"$T/recvc.out" 2>"$T/recvc.err" &
 RECVC_PID=$!
 PIDS+=($RECVC_PID)
 for i in $(seq 200); do
@@ -154,7 +156,7 @@ expect_on B pin2 "resolve pinned to dst"
 # that learnt it would).
 vm pin3 8M hotspot 2M
 "$SECMIG" recv --listen 127.0.0.1:0 --json --state-dir "$B" --name dst \
-	>"$T/recvs.out" 2>"$T/recvs.err" &
+	--insecure-software-mode --defs "$B/defs" >"$T/recvs.out" 2>"$T/recvs.err" &
 RS_PID=$!
 PIDS+=($RS_PID)
 for i in $(seq 200); do

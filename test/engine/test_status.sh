@@ -8,7 +8,7 @@ CHECK="python3 $SMG_SRC/test/engine/events_check.py $SMG_SRC/docs/events.md"
 
 vm watched 32M hotspot 2M
 "$SECMIG" --quiet recv --listen 127.0.0.1:0 --json --state-dir "$B" --name dst \
-	>"$T/recv.out" 2>"$T/recv.err" &
+	--insecure-software-mode --defs "$B/defs" >"$T/recv.out" 2>"$T/recv.err" &
 RS=$!
 PIDS+=($RS)
 for i in $(seq 200); do
@@ -88,7 +88,7 @@ $CHECK "$T/send.out" "$T/recv.out" >"$T/check.out" || { err "events schema"; cat
 # exit 13 and the source says which host cancelled.
 vm inbound 16M hotspot 2M
 "$SECMIG" --quiet recv --listen 127.0.0.1:0 --once --json --state-dir "$B" --name dst \
-	>"$T/recv.out" 2>"$T/recv.err" &
+	--insecure-software-mode --defs "$B/defs" >"$T/recv.out" 2>"$T/recv.err" &
 RS=$!
 PIDS+=($RS)
 for i in $(seq 200); do

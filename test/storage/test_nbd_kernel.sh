@@ -68,7 +68,7 @@ start_recv
 CPID=$!
 PIDS+=($CPID)
 SMG_FI=src_after_round0 SMG_FI_STALL_MS=2000 "$SECMIG" send --to "127.0.0.1:$PORT" \
-	--domain kv --json --state-dir "$A" --name src --bandwidth 8M \
+	--peer dst --domain kv --json --state-dir "$A" --name src --bandwidth 8M \
 	>"$T/send.out" 2>"$T/send.err"
 RC=$?
 wait "$CPID"

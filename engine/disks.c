@@ -434,10 +434,10 @@ int smg_engine_disks_apply(struct smg_engine_disks *e, unsigned chan, unsigned n
 	}
 	/* The service decodes it (smg_stg_dst_apply) and refuses any bad
 	 * record before writing anything of the frame. */
-	return smg_dsvc_call(e->c[disk], "APPLY", p, len, -1, &rep) == SMG_OK
-		   ? SMG_OK
-		   : (rep.err == SMG_ERR_SYS || rep.err == SMG_ERR_EOF ? SMG_ERR_STORAGE
-								       : SMG_ERR_PROTO);
+	return smg_dsvc_call(e->c[disk], "APPLY", p, len, -1, &rep) == SMG_OK ? SMG_OK
+	       : rep.err == SMG_ERR_DISK_FULL			  ? SMG_ERR_DISK_FULL
+	       : rep.err == SMG_ERR_SYS || rep.err == SMG_ERR_EOF ? SMG_ERR_STORAGE
+								  : SMG_ERR_PROTO;
 }
 
 int smg_engine_disks_verify(struct smg_engine_disks *e, size_t n_roots,

@@ -39,6 +39,11 @@ int svc_fail(struct svc_reply *r, int err, const char *fmt, ...)
 		if (*p < 0x20 || *p > 0x7e)
 			*p = '?';
 	r->err = err < 0 ? err : SMG_ERR_INTERNAL;
+	/* A full storage directory is its own answer (the receiver reports
+	 * exit 14, disk_full), not a bare system error. */
+	if (r->err == SMG_ERR_SYS &&
+	    (smg_err_errno() == ENOSPC || smg_err_errno() == EDQUOT))
+		r->err = SMG_ERR_DISK_FULL;
 	snprintf(r->line, sizeof(r->line), "ERR %d %s", r->err, msg);
 	r->text_len = r->payload_len = 0;
 	return r->err;

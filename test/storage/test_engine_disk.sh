@@ -227,7 +227,12 @@ wait "$RECV_PID"
 [ "$RC" = 7 ] || { err "damaged disk: send exit $RC, want 7"; cat "$T/send.err"; }
 grep -q "disk 0" "$T/recv.err" || err "damaged disk: the receiver did not name the disk"
 expect_on A dbad "damaged disk"
-ls -a "$T/bad/disks" | grep -q dbad && err "damaged disk: the incoming image was kept"
+# The copy goes to quarantine (docs/engine.md): its disk stays in the disk
+# service, held and never resumed, and the quarantine's disks file names it.
+"$SECMIG" disk --state-dir "$T/bad" list | grep -q "^dbad.0 " ||
+	err "damaged disk: the incoming disk was not kept for the quarantine"
+grep -qs "^dbad.0 " "$B"/quarantine/*/disks ||
+	err "damaged disk: the quarantine does not name dbad.0"
 
 [ $fail = 0 ] && echo "storage engine disk: all checks passed"
 exit $fail

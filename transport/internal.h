@@ -78,6 +78,7 @@ struct hs {
 	uint64_t caps;
 	unsigned channels;
 	char peer_name[SMG_PEER_NAME_MAX + 1];
+	char our_name[SMG_PEER_NAME_MAX + 1]; /* as sent in our HELLO */
 	int reject; /* Reject reason to send when failing (server) */
 };
 
@@ -186,6 +187,10 @@ int smg_chan_io_recv(struct chan *c);
 
 struct smg_session {
 	char peer_name[SMG_PEER_NAME_MAX + 1];
+	char our_name[SMG_PEER_NAME_MAX + 1];
+	char peer_addr[SMG_ADDR_TEXT_MAX];
+	uint8_t peer_key[SMG_PUBKEY_LEN]; /* the enrolled key that answered */
+	const struct smg_identity *identity; /* borrowed from the opts */
 	unsigned nchan;
 	uint64_t caps;
 	uint8_t transcript[SMG_TRANSCRIPT_LEN];

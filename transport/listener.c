@@ -103,6 +103,14 @@ int smg_listener_fd(const struct smg_listener *l)
 	return l->fd;
 }
 
+/* Suspicious activity goes to the caller (audit/), with the address. */
+static void refused(struct smg_listener *l, const struct pconn *p, int err)
+{
+	if (l->opts.on_refused != NULL)
+		l->opts.on_refused(l->opts.refused_arg, p->addr,
+				   p->hs != NULL ? p->hs->peer_name : "", err);
+}
+
 static void pc_drop(struct smg_listener *l, unsigned i, int err)
 {
 	struct pconn *p = &l->pc[i];
@@ -148,6 +156,9 @@ static void pc_accept(struct smg_listener *l, unsigned cap)
 				     host, l->npc);
 			smg_send_reject(fd, SMG__REJECT_REASON__REJECT_BUSY, NULL);
 			close(fd);
+			if (l->opts.on_refused != NULL)
+				l->opts.on_refused(l->opts.refused_arg, host, "",
+						   SMG_ERR_BUSY);
 			continue;
 		}
 		p = &l->pc[l->npc];
@@ -308,6 +319,7 @@ static int pc_on_auth(struct smg_listener *l, struct pconn *p, struct pending **
 		smg_session_free(s);
 		return r;
 	}
+	snprintf(s->peer_addr, sizeof(s->peer_addr), "%s", p->addr);
 	pd->s = s;
 	pd->joined = 1;
 	pd->deadline = p->deadline;
@@ -344,6 +356,7 @@ static void expire(struct smg_listener *l, uint64_t now)
 		if (now >= l->pc[i].deadline) {
 			smg_peer_log(SMG_LOG_WARN, "%s: handshake deadline passed",
 				     l->pc[i].addr);
+			refused(l, &l->pc[i], SMG_ERR_TIMEOUT);
 			pc_drop(l, i, SMG_ERR_TIMEOUT);
 		} else {
 			i++;
@@ -425,9 +438,11 @@ int smg_listener_accept(struct smg_listener *l, const struct smg_session_opts *o
 			if (pfd[i + 1].revents == 0)
 				continue;
 			r = pc_step(l, &l->pc[i], &done);
-			if (r < 0)
+			if (r < 0) {
 				smg_peer_log(SMG_LOG_WARN, "%s: handshake failed: %s",
 					     l->pc[i].addr, smg_strerror(r));
+				refused(l, &l->pc[i], r);
+			}
 			if (r != 0)
 				pc_drop(l, i, r < 0 ? r : 0);
 		}

@@ -52,5 +52,8 @@ int smg_cmd_recv(int argc, char **argv);
 int smg_cmd_resolve(int argc, char **argv);
 int smg_cmd_demo(int argc, char **argv);
 int smg_cmd_keygen(int argc, char **argv);
+int smg_cmd_audit(int argc, char **argv);
+int smg_cmd_ticket(int argc, char **argv);
+int smg_cmd_operator(int argc, char **argv);
 
 #endif

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "audit/audit.h"
 #include "base/base.h"
 #include "cli/cli.h"
 #include "cli/host_tpm.h"
@@ -140,6 +141,7 @@ int smg_cmd_recv(int argc, char **argv)
 	    {"disk-dir", required_argument, NULL, 1000},
 	    {"policy", required_argument, NULL, 1100},
 	    {"tcti", required_argument, NULL, 1101},
+	    {"operators", required_argument, NULL, 1201},
 	    {"help", no_argument, NULL, 'h'},
 	    SMG_CLI_NET_OPTIONS,
 	    {NULL, 0, NULL, 0},
@@ -147,7 +149,7 @@ int smg_cmd_recv(int argc, char **argv)
 	struct recv_ctx ctx = {.lock = PTHREAD_MUTEX_INITIALIZER,
 			       .max = RECV_CONCURRENT_DEFAULT};
 	const char *listen = NULL, *dir = NULL, *key = NULL, *peers = NULL, *name = NULL;
-	const char *policy = NULL, *tcti = NULL;
+	const char *policy = NULL, *tcti = NULL, *operators = NULL;
 	unsigned channels = SMG_CHANNELS_MAX;
 	bool once = false, json = false;
 	struct smg_netid_host net;
@@ -207,6 +209,9 @@ int smg_cmd_recv(int argc, char **argv)
 		case 1101:
 			tcti = optarg;
 			break;
+		case 1201:
+			operators = optarg;
+			break;
 		case 'C':
 			ctx.ro.check_memory = true;
 			break;
@@ -260,9 +265,18 @@ int smg_cmd_recv(int argc, char **argv)
 		return smg_exit_from_err(r);
 	}
 	ctx.ro.policy = tpm.policy;
+	if ((r = smg_cli_audit_open(&ctx.ro.audit, dir, operators, &ci, &tpm, policy)) !=
+	    SMG_OK) {
+		smg_cli_tpm_free(&tpm);
+		smg_cli_ident_free(&ci);
+		return SMG_EXIT_CONFIG;
+	}
+	ci.so.on_refused = smg_audit_on_refused; /* suspicious activity */
+	ci.so.refused_arg = ctx.ro.audit;
 	if ((r = smg_listener_open(host, port, &l)) != SMG_OK) {
 		fprintf(stderr, "secmig: cannot listen on %s: %s\n", listen,
 			smg_strerror(r));
+		smg_audit_close(ctx.ro.audit);
 		smg_cli_tpm_free(&tpm);
 		smg_cli_ident_free(&ci);
 		return SMG_EXIT_NETWORK;
@@ -276,6 +290,7 @@ int smg_cmd_recv(int argc, char **argv)
 	fflush(stdout);
 	code = serve_loop(&ctx, l, &ci.so, once);
 	smg_listener_close(l);
+	smg_audit_close(ctx.ro.audit);
 	smg_cli_tpm_free(&tpm);
 	smg_cli_ident_free(&ci);
 	return code;

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "audit/audit.h"
 #include "base/base.h"
 #include "cli/cli.h"
 #include "cli/host_tpm.h"
@@ -51,6 +52,8 @@ int smg_cmd_send(int argc, char **argv)
 	    {"check-memory", no_argument, NULL, 'C'},
 	    {"policy", required_argument, NULL, 1100},
 	    {"tcti", required_argument, NULL, 1101},
+	    {"ticket", required_argument, NULL, 1200},
+	    {"operators", required_argument, NULL, 1201},
 	    {"help", no_argument, NULL, 'h'},
 	    SMG_CLI_NET_OPTIONS,
 	    {NULL, 0, NULL, 0},
@@ -59,7 +62,8 @@ int smg_cmd_send(int argc, char **argv)
 	struct smg_netid_host net;
 	unsigned io_timeout = 0;
 	const char *to = NULL, *dir = NULL, *key = NULL, *peers = NULL, *name = NULL;
-	const char *policy = NULL, *tcti = NULL;
+	const char *policy = NULL, *tcti = NULL, *ticket = NULL, *operators = NULL;
+	uint8_t tk[SMG_TICKET_MAX];
 	unsigned channels = 2;
 	bool json = false;
 	char host[SMG_CLI_HOST_MAX];
@@ -167,6 +171,12 @@ int smg_cmd_send(int argc, char **argv)
 		case 1101:
 			tcti = optarg;
 			break;
+		case 1200:
+			ticket = optarg;
+			break;
+		case 1201:
+			operators = optarg;
+			break;
 		case 'h':
 			printf("%s", smg_cmd_find("send")->usage);
 			return SMG_EXIT_OK;
@@ -210,6 +220,18 @@ int smg_cmd_send(int argc, char **argv)
 		return code;
 	}
 	so.policy = tpm.policy;
+	if ((ticket != NULL &&
+	     (r = smg_cli_ticket_read(ticket, tk, sizeof(tk), &so.ticket_len)) != SMG_OK) ||
+	    (r = smg_cli_audit_open(&so.audit, dir, operators, &ci, &tpm, policy)) !=
+		SMG_OK) {
+		st.err = r;
+		code = SMG_EXIT_CONFIG;
+		smg_cli_result(&out, &st, code);
+		smg_cli_tpm_free(&tpm);
+		smg_cli_ident_free(&ci);
+		return code;
+	}
+	so.ticket = tk;
 	so.event = smg_cli_event;
 	so.event_arg = &out;
 	uint64_t t0 = smg_now_ns();
@@ -230,6 +252,7 @@ int smg_cmd_send(int argc, char **argv)
 	}
 	code = smg_exit_from_err(r);
 	smg_cli_result(&out, &st, code);
+	smg_audit_close(so.audit);
 	smg_cli_tpm_free(&tpm);
 	smg_cli_ident_free(&ci);
 	return code;

@@ -51,6 +51,48 @@ const struct smg_cmd smg_cmds[] = {
      "peer as a line 'NAME PUBKEY' of its peers file (docs/peers.md).\n"
      "Refuses to overwrite an existing key unless --force is given.\n",
      smg_cmd_keygen},
+    {"audit", "show and verify this host's signed, hash-chained audit log",
+     "usage: secmig audit show [--state-dir DIR] [FILE...] [--json] [--since T] [--id ID]\n"
+     "       secmig audit verify [--state-dir DIR] [FILE...] [--key PUB] [--head FILE]\n"
+     "                           [--peer-log FILE]... [--peer-key PUB]\n"
+     "       secmig audit rotate [--state-dir DIR] [--name NAME]\n"
+     "       secmig audit counters [--state-dir DIR] [--json]\n\n"
+     "Every migration attempt, refusal and suspicious event on this host is a\n"
+     "record in DIR/audit/audit.log, signed with the host key and chained to the\n"
+     "one before (docs/audit.md). show prints them (--json: the signed JSON;\n"
+     "--since -1h, @UNIXTIME or YYYY-MM-DDTHH:MM:SSZ). verify checks the chain,\n"
+     "every signature, the head (truncation) and the manifest and receipt\n"
+     "signatures inside each record; with the peer's log (--peer-log, its files\n"
+     "oldest first) it also checks that both halves of every migration agree.\n"
+     "Each problem is printed as FILE:LINE: record N: what. Exit 0 if all holds,\n"
+     "7 if anything was found. rotate starts a new log linked to the old one.\n"
+     "counters prints the suspicious-activity counters (DIR/audit/counters).\n",
+     smg_cmd_audit},
+    {"ticket", "sign a migration ticket with an operator key",
+     "usage: secmig ticket sign --key OPERATOR.key --operator NAME --vm NAME\n"
+     "                          --from HOST --to HOST [--not-after T] [--out FILE]\n"
+     "       secmig ticket show FILE\n\n"
+     "A ticket lets `secmig send --ticket FILE` migrate one VM from one host to\n"
+     "another, once, before --not-after (+30m, +2h, +1d, @UNIXTIME or\n"
+     "YYYY-MM-DDTHH:MM:SSZ; default +1h). Both hosts check it at plan time\n"
+     "against their operators file (signature, role, scope, expiry, single use)\n"
+     "and refuse with exit 5. The key is an Ed25519 key from `secmig keygen`.\n",
+     smg_cmd_ticket},
+    {"operator", "enrol operators (and their roles) in a host's operators file",
+     "usage: secmig operator admin --name NAME --key PUB [--file F | --state-dir DIR]\n"
+     "       secmig operator enrol --admin NAME --admin-key KEY --name NAME --key PUB\n"
+     "                             --vms GLOB[,GLOB] [--from SEL[,SEL]] [--to SEL[,SEL]]\n"
+     "                             [--file F | --state-dir DIR]\n"
+     "       secmig operator revoke --admin NAME --admin-key KEY --name NAME\n"
+     "                             [--file F | --state-dir DIR]\n"
+     "       secmig operator list [--file F | --state-dir DIR]\n\n"
+     "Roles: an admin (a trust anchor root adds) may enrol and revoke operators;\n"
+     "an operator may sign tickets for the VMs matching --vms between hosts\n"
+     "matching --from / --to (a host-name glob or a host label key=value from the\n"
+     "policy). enrol and revoke print a line signed with the admin's key; with\n"
+     "--file or --state-dir it is appended to that operators file (DIR/operators)\n"
+     "after the file with it validates. Paste the same lines on every host.\n",
+     smg_cmd_operator},
     {"help", "show help for a command", "usage: secmig help [COMMAND]\n", smg_cmd_help},
     {"send", "migrate a running domain to a receiver",
      "usage: secmig send --to HOST[:PORT] --domain NAME [--max-downtime MS]\n"
@@ -60,7 +102,14 @@ const struct smg_cmd smg_cmds[] = {
      "                   [--rule downtime|xen|stop-and-copy] [--check-memory]\n"
      "                   [--storage-mode waio|dbt] [--nbd-dir DIR]\n"
      "                   [--disk-workload read-hot|write-heavy|mixed|trace:FILE]\n"
-     "                   [--policy FILE [--tcti TCTI]]\n\n"
+     "                   [--policy FILE [--tcti TCTI]] [--ticket FILE]\n"
+     "                   [--operators FILE]\n\n"
+     "--ticket FILE: an operator's migration ticket (secmig ticket sign); both\n"
+     "hosts check it against their operators file (DIR/operators or\n"
+     "--operators) before any VM byte, exit 5 if refused. Every attempt is\n"
+     "recorded in DIR/audit (secmig audit); the manifest is signed with the\n"
+     "host key and the destination's countersigned receipt checked before\n"
+     "COMMIT (exit 7 if missing or wrong).\n"
      "--policy FILE: this host's policy (docs/attestation.md): TPM-bound session\n"
      "with quotes checked against the enrolled peer (TPM at the policy's tcti or\n"
      "--tcti) unless it says 'mode software' (logged); the destination must be\n"
@@ -84,7 +133,9 @@ const struct smg_cmd smg_cmds[] = {
      "                   [--channels N] [--state-dir DIR] [--backend sim] [--key FILE]\n"
      "                   [--peers FILE] [--name NAME] [--check-memory] [--disk-dir "
      "DIR]\n"
-     "                   [--policy FILE [--tcti TCTI]]\n\n"
+     "                   [--policy FILE [--tcti TCTI]] [--operators FILE]\n\n"
+     "Tickets (send --ticket) are checked against DIR/operators or --operators;\n"
+     "every attempt, refusal and refused handshake is recorded in DIR/audit.\n"
      "--policy FILE: TPM-bound sessions as for send; at PLAN the source must be\n"
      "enrolled with a 'send' line for the domain and this host must carry the VM's\n"
      "placement labels, else ABORT (exit 5) before any page moves.\n"

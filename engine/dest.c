@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "attest/attest.h"
+#include "audit/audit.h"
 #include "base/base.h"
 #include "engine/internal.h"
 #include "proto/proto.h"
@@ -53,6 +54,7 @@ struct dst {
 	char why[256];	 /* ABORT detail when set (policy) */
 	bool peer_abort; /* the source aborted: no ABORT back */
 	const struct smg_frame *first;
+	struct smg_audit_mig am; /* evidence and the record (audit/) */
 };
 
 static void emit(struct dst *d, enum smg_event_kind kind, enum smg_phase ph,
@@ -202,6 +204,13 @@ static int on_plan(struct dst *d, const struct smg_frame *f)
 	    sodium_memcmp(p->config_hash.data, d->config_hash, SMG_DIGEST_LEN) != 0) {
 		reply_plan(d, false, "malformed plan (id, backend or config hash)");
 		r = SMG_ERR_PROTO;
+		goto out;
+	}
+	if ((r = smg_audit_admit(d->o->audit, &d->am, d->s, p->domain_name, p->ticket.data,
+				 p->ticket.len, d->why, sizeof(d->why))) != SMG_OK) {
+		smg_err("refusing %s from '%s': %s", p->domain_name,
+			smg_session_peer_name(d->s), d->why);
+		d->reason = SMG__ABORT_REASON__ABORT_POLICY;
 		goto out;
 	}
 	if ((r = check_policy(d, p->domain_name, false)) != SMG_OK)
@@ -490,6 +499,8 @@ static enum dst_state do_verify(struct dst *d)
 		 sodium_memcmp(mf->transcript.data, smg_session_transcript(d->s),
 			       SMG_TRANSCRIPT_LEN) != 0)
 		bad = "session binding";
+	else if (smg_audit_manifest_check(&d->am, d->s, mf) != SMG_OK)
+		bad = "manifest signature";
 	if (bad != NULL || d->err != SMG_OK) {
 		smg_err(
 		    "integrity check failed: %s differs; discarding the incoming copy",
@@ -506,10 +517,30 @@ static enum dst_state do_verify(struct dst *d)
 	smg_fault_crash(SMG_FI_DST_BEFORE_READY);
 	rd.migration_id = d->st->migration_id;
 	rd.manifest_hash = (ProtobufCBinaryData){SMG_DIGEST_LEN, d->manifest_hash};
+	if ((d->err = smg_audit_receipt_sign(d->o->audit, &d->am, d->s, &rd)) != SMG_OK)
+		return DST_ABORTED;
 	if ((d->err = smg_chan_send_msg(d->s, 0, SMG_FT_READY, &rd.base)) != SMG_OK ||
 	    (d->err = smg_chan_flush(d->s, 0)) != SMG_OK)
 		return DST_ABORTED;
 	return DST_READY_SENT;
+}
+
+/* The source aborted instead of COMMIT: an integrity reason (it rejected
+ * our receipt) is an integrity failure here too. */
+static int peer_abort_err(struct dst *d, const struct smg_frame *f)
+{
+	ProtobufCMessage *m;
+	int r = SMG_ERR_ABORTED;
+
+	d->peer_abort = true;
+	if (smg_frame_unpack(f, &smg__abort__descriptor, &m) != SMG_OK)
+		return r;
+	smg_peer_log(SMG_LOG_ERROR, "source aborted before COMMIT: %s",
+		     ((Smg__Abort *)m)->detail);
+	if (((Smg__Abort *)m)->reason == SMG__ABORT_REASON__ABORT_INTEGRITY)
+		r = SMG_ERR_INTEGRITY;
+	smg_frame_msg_free(m);
+	return r;
 }
 
 static enum dst_state do_ready_sent(struct dst *d)
@@ -523,7 +554,7 @@ static enum dst_state do_ready_sent(struct dst *d)
 	if ((d->err = smg_chan_recv(d->s, 0, &f)) != SMG_OK)
 		return DST_ABORTED;
 	if (f.type != SMG_FT_COMMIT) {
-		d->err = f.type == SMG_FT_ABORT ? SMG_ERR_ABORTED : SMG_ERR_STATE;
+		d->err = f.type == SMG_FT_ABORT ? peer_abort_err(d, &f) : SMG_ERR_STATE;
 		return DST_ABORTED;
 	}
 	if ((d->err = smg_frame_unpack(&f, &smg__commit__descriptor, &m)) != SMG_OK)
@@ -618,6 +649,8 @@ static enum dst_state step(struct dst *d)
 				Smg__Abort *a = (Smg__Abort *)m;
 				smg_peer_log(SMG_LOG_ERROR, "source aborted: %s",
 					     a->detail);
+				snprintf(d->why, sizeof(d->why), "source refused: %s",
+					 a->detail);
 				if (a->reason == SMG__ABORT_REASON__ABORT_POLICY)
 					d->err = SMG_ERR_POLICY;
 				smg_frame_msg_free(m);
@@ -646,12 +679,34 @@ static enum dst_state step(struct dst *d)
 	return d->state;
 }
 
+/* The attempt's audit record, durable before the outcome is reported. */
+static void audit_end(struct dst *d)
+{
+	struct smg_audit_result res = {.id = d->st->migration_id,
+				       .domain = d->st->domain,
+				       .err = d->err,
+				       .reason = d->why[0] != '\0' ? d->why : NULL,
+				       .total_ms = (smg_now_ns() - d->t_start) / 1000000,
+				       .bytes = atomic_load(&d->xd.bytes),
+				       .rounds = d->st->rounds,
+				       .verified = d->st->verified};
+
+	res.outcome = d->state == DST_RESUMED ? "resumed"
+		      : d->committed	      ? "committed"
+		      : !d->recorded && (d->err == SMG_ERR_POLICY ||
+					 d->err == SMG_ERR_UNKNOWN_PEER)
+			  ? "refused"
+			  : "discarded";
+	smg_audit_finish(d->o->audit, &d->am, d->s, &res);
+}
+
 static int serve_migration(struct smg_session *s, const struct smg_recv_opts *o,
 			   const struct smg_frame *first, struct smg_mig_stats *st)
 {
 	struct dst d = {.state = DST_WAIT_PLAN, .s = s, .o = o, .st = st, .first = first};
 
 	d.t_start = smg_now_ns();
+	smg_audit_mig_init(&d.am, false);
 	if ((d.err = smg_backend_open(o->backend, &o->bopts, &d.be)) != SMG_OK)
 		return d.err;
 	while (d.state != DST_RESUMED && d.state != DST_ABORTED)
@@ -662,8 +717,10 @@ static int serve_migration(struct smg_session *s, const struct smg_recv_opts *o,
 			smg_strerror(d.err),
 			d.committed ? "COMMIT is recorded: resolve will resume it"
 				    : "the incoming copy is discarded");
+		audit_end(&d);
 		emit(&d, SMG_EV_PHASE, SMG_PHASE_ABORTED, smg_strerror(d.err));
 	} else {
+		audit_end(&d);
 		emit(&d, SMG_EV_PHASE, SMG_PHASE_DONE, NULL);
 	}
 	stop_hasher(&d);

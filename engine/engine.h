@@ -13,6 +13,7 @@
 struct smg_session;
 struct smg_netid_host; /* network block below */
 struct smg_policy;
+struct smg_audit;
 
 /* NULL-terminated list of the backends compiled into this build. */
 const char *const *smg_engine_backend_names(void);
@@ -145,6 +146,12 @@ struct smg_send_opts {
 	 * be enrolled and carry the VM's placement labels, else ABORT
 	 * (SMG_ERR_POLICY / SMG_ERR_UNKNOWN_PEER). NULL: no check. */
 	const struct smg_policy *policy;
+	/* audit/: this host's log, operators and replay cache (NULL: no log,
+	 * no tickets; evidence is signed and checked regardless), and the
+	 * operator's ticket the PLAN carries (ticket_len 0: none). */
+	struct smg_audit *audit;
+	const uint8_t *ticket;
+	size_t ticket_len;
 	smg_event_fn event;
 	void *event_arg;
 	/* network: the VM's NICs on this host (NULL: not managed); vifs go
@@ -170,6 +177,7 @@ struct smg_recv_opts {
 	 * for the domain and this host must carry the VM's placement labels,
 	 * else ABORT (reason POLICY) before any page moves. NULL: no check. */
 	const struct smg_policy *policy;
+	struct smg_audit *audit; /* audit/: log, tickets, the AK for receipts */
 	smg_event_fn event;
 	void *event_arg;
 	/* network: build the VM's NICs at PLAN, switch them on and announce

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "attest/attest.h"
+#include "audit/audit.h"
 #include "base/base.h"
 #include "engine/internal.h"
 #include "proto/proto.h"
@@ -47,6 +48,8 @@ struct src {
 	uint8_t config_hash[SMG_DIGEST_LEN], manifest_hash[SMG_DIGEST_LEN];
 	char why[256]; /* ABORT detail when set (policy) */
 	int err;
+	bool planned;		 /* the destination accepted the plan */
+	struct smg_audit_mig am; /* evidence and the record (audit/) */
 };
 
 static void emit(struct src *c, enum smg_event_kind kind, enum smg_phase ph,
@@ -115,6 +118,7 @@ static int send_plan(struct src *c)
 	p.max_downtime_ms = c->pc.max_downtime_ms;
 	p.config_hash = (ProtobufCBinaryData){SMG_DIGEST_LEN, c->config_hash};
 	p.has_vtpm = c->info.has_vtpm;
+	p.ticket = (ProtobufCBinaryData){c->o->ticket_len, (uint8_t *)c->o->ticket};
 	/* NICs and disks ride along for the network clean-up and storage
 	 * stages (their own modules act on them). */
 	for (unsigned i = 0; i < c->info.n_nics; i++) {
@@ -188,6 +192,11 @@ static int do_setup(struct src *c)
 	c->st->ram_bytes = c->info.pages * c->info.page_size;
 	if ((r = check_policy(c)) != SMG_OK)
 		return r;
+	if ((r = smg_audit_admit(c->o->audit, &c->am, c->s, c->info.name, c->o->ticket,
+				 c->o->ticket_len, c->why, sizeof(c->why))) != SMG_OK) {
+		smg_err("refusing to send %s: %s", c->info.name, c->why);
+		return r;
+	}
 	c->words = (c->info.pages + 63) / 64;
 	if ((c->pending = calloc(c->words, sizeof(uint64_t))) == NULL)
 		return SMG_ERR_NOMEM;
@@ -209,6 +218,7 @@ static int do_setup(struct src *c)
 			     ack->reason);
 		r = SMG_ERR_ABORTED;
 	}
+	c->planned = r == SMG_OK;
 	smg_frame_msg_free(m);
 	/* From here on guest writes are tracked (DBT) or outsourced (WAIO). */
 	if (r == SMG_OK)
@@ -388,6 +398,8 @@ static int send_state_and_manifest(struct src *c)
 	}
 	mf.transcript = (ProtobufCBinaryData){SMG_TRANSCRIPT_LEN,
 					      (uint8_t *)smg_session_transcript(c->s)};
+	if ((r = smg_audit_manifest_sign(&c->am, c->s, &mf)) != SMG_OK)
+		return r;
 	plen = protobuf_c_message_get_packed_size(&mf.base);
 	if ((packed = malloc(plen)) == NULL)
 		return SMG_ERR_NOMEM;
@@ -478,6 +490,8 @@ static enum src_state do_handover(struct src *c)
 		smg_peer_log(SMG_LOG_ERROR, "READY does not match our manifest");
 		c->err = SMG_ERR_INTEGRITY;
 	}
+	if (c->err == SMG_OK) /* the countersigned receipt, before COMMIT */
+		c->err = smg_audit_receipt_check(&c->am, c->s, c->o->policy, rd);
 	smg_frame_msg_free(m);
 	if (c->err != SMG_OK)
 		return SRC_ABORTED;
@@ -567,6 +581,28 @@ static void abort_source(struct src *c)
 	}
 }
 
+/* The attempt's audit record, durable before the outcome is reported. */
+static void audit_end(struct src *c)
+{
+	struct smg_audit_result res = {.id = c->st->migration_id,
+				       .domain = c->st->domain,
+				       .err = c->err,
+				       .reason = c->why[0] != '\0' ? c->why : NULL,
+				       .downtime_ms = c->st->downtime_ms,
+				       .total_ms = (smg_now_ns() - c->t_start) / 1000000,
+				       .bytes = c->st->bytes_sent,
+				       .rounds = c->st->rounds,
+				       .verified = c->st->verified};
+
+	res.outcome = c->state == SRC_DONE	   ? "done"
+		      : c->state == SRC_IN_DOUBT ? "in_doubt"
+		      : !c->planned && (c->err == SMG_ERR_POLICY ||
+					c->err == SMG_ERR_UNKNOWN_PEER)
+			  ? "refused"
+			  : "aborted";
+	smg_audit_finish(c->o->audit, &c->am, c->s, &res);
+}
+
 static enum src_state step(struct src *c)
 {
 	switch (c->state) {
@@ -601,6 +637,7 @@ int smg_engine_send(struct smg_session *s, const struct smg_send_opts *o,
 	if (c.nchan == 0 || c.nchan > SMG_CHANNELS_MAX)
 		return SMG_ERR_INVAL;
 	pthread_mutex_init(&c.rl.lock, NULL);
+	smg_audit_mig_init(&c.am, true);
 	c.rl.rate = o->bandwidth;
 	smg_precopy_init(&c.pc, o->rule, o->max_downtime_ms, o->max_rounds,
 			 o->auto_converge);
@@ -610,6 +647,7 @@ int smg_engine_send(struct smg_session *s, const struct smg_send_opts *o,
 		abort_source(&c);
 		smg_err("migration aborted: %s; the source VM is %s", smg_strerror(c.err),
 			c.paused ? "PAUSED (could not resume it)" : "running");
+		audit_end(&c);
 		emit(&c, SMG_EV_PHASE, SMG_PHASE_ABORTED, 0, 0, smg_strerror(c.err));
 	} else if (c.state == SRC_IN_DOUBT) {
 		smg_err(
@@ -617,8 +655,10 @@ int smg_engine_send(struct smg_session *s, const struct smg_send_opts *o,
 		    "paused copy; run 'secmig resolve --domain %s'",
 		    smg_strerror(c.err), st->domain);
 		c.err = SMG_ERR_IN_DOUBT;
+		audit_end(&c);
 		emit(&c, SMG_EV_PHASE, SMG_PHASE_IN_DOUBT, 0, 0, NULL);
 	} else {
+		audit_end(&c);
 		emit(&c, SMG_EV_PHASE, SMG_PHASE_DONE, 0, 0, NULL);
 	}
 	st->total_ms = (smg_now_ns() - c.t_start) / 1000000;

@@ -130,9 +130,11 @@ struct smg_audit_mig {
 	bool has_claim;
 	struct smg_audit_claim claim;
 	uint8_t manifest_digest[SMG_AUDIT_DIGEST_LEN];
+	bool has_manifest_sig;
 	uint8_t manifest_sig[SMG_AUDIT_SIG_LEN];
 	uint8_t receipt[SMG_RECEIPT_MAX];
 	size_t receipt_len;
+	bool has_receipt_sig;
 	uint8_t receipt_sig[SMG_AUDIT_SIG_LEN];
 	bool has_tpm_sig;
 	uint8_t receipt_tpm_sig[SMG_AUDIT_SIG_LEN];

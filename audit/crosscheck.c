@@ -18,6 +18,16 @@ static const char *fname(const struct smg_audit_chain *c, const struct audit_ent
 	return c->files[e->file];
 }
 
+/* A host relied on the evidence when it went ahead: then every signature
+ * in its record must hold. A refused or aborted attempt may hold the very
+ * evidence that was refused (unsigned, tampered, wrong key). */
+bool audit_outcome_relied(const char *outcome)
+{
+	return outcome != NULL &&
+	       (!strcmp(outcome, "done") || !strcmp(outcome, "resumed") ||
+		!strcmp(outcome, "committed") || !strcmp(outcome, "in_doubt"));
+}
+
 static void check_receipt(const struct smg_audit_chain *c,
 			  const struct smg_audit_verify_opts *o, int *np,
 			  const struct audit_entry *e, const struct smg_audit_claim *cl,
@@ -33,12 +43,10 @@ static void check_receipt(const struct smg_audit_chain *c,
 	    smg_audit_receipt_decode(blob, len, &rc) != SMG_OK ||
 	    !audit_json_get_b64(j, "receipt_sig", sig, sizeof(sig))) {
 		audit_problem(o, np, fname(c, e), e->line, e->rec.seq,
-			      "the receipt in this record is malformed");
+			      "the receipt in this record is missing or malformed");
 		return;
 	}
-	has_tsig = audit_json_get_str(j, "receipt_tpm_sig") != NULL;
-	if (has_tsig && !audit_json_get_b64(j, "receipt_tpm_sig", tsig, sizeof(tsig)))
-		has_tsig = false;
+	has_tsig = audit_json_get_b64(j, "receipt_tpm_sig", tsig, sizeof(tsig));
 	if (sodium_memcmp(rc.manifest, digest, SMG_AUDIT_DIGEST_LEN) != 0 ||
 	    strcmp(rc.id, cl->id) != 0)
 		audit_problem(o, np, fname(c, e), e->line, e->rec.seq,
@@ -58,15 +66,20 @@ void audit_check_evidence(const struct smg_audit_chain *c,
 {
 	struct json_object *j = e->rec.json;
 	const char *role = audit_json_get_str(j, "role");
+	bool relied = audit_outcome_relied(audit_json_get_str(j, "outcome"));
 	uint8_t d[SMG_AUDIT_DIGEST_LEN], want[SMG_AUDIT_DIGEST_LEN], sig[SMG_AUDIT_SIG_LEN];
 	struct smg_audit_claim cl;
 
-	if (strcmp(e->rec.event, "migration") != 0 ||
-	    audit_json_get_str(j, "manifest") == NULL)
+	if (strcmp(e->rec.event, "migration") != 0)
 		return;
+	if (audit_json_get_str(j, "manifest") == NULL) {
+		if (relied)
+			audit_problem(o, np, fname(c, e), e->line, e->rec.seq,
+				      "a completed migration without a manifest");
+		return;
+	}
 	if (!audit_claim_from_json(j, &cl) ||
-	    !audit_json_get_hex(j, "manifest", want, sizeof(want)) ||
-	    !audit_json_get_b64(j, "manifest_sig", sig, sizeof(sig)) || role == NULL) {
+	    !audit_json_get_hex(j, "manifest", want, sizeof(want)) || role == NULL) {
 		audit_problem(o, np, fname(c, e), e->line, e->rec.seq,
 			      "the evidence in this record is malformed");
 		return;
@@ -75,15 +88,18 @@ void audit_check_evidence(const struct smg_audit_chain *c,
 	if (sodium_memcmp(d, want, sizeof(d)) != 0)
 		audit_problem(o, np, fname(c, e), e->line, e->rec.seq,
 			      "the manifest digest does not match the recorded claim");
-	if (!smg_audit_manifest_sig_ok(&cl, cl.src_key, sig))
-		audit_problem(o, np, fname(c, e), e->line, e->rec.seq,
-			      "the manifest is not signed by the source's key");
 	if (sodium_memcmp(!strcmp(role, "source") ? cl.src_key : cl.dst_key, c->signer,
 			  SMG_AUDIT_KEY_LEN) != 0)
 		audit_problem(o, np, fname(c, e), e->line, e->rec.seq,
 			      "the claim names another key for this host than the one "
 			      "that signs its log");
-	if (audit_json_get_str(j, "receipt") != NULL)
+	if (!relied)
+		return;
+	if (!audit_json_get_b64(j, "manifest_sig", sig, sizeof(sig)) ||
+	    !smg_audit_manifest_sig_ok(&cl, cl.src_key, sig))
+		audit_problem(o, np, fname(c, e), e->line, e->rec.seq,
+			      "the manifest is not signed by the source's key");
+	if (audit_json_get_str(j, "receipt") != NULL || !strcmp(role, "source"))
 		check_receipt(c, o, np, e, &cl, d);
 }
 
@@ -156,9 +172,11 @@ static void check_pair(struct pair *p)
 		pair_problem(p, "the halves name different VMs");
 	if (!same_str(a, b, "ticket"))
 		pair_problem(p, "the halves name different tickets");
-	if ((audit_json_get_str(a, "manifest") != NULL &&
-	     audit_json_get_str(b, "manifest") != NULL) &&
-	    (!same_str(a, b, "manifest") || !same_str(a, b, "manifest_sig")))
+	if (audit_json_get_str(a, "manifest") != NULL &&
+	    audit_json_get_str(b, "manifest") != NULL &&
+	    (!same_str(a, b, "manifest") ||
+	     (audit_outcome_relied(oa) && audit_outcome_relied(ob) &&
+	      !same_str(a, b, "manifest_sig"))))
 		pair_problem(p, "the halves hold different manifests");
 	if (audit_json_get_str(a, "receipt") != NULL &&
 	    audit_json_get_str(b, "receipt") != NULL && !same_str(a, b, "receipt"))

@@ -85,6 +85,7 @@ int smg_audit_manifest_sign(struct smg_audit_mig *m, const struct smg_session *s
 		sign_other(msg, len, m->manifest_sig);
 	else if ((r = smg_session_sign(s, msg, len, m->manifest_sig)) != SMG_OK)
 		return r;
+	m->has_manifest_sig = true;
 	if (audit_fault_on("audit_manifest_sig_flip"))
 		m->manifest_sig[7] ^= 0x10;
 	if (!audit_fault_on("audit_manifest_unsigned"))
@@ -113,6 +114,7 @@ int smg_audit_manifest_check(struct smg_audit_mig *m, const struct smg_session *
 	if (mf->signature.len != SMG_AUDIT_SIG_LEN)
 		return integrity(m, s, true, "the manifest signature is malformed");
 	memcpy(m->manifest_sig, mf->signature.data, SMG_AUDIT_SIG_LEN);
+	m->has_manifest_sig = true;
 	if (!smg_audit_manifest_sig_ok(&m->claim, smg_session_peer_key(s), m->manifest_sig))
 		return integrity(m, s, true,
 				 "manifest signature invalid (not by the source's "
@@ -190,6 +192,7 @@ int smg_audit_receipt_sign(struct smg_audit *a, struct smg_audit_mig *m,
 		sign_other(msg, mlen, m->receipt_sig);
 	else if ((r = smg_session_sign(s, msg, mlen, m->receipt_sig)) != SMG_OK)
 		return r;
+	m->has_receipt_sig = true;
 	if (audit_fault_on("audit_receipt_sig_flip"))
 		m->receipt_sig[3] ^= 0x80;
 	if (tpm && (r = tpm_sign(a, m, msg, mlen)) != SMG_OK)
@@ -255,6 +258,7 @@ int smg_audit_receipt_check(struct smg_audit_mig *m, const struct smg_session *s
 				 rd->signature.len == 0 ? "the receipt is unsigned"
 							: "the receipt signature is malformed");
 	memcpy(m->receipt_sig, rd->signature.data, SMG_AUDIT_SIG_LEN);
+	m->has_receipt_sig = true;
 	if (tpm) {
 		if (rd->tpm_signature.len != SMG_AUDIT_SIG_LEN)
 			return integrity(m, s, true,

@@ -132,6 +132,8 @@ struct smg_audit_chain {
 void audit_problem(const struct smg_audit_verify_opts *o, int *count, const char *file,
 		   unsigned line, uint64_t seq, const char *fmt, ...)
     __attribute__((format(printf, 6, 7)));
+/* done, resumed, committed, in_doubt: the host went ahead on the evidence. */
+bool audit_outcome_relied(const char *outcome);
 /* The evidence inside one migration record, against the chain's signer. */
 void audit_check_evidence(const struct smg_audit_chain *c,
 			  const struct smg_audit_verify_opts *o, int *np,

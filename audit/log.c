@@ -287,7 +287,13 @@ int audit_log_append(struct smg_audit *a, struct json_object *rec,
 	if ((r = write_head(a, &t)) != SMG_OK)
 		smg_err("audit: record %llu written but the head not updated: %s",
 			(unsigned long long)t.seq, smg_strerror(r));
-	audit_counters_bump_locked(a->dir, bump, nbump);
+	{
+		enum smg_audit_counter all[16] = {SMG_CNT_RECORDS};
+		size_t n = 1;
+		for (size_t i = 0; i < nbump && n < SMG_ARRAY_LEN(all); i++)
+			all[n++] = bump[i];
+		audit_counters_bump_locked(a->dir, all, n);
+	}
 out:
 	audit_unlock(lk);
 	json_object_put(rec);
@@ -365,7 +371,7 @@ int smg_audit_log_files(const char *dir, char ***files, size_t *n)
 			r = push(&v, &cnt, dir, e->d_name);
 	closedir(d);
 	/* Rotated logs in seq order (zero-padded names), the current one last. */
-	if (r == SMG_OK)
+	if (r == SMG_OK && cnt > 1)
 		qsort(v, cnt, sizeof(*v), cmp_str);
 	snprintf(path, sizeof(path), "%s/%s", dir, SMG_AUDIT_LOG_NAME);
 	if (r == SMG_OK && access(path, F_OK) == 0)

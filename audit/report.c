@@ -104,11 +104,15 @@ static void evidence_to_json(const struct smg_audit_mig *m, struct json_object *
 	if (m->has_claim) {
 		audit_claim_to_json(&m->claim, o);
 		audit_json_hex(o, "manifest", m->manifest_digest, SMG_AUDIT_DIGEST_LEN);
-		audit_json_b64(o, "manifest_sig", m->manifest_sig, SMG_AUDIT_SIG_LEN);
+		if (m->has_manifest_sig)
+			audit_json_b64(o, "manifest_sig", m->manifest_sig,
+				       SMG_AUDIT_SIG_LEN);
 	}
 	if (m->receipt_len > 0) {
 		audit_json_b64(o, "receipt", m->receipt, m->receipt_len);
-		audit_json_b64(o, "receipt_sig", m->receipt_sig, SMG_AUDIT_SIG_LEN);
+		if (m->has_receipt_sig)
+			audit_json_b64(o, "receipt_sig", m->receipt_sig,
+				       SMG_AUDIT_SIG_LEN);
 		if (m->has_tpm_sig)
 			audit_json_b64(o, "receipt_tpm_sig", m->receipt_tpm_sig,
 				       SMG_AUDIT_SIG_LEN);

@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Signed evidence through real migrations on loopback (software-key mode):
+# a migration's two audit records verify across hosts; a manifest that is
+# unsigned, tampered or signed by the wrong key, and a receipt that is
+# unsigned, tampered or signed by the wrong key (SMG_FI evidence faults),
+# each abort with exit 7 on both sides before anything resumes: the source
+# VM runs and verifies, the destination holds nothing, and both hosts'
+# records name the failure.
+. "$SMG_SRC/test/engine/lib.sh"
+
+verify_both() { # WHAT: both logs verify, each against the other
+	"$SECMIG" audit verify --state-dir "$A" --peer-log "$B/audit/audit.log" \
+		--peer-key "$B/host.key.pub" >"$T/verify.out" 2>&1 ||
+		{ err "$1: audit verify (A with B) failed"; cat "$T/verify.out"; }
+	"$SECMIG" audit verify --state-dir "$B" --peer-log "$A/audit/audit.log" \
+		--peer-key "$A/host.key.pub" >"$T/verify.out" 2>&1 ||
+		{ err "$1: audit verify (B with A) failed"; cat "$T/verify.out"; }
+}
+last_record() { # HOSTDIR -> the last record, as JSON
+	"$SECMIG" audit show --json --state-dir "$1" | tail -n 1
+}
+
+# 1. success: both halves recorded, cross-verified, the pair counted
+vm ok1 16M uniform 5M
+start_recv
+send ok1
+wait "$RECV_PID"; RRC=$?
+[ "$RC" = 0 ] && [ "$RRC" = 0 ] || err "success: send $RC recv $RRC"
+expect_on B ok1 "success"
+last_record "$A" | grep -q '"outcome":"done"' || err "source record lacks outcome done"
+last_record "$B" | grep -q '"outcome":"resumed"' || err "destination record lacks resumed"
+last_record "$A" | grep -q '"receipt_sig":' || err "source record lacks the receipt"
+last_record "$B" | grep -q '"manifest_sig":' || err "destination record lacks the manifest signature"
+verify_both success
+grep -q "1 migration verified on both hosts" "$T/verify.out" || err "the pair was not cross-checked"
+
+# 2. every evidence fault: exit 7 both sides, nothing resumed
+n=1
+for f in audit_manifest_unsigned audit_manifest_sig_flip audit_manifest_wrong_key \
+	audit_receipt_unsigned audit_receipt_sig_flip audit_receipt_wrong_key; do
+	n=$((n + 1))
+	name=ev$n
+	vm "$name" 16M uniform 5M
+	case $f in
+	audit_manifest_*) start_recv; SMG_FI=$f send "$name" ;;
+	*) start_recv SMG_FI=$f; send "$name" ;;
+	esac
+	wait "$RECV_PID"; RRC=$?
+	[ "$RC" = 7 ] || err "$f: send exit $RC, want 7"
+	[ "$RRC" = 7 ] || err "$f: recv exit $RRC, want 7"
+	expect_on A "$name" "$f"
+	case $f in
+	*unsigned) want="unsigned" ;;
+	*) want="signature invalid" ;;
+	esac
+	grep -q "$want" "$T/send.err" "$T/recv.err" || err "$f: no '$want' in the logs"
+	last_record "$A" | grep -q '"outcome":"aborted"' || err "$f: source record not aborted"
+	last_record "$B" | grep -q '"outcome":"discarded"' || err "$f: destination record not discarded"
+	last_record "$A" | grep -q '"error":"integrity' || err "$f: source record lacks the integrity error"
+done
+# the host that saw the bad signature counted it
+"$SECMIG" audit counters --json --state-dir "$B" | grep -q '"bad_signature":3' ||
+	err "destination did not count 3 bad manifest signatures: $("$SECMIG" audit counters --json --state-dir "$B")"
+"$SECMIG" audit counters --json --state-dir "$A" | grep -q '"bad_signature":3' ||
+	err "source did not count 3 bad receipt signatures"
+# failed attempts are recorded consistently on both hosts too
+verify_both "after the faults"
+grep -q "7 migrations verified on both hosts" "$T/verify.out" ||
+	err "want 7 pairs cross-checked: $(tail -n 1 "$T/verify.out")"
+exit $fail

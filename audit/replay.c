@@ -42,9 +42,9 @@ static int scan(const char *text, size_t len, const uint8_t digest[SMG_AUDIT_DIG
 		na = strtoull(line + sizeof(hex), &end, 10);
 		if (*end != '\0' || end == line + sizeof(hex))
 			return SMG_ERR_PROTO;
-		if (sodium_memcmp(d, digest, sizeof(d)) == 0)
-			*seen = true;
 		if (na + SMG_TICKET_SKEW >= now) {
+			if (sodium_memcmp(d, digest, sizeof(d)) == 0)
+				*seen = true;
 			memcpy(keep + *keep_len, line, n);
 			keep[*keep_len + n] = '\n';
 			*keep_len += n + 1;

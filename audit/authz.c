@@ -81,17 +81,16 @@ static int check_scope(const struct smg_operator *op, const struct smg_ticket *t
 
 static int check_time(const struct smg_ticket *t, uint64_t now, char *why, size_t why_len)
 {
-	if (t->not_after < t->issued || t->not_after - t->issued > SMG_TICKET_LIFE_MAX)
-		return deny(why, why_len,
-			    "ticket: validity %llu s is longer than the %llu s allowed",
-			    (unsigned long long)(t->not_after - t->issued),
-			    (unsigned long long)SMG_TICKET_LIFE_MAX);
-	if (t->issued > now + SMG_TICKET_SKEW)
-		return deny(why, why_len, "ticket: issued in the future (%llu s ahead)",
-			    (unsigned long long)(t->issued - now));
 	if (now > t->not_after)
 		return deny(why, why_len, "ticket: expired %llu s ago",
 			    (unsigned long long)(now - t->not_after));
+	if (t->issued > now + SMG_TICKET_SKEW)
+		return deny(why, why_len, "ticket: issued in the future (%llu s ahead)",
+			    (unsigned long long)(t->issued - now));
+	if (t->not_after < t->issued || t->not_after - t->issued > SMG_TICKET_LIFE_MAX)
+		return deny(why, why_len,
+			    "ticket: valid for longer than the %llu s allowed",
+			    (unsigned long long)SMG_TICKET_LIFE_MAX);
 	return SMG_OK;
 }
 

@@ -196,7 +196,7 @@ static void test_authorize(struct world *w)
 	CHECK_EQ(sign(w->alice, "alice", "web-1", "src1", "dst1", now, now + 40 * 86400,
 		      buf, &len),
 		 SMG_OK);
-	AUTH(false, "longer than");
+	AUTH(false, "valid for longer than");
 	/* wrong scope: the ticket's own VM, then its destination */
 	CHECK_EQ(sign(w->alice, "alice", "web-2", "src1", "dst1", now, now + 600, buf, &len),
 		 SMG_OK);

@@ -74,8 +74,8 @@ int smg_tpm_sign(struct smg_tpm *t, const uint8_t *msg, size_t len,
 int smg_tpm_ak_public(struct smg_tpm *t, uint8_t ak[SMG_P256_POINT_LEN]);
 /* Check an ECDSA-SHA256 P-256 signature (r, s) over msg: SMG_OK or
  * SMG_ERR_BAD_SIG (also for a key that is not a point on the curve). */
-int smg_p256_verify(const uint8_t pub[SMG_P256_POINT_LEN], const uint8_t *msg,
-		    size_t len, const uint8_t sig_r[SMG_P256_COORD_LEN],
+int smg_p256_verify(const uint8_t pub[SMG_P256_POINT_LEN], const uint8_t *msg, size_t len,
+		    const uint8_t sig_r[SMG_P256_COORD_LEN],
 		    const uint8_t sig_s[SMG_P256_COORD_LEN]);
 
 /* ---- quote evidence ------------------------------------------------------ */
@@ -159,8 +159,8 @@ struct smg_policy_peer {
 struct smg_policy {
 	char host[SMG_POLICY_NAME_MAX];
 	char tcti[SMG_POLICY_TCTI_MAX];
-	uint32_t pcr_mask;  /* our own PCR policy; default 0,1,2,3,7 */
-	bool software_mode; /* "mode software": the explicit, logged opt-in */
+	uint32_t pcr_mask;   /* our own PCR policy; default 0,1,2,3,7 */
+	bool software_mode;  /* "mode software": the explicit, logged opt-in */
 	bool require_ticket; /* "tickets required": operator tickets (audit/) */
 	size_t nlabels;
 	char labels[SMG_POLICY_LABELS_MAX][SMG_POLICY_LABEL_MAX];

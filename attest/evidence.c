@@ -125,8 +125,8 @@ void smg_pcr_digest(uint32_t mask, const uint8_t vals[SMG_PCR_COUNT][SMG_PCR_LEN
 	crypto_hash_sha256_final(&c, out);
 }
 
-int smg_p256_verify(const uint8_t pub[SMG_P256_POINT_LEN], const uint8_t *msg,
-		    size_t len, const uint8_t sig_r[SMG_P256_COORD_LEN],
+int smg_p256_verify(const uint8_t pub[SMG_P256_POINT_LEN], const uint8_t *msg, size_t len,
+		    const uint8_t sig_r[SMG_P256_COORD_LEN],
 		    const uint8_t sig_s[SMG_P256_COORD_LEN])
 {
 	EVP_PKEY *key = attest_p256_from_point(pub);

@@ -118,9 +118,9 @@ static int top_keyword(struct parser *ps, char **tok, int ntok)
 	struct smg_policy *p = ps->p;
 	const char *k = tok[0];
 
-	if (ps->peer != NULL && (!strcmp(k, "host") || !strcmp(k, "tcti") ||
-				 !strcmp(k, "pcrs") || !strcmp(k, "mode") ||
-				 !strcmp(k, "tickets")))
+	if (ps->peer != NULL &&
+	    (!strcmp(k, "host") || !strcmp(k, "tcti") || !strcmp(k, "pcrs") ||
+	     !strcmp(k, "mode") || !strcmp(k, "tickets")))
 		return perr(ps, "'%s' belongs before the first peer block", k);
 	if (!strcmp(k, "host")) {
 		if (ntok != 2 || !name_ok(tok[1], SMG_POLICY_NAME_MAX, NULL))
@@ -139,7 +139,8 @@ static int top_keyword(struct parser *ps, char **tok, int ntok)
 			return perr(ps, "usage: mode tpm|software");
 		p->software_mode = !strcmp(tok[1], "software");
 	} else if (!strcmp(k, "tickets")) {
-		if (ntok != 2 || (strcmp(tok[1], "required") && strcmp(tok[1], "optional")))
+		if (ntok != 2 ||
+		    (strcmp(tok[1], "required") && strcmp(tok[1], "optional")))
 			return perr(ps, "usage: tickets required|optional");
 		p->require_ticket = !strcmp(tok[1], "required");
 	} else {

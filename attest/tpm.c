@@ -598,7 +598,8 @@ int smg_tpm_sign(struct smg_tpm *t, const uint8_t *msg, size_t len,
 		attest_tss_err("Sign (AK)", rc);
 		goto out;
 	}
-	if (sig->sigAlg != TPM2_ALG_ECDSA || sig->signature.ecdsa.hash != TPM2_ALG_SHA256 ||
+	if (sig->sigAlg != TPM2_ALG_ECDSA ||
+	    sig->signature.ecdsa.hash != TPM2_ALG_SHA256 ||
 	    coord_out(&sig->signature.ecdsa.signatureR, sig_r) != 0 ||
 	    coord_out(&sig->signature.ecdsa.signatureS, sig_s) != 0) {
 		smg_err("tpm: the AK produced an unexpected signature (alg 0x%x)",

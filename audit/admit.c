@@ -55,7 +55,8 @@ int smg_audit_admit(struct smg_audit *a, struct smg_audit_mig *m,
 	if (a->policy != NULL) {
 		no = label_ptrs((char(*)[SMG_POLICY_LABEL_MAX])a->policy->labels,
 				a->policy->nlabels, ours);
-		if ((pe = smg_policy_find_peer(a->policy, smg_session_peer_name(s))) != NULL)
+		if ((pe = smg_policy_find_peer(a->policy, smg_session_peer_name(s))) !=
+		    NULL)
 			nt = label_ptrs((char(*)[SMG_POLICY_LABEL_MAX])pe->labels,
 					pe->nlabels, theirs);
 	}
@@ -76,9 +77,11 @@ int smg_audit_admit(struct smg_audit *a, struct smg_audit_mig *m,
 		return SMG_OK;
 	}
 	if (r == SMG_ERR_REPLAY)
-		snprintf(why, why_len,
-			 "ticket: already used on this host (single use; replayed ticket)");
+		snprintf(
+		    why, why_len,
+		    "ticket: already used on this host (single use; replayed ticket)");
 	else
-		snprintf(why, why_len, "ticket: cannot record its use: %s", smg_strerror(r));
+		snprintf(why, why_len, "ticket: cannot record its use: %s",
+			 smg_strerror(r));
 	return refuse(m, SMG_ERR_POLICY);
 }

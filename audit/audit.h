@@ -70,9 +70,9 @@ bool smg_audit_manifest_sig_ok(const struct smg_audit_claim *c,
 
 /* The destination's receipt: "I, dst, received and verified exactly the
  * VM whose manifest has this digest, in this session, at these times." */
-#define SMG_RECEIPT_VERSION	   1
-#define SMG_RECEIPT_MAX		   512
-#define SMG_RECEIPT_CTX		   "secmig receipt v1"
+#define SMG_RECEIPT_VERSION	    1
+#define SMG_RECEIPT_MAX		    512
+#define SMG_RECEIPT_CTX		    "secmig receipt v1"
 #define SMG_RECEIPT_RESULT_VERIFIED 1 /* every root and hash matched */
 #define SMG_RECEIPT_OUTCOME_READY   1 /* holds it paused; resumes on COMMIT */
 struct smg_audit_receipt {
@@ -90,8 +90,8 @@ struct smg_audit_receipt {
 	bool tpm; /* the AK below countersigns it too */
 	uint8_t ak[SMG_AUDIT_AK_LEN];
 };
-int smg_audit_receipt_encode(const struct smg_audit_receipt *r, uint8_t *buf,
-			     size_t cap, size_t *len);
+int smg_audit_receipt_encode(const struct smg_audit_receipt *r, uint8_t *buf, size_t cap,
+			     size_t *len);
 /* Pure bounded decoder (fuzzed: fuzz_audit_receipt). */
 int smg_audit_receipt_decode(const uint8_t *buf, size_t len,
 			     struct smg_audit_receipt *out);
@@ -109,11 +109,11 @@ struct smg_audit_opts {
 	const char *dir;  /* audit.log, audit.head, counters, tickets-used (0700) */
 	const char *host; /* our name, for records written outside a session */
 	const struct smg_identity *identity; /* signs every record */
-	struct smg_attest *attest; /* TPM mode: the AK countersigns receipts */
-	const struct smg_policy *policy; /* labels for ticket scopes, the knob */
-	const char *policy_path;	 /* hashed into every record */
-	const char *operators_path;	 /* enrolled operators; NULL or absent: none */
-	bool require_ticket;		 /* in addition to "tickets required" */
+	struct smg_attest *attest;	     /* TPM mode: the AK countersigns receipts */
+	const struct smg_policy *policy;     /* labels for ticket scopes, the knob */
+	const char *policy_path;	     /* hashed into every record */
+	const char *operators_path; /* enrolled operators; NULL or absent: none */
+	bool require_ticket;	    /* in addition to "tickets required" */
 };
 /* Loads the operators file (SMG_ERR_CONFIG on a bad one, with FILE:LINE)
  * and creates the directory; the log itself is opened per append. */
@@ -234,7 +234,8 @@ struct smg_audit_verify_opts {
 	void *arg;
 };
 int smg_audit_chain_load(const char *const *files, size_t n,
-			 const struct smg_audit_verify_opts *o, struct smg_audit_chain **out);
+			 const struct smg_audit_verify_opts *o,
+			 struct smg_audit_chain **out);
 void smg_audit_chain_free(struct smg_audit_chain *c);
 size_t smg_audit_chain_records(const struct smg_audit_chain *c);
 const uint8_t *smg_audit_chain_signer(const struct smg_audit_chain *c);
@@ -251,20 +252,20 @@ int smg_audit_show(const char *const *files, size_t n, bool json, uint64_t since
 
 /* ==== counters (audit/counters.c): the one place they live ================= */
 enum smg_audit_counter {
-	SMG_CNT_RECORDS = 0,	 /* records written */
-	SMG_CNT_MIGRATIONS,	 /* attempts that got to a plan */
-	SMG_CNT_MIGRATIONS_OK,	 /* done / resumed */
+	SMG_CNT_RECORDS = 0,   /* records written */
+	SMG_CNT_MIGRATIONS,    /* attempts that got to a plan */
+	SMG_CNT_MIGRATIONS_OK, /* done / resumed */
 	SMG_CNT_MIGRATIONS_FAILED,
-	SMG_CNT_REFUSED,	 /* refused at plan time (ticket, policy) */
+	SMG_CNT_REFUSED, /* refused at plan time (ticket, policy) */
 	SMG_CNT_HANDSHAKE_REFUSED,
 	SMG_CNT_UNKNOWN_PEER,
 	SMG_CNT_BAD_TICKET,
-	SMG_CNT_TAG_FAILURE,	 /* AEAD tag check failed on a frame */
+	SMG_CNT_TAG_FAILURE, /* AEAD tag check failed on a frame */
 	SMG_CNT_POLICY_DENIED,
-	SMG_CNT_BAD_SIGNATURE,	 /* manifest or receipt signature */
-	SMG_CNT_INTEGRITY,	 /* manifest mismatch */
+	SMG_CNT_BAD_SIGNATURE, /* manifest or receipt signature */
+	SMG_CNT_INTEGRITY,     /* manifest mismatch */
 	SMG_CNT_PROTOCOL,
-	SMG_CNT_SUPPRESSED,	 /* alert records left out by the rate limit */
+	SMG_CNT_SUPPRESSED, /* alert records left out by the rate limit */
 	SMG_CNT_MAX_
 };
 const char *smg_audit_counter_name(enum smg_audit_counter c);
@@ -273,9 +274,9 @@ int smg_audit_counters_read(const char *dir, uint64_t out[SMG_CNT_MAX_]);
 
 /* ==== operators and tickets (audit/operators.c, ticket.c, replay.c) ======== */
 enum smg_op_role { SMG_OP_ADMIN = 1, SMG_OP_OPERATOR = 2 };
-#define SMG_OP_PATTERNS_MAX 16
-#define SMG_OP_PATTERN_MAX  128
-#define SMG_OPERATORS_MAX   1024
+#define SMG_OP_PATTERNS_MAX    16
+#define SMG_OP_PATTERN_MAX     128
+#define SMG_OPERATORS_MAX      1024
 #define SMG_OPERATORS_FILE_MAX (1024 * 1024)
 #define SMG_OPERATORS_LINE_MAX 4096
 #define SMG_OPERATOR_CTX       "secmig operator v1"
@@ -314,7 +315,7 @@ int smg_operator_sign_line(const struct smg_identity *admin, const char *admin_n
 #define SMG_TICKET_NONCE_LEN 16
 #define SMG_TICKET_CTX	     "secmig ticket v1"
 #define SMG_TICKET_LIFE_MAX  (31ull * 24 * 3600) /* seconds */
-#define SMG_TICKET_SKEW	     300		  /* seconds of clock skew allowed */
+#define SMG_TICKET_SKEW	     300		 /* seconds of clock skew allowed */
 #define SMG_TICKET_TEXT_MAX  2048
 struct smg_ticket {
 	char operator_name[SMG_AUDIT_NAME_MAX + 1];
@@ -351,9 +352,9 @@ struct smg_ticket_scope {
 };
 /* Signature by the enrolled key, role, revocation, scope and expiry (no
  * replay check). SMG_OK or SMG_ERR_POLICY with the reason in why. */
-int smg_ticket_authorize(const struct smg_operators *ops, const uint8_t *buf,
-			 size_t len, const struct smg_ticket_scope *sc,
-			 struct smg_ticket *out, char *why, size_t why_len);
+int smg_ticket_authorize(const struct smg_operators *ops, const uint8_t *buf, size_t len,
+			 const struct smg_ticket_scope *sc, struct smg_ticket *out,
+			 char *why, size_t why_len);
 /* Single use: record digest in the replay cache at path (kept until
  * not_after has passed), SMG_ERR_REPLAY if it is there already. */
 #define SMG_REPLAY_FILE_MAX (4u << 20)

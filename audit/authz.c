@@ -94,9 +94,9 @@ static int check_time(const struct smg_ticket *t, uint64_t now, char *why, size_
 	return SMG_OK;
 }
 
-int smg_ticket_authorize(const struct smg_operators *ops, const uint8_t *buf,
-			 size_t len, const struct smg_ticket_scope *sc,
-			 struct smg_ticket *out, char *why, size_t why_len)
+int smg_ticket_authorize(const struct smg_operators *ops, const uint8_t *buf, size_t len,
+			 const struct smg_ticket_scope *sc, struct smg_ticket *out,
+			 char *why, size_t why_len)
 {
 	const struct smg_operator *op;
 	char dummy[8];
@@ -110,24 +110,28 @@ int smg_ticket_authorize(const struct smg_operators *ops, const uint8_t *buf,
 	if ((r = smg_ticket_decode(buf, len, out)) != SMG_OK)
 		return deny(why, why_len, "ticket: malformed (%s)", smg_strerror(r));
 	if ((op = smg_operators_find(ops, out->operator_name)) == NULL)
-		return deny(why, why_len, "ticket: operator '%s' is not enrolled on this host",
+		return deny(why, why_len,
+			    "ticket: operator '%s' is not enrolled on this host",
 			    out->operator_name);
 	if (sodium_memcmp(op->key, out->key, SMG_AUDIT_KEY_LEN) != 0)
-		return deny(why, why_len,
-			    "ticket: signed with a key that is not operator '%s''s enrolled "
-			    "key (forged?)",
-			    op->name);
+		return deny(
+		    why, why_len,
+		    "ticket: signed with a key that is not operator '%s''s enrolled "
+		    "key (forged?)",
+		    op->name);
 	if (!smg_ticket_sig_ok(buf, len, out, op->key))
 		return deny(why, why_len,
 			    "ticket: signature invalid (forged or altered ticket)");
 	if (op->revoked_line != 0)
-		return deny(why, why_len, "ticket: operator '%s' is revoked (operators line %u)",
+		return deny(why, why_len,
+			    "ticket: operator '%s' is revoked (operators line %u)",
 			    op->name, op->revoked_line);
 	if (op->role != SMG_OP_OPERATOR)
-		return deny(why, why_len,
-			    "ticket: '%s' has role admin, which enrols operators but may not "
-			    "migrate",
-			    op->name);
+		return deny(
+		    why, why_len,
+		    "ticket: '%s' has role admin, which enrols operators but may not "
+		    "migrate",
+		    op->name);
 	if ((r = check_scope(op, out, sc, why, why_len)) != SMG_OK)
 		return r;
 	return check_time(out, sc->now, why, why_len);

@@ -51,11 +51,13 @@ static void check_receipt(const struct smg_audit_chain *c,
 	    strcmp(rc.id, cl->id) != 0)
 		audit_problem(o, np, fname(c, e), e->line, e->rec.seq,
 			      "the receipt names another manifest than this record's");
-	if (smg_audit_receipt_sig_check(blob, len, cl->dst_key, sig, NULL, NULL) != SMG_OK)
+	if (smg_audit_receipt_sig_check(blob, len, cl->dst_key, sig, NULL, NULL) !=
+	    SMG_OK)
 		audit_problem(o, np, fname(c, e), e->line, e->rec.seq,
 			      "the receipt is not signed by the destination's key");
-	if (rc.tpm && (!has_tsig || smg_audit_receipt_sig_check(blob, len, cl->dst_key, sig,
-								rc.ak, tsig) != SMG_OK))
+	if (rc.tpm &&
+	    (!has_tsig || smg_audit_receipt_sig_check(blob, len, cl->dst_key, sig, rc.ak,
+						      tsig) != SMG_OK))
 		audit_problem(o, np, fname(c, e), e->line, e->rec.seq,
 			      "the receipt's AK signature is invalid");
 }
@@ -67,7 +69,8 @@ void audit_check_evidence(const struct smg_audit_chain *c,
 	struct json_object *j = e->rec.json;
 	const char *role = audit_json_get_str(j, "role");
 	bool relied = audit_outcome_relied(audit_json_get_str(j, "outcome"));
-	uint8_t d[SMG_AUDIT_DIGEST_LEN], want[SMG_AUDIT_DIGEST_LEN], sig[SMG_AUDIT_SIG_LEN];
+	uint8_t d[SMG_AUDIT_DIGEST_LEN], want[SMG_AUDIT_DIGEST_LEN],
+	    sig[SMG_AUDIT_SIG_LEN];
 	struct smg_audit_claim cl;
 
 	if (strcmp(e->rec.event, "migration") != 0)
@@ -110,12 +113,13 @@ static bool same_str(struct json_object *a, struct json_object *b, const char *k
 	return (x == NULL && y == NULL) || (x != NULL && y != NULL && !strcmp(x, y));
 }
 
-static const struct audit_entry *find_half(const struct smg_audit_chain *c, const char *id,
-					   const char *role)
+static const struct audit_entry *find_half(const struct smg_audit_chain *c,
+					   const char *id, const char *role)
 {
 	for (size_t i = 0; i < c->n; i++) {
 		struct json_object *j = c->v[i].rec.json;
-		const char *x = audit_json_get_str(j, "id"), *r = audit_json_get_str(j, "role");
+		const char *x = audit_json_get_str(j, "id"),
+			   *r = audit_json_get_str(j, "role");
 
 		if (!strcmp(c->v[i].rec.event, "migration") && x != NULL && r != NULL &&
 		    !strcmp(x, id) && !strcmp(r, role))
@@ -154,7 +158,8 @@ static void check_pair(struct pair *p)
 	struct json_object *a = p->oe->rec.json, *b = p->pe->rec.json;
 	uint8_t ka[SMG_AUDIT_KEY_LEN], kb[SMG_AUDIT_KEY_LEN];
 	bool a_src = !strcmp(audit_json_get_str(a, "role"), "source");
-	const char *oa = audit_json_get_str(a, "outcome"), *ob = audit_json_get_str(b, "outcome");
+	const char *oa = audit_json_get_str(a, "outcome"),
+		   *ob = audit_json_get_str(b, "outcome");
 
 	if (!audit_json_get_b64(a, "peer_key", ka, sizeof(ka)) ||
 	    sodium_memcmp(ka, p->pc->signer, SMG_AUDIT_KEY_LEN) != 0)
@@ -181,8 +186,7 @@ static void check_pair(struct pair *p)
 	if (audit_json_get_str(a, "receipt") != NULL &&
 	    audit_json_get_str(b, "receipt") != NULL && !same_str(a, b, "receipt"))
 		pair_problem(p, "the halves hold different receipts");
-	if (oa == NULL || ob == NULL ||
-	    !outcomes_agree(a_src ? oa : ob, a_src ? ob : oa))
+	if (oa == NULL || ob == NULL || !outcomes_agree(a_src ? oa : ob, a_src ? ob : oa))
 		pair_problem(p, "the outcomes contradict each other");
 }
 
@@ -219,8 +223,8 @@ static void one_way(const struct smg_audit_chain *from, const struct smg_audit_c
 			(*pairs)++;
 		} else if (h == NULL && expected(e, to)) {
 			audit_problem(o, np, fname(from, e), e->line, e->rec.seq,
-				      "migration %s: %s log has no half of it (deleted?)", id,
-				      ours ? "the peer's" : "our");
+				      "migration %s: %s log has no half of it (deleted?)",
+				      id, ours ? "the peer's" : "our");
 		}
 	}
 }

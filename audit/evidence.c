@@ -25,7 +25,8 @@ void smg_audit_claim_digest(const struct smg_audit_claim *c,
 	int r;
 
 	smg_wr_init(&w, buf, sizeof(buf));
-	if ((r = smg_wr_u8(&w, 1)) != 0 || (r = wr_name(&w, c->id, SMG_AUDIT_ID_MAX)) != 0 ||
+	if ((r = smg_wr_u8(&w, 1)) != 0 ||
+	    (r = wr_name(&w, c->id, SMG_AUDIT_ID_MAX)) != 0 ||
 	    (r = smg_wr_bytes(&w, c->memory_root, SMG_AUDIT_DIGEST_LEN)) != 0 ||
 	    (r = smg_wr_u8(&w, (uint8_t)c->n_disks)) != 0)
 		goto out;
@@ -52,8 +53,9 @@ out:
 		audit_hash(buf, w.off, out);
 }
 
-static void manifest_msg(const uint8_t digest[SMG_AUDIT_DIGEST_LEN],
-			 uint8_t msg[sizeof(SMG_AUDIT_MANIFEST_CTX) + SMG_AUDIT_DIGEST_LEN])
+static void
+manifest_msg(const uint8_t digest[SMG_AUDIT_DIGEST_LEN],
+	     uint8_t msg[sizeof(SMG_AUDIT_MANIFEST_CTX) + SMG_AUDIT_DIGEST_LEN])
 {
 	memcpy(msg, SMG_AUDIT_MANIFEST_CTX, sizeof(SMG_AUDIT_MANIFEST_CTX));
 	memcpy(msg + sizeof(SMG_AUDIT_MANIFEST_CTX), digest, SMG_AUDIT_DIGEST_LEN);
@@ -78,8 +80,8 @@ void audit_manifest_msg(const uint8_t digest[SMG_AUDIT_DIGEST_LEN], uint8_t *msg
 	*len = sizeof(SMG_AUDIT_MANIFEST_CTX) + SMG_AUDIT_DIGEST_LEN;
 }
 
-int smg_audit_receipt_encode(const struct smg_audit_receipt *rc, uint8_t *buf,
-			     size_t cap, size_t *len)
+int smg_audit_receipt_encode(const struct smg_audit_receipt *rc, uint8_t *buf, size_t cap,
+			     size_t *len)
 {
 	struct smg_wr w;
 	int r;
@@ -94,11 +96,13 @@ int smg_audit_receipt_encode(const struct smg_audit_receipt *rc, uint8_t *buf,
 	    (r = smg_wr_bytes(&w, rc->src_key, SMG_AUDIT_KEY_LEN)) != 0 ||
 	    (r = wr_name(&w, rc->dst, SMG_AUDIT_NAME_MAX)) != 0 ||
 	    (r = smg_wr_bytes(&w, rc->dst_key, SMG_AUDIT_KEY_LEN)) != 0 ||
-	    (r = smg_wr_u8(&w, rc->result)) != 0 || (r = smg_wr_u8(&w, rc->outcome)) != 0 ||
+	    (r = smg_wr_u8(&w, rc->result)) != 0 ||
+	    (r = smg_wr_u8(&w, rc->outcome)) != 0 ||
 	    (r = smg_wr_u64(&w, rc->plan_at_ms)) != 0 ||
 	    (r = smg_wr_u64(&w, rc->verified_at_ms)) != 0 ||
 	    (r = smg_wr_u8(&w, rc->has_ticket)) != 0 ||
-	    (rc->has_ticket && (r = smg_wr_bytes(&w, rc->ticket, SMG_AUDIT_DIGEST_LEN)) != 0) ||
+	    (rc->has_ticket &&
+	     (r = smg_wr_bytes(&w, rc->ticket, SMG_AUDIT_DIGEST_LEN)) != 0) ||
 	    (r = smg_wr_u8(&w, rc->tpm)) != 0 ||
 	    (rc->tpm && (r = smg_wr_bytes(&w, rc->ak, SMG_AUDIT_AK_LEN)) != 0))
 		return r;
@@ -136,7 +140,8 @@ static int rd_flag(struct smg_rd *rd, bool *v)
 	return SMG_OK;
 }
 
-int smg_audit_receipt_decode(const uint8_t *buf, size_t len, struct smg_audit_receipt *out)
+int smg_audit_receipt_decode(const uint8_t *buf, size_t len,
+			     struct smg_audit_receipt *out)
 {
 	struct smg_rd rd;
 	uint8_t ver;
@@ -196,8 +201,8 @@ int smg_audit_receipt_sig_check(const uint8_t *blob, size_t len,
 		return SMG_ERR_BAD_SIG;
 	if (crypto_sign_verify_detached(sig, msg, mlen, key) != 0)
 		return SMG_ERR_BAD_SIG;
-	if (tpm_sig != NULL &&
-	    (ak == NULL || smg_p256_verify(ak, msg, mlen, tpm_sig, tpm_sig + 32) != SMG_OK))
+	if (tpm_sig != NULL && (ak == NULL || smg_p256_verify(ak, msg, mlen, tpm_sig,
+							      tpm_sig + 32) != SMG_OK))
 		return SMG_ERR_BAD_SIG;
 	return SMG_OK;
 }

@@ -32,9 +32,10 @@ static int claim_fill(struct smg_audit_claim *c, const Smg__Manifest *mf,
 {
 	memset(c, 0, sizeof(*c));
 	if (mf->migration_id == NULL || strlen(mf->migration_id) > SMG_AUDIT_ID_MAX ||
-	    !audit_name_ok(mf->migration_id, SMG_AUDIT_ID_MAX) || !d32(&mf->memory_root) ||
-	    mf->n_disk_roots > SMG_AUDIT_DISKS_MAX || !d32(&mf->config_hash) ||
-	    !d32(&mf->device_hash) || (mf->vtpm_hash.len != 0 && !d32(&mf->vtpm_hash)))
+	    !audit_name_ok(mf->migration_id, SMG_AUDIT_ID_MAX) ||
+	    !d32(&mf->memory_root) || mf->n_disk_roots > SMG_AUDIT_DISKS_MAX ||
+	    !d32(&mf->config_hash) || !d32(&mf->device_hash) ||
+	    (mf->vtpm_hash.len != 0 && !d32(&mf->vtpm_hash)))
 		return SMG_ERR_PROTO;
 	snprintf(c->id, sizeof(c->id), "%s", mf->migration_id);
 	memcpy(c->memory_root, mf->memory_root.data, SMG_AUDIT_DIGEST_LEN);
@@ -55,7 +56,8 @@ static int claim_fill(struct smg_audit_claim *c, const Smg__Manifest *mf,
 	snprintf(source ? c->dst : c->src, SMG_AUDIT_NAME_MAX + 1, "%s",
 		 smg_session_peer_name(s));
 	smg_session_our_key(s, source ? c->src_key : c->dst_key);
-	memcpy(source ? c->dst_key : c->src_key, smg_session_peer_key(s), SMG_AUDIT_KEY_LEN);
+	memcpy(source ? c->dst_key : c->src_key, smg_session_peer_key(s),
+	       SMG_AUDIT_KEY_LEN);
 	return SMG_OK;
 }
 
@@ -115,7 +117,8 @@ int smg_audit_manifest_check(struct smg_audit_mig *m, const struct smg_session *
 		return integrity(m, s, true, "the manifest signature is malformed");
 	memcpy(m->manifest_sig, mf->signature.data, SMG_AUDIT_SIG_LEN);
 	m->has_manifest_sig = true;
-	if (!smg_audit_manifest_sig_ok(&m->claim, smg_session_peer_key(s), m->manifest_sig))
+	if (!smg_audit_manifest_sig_ok(&m->claim, smg_session_peer_key(s),
+				       m->manifest_sig))
 		return integrity(m, s, true,
 				 "manifest signature invalid (not by the source's "
 				 "enrolled key over this manifest and session)");
@@ -185,8 +188,8 @@ int smg_audit_receipt_sign(struct smg_audit *a, struct smg_audit_mig *m,
 	}
 	if ((r = smg_audit_receipt_encode(&rc, m->receipt, sizeof(m->receipt),
 					  &m->receipt_len)) != SMG_OK ||
-	    (r = audit_receipt_msg(m->receipt, m->receipt_len, msg, sizeof(msg), &mlen)) !=
-		SMG_OK)
+	    (r = audit_receipt_msg(m->receipt, m->receipt_len, msg, sizeof(msg),
+				   &mlen)) != SMG_OK)
 		return r;
 	if (audit_fault_on("audit_receipt_wrong_key"))
 		sign_other(msg, mlen, m->receipt_sig);
@@ -255,8 +258,9 @@ int smg_audit_receipt_check(struct smg_audit_mig *m, const struct smg_session *s
 		return integrity(m, s, false, bad);
 	if (rd->signature.len != SMG_AUDIT_SIG_LEN)
 		return integrity(m, s, true,
-				 rd->signature.len == 0 ? "the receipt is unsigned"
-							: "the receipt signature is malformed");
+				 rd->signature.len == 0
+				     ? "the receipt is unsigned"
+				     : "the receipt signature is malformed");
 	memcpy(m->receipt_sig, rd->signature.data, SMG_AUDIT_SIG_LEN);
 	m->has_receipt_sig = true;
 	if (tpm) {
@@ -273,8 +277,9 @@ int smg_audit_receipt_check(struct smg_audit_mig *m, const struct smg_session *s
 					 "the receipt's AK is not the destination's "
 					 "enrolled AK");
 	}
-	if (smg_audit_receipt_sig_check(m->receipt, m->receipt_len, smg_session_peer_key(s),
-					m->receipt_sig, NULL, NULL) != SMG_OK)
+	if (smg_audit_receipt_sig_check(m->receipt, m->receipt_len,
+					smg_session_peer_key(s), m->receipt_sig, NULL,
+					NULL) != SMG_OK)
 		return integrity(m, s, true,
 				 "receipt signature invalid (not by the destination's "
 				 "enrolled key over this receipt)");

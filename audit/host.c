@@ -27,7 +27,8 @@ int smg_audit_open(const struct smg_audit_opts *o, struct smg_audit **out)
 	a->identity = o->identity;
 	a->attest = o->attest;
 	a->policy = o->policy;
-	a->require_ticket = o->require_ticket || (o->policy != NULL && o->policy->require_ticket);
+	a->require_ticket =
+	    o->require_ticket || (o->policy != NULL && o->policy->require_ticket);
 	pthread_mutex_init(&a->lock, NULL);
 	if (mkdir(a->dir, 0700) != 0 && errno != EEXIST) {
 		smg_err("audit: cannot create %s: %s", a->dir, strerror(errno));
@@ -37,8 +38,8 @@ int smg_audit_open(const struct smg_audit_opts *o, struct smg_audit **out)
 	if (o->policy_path != NULL) {
 		char *buf;
 		size_t len;
-		if ((r = audit_read_file(o->policy_path, SMG_POLICY_FILE_MAX, &buf, &len)) !=
-		    SMG_OK)
+		if ((r = audit_read_file(o->policy_path, SMG_POLICY_FILE_MAX, &buf,
+					 &len)) != SMG_OK)
 			goto fail;
 		audit_hash(buf, len, a->policy_hash);
 		a->has_policy_hash = true;

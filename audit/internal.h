@@ -100,9 +100,8 @@ int audit_read_file(const char *path, size_t max, char **buf, size_t *len);
 
 /* Serialise obj, sign it and lay out the line (with its '\n') in out;
  * hash receives the chain hash of the line (record.c). */
-int audit_record_format(struct json_object *obj, const struct smg_identity *id,
-			char *out, size_t cap, size_t *len,
-			uint8_t hash[SMG_AUDIT_DIGEST_LEN]);
+int audit_record_format(struct json_object *obj, const struct smg_identity *id, char *out,
+			size_t cap, size_t *len, uint8_t hash[SMG_AUDIT_DIGEST_LEN]);
 
 /* Record the claim's fields into a record, and read them back. */
 void audit_claim_to_json(const struct smg_audit_claim *c, struct json_object *o);

@@ -46,7 +46,7 @@ static int read_tail(const char *path, struct tail *t, bool *damaged)
 	}
 	t->size = st.st_size;
 	n = (size_t)st.st_size < SMG_AUDIT_RECORD_MAX + 1 ? (size_t)st.st_size
-							 : SMG_AUDIT_RECORD_MAX + 1;
+							  : SMG_AUDIT_RECORD_MAX + 1;
 	if ((buf = malloc(n)) == NULL) {
 		close(fd);
 		return SMG_ERR_NOMEM;
@@ -65,7 +65,8 @@ static int read_tail(const char *path, struct tail *t, bool *damaged)
 		*damaged = true; /* a line longer than any record */
 		goto out;
 	}
-	if (smg_audit_record_parse(start, (size_t)(buf + n - 1 - start), &rec) != SMG_OK) {
+	if (smg_audit_record_parse(start, (size_t)(buf + n - 1 - start), &rec) !=
+	    SMG_OK) {
 		*damaged = true;
 		goto out;
 	}
@@ -137,7 +138,8 @@ static int write_record(struct smg_audit *a, const char *path, struct json_objec
 		json_object_put(o);
 		return SMG_ERR_NOMEM;
 	}
-	r = audit_record_format(o, a->identity, line, SMG_AUDIT_RECORD_MAX + 2, &len, hash);
+	r = audit_record_format(o, a->identity, line, SMG_AUDIT_RECORD_MAX + 2, &len,
+				hash);
 	json_object_put(o);
 	if (r != SMG_OK)
 		goto out;
@@ -183,7 +185,8 @@ static int write_head(struct smg_audit *a, const struct tail *t)
 		json_object_put(h);
 		return SMG_ERR_NOMEM;
 	}
-	r = audit_record_format(h, a->identity, line, SMG_AUDIT_RECORD_MAX + 2, &len, hash);
+	r = audit_record_format(h, a->identity, line, SMG_AUDIT_RECORD_MAX + 2, &len,
+				hash);
 	json_object_put(h);
 	if (r == SMG_OK)
 		r = audit_write_atomic(a->dir, SMG_AUDIT_HEAD_NAME, line, len);

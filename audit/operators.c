@@ -30,7 +30,8 @@ struct oparser {
 	size_t err_len;
 };
 
-static int operr(struct oparser *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int operr(struct oparser *p, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 static int operr(struct oparser *p, const char *fmt, ...)
 {
 	char msg[256];
@@ -61,7 +62,8 @@ static int split(char *line, char **w, int *nw)
 	char *save = NULL, *t;
 
 	*nw = 0;
-	for (t = strtok_r(line, " \t\r", &save); t != NULL; t = strtok_r(NULL, " \t\r", &save)) {
+	for (t = strtok_r(line, " \t\r", &save); t != NULL;
+	     t = strtok_r(NULL, " \t\r", &save)) {
 		if (*nw == WORDS_MAX)
 			return SMG_ERR_TOO_LONG;
 		w[(*nw)++] = t;
@@ -90,14 +92,15 @@ static int add_entry(struct oparser *p, const char *name, const char *key,
 	uint8_t k[SMG_AUDIT_KEY_LEN];
 
 	if (!audit_name_ok(name, SMG_AUDIT_NAME_MAX))
-		return operr(p, "bad name '%.64s' ([A-Za-z0-9._-], at most %d bytes)", name,
-			     SMG_AUDIT_NAME_MAX);
+		return operr(p, "bad name '%.64s' ([A-Za-z0-9._-], at most %d bytes)",
+			     name, SMG_AUDIT_NAME_MAX);
 	if (parse_key(key, k) != SMG_OK)
 		return operr(p, "'%s': the key is not 32 bytes of base64", name);
 	if (smg_operators_find(ops, name) != NULL)
 		return operr(p, "'%s' enrolled twice", name);
 	if (find_key(ops, k) != NULL)
-		return operr(p, "'%s': this key is already enrolled under another name", name);
+		return operr(p, "'%s': this key is already enrolled under another name",
+			     name);
 	if (ops->n >= SMG_OPERATORS_MAX)
 		return operr(p, "more than %d entries", SMG_OPERATORS_MAX);
 	if (ops->n % 16 == 0) {
@@ -125,9 +128,11 @@ static int check_sig(struct oparser *p, char **w, int nw, char *by, size_t by_ca
 	size_t off = sizeof(SMG_OPERATOR_CTX);
 	const struct smg_operator *admin;
 
-	if (nw < 3 || strncmp(w[nw - 2], "by=", 3) != 0 || strncmp(w[nw - 1], "sig=", 4) != 0)
-		return operr(p, "'%s' line must end with by=ADMIN sig=SIGNATURE "
-				"(from `secmig operator enrol`)",
+	if (nw < 3 || strncmp(w[nw - 2], "by=", 3) != 0 ||
+	    strncmp(w[nw - 1], "sig=", 4) != 0)
+		return operr(p,
+			     "'%s' line must end with by=ADMIN sig=SIGNATURE "
+			     "(from `secmig operator enrol`)",
 			     w[0]);
 	admin = smg_operators_find(p->ops, w[nw - 2] + 3);
 	if (admin == NULL || admin->role != SMG_OP_ADMIN)
@@ -146,15 +151,16 @@ static int check_sig(struct oparser *p, char **w, int nw, char *by, size_t by_ca
 			msg[off++] = ' ';
 	}
 	if (crypto_sign_verify_detached(sig, (uint8_t *)msg, off, admin->key) != 0)
-		return operr(p, "signature by admin '%s' is invalid (edited line or "
-				"forged enrolment)",
+		return operr(p,
+			     "signature by admin '%s' is invalid (edited line or "
+			     "forged enrolment)",
 			     admin->name);
 	snprintf(by, by_cap, "%s", admin->name);
 	return SMG_OK;
 }
 
-static int add_patterns(struct oparser *p, const char *list, char (*dst)[SMG_OP_PATTERN_MAX],
-			size_t *n, const char *what)
+static int add_patterns(struct oparser *p, const char *list,
+			char (*dst)[SMG_OP_PATTERN_MAX], size_t *n, const char *what)
 {
 	char buf[SMG_OPERATORS_LINE_MAX], *save = NULL, *t;
 
@@ -163,7 +169,8 @@ static int add_patterns(struct oparser *p, const char *list, char (*dst)[SMG_OP_
 		if (!pattern_ok(t))
 			return operr(p, "%s: bad pattern '%.64s'", what, t);
 		if (*n >= SMG_OP_PATTERNS_MAX)
-			return operr(p, "%s: more than %d patterns", what, SMG_OP_PATTERNS_MAX);
+			return operr(p, "%s: more than %d patterns", what,
+				     SMG_OP_PATTERNS_MAX);
 		snprintf(dst[(*n)++], SMG_OP_PATTERN_MAX, "%s", t);
 	}
 	if (*n == 0)
@@ -178,8 +185,9 @@ static int operator_line(struct oparser *p, char **w, int nw)
 	int r;
 
 	if (nw < 5)
-		return operr(p, "usage: operator NAME KEY vms=GLOB[,..] [from=..] [to=..] "
-				"by=ADMIN sig=..");
+		return operr(p,
+			     "usage: operator NAME KEY vms=GLOB[,..] [from=..] [to=..] "
+			     "by=ADMIN sig=..");
 	if ((r = check_sig(p, w, nw, by, sizeof(by))) != 0 ||
 	    (r = add_entry(p, w[1], w[2], SMG_OP_OPERATOR, &e)) != 0)
 		return r;
@@ -239,7 +247,8 @@ static int parse_pass(struct oparser *p, const char *text, size_t len, int pass)
 
 		p->line++;
 		if (n > SMG_OPERATORS_LINE_MAX)
-			return operr(p, "line longer than %d bytes", SMG_OPERATORS_LINE_MAX);
+			return operr(p, "line longer than %d bytes",
+				     SMG_OPERATORS_LINE_MAX);
 		memcpy(line, text + off, n);
 		line[n] = '\0';
 		off += n + (nl != NULL);
@@ -265,8 +274,8 @@ static int parse_pass(struct oparser *p, const char *text, size_t len, int pass)
 			if (r != 0)
 				return r;
 		} else {
-			return operr(p, "unknown keyword '%.32s' (admin, operator, revoke)",
-				     w[0]);
+			return operr(
+			    p, "unknown keyword '%.32s' (admin, operator, revoke)", w[0]);
 		}
 	}
 	return SMG_OK;
@@ -275,9 +284,8 @@ static int parse_pass(struct oparser *p, const char *text, size_t len, int pass)
 int smg_operators_parse(const char *text, size_t len, const char *name,
 			struct smg_operators **out, char *err, size_t err_len)
 {
-	struct oparser p = {.name = name != NULL ? name : "operators",
-			    .err = err,
-			    .err_len = err_len};
+	struct oparser p = {
+	    .name = name != NULL ? name : "operators", .err = err, .err_len = err_len};
 	int r;
 
 	*out = NULL;
@@ -341,7 +349,8 @@ int smg_operator_sign_line(const struct smg_identity *admin, const char *admin_n
 {
 	char line[SMG_OPERATORS_LINE_MAX + 1], *w[WORDS_MAX];
 	char msg[sizeof(SMG_OPERATOR_CTX) + SMG_OPERATORS_LINE_MAX + 1];
-	char b64[sodium_base64_ENCODED_LEN(SMG_AUDIT_SIG_LEN, sodium_base64_VARIANT_ORIGINAL)];
+	char b64[sodium_base64_ENCODED_LEN(SMG_AUDIT_SIG_LEN,
+					   sodium_base64_VARIANT_ORIGINAL)];
 	uint8_t sig[SMG_AUDIT_SIG_LEN];
 	size_t off = 0;
 	int nw, k, r;

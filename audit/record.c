@@ -130,8 +130,8 @@ int smg_audit_record_parse(const char *line, size_t len, struct smg_audit_record
 	return SMG_OK;
 }
 
-int audit_record_format(struct json_object *obj, const struct smg_identity *id,
-			char *out, size_t cap, size_t *len, uint8_t hash[SMG_AUDIT_DIGEST_LEN])
+int audit_record_format(struct json_object *obj, const struct smg_identity *id, char *out,
+			size_t cap, size_t *len, uint8_t hash[SMG_AUDIT_DIGEST_LEN])
 {
 	const char *js = json_object_to_json_string_ext(
 	    obj, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
@@ -141,8 +141,7 @@ int audit_record_format(struct json_object *obj, const struct smg_identity *id,
 	int r;
 
 	*len = 0;
-	if (jlen + 1 + SIG_B64_LEN > SMG_AUDIT_RECORD_MAX ||
-	    jlen + 2 + SIG_B64_LEN > cap)
+	if (jlen + 1 + SIG_B64_LEN > SMG_AUDIT_RECORD_MAX || jlen + 2 + SIG_B64_LEN > cap)
 		return SMG_ERR_TOO_LONG;
 	if ((msg = malloc(sizeof(SMG_AUDIT_RECORD_CTX) + jlen)) == NULL)
 		return SMG_ERR_NOMEM;

@@ -85,8 +85,8 @@ int smg_replay_use(const char *path, const uint8_t digest[SMG_AUDIT_DIGEST_LEN],
 		r = SMG_ERR_BUSY; /* more unexpired tickets than the cache holds */
 	if (r == SMG_OK) {
 		audit_hex(digest, SMG_AUDIT_DIGEST_LEN, hex);
-		keep_len += (size_t)snprintf(keep + keep_len, LINE_LEN + 2, "%s %" PRIu64 "\n",
-					     hex, not_after);
+		keep_len += (size_t)snprintf(keep + keep_len, LINE_LEN + 2,
+					     "%s %" PRIu64 "\n", hex, not_after);
 		r = audit_write_atomic(dir, name, keep, keep_len);
 	}
 	audit_unlock(lk);

@@ -41,7 +41,8 @@ bool audit_claim_from_json(struct json_object *o, struct smg_audit_claim *c)
 	if (id == NULL || !audit_name_ok(id, SMG_AUDIT_ID_MAX) ||
 	    (src = audit_json_get_str(o, "src")) == NULL ||
 	    (dst = audit_json_get_str(o, "dst")) == NULL ||
-	    !audit_name_ok(src, SMG_AUDIT_NAME_MAX) || !audit_name_ok(dst, SMG_AUDIT_NAME_MAX))
+	    !audit_name_ok(src, SMG_AUDIT_NAME_MAX) ||
+	    !audit_name_ok(dst, SMG_AUDIT_NAME_MAX))
 		return false;
 	snprintf(c->id, sizeof(c->id), "%s", id);
 	snprintf(c->src, sizeof(c->src), "%s", src);

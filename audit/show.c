@@ -57,7 +57,7 @@ static void human(FILE *out, const struct smg_audit_record *r)
 	if (audit_json_get_str(j, "receipt") != NULL)
 		fprintf(out, " receipt=%s",
 			audit_json_get_str(j, "receipt_tpm_sig") != NULL ? "signed+AK"
-									  : "signed");
+									 : "signed");
 	if (audit_json_get_u64(j, "downtime_ms", &v))
 		fprintf(out, " downtime_ms=%llu", (unsigned long long)v);
 	if (audit_json_get_u64(j, "suppressed", &v))
@@ -86,8 +86,9 @@ static int show_file(const char *f, bool json, uint64_t since, const char *id, F
 
 		line++;
 		if (smg_audit_record_parse(buf + off, n, &rec) != SMG_OK) {
-			fprintf(stderr, "secmig: %s:%u: unreadable record (run secmig audit "
-					"verify)\n",
+			fprintf(stderr,
+				"secmig: %s:%u: unreadable record (run secmig audit "
+				"verify)\n",
 				f, line);
 		} else {
 			rid = audit_json_get_str(rec.json, "id");

@@ -31,7 +31,8 @@ static int encode_body(const struct smg_ticket *t, struct smg_wr *w)
 	    (r = smg_wr_string16(w, t->vm, strlen(t->vm), SMG_AUDIT_NAME_MAX)) != 0 ||
 	    (r = smg_wr_string16(w, t->from, strlen(t->from), SMG_AUDIT_NAME_MAX)) != 0 ||
 	    (r = smg_wr_string16(w, t->to, strlen(t->to), SMG_AUDIT_NAME_MAX)) != 0 ||
-	    (r = smg_wr_u64(w, t->issued)) != 0 || (r = smg_wr_u64(w, t->not_after)) != 0 ||
+	    (r = smg_wr_u64(w, t->issued)) != 0 ||
+	    (r = smg_wr_u64(w, t->not_after)) != 0 ||
 	    (r = smg_wr_bytes(w, t->nonce, SMG_TICKET_NONCE_LEN)) != 0)
 		return r;
 	return SMG_OK;
@@ -103,7 +104,8 @@ int smg_ticket_decode(const uint8_t *buf, size_t len, struct smg_ticket *out)
 	if ((r = rd_name(&rd, out->operator_name)) != 0 ||
 	    (r = smg_rd_bytes(&rd, out->key, SMG_AUDIT_KEY_LEN)) != 0 ||
 	    (r = rd_name(&rd, out->vm)) != 0 || (r = rd_name(&rd, out->from)) != 0 ||
-	    (r = rd_name(&rd, out->to)) != 0 || (r = smg_rd_u64(&rd, &out->issued)) != 0 ||
+	    (r = rd_name(&rd, out->to)) != 0 ||
+	    (r = smg_rd_u64(&rd, &out->issued)) != 0 ||
 	    (r = smg_rd_u64(&rd, &out->not_after)) != 0 ||
 	    (r = smg_rd_bytes(&rd, out->nonce, SMG_TICKET_NONCE_LEN)) != 0)
 		return r;
@@ -132,7 +134,8 @@ void smg_ticket_digest(const uint8_t *buf, size_t len, uint8_t out[SMG_AUDIT_DIG
 
 int smg_ticket_armor(const uint8_t *buf, size_t len, char *out, size_t cap)
 {
-	char b64[sodium_base64_ENCODED_LEN(SMG_TICKET_MAX, sodium_base64_VARIANT_ORIGINAL)];
+	char b64[sodium_base64_ENCODED_LEN(SMG_TICKET_MAX,
+					   sodium_base64_VARIANT_ORIGINAL)];
 	size_t off = 0, n;
 	int k;
 

@@ -53,7 +53,8 @@ static void check_link(struct smg_audit_chain *c, const struct smg_audit_verify_
 
 	if (!c->have_prev) {
 		if (!strcmp(r->event, "open")) {
-			if (r->seq != 1 || sodium_memcmp(r->prev, zero, sizeof(zero)) != 0)
+			if (r->seq != 1 ||
+			    sodium_memcmp(r->prev, zero, sizeof(zero)) != 0)
 				audit_problem(o, np, f, e->line, r->seq,
 					      "open record is not record 1 with an empty "
 					      "link");
@@ -71,10 +72,11 @@ static void check_link(struct smg_audit_chain *c, const struct smg_audit_verify_
 				      "spliced record)",
 				      (unsigned long long)c->prev_seq);
 		else
-			audit_problem(o, np, f, e->line, r->seq,
-				      "records %llu..%llu are missing before it (deleted)",
-				      (unsigned long long)c->prev_seq + 1,
-				      (unsigned long long)r->seq - 1);
+			audit_problem(
+			    o, np, f, e->line, r->seq,
+			    "records %llu..%llu are missing before it (deleted)",
+			    (unsigned long long)c->prev_seq + 1,
+			    (unsigned long long)r->seq - 1);
 	} else if (sodium_memcmp(r->prev, c->prev_hash, SMG_AUDIT_DIGEST_LEN) != 0) {
 		audit_problem(o, np, f, e->line, r->seq,
 			      "does not link to record %llu (altered, reordered or "
@@ -148,7 +150,8 @@ static int load_file(struct smg_audit_chain *c, const struct smg_audit_verify_op
 			c->prev_seq++;
 			crypto_generichash_state st;
 			crypto_generichash_init(&st, NULL, 0, SMG_AUDIT_DIGEST_LEN);
-			crypto_generichash_update(&st, (const uint8_t *)SMG_AUDIT_CHAIN_CTX,
+			crypto_generichash_update(&st,
+						  (const uint8_t *)SMG_AUDIT_CHAIN_CTX,
 						  sizeof(SMG_AUDIT_CHAIN_CTX));
 			crypto_generichash_update(&st, (const uint8_t *)buf + off, n);
 			crypto_generichash_final(&st, c->prev_hash, SMG_AUDIT_DIGEST_LEN);
@@ -198,7 +201,8 @@ static void check_head(struct smg_audit_chain *c, const struct smg_audit_verify_
 			      "the log ends at record %llu but its head names record "
 			      "%llu: records %llu..%llu are missing (truncated)",
 			      (unsigned long long)c->prev_seq, (unsigned long long)h.seq,
-			      (unsigned long long)c->prev_seq + 1, (unsigned long long)h.seq);
+			      (unsigned long long)c->prev_seq + 1,
+			      (unsigned long long)h.seq);
 	else if (h.seq == c->prev_seq &&
 		 sodium_memcmp(h.prev, c->prev_hash, SMG_AUDIT_DIGEST_LEN) != 0)
 		audit_problem(o, np, last, lline, h.seq,
@@ -207,7 +211,8 @@ static void check_head(struct smg_audit_chain *c, const struct smg_audit_verify_
 }
 
 int smg_audit_chain_load(const char *const *files, size_t n,
-			 const struct smg_audit_verify_opts *o, struct smg_audit_chain **out)
+			 const struct smg_audit_verify_opts *o,
+			 struct smg_audit_chain **out)
 {
 	struct smg_audit_chain *c;
 	int np = 0, r = SMG_OK;

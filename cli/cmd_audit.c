@@ -36,11 +36,16 @@ struct aargs {
 static int parse(int argc, char **argv, struct aargs *a)
 {
 	static const struct option opts[] = {
-	    {"state-dir", required_argument, NULL, 's'}, {"json", no_argument, NULL, 'j'},
-	    {"since", required_argument, NULL, 'S'},     {"id", required_argument, NULL, 'i'},
-	    {"key", required_argument, NULL, 'k'},	 {"peer-key", required_argument, NULL, 'K'},
-	    {"peer-log", required_argument, NULL, 'p'},	 {"head", required_argument, NULL, 'H'},
-	    {"name", required_argument, NULL, 'n'},	 {NULL, 0, NULL, 0},
+	    {"state-dir", required_argument, NULL, 's'},
+	    {"json", no_argument, NULL, 'j'},
+	    {"since", required_argument, NULL, 'S'},
+	    {"id", required_argument, NULL, 'i'},
+	    {"key", required_argument, NULL, 'k'},
+	    {"peer-key", required_argument, NULL, 'K'},
+	    {"peer-log", required_argument, NULL, 'p'},
+	    {"head", required_argument, NULL, 'H'},
+	    {"name", required_argument, NULL, 'n'},
+	    {NULL, 0, NULL, 0},
 	};
 	int c;
 
@@ -114,9 +119,10 @@ static int show(struct aargs *a)
 
 	if (a->since != NULL) {
 		if (smg_cli_parse_time(a->since, (uint64_t)time(NULL), &since) != SMG_OK)
-			return usage("--since: -1h, -30m, @UNIXTIME or YYYY-MM-DDTHH:MM:SSZ, "
-				     "not '%s'",
-				     a->since);
+			return usage(
+			    "--since: -1h, -30m, @UNIXTIME or YYYY-MM-DDTHH:MM:SSZ, "
+			    "not '%s'",
+			    a->since);
 		since *= 1000;
 	}
 	return smg_audit_show((const char *const *)a->files, a->nfiles, a->json, since,
@@ -132,7 +138,8 @@ static void report(void *arg, const char *file, unsigned line, uint64_t seq,
 	if (line == 0)
 		printf("%s: %s\n", file, what);
 	else
-		printf("%s:%u: record %llu: %s\n", file, line, (unsigned long long)seq, what);
+		printf("%s:%u: record %llu: %s\n", file, line, (unsigned long long)seq,
+		       what);
 }
 
 /* A key from a .pub file or base64 text. */
@@ -182,8 +189,8 @@ static int verify(struct aargs *a)
 			 SMG_AUDIT_HEAD_NAME);
 		o.head = head;
 	}
-	if ((n = smg_audit_chain_load((const char *const *)a->files, a->nfiles, &o, &ours)) <
-	    0) {
+	if ((n = smg_audit_chain_load((const char *const *)a->files, a->nfiles, &o,
+				      &ours)) < 0) {
 		fprintf(stderr, "secmig: audit verify: %s\n", smg_strerror(n));
 		return SMG_EXIT_FAIL;
 	}
@@ -205,10 +212,12 @@ static int verify(struct aargs *a)
 	       n == 0 ? "chain intact, every signature and the evidence valid"
 		      : "PROBLEMS FOUND");
 	if (peer != NULL)
-		printf("audit: peer log %zu records: %s; %zu migration%s verified on both "
-		       "hosts\n",
-		       smg_audit_chain_records(peer), np == 0 ? "consistent" : "PROBLEMS FOUND",
-		       pairs, pairs == 1 ? "" : "s");
+		printf(
+		    "audit: peer log %zu records: %s; %zu migration%s verified on both "
+		    "hosts\n",
+		    smg_audit_chain_records(peer),
+		    np == 0 ? "consistent" : "PROBLEMS FOUND", pairs,
+		    pairs == 1 ? "" : "s");
 	code = n + np == 0 ? SMG_EXIT_OK : SMG_EXIT_INTEGRITY;
 	smg_audit_chain_free(ours);
 	smg_audit_chain_free(peer);

@@ -45,7 +45,7 @@ static int parse(int argc, char **argv, struct opargs *a)
 	memset(a, 0, sizeof(*a));
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "n:k:a:A:f:v:F:t:s:", opts, NULL)) != -1) {
-		const char **dst = c == 'n' ? &a->name
+		const char **dst = c == 'n'   ? &a->name
 				   : c == 'k' ? &a->key
 				   : c == 'a' ? &a->admin
 				   : c == 'A' ? &a->admin_key
@@ -138,10 +138,11 @@ static int signed_line(const struct opargs *a, const char *body, bool to_file)
 	int r;
 
 	if (a->admin == NULL || a->admin_key == NULL)
-		return usage("needs --admin NAME --admin-key FILE (the admin who signs)%s",
-			     "");
+		return usage(
+		    "needs --admin NAME --admin-key FILE (the admin who signs)%s", "");
 	if ((r = smg_identity_load(a->admin_key, &id)) != SMG_OK) {
-		fprintf(stderr, "secmig: admin key %s: %s\n", a->admin_key, smg_strerror(r));
+		fprintf(stderr, "secmig: admin key %s: %s\n", a->admin_key,
+			smg_strerror(r));
 		return SMG_EXIT_CONFIG;
 	}
 	r = smg_operator_sign_line(id, a->admin, body, line, sizeof(line));
@@ -163,8 +164,8 @@ static int list(const struct opargs *a)
 	}
 	for (size_t i = 0; i < ops->n; i++) {
 		const struct smg_operator *o = &ops->v[i];
-		printf("%-8s %-16s line %-4u", o->role == SMG_OP_ADMIN ? "admin" : "operator",
-		       o->name, o->line);
+		printf("%-8s %-16s line %-4u",
+		       o->role == SMG_OP_ADMIN ? "admin" : "operator", o->name, o->line);
 		if (o->role == SMG_OP_OPERATOR) {
 			printf(" by %s vms", o->by);
 			for (size_t k = 0; k < o->nvms; k++)
@@ -196,8 +197,9 @@ int smg_cmd_operator(int argc, char **argv)
 		return SMG_EXIT_OK;
 	}
 	if (argc < 2 || (r = parse(argc - 1, argv + 1, &a)) != SMG_EXIT_OK)
-		return argc < 2 ? usage("operator needs admin, enrol, revoke or list%s", "")
-				: r;
+		return argc < 2
+			   ? usage("operator needs admin, enrol, revoke or list%s", "")
+			   : r;
 	if (!strcmp(sub, "list"))
 		return list(&a);
 	if (a.name == NULL)
@@ -207,7 +209,8 @@ int smg_cmd_operator(int argc, char **argv)
 		return signed_line(&a, body, a.file != NULL || a.dir != NULL);
 	}
 	if (a.key == NULL || read_pub(a.key, key, sizeof(key)) != SMG_OK)
-		return usage("--key: a .pub file from secmig keygen or its base64 key%s", "");
+		return usage("--key: a .pub file from secmig keygen or its base64 key%s",
+			     "");
 	if (!strcmp(sub, "admin")) {
 		snprintf(body, sizeof(body), "admin %s %s", a.name, key);
 		return emit(&a, body, a.file != NULL || a.dir != NULL);
@@ -217,8 +220,9 @@ int smg_cmd_operator(int argc, char **argv)
 			return usage("enrol needs --vms GLOB[,GLOB] (which VMs it may "
 				     "migrate)%s",
 				     "");
-		snprintf(body, sizeof(body), "operator %s %s vms=%s from=%s to=%s", a.name,
-			 key, a.vms, a.from != NULL ? a.from : "*", a.to != NULL ? a.to : "*");
+		snprintf(body, sizeof(body), "operator %s %s vms=%s from=%s to=%s",
+			 a.name, key, a.vms, a.from != NULL ? a.from : "*",
+			 a.to != NULL ? a.to : "*");
 		return signed_line(&a, body, a.file != NULL || a.dir != NULL);
 	}
 	return usage("unknown subcommand '%s'", sub);

@@ -220,8 +220,8 @@ int smg_cmd_send(int argc, char **argv)
 		return code;
 	}
 	so.policy = tpm.policy;
-	if ((ticket != NULL &&
-	     (r = smg_cli_ticket_read(ticket, tk, sizeof(tk), &so.ticket_len)) != SMG_OK) ||
+	if ((ticket != NULL && (r = smg_cli_ticket_read(ticket, tk, sizeof(tk),
+							&so.ticket_len)) != SMG_OK) ||
 	    (r = smg_cli_audit_open(&so.audit, dir, operators, &ci, &tpm, policy)) !=
 		SMG_OK) {
 		st.err = r;

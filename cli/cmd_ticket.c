@@ -79,8 +79,8 @@ int smg_cli_ticket_read(const char *path, uint8_t *buf, size_t cap, size_t *len)
 	fclose(f);
 	if (n > SMG_TICKET_TEXT_MAX ||
 	    (r = smg_ticket_dearmor(text, n, buf, cap, len)) != SMG_OK) {
-		fprintf(stderr, "secmig: %s is not a secmig ticket (secmig ticket sign)\n",
-			path);
+		fprintf(stderr,
+			"secmig: %s is not a secmig ticket (secmig ticket sign)\n", path);
 		return SMG_ERR_CONFIG;
 	}
 	return SMG_OK;
@@ -98,10 +98,14 @@ static void iso(uint64_t t, char *out, size_t cap)
 static int sign(int argc, char **argv)
 {
 	static const struct option opts[] = {
-	    {"key", required_argument, NULL, 'k'},  {"operator", required_argument, NULL, 'o'},
-	    {"vm", required_argument, NULL, 'v'},   {"from", required_argument, NULL, 'f'},
-	    {"to", required_argument, NULL, 't'},   {"not-after", required_argument, NULL, 'n'},
-	    {"out", required_argument, NULL, 'O'},  {NULL, 0, NULL, 0},
+	    {"key", required_argument, NULL, 'k'},
+	    {"operator", required_argument, NULL, 'o'},
+	    {"vm", required_argument, NULL, 'v'},
+	    {"from", required_argument, NULL, 'f'},
+	    {"to", required_argument, NULL, 't'},
+	    {"not-after", required_argument, NULL, 'n'},
+	    {"out", required_argument, NULL, 'O'},
+	    {NULL, 0, NULL, 0},
 	};
 	struct smg_ticket t;
 	struct smg_identity *id = NULL;
@@ -114,7 +118,7 @@ static int sign(int argc, char **argv)
 	memset(&t, 0, sizeof(t));
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "k:o:v:f:t:n:O:", opts, NULL)) != -1) {
-		char *dst = c == 'o' ? t.operator_name
+		char *dst = c == 'o'   ? t.operator_name
 			    : c == 'v' ? t.vm
 			    : c == 'f' ? t.from
 			    : c == 't' ? t.to
@@ -134,8 +138,8 @@ static int sign(int argc, char **argv)
 		}
 	}
 	if (key == NULL || !t.operator_name[0] || !t.vm[0] || !t.from[0] || !t.to[0])
-		return usage("ticket sign needs --key, --operator, --vm, --from and --to%s",
-			     "");
+		return usage(
+		    "ticket sign needs --key, --operator, --vm, --from and --to%s", "");
 	t.issued = (uint64_t)time(NULL);
 	if (smg_cli_parse_time(not_after, t.issued, &t.not_after) != SMG_OK)
 		return usage("--not-after: +30m, +2h, +1d, @UNIXTIME or "

@@ -52,7 +52,8 @@ const struct smg_cmd smg_cmds[] = {
      "Refuses to overwrite an existing key unless --force is given.\n",
      smg_cmd_keygen},
     {"audit", "show and verify this host's signed, hash-chained audit log",
-     "usage: secmig audit show [--state-dir DIR] [FILE...] [--json] [--since T] [--id ID]\n"
+     "usage: secmig audit show [--state-dir DIR] [FILE...] [--json] [--since T] [--id "
+     "ID]\n"
      "       secmig audit verify [--state-dir DIR] [FILE...] [--key PUB] [--head FILE]\n"
      "                           [--peer-log FILE]... [--peer-key PUB]\n"
      "       secmig audit rotate [--state-dir DIR] [--name NAME]\n"
@@ -81,7 +82,8 @@ const struct smg_cmd smg_cmds[] = {
     {"operator", "enrol operators (and their roles) in a host's operators file",
      "usage: secmig operator admin --name NAME --key PUB [--file F | --state-dir DIR]\n"
      "       secmig operator enrol --admin NAME --admin-key KEY --name NAME --key PUB\n"
-     "                             --vms GLOB[,GLOB] [--from SEL[,SEL]] [--to SEL[,SEL]]\n"
+     "                             --vms GLOB[,GLOB] [--from SEL[,SEL]] [--to "
+     "SEL[,SEL]]\n"
      "                             [--file F | --state-dir DIR]\n"
      "       secmig operator revoke --admin NAME --admin-key KEY --name NAME\n"
      "                             [--file F | --state-dir DIR]\n"

@@ -206,8 +206,9 @@ static int on_plan(struct dst *d, const struct smg_frame *f)
 		r = SMG_ERR_PROTO;
 		goto out;
 	}
-	if ((r = smg_audit_admit(d->o->audit, &d->am, d->s, p->domain_name, p->ticket.data,
-				 p->ticket.len, d->why, sizeof(d->why))) != SMG_OK) {
+	if ((r = smg_audit_admit(d->o->audit, &d->am, d->s, p->domain_name,
+				 p->ticket.data, p->ticket.len, d->why,
+				 sizeof(d->why))) != SMG_OK) {
 		smg_err("refusing %s from '%s': %s", p->domain_name,
 			smg_session_peer_name(d->s), d->why);
 		d->reason = SMG__ABORT_REASON__ABORT_POLICY;
@@ -691,12 +692,12 @@ static void audit_end(struct dst *d)
 				       .rounds = d->st->rounds,
 				       .verified = d->st->verified};
 
-	res.outcome = d->state == DST_RESUMED ? "resumed"
-		      : d->committed	      ? "committed"
-		      : !d->recorded && (d->err == SMG_ERR_POLICY ||
-					 d->err == SMG_ERR_UNKNOWN_PEER)
-			  ? "refused"
-			  : "discarded";
+	res.outcome =
+	    d->state == DST_RESUMED ? "resumed"
+	    : d->committed	    ? "committed"
+	    : !d->recorded && (d->err == SMG_ERR_POLICY || d->err == SMG_ERR_UNKNOWN_PEER)
+		? "refused"
+		: "discarded";
 	smg_audit_finish(d->o->audit, &d->am, d->s, &res);
 }
 

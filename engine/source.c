@@ -594,12 +594,12 @@ static void audit_end(struct src *c)
 				       .rounds = c->st->rounds,
 				       .verified = c->st->verified};
 
-	res.outcome = c->state == SRC_DONE	   ? "done"
-		      : c->state == SRC_IN_DOUBT ? "in_doubt"
-		      : !c->planned && (c->err == SMG_ERR_POLICY ||
-					c->err == SMG_ERR_UNKNOWN_PEER)
-			  ? "refused"
-			  : "aborted";
+	res.outcome =
+	    c->state == SRC_DONE       ? "done"
+	    : c->state == SRC_IN_DOUBT ? "in_doubt"
+	    : !c->planned && (c->err == SMG_ERR_POLICY || c->err == SMG_ERR_UNKNOWN_PEER)
+		? "refused"
+		: "aborted";
 	smg_audit_finish(c->o->audit, &c->am, c->s, &res);
 }
 

@@ -23,8 +23,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	char err[256], why[256];
 
 	smg_log_set_level(SMG_LOG_ERROR);
-	if (smg_operators_parse((const char *)data, size, "fuzz", &ops, err, sizeof(err)) !=
-	    SMG_OK)
+	if (smg_operators_parse((const char *)data, size, "fuzz", &ops, err,
+				sizeof(err)) != SMG_OK)
 		return 0;
 	for (size_t i = 0; i < ops->n; i++)
 		smg_operators_find(ops, ops->v[i].name);

@@ -189,7 +189,7 @@ struct smg_session {
 	char peer_name[SMG_PEER_NAME_MAX + 1];
 	char our_name[SMG_PEER_NAME_MAX + 1];
 	char peer_addr[SMG_ADDR_TEXT_MAX];
-	uint8_t peer_key[SMG_PUBKEY_LEN]; /* the enrolled key that answered */
+	uint8_t peer_key[SMG_PUBKEY_LEN];    /* the enrolled key that answered */
 	const struct smg_identity *identity; /* borrowed from the opts */
 	unsigned nchan;
 	uint64_t caps;

@@ -40,12 +40,12 @@ static void test_claim_digest(void)
 	d = c;
 	smg_audit_claim_digest(&d, b);
 	CHECK(memcmp(a, b, sizeof(a)) == 0);
-#define DIFFERS(mut)                                   \
-	do {                                           \
-		d = c;                                 \
-		mut;                                   \
-		smg_audit_claim_digest(&d, b);         \
-		CHECK(memcmp(a, b, sizeof(a)) != 0);   \
+#define DIFFERS(mut)                                 \
+	do {                                         \
+		d = c;                               \
+		mut;                                 \
+		smg_audit_claim_digest(&d, b);       \
+		CHECK(memcmp(a, b, sizeof(a)) != 0); \
 	} while (0)
 	DIFFERS(d.id[0] = '1');
 	DIFFERS(d.memory_root[5] ^= 1);
@@ -60,7 +60,8 @@ static void test_claim_digest(void)
 	DIFFERS(d.src_key[0] ^= 1);
 	DIFFERS(d.dst_key[0] ^= 1);
 	/* names swapped with keys swapped is another claim too */
-	DIFFERS((snprintf(d.src, sizeof(d.src), "dst"), snprintf(d.dst, sizeof(d.dst), "src")));
+	DIFFERS((snprintf(d.src, sizeof(d.src), "dst"),
+		 snprintf(d.dst, sizeof(d.dst), "src")));
 #undef DIFFERS
 }
 
@@ -186,7 +187,8 @@ static void test_tpm_sign(void)
 	CHECK_EQ(smg_tpm_ak_public(t, ak), SMG_OK);
 	CHECK(memcmp(ak, k.ak_pub, sizeof(ak)) == 0);
 	memcpy(msg, SMG_RECEIPT_CTX, sizeof(SMG_RECEIPT_CTX));
-	randombytes_buf(msg + sizeof(SMG_RECEIPT_CTX), sizeof(msg) - sizeof(SMG_RECEIPT_CTX));
+	randombytes_buf(msg + sizeof(SMG_RECEIPT_CTX),
+			sizeof(msg) - sizeof(SMG_RECEIPT_CTX));
 	CHECK_EQ(smg_tpm_sign(t, msg, sizeof(msg), sig, sig + 32), SMG_OK);
 	CHECK_EQ(smg_p256_verify(ak, msg, sizeof(msg), sig, sig + 32), SMG_OK);
 	msg[40] ^= 1;

@@ -117,7 +117,8 @@ static struct seen verify(const char *const *files, size_t n, const char *head,
 			  const uint8_t *pin)
 {
 	struct seen s = {0};
-	struct smg_audit_verify_opts o = {.report = report, .arg = &s, .head = head, .pin = pin};
+	struct smg_audit_verify_opts o = {
+	    .report = report, .arg = &s, .head = head, .pin = pin};
 	struct smg_audit_chain *c = NULL;
 	int r = smg_audit_chain_load(files, n, &o, &c);
 
@@ -127,16 +128,16 @@ static struct seen verify(const char *const *files, size_t n, const char *head,
 	return s;
 }
 
-#define EXPECT(s, ln, sq, text)                                                   \
-	do {                                                                      \
-		CHECK((s).n > 0);                                                 \
-		CHECK_EQ((s).line, ln);                                           \
-		CHECK_EQ((s).seq, sq);                                            \
-		if (strstr((s).what, text) == NULL) {                             \
-			check_failures++;                                         \
-			fprintf(stderr, "FAIL %s:%d: '%s' does not say '%s'\n",   \
-				__FILE__, __LINE__, (s).what, text);              \
-		}                                                                 \
+#define EXPECT(s, ln, sq, text)                                                 \
+	do {                                                                    \
+		CHECK((s).n > 0);                                               \
+		CHECK_EQ((s).line, ln);                                         \
+		CHECK_EQ((s).seq, sq);                                          \
+		if (strstr((s).what, text) == NULL) {                           \
+			check_failures++;                                       \
+			fprintf(stderr, "FAIL %s:%d: '%s' does not say '%s'\n", \
+				__FILE__, __LINE__, (s).what, text);            \
+		}                                                               \
 	} while (0)
 
 static void test_tamper(void)

@@ -60,8 +60,8 @@ static void build(struct world *w)
 	w->bob = key("bob", w->bob_pub, sizeof(w->bob_pub));
 	w->eve = key("eve", w->eve_pub, sizeof(w->eve_pub));
 	snprintf(w->text, sizeof(w->text), "# operators\nadmin root %s\n", w->root_pub);
-	snprintf(body, sizeof(body), "operator alice %s vms=web-*,db1 from=region=eu to=dst*",
-		 w->alice_pub);
+	snprintf(body, sizeof(body),
+		 "operator alice %s vms=web-*,db1 from=region=eu to=dst*", w->alice_pub);
 	line(w, w->root, "root", body);
 	snprintf(body, sizeof(body), "operator bob %s vms=*", w->bob_pub);
 	line(w, w->root, "root", body);
@@ -79,17 +79,20 @@ static void test_operators_file(struct world *w)
 		return;
 	CHECK_EQ(ops->n, 3);
 	o = smg_operators_find(ops, "alice");
-	CHECK(o != NULL && o->role == SMG_OP_OPERATOR && o->nvms == 2 && o->revoked_line == 0);
+	CHECK(o != NULL && o->role == SMG_OP_OPERATOR && o->nvms == 2 &&
+	      o->revoked_line == 0);
 	CHECK(o != NULL && !strcmp(o->by, "root") && !strcmp(o->from[0], "region=eu"));
 	o = smg_operators_find(ops, "bob");
-	CHECK(o != NULL && o->revoked_line == 5 && o->nfrom == 1 && !strcmp(o->from[0], "*"));
+	CHECK(o != NULL && o->revoked_line == 5 && o->nfrom == 1 &&
+	      !strcmp(o->from[0], "*"));
 	smg_operators_free(ops);
 
 	/* an operator line signed by a non-admin (alice enrols eve) */
 	snprintf(bad, sizeof(bad), "%s", w->text);
 	char out[SMG_OPERATORS_LINE_MAX];
 	snprintf(body, sizeof(body), "operator eve %s vms=*", w->eve_pub);
-	CHECK_EQ(smg_operator_sign_line(w->alice, "alice", body, out, sizeof(out)), SMG_OK);
+	CHECK_EQ(smg_operator_sign_line(w->alice, "alice", body, out, sizeof(out)),
+		 SMG_OK);
 	strcat(bad, out);
 	CHECK_EQ(parse(bad, err, sizeof(err), &ops), SMG_ERR_CONFIG);
 	CHECK(strstr(err, "ops:6: signed by 'alice', who is not an admin") != NULL);
@@ -167,16 +170,19 @@ static void test_authorize(struct world *w)
 				__LINE__, why, text);                                    \
 		}                                                                        \
 	} while (0)
-	CHECK_EQ(sign(w->alice, "alice", "web-1", "src1", "dst1", now, now + 600, buf, &len),
-		 SMG_OK);
+	CHECK_EQ(
+	    sign(w->alice, "alice", "web-1", "src1", "dst1", now, now + 600, buf, &len),
+	    SMG_OK);
 	AUTH(true, "");
 	/* forged: eve signs a ticket in alice's name */
-	CHECK_EQ(sign(w->eve, "alice", "web-1", "src1", "dst1", now, now + 600, buf, &len),
-		 SMG_OK);
+	CHECK_EQ(
+	    sign(w->eve, "alice", "web-1", "src1", "dst1", now, now + 600, buf, &len),
+	    SMG_OK);
 	AUTH(false, "not operator 'alice''s enrolled key");
 	/* forged: alice's key in the ticket, the body altered after signing */
-	CHECK_EQ(sign(w->alice, "alice", "web-1", "src1", "dst1", now, now + 600, buf, &len),
-		 SMG_OK);
+	CHECK_EQ(
+	    sign(w->alice, "alice", "web-1", "src1", "dst1", now, now + 600, buf, &len),
+	    SMG_OK);
 	buf[len - 64 - 16 - 1] ^= 1; /* not_after's low byte */
 	AUTH(false, "signature invalid");
 	/* an operator nobody enrolled */
@@ -184,8 +190,8 @@ static void test_authorize(struct world *w)
 		 SMG_OK);
 	AUTH(false, "operator 'eve' is not enrolled");
 	/* expired */
-	CHECK_EQ(sign(w->alice, "alice", "web-1", "src1", "dst1", now - 700, now - 100, buf,
-		      &len),
+	CHECK_EQ(sign(w->alice, "alice", "web-1", "src1", "dst1", now - 700, now - 100,
+		      buf, &len),
 		 SMG_OK);
 	AUTH(false, "expired");
 	/* issued in the future, valid too long */
@@ -198,32 +204,37 @@ static void test_authorize(struct world *w)
 		 SMG_OK);
 	AUTH(false, "valid for longer than");
 	/* wrong scope: the ticket's own VM, then its destination */
-	CHECK_EQ(sign(w->alice, "alice", "web-2", "src1", "dst1", now, now + 600, buf, &len),
-		 SMG_OK);
+	CHECK_EQ(
+	    sign(w->alice, "alice", "web-2", "src1", "dst1", now, now + 600, buf, &len),
+	    SMG_OK);
 	AUTH(false, "it is for VM 'web-2', not 'web-1'");
-	CHECK_EQ(sign(w->alice, "alice", "web-1", "src1", "dst2", now, now + 600, buf, &len),
-		 SMG_OK);
+	CHECK_EQ(
+	    sign(w->alice, "alice", "web-1", "src1", "dst2", now, now + 600, buf, &len),
+	    SMG_OK);
 	AUTH(false, "it is for src1 -> dst2");
 	/* wrong scope: the operator's enrolled VMs, source labels, destination */
 	sc.domain = "mail";
-	CHECK_EQ(sign(w->alice, "alice", "mail", "src1", "dst1", now, now + 600, buf, &len),
-		 SMG_OK);
+	CHECK_EQ(
+	    sign(w->alice, "alice", "mail", "src1", "dst1", now, now + 600, buf, &len),
+	    SMG_OK);
 	AUTH(false, "may not migrate VM 'mail'");
 	sc.domain = "web-1";
 	sc.src_labels = us;
-	CHECK_EQ(sign(w->alice, "alice", "web-1", "src1", "dst1", now, now + 600, buf, &len),
-		 SMG_OK);
+	CHECK_EQ(
+	    sign(w->alice, "alice", "web-1", "src1", "dst1", now, now + 600, buf, &len),
+	    SMG_OK);
 	AUTH(false, "may not migrate from host 'src1'");
 	sc.src_labels = eu;
 	sc.dst = "edge1";
-	CHECK_EQ(sign(w->alice, "alice", "web-1", "src1", "edge1", now, now + 600, buf,
-		      &len),
-		 SMG_OK);
+	CHECK_EQ(
+	    sign(w->alice, "alice", "web-1", "src1", "edge1", now, now + 600, buf, &len),
+	    SMG_OK);
 	AUTH(false, "may not migrate to host 'edge1'");
 	sc.dst = "dst1";
 	/* wrong role: the admin signs a ticket */
-	CHECK_EQ(sign(w->root, "root", "web-1", "src1", "dst1", now, now + 600, buf, &len),
-		 SMG_OK);
+	CHECK_EQ(
+	    sign(w->root, "root", "web-1", "src1", "dst1", now, now + 600, buf, &len),
+	    SMG_OK);
 	AUTH(false, "has role admin");
 	/* revoked */
 	CHECK_EQ(sign(w->bob, "bob", "web-1", "src1", "dst1", now, now + 600, buf, &len),
@@ -276,16 +287,19 @@ static void test_armor(struct world *w)
 	struct smg_ticket t;
 	uint64_t now = (uint64_t)time(NULL);
 
-	CHECK_EQ(sign(w->alice, "alice", "web-1", "src1", "dst1", now, now + 60, buf, &len),
-		 SMG_OK);
+	CHECK_EQ(
+	    sign(w->alice, "alice", "web-1", "src1", "dst1", now, now + 60, buf, &len),
+	    SMG_OK);
 	CHECK_EQ(smg_ticket_armor(buf, len, text, sizeof(text)), SMG_OK);
-	CHECK_EQ(smg_ticket_dearmor(text, strlen(text), back, sizeof(back), &blen), SMG_OK);
+	CHECK_EQ(smg_ticket_dearmor(text, strlen(text), back, sizeof(back), &blen),
+		 SMG_OK);
 	CHECK(blen == len && memcmp(buf, back, len) == 0);
 	CHECK_EQ(smg_ticket_decode(back, blen, &t), SMG_OK);
 	CHECK(!strcmp(t.operator_name, "alice") && t.not_after == now + 60);
 	/* no END line, garbage before BEGIN, oversize */
 	text[strlen(text) - 10] = '\0';
-	CHECK(smg_ticket_dearmor(text, strlen(text), back, sizeof(back), &blen) != SMG_OK);
+	CHECK(smg_ticket_dearmor(text, strlen(text), back, sizeof(back), &blen) !=
+	      SMG_OK);
 	CHECK(smg_ticket_dearmor("hello\n", 6, back, sizeof(back), &blen) != SMG_OK);
 	memset(junk, '#', sizeof(junk));
 	CHECK_EQ(smg_ticket_dearmor(junk, sizeof(junk), back, sizeof(back), &blen),

@@ -102,6 +102,9 @@ int smg_audit_receipt_sig_check(const uint8_t *blob, size_t len,
 				const uint8_t sig[SMG_AUDIT_SIG_LEN], const uint8_t *ak,
 				const uint8_t *tpm_sig);
 
+/* An Ed25519 public key as `secmig keygen` writes it (base64, 44 chars). */
+int smg_audit_key_parse(const char *text, uint8_t key[SMG_AUDIT_KEY_LEN]);
+
 /* ==== the host context ===================================================== */
 struct smg_audit;
 

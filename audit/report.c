@@ -142,7 +142,7 @@ static void who_to_json(struct smg_audit *a, const struct smg_audit_mig *m,
 void smg_audit_finish(struct smg_audit *a, struct smg_audit_mig *m,
 		      const struct smg_session *s, const struct smg_audit_result *res)
 {
-	enum smg_audit_counter bump[8];
+	enum smg_audit_counter bump[12];
 	bool refused = !strcmp(res->outcome, "refused");
 	struct json_object *o;
 	unsigned supp = 0;

@@ -159,3 +159,8 @@ bool audit_json_get_b64v(struct json_object *o, const char *k, uint8_t *out, siz
 		   0 &&
 	       *end == '\0';
 }
+
+int smg_audit_key_parse(const char *text, uint8_t key[SMG_AUDIT_KEY_LEN])
+{
+	return audit_unb64(text, strlen(text), key, SMG_AUDIT_KEY_LEN);
+}

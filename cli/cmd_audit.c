@@ -156,14 +156,7 @@ static int load_key(const char *arg, uint8_t key[SMG_PUBKEY_LEN])
 		snprintf(text, sizeof(text), "%s", arg);
 	}
 	text[strcspn(text, "\r\n \t")] = '\0';
-	struct smg_peers *p = NULL;
-	char line[160];
-	snprintf(line, sizeof(line), "k %s\n", text);
-	if (smg_peers_parse(line, strlen(line), &p) != SMG_OK)
-		return SMG_ERR_CONFIG;
-	memcpy(key, smg_peers_find(p, "k")->pubkey, SMG_PUBKEY_LEN);
-	smg_peers_free(p);
-	return SMG_OK;
+	return smg_audit_key_parse(text, key) == SMG_OK ? SMG_OK : SMG_ERR_CONFIG;
 }
 
 static int verify(struct aargs *a)

@@ -206,6 +206,8 @@ static int on_plan(struct dst *d, const struct smg_frame *f)
 		r = SMG_ERR_PROTO;
 		goto out;
 	}
+	if ((r = check_policy(d, p->domain_name, false)) != SMG_OK)
+		goto out;
 	if ((r = smg_audit_admit(d->o->audit, &d->am, d->s, p->domain_name,
 				 p->ticket.data, p->ticket.len, d->why,
 				 sizeof(d->why))) != SMG_OK) {
@@ -214,8 +216,6 @@ static int on_plan(struct dst *d, const struct smg_frame *f)
 		d->reason = SMG__ABORT_REASON__ABORT_POLICY;
 		goto out;
 	}
-	if ((r = check_policy(d, p->domain_name, false)) != SMG_OK)
-		goto out;
 	r = d->be->ops->domain_create(d->be, p->domain_config.data, p->domain_config.len,
 				      &d->info);
 	if (r == SMG_OK && (r = check_policy(d, p->domain_name, true)) != SMG_OK)

@@ -103,6 +103,13 @@ int audit_read_file(const char *path, size_t max, char **buf, size_t *len);
 int audit_record_format(struct json_object *obj, const struct smg_identity *id, char *out,
 			size_t cap, size_t *len, uint8_t hash[SMG_AUDIT_DIGEST_LEN]);
 
+/* The replay cache's lines ("HEX-DIGEST NOT_AFTER\n"): whether digest is
+ * there (unexpired), and the unexpired lines copied to keep (room for
+ * len bytes). SMG_ERR_PROTO on any malformed line (replay.c; fuzzed). */
+int audit_replay_scan(const char *text, size_t len,
+		      const uint8_t digest[SMG_AUDIT_DIGEST_LEN], uint64_t now,
+		      char *keep, size_t *keep_len, bool *seen);
+
 /* Record the claim's fields into a record, and read them back. */
 void audit_claim_to_json(const struct smg_audit_claim *c, struct json_object *o);
 bool audit_claim_from_json(struct json_object *o, struct smg_audit_claim *c);

@@ -15,8 +15,9 @@
 
 #define LINE_LEN (2 * SMG_AUDIT_DIGEST_LEN + 1 + 20 + 1)
 
-static int scan(const char *text, size_t len, const uint8_t digest[SMG_AUDIT_DIGEST_LEN],
-		uint64_t now, char *keep, size_t *keep_len, bool *seen)
+int audit_replay_scan(const char *text, size_t len,
+		      const uint8_t digest[SMG_AUDIT_DIGEST_LEN], uint64_t now,
+		      char *keep, size_t *keep_len, bool *seen)
 {
 	size_t off = 0;
 
@@ -74,8 +75,8 @@ int smg_replay_use(const char *path, const uint8_t digest[SMG_AUDIT_DIGEST_LEN],
 		r = SMG_OK;
 	if (r == SMG_OK && (keep = malloc(len + LINE_LEN + 2)) == NULL)
 		r = SMG_ERR_NOMEM;
-	if (r == SMG_OK && (r = scan(text != NULL ? text : "", len, digest, now, keep,
-				     &keep_len, &seen)) != SMG_OK)
+	if (r == SMG_OK && (r = audit_replay_scan(text != NULL ? text : "", len, digest,
+						  now, keep, &keep_len, &seen)) != SMG_OK)
 		smg_err("audit: the ticket replay cache %s is damaged; refusing tickets "
 			"until it is repaired",
 			path);

@@ -25,14 +25,16 @@ struct tail {
 	off_t size;
 };
 
-/* The last complete record of the log; damaged: it ends in a torn or
- * unreadable line (a crash mid-write, or tampering). */
+/* The last readable record of the log (t->empty if none) and whether the
+ * log is damaged: it ends in a torn line (a crash mid-write) or an
+ * unreadable one (tampering). Up to two lines from the end are tried. */
 static int read_tail(const char *path, struct tail *t, bool *damaged)
 {
 	struct smg_audit_record rec;
 	struct stat st;
 	char *buf;
-	size_t n;
+	size_t n, end;
+	bool whole;
 	int fd, r = SMG_OK;
 
 	memset(t, 0, sizeof(*t));
@@ -45,8 +47,10 @@ static int read_tail(const char *path, struct tail *t, bool *damaged)
 		return SMG_OK;
 	}
 	t->size = st.st_size;
-	n = (size_t)st.st_size < SMG_AUDIT_RECORD_MAX + 1 ? (size_t)st.st_size
-							  : SMG_AUDIT_RECORD_MAX + 1;
+	n = (size_t)st.st_size < 2 * (SMG_AUDIT_RECORD_MAX + 1)
+		? (size_t)st.st_size
+		: 2 * (SMG_AUDIT_RECORD_MAX + 1);
+	whole = n == (size_t)st.st_size;
 	if ((buf = malloc(n)) == NULL) {
 		close(fd);
 		return SMG_ERR_NOMEM;
@@ -55,25 +59,31 @@ static int read_tail(const char *path, struct tail *t, bool *damaged)
 		r = smg_err_sys(errno);
 		goto out;
 	}
+	end = n;
 	if (buf[n - 1] != '\n') {
+		const char *last = memrchr(buf, '\n', n);
 		*damaged = true;
-		goto out;
+		end = last != NULL ? (size_t)(last - buf) + 1 : 0;
 	}
-	const char *nl = n > 1 ? memrchr(buf, '\n', n - 1) : NULL;
-	const char *start = nl != NULL ? nl + 1 : buf;
-	if (nl == NULL && (size_t)st.st_size > n) {
-		*damaged = true; /* a line longer than any record */
-		goto out;
-	}
-	if (smg_audit_record_parse(start, (size_t)(buf + n - 1 - start), &rec) !=
-	    SMG_OK) {
+	for (int tries = 0; end > 0 && tries < 2; tries++) {
+		const char *nl = end > 1 ? memrchr(buf, '\n', end - 1) : NULL;
+		const char *start = nl != NULL ? nl + 1 : buf;
+
+		if (nl == NULL && !whole)
+			break; /* a line longer than any record */
+		if (smg_audit_record_parse(start, (size_t)(buf + end - 1 - start),
+					   &rec) == SMG_OK) {
+			t->empty = false;
+			t->seq = rec.seq;
+			memcpy(t->hash, rec.hash, sizeof(t->hash));
+			smg_audit_record_free(&rec);
+			break;
+		}
 		*damaged = true;
-		goto out;
+		end = (size_t)(start - buf);
 	}
-	t->empty = false;
-	t->seq = rec.seq;
-	memcpy(t->hash, rec.hash, sizeof(t->hash));
-	smg_audit_record_free(&rec);
+	if (!whole && t->empty)
+		*damaged = true;
 out:
 	free(buf);
 	close(fd);
@@ -223,31 +233,44 @@ static int rotate_locked(struct smg_audit *a, const char *path, struct tail *t,
 	return r;
 }
 
-/* A damaged tail cannot be chained to: keep it for the auditor, start a
- * new log that says so (the chain break is then visible to verify). */
-static int set_aside(struct smg_audit *a, const char *path, struct tail *t,
-		     struct json_object **note)
+/* A damaged log is not appended to: it becomes a rotated file (so a
+ * plain `audit verify` of the directory reports its damaged record) and the
+ * new log links to its last readable record, saying why. */
+static int set_aside(struct smg_audit *a, const char *path, struct tail *t)
 {
-	char to[600];
+	char name[64], to[600];
+	struct json_object *o;
+	int r;
 
-	snprintf(to, sizeof(to), "%s/audit.damaged.%llu", a->dir,
-		 (unsigned long long)audit_wall_ms());
+	snprintf(name, sizeof(name), ROTATED_FMT,
+		 (unsigned long long)(t->empty ? 0 : t->seq));
+	snprintf(to, sizeof(to), "%s/%s", a->dir, name);
+	if (access(to, F_OK) == 0) {
+		snprintf(name, sizeof(name), "audit.damaged.%llu",
+			 (unsigned long long)audit_wall_ms());
+		snprintf(to, sizeof(to), "%s/%s", a->dir, name);
+	}
 	if (rename(path, to) != 0)
 		return smg_err_sys(errno);
-	smg_err("audit: the log ends in a damaged record; moved it to %s and started a "
-		"new log (run `secmig audit verify %s`)",
-		to, to);
-	memset(t, 0, sizeof(*t));
-	t->empty = true;
-	if ((*note = json_object_new_object()) != NULL)
-		audit_json_str(*note, "damaged", to);
-	return SMG_OK;
+	smg_err("audit: the log ends in a damaged record; it is now %s and a new log "
+		"continues the chain (run `secmig audit verify`)",
+		to);
+	if ((o = json_object_new_object()) == NULL)
+		return SMG_ERR_NOMEM;
+	audit_json_str(o, "event", t->empty ? "open" : "rotate");
+	audit_json_str(o, "previous", name);
+	if (!t->empty)
+		audit_json_u64(o, "previous_seq", t->seq);
+	audit_json_str(o, "damaged", "the previous file ends in a damaged record");
+	t->size = 0;
+	r = write_record(a, path, o, t);
+	json_object_put(o);
+	return r;
 }
 
-static int open_record(struct smg_audit *a, const char *path, struct tail *t,
-		       struct json_object *note)
+static int open_record(struct smg_audit *a, const char *path, struct tail *t)
 {
-	struct json_object *o = note != NULL ? note : json_object_new_object();
+	struct json_object *o = json_object_new_object();
 	int r;
 
 	if (o == NULL)
@@ -261,7 +284,6 @@ static int open_record(struct smg_audit *a, const char *path, struct tail *t,
 int audit_log_append(struct smg_audit *a, struct json_object *rec,
 		     const enum smg_audit_counter *bump, size_t nbump)
 {
-	struct json_object *note = NULL;
 	char path[600];
 	struct tail t;
 	bool damaged;
@@ -278,12 +300,12 @@ int audit_log_append(struct smg_audit *a, struct json_object *rec,
 	}
 	if ((r = read_tail(path, &t, &damaged)) != SMG_OK)
 		goto out;
-	if (damaged && (r = set_aside(a, path, &t, &note)) != SMG_OK)
+	if (damaged && (r = set_aside(a, path, &t)) != SMG_OK)
 		goto out;
 	if (!t.empty && t.size >= (off_t)SMG_AUDIT_ROTATE_BYTES &&
 	    (r = rotate_locked(a, path, &t, NULL, 0)) != SMG_OK)
 		goto out;
-	if (t.empty && (r = open_record(a, path, &t, note)) != SMG_OK)
+	if (t.empty && (r = open_record(a, path, &t)) != SMG_OK)
 		goto out;
 	if ((r = write_record(a, path, rec, &t)) != SMG_OK)
 		goto out;

@@ -311,6 +311,38 @@ static void test_rate_limit(void)
 	host_close(&h);
 }
 
+/* A live log whose last line is torn (a crash mid-write): the next append
+ * turns it into a rotated file and the new log links to its last readable
+ * record, so verifying the directory reports exactly the torn record. */
+static void test_damaged(void)
+{
+	struct host h;
+	char log[200], cmd[400], *lines[LINES_MAX], **files = NULL;
+	size_t n, nf = 0;
+	struct seen s;
+
+	CHECK_EQ(host_open(&h, "hosta"), SMG_OK);
+	append(&h, 1, 3); /* seq 1..4 */
+	snprintf(log, sizeof(log), "%s/audit.log", h.adir);
+	snprintf(cmd, sizeof(cmd), "truncate -s -40 '%s'", log);
+	CHECK_EQ(system(cmd), 0);
+	append(&h, 7, 1); /* rotate (seq 4, linked to 3), then the alert */
+	n = read_lines(log, lines);
+	CHECK_EQ(n, 2);
+	CHECK(n > 0 && strstr(lines[0], "\"event\":\"rotate\"") != NULL &&
+	      strstr(lines[0], "\"previous\":\"audit.log.0000000003\"") != NULL &&
+	      strstr(lines[0], "\"damaged\":") != NULL);
+	CHECK_EQ(smg_audit_log_files(h.adir, &files, &nf), SMG_OK);
+	CHECK_EQ(nf, 2);
+	s = verify((const char *const *)files, nf, NULL, NULL);
+	EXPECT(s, 4, 4, "truncated mid-record");
+	CHECK_EQ(s.n, 1);
+	smg_audit_log_files_free(files, nf);
+	for (size_t i = 0; i < n; i++)
+		free(lines[i]);
+	host_close(&h);
+}
+
 int main(void)
 {
 	if (sodium_init() < 0)
@@ -319,5 +351,6 @@ int main(void)
 	test_tamper();
 	test_rotate();
 	test_rate_limit();
+	test_damaged();
 	return check_result("test_audit_log");
 }

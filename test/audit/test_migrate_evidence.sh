@@ -33,6 +33,14 @@ last_record "$A" | grep -q '"receipt_sig":' || err "source record lacks the rece
 last_record "$B" | grep -q '"manifest_sig":' || err "destination record lacks the manifest signature"
 verify_both success
 grep -q "1 migration verified on both hosts" "$T/verify.out" || err "the pair was not cross-checked"
+# the destination's half removed from (a copy of) its log: the cross-check
+# names the migration whose half is missing
+ID=$(last_record "$A" | sed -n 's/.*"id":"\([0-9a-f]*\)".*/\1/p')
+grep -v "\"id\":\"$ID\"" "$B/audit/audit.log" >"$T/b-cut.log"
+"$SECMIG" audit verify --state-dir "$A" --peer-log "$T/b-cut.log" >"$T/verify.out" 2>&1
+[ $? = 7 ] || err "a deleted half: verify did not exit 7"
+grep -q "migration $ID: the peer's log has no half of it" "$T/verify.out" ||
+	{ err "the deleted half was not named"; cat "$T/verify.out"; }
 
 # 2. every evidence fault: exit 7 both sides, nothing resumed
 n=1

@@ -43,8 +43,10 @@ static int push(struct smg_audit_chain *c, struct audit_entry *e)
 	return SMG_OK;
 }
 
-/* seq and prev against the record before (if any). */
-static void check_link(struct smg_audit_chain *c, const struct smg_audit_verify_opts *o,
+/* seq and prev against the record before (if any). false: the record is
+ * out of order, so the chain goes on from the record before it (a moved
+ * record is then reported once, not again at its successor). */
+static bool check_link(struct smg_audit_chain *c, const struct smg_audit_verify_opts *o,
 		       int *np, const struct audit_entry *e, bool first_of_file)
 {
 	const struct smg_audit_record *r = &e->rec;
@@ -63,20 +65,20 @@ static void check_link(struct smg_audit_chain *c, const struct smg_audit_verify_
 				      "the log does not begin with an open or rotate "
 				      "record (its beginning was cut off)");
 		}
-		return;
+		return true;
+	}
+	if (r->seq <= c->prev_seq) {
+		audit_problem(o, np, f, e->line, r->seq,
+			      "out of order after record %llu (reordered or spliced "
+			      "record)",
+			      (unsigned long long)c->prev_seq);
+		return false;
 	}
 	if (r->seq != c->prev_seq + 1) {
-		if (r->seq <= c->prev_seq)
-			audit_problem(o, np, f, e->line, r->seq,
-				      "out of order after record %llu (reordered or "
-				      "spliced record)",
-				      (unsigned long long)c->prev_seq);
-		else
-			audit_problem(
-			    o, np, f, e->line, r->seq,
-			    "records %llu..%llu are missing before it (deleted)",
-			    (unsigned long long)c->prev_seq + 1,
-			    (unsigned long long)r->seq - 1);
+		audit_problem(
+		    o, np, f, e->line, r->seq,
+		    "records %llu..%llu are missing before it (deleted or moved)",
+		    (unsigned long long)c->prev_seq + 1, (unsigned long long)r->seq - 1);
 	} else if (sodium_memcmp(r->prev, c->prev_hash, SMG_AUDIT_DIGEST_LEN) != 0) {
 		audit_problem(o, np, f, e->line, r->seq,
 			      "does not link to record %llu (altered, reordered or "
@@ -89,6 +91,7 @@ static void check_link(struct smg_audit_chain *c, const struct smg_audit_verify_
 	if (!strcmp(r->event, "rotate") && !first_of_file)
 		audit_problem(o, np, f, e->line, r->seq,
 			      "a rotate record in the middle of a file");
+	return true;
 }
 
 static void check_record(struct smg_audit_chain *c, const struct smg_audit_verify_opts *o,
@@ -106,12 +109,16 @@ static void check_record(struct smg_audit_chain *c, const struct smg_audit_verif
 		c->has_signer = true;
 		snprintf(c->host, sizeof(c->host), "%s", r->host);
 	}
-	if (sodium_memcmp(r->signer, c->signer, SMG_AUDIT_KEY_LEN) != 0)
+	if (sodium_memcmp(r->signer, c->signer, SMG_AUDIT_KEY_LEN) != 0) {
+		/* a foreign record: its place in our chain means nothing */
 		audit_problem(o, np, f, e->line, r->seq,
-			      "signed by another key than the host's");
+			      "signed by another key than the host's (spliced in)");
+		return;
+	}
 	if (!strcmp(r->event, "head"))
 		audit_problem(o, np, f, e->line, r->seq, "a head record inside the log");
-	check_link(c, o, np, e, first_of_file);
+	if (!check_link(c, o, np, e, first_of_file))
+		return;
 	audit_check_evidence(c, o, np, e);
 	c->have_prev = true;
 	c->prev_seq = r->seq;

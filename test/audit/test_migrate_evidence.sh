@@ -75,4 +75,30 @@ done
 verify_both "after the faults"
 grep -q "7 migrations verified on both hosts" "$T/verify.out" ||
 	err "want 7 pairs cross-checked: $(tail -n 1 "$T/verify.out")"
+
+# 3. tampering with a copy of the source's log (8 records: open, 7 attempts):
+# `secmig audit verify` exits 7 and names the record
+L=$A/audit/audit.log
+tamper() { # WHAT EXPECTED-LINE-PREFIX: verify $T/t.log against A's key and head
+	"$SECMIG" audit verify --key "$A/host.key.pub" --head "$A/audit/audit.head" "$T/t.log" \
+		>"$T/tamper.out" 2>&1
+	[ $? = 7 ] || err "$1: verify did not exit 7"
+	grep -q "^$T/t.log:$2" "$T/tamper.out" || { err "$1: want '$2'"; cat "$T/tamper.out"; }
+	[ -n "${SMG_TEST_SHOW:-}" ] && { echo "== $1"; cat "$T/tamper.out"; }
+}
+cp "$L" "$T/t.log"
+"$SECMIG" audit verify --key "$A/host.key.pub" --head "$A/audit/audit.head" "$T/t.log" \
+	>"$T/tamper.out" 2>&1 || { err "the intact copy does not verify"; cat "$T/tamper.out"; }
+sed '2s/"domain":"ok1"/"domain":"ok9"/' "$L" >"$T/t.log"
+tamper edit "2: record 2: signature invalid"
+sed '3d' "$L" >"$T/t.log"
+tamper delete "3: record 4: records 3..3 are missing"
+awk 'NR==3{h=$0; next} NR==4{print; print h; next} {print}' "$L" >"$T/t.log"
+tamper reorder "4: record 3: out of order after record 4"
+head -n 6 "$L" >"$T/t.log"
+tamper truncate "7: record 7: the log ends at record 6 but its head names record 8"
+head -c -30 "$L" >"$T/t.log"
+tamper "truncate mid-record" "8: record 8: incomplete record"
+{ head -n 4 "$L"; sed -n 3p "$B/audit/audit.log"; tail -n +5 "$L"; } >"$T/t.log"
+tamper splice "5: record 3: signed by another key"
 exit $fail

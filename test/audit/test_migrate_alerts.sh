@@ -47,6 +47,11 @@ grep -q 'alert .*peer=mallory peer_addr=127.0.0.1 kind=unknown_peer' "$T/show" |
 	{ err "want 5 handshake_refused records (rate limit)"; cat "$T/show"; }
 kill "$RECV_PID"
 wait "$RECV_PID" 2>/dev/null
+# --since filters by time; rotation keeps the directory verifiable
+"$SECMIG" audit show --state-dir "$B" --since -1h | grep -q 'kind=unknown_peer' ||
+	err "show --since -1h lost the records"
+[ -z "$("$SECMIG" audit show --state-dir "$B" --since +1h)" ] || err "show --since +1h shows records"
+"$SECMIG" audit rotate --state-dir "$B" --name dst >/dev/null || err "audit rotate"
 
 # 3. a tag failure: a byte flipped on the first data channel mid-round
 vm a2 32M uniform 5M

@@ -3,8 +3,10 @@
 # the destination's receipt is countersigned by its TPM's attestation key
 # (TPM2_Hash + TPM2_Sign with the restricted AK); the source checks it
 # against the AK enrolled in its policy before COMMIT. A receipt without
-# the AK signature, with a tampered one, or signed by another P-256 key
-# aborts with exit 7 on both sides, the source VM running.
+# the AK signature, with a tampered one, or signed by another P-256 key,
+# and in TPM mode too a manifest signed by the wrong key or a receipt whose
+# host signature was tampered with, abort with exit 7 on both sides, the
+# source VM running.
 command -v swtpm >/dev/null || exit 77
 . "$SMG_SRC/test/engine/lib.sh"
 
@@ -50,8 +52,9 @@ recv_tpm() { # [env...]
 	done
 	[ -n "$PORT" ] || err "receiver did not start"
 }
-send_tpm() { # NAME
-	"$SECMIG" send --to "127.0.0.1:$PORT" --domain "$1" --json --state-dir "$A" \
+send_tpm() { # NAME [env...]
+	local name=$1; shift
+	env "$@" "$SECMIG" send --to "127.0.0.1:$PORT" --domain "$name" --json --state-dir "$A" \
 		--policy "$A/policy" >"$T/send.out" 2>"$T/send.err"
 	RC=$?
 }
@@ -74,26 +77,31 @@ done
 	{ err "tpm: cross verify failed"; cat "$T/verify.out"; }
 grep -q "1 migration verified on both hosts" "$T/verify.out" || err "tpm: the pair was not checked"
 
-# 2. the AK signature missing, tampered, or by another key: exit 7 both sides
+# 2. the AK signature missing, tampered, or by another key, and the
+# manifest and receipt host signatures in TPM mode: exit 7 both sides
 n=1
-for f in audit_receipt_tpm_unsigned audit_receipt_tpm_sig_flip audit_receipt_tpm_wrong_key; do
+for f in audit_receipt_tpm_unsigned audit_receipt_tpm_sig_flip audit_receipt_tpm_wrong_key \
+	audit_manifest_wrong_key audit_receipt_sig_flip; do
 	n=$((n + 1))
 	vm "tv$n" 16M uniform 5M
-	recv_tpm SMG_FI=$f
-	send_tpm "tv$n"
+	case $f in
+	audit_manifest_*) recv_tpm; send_tpm "tv$n" SMG_FI=$f ;;
+	*) recv_tpm SMG_FI=$f; send_tpm "tv$n" ;;
+	esac
 	wait "$RECV_PID"; RRC=$?
 	[ "$RC" = 7 ] || err "$f: send exit $RC, want 7"
 	[ "$RRC" = 7 ] || err "$f: recv exit $RRC, want 7"
 	expect_on A "tv$n" "$f"
 	case $f in
-	*unsigned) want="carries no AK signature" ;;
-	*) want="AK signature invalid" ;;
+	*tpm_unsigned) want="carries no AK signature" ;;
+	*tpm_*) want="AK signature invalid" ;;
+	*) want="signature invalid" ;;
 	esac
-	grep -q "$want" "$T/send.err" || err "$f: sender did not say '$want'"
+	grep -q "$want" "$T/send.err" "$T/recv.err" || err "$f: no '$want' in the logs"
 	last_record "$A" | grep -q '"error":"integrity' || err "$f: source record lacks the integrity error"
 done
-"$SECMIG" audit counters --json --state-dir "$A" | grep -q '"bad_signature":3' ||
-	err "source did not count 3 bad AK signatures"
+"$SECMIG" audit counters --json --state-dir "$A" | grep -q '"bad_signature":4' ||
+	err "source did not count 4 bad receipt signatures"
 "$SECMIG" audit verify --state-dir "$B" --peer-log "$A/audit/audit.log" >"$T/verify.out" 2>&1 ||
 	{ err "tpm: cross verify after the faults failed"; cat "$T/verify.out"; }
 exit $fail

@@ -67,6 +67,8 @@ send_tpm tv1
 wait "$RECV_PID"; RRC=$?
 [ "$RC" = 0 ] && [ "$RRC" = 0 ] || err "tpm success: send $RC recv $RRC"
 expect_on B tv1 "tpm success"
+grep -q "receipt countersigned by the TPM's AK in" "$T/recv.err" || err "no AK countersignature logged"
+[ -n "${SMG_TEST_SHOW:-}" ] && { grep -h "countersigned" "$T/recv.err"; tail -n 1 "$T/send.out"; }
 for h in "$A" "$B"; do
 	last_record "$h" | grep -q '"mode":"tpm"' || err "record on $h lacks mode tpm"
 	last_record "$h" | grep -q '"receipt_tpm_sig":' || err "record on $h lacks the AK signature"

@@ -97,7 +97,8 @@ for i in $(seq "$RUNS"); do
 	else
 		rm -f "$T/recv.all"
 		nb_bg src "$T/recv.all" "$S" recv --listen "$NB_SRC4:0" --once --json \
-			--state-dir "$A" --name src "${NETA[@]}"
+			--state-dir "$A" --name src "${NETA[@]}" --insecure-software-mode \
+			--defs "$A/defs"
 		RECV_PID=$NB_PID
 		wait_for "$T/recv.all" '"event":"listening"' 200
 		PORT=$(sed -n 's/.*"event":"listening".*"port":\([0-9]*\).*/\1/p' "$T/recv.all")

@@ -84,7 +84,7 @@ static int wait_host(const char *dir)
 static int write_file(const char *path, const char *text, mode_t mode)
 {
 	FILE *f;
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, mode);
 
 	if (fd < 0 || (f = fdopen(fd, "w")) == NULL) {
 		if (fd >= 0)
@@ -159,10 +159,21 @@ static int make_tpms(struct demo *d)
 		 d->tpm_src.tcti, block_dst);
 	if ((r = write_file(dir, pol, 0600)) != SMG_OK)
 		return r;
+	/* Host B's own definition of what it accepts (docs/hostdef.md). */
+	snprintf(dir, sizeof(dir), "%s/defs", d->dst);
+	snprintf(pol, sizeof(pol),
+		 "storage %s\nbridge demo-br\nlimit total memory=64G\n"
+		 "vm demo-vm\n  from demo-src\n  memory 64G\n  vtpm yes\n"
+		 "  nic bridge=demo-br mac=52:54:00:5e:c0:01 ip=192.0.2.0/24 "
+		 "ip=2001:db8::/64\n",
+		 d->dst);
+	if ((r = write_file(dir, pol, 0600)) != SMG_OK)
+		return r;
 	snprintf(dir, sizeof(dir), "%s/policy", d->dst);
 	snprintf(pol, sizeof(pol),
-		 "host demo-dst\ntcti %s\nlabel region=demo\n%s  send demo-vm\n",
-		 d->tpm_dst.tcti, block_src);
+		 "host demo-dst\ntcti %s\ndefs %s/defs\nlabel region=demo\n%s  send "
+		 "demo-vm\n",
+		 d->tpm_dst.tcti, d->dst, block_src);
 	return write_file(dir, pol, 0600);
 }
 
@@ -301,6 +312,7 @@ static int run(struct demo *d, struct smg_cli_out *out, struct smg_mig_stats *st
 		smg_cli_ident_free(&ci);
 		return r;
 	}
+	out->auth = tpm.tpm_mode ? "tpm" : "software";
 	snprintf(to, sizeof(to), "127.0.0.1:%u", port);
 	so.bopts.state_dir = d->src;
 	so.peer = to;

@@ -142,6 +142,8 @@ int smg_cmd_recv(int argc, char **argv)
 	    {"policy", required_argument, NULL, 1100},
 	    {"tcti", required_argument, NULL, 1101},
 	    {"operators", required_argument, NULL, 1201},
+	    {"defs", required_argument, NULL, 1102},
+	    {"insecure-software-mode", no_argument, NULL, 1103},
 	    {"help", no_argument, NULL, 'h'},
 	    SMG_CLI_NET_OPTIONS,
 	    {NULL, 0, NULL, 0},
@@ -149,9 +151,9 @@ int smg_cmd_recv(int argc, char **argv)
 	struct recv_ctx ctx = {.lock = PTHREAD_MUTEX_INITIALIZER,
 			       .max = RECV_CONCURRENT_DEFAULT};
 	const char *listen = NULL, *dir = NULL, *key = NULL, *peers = NULL, *name = NULL;
-	const char *policy = NULL, *tcti = NULL, *operators = NULL;
+	const char *policy = NULL, *tcti = NULL, *defs = NULL, *operators = NULL;
 	unsigned channels = SMG_CHANNELS_MAX;
-	bool once = false, json = false;
+	bool once = false, json = false, insecure = false;
 	struct smg_netid_host net;
 	unsigned io_timeout = 0;
 	char host[SMG_CLI_HOST_MAX];
@@ -212,6 +214,12 @@ int smg_cmd_recv(int argc, char **argv)
 		case 1201:
 			operators = optarg;
 			break;
+		case 1102:
+			defs = optarg;
+			break;
+		case 1103:
+			insecure = true;
+			break;
 		case 'C':
 			ctx.ro.check_memory = true;
 			break;
@@ -252,8 +260,25 @@ int smg_cmd_recv(int argc, char **argv)
 	struct smg_cli_ident ci;
 	struct smg_cli_tpm tpm;
 	struct smg_listener *l;
+	struct smg_hostdef *hd = NULL;
+	struct smg_capacity *cap = NULL;
+	char err[512];
 	int r, code;
 
+	/* Secure by default: no policy means no ACL, no placement and no
+	 * attestation; only an explicit opt-in runs like that. */
+	if (policy == NULL && !insecure) {
+		fprintf(
+		    stderr,
+		    "secmig recv: no --policy FILE: refusing to accept migrations "
+		    "without an access policy (a lab without TPMs: 'mode software' in "
+		    "the policy, or --insecure-software-mode)\n");
+		return SMG_EXIT_CONFIG;
+	}
+	if (insecure && policy == NULL)
+		smg_warn("--insecure-software-mode: any enrolled peer may send any VM "
+			 "that matches the host definitions; no TPM binding, no "
+			 "attestation, no ACL");
 	signal(SIGPIPE, SIG_IGN);
 	if (smg_cli_ident_load(&ci, dir, key, peers, name) != SMG_OK)
 		return SMG_EXIT_CONFIG;
@@ -265,8 +290,28 @@ int smg_cmd_recv(int argc, char **argv)
 		return smg_exit_from_err(r);
 	}
 	ctx.ro.policy = tpm.policy;
+	ctx.out.auth = tpm.tpm_mode ? "tpm" : "software";
+	if (defs == NULL && tpm.policy != NULL && tpm.policy->defs[0] != '\0')
+		defs = tpm.policy->defs;
+	if (defs == NULL)
+		snprintf(err, sizeof(err),
+			 "no host definitions: --defs FILE or 'defs FILE' in the policy "
+			 "(docs/hostdef.md)");
+	if (defs == NULL || smg_hostdef_load(defs, &hd, err, sizeof(err)) != SMG_OK ||
+	    smg_capacity_new(hd, &cap) != SMG_OK) {
+		fprintf(stderr, "secmig recv: %s\n", err);
+		smg_capacity_free(cap);
+		smg_hostdef_free(hd);
+		smg_cli_tpm_free(&tpm);
+		smg_cli_ident_free(&ci);
+		return SMG_EXIT_CONFIG;
+	}
+	ctx.ro.defs = hd;
+	ctx.ro.capacity = cap;
 	if ((r = smg_cli_audit_open(&ctx.ro.audit, dir, operators, &ci, &tpm, policy)) !=
 	    SMG_OK) {
+		smg_capacity_free(cap);
+		smg_hostdef_free(hd);
 		smg_cli_tpm_free(&tpm);
 		smg_cli_ident_free(&ci);
 		return SMG_EXIT_CONFIG;
@@ -277,6 +322,8 @@ int smg_cmd_recv(int argc, char **argv)
 		fprintf(stderr, "secmig: cannot listen on %s: %s\n", listen,
 			smg_strerror(r));
 		smg_audit_close(ctx.ro.audit);
+		smg_capacity_free(cap);
+		smg_hostdef_free(hd);
 		smg_cli_tpm_free(&tpm);
 		smg_cli_ident_free(&ci);
 		return SMG_EXIT_NETWORK;
@@ -291,6 +338,8 @@ int smg_cmd_recv(int argc, char **argv)
 	code = serve_loop(&ctx, l, &ci.so, once);
 	smg_listener_close(l);
 	smg_audit_close(ctx.ro.audit);
+	smg_capacity_free(cap);
+	smg_hostdef_free(hd);
 	smg_cli_tpm_free(&tpm);
 	smg_cli_ident_free(&ci);
 	return code;

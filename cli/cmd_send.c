@@ -232,6 +232,7 @@ int smg_cmd_send(int argc, char **argv)
 		return code;
 	}
 	so.ticket = tk;
+	out.auth = tpm.tpm_mode ? "tpm" : "software";
 	so.event = smg_cli_event;
 	so.event_arg = &out;
 	uint64_t t0 = smg_now_ns();

@@ -19,6 +19,7 @@ const struct smg_cmd smg_cmds[] = {
      "       secmig net probe --to IP [--udp-port P] [--interval-ms 10] [--duration-ms "
      "MS]\n"
      "       secmig net udp-echo [--port P]\n"
+     "       secmig net vif-name DOMAIN [INDEX]\n"
      "       secmig net proxy --listen ADDR:PORT --to ADDR:PORT\n"
      "                  [--fault none|cut|corrupt|replay|delay] [--conn K]\n"
      "                  [--dir c2s|s2c] [--at-byte N] [--delay-ms MS] [--arm-signal]\n\n"
@@ -40,8 +41,9 @@ const struct smg_cmd smg_cmds[] = {
      "TCTI examples: device:/dev/tpmrm0, swtpm:host=127.0.0.1,port=2321.\n",
      smg_cmd_tpm_enroll},
     {"config", "validate a policy/config file",
-     "usage: secmig config check FILE\n\n"
-     "Parse FILE (docs/attestation.md) and report the first error as FILE:LINE.\n"
+     "usage: secmig config check FILE | config check --defs FILE\n\n"
+     "Parse a policy FILE (docs/attestation.md) or a host definitions FILE\n"
+     "(docs/hostdef.md) and report the first error as FILE:LINE.\n"
      "Exit 0 if valid, 11 if not.\n",
      smg_cmd_config},
     {"keygen", "create a software-mode identity key pair",
@@ -135,13 +137,18 @@ const struct smg_cmd smg_cmds[] = {
      "                   [--channels N] [--state-dir DIR] [--backend sim] [--key FILE]\n"
      "                   [--peers FILE] [--name NAME] [--check-memory] [--disk-dir "
      "DIR]\n"
-     "                   [--policy FILE [--tcti TCTI]] [--operators FILE]\n\n"
-     "Tickets (send --ticket) are checked against DIR/operators or --operators;\n"
-     "every attempt, refusal and refused handshake is recorded in DIR/audit.\n"
+     "                   (--policy FILE [--tcti TCTI] | --insecure-software-mode)\n"
+     "                   --defs FILE [--operators FILE]\n\n"
      "--policy FILE: TPM-bound sessions as for send; at PLAN the source must be\n"
      "enrolled with a 'send' line for the domain and this host must carry the VM's\n"
-     "placement labels, else ABORT (exit 5) before any page moves.\n"
-     "Incoming disks are written to DIR/DOMAIN.INDEX.img (default: the state dir).\n"
+     "placement labels, else ABORT (exit 5) before any page moves. Without a\n"
+     "policy recv refuses to start unless --insecure-software-mode is given.\n"
+     "--defs FILE: this host's VM definitions and capacity (docs/hostdef.md; or a\n"
+     "'defs FILE' line in the policy): every plan is matched against them, else\n"
+     "ABORT (exit 5). Incoming disks are written to the definitions' storage\n"
+     "directory (--disk-dir overrides) as DOMAIN.INDEX.img.\n"
+     "Tickets (send --ticket) are checked against DIR/operators or --operators;\n"
+     "every attempt, refusal and refused handshake is recorded in DIR/audit.\n"
      "Accept authenticated migrations and resolve queries. Runs until killed\n"
      "(several migrations in a row, at most N at once, default 4); --once serves\n"
      "one session and exits with its code. Outcomes are recorded durably in\n"

@@ -49,6 +49,7 @@ struct smg_cli_out {
 	const char *role; /* "send", "recv" */
 	unsigned line_len;
 	double handshake_ms; /* session set-up incl. attestation; <0: not measured */
+	const char *auth;    /* "tpm" or "software": how sessions authenticate */
 };
 void smg_cli_out_init(struct smg_cli_out *o, FILE *f, bool json, const char *role);
 void smg_cli_event(void *arg, const struct smg_event *ev);

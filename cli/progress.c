@@ -92,6 +92,7 @@ void smg_cli_out_init(struct smg_cli_out *o, FILE *f, bool json, const char *rol
 	o->tty = !json && isatty(fileno(stderr));
 	o->role = role;
 	o->handshake_ms = -1;
+	o->auth = "software";
 }
 
 static double mb(double bytes)
@@ -196,14 +197,15 @@ void smg_cli_result(struct smg_cli_out *o, const struct smg_mig_stats *st, int c
 		    "\"verified\":%s,\"exit_code\":%d,\"migration_id\":\"%s\",\"domain\":"
 		    "\"%s\","
 		    "\"pages_sent\":%llu,\"zero_pages\":%llu,\"throttle\":%u,"
-		    "\"bandwidth_MBps\":%.1f,\"memory_root\":\"%s\"%s%s%s%s}\n",
+		    "\"bandwidth_MBps\":%.1f,\"memory_root\":\"%s\",\"auth\":\"%s\"%s%s%"
+		    "s%s}\n",
 		    code == SMG_EXIT_OK ? "migrated" : outcome,
 		    (unsigned long long)st->downtime_ms, (unsigned long long)st->total_ms,
 		    (unsigned long long)st->bytes_sent, (unsigned long long)st->ram_bytes,
 		    st->rounds, st->verified ? "true" : "false", code, st->migration_id,
 		    st->domain, (unsigned long long)st->pages_sent,
 		    (unsigned long long)st->zero_pages, st->throttle, mb(st->bandwidth),
-		    root, hs, st->err ? ",\"error\":\"" : "",
+		    root, o->auth, hs, st->err ? ",\"error\":\"" : "",
 		    st->err ? smg_strerror(st->err) : "", st->err ? "\"" : "");
 		fflush(o->f);
 		return;

@@ -55,11 +55,32 @@ struct smg_domain_info {
 	 * the listed values (checked against the host policies at plan time). */
 	unsigned n_labels;
 	char labels[SMG_DOMAIN_LABELS_MAX][SMG_DOMAIN_LABEL_MAX];
-	/* Guest vTPM: a swtpm instance whose control channel listens on
-	 * 127.0.0.1:vtpm_ctrl_port (0: the VM has no vTPM, or the incoming
-	 * instance has not been started yet). */
+	/* Guest vTPM: a swtpm instance whose control channel is the unix
+	 * socket vtpm_ctrl in a 0700 directory (attest/swtpm.c; "": the VM has
+	 * no vTPM, or the incoming instance has not been started yet). */
 	bool has_vtpm;
-	uint16_t vtpm_ctrl_port;
+	char vtpm_ctrl[SMG_DOMAIN_PATH_MAX];
+};
+
+/* What the destination builds an incoming VM from (engine/plan_check.c,
+ * docs/hostdef.md): the operator's definition that matched the plan, and
+ * the resources this host chose for it. A backend takes disks, NICs,
+ * kernel, firmware and vTPM from here only, never from the sender's
+ * config, and stores nothing of that config as trusted local config. */
+struct smg_hostdef_vm;
+struct smg_vm_build {
+	const struct smg_hostdef_vm *def;
+	uint64_t memory_bytes;
+	uint32_t vcpus;
+	bool vtpm;
+	unsigned n_disks; /* images this host creates, names it generated */
+	char disk_path[SMG_DOMAIN_DISKS_MAX][SMG_DOMAIN_PATH_MAX];
+	uint64_t disk_size[SMG_DOMAIN_DISKS_MAX];
+	unsigned n_nics; /* matched against the definition's nic lines */
+	struct smg_nic nics[SMG_DOMAIN_NICS_MAX];
+	char bridge[SMG_DOMAIN_NICS_MAX][16];
+	/* Why a backend refused the sender's config (exit 5, in the ABORT). */
+	char why[256];
 };
 
 struct smg_backend;
@@ -104,10 +125,15 @@ struct smg_backend_ops {
 	int (*domain_settle)(struct smg_backend *self, const char *name, bool resumed);
 
 	/* ---- destination side ----------------------------------------------- */
-	/* Build a paused, empty skeleton from the source's config (all frames
-	 * populated and zero). Fails with SMG_ERR_EXISTS if the name is taken. */
+	/* Build a paused, empty skeleton (every frame reads as zero; memory
+	 * is populated as pages arrive) from the destination's build: the
+	 * sender's config supplies only allow-listed fields (name, memory,
+	 * vCPUs, guest type, ...) that must agree with the build; a field that
+	 * would name a host resource, or that the build does not cover, fails
+	 * with SMG_ERR_POLICY and the reason in build->why. SMG_ERR_EXISTS if
+	 * the name is taken. */
 	int (*domain_create)(struct smg_backend *self, const uint8_t *config, size_t len,
-			     struct smg_domain_info *info);
+			     struct smg_vm_build *build, struct smg_domain_info *info);
 	/* Write n frames from data (n * page_size bytes); zero_only writes
 	 * zeros and ignores data. */
 	int (*write_pages)(struct smg_backend *self, const uint64_t *pfns, size_t n,

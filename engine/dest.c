@@ -54,7 +54,10 @@ struct dst {
 	char why[256];	 /* ABORT detail when set (policy) */
 	bool peer_abort; /* the source aborted: no ABORT back */
 	const struct smg_frame *first;
-	struct smg_audit_mig am; /* evidence and the record (audit/) */
+	struct smg_audit_mig am;   /* evidence and the record (audit/) */
+	struct smg_vm_build build; /* what this host builds (plan_check.c) */
+	uint64_t disk_total, reserved_mem;
+	bool reserved; /* capacity held in o->capacity */
 };
 
 static void emit(struct dst *d, enum smg_event_kind kind, enum smg_phase ph,
@@ -111,17 +114,16 @@ static int join_threads(struct dst *d)
 	return atomic_load(&d->xd.err) ?: r;
 }
 
-/* The plan's disks, checked (count, sizes, chunk sizes), as new sparse
- * images in disk_dir; a disk from the peer never names our paths. */
+/* The plan's disks as new sparse images under the names the build chose
+ * (this host's storage directory; a disk from the peer never names our
+ * paths). Sizes were checked against the definitions already. */
 static int open_disks(struct dst *d, const Smg__Plan *p)
 {
 	uint64_t sizes[SMG_DOMAIN_DISKS_MAX];
 	uint32_t chunks[SMG_DOMAIN_DISKS_MAX];
-	const char *dir = d->o->disk_dir != NULL ? d->o->disk_dir : d->o->state_dir;
+	const char *paths[SMG_DOMAIN_DISKS_MAX];
 
-	/* The image names come from the domain name: no path tricks. */
-	if (p->n_disks > SMG_DOMAIN_DISKS_MAX || strchr(d->st->domain, '/') != NULL ||
-	    d->st->domain[0] == '.' || d->st->domain[0] == '\0')
+	if (p->n_disks != d->build.n_disks)
 		return SMG_ERR_PROTO;
 	if (p->n_disks > 0 && p->storage_mode == SMG__STORAGE_MODE__STORAGE_NONE)
 		return SMG_OK; /* shared storage: nothing travels */
@@ -130,9 +132,9 @@ static int open_disks(struct dst *d, const Smg__Plan *p)
 			return SMG_ERR_PROTO;
 		sizes[i] = p->disks[i]->size;
 		chunks[i] = p->disks[i]->chunk_size;
+		paths[i] = d->build.disk_path[i];
 	}
-	return smg_engine_disks_dst_open(dir != NULL ? dir : ".", d->st->domain,
-					 p->n_disks, sizes, chunks, &d->disks);
+	return smg_engine_disks_dst_open(paths, p->n_disks, sizes, chunks, &d->disks);
 }
 
 /* Folds arriving pages into the Merkle tree while they arrive, so that at
@@ -184,6 +186,92 @@ static int check_policy(struct dst *d, const char *domain, bool placement)
 	return SMG_ERR_POLICY;
 }
 
+/* A refusal by this host's policy or definitions goes back as ABORT
+ * {POLICY, why} (the sender exits 5, as we do); anything else as a
+ * refused PLAN_ACK. */
+static int refuse_plan(struct dst *d, int err, const char *why)
+{
+	if (err != SMG_ERR_POLICY) {
+		reply_plan(d, false, why);
+		return err;
+	}
+	if (why != d->why)
+		snprintf(d->why, sizeof(d->why), "%s", why);
+	d->reason = SMG__ABORT_REASON__ABORT_POLICY;
+	if (d->am.stage == NULL)
+		d->am.stage = "plan"; /* the audit record: definitions, capacity */
+	char safe[sizeof(d->why) * 6];
+	smg_log_escape(d->why, safe, sizeof(safe)); /* may quote the sender */
+	smg_err("plan for '%s' from '%s' refused: %s", d->st->domain,
+		smg_session_peer_name(d->s), safe);
+	return err;
+}
+
+/* The plan is a request (docs/hostdef.md): its own fields, the policy's
+ * ACL, then this host's definition and capacity, all before the backend
+ * allocates anything; the backend then builds from d->build only. */
+static int match_plan(struct dst *d, const Smg__Plan *p)
+{
+	const char *peer = smg_session_peer_name(d->s);
+	const char *dir = d->o->disk_dir;
+	int r;
+
+	if (!smg_migration_id_valid(p->migration_id) ||
+	    !smg_name_ok(p->domain_name, SMG_DOMAIN_NAME_MAX) ||
+	    strcmp(p->backend, d->o->backend) != 0 ||
+	    p->config_hash.len != SMG_DIGEST_LEN ||
+	    sodium_memcmp(p->config_hash.data, d->config_hash, SMG_DIGEST_LEN) != 0) {
+		reply_plan(d, false,
+			   "malformed plan (id, domain name, backend or config "
+			   "hash)");
+		return SMG_ERR_PROTO;
+	}
+	if ((r = check_policy(d, p->domain_name, false)) != SMG_OK)
+		return r;
+	/* The operator's ticket (audit/): signature, role, scope, expiry,
+	 * single use; its digest goes into the record either way. */
+	if ((r = smg_audit_admit(d->o->audit, &d->am, d->s, p->domain_name,
+				 p->ticket.data, p->ticket.len, d->why,
+				 sizeof(d->why))) != SMG_OK)
+		return refuse_plan(d, r, d->why);
+	if (d->o->defs == NULL)
+		return refuse_plan(d, SMG_ERR_POLICY,
+				   "this receiver has no VM definitions (recv --defs)");
+	if (dir == NULL)
+		dir = d->o->defs->storage;
+	if ((r = smg_plan_check(p, d->o->defs, peer, dir, &d->build, &d->disk_total)) !=
+	    SMG_OK)
+		return refuse_plan(d, r, d->build.why);
+	for (unsigned i = 0; d->o->net != NULL && i < d->build.n_nics; i++)
+		if (strcmp(d->build.bridge[i], d->o->net->bridge) != 0)
+			return refuse_plan(d, SMG_ERR_POLICY,
+					   "nic: its definition names a bridge this "
+					   "receiver does not manage (--net-bridge)");
+	if (d->o->capacity != NULL &&
+	    (r = smg_capacity_reserve(d->o->capacity, peer, p->memory_bytes,
+				      d->disk_total, d->why, sizeof(d->why))) != SMG_OK)
+		return refuse_plan(d, r, d->why);
+	d->reserved = d->o->capacity != NULL;
+	d->reserved_mem = p->memory_bytes;
+	return SMG_OK;
+}
+
+/* The built domain must be what the plan asked for and the build allowed. */
+static bool info_matches(const struct dst *d, const Smg__Plan *p)
+{
+	if (d->info.page_size != p->page_size ||
+	    d->info.pages * d->info.page_size != p->memory_bytes ||
+	    strcmp(d->info.name, p->domain_name) != 0 ||
+	    d->info.has_vtpm != p->has_vtpm || d->info.vcpus != p->vcpus ||
+	    d->info.n_nics != d->build.n_nics)
+		return false;
+	for (unsigned i = 0; i < d->info.n_nics; i++)
+		if (memcmp(&d->info.nics[i], &d->build.nics[i], sizeof(struct smg_nic)) !=
+		    0)
+			return false;
+	return true;
+}
+
 static int on_plan(struct dst *d, const struct smg_frame *f)
 {
 	ProtobufCMessage *m;
@@ -194,36 +282,20 @@ static int on_plan(struct dst *d, const struct smg_frame *f)
 		return r;
 	p = (Smg__Plan *)m;
 	snprintf(d->st->migration_id, sizeof(d->st->migration_id), "%s", p->migration_id);
-	snprintf(d->st->domain, sizeof(d->st->domain), "%s", p->domain_name);
+	smg_log_escape(p->domain_name, d->st->domain, sizeof(d->st->domain));
 	smg_engine_hash(p->domain_config.data, p->domain_config.len, d->config_hash);
-	/* Everything in the plan is the peer's claim: check it before the
-	 * backend allocates anything. */
-	if (!smg_migration_id_valid(p->migration_id) ||
-	    strcmp(p->backend, d->o->backend) != 0 ||
-	    p->config_hash.len != SMG_DIGEST_LEN ||
-	    sodium_memcmp(p->config_hash.data, d->config_hash, SMG_DIGEST_LEN) != 0) {
-		reply_plan(d, false, "malformed plan (id, backend or config hash)");
-		r = SMG_ERR_PROTO;
+	if ((r = match_plan(d, p)) != SMG_OK)
 		goto out;
-	}
-	if ((r = check_policy(d, p->domain_name, false)) != SMG_OK)
-		goto out;
-	if ((r = smg_audit_admit(d->o->audit, &d->am, d->s, p->domain_name,
-				 p->ticket.data, p->ticket.len, d->why,
-				 sizeof(d->why))) != SMG_OK) {
-		smg_err("refusing %s from '%s': %s", p->domain_name,
-			smg_session_peer_name(d->s), d->why);
-		d->reason = SMG__ABORT_REASON__ABORT_POLICY;
-		goto out;
-	}
+	snprintf(d->st->domain, sizeof(d->st->domain), "%s", p->domain_name);
 	r = d->be->ops->domain_create(d->be, p->domain_config.data, p->domain_config.len,
-				      &d->info);
+				      &d->build, &d->info);
+	if (r == SMG_ERR_POLICY) {
+		r = refuse_plan(d, r, d->build.why);
+		goto out;
+	}
 	if (r == SMG_OK && (r = check_policy(d, p->domain_name, true)) != SMG_OK)
 		goto out;
-	if (r == SMG_OK && (d->info.page_size != p->page_size ||
-			    d->info.pages * d->info.page_size != p->memory_bytes ||
-			    strcmp(d->info.name, p->domain_name) != 0 ||
-			    d->info.has_vtpm != p->has_vtpm))
+	if (r == SMG_OK && !info_matches(d, p))
 		r = SMG_ERR_PROTO;
 	if (r != SMG_OK) {
 		reply_plan(d, false,
@@ -407,7 +479,7 @@ static enum dst_state do_receiving(struct dst *d)
 	case SMG_FT_VTPM_STATE:
 		if (!d->info.has_vtpm || d->have_vtpm || d->xd.final_round < 0)
 			d->err = SMG_ERR_STATE;
-		else if ((d->err = smg_engine_vtpm_recv(&f, d->info.vtpm_ctrl_port,
+		else if ((d->err = smg_engine_vtpm_recv(&f, d->info.vtpm_ctrl,
 							d->vtpm_hash)) == SMG_OK)
 			d->have_vtpm = true;
 		if (d->err == SMG_ERR_INTEGRITY)
@@ -648,10 +720,11 @@ static enum dst_state step(struct dst *d)
 			d->err = SMG_ERR_ABORTED;
 			if (smg_frame_unpack(&f, &smg__abort__descriptor, &m) == SMG_OK) {
 				Smg__Abort *a = (Smg__Abort *)m;
-				smg_peer_log(SMG_LOG_ERROR, "source aborted: %s",
-					     a->detail);
-				snprintf(d->why, sizeof(d->why), "source refused: %s",
-					 a->detail);
+				char safe[1024];
+				smg_log_escape(a->detail, safe, sizeof(safe));
+				smg_peer_log(SMG_LOG_ERROR, "source aborted: %s", safe);
+				snprintf(d->why, sizeof(d->why), "source refused: %.*s",
+					 (int)(sizeof(d->why) - 17), safe);
 				if (a->reason == SMG__ABORT_REASON__ABORT_POLICY)
 					d->err = SMG_ERR_POLICY;
 				smg_frame_msg_free(m);
@@ -743,6 +816,9 @@ static int serve_migration(struct smg_session *s, const struct smg_recv_opts *o,
 	if (d.manifest != NULL)
 		smg_frame_msg_free(&d.manifest->base);
 	smg_backend_close(d.be);
+	if (d.reserved)
+		smg_capacity_release(o->capacity, smg_session_peer_name(s),
+				     d.reserved_mem, d.disk_total);
 	st->err = d.err;
 	return d.err;
 }

@@ -257,9 +257,8 @@ int smg_engine_disks_end(struct smg_engine_disks *e, bool committed)
 }
 
 /* ---- destination ------------------------------------------------------------ */
-int smg_engine_disks_dst_open(const char *dir, const char *domain, size_t n,
-			      const uint64_t *sizes, const uint32_t *chunks,
-			      struct smg_engine_disks **out)
+int smg_engine_disks_dst_open(const char *const *paths, size_t n, const uint64_t *sizes,
+			      const uint32_t *chunks, struct smg_engine_disks **out)
 {
 	struct smg_engine_disks *e;
 	int r = SMG_OK;
@@ -270,7 +269,7 @@ int smg_engine_disks_dst_open(const char *dir, const char *domain, size_t n,
 	if ((e = calloc(1, sizeof(*e))) == NULL)
 		return SMG_ERR_NOMEM;
 	for (unsigned i = 0; i < n; i++) {
-		snprintf(e->path[i], sizeof(e->path[i]), "%s/%s.%u.img", dir, domain, i);
+		snprintf(e->path[i], sizeof(e->path[i]), "%s", paths[i]);
 		e->chunk[i] = chunks[i];
 		if ((r = smg_stg_dst_open(e->path[i], sizes[i], chunks[i], i,
 					  &e->sd[i])) != SMG_OK) {

@@ -14,6 +14,13 @@ struct smg_session;
 struct smg_netid_host; /* network block below */
 struct smg_policy;
 struct smg_audit;
+struct smg_hostdef;
+/* What this receiver holds for incoming migrations at once, against the
+ * definitions' "limit total" and "limit peer" (engine/plan_check.c). One
+ * per receiver process, shared by its sessions. */
+struct smg_capacity;
+int smg_capacity_new(const struct smg_hostdef *defs, struct smg_capacity **out);
+void smg_capacity_free(struct smg_capacity *c);
 
 /* NULL-terminated list of the backends compiled into this build. */
 const char *const *smg_engine_backend_names(void);
@@ -171,13 +178,19 @@ struct smg_recv_opts {
 	struct smg_backend_opts bopts;
 	const char *state_dir; /* durable outcome records: DIR/outcomes/ID */
 	bool check_memory;     /* recompute the memory root from scratch (tests) */
-	const char
-	    *disk_dir; /* incoming disk images DIR/<domain>.<i>.img; NULL: state_dir */
+	/* incoming disk images DIR/<domain>.<i>.img; NULL: the definitions'
+	 * storage directory */
+	const char *disk_dir;
 	/* Host policy: at PLAN the source must be enrolled with a "send" line
 	 * for the domain and this host must carry the VM's placement labels,
 	 * else ABORT (reason POLICY) before any page moves. NULL: no check. */
 	const struct smg_policy *policy;
 	struct smg_audit *audit; /* audit/: log, tickets, the AK for receipts */
+	/* This host's VM definitions and capacity (docs/hostdef.md): every
+	 * plan is matched against them before anything is allocated; no
+	 * matching definition, or over capacity: ABORT (reason POLICY). */
+	const struct smg_hostdef *defs;
+	struct smg_capacity *capacity;
 	smg_event_fn event;
 	void *event_arg;
 	/* network: build the VM's NICs at PLAN, switch them on and announce
@@ -361,6 +374,10 @@ struct smg_netid_host {
 	char bridge[SMG_NETID_IFNAME_MAX];    /* the host bridge (xenbr0, hbr) */
 	unsigned prefix4, prefix6;	      /* on-link prefix: 0 = 24 / 64 */
 };
+/* The host-side vif name of NIC idx of domain (collision-free, see
+ * engine/netid_handover.c). */
+void smg_netid_vif_name(const char *domain, unsigned idx,
+			char out[static SMG_NETID_IFNAME_MAX]);
 /* Name and fill the identity of NIC number idx of domain. */
 int smg_netid_from_nic(const struct smg_netid_host *host, const char *domain,
 		       unsigned idx, const struct smg_nic *nic, struct smg_netid *out);

@@ -37,9 +37,9 @@ int smg_engine_disks_src_root(struct smg_engine_disks *e, unsigned i,
 			      uint8_t root[SMG_DIGEST_LEN]);
 /* Source: end tracking (before COMMIT: merge WAIO writes back), resume I/O. */
 int smg_engine_disks_end(struct smg_engine_disks *e, bool committed);
-int smg_engine_disks_dst_open(const char *dir, const char *domain, size_t n,
-			      const uint64_t *sizes, const uint32_t *chunks,
-			      struct smg_engine_disks **out);
+/* The images go to the paths the destination chose (plan_check.c). */
+int smg_engine_disks_dst_open(const char *const *paths, size_t n, const uint64_t *sizes,
+			      const uint32_t *chunks, struct smg_engine_disks **out);
 int smg_engine_disks_apply(struct smg_engine_disks *e, unsigned chan, unsigned nchan,
 			   const uint8_t *p, size_t len);
 /* Compare each disk's root with the manifest's; fresh (recv --check-memory)
@@ -51,6 +51,20 @@ void smg_engine_disks_damage(struct smg_engine_disks *e);
 /* Destination before COMMIT: remove the incoming images. */
 void smg_engine_disks_discard(struct smg_engine_disks *e);
 void smg_engine_disks_free(struct smg_engine_disks *e);
+
+/* ---- the destination's answer to a plan (engine/plan_check.c) ----------- */
+struct ProtobufCMessage;
+struct Smg__Plan;
+/* Match the plan against this host's definitions: SMG_OK with the build
+ * filled (images under disk_dir, matched NICs), or SMG_ERR_POLICY with the
+ * reason in b->why. *disk_total: bytes of disk the plan asks for. */
+int smg_plan_check(const struct Smg__Plan *p, const struct smg_hostdef *d,
+		   const char *peer, const char *disk_dir, struct smg_vm_build *b,
+		   uint64_t *disk_total);
+int smg_capacity_reserve(struct smg_capacity *c, const char *peer, uint64_t memory,
+			 uint64_t disk, char *why, size_t why_len);
+void smg_capacity_release(struct smg_capacity *c, const char *peer, uint64_t memory,
+			  uint64_t disk);
 
 /* Pages go to channels in groups so that a page always travels on the same
  * channel: a later version can never overtake an earlier one. */
@@ -150,11 +164,11 @@ void smg_engine_hash(const void *p, size_t len, uint8_t out[SMG_DIGEST_LEN]);
 struct smg_frame;
 /* Take the running instance's state (domain paused), send VTPM_STATE on
  * channel 0; hash receives the manifest's vtpm_hash. */
-int smg_engine_vtpm_send(struct smg_session *s, uint16_t ctrl_port,
+int smg_engine_vtpm_send(struct smg_session *s, const char *ctrl,
 			 uint8_t hash[SMG_DIGEST_LEN], uint64_t *bytes);
 /* Check a VTPM_STATE frame against its hash, load it into the waiting
  * instance at ctrl_port; hash receives the state's hash. */
-int smg_engine_vtpm_recv(const struct smg_frame *f, uint16_t ctrl_port,
+int smg_engine_vtpm_recv(const struct smg_frame *f, const char *ctrl,
 			 uint8_t hash[SMG_DIGEST_LEN]);
 
 #endif

@@ -391,7 +391,7 @@ static int send_state_and_manifest(struct src *c)
 		disk_roots[i] = (ProtobufCBinaryData){SMG_DIGEST_LEN, roots[i]};
 	}
 	if (c->info.has_vtpm) {
-		if ((r = smg_engine_vtpm_send(c->s, c->info.vtpm_ctrl_port, vtpm_hash,
+		if ((r = smg_engine_vtpm_send(c->s, c->info.vtpm_ctrl, vtpm_hash,
 					      &c->st->bytes_sent)) != SMG_OK)
 			return r;
 		mf.vtpm_hash = (ProtobufCBinaryData){SMG_DIGEST_LEN, vtpm_hash};

@@ -154,6 +154,12 @@ static void *accept_main(void *arg)
 		fd = accept4(s->lfd, NULL, NULL, SOCK_CLOEXEC);
 		if (fd < 0)
 			continue;
+		if (!smg_peer_is_owner(fd)) {
+			smg_peer_log(SMG_LOG_WARN,
+				     "nbd: refusing a client of another user");
+			close(fd);
+			continue;
+		}
 		start_client(s, fd);
 	}
 	return NULL;
@@ -181,8 +187,12 @@ int smg_nbd_server_start(struct smg_vdisk *d, const char *sock_path,
 	strcpy(sa.sun_path, sock_path);
 	(void)unlink(sock_path); /* a stale socket from an earlier run */
 	s->lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (s->lfd < 0 || bind(s->lfd, (struct sockaddr *)&sa, sizeof(sa)) != 0 ||
-	    chmod(sock_path, 0600) != 0 || listen(s->lfd, SMG_NBD_CLIENTS_MAX) != 0 ||
+	/* 0600 from birth: a chmod after bind leaves a window in which any
+	 * local user may connect (issue 13). */
+	mode_t old = umask(077);
+	int rc = s->lfd < 0 ? -1 : bind(s->lfd, (struct sockaddr *)&sa, sizeof(sa));
+	umask(old);
+	if (rc != 0 || listen(s->lfd, SMG_NBD_CLIENTS_MAX) != 0 ||
 	    pipe2(s->stop_pipe, O_CLOEXEC) != 0) {
 		r = smg_err_sys(errno);
 		smg_err("nbd: %s: %s", sock_path, strerror(errno));

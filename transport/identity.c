@@ -91,6 +91,14 @@ static int read_small(const char *path, char *buf, size_t cap, bool private_key)
 		r = SMG_ERR_PERM;
 		goto out;
 	}
+	/* Keys and the peers file decide whom we trust: nobody else may
+	 * rewrite them. */
+	char why[512];
+	if (smg_file_check_private(fd, path, why, sizeof(why)) != SMG_OK) {
+		smg_err("%s", why);
+		r = SMG_ERR_PERM;
+		goto out;
+	}
 	if ((size_t)st.st_size >= cap) {
 		smg_err("%s: file too large (%lld bytes, at most %zu)", path,
 			(long long)st.st_size, cap - 1);

@@ -203,34 +203,50 @@ int smg_session_attach(struct smg_session *s, unsigned idx, int fd,
 	return smg_chan_io_init(c, fd, opts->force_poll, io_timeout(opts));
 }
 
-int smg_session_stream_start(struct smg_session *s, unsigned idx, uint64_t deadline_ms)
+void smg_session_stream_offer(struct smg_session *s, unsigned idx,
+			      uint8_t frame[SMG_STREAM_FRAME_LEN])
 {
 	struct chan *c = &s->ch[idx];
-	uint8_t key[SS_KEY], frame[4 + 1 + SS_HEADER], in[HS_WIRE_MAX];
-	unsigned txdir = s->initiator ? 0 : 1;
-	size_t len;
-	int r;
+	uint8_t key[SS_KEY];
 
-	smg_hs_chan_key(s->session_key, idx, txdir, key);
+	smg_hs_chan_key(s->session_key, idx, s->initiator ? 0 : 1, key);
 	smg_store_be32(frame, 1 + SS_HEADER);
 	frame[4] = SMG_FT_STREAM;
 	crypto_secretstream_xchacha20poly1305_init_push(&c->tx.st, frame + 5, key);
-	if ((r = smg_sock_write_all(c->fd, frame, sizeof(frame), deadline_ms)) != 0)
-		goto out;
-	if ((r = smg_sock_read_hs(c->fd, in, sizeof(in), deadline_ms, &len)) != 0)
-		goto out;
+	sodium_memzero(key, sizeof(key));
+}
+
+int smg_session_stream_accept(struct smg_session *s, unsigned idx, const uint8_t *in,
+			      size_t len)
+{
+	struct chan *c = &s->ch[idx];
+	uint8_t key[SS_KEY];
+	int r;
+
 	if ((r = check_reject(in, len)) != 0)
-		goto out;
-	if (len != sizeof(frame) || in[4] != SMG_FT_STREAM) {
-		r = SMG_ERR_PROTO;
-		goto out;
-	}
-	smg_hs_chan_key(s->session_key, idx, 1 - txdir, key);
-	if (crypto_secretstream_xchacha20poly1305_init_pull(&c->rx.st, in + 5, key) != 0)
-		r = SMG_ERR_PROTO;
-out:
+		return r;
+	if (len != SMG_STREAM_FRAME_LEN || in[4] != SMG_FT_STREAM)
+		return SMG_ERR_PROTO;
+	smg_hs_chan_key(s->session_key, idx, s->initiator ? 1 : 0, key);
+	r = crypto_secretstream_xchacha20poly1305_init_pull(&c->rx.st, in + 5, key) != 0
+		? SMG_ERR_PROTO
+		: SMG_OK;
 	sodium_memzero(key, sizeof(key));
 	return r;
+}
+
+int smg_session_stream_start(struct smg_session *s, unsigned idx, uint64_t deadline_ms)
+{
+	struct chan *c = &s->ch[idx];
+	uint8_t frame[SMG_STREAM_FRAME_LEN], in[HS_WIRE_MAX];
+	size_t len;
+	int r;
+
+	smg_session_stream_offer(s, idx, frame);
+	if ((r = smg_sock_write_all(c->fd, frame, sizeof(frame), deadline_ms)) != 0 ||
+	    (r = smg_sock_read_hs(c->fd, in, sizeof(in), deadline_ms, &len)) != 0)
+		return r;
+	return smg_session_stream_accept(s, idx, in, len);
 }
 
 static int tcp_connect(const char *host, uint16_t port, uint64_t deadline, int sock_buf,
@@ -303,6 +319,12 @@ static int client_handshake(int fd, struct hs *hs, const struct smg_session_opts
 					 &olen)) != 0)
 		goto out;
 	r = smg_sock_write_all(fd, out, olen, deadline);
+	/* A mode extension: the server's TPM-bound confirmation and evidence
+	 * come after it verified our signature (docs/protocol.md, FINISH). */
+	if (r == 0 && hs->state == HS_WAIT_FINISH &&
+	    (r = smg_sock_read_hs(fd, auth, HS_WIRE_MAX, deadline, &alen)) == 0 &&
+	    (r = check_reject(auth, alen)) == 0)
+		r = smg_hs_client_on_finish(hs, auth, alen);
 out:
 	free(out);
 	free(hello);

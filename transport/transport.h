@@ -107,7 +107,9 @@ struct smg_handshake_ext {
 /* Defaults (opts value 0). */
 #define SMG_HANDSHAKE_TIMEOUT_MS 10000
 #define SMG_IO_TIMEOUT_MS	 60000
-#define SMG_PREAUTH_MAX		 16 /* concurrent unauthenticated connections */
+#define SMG_PREAUTH_MAX		 64   /* concurrent unauthenticated connections */
+#define SMG_PREAUTH_PER_ADDR	 8    /* ... of them from one source address */
+#define SMG_HELLO_TIMEOUT_MS	 2000 /* a connection's first frame, complete */
 #define SMG_REKEY_BYTES		 (256ull << 20) /* per stream, then TAG_REKEY */
 #define SMG_REKEY_INTERVAL_MS	 120000		/* ... or after this long */
 

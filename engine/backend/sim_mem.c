@@ -122,8 +122,10 @@ int smg_sim_mem_map(int fd, bool populate, struct smg_sim_mem *m)
 	m->fd = -1;
 	if (size < (off_t)SMG_SIM_HDR_SIZE)
 		return SMG_ERR_BACKEND;
-	sh = mmap(NULL, (size_t)size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE,
-		  fd, 0);
+	/* A destination skeleton is not populated: its frames get memory as
+	 * pages arrive (a plan's size is a claim, not an allocation). */
+	sh = mmap(NULL, (size_t)size, PROT_READ | PROT_WRITE,
+		  MAP_SHARED | (populate ? MAP_POPULATE : 0), fd, 0);
 	if (sh == MAP_FAILED)
 		return smg_err_sys(errno);
 	if (sh->magic != SMG_SIM_MAGIC || sh->total_size != (uint64_t)size ||

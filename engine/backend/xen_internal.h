@@ -86,6 +86,7 @@ struct xen_backend {
 	struct smg_xs_sink sink;
 	pthread_mutex_t sink_lock; /* write_pages runs on several threads */
 	uint64_t *sent;		   /* bitmap of pfns populated on this side */
+	uint64_t *zeroed;	   /* pfns overwritten with zeros since */
 	bool stream_done;
 	bool is_dst;
 };
@@ -128,7 +129,7 @@ void smg_xen_src_close(struct xen_backend *x);
 
 /* xen_dst.c */
 int smg_xen_dst_create(struct smg_backend *self, const uint8_t *config, size_t len,
-		       struct smg_domain_info *info);
+		       struct smg_vm_build *build, struct smg_domain_info *info);
 int smg_xen_dst_write_pages(struct smg_backend *self, const uint64_t *pfns, size_t n,
 			    const uint8_t *data, bool zero_only);
 int smg_xen_dst_restore_state(struct smg_backend *self, const uint8_t *blob, size_t len);

@@ -54,7 +54,7 @@ recv_p() {
 	local pol=$1; shift
 	rm -f "$T/recv.out"
 	"$SECMIG" recv --listen 127.0.0.1:0 --once --json --check-memory \
-		--state-dir "$B" --policy "$pol" "$@" >"$T/recv.out" 2>"$T/recv.err" &
+		--state-dir "$B" --policy "$pol" --defs "$B/defs" "$@" >"$T/recv.out" 2>"$T/recv.err" &
 	RECV_PID=$!
 	PIDS+=($RECV_PID)
 	PORT=

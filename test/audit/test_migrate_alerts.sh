@@ -11,6 +11,7 @@ echo "dst $(cat "$B/host.key.pub")" >"$T/mallory-peers"
 
 # a long-running receiver: refused handshakes do not end it
 "$SECMIG" recv --listen 127.0.0.1:0 --json --state-dir "$B" --name dst \
+	--insecure-software-mode --defs "$B/defs" \
 	>"$T/recv.out" 2>"$T/recv.err" &
 RECV_PID=$!
 PIDS+=($RECV_PID)
@@ -45,6 +46,22 @@ grep -q 'alert .*peer=mallory peer_addr=127.0.0.1 kind=unknown_peer' "$T/show" |
 	{ err "no unknown_peer alert naming mallory"; cat "$T/show"; }
 [ "$(grep -c 'kind=handshake_refused' "$T/show")" = 5 ] ||
 	{ err "want 5 handshake_refused records (rate limit)"; cat "$T/show"; }
+# 2b. slowloris: nine silent connections from one address (its cap is 8):
+# the ninth takes the oldest one's slot (busy), the rest miss the
+# first-frame deadline (handshake_timeout); each one an alert.
+for i in $(seq 9); do
+	eval "exec $((i + 10))<>/dev/tcp/127.0.0.1/$PORT"
+done
+for _ in $(seq 200); do
+	"$SECMIG" audit show --state-dir "$B" >"$T/show"
+	[ "$(grep -c 'kind=handshake_timeout' "$T/show")" -ge 5 ] && break
+	sleep 0.1
+done
+for i in $(seq 9); do eval "exec $((i + 10))>&-"; done
+grep -q 'alert .*peer_addr=127.0.0.1 kind=busy' "$T/show" ||
+	{ err "no busy alert for the connection that lost its slot"; cat "$T/show"; }
+[ "$(grep -c 'kind=handshake_timeout' "$T/show")" -ge 5 ] ||
+	{ err "want handshake_timeout alerts for silent connections"; cat "$T/show"; }
 kill "$RECV_PID"
 wait "$RECV_PID" 2>/dev/null
 # --since filters by time; rotation keeps the directory verifiable
@@ -52,6 +69,21 @@ wait "$RECV_PID" 2>/dev/null
 	err "show --since -1h lost the records"
 [ -z "$("$SECMIG" audit show --state-dir "$B" --since +1h)" ] || err "show --since +1h shows records"
 "$SECMIG" audit rotate --state-dir "$B" --name dst >/dev/null || err "audit rotate"
+
+# 2c. a plan the destination's definitions refuse (a MAC B never offered):
+# exit 5 on both sides, a refused record on each, B's with stage plan
+last_record() { "$SECMIG" audit show --json --state-dir "$1" | tail -n 1; }
+vm r1 16M idle 0 "nic = mac=02:00:00:00:00:01,ipv4=10.9.0.1"
+start_recv
+send r1
+wait "$RECV_PID"; rrc=$?
+[ "$RC" = 5 ] && [ "$rrc" = 5 ] || err "foreign MAC: send $RC recv $rrc, want 5 and 5"
+last_record "$B" | grep '"outcome":"refused"' | grep '"stage":"plan"' |
+	grep -q 'MAC 02:00:00:00:00:01' ||
+	err "no refused record with the reason on B: $(last_record "$B")"
+last_record "$A" | grep -q '"outcome":"refused"' || err "no refused record on A: $(last_record "$A")"
+"$SECMIG" audit counters --json --state-dir "$B" | grep -q '"policy_denied":1,' ||
+	err "plan refusal not counted: $("$SECMIG" audit counters --json --state-dir "$B")"
 
 # 3. a tag failure: a byte flipped on the first data channel mid-round
 vm a2 32M uniform 5M

@@ -41,7 +41,7 @@ TB=$TCTI
 recv_tpm() { # [env...]
 	rm -f "$T/recv.out"
 	env "$@" "$SECMIG" recv --listen 127.0.0.1:0 --once --json --state-dir "$B" \
-		--policy "$B/policy" >"$T/recv.out" 2>"$T/recv.err" &
+		--policy "$B/policy" --defs "$B/defs" >"$T/recv.out" 2>"$T/recv.err" &
 	RECV_PID=$!
 	PIDS+=($RECV_PID)
 	PORT=

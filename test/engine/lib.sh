@@ -29,6 +29,19 @@ echo "dst $(cat "$B/host.key.pub")" >"$A/peers"
 echo "src $(cat "$A/host.key.pub")" >"$B/peers"
 chmod 600 "$A/peers" "$B/peers"
 
+# B's host definitions (docs/hostdef.md): any domain from src, NICs with
+# 52:54:00:* MACs in 10/8 and fd00::/8, disks into B's state dir.
+write_defs() { # DIR
+	{
+		echo "storage $1"; echo "bridge hbr"; echo "vm *"; echo "  vtpm yes"
+		for _ in 1 2 3 4; do echo "  nic bridge=hbr mac=52:54:00:00:00:00/24 ip=10.0.0.0/8 ip=fd00::/8"; done
+	} >"$1/defs"
+	chmod 600 "$1/defs"
+}
+write_defs "$A"
+write_defs "$B"
+VM_MACS=0
+
 "$SECMIG" --quiet sim host --state-dir "$A" & PIDS+=($!)
 "$SECMIG" --quiet sim host --state-dir "$B" & PIDS+=($!)
 for i in $(seq 100); do
@@ -43,7 +56,8 @@ vm() {
 		echo "name = $name"; echo "memory = $mem"; echo "vcpus = 2"
 		echo "workload = $wl"; echo "dirty_rate = $rate"
 		echo "hot_writes = 90"; echo "hot_pages = 5"; echo "seed = $RANDOM"
-		echo "nic = mac=52:54:00:00:00:01,ipv4=10.0.0.2"
+		VM_MACS=$((VM_MACS + 1))
+		printf 'nic = mac=52:54:00:00:%02x:%02x,ipv4=10.0.%d.2\n' $((VM_MACS / 256)) $((VM_MACS % 256)) $((VM_MACS % 256))
 		if [ $# = 0 ]; then echo "zero_pct = 20"; fi
 		for l in "$@"; do echo "$l"; done
 	} >"$T/$name.cfg"
@@ -54,7 +68,8 @@ vm() {
 start_recv() {
 	rm -f "$T/recv.out"
 	env "$@" "$SECMIG" --quiet recv --listen 127.0.0.1:0 --once --json --check-memory \
-		--state-dir "$B" --name dst >"$T/recv.out" 2>"$T/recv.err" &
+		--state-dir "$B" --name dst --insecure-software-mode --defs "$B/defs" \
+		>"$T/recv.out" 2>"$T/recv.err" &
 	RECV_PID=$!
 	PIDS+=($RECV_PID)
 	PORT=

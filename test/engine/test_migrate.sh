@@ -69,7 +69,7 @@ expect_on A slow "no-auto-converge abort"
 # The receiver as a service: several migrations in a row, and a cap on
 # concurrent ones (the second sender is refused while the first runs).
 "$SECMIG" --quiet recv --listen 127.0.0.1:0 --json --max-concurrent 1 --state-dir "$B" \
-	--name dst >"$T/svc.out" 2>"$T/svc.err" &
+	--name dst --insecure-software-mode --defs "$B/defs" >"$T/svc.out" 2>"$T/svc.err" &
 SVC=$!
 PIDS+=($SVC)
 for i in $(seq 100); do

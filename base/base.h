@@ -50,8 +50,9 @@ enum smg_err {
 	SMG_ERR_STORAGE = -37,
 	SMG_ERR_NBD = -38,
 	SMG_ERR_REPLAY = -39,
-	SMG_ERR_FAULT = -40, /* a named fault-injection point fired */
-	SMG_ERR_MAX_ = -41,
+	SMG_ERR_FAULT = -40,	   /* a named fault-injection point fired */
+	SMG_ERR_INTERRUPTED = -41, /* another thread of the session ended a wait */
+	SMG_ERR_MAX_ = -42,
 };
 
 const char *smg_strerror(int err);

@@ -47,6 +47,7 @@ static const char *const messages[] = {
     [-SMG_ERR_NBD] = "NBD protocol error",
     [-SMG_ERR_REPLAY] = "replay detected",
     [-SMG_ERR_FAULT] = "injected fault",
+    [-SMG_ERR_INTERRUPTED] = "wait interrupted",
 };
 
 _Static_assert(SMG_ARRAY_LEN(messages) == (size_t)-SMG_ERR_MAX_,

@@ -47,6 +47,7 @@ int smg_cmd_net(int argc, char **argv);
 int smg_cmd_tpm_enroll(int argc, char **argv);
 int smg_cmd_config(int argc, char **argv);
 int smg_cmd_sim(int argc, char **argv);
+int smg_cmd_disk(int argc, char **argv);
 int smg_cmd_send(int argc, char **argv);
 int smg_cmd_recv(int argc, char **argv);
 int smg_cmd_resolve(int argc, char **argv);

@@ -1,6 +1,7 @@
 /* `secmig recv`: the destination service. Long-running by default (several
  * migrations in a row, at most --max-concurrent at once); --once serves one
  * session in the foreground and exits with its code. */
+#include <errno.h>
 #include <getopt.h>
 #include <pthread.h>
 #include <signal.h>
@@ -19,6 +20,25 @@
 
 #define RECV_CONCURRENT_DEFAULT 4
 #define RECV_CONCURRENT_MAX	64
+
+#define SMG_CLI_PROGRESS_TIMEOUT_MAX 3600000u	/* 1 h */
+#define SMG_CLI_SESSION_TIMEOUT_MAX  604800000u /* 7 days */
+
+/* A limit in ms, 100..max. */
+static int parse_ms(const char *arg, unsigned max, unsigned *out)
+{
+	unsigned long long v;
+	char *end;
+
+	if (arg[0] < '0' || arg[0] > '9')
+		return -1;
+	errno = 0;
+	v = strtoull(arg, &end, 10);
+	if (errno != 0 || *end != '\0' || v < 100 || v > max)
+		return -1;
+	*out = (unsigned)v;
+	return 0;
+}
 
 static int usage(const char *fmt, const char *arg)
 {
@@ -138,12 +158,14 @@ int smg_cmd_recv(int argc, char **argv)
 	    {"peers", required_argument, NULL, 'p'},
 	    {"name", required_argument, NULL, 'n'},
 	    {"check-memory", no_argument, NULL, 'C'},
-	    {"disk-dir", required_argument, NULL, 1000},
+	    {"disk-socket", required_argument, NULL, 1000},
 	    {"policy", required_argument, NULL, 1100},
 	    {"tcti", required_argument, NULL, 1101},
 	    {"operators", required_argument, NULL, 1201},
-	    {"defs", required_argument, NULL, 1102},
-	    {"insecure-software-mode", no_argument, NULL, 1103},
+	    {"progress-timeout", required_argument, NULL, 1102},
+	    {"session-timeout", required_argument, NULL, 1103},
+	    {"defs", required_argument, NULL, 1104},
+	    {"insecure-software-mode", no_argument, NULL, 1105},
 	    {"help", no_argument, NULL, 'h'},
 	    SMG_CLI_NET_OPTIONS,
 	    {NULL, 0, NULL, 0},
@@ -155,7 +177,7 @@ int smg_cmd_recv(int argc, char **argv)
 	unsigned channels = SMG_CHANNELS_MAX;
 	bool once = false, json = false, insecure = false;
 	struct smg_netid_host net;
-	unsigned io_timeout = 0;
+	unsigned io_timeout = 0, progress_timeout = 0, session_timeout = 0;
 	char host[SMG_CLI_HOST_MAX];
 	uint16_t port;
 	uint64_t v;
@@ -203,7 +225,7 @@ int smg_cmd_recv(int argc, char **argv)
 			name = optarg;
 			break;
 		case 1000:
-			ctx.ro.disk_dir = optarg;
+			ctx.ro.disk_socket = optarg;
 			break;
 		case 1100:
 			policy = optarg;
@@ -214,10 +236,10 @@ int smg_cmd_recv(int argc, char **argv)
 		case 1201:
 			operators = optarg;
 			break;
-		case 1102:
+		case 1104:
 			defs = optarg;
 			break;
-		case 1103:
+		case 1105:
 			insecure = true;
 			break;
 		case 'C':
@@ -235,6 +257,20 @@ int smg_cmd_recv(int argc, char **argv)
 			if (smg_cli_io_timeout(optarg, &io_timeout) != 0)
 				return usage("--io-timeout: 100..3600000 ms, not '%s'",
 					     optarg);
+			break;
+		case 1102:
+			if (parse_ms(optarg, SMG_CLI_PROGRESS_TIMEOUT_MAX,
+				     &progress_timeout) != 0)
+				return usage(
+				    "--progress-timeout: 100..3600000 ms, not '%s'",
+				    optarg);
+			break;
+		case 1103:
+			if (parse_ms(optarg, SMG_CLI_SESSION_TIMEOUT_MAX,
+				     &session_timeout) != 0)
+				return usage(
+				    "--session-timeout: 100..604800000 ms, not '%s'",
+				    optarg);
 			break;
 		case 'h':
 			printf("%s", smg_cmd_find("recv")->usage);
@@ -285,6 +321,8 @@ int smg_cmd_recv(int argc, char **argv)
 	ci.so.channels = channels;
 	ci.so.io_timeout_ms = io_timeout;
 	ci.so.handshake_timeout_ms = io_timeout;
+	ci.so.progress_timeout_ms = progress_timeout;
+	ci.so.session_timeout_ms = session_timeout;
 	if ((r = smg_cli_tpm_load(&tpm, policy, tcti, &ci.so)) != SMG_OK) {
 		smg_cli_ident_free(&ci);
 		return smg_exit_from_err(r);

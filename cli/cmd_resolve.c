@@ -131,6 +131,13 @@ int smg_cmd_resolve(int argc, char **argv)
 	    smg_netid_settle(&net, domain, oc == SMG_RESOLVED_DISCARDED, &nnics) !=
 		SMG_OK)
 		smg_warn("resolve: the VM's NICs on this host could not be settled");
+	/* storage: the disks held handed-over follow it too (docs/storage.md). */
+	unsigned ndisks;
+	if (r == SMG_OK &&
+	    smg_engine_disks_settle(dir, domain, oc == SMG_RESOLVED_RUNNING, &ndisks) !=
+		SMG_OK)
+		smg_warn("resolve: the VM's disks on this host could not all be settled "
+			 "('secmig disk settle')");
 	int code = r == SMG_OK ? SMG_EXIT_OK : SMG_EXIT_IN_DOUBT;
 	const char *what =
 	    oc == SMG_RESOLVED_RUNNING ? "destination runs the VM; source copy destroyed"

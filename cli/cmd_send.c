@@ -47,7 +47,7 @@ int smg_cmd_send(int argc, char **argv)
 	    {"rule", required_argument, NULL, 'r'},
 	    {"max-rounds", required_argument, NULL, 'R'},
 	    {"storage-mode", required_argument, NULL, 1000},
-	    {"nbd-dir", required_argument, NULL, 1001},
+	    {"disk-socket", required_argument, NULL, 1001},
 	    {"disk-workload", required_argument, NULL, 1002},
 	    {"check-memory", no_argument, NULL, 'C'},
 	    {"policy", required_argument, NULL, 1100},
@@ -157,7 +157,7 @@ int smg_cmd_send(int argc, char **argv)
 					     optarg);
 			break;
 		case 1001:
-			so.nbd_dir = optarg;
+			so.disk_socket = optarg;
 			break;
 		case 1002:
 			so.disk_workload = optarg;

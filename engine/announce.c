@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -23,6 +24,8 @@
 
 #define ANNOUNCE_TARGETS_MAX 16
 #define EVENT_MAX	     512
+#define LINK_POLL_NS	     2000000L /* 2 ms */
+#define LINK_WAIT_POLLS	     500      /* at most 1 s for the carrier */
 
 struct ann_sock {
 	int fd;
@@ -166,6 +169,27 @@ static unsigned round_delay(const struct smg_announce_sched *s, unsigned round)
 	return d < s->max_ms ? (unsigned)d : s->max_ms;
 }
 
+/* The NIC was switched on a moment ago (netid_handover.c): the kernel
+ * starts its transmit queue only once it has processed the carrier change
+ * (linkwatch, asynchronous), and a frame sent before that is dropped
+ * silently. Wait, bounded, until every NIC says it is running. */
+static void wait_running(struct smg_announce *a)
+{
+	struct timespec nap = {0, LINK_POLL_NS};
+	struct ifreq ifr;
+
+	for (size_t i = 0; i < a->n; i++) {
+		memset(&ifr, 0, sizeof(ifr));
+		snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", a->socks[i].ifname);
+		for (unsigned t = 0; t < LINK_WAIT_POLLS; t++) {
+			if (ioctl(a->socks[i].fd, SIOCGIFFLAGS, &ifr) != 0 ||
+			    (ifr.ifr_flags & IFF_RUNNING))
+				break;
+			nanosleep(&nap, NULL);
+		}
+	}
+}
+
 static void *announce_thread(void *p)
 {
 	struct smg_announce *a = p;
@@ -174,6 +198,7 @@ static void *announce_thread(void *p)
 	size_t i;
 	int r;
 
+	wait_running(a);
 	clock_gettime(CLOCK_MONOTONIC, &at);
 	for (round = 1; round <= a->sched.rounds; round++) {
 		delay = round_delay(&a->sched, round);

@@ -73,7 +73,11 @@ struct smg_vm_build {
 	uint64_t memory_bytes;
 	uint32_t vcpus;
 	bool vtpm;
-	unsigned n_disks; /* images this host creates, names it generated */
+	/* Disks this host's disk service creates: their names there (D.i,
+	 * generated here) and the image files they are, in the definitions'
+	 * storage directory (the service's: disk serve --defs). */
+	unsigned n_disks;
+	char disk_name[SMG_DOMAIN_DISKS_MAX][SMG_DOMAIN_NAME_MAX + 16];
 	char disk_path[SMG_DOMAIN_DISKS_MAX][SMG_DOMAIN_PATH_MAX];
 	uint64_t disk_size[SMG_DOMAIN_DISKS_MAX];
 	unsigned n_nics; /* matched against the definition's nic lines */
@@ -92,6 +96,13 @@ struct smg_backend_ops {
 	/* ---- source side ---------------------------------------------------- */
 	int (*domain_open)(struct smg_backend *self, const char *name,
 			   struct smg_domain_info *info);
+	/* Optional; NULL: every frame 0..pages-1 is the guest's memory. Sets
+	 * in bitmap (pages bits) the frames that are the guest's memory now
+	 * (Xen: populated; the rest are holes) and their count: the first
+	 * round sends only these. A frame that appears or goes later is
+	 * reported dirty by logdirty_peek_clear, so the rounds after the
+	 * first need nothing more. */
+	int (*populated)(struct smg_backend *self, uint64_t *bitmap, uint64_t *count);
 	/* Log-dirty (Xen: XEN_DOMCTL_SHADOW_OP_ENABLE_LOGDIRTY / PEEK+CLEAN /
 	 * OFF). peek_clear ORs the pages dirtied since the previous call into
 	 * bitmap (pages bits, 64 per word) and clears them at the source

@@ -41,7 +41,7 @@ struct dst {
 	unsigned threads;
 	pthread_t hasher;
 	bool hashing;
-	bool chan0_final, committed;
+	bool committed;
 	bool nics_built;	  /* network: NICs prepared on this host */
 	struct smg_announce *ann; /* network: clean-up running after resume */
 	Smg__Manifest *manifest;
@@ -81,6 +81,7 @@ static int reply_plan(struct dst *d, bool ok, const char *why)
 
 static int start_threads(struct dst *d)
 {
+	d->rx[0] = (struct smg_xfer_recv){.d = &d->xd, .chan = 0}; /* this thread's */
 	for (unsigned c = 1; c < d->xd.nchan; c++) {
 		d->rx[c] = (struct smg_xfer_recv){.d = &d->xd, .chan = c};
 		if (pthread_create(&d->rx[c].tid, NULL, smg_xfer_recv_main, &d->rx[c]) !=
@@ -114,27 +115,31 @@ static int join_threads(struct dst *d)
 	return atomic_load(&d->xd.err) ?: r;
 }
 
-/* The plan's disks as new sparse images under the names the build chose
- * (this host's storage directory; a disk from the peer never names our
- * paths). Sizes were checked against the definitions already. */
+/* The plan's disks as new disks of this host's disk service, under the
+ * names the build chose (DOMAIN.i; the service keeps them in its storage
+ * directory, the definitions' `storage`): a disk from the peer never names
+ * our paths. Sizes were checked against the definitions already. */
 static int open_disks(struct dst *d, const Smg__Plan *p)
 {
 	uint64_t sizes[SMG_DOMAIN_DISKS_MAX];
 	uint32_t chunks[SMG_DOMAIN_DISKS_MAX];
-	const char *paths[SMG_DOMAIN_DISKS_MAX];
+	const char *sock =
+	    d->o->disk_socket != NULL ? d->o->disk_socket : d->o->state_dir;
+	const char *names[SMG_DOMAIN_DISKS_MAX];
 
 	if (p->n_disks != d->build.n_disks)
 		return SMG_ERR_PROTO;
-	if (p->n_disks > 0 && p->storage_mode == SMG__STORAGE_MODE__STORAGE_NONE)
-		return SMG_OK; /* shared storage: nothing travels */
+	if (p->n_disks == 0 || p->storage_mode == SMG__STORAGE_MODE__STORAGE_NONE)
+		return SMG_OK; /* none, or shared storage: nothing travels */
 	for (size_t i = 0; i < p->n_disks; i++) {
 		if (p->disks[i]->index != i || p->disks[i]->size > SMG_STG_DISK_MAX)
 			return SMG_ERR_PROTO;
 		sizes[i] = p->disks[i]->size;
 		chunks[i] = p->disks[i]->chunk_size;
-		paths[i] = d->build.disk_path[i];
+		names[i] = d->build.disk_name[i];
 	}
-	return smg_engine_disks_dst_open(paths, p->n_disks, sizes, chunks, &d->disks);
+	return smg_engine_disks_dst_open(sock != NULL ? sock : ".", names, p->n_disks,
+					 sizes, chunks, &d->disks);
 }
 
 /* Folds arriving pages into the Merkle tree while they arrive, so that at
@@ -213,7 +218,6 @@ static int refuse_plan(struct dst *d, int err, const char *why)
 static int match_plan(struct dst *d, const Smg__Plan *p)
 {
 	const char *peer = smg_session_peer_name(d->s);
-	const char *dir = d->o->disk_dir;
 	int r;
 
 	if (!smg_migration_id_valid(p->migration_id) ||
@@ -237,10 +241,8 @@ static int match_plan(struct dst *d, const Smg__Plan *p)
 	if (d->o->defs == NULL)
 		return refuse_plan(d, SMG_ERR_POLICY,
 				   "this receiver has no VM definitions (recv --defs)");
-	if (dir == NULL)
-		dir = d->o->defs->storage;
-	if ((r = smg_plan_check(p, d->o->defs, peer, dir, &d->build, &d->disk_total)) !=
-	    SMG_OK)
+	if ((r = smg_plan_check(p, d->o->defs, peer, d->o->defs->storage, &d->build,
+				&d->disk_total)) != SMG_OK)
 		return refuse_plan(d, r, d->build.why);
 	for (unsigned i = 0; d->o->net != NULL && i < d->build.n_nics; i++)
 		if (strcmp(d->build.bridge[i], d->o->net->bridge) != 0)
@@ -332,7 +334,7 @@ static int on_plan(struct dst *d, const struct smg_frame *f)
 				       .nchan = smg_session_channels(d->s),
 				       .final_round = -1};
 	pthread_mutex_init(&d->xd.lock, NULL);
-	pthread_cond_init(&d->xd.cond, NULL);
+	smg_engine_cond_init(&d->xd.cond);
 	if ((r = smg_merkle_new(d->info.pages, d->info.page_size, &d->xd.mk)) != SMG_OK ||
 	    (r = start_threads(d)) != SMG_OK) {
 		reply_plan(d, false, "out of resources");
@@ -356,8 +358,16 @@ static int on_round_start(struct dst *d, const struct smg_frame *f)
 		return r;
 	rs = (Smg__RoundStart *)m;
 	pthread_mutex_lock(&d->xd.lock);
-	if (rs->round != d->xd.known_round || d->xd.final_round >= 0) {
-		r = SMG_ERR_STATE; /* rounds count up from 0, nothing after final */
+	/* Rounds count up from 0, each after channel 0 ended the one before,
+	 * and nothing follows the final one. */
+	if (rs->round != d->xd.known_round || rs->round != d->rx[0].round ||
+	    d->xd.final_round >= 0) {
+		smg_peer_log(
+		    SMG_LOG_ERROR,
+		    "ROUND_START %u out of sequence (next %u, channel 0 in %u%s)",
+		    rs->round, d->xd.known_round, d->rx[0].round,
+		    d->xd.final_round >= 0 ? ", after the final round" : "");
+		r = SMG_ERR_STATE;
 	} else {
 		d->xd.known_round = rs->round + 1;
 		if (rs->final)
@@ -380,13 +390,14 @@ static int on_round_start(struct dst *d, const struct smg_frame *f)
 static int wait_data_channels(struct dst *d)
 {
 	uint64_t t0 = smg_now_ms();
-	int r;
+	int r = SMG_OK;
 
 	pthread_mutex_lock(&d->xd.lock);
-	while (d->xd.chans_done < d->threads && atomic_load(&d->xd.err) == SMG_OK)
-		pthread_cond_wait(&d->xd.cond, &d->xd.lock);
+	while (d->xd.chans_done < d->threads && atomic_load(&d->xd.err) == SMG_OK &&
+	       r == SMG_OK)
+		r = smg_engine_cond_wait(&d->xd.cond, &d->xd.lock, d->s, t0);
 	pthread_mutex_unlock(&d->xd.lock);
-	if ((r = atomic_load(&d->xd.err)) != SMG_OK)
+	if (r != SMG_OK || (r = atomic_load(&d->xd.err)) != SMG_OK)
 		return r;
 	if ((r = join_threads(d)) == SMG_OK)
 		smg_debug(
@@ -417,7 +428,7 @@ static int on_device_state(struct dst *d, const struct smg_frame *f)
 	Smg__DeviceState *ds;
 	int r;
 
-	if (d->xd.final_round < 0 || d->have_state || !d->chan0_final)
+	if (d->xd.final_round < 0 || d->have_state || !d->rx[0].finished)
 		return SMG_ERR_STATE;
 	if ((r = smg_frame_unpack(f, &smg__device_state__descriptor, &m)) != SMG_OK)
 		return r;
@@ -438,7 +449,8 @@ static int on_manifest(struct dst *d, const struct smg_frame *f)
 	ProtobufCMessage *m;
 	int r;
 
-	if (!d->have_state)
+	/* After the state, and the vTPM's state if the VM has one. */
+	if (!d->have_state || (d->info.has_vtpm && !d->have_vtpm))
 		return SMG_ERR_STATE;
 	if ((r = smg_frame_unpack(f, &smg__manifest__descriptor, &m)) != SMG_OK)
 		return r;
@@ -447,17 +459,42 @@ static int on_manifest(struct dst *d, const struct smg_frame *f)
 	return SMG_OK;
 }
 
+/* A frame impossible in sequence is the peer's protocol error: the ABORT
+ * says so (exit 10 on both sides). */
+static void protocol_reason(struct dst *d)
+{
+	if (d->reason == SMG__ABORT_REASON__ABORT_UNSPECIFIED &&
+	    (d->err == SMG_ERR_PROTO || d->err == SMG_ERR_STATE))
+		d->reason = SMG__ABORT_REASON__ABORT_PROTOCOL;
+}
+
+/* Every data channel ended with the final round's ROUND_END: anything it
+ * holds beyond that came after the final round. */
+static int nothing_after_final(struct dst *d)
+{
+	for (unsigned c = 1; c < d->xd.nchan; c++)
+		if (smg_chan_has_input(d->s, c)) {
+			smg_peer_log(SMG_LOG_ERROR,
+				     "channel %u: a frame after the final round", c);
+			return SMG_ERR_STATE;
+		}
+	return SMG_OK;
+}
+
 /* RECEIVING: control and channel-0 pages until the manifest arrives. */
 static enum dst_state do_receiving(struct dst *d)
 {
 	struct smg_frame f;
-	bool fin = false;
 
-	/* A channel thread failed: abort now (it keeps draining its channel). */
+	/* A channel thread failed: abort now (it keeps draining its channel);
+	 * it interrupts our wait on channel 0 to say so. */
 	if ((d->err = atomic_load(&d->xd.err)) != SMG_OK)
+		return protocol_reason(d), DST_ABORTED;
+	if ((d->err = smg_chan_recv(d->s, 0, &f)) != SMG_OK) {
+		if (d->err == SMG_ERR_INTERRUPTED)
+			return DST_RECEIVING; /* the check above says why */
 		return DST_ABORTED;
-	if ((d->err = smg_chan_recv(d->s, 0, &f)) != SMG_OK)
-		return DST_ABORTED;
+	}
 	switch (f.type) {
 	case SMG_FT_ROUND_START:
 		d->err = on_round_start(d, &f);
@@ -466,18 +503,13 @@ static enum dst_state do_receiving(struct dst *d)
 	case SMG_FT_ZERO_PAGES:
 	case SMG_FT_DISK_CHUNK:
 	case SMG_FT_ROUND_END:
-		if (d->chan0_final) {
-			d->err = SMG_ERR_STATE;
-			break;
-		}
-		d->err = smg_xfer_recv_frame(&d->xd, 0, f.type, f.payload, f.len, &fin);
-		d->chan0_final |= fin;
+		d->err = smg_xfer_recv_frame(&d->rx[0], f.type, f.payload, f.len);
 		break;
 	case SMG_FT_DEVICE_STATE:
 		d->err = on_device_state(d, &f);
 		break;
-	case SMG_FT_VTPM_STATE:
-		if (!d->info.has_vtpm || d->have_vtpm || d->xd.final_round < 0)
+	case SMG_FT_VTPM_STATE: /* once, after DEVICE_STATE */
+		if (!d->info.has_vtpm || d->have_vtpm || !d->have_state)
 			d->err = SMG_ERR_STATE;
 		else if ((d->err = smg_engine_vtpm_recv(&f, d->info.vtpm_ctrl,
 							d->vtpm_hash)) == SMG_OK)
@@ -486,7 +518,7 @@ static enum dst_state do_receiving(struct dst *d)
 			d->reason = SMG__ABORT_REASON__ABORT_INTEGRITY;
 		break;
 	case SMG_FT_MANIFEST:
-		if (!d->chan0_final)
+		if (!d->rx[0].finished)
 			d->err = SMG_ERR_STATE;
 		else if ((d->err = on_manifest(d, &f)) == SMG_OK)
 			return DST_VERIFY;
@@ -501,8 +533,7 @@ static enum dst_state do_receiving(struct dst *d)
 		d->err = SMG_ERR_STATE;
 		break;
 	}
-	if (d->err == SMG_ERR_PROTO || d->err == SMG_ERR_STATE)
-		d->reason = SMG__ABORT_REASON__ABORT_PROTOCOL;
+	protocol_reason(d);
 	return d->err == SMG_OK ? DST_RECEIVING : DST_ABORTED;
 }
 
@@ -521,10 +552,9 @@ static enum dst_state do_verify(struct dst *d)
 	emit(d, SMG_EV_PHASE, SMG_PHASE_VERIFY, NULL);
 	stop_hasher(d);
 	if ((d->err = atomic_load(&d->xd.err)) != SMG_OK ||
-	    (d->err = join_threads(d)) != SMG_OK)
-		return DST_ABORTED;
-	if (smg_fault_on(SMG_FI_DST_BAD_DISK))
-		smg_engine_disks_damage(d->disks);
+	    (d->err = join_threads(d)) != SMG_OK ||
+	    (d->err = nothing_after_final(d)) != SMG_OK)
+		return protocol_reason(d), DST_ABORTED;
 	if (smg_fault_on(SMG_FI_DST_BAD_ROOT)) {
 		/* A page damaged after it arrived (bad RAM, a buggy backend). */
 		uint8_t *junk = malloc(d->info.page_size);
@@ -638,8 +668,11 @@ static enum dst_state do_ready_sent(struct dst *d)
 		d->err = SMG_ERR_PROTO;
 		return DST_ABORTED;
 	}
-	/* The record comes first: if a resolve query already declared this
-	 * migration discarded, COMMIT loses (the record moved) and nothing resumes. */
+	/* The disks are kept first (a crash after the record must find them);
+	 * then the record: if a resolve query already declared this migration
+	 * discarded, COMMIT loses (the record moved) and nothing resumes. */
+	if ((d->err = smg_engine_disks_commit(d->disks)) != SMG_OK)
+		return DST_ABORTED;
 	if ((d->err = smg_outcome_transition(dir, d->st->migration_id,
 					     SMG_OUTCOME_RECEIVING, SMG_OUTCOME_COMMITTED,
 					     d->st->domain)) != SMG_OK ||
@@ -648,7 +681,8 @@ static enum dst_state do_ready_sent(struct dst *d)
 	d->committed = true;
 	emit(d, SMG_EV_PHASE, SMG_PHASE_COMMIT, NULL);
 	smg_fault_crash(SMG_FI_DST_AFTER_COMMIT);
-	if ((d->err = d->be->ops->resume(d->be)) != SMG_OK)
+	if ((d->err = smg_engine_disks_resume(d->disks)) != SMG_OK ||
+	    (d->err = d->be->ops->resume(d->be)) != SMG_OK)
 		return DST_ABORTED;
 	/* network clean-up: the VM runs, so its NICs come up and announce it
 	 * (from a thread, so DONE is not held up by the schedule). A failure
@@ -680,21 +714,30 @@ static enum dst_state do_ready_sent(struct dst *d)
 static void abort_dest(struct dst *d)
 {
 	Smg__Abort a = SMG__ABORT__INIT;
+	struct smg_frame f;
+	bool told = false;
+	int r;
 
 	stop_threads(d);
+	protocol_reason(d);
 	if (d->err != SMG_ERR_EOF && d->err != SMG_ERR_CUT && d->err != SMG_ERR_ABORTED &&
 	    d->err != SMG_ERR_TIMEOUT && !d->peer_abort) {
+		told = true;
 		a.reason = d->reason;
 		a.detail = d->why[0] != '\0' ? d->why : (char *)smg_strerror(d->err);
 		a.error = d->err;
 		smg_chan_send_msg(d->s, 0, SMG_FT_ABORT, &a.base);
 		smg_chan_flush(d->s, 0);
-		/* Drain the control channel too until the source, having read
-		 * the ABORT, ends the session (bounded by the I/O timeout). */
-		struct smg_frame f;
-		while (smg_chan_recv(d->s, 0, &f) == SMG_OK)
-			;
 	}
+	/* The source ends the session once it has read the ABORT; every
+	 * channel is drained until then (so it never blocks on a channel
+	 * nobody reads), but for no longer than the idle limit: a peer that
+	 * goes on sending does not hold this session (and its slot). */
+	smg_session_set_deadline(d->s, smg_session_idle_limit(d->s));
+	if (told)
+		while ((r = smg_chan_recv(d->s, 0, &f)) == SMG_OK ||
+		       r == SMG_ERR_INTERRUPTED)
+			;
 	if (d->be != NULL && d->info.pages > 0 && !d->committed)
 		d->be->ops->destroy(d->be);
 	if (d->nics_built && !d->committed)

@@ -140,7 +140,9 @@ struct smg_send_opts {
 	bool auto_converge;
 	enum smg_stop_rule rule;
 	enum smg_stg_mode storage_mode; /* the domain's disks: WAIO (default) or DBT */
-	const char *nbd_dir; /* serve each disk over NBD here while migrating; NULL: no */
+	/* The host's disk service (control socket or its directory), which owns
+	 * and serves the domain's disks; NULL: the state dir. */
+	const char *disk_socket;
 	/* Synthetic guest disk I/O on every disk while it migrates (the sim
 	 * VM's disk workload): "read-hot", "write-heavy", "mixed" or
 	 * "trace:FILE" (MSR Cambridge CSV); NULL: none. */
@@ -178,9 +180,11 @@ struct smg_recv_opts {
 	struct smg_backend_opts bopts;
 	const char *state_dir; /* durable outcome records: DIR/outcomes/ID */
 	bool check_memory;     /* recompute the memory root from scratch (tests) */
-	/* incoming disk images DIR/<domain>.<i>.img; NULL: the definitions'
-	 * storage directory */
-	const char *disk_dir;
+	/* The host's disk service, which stores incoming disks as DOMAIN.i in
+	 * its storage directory, the definitions' `storage` (disk serve
+	 * --defs); its control socket or that socket's directory; NULL:
+	 * state_dir. */
+	const char *disk_socket;
 	/* Host policy: at PLAN the source must be enrolled with a "send" line
 	 * for the domain and this host must carry the VM's placement labels,
 	 * else ABORT (reason POLICY) before any page moves. NULL: no check. */
@@ -214,6 +218,14 @@ enum smg_resolve_outcome {
 /* Ask the destination (over s) about migration id; settle the domain. */
 int smg_engine_resolve(struct smg_session *s, struct smg_backend *be, const char *domain,
 		       const char *id, enum smg_resolve_outcome *out);
+
+/* After resolve on the source: the disks of domain that the host's disk
+ * service (sock: its control socket or directory) still holds handed over
+ * are dropped (resumed: the VM runs on the destination) or merged back and
+ * released (the VM resumed here). *n: disks settled. No disk service, or
+ * no such disk: nothing to do. */
+int smg_engine_disks_settle(const char *sock, const char *domain, bool resumed,
+			    unsigned *n);
 
 /* ---- durable outcome records on the destination (engine/outcome.c) ------- */
 enum smg_outcome {
@@ -251,14 +263,17 @@ enum smg_fault {
 	SMG_FI_DST_NO_DONE,	     /* receiver resumes, drops the link before DONE */
 	SMG_FI_DST_BAD_ROOT,	     /* receiver corrupts one page before verify */
 	SMG_FI_DST_WRITE_FAIL,	     /* receiver's backend fails a page write */
-	SMG_FI_DST_BAD_DISK,	     /* receiver damages one disk block before verify */
+	SMG_FI_DST_BAD_DISK,	     /* disk service: CHECK damages one byte first */
 	SMG_FI_DST_SLOW_DATA,	     /* receiver's data channels lag in stop-and-copy */
+	SMG_FI_SRC_STARVE_CHAN,	     /* sender's last data channel idles in round 0 */
 	SMG_FI_MAX_
 };
 bool smg_fault_on(enum smg_fault f);
 /* If f is on: log it and _exit(70) (a crash, no clean-up); with
  * SMG_FI_STALL_MS=N set, pause N ms there instead (network tests). */
 void smg_fault_crash(enum smg_fault f);
+/* SMG_FI_STALL_MS when set (1..600000), else dflt. */
+unsigned smg_fault_stall_ms(unsigned dflt);
 
 /* ==== network identity and clean-up (network: engine/netid*.c, ========
  * ==== engine/announce*.c; see docs/network.md) ========================== */

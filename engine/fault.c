@@ -19,6 +19,7 @@ static const char *const fault_names[SMG_FI_MAX_] = {
     [SMG_FI_DST_WRITE_FAIL] = "dst_write_fail",
     [SMG_FI_DST_BAD_DISK] = "dst_bad_disk",
     [SMG_FI_DST_SLOW_DATA] = "dst_slow_data",
+    [SMG_FI_SRC_STARVE_CHAN] = "src_starve_chan",
 };
 
 bool smg_fault_on(enum smg_fault f)
@@ -35,21 +36,30 @@ bool smg_fault_on(enum smg_fault f)
 	return false;
 }
 
-void smg_fault_crash(enum smg_fault f)
+unsigned smg_fault_stall_ms(unsigned dflt)
 {
-	const char *stall;
+	const char *stall = getenv("SMG_FI_STALL_MS");
 	char *end;
 	unsigned long ms;
+
+	if (stall != NULL && (ms = strtoul(stall, &end, 10)) > 0 && *end == '\0' &&
+	    ms <= 600000)
+		return (unsigned)ms;
+	return dflt;
+}
+
+void smg_fault_crash(enum smg_fault f)
+{
+	unsigned ms;
 
 	if (!smg_fault_on(f))
 		return;
 	/* network tests (test/net/test_net_faults.sh): SMG_FI_STALL_MS=N turns
 	 * the crash into a pause of N ms at the same point, a window in which
 	 * a test cuts the link or SIGKILLs a process at exactly this phase. */
-	if ((stall = getenv("SMG_FI_STALL_MS")) != NULL &&
-	    (ms = strtoul(stall, &end, 10)) > 0 && *end == '\0' && ms <= 600000) {
-		smg_warn("fault injection: %s: stalling %lu ms", fault_names[f], ms);
-		usleep((useconds_t)(ms * 1000));
+	if ((ms = smg_fault_stall_ms(0)) > 0) {
+		smg_warn("fault injection: %s: stalling %u ms", fault_names[f], ms);
+		usleep((useconds_t)ms * 1000);
 		return;
 	}
 	smg_warn("fault injection: %s: exiting now", fault_names[f]);

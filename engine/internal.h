@@ -11,14 +11,15 @@
 #include "engine/engine.h"
 #include "storage/storage.h"
 
-/* ---- the VM's disks (engine/disks.c) ------------------------------------ */
-#define SMG_DISK_FINAL_CHUNKS 64 /* stop-and-copy once disks have at most this */
-#define SMG_DISK_EXTRA_ROUNDS 8	 /* rounds memory would not need, for disks */
+/* ---- the VM's disks (engine/disks.c), through the host's disk service --- */
+#define SMG_DISK_EXTRA_ROUNDS 8 /* rounds memory would not need, for disks */
 
 struct smg_engine_disks;
 struct smg_session;
 struct smg_ratelim;
-int smg_engine_disks_src_open(const struct smg_domain_info *info, const char *nbd_dir,
+/* Source: disk i of the domain is the service's disk info->disks[i].path
+ * (named D.i); sock is the service's control socket or its directory. */
+int smg_engine_disks_src_open(const struct smg_domain_info *info, const char *sock,
 			      struct smg_engine_disks **out);
 /* Start the synthetic guest disk workload (smg_send_opts.disk_workload). */
 int smg_engine_disks_workload(struct smg_engine_disks *e, const char *spec);
@@ -30,24 +31,37 @@ int smg_engine_disks_begin(struct smg_engine_disks *e, enum smg_stg_mode mode);
 int smg_engine_disks_send(struct smg_engine_disks *e, struct smg_session *s,
 			  unsigned chan, unsigned nchan, bool final,
 			  struct smg_ratelim *rl, uint64_t *bytes);
-/* Chunks still to send; UINT64_MAX while a bulk copy is unfinished. */
-uint64_t smg_engine_disks_pending(const struct smg_engine_disks *e);
-void smg_engine_disks_pause(struct smg_engine_disks *e);
+/* The disks' delta for the stop rule, summed over the disks: chunks and
+ * bytes a FINAL pass would carry now, bytes of bulk copy still to go. */
+int smg_engine_disks_pending(struct smg_engine_disks *e, struct smg_stg_pending *p);
+/* Bytes the pause may carry for all disks (WAIO's hold-back limit). */
+int smg_engine_disks_budget(struct smg_engine_disks *e, uint64_t bytes);
+int smg_engine_disks_pause(struct smg_engine_disks *e);
 int smg_engine_disks_src_root(struct smg_engine_disks *e, unsigned i,
 			      uint8_t root[SMG_DIGEST_LEN]);
-/* Source: end tracking (before COMMIT: merge WAIO writes back), resume I/O. */
+/* Source: COMMIT is about to be recorded (the disks stay held if this
+ * process dies now). Destination: COMMIT was received (the images are kept
+ * if this process dies now). */
+int smg_engine_disks_commit(struct smg_engine_disks *e);
+/* Source: end tracking (before COMMIT: merge WAIO writes back, release I/O;
+ * after DONE: the service drops its copy). */
 int smg_engine_disks_end(struct smg_engine_disks *e, bool committed);
-/* The images go to the paths the destination chose (plan_check.c). */
-int smg_engine_disks_dst_open(const char *const *paths, size_t n, const uint64_t *sizes,
-			      const uint32_t *chunks, struct smg_engine_disks **out);
+/* Destination: one new disk of the host's disk service per plan disk,
+ * under the names the destination chose (plan_check.c: DOMAIN.i). */
+int smg_engine_disks_dst_open(const char *sock, const char *const *names, size_t n,
+			      const uint64_t *sizes, const uint32_t *chunks,
+			      struct smg_engine_disks **out);
 int smg_engine_disks_apply(struct smg_engine_disks *e, unsigned chan, unsigned nchan,
 			   const uint8_t *p, size_t len);
 /* Compare each disk's root with the manifest's; fresh (recv --check-memory)
- * also re-hashes every image file from scratch. */
+ * also has the service re-hash every image file from scratch. */
 int smg_engine_disks_verify(struct smg_engine_disks *e, size_t n_roots,
 			    const ProtobufCBinaryData *roots, bool fresh);
-/* Fault injection (SMG_FI_DST_BAD_DISK): flip one byte of disk 0 on disk. */
-void smg_engine_disks_damage(struct smg_engine_disks *e);
+/* Destination, at resume: the guest's I/O is let through. */
+int smg_engine_disks_resume(struct smg_engine_disks *e);
+/* Destination, resolve: release the committed disks of domain whose
+ * receiver died before resuming them (sock: the disk service). */
+int smg_engine_disks_resume_committed(const char *sock, const char *domain, unsigned *n);
 /* Destination before COMMIT: remove the incoming images. */
 void smg_engine_disks_discard(struct smg_engine_disks *e);
 void smg_engine_disks_free(struct smg_engine_disks *e);
@@ -56,8 +70,9 @@ void smg_engine_disks_free(struct smg_engine_disks *e);
 struct ProtobufCMessage;
 struct Smg__Plan;
 /* Match the plan against this host's definitions: SMG_OK with the build
- * filled (images under disk_dir, matched NICs), or SMG_ERR_POLICY with the
- * reason in b->why. *disk_total: bytes of disk the plan asks for. */
+ * filled (disk service names D.i, their images under disk_dir, matched
+ * NICs), or SMG_ERR_POLICY with the reason in b->why. *disk_total: bytes
+ * of disk the plan asks for. */
 int smg_plan_check(const struct Smg__Plan *p, const struct smg_hostdef *d,
 		   const char *peer, const char *disk_dir, struct smg_vm_build *b,
 		   uint64_t *disk_total);
@@ -122,23 +137,35 @@ struct smg_xfer_dest {
 	_Atomic int err;
 };
 
+/* One channel's receive state; channel 0's is driven by the control thread. */
 struct smg_xfer_recv {
 	struct smg_xfer_dest *d;
 	unsigned chan;
-	bool finished; /* saw ROUND_END of the final round */
+	uint32_t round; /* the channel's current round: ROUND_ENDs it handled */
+	bool finished;	/* handled the final round's ROUND_END */
 	pthread_t tid;
 };
 void *smg_xfer_recv_main(void *arg);
-/* Handle one frame that arrived on chan (PAGES, ZERO_PAGES, ROUND_END).
- * *final is set once this channel has finished the final round. */
-int smg_xfer_recv_frame(struct smg_xfer_dest *d, unsigned chan, uint8_t type,
-			const uint8_t *p, size_t len, bool *final);
+/* Handle one frame that arrived on x's channel (PAGES, ZERO_PAGES,
+ * DISK_CHUNK, ROUND_END), in sequence or SMG_ERR_STATE at once. */
+int smg_xfer_recv_frame(struct smg_xfer_recv *x, uint8_t type, const uint8_t *p,
+			size_t len);
+
+/* ---- bounded waits (engine/wait.c) --------------------------------------- */
+/* A condition variable on CLOCK_MONOTONIC, for smg_engine_cond_wait. */
+int smg_engine_cond_init(pthread_cond_t *cv);
+/* One slice of a wait (mu held) that began at since and waits for frames
+ * of session s to change what cv guards: SMG_OK (re-check the condition)
+ * or SMG_ERR_TIMEOUT once the session's liveness rule gives up. */
+int smg_engine_cond_wait(pthread_cond_t *cv, pthread_mutex_t *mu, struct smg_session *s,
+			 uint64_t since);
 
 /* PINGs on the channels in chan_mask (bit per channel) every
  * SMG_KEEPALIVE_MS while this side is busy in a long backend call; the
  * caller must not send on those channels until smg_keepalive_stop. */
-#define SMG_KEEPALIVE_MS     5000
-#define SMG_KEEPALIVE_MAX_MS (15 * 60 * 1000)
+#define SMG_KEEPALIVE_MS 5000
+/* The peer's progress limit (transport.h): it gives up on PINGs then too. */
+#define SMG_KEEPALIVE_MAX_MS SMG_PROGRESS_TIMEOUT_MS
 struct smg_keepalive {
 	struct smg_session *s;
 	uint32_t chan_mask;

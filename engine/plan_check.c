@@ -16,6 +16,7 @@
 #include "base/base.h"
 #include "engine/internal.h"
 #include "secmig.pb-c.h"
+#include "storage/storage.h"
 
 #define LEDGER_PEERS_MAX 64
 
@@ -272,9 +273,16 @@ int smg_plan_check(const Smg__Plan *p, const struct smg_hostdef *d, const char *
 	b->vcpus = p->vcpus;
 	b->vtpm = p->has_vtpm;
 	b->n_disks = (unsigned)p->n_disks;
+	/* Disk i is the disk service's D.i, its image D.i.img in the storage
+	 * directory (docs/storage.md): names made here, never the sender's. */
 	for (unsigned i = 0; i < b->n_disks; i++) {
-		int w = snprintf(b->disk_path[i], sizeof(b->disk_path[i]), "%s/%s.%u.img",
-				 disk_dir, p->domain_name, i);
+		int w = snprintf(b->disk_name[i], sizeof(b->disk_name[i]), "%s.%u",
+				 p->domain_name, i);
+		if (w < 0 || (size_t)w >= sizeof(b->disk_name[i]) ||
+		    !smg_dsvc_name_valid(b->disk_name[i], (size_t)w))
+			return refuse(why, n, "disk %u: no disk name for this domain", i);
+		w = snprintf(b->disk_path[i], sizeof(b->disk_path[i]), "%s/%s.%u.img",
+			     disk_dir, p->domain_name, i);
 		if (w < 0 || (size_t)w >= sizeof(b->disk_path[i]))
 			return refuse(why, n, "storage directory path too long");
 		b->disk_size[i] = p->disks[i]->size;

@@ -15,6 +15,7 @@ static Smg__ResolveOutcome decide(const struct smg_recv_opts *o, const char *id)
 	char domain[SMG_DOMAIN_NAME_MAX + 8];
 	enum smg_outcome oc;
 	struct smg_backend *be;
+	unsigned nd;
 	int r;
 
 	if ((r = smg_outcome_read(o->state_dir, id, &oc, domain, sizeof(domain))) !=
@@ -38,6 +39,11 @@ static Smg__ResolveOutcome decide(const struct smg_recv_opts *o, const char *id)
 		return r == SMG_ERR_EXISTS ? decide(o, id)
 					   : SMG__RESOLVE_OUTCOME__RESOLVE_PENDING;
 	case SMG_OUTCOME_COMMITTED:
+		/* storage: its disks were kept (COMMITTED); their I/O goes first. */
+		if (smg_engine_disks_resume_committed(o->disk_socket ? o->disk_socket
+								     : o->state_dir,
+						      domain, &nd) != SMG_OK)
+			return SMG__RESOLVE_OUTCOME__RESOLVE_PENDING;
 		if (smg_backend_open(o->backend, &o->bopts, &be) != SMG_OK)
 			return SMG__RESOLVE_OUTCOME__RESOLVE_PENDING;
 		r = be->ops->resume_committed(be, domain);

@@ -177,6 +177,25 @@ static int check_policy(struct src *c)
 	return SMG_ERR_POLICY;
 }
 
+/* The first round's set: the frames that are the guest's memory (a Xen
+ * guest's physmap is mostly holes), or all of them. */
+static int first_round_set(struct src *c)
+{
+	uint64_t n = c->info.pages;
+	int r;
+
+	memset(c->pending, 0, c->words * sizeof(uint64_t));
+	if (c->be->ops->populated != NULL) {
+		if ((r = c->be->ops->populated(c->be, c->pending, &n)) != SMG_OK)
+			return r;
+	} else {
+		for (uint64_t p = 0; p < c->info.pages; p++)
+			c->pending[p / 64] |= 1ull << (p % 64);
+	}
+	c->st->ram_bytes = n * c->info.page_size;
+	return SMG_OK;
+}
+
 static int do_setup(struct src *c)
 {
 	uint8_t idb[SMG_MIGRATION_ID_LEN / 2];
@@ -200,12 +219,15 @@ static int do_setup(struct src *c)
 	c->words = (c->info.pages + 63) / 64;
 	if ((c->pending = calloc(c->words, sizeof(uint64_t))) == NULL)
 		return SMG_ERR_NOMEM;
-	for (uint64_t p = 0; p < c->info.pages; p++)
-		c->pending[p / 64] |= 1ull << (p % 64);
+	if ((r = first_round_set(c)) != SMG_OK)
+		return r;
 	if ((r = smg_merkle_new(c->info.pages, c->info.page_size, &c->mk)) != SMG_OK)
 		return r;
 	smg_engine_hash(c->info.config, c->info.config_len, c->config_hash);
-	if ((r = smg_engine_disks_src_open(&c->info, c->o->nbd_dir, &c->disks)) != SMG_OK)
+	if (c->info.n_disks > 0 &&
+	    (r = smg_engine_disks_src_open(
+		 &c->info, c->o->disk_socket ? c->o->disk_socket : c->o->bopts.state_dir,
+		 &c->disks)) != SMG_OK)
 		return r;
 	if ((r = send_plan(c)) != SMG_OK)
 		return r;
@@ -296,6 +318,26 @@ static int run_round(struct src *c, bool final, uint64_t *sent_bytes, uint64_t *
 	return r;
 }
 
+/* The stop rule's disk term: the disks' remaining delta, at the measured
+ * bandwidth, must fit in the downtime budget memory's estimate leaves
+ * (WAIO holds hot-written chunks back only within that share). */
+static bool disks_need_round(struct src *c)
+{
+	struct smg_stg_pending p;
+	double left_ms = c->pc.max_downtime_ms - c->pc.est_ms, disk_ms;
+
+	if (c->disks == NULL || smg_engine_disks_pending(c->disks, &p) != SMG_OK)
+		return false;
+	disk_ms = c->pc.bw > 0 ? (double)p.bytes / c->pc.bw * 1000.0 : 0;
+	c->pc.est_ms += disk_ms;
+	if (left_ms > 0 && c->pc.bw > 0)
+		(void)smg_engine_disks_budget(c->disks,
+					      (uint64_t)(left_ms / 1000.0 * c->pc.bw));
+	if (p.bulk_left == 0 && disk_ms <= left_ms)
+		return false;
+	return c->disk_rounds++ < SMG_DISK_EXTRA_ROUNDS;
+}
+
 static enum src_state do_precopy(struct src *c)
 {
 	uint64_t bytes, npages, dirty, t0;
@@ -339,10 +381,9 @@ static enum src_state do_precopy(struct src *c)
 		     "auto-converge: throttle raised");
 		return SRC_PRECOPY;
 	case SMG_PRECOPY_STOP:
-		/* Memory is ready; the disks may still be copying or have more
-		 * dirty chunks than stop-and-copy should carry. */
-		if (smg_engine_disks_pending(c->disks) > SMG_DISK_FINAL_CHUNKS &&
-		    c->disk_rounds++ < SMG_DISK_EXTRA_ROUNDS)
+		/* Memory is ready; the disks may still be copying, or their
+		 * delta may not fit in what the budget leaves after memory. */
+		if (disks_need_round(c))
 			return SRC_PRECOPY;
 		c->st->converged = c->o->rule == SMG_RULE_XEN
 				       ? dirty < 50
@@ -450,7 +491,8 @@ static enum src_state do_stopcopy(struct src *c)
 	if ((c->err = pause_vm(c)) != SMG_OK)
 		return SRC_ABORTED;
 	c->paused = true;
-	smg_engine_disks_pause(c->disks);
+	if ((c->err = smg_engine_disks_pause(c->disks)) != SMG_OK)
+		return SRC_ABORTED;
 	smg_debug("downtime: paused after %.1f ms",
 		  (double)(smg_now_ns() - c->t_pause) / 1e6);
 	/* network: a paused VM does not answer. Held by this process only
@@ -461,6 +503,9 @@ static enum src_state do_stopcopy(struct src *c)
 	smg_fault_crash(SMG_FI_SRC_AFTER_PAUSE);
 	if (c->logdirty && (c->err = c->be->ops->logdirty_peek_clear(c->be, c->pending,
 								     &dirty)) != SMG_OK)
+		return SRC_ABORTED;
+	/* stop-and-copy: the one round carries what is memory now */
+	if (!c->logdirty && c->round == 0 && (c->err = first_round_set(c)) != SMG_OK)
 		return SRC_ABORTED;
 	if ((c->err = run_round(c, true, &bytes, &npages)) != SMG_OK ||
 	    (c->err = check_memory(c)) != SMG_OK ||
@@ -502,6 +547,10 @@ static enum src_state do_handover(struct src *c)
 	 * handshake state before committing): still paused, nothing failed. */
 	if (!c->paused || c->state != SRC_HANDOVER)
 		return c->err = SMG_ERR_STATE, SRC_ABORTED;
+	/* The disks first: from here their copies stay held with the disk
+	 * service even if this process dies (in doubt, like the VM). */
+	if ((c->err = smg_engine_disks_commit(c->disks)) != SMG_OK)
+		return SRC_ABORTED;
 	if ((c->err = c->be->ops->mark_commit(c->be, c->st->migration_id,
 					      c->o->peer != NULL ? c->o->peer : "-")) !=
 	    SMG_OK)

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "base/base.h"
 #include "engine/internal.h"
@@ -14,8 +15,9 @@
 #include "secmig.pb-c.h"
 #include "transport/transport.h"
 
-#define SLOW_DATA_NS 100000000L /* fault dst_slow_data: 100 ms per frame */
-#define ZERO_REC_MAX ((SMG_FRAME_PAYLOAD_MAX - SMG_PAGES_HDR_LEN) / 8)
+#define SLOW_DATA_NS	  100000000L /* fault dst_slow_data: 100 ms per frame */
+#define STARVE_DEFAULT_MS (SMG_IO_TIMEOUT_MS * 3 / 2) /* fault src_starve_chan */
+#define ZERO_REC_MAX	  ((SMG_FRAME_PAYLOAD_MAX - SMG_PAGES_HDR_LEN) / 8)
 
 void smg_engine_hash(const void *p, size_t len, uint8_t out[SMG_DIGEST_LEN])
 {
@@ -190,6 +192,15 @@ void *smg_xfer_send_main(void *arg)
 	uint32_t nz = 0;
 	int r = zl == NULL || scratch == NULL || f.max == 0 ? SMG_ERR_NOMEM : SMG_OK;
 
+	if (x->round == 0 && x->chan > 0 && x->chan == x->nchan - 1 &&
+	    smg_fault_on(SMG_FI_SRC_STARVE_CHAN)) {
+		/* One data channel silent for longer than the idle limit while
+		 * the others work: the session is alive, so must be the channel. */
+		unsigned ms = smg_fault_stall_ms(STARVE_DEFAULT_MS);
+		smg_warn("fault injection: src_starve_chan: channel %u idle %u ms",
+			 x->chan, ms);
+		usleep((useconds_t)ms * 1000);
+	}
 	for (uint64_t g = x->chan; r == SMG_OK && g < groups; g += x->nchan) {
 		uint64_t lo = g << SMG_XFER_GROUP_SHIFT;
 		uint64_t hi = lo + (1u << SMG_XFER_GROUP_SHIFT);
@@ -220,15 +231,39 @@ void *smg_xfer_send_main(void *arg)
 }
 
 /* ---- destination ------------------------------------------------------------ */
-static int recv_pages(struct smg_xfer_dest *d, unsigned chan, const uint8_t *p,
-		      size_t len, bool zero)
+/* Sequence on one channel (docs/protocol.md, "Sequence"): the channel's
+ * frames belong to its current round x->round, which ROUND_END{x->round}
+ * ends; on channel 0 that round's ROUND_START came first on the same
+ * stream, so anything else there is impossible, never something to wait
+ * for. A data channel may run ahead of channel 0 by the ROUND_START in
+ * flight, which it waits for under the session's liveness rule. */
+static bool round_started(struct smg_xfer_dest *d, uint32_t round)
 {
+	pthread_mutex_lock(&d->lock);
+	bool r = d->known_round > round;
+	pthread_mutex_unlock(&d->lock);
+	return r;
+}
+
+static int out_of_sequence(struct smg_xfer_recv *x, const char *what, uint32_t round)
+{
+	smg_peer_log(SMG_LOG_ERROR, "channel %u: %s for round %u while in round %u",
+		     x->chan, what, round, x->round);
+	return SMG_ERR_STATE;
+}
+
+static int recv_pages(struct smg_xfer_recv *x, const uint8_t *p, size_t len, bool zero)
+{
+	struct smg_xfer_dest *d = x->d;
+	unsigned chan = x->chan;
 	struct smg_pages_hdr h;
 	uint64_t pfns[256];
 	int r;
 
 	if ((r = smg_pages_parse(p, len, d->page_size, zero, &h)) != SMG_OK)
 		return r;
+	if (h.round != x->round || (chan == 0 && !round_started(d, h.round)))
+		return out_of_sequence(x, "pages", h.round);
 	for (uint32_t i = 0; i < h.count; i += (uint32_t)SMG_ARRAY_LEN(pfns)) {
 		uint32_t n = h.count - i < SMG_ARRAY_LEN(pfns)
 				 ? h.count - i
@@ -249,7 +284,13 @@ static int recv_pages(struct smg_xfer_dest *d, unsigned chan, const uint8_t *p,
 		const uint8_t *data = zero ? NULL : h.data + (size_t)i * d->page_size;
 		if (chan > 0 && smg_fault_on(SMG_FI_DST_WRITE_FAIL))
 			return SMG_ERR_BACKEND;
-		if ((r = d->be->ops->write_pages(d->be, pfns, n, data, zero)) != SMG_OK)
+		/* A slow hypervisor (xen: libxc's restore under emulation) can
+		 * hold this thread for long; the other channels' waits must
+		 * not take that for the peer's silence. */
+		smg_session_busy(d->s, true);
+		r = d->be->ops->write_pages(d->be, pfns, n, data, zero);
+		smg_session_busy(d->s, false);
+		if (r != SMG_OK)
 			return r;
 		for (uint32_t j = 0; j < n; j++) {
 			if (zero)
@@ -265,8 +306,26 @@ static int recv_pages(struct smg_xfer_dest *d, unsigned chan, const uint8_t *p,
 	return SMG_OK;
 }
 
-static int round_end(struct smg_xfer_dest *d, const uint8_t *p, size_t len, bool *final)
+/* Wait (channel > 0) until channel 0 has seen ROUND_START{round}; the
+ * session's liveness bounds the wait, the control thread's stop ends it. */
+static int wait_round_start(struct smg_xfer_recv *x, uint32_t round)
 {
+	struct smg_xfer_dest *d = x->d;
+	uint64_t since = smg_now_ms();
+	int r = SMG_OK;
+
+	pthread_mutex_lock(&d->lock);
+	while (d->known_round <= round && !d->stop && r == SMG_OK)
+		r = smg_engine_cond_wait(&d->cond, &d->lock, d->s, since);
+	if (r == SMG_OK && d->stop)
+		r = SMG_ERR_ABORTED;
+	pthread_mutex_unlock(&d->lock);
+	return r;
+}
+
+static int round_end(struct smg_xfer_recv *x, const uint8_t *p, size_t len)
+{
+	struct smg_xfer_dest *d = x->d;
 	ProtobufCMessage *m;
 	uint32_t round;
 	int r;
@@ -275,31 +334,47 @@ static int round_end(struct smg_xfer_dest *d, const uint8_t *p, size_t len, bool
 		return r;
 	round = ((Smg__RoundEnd *)m)->round;
 	smg_proto_free(m);
+	if (round != x->round)
+		return out_of_sequence(x, "ROUND_END", round);
+	if (x->chan == 0) {
+		if (!round_started(d, round))
+			return out_of_sequence(x, "ROUND_END", round);
+	} else if ((r = wait_round_start(x, round)) != SMG_OK) {
+		return r;
+	}
 	pthread_mutex_lock(&d->lock);
-	/* ROUND_START travels on the control channel before any page of its
-	 * round; wait until the control thread has seen it. */
-	while (d->known_round <= round && !d->stop)
-		pthread_cond_wait(&d->cond, &d->lock);
-	*final = d->final_round == (int64_t)round;
-	r = d->stop ? SMG_ERR_ABORTED : SMG_OK;
+	x->finished = d->final_round == (int64_t)round;
 	pthread_mutex_unlock(&d->lock);
-	return r;
+	x->round++;
+	return SMG_OK;
 }
 
-int smg_xfer_recv_frame(struct smg_xfer_dest *d, unsigned chan, uint8_t type,
-			const uint8_t *p, size_t len, bool *final)
+int smg_xfer_recv_frame(struct smg_xfer_recv *x, uint8_t type, const uint8_t *p,
+			size_t len)
 {
-	*final = false;
+	int r;
+
+	if (x->finished) {
+		smg_peer_log(SMG_LOG_ERROR,
+			     "channel %u: frame 0x%02x after the final round", x->chan,
+			     type);
+		return SMG_ERR_STATE;
+	}
 	switch (type) {
 	case SMG_FT_PAGES:
-		return recv_pages(d, chan, p, len, false);
+		return recv_pages(x, p, len, false);
 	case SMG_FT_ZERO_PAGES:
-		return recv_pages(d, chan, p, len, true);
+		return recv_pages(x, p, len, true);
 	case SMG_FT_ROUND_END:
-		return round_end(d, p, len, final);
+		return round_end(x, p, len);
 	case SMG_FT_DISK_CHUNK:
-		atomic_fetch_add(&d->bytes, len);
-		return smg_engine_disks_apply(d->disks, chan, d->nchan, p, len);
+		if (x->chan == 0 && !round_started(x->d, x->round))
+			return out_of_sequence(x, "a disk chunk", x->round);
+		atomic_fetch_add(&x->d->bytes, len);
+		smg_session_busy(x->d->s, true);
+		r = smg_engine_disks_apply(x->d->disks, x->chan, x->d->nchan, p, len);
+		smg_session_busy(x->d->s, false);
+		return r;
 	default:
 		smg_peer_log(SMG_LOG_ERROR,
 			     "frame type 0x%02x not valid on a data channel", type);
@@ -313,6 +388,18 @@ static bool final_begun(struct smg_xfer_dest *d)
 	bool r = d->final_round >= 0;
 	pthread_mutex_unlock(&d->lock);
 	return r;
+}
+
+/* A channel thread failed: record it and wake the control thread, which
+ * may be blocked waiting for channel 0's next frame. */
+static void chan_failed(struct smg_xfer_recv *x, int r, uint64_t t_last)
+{
+	int zero = 0;
+
+	smg_err("data channel %u: %s (%llu ms after its last frame)", x->chan,
+		smg_strerror(r), (unsigned long long)(smg_now_ms() - t_last));
+	atomic_compare_exchange_strong(&x->d->err, &zero, r);
+	smg_chan_interrupt(x->d->s, 0);
 }
 
 void *smg_xfer_recv_main(void *arg)
@@ -333,16 +420,11 @@ void *smg_xfer_recv_main(void *arg)
 			struct timespec lag = {0, SLOW_DATA_NS};
 			nanosleep(&lag, NULL);
 		}
-		if ((r = smg_xfer_recv_frame(d, x->chan, f.type, f.payload, f.len,
-					     &x->finished)) != SMG_OK)
+		if ((r = smg_xfer_recv_frame(x, f.type, f.payload, f.len)) != SMG_OK)
 			break;
 	}
-	if (r != SMG_OK) {
-		int zero = 0;
-		smg_err("data channel %u: %s (%llu ms after its last frame)", x->chan,
-			smg_strerror(r), (unsigned long long)(smg_now_ms() - t_last));
-		atomic_compare_exchange_strong(&d->err, &zero, r);
-	}
+	if (r != SMG_OK)
+		chan_failed(x, r, t_last);
 	pthread_mutex_lock(&d->lock);
 	d->chans_done++;
 	pthread_cond_broadcast(&d->cond);
@@ -350,7 +432,8 @@ void *smg_xfer_recv_main(void *arg)
 	if (r != SMG_OK) {
 		/* Keep reading (and dropping) until the source hangs up, so it
 		 * never stalls on a channel nobody reads: it learns of the
-		 * abort on the control channel and ends the session. */
+		 * abort on the control channel and ends the session. The
+		 * control thread bounds this with smg_session_set_deadline. */
 		while (r != SMG_ERR_EOF && r != SMG_ERR_CUT && r != SMG_ERR_TIMEOUT &&
 		       r != SMG_ERR_SYS && smg_chan_recv(d->s, x->chan, &f) == SMG_OK)
 			;

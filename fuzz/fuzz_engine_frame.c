@@ -1,6 +1,7 @@
 /* The destination's handling of data-channel frames (PAGES, ZERO_PAGES,
- * ROUND_END) from a peer: byte 0 picks the frame type, byte 1 the channel,
- * the rest is the payload, applied to a 64-page in-memory domain. */
+ * ROUND_END) from a peer: byte 0 picks the frame type, byte 1 the channel
+ * and its round, the rest is the payload, applied to a 64-page in-memory
+ * domain. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,9 +34,9 @@ static struct smg_backend be = {.ops = &ops};
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static struct smg_xfer_dest d;
+	struct smg_xfer_recv x = {.d = &d};
 	static const uint8_t types[] = {SMG_FT_PAGES, SMG_FT_ZERO_PAGES, SMG_FT_ROUND_END,
 					SMG_FT_PLAN};
-	bool final;
 
 	if (d.mk == NULL) {
 		if (smg_merkle_new(PAGES, PS, &d.mk) != 0)
@@ -52,7 +53,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	if (size < 2)
 		return 0;
-	smg_xfer_recv_frame(&d, data[1] % 2, types[data[0] % 4], data + 2, size - 2,
-			    &final);
+	/* byte 1: bit 0 the channel, bits 1-2 the channel's current round */
+	x.chan = data[1] % 2;
+	x.round = (data[1] >> 1) % 4;
+	smg_xfer_recv_frame(&x, types[data[0] % 4], data + 2, size - 2);
 	return 0;
 }

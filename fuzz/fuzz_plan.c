@@ -3,7 +3,8 @@
  * the bounded unpack, smg_plan_check against a fixed set of definitions,
  * the capacity ledger, and the sim backend's own config built from the
  * sender's (smg_sim_build_config). Oracle: a config this host writes
- * parses, names only this host's images and no trace path. */
+ * parses, names only this host's disk service disks (their images under
+ * this host's storage directory) and no trace path. */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -32,8 +33,9 @@ static void check_render(const char *text, size_t len, const struct smg_vm_build
 	    (c.workload == SMG_SIM_TRACE && strcmp(c.trace_path, SMG_SIM_TRACE_MIGRATED)))
 		abort();
 	for (unsigned i = 0; i < c.n_disks; i++)
-		if (strcmp(c.disks[i].path, b->disk_path[i]) != 0 ||
-		    strncmp(c.disks[i].path, "/srv/img/", 9) != 0)
+		if (strcmp(c.disks[i].path, b->disk_name[i]) != 0 ||
+		    strchr(c.disks[i].path, '/') != NULL ||
+		    strncmp(b->disk_path[i], "/srv/img/", 9) != 0)
 			abort();
 }
 

@@ -1,6 +1,6 @@
 /* The xen backend's parsers of peer bytes: the config blob from the plan
- * (smg_xen_config_parse) and the vCPU/device state blob
- * (smg_xs_parse_records with the state record set). The first byte picks
+ * (smg_xen_config_parse) and the vCPU/device state blob with its final
+ * frame set (smg_xen_state_parse). The first byte picks
  * which one. Without libxen-dev the backend is not built: nothing to fuzz. */
 #include <stddef.h>
 #include <stdint.h>
@@ -18,9 +18,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	if (data[0] & 1)
 		smg_xen_config_parse(data + 1, size - 1, &cfg);
-	else
-		smg_xs_parse_records(data + 1, size - 1, SMG_XS_STATE_ALLOWED, NULL,
-				     NULL);
+	else {
+		struct smg_xen_state st;
+
+		/* a 4 GiB physmap, as a 128 MiB PVH guest has */
+		if (smg_xen_state_parse(data + 1, size - 1, 0xff000, &st) == 0)
+			smg_xen_state_free(&st);
+	}
 #else
 	(void)data;
 	(void)size;

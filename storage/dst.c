@@ -17,6 +17,8 @@ struct smg_stg_dst {
 	uint64_t size, nchunks;
 	uint32_t chunk, disk_id;
 	uint8_t (*hash)[SMG_STG_DIGEST_LEN];
+	struct stg_tree tree; /* over hash[], kept between roots */
+	uint64_t frames_since_fold;
 	uint8_t *stale;
 	bool ip_active; /* the chunk being hashed in flight */
 	uint64_t ip_c;
@@ -52,6 +54,8 @@ int smg_stg_dst_open(const char *path, uint64_t size, uint32_t chunk_size,
 		goto fail;
 	}
 	memset(d->stale, 1, d->nchunks ? d->nchunks : 1);
+	if ((r = stg_tree_init(&d->tree, d->nchunks)) != 0)
+		goto fail;
 	chunk_hash_hole(d->chunk, d->hole_hash);
 	/* An incoming image is new: never an existing file of this host's. */
 	if ((r = smg_image_create(path, size, SMG_IMAGE_NEW, &d->img)) != 0)
@@ -59,6 +63,7 @@ int smg_stg_dst_open(const char *path, uint64_t size, uint32_t chunk_size,
 	*out = d;
 	return SMG_OK;
 fail:
+	stg_tree_free(&d->tree);
 	free(d->hash);
 	free(d->stale);
 	free(d->frame);
@@ -82,6 +87,7 @@ static void ip_feed(struct smg_stg_dst *d, const struct smg_stg_rec *rec)
 	d->ip_pos += rec->len;
 	if (d->ip_pos == dst_chunk_len(d, d->ip_c)) {
 		crypto_generichash_final(&d->ip_st, d->hash[d->ip_c], SMG_STG_DIGEST_LEN);
+		stg_tree_mark(&d->tree, d->ip_c);
 		d->stale[d->ip_c] = 0;
 		d->ip_active = false;
 	}
@@ -171,6 +177,15 @@ int smg_stg_dst_apply(struct smg_stg_dst *d, const uint8_t *payload, size_t len)
 	}
 	d->st.frames++;
 	d->st.records += f->count;
+	/* Fold finished leaves in as frames arrive (every 64 frames), so the
+	 * root at the end rehashes only the last few paths. */
+	if (++d->frames_since_fold == 64) {
+		uint8_t scratch[SMG_STG_DIGEST_LEN];
+
+		d->frames_since_fold = 0;
+		stg_tree_root(&d->tree, (const uint8_t(*)[SMG_STG_DIGEST_LEN])d->hash,
+			      d->size, d->chunk, scratch);
+	}
 	d->st.wire_bytes += len;
 	return SMG_OK;
 }
@@ -192,11 +207,12 @@ int smg_stg_dst_digest(struct smg_stg_dst *d, uint8_t out[static SMG_STG_DIGEST_
 				     d->hash[c]);
 		if (r != 0)
 			goto out;
+		stg_tree_mark(&d->tree, c);
 		d->stale[c] = 0;
 	}
 	d->ip_active = false;
-	smg_stg_merkle_root((const uint8_t(*)[SMG_STG_DIGEST_LEN])d->hash, d->nchunks,
-			    d->size, d->chunk, out);
+	stg_tree_root(&d->tree, (const uint8_t(*)[SMG_STG_DIGEST_LEN])d->hash, d->size,
+		      d->chunk, out);
 out:
 	free(buf);
 	return r;
@@ -212,6 +228,7 @@ void smg_stg_dst_close(struct smg_stg_dst *d)
 	if (d == NULL)
 		return;
 	smg_image_close(d->img);
+	stg_tree_free(&d->tree);
 	free(d->hash);
 	free(d->stale);
 	free(d->frame);

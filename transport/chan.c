@@ -1,6 +1,8 @@
 /* The frame API on one channel: control and bulk sends (sealed in place in
  * a send-window slot), receive with the stream's end told apart from a cut,
  * and the FINAL exchange of a clean close. */
+#include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -9,10 +11,20 @@
 
 static int chan_get(struct smg_session *s, unsigned idx, struct chan **out)
 {
+	struct chan *c;
+
 	if (s == NULL || idx >= s->nchan)
 		return SMG_ERR_INVAL;
-	*out = &s->ch[idx];
-	return (*out)->dead;
+	*out = c = &s->ch[idx];
+	/* Past the session's deadline nothing goes on, not even a peer that
+	 * never lets a wait happen. */
+	if (c->dead == 0 && smg_live_cut_off(&s->live)) {
+		char what[32];
+
+		snprintf(what, sizeof(what), "channel %u", idx);
+		c->dead = smg_live_fail(&s->live, LIVE_CUTOFF, what);
+	}
+	return c->dead;
 }
 
 static int send_type_ok(uint8_t type, size_t len)
@@ -79,6 +91,7 @@ static int submit(struct chan *c, uint8_t type, size_t len, bool final)
 		return r;
 	slot->len = wire;
 	slot->sent = 0;
+	slot->ping = type == SMG_FT_PING;
 	c->queued++;
 	return smg_chan_io_send(c, false, false);
 }
@@ -148,6 +161,10 @@ int smg_chan_flush(struct smg_session *s, unsigned chan)
  * the start of a recv, when no payload handed out is still in use. */
 static void rx_compact(struct chan *c, size_t need)
 {
+	/* A receive still in flight (its wait was interrupted) fills the
+	 * buffer at rend: nothing moves until it completes. */
+	if (c->recv_inflight)
+		return;
 	if (c->rstart == c->rend) {
 		c->rstart = c->rend = 0;
 	} else if (RX_BUF_BYTES - c->rstart < need) {
@@ -181,6 +198,7 @@ int smg_chan_recv(struct smg_session *s, unsigned chan, struct smg_frame *out)
 	memset(out, 0, sizeof(*out));
 	if ((r = chan_get(s, chan, &c)) != 0)
 		return r;
+	c->rx_since = smg_now_ms();
 	if (c->eof_returned)
 		return recv_after_final(c);
 	for (;;) {
@@ -209,6 +227,7 @@ int smg_chan_recv(struct smg_session *s, unsigned chan, struct smg_frame *out)
 			break;
 		if (out->type == SMG_FT_PING)
 			continue;
+		smg_live_moved(&s->live, true);
 		return SMG_OK;
 	}
 	memset(out, 0, sizeof(*out));
@@ -221,6 +240,19 @@ int smg_chan_recv(struct smg_session *s, unsigned chan, struct smg_frame *out)
 			     s->peer_name, smg_strerror(r));
 	c->dead = r;
 	return r;
+}
+
+void smg_chan_interrupt(struct smg_session *s, unsigned chan)
+{
+	if (s != NULL && chan < s->nchan)
+		atomic_store(&s->ch[chan].intr, true);
+}
+
+bool smg_chan_has_input(struct smg_session *s, unsigned chan)
+{
+	struct chan *c;
+
+	return chan_get(s, chan, &c) == SMG_OK && smg_chan_io_pending(c);
 }
 
 int smg_frame_unpack(const struct smg_frame *f, const ProtobufCMessageDescriptor *desc,

@@ -4,6 +4,7 @@
 
 #include <liburing.h>
 #include <sodium.h>
+#include <stdatomic.h>
 
 #include "base/base.h"
 #include "proto/proto.h"
@@ -164,11 +165,36 @@ int smg_frame_open(struct frame_rx *rx, uint8_t *buf, size_t wire, struct smg_fr
 int smg_frame_decode_stream(const uint8_t *p, size_t len);
 void smg_frame_fuzz_key(uint8_t key[SS_KEY], uint8_t header[SS_HEADER]);
 
+/* ---- session liveness (live.c; docs/protocol.md, "Liveness") ----------- */
+#define WAIT_SLICE_MS 100 /* a blocked wait re-reads the session's rule this often */
+
+struct live {
+	_Atomic uint64_t moved_ms;    /* a byte in, or accepted out, on any channel */
+	_Atomic uint64_t progress_ms; /* a whole frame, not a PING, in or out */
+	_Atomic uint64_t cutoff_ms;   /* every wait ends by then; 0: never */
+	_Atomic unsigned busy;	      /* threads of this side working locally */
+	_Atomic uint64_t local_ms;    /* the last time one of them finished */
+	unsigned idle_ms, progress_limit_ms;
+	const char *peer; /* for logs */
+};
+
+void smg_live_init(struct live *l, const struct smg_session_opts *o, const char *peer);
+/* Bytes moved; progress: they completed a frame that is not a PING. */
+void smg_live_moved(struct live *l, bool progress);
+enum live_verdict { LIVE_OK = 0, LIVE_IDLE, LIVE_PINGS, LIVE_CUTOFF };
+/* LIVE_OK while a wait that began at since may block *left_ms more (at
+ * most WAIT_SLICE_MS, then ask again); else the rule that ends it. */
+enum live_verdict smg_live_check(struct live *l, uint64_t since, int *left_ms);
+/* Log (rate limited) why `what` ended; returns SMG_ERR_TIMEOUT. */
+int smg_live_fail(struct live *l, enum live_verdict v, const char *what);
+bool smg_live_cut_off(struct live *l);
+
 /* ---- channel I/O ------------------------------------------------------- */
 struct tx_slot {
 	uint8_t *buf; /* FRAME_WIRE_MAX bytes, lazily allocated */
 	size_t len;   /* wire bytes queued */
 	size_t sent;
+	bool ping; /* a PING: keeps the session alive, is not progress */
 };
 
 struct chan {
@@ -192,17 +218,22 @@ struct chan {
 	bool send_inflight, recv_inflight;
 	struct iovec iov[TX_SLOTS];
 	struct msghdr msg;
-	unsigned timeout_ms;
-	size_t mem; /* bytes of buffers allocated for this channel */
+	struct live *live;	     /* the session's */
+	uint64_t rx_since, tx_since; /* when the current receive / send wait began */
+	_Atomic bool intr;	     /* smg_chan_interrupt: end the receive wait */
+	size_t mem;		     /* bytes of buffers allocated for this channel */
 };
 
-int smg_chan_io_init(struct chan *c, int fd, bool force_poll, unsigned timeout_ms);
+int smg_chan_io_init(struct chan *c, int fd, bool force_poll, struct live *live);
 void smg_chan_io_fini(struct chan *c);
 /* Push queued slots to the socket; with wait, block until at least one
  * slot is free (or everything is sent when all). */
 int smg_chan_io_send(struct chan *c, bool wait, bool all);
-/* Read at least one more byte into rbuf (blocking). 0 bytes: rx_eof. */
+/* Read at least one more byte into rbuf (blocking, the wait that began at
+ * c->rx_since). 0 bytes: rx_eof. */
 int smg_chan_io_recv(struct chan *c);
+/* Unread bytes in rbuf or the socket, without waiting. */
+bool smg_chan_io_pending(struct chan *c);
 
 struct smg_session {
 	char peer_name[SMG_PEER_NAME_MAX + 1];
@@ -216,6 +247,7 @@ struct smg_session {
 	uint8_t *session_key; /* sodium_malloc'd HS_KEY_LEN */
 	uint8_t session_id[32];
 	bool initiator;
+	struct live live;
 	struct chan ch[SMG_CHANNELS_MAX];
 };
 

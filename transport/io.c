@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -12,16 +13,17 @@
 
 #include "transport/internal.h"
 
-#define UD_SEND 1
-#define UD_RECV 2
+#define UD_SEND	     1
+#define UD_RECV	     2
+#define FINI_REAP_MS 1000 /* after shutdown(2) the kernel ends them at once */
 
-int smg_chan_io_init(struct chan *c, int fd, bool force_poll, unsigned timeout_ms)
+int smg_chan_io_init(struct chan *c, int fd, bool force_poll, struct live *live)
 {
 	static atomic_bool warned;
 	int r;
 
 	c->fd = fd;
-	c->timeout_ms = timeout_ms;
+	c->live = live;
 	if ((c->rbuf = malloc(RX_BUF_BYTES)) == NULL)
 		return SMG_ERR_NOMEM;
 	c->mem += RX_BUF_BYTES;
@@ -38,8 +40,12 @@ int smg_chan_io_init(struct chan *c, int fd, bool force_poll, unsigned timeout_m
 	return SMG_OK;
 }
 
+/* n bytes went to the kernel: the peer is reading, the session lives;
+ * a whole frame other than a PING is progress. */
 static void tx_advance(struct chan *c, size_t n)
 {
+	bool progress = false;
+
 	while (n > 0 && c->queued > 0) {
 		struct tx_slot *s = &c->slots[c->head];
 		size_t take = s->len - s->sent < n ? s->len - s->sent : n;
@@ -47,11 +53,21 @@ static void tx_advance(struct chan *c, size_t n)
 		s->sent += take;
 		n -= take;
 		if (s->sent == s->len) {
+			progress |= !s->ping; /* a whole frame went out */
 			s->len = s->sent = 0;
 			c->head = (c->head + 1) % TX_SLOTS;
 			c->queued--;
 		}
 	}
+	smg_live_moved(c->live, progress);
+}
+
+/* Bytes arrived: the session lives. Progress waits for a whole frame
+ * (chan.c), so a peer trickling one frame byte by byte is not making any. */
+static void rx_advance(struct chan *c, size_t n)
+{
+	c->rend += n;
+	smg_live_moved(c->live, false);
 }
 
 static unsigned build_iov(struct chan *c)
@@ -70,33 +86,43 @@ static unsigned build_iov(struct chan *c)
 	return i;
 }
 
-static int remaining_ms(uint64_t deadline)
+/* The next slice of a wait that began at since, or the reason it ends:
+ * the session's liveness rule, or (receive waits) an interrupt. */
+static int wait_slice(struct chan *c, uint64_t since, bool rx, int *ms)
 {
-	uint64_t now = smg_now_ms();
+	enum live_verdict v;
 
-	return now >= deadline ? 0 : (int)(deadline - now);
+	if (rx && atomic_exchange(&c->intr, false))
+		return SMG_ERR_INTERRUPTED;
+	if ((v = smg_live_check(c->live, since, ms)) != LIVE_OK) {
+		char what[48];
+
+		snprintf(what, sizeof(what), "channel %u %s", c->index,
+			 rx ? "receive" : "send");
+		return smg_live_fail(c->live, v, what);
+	}
+	return SMG_OK;
 }
 
 /* ---- poll(2) path -------------------------------------------------------- */
-static int poll_wait(int fd, short ev, uint64_t deadline)
+static int poll_wait(struct chan *c, short ev, uint64_t since)
 {
-	struct pollfd p = {fd, ev, 0};
-	int n;
+	struct pollfd p = {c->fd, ev, 0};
+	int n, ms, r;
 
 	for (;;) {
-		n = poll(&p, 1, remaining_ms(deadline));
+		if ((r = wait_slice(c, since, ev == POLLIN, &ms)) != 0)
+			return r;
+		n = poll(&p, 1, ms);
 		if (n > 0)
 			return SMG_OK;
-		if (n == 0)
-			return SMG_ERR_TIMEOUT;
-		if (errno != EINTR)
+		if (n < 0 && errno != EINTR)
 			return smg_err_sys(errno);
 	}
 }
 
 static int poll_send(struct chan *c, bool wait, bool all)
 {
-	uint64_t deadline = smg_now_ms() + c->timeout_ms;
 	ssize_t n;
 	int r;
 
@@ -116,21 +142,20 @@ static int poll_send(struct chan *c, bool wait, bool all)
 		}
 		if (!wait || c->queued == 0 || (!all && c->queued < TX_SLOTS))
 			return SMG_OK;
-		if ((r = poll_wait(c->fd, POLLOUT, deadline)) != 0)
+		if ((r = poll_wait(c, POLLOUT, c->tx_since)) != 0)
 			return r;
 	}
 }
 
 static int poll_recv(struct chan *c)
 {
-	uint64_t deadline = smg_now_ms() + c->timeout_ms;
 	ssize_t n;
 	int r;
 
 	for (;;) {
 		n = recv(c->fd, c->rbuf + c->rend, RX_BUF_BYTES - c->rend, MSG_DONTWAIT);
 		if (n > 0) {
-			c->rend += (size_t)n;
+			rx_advance(c, (size_t)n);
 			return SMG_OK;
 		}
 		if (n == 0) {
@@ -141,7 +166,7 @@ static int poll_recv(struct chan *c)
 			continue;
 		if (errno != EAGAIN && errno != EWOULDBLOCK)
 			return smg_err_sys(errno);
-		if ((r = poll_wait(c->fd, POLLIN, deadline)) != 0)
+		if ((r = poll_wait(c, POLLIN, c->rx_since)) != 0)
 			return r;
 	}
 }
@@ -169,6 +194,15 @@ static int ring_kick_send(struct chan *c)
 	return ring_submit(c);
 }
 
+/* A request that ends without its bytes: the caller simply submits again.
+ * ECANCELED: the thread that submitted it exited (the kernel cancels a
+ * task's requests then), e.g. a receive left in flight by an interrupted
+ * wait, the channel then driven by another thread. */
+static bool retry_res(int res)
+{
+	return res == -EAGAIN || res == -EINTR || res == -ECANCELED;
+}
+
 static int ring_handle(struct chan *c, struct io_uring_cqe *cqe)
 {
 	uint64_t ud = io_uring_cqe_get_data64(cqe);
@@ -177,41 +211,51 @@ static int ring_handle(struct chan *c, struct io_uring_cqe *cqe)
 	io_uring_cqe_seen(&c->ring, cqe);
 	if (ud == UD_SEND) {
 		c->send_inflight = false;
-		if (res < 0 && res != -EAGAIN && res != -EINTR)
+		if (res < 0 && !retry_res(res))
 			return smg_err_sys(-res);
 		if (res > 0)
 			tx_advance(c, (size_t)res);
 	} else if (ud == UD_RECV) {
 		c->recv_inflight = false;
-		if (res < 0 && res != -EAGAIN && res != -EINTR)
+		if (res < 0 && !retry_res(res))
 			return smg_err_sys(-res);
 		if (res > 0)
-			c->rend += (size_t)res;
+			rx_advance(c, (size_t)res);
 		else if (res == 0)
 			c->rx_eof = true;
 	}
 	return SMG_OK;
 }
 
-/* Reap every completion that is ready; with a deadline, wait for one. */
-static int ring_reap(struct chan *c, uint64_t deadline)
+static int ring_wait_one(struct chan *c, int ms)
 {
+	struct __kernel_timespec ts = {ms / 1000, (long long)(ms % 1000) * 1000000};
 	struct io_uring_cqe *cqe;
 	int r;
 
-	if (deadline != 0) {
-		int ms = remaining_ms(deadline);
-		struct __kernel_timespec ts = {ms / 1000,
-					       (long long)(ms % 1000) * 1000000};
+	do
+		r = io_uring_wait_cqe_timeout(&c->ring, &cqe, &ts);
+	while (r == -EINTR);
+	if (r == -ETIME)
+		return SMG_ERR_TIMEOUT;
+	if (r < 0)
+		return smg_err_sys(-r);
+	return ring_handle(c, cqe);
+}
 
-		do
-			r = io_uring_wait_cqe_timeout(&c->ring, &cqe, &ts);
-		while (r == -EINTR);
-		if (r == -ETIME)
-			return SMG_ERR_TIMEOUT;
-		if (r < 0)
-			return smg_err_sys(-r);
-		if ((r = ring_handle(c, cqe)) != 0)
+/* Reap every completion that is ready; with wait, first block for one
+ * (the wait that began at since; rx: a receive wait). */
+static int ring_reap(struct chan *c, bool wait, uint64_t since, bool rx)
+{
+	struct io_uring_cqe *cqe;
+	int ms, r;
+
+	while (wait) {
+		if ((r = wait_slice(c, since, rx, &ms)) != 0)
+			return r;
+		if ((r = ring_wait_one(c, ms)) == SMG_OK)
+			break;
+		if (r != SMG_ERR_TIMEOUT)
 			return r;
 	}
 	while (io_uring_peek_cqe(&c->ring, &cqe) == 0)
@@ -222,13 +266,13 @@ static int ring_reap(struct chan *c, uint64_t deadline)
 
 static int ring_send(struct chan *c, bool wait, bool all)
 {
-	uint64_t deadline = smg_now_ms() + c->timeout_ms;
 	int r;
 
-	if ((r = ring_reap(c, 0)) != 0 || (r = ring_kick_send(c)) != 0)
+	if ((r = ring_reap(c, false, 0, false)) != 0 || (r = ring_kick_send(c)) != 0)
 		return r;
 	while (wait && (all ? c->queued > 0 : c->queued >= TX_SLOTS)) {
-		if ((r = ring_reap(c, deadline)) != 0 || (r = ring_kick_send(c)) != 0)
+		if ((r = ring_reap(c, true, c->tx_since, false)) != 0 ||
+		    (r = ring_kick_send(c)) != 0)
 			return r;
 	}
 	return SMG_OK;
@@ -236,7 +280,6 @@ static int ring_send(struct chan *c, bool wait, bool all)
 
 static int ring_recv(struct chan *c)
 {
-	uint64_t deadline = smg_now_ms() + c->timeout_ms;
 	struct io_uring_sqe *sqe;
 	int r;
 
@@ -251,7 +294,7 @@ static int ring_recv(struct chan *c)
 			return r;
 	}
 	while (c->recv_inflight) {
-		if ((r = ring_reap(c, deadline)) != 0)
+		if ((r = ring_reap(c, true, c->rx_since, true)) != 0)
 			return r;
 		/* a send completion may have freed room: keep the pipe full */
 		if ((r = ring_kick_send(c)) != 0)
@@ -266,6 +309,7 @@ int smg_chan_io_send(struct chan *c, bool wait, bool all)
 
 	if (c->dead)
 		return c->dead;
+	c->tx_since = smg_now_ms();
 	r = c->ring_ok ? ring_send(c, wait, all) : poll_send(c, wait, all);
 	if (r != 0)
 		c->dead = r;
@@ -279,9 +323,23 @@ int smg_chan_io_recv(struct chan *c)
 	if (c->dead)
 		return c->dead;
 	r = c->ring_ok ? ring_recv(c) : poll_recv(c);
-	if (r != 0)
+	if (r != 0 && r != SMG_ERR_INTERRUPTED)
 		c->dead = r;
 	return r;
+}
+
+bool smg_chan_io_pending(struct chan *c)
+{
+	uint8_t b;
+
+	if (c->ring_ok && !c->dead)
+		ring_reap(c, false, 0, true);
+	if (c->rstart < c->rend)
+		return true;
+	/* With a receive in flight the kernel hands new bytes to it, and
+	 * reaping above collected any it completed. */
+	return !c->recv_inflight && c->fd >= 0 &&
+	       recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) == 1;
 }
 
 void smg_chan_io_fini(struct chan *c)
@@ -290,13 +348,16 @@ void smg_chan_io_fini(struct chan *c)
 		/* The kernel may still write into rbuf or read a slot: end the
 		 * socket's operations and collect them before freeing. */
 		if (c->send_inflight || c->recv_inflight) {
-			uint64_t deadline = smg_now_ms() + 1000;
+			uint64_t deadline = smg_now_ms() + FINI_REAP_MS;
+			struct io_uring_cqe *cqe;
 
 			shutdown(c->fd, SHUT_RDWR);
 			while ((c->send_inflight || c->recv_inflight) &&
 			       smg_now_ms() < deadline &&
-			       ring_reap(c, deadline) != SMG_ERR_TIMEOUT)
+			       ring_wait_one(c, FINI_REAP_MS) != SMG_ERR_TIMEOUT)
 				;
+			while (io_uring_peek_cqe(&c->ring, &cqe) == 0)
+				ring_handle(c, cqe);
 		}
 		io_uring_queue_exit(&c->ring);
 		c->ring_ok = false;

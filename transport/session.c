@@ -21,11 +21,6 @@ static unsigned hs_timeout(const struct smg_session_opts *o)
 				       : SMG_HANDSHAKE_TIMEOUT_MS;
 }
 
-static unsigned io_timeout(const struct smg_session_opts *o)
-{
-	return o->io_timeout_ms ? o->io_timeout_ms : SMG_IO_TIMEOUT_MS;
-}
-
 int smg_sock_tune(int fd, int sock_buf)
 {
 	int one = 1;
@@ -200,7 +195,9 @@ int smg_session_attach(struct smg_session *s, unsigned idx, int fd,
 	c->index = idx;
 	c->tx.rekey_bytes = opts->rekey_bytes ? opts->rekey_bytes : SMG_REKEY_BYTES;
 	c->tx.rekey_at_ms = smg_now_ms() + SMG_REKEY_INTERVAL_MS;
-	return smg_chan_io_init(c, fd, opts->force_poll, io_timeout(opts));
+	if (idx == 0) /* the session's clock starts with its first channel */
+		smg_live_init(&s->live, opts, s->peer_name);
+	return smg_chan_io_init(c, fd, opts->force_poll, &s->live);
 }
 
 void smg_session_stream_offer(struct smg_session *s, unsigned idx,

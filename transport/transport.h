@@ -104,9 +104,16 @@ struct smg_handshake_ext {
 /* ---- sessions ------------------------------------------------------------ */
 #define SMG_CHANNELS_MAX 8
 #define SMG_DEFAULT_PORT 4849
-/* Defaults (opts value 0). */
+/* Defaults (opts value 0). Liveness is the session's (docs/protocol.md,
+ * "Liveness"): a blocked wait on any channel fails only when the whole
+ * session moved no byte, in either direction on any channel, for the idle
+ * limit (SMG_IO_TIMEOUT_MS), or moved nothing but PINGs for the progress
+ * limit (SMG_PROGRESS_TIMEOUT_MS), and every one fails once the session is
+ * older than SMG_SESSION_TIMEOUT_MS. */
 #define SMG_HANDSHAKE_TIMEOUT_MS 10000
 #define SMG_IO_TIMEOUT_MS	 60000
+#define SMG_PROGRESS_TIMEOUT_MS	 (15 * 60 * 1000)
+#define SMG_SESSION_TIMEOUT_MS	 (24 * 3600 * 1000) /* hard ceiling, whatever moves */
 #define SMG_PREAUTH_MAX		 64   /* concurrent unauthenticated connections */
 #define SMG_PREAUTH_PER_ADDR	 8    /* ... of them from one source address */
 #define SMG_HELLO_TIMEOUT_MS	 2000 /* a connection's first frame, complete */
@@ -121,7 +128,9 @@ struct smg_session_opts {
 	const struct smg_handshake_ext *ext; /* NULL: software-key mode */
 	unsigned channels;		     /* client: requested; server: max accepted */
 	unsigned handshake_timeout_ms;	     /* 0: SMG_HANDSHAKE_TIMEOUT_MS */
-	unsigned io_timeout_ms;		     /* 0: SMG_IO_TIMEOUT_MS */
+	unsigned io_timeout_ms;		     /* idle limit; 0: SMG_IO_TIMEOUT_MS */
+	unsigned progress_timeout_ms;	     /* PINGs only; 0: SMG_PROGRESS_TIMEOUT_MS */
+	unsigned session_timeout_ms;	     /* hard; 0: SMG_SESSION_TIMEOUT_MS */
 	unsigned max_preauth;		     /* server; 0: SMG_PREAUTH_MAX */
 	unsigned accept_timeout_ms;	     /* server; 0: wait forever */
 	uint64_t rekey_bytes;		     /* 0: SMG_REKEY_BYTES */
@@ -194,14 +203,40 @@ int smg_chan_bulk_begin(struct smg_session *s, unsigned chan, size_t len,
 int smg_chan_bulk_submit(struct smg_session *s, unsigned chan, uint8_t type, size_t len);
 /* Wait until every frame queued on chan is on the wire. */
 int smg_chan_flush(struct smg_session *s, unsigned chan);
-/* Next frame on chan (blocking, io_timeout_ms). SMG_ERR_EOF after the peer's
- * FINAL frame; SMG_ERR_CUT if the stream ended without one. */
+/* Next frame on chan (blocking, under the session's liveness rule).
+ * SMG_ERR_EOF after the peer's FINAL frame; SMG_ERR_CUT if the stream ended
+ * without one; SMG_ERR_INTERRUPTED (nothing lost, call again) once after
+ * smg_chan_interrupt while it had to wait. */
 int smg_chan_recv(struct smg_session *s, unsigned chan, struct smg_frame *out);
+/* From any thread: make the receive wait on chan (blocked now or the next
+ * one) return SMG_ERR_INTERRUPTED, e.g. to tell a control thread that a
+ * data channel failed. */
+void smg_chan_interrupt(struct smg_session *s, unsigned chan);
+/* Whether chan holds unread bytes, without waiting (the peer sent more than
+ * the protocol allowed once the caller stopped reading). */
+bool smg_chan_has_input(struct smg_session *s, unsigned chan);
 /* Unpack a control frame's payload with the bounded allocator; the frame's
  * type must be a control type whose registry entry names `desc`. */
 int smg_frame_unpack(const struct smg_frame *f, const ProtobufCMessageDescriptor *desc,
 		     ProtobufCMessage **out);
 void smg_frame_msg_free(ProtobufCMessage *msg);
+
+/* ---- liveness (docs/protocol.md, "Liveness") ------------------------------ */
+/* For a wait outside the transport (a condition variable the peer's frames
+ * will eventually satisfy) that began at since_ms (smg_now_ms): SMG_OK while
+ * the session rule lets it go on, SMG_ERR_TIMEOUT (logged) once it does not. */
+int smg_session_alive(struct smg_session *s, uint64_t since_ms);
+/* Bracket local work that keeps this side from reading (a backend call
+ * that writes pages into a slow hypervisor): while any thread of this side
+ * is inside, the session is not silent; silence counts again from when the
+ * last one left. Time spent working here is not the peer's silence. The
+ * progress limit still applies. */
+void smg_session_busy(struct smg_session *s, bool begin);
+/* Every wait on every channel ends, SMG_ERR_TIMEOUT, at most ms from now
+ * (only ever moves earlier): bounds the drain after an abort. */
+void smg_session_set_deadline(struct smg_session *s, unsigned ms);
+/* The idle limit in force (ms). */
+unsigned smg_session_idle_limit(const struct smg_session *s);
 
 /* Send FINAL on every channel and wait for the peer's; then free. */
 int smg_session_close(struct smg_session *s);

@@ -189,8 +189,9 @@ static void put_nic(FILE *f, const struct smg_nic *n)
 }
 
 /* This host's config for the incoming domain: what the sim host stores and
- * what a later migration onward sends. Disks are the images this host
- * created; a recorded trace travels in the state, never as a path. */
+ * what a later migration onward sends. Disks are the disks this host's
+ * disk service created (their names, D.i, made here); a recorded trace
+ * travels in the state, never as a path. */
 static int render(const struct smg_sim_config *c, const struct smg_vm_build *b,
 		  char **text, size_t *len)
 {
@@ -209,7 +210,7 @@ static int render(const struct smg_sim_config *c, const struct smg_vm_build *b,
 	if (c->workload == SMG_SIM_TRACE)
 		fprintf(f, "trace = %s\n", SMG_SIM_TRACE_MIGRATED);
 	for (unsigned i = 0; i < b->n_disks; i++)
-		fprintf(f, "disk = %s\n", b->disk_path[i]);
+		fprintf(f, "disk = %s\n", b->disk_name[i]);
 	for (unsigned i = 0; i < b->n_nics; i++)
 		put_nic(f, &b->nics[i]);
 	if (c->n_labels > 0) {
@@ -510,6 +511,11 @@ int smg_backend_sim_open(const struct smg_backend_opts *opts, struct smg_backend
 		    dir, dir);
 		free(s);
 		return SMG_ERR_BACKEND;
+	}
+	if ((r = smg_sim_client_bound(s->sock, SMG_SIM_CALL_TIMEOUT_MS)) != SMG_OK) {
+		close(s->sock);
+		free(s);
+		return r;
 	}
 	*out = &s->be;
 	return SMG_OK;

@@ -62,8 +62,8 @@ int smg_sim_config_load(const char *path, char **text, size_t *len,
 			struct smg_sim_config *cfg, char *err, size_t errlen);
 /* The destination's own config for an incoming domain: the sender's
  * config (untrusted) is parsed and checked against the build (sizes, NICs,
- * vTPM, disk count), then written anew from the build (this host's image
- * paths, no trace path). *text is malloc'd. SMG_ERR_POLICY with the reason
+ * vTPM, disk count), then written anew from the build (this host's disk
+ * service names, no trace path). *text is malloc'd. SMG_ERR_POLICY with the reason
  * in build->why. Pure: fuzzed (fuzz_plan). */
 int smg_sim_build_config(const uint8_t *config, size_t len, struct smg_vm_build *build,
 			 char **text, size_t *tlen);
@@ -179,6 +179,12 @@ void smg_sim_vtpm_stop(const char *host_dir, const char *name, struct smg_swtpm 
 int smg_sim_host_run(const char *state_dir);
 /* Connect to the sim host: DIR or a socket path. */
 int smg_sim_client_connect(const char *dir_or_sock, int *fd);
+/* A migration's calls are bounded: a host that does not answer one within
+ * this long fails it with SMG_ERR_TIMEOUT and the connection is shut (its
+ * lease ends as if the process had died). `secmig sim` (verify of a big VM)
+ * keeps no bound. */
+#define SMG_SIM_CALL_TIMEOUT_MS 120000
+int smg_sim_client_bound(int fd, unsigned ms);
 /* One request: "VERB args" + optional payload after a newline. reply gets
  * the payload after "OK"; *rfd a passed fd (or -1). Returns SMG_OK, or the
  * error code the host sent with its message in reply. */

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -35,6 +36,28 @@ int smg_sim_client_connect(const char *dir_or_sock, int *out)
 	}
 	*out = fd;
 	return SMG_OK;
+}
+
+int smg_sim_client_bound(int fd, unsigned ms)
+{
+	struct timeval tv = {ms / 1000, (long)(ms % 1000) * 1000};
+
+	if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) != 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) != 0)
+		return smg_err_sys(errno);
+	return SMG_OK;
+}
+
+/* A call that timed out may still be answered later: that reply must not
+ * be taken for the next call's, so the connection ends here. */
+static int call_failed(int fd, const char *req, int e)
+{
+	if (e != EAGAIN && e != EWOULDBLOCK)
+		return smg_err_sys(e);
+	smg_err("sim host did not answer '%.*s' in time: giving up on it",
+		(int)strcspn(req, " "), req);
+	shutdown(fd, SHUT_RDWR);
+	return SMG_ERR_TIMEOUT;
 }
 
 static int take_fd(struct msghdr *mh)
@@ -71,7 +94,7 @@ int smg_sim_client_call(int fd, const char *req, const void *payload, size_t ple
 	if (strlen(req) + 1 + plen > SMG_SIM_MSG_MAX)
 		return SMG_ERR_TOO_LONG;
 	if (sendmsg(fd, &mh, MSG_NOSIGNAL) < 0)
-		return smg_err_sys(errno);
+		return call_failed(fd, req, errno);
 	if ((buf = malloc(SMG_SIM_MSG_MAX + 1)) == NULL)
 		return SMG_ERR_NOMEM;
 	struct iovec in = {buf, SMG_SIM_MSG_MAX};
@@ -80,7 +103,7 @@ int smg_sim_client_call(int fd, const char *req, const void *payload, size_t ple
 			    .msg_control = u.buf,
 			    .msg_controllen = sizeof(u.buf)};
 	if ((n = recvmsg(fd, &ih, MSG_CMSG_CLOEXEC)) <= 0) {
-		r = n == 0 ? SMG_ERR_EOF : smg_err_sys(errno);
+		r = n == 0 ? SMG_ERR_EOF : call_failed(fd, req, errno);
 		goto out;
 	}
 	buf[n] = '\0';

@@ -100,6 +100,7 @@ static void xen_close(struct smg_backend *self)
 	smg_xen_dst_close(x);
 	smg_xen_unmap_chunks(x);
 	pthread_mutex_destroy(&x->chunk_lock);
+	pthread_rwlock_destroy(&x->map_lock);
 	if (x->ctx != NULL)
 		libxl_ctx_free(x->ctx);
 	if (x->xsh != NULL)
@@ -125,6 +126,7 @@ static const struct smg_backend_ops xen_ops = {
     .name = "xen",
     .close = xen_close,
     .domain_open = smg_xen_src_open,
+    .populated = smg_xen_src_populated,
     .logdirty_enable = smg_xen_src_logdirty_enable,
     .logdirty_peek_clear = smg_xen_src_logdirty_peek_clear,
     .logdirty_disable = smg_xen_src_logdirty_disable,
@@ -156,6 +158,7 @@ int smg_backend_xen_open(const struct smg_backend_opts *opts, struct smg_backend
 	x->pipe_w = -1;
 	x->new_domid = (uint32_t)INVALID_DOMID;
 	pthread_mutex_init(&x->chunk_lock, NULL);
+	pthread_rwlock_init(&x->map_lock, NULL);
 	(void)opts;
 	/* Handles open lazily in domain_open/domain_create, so a build on a
 	 * machine without Xen can still list and open the backend. */

@@ -1,5 +1,6 @@
 /* The xen config blob that travels in the plan (built by xen_src.c): a
  * bounded parse, since on the destination it comes from the network. */
+#include <stdlib.h>
 #include <string.h>
 
 #include "base/base.h"
@@ -30,25 +31,35 @@ struct parse_ctx {
 	uint64_t p2m_size;
 };
 
-static int take_ranges(struct parse_ctx *c, const uint8_t *body, size_t len)
+/* A RAM record: le64 [start,end) pairs, sorted, disjoint, non-empty (the
+ * binary search and the bitmap fill rely on it), all below limit. */
+int smg_xen_ranges_parse(const uint8_t *body, size_t len, uint64_t limit,
+			 uint64_t (*out)[2], size_t max, size_t *n)
 {
-	struct smg_xen_config *cfg = c->cfg;
 	uint64_t prev_end = 0;
 
-	if (len % 16 != 0 || len / 16 > SMG_XC_MAX_RANGES)
+	*n = 0;
+	if (len % 16 != 0 || len / 16 > max)
 		return SMG_ERR_PROTO;
-	cfg->n_ranges = len / 16;
-	for (size_t i = 0; i < cfg->n_ranges; i++) {
+	for (size_t i = 0; i < len / 16; i++) {
 		uint64_t s = le64(body + 16 * i), e = le64(body + 16 * i + 8);
 
-		/* sorted, disjoint, non-empty: the binary search relies on it */
-		if (s >= e || (i > 0 && s < prev_end))
+		if (s >= e || e > limit || (i > 0 && s < prev_end))
 			return SMG_ERR_PROTO;
-		cfg->ranges[i][0] = s;
-		cfg->ranges[i][1] = e;
+		out[i][0] = s;
+		out[i][1] = e;
 		prev_end = e;
 	}
+	*n = len / 16;
 	return 0;
+}
+
+static int take_ranges(struct parse_ctx *c, const uint8_t *body, size_t len)
+{
+	/* the frame count comes in INFO, which may follow: bound by the
+	 * largest count INFO accepts, then check against it at the end */
+	return smg_xen_ranges_parse(body, len, P2M_SIZE_MAX, c->cfg->ranges,
+				    SMG_XC_MAX_RANGES, &c->cfg->n_ranges);
 }
 
 static int take(void *opaque, uint32_t type, const uint8_t *body, size_t len)
@@ -112,4 +123,48 @@ int smg_xen_config_parse(const uint8_t *buf, size_t len, struct smg_xen_config *
 fail:
 	memset(cfg, 0, sizeof(*cfg));
 	return r;
+}
+
+struct state_ctx {
+	struct smg_xen_state *st;
+	uint64_t p2m_size;
+	bool seen_ram;
+};
+
+static int take_state(void *opaque, uint32_t type, const uint8_t *body, size_t len)
+{
+	struct state_ctx *c = opaque;
+	struct smg_xen_state *st = c->st;
+
+	if (type != SMG_XC_REC_RAM)
+		return 0;
+	if (c->seen_ram || len == 0 || len / 16 > SMG_XS_STATE_RANGES_MAX)
+		return SMG_ERR_PROTO;
+	c->seen_ram = true;
+	if ((st->ranges = malloc(len / 16 * sizeof(*st->ranges))) == NULL)
+		return SMG_ERR_NOMEM;
+	return smg_xen_ranges_parse(body, len, c->p2m_size, st->ranges,
+				    SMG_XS_STATE_RANGES_MAX, &st->n_ranges);
+}
+
+int smg_xen_state_parse(const uint8_t *buf, size_t len, uint64_t p2m_size,
+			struct smg_xen_state *st)
+{
+	struct state_ctx c = {st, p2m_size, false};
+	int r;
+
+	memset(st, 0, sizeof(*st));
+	r = smg_xs_parse_records(buf, len, SMG_XS_STATE_ALLOWED, take_state, &c);
+	if (r == 0 && !c.seen_ram)
+		r = SMG_ERR_PROTO; /* which frames the guest has is not optional */
+	if (r != 0)
+		smg_xen_state_free(st);
+	return r;
+}
+
+void smg_xen_state_free(struct smg_xen_state *st)
+{
+	free(st->ranges);
+	st->ranges = NULL;
+	st->n_ranges = 0;
 }

@@ -239,49 +239,43 @@ int smg_xen_dst_write_pages(struct smg_backend *self, const uint64_t *pfns, size
 {
 	static const uint8_t zero[SMG_XS_PAGE_SIZE];
 	struct xen_backend *x = XEN_SELF(self);
-	uint64_t batch[SMG_XS_BATCH_MAX];
 	int r = 0;
 
 	if (!x->have_domain || x->stream_done)
 		return SMG_ERR_STATE;
+	for (size_t i = 0; i < n; i++)
+		if (pfns[i] >= x->p2m_size)
+			return SMG_ERR_PROTO;
 	pthread_mutex_lock(&x->sink_lock);
-	for (size_t i = 0; i < n && r == 0;) {
-		size_t k = 0, first = i;
+	/* Frames with data: PAGE_DATA records (libxc populates them), one per
+	 * run of up to a batch. Any frame below the physmap's size may come:
+	 * the guest can populate frames during the migration; which ones it
+	 * has at the end comes with the state. */
+	for (size_t i = 0; !zero_only && i < n && r == 0; i += SMG_XS_BATCH_MAX) {
+		size_t k = n - i < SMG_XS_BATCH_MAX ? n - i : SMG_XS_BATCH_MAX;
 
-		/* one record per run of frames that are RAM on the source; a
-		 * hole the engine sends (it reads as zeros) is dropped here,
-		 * or restore would populate memory the guest never had */
-		while (i < n && k < SMG_XS_BATCH_MAX) {
-			if (pfns[i] >= x->p2m_size) {
-				r = SMG_ERR_PROTO;
-				break;
-			}
-			if (!smg_xs_ranges_contain((const uint64_t(*)[2])x->cfg.ranges,
-						   x->cfg.n_ranges, pfns[i]))
-				break;
-			batch[k++] = pfns[i++];
+		r = smg_xs_write_page_data(&x->sink, pfns + i, k,
+					   data + i * SMG_XS_PAGE_SIZE,
+					   k * SMG_XS_PAGE_SIZE);
+		for (size_t j = 0; r == 0 && j < k; j++) {
+			uint64_t p = pfns[i + j], bit = UINT64_C(1) << (p % 64);
+
+			x->sent[p / 64] |= bit;
+			x->zeroed[p / 64] &= ~bit;
 		}
-		if (r == 0 && k > 0 && !zero_only)
-			r = smg_xs_write_page_data(&x->sink, batch, k,
-						   data + first * SMG_XS_PAGE_SIZE,
-						   k * SMG_XS_PAGE_SIZE);
-		/* A zero frame never sent before needs no data: populate_rest
-		 * allocates it (Xen hands out scrubbed frames). One that held
-		 * data must be overwritten, once: it holds zeros until a page
-		 * comes for it again (repeated zero records cost nothing). */
-		for (size_t j = 0; r == 0 && zero_only && j < k; j++) {
-			uint64_t bit = UINT64_C(1) << (batch[j] % 64);
-			if (x->sent[batch[j] / 64] & bit) {
-				r = smg_xs_write_page_data(&x->sink, &batch[j], 1, zero,
-							   sizeof(zero));
-				x->sent[batch[j] / 64] &= ~bit;
-				x->zeroed[batch[j] / 64] |= bit;
-			}
-		}
-		for (size_t j = 0; r == 0 && !zero_only && j < k; j++)
-			x->sent[batch[j] / 64] |= UINT64_C(1) << (batch[j] % 64);
-		if (r == 0 && k == 0 && i < n)
-			i++; /* skip the hole */
+	}
+	/* A zero frame never written needs no data: restore_state allocates
+	 * it if it is in the final set (Xen hands out scrubbed frames). One
+	 * that held data must be overwritten, once: it holds zeros until a
+	 * page comes for it again (repeated zero records cost nothing). */
+	for (size_t i = 0; zero_only && i < n && r == 0; i++) {
+		uint64_t p = pfns[i], bit = UINT64_C(1) << (p % 64);
+
+		if (!(x->sent[p / 64] & bit))
+			continue;
+		r = smg_xs_write_page_data(&x->sink, &pfns[i], 1, zero, sizeof(zero));
+		x->sent[p / 64] &= ~bit;
+		x->zeroed[p / 64] |= bit;
 	}
 	pthread_mutex_unlock(&x->sink_lock);
 	return r;
@@ -289,53 +283,97 @@ int smg_xen_dst_write_pages(struct smg_backend *self, const uint64_t *pfns, size
 
 static int splice_state(void *opaque, uint32_t type, const uint8_t *body, size_t len)
 {
+	if (type == SMG_XC_REC_RAM)
+		return 0; /* ours, taken out by smg_xen_state_parse */
 	return smg_xs_write_record(opaque, type, body, len);
 }
 
-/* RAM frames the source never sent (zero and never dirtied) must still
- * exist here: populate them in one pass before the state, as XALLOC. */
-static int populate_rest(struct xen_backend *x)
+/* Frames of the final set never written (zero on the source, never
+ * dirtied) must still exist here: allocate them before the state, as
+ * XALLOC entries. */
+static int populate_rest(struct xen_backend *x, uint64_t *count)
 {
 	uint64_t batch[SMG_XS_BATCH_MAX];
 	size_t k = 0;
 	int r = 0;
 
-	for (size_t i = 0; i < x->cfg.n_ranges && r == 0; i++)
-		for (uint64_t p = x->cfg.ranges[i][0]; p < x->cfg.ranges[i][1] && r == 0;
-		     p++) {
-			if ((x->sent[p / 64] | x->zeroed[p / 64]) &
-			    (UINT64_C(1) << (p % 64)))
-				continue;
-			batch[k++] = SMG_XS_TYPE_XALLOC << SMG_XS_TYPE_SHIFT | p;
-			if (k == SMG_XS_BATCH_MAX) {
-				r = smg_xs_write_page_data(&x->sink, batch, k, NULL, 0);
-				k = 0;
-			}
+	*count = 0;
+	for (uint64_t p = 0; p < x->p2m_size && r == 0; p++) {
+		if (!(x->pop[p / 64] >> (p % 64) & 1) ||
+		    ((x->sent[p / 64] | x->zeroed[p / 64]) >> (p % 64) & 1))
+			continue;
+		batch[k++] = SMG_XS_TYPE_XALLOC << SMG_XS_TYPE_SHIFT | p;
+		(*count)++;
+		if (k == SMG_XS_BATCH_MAX) {
+			r = smg_xs_write_page_data(&x->sink, batch, k, NULL, 0);
+			k = 0;
 		}
+	}
 	if (r == 0 && k > 0)
 		r = smg_xs_write_page_data(&x->sink, batch, k, NULL, 0);
+	return r;
+}
+
+/* Frames written during pre-copy that the guest gave back before it
+ * stopped: hand them back to Xen on the restored, paused domain, as the
+ * guest's balloon driver did on the source. */
+static int release_gone(struct xen_backend *x, uint64_t *count)
+{
+	xen_pfn_t batch[SMG_XS_BATCH_MAX];
+	size_t k = 0;
+	int r = 0;
+
+	*count = 0;
+	for (uint64_t p = 0; p <= x->p2m_size && r == 0; p++) {
+		bool gone = p < x->p2m_size &&
+			    ((x->sent[p / 64] | x->zeroed[p / 64]) >> (p % 64) & 1) &&
+			    !(x->pop[p / 64] >> (p % 64) & 1);
+
+		if (gone)
+			batch[k++] = p;
+		if (k > 0 && (k == SMG_XS_BATCH_MAX || p == x->p2m_size)) {
+			if (xc_domain_decrease_reservation_exact(x->xch, x->new_domid, k,
+								 0, batch) != 0) {
+				smg_err("xen: cannot release %zu frames of d%u: %s", k,
+					x->new_domid, strerror(errno));
+				r = SMG_ERR_BACKEND;
+			}
+			*count += k;
+			k = 0;
+		}
+	}
 	return r;
 }
 
 int smg_xen_dst_restore_state(struct smg_backend *self, const uint8_t *blob, size_t len)
 {
 	struct xen_backend *x = XEN_SELF(self);
+	struct smg_xen_state st;
+	uint64_t t0, t1, alloc = 0, released = 0;
+	size_t words = (size_t)((x->p2m_size + 63) / 64);
 	int r, rc;
 
 	if (!x->have_domain || x->stream_done)
 		return SMG_ERR_STATE;
 	/* Check the whole blob before any of it reaches libxc. */
-	if ((r = smg_xs_parse_records(blob, len, SMG_XS_STATE_ALLOWED, NULL, NULL)) !=
-	    0) {
+	if ((r = smg_xen_state_parse(blob, len, x->p2m_size, &st)) != 0) {
 		smg_peer_log(SMG_LOG_ERROR,
 			     "xen: the peer's vCPU/device state is malformed: %s",
 			     smg_strerror(r));
 		return r;
 	}
-	uint64_t t0 = smg_now_ms(), t1;
+	free(x->pop);
+	if ((x->pop = calloc(words, sizeof(uint64_t))) == NULL) {
+		smg_xen_state_free(&st);
+		return SMG_ERR_NOMEM;
+	}
+	smg_xf_bitmap_set_ranges(x->pop, (const uint64_t(*)[2])st.ranges, st.n_ranges);
+	x->n_pop = smg_xf_ranges_frames((const uint64_t(*)[2])st.ranges, st.n_ranges);
+	smg_xen_state_free(&st);
+	t0 = smg_now_ms();
 	pthread_mutex_lock(&x->sink_lock);
 	x->stream_done = true;
-	if ((r = populate_rest(x)) == 0 &&
+	if ((r = populate_rest(x, &alloc)) == 0 &&
 	    (r = smg_xs_parse_records(blob, len, SMG_XS_STATE_ALLOWED, splice_state,
 				      &x->sink)) == 0 &&
 	    (r = smg_xs_write_record(&x->sink, SMG_XS_REC_END, NULL, 0)) == 0)
@@ -353,8 +391,14 @@ int smg_xen_dst_restore_state(struct smg_backend *self, const uint8_t *blob, siz
 	if (r == 0)
 		x->domid = x->new_domid; /* read_pages now sees the incoming copy */
 	if (r == 0)
-		smg_info("xen: '%s' restored as d%u (paused), %llu stream bytes",
-			 x->final_name, x->new_domid, (unsigned long long)x->sink.bytes);
+		r = release_gone(x, &released);
+	if (r == 0)
+		smg_info("xen: '%s' restored as d%u (paused): %llu frames populated "
+			 "(Xen counts %lu pages; %llu allocated empty, %llu given "
+			 "back), %llu stream bytes",
+			 x->final_name, x->new_domid, (unsigned long long)x->n_pop,
+			 smg_xen_tot_pages(x, x->new_domid), (unsigned long long)alloc,
+			 (unsigned long long)released, (unsigned long long)x->sink.bytes);
 	return r;
 }
 
@@ -443,4 +487,6 @@ void smg_xen_dst_close(struct xen_backend *x)
 	free(x->zeroed);
 	x->sent = NULL;
 	x->zeroed = NULL;
+	free(x->pop);
+	x->pop = NULL;
 }

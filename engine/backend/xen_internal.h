@@ -20,18 +20,22 @@
 /* The config blob in the plan: libxc-framed records (see xen_stream.h) of
  * these private types next to libxc's CPUID/MSR policy records. Types
  * 0x1c..0x1f are unused by libxc's stream and never reach it. */
-#define SMG_XC_REC_INFO	  0x1cu /* le32 dhdr type, le32 xen major, minor, vcpus */
-#define SMG_XC_REC_JSON	  0x1du /* libxl_domain_config as JSON */
-#define SMG_XC_REC_RAM	  0x1eu /* le64 pairs: populated [start, end) pfns */
+#define SMG_XC_REC_INFO 0x1cu /* le32 dhdr type, le32 xen major, minor, vcpus */
+#define SMG_XC_REC_JSON 0x1du /* libxl_domain_config as JSON */
+#define SMG_XC_REC_RAM	0x1eu /* le64 pairs: populated [start, end) pfns */
+/* In the config: the frames populated at domain_open, their nearest
+ * neighbours merged past SMG_XC_MAX_RANGES (a superset, informative). */
 #define SMG_XC_MAX_RANGES 256
 #define SMG_XC_JSON_MAX	  (48 * 1024)
 #define SMG_XC_ALLOWED                                                          \
 	(1u << SMG_XC_REC_INFO | 1u << SMG_XC_REC_JSON | 1u << SMG_XC_REC_RAM | \
 	 1u << SMG_XS_REC_CPUID_POLICY | 1u << SMG_XS_REC_MSR_POLICY)
-/* The state blob: what libxc writes at the end of a checkpoint. */
+/* The state blob: what libxc writes at the end of a checkpoint, and the
+ * frames populated when the guest stopped (a RAM record, exact). */
 #define SMG_XS_STATE_ALLOWED                                        \
 	(1u << SMG_XS_REC_TSC_INFO | 1u << SMG_XS_REC_HVM_CONTEXT | \
-	 1u << SMG_XS_REC_HVM_PARAMS)
+	 1u << SMG_XS_REC_HVM_PARAMS | 1u << SMG_XC_REC_RAM)
+#define SMG_XS_STATE_RANGES_MAX 16384 /* 256 KiB of the state blob */
 
 /* A parsed config blob; pointers borrow from the blob. */
 struct smg_xen_config {
@@ -47,6 +51,19 @@ struct smg_xen_config {
 
 /* Bounded parse of an untrusted config blob (fuzzed: fuzz/fuzz_xen_blob.c). */
 int smg_xen_config_parse(const uint8_t *buf, size_t len, struct smg_xen_config *cfg);
+/* A RAM record's ranges, checked: sorted, disjoint, non-empty, below limit. */
+int smg_xen_ranges_parse(const uint8_t *body, size_t len, uint64_t limit,
+			 uint64_t (*out)[2], size_t max, size_t *n);
+
+/* A parsed state blob: every record checked, the final frame set taken out
+ * (libxc never sees the RAM record). */
+struct smg_xen_state {
+	uint64_t (*ranges)[2]; /* malloc'd */
+	size_t n_ranges;
+};
+int smg_xen_state_parse(const uint8_t *buf, size_t len, uint64_t p2m_size,
+			struct smg_xen_state *st);
+void smg_xen_state_free(struct smg_xen_state *st);
 
 struct xen_backend {
 	struct smg_backend be;
@@ -63,12 +80,24 @@ struct xen_backend {
 	size_t config_len;
 	struct smg_xen_config cfg;
 
-	/* source: guest frames stay mapped in chunks of SMG_XEN_CHUNK, mapped
-	 * on first read (the engine reads one frame at a time) */
+	/* populated frames (xen_pop.c): pop as of the last sweep (on the
+	 * destination: the source's final set); appeared: frames that were
+	 * not populated at the first sweep, or failed to map while pop said
+	 * populated, all sent again in the final round */
+	uint64_t *pop, *appeared, *swept;
+	uint64_t n_pop, sweep_ms;
+	bool pop_stopped; /* pop was swept with the guest stopped */
+	bool pop_fresh;	  /* pop is domain_open's sweep, not handed out yet */
+	xc_hypercall_buffer_t pfi_hbuf;
+	xen_pfn_t *pfi;
+
+	/* guest frames stay mapped in chunks of SMG_XEN_CHUNK, mapped on
+	 * first read (the engine reads one frame at a time) and dropped at
+	 * every sweep; read_pages holds map_lock for reading */
 	struct xen_chunk *chunks;
 	size_t n_chunks;
 	pthread_mutex_t chunk_lock;
-	bool chunk_lock_init;
+	pthread_rwlock_t map_lock;
 	xc_hypercall_buffer_t bm_hbuf;
 	uint64_t *bm;
 	size_t bm_pages;
@@ -85,15 +114,15 @@ struct xen_backend {
 	bool dcfg_init;
 	struct smg_xs_sink sink;
 	pthread_mutex_t sink_lock; /* write_pages runs on several threads */
-	uint64_t *sent;		   /* bitmap of pfns populated on this side */
-	uint64_t *zeroed;	   /* pfns overwritten with zeros since */
+	uint64_t *sent;		   /* pfns populated here, holding a page sent */
+	uint64_t *zeroed;	   /* populated, then overwritten with zeros since */
 	bool stream_done;
 	bool is_dst;
 };
 
 #define SMG_XEN_CHUNK 1024u /* frames per foreign mapping */
 struct xen_chunk {
-	uint8_t *map; /* NULL: not mapped yet, or nothing in it is RAM */
+	uint8_t *map; /* NULL: not mapped yet, or nothing in it is populated */
 	bool done;
 	uint64_t bad[SMG_XEN_CHUNK / 64]; /* frames that did not map: holes */
 };
@@ -124,8 +153,18 @@ int smg_xen_src_destroy(struct smg_backend *self);
 int smg_xen_src_pending(struct smg_backend *self, const char *name, char *id,
 			size_t id_len, char *peer, size_t peer_len);
 int smg_xen_src_settle(struct smg_backend *self, const char *name, bool resumed);
+int smg_xen_src_populated(struct smg_backend *self, uint64_t *bitmap, uint64_t *count);
 void smg_xen_unmap_chunks(struct xen_backend *x);
+void smg_xen_unmap_chunks_locked(struct xen_backend *x); /* map_lock held */
 void smg_xen_src_close(struct xen_backend *x);
+
+/* xen_pop.c */
+int smg_xen_pop_open(struct xen_backend *x);
+int smg_xen_pop_harvest(struct xen_backend *x, uint64_t *bitmap, uint64_t *dirty);
+int smg_xen_pop_record(struct xen_backend *x, struct smg_xs_sink *s);
+int smg_xen_write_ranges(struct smg_xs_sink *s, const uint64_t (*r)[2], size_t n);
+unsigned long smg_xen_tot_pages(struct xen_backend *x, uint32_t domid);
+void smg_xen_pop_free(struct xen_backend *x);
 
 /* xen_dst.c */
 int smg_xen_dst_create(struct smg_backend *self, const uint8_t *config, size_t len,

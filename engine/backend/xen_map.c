@@ -1,9 +1,12 @@
 /* xen backend: reading guest frames. The engine reads one frame at a time
  * from several channel threads; a foreign mapping per frame would cost an
  * mmap, a hypercall batch and a TLB flush each, so frames are mapped in
- * chunks of SMG_XEN_CHUNK on first touch and stay mapped until close. The
- * mapping is live: it shows the guest's current bytes, and log-dirty says
- * which ones changed since they were read. */
+ * chunks of SMG_XEN_CHUNK on first touch. The mapping is live: it shows the
+ * guest's current bytes, and log-dirty says which ones changed since they
+ * were read. It also holds the frames it mapped: a frame the guest gives
+ * back (and maybe repopulates elsewhere) would still read the old page, so
+ * every sweep of the populated frames (xen_pop.c) drops the mappings, and
+ * a frame not populated at the last sweep reads as zeros. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,14 +15,18 @@
 #include "base/base.h"
 #include "engine/backend/xen_internal.h"
 
+static bool pop_bit(const struct xen_backend *x, uint64_t pfn)
+{
+	return x->pop != NULL && (x->pop[pfn / 64] >> (pfn % 64)) & 1;
+}
+
 static bool chunk_has_ram(const struct xen_backend *x, uint64_t first, uint64_t end)
 {
-	for (size_t i = 0; i < x->cfg.n_ranges; i++)
-		if (x->cfg.ranges[i][0] < end && x->cfg.ranges[i][1] > first)
+	for (uint64_t p = first; p < end; p++)
+		if (pop_bit(x, p))
 			return true;
 	return false;
 }
-
 static int map_chunk(struct xen_backend *x, size_t ci)
 {
 	struct xen_chunk *c = &x->chunks[ci];
@@ -49,29 +56,34 @@ out:
 	return 0;
 }
 
+static int alloc_chunks(struct xen_backend *x)
+{
+	pthread_mutex_lock(&x->chunk_lock);
+	if (x->chunks == NULL) {
+		size_t nc = (size_t)((x->p2m_size + SMG_XEN_CHUNK - 1) / SMG_XEN_CHUNK);
+		struct xen_chunk *cs = calloc(nc, sizeof(*cs));
+
+		if (cs != NULL) {
+			x->n_chunks = nc;
+			__atomic_store_n(&x->chunks, cs, __ATOMIC_RELEASE);
+		}
+	}
+	pthread_mutex_unlock(&x->chunk_lock);
+	return x->chunks == NULL ? SMG_ERR_NOMEM : 0;
+}
+
 int smg_xen_src_read_pages(struct smg_backend *self, const uint64_t *pfns, size_t n,
 			   uint8_t *out)
 {
 	struct xen_backend *x = XEN_SELF(self);
+	int r = 0;
 
 	if (!x->have_domain || x->domid == 0 || (x->is_dst && !x->stream_done))
 		return SMG_ERR_STATE;
-	if (x->chunks == NULL) {
-		pthread_mutex_lock(&x->chunk_lock);
-		if (x->chunks == NULL) {
-			size_t nc =
-			    (size_t)((x->p2m_size + SMG_XEN_CHUNK - 1) / SMG_XEN_CHUNK);
-			struct xen_chunk *cs = calloc(nc, sizeof(*cs));
-
-			if (cs != NULL) {
-				x->n_chunks = nc;
-				__atomic_store_n(&x->chunks, cs, __ATOMIC_RELEASE);
-			}
-		}
-		pthread_mutex_unlock(&x->chunk_lock);
-		if (x->chunks == NULL)
-			return SMG_ERR_NOMEM;
-	}
+	pthread_rwlock_rdlock(&x->map_lock);
+	if (__atomic_load_n(&x->chunks, __ATOMIC_ACQUIRE) == NULL &&
+	    (r = alloc_chunks(x)) != 0)
+		goto out;
 	for (size_t i = 0; i < n; i++) {
 		uint64_t pfn = pfns[i];
 		size_t ci = (size_t)(pfn / SMG_XEN_CHUNK);
@@ -79,23 +91,37 @@ int smg_xen_src_read_pages(struct smg_backend *self, const uint64_t *pfns, size_
 		struct xen_chunk *c;
 		uint8_t *dst = out + i * SMG_XS_PAGE_SIZE;
 
-		if (pfn >= x->p2m_size)
-			return SMG_ERR_INVAL;
+		if (pfn >= x->p2m_size) {
+			r = SMG_ERR_INVAL;
+			goto out;
+		}
+		/* not populated at the last sweep: not the guest's memory */
+		if (!pop_bit(x, pfn)) {
+			memset(dst, 0, SMG_XS_PAGE_SIZE);
+			continue;
+		}
 		c = &x->chunks[ci];
 		if (!__atomic_load_n(&c->done, __ATOMIC_ACQUIRE))
 			map_chunk(x, ci);
-		/* A hole reads as zeros; the destination skips frames outside
-		 * the RAM ranges in the config. */
-		if (c->map == NULL || (c->bad[off / 64] & (UINT64_C(1) << (off % 64))))
+		if (c->map == NULL || (c->bad[off / 64] & (UINT64_C(1) << (off % 64)))) {
+			/* populated at the sweep, gone when mapped: zeros now,
+			 * and read again with the guest stopped */
 			memset(dst, 0, SMG_XS_PAGE_SIZE);
-		else
+			if (x->appeared != NULL)
+				__atomic_fetch_or(&x->appeared[pfn / 64],
+						  UINT64_C(1) << (pfn % 64),
+						  __ATOMIC_RELAXED);
+		} else {
 			memcpy(dst, c->map + (size_t)off * SMG_XS_PAGE_SIZE,
 			       SMG_XS_PAGE_SIZE);
+		}
 	}
-	return 0;
+out:
+	pthread_rwlock_unlock(&x->map_lock);
+	return r;
 }
 
-void smg_xen_unmap_chunks(struct xen_backend *x)
+void smg_xen_unmap_chunks_locked(struct xen_backend *x)
 {
 	for (size_t i = 0; i < x->n_chunks; i++) {
 		uint64_t first = (uint64_t)i * SMG_XEN_CHUNK;
@@ -109,4 +135,11 @@ void smg_xen_unmap_chunks(struct xen_backend *x)
 	free(x->chunks);
 	x->chunks = NULL;
 	x->n_chunks = 0;
+}
+
+void smg_xen_unmap_chunks(struct xen_backend *x)
+{
+	pthread_rwlock_wrlock(&x->map_lock);
+	smg_xen_unmap_chunks_locked(x);
+	pthread_rwlock_unlock(&x->map_lock);
 }

@@ -15,7 +15,6 @@
 #include <xen/hvm/params.h>
 #include <xen/sched.h>
 
-#define MAP_BATCH	1024u /* frames per xenforeignmemory_map call */
 #define SUSPEND_WAIT_MS 30000 /* a guest that ignores control/shutdown */
 #define SUSPEND_POLL_MS 20
 #define MIGRATED_SUFFIX "--migratedaway"
@@ -77,51 +76,29 @@ static void put_le64(uint8_t *p, uint64_t v)
 	put_le32(p + 4, (uint32_t)(v >> 32));
 }
 
-/* Which frames are RAM: a foreign map of a hole fails per frame, the same
- * answer XEN_DOMCTL_getpageframeinfo3 gives libxc (XTAB). */
-static int probe_ram(struct xen_backend *x, struct smg_xen_config *cfg)
+/* The config's RAM record: the frames populated at domain_open, their
+ * nearest neighbours merged past SMG_XC_MAX_RANGES. Informative for the
+ * destination, which takes the exact set from the state blob. */
+static int open_ranges(struct xen_backend *x, struct smg_xen_config *cfg)
 {
-	xen_pfn_t arr[MAP_BATCH];
-	int errs[MAP_BATCH];
-	bool in = false;
+	size_t n = smg_xf_ranges_of(x->pop, x->p2m_size, NULL, 0);
+	uint64_t(*r)[2];
+	int rc;
 
-	cfg->n_ranges = 0;
-	for (uint64_t base = 0; base < x->p2m_size; base += MAP_BATCH) {
-		unsigned n =
-		    (unsigned)(x->p2m_size - base < MAP_BATCH ? x->p2m_size - base
-							      : MAP_BATCH);
-		void *m;
-
-		for (unsigned i = 0; i < n; i++)
-			arr[i] = base + i;
-		m = xenforeignmemory_map(x->fmem, x->domid, PROT_READ, n, arr, errs);
-		if (m == NULL)
-			for (unsigned i = 0; i < n; i++)
-				errs[i] = -1;
-		for (unsigned i = 0; i < n; i++) {
-			bool ram = errs[i] == 0;
-
-			if (ram && !in) {
-				if (cfg->n_ranges == SMG_XC_MAX_RANGES) {
-					smg_err("xen: d%u memory map has more than %u "
-						"ranges",
-						x->domid, SMG_XC_MAX_RANGES);
-					if (m != NULL)
-						xenforeignmemory_unmap(x->fmem, m, n);
-					return SMG_ERR_UNSUPPORTED;
-				}
-				cfg->ranges[cfg->n_ranges][0] = base + i;
-			}
-			if (!ram && in)
-				cfg->ranges[cfg->n_ranges++][1] = base + i;
-			in = ram;
-		}
-		if (m != NULL)
-			xenforeignmemory_unmap(x->fmem, m, n);
+	if (n == 0) {
+		smg_err("xen: d%u has no populated frames", x->domid);
+		return SMG_ERR_STATE;
 	}
-	if (in)
-		cfg->ranges[cfg->n_ranges++][1] = x->p2m_size;
-	return 0;
+	if ((r = calloc(n, sizeof(*r))) == NULL)
+		return SMG_ERR_NOMEM;
+	smg_xf_ranges_of(x->pop, x->p2m_size, r, n);
+	rc = smg_xf_ranges_cover(r, &n, SMG_XC_MAX_RANGES);
+	if (rc == 0) {
+		memcpy(cfg->ranges, r, n * sizeof(*r));
+		cfg->n_ranges = n;
+	}
+	free(r);
+	return rc;
 }
 
 static int add_cpu_policy(struct xen_backend *x, struct smg_xs_sink *s)
@@ -189,7 +166,7 @@ static int build_config(struct xen_backend *x, uint32_t vcpus)
 		r = SMG_ERR_TOO_LONG;
 		goto out;
 	}
-	if ((r = probe_ram(x, &cfg)) != 0)
+	if ((r = smg_xen_pop_open(x)) != 0 || (r = open_ranges(x, &cfg)) != 0)
 		goto out;
 	ver = xc_version(x->xch, XENVER_version, NULL);
 	put_le32(info, SMG_XS_DHDR_X86_HVM);
@@ -201,22 +178,9 @@ static int build_config(struct xen_backend *x, uint32_t vcpus)
 	    (r = smg_xs_write_record(&s, SMG_XC_REC_JSON, json, strlen(json))) != 0 ||
 	    (r = add_cpu_policy(x, &s)) != 0)
 		goto out;
-	{
-		uint8_t *rb = calloc(cfg.n_ranges ? cfg.n_ranges : 1, 16);
-
-		if (rb == NULL) {
-			r = SMG_ERR_NOMEM;
-			goto out;
-		}
-		for (size_t i = 0; i < cfg.n_ranges; i++) {
-			put_le64(rb + 16 * i, cfg.ranges[i][0]);
-			put_le64(rb + 16 * i + 8, cfg.ranges[i][1]);
-		}
-		r = smg_xs_write_record(&s, SMG_XC_REC_RAM, rb, cfg.n_ranges * 16);
-		free(rb);
-		if (r != 0)
-			goto out;
-	}
+	if ((r = smg_xen_write_ranges(&s, (const uint64_t(*)[2])cfg.ranges,
+				      cfg.n_ranges)) != 0)
+		goto out;
 	if ((r = smg_xen_config_parse(m.p, m.len, &x->cfg)) != 0) {
 		smg_err("xen: built a config blob we cannot parse: %s", smg_strerror(r));
 		goto out;
@@ -224,9 +188,12 @@ static int build_config(struct xen_backend *x, uint32_t vcpus)
 	x->config = m.p;
 	x->config_len = m.len;
 	m.p = NULL;
-	smg_info("xen: d%u '%s': %llu frames in %zu RAM ranges, Xen %d.%d", x->domid,
-		 x->name, (unsigned long long)x->p2m_size, x->cfg.n_ranges, ver >> 16,
-		 ver & 0xffff);
+	smg_info("xen: d%u '%s': %llu of %llu frames populated (%zu ranges, swept in "
+		 "%llu ms), Xen %d.%d",
+		 x->domid, x->name, (unsigned long long)x->n_pop,
+		 (unsigned long long)x->p2m_size,
+		 smg_xf_ranges_of(x->pop, x->p2m_size, NULL, 0),
+		 (unsigned long long)x->sweep_ms, ver >> 16, ver & 0xffff);
 out:
 	free(json);
 	free(m.p);
@@ -352,7 +319,8 @@ int smg_xen_src_logdirty_peek_clear(struct smg_backend *self, uint64_t *bitmap,
 		bitmap[i] |= w;
 	}
 	*dirty = n;
-	return 0;
+	/* the frames that appeared or went since the last sweep are dirty too */
+	return smg_xen_pop_harvest(x, bitmap, dirty);
 }
 
 int smg_xen_src_logdirty_disable(struct smg_backend *self)
@@ -516,7 +484,8 @@ int smg_xen_src_save_state(struct smg_backend *self, uint8_t **blob, size_t *len
 	put_le64(tsc + 8, nsec);
 	put_le32(tsc + 16, inc);
 	if ((r = smg_xs_write_record(&s, SMG_XS_REC_TSC_INFO, tsc, sizeof(tsc))) != 0 ||
-	    (r = add_hvm_context(x, &s)) != 0 || (r = add_hvm_params(x, &s)) != 0)
+	    (r = add_hvm_context(x, &s)) != 0 || (r = add_hvm_params(x, &s)) != 0 ||
+	    (r = smg_xen_pop_record(x, &s)) != 0)
 		goto out;
 	*blob = m.p;
 	*len = m.len;
@@ -661,4 +630,5 @@ void smg_xen_src_close(struct xen_backend *x)
 	if (x->bm != NULL)
 		xc__hypercall_buffer_free_pages(x->xch, &x->bm_hbuf, (int)x->bm_pages);
 	x->bm = NULL;
+	smg_xen_pop_free(x);
 }

@@ -88,4 +88,27 @@ size_t smg_xs_bitmap_batch(const uint64_t *bm, uint64_t nbits, uint64_t *cursor,
 /* Does pfn appear in a sorted, disjoint list of [start,end) ranges? */
 bool smg_xs_ranges_contain(const uint64_t (*ranges)[2], size_t n, uint64_t pfn);
 
+/* Frame sets (xen_frames.c): which frames are populated, as bitmaps and as
+ * sorted, disjoint [start,end) ranges. */
+/* The ranges of bm's set bits below nbits: fills the first max of them
+ * and returns how many there are. */
+size_t smg_xf_ranges_of(const uint64_t *bm, uint64_t nbits, uint64_t (*r)[2], size_t max);
+/* Sets the bits of the frames in r (the caller zeroes bm first). */
+void smg_xf_bitmap_set_ranges(uint64_t *bm, const uint64_t (*r)[2], size_t n);
+uint64_t smg_xf_ranges_frames(const uint64_t (*r)[2], size_t n);
+/* Merges the nearest neighbours until at most max ranges are left: a
+ * superset of the frames, for a record of bounded size. */
+int smg_xf_ranges_cover(uint64_t (*r)[2], size_t *n, size_t max);
+/* A new sweep of the populated frames: every frame whose state changed
+ * since pop (it appeared or went) is set in dirty, the ones that appeared
+ * also in appeared; pop becomes now. */
+struct smg_xf_delta {
+	uint64_t appeared, gone; /* frames that changed state */
+	uint64_t newly_dirty;	 /* of those, the ones not yet set in dirty */
+};
+void smg_xf_update(uint64_t *pop, const uint64_t *now, uint64_t *appeared,
+		   uint64_t *dirty, uint64_t nbits, struct smg_xf_delta *d);
+/* dst |= src below nbits; returns how many bits were new in dst. */
+uint64_t smg_xf_or_new(uint64_t *dst, const uint64_t *src, uint64_t nbits);
+
 #endif

@@ -30,10 +30,11 @@ echo "src $(cat "$A/host.key.pub")" >"$B/peers"
 chmod 600 "$A/peers" "$B/peers"
 
 # B's host definitions (docs/hostdef.md): any domain from src, NICs with
-# 52:54:00:* MACs in 10/8 and fd00::/8, disks into B's state dir.
+# 52:54:00:* MACs in 10/8 and fd00::/8, disks in DIR/disks (the disk
+# service's storage directory: disk serve --defs DIR/defs).
 write_defs() { # DIR
 	{
-		echo "storage $1"; echo "bridge hbr"; echo "vm *"; echo "  vtpm yes"
+		echo "storage $1/disks"; echo "bridge hbr"; echo "vm *"; echo "  vtpm yes"
 		for _ in 1 2 3 4; do echo "  nic bridge=hbr mac=52:54:00:00:00:00/24 ip=10.0.0.0/8 ip=fd00::/8"; done
 	} >"$1/defs"
 	chmod 600 "$1/defs"
@@ -64,11 +65,13 @@ vm() {
 	"$SECMIG" sim --state-dir "$A" create "$T/$name.cfg" >/dev/null || err "create $name"
 }
 
-# start_recv [env...]: a --once receiver on B; sets RECV_PID and PORT.
+# start_recv [env...]: a --once receiver on B (options RECV_EXTRA=(...));
+# sets RECV_PID and PORT.
 start_recv() {
 	rm -f "$T/recv.out"
 	env "$@" "$SECMIG" --quiet recv --listen 127.0.0.1:0 --once --json --check-memory \
 		--state-dir "$B" --name dst --insecure-software-mode --defs "$B/defs" \
+		${RECV_EXTRA[@]+"${RECV_EXTRA[@]}"} \
 		>"$T/recv.out" 2>"$T/recv.err" &
 	RECV_PID=$!
 	PIDS+=($RECV_PID)

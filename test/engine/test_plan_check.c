@@ -103,15 +103,16 @@ int main(int argc, char **argv)
 	CHECK_EQ(smg_proto_unpack(SMG_FT_PLAN, buf, n, &m), 0);
 	const Smg__Plan *p = (const Smg__Plan *)m;
 	CHECK_EQ(smg_plan_check(p, d, "src", "/srv/img", &b, &disk_total), 0);
+	CHECK(strcmp(b.disk_name[0], "web-1.0") == 0);
 	CHECK(strcmp(b.disk_path[0], "/srv/img/web-1.0.img") == 0);
 	CHECK_EQ(disk_total, 8 << 20);
 	CHECK_EQ(b.n_nics, 1);
 	CHECK(strcmp(b.bridge[0], "br0") == 0);
-	/* the stored config: this host's image, no trace path, same NIC */
+	/* the stored config: this host's disk service disk, no trace path, same NIC */
 	CHECK_EQ(smg_sim_build_config(p->domain_config.data, p->domain_config.len, &b,
 				      &text, &tlen),
 		 0);
-	CHECK(text != NULL && strstr(text, "disk = /srv/img/web-1.0.img\n") != NULL);
+	CHECK(text != NULL && strstr(text, "disk = web-1.0\n") != NULL);
 	CHECK(text != NULL && strstr(text, "/home/a") == NULL);
 	CHECK(text != NULL && strstr(text, "/etc/passwd") == NULL);
 	CHECK(text != NULL && strstr(text, "trace = -\n") != NULL);

@@ -205,7 +205,7 @@ static int seeds(const char *dir)
 {
 	struct spec sp = {GOOD, .cpuid = true};
 	struct membuf m;
-	uint8_t st[64] = {0};
+	uint8_t st[88] = {0};
 	char path[512];
 	FILE *f;
 	size_t n = build(&sp, &m);
@@ -216,7 +216,7 @@ static int seeds(const char *dir)
 	fputc(1, f);
 	fwrite(m.p, 1, n, f);
 	fclose(f);
-	/* state: TSC_INFO (24) + HVM_PARAMS with one entry */
+	/* state: TSC_INFO (24) + HVM_PARAMS with one entry + RAM */
 	put_le32(st, SMG_XS_REC_TSC_INFO);
 	put_le32(st + 4, 24);
 	put_le32(st + 32, SMG_XS_REC_HVM_PARAMS);
@@ -224,6 +224,10 @@ static int seeds(const char *dir)
 	put_le32(st + 40, 1);
 	put_le64(st + 48, 1);
 	put_le64(st + 56, 0xfeffc);
+	/* and the final frame set: RAM [0, 0x8000) */
+	put_le32(st + 64, SMG_XC_REC_RAM);
+	put_le32(st + 68, 16);
+	put_le64(st + 80, 0x8000);
 	snprintf(path, sizeof(path), "%s/state", dir);
 	if ((f = fopen(path, "wb")) == NULL)
 		return 1;

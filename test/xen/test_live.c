@@ -1,8 +1,10 @@
 /* The xen backend against a real hypervisor, driven the way the engine
  * drives a backend but in one process and without the network: source and
  * destination handles on one dom0 (same-host migration, as `xl migrate
- * localhost`). Skips (77) anywhere but a Xen dom0; test_nested.sh runs it
- * inside the nested Xen:
+ * localhost`). Skips (77) only where this is no Xen dom0; test_nested.sh
+ * runs it inside the nested Xen:
+ *   test_xen_live                without arguments (ctest on a dom0): the
+ *                                backend refuses dom0 and a missing domain
  *   test_xen_live abort DOMAIN   open, log-dirty rounds, start an incoming
  *                                copy, drop it mid-pre-copy, close: the
  *                                guest must run on, log-dirty off
@@ -85,6 +87,20 @@ static int send_set(struct mig *m, const uint64_t *bm)
 	}
 }
 
+/* Round 0: the populated frames, as the engine sends them. */
+static int first_round(struct mig *m)
+{
+	uint64_t n = 0;
+	int r;
+
+	memset(m->bm, 0, (m->si.pages + 63) / 64 * 8);
+	if ((r = m->src->ops->populated(m->src, m->bm, &n)) != 0)
+		return r;
+	printf("SMG-LIVE populated: %llu of %llu frames\n", (unsigned long long)n,
+	       (unsigned long long)m->si.pages);
+	return send_set(m, m->bm);
+}
+
 static int harvest(struct mig *m, uint64_t *dirty)
 {
 	memset(m->bm, 0, (m->si.pages + 63) / 64 * 8);
@@ -153,7 +169,7 @@ static int do_abort(const char *dom)
 		goto out;
 	if ((r = m.src->ops->logdirty_enable(m.src)) != 0 || (r = create_dst(&m)) != 0)
 		goto out;
-	if ((r = send_set(&m, NULL)) != 0 || (r = harvest(&m, &dirty)) != 0)
+	if ((r = first_round(&m)) != 0 || (r = harvest(&m, &dirty)) != 0)
 		goto out;
 	printf("SMG-LIVE abort: round 0 sent %llu frames, round 1 dirty %llu\n",
 	       (unsigned long long)m.sent_pages, (unsigned long long)dirty);
@@ -177,10 +193,11 @@ static int do_migrate(const char *dom)
 	if ((r = open_pair(&m, dom)) != 0)
 		goto out;
 	if ((r = create_dst(&m)) != 0 || (r = m.src->ops->logdirty_enable(m.src)) != 0 ||
-	    (r = send_set(&m, NULL)) != 0)
+	    (r = first_round(&m)) != 0)
 		goto out;
-	printf("SMG-LIVE round 0: %llu frames (%llu zero)\n",
-	       (unsigned long long)m.sent_pages, (unsigned long long)m.zero_pages);
+	printf("SMG-LIVE round 0: %llu frames (%llu zero) of %llu in the physmap\n",
+	       (unsigned long long)m.sent_pages, (unsigned long long)m.zero_pages,
+	       (unsigned long long)m.si.pages);
 	for (round = 1; round <= MAX_ROUNDS; round++) {
 		if ((r = harvest(&m, &dirty)) != 0)
 			goto out;
@@ -214,34 +231,63 @@ out:
 	return r;
 }
 
+/* On a dom0 without a test domain: the backend's refusals, for real. */
+static int do_probe(void)
+{
+	struct smg_backend *be = NULL;
+	struct smg_domain_info info;
+	int r, bad = 0;
+
+	if ((r = smg_backend_open("xen", NULL, &be)) != 0)
+		return r;
+	r = be->ops->domain_open(be, "0", &info);
+	printf("SMG-LIVE probe: opening dom0: %s\n", smg_strerror(r));
+	bad |= r != SMG_ERR_INVAL;
+	smg_backend_close(be);
+	if ((r = smg_backend_open("xen", NULL, &be)) != 0)
+		return r;
+	r = be->ops->domain_open(be, "secmig-no-such-domain", &info);
+	printf("SMG-LIVE probe: opening a domain that does not exist: %s\n",
+	       smg_strerror(r));
+	bad |= r != SMG_ERR_NOT_FOUND;
+	smg_backend_close(be);
+	return bad ? SMG_ERR_STATE : 0;
+}
+
 int main(int argc, char **argv)
 {
 	xc_interface *xch;
+	const char *mode = argc == 3 ? argv[1] : "probe";
 	int r;
 
+	/* the only skip: this is no Xen dom0 */
 	if (access("/dev/xen/privcmd", R_OK) != 0 &&
 	    access("/proc/xen/privcmd", R_OK) != 0) {
-		puts("test_xen_live: not a Xen dom0");
+		puts("test_xen_live: SKIP: not a Xen dom0 (no /dev/xen/privcmd); "
+		     "test_xen_nested runs it inside a nested Xen");
 		return T_SKIP;
 	}
 	if ((xch = xc_interface_open(NULL, NULL, 0)) == NULL) {
-		puts("test_xen_live: libxenctrl does not open: not a dom0");
+		puts("test_xen_live: SKIP: libxenctrl does not open: not a Xen dom0");
 		return T_SKIP;
 	}
 	xc_interface_close(xch);
-	if (argc != 3) {
-		fprintf(stderr, "usage: test_xen_live abort|migrate DOMAIN\n");
-		return T_SKIP; /* ctest on a dom0 without a test domain */
+	if (argc != 1 && argc != 3) {
+		fprintf(stderr, "usage: test_xen_live [abort|migrate DOMAIN]\n");
+		return 1;
 	}
 	smg_log_set_level(SMG_LOG_INFO);
-	r = strcmp(argv[1], "abort") == 0 ? do_abort(argv[2]) : do_migrate(argv[2]);
-	printf("SMG-LIVE %s rc=%d (%s)\n", argv[1], r, smg_strerror(r));
+	if (strcmp(mode, "probe") == 0)
+		r = do_probe();
+	else
+		r = strcmp(mode, "abort") == 0 ? do_abort(argv[2]) : do_migrate(argv[2]);
+	printf("SMG-LIVE %s rc=%d (%s)\n", mode, r, smg_strerror(r));
 	return r == 0 ? 0 : 1;
 }
 #else
 int main(void)
 {
-	puts("test_xen_live: built without libxen-dev");
+	puts("test_xen_live: SKIP: built without libxen-dev (no xen backend)");
 	return T_SKIP;
 }
 #endif

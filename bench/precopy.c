@@ -2,9 +2,15 @@
  * hot-spot) migrated under our stop rule, Xen's default rule and plain
  * stop-and-copy, all in one run, next to the lower bound (non-zero RAM over
  * the link's bandwidth, measured in the same run with the same number of
- * channels and no engine). The last line is one JSON object.
+ * channels and no engine). CPU seconds per GB of a whole migration (both
+ * ends: this process sends, the receiver service's process receives) next
+ * to the link's (both ends, the same process), the link measured three
+ * times after a warm-up, the idle VM migrated --runs times: medians. Load
+ * average before and after. The last line is one JSON object.
  *
- *   bench_precopy [--memory 1G] [--runs 5] [--channels 2] [--quick]
+ *   bench_precopy [-m MiB] [-r runs] [-c channels] [-q] [-i]
+ * (-q: 256 MiB, 3 runs; -i: the idle VM only, for a quick look at the
+ * page path's rate and CPU)
  *
  * Runs two sim hosts and a receiver service as child processes of the
  * secmig binary next to this program (or $SECMIG); the sender runs here. */
@@ -17,6 +23,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -30,6 +38,7 @@
 
 #define WARMUP_MS  1000
 #define LINK_BYTES (1024ull << 20) /* streamed for the link baseline */
+#define LINK_REPS  3
 #define MAX_ROWS   64
 
 static const char *rule_names[] = {"ours", "xen", "stop_and_copy"};
@@ -42,6 +51,7 @@ struct row {
 	struct smg_mig_stats st;
 	int err;
 	double lower_bound_ms;
+	double cpu_s; /* both ends */
 };
 
 static struct {
@@ -54,7 +64,7 @@ static struct {
 		struct smg_identity *id;
 		struct smg_peers *peers;
 	} src;
-	double link_bps;
+	double link_bps, link_cpu_per_gb;
 	uint64_t nonzero;
 } B = {.mem = 1ull << 30, .channels = 2, .runs = 5};
 
@@ -65,6 +75,35 @@ static void sleep_ms(unsigned ms)
 	nanosleep(&ts, NULL);
 }
 
+static double self_cpu_s(void)
+{
+	struct rusage ru;
+
+	getrusage(RUSAGE_SELF, &ru);
+	return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
+	       ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
+}
+
+/* utime + stime of a live process, all its threads (/proc/PID/stat). */
+static double proc_cpu_s(pid_t pid)
+{
+	char path[64], buf[1024], *p;
+	unsigned long ut = 0, st = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	if ((f = fopen(path, "r")) == NULL)
+		return 0;
+	p = fgets(buf, sizeof(buf), f);
+	fclose(f);
+	/* after the ")" that ends comm: state is field 3, utime 14, stime 15 */
+	if (p == NULL || (p = strrchr(buf, ')')) == NULL ||
+	    sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut,
+		   &st) != 2)
+		return 0;
+	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
 static pid_t spawn(char *const argv[], int *out)
 {
 	int p[2];
@@ -73,6 +112,8 @@ static pid_t spawn(char *const argv[], int *out)
 	if (out != NULL && pipe(p) != 0)
 		return -1;
 	if ((pid = fork()) == 0) {
+		/* a bench stopped by a signal takes its hosts and receiver along */
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
 		if (out != NULL) {
 			dup2(p[1], 1);
 			close(p[0]);
@@ -179,6 +220,7 @@ static int setup(void)
 	B.port = (uint16_t)atoi(p + 7);
 	/* Keep draining the service's event lines so it never blocks. */
 	if (fork() == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
 		char buf[4096];
 		while (read(out, buf, sizeof(buf)) > 0)
 			;
@@ -225,12 +267,16 @@ static void *link_send(void *arg)
 	struct link_chan *c = arg;
 	uint32_t per = smg_pages_per_frame(4096);
 	size_t len = SMG_PAGES_HDR_LEN + (size_t)per * (8 + 4096);
+	uint64_t pfns[256];
 	uint8_t *buf;
 
 	for (uint64_t k = 0; k < c->frames && c->err == 0; k++) {
 		if ((c->err = smg_chan_bulk_begin(c->s, c->chan, len, &buf)) != 0)
 			break;
-		memset(buf + SMG_PAGES_HDR_LEN + (size_t)per * 8, 0x5a, 64);
+		memset(smg_pages_data(buf, 4096, 0), 0x5a, 64);
+		for (uint32_t i = 0; i < per; i++)
+			pfns[i] = k * per + i;
+		smg_pages_put_pfns(buf, 0, 4096, pfns, per);
 		c->err = smg_chan_bulk_submit(c->s, c->chan, SMG_FT_PAGES, len);
 	}
 	if (c->err == 0)
@@ -269,7 +315,7 @@ static void *link_accept(void *arg)
 	return NULL;
 }
 
-static double measure_link(void)
+static double measure_link(uint64_t bytes, double *cpu_per_gb)
 {
 	struct smg_identity *bid;
 	struct smg_peers *bpeers;
@@ -298,9 +344,10 @@ static double measure_link(void)
 		return 0;
 	}
 	pthread_join(at, NULL);
+	double cpu0 = self_cpu_s();
 	uint64_t t0 = smg_now_ns();
 	uint64_t frames =
-	    LINK_BYTES / B.channels /
+	    bytes / B.channels /
 	    (SMG_PAGES_HDR_LEN + (size_t)smg_pages_per_frame(4096) * (8 + 4096));
 	for (unsigned i = 0; i < B.channels; i++) {
 		rx[i] = (struct link_chan){.s = sv.s, .chan = i, .frames = frames};
@@ -315,6 +362,7 @@ static double measure_link(void)
 		got += rx[i].bytes;
 	}
 	bps = (double)got / ((double)(smg_now_ns() - t0) / 1e9);
+	*cpu_per_gb = (self_cpu_s() - cpu0) / ((double)got / 1e9);
 	pthread_t ct;
 	pthread_create(&ct, NULL, link_close, cs);
 	smg_session_close(sv.s);
@@ -352,8 +400,11 @@ static void run_one(struct row *r)
 	snprintf(to, sizeof(to), "127.0.0.1:%u", B.port);
 	o.bopts.state_dir = B.a;
 	o.peer = to;
+	double cpu0 = self_cpu_s() + proc_cpu_s(B.rv);
 	if ((r->err = smg_session_connect("127.0.0.1", B.port, &so, &s)) == SMG_OK) {
 		r->err = smg_engine_send(s, &o, &r->st);
+		/* both ends: DONE means the receiver has finished its work */
+		r->cpu_s = self_cpu_s() + proc_cpu_s(B.rv) - cpu0;
 		if (r->err == SMG_OK)
 			smg_session_close(s);
 		else
@@ -364,10 +415,10 @@ static void run_one(struct row *r)
 	r->lower_bound_ms = B.link_bps > 0 ? (double)B.nonzero / B.link_bps * 1000.0 : 0;
 	fprintf(stderr,
 		"  %-8s %3u MB/s %-13s run %u: downtime %5llu ms  total %6llu ms  "
-		"%7.1f MB sent  %2u rounds  %s%s\n",
+		"%7.1f MB sent  %2u rounds  %.2f CPU s  %s%s\n",
 		r->pattern, r->rate_mb, rule_names[r->rule], r->run,
 		(unsigned long long)r->st.downtime_ms, (unsigned long long)r->st.total_ms,
-		(double)r->st.bytes_sent / 1e6, r->st.rounds,
+		(double)r->st.bytes_sent / 1e6, r->st.rounds, r->cpu_s,
 		r->err		  ? smg_strerror(r->err)
 		: r->st.converged ? "converged"
 				  : "forced stop",
@@ -381,29 +432,65 @@ static int cmp_u64(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static double median_d(double *v, unsigned n)
+{
+	if (n == 0)
+		return 0;
+	qsort(v, n, sizeof(*v), cmp_double);
+	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+/* The link: a warm-up, then LINK_REPS runs; medians of rate and CPU. */
+static void link_baseline(void)
+{
+	double bps[LINK_REPS], cpu[LINK_REPS], c;
+	unsigned n = 0;
+
+	measure_link(LINK_BYTES / 4, &c);
+	for (unsigned i = 0; i < LINK_REPS; i++) {
+		bps[n] = measure_link(LINK_BYTES, &cpu[n]);
+		if (bps[n] > 0)
+			n++;
+	}
+	B.link_bps = median_d(bps, n);
+	B.link_cpu_per_gb = median_d(cpu, n);
+}
+
 int main(int argc, char **argv)
 {
 	static const unsigned rates[] = {0, 25, 50, 100, 200};
 	static const char *patterns[] = {"uniform", "hotspot"};
 	static struct row rows[MAX_ROWS];
 	uint64_t hot50[16];
-	unsigned nrows = 0, nhot = 0;
+	double idle_ms_v[16], idle_cpu_v[16], load0[3] = {0}, load1[3] = {0};
+	unsigned nrows = 0, nhot = 0, nidle = 0;
 	const char *env = getenv("SECMIG");
 	int c;
 
-	while ((c = getopt(argc, argv, "m:r:c:q")) != -1) {
+	bool idle_only = false;
+
+	while ((c = getopt(argc, argv, "m:r:c:qi")) != -1) {
 		if (c == 'm')
 			B.mem = strtoull(optarg, NULL, 10) << 20;
 		else if (c == 'r')
 			B.runs = (unsigned)atoi(optarg);
 		else if (c == 'c')
 			B.channels = (unsigned)atoi(optarg);
+		else if (c == 'i')
+			idle_only = true;
 		else if (c == 'q') {
 			B.mem = 256ull << 20;
 			B.runs = 3;
 		} else {
 			fprintf(stderr, "usage: bench_precopy [-m MiB] [-r runs] [-c "
-					"channels] [-q]\n");
+					"channels] [-q] [-i]\n");
 			return 2;
 		}
 	}
@@ -426,19 +513,23 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	B.nonzero = B.mem - B.mem * 20 / 100;
-	B.link_bps = measure_link();
+	getloadavg(load0, 3);
+	link_baseline();
 	fprintf(stderr,
-		"bench precopy: %llu MiB VM, %u channels, link %.1f MB/s "
-		"(secmig session, no engine), lower bound %.0f ms\n",
+		"bench precopy: %llu MiB VM, %u channels, link %.1f MB/s and %.3f CPU "
+		"s/GB (secmig session, no engine; median of %u), lower bound %.0f ms; "
+		"load average %.2f %.2f %.2f\n",
 		(unsigned long long)(B.mem >> 20), B.channels, B.link_bps / 1e6,
-		B.link_bps > 0 ? (double)B.nonzero / B.link_bps * 1000 : 0);
+		B.link_cpu_per_gb, LINK_REPS,
+		B.link_bps > 0 ? (double)B.nonzero / B.link_bps * 1000 : 0, load0[0],
+		load0[1], load0[2]);
 	for (size_t p = 0; p < 2; p++)
 		for (size_t i = 0; i < SMG_ARRAY_LEN(rates); i++) {
-			if (rates[i] == 0 && p == 1)
-				continue; /* idle is idle */
+			if ((rates[i] == 0 && p == 1) || (idle_only && rates[i] != 0))
+				continue; /* idle is idle; -i: only the idle VM */
 			for (int rule = 0; rule < 3; rule++) {
-				bool med =
-				    p == 1 && rates[i] == 50 && rule == SMG_RULE_DOWNTIME;
+				bool med = rule == SMG_RULE_DOWNTIME &&
+					   ((p == 1 && rates[i] == 50) || rates[i] == 0);
 				unsigned n = med ? B.runs : 1;
 				for (unsigned k = 0; k < n && nrows < MAX_ROWS; k++) {
 					struct row *r = &rows[nrows++];
@@ -448,15 +539,23 @@ int main(int argc, char **argv)
 					    .rule = (enum smg_stop_rule)rule,
 					    .run = k};
 					run_one(r);
-					if (med && r->err == SMG_OK)
+					if (med && r->err == SMG_OK && rates[i] == 50)
 						hot50[nhot++] = r->st.downtime_ms;
+					if (med && r->err == SMG_OK && rates[i] == 0 &&
+					    r->st.bytes_sent > 0) {
+						idle_ms_v[nidle] = (double)r->st.total_ms;
+						idle_cpu_v[nidle++] =
+						    r->cpu_s /
+						    ((double)r->st.bytes_sent / 1e9);
+					}
 				}
 			}
 		}
 	teardown();
+	getloadavg(load1, 3);
 
 	/* Summary ratios against peers measured in this run. */
-	uint64_t xen_hot50 = 0, sac = 0, idle_bytes = 0, idle_ms = 0;
+	uint64_t xen_hot50 = 0, sac = 0, idle_bytes = 0, sac_idle = 0;
 	for (unsigned i = 0; i < nrows; i++) {
 		struct row *r = &rows[i];
 		if (r->rate_mb == 50 && strcmp(r->pattern, "hotspot") == 0 &&
@@ -465,16 +564,22 @@ int main(int argc, char **argv)
 		if (r->rate_mb == 50 && strcmp(r->pattern, "hotspot") == 0 &&
 		    r->rule == SMG_RULE_STOP_AND_COPY)
 			sac = r->st.downtime_ms;
-		if (r->rate_mb == 0 && r->rule == SMG_RULE_DOWNTIME) {
+		if (r->rate_mb == 0 && r->rule == SMG_RULE_DOWNTIME)
 			idle_bytes = r->st.bytes_sent;
-			idle_ms = r->st.total_ms;
-		}
+		if (r->rate_mb == 0 && r->rule == SMG_RULE_STOP_AND_COPY && r->err == 0)
+			sac_idle = r->st.downtime_ms;
 	}
 	qsort(hot50, nhot, sizeof(hot50[0]), cmp_u64);
 	uint64_t med = nhot ? hot50[nhot / 2] : 0;
 	double lb = B.link_bps > 0 ? (double)B.nonzero / B.link_bps * 1000.0 : 0;
 	double wire = B.nonzero ? (double)idle_bytes / (double)B.nonzero : 0;
-	double tratio = lb > 0 ? (double)idle_ms / lb : 0;
+	double idle_ms = median_d(idle_ms_v, nidle);
+	double tratio = lb > 0 ? idle_ms / lb : 0;
+	double cpu_gb = median_d(idle_cpu_v, nidle);
+	double cpu_ratio = B.link_cpu_per_gb > 0 ? cpu_gb / B.link_cpu_per_gb : 0;
+	/* stop-and-copy of an idle VM: all of RAM inside the pause */
+	double sac_rate = sac_idle ? (double)B.nonzero / ((double)sac_idle / 1e3) : 0;
+	double sac_ratio = B.link_bps > 0 ? sac_rate / B.link_bps : 0;
 	fprintf(stderr,
 		"hot-spot 50 MB/s downtime: ours %llu ms (median of %u), Xen rule "
 		"%llu ms (%.1fx ours), stop-and-copy %llu ms (%.1fx ours)\n",
@@ -483,16 +588,23 @@ int main(int argc, char **argv)
 		med ? (double)sac / (double)med : 0);
 	fprintf(stderr,
 		"idle VM: %.3f x non-zero RAM on the wire, %.3f x the lower bound "
-		"in time\n",
-		wire, tratio);
+		"in time (median of %u), %.3f CPU s/GB both ends = %.2f x the link's; "
+		"stop-and-copy moved RAM at %.2f x the link's rate; load average "
+		"%.2f at the end\n",
+		wire, tratio, nidle, cpu_gb, cpu_ratio, sac_ratio, load1[0]);
 	printf("{\"memory_bytes\":%llu,\"channels\":%u,\"link_MBps\":%.1f,"
 	       "\"lower_bound_ms\":%.1f,\"downtime_ms_hot50\":%llu,\"downtime_ms_hot50_"
 	       "runs\":%u,"
 	       "\"downtime_ms_hot50_xen_rule\":%llu,\"downtime_ms_stop_and_copy\":%llu,"
-	       "\"wire_ratio_idle\":%.4f,\"time_ratio_idle\":%.4f,\"scenarios\":[",
+	       "\"wire_ratio_idle\":%.4f,\"time_ratio_idle\":%.4f,\"idle_runs\":%u,"
+	       "\"cpu_s_per_GB\":%.4f,\"link_cpu_s_per_GB\":%.4f,"
+	       "\"cpu_ratio_vs_link\":%.4f,\"stop_and_copy_rate_vs_link_idle\":%.4f,"
+	       "\"loadavg_1m_start\":%.2f,\"loadavg_1m_end\":%.2f,\"nproc\":%ld,"
+	       "\"scenarios\":[",
 	       (unsigned long long)B.mem, B.channels, B.link_bps / 1e6, lb,
 	       (unsigned long long)med, nhot, (unsigned long long)xen_hot50,
-	       (unsigned long long)sac, wire, tratio);
+	       (unsigned long long)sac, wire, tratio, nidle, cpu_gb, B.link_cpu_per_gb,
+	       cpu_ratio, sac_ratio, load0[0], load1[0], sysconf(_SC_NPROCESSORS_ONLN));
 	for (unsigned i = 0; i < nrows; i++) {
 		struct row *r = &rows[i];
 		printf("%s{\"pattern\":\"%s\",\"dirty_rate_MBps\":%u,\"rule\":\"%s\","
@@ -500,13 +612,13 @@ int main(int argc, char **argv)
 		       "\"downtime_ms\":%llu,\"total_ms\":%llu,\"bytes_sent\":%llu,"
 		       "\"rounds\":%u,"
 		       "\"converged\":%s,\"throttle\":%u,\"lower_bound_ms\":%.1f,"
-		       "\"error\":\"%s\"}",
+		       "\"cpu_s\":%.3f,\"error\":\"%s\"}",
 		       i ? "," : "", r->pattern, r->rate_mb, rule_names[r->rule], r->run,
 		       (unsigned long long)r->st.downtime_ms,
 		       (unsigned long long)r->st.total_ms,
 		       (unsigned long long)r->st.bytes_sent, r->st.rounds,
 		       r->err == 0 && r->st.converged ? "true" : "false", r->st.throttle,
-		       r->lower_bound_ms, r->err ? smg_strerror(r->err) : "");
+		       r->lower_bound_ms, r->cpu_s, r->err ? smg_strerror(r->err) : "");
 	}
 	printf("]}\n");
 	return 0;

@@ -1,4 +1,5 @@
 #include <getopt.h>
+#include <openssl/crypto.h>
 #include <protobuf-c/protobuf-c.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -22,6 +23,8 @@ int smg_cmd_version(int argc, char **argv)
 	printf("\n");
 	printf("libsodium %s (built with %s)\n", sodium_version_string(),
 	       SMG_BUILT_SODIUM);
+	/* the frame AEAD's ChaCha20-Poly1305 and the page digests' SHA-256 */
+	printf("libcrypto %s\n", OpenSSL_version(OPENSSL_VERSION));
 	/* liburing 2.3 has no runtime version call; it is linked statically
 	 * from the version pkg-config reported. */
 	printf("liburing %s\n", SMG_BUILT_URING);

@@ -40,7 +40,7 @@ struct dst {
 	struct smg_xfer_recv rx[SMG_CHANNELS_MAX];
 	unsigned threads;
 	pthread_t hasher;
-	bool hashing;
+	bool hashing, hasher_quit; /* quit: under xd.lock */
 	bool committed;
 	bool nics_built;	  /* network: NICs prepared on this host */
 	struct smg_announce *ann; /* network: clean-up running after resume */
@@ -151,8 +151,11 @@ static void *hasher_main(void *arg)
 	struct timespec nap = {0, HASHER_NAP_NS};
 
 	for (;;) {
+		/* Through the final round too: in a stop-and-copy that is all
+		 * of memory, and folding it here overlaps the transfer instead
+		 * of adding to the downtime at VERIFY. */
 		pthread_mutex_lock(&d->xd.lock);
-		bool stop = d->xd.stop || d->xd.final_round >= 0;
+		bool stop = d->xd.stop || d->hasher_quit;
 		pthread_mutex_unlock(&d->xd.lock);
 		if (stop)
 			break;
@@ -166,6 +169,9 @@ static void stop_hasher(struct dst *d)
 {
 	if (!d->hashing)
 		return;
+	pthread_mutex_lock(&d->xd.lock);
+	d->hasher_quit = true;
+	pthread_mutex_unlock(&d->xd.lock);
 	pthread_join(d->hasher, NULL);
 	d->hashing = false;
 }

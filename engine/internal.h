@@ -84,6 +84,9 @@ void smg_capacity_release(struct smg_capacity *c, const char *peer, uint64_t mem
 /* Pages go to channels in groups so that a page always travels on the same
  * channel: a later version can never overtake an earlier one. */
 #define SMG_XFER_GROUP_SHIFT 9 /* 512 pages per group */
+/* Pages per read_pages call on the source (a run the backend can copy in
+ * one go, e.g. one preadv); at most a frame's worth. */
+#define SMG_XFER_BATCH 64
 
 static inline unsigned smg_xfer_chan_of(uint64_t pfn, unsigned nchan)
 {
@@ -117,6 +120,11 @@ struct smg_xfer_send {
 	pthread_t tid;
 };
 void *smg_xfer_send_main(void *arg);
+/* Join a channel thread; meanwhile fold the leaves it sets into the tree,
+ * so the root after the round (in stop-and-copy: inside the downtime) has
+ * only the last few paths left. Only one thread may fold a tree. */
+#define SMG_XFER_FOLD_NS 2000000L
+void smg_xfer_join_folding(pthread_t tid, struct smg_merkle *mk);
 
 /* Destination: what the control thread and the channel threads share. */
 struct smg_xfer_dest {

@@ -1,8 +1,7 @@
-/* The memory Merkle tree of DESIGN §6: leaves are BLAKE2b-256 digests of
- * pages, inner nodes hash their two children with domain separation. Both
- * sides keep the tree as pages move and only recompute the paths above
- * changed leaves, so the root costs almost nothing at stop-and-copy. */
-#include <sodium.h>
+/* The memory Merkle tree of DESIGN §6 (digests: engine/digest.c, SHA-256
+ * with domain tags, the disk tree's shape). Both sides keep the tree as
+ * pages move and only recompute the paths above changed leaves, so the
+ * root costs almost nothing at stop-and-copy. */
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,43 +9,17 @@
 #include "base/base.h"
 #include "engine/engine.h"
 
-#define LEAF_TAG     0x00
-#define NODE_TAG     0x01
 #define LEVELS_MAX   48
 #define MEMORY_BATCH 256 /* frames per read_pages in smg_merkle_of_memory */
 
 struct smg_merkle {
 	unsigned levels;
+	uint32_t leaf_size;
 	uint64_t n[LEVELS_MAX]; /* nodes per level; level 0 = leaves */
 	uint8_t (*node[LEVELS_MAX])[SMG_DIGEST_LEN];
 	_Atomic uint64_t *dirty[LEVELS_MAX]; /* one bit per node that changed */
 	uint8_t zero_leaf[SMG_DIGEST_LEN];
 };
-
-static void leaf_hash(const uint8_t *page, size_t len, uint8_t out[SMG_DIGEST_LEN])
-{
-	crypto_generichash_state st;
-	uint8_t tag = LEAF_TAG;
-
-	crypto_generichash_init(&st, NULL, 0, SMG_DIGEST_LEN);
-	crypto_generichash_update(&st, &tag, 1);
-	crypto_generichash_update(&st, page, len);
-	crypto_generichash_final(&st, out, SMG_DIGEST_LEN);
-}
-
-static void node_hash(const uint8_t *l, const uint8_t *r, uint8_t out[SMG_DIGEST_LEN])
-{
-	uint8_t in[1 + 2 * SMG_DIGEST_LEN];
-	size_t n = 1 + SMG_DIGEST_LEN;
-
-	in[0] = NODE_TAG;
-	memcpy(in + 1, l, SMG_DIGEST_LEN);
-	if (r != NULL) {
-		memcpy(in + 1 + SMG_DIGEST_LEN, r, SMG_DIGEST_LEN);
-		n += SMG_DIGEST_LEN;
-	}
-	crypto_generichash(out, SMG_DIGEST_LEN, in, n, NULL, 0);
-}
 
 static void mark(struct smg_merkle *m, unsigned lvl, uint64_t i)
 {
@@ -61,7 +34,7 @@ int smg_merkle_new(uint64_t leaves, uint32_t page_size, struct smg_merkle **out)
 	uint8_t *zero;
 
 	*out = NULL;
-	if (leaves == 0 || page_size == 0 || sodium_init() < 0)
+	if (leaves == 0 || page_size == 0)
 		return SMG_ERR_INVAL;
 	if ((m = calloc(1, sizeof(*m))) == NULL)
 		return SMG_ERR_NOMEM;
@@ -69,8 +42,9 @@ int smg_merkle_new(uint64_t leaves, uint32_t page_size, struct smg_merkle **out)
 		free(m);
 		return SMG_ERR_NOMEM;
 	}
-	leaf_hash(zero, page_size, m->zero_leaf);
+	smg_digest_leaf(zero, page_size, m->zero_leaf);
 	free(zero);
+	m->leaf_size = page_size;
 	for (;;) {
 		unsigned l = m->levels++;
 		m->n[l] = n;
@@ -109,7 +83,7 @@ void smg_merkle_set_page(struct smg_merkle *m, uint64_t i, const uint8_t *page,
 {
 	if (i >= m->n[0])
 		return;
-	leaf_hash(page, len, m->node[0][i]);
+	smg_digest_leaf(page, len, m->node[0][i]);
 	mark(m, 0, i);
 }
 
@@ -143,16 +117,20 @@ void smg_merkle_root(struct smg_merkle *m, uint8_t root[SMG_DIGEST_LEN])
 				    i + 1 < m->n[l])
 					v &= ~(1ull << ((i + 1) %
 							64)); /* sibling: same parent */
-				node_hash(m->node[l][left],
-					  left + 1 < m->n[l] ? m->node[l][left + 1]
-							     : NULL,
-					  m->node[l + 1][p]);
+				if (left + 1 < m->n[l])
+					smg_digest_node(m->node[l][left],
+							m->node[l][left + 1],
+							m->node[l + 1][p]);
+				else /* an odd last node moves up as it is */
+					memcpy(m->node[l + 1][p], m->node[l][left],
+					       SMG_DIGEST_LEN);
 				mark(m, l + 1, p);
 			}
 		}
 	}
 	atomic_store(&m->dirty[m->levels - 1][0], 0);
-	memcpy(root, m->node[m->levels - 1][0], SMG_DIGEST_LEN);
+	smg_digest_root(m->node[m->levels - 1][0], m->n[0] * (uint64_t)m->leaf_size,
+			m->leaf_size, root);
 }
 
 int smg_merkle_of_memory(struct smg_backend *be, uint64_t pages, uint32_t page_size,

@@ -305,7 +305,7 @@ static int run_round(struct src *c, bool final, uint64_t *sent_bytes, uint64_t *
 	*sent_bytes = 0;
 	for (unsigned i = 0; i < started; i++) {
 		if (!inline_round)
-			pthread_join(x[i].tid, NULL);
+			smg_xfer_join_folding(x[i].tid, c->mk);
 		r = r ?: x[i].err;
 		*sent_bytes += x[i].bytes;
 		c->st->pages_sent += x[i].pages;

@@ -3,6 +3,7 @@
  * an in-place-encrypted bulk frame (zero pages become 8-byte records), hash
  * it into the Merkle tree, end the round with ROUND_END on the channel.
  * Destination: write each page into the skeleton and hash what it wrote. */
+#include <errno.h>
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,122 +54,147 @@ void smg_ratelim_wait(struct smg_ratelim *rl, size_t bytes)
 	}
 }
 
+/* Most pages differ from zero in their first word: look there first, then
+ * let memcmp (vectorised, early exit) compare the page with itself shifted. */
 static bool is_zero(const uint8_t *p, size_t n)
 {
-	uint64_t acc = 0, w;
+	uint64_t w;
 
-	for (size_t i = 0; i < n; i += 8) {
-		memcpy(&w, p + i, 8);
-		acc |= w;
-	}
-	return acc == 0;
+	memcpy(&w, p, 8);
+	return w == 0 && memcmp(p, p + 8, n - 8) == 0;
 }
 
 /* ---- source ---------------------------------------------------------------- */
+/* The begun PAGES frame of a channel: pages are read in batches straight
+ * into it from the front (smg_pages_data), zero pages squeezed out of each
+ * batch as it lands; the pfn table goes after the last page kept at
+ * submit. A frame that ends up without a page is given back unsent. */
 struct frame_fill {
-	uint8_t *buf;
+	uint8_t *buf; /* payload; NULL: no frame begun */
 	uint32_t cnt, max;
+	uint64_t *pfns; /* max: the pages in buf */
+	uint64_t *zl;	/* ZERO_REC_MAX: zero pages not yet recorded */
+	uint32_t nz;
+	uint64_t batch[SMG_XFER_BATCH];
+	uint32_t nb;
 };
 
-static int send_zero(struct smg_xfer_send *x, uint64_t *zl, uint32_t n)
+static int send_zero(struct smg_xfer_send *x, struct frame_fill *f)
 {
 	uint8_t *buf;
-	size_t len = SMG_PAGES_HDR_LEN + (size_t)n * 8;
+	size_t len = SMG_PAGES_HDR_LEN + (size_t)f->nz * 8;
 	int r;
 
-	if (n == 0)
+	if (f->nz == 0)
 		return SMG_OK;
 	if ((r = smg_chan_bulk_begin(x->s, x->chan, len, &buf)) != SMG_OK)
 		return r;
-	smg_pages_put_hdr(buf, x->round, n);
-	for (uint32_t i = 0; i < n; i++)
-		smg_store_be64(buf + SMG_PAGES_HDR_LEN + (size_t)i * 8, zl[i]);
+	smg_pages_put_hdr(buf, x->round, f->nz);
+	for (uint32_t i = 0; i < f->nz; i++)
+		smg_store_be64(buf + SMG_PAGES_HDR_LEN + (size_t)i * 8, f->zl[i]);
 	smg_ratelim_wait(x->rl, len);
 	if ((r = smg_chan_bulk_submit(x->s, x->chan, SMG_FT_ZERO_PAGES, len)) != SMG_OK)
 		return r;
-	x->zeros += n;
+	x->zeros += f->nz;
 	x->bytes += len;
+	f->nz = 0;
 	return SMG_OK;
 }
 
+/* Close the begun frame: sent if it holds a page, else given back. */
 static int submit_pages(struct smg_xfer_send *x, struct frame_fill *f)
 {
-	size_t ps = x->page_size, len;
-	uint8_t *data = f->buf + SMG_PAGES_HDR_LEN + (size_t)f->max * 8;
-	uint8_t *want = f->buf + SMG_PAGES_HDR_LEN + (size_t)f->cnt * 8;
+	uint8_t *buf = f->buf;
+	size_t len;
 	int r;
 
-	if (f->buf == NULL)
+	if (buf == NULL)
 		return SMG_OK;
-	if (want != data)
-		memmove(want, data, (size_t)f->cnt * ps);
-	smg_pages_put_hdr(f->buf, x->round, f->cnt);
-	len = SMG_PAGES_HDR_LEN + (size_t)f->cnt * (8 + ps);
+	f->buf = NULL;
+	if (f->cnt == 0)
+		return smg_chan_bulk_abandon(x->s, x->chan);
+	len = smg_pages_put_pfns(buf, x->round, x->page_size, f->pfns, f->cnt);
 	smg_ratelim_wait(x->rl, len);
 	if ((r = smg_chan_bulk_submit(x->s, x->chan, SMG_FT_PAGES, len)) != SMG_OK)
 		return r;
 	x->pages += f->cnt;
 	x->bytes += len;
-	f->buf = NULL;
 	return SMG_OK;
 }
 
-static int one_page(struct smg_xfer_send *x, struct frame_fill *f, uint64_t pfn,
-		    uint64_t *zl, uint32_t *nz, uint8_t *scratch)
+/* Read the batch into the frame, keep the pages that are not zero (hashed
+ * from the frame, where they are hot), record the zero ones. */
+static int flush_batch(struct smg_xfer_send *x, struct frame_fill *f)
 {
 	size_t ps = x->page_size;
 	uint8_t *slot;
-	int r = SMG_OK;
+	int r;
 
+	if (f->nb == 0)
+		return SMG_OK;
+	/* Zero records only travel between page frames (one begun bulk frame
+	 * per channel): make room for this batch's worst case first. */
+	if (f->nz + f->nb > ZERO_REC_MAX &&
+	    ((r = submit_pages(x, f)) != SMG_OK || (r = send_zero(x, f)) != SMG_OK))
+		return r;
 	if (f->buf == NULL) {
-		/* Open a frame only for a page that is not zero: a begun bulk
-		 * frame must carry at least one page. */
-		if ((r = x->be->ops->read_pages(x->be, &pfn, 1, scratch)) != SMG_OK)
-			return r;
-		if (is_zero(scratch, ps)) {
-			zl[(*nz)++] = pfn;
-			smg_merkle_set_zero(x->mk, pfn);
-			goto flush_zero;
-		}
 		f->cnt = 0;
 		if ((r = smg_chan_bulk_begin(
 			 x->s, x->chan, SMG_PAGES_HDR_LEN + (size_t)f->max * (8 + ps),
 			 &f->buf)) != SMG_OK)
 			return r;
-		slot = f->buf + SMG_PAGES_HDR_LEN + (size_t)f->max * 8;
-		memcpy(slot, scratch, ps);
-	} else {
-		slot =
-		    f->buf + SMG_PAGES_HDR_LEN + (size_t)f->max * 8 + (size_t)f->cnt * ps;
-		if ((r = x->be->ops->read_pages(x->be, &pfn, 1, slot)) != SMG_OK)
-			return r;
-		if (is_zero(slot, ps)) {
-			zl[(*nz)++] = pfn;
-			smg_merkle_set_zero(x->mk, pfn);
-			/* A long zero run while a page frame is open (a Xen
-			 * guest's holes) must not overrun zl: close the frame
-			 * early, then the zero record. */
-			if (*nz == ZERO_REC_MAX) {
-				if ((r = submit_pages(x, f)) != SMG_OK)
-					return r;
-				r = send_zero(x, zl, *nz);
-				*nz = 0;
-			}
-			return r;
-		}
 	}
-	smg_store_be64(f->buf + SMG_PAGES_HDR_LEN + (size_t)f->cnt * 8, pfn);
-	smg_merkle_set_page(x->mk, pfn, slot, ps);
-	if (++f->cnt == f->max && (r = submit_pages(x, f)) != SMG_OK)
+	slot = smg_pages_data(f->buf, x->page_size, f->cnt);
+	if ((r = x->be->ops->read_pages(x->be, f->batch, f->nb, slot)) != SMG_OK)
 		return r;
-flush_zero:
-	/* Zero records go out only between page frames (one begun bulk
-	 * frame per channel at a time). */
-	if (f->buf == NULL && *nz + f->max >= ZERO_REC_MAX) {
-		r = send_zero(x, zl, *nz);
-		*nz = 0;
+	for (uint32_t i = 0; i < f->nb; i++) {
+		const uint8_t *page = slot + (size_t)i * ps;
+		uint8_t *keep = smg_pages_data(f->buf, x->page_size, f->cnt);
+
+		if (is_zero(page, ps)) {
+			f->zl[f->nz++] = f->batch[i];
+			smg_merkle_set_zero(x->mk, f->batch[i]);
+			continue;
+		}
+		if (keep != page) /* a zero page came before it in this batch */
+			memmove(keep, page, ps);
+		smg_merkle_set_page(x->mk, f->batch[i], keep, ps);
+		f->pfns[f->cnt++] = f->batch[i];
 	}
+	f->nb = 0;
+	r = SMG_OK;
+	if (f->cnt == f->max || f->cnt == 0)
+		r = submit_pages(x, f);
+	if (r == SMG_OK && f->buf == NULL && f->nz + f->max >= ZERO_REC_MAX)
+		r = send_zero(x, f);
 	return r;
+}
+
+/* Queue one page; a batch never outgrows the room left in the frame. */
+static int one_page(struct smg_xfer_send *x, struct frame_fill *f, uint64_t pfn)
+{
+	uint32_t room = f->buf == NULL ? f->max : f->max - f->cnt;
+
+	f->batch[f->nb++] = pfn;
+	if (f->nb < SMG_XFER_BATCH && f->nb < room)
+		return SMG_OK;
+	return flush_batch(x, f);
+}
+
+void smg_xfer_join_folding(pthread_t tid, struct smg_merkle *mk)
+{
+	uint8_t root[SMG_DIGEST_LEN];
+	struct timespec ts;
+
+	for (;;) {
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += SMG_XFER_FOLD_NS;
+		ts.tv_sec += ts.tv_nsec / 1000000000L;
+		ts.tv_nsec %= 1000000000L;
+		if (pthread_timedjoin_np(tid, NULL, &ts) != ETIMEDOUT)
+			return;
+		smg_merkle_root(mk, root);
+	}
 }
 
 static int send_round_end(struct smg_xfer_send *x)
@@ -185,13 +211,13 @@ void *smg_xfer_send_main(void *arg)
 {
 	struct smg_xfer_send *x = arg;
 	struct frame_fill f = {.max = smg_pages_per_frame(x->page_size)};
-	uint64_t *zl = malloc(ZERO_REC_MAX * sizeof(uint64_t));
-	uint8_t *scratch = malloc(x->page_size);
 	uint64_t groups =
 	    (x->npages + (1u << SMG_XFER_GROUP_SHIFT) - 1) >> SMG_XFER_GROUP_SHIFT;
-	uint32_t nz = 0;
-	int r = zl == NULL || scratch == NULL || f.max == 0 ? SMG_ERR_NOMEM : SMG_OK;
+	int r;
 
+	f.zl = malloc(ZERO_REC_MAX * sizeof(uint64_t));
+	f.pfns = malloc((f.max ? f.max : 1) * sizeof(uint64_t));
+	r = f.zl == NULL || f.pfns == NULL || f.max == 0 ? SMG_ERR_NOMEM : SMG_OK;
 	if (x->round == 0 && x->chan > 0 && x->chan == x->nchan - 1 &&
 	    smg_fault_on(SMG_FI_SRC_STARVE_CHAN)) {
 		/* One data channel silent for longer than the idle limit while
@@ -213,20 +239,21 @@ void *smg_xfer_send_main(void *arg)
 				uint64_t pfn = w * 64 + (uint64_t)__builtin_ctzll(v);
 				v &= v - 1;
 				if (pfn < hi)
-					r = one_page(x, &f, pfn, zl, &nz, scratch);
+					r = one_page(x, &f, pfn);
 			}
 		}
 	}
+	r = r ?: flush_batch(x, &f);
 	r = r ?: submit_pages(x, &f);
-	r = r ?: send_zero(x, zl, nz);
+	r = r ?: send_zero(x, &f);
 	r = r
 		?: smg_engine_disks_send(x->disks, x->s, x->chan, x->nchan, x->final,
 					 x->rl, &x->bytes);
 	r = r ?: send_round_end(x);
 	r = r ?: smg_chan_flush(x->s, x->chan);
 	x->err = r;
-	free(zl);
-	free(scratch);
+	free(f.zl);
+	free(f.pfns);
 	return NULL;
 }
 
@@ -257,7 +284,7 @@ static int recv_pages(struct smg_xfer_recv *x, const uint8_t *p, size_t len, boo
 	struct smg_xfer_dest *d = x->d;
 	unsigned chan = x->chan;
 	struct smg_pages_hdr h;
-	uint64_t pfns[256];
+	uint64_t pfns[32]; /* a run written, then hashed while it is in L1/L2 */
 	int r;
 
 	if ((r = smg_pages_parse(p, len, d->page_size, zero, &h)) != SMG_OK)

@@ -1,5 +1,5 @@
 /* libFuzzer harness: the encrypted frame decoder (length checks,
- * secretstream open in place, tag and type rules, FINAL / after-FINAL, then
+ * AEAD open in place, flags and type rules, FINAL / after-FINAL, then
  * the payload's bulk or control parser) over a stream of wire frames under
  * a fixed key (smg_frame_decode_stream).
  *
@@ -19,14 +19,12 @@ static uint8_t frame[FRAME_OVERHEAD + 65536 + 8];
 
 static size_t seal_all(const uint8_t *p, size_t n)
 {
-	uint8_t key[SS_KEY], hdr[SS_HEADER], tmp[SS_HEADER];
+	uint8_t key[SS_KEY], hdr[SS_HEADER];
 	struct frame_tx tx = {0};
 	size_t off = 0, w;
 
 	smg_frame_fuzz_key(key, hdr);
-	crypto_secretstream_xchacha20poly1305_init_push(&tx.st, tmp, key);
-	crypto_secretstream_xchacha20poly1305_init_pull(&tx.st, hdr,
-							key); /* same state */
+	smg_frame_tx_key(&tx, key, hdr);
 	tx.rekey_bytes = SMG_REKEY_BYTES;
 	while (n >= 4) {
 		uint8_t flags = p[0], type = p[1];

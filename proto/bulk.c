@@ -22,6 +22,17 @@ void smg_pages_put_hdr(uint8_t *buf, uint32_t round, uint32_t count)
 	smg_store_be32(buf + 4, count);
 }
 
+size_t smg_pages_put_pfns(uint8_t *payload, uint32_t round, uint32_t page_size,
+			  const uint64_t *pfns, uint32_t count)
+{
+	uint8_t *t = smg_pages_data(payload, page_size, count);
+
+	smg_pages_put_hdr(payload, round, count);
+	for (uint32_t i = 0; i < count; i++)
+		smg_store_be64(t + (size_t)i * 8, pfns[i]);
+	return SMG_PAGES_HDR_LEN + (size_t)count * (page_size + 8);
+}
+
 int smg_pages_parse(const uint8_t *p, size_t len, uint32_t page_size, bool zero,
 		    struct smg_pages_hdr *out)
 {
@@ -44,8 +55,8 @@ int smg_pages_parse(const uint8_t *p, size_t len, uint32_t page_size, bool zero,
 		return SMG_ERR_TRAILING;
 	out->round = round;
 	out->count = count;
-	out->pfns = p + SMG_PAGES_HDR_LEN;
-	out->data = zero ? NULL : out->pfns + (size_t)count * 8;
+	out->data = zero ? NULL : p + SMG_PAGES_HDR_LEN;
+	out->pfns = p + SMG_PAGES_HDR_LEN + (zero ? 0 : (size_t)count * page_size);
 	return SMG_OK;
 }
 

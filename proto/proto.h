@@ -10,8 +10,9 @@
 
 #include <protobuf-c/protobuf-c.h>
 
-#define SMG_PROTO_VERSION     1u
-#define SMG_PROTO_VERSION_MIN 1u /* oldest version we still speak */
+#define SMG_PROTO_VERSION 2u
+#define SMG_PROTO_VERSION_MIN \
+	2u /* oldest version we still speak: v2 changed the frame AEAD */
 
 /* Capabilities (HELLO.capabilities); agreed set = client & server. */
 #define SMG_CAP_CHANNELS   (1ull << 0) /* data channels beyond the control one */
@@ -21,7 +22,7 @@
 #define SMG_CAP_KNOWN	   (SMG_CAP_CHANNELS | SMG_CAP_TPM | SMG_CAP_ZERO_PAGES | SMG_CAP_WAIO)
 
 /* ---- frame types (the byte after the length on the wire for handshake
- * frames, the first plaintext byte inside the secretstream message for all
+ * frames, the second plaintext byte (after the flags) of the AEAD message for all
  * others). Unknown types are errors. */
 enum smg_frame_type {
 	/* plaintext handshake frames */
@@ -29,7 +30,8 @@ enum smg_frame_type {
 	SMG_FT_AUTH = 0x02,
 	SMG_FT_JOIN = 0x03,
 	SMG_FT_REJECT = 0x04,
-	SMG_FT_STREAM = 0x05, /* 24-byte secretstream header, once per direction */
+	SMG_FT_STREAM =
+	    0x05, /* 24-byte nonce salt of the frame AEAD, once per direction */
 	/* encrypted control frames (protobuf-c) */
 	SMG_FT_PLAN = 0x10,
 	SMG_FT_PLAN_ACK = 0x11,
@@ -91,8 +93,11 @@ const struct smg_frame_info *smg_proto_frame_info(uint8_t type);
 #define SMG_UNPACK_HEAP_MAX   (4 * 1024 * 1024) /* bounded allocator per unpack */
 
 /* ---- bulk frame headers (big-endian) --------------------------------------
- * PAGES:      u32 round | u32 count | count x u64 pfn | count x page_size data
+ * PAGES:      u32 round | u32 count | count x page_size data | count x u64 pfn
  * ZERO_PAGES: u32 round | u32 count | count x u64 pfn
+ * A PAGES sender reads pages straight into its frame from the front and
+ * writes their pfns after the last one it kept: nothing moves whatever
+ * count it stops at (smg_pages_data, smg_pages_put_pfns).
  * DISK_CHUNK: u32 disk  | u32 flags | u64 offset | u32 length | data[length] */
 #define SMG_PAGE_SIZE_MIN	   4096u
 #define SMG_PAGE_SIZE_MAX	   65536u
@@ -130,6 +135,14 @@ static inline uint64_t smg_pages_pfn(const struct smg_pages_hdr *h, uint32_t i)
 }
 /* Header of a PAGES/ZERO_PAGES frame into buf (>= SMG_PAGES_HDR_LEN). */
 void smg_pages_put_hdr(uint8_t *buf, uint32_t round, uint32_t count);
+/* PAGES: where page i's data goes, and the pfn table after count pages;
+ * returns the payload length. */
+static inline uint8_t *smg_pages_data(uint8_t *payload, uint32_t page_size, uint32_t i)
+{
+	return payload + SMG_PAGES_HDR_LEN + (size_t)i * page_size;
+}
+size_t smg_pages_put_pfns(uint8_t *payload, uint32_t round, uint32_t page_size,
+			  const uint64_t *pfns, uint32_t count);
 int smg_disk_chunk_parse(const uint8_t *p, size_t len, struct smg_disk_chunk_hdr *out);
 void smg_disk_chunk_put_hdr(uint8_t *buf, uint32_t disk, uint32_t flags, uint64_t offset,
 			    uint32_t length);

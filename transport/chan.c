@@ -112,6 +112,20 @@ int smg_chan_bulk_submit(struct smg_session *s, unsigned chan, uint8_t type, siz
 	return submit(c, type, len, false);
 }
 
+int smg_chan_bulk_abandon(struct smg_session *s, unsigned chan)
+{
+	struct chan *c;
+
+	if (s == NULL || chan >= s->nchan)
+		return SMG_ERR_INVAL;
+	c = &s->ch[chan];
+	if (!c->begun)
+		return SMG_ERR_STATE;
+	/* The slot was never queued nor sealed: the next begin reuses it. */
+	c->begun = false;
+	return SMG_OK;
+}
+
 int smg_chan_send(struct smg_session *s, unsigned chan, uint8_t type, const void *payload,
 		  size_t len)
 {

@@ -1,34 +1,58 @@
-/* Encrypted framing: [u32 BE n][secretstream message of n bytes], the
- * message's plaintext being [type][payload]. Sealing and opening are in
- * place: libsodium's push writes the encrypted tag byte at c[0] before it
- * reads m, and XORs m into c+1, so m == c+1 is safe; pull authenticates
- * the ciphertext before it decrypts c+1 into m == c+1. No payload copy. */
+/* Encrypted framing: [u32 BE n][AEAD message of n bytes], the message's
+ * plaintext being [flags][type][payload] and its last 16 bytes the MAC
+ * (aead.c: XChaCha20-Poly1305 with a per-direction frame counter in the
+ * nonce). Sealing and opening are in place: the payload is encrypted where
+ * the caller put it, at buf + FRAME_PAYLOAD_OFF. No payload copy.
+ *
+ * The flags byte carries what secretstream's tag did (MESSAGE, REKEY,
+ * FINAL). It is encrypted with the type, so an observer sees lengths only,
+ * as before; being plaintext under the MAC it is authenticated as well as
+ * associated data would be. Replay, reordering or a dropped frame change
+ * the counter the receiver expects, so the MAC fails; a stream cut short
+ * lacks the authenticated FINAL. */
 #include <string.h>
 
 #include "transport/internal.h"
 
+void smg_frame_tx_key(struct frame_tx *tx, const uint8_t key[SS_KEY],
+		      const uint8_t salt[SS_HEADER])
+{
+	smg_aead_init(&tx->k, key, salt);
+	tx->since_rekey = 0;
+	tx->final = false;
+}
+
+void smg_frame_rx_key(struct frame_rx *rx, const uint8_t key[SS_KEY],
+		      const uint8_t salt[SS_HEADER])
+{
+	smg_aead_init(&rx->k, key, salt);
+	rx->final = false;
+}
+
 int smg_frame_seal(struct frame_tx *tx, uint8_t *buf, uint8_t type, size_t len,
 		   bool final, size_t *wire)
 {
-	unsigned char tag = crypto_secretstream_xchacha20poly1305_TAG_MESSAGE;
-	unsigned long long clen;
-	uint8_t *c = buf + FRAME_LEN_BYTES;
+	uint8_t flags = FRAME_FLAG_MESSAGE;
+	uint8_t *m = buf + FRAME_LEN_BYTES;
+	size_t mlen = FRAME_HDR_BYTES + len;
+	int r;
 
 	if (len > SMG_FRAME_PAYLOAD_MAX)
 		return SMG_ERR_TOO_LONG;
 	if (tx->final)
 		return SMG_ERR_AFTER_FINAL;
 	if (final)
-		tag = crypto_secretstream_xchacha20poly1305_TAG_FINAL;
+		flags = FRAME_FLAG_FINAL;
 	else if (tx->since_rekey + len + 1 >= tx->rekey_bytes ||
 		 (tx->rekey_at_ms != 0 && smg_now_ms() >= tx->rekey_at_ms))
-		tag = crypto_secretstream_xchacha20poly1305_TAG_REKEY;
-	c[1] = type;
-	if (crypto_secretstream_xchacha20poly1305_push(&tx->st, c, &clen, c + 1, len + 1,
-						       NULL, 0, tag) != 0)
-		return SMG_ERR_CRYPTO;
-	smg_store_be32(buf, (uint32_t)clen);
-	if (tag == crypto_secretstream_xchacha20poly1305_TAG_REKEY) {
+		flags = FRAME_FLAG_REKEY;
+	m[0] = flags;
+	m[1] = type;
+	if ((r = smg_aead_seal(&tx->k, m, mlen, NULL, 0, m + mlen)) != SMG_OK)
+		return r;
+	smg_store_be32(buf, (uint32_t)(mlen + AEAD_MAC_LEN));
+	if (flags == FRAME_FLAG_REKEY) {
+		smg_aead_rekey(&tx->k);
 		tx->since_rekey = 0;
 		if (tx->rekey_at_ms != 0)
 			tx->rekey_at_ms = smg_now_ms() + SMG_REKEY_INTERVAL_MS;
@@ -36,7 +60,7 @@ int smg_frame_seal(struct frame_tx *tx, uint8_t *buf, uint8_t type, size_t len,
 		tx->since_rekey += len + 1;
 	}
 	tx->final = final;
-	*wire = FRAME_LEN_BYTES + (size_t)clen;
+	*wire = FRAME_LEN_BYTES + mlen + AEAD_MAC_LEN;
 	return SMG_OK;
 }
 
@@ -61,28 +85,27 @@ int smg_frame_check_len(const uint8_t *buf, size_t have, size_t *need)
 
 int smg_frame_open(struct frame_rx *rx, uint8_t *buf, size_t wire, struct smg_frame *out)
 {
-	unsigned long long mlen;
-	unsigned char tag;
 	const struct smg_frame_info *fi;
-	uint8_t *c = buf + FRAME_LEN_BYTES;
+	uint8_t *m = buf + FRAME_LEN_BYTES, flags;
+	size_t mlen = wire - FRAME_LEN_BYTES - AEAD_MAC_LEN;
 
 	if (rx->final)
 		return SMG_ERR_AFTER_FINAL;
-	if (crypto_secretstream_xchacha20poly1305_pull(
-		&rx->st, c + 1, &mlen, &tag, c, wire - FRAME_LEN_BYTES, NULL, 0) != 0)
-		return SMG_ERR_DECRYPT; /* tampered, replayed, reordered or mis-keyed */
-	if (mlen < 1)
+	if (wire < FRAME_LEN_BYTES + FRAME_MSG_MIN)
 		return SMG_ERR_PROTO;
-	out->type = c[1];
-	out->payload = c + 2;
-	out->len = (size_t)mlen - 1;
+	if (smg_aead_open(&rx->k, m, mlen, NULL, 0, m + mlen) != SMG_OK)
+		return SMG_ERR_DECRYPT; /* tampered, replayed, reordered or mis-keyed */
+	flags = m[0];
+	out->type = m[1];
+	out->payload = m + FRAME_HDR_BYTES;
+	out->len = mlen - FRAME_HDR_BYTES;
 	if ((fi = smg_proto_frame_info(out->type)) == NULL)
 		return SMG_ERR_UNKNOWN_TYPE;
 	/* Handshake frames never travel encrypted; a payload over the type's
 	 * cap is a protocol error even if it fits a frame. */
 	if (fi->kind == SMG_FK_HANDSHAKE || out->len > fi->max_payload)
 		return SMG_ERR_PROTO;
-	if (tag == crypto_secretstream_xchacha20poly1305_TAG_FINAL) {
+	if (flags == FRAME_FLAG_FINAL) {
 		if (out->type != SMG_FT_CLOSE)
 			return SMG_ERR_PROTO;
 		rx->final = true;
@@ -90,9 +113,10 @@ int smg_frame_open(struct frame_rx *rx, uint8_t *buf, size_t wire, struct smg_fr
 	}
 	if (out->type == SMG_FT_CLOSE)
 		return SMG_ERR_PROTO; /* CLOSE must carry FINAL */
-	if (tag != crypto_secretstream_xchacha20poly1305_TAG_MESSAGE &&
-	    tag != crypto_secretstream_xchacha20poly1305_TAG_REKEY)
-		return SMG_ERR_PROTO; /* PUSH is not used by this protocol */
+	if (flags == FRAME_FLAG_REKEY)
+		smg_aead_rekey(&rx->k);
+	else if (flags != FRAME_FLAG_MESSAGE)
+		return SMG_ERR_PROTO; /* no other flag values exist */
 	return SMG_OK;
 }
 
@@ -109,8 +133,7 @@ int smg_frame_decode_stream(const uint8_t *p, size_t len)
 	size_t off = 0, need;
 	int r = SMG_OK;
 
-	if (crypto_secretstream_xchacha20poly1305_init_pull(&rx.st, header, key) != 0)
-		return SMG_ERR_CRYPTO;
+	smg_frame_rx_key(&rx, key, header);
 	while (off < len) {
 		if ((r = smg_frame_check_len(p + off, len - off, &need)) != 0)
 			break;

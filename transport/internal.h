@@ -10,19 +10,54 @@
 #include "proto/proto.h"
 #include "transport/transport.h"
 
-#define SS_ABYTES crypto_secretstream_xchacha20poly1305_ABYTES /* 17 */
-#define SS_HEADER crypto_secretstream_xchacha20poly1305_HEADERBYTES
-#define SS_KEY	  crypto_secretstream_xchacha20poly1305_KEYBYTES
+/* ---- the frame AEAD (aead.c): XChaCha20-Poly1305 ------------------------ */
+#define AEAD_KEY_LEN   32
+#define AEAD_SALT_LEN  24 /* the STREAM body: the sender's random nonce prefix */
+#define AEAD_NONCE_LEN 24 /* XChaCha20's */
+#define AEAD_MAC_LEN   16
+#define SS_KEY	       AEAD_KEY_LEN  /* a channel direction's key */
+#define SS_HEADER      AEAD_SALT_LEN /* STREAM body */
+
+/* One direction of one channel. Plain values: copying one copies the
+ * stream's position (the tests replay frames that way). */
+struct aead_key {
+	uint8_t key[AEAD_KEY_LEN];    /* this epoch's key */
+	uint8_t subkey[AEAD_KEY_LEN]; /* HChaCha20(key, salt[0..16]) */
+	uint8_t salt[AEAD_SALT_LEN];
+	uint64_t ctr;	/* frames sealed / opened so far, across epochs */
+	uint64_t epoch; /* rekeys so far */
+};
+
+void smg_aead_init(struct aead_key *k, const uint8_t key[AEAD_KEY_LEN],
+		   const uint8_t salt[AEAD_SALT_LEN]);
+/* Next epoch: key = crypto_kdf(key, id epoch, "smgrekey"); ctr carries on. */
+void smg_aead_rekey(struct aead_key *k);
+/* The XChaCha20 nonce of frame ctr: salt[0..16] || salt[16..24] ^ le64(ctr). */
+void smg_aead_nonce(const struct aead_key *k, uint64_t ctr,
+		    uint8_t nonce[AEAD_NONCE_LEN]);
+/* In place over p[0..len), nonce of frame k->ctr, then k->ctr++. Open
+ * advances only when the MAC holds (SMG_ERR_DECRYPT otherwise). */
+int smg_aead_seal(struct aead_key *k, uint8_t *p, size_t len, const uint8_t *ad,
+		  size_t adlen, uint8_t mac[AEAD_MAC_LEN]);
+int smg_aead_open(struct aead_key *k, uint8_t *p, size_t len, const uint8_t *ad,
+		  size_t adlen, const uint8_t mac[AEAD_MAC_LEN]);
+/* Free this thread's cipher context now (it holds the last subkey used). */
+void smg_aead_thread_wipe(void);
 
 /* Wire layout of an encrypted frame:
- *   [u32 BE n][tag byte (encrypted)][type (encrypted)][payload][16-byte MAC]
- * with n = SS_ABYTES + 1 + payload length. */
+ *   [u32 BE n][flags (encrypted)][type (encrypted)][payload (encrypted)][MAC]
+ * with n = 2 + payload length + AEAD_MAC_LEN. */
 #define FRAME_LEN_BYTES	  4
-#define FRAME_PAYLOAD_OFF (FRAME_LEN_BYTES + 2) /* where a payload starts */
-#define FRAME_MSG_MIN	  (SS_ABYTES + 1)
-#define FRAME_MSG_MAX	  (SS_ABYTES + 1 + SMG_FRAME_PAYLOAD_MAX)
+#define FRAME_HDR_BYTES	  2 /* flags, type */
+#define FRAME_PAYLOAD_OFF (FRAME_LEN_BYTES + FRAME_HDR_BYTES)
+#define FRAME_MSG_MIN	  (FRAME_HDR_BYTES + AEAD_MAC_LEN)
+#define FRAME_MSG_MAX	  (FRAME_MSG_MIN + SMG_FRAME_PAYLOAD_MAX)
 #define FRAME_WIRE_MAX	  (FRAME_LEN_BYTES + FRAME_MSG_MAX)
-#define FRAME_OVERHEAD	  (FRAME_LEN_BYTES + SS_ABYTES + 1)
+#define FRAME_OVERHEAD	  (FRAME_LEN_BYTES + FRAME_MSG_MIN)
+/* The flags byte (the values secretstream's tags had). */
+#define FRAME_FLAG_MESSAGE 0x00
+#define FRAME_FLAG_REKEY   0x02 /* both sides step to the next epoch after it */
+#define FRAME_FLAG_FINAL   0x03 /* the stream's last frame (CLOSE) */
 
 /* Per channel: send window and receive buffer (the memory bound). */
 #define TX_SLOTS     8
@@ -139,20 +174,20 @@ int smg_hs_parse_join(const uint8_t *p, size_t len);
 
 /* ---- framing ----------------------------------------------------------- */
 struct frame_rx {
-	crypto_secretstream_xchacha20poly1305_state st;
+	struct aead_key k;
 	bool final; /* FINAL seen */
 };
 
 struct frame_tx {
-	crypto_secretstream_xchacha20poly1305_state st;
+	struct aead_key k;
 	uint64_t since_rekey;
 	uint64_t rekey_bytes;
 	uint64_t rekey_at_ms; /* 0: no time budget (tests, fuzz) */
 	bool final;
 };
 
-/* Seal in place: buf holds room for the length and tag byte before
- * buf[FRAME_PAYLOAD_OFF] = payload, and SS_ABYTES - 1 after it. Writes
+/* Seal in place: buf holds room for the length, flags and type before
+ * buf[FRAME_PAYLOAD_OFF] = payload, and AEAD_MAC_LEN after it. Writes
  * the whole wire frame at buf; returns its length in *wire. */
 int smg_frame_seal(struct frame_tx *tx, uint8_t *buf, uint8_t type, size_t len,
 		   bool final, size_t *wire);
@@ -164,6 +199,11 @@ int smg_frame_open(struct frame_rx *rx, uint8_t *buf, size_t wire, struct smg_fr
 /* Fuzz entry: a stream of wire frames under a fixed key. */
 int smg_frame_decode_stream(const uint8_t *p, size_t len);
 void smg_frame_fuzz_key(uint8_t key[SS_KEY], uint8_t header[SS_HEADER]);
+/* Key a sender and a receiver of one direction (session.c, tests). */
+void smg_frame_tx_key(struct frame_tx *tx, const uint8_t key[SS_KEY],
+		      const uint8_t salt[SS_HEADER]);
+void smg_frame_rx_key(struct frame_rx *rx, const uint8_t key[SS_KEY],
+		      const uint8_t salt[SS_HEADER]);
 
 /* ---- session liveness (live.c; docs/protocol.md, "Liveness") ----------- */
 #define WAIT_SLICE_MS 100 /* a blocked wait re-reads the session's rule this often */

@@ -373,4 +373,5 @@ void smg_chan_io_fini(struct chan *c)
 	c->rbuf = NULL;
 	sodium_memzero(&c->tx, sizeof(c->tx));
 	sodium_memzero(&c->rx, sizeof(c->rx));
+	smg_aead_thread_wipe(); /* this thread's cipher context held a subkey */
 }

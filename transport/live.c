@@ -106,6 +106,8 @@ int smg_session_alive(struct smg_session *s, uint64_t since_ms)
 
 void smg_session_busy(struct smg_session *s, bool begin)
 {
+	if (s == NULL)
+		return; /* no session (fuzz_engine_frame drives xfer without one) */
 	if (begin) {
 		atomic_fetch_add(&s->live.busy, 1);
 		return;

@@ -209,7 +209,8 @@ void smg_session_stream_offer(struct smg_session *s, unsigned idx,
 	smg_hs_chan_key(s->session_key, idx, s->initiator ? 0 : 1, key);
 	smg_store_be32(frame, 1 + SS_HEADER);
 	frame[4] = SMG_FT_STREAM;
-	crypto_secretstream_xchacha20poly1305_init_push(&c->tx.st, frame + 5, key);
+	randombytes_buf(frame + 5, SS_HEADER); /* our nonce salt (docs/protocol.md §5) */
+	smg_frame_tx_key(&c->tx, key, frame + 5);
 	sodium_memzero(key, sizeof(key));
 }
 
@@ -225,9 +226,8 @@ int smg_session_stream_accept(struct smg_session *s, unsigned idx, const uint8_t
 	if (len != SMG_STREAM_FRAME_LEN || in[4] != SMG_FT_STREAM)
 		return SMG_ERR_PROTO;
 	smg_hs_chan_key(s->session_key, idx, s->initiator ? 1 : 0, key);
-	r = crypto_secretstream_xchacha20poly1305_init_pull(&c->rx.st, in + 5, key) != 0
-		? SMG_ERR_PROTO
-		: SMG_OK;
+	smg_frame_rx_key(&c->rx, key, in + 5);
+	r = SMG_OK;
 	sodium_memzero(key, sizeof(key));
 	return r;
 }

@@ -117,7 +117,7 @@ struct smg_handshake_ext {
 #define SMG_PREAUTH_MAX		 64   /* concurrent unauthenticated connections */
 #define SMG_PREAUTH_PER_ADDR	 8    /* ... of them from one source address */
 #define SMG_HELLO_TIMEOUT_MS	 2000 /* a connection's first frame, complete */
-#define SMG_REKEY_BYTES		 (256ull << 20) /* per stream, then TAG_REKEY */
+#define SMG_REKEY_BYTES		 (256ull << 20) /* per stream, then a REKEY frame */
 #define SMG_REKEY_INTERVAL_MS	 120000		/* ... or after this long */
 
 struct smg_session_opts {
@@ -201,6 +201,9 @@ int smg_chan_send(struct smg_session *s, unsigned chan, uint8_t type, const void
 int smg_chan_bulk_begin(struct smg_session *s, unsigned chan, size_t len,
 			uint8_t **payload);
 int smg_chan_bulk_submit(struct smg_session *s, unsigned chan, uint8_t type, size_t len);
+/* Give back a begun bulk frame unsent (it turned out to have nothing worth
+ * sending); nothing reaches the wire and the stream is unchanged. */
+int smg_chan_bulk_abandon(struct smg_session *s, unsigned chan);
 /* Wait until every frame queued on chan is on the wire. */
 int smg_chan_flush(struct smg_session *s, unsigned chan);
 /* Next frame on chan (blocking, under the session's liveness rule).

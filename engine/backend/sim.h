@@ -122,8 +122,9 @@ uint64_t smg_sim_mem_size(uint64_t npages);
 int smg_sim_mem_create(const struct smg_sim_config *cfg, bool fill,
 		       struct smg_sim_mem *m);
 /* Map an existing memfd (received over the sim host socket); populate
- * faults every frame in at once (the source reading a running domain). A
- * destination skeleton is mapped without: memory comes as pages arrive. */
+ * allocates every frame at once (fallocate, like Xen's populate_physmap)
+ * instead of one allocation per first write. The sim destination does not:
+ * its skeleton gets memory as pages arrive (docs/hostdef.md). */
 int smg_sim_mem_map(int fd, bool populate, struct smg_sim_mem *m);
 void smg_sim_mem_unmap(struct smg_sim_mem *m);
 

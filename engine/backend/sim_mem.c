@@ -2,6 +2,7 @@
  * content (CRIU zdtm in spirit: the workload can check its own state after
  * it moved), the device-state blob and the verifier. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -122,10 +123,7 @@ int smg_sim_mem_map(int fd, bool populate, struct smg_sim_mem *m)
 	m->fd = -1;
 	if (size < (off_t)SMG_SIM_HDR_SIZE)
 		return SMG_ERR_BACKEND;
-	/* A destination skeleton is not populated: its frames get memory as
-	 * pages arrive (a plan's size is a claim, not an allocation). */
-	sh = mmap(NULL, (size_t)size, PROT_READ | PROT_WRITE,
-		  MAP_SHARED | (populate ? MAP_POPULATE : 0), fd, 0);
+	sh = mmap(NULL, (size_t)size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	if (sh == MAP_FAILED)
 		return smg_err_sys(errno);
 	if (sh->magic != SMG_SIM_MAGIC || sh->total_size != (uint64_t)size ||
@@ -133,6 +131,18 @@ int smg_sim_mem_map(int fd, bool populate, struct smg_sim_mem *m)
 	    sh->vcpus > SMG_SIM_VCPUS_MAX || sh->nz == 0 || sh->nz > sh->npages) {
 		munmap(sh, (size_t)size);
 		return SMG_ERR_BACKEND;
+	}
+	/* A skeleton's frames are allocated (and zeroed) now, outside the
+	 * downtime, as Xen's populate_physmap does. Through the file, not the
+	 * mapping: the engine moves pages with preadv/pwritev (sim.c), and a
+	 * first touch through a fresh mapping costs a fault per frame (several
+	 * microseconds each under a hypervisor's shadow paging). */
+	if (populate && fallocate(fd, 0, (off_t)sh->mem_off,
+				  (off_t)(sh->npages * SMG_SIM_PAGE_SIZE)) != 0) {
+		int r = smg_err_sys(errno);
+
+		munmap(sh, (size_t)size);
+		return r;
 	}
 	m->fd = fd;
 	m->size = (size_t)size;

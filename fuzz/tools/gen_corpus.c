@@ -41,8 +41,8 @@ static void handshake_seeds(void)
 
 	randombytes_buf(eph, 32);
 	randombytes_buf(nonce, 32);
-	h.version_min = 1;
-	h.version_max = 1;
+	h.version_min = SMG_PROTO_VERSION_MIN;
+	h.version_max = SMG_PROTO_VERSION;
 	h.capabilities = SMG_CAP_KNOWN;
 	h.channels = 2;
 	h.ephemeral.data = eph;
@@ -145,13 +145,17 @@ static void bulk_seeds(void)
 {
 	static uint8_t b[1 + 8 + 2 * (8 + 4096)];
 
-	b[0] = 0; /* pages, 4 KiB */
+	static const uint64_t two[2] = {42, 43};
+
+	b[0] = 1; /* zero pages */
 	smg_pages_put_hdr(b + 1, 1, 2);
 	smg_store_be64(b + 9, 42);
 	smg_store_be64(b + 17, 43);
-	put("bulk", "pages2", b, sizeof(b));
-	b[0] = 1; /* zero pages */
 	put("bulk", "zero2", b, 1 + 8 + 16);
+	b[0] = 0; /* pages, 4 KiB: data, then the pfns */
+	memset(smg_pages_data(b + 1, 4096, 0), 0x11, 2 * 4096);
+	smg_pages_put_pfns(b + 1, 1, 4096, two, 2);
+	put("bulk", "pages2", b, sizeof(b));
 	b[0] = 2;
 	smg_disk_chunk_put_hdr(b + 1, 0, 0, 1 << 20, 100);
 	put("bulk", "chunk", b, 1 + 20 + 100);
@@ -160,16 +164,15 @@ static void bulk_seeds(void)
 static void frame_seeds(void)
 {
 	static uint8_t out[65536], buf[FRAME_WIRE_MAX];
-	uint8_t key[SS_KEY], hdr[SS_HEADER], tmp[SS_HEADER];
+	uint8_t key[SS_KEY], hdr[SS_HEADER];
+	static const uint64_t five = 5;
 	struct frame_tx tx = {0};
 	size_t off = 1, w, n; /* out[0]: fuzz_frame's mode byte, 1 = raw wire */
 	Smg__RoundStart rs = SMG__ROUND_START__INIT;
 
 	out[0] = 1;
 	smg_frame_fuzz_key(key, hdr);
-	/* a push state for the fixed header: init_pull derives the same one */
-	crypto_secretstream_xchacha20poly1305_init_push(&tx.st, tmp, key);
-	crypto_secretstream_xchacha20poly1305_init_pull(&tx.st, hdr, key);
+	smg_frame_tx_key(&tx, key, hdr);
 	tx.rekey_bytes = 1 << 30;
 	rs.round = 1;
 	rs.pages = 10;
@@ -177,9 +180,8 @@ static void frame_seeds(void)
 	smg_frame_seal(&tx, buf, SMG_FT_ROUND_START, n, false, &w);
 	memcpy(out + off, buf, w);
 	off += w;
-	smg_pages_put_hdr(buf + FRAME_PAYLOAD_OFF, 1, 1);
-	smg_store_be64(buf + FRAME_PAYLOAD_OFF + 8, 5);
-	memset(buf + FRAME_PAYLOAD_OFF + 16, 0xab, 4096);
+	memset(smg_pages_data(buf + FRAME_PAYLOAD_OFF, 4096, 0), 0xab, 4096);
+	smg_pages_put_pfns(buf + FRAME_PAYLOAD_OFF, 1, 4096, &five, 1);
 	smg_frame_seal(&tx, buf, SMG_FT_PAGES, 16 + 4096, false, &w);
 	memcpy(out + off, buf, w);
 	off += w;

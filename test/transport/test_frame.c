@@ -12,9 +12,10 @@ static void pair(struct frame_tx *tx, struct frame_rx *rx, uint64_t rekey)
 
 	memset(tx, 0, sizeof(*tx));
 	memset(rx, 0, sizeof(*rx));
-	crypto_secretstream_xchacha20poly1305_keygen(key);
-	crypto_secretstream_xchacha20poly1305_init_push(&tx->st, hdr, key);
-	crypto_secretstream_xchacha20poly1305_init_pull(&rx->st, hdr, key);
+	randombytes_buf(key, sizeof(key));
+	randombytes_buf(hdr, sizeof(hdr));
+	smg_frame_tx_key(tx, key, hdr);
+	smg_frame_rx_key(rx, key, hdr);
 	tx->rekey_bytes = rekey;
 }
 

@@ -1,5 +1,7 @@
 /* End to end over loopback: handshake, N channels, control and bulk frames
- * both ways, FINAL exchange; on both the io_uring and the poll(2) paths. */
+ * both ways, FINAL exchange; on both the io_uring and the poll(2) paths.
+ * Bulk frames given back unsent (smg_chan_bulk_abandon) never reach the
+ * peer and leave the stream intact. */
 #include "check.h"
 #include "secmig.pb-c.h"
 #include "tutil.h"
@@ -71,6 +73,15 @@ static void run(struct tkeys *k, unsigned channels, bool force_poll)
 			uint8_t *p;
 			size_t len = 1 + (i * 97) % sizeof(expect);
 
+			if (i % 10 == 3) { /* a frame begun, filled, given back */
+				CHECK_EQ(smg_chan_bulk_begin(s, c, len, &p), 0);
+				memset(p, 0xee, len);
+				CHECK_EQ(smg_chan_bulk_abandon(s, c), 0);
+				CHECK_EQ(smg_chan_bulk_abandon(s, c), SMG_ERR_STATE);
+				CHECK_EQ(
+				    smg_chan_bulk_submit(s, c, SMG_FT_DISK_CHUNK, len),
+				    SMG_ERR_STATE);
+			}
 			CHECK_EQ(smg_chan_bulk_begin(s, c, len, &p), 0);
 			for (size_t j = 0; j < len; j++)
 				p[j] = (uint8_t)(i + j + c);

@@ -273,6 +273,8 @@ elif start_recv; then
 	if [ $src = 0 ] && [ $rrc = 0 ] && [ -n "$d2" ] && [ "$d2" != "$d1" ] && [ "$n" = 1 ] &&
 		[ -n "$first" ]; then
 		echo "SMG-SECMIG-MIGRATE-OK d$d1 -> d$d2 by secmig send --backend xen; last tick on d$d1: $last; first on d$d2: $first; domains: $(domids)"
+		# the migrate phase's figures (rounds, pages, bytes, times) for the log
+		echo "SMG-SECMIG-RESULT $(grep '"event":"result"' /tmp/send.out | tail -1)"
 		awk -v s="$last" -v d="$first" 'BEGIN { split(s, a, " "); split(d, b, " ");
 			exit !(b[1] == a[1] + 1 && b[2] > a[2]) }' &&
 			echo "SMG-SECMIG-COUNTER-CONTINUES ${last%% *} -> ${first%% *}" ||

@@ -171,6 +171,14 @@ int smg_audit_receipt_sign(struct smg_audit *a, struct smg_audit_mig *m,
 int smg_audit_receipt_check(struct smg_audit_mig *m, const struct smg_session *s,
 			    const struct smg_policy *policy, const Smg__Ready *rd);
 
+/* RESOLVE (audit/resolve.c): the destination signs its answer with its
+ * host key (sets ans->signature to sig); the source acts on an answer only
+ * if that signature is by the destination's enrolled key over this session
+ * and answer. SMG_ERR_INTEGRITY otherwise: nothing is settled. */
+int smg_audit_resolve_sign(const struct smg_session *s, Smg__ResolveAnswer *ans,
+			   uint8_t sig[SMG_AUDIT_SIG_LEN]);
+int smg_audit_resolve_check(const struct smg_session *s, const Smg__ResolveAnswer *ans);
+
 /* How the attempt ended; outcome: source "done", "aborted", "in_doubt";
  * destination "resumed", "discarded", "committed"; either "refused". */
 struct smg_audit_result {

@@ -138,7 +138,10 @@ int smg_cmd_resolve(int argc, char **argv)
 		SMG_OK)
 		smg_warn("resolve: the VM's disks on this host could not all be settled "
 			 "('secmig disk settle')");
-	int code = r == SMG_OK ? SMG_EXIT_OK : SMG_EXIT_IN_DOUBT;
+	/* A forged or unsigned answer settles nothing: exit 7, still in doubt. */
+	int code = r == SMG_OK		    ? SMG_EXIT_OK
+		   : r == SMG_ERR_INTEGRITY ? SMG_EXIT_INTEGRITY
+					    : SMG_EXIT_IN_DOUBT;
 	const char *what =
 	    oc == SMG_RESOLVED_RUNNING ? "destination runs the VM; source copy destroyed"
 	    : oc == SMG_RESOLVED_DISCARDED ? "destination discarded it; source VM resumed"

@@ -167,7 +167,9 @@ const struct smg_cmd smg_cmds[] = {
      "                      [--backend sim] [--key FILE] [--peers FILE] [--name NAME]\n\n"
      "After 'send' exited 9 (in doubt), ask the destination what happened: if it\n"
      "runs the VM the paused source copy is destroyed, otherwise it is resumed.\n"
-     "Exit 0 when settled, 9 while the destination cannot be reached.\n",
+     "The answer must carry the destination's signature (docs/audit.md).\n"
+     "Exit 0 when settled, 9 while the destination cannot be reached, 7 when its\n"
+     "answer is unsigned or wrongly signed (nothing settled).\n",
      smg_cmd_resolve},
     {"demo", "migrate a 1 GiB sim VM between two local sim hosts",
      "usage: secmig demo [--json] [--memory SIZE] [--dirty-rate RATE]\n"

@@ -430,9 +430,11 @@ static int vet_c_info(struct vet *v, struct json_object *src, struct json_object
 		      const char **type)
 {
 	static const char *const allowed[] = {"uuid", "hap", "oos", "passthrough", NULL};
+	/* domid: the source's, host-local (libxl retrieve writes it); this
+	 * host's libxl picks the new domain's */
 	static const char *const owned[] = {
-	    "name", "type", "ssidref", "ssid_label", "pool_name", "run_hotplug_scripts",
-	    NULL};
+	    "name",  "type", "ssidref", "ssid_label", "pool_name", "run_hotplug_scripts",
+	    "domid", NULL};
 	static const char *const types[] = {"pv", "pvh", "hvm"};
 	struct json_object *o;
 	int r;

@@ -80,7 +80,7 @@ int main(void)
 	/* What libxl_retrieve_domain_configuration writes: defbools as
 	 * "True"/"False", enums by name, host-local placement. */
 	j = legit(",\"run_hotplug_scripts\":\"True\",\"driver_domain\":\"False\","
-		  "\"pool_name\":\"Pool-0\",\"hap\":\"True\"",
+		  "\"pool_name\":\"Pool-0\",\"hap\":\"True\",\"domid\":7",
 		  ",\"arch_arm\":{\"gic_version\":\"default\",\"vuart\":\"unknown\"},"
 		  "\"device_model_stubdomain\":\"False\",\"numa_placement\":\"True\","
 		  "\"cpumap\":[0,1,2,3],\"sched_params\":{\"sched\":\"credit2\","
@@ -91,6 +91,7 @@ int main(void)
 	if (out == NULL)
 		fprintf(stderr, "retrieved-style config refused: %s\n", why);
 	CHECK(out != NULL && strstr(out, "cpumap") == NULL);
+	CHECK(out != NULL && strstr(out, "domid") == NULL); /* ours to pick */
 	free(out);
 	out = NULL;
 	refused("stub domain on",

@@ -152,11 +152,13 @@ echo "src $(cat /tmp/s.pub)" >/tmp/d/peers
 chmod 600 /tmp/s/peers /tmp/d/peers
 # The destination's own definition of domu (docs/hostdef.md): its kernel,
 # ramdisk and command line are dom0's files, whatever the sender's config says.
+# Memory: a xen plan's memory is the guest's physmap span (p2m size: 4080 MiB
+# for this 128 MiB domU), not its populated frames: the cap allows 8G.
 cat >/tmp/d/defs <<'DEFS'
 storage /tmp/d
 vm domu
   from src
-  memory 256M
+  memory 8G
   type pvh
   kernel /boot/vmlinuz
   ramdisk /boot/domU-initrd.gz

@@ -63,6 +63,21 @@ int smg_tpm_ecdh_zgen(struct smg_tpm *t, uint32_t pcr_mask,
 int smg_tpm_quote(struct smg_tpm *t, uint32_t pcr_mask, const uint8_t *qual,
 		  size_t qual_len, uint8_t *ev, size_t cap, size_t *ev_len);
 
+/* ECDSA-SHA256 signature by the AK over msg, made inside the TPM: msg is
+ * hashed by the TPM (TPM2_Hash, which refuses data that starts like a TPM
+ * attestation structure and returns a ticket), then signed (TPM2_Sign with
+ * that ticket), so a restricted AK can countersign secmig receipts without
+ * being able to forge a quote. msg must not exceed 1024 bytes. */
+int smg_tpm_sign(struct smg_tpm *t, const uint8_t *msg, size_t len,
+		 uint8_t sig_r[SMG_P256_COORD_LEN], uint8_t sig_s[SMG_P256_COORD_LEN]);
+/* The AK's public point (SMG_ERR_TPM if not enrolled). */
+int smg_tpm_ak_public(struct smg_tpm *t, uint8_t ak[SMG_P256_POINT_LEN]);
+/* Check an ECDSA-SHA256 P-256 signature (r, s) over msg: SMG_OK or
+ * SMG_ERR_BAD_SIG (also for a key that is not a point on the curve). */
+int smg_p256_verify(const uint8_t pub[SMG_P256_POINT_LEN], const uint8_t *msg, size_t len,
+		    const uint8_t sig_r[SMG_P256_COORD_LEN],
+		    const uint8_t sig_s[SMG_P256_COORD_LEN]);
+
 /* ---- quote evidence ------------------------------------------------------ */
 #define SMG_EVIDENCE_VERSION 1
 #define SMG_EVIDENCE_MAX     1024
@@ -144,8 +159,9 @@ struct smg_policy_peer {
 struct smg_policy {
 	char host[SMG_POLICY_NAME_MAX];
 	char tcti[SMG_POLICY_TCTI_MAX];
-	uint32_t pcr_mask;		/* our own PCR policy; default 0,1,2,3,7 */
-	bool software_mode;		/* "mode software": the explicit, logged opt-in */
+	uint32_t pcr_mask;   /* our own PCR policy; default 0,1,2,3,7 */
+	bool software_mode;  /* "mode software": the explicit, logged opt-in */
+	bool require_ticket; /* "tickets required": operator tickets (audit/) */
 	char defs[SMG_POLICY_TCTI_MAX]; /* "defs PATH": host definitions file */
 	size_t nlabels;
 	char labels[SMG_POLICY_LABELS_MAX][SMG_POLICY_LABEL_MAX];
@@ -226,6 +242,12 @@ int smg_attest_evidence(struct smg_attest *a, bool initiator, const uint8_t *th,
 			size_t th_len, uint8_t *out, size_t cap, size_t *len);
 int smg_attest_verify(struct smg_attest *a, bool initiator, const char *peer,
 		      const uint8_t *th, size_t th_len, const uint8_t *ev, size_t len);
+
+/* smg_tpm_sign / smg_tpm_ak_public through the attest object, serialised
+ * with the handshakes that share its TPM (receipts: audit/). */
+int smg_attest_sign(struct smg_attest *a, const uint8_t *msg, size_t len,
+		    uint8_t sig_r[SMG_P256_COORD_LEN], uint8_t sig_s[SMG_P256_COORD_LEN]);
+int smg_attest_ak_public(struct smg_attest *a, uint8_t ak[SMG_P256_POINT_LEN]);
 
 /* Pure decoder of a hello (fuzzed). */
 struct smg_attest_hello {

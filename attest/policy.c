@@ -120,7 +120,7 @@ static int top_keyword(struct parser *ps, char **tok, int ntok)
 
 	if (ps->peer != NULL &&
 	    (!strcmp(k, "host") || !strcmp(k, "tcti") || !strcmp(k, "pcrs") ||
-	     !strcmp(k, "mode") || !strcmp(k, "defs")))
+	     !strcmp(k, "mode") || !strcmp(k, "tickets") || !strcmp(k, "defs")))
 		return perr(ps, "'%s' belongs before the first peer block", k);
 	if (!strcmp(k, "host")) {
 		if (ntok != 2 || !name_ok(tok[1], SMG_POLICY_NAME_MAX, NULL))
@@ -138,6 +138,11 @@ static int top_keyword(struct parser *ps, char **tok, int ntok)
 		if (ntok != 2 || (strcmp(tok[1], "tpm") && strcmp(tok[1], "software")))
 			return perr(ps, "usage: mode tpm|software");
 		p->software_mode = !strcmp(tok[1], "software");
+	} else if (!strcmp(k, "tickets")) {
+		if (ntok != 2 ||
+		    (strcmp(tok[1], "required") && strcmp(tok[1], "optional")))
+			return perr(ps, "usage: tickets required|optional");
+		p->require_ticket = !strcmp(tok[1], "required");
 	} else if (!strcmp(k, "defs")) {
 		if (ntok != 2 || tok[1][0] != '/' || strlen(tok[1]) >= sizeof(p->defs))
 			return perr(ps, "usage: defs /ABSOLUTE/PATH (host definitions, "

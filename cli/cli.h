@@ -60,5 +60,8 @@ int smg_cmd_keygen(int argc, char **argv);
 int smg_cmd_status(int argc, char **argv);
 int smg_cmd_cancel(int argc, char **argv);
 int smg_cmd_tune(int argc, char **argv);
+int smg_cmd_audit(int argc, char **argv);
+int smg_cmd_ticket(int argc, char **argv);
+int smg_cmd_operator(int argc, char **argv);
 
 #endif

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "attest/attest.h"
+#include "audit/audit.h"
 #include "base/base.h"
 #include "cli/cli.h"
 #include "cli/host_tpm.h"
@@ -307,6 +308,11 @@ static int run(struct demo *d, struct smg_cli_out *out, struct smg_mig_stats *st
 		return r;
 	}
 	so.policy = tpm.policy;
+	if ((r = smg_cli_audit_open(&so.audit, d->src, NULL, &ci, &tpm, pol)) != SMG_OK) {
+		smg_cli_tpm_free(&tpm);
+		smg_cli_ident_free(&ci);
+		return r;
+	}
 	out->auth = tpm.tpm_mode ? "tpm" : "software";
 	snprintf(to, sizeof(to), "127.0.0.1:%u", port);
 	so.bopts.state_dir = d->src;
@@ -321,6 +327,7 @@ static int run(struct demo *d, struct smg_cli_out *out, struct smg_mig_stats *st
 		else
 			smg_session_free(s);
 	}
+	smg_audit_close(so.audit);
 	smg_cli_tpm_free(&tpm);
 	smg_cli_ident_free(&ci);
 	if (r != SMG_OK)

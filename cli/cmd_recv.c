@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "audit/audit.h"
 #include "base/base.h"
 #include "cli/cli.h"
 #include "cli/host_tpm.h"
@@ -168,6 +169,7 @@ int smg_cmd_recv(int argc, char **argv)
 	    {"disk-socket", required_argument, NULL, 1000},
 	    {"policy", required_argument, NULL, 1100},
 	    {"tcti", required_argument, NULL, 1101},
+	    {"operators", required_argument, NULL, 1201},
 	    {"progress-timeout", required_argument, NULL, 1102},
 	    {"session-timeout", required_argument, NULL, 1103},
 	    {"defs", required_argument, NULL, 1104},
@@ -179,7 +181,7 @@ int smg_cmd_recv(int argc, char **argv)
 	struct recv_ctx ctx = {.lock = PTHREAD_MUTEX_INITIALIZER,
 			       .max = RECV_CONCURRENT_DEFAULT};
 	const char *listen = NULL, *dir = NULL, *key = NULL, *peers = NULL, *name = NULL;
-	const char *policy = NULL, *tcti = NULL, *defs = NULL;
+	const char *policy = NULL, *tcti = NULL, *defs = NULL, *operators = NULL;
 	unsigned channels = SMG_CHANNELS_MAX;
 	bool once = false, json = false, insecure = false;
 	struct smg_netid_host net;
@@ -238,6 +240,9 @@ int smg_cmd_recv(int argc, char **argv)
 			break;
 		case 1101:
 			tcti = optarg;
+			break;
+		case 1201:
+			operators = optarg;
 			break;
 		case 1104:
 			defs = optarg;
@@ -349,6 +354,7 @@ int smg_cmd_recv(int argc, char **argv)
 	if (defs == NULL || smg_hostdef_load(defs, &hd, err, sizeof(err)) != SMG_OK ||
 	    smg_capacity_new(hd, &cap) != SMG_OK) {
 		fprintf(stderr, "secmig recv: %s\n", err);
+		smg_capacity_free(cap);
 		smg_hostdef_free(hd);
 		smg_cli_tpm_free(&tpm);
 		smg_cli_ident_free(&ci);
@@ -356,9 +362,20 @@ int smg_cmd_recv(int argc, char **argv)
 	}
 	ctx.ro.defs = hd;
 	ctx.ro.capacity = cap;
+	if ((r = smg_cli_audit_open(&ctx.ro.audit, dir, operators, &ci, &tpm, policy)) !=
+	    SMG_OK) {
+		smg_capacity_free(cap);
+		smg_hostdef_free(hd);
+		smg_cli_tpm_free(&tpm);
+		smg_cli_ident_free(&ci);
+		return SMG_EXIT_CONFIG;
+	}
+	ci.so.on_refused = smg_audit_on_refused; /* suspicious activity */
+	ci.so.refused_arg = ctx.ro.audit;
 	if ((r = smg_listener_open(host, port, &l)) != SMG_OK) {
 		fprintf(stderr, "secmig: cannot listen on %s: %s\n", listen,
 			smg_strerror(r));
+		smg_audit_close(ctx.ro.audit);
 		smg_capacity_free(cap);
 		smg_hostdef_free(hd);
 		smg_cli_tpm_free(&tpm);
@@ -387,6 +404,7 @@ int smg_cmd_recv(int argc, char **argv)
 	code = serve_loop(&ctx, l, &ci.so, once);
 	smg_ctl_server_stop(ctx.ctl);
 	smg_listener_close(l);
+	smg_audit_close(ctx.ro.audit);
 	smg_capacity_free(cap);
 	smg_hostdef_free(hd);
 	smg_cli_tpm_free(&tpm);

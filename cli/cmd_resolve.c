@@ -245,8 +245,10 @@ int smg_cmd_resolve(int argc, char **argv)
 				    &ndisks) != SMG_OK)
 		smg_warn("resolve: the VM's disks on this host could not all be settled "
 			 "('secmig disk settle')");
+	/* A forged or unsigned answer settles nothing: exit 7, still in doubt. */
 	code = r == SMG_OK				 ? SMG_EXIT_OK
 	       : r == SMG_ERR_INVAL			 ? SMG_EXIT_USAGE
+	       : r == SMG_ERR_INTEGRITY			 ? SMG_EXIT_INTEGRITY
 	       : smg_exit_from_err(r) == SMG_EXIT_AUTH	 ? SMG_EXIT_AUTH
 	       : smg_exit_from_err(r) == SMG_EXIT_ATTEST ? SMG_EXIT_ATTEST
 	       : r == SMG_ERR_CONFIG			 ? SMG_EXIT_CONFIG

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "audit/audit.h"
 #include "base/base.h"
 #include "cli/cli.h"
 #include "cli/host_tpm.h"
@@ -17,6 +18,8 @@ struct send_args {
 	struct smg_netid_host net;
 	unsigned io_timeout, channels;
 	const char *to, *peer, *dir, *key, *peers, *name, *policy, *tcti;
+	const char *ticket, *operators;
+	uint8_t tk[SMG_TICKET_MAX];
 	bool json;
 };
 
@@ -46,6 +49,8 @@ enum {
 	OPT_ON_NO_CONVERGE,
 	OPT_POLICY = 1100,
 	OPT_TCTI,
+	OPT_TICKET = 1200,
+	OPT_OPERATORS,
 };
 
 /* One option; returns -1 to go on, else the exit code. */
@@ -152,6 +157,12 @@ static int one_opt(struct send_args *a, int c, const char *arg)
 	case OPT_TCTI:
 		a->tcti = arg;
 		break;
+	case OPT_TICKET:
+		a->ticket = arg;
+		break;
+	case OPT_OPERATORS:
+		a->operators = arg;
+		break;
 	case 'h':
 		printf("%s", smg_cmd_find("send")->usage);
 		return SMG_EXIT_OK;
@@ -186,6 +197,8 @@ static int parse_args(int argc, char **argv, struct send_args *a)
 	    {"check-memory", no_argument, NULL, 'C'},
 	    {"policy", required_argument, NULL, OPT_POLICY},
 	    {"tcti", required_argument, NULL, OPT_TCTI},
+	    {"ticket", required_argument, NULL, OPT_TICKET},
+	    {"operators", required_argument, NULL, OPT_OPERATORS},
 	    {"help", no_argument, NULL, 'h'},
 	    SMG_CLI_NET_OPTIONS,
 	    {NULL, 0, NULL, 0},
@@ -316,6 +329,15 @@ static int setup(struct send_run *x)
 	x->ci.so.expect_peer = x->dest.peer;
 	if ((r = smg_cli_tpm_load(&x->tpm, x->a.policy, x->a.tcti, &x->ci.so)) != SMG_OK)
 		return early(&x->out, &x->st, r, "TPM mode could not start");
+	if ((x->a.ticket != NULL &&
+	     (r = smg_cli_ticket_read(x->a.ticket, x->a.tk, sizeof(x->a.tk),
+				      &x->a.so.ticket_len)) != SMG_OK) ||
+	    (r = smg_cli_audit_open(&x->a.so.audit, x->a.dir, x->a.operators, &x->ci,
+				    &x->tpm, x->a.policy)) != SMG_OK)
+		return early(
+		    &x->out, &x->st, SMG_ERR_CONFIG,
+		    "bad ticket or operators file, or the audit log cannot open");
+	x->a.so.ticket = x->a.tk;
 	if ((r = smg_live_new("send", &x->live)) != SMG_OK ||
 	    (r = smg_cli_signals_start(x->live, &x->sig)) != SMG_OK)
 		return early(&x->out, &x->st, r, NULL);
@@ -354,6 +376,7 @@ int smg_cmd_send(int argc, char **argv)
 	smg_ctl_server_stop(x->ctl);
 	smg_cli_signals_stop(x->sig);
 	smg_live_free(x->live);
+	smg_audit_close(x->a.so.audit);
 	smg_cli_tpm_free(&x->tpm);
 	smg_cli_ident_free(&x->ci);
 	free(x);

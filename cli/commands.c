@@ -54,6 +54,50 @@ const struct smg_cmd smg_cmds[] = {
      "peer as a line 'NAME PUBKEY' of its peers file (docs/peers.md).\n"
      "Refuses to overwrite an existing key unless --force is given.\n",
      smg_cmd_keygen},
+    {"audit", "show and verify this host's signed, hash-chained audit log",
+     "usage: secmig audit show [--state-dir DIR] [FILE...] [--json] [--since T] [--id "
+     "ID]\n"
+     "       secmig audit verify [--state-dir DIR] [FILE...] [--key PUB] [--head FILE]\n"
+     "                           [--peer-log FILE]... [--peer-key PUB]\n"
+     "       secmig audit rotate [--state-dir DIR] [--name NAME]\n"
+     "       secmig audit counters [--state-dir DIR] [--json]\n\n"
+     "Every migration attempt, refusal and suspicious event on this host is a\n"
+     "record in DIR/audit/audit.log, signed with the host key and chained to the\n"
+     "one before (docs/audit.md). show prints them (--json: the signed JSON;\n"
+     "--since -1h, @UNIXTIME or YYYY-MM-DDTHH:MM:SSZ). verify checks the chain,\n"
+     "every signature, the head (truncation) and the manifest and receipt\n"
+     "signatures inside each record; with the peer's log (--peer-log, its files\n"
+     "oldest first) it also checks that both halves of every migration agree.\n"
+     "Each problem is printed as FILE:LINE: record N: what. Exit 0 if all holds,\n"
+     "7 if anything was found. rotate starts a new log linked to the old one.\n"
+     "counters prints the suspicious-activity counters (DIR/audit/counters).\n",
+     smg_cmd_audit},
+    {"ticket", "sign a migration ticket with an operator key",
+     "usage: secmig ticket sign --key OPERATOR.key --operator NAME --vm NAME\n"
+     "                          --from HOST --to HOST [--not-after T] [--out FILE]\n"
+     "       secmig ticket show FILE\n\n"
+     "A ticket lets `secmig send --ticket FILE` migrate one VM from one host to\n"
+     "another, once, before --not-after (+30m, +2h, +1d, @UNIXTIME or\n"
+     "YYYY-MM-DDTHH:MM:SSZ; default +1h). Both hosts check it at plan time\n"
+     "against their operators file (signature, role, scope, expiry, single use)\n"
+     "and refuse with exit 5. The key is an Ed25519 key from `secmig keygen`.\n",
+     smg_cmd_ticket},
+    {"operator", "enrol operators (and their roles) in a host's operators file",
+     "usage: secmig operator admin --name NAME --key PUB [--file F | --state-dir DIR]\n"
+     "       secmig operator enrol --admin NAME --admin-key KEY --name NAME --key PUB\n"
+     "                             --vms GLOB[,GLOB] [--from SEL[,SEL]] [--to "
+     "SEL[,SEL]]\n"
+     "                             [--file F | --state-dir DIR]\n"
+     "       secmig operator revoke --admin NAME --admin-key KEY --name NAME\n"
+     "                             [--file F | --state-dir DIR]\n"
+     "       secmig operator list [--file F | --state-dir DIR]\n\n"
+     "Roles: an admin (a trust anchor root adds) may enrol and revoke operators;\n"
+     "an operator may sign tickets for the VMs matching --vms between hosts\n"
+     "matching --from / --to (a host-name glob or a host label key=value from the\n"
+     "policy). enrol and revoke print a line signed with the admin's key; with\n"
+     "--file or --state-dir it is appended to that operators file (DIR/operators)\n"
+     "after the file with it validates. Paste the same lines on every host.\n",
+     smg_cmd_operator},
     {"help", "show help for a command", "usage: secmig help [COMMAND]\n", smg_cmd_help},
     {"send", "migrate a running domain to a receiver",
      "usage: secmig send --to NAME[:PORT] --domain DOMAIN [--max-downtime MS]\n"
@@ -65,7 +109,14 @@ const struct smg_cmd smg_cmds[] = {
      "                   [--rule downtime|xen|stop-and-copy] [--check-memory]\n"
      "                   [--storage-mode waio|dbt] [--disk-socket PATH]\n"
      "                   [--disk-workload read-hot|write-heavy|mixed|trace:FILE]\n"
-     "                   [--policy FILE [--tcti TCTI]]\n\n"
+     "                   [--policy FILE [--tcti TCTI]] [--ticket FILE]\n"
+     "                   [--operators FILE]\n\n"
+     "--ticket FILE: an operator's migration ticket (secmig ticket sign); both\n"
+     "hosts check it against their operators file (DIR/operators or\n"
+     "--operators) before any VM byte, exit 5 if refused. Every attempt is\n"
+     "recorded in DIR/audit (secmig audit); the manifest is signed with the\n"
+     "host key and the destination's countersigned receipt checked before\n"
+     "COMMIT (exit 7 if missing or wrong).\n\n"
      "The destination is an enrolled peer, pinned: --to NAME connects to the\n"
      "addr=HOST:PORT of NAME's line in the peers file (or to NAME itself), and\n"
      "--to HOST[:PORT] --peer NAME connects there; either way the handshake\n"
@@ -106,7 +157,7 @@ const struct smg_cmd smg_cmds[] = {
      "                   [--disk-socket PATH] [--io-timeout MS]\n"
      "                   [--progress-timeout MS] [--session-timeout MS]\n"
      "                   (--policy FILE [--tcti TCTI] | --insecure-software-mode)\n"
-     "                   --defs FILE\n\n"
+     "                   --defs FILE [--operators FILE]\n\n"
      "Accept authenticated migrations and resolve queries. The first output line\n"
      "names the port and the name this host claims (--name, default the\n"
      "hostname): sources must enrol this host under that name.\n"
@@ -129,7 +180,9 @@ const struct smg_cmd smg_cmds[] = {
      "DIR/quarantine/ID/ with a reason file (exit 7), never resumed. Runs until\n"
      "killed (at most N migrations at once, default 4); --once serves one\n"
      "session and exits with its code. Outcomes are recorded durably in\n"
-     "DIR/outcomes/; a resolve query is answered only to that migration's source.\n",
+     "DIR/outcomes/; a resolve query is answered only to that migration's source.\n"
+     "Tickets (send --ticket) are checked against DIR/operators or --operators;\n"
+     "every attempt, refusal and refused handshake is recorded in DIR/audit.\n",
      smg_cmd_recv},
     {"resolve", "settle an in-doubt migration by asking the destination",
      "usage: secmig resolve --domain NAME [--to HOST[:PORT]] [--json] [--state-dir DIR]\n"
@@ -140,7 +193,9 @@ const struct smg_cmd smg_cmds[] = {
      "it is resumed. Only that host (its name and key, kept with the COMMIT\n"
      "record) may answer: any other host is an error (exit 3) and nothing is\n"
      "settled. --to overrides the address recorded then. --policy as for send\n"
-     "(TPM mode). Exit 0 when settled, 9 while the destination cannot be reached.\n",
+     "(TPM mode). The answer must carry the destination's signature\n"
+     "(docs/audit.md). Exit 0 when settled, 9 while the destination cannot be\n"
+     "reached, 7 when its answer is unsigned or wrongly signed (nothing settled).\n",
      smg_cmd_resolve},
     {"status", "list the migrations running on this host",
      "usage: secmig status [--json] [--state-dir DIR]\n\n"

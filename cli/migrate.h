@@ -33,6 +33,20 @@ int smg_cli_ident_load(struct smg_cli_ident *ci, const char *dir, const char *ke
 		       const char *peers, const char *name);
 void smg_cli_ident_free(struct smg_cli_ident *ci);
 
+/* This host's audit context (audit/): the log in DIR/audit, operators
+ * from `operators` (NULL: DIR/operators if present), and with tpm the
+ * policy (hashed into records; its tickets knob) and the AK for receipts.
+ * SMG_ERR_CONFIG for a bad operators file. */
+struct smg_audit;
+struct smg_cli_tpm;
+int smg_cli_audit_open(struct smg_audit **out, const char *dir, const char *operators,
+		       const struct smg_cli_ident *ci, const struct smg_cli_tpm *tpm,
+		       const char *policy_path);
+/* "+30m", "-1h", "+2d", "@UNIX", "YYYY-MM-DDTHH:MM:SSZ" -> unix seconds. */
+int smg_cli_parse_time(const char *s, uint64_t now, uint64_t *out);
+/* Read an armoured ticket file (`secmig ticket sign`) into buf. */
+int smg_cli_ticket_read(const char *path, uint8_t *buf, size_t cap, size_t *len);
+
 /* The destination, pinned (DESIGN §7): --to NAME[:PORT] with NAME enrolled
  * (its address from the peers file's addr= option, else NAME itself), or
  * --to HOST[:PORT] --peer NAME. Fills host/port to connect to, the peer

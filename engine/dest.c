@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "attest/attest.h"
+#include "audit/audit.h"
 #include "base/base.h"
 #include "engine/internal.h"
 #include "proto/proto.h"
@@ -56,6 +57,7 @@ struct dst {
 	bool peer_abort; /* the source aborted: no ABORT back */
 	char what[256];	 /* verification: what differed (quarantine reason) */
 	const struct smg_frame *first;
+	struct smg_audit_mig am;   /* evidence and the record (audit/) */
 	struct smg_vm_build build; /* what this host builds (plan_check.c) */
 	uint64_t disk_total, reserved_mem;
 	bool reserved; /* capacity held in o->capacity */
@@ -303,6 +305,8 @@ static int refuse_plan(struct dst *d, int err, const char *why)
 	if (why != d->why)
 		snprintf(d->why, sizeof(d->why), "%s", why);
 	d->reason = SMG__ABORT_REASON__ABORT_POLICY;
+	if (d->am.stage == NULL)
+		d->am.stage = "plan"; /* the audit record: definitions, capacity */
 	char safe[sizeof(d->why) * 6];
 	smg_log_escape(d->why, safe, sizeof(safe)); /* may quote the sender */
 	smg_err("plan for '%s' from '%s' refused: %s", d->st->domain,
@@ -337,6 +341,12 @@ static int match_plan(struct dst *d, const Smg__Plan *p)
 	}
 	if ((r = check_policy(d, p->domain_name, false)) != SMG_OK)
 		return r;
+	/* The operator's ticket (audit/): signature, role, scope, expiry,
+	 * single use; its digest goes into the record either way. */
+	if ((r = smg_audit_admit(d->o->audit, &d->am, d->s, p->domain_name,
+				 p->ticket.data, p->ticket.len, d->why,
+				 sizeof(d->why))) != SMG_OK)
+		return refuse_plan(d, r, d->why);
 	if (d->o->defs == NULL)
 		return refuse_plan(d, SMG_ERR_POLICY,
 				   "this receiver has no VM definitions (recv --defs)");
@@ -762,6 +772,8 @@ static enum dst_state do_verify(struct dst *d)
 		 sodium_memcmp(mf->transcript.data, smg_session_transcript(d->s),
 			       SMG_TRANSCRIPT_LEN) != 0)
 		bad = "session binding";
+	else if (smg_audit_manifest_check(&d->am, d->s, mf) != SMG_OK)
+		bad = "manifest signature";
 	if (bad != NULL || d->err != SMG_OK) {
 		snprintf(d->what, sizeof(d->what),
 			 "%s differs from the source's manifest",
@@ -783,6 +795,8 @@ static enum dst_state do_verify(struct dst *d)
 	smg_fault_crash(SMG_FI_DST_BEFORE_READY);
 	rd.migration_id = d->st->migration_id;
 	rd.manifest_hash = (ProtobufCBinaryData){SMG_DIGEST_LEN, d->manifest_hash};
+	if ((d->err = smg_audit_receipt_sign(d->o->audit, &d->am, d->s, &rd)) != SMG_OK)
+		return DST_ABORTED;
 	if ((d->err = smg_chan_send_msg(d->s, 0, SMG_FT_READY, &rd.base)) != SMG_OK ||
 	    (d->err = smg_chan_flush(d->s, 0)) != SMG_OK)
 		return DST_ABORTED;
@@ -991,6 +1005,30 @@ static enum dst_state step(struct dst *d)
 	return d->state;
 }
 
+/* The attempt's audit record, durable before the outcome is reported. */
+static void audit_end(struct dst *d)
+{
+	struct smg_audit_result res = {.id = d->st->migration_id,
+				       .domain = d->st->domain,
+				       .err = d->err,
+				       .reason = d->why[0] != '\0' ? d->why
+						 : d->st->detail[0] != '\0'
+						     ? d->st->detail
+						     : NULL,
+				       .total_ms = (smg_now_ns() - d->t_start) / 1000000,
+				       .bytes = atomic_load(&d->xd.bytes),
+				       .rounds = d->st->rounds,
+				       .verified = d->st->verified};
+
+	res.outcome =
+	    d->state == DST_RESUMED ? "resumed"
+	    : d->committed	    ? "committed"
+	    : !d->recorded && (d->err == SMG_ERR_POLICY || d->err == SMG_ERR_UNKNOWN_PEER)
+		? "refused"
+		: "discarded";
+	smg_audit_finish(d->o->audit, &d->am, d->s, &res);
+}
+
 static int serve_migration(struct smg_session *s, const struct smg_recv_opts *o,
 			   const struct smg_frame *first, struct smg_mig_stats *st)
 {
@@ -999,6 +1037,7 @@ static int serve_migration(struct smg_session *s, const struct smg_recv_opts *o,
 
 	d.t_start = smg_now_ns();
 	snprintf(st->peer, sizeof(st->peer), "%s", smg_session_peer_name(s));
+	smg_audit_mig_init(&d.am, false);
 	smg_live_attach(o->live, s, NULL);
 	if ((d.err = smg_backend_open(o->backend, &o->bopts, &d.be)) != SMG_OK) {
 		/* Say so: a source must not read this as a network failure. */
@@ -1023,8 +1062,10 @@ static int serve_migration(struct smg_session *s, const struct smg_recv_opts *o,
 			d.committed ? "COMMIT is recorded: resolve will resume it"
 			: qpath[0]  ? "the incoming copy is in quarantine"
 				    : "the incoming copy is discarded");
+		audit_end(&d);
 		emit(&d, SMG_EV_PHASE, SMG_PHASE_ABORTED, st->detail);
 	} else {
+		audit_end(&d);
 		emit(&d, SMG_EV_PHASE, SMG_PHASE_DONE, NULL);
 	}
 	stop_hasher(&d);

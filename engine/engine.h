@@ -14,6 +14,7 @@ struct smg_session;
 struct smg_live_status;
 struct smg_netid_host; /* network block below */
 struct smg_policy;
+struct smg_audit;
 struct smg_hostdef;
 /* What this receiver holds for incoming migrations at once, against the
  * definitions' "limit total" and "limit peer" (engine/plan_check.c). One
@@ -252,6 +253,12 @@ struct smg_send_opts {
 	 * be enrolled and carry the VM's placement labels, else ABORT
 	 * (SMG_ERR_POLICY / SMG_ERR_UNKNOWN_PEER). NULL: no check. */
 	const struct smg_policy *policy;
+	/* audit/: this host's log, operators and replay cache (NULL: no log,
+	 * no tickets; evidence is signed and checked regardless), and the
+	 * operator's ticket the PLAN carries (ticket_len 0: none). */
+	struct smg_audit *audit;
+	const uint8_t *ticket;
+	size_t ticket_len;
 	smg_event_fn event;
 	void *event_arg;
 	/* status, cancel and tune from other threads; NULL: none */
@@ -294,6 +301,7 @@ struct smg_recv_opts {
 	 * for the domain and this host must carry the VM's placement labels,
 	 * else ABORT (reason POLICY) before any page moves. NULL: no check. */
 	const struct smg_policy *policy;
+	struct smg_audit *audit; /* audit/: log, tickets, the AK for receipts */
 	/* This host's VM definitions and capacity (docs/hostdef.md): every
 	 * plan is matched against them before anything is allocated; no
 	 * matching definition, or over capacity: ABORT (reason POLICY). */

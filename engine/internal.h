@@ -7,6 +7,7 @@
 
 #include <protobuf-c/protobuf-c.h>
 
+#include "audit/audit.h"
 #include "engine/backend.h"
 #include "engine/engine.h"
 #include "storage/storage.h"
@@ -273,6 +274,8 @@ struct smg_send {
 	/* The disks' delta, asked of the disk service between rounds only
 	 * (the channel threads use its connections during a round). */
 	struct smg_stg_pending disk_pending;
+	bool planned;		 /* the destination accepted the plan */
+	struct smg_audit_mig am; /* evidence and the record (audit/) */
 	struct smg_precopy pc;
 	struct smg_ratelim rl;
 	bool logdirty, paused, peer_abort;

@@ -13,6 +13,7 @@
 #include <sodium.h>
 #include <string.h>
 
+#include "audit/audit.h"
 #include "base/base.h"
 #include "engine/internal.h"
 #include "proto/proto.h"
@@ -185,6 +186,7 @@ int smg_engine_answer_resolve(struct smg_session *s, const struct smg_recv_opts 
 			      const struct smg_frame *query)
 {
 	Smg__ResolveAnswer ans = SMG__RESOLVE_ANSWER__INIT;
+	uint8_t sig[SMG_AUDIT_SIG_LEN];
 	ProtobufCMessage *m;
 	bool refused;
 	int r;
@@ -205,7 +207,8 @@ int smg_engine_answer_resolve(struct smg_session *s, const struct smg_recv_opts 
 	}
 	smg_info("resolve %s from '%s': answered %d", q->migration_id,
 		 smg_session_peer_name(s), ans.outcome);
-	r = smg_chan_send_msg(s, 0, SMG_FT_RESOLVE_ANSWER, &ans.base);
+	if ((r = smg_audit_resolve_sign(s, &ans, sig)) == SMG_OK)
+		r = smg_chan_send_msg(s, 0, SMG_FT_RESOLVE_ANSWER, &ans.base);
 	r = r ?: smg_chan_flush(s, 0);
 	smg_frame_msg_free(m);
 	return r;
@@ -238,6 +241,9 @@ static int read_answer(struct smg_session *s, const char *id, Smg__ResolveOutcom
 	*oc = ((Smg__ResolveAnswer *)m)->outcome;
 	r = strcmp(((Smg__ResolveAnswer *)m)->migration_id, id) != 0 ? SMG_ERR_PROTO
 								     : SMG_OK;
+	/* Evidence before action: only a signed answer settles anything. */
+	if (r == SMG_OK)
+		r = smg_audit_resolve_check(s, (Smg__ResolveAnswer *)m);
 	smg_frame_msg_free(m);
 	return r;
 }

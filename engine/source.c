@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "attest/attest.h"
+#include "audit/audit.h"
 #include "base/base.h"
 #include "engine/internal.h"
 #include "proto/proto.h"
@@ -131,6 +132,7 @@ static int send_plan(struct smg_send *c)
 	p.max_downtime_ms = c->pc.max_downtime_ms;
 	p.config_hash = (ProtobufCBinaryData){SMG_DIGEST_LEN, c->config_hash};
 	p.has_vtpm = c->info.has_vtpm;
+	p.ticket = (ProtobufCBinaryData){c->o->ticket_len, (uint8_t *)c->o->ticket};
 	/* NICs and disks ride along for the network clean-up and storage
 	 * stages (their own modules act on them). */
 	for (unsigned i = 0; i < c->info.n_nics; i++) {
@@ -216,7 +218,16 @@ static int do_setup(struct smg_send *c)
 	ProtobufCMessage *m;
 	int r;
 
-	if ((r = check_policy(c)) != SMG_OK || (r = send_plan(c)) != SMG_OK)
+	if ((r = check_policy(c)) != SMG_OK)
+		return r;
+	if ((r = smg_audit_admit(c->o->audit, &c->am, c->s, c->info.name, c->o->ticket,
+				 c->o->ticket_len, c->why, sizeof(c->why))) != SMG_OK) {
+		smg_err("refusing to send %s: %s", c->info.name, c->why);
+		set_detail(c, false, SMG__ABORT_REASON__ABORT_POLICY,
+			   "refusing to send %s: %s", c->info.name, c->why);
+		return r;
+	}
+	if ((r = send_plan(c)) != SMG_OK)
 		return r;
 	smg_fault_point(SMG_FI_SRC_IN_SETUP, c->live);
 	if ((r = recv_ctrl(c, SMG_FT_PLAN_ACK, &smg__plan_ack__descriptor, &m)) != SMG_OK)
@@ -225,6 +236,7 @@ static int do_setup(struct smg_send *c)
 	if (!ack->accepted)
 		r = peer_refused(c, ack->code, ack->reason, true);
 	c->dst_load_ms = ack->load_ms;
+	c->planned = r == SMG_OK;
 	smg_frame_msg_free(m);
 	/* From here on guest writes are tracked (DBT) or outsourced (WAIO). */
 	if (r == SMG_OK)
@@ -381,6 +393,8 @@ static int send_state_and_manifest(struct smg_send *c)
 	}
 	mf.transcript = (ProtobufCBinaryData){SMG_TRANSCRIPT_LEN,
 					      (uint8_t *)smg_session_transcript(c->s)};
+	if ((r = smg_audit_manifest_sign(&c->am, c->s, &mf)) != SMG_OK)
+		return r;
 	plen = protobuf_c_message_get_packed_size(&mf.base);
 	if ((packed = malloc(plen)) == NULL)
 		return SMG_ERR_NOMEM;
@@ -500,6 +514,11 @@ static int check_ready(struct smg_send *c)
 			   c->st->peer);
 		r = SMG_ERR_INTEGRITY;
 	}
+	if (r == SMG_OK && /* the countersigned receipt, before COMMIT */
+	    (r = smg_audit_receipt_check(&c->am, c->s, c->o->policy, rd)) != SMG_OK)
+		set_detail(c, true, SMG__ABORT_REASON__ABORT_INTEGRITY,
+			   "destination '%s' sent no valid countersigned receipt",
+			   c->st->peer);
 	smg_frame_msg_free(m);
 	return r;
 }
@@ -604,6 +623,31 @@ static void abort_source(struct smg_send *c)
 	}
 }
 
+/* The attempt's audit record, durable before the outcome is reported. */
+static void audit_end(struct smg_send *c)
+{
+	struct smg_audit_result res = {.id = c->st->migration_id,
+				       .domain = c->st->domain,
+				       .err = c->err,
+				       .reason = c->why[0] != '\0' ? c->why
+						 : c->st->detail[0] != '\0'
+						     ? c->st->detail
+						     : NULL,
+				       .downtime_ms = c->st->downtime_ms,
+				       .total_ms = (smg_now_ns() - c->t_start) / 1000000,
+				       .bytes = c->st->bytes_sent,
+				       .rounds = c->st->rounds,
+				       .verified = c->st->verified};
+
+	res.outcome =
+	    c->state == SRC_DONE       ? "done"
+	    : c->state == SRC_IN_DOUBT ? "in_doubt"
+	    : !c->planned && (c->err == SMG_ERR_POLICY || c->err == SMG_ERR_UNKNOWN_PEER)
+		? "refused"
+		: "aborted";
+	smg_audit_finish(c->o->audit, &c->am, c->s, &res);
+}
+
 static enum src_state step(struct smg_send *c)
 {
 	/* Before the point of no return a cancel ends the migration here. */
@@ -679,6 +723,7 @@ int smg_engine_send_run(struct smg_send *c, struct smg_session *s)
 		c->state = step(c);
 	if (c->state == SRC_ABORTED) {
 		finish_aborted(c);
+		audit_end(c);
 	} else if (c->state == SRC_IN_DOUBT) {
 		smg_err(
 		    "link lost after COMMIT (%s): outcome in doubt; the source keeps its "
@@ -690,8 +735,10 @@ int smg_engine_send_run(struct smg_send *c, struct smg_session *s)
 		    "link to '%s' lost after COMMIT: the VM is paused here and may "
 		    "run there; run 'secmig resolve --domain %s'",
 		    c->st->peer, c->st->domain);
+		audit_end(c);
 		smg_src_emit(c, SMG_EV_PHASE, SMG_PHASE_IN_DOUBT, 0, 0, NULL);
 	} else {
+		audit_end(c);
 		smg_src_emit(c, SMG_EV_PHASE, SMG_PHASE_DONE, 0, 0, NULL);
 	}
 	finish_downtime(c);
@@ -768,6 +815,7 @@ int smg_engine_send_prepare(const struct smg_send_opts *o, struct smg_mig_stats 
 	c->st = st;
 	c->t_start = smg_now_ns();
 	pthread_mutex_init(&c->rl.lock, NULL);
+	smg_audit_mig_init(&c->am, true);
 	smg_precopy_init(&c->pc, o->rule, o->max_downtime_ms, o->max_rounds,
 			 o->auto_converge);
 	c->pc.on_no_converge = o->on_no_converge;

@@ -129,6 +129,7 @@ static int build_hello(struct hs *hs, uint32_t vmin, uint32_t vmax, uint64_t cap
 		smg_err("handshake: our host name '%s' is not a valid peer name", h.name);
 		return SMG_ERR_CONFIG;
 	}
+	snprintf(hs->our_name, sizeof(hs->our_name), "%s", h.name);
 	h.ext.data = hs->our_ext;
 	h.ext.len = hs->our_ext_len;
 	h.initiator = hs->initiator;

@@ -172,6 +172,16 @@ void smg_identity_public(const struct smg_identity *id, uint8_t pub[SMG_PUBKEY_L
 	memcpy(pub, id->pk, SMG_PUBKEY_LEN);
 }
 
+int smg_identity_sign(const struct smg_identity *id, const void *msg, size_t len,
+		      uint8_t sig[SMG_SIG_LEN])
+{
+	if (id == NULL)
+		return SMG_ERR_INVAL;
+	if (crypto_sign_detached(sig, NULL, msg, len, id->sk) != 0)
+		return SMG_ERR_CRYPTO;
+	return SMG_OK;
+}
+
 void smg_identity_free(struct smg_identity *id)
 {
 	if (id != NULL)

@@ -118,6 +118,7 @@ struct hs {
 	uint64_t caps;
 	unsigned channels;
 	char peer_name[SMG_PEER_NAME_MAX + 1];
+	char our_name[SMG_PEER_NAME_MAX + 1]; /* as sent in our HELLO */
 	int reject; /* Reject reason to send when failing (server) */
 	/* Mode extension (TPM): its secret and evidence come in a second
 	 * stage, after the peer's software signature verified, so an
@@ -277,8 +278,11 @@ bool smg_chan_io_pending(struct chan *c);
 
 struct smg_session {
 	char peer_name[SMG_PEER_NAME_MAX + 1];
-	uint8_t peer_key[SMG_PUBKEY_LEN]; /* the enrolled key that signed */
-	_Atomic bool interrupted;	  /* smg_session_interrupt */
+	char our_name[SMG_PEER_NAME_MAX + 1];
+	char peer_addr[SMG_ADDR_TEXT_MAX];
+	uint8_t peer_key[SMG_PUBKEY_LEN];    /* the enrolled key that answered */
+	const struct smg_identity *identity; /* borrowed from the opts */
+	_Atomic bool interrupted;	     /* smg_session_interrupt */
 	unsigned nchan;
 	uint64_t caps;
 	uint8_t transcript[SMG_TRANSCRIPT_LEN];

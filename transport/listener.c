@@ -237,6 +237,14 @@ static void worker_stop(struct worker *w)
 }
 
 /* ---- connections ------------------------------------------------------- */
+/* Suspicious activity goes to the caller (audit/), with the address. */
+static void refused(struct smg_listener *l, const struct pconn *p, int err)
+{
+	if (l->opts.on_refused != NULL)
+		l->opts.on_refused(l->opts.refused_arg, p->addr,
+				   p->hs != NULL ? p->hs->peer_name : "", err);
+}
+
 static void pc_drop(struct smg_listener *l, unsigned i, int err)
 {
 	struct pconn *p = &l->pc[i];
@@ -344,6 +352,7 @@ static void pc_accept(struct smg_listener *l)
 				     "%s: dropped for a new connection (no first frame "
 				     "yet, %u handshakes in progress)",
 				     l->pc[v].addr, l->npc);
+			refused(l, &l->pc[v], SMG_ERR_BUSY);
 			pc_drop(l, (unsigned)v, SMG_ERR_BUSY);
 		} else if (addr_full || table_full) {
 			smg_peer_log(SMG_LOG_WARN,
@@ -352,6 +361,9 @@ static void pc_accept(struct smg_listener *l)
 				     addr_full ? "its address is at its cap" : "full");
 			smg_send_reject(fd, SMG__REJECT_REASON__REJECT_BUSY, NULL);
 			close(fd);
+			if (l->opts.on_refused != NULL)
+				l->opts.on_refused(l->opts.refused_arg, host, "",
+						   SMG_ERR_BUSY);
 			continue;
 		}
 		if (smg_sock_tune(fd, l->opts.sock_buf) != 0) {
@@ -540,6 +552,7 @@ static int start_control_stream(struct smg_listener *l, struct pconn *p)
 		return SMG_ERR_BUSY;
 	if ((r = smg_session_new(p->hs, &s)) != 0)
 		return r;
+	snprintf(s->peer_addr, sizeof(s->peer_addr), "%s", p->addr);
 	smg_hs_wipe(p->hs);
 	sodium_free(p->hs);
 	p->hs = NULL;
@@ -717,6 +730,7 @@ static void expire(struct smg_listener *l, uint64_t now)
 		if (now >= p->deadline || first) {
 			smg_peer_log(SMG_LOG_WARN, "%s: %s deadline passed", p->addr,
 				     first ? "first-frame" : "handshake");
+			refused(l, p, SMG_ERR_TIMEOUT);
 			pc_drop(l, i, SMG_ERR_TIMEOUT);
 		} else {
 			i++;
@@ -843,9 +857,11 @@ int smg_listener_accept(struct smg_listener *l, const struct smg_session_opts *o
 			if (pfd[i + 2].revents == 0 && !ready)
 				continue;
 			r = pc_step(l, &l->pc[i], &done);
-			if (r < 0)
+			if (r < 0) {
 				smg_peer_log(SMG_LOG_WARN, "%s: handshake failed: %s",
 					     l->pc[i].addr, smg_strerror(r));
+				refused(l, &l->pc[i], r);
+			}
 			if (r != 0)
 				pc_drop(l, i, r < 0 ? r : 0);
 		}

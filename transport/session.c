@@ -173,8 +173,10 @@ int smg_session_new(const struct hs *hs, struct smg_session **out)
 	memcpy(s->session_key, hs->session_key, HS_KEY_LEN);
 	memcpy(s->transcript, hs->transcript, SMG_TRANSCRIPT_LEN);
 	memcpy(s->peer_name, hs->peer_name, sizeof(s->peer_name));
+	memcpy(s->our_name, hs->our_name, sizeof(s->our_name));
 	if (hs->peer != NULL)
 		memcpy(s->peer_key, hs->peer->pubkey, SMG_PUBKEY_LEN);
+	s->identity = hs->opts->identity;
 	smg_hs_session_id(s->session_key, s->session_id);
 	s->nchan = hs->channels;
 	s->caps = hs->caps;
@@ -388,6 +390,7 @@ int smg_session_connect(const char *host, uint16_t port,
 	}
 	if ((r = smg_session_new(hs, &s)) != 0)
 		goto out;
+	snprintf(s->peer_addr, sizeof(s->peer_addr), "%s:%u", host, port);
 	r = smg_session_attach(s, 0, fd, opts);
 	fd = -1; /* owned by channel 0 now */
 	if (r != 0)
@@ -449,6 +452,27 @@ uint64_t smg_session_capabilities(const struct smg_session *s)
 const uint8_t *smg_session_transcript(const struct smg_session *s)
 {
 	return s->transcript;
+}
+
+const char *smg_session_our_name(const struct smg_session *s)
+{
+	return s->our_name;
+}
+
+const char *smg_session_peer_addr(const struct smg_session *s)
+{
+	return s->peer_addr;
+}
+
+void smg_session_our_key(const struct smg_session *s, uint8_t pub[SMG_PUBKEY_LEN])
+{
+	smg_identity_public(s->identity, pub);
+}
+
+int smg_session_sign(const struct smg_session *s, const void *msg, size_t len,
+		     uint8_t sig[SMG_SIG_LEN])
+{
+	return smg_identity_sign(s->identity, msg, len, sig);
 }
 
 bool smg_session_uses_uring(const struct smg_session *s)

@@ -42,6 +42,11 @@ int smg_identity_generate(const char *path, bool force, char *pub_text, size_t p
 /* SMG_ERR_PERM if the file is readable by group/other. */
 int smg_identity_load(const char *path, struct smg_identity **out);
 void smg_identity_public(const struct smg_identity *id, uint8_t pub[SMG_PUBKEY_LEN]);
+/* Ed25519 signature of msg with the identity (audit records, manifests,
+ * receipts, tickets: each caller prefixes its own context string). */
+#define SMG_SIG_LEN 64
+int smg_identity_sign(const struct smg_identity *id, const void *msg, size_t len,
+		      uint8_t sig[SMG_SIG_LEN]);
 void smg_identity_free(struct smg_identity *id);
 /* Errors are logged with the file's line number; SMG_ERR_CONFIG. */
 int smg_peers_load(const char *path, struct smg_peers **out);
@@ -131,6 +136,11 @@ struct smg_session_opts {
 	uint64_t rekey_bytes;		     /* 0: SMG_REKEY_BYTES */
 	bool force_poll; /* use the poll(2) path even if io_uring works */
 	int sock_buf;	 /* >0: SO_SNDBUF/SO_RCVBUF (tests) */
+	/* Server: called for every connection the listener refuses or drops
+	 * before it is authenticated (suspicious activity: audit/). peer is
+	 * the claimed name ("" if none got that far); err the smg_err. */
+	void (*on_refused)(void *arg, const char *addr, const char *peer, int err);
+	void *refused_arg;
 };
 
 struct smg_session;
@@ -170,6 +180,16 @@ unsigned smg_session_channels(const struct smg_session *s);
 uint64_t smg_session_capabilities(const struct smg_session *s); /* agreed */
 /* Transcript hash of the handshake (binds manifests, quotes, audit). */
 const uint8_t *smg_session_transcript(const struct smg_session *s);
+/* Who this session binds (audit/: signed manifests, receipts, records):
+ * our claimed name, the enrolled public key the peer proved, the peer's
+ * network address, and a signature with our identity (opts->identity,
+ * which must outlive the session). */
+#define SMG_ADDR_TEXT_MAX 64
+const char *smg_session_our_name(const struct smg_session *s);
+const char *smg_session_peer_addr(const struct smg_session *s);
+void smg_session_our_key(const struct smg_session *s, uint8_t pub[SMG_PUBKEY_LEN]);
+int smg_session_sign(const struct smg_session *s, const void *msg, size_t len,
+		     uint8_t sig[SMG_SIG_LEN]);
 /* true if this session's sockets go through io_uring, false for poll(2). */
 bool smg_session_uses_uring(const struct smg_session *s);
 

@@ -27,6 +27,7 @@
 
 #include <sodium.h>
 
+#include "audit/audit.h"
 #include "base/base.h"
 #include "check.h"
 #include "engine/backend.h"
@@ -493,6 +494,7 @@ static int send_zero(struct rogue *g, unsigned c, uint32_t round)
 static int send_manifest(struct rogue *g)
 {
 	Smg__Manifest mf = SMG__MANIFEST__INIT;
+	struct smg_audit_mig am;
 	uint8_t *packed;
 	size_t len;
 
@@ -502,6 +504,11 @@ static int send_manifest(struct rogue *g)
 	mf.device_hash = (ProtobufCBinaryData){SMG_DIGEST_LEN, state_hash};
 	mf.transcript = (ProtobufCBinaryData){SMG_TRANSCRIPT_LEN,
 					      (uint8_t *)smg_session_transcript(g->s)};
+	/* Signed as a real source signs it (audit/): the destination refuses
+	 * an unsigned manifest with an integrity error before READY. */
+	smg_audit_mig_init(&am, true);
+	if (smg_audit_manifest_sign(&am, g->s, &mf) != SMG_OK)
+		return SMG_ERR_INTERNAL;
 	len = protobuf_c_message_get_packed_size(&mf.base);
 	if ((packed = malloc(len)) == NULL)
 		return SMG_ERR_NOMEM;

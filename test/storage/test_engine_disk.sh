@@ -117,6 +117,17 @@ for run in "dbt write-heavy" "waio trace:$SMG_SRC/bench/traces/msr_hot.csv" "wai
 	[ "$(field verified)" = true ] || err "$run: disk not verified"
 	expect_on B "$name" "$run"
 done
+# The disk root is part of the signed evidence (docs/audit.md): both
+# hosts' records of the last migration carry the same one, and the two logs
+# verify against each other.
+roots() { "$SECMIG" audit show --json --state-dir "$1" | tail -n 1 |
+	sed -n 's/.*"disk_roots":\[\("[0-9a-f]*"\)\].*/\1/p'; }
+RA=$(roots "$A")
+[ -n "$RA" ] && [ "$RA" = "$(roots "$B")" ] ||
+	err "audit: disk roots differ or are missing: A '$RA' B '$(roots "$B")'"
+"$SECMIG" audit verify --state-dir "$A" --peer-log "$B/audit/audit.log" >"$T/verify.out" 2>&1 ||
+	{ err "audit verify across hosts"; cat "$T/verify.out"; }
+grep -q "verified on both hosts" "$T/verify.out" || { err "no cross-check"; cat "$T/verify.out"; }
 
 # Abort before COMMIT (the receiver crashes before READY): the source VM
 # keeps running, WAIO's surrogate writes are back in its image, and the

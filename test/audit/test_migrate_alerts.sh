@@ -24,7 +24,7 @@ done
 
 # 1. a host nobody enrolled
 vm a1 16M idle 0
-"$SECMIG" send --to "127.0.0.1:$PORT" --domain a1 --state-dir "$A" --name mallory \
+"$SECMIG" send --to "127.0.0.1:$PORT" --peer dst --domain a1 --state-dir "$A" --name mallory \
 	--key "$T/mallory.key" --peers "$T/mallory-peers" >/dev/null 2>&1
 [ $? = 3 ] || err "unknown peer: send did not exit 3"
 # 2. eight connections of garbage from the same address

@@ -54,7 +54,7 @@ recv_tpm() { # [env...]
 }
 send_tpm() { # NAME [env...]
 	local name=$1; shift
-	env "$@" "$SECMIG" send --to "127.0.0.1:$PORT" --domain "$name" --json --state-dir "$A" \
+	env "$@" "$SECMIG" send --to "127.0.0.1:$PORT" --peer dst --domain "$name" --json --state-dir "$A" \
 		--policy "$A/policy" >"$T/send.out" 2>"$T/send.err"
 	RC=$?
 }

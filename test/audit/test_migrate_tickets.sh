@@ -56,7 +56,7 @@ recv_p() { # [recv flags]
 }
 send_t() { # NAME [send flags]
 	local name=$1; shift
-	"$SECMIG" send --to "127.0.0.1:$PORT" --domain "$name" --json --state-dir "$A" \
+	"$SECMIG" send --to "127.0.0.1:$PORT" --peer dst --domain "$name" --json --state-dir "$A" \
 		--policy "$A/policy" "$@" >"$T/send.out" 2>"$T/send.err"
 	RC=$?
 	wait "$RECV_PID"
@@ -153,7 +153,7 @@ recv_p
 send_t web-1
 refused web-1 "no ticket" "requires a migration ticket"
 recv_p
-"$SECMIG" send --to "127.0.0.1:$PORT" --domain web-1 --json --state-dir "$A" \
+"$SECMIG" send --to "127.0.0.1:$PORT" --peer dst --domain web-1 --json --state-dir "$A" \
 	--policy "$T/a-optional" >"$T/send.out" 2>"$T/send.err"
 RC=$?
 wait "$RECV_PID"; RRC=$?

@@ -300,7 +300,8 @@ qb_send() {
 	while [ $# -gt 0 ] && [ "$1" != -- ]; do envs+=("$1"); shift; done
 	[ "${1:-}" = -- ] && shift
 	nb_exec "$from" env ${envs[@]+"${envs[@]}"} "$SECMIG" -v send \
-		--to "${QB_TO:-$(qb_addr "$to"):$QB_PORT}" --peer "$to" --domain "$QB_NAME" --json \
+		--to "${QB_TO:-$(qb_addr "$to"):$QB_PORT}" --peer "$to" --on-no-converge extend \
+		--domain "$QB_NAME" --json \
 		--state-dir "$T/$from" --name "$from" --backend qemu "$@" \
 		>"$T/send.out" 2>"$T/send.err"
 	QB_RC=$?

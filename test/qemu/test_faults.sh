@@ -104,8 +104,8 @@ run_cell() { # phase fault
 		to_addr=$NB_PEER4:$pport
 	fi
 	nb_bg "$from" "$T/send.out" env ${senv[@]+"${senv[@]}"} "$SECMIG" -v send \
-		--to "$to_addr" --domain "$QB_NAME" --json --state-dir "$T/$from" --name "$from" \
-		--backend qemu --io-timeout "$IO_TIMEOUT"
+		--to "$to_addr" --peer "$to" --on-no-converge extend --domain "$QB_NAME" --json \
+		--state-dir "$T/$from" --name "$from" --backend qemu --io-timeout "$IO_TIMEOUT"
 	send_pid=$NB_PID
 	log=$T/send.out
 	[ "$side" = dst ] && log=$T/recv-$to.out

@@ -45,7 +45,7 @@ wait_for() { # FILE PATTERN: up to 30 s
 # send without --quiet: the fault stall's warning marks the iterative phase
 send_logged() { # NAME [flags...]
 	local name=$1; shift
-	"$SECMIG" send --to "127.0.0.1:$PORT" --peer dst --domain "$name" --json \
+	"$SECMIG" send --to "127.0.0.1:$PORT" --peer dst --on-no-converge extend --domain "$name" --json \
 		--state-dir "$A" --name src --check-memory "$@" >"$T/send.out" 2>"$T/send.err"
 	RC=$?
 }

@@ -392,8 +392,13 @@ static int on_plan(struct dst *d, const struct smg_frame *f)
 	if ((r = smg_frame_unpack(f, &smg__plan__descriptor, &m)) != SMG_OK)
 		return r;
 	p = (Smg__Plan *)m;
-	snprintf(d->st->migration_id, sizeof(d->st->migration_id), "%s", p->migration_id);
-	smg_log_escape(p->domain_name, d->st->domain, sizeof(d->st->domain));
+	/* The plan is the peer's claim: its id and domain name reach our
+	 * events, logs and records only once they are well-formed. */
+	if (smg_migration_id_valid(p->migration_id))
+		snprintf(d->st->migration_id, sizeof(d->st->migration_id), "%s",
+			 p->migration_id);
+	if (smg_name_ok(p->domain_name, SMG_DOMAIN_NAME_MAX))
+		snprintf(d->st->domain, sizeof(d->st->domain), "%s", p->domain_name);
 	smg_engine_hash(p->domain_config.data, p->domain_config.len, d->config_hash);
 	if ((r = match_plan(d, p)) != SMG_OK)
 		goto out;

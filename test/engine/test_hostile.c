@@ -121,16 +121,28 @@ static int connect_evil(unsigned port, struct smg_session **s)
 static int attack(int with_valid_plan)
 {
 	static const char cfg[] = "name = vmh\nmemory = 4M\nvcpus = 1\nworkload = idle\n";
-	char out[600], bdir[600];
-	const char *argv[] = {secmig,	"recv",	  "--listen",	 "127.0.0.1:0",
-			      "--once", "--json", "--state-dir", bdir,
-			      "--name", "dst",	  NULL};
+	char out[600], bdir[600], defs[640];
+	const char *argv[] = {secmig,
+			      "recv",
+			      "--listen",
+			      "127.0.0.1:0",
+			      "--once",
+			      "--json",
+			      "--state-dir",
+			      bdir,
+			      "--name",
+			      "dst",
+			      "--insecure-software-mode",
+			      "--defs",
+			      defs,
+			      NULL};
 	uint8_t hash[SMG_DIGEST_LEN];
 	struct smg_session *s = NULL;
 	struct smg_frame f;
 	int status = -1;
 
 	snprintf(bdir, sizeof(bdir), "%s/b", dir);
+	snprintf(defs, sizeof(defs), "%s/defs", bdir);
 	snprintf(out, sizeof(out), "%s/recv%d.out", dir, with_valid_plan);
 	pid_t rp = spawn(out, argv);
 	unsigned port = recv_port(out);
@@ -193,6 +205,12 @@ int main(void)
 	snprintf(path, sizeof(path), "%s/b/peers", dir);
 	f = fopen(path, "w");
 	fprintf(f, "evil %s\n", strchr(pub, ' ') ? strchr(pub, ' ') + 1 : pub);
+	fclose(f);
+	chmod(path, 0600);
+	/* the receiver's own definitions (docs/hostdef.md): any domain */
+	snprintf(path, sizeof(path), "%s/b/defs", dir);
+	f = fopen(path, "w");
+	fprintf(f, "storage %s/b/disks\nvm *\n", dir);
 	fclose(f);
 	chmod(path, 0600);
 	snprintf(path, sizeof(path), "%s/evil.peers", dir);

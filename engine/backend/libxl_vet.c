@@ -89,8 +89,9 @@ static bool unset(struct json_object *o)
 	return unset_depth(o, 0);
 }
 
-/* What each refused field would do on dom0, for the operator. */
-static const char *danger(const char *k)
+/* What each refused field would do on dom0, for the operator; NULL for a
+ * key not known to name a host resource. */
+static const char *danger_find(const char *k)
 {
 	static const struct {
 		const char *key, *what;
@@ -151,7 +152,23 @@ static const char *danger(const char *k)
 	for (size_t i = 0; i < SMG_ARRAY_LEN(t); i++)
 		if (strcmp(k, t[i].key) == 0)
 			return t[i].what;
-	return "an unknown setting";
+	return NULL;
+}
+
+static const char *danger(const char *k)
+{
+	const char *what = danger_find(k);
+
+	return what != NULL ? what : "an unknown setting";
+}
+
+/* The bytes libxl may see from the sender: [A-Za-z0-9._:,=+-<>]. */
+static bool text_ok(const char *s)
+{
+	for (; *s; s++)
+		if (!isalnum((unsigned char)*s) && strchr("._:,=+-<>", *s) == NULL)
+			return false;
+	return true;
 }
 
 /* An allowed field's value: numbers, booleans, and strings of
@@ -160,8 +177,6 @@ static const char *danger(const char *k)
  * device model outside that set. */
 static bool value_ok(struct json_object *o, int depth)
 {
-	const char *s;
-
 	if (depth > JSON_DEPTH_MAX)
 		return false;
 	switch (json_object_get_type(o)) {
@@ -171,24 +186,21 @@ static bool value_ok(struct json_object *o, int depth)
 	case json_type_double:
 		return true;
 	case json_type_string:
-		s = json_object_get_string(o);
-		if (json_object_get_string_len(o) > 128)
-			return false;
-		for (; *s; s++)
-			if (!isalnum((unsigned char)*s) &&
-			    strchr("._:,=+-<>", *s) == NULL)
-				return false;
-		return true;
+		return json_object_get_string_len(o) <= 128 &&
+		       text_ok(json_object_get_string(o));
 	case json_type_array:
 		for (size_t i = 0; i < json_object_array_length(o); i++)
 			if (!value_ok(json_object_array_get_idx(o, i), depth + 1))
 				return false;
 		return true;
 	case json_type_object: {
+		/* Its keys reach libxl too: the same bytes, and never a
+		 * key that names a host resource (fuzz_libxl_vet: "serial"
+		 * inside b_info.max_memkb). */
 		json_object_object_foreach(o, k, v)
 		{
-			(void)k;
-			if (!value_ok(v, depth + 1))
+			if (strlen(k) > 64 || !text_ok(k) || danger_find(k) != NULL ||
+			    !value_ok(v, depth + 1))
 				return false;
 		}
 		return true;
@@ -395,11 +407,12 @@ static int vet_b_info(struct vet *v, struct json_object *src, struct json_object
 	if (!json_object_is_type(src, json_type_object))
 		return no(v, "xen: b_info is not an object");
 	if (json_object_object_get_ex(src, "max_memkb", &o) &&
-	    (uint64_t)json_object_get_int64(o) > v->b->memory_bytes / 1024)
-		return no(v,
-			  "xen: b_info.max_memkb is over the memory the plan asked for");
+	    (!json_object_is_type(o, json_type_int) ||
+	     (uint64_t)json_object_get_int64(o) > v->b->memory_bytes / 1024))
+		return no(v, "xen: b_info.max_memkb is over the memory the plan asked "
+			     "for (or not a number)");
 	if (json_object_object_get_ex(src, "max_vcpus", &o) &&
-	    (json_object_get_int64(o) < 1 ||
+	    (!json_object_is_type(o, json_type_int) || json_object_get_int64(o) < 1 ||
 	     (uint64_t)json_object_get_int64(o) > v->b->vcpus))
 		return no(v, "xen: b_info.max_vcpus differs from the plan's vcpus");
 	if ((r = boot_files(v, "b_info", src, dst, boot_keys, boot)) != SMG_OK)

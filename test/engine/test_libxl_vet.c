@@ -158,6 +158,17 @@ int main(void)
 	    "{\"c_info\":{\"type\":\"pvh\",\"name\":\"web-1\"},\"b_info\":{},\"disks\":7,"
 	    "\"nics\":[" NIC "]}",
 	    "disks is not a list");
+	/* the third finding: an allowed field's value may be an object, and
+	 * its keys went to libxl unchecked ("serial" under max_memkb) */
+	refused("host key inside an allowed value",
+		legit("", ",\"target_memkb\":{\"serial\":[\"pty\"]}", "", DISK, NIC),
+		"b_info.target_memkb to a value outside");
+	refused("key of raw bytes inside an allowed value",
+		legit("", ",\"tsc_mode\":{\"a b\":1}", "", DISK, NIC),
+		"b_info.tsc_mode to a value outside");
+	refused("max_memkb not a number",
+		legit("", ",\"max_memkb\":{\"b\":[]}", "", DISK, NIC),
+		"b_info.max_memkb is over");
 	refused("string with a space",
 		legit("", ",\"tsc_mode\":\"native -x /tmp\"", "", DISK, NIC),
 		"b_info.tsc_mode to a value outside");

@@ -499,7 +499,7 @@ void smg_engine_disks_discard(struct smg_engine_disks *e)
 int smg_engine_disks_quarantine(struct smg_engine_disks *e, const char *dir)
 {
 	struct smg_dsvc_reply rep;
-	char path[SMG_DOMAIN_PATH_MAX + 16];
+	char path[1100]; /* dir: the quarantine path, up to 1 KiB */
 	int fd, r = SMG_OK;
 	FILE *f = NULL;
 

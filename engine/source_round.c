@@ -22,8 +22,7 @@
 
 void smg_src_disk_refresh(struct smg_send *c)
 {
-	memset(&c->disk_pending, 0, sizeof(c->disk_pending));
-	if (c->disks != NULL &&
+	if (c->disks == NULL ||
 	    smg_engine_disks_pending(c->disks, &c->disk_pending) != SMG_OK)
 		memset(&c->disk_pending, 0, sizeof(c->disk_pending));
 }

@@ -243,8 +243,13 @@ static int early(struct smg_cli_out *out, struct smg_mig_stats *st, int err,
 	int code = smg_exit_from_err(err);
 
 	st->err = err;
-	if (detail != NULL && st->detail[0] == '\0')
-		snprintf(st->detail, sizeof(st->detail), "%s", detail);
+	if (detail != NULL && st->detail[0] == '\0') {
+		/* a long detail is cut: the log line above carries it whole */
+		size_t n = strnlen(detail, sizeof(st->detail) - 1);
+
+		memcpy(st->detail, detail, n);
+		st->detail[n] = '\0';
+	}
 	smg_cli_result(out, st, code);
 	return code;
 }

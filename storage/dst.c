@@ -104,6 +104,7 @@ static void track(struct smg_stg_dst *d, const struct smg_stg_rec *rec)
 	if (rec->kind == SMG_STG_REC_HOLE && c0 == c1 && rec->offset == c0 * d->chunk &&
 	    rec->len == dst_chunk_len(d, c0) && rec->len == d->chunk) {
 		memcpy(d->hash[c0], d->hole_hash, SMG_STG_DIGEST_LEN);
+		stg_tree_mark(&d->tree, c0);
 		d->stale[c0] = 0;
 		d->ip_active = false;
 		return;

@@ -312,6 +312,7 @@ int smg_cmd_recv(int argc, char **argv)
 		printf("secmig recv: listening on %s port %u\n", host,
 		       smg_listener_port(l));
 	fflush(stdout);
+	smg_notify_ready("listening");
 	code = serve_loop(&ctx, l, &ci.so, once);
 	smg_listener_close(l);
 	smg_cli_tpm_free(&tpm);

@@ -23,6 +23,7 @@ smg_require(TSS2TCTI tss2-tctildr libtss2-dev)
 smg_require(TSS2MU tss2-mu libtss2-dev)
 smg_require(TSS2RC tss2-rc libtss2-dev)
 smg_require(CRYPTO libcrypto libssl-dev)
+smg_require(SYSTEMD libsystemd libsystemd-dev)
 
 find_program(PROTOC_C NAMES protoc-c protoc-gen-c)
 if(NOT PROTOC_C)

@@ -53,9 +53,11 @@ if(SCDOC)
     add_custom_command(
       OUTPUT ${out} ${out}.gz
       COMMAND ${CMAKE_COMMAND} -E make_directory ${CMAKE_BINARY_DIR}/man
-      COMMAND sh -c "${SCDOC} < '${src}' > '${out}' && gzip -9n < '${out}' > '${out}.gz'"
+      COMMAND sh -c "\"$0\" < \"$1\" > \"$2\" && gzip -9n < \"$2\" > \"$2.gz\""
+              ${SCDOC} ${src} ${out}
       DEPENDS ${src}
-      COMMENT "scdoc ${page}")
+      COMMENT "scdoc ${page}"
+      VERBATIM)
     list(APPEND SMG_MAN_OUT ${out})
     install(FILES ${out}.gz DESTINATION ${CMAKE_INSTALL_MANDIR}/man${section})
   endforeach()

@@ -38,7 +38,8 @@ set(SMG_TEST_COSTS
   test_net_net_faults 360
   test_xen_nested 300
   test_engine_faults 100
-  test_engine_migrate 80)
+  test_engine_migrate 80
+  test_pkg_deb 40)
 while(SMG_TEST_COSTS)
   list(POP_FRONT SMG_TEST_COSTS name cost)
   if(TEST ${name})

@@ -71,7 +71,7 @@ set(CPACK_PACKAGE_NAME secmig)
 set(CPACK_PACKAGE_VENDOR secmig)
 set(CPACK_PACKAGE_CONTACT "secmig maintainers <maintainers@secmig.invalid>")
 set(CPACK_PACKAGE_DESCRIPTION_SUMMARY "secure live migration of virtual machines")
-set(CPACK_PACKAGE_DESCRIPTION
+string(CONCAT CPACK_PACKAGE_DESCRIPTION
   "secmig migrates running VMs between hosts over mutually authenticated,\n"
   "encrypted channels, optionally bound to each host's TPM, with pre-copy\n"
   "memory and live disk migration. It ships the receiver, the sim host and\n"

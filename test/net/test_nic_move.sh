@@ -40,9 +40,11 @@ wait_for "$T/echo-dst" udp_echo_ready 100 || bad "udp echo on destination"
 
 nb_bg sw "$T/probe" "$S" net probe --to "$NB_VM4" --udp-port 7007 --interval-ms 10
 probe=$NB_PID
-nb_bg sw "$T/cap" "$S" net capture --if sw-dst --mac "$NB_VM_MAC" --count 15 --timeout-ms 5000
+# The capture ends at its frame count; its deadline only bounds a failure
+# (generous: under load the migration before the announce can take seconds).
+nb_bg sw "$T/cap" "$S" net capture --if sw-dst --mac "$NB_VM_MAC" --count 15 --timeout-ms 60000
 cap=$NB_PID
-nb_bg sw "$T/fdb" "$S" net fdb-wait --bridge br0 --port sw-dst --mac "$NB_VM_MAC" --timeout-ms 5000
+nb_bg sw "$T/fdb" "$S" net fdb-wait --bridge br0 --port sw-dst --mac "$NB_VM_MAC" --timeout-ms 60000
 fdbw=$NB_PID
 wait_for "$T/cap" capture_ready 100 || bad "capture did not start"
 wait_for "$T/probe" probe_started 100 || bad "probe did not start"
@@ -84,7 +86,7 @@ nb_exec sw ping -c 1 -W 2 "$NB_VM6" >/dev/null || bad "VM IPv6 unreachable on de
 echo "during the move: $(grep '"event":"probe"' "$T/probe")"
 
 # A configured schedule: 2 rounds, 10 ms apart.
-nb_bg sw "$T/cap2" "$S" net capture --if sw-dst --mac "$NB_VM_MAC" --count 6 --timeout-ms 3000
+nb_bg sw "$T/cap2" "$S" net capture --if sw-dst --mac "$NB_VM_MAC" --count 6 --timeout-ms 60000
 cap=$NB_PID
 wait_for "$T/cap2" capture_ready 100
 nb_exec dst "$S" net announce --ns "$NB_P-vm-dst" --mac "$NB_VM_MAC" --addr "$NB_VM4" \

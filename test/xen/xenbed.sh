@@ -206,10 +206,13 @@ xb_boot() {
 	# about one boot in eight (XRSTOR #GP, then #UD on a VEX instruction):
 	# QEMU 7.2's emulated AVX/XSAVE state does not survive nested SVM (see
 	# docs/xen.md). smap=0: dom0 crashes in create_bounce_frame under TCG.
+	# dom0_mem=1024M: the two secmig processes in dom0 are ASan builds (each
+	# ~160 MB resident during the migrate phase); with 512M the OOM killer took
+	# the sender in a CI run.
 	qemu-system-x86_64 -accel tcg -cpu "${XB_CPU:-max,rdtscp=off,xsave=off}" -m 2048 -smp "${XB_SMP:-2}" \
 		-display none -monitor "unix:$XB_WORK/mon.sock,server,nowait" -serial "file:$XB_WORK/serial.log" -no-reboot \
 		-kernel "$XB_XEN" \
-		-append "dom0_mem=512M,max:512M dom0_max_vcpus=1 console=com1 com1=115200,8n1 loglvl=all guest_loglvl=all noreboot smap=0 smep=0 ${XB_XEN_ARGS:-sync_console}" \
+		-append "dom0_mem=1024M,max:1024M dom0_max_vcpus=1 console=com1 com1=115200,8n1 loglvl=all guest_loglvl=all noreboot smap=0 smep=0 ${XB_XEN_ARGS:-sync_console}" \
 		-initrd "$XB_KERNEL console=hvc0 earlyprintk=xen,$XB_WORK/dom0-initrd.gz" \
 		</dev/null >"$XB_WORK/qemu.out" 2>&1 &
 	qpid=$!

@@ -63,6 +63,21 @@ int smg_tpm_ecdh_zgen(struct smg_tpm *t, uint32_t pcr_mask,
 int smg_tpm_quote(struct smg_tpm *t, uint32_t pcr_mask, const uint8_t *qual,
 		  size_t qual_len, uint8_t *ev, size_t cap, size_t *ev_len);
 
+/* ECDSA-SHA256 signature by the AK over msg, made inside the TPM: msg is
+ * hashed by the TPM (TPM2_Hash, which refuses data that starts like a TPM
+ * attestation structure and returns a ticket), then signed (TPM2_Sign with
+ * that ticket), so a restricted AK can countersign secmig receipts without
+ * being able to forge a quote. msg must not exceed 1024 bytes. */
+int smg_tpm_sign(struct smg_tpm *t, const uint8_t *msg, size_t len,
+		 uint8_t sig_r[SMG_P256_COORD_LEN], uint8_t sig_s[SMG_P256_COORD_LEN]);
+/* The AK's public point (SMG_ERR_TPM if not enrolled). */
+int smg_tpm_ak_public(struct smg_tpm *t, uint8_t ak[SMG_P256_POINT_LEN]);
+/* Check an ECDSA-SHA256 P-256 signature (r, s) over msg: SMG_OK or
+ * SMG_ERR_BAD_SIG (also for a key that is not a point on the curve). */
+int smg_p256_verify(const uint8_t pub[SMG_P256_POINT_LEN], const uint8_t *msg, size_t len,
+		    const uint8_t sig_r[SMG_P256_COORD_LEN],
+		    const uint8_t sig_s[SMG_P256_COORD_LEN]);
+
 /* ---- quote evidence ------------------------------------------------------ */
 #define SMG_EVIDENCE_VERSION 1
 #define SMG_EVIDENCE_MAX     1024
@@ -144,8 +159,10 @@ struct smg_policy_peer {
 struct smg_policy {
 	char host[SMG_POLICY_NAME_MAX];
 	char tcti[SMG_POLICY_TCTI_MAX];
-	uint32_t pcr_mask;  /* our own PCR policy; default 0,1,2,3,7 */
-	bool software_mode; /* "mode software": the explicit, logged opt-in */
+	uint32_t pcr_mask;   /* our own PCR policy; default 0,1,2,3,7 */
+	bool software_mode;  /* "mode software": the explicit, logged opt-in */
+	bool require_ticket; /* "tickets required": operator tickets (audit/) */
+	char defs[SMG_POLICY_TCTI_MAX]; /* "defs PATH": host definitions file */
 	size_t nlabels;
 	char labels[SMG_POLICY_LABELS_MAX][SMG_POLICY_LABEL_MAX];
 	size_t npeers;
@@ -226,6 +243,12 @@ int smg_attest_evidence(struct smg_attest *a, bool initiator, const uint8_t *th,
 int smg_attest_verify(struct smg_attest *a, bool initiator, const char *peer,
 		      const uint8_t *th, size_t th_len, const uint8_t *ev, size_t len);
 
+/* smg_tpm_sign / smg_tpm_ak_public through the attest object, serialised
+ * with the handshakes that share its TPM (receipts: audit/). */
+int smg_attest_sign(struct smg_attest *a, const uint8_t *msg, size_t len,
+		    uint8_t sig_r[SMG_P256_COORD_LEN], uint8_t sig_s[SMG_P256_COORD_LEN]);
+int smg_attest_ak_public(struct smg_attest *a, uint8_t ak[SMG_P256_POINT_LEN]);
+
 /* Pure decoder of a hello (fuzzed). */
 struct smg_attest_hello {
 	uint8_t version;
@@ -236,16 +259,17 @@ struct smg_attest_hello {
 int smg_attest_hello_decode(const uint8_t *buf, size_t len, struct smg_attest_hello *out);
 
 /* ---- swtpm instances and guest vTPM state -------------------------------- */
+#define SMG_SWTPM_PATH_MAX 108 /* sun_path */
 struct smg_swtpm {
 	pid_t pid;
-	uint16_t port; /* TPM command channel; control is port + 1 */
-	uint16_t ctrl_port;
-	char tcti[96]; /* "swtpm:host=127.0.0.1,port=N" for tpm2-tss */
+	char sock[SMG_SWTPM_PATH_MAX];	    /* TPM command channel: DIR/tpm.sock */
+	char ctrl[SMG_SWTPM_PATH_MAX];	    /* control channel: DIR/tpm.sock.ctrl */
+	char tcti[SMG_SWTPM_PATH_MAX + 16]; /* "swtpm:path=DIR/tpm.sock" (tpm2-tss) */
 };
 
-/* Spawn `swtpm socket --tpm2` on two consecutive loopback ports bound here
- * (no race with other tests), state in dir. startup: send TPM2_Startup
- * (a fresh host TPM); otherwise it waits for state blobs and CMD_INIT. */
+/* Spawn `swtpm socket --tpm2` with both channels on unix sockets (0600) in
+ * dir, which becomes 0700; never TCP. startup: send TPM2_Startup (a fresh
+ * host TPM); otherwise it waits for state blobs and CMD_INIT. */
 int smg_swtpm_start(const char *dir, bool startup, struct smg_swtpm *out);
 /* SIGTERM by PID, then reap it. */
 int smg_swtpm_stop(struct smg_swtpm *s);
@@ -266,13 +290,15 @@ struct smg_vtpm_state {
 	uint32_t vol_flags;
 };
 
-/* Take the state of a running instance over its control port (loopback). */
-int smg_vtpm_get_state(uint16_t ctrl_port, struct smg_vtpm_state *out);
+/* Connect to a unix stream socket; the fd or a negative smg_err. */
+int smg_unix_connect(const char *path);
+/* Take the state of a running instance over its control socket. */
+int smg_vtpm_get_state(const char *ctrl, struct smg_vtpm_state *out);
 /* Load a state into an instance started with startup == false, then CMD_INIT:
  * it resumes exactly where the source stopped (PCRs, objects, NV). */
-int smg_vtpm_put_state(uint16_t ctrl_port, const struct smg_vtpm_state *st);
+int smg_vtpm_put_state(const char *ctrl, const struct smg_vtpm_state *st);
 /* CMD_SHUTDOWN: the instance saves nothing more and exits. */
-int smg_vtpm_shutdown(uint16_t ctrl_port);
+int smg_vtpm_shutdown(const char *ctrl);
 void smg_vtpm_state_free(struct smg_vtpm_state *st);
 /* Wire form for the engine (sent inside the session) and its BLAKE2b-256
  * hash for the manifest. encode allocates *buf (free()). */

@@ -125,10 +125,11 @@ void smg_pcr_digest(uint32_t mask, const uint8_t vals[SMG_PCR_COUNT][SMG_PCR_LEN
 	crypto_hash_sha256_final(&c, out);
 }
 
-/* ECDSA-SHA256 over the TPMS_ATTEST bytes with the AK. */
-static bool sig_ok(const struct smg_evidence *ev)
+int smg_p256_verify(const uint8_t pub[SMG_P256_POINT_LEN], const uint8_t *msg, size_t len,
+		    const uint8_t sig_r[SMG_P256_COORD_LEN],
+		    const uint8_t sig_s[SMG_P256_COORD_LEN])
 {
-	EVP_PKEY *key = attest_p256_from_point(ev->ak_pub);
+	EVP_PKEY *key = attest_p256_from_point(pub);
 	EVP_MD_CTX *md = NULL;
 	ECDSA_SIG *sig = NULL;
 	BIGNUM *r = NULL, *s = NULL;
@@ -137,9 +138,9 @@ static bool sig_ok(const struct smg_evidence *ev)
 	bool ok = false;
 
 	if (key == NULL)
-		return false;
-	r = BN_bin2bn(ev->sig_r, SMG_P256_COORD_LEN, NULL);
-	s = BN_bin2bn(ev->sig_s, SMG_P256_COORD_LEN, NULL);
+		return SMG_ERR_BAD_SIG;
+	r = BN_bin2bn(sig_r, SMG_P256_COORD_LEN, NULL);
+	s = BN_bin2bn(sig_s, SMG_P256_COORD_LEN, NULL);
 	if (r == NULL || s == NULL || (sig = ECDSA_SIG_new()) == NULL)
 		goto out;
 	if (ECDSA_SIG_set0(sig, r, s) != 1)
@@ -150,7 +151,7 @@ static bool sig_ok(const struct smg_evidence *ev)
 	if ((md = EVP_MD_CTX_new()) == NULL ||
 	    EVP_DigestVerifyInit(md, NULL, EVP_sha256(), NULL, key) != 1)
 		goto out;
-	ok = EVP_DigestVerify(md, der, (size_t)der_len, ev->attest, ev->attest_len) == 1;
+	ok = EVP_DigestVerify(md, der, (size_t)der_len, msg, len) == 1;
 out:
 	OPENSSL_free(der);
 	EVP_MD_CTX_free(md);
@@ -158,7 +159,14 @@ out:
 	BN_free(r);
 	BN_free(s);
 	EVP_PKEY_free(key);
-	return ok;
+	return ok ? SMG_OK : SMG_ERR_BAD_SIG;
+}
+
+/* ECDSA-SHA256 over the TPMS_ATTEST bytes with the AK. */
+static bool sig_ok(const struct smg_evidence *ev)
+{
+	return smg_p256_verify(ev->ak_pub, ev->attest, ev->attest_len, ev->sig_r,
+			       ev->sig_s) == SMG_OK;
 }
 
 static int fail(int err, const char *peer, const char *check, const char *detail,

@@ -59,6 +59,27 @@ int smg_attest_new(const struct smg_policy *policy, struct smg_tpm *tpm,
 	return SMG_OK;
 }
 
+int smg_attest_sign(struct smg_attest *a, const uint8_t *msg, size_t len,
+		    uint8_t sig_r[SMG_P256_COORD_LEN], uint8_t sig_s[SMG_P256_COORD_LEN])
+{
+	int r;
+
+	pthread_mutex_lock(&a->lock);
+	r = smg_tpm_sign(a->tpm, msg, len, sig_r, sig_s);
+	pthread_mutex_unlock(&a->lock);
+	return r;
+}
+
+int smg_attest_ak_public(struct smg_attest *a, uint8_t ak[SMG_P256_POINT_LEN])
+{
+	int r;
+
+	pthread_mutex_lock(&a->lock);
+	r = smg_tpm_ak_public(a->tpm, ak);
+	pthread_mutex_unlock(&a->lock);
+	return r;
+}
+
 void smg_attest_free(struct smg_attest *a)
 {
 	if (a == NULL)

@@ -118,8 +118,9 @@ static int top_keyword(struct parser *ps, char **tok, int ntok)
 	struct smg_policy *p = ps->p;
 	const char *k = tok[0];
 
-	if (ps->peer != NULL && (!strcmp(k, "host") || !strcmp(k, "tcti") ||
-				 !strcmp(k, "pcrs") || !strcmp(k, "mode")))
+	if (ps->peer != NULL &&
+	    (!strcmp(k, "host") || !strcmp(k, "tcti") || !strcmp(k, "pcrs") ||
+	     !strcmp(k, "mode") || !strcmp(k, "tickets") || !strcmp(k, "defs")))
 		return perr(ps, "'%s' belongs before the first peer block", k);
 	if (!strcmp(k, "host")) {
 		if (ntok != 2 || !name_ok(tok[1], SMG_POLICY_NAME_MAX, NULL))
@@ -137,6 +138,16 @@ static int top_keyword(struct parser *ps, char **tok, int ntok)
 		if (ntok != 2 || (strcmp(tok[1], "tpm") && strcmp(tok[1], "software")))
 			return perr(ps, "usage: mode tpm|software");
 		p->software_mode = !strcmp(tok[1], "software");
+	} else if (!strcmp(k, "tickets")) {
+		if (ntok != 2 ||
+		    (strcmp(tok[1], "required") && strcmp(tok[1], "optional")))
+			return perr(ps, "usage: tickets required|optional");
+		p->require_ticket = !strcmp(tok[1], "required");
+	} else if (!strcmp(k, "defs")) {
+		if (ntok != 2 || tok[1][0] != '/' || strlen(tok[1]) >= sizeof(p->defs))
+			return perr(ps, "usage: defs /ABSOLUTE/PATH (host definitions, "
+					"docs/hostdef.md)");
+		snprintf(p->defs, sizeof(p->defs), "%s", tok[1]);
 	} else {
 		return 1; /* not a top-level keyword */
 	}
@@ -342,34 +353,15 @@ out:
 
 int smg_policy_load(const char *path, struct smg_policy **out, char *err, size_t err_len)
 {
-	struct stat st;
 	char *buf = NULL;
 	size_t got = 0;
-	int fd, r;
+	int r;
 
 	*out = NULL;
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
-		snprintf(err, err_len, "%s: %s", path, strerror(errno));
-		return SMG_ERR_CONFIG;
-	}
-	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) ||
-	    st.st_size > SMG_POLICY_FILE_MAX) {
-		snprintf(err, err_len, "%s: not a regular file of at most %d bytes", path,
-			 SMG_POLICY_FILE_MAX);
-		close(fd);
-		return SMG_ERR_CONFIG;
-	}
-	if ((buf = malloc((size_t)st.st_size + 1)) == NULL) {
-		close(fd);
-		return SMG_ERR_NOMEM;
-	}
-	while (got < (size_t)st.st_size) {
-		ssize_t n = read(fd, buf + got, (size_t)st.st_size - got);
-		if (n <= 0)
-			break;
-		got += (size_t)n;
-	}
-	close(fd);
+	/* A policy someone else can write decides who may migrate here. */
+	if ((r = smg_file_read_private(path, SMG_POLICY_FILE_MAX, &buf, &got, err,
+				       err_len)) != SMG_OK)
+		return r == SMG_ERR_PERM ? r : SMG_ERR_CONFIG;
 	r = smg_policy_parse(buf, got, path, out, err, err_len);
 	free(buf);
 	if (r == 0 && (*out)->software_mode)

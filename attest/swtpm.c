@@ -1,13 +1,21 @@
-/* swtpm: spawning and stopping `swtpm socket --tpm2` instances on loopback —
- * a host TPM in tests and the demo, and a guest's vTPM on the sim host. The
- * child is ours (fork/exec, no daemonising) so it is stopped and reaped by
- * its PID, never by name. */
+/* swtpm: spawning and stopping `swtpm socket --tpm2` instances -- a host
+ * TPM in tests and the demo, and a guest's vTPM on the sim host. Both
+ * channels are unix sockets (mode 0600) inside the instance's state
+ * directory, which is made 0700: only its owner reaches the TPM. TCP on
+ * loopback let any local user read a guest vTPM's whole permanent state
+ * (its seeds; issue 13). The child is ours (fork/exec, no daemonising) so
+ * it is stopped and reaped by its PID, never by name.
+ *
+ * For tpm2-tss the TCTI is "swtpm:path=DIR/tpm.sock" (the control channel
+ * is DIR/tpm.sock.ctrl); the qemu backend hands the same DIR/tpm.sock to
+ * QEMU's -chardev socket (and drives .ctrl for state). */
 #include <errno.h>
-#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -16,67 +24,35 @@
 #include "base/base.h"
 
 #define SWTPM_BIN	       "swtpm"
-#define SWTPM_PORT_TRIES       16
 #define SWTPM_READY_TIMEOUT_MS 3000
 #define SWTPM_STOP_TIMEOUT_MS  3000
 
-static int bind_loopback(uint16_t port, uint16_t *got)
+int smg_unix_connect(const char *path)
 {
-	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port)};
-	socklen_t sl = sizeof(sa);
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	int fd;
 
-	*got = 0;
-	if (fd < 0)
-		return -1;
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 ||
-	    getsockname(fd, (struct sockaddr *)&sa, &sl) != 0) {
+	if (strlen(path) >= sizeof(sa.sun_path))
+		return SMG_ERR_TOO_LONG;
+	memcpy(sa.sun_path, path, strlen(path) + 1);
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
+		return smg_err_sys(errno);
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+		int e = smg_err_sys(errno);
 		close(fd);
-		return -1;
+		return e;
 	}
-	*got = ntohs(sa.sin_port);
 	return fd;
 }
 
-/* Two consecutive free ports (the swtpm TCTI expects control at port + 1).
- * They are released before swtpm binds them; a lost race shows up as an
- * early exit and the caller tries another pair. */
-static int pick_ports(uint16_t *port)
+static bool path_accepts(const char *path)
 {
-	for (int i = 0; i < 64; i++) {
-		uint16_t p = 0, q = 0;
-		int a = bind_loopback(0, &p), b;
-
-		if (a < 0)
-			return smg_err_sys(errno);
-		if (p == 65535) {
-			close(a);
-			continue;
-		}
-		b = bind_loopback((uint16_t)(p + 1), &q);
-		close(a);
-		if (b < 0)
-			continue;
-		close(b);
-		*port = p;
-		return SMG_OK;
-	}
-	return SMG_ERR_BUSY;
-}
-
-static bool port_accepts(uint16_t port)
-{
-	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port)};
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	bool ok;
+	int fd = smg_unix_connect(path);
 
 	if (fd < 0)
 		return false;
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	ok = connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
 	close(fd);
-	return ok;
+	return true;
 }
 
 static void sleep_ms(unsigned ms)
@@ -87,13 +63,14 @@ static void sleep_ms(unsigned ms)
 	nanosleep(&ts, NULL);
 }
 
-static pid_t spawn(const char *dir, bool startup, uint16_t port)
+static pid_t spawn(const char *dir, bool startup, const struct smg_swtpm *sw)
 {
-	char server[64], ctrl[64], state[4200], log[4200];
+	char server[SMG_SWTPM_PATH_MAX + 64], ctrl[SMG_SWTPM_PATH_MAX + 64];
+	char state[SMG_SWTPM_PATH_MAX + 8], log[SMG_SWTPM_PATH_MAX + 32];
 	pid_t pid;
 
-	snprintf(server, sizeof(server), "type=tcp,port=%u,bindaddr=127.0.0.1", port);
-	snprintf(ctrl, sizeof(ctrl), "type=tcp,port=%u,bindaddr=127.0.0.1", port + 1u);
+	snprintf(server, sizeof(server), "type=unixio,path=%s,mode=0600", sw->sock);
+	snprintf(ctrl, sizeof(ctrl), "type=unixio,path=%s,mode=0600", sw->ctrl);
 	snprintf(state, sizeof(state), "dir=%s", dir);
 	snprintf(log, sizeof(log), "file=%s/swtpm.log", dir);
 	pid = fork();
@@ -104,6 +81,7 @@ static pid_t spawn(const char *dir, bool startup, uint16_t port)
 	sigset_t none;
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
+	umask(077);
 	if (startup)
 		execlp(SWTPM_BIN, SWTPM_BIN, "socket", "--tpm2", "--server", server,
 		       "--ctrl", ctrl, "--tpmstate", state, "--log", log, "--flags",
@@ -114,9 +92,28 @@ static pid_t spawn(const char *dir, bool startup, uint16_t port)
 	_exit(127);
 }
 
+/* The state directory: ours, 0700, not a symlink. */
+static int private_dir(const char *dir)
+{
+	struct stat st;
+
+	if (mkdir(dir, 0700) != 0 && errno != EEXIST)
+		return smg_err_sys(errno);
+	if (lstat(dir, &st) != 0)
+		return smg_err_sys(errno);
+	if (!S_ISDIR(st.st_mode) || (st.st_uid != geteuid() && st.st_uid != 0)) {
+		smg_err("swtpm: %s is not a directory of ours", dir);
+		return SMG_ERR_PERM;
+	}
+	if ((st.st_mode & 077) != 0 && chmod(dir, 0700) != 0)
+		return smg_err_sys(errno);
+	return SMG_OK;
+}
+
 int smg_swtpm_start(const char *dir, bool startup, struct smg_swtpm *out)
 {
-	int r;
+	int status, r;
+	pid_t pid;
 
 	memset(out, 0, sizeof(*out));
 	out->pid = -1;
@@ -124,46 +121,40 @@ int smg_swtpm_start(const char *dir, bool startup, struct smg_swtpm *out)
 		smg_err("swtpm: state directory must be an absolute path");
 		return SMG_ERR_INVAL;
 	}
-	for (int attempt = 0; attempt < SWTPM_PORT_TRIES; attempt++) {
-		uint16_t port = 0;
-		pid_t pid;
-		int status;
-
-		if ((r = pick_ports(&port)) != 0)
-			return r;
-		if ((pid = spawn(dir, startup, port)) < 0)
-			return smg_err_sys(errno);
-		for (unsigned waited = 0; waited < SWTPM_READY_TIMEOUT_MS; waited += 5) {
-			if (waitpid(pid, &status, WNOHANG) == pid) {
-				if (WIFEXITED(status) && WEXITSTATUS(status) == 127) {
-					smg_err("swtpm: cannot run '%s' (apt-get install "
-						"swtpm)",
-						SWTPM_BIN);
-					return SMG_ERR_NOT_FOUND;
-				}
-				pid = -1; /* lost the port race: try another pair */
-				break;
-			}
-			if (port_accepts((uint16_t)(port + 1)) && port_accepts(port)) {
-				out->pid = pid;
-				out->port = port;
-				out->ctrl_port = (uint16_t)(port + 1);
-				snprintf(out->tcti, sizeof(out->tcti),
-					 "swtpm:host=127.0.0.1,port=%u", port);
-				return SMG_OK;
-			}
-			sleep_ms(5);
-		}
-		if (pid > 0) {
-			kill(pid, SIGKILL);
-			waitpid(pid, &status, 0);
-			smg_err("swtpm: did not come up within %u ms",
-				SWTPM_READY_TIMEOUT_MS);
-			return SMG_ERR_TIMEOUT;
-		}
+	if ((size_t)snprintf(out->sock, sizeof(out->sock), "%s/tpm.sock", dir) >=
+		sizeof(out->sock) - 5 ||
+	    (size_t)snprintf(out->ctrl, sizeof(out->ctrl), "%s/tpm.sock.ctrl", dir) >=
+		sizeof(out->ctrl)) {
+		smg_err("swtpm: %s is too long for a unix socket path", dir);
+		return SMG_ERR_TOO_LONG;
 	}
-	smg_err("swtpm: could not find free loopback ports");
-	return SMG_ERR_BUSY;
+	snprintf(out->tcti, sizeof(out->tcti), "swtpm:path=%s", out->sock);
+	if ((r = private_dir(dir)) != SMG_OK)
+		return r;
+	unlink(out->sock);
+	unlink(out->ctrl);
+	if ((pid = spawn(dir, startup, out)) < 0)
+		return smg_err_sys(errno);
+	for (unsigned waited = 0; waited < SWTPM_READY_TIMEOUT_MS; waited += 5) {
+		if (waitpid(pid, &status, WNOHANG) == pid) {
+			if (WIFEXITED(status) && WEXITSTATUS(status) == 127) {
+				smg_err("swtpm: cannot run '%s' (apt-get install swtpm)",
+					SWTPM_BIN);
+				return SMG_ERR_NOT_FOUND;
+			}
+			smg_err("swtpm: exited at start (see %s/swtpm.log)", dir);
+			return SMG_ERR_BACKEND;
+		}
+		if (path_accepts(out->ctrl) && path_accepts(out->sock)) {
+			out->pid = pid;
+			return SMG_OK;
+		}
+		sleep_ms(5);
+	}
+	kill(pid, SIGKILL);
+	waitpid(pid, &status, 0);
+	smg_err("swtpm: did not come up within %u ms", SWTPM_READY_TIMEOUT_MS);
+	return SMG_ERR_TIMEOUT;
 }
 
 int smg_swtpm_wait_exit(struct smg_swtpm *s, unsigned timeout_ms)

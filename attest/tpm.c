@@ -536,3 +536,82 @@ int smg_tpm_quote(struct smg_tpm *t, uint32_t pcr_mask, const uint8_t *qual,
 	Esys_Free(sig);
 	return r;
 }
+
+int smg_tpm_ak_public(struct smg_tpm *t, uint8_t ak[SMG_P256_POINT_LEN])
+{
+	TPM2B_PUBLIC *pub = NULL;
+	int r;
+
+	if ((r = read_public(t, SMG_TPM_HANDLE_AK, &pub)) != 0) {
+		smg_err(
+		    "tpm: no attestation key at 0x%08x; run `secmig tpm-enroll` first",
+		    SMG_TPM_HANDLE_AK);
+		return r == SMG_ERR_NOT_FOUND ? SMG_ERR_TPM : r;
+	}
+	point_out(&pub->publicArea.unique.ecc, ak);
+	Esys_Free(pub);
+	return SMG_OK;
+}
+
+/* Right-aligned copy of one ECDSA coordinate. */
+static int coord_out(const TPM2B_ECC_PARAMETER *p, uint8_t out[SMG_P256_COORD_LEN])
+{
+	if (p->size > SMG_P256_COORD_LEN)
+		return SMG_ERR_TPM;
+	memset(out, 0, SMG_P256_COORD_LEN);
+	memcpy(out + SMG_P256_COORD_LEN - p->size, p->buffer, p->size);
+	return SMG_OK;
+}
+
+int smg_tpm_sign(struct smg_tpm *t, const uint8_t *msg, size_t len,
+		 uint8_t sig_r[SMG_P256_COORD_LEN], uint8_t sig_s[SMG_P256_COORD_LEN])
+{
+	TPMT_SIG_SCHEME scheme = {.scheme = TPM2_ALG_NULL};
+	TPM2B_MAX_BUFFER data = {0};
+	TPM2B_DIGEST *digest = NULL;
+	TPMT_TK_HASHCHECK *ticket = NULL;
+	TPMT_SIGNATURE *sig = NULL;
+	ESYS_TR key = ESYS_TR_NONE;
+	TSS2_RC rc;
+	int r = SMG_ERR_TPM;
+
+	if (len > sizeof(data.buffer))
+		return SMG_ERR_INVAL;
+	data.size = (UINT16)len;
+	memcpy(data.buffer, msg, len);
+	/* The TPM hashes the message itself: only then does it hand out the
+	 * ticket a restricted key needs, and it refuses to ticket anything
+	 * that begins with TPM_GENERATED_VALUE (a forged quote). */
+	rc = Esys_Hash(t->ectx, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &data,
+		       TPM2_ALG_SHA256, ESYS_TR_RH_OWNER, &digest, &ticket);
+	if (rc != TSS2_RC_SUCCESS)
+		return attest_tss_err("Hash", rc);
+	if (persistent_tr(t, SMG_TPM_HANDLE_AK, &key) != 0) {
+		smg_err(
+		    "tpm: no attestation key at 0x%08x; run `secmig tpm-enroll` first",
+		    SMG_TPM_HANDLE_AK);
+		goto out;
+	}
+	rc = Esys_Sign(t->ectx, key, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, digest,
+		       &scheme, ticket, &sig);
+	if (rc != TSS2_RC_SUCCESS) {
+		attest_tss_err("Sign (AK)", rc);
+		goto out;
+	}
+	if (sig->sigAlg != TPM2_ALG_ECDSA ||
+	    sig->signature.ecdsa.hash != TPM2_ALG_SHA256 ||
+	    coord_out(&sig->signature.ecdsa.signatureR, sig_r) != 0 ||
+	    coord_out(&sig->signature.ecdsa.signatureS, sig_s) != 0) {
+		smg_err("tpm: the AK produced an unexpected signature (alg 0x%x)",
+			sig->sigAlg);
+		goto out;
+	}
+	r = SMG_OK;
+out:
+	if (key != ESYS_TR_NONE)
+		Esys_TR_Close(t->ectx, &key);
+	Esys_Free(digest);
+	Esys_Free(ticket);
+	Esys_Free(sig);
+	return r;
+}

@@ -32,21 +32,13 @@
 #define STATE_MAGIC	 "SMGVTPM1"
 #define STATE_MAGIC_LEN	 8
 
-static int ctrl_connect(uint16_t port)
+static int ctrl_connect(const char *ctrl)
 {
-	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port)};
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	int fd = smg_unix_connect(ctrl);
 
 	if (fd < 0)
-		return smg_err_sys(errno);
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
-		int e = errno;
-		close(fd);
-		smg_err("vtpm: cannot reach swtpm control port %u: %s", port,
-			strerror(e));
-		return smg_err_sys(e);
-	}
+		smg_err("vtpm: cannot reach the swtpm control socket %s: %s", ctrl,
+			smg_strerror(fd));
 	return fd;
 }
 
@@ -88,13 +80,13 @@ static int read_exact(int fd, uint8_t *p, size_t n)
 }
 
 /* One command with a bare 4-byte result, on its own connection. */
-static int simple_cmd(uint16_t port, const uint8_t *req, size_t len, const char *what)
+static int simple_cmd(const char *ctrl, const uint8_t *req, size_t len, const char *what)
 {
 	uint8_t res[4];
 	uint32_t code;
 	int fd, r;
 
-	if ((fd = ctrl_connect(port)) < 0)
+	if ((fd = ctrl_connect(ctrl)) < 0)
 		return fd;
 	if ((r = write_all(fd, req, len)) == 0)
 		r = read_exact(fd, res, sizeof(res));
@@ -133,7 +125,7 @@ int smg_vtpm_parse_getstate_hdr(const uint8_t *buf, size_t len, uint32_t *tpm_re
 	return SMG_OK;
 }
 
-static int get_blob(uint16_t port, uint32_t type, uint8_t **out, size_t *out_len,
+static int get_blob(const char *ctrl, uint32_t type, uint8_t **out, size_t *out_len,
 		    uint32_t *out_flags)
 {
 	uint8_t req[16], hdr[GETSTATE_HDR_LEN], *blob = NULL;
@@ -149,7 +141,7 @@ static int get_blob(uint16_t port, uint32_t type, uint8_t **out, size_t *out_len
 		smg_store_be32(req + 4, 0); /* state as stored (encrypted stays so) */
 		smg_store_be32(req + 8, type);
 		smg_store_be32(req + 12, got);
-		if ((fd = ctrl_connect(port)) < 0) {
+		if ((fd = ctrl_connect(ctrl)) < 0) {
 			r = fd;
 			goto fail;
 		}
@@ -204,14 +196,14 @@ fail:
 	return r;
 }
 
-int smg_vtpm_get_state(uint16_t ctrl_port, struct smg_vtpm_state *out)
+int smg_vtpm_get_state(const char *ctrl, struct smg_vtpm_state *out)
 {
 	int r;
 
 	memset(out, 0, sizeof(*out));
-	if ((r = get_blob(ctrl_port, BLOB_PERMANENT, &out->perm, &out->perm_len,
+	if ((r = get_blob(ctrl, BLOB_PERMANENT, &out->perm, &out->perm_len,
 			  &out->perm_flags)) != 0 ||
-	    (r = get_blob(ctrl_port, BLOB_VOLATILE, &out->vol, &out->vol_len,
+	    (r = get_blob(ctrl, BLOB_VOLATILE, &out->vol, &out->vol_len,
 			  &out->vol_flags)) != 0) {
 		smg_vtpm_state_free(out);
 		return r;
@@ -224,7 +216,7 @@ int smg_vtpm_get_state(uint16_t ctrl_port, struct smg_vtpm_state *out)
 	return SMG_OK;
 }
 
-static int set_blob(uint16_t port, uint32_t type, uint32_t flags, const uint8_t *p,
+static int set_blob(const char *ctrl, uint32_t type, uint32_t flags, const uint8_t *p,
 		    size_t n)
 {
 	uint8_t *req;
@@ -239,7 +231,7 @@ static int set_blob(uint16_t port, uint32_t type, uint32_t flags, const uint8_t 
 	smg_store_be32(req + 8, type);
 	smg_store_be32(req + 12, (uint32_t)n);
 	memcpy(req + 16, p, n);
-	r = simple_cmd(port, req, 16 + n,
+	r = simple_cmd(ctrl, req, 16 + n,
 		       type == BLOB_PERMANENT ? "SET_STATEBLOB(permanent)"
 					      : "SET_STATEBLOB(volatile)");
 	sodium_memzero(req, 16 + n);
@@ -247,30 +239,30 @@ static int set_blob(uint16_t port, uint32_t type, uint32_t flags, const uint8_t 
 	return r;
 }
 
-int smg_vtpm_put_state(uint16_t ctrl_port, const struct smg_vtpm_state *st)
+int smg_vtpm_put_state(const char *ctrl, const struct smg_vtpm_state *st)
 {
 	uint8_t init[8];
 	int r;
 
 	if (st->perm == NULL || st->perm_len == 0)
 		return SMG_ERR_INVAL;
-	if ((r = set_blob(ctrl_port, BLOB_PERMANENT, st->perm_flags, st->perm,
+	if ((r = set_blob(ctrl, BLOB_PERMANENT, st->perm_flags, st->perm,
 			  st->perm_len)) != 0 ||
-	    (st->vol_len > 0 && (r = set_blob(ctrl_port, BLOB_VOLATILE, st->vol_flags,
-					      st->vol, st->vol_len)) != 0))
+	    (st->vol_len > 0 && (r = set_blob(ctrl, BLOB_VOLATILE, st->vol_flags, st->vol,
+					      st->vol_len)) != 0))
 		return r;
 	/* Initialise from the blobs just written: the TPM resumes, no Startup */
 	smg_store_be32(init, CMD_INIT);
 	smg_store_be32(init + 4, 0);
-	return simple_cmd(ctrl_port, init, sizeof(init), "INIT");
+	return simple_cmd(ctrl, init, sizeof(init), "INIT");
 }
 
-int smg_vtpm_shutdown(uint16_t ctrl_port)
+int smg_vtpm_shutdown(const char *ctrl)
 {
 	uint8_t req[4];
 
 	smg_store_be32(req, CMD_SHUTDOWN);
-	return simple_cmd(ctrl_port, req, sizeof(req), "SHUTDOWN");
+	return simple_cmd(ctrl, req, sizeof(req), "SHUTDOWN");
 }
 
 void smg_vtpm_state_free(struct smg_vtpm_state *st)

@@ -50,9 +50,14 @@ enum smg_err {
 	SMG_ERR_STORAGE = -37,
 	SMG_ERR_NBD = -38,
 	SMG_ERR_REPLAY = -39,
-	SMG_ERR_FAULT = -40,	   /* a named fault-injection point fired */
-	SMG_ERR_INTERRUPTED = -41, /* another thread of the session ended a wait */
-	SMG_ERR_MAX_ = -42,
+	SMG_ERR_FAULT = -40,	     /* a named fault-injection point fired */
+	SMG_ERR_INTERRUPTED = -41,   /* another thread of the session ended a wait */
+	SMG_ERR_CANCELLED = -42,     /* the operator cancelled (signal, secmig cancel) */
+	SMG_ERR_CAPACITY = -43,	     /* no room: memory, too many migrations */
+	SMG_ERR_DOMAIN_EXISTS = -44, /* a domain of that name exists there */
+	SMG_ERR_NO_BACKEND = -45,    /* the hypervisor backend is not available */
+	SMG_ERR_DISK_FULL = -46,     /* no space left on a disk (ENOSPC, EDQUOT) */
+	SMG_ERR_MAX_ = -47,
 };
 
 const char *smg_strerror(int err);
@@ -180,6 +185,11 @@ void smg_log_at(enum smg_log_level lvl, const char *file, int line,
 		smg_log_at(lvl, __FILE__, __LINE__, &smg_rl_, __VA_ARGS__); \
 	} while (0)
 
+/* A string a peer chose, fit for a log line or a JSON string: printable
+ * ASCII verbatim, everything else (and '\\', '"') as \u00XX; truncated
+ * to cap. */
+void smg_log_escape(const char *in, char *out, size_t cap);
+
 /* A decimal number with an optional K/M/G/T suffix (powers of 1024, an
  * optional trailing "B" or "iB"); SMG_ERR_INVAL on junk or overflow. */
 int smg_parse_size(const char *s, uint64_t *out);
@@ -189,5 +199,112 @@ uint64_t smg_now_ms(void);
 uint64_t smg_now_ns(void);
 
 #define SMG_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+
+/* ---- host definitions (base/hostdef.c, docs/hostdef.md) ----------------
+ * What this host offers incoming VMs: a storage directory it owns, the
+ * bridges VMs may join, capacity limits, and one block per VM (or glob of
+ * VMs) naming who may bring it, its largest size, the NICs (MAC ranges and
+ * IP prefixes) it may bring and the kernel/firmware this host boots it
+ * with. Backend-generic: sim, xen, qemu and the disk service read it. */
+#define SMG_HOSTDEF_FILE_MAX	 (256 * 1024)
+#define SMG_HOSTDEF_LINE_MAX	 1024
+#define SMG_HOSTDEF_VMS_MAX	 1024
+#define SMG_HOSTDEF_NICS_MAX	 8
+#define SMG_HOSTDEF_BRIDGES_MAX	 16
+#define SMG_HOSTDEF_FROM_MAX	 16
+#define SMG_HOSTDEF_PREFIXES_MAX 8
+#define SMG_HOSTDEF_NAME_MAX	 64
+#define SMG_HOSTDEF_IFNAME_MAX	 16 /* IFNAMSIZ */
+#define SMG_HOSTDEF_PATH_MAX	 256
+#define SMG_HOSTDEF_SIZE_MAX	 (1ull << 50)
+#define SMG_HOSTDEF_VCPUS_MAX	 4096
+#define SMG_HOSTDEF_COUNT_MAX	 4096
+/* Defaults of the limit lines: a receiver that says nothing accepts small
+ * VMs, one at a time per peer. */
+#define SMG_HOSTDEF_VM_MEMORY_DEFAULT	 (16ull << 30)
+#define SMG_HOSTDEF_VM_DISK_DEFAULT	 (1ull << 40)
+#define SMG_HOSTDEF_VM_VCPUS_DEFAULT	 16
+#define SMG_HOSTDEF_VM_DISKS_DEFAULT	 8
+#define SMG_HOSTDEF_TOTAL_MEMORY_DEFAULT (32ull << 30)
+#define SMG_HOSTDEF_TOTAL_DISK_DEFAULT	 (4ull << 40)
+#define SMG_HOSTDEF_SESSIONS_DEFAULT	 4
+#define SMG_HOSTDEF_TYPE_PV		 (1u << 0)
+#define SMG_HOSTDEF_TYPE_PVH		 (1u << 1)
+#define SMG_HOSTDEF_TYPE_HVM		 (1u << 2)
+
+struct smg_hostdef_limits {
+	uint64_t memory, disk; /* bytes; disk: one disk (vm) or the sum */
+	unsigned vcpus, disks, nics, sessions;
+};
+
+struct smg_hostdef_prefix {
+	uint8_t family; /* 4 or 6 */
+	uint8_t len;
+	uint8_t addr[16];
+};
+
+/* A NIC a VM may bring: its MAC must lie in mac/mac_bits, each of its
+ * addresses in one of the prefixes; it joins `bridge`. */
+struct smg_hostdef_nic {
+	char bridge[SMG_HOSTDEF_IFNAME_MAX];
+	bool has_mac;
+	uint8_t mac[6];
+	uint8_t mac_bits;
+	unsigned n_prefix;
+	struct smg_hostdef_prefix prefix[SMG_HOSTDEF_PREFIXES_MAX];
+};
+
+struct smg_hostdef_vm {
+	char pattern[SMG_HOSTDEF_NAME_MAX]; /* fnmatch glob on the domain name */
+	unsigned n_from;		    /* 0: any peer the policy lets send */
+	char from[SMG_HOSTDEF_FROM_MAX][SMG_HOSTDEF_NAME_MAX];
+	struct smg_hostdef_limits max; /* 0 fields: the host's "limit vm" */
+	unsigned n_nics;
+	struct smg_hostdef_nic nics[SMG_HOSTDEF_NICS_MAX];
+	char kernel[SMG_HOSTDEF_PATH_MAX], ramdisk[SMG_HOSTDEF_PATH_MAX];
+	char cmdline[SMG_HOSTDEF_PATH_MAX], firmware[SMG_HOSTDEF_PATH_MAX];
+	unsigned types; /* SMG_HOSTDEF_TYPE_* (default pvh, hvm) */
+	bool vtpm;	/* this host gives it a vTPM (its own swtpm) */
+};
+
+struct smg_hostdef {
+	char storage[SMG_HOSTDEF_PATH_MAX]; /* incoming disk images, our names */
+	unsigned n_bridges;
+	char bridges[SMG_HOSTDEF_BRIDGES_MAX][SMG_HOSTDEF_IFNAME_MAX];
+	struct smg_hostdef_limits vm;	 /* largest single VM */
+	struct smg_hostdef_limits total; /* every incoming VM at once */
+	struct smg_hostdef_limits peer;	 /* per source peer at once */
+	unsigned n_vms;
+	struct smg_hostdef_vm *vms;
+};
+
+/* Parse (pure, fuzzed: fuzz_hostdef). SMG_ERR_CONFIG with "NAME:LINE: what". */
+int smg_hostdef_parse(const char *text, size_t len, const char *name,
+		      struct smg_hostdef **out, char *err, size_t err_len);
+/* Load a file: refused (SMG_ERR_PERM) if group/world-writable. */
+int smg_hostdef_load(const char *path, struct smg_hostdef **out, char *err,
+		     size_t err_len);
+void smg_hostdef_free(struct smg_hostdef *d);
+/* First vm block whose pattern matches domain and that lets peer bring it. */
+const struct smg_hostdef_vm *smg_hostdef_find(const struct smg_hostdef *d,
+					      const char *domain, const char *peer);
+bool smg_hostdef_nic_mac_ok(const struct smg_hostdef_nic *n, const uint8_t mac[6]);
+bool smg_hostdef_nic_ip_ok(const struct smg_hostdef_nic *n, int family,
+			   const uint8_t *addr);
+
+/* 1..max-1 bytes of [A-Za-z0-9._-], not starting with '.' or '-'. */
+bool smg_name_ok(const char *s, size_t max);
+/* "52:54:00:12:34:56" (exactly). */
+int smg_mac_parse(const char *s, uint8_t mac[6]);
+
+/* Files this host trusts (keys, peers, policy, definitions): a regular
+ * file, owned by us or root, not writable by group or others, else
+ * SMG_ERR_PERM with the reason in err. Read whole, at most cap bytes. */
+int smg_file_check_private(int fd, const char *path, char *err, size_t err_len);
+int smg_file_read_private(const char *path, size_t cap, char **text, size_t *len,
+			  char *err, size_t err_len);
+/* A local socket's peer (SO_PEERCRED) runs as root or as us: the only
+ * clients a root-only service (sim host, disk service, NBD) serves. */
+bool smg_peer_is_owner(int fd);
 
 #endif

@@ -48,6 +48,11 @@ static const char *const messages[] = {
     [-SMG_ERR_REPLAY] = "replay detected",
     [-SMG_ERR_FAULT] = "injected fault",
     [-SMG_ERR_INTERRUPTED] = "wait interrupted",
+    [-SMG_ERR_CANCELLED] = "cancelled by the operator",
+    [-SMG_ERR_CAPACITY] = "no room (memory or too many migrations)",
+    [-SMG_ERR_DOMAIN_EXISTS] = "a domain of that name already exists",
+    [-SMG_ERR_NO_BACKEND] = "hypervisor backend not available",
+    [-SMG_ERR_DISK_FULL] = "no space left on the disk",
 };
 
 _Static_assert(SMG_ARRAY_LEN(messages) == (size_t)-SMG_ERR_MAX_,

@@ -128,3 +128,29 @@ void smg_log_at(enum smg_log_level lvl, const char *file, int line,
 out:
 	pthread_mutex_unlock(&log_lock);
 }
+
+void smg_log_escape(const char *in, char *out, size_t cap)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t o = 0;
+
+	if (cap == 0)
+		return;
+	for (const unsigned char *c = (const unsigned char *)(in != NULL ? in : "");
+	     *c != '\0'; c++) {
+		bool plain = *c >= 0x20 && *c < 0x7f && *c != '\\' && *c != '"';
+		size_t need = plain ? 1 : 6;
+
+		if (o + need + 1 > cap)
+			break;
+		if (plain) {
+			out[o++] = (char)*c;
+		} else { /* \u00XX: readable, and valid inside a JSON string */
+			memcpy(out + o, "\\u00", 4);
+			out[o + 4] = hex[*c >> 4];
+			out[o + 5] = hex[*c & 15];
+			o += 6;
+		}
+	}
+	out[o] = '\0';
+}

@@ -92,16 +92,17 @@ for i in $(seq "$RUNS"); do
 	to=$([ $from = src ] && echo dst || echo src)
 	if [ $to = dst ]; then
 		start_recv
-		sargs=(--state-dir "$A" --name src "${NETA[@]}")
+		sargs=(--state-dir "$A" --name src --peer dst "${NETA[@]}")
 		rhost=$NB_DST4
 	else
 		rm -f "$T/recv.all"
 		nb_bg src "$T/recv.all" "$S" recv --listen "$NB_SRC4:0" --once --json \
-			--state-dir "$A" --name src "${NETA[@]}"
+			--state-dir "$A" --name src "${NETA[@]}" --insecure-software-mode \
+			--defs "$A/defs"
 		RECV_PID=$NB_PID
 		wait_for "$T/recv.all" '"event":"listening"' 200
 		PORT=$(sed -n 's/.*"event":"listening".*"port":\([0-9]*\).*/\1/p' "$T/recv.all")
-		sargs=(--state-dir "$B" --name dst "${NETB[@]}")
+		sargs=(--state-dir "$B" --name dst --peer src "${NETB[@]}")
 		rhost=$NB_SRC4
 	fi
 	nb_bg sw "$T/fdb" "$S" -q net fdb-wait --bridge br0 --port "sw-$to" --mac "$NB_VM_MAC" \

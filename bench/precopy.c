@@ -175,13 +175,33 @@ static int setup(void)
 	snprintf(path, sizeof(path), "%s/peers", B.b);
 	snprintf(line, sizeof(line), "src %s\n", pa);
 	write_file(path, line);
+	/* B's host definitions (docs/hostdef.md): any VM from src, big ones */
+	char defs[160], dtext[256];
+	snprintf(defs, sizeof(defs), "%s/defs", B.b);
+	snprintf(dtext, sizeof(dtext),
+		 "storage %s\nlimit vm memory=64G\nlimit total memory=64G\n"
+		 "vm *\n  from src\n",
+		 B.b);
+	write_file(defs, dtext);
 	char *ha[] = {"secmig", "--quiet", "sim", "host", "--state-dir", B.a, NULL};
 	char *hb[] = {"secmig", "--quiet", "sim", "host", "--state-dir", B.b, NULL};
 	char ch[8];
 	snprintf(ch, sizeof(ch), "%u", B.channels);
-	char *rv[] = {"secmig",	     "--quiet", "recv",	       "--listen",
-		      "127.0.0.1:0", "--json",	"--state-dir", B.b,
-		      "--name",	     "dst",	"--channels",  ch,
+	char *rv[] = {"secmig",
+		      "--quiet",
+		      "recv",
+		      "--listen",
+		      "127.0.0.1:0",
+		      "--json",
+		      "--state-dir",
+		      B.b,
+		      "--name",
+		      "dst",
+		      "--channels",
+		      ch,
+		      "--insecure-software-mode",
+		      "--defs",
+		      defs,
 		      NULL};
 	B.ha = spawn(ha, NULL);
 	B.hb = spawn(hb, NULL);
@@ -364,6 +384,8 @@ static void run_one(struct row *r)
 	struct smg_send_opts o = {.backend = "sim",
 				  .domain = "bench-vm",
 				  .auto_converge = true,
+				  /* a figure, not a verdict: never abort on the budget */
+				  .on_no_converge = SMG_NOCONV_EXTEND,
 				  .rule = r->rule};
 	struct smg_session *s;
 	const char *wl = r->rate_mb == 0 ? "idle" : r->pattern;

@@ -20,7 +20,10 @@ enum smg_exit {
 	SMG_EXIT_IN_DOUBT = 9,	    /* link lost after COMMIT; run resolve */
 	SMG_EXIT_PROTOCOL = 10,	    /* peer broke the protocol; source running */
 	SMG_EXIT_CONFIG = 11,	    /* bad configuration or key file */
-	SMG_EXIT_BACKEND = 12,	    /* hypervisor backend failed */
+	SMG_EXIT_BACKEND = 12,	    /* hypervisor backend failed or missing */
+	SMG_EXIT_CANCELLED = 13,    /* cancelled before COMMIT; source VM running */
+	SMG_EXIT_CAPACITY = 14,	    /* no room on the destination; source running */
+	SMG_EXIT_EXISTS = 15,	    /* domain name taken on the destination */
 };
 
 /* Map an smg_err to the exit code an operator sees. */
@@ -47,10 +50,18 @@ int smg_cmd_net(int argc, char **argv);
 int smg_cmd_tpm_enroll(int argc, char **argv);
 int smg_cmd_config(int argc, char **argv);
 int smg_cmd_sim(int argc, char **argv);
+int smg_cmd_qemu(int argc, char **argv);
+int smg_cmd_disk(int argc, char **argv);
 int smg_cmd_send(int argc, char **argv);
 int smg_cmd_recv(int argc, char **argv);
 int smg_cmd_resolve(int argc, char **argv);
 int smg_cmd_demo(int argc, char **argv);
 int smg_cmd_keygen(int argc, char **argv);
+int smg_cmd_status(int argc, char **argv);
+int smg_cmd_cancel(int argc, char **argv);
+int smg_cmd_tune(int argc, char **argv);
+int smg_cmd_audit(int argc, char **argv);
+int smg_cmd_ticket(int argc, char **argv);
+int smg_cmd_operator(int argc, char **argv);
 
 #endif

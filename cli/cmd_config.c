@@ -14,8 +14,20 @@ int smg_cmd_config(int argc, char **argv)
 	char err[512];
 	size_t senders = 0;
 
+	if (argc == 4 && strcmp(argv[1], "check") == 0 &&
+	    strcmp(argv[2], "--defs") == 0) {
+		struct smg_hostdef *d = NULL;
+		if (smg_hostdef_load(argv[3], &d, err, sizeof(err)) != 0) {
+			fprintf(stderr, "secmig: %s\n", err);
+			return SMG_EXIT_CONFIG;
+		}
+		printf("%s: ok: storage %s, %u bridge(s), %u vm definition(s)\n", argv[3],
+		       d->storage, d->n_bridges, d->n_vms);
+		smg_hostdef_free(d);
+		return SMG_EXIT_OK;
+	}
 	if (argc != 3 || strcmp(argv[1], "check") != 0)
-		return smg_cli_usage_error(cmd, "expected: config check FILE");
+		return smg_cli_usage_error(cmd, "expected: config check [--defs] FILE");
 	if (smg_policy_load(argv[2], &pol, err, sizeof(err)) != 0) {
 		fprintf(stderr, "secmig: %s\n", err);
 		return SMG_EXIT_CONFIG;

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "attest/attest.h"
+#include "audit/audit.h"
 #include "base/base.h"
 #include "cli/cli.h"
 #include "cli/host_tpm.h"
@@ -83,7 +84,7 @@ static int wait_host(const char *dir)
 static int write_file(const char *path, const char *text, mode_t mode)
 {
 	FILE *f;
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, mode);
 
 	if (fd < 0 || (f = fdopen(fd, "w")) == NULL) {
 		if (fd >= 0)
@@ -158,10 +159,21 @@ static int make_tpms(struct demo *d)
 		 d->tpm_src.tcti, block_dst);
 	if ((r = write_file(dir, pol, 0600)) != SMG_OK)
 		return r;
+	/* Host B's own definition of what it accepts (docs/hostdef.md). */
+	snprintf(dir, sizeof(dir), "%s/defs", d->dst);
+	snprintf(pol, sizeof(pol),
+		 "storage %s\nbridge demo-br\nlimit total memory=64G\n"
+		 "vm demo-vm\n  from demo-src\n  memory 64G\n  vtpm yes\n"
+		 "  nic bridge=demo-br mac=52:54:00:5e:c0:01 ip=192.0.2.0/24 "
+		 "ip=2001:db8::/64\n",
+		 d->dst);
+	if ((r = write_file(dir, pol, 0600)) != SMG_OK)
+		return r;
 	snprintf(dir, sizeof(dir), "%s/policy", d->dst);
 	snprintf(pol, sizeof(pol),
-		 "host demo-dst\ntcti %s\nlabel region=demo\n%s  send demo-vm\n",
-		 d->tpm_dst.tcti, block_src);
+		 "host demo-dst\ntcti %s\ndefs %s/defs\nlabel region=demo\n%s  send "
+		 "demo-vm\n",
+		 d->tpm_dst.tcti, d->dst, block_src);
 	return write_file(dir, pol, 0600);
 }
 
@@ -289,12 +301,19 @@ static int run(struct demo *d, struct smg_cli_out *out, struct smg_mig_stats *st
 	if ((r = smg_cli_ident_load(&ci, d->src, NULL, NULL, "demo-src")) != SMG_OK)
 		return r;
 	ci.so.channels = d->channels;
+	ci.so.expect_peer = "demo-dst"; /* pinned, like secmig send */
 	snprintf(pol, sizeof(pol), "%s/policy", d->src);
 	if ((r = smg_cli_tpm_load(&tpm, pol, NULL, &ci.so)) != SMG_OK) {
 		smg_cli_ident_free(&ci);
 		return r;
 	}
 	so.policy = tpm.policy;
+	if ((r = smg_cli_audit_open(&so.audit, d->src, NULL, &ci, &tpm, pol)) != SMG_OK) {
+		smg_cli_tpm_free(&tpm);
+		smg_cli_ident_free(&ci);
+		return r;
+	}
+	out->auth = tpm.tpm_mode ? "tpm" : "software";
 	snprintf(to, sizeof(to), "127.0.0.1:%u", port);
 	so.bopts.state_dir = d->src;
 	so.peer = to;
@@ -308,6 +327,7 @@ static int run(struct demo *d, struct smg_cli_out *out, struct smg_mig_stats *st
 		else
 			smg_session_free(s);
 	}
+	smg_audit_close(so.audit);
 	smg_cli_tpm_free(&tpm);
 	smg_cli_ident_free(&ci);
 	if (r != SMG_OK)

@@ -285,6 +285,21 @@ static int net_fdb_wait(int argc, char **argv)
 	return SMG_EXIT_OK;
 }
 
+/* secmig net vif-name DOMAIN [INDEX]: the host-side vif name secmig uses
+ * for a domain's NIC (what a hotplug script must create). */
+static int net_vif_name(int argc, char **argv)
+{
+	char vif[SMG_NETID_IFNAME_MAX];
+	unsigned long idx = argc == 3 ? strtoul(argv[2], NULL, 10) : 0;
+
+	if (argc < 2 || argc > 3 || idx > 9 || !smg_name_ok(argv[1], SMG_DOMAIN_NAME_MAX))
+		return smg_cli_usage_error(smg_cmd_find("net"),
+					   "usage: net vif-name DOMAIN [INDEX 0..9]");
+	smg_netid_vif_name(argv[1], (unsigned)idx, vif);
+	printf("%s\n", vif);
+	return SMG_EXIT_OK;
+}
+
 int smg_cmd_net(int argc, char **argv)
 {
 	static const struct {
@@ -294,7 +309,7 @@ int smg_cmd_net(int argc, char **argv)
 	    {"nic", net_nic},		{"announce", net_announce},
 	    {"fdb-wait", net_fdb_wait}, {"capture", smg_net_capture},
 	    {"probe", smg_net_probe},	{"udp-echo", smg_net_udp_echo},
-	    {"proxy", smg_net_proxy},
+	    {"proxy", smg_net_proxy},	{"vif-name", net_vif_name},
 	};
 
 	if (argc < 2)

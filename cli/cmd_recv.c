@@ -3,12 +3,14 @@
  * session in the foreground and exits with its code. */
 #include <errno.h>
 #include <getopt.h>
+#include <json-c/json.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "audit/audit.h"
 #include "base/base.h"
 #include "cli/cli.h"
 #include "cli/host_tpm.h"
@@ -47,6 +49,7 @@ static int usage(const char *fmt, const char *arg)
 struct recv_ctx {
 	struct smg_recv_opts ro;
 	struct smg_cli_out out;
+	struct smg_ctl_server *ctl; /* secmig status / cancel see our sessions */
 	pthread_mutex_t lock;
 	unsigned active, max;
 };
@@ -60,17 +63,23 @@ static int serve_one(struct recv_ctx *ctx, struct smg_session *s)
 {
 	struct smg_mig_stats st;
 	struct smg_recv_opts ro = ctx->ro;
+	struct smg_live *live = NULL;
 	int r, code;
 
 	ro.event_arg = &ctx->out;
 	ro.announce_arg = &ctx->out;
+	if (smg_live_new("recv", &live) == SMG_OK &&
+	    smg_ctl_server_add(ctx->ctl, live) == SMG_OK)
+		ro.live = live;
 	r = smg_engine_serve(s, &ro, &st);
+	smg_ctl_server_remove(ctx->ctl, live);
 	if (r == SMG_OK)
 		smg_session_close(s);
 	else
 		smg_session_free(s);
+	smg_live_free(live);
 	code = smg_exit_from_err(r);
-	if (st.migration_id[0] != '\0') {
+	if (st.migration_id[0] != '\0' || st.detail[0] != '\0') {
 		pthread_mutex_lock(&ctx->lock);
 		smg_cli_result(&ctx->out, &st, code);
 		pthread_mutex_unlock(&ctx->lock);
@@ -157,11 +166,14 @@ int smg_cmd_recv(int argc, char **argv)
 	    {"peers", required_argument, NULL, 'p'},
 	    {"name", required_argument, NULL, 'n'},
 	    {"check-memory", no_argument, NULL, 'C'},
-	    {"disk-dir", required_argument, NULL, 1000},
+	    {"disk-socket", required_argument, NULL, 1000},
 	    {"policy", required_argument, NULL, 1100},
 	    {"tcti", required_argument, NULL, 1101},
+	    {"operators", required_argument, NULL, 1201},
 	    {"progress-timeout", required_argument, NULL, 1102},
 	    {"session-timeout", required_argument, NULL, 1103},
+	    {"defs", required_argument, NULL, 1104},
+	    {"insecure-software-mode", no_argument, NULL, 1105},
 	    {"help", no_argument, NULL, 'h'},
 	    SMG_CLI_NET_OPTIONS,
 	    {NULL, 0, NULL, 0},
@@ -169,9 +181,9 @@ int smg_cmd_recv(int argc, char **argv)
 	struct recv_ctx ctx = {.lock = PTHREAD_MUTEX_INITIALIZER,
 			       .max = RECV_CONCURRENT_DEFAULT};
 	const char *listen = NULL, *dir = NULL, *key = NULL, *peers = NULL, *name = NULL;
-	const char *policy = NULL, *tcti = NULL;
+	const char *policy = NULL, *tcti = NULL, *defs = NULL, *operators = NULL;
 	unsigned channels = SMG_CHANNELS_MAX;
-	bool once = false, json = false;
+	bool once = false, json = false, insecure = false;
 	struct smg_netid_host net;
 	unsigned io_timeout = 0, progress_timeout = 0, session_timeout = 0;
 	char host[SMG_CLI_HOST_MAX];
@@ -221,13 +233,22 @@ int smg_cmd_recv(int argc, char **argv)
 			name = optarg;
 			break;
 		case 1000:
-			ctx.ro.disk_dir = optarg;
+			ctx.ro.disk_socket = optarg;
 			break;
 		case 1100:
 			policy = optarg;
 			break;
 		case 1101:
 			tcti = optarg;
+			break;
+		case 1201:
+			operators = optarg;
+			break;
+		case 1104:
+			defs = optarg;
+			break;
+		case 1105:
+			insecure = true;
 			break;
 		case 'C':
 			ctx.ro.check_memory = true;
@@ -270,6 +291,14 @@ int smg_cmd_recv(int argc, char **argv)
 		return usage("unexpected argument '%s'", argv[optind]);
 	if (listen == NULL)
 		return usage("recv needs --listen ADDR[:PORT]%s", "");
+	bool known = false;
+	for (const char *const *b = smg_engine_backend_names(); *b != NULL; b++)
+		known |= strcmp(*b, ctx.ro.backend) == 0;
+	if (!known) {
+		fprintf(stderr, "secmig: backend '%s' is not built in (secmig version)\n",
+			ctx.ro.backend);
+		return SMG_EXIT_BACKEND;
+	}
 	if (smg_cli_parse_addr(listen, host, sizeof(host), &port) != SMG_OK)
 		return usage("--listen: ADDR[:PORT], not '%s'", listen);
 	dir = smg_cli_state_dir(dir);
@@ -283,8 +312,25 @@ int smg_cmd_recv(int argc, char **argv)
 	struct smg_cli_ident ci;
 	struct smg_cli_tpm tpm;
 	struct smg_listener *l;
+	struct smg_hostdef *hd = NULL;
+	struct smg_capacity *cap = NULL;
+	char err[512];
 	int r, code;
 
+	/* Secure by default: no policy means no ACL, no placement and no
+	 * attestation; only an explicit opt-in runs like that. */
+	if (policy == NULL && !insecure) {
+		fprintf(
+		    stderr,
+		    "secmig recv: no --policy FILE: refusing to accept migrations "
+		    "without an access policy (a lab without TPMs: 'mode software' in "
+		    "the policy, or --insecure-software-mode)\n");
+		return SMG_EXIT_CONFIG;
+	}
+	if (insecure && policy == NULL)
+		smg_warn("--insecure-software-mode: any enrolled peer may send any VM "
+			 "that matches the host definitions; no TPM binding, no "
+			 "attestation, no ACL");
 	signal(SIGPIPE, SIG_IGN);
 	if (smg_cli_ident_load(&ci, dir, key, peers, name) != SMG_OK)
 		return SMG_EXIT_CONFIG;
@@ -298,23 +344,70 @@ int smg_cmd_recv(int argc, char **argv)
 		return smg_exit_from_err(r);
 	}
 	ctx.ro.policy = tpm.policy;
+	ctx.out.auth = tpm.tpm_mode ? "tpm" : "software";
+	if (defs == NULL && tpm.policy != NULL && tpm.policy->defs[0] != '\0')
+		defs = tpm.policy->defs;
+	if (defs == NULL)
+		snprintf(err, sizeof(err),
+			 "no host definitions: --defs FILE or 'defs FILE' in the policy "
+			 "(docs/hostdef.md)");
+	if (defs == NULL || smg_hostdef_load(defs, &hd, err, sizeof(err)) != SMG_OK ||
+	    smg_capacity_new(hd, &cap) != SMG_OK) {
+		fprintf(stderr, "secmig recv: %s\n", err);
+		smg_capacity_free(cap);
+		smg_hostdef_free(hd);
+		smg_cli_tpm_free(&tpm);
+		smg_cli_ident_free(&ci);
+		return SMG_EXIT_CONFIG;
+	}
+	ctx.ro.defs = hd;
+	ctx.ro.capacity = cap;
+	if ((r = smg_cli_audit_open(&ctx.ro.audit, dir, operators, &ci, &tpm, policy)) !=
+	    SMG_OK) {
+		smg_capacity_free(cap);
+		smg_hostdef_free(hd);
+		smg_cli_tpm_free(&tpm);
+		smg_cli_ident_free(&ci);
+		return SMG_EXIT_CONFIG;
+	}
+	ci.so.on_refused = smg_audit_on_refused; /* suspicious activity */
+	ci.so.refused_arg = ctx.ro.audit;
 	if ((r = smg_listener_open(host, port, &l)) != SMG_OK) {
 		fprintf(stderr, "secmig: cannot listen on %s: %s\n", listen,
 			smg_strerror(r));
+		smg_audit_close(ctx.ro.audit);
+		smg_capacity_free(cap);
+		smg_hostdef_free(hd);
 		smg_cli_tpm_free(&tpm);
 		smg_cli_ident_free(&ci);
 		return SMG_EXIT_NETWORK;
 	}
-	if (json)
-		printf("{\"event\":\"listening\",\"host\":\"%s\",\"port\":%u}\n", host,
-		       smg_listener_port(l));
-	else
-		printf("secmig recv: listening on %s port %u\n", host,
-		       smg_listener_port(l));
-	fflush(stdout);
+	if (smg_ctl_server_start(dir, &ctx.ctl) != SMG_OK)
+		smg_warn("no control socket: secmig status/cancel will not see this "
+			 "receiver's migrations");
+	/* The name sources must enrol us under (their peers file): a mismatch
+	 * fails their handshake, so say it where the operator looks. */
+	if (json) {
+		json_object *j = json_object_new_object();
+		json_object_object_add(j, "event", json_object_new_string("listening"));
+		json_object_object_add(j, "host", json_object_new_string(host));
+		json_object_object_add(j, "port",
+				       json_object_new_int(smg_listener_port(l)));
+		json_object_object_add(j, "name", json_object_new_string(ci.name));
+		smg_cli_emit_json(&ctx.out, j);
+	} else {
+		printf("secmig recv: listening on %s port %u as '%s' (sources enrol this "
+		       "host under that name)\n",
+		       host, smg_listener_port(l), ci.name);
+		fflush(stdout);
+	}
 	smg_notify_ready("listening");
 	code = serve_loop(&ctx, l, &ci.so, once);
+	smg_ctl_server_stop(ctx.ctl);
 	smg_listener_close(l);
+	smg_audit_close(ctx.ro.audit);
+	smg_capacity_free(cap);
+	smg_hostdef_free(hd);
 	smg_cli_tpm_free(&tpm);
 	smg_cli_ident_free(&ci);
 	return code;

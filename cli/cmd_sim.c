@@ -1,4 +1,5 @@
 /* `secmig sim`: run a sim host and manage its domains. */
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +17,8 @@ static int usage(const char *fmt, const char *arg)
 	return smg_cli_usage_error(smg_cmd_find("sim"), fmt, arg);
 }
 
+#define SIM_START_WAIT_MS 3000
+
 static int host_call(const char *where, const char *req, const void *payload, size_t plen,
 		     bool print)
 {
@@ -24,7 +27,16 @@ static int host_call(const char *where, const char *req, const void *payload, si
 
 	if (reply == NULL)
 		return SMG_EXIT_FAIL;
-	if ((r = smg_sim_client_connect(where, &fd)) != SMG_OK) {
+	/* A host started a moment ago (`secmig sim host &` on the line before)
+	 * may not have bound its socket yet: give it a few seconds. */
+	for (int i = 0; i < SIM_START_WAIT_MS / 50; i++) {
+		if ((r = smg_sim_client_connect(where, &fd)) == SMG_OK ||
+		    r != SMG_ERR_SYS ||
+		    (smg_err_errno() != ENOENT && smg_err_errno() != ECONNREFUSED))
+			break;
+		usleep(50000);
+	}
+	if (r != SMG_OK) {
 		fprintf(stderr,
 			"secmig: no sim host at %s: %s (start one with "
 			"'secmig sim host --state-dir DIR')\n",

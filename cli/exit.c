@@ -22,8 +22,15 @@ int smg_exit_from_err(int err)
 	case SMG_ERR_SYS:
 	case SMG_ERR_CUT:
 	case SMG_ERR_ABORTED:
-	case SMG_ERR_BUSY:
 		return SMG_EXIT_NETWORK;
+	case SMG_ERR_CANCELLED:
+		return SMG_EXIT_CANCELLED;
+	case SMG_ERR_BUSY:
+	case SMG_ERR_CAPACITY:
+	case SMG_ERR_DISK_FULL:
+		return SMG_EXIT_CAPACITY;
+	case SMG_ERR_DOMAIN_EXISTS:
+		return SMG_EXIT_EXISTS;
 	case SMG_ERR_INTEGRITY:
 		return SMG_EXIT_INTEGRITY;
 	case SMG_ERR_NOT_CONVERGED:
@@ -46,6 +53,7 @@ int smg_exit_from_err(int err)
 		return SMG_EXIT_CONFIG;
 	case SMG_ERR_BACKEND:
 	case SMG_ERR_NOT_FOUND:
+	case SMG_ERR_NO_BACKEND:
 		return SMG_EXIT_BACKEND;
 	default:
 		return SMG_EXIT_FAIL;
@@ -55,9 +63,9 @@ int smg_exit_from_err(int err)
 const char *smg_exit_name(int code)
 {
 	static const char *const names[] = {
-	    "ok",	"fail",	   "usage",	"auth",		 "attest",
-	    "policy",	"network", "integrity", "not_converged", "in_doubt",
-	    "protocol", "config",  "backend",
+	    "ok",      "fail",	    "usage",	     "auth",	 "attest",   "policy",
+	    "network", "integrity", "not_converged", "in_doubt", "protocol", "config",
+	    "backend", "cancelled", "capacity",	     "exists",
 	};
 
 	if (code < 0 || (size_t)code >= SMG_ARRAY_LEN(names))

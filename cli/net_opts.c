@@ -1,5 +1,6 @@
 /* The --net-* options of send and recv, and how recv prints the
  * network clean-up's events. */
+#include <json-c/json.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,11 +38,12 @@ int smg_cli_io_timeout(const char *arg, unsigned *out)
 void smg_cli_announce_event(void *arg, const char *json)
 {
 	struct smg_cli_out *o = arg;
+	json_object *j;
 
-	/* One fprintf per line: stdio's lock keeps it whole next to the
-	 * engine's own events printed from the main thread. */
-	if (o->json) {
-		fprintf(o->f, "%s\n", json);
-		fflush(o->f);
-	}
+	/* From the announcement thread: one whole line through the stream's
+	 * lock, next to the engine's own events from the main thread. */
+	if (!o->json || (j = json_tokener_parse(json)) == NULL)
+		return;
+	json_object_object_add(j, "role", json_object_new_string(o->role));
+	smg_cli_emit_json(o, j);
 }

@@ -1,4 +1,8 @@
-/* Progress and outcome output for the migration subcommands. */
+/* Progress and outcome output of the migration subcommands: JSON lines
+ * built with json-c (docs/events.md is their schema), or a live progress
+ * line on a terminal, and the final result line, always flushed. */
+#include <json-c/json.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -6,83 +10,6 @@
 #include "base/base.h"
 #include "cli/cli.h"
 #include "cli/migrate.h"
-
-int smg_cli_parse_addr(const char *s, char *host, size_t hlen, uint16_t *port)
-{
-	const char *colon, *h = s;
-	size_t n;
-
-	*port = SMG_DEFAULT_PORT;
-	if (s[0] == '[') {
-		const char *e = strchr(s, ']');
-		if (e == NULL)
-			return SMG_ERR_INVAL;
-		h = s + 1;
-		n = (size_t)(e - h);
-		colon = e[1] == ':' ? e + 1 : NULL;
-		if (e[1] != '\0' && colon == NULL)
-			return SMG_ERR_INVAL;
-	} else {
-		colon = strrchr(s, ':');
-		if (colon != NULL && strchr(s, ':') != colon)
-			colon = NULL; /* a bare IPv6 address */
-		n = colon != NULL ? (size_t)(colon - s) : strlen(s);
-	}
-	if (n == 0 || n >= hlen)
-		return SMG_ERR_INVAL;
-	memcpy(host, h, n);
-	host[n] = '\0';
-	if (colon != NULL) {
-		char *end;
-		unsigned long p = strtoul(colon + 1, &end, 10);
-		if (colon[1] == '\0' || *end != '\0' || p > 65535)
-			return SMG_ERR_INVAL;
-		*port = (uint16_t)p;
-	}
-	return SMG_OK;
-}
-
-const char *smg_cli_state_dir(const char *opt)
-{
-	const char *env = getenv("SECMIG_STATE_DIR");
-
-	return opt != NULL ? opt : env != NULL ? env : SMG_CLI_DEFAULT_DIR;
-}
-
-int smg_cli_ident_load(struct smg_cli_ident *ci, const char *dir, const char *key,
-		       const char *peers, const char *name)
-{
-	char kp[512], pp[512];
-	int r;
-
-	memset(ci, 0, sizeof(*ci));
-	snprintf(kp, sizeof(kp), "%s/host.key", dir);
-	snprintf(pp, sizeof(pp), "%s/peers", dir);
-	if ((r = smg_identity_load(key != NULL ? key : kp, &ci->id)) != SMG_OK) {
-		fprintf(stderr,
-			"secmig: identity %s: %s (create one with 'secmig keygen')\n",
-			key != NULL ? key : kp, smg_strerror(r));
-		return r;
-	}
-	if ((r = smg_peers_load(peers != NULL ? peers : pp, &ci->peers)) != SMG_OK) {
-		fprintf(stderr, "secmig: peers file %s: %s\n", peers != NULL ? peers : pp,
-			smg_strerror(r));
-		smg_identity_free(ci->id);
-		ci->id = NULL;
-		return r;
-	}
-	ci->so.identity = ci->id;
-	ci->so.peers = ci->peers;
-	ci->so.name = name;
-	return SMG_OK;
-}
-
-void smg_cli_ident_free(struct smg_cli_ident *ci)
-{
-	smg_peers_free(ci->peers);
-	smg_identity_free(ci->id);
-	memset(ci, 0, sizeof(*ci));
-}
 
 void smg_cli_out_init(struct smg_cli_out *o, FILE *f, bool json, const char *role)
 {
@@ -92,6 +19,30 @@ void smg_cli_out_init(struct smg_cli_out *o, FILE *f, bool json, const char *rol
 	o->tty = !json && isatty(fileno(stderr));
 	o->role = role;
 	o->handshake_ms = -1;
+	o->auth = "software";
+}
+
+/* A write that fails means nobody reads us any more. */
+static void check_stream(struct smg_cli_out *o, FILE *f)
+{
+	if (o->broken || (fflush(f) == 0 && !ferror(f)))
+		return;
+	o->broken = true;
+	if (o->lost != NULL)
+		o->lost(o->lost_arg);
+}
+
+void smg_cli_emit_json(struct smg_cli_out *o, void *obj)
+{
+	const char *text;
+
+	if (!o->broken) {
+		text = json_object_to_json_string_ext(
+		    obj, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+		fprintf(o->f, "%s\n", text);
+		check_stream(o, o->f);
+	}
+	json_object_put(obj);
 }
 
 static double mb(double bytes)
@@ -99,73 +50,154 @@ static double mb(double bytes)
 	return bytes / 1e6;
 }
 
-static void progress_line(struct smg_cli_out *o, const struct smg_event *ev)
+/* A double with a fixed number of decimals (json-c prints its own). */
+static json_object *jnum(double v, int decimals)
+{
+	char text[48];
+
+	if (!isfinite(v))
+		return NULL;
+	snprintf(text, sizeof(text), "%.*f", decimals, v);
+	return json_object_new_double_s(strtod(text, NULL), text);
+}
+
+static void put(json_object *o, const char *k, json_object *v)
+{
+	json_object_object_add(o, k, v);
+}
+
+static void put_s(json_object *o, const char *k, const char *v)
+{
+	put(o, k, json_object_new_string(v));
+}
+
+static void put_u(json_object *o, const char *k, uint64_t v)
+{
+	put(o, k, json_object_new_uint64(v));
+}
+
+static json_object *event_new(const struct smg_cli_out *o, const char *event,
+			      const struct smg_event *ev)
+{
+	json_object *j = json_object_new_object();
+
+	put_s(j, "event", event);
+	put_s(j, "role", o->role);
+	put_s(j, "phase", smg_phase_name(ev->phase));
+	put_s(j, "migration_id", ev->st->migration_id);
+	return j;
+}
+
+static double pct(uint64_t part, uint64_t whole)
+{
+	return whole == 0      ? 100.0
+	       : part >= whole ? 100.0
+			       : 100.0 * (double)part / (double)whole;
+}
+
+static void json_progress(json_object *j, const struct smg_live_status *ls)
+{
+	put_u(j, "round", ls->round);
+	put(j, "round_pct", jnum(pct(ls->round_done, ls->round_pages), 1));
+	put(j, "memory_pct", jnum(pct(ls->copied_pages, ls->ram_pages), 1));
+	put(j, "disk_pct",
+	    ls->disk_bytes > 0 ? jnum(pct(ls->disk_sent, ls->disk_bytes), 1) : NULL);
+	put_u(j, "bytes_sent", ls->bytes);
+	put(j, "rate_MBps", jnum(mb(ls->rate), 1));
+	put(j, "dirty_rate_MBps", jnum(mb(ls->dirty_rate), 1));
+	put(j, "eta_s", ls->eta_s >= 0 ? jnum(ls->eta_s, 1) : NULL);
+	put(j, "est_downtime_ms", jnum(ls->est_downtime_ms, 1));
+	put_u(j, "downtime_budget_ms", ls->budget_ms);
+	put_u(j, "throttle", ls->throttle);
+}
+
+static void json_event(struct smg_cli_out *o, const struct smg_event *ev)
 {
 	const struct smg_mig_stats *st = ev->st;
-	double pct = st->ram_bytes ? 100.0 * (double)(st->pages_sent + st->zero_pages) *
-					 4096.0 / (double)st->ram_bytes
-				   : 0;
-	double left = st->ram_bytes > st->bytes_sent
-			  ? (double)(st->ram_bytes - st->bytes_sent)
-			  : (double)ev->dirty_pages * 4096.0;
-	double eta = st->bandwidth > 0 ? left / st->bandwidth : 0;
-	char line[256];
+	json_object *j;
+
+	switch (ev->kind) {
+	case SMG_EV_PHASE:
+		j = event_new(o, "phase", ev);
+		put_s(j, "domain", st->domain);
+		put_s(j, "peer", st->peer);
+		if (ev->info != NULL)
+			put_s(j, "detail", ev->info);
+		break;
+	case SMG_EV_ROUND:
+		j = event_new(o, "round", ev);
+		put_u(j, "round", ev->round);
+		put_u(j, "pages", ev->round_pages);
+		put_u(j, "dirty_pages", ev->dirty_pages);
+		put(j, "bandwidth_MBps", jnum(mb(st->bandwidth), 1));
+		put(j, "dirty_rate_MBps", jnum(mb(st->dirty_rate), 1));
+		put(j, "est_downtime_ms", jnum(ev->est_downtime_ms, 2));
+		put_u(j, "throttle", st->throttle);
+		put_u(j, "bytes_sent", st->bytes_sent);
+		break;
+	case SMG_EV_INFO:
+		j = event_new(o, "info", ev);
+		put_s(j, "detail", ev->info != NULL ? ev->info : "");
+		put_u(j, "throttle", st->throttle);
+		break;
+	case SMG_EV_PROGRESS:
+		if (ev->live == NULL)
+			return;
+		j = event_new(o, "progress", ev);
+		json_progress(j, ev->live);
+		break;
+	default:
+		return;
+	}
+	put_u(j, "t_ms", st->total_ms);
+	smg_cli_emit_json(o, j);
+}
+
+static void progress_line(struct smg_cli_out *o, const struct smg_event *ev)
+{
+	const struct smg_live_status *ls = ev->live;
+	char line[256], eta[16], disk[24];
 	int n;
 
-	n = snprintf(
-	    line, sizeof(line),
-	    "%-8s round %-3u %5.1f%% sent  %7.1f MB/s  dirty %7.1f MB/s  ETA %5.1fs",
-	    smg_phase_name(ev->phase), ev->round, pct > 100 ? 100 : pct,
-	    mb(st->bandwidth), mb(st->dirty_rate),
-	    ev->phase == SMG_PHASE_PRECOPY ? eta : 0.0);
+	if (ls == NULL) {
+		n = snprintf(line, sizeof(line),
+			     "%-8s round %-3u  %.1f MB/s  dirty %.1f MB/s",
+			     smg_phase_name(ev->phase), ev->round, mb(ev->st->bandwidth),
+			     mb(ev->st->dirty_rate));
+	} else {
+		if (ls->eta_s >= 0)
+			snprintf(eta, sizeof(eta), "%.1fs", ls->eta_s);
+		else
+			snprintf(eta, sizeof(eta), "--");
+		disk[0] = '\0';
+		if (ls->disk_bytes > 0)
+			snprintf(disk, sizeof(disk), "  disk %3.0f%%",
+				 pct(ls->disk_sent, ls->disk_bytes));
+		n = snprintf(
+		    line, sizeof(line),
+		    "%-8s round %-3u %5.1f%% of round  mem %3.0f%%%s  %7.1f MB/s  "
+		    "dirty %6.1f MB/s  ETA %s  budget %u ms",
+		    smg_phase_name(ev->phase), ls->round,
+		    pct(ls->round_done, ls->round_pages),
+		    pct(ls->copied_pages, ls->ram_pages), disk, mb(ls->rate),
+		    mb(ls->dirty_rate), eta, ls->budget_ms);
+	}
+	if (n < 0)
+		return;
 	fprintf(stderr, "\r%s%*s", line,
-		o->line_len > (unsigned)n ? (int)(o->line_len - n) : 0, "");
+		o->line_len > (unsigned)n ? (int)(o->line_len - (unsigned)n) : 0, "");
 	o->line_len = (unsigned)n;
-	fflush(stderr);
+	check_stream(o, stderr);
 }
 
 void smg_cli_event(void *arg, const struct smg_event *ev)
 {
 	struct smg_cli_out *o = arg;
-	const struct smg_mig_stats *st = ev->st;
 
+	if (o->broken)
+		return;
 	if (o->json) {
-		switch (ev->kind) {
-		case SMG_EV_PHASE:
-			fprintf(o->f,
-				"{\"event\":\"phase\",\"role\":\"%s\",\"phase\":\"%s\","
-				"\"migration_id\":\"%s\",\"t_ms\":%llu%s%s%s}\n",
-				o->role, smg_phase_name(ev->phase), st->migration_id,
-				(unsigned long long)st->total_ms,
-				ev->info ? ",\"detail\":\"" : "",
-				ev->info ? ev->info : "", ev->info ? "\"" : "");
-			break;
-		case SMG_EV_ROUND:
-			fprintf(
-			    o->f,
-			    "{\"event\":\"round\",\"role\":\"%s\",\"phase\":\"%s\","
-			    "\"round\":%u,"
-			    "\"pages\":%llu,\"dirty_pages\":%llu,\"bandwidth_MBps\":%.1f,"
-			    "\"dirty_rate_MBps\":%.1f,\"est_downtime_ms\":%.2f,"
-			    "\"throttle\":%u,"
-			    "\"bytes_sent\":%llu,\"t_ms\":%llu}\n",
-			    o->role, smg_phase_name(ev->phase), ev->round,
-			    (unsigned long long)ev->round_pages,
-			    (unsigned long long)ev->dirty_pages, mb(st->bandwidth),
-			    mb(st->dirty_rate), ev->est_downtime_ms, st->throttle,
-			    (unsigned long long)st->bytes_sent,
-			    (unsigned long long)st->total_ms);
-			break;
-		case SMG_EV_INFO:
-			fprintf(o->f,
-				"{\"event\":\"info\",\"role\":\"%s\",\"phase\":\"%s\","
-				"\"detail\":\"%s\","
-				"\"throttle\":%u}\n",
-				o->role, smg_phase_name(ev->phase),
-				ev->info ? ev->info : "", st->throttle);
-			break;
-		}
-		fflush(o->f);
+		json_event(o, ev);
 	} else if (o->tty) {
 		progress_line(o, ev);
 		if (ev->phase == SMG_PHASE_DONE || ev->phase == SMG_PHASE_ABORTED ||
@@ -176,50 +208,92 @@ void smg_cli_event(void *arg, const struct smg_event *ev)
 	}
 }
 
-void smg_cli_result(struct smg_cli_out *o, const struct smg_mig_stats *st, int code)
+/* Who failed, from this side's point of view. */
+static const char *failed_host(const struct smg_cli_out *o,
+			       const struct smg_mig_stats *st)
 {
-	char root[2 * SMG_DIGEST_LEN + 1], hs[48];
-	const char *outcome = smg_exit_name(code);
+	bool we_send = strcmp(o->role, "send") == 0;
+
+	return st->peer_failed == we_send ? "destination" : "source";
+}
+
+static void json_result(struct smg_cli_out *o, const struct smg_mig_stats *st, int code)
+{
+	char root[2 * SMG_DIGEST_LEN + 1];
+	json_object *j = json_object_new_object();
 
 	smg_engine_hex(st->memory_root, SMG_DIGEST_LEN, root);
-	hs[0] = '\0';
+	put_s(j, "event", "result");
+	put_s(j, "role", o->role);
+	put_s(j, "outcome", code == SMG_EXIT_OK ? "migrated" : smg_exit_name(code));
+	put(j, "exit_code", json_object_new_int(code));
+	put_s(j, "migration_id", st->migration_id);
+	put_s(j, "domain", st->domain);
+	put_s(j, "peer", st->peer);
+	put_u(j, "downtime_ms", st->downtime_ms);
+	put_u(j, "downtime_budget_ms", st->downtime_budget_ms);
+	put(j, "downtime_exceeded", json_object_new_boolean(st->downtime_exceeded));
+	put(j, "est_downtime_ms", jnum(st->est_downtime_ms, 1));
+	put_u(j, "total_ms", st->total_ms);
+	put_u(j, "bytes_sent", st->bytes_sent);
+	put_u(j, "ram_bytes", st->ram_bytes);
+	put_u(j, "disk_bytes", st->disk_bytes);
+	put_u(j, "rounds", st->rounds);
+	put(j, "verified", json_object_new_boolean(st->verified));
+	put_u(j, "pages_sent", st->pages_sent);
+	put_u(j, "zero_pages", st->zero_pages);
+	put_u(j, "throttle", st->throttle);
+	put(j, "bandwidth_MBps", jnum(mb(st->bandwidth), 1));
+	put_s(j, "memory_root", root);
+	put_s(j, "auth", o->auth);
 	if (o->handshake_ms >= 0)
-		snprintf(hs, sizeof(hs), ",\"handshake_ms\":%.1f", o->handshake_ms);
+		put(j, "handshake_ms", jnum(o->handshake_ms, 1));
+	if (code != SMG_EXIT_OK) {
+		put_s(j, "failed_host", failed_host(o, st));
+		put_s(j, "reason", smg_reason_name(st->reason));
+		if (st->err != 0)
+			put_s(j, "error", smg_strerror(st->err));
+		put_s(j, "detail",
+		      st->detail[0] != '\0' ? st->detail : smg_strerror(st->err));
+	}
+	smg_cli_emit_json(o, j);
+}
+
+/* What became of the VM, for the human line. */
+static const char *vm_where(const struct smg_cli_out *o, int code)
+{
+	bool send = strcmp(o->role, "send") == 0;
+
+	if (code == SMG_EXIT_IN_DOUBT)
+		return "the VM is paused here; run 'secmig resolve'";
+	if (code == SMG_EXIT_INTEGRITY && !send)
+		return "the incoming copy is in quarantine";
+	return send ? "the VM keeps running on this host" : "nothing of it runs here";
+}
+
+void smg_cli_result(struct smg_cli_out *o, const struct smg_mig_stats *st, int code)
+{
 	if (o->tty && o->line_len > 0)
 		fprintf(stderr, "\n");
+	o->line_len = 0;
 	if (o->json) {
-		fprintf(
-		    o->f,
-		    "{\"event\":\"result\",\"outcome\":\"%s\",\"downtime_ms\":%llu,"
-		    "\"total_ms\":%llu,\"bytes_sent\":%llu,\"ram_bytes\":%llu,\"rounds\":"
-		    "%u,"
-		    "\"verified\":%s,\"exit_code\":%d,\"migration_id\":\"%s\",\"domain\":"
-		    "\"%s\","
-		    "\"pages_sent\":%llu,\"zero_pages\":%llu,\"throttle\":%u,"
-		    "\"bandwidth_MBps\":%.1f,\"memory_root\":\"%s\"%s%s%s%s}\n",
-		    code == SMG_EXIT_OK ? "migrated" : outcome,
-		    (unsigned long long)st->downtime_ms, (unsigned long long)st->total_ms,
-		    (unsigned long long)st->bytes_sent, (unsigned long long)st->ram_bytes,
-		    st->rounds, st->verified ? "true" : "false", code, st->migration_id,
-		    st->domain, (unsigned long long)st->pages_sent,
-		    (unsigned long long)st->zero_pages, st->throttle, mb(st->bandwidth),
-		    root, hs, st->err ? ",\"error\":\"" : "",
-		    st->err ? smg_strerror(st->err) : "", st->err ? "\"" : "");
-		fflush(o->f);
+		json_result(o, st, code);
 		return;
 	}
+	if (o->broken)
+		return;
 	if (code == SMG_EXIT_OK)
 		fprintf(o->f,
-			"%s: migrated %s in %llu ms (downtime %llu ms), %u rounds, %.1f "
-			"MB sent "
-			"for %.1f MB of RAM, %.1f MB/s\n",
-			o->role, st->domain, (unsigned long long)st->total_ms,
-			(unsigned long long)st->downtime_ms, st->rounds,
-			mb((double)st->bytes_sent), mb((double)st->ram_bytes),
-			st->total_ms
-			    ? mb((double)st->bytes_sent) * 1000.0 / (double)st->total_ms
-			    : 0.0);
+			"%s: migrated %s %s '%s' in %llu ms (downtime %llu ms, budget %u "
+			"ms%s), %u rounds, %.1f MB sent for %.1f MB of RAM\n",
+			o->role, st->domain, strcmp(o->role, "send") == 0 ? "to" : "from",
+			st->peer, (unsigned long long)st->total_ms,
+			(unsigned long long)st->downtime_ms, st->downtime_budget_ms,
+			st->downtime_exceeded ? ", EXCEEDED" : "", st->rounds,
+			mb((double)st->bytes_sent), mb((double)st->ram_bytes));
 	else
-		fprintf(o->f, "%s: %s: %s (exit %d)\n", o->role, outcome,
-			smg_strerror(st->err), code);
+		fprintf(o->f, "%s: %s: %s; %s (exit %d)\n", o->role, smg_exit_name(code),
+			st->detail[0] != '\0' ? st->detail : smg_strerror(st->err),
+			vm_where(o, code), code);
+	check_stream(o, o->f);
 }

@@ -39,6 +39,9 @@ set(SMG_TEST_COSTS
   test_xen_nested 300
   test_engine_faults 100
   test_engine_migrate 80
+  test_storage_engine_disk 90
+  test_qemu_faults 300
+  test_qemu_migrate 150
   test_pkg_deb 40)
 while(SMG_TEST_COSTS)
   list(POP_FRONT SMG_TEST_COSTS name cost)

@@ -7,6 +7,7 @@
  * ARP/ND caches too (what a virtio guest does on VIRTIO_NET_S_ANNOUNCE). */
 #include <errno.h>
 #include <fcntl.h>
+#include <json-c/json.h>
 #include <linux/if_packet.h>
 #include <net/if.h>
 #include <pthread.h>
@@ -23,7 +24,6 @@
 #include "engine/engine.h"
 
 #define ANNOUNCE_TARGETS_MAX 16
-#define EVENT_MAX	     512
 #define LINK_POLL_NS	     2000000L /* 2 ms */
 #define LINK_WAIT_POLLS	     500      /* at most 1 s for the carrier */
 
@@ -126,7 +126,7 @@ static int send_frame(struct ann_sock *s, enum smg_announce_kind kind, const uin
 static int announce_once(struct smg_announce *a, struct ann_sock *s, unsigned round,
 			 unsigned delay_ms)
 {
-	char mac[18], ev[EVENT_MAX];
+	char mac[18];
 	unsigned i, sent = 0;
 	int r, first = SMG_OK;
 
@@ -144,16 +144,24 @@ static int announce_once(struct smg_announce *a, struct ann_sock *s, unsigned ro
 		else if (first == SMG_OK)
 			first = r;
 	if (a->ev != NULL) {
+		json_object *j = json_object_new_object();
 		mac_text(s->nic.mac, mac);
-		snprintf(
-		    ev, sizeof(ev),
-		    "{\"event\":\"announce\",\"mac\":\"%s\",\"ifname\":\"%s\","
-		    "\"netns\":\"%s\",\"round\":%u,\"rounds\":%u,\"delay_ms\":%u,"
-		    "\"rarp\":1,\"garp\":%u,\"na\":%u,\"sent\":%u,\"t_mono_us\":%llu}",
-		    mac, s->ifname, s->netns, round, a->sched.rounds, delay_ms,
-		    s->nic.n_ipv4, s->nic.n_ipv6, sent,
-		    (unsigned long long)(smg_now_ns() / 1000));
-		a->ev(a->arg, ev);
+		json_object_object_add(j, "event", json_object_new_string("announce"));
+		json_object_object_add(j, "mac", json_object_new_string(mac));
+		json_object_object_add(j, "ifname", json_object_new_string(s->ifname));
+		json_object_object_add(j, "netns", json_object_new_string(s->netns));
+		json_object_object_add(j, "round", json_object_new_uint64(round));
+		json_object_object_add(j, "rounds",
+				       json_object_new_uint64(a->sched.rounds));
+		json_object_object_add(j, "delay_ms", json_object_new_uint64(delay_ms));
+		json_object_object_add(j, "rarp", json_object_new_int(1));
+		json_object_object_add(j, "garp", json_object_new_uint64(s->nic.n_ipv4));
+		json_object_object_add(j, "na", json_object_new_uint64(s->nic.n_ipv6));
+		json_object_object_add(j, "sent", json_object_new_uint64(sent));
+		json_object_object_add(j, "t_mono_us",
+				       json_object_new_uint64(smg_now_ns() / 1000));
+		a->ev(a->arg, json_object_to_json_string_ext(j, JSON_C_TO_STRING_PLAIN));
+		json_object_put(j);
 	}
 	return first;
 }

@@ -55,11 +55,36 @@ struct smg_domain_info {
 	 * the listed values (checked against the host policies at plan time). */
 	unsigned n_labels;
 	char labels[SMG_DOMAIN_LABELS_MAX][SMG_DOMAIN_LABEL_MAX];
-	/* Guest vTPM: a swtpm instance whose control channel listens on
-	 * 127.0.0.1:vtpm_ctrl_port (0: the VM has no vTPM, or the incoming
-	 * instance has not been started yet). */
+	/* Guest vTPM: a swtpm instance whose control channel is the unix
+	 * socket vtpm_ctrl in a 0700 directory (attest/swtpm.c; "": the VM has
+	 * no vTPM, or the incoming instance has not been started yet). */
 	bool has_vtpm;
-	uint16_t vtpm_ctrl_port;
+	char vtpm_ctrl[SMG_DOMAIN_PATH_MAX];
+};
+
+/* What the destination builds an incoming VM from (engine/plan_check.c,
+ * docs/hostdef.md): the operator's definition that matched the plan, and
+ * the resources this host chose for it. A backend takes disks, NICs,
+ * kernel, firmware and vTPM from here only, never from the sender's
+ * config, and stores nothing of that config as trusted local config. */
+struct smg_hostdef_vm;
+struct smg_vm_build {
+	const struct smg_hostdef_vm *def;
+	uint64_t memory_bytes;
+	uint32_t vcpus;
+	bool vtpm;
+	/* Disks this host's disk service creates: their names there (D.i,
+	 * generated here) and the image files they are, in the definitions'
+	 * storage directory (the service's: disk serve --defs). */
+	unsigned n_disks;
+	char disk_name[SMG_DOMAIN_DISKS_MAX][SMG_DOMAIN_NAME_MAX + 16];
+	char disk_path[SMG_DOMAIN_DISKS_MAX][SMG_DOMAIN_PATH_MAX];
+	uint64_t disk_size[SMG_DOMAIN_DISKS_MAX];
+	unsigned n_nics; /* matched against the definition's nic lines */
+	struct smg_nic nics[SMG_DOMAIN_NICS_MAX];
+	char bridge[SMG_DOMAIN_NICS_MAX][16];
+	/* Why a backend refused the sender's config (exit 5, in the ABORT). */
+	char why[256];
 };
 
 struct smg_backend;
@@ -111,10 +136,15 @@ struct smg_backend_ops {
 	int (*domain_settle)(struct smg_backend *self, const char *name, bool resumed);
 
 	/* ---- destination side ----------------------------------------------- */
-	/* Build a paused, empty skeleton from the source's config (all frames
-	 * populated and zero). Fails with SMG_ERR_EXISTS if the name is taken. */
+	/* Build a paused, empty skeleton (every frame reads as zero; memory
+	 * is populated as pages arrive) from the destination's build: the
+	 * sender's config supplies only allow-listed fields (name, memory,
+	 * vCPUs, guest type, ...) that must agree with the build; a field that
+	 * would name a host resource, or that the build does not cover, fails
+	 * with SMG_ERR_POLICY and the reason in build->why. SMG_ERR_EXISTS if
+	 * the name is taken. */
 	int (*domain_create)(struct smg_backend *self, const uint8_t *config, size_t len,
-			     struct smg_domain_info *info);
+			     struct smg_vm_build *build, struct smg_domain_info *info);
 	/* Write n frames from data (n * page_size bytes); zero_only writes
 	 * zeros and ignores data. */
 	int (*write_pages)(struct smg_backend *self, const uint64_t *pfns, size_t n,
@@ -131,6 +161,20 @@ struct smg_backend_ops {
 	/* Resume a committed incoming domain whose receiver died between
 	 * COMMIT and resume (resolve, on the destination). */
 	int (*resume_committed)(struct smg_backend *self, const char *name);
+
+	/* ---- optional: pause records (NULL when the backend's host resumes
+	 * a domain whose sender died before COMMIT by itself, like the sim
+	 * host's leases) ---------------------------------------------------- */
+	/* Source, just before pause: record durably "paused for migration id,
+	 * destination peer (the same token mark_commit gets), not committed".
+	 * mark_commit later supersedes it; a clean abort or DONE removes it. */
+	int (*mark_pause)(struct smg_backend *self, const char *id, const char *peer);
+	/* resolve: a domain `name` left paused by a sender that died before
+	 * COMMIT (its pause record, no COMMIT record). SMG_ERR_NOT_FOUND when
+	 * there is none. Such a domain never ran anywhere else: resolve
+	 * resumes it here (domain_settle(name, false)) without asking. */
+	int (*paused_pending)(struct smg_backend *self, const char *name, char *id,
+			      size_t id_len, char *peer, size_t peer_len);
 };
 
 struct smg_backend {

@@ -8,8 +8,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "attest/attest.h"
+#include "audit/audit.h"
 #include "base/base.h"
 #include "engine/internal.h"
 #include "proto/proto.h"
@@ -48,12 +50,38 @@ struct dst {
 	uint8_t device_hash[SMG_DIGEST_LEN], vtpm_hash[SMG_DIGEST_LEN];
 	bool have_state, recorded, have_vtpm;
 	uint64_t t_start;
+	uint64_t load_ns; /* restore + verify + resume: our load time */
 	int err;
 	Smg__AbortReason reason;
 	char why[256];	 /* ABORT detail when set (policy) */
 	bool peer_abort; /* the source aborted: no ABORT back */
+	char what[256];	 /* verification: what differed (quarantine reason) */
 	const struct smg_frame *first;
+	struct smg_audit_mig am;   /* evidence and the record (audit/) */
+	struct smg_vm_build build; /* what this host builds (plan_check.c) */
+	uint64_t disk_total, reserved_mem;
+	bool reserved; /* capacity held in o->capacity */
 };
+
+/* The live view (`secmig status` on this host) follows the phases. */
+static void live_phase(struct dst *d, enum smg_phase ph)
+{
+	struct smg_live *l = d->o->live;
+
+	if (l == NULL)
+		return;
+	smg_live_lock(l);
+	snprintf(l->st.migration_id, sizeof(l->st.migration_id), "%s",
+		 d->st->migration_id);
+	snprintf(l->st.domain, sizeof(l->st.domain), "%s", d->st->domain);
+	snprintf(l->st.peer, sizeof(l->st.peer), "%s", d->st->peer);
+	l->st.phase = ph;
+	l->st.ram_pages = d->info.pages;
+	l->st.round = d->xd.known_round > 0 ? d->xd.known_round - 1 : 0;
+	smg_live_unlock(l);
+	if (ph == SMG_PHASE_PRECOPY && d->xd.nchan > 0)
+		smg_live_attach_rx(l, &d->xd.bytes, &d->xd.pages, &d->xd.zeros);
+}
 
 static void emit(struct dst *d, enum smg_event_kind kind, enum smg_phase ph,
 		 const char *info)
@@ -61,16 +89,87 @@ static void emit(struct dst *d, enum smg_event_kind kind, enum smg_phase ph,
 	struct smg_event ev = {.kind = kind, .phase = ph, .info = info, .st = d->st};
 
 	d->st->total_ms = (smg_now_ns() - d->t_start) / 1000000;
+	if (kind == SMG_EV_PHASE)
+		live_phase(d, ph);
 	if (d->o->event != NULL)
 		d->o->event(d->o->event_arg, &ev);
 }
 
-static int reply_plan(struct dst *d, bool ok, const char *why)
+/* The operator's detail: on this side, which host failed and why. */
+static void set_detail(struct dst *d, bool peer, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void set_detail(struct dst *d, bool peer, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (d->st->detail[0] != '\0')
+		return;
+	d->st->peer_failed = peer;
+	va_start(ap, fmt);
+	vsnprintf(d->st->detail, sizeof(d->st->detail), fmt, ap);
+	va_end(ap);
+}
+
+/* The destination's measured load time, per backend, from the previous
+ * migration: the source counts it into its downtime estimate. */
+static void load_path(const struct smg_recv_opts *o, char *p, size_t n)
+{
+	snprintf(p, n, "%s/load-ms.%s", o->state_dir, o->backend);
+}
+
+static uint32_t load_ms_read(const struct smg_recv_opts *o)
+{
+	char p[600], buf[16];
+	unsigned long v = 0;
+	FILE *f;
+
+	load_path(o, p, sizeof(p));
+	if ((f = fopen(p, "re")) == NULL)
+		return 0;
+	if (fgets(buf, sizeof(buf), f) != NULL)
+		v = strtoul(buf, NULL, 10);
+	fclose(f);
+	return v > 600000 ? 0 : (uint32_t)v;
+}
+
+/* Smoothed over migrations: one slow sample (a loaded host) must not
+ * make every later source refuse to stop. */
+static void load_ms_update(const struct smg_recv_opts *o, uint64_t sample)
+{
+	uint64_t old = load_ms_read(o), ms = old == 0 ? sample : (old + sample) / 2;
+	char p[600], tmp[620];
+	FILE *f;
+
+	load_path(o, p, sizeof(p));
+	snprintf(tmp, sizeof(tmp), "%s.tmp", p);
+	if ((f = fopen(tmp, "we")) == NULL)
+		return;
+	fprintf(f, "%llu\n", (unsigned long long)ms);
+	if (fclose(f) == 0)
+		rename(tmp, p);
+	else
+		unlink(tmp);
+}
+
+/* PLAN_ACK: accepted, or refused with the reason code of err and the
+ * detail (also kept for our own report). */
+static int reply_plan(struct dst *d, int err, const char *why)
 {
 	Smg__PlanAck a = SMG__PLAN_ACK__INIT;
 
-	a.accepted = ok;
-	a.reason = (char *)why;
+	a.accepted = err == SMG_OK;
+	if (err != SMG_OK) {
+		a.code = smg_reason_from_err(err);
+		a.error = err;
+		a.reason = (char *)why;
+		d->reason = a.code;
+		d->peer_abort = true; /* the refusal says it all: no ABORT after it */
+		set_detail(d, false, "refused the plan: %s", why);
+	} else {
+		a.reason = (char *)"";
+		a.load_ms = load_ms_read(d->o);
+	}
 	return smg_chan_send_msg(d->s, 0, SMG_FT_PLAN_ACK, &a.base);
 }
 
@@ -110,28 +209,31 @@ static int join_threads(struct dst *d)
 	return atomic_load(&d->xd.err) ?: r;
 }
 
-/* The plan's disks, checked (count, sizes, chunk sizes), as new sparse
- * images in disk_dir; a disk from the peer never names our paths. */
+/* The plan's disks as new disks of this host's disk service, under the
+ * names the build chose (DOMAIN.i; the service keeps them in its storage
+ * directory, the definitions' `storage`): a disk from the peer never names
+ * our paths. Sizes were checked against the definitions already. */
 static int open_disks(struct dst *d, const Smg__Plan *p)
 {
 	uint64_t sizes[SMG_DOMAIN_DISKS_MAX];
 	uint32_t chunks[SMG_DOMAIN_DISKS_MAX];
-	const char *dir = d->o->disk_dir != NULL ? d->o->disk_dir : d->o->state_dir;
+	const char *sock =
+	    d->o->disk_socket != NULL ? d->o->disk_socket : d->o->state_dir;
+	const char *names[SMG_DOMAIN_DISKS_MAX];
 
-	/* The image names come from the domain name: no path tricks. */
-	if (p->n_disks > SMG_DOMAIN_DISKS_MAX || strchr(d->st->domain, '/') != NULL ||
-	    d->st->domain[0] == '.' || d->st->domain[0] == '\0')
+	if (p->n_disks != d->build.n_disks)
 		return SMG_ERR_PROTO;
-	if (p->n_disks > 0 && p->storage_mode == SMG__STORAGE_MODE__STORAGE_NONE)
-		return SMG_OK; /* shared storage: nothing travels */
+	if (p->n_disks == 0 || p->storage_mode == SMG__STORAGE_MODE__STORAGE_NONE)
+		return SMG_OK; /* none, or shared storage: nothing travels */
 	for (size_t i = 0; i < p->n_disks; i++) {
 		if (p->disks[i]->index != i || p->disks[i]->size > SMG_STG_DISK_MAX)
 			return SMG_ERR_PROTO;
 		sizes[i] = p->disks[i]->size;
 		chunks[i] = p->disks[i]->chunk_size;
+		names[i] = d->build.disk_name[i];
 	}
-	return smg_engine_disks_dst_open(dir != NULL ? dir : ".", d->st->domain,
-					 p->n_disks, sizes, chunks, &d->disks);
+	return smg_engine_disks_dst_open(sock != NULL ? sock : ".", names, p->n_disks,
+					 sizes, chunks, &d->disks);
 }
 
 /* Folds arriving pages into the Merkle tree while they arrive, so that at
@@ -185,8 +287,100 @@ static int check_policy(struct dst *d, const char *domain, bool placement)
 				       labels, n, d->why, sizeof(d->why)) == SMG_OK)
 		return SMG_OK;
 	smg_err("policy refuses %s from '%s': %s", domain, peer, d->why);
+	set_detail(d, false, "policy here refuses %s from '%s': %s", domain, peer,
+		   d->why);
 	d->reason = SMG__ABORT_REASON__ABORT_POLICY;
 	return SMG_ERR_POLICY;
+}
+
+/* A refusal by this host's policy or definitions goes back as ABORT
+ * {POLICY, why} (the sender exits 5, as we do); anything else as a
+ * refused PLAN_ACK. */
+static int refuse_plan(struct dst *d, int err, const char *why)
+{
+	if (err != SMG_ERR_POLICY) {
+		reply_plan(d, err, why);
+		return err;
+	}
+	if (why != d->why)
+		snprintf(d->why, sizeof(d->why), "%s", why);
+	d->reason = SMG__ABORT_REASON__ABORT_POLICY;
+	if (d->am.stage == NULL)
+		d->am.stage = "plan"; /* the audit record: definitions, capacity */
+	char safe[sizeof(d->why) * 6];
+	smg_log_escape(d->why, safe, sizeof(safe)); /* may quote the sender */
+	smg_err("plan for '%s' from '%s' refused: %s", d->st->domain,
+		smg_session_peer_name(d->s), safe);
+	set_detail(d, false, "plan refused here: %s", safe);
+	return err;
+}
+
+/* The plan is a request (docs/hostdef.md): its own fields, the policy's
+ * ACL, then this host's definition and capacity, all before the backend
+ * allocates anything; the backend then builds from d->build only. */
+static int match_plan(struct dst *d, const Smg__Plan *p)
+{
+	const char *peer = smg_session_peer_name(d->s);
+	int r;
+
+	if (!smg_migration_id_valid(p->migration_id) ||
+	    !smg_name_ok(p->domain_name, SMG_DOMAIN_NAME_MAX) ||
+	    p->config_hash.len != SMG_DIGEST_LEN ||
+	    sodium_memcmp(p->config_hash.data, d->config_hash, SMG_DIGEST_LEN) != 0) {
+		reply_plan(d, SMG_ERR_PROTO,
+			   "malformed plan (migration id, domain name or config hash)");
+		return SMG_ERR_PROTO;
+	}
+	if (strcmp(p->backend, d->o->backend) != 0) {
+		char why[SMG_ENGINE_DETAIL_MAX], theirs[32];
+		smg_peer_text(p->backend, theirs, sizeof(theirs));
+		snprintf(why, sizeof(why), "this host runs backend '%s', not '%s'",
+			 d->o->backend, theirs);
+		reply_plan(d, SMG_ERR_NO_BACKEND, why);
+		return SMG_ERR_NO_BACKEND;
+	}
+	if ((r = check_policy(d, p->domain_name, false)) != SMG_OK)
+		return r;
+	/* The operator's ticket (audit/): signature, role, scope, expiry,
+	 * single use; its digest goes into the record either way. */
+	if ((r = smg_audit_admit(d->o->audit, &d->am, d->s, p->domain_name,
+				 p->ticket.data, p->ticket.len, d->why,
+				 sizeof(d->why))) != SMG_OK)
+		return refuse_plan(d, r, d->why);
+	if (d->o->defs == NULL)
+		return refuse_plan(d, SMG_ERR_POLICY,
+				   "this receiver has no VM definitions (recv --defs)");
+	if ((r = smg_plan_check(p, d->o->defs, peer, d->o->defs->storage, &d->build,
+				&d->disk_total)) != SMG_OK)
+		return refuse_plan(d, r, d->build.why);
+	for (unsigned i = 0; d->o->net != NULL && i < d->build.n_nics; i++)
+		if (strcmp(d->build.bridge[i], d->o->net->bridge) != 0)
+			return refuse_plan(d, SMG_ERR_POLICY,
+					   "nic: its definition names a bridge this "
+					   "receiver does not manage (--net-bridge)");
+	if (d->o->capacity != NULL &&
+	    (r = smg_capacity_reserve(d->o->capacity, peer, p->memory_bytes,
+				      d->disk_total, d->why, sizeof(d->why))) != SMG_OK)
+		return refuse_plan(d, r, d->why);
+	d->reserved = d->o->capacity != NULL;
+	d->reserved_mem = p->memory_bytes;
+	return SMG_OK;
+}
+
+/* The built domain must be what the plan asked for and the build allowed. */
+static bool info_matches(const struct dst *d, const Smg__Plan *p)
+{
+	if (d->info.page_size != p->page_size ||
+	    d->info.pages * d->info.page_size != p->memory_bytes ||
+	    strcmp(d->info.name, p->domain_name) != 0 ||
+	    d->info.has_vtpm != p->has_vtpm || d->info.vcpus != p->vcpus ||
+	    d->info.n_nics != d->build.n_nics)
+		return false;
+	for (unsigned i = 0; i < d->info.n_nics; i++)
+		if (memcmp(&d->info.nics[i], &d->build.nics[i], sizeof(struct smg_nic)) !=
+		    0)
+			return false;
+	return true;
 }
 
 static int on_plan(struct dst *d, const struct smg_frame *f)
@@ -198,41 +392,52 @@ static int on_plan(struct dst *d, const struct smg_frame *f)
 	if ((r = smg_frame_unpack(f, &smg__plan__descriptor, &m)) != SMG_OK)
 		return r;
 	p = (Smg__Plan *)m;
-	snprintf(d->st->migration_id, sizeof(d->st->migration_id), "%s", p->migration_id);
-	snprintf(d->st->domain, sizeof(d->st->domain), "%s", p->domain_name);
+	/* The plan is the peer's claim: its id and domain name reach our
+	 * events, logs and records only once they are well-formed. */
+	if (smg_migration_id_valid(p->migration_id))
+		snprintf(d->st->migration_id, sizeof(d->st->migration_id), "%s",
+			 p->migration_id);
+	if (smg_name_ok(p->domain_name, SMG_DOMAIN_NAME_MAX))
+		snprintf(d->st->domain, sizeof(d->st->domain), "%s", p->domain_name);
 	smg_engine_hash(p->domain_config.data, p->domain_config.len, d->config_hash);
-	/* Everything in the plan is the peer's claim: check it before the
-	 * backend allocates anything. */
-	if (!smg_migration_id_valid(p->migration_id) ||
-	    strcmp(p->backend, d->o->backend) != 0 ||
-	    p->config_hash.len != SMG_DIGEST_LEN ||
-	    sodium_memcmp(p->config_hash.data, d->config_hash, SMG_DIGEST_LEN) != 0) {
-		reply_plan(d, false, "malformed plan (id, backend or config hash)");
-		r = SMG_ERR_PROTO;
+	if ((r = match_plan(d, p)) != SMG_OK)
+		goto out;
+	snprintf(d->st->domain, sizeof(d->st->domain), "%s", p->domain_name);
+	r = d->be->ops->domain_create(d->be, p->domain_config.data, p->domain_config.len,
+				      &d->build, &d->info);
+	if (r == SMG_ERR_POLICY) {
+		r = refuse_plan(d, r, d->build.why);
 		goto out;
 	}
-	if ((r = check_policy(d, p->domain_name, false)) != SMG_OK)
-		goto out;
-	r = d->be->ops->domain_create(d->be, p->domain_config.data, p->domain_config.len,
-				      &d->info);
 	if (r == SMG_OK && (r = check_policy(d, p->domain_name, true)) != SMG_OK)
 		goto out;
-	if (r == SMG_OK && (d->info.page_size != p->page_size ||
-			    d->info.pages * d->info.page_size != p->memory_bytes ||
-			    strcmp(d->info.name, p->domain_name) != 0 ||
-			    d->info.has_vtpm != p->has_vtpm))
+	if (r == SMG_OK && !info_matches(d, p))
 		r = SMG_ERR_PROTO;
+	if (r == SMG_ERR_EXISTS)
+		r = SMG_ERR_DOMAIN_EXISTS;
+	else if (r == SMG_ERR_BUSY || r == SMG_ERR_NOMEM)
+		r = SMG_ERR_CAPACITY;
 	if (r != SMG_OK) {
-		reply_plan(d, false,
-			   r == SMG_ERR_EXISTS ? "domain exists on the destination"
-					       : smg_strerror(r));
+		char why[SMG_ENGINE_DETAIL_MAX];
+		snprintf(why, sizeof(why), "domain '%s': %s", d->st->domain,
+			 r == SMG_ERR_DOMAIN_EXISTS
+			     ? "a domain of that name already exists on this host"
+			     : smg_strerror(r));
+		reply_plan(d, r, why);
 		goto out;
 	}
 	/* The record exists (and its directory entry is durable) before any
-	 * page moves, so COMMIT later costs one in-place write and sync. */
-	if ((r = smg_outcome_create(d->o->state_dir, d->st->migration_id,
-				    SMG_OUTCOME_RECEIVING, d->info.name)) != SMG_OK) {
-		reply_plan(d, false, "cannot record the migration (id reused?)");
+	 * page moves, so COMMIT later costs one in-place write and sync. It
+	 * names the source's key: only that host may later resolve it. */
+	struct smg_outcome_rec rec = {.state = SMG_OUTCOME_RECEIVING};
+	snprintf(rec.domain, sizeof(rec.domain), "%s", d->info.name);
+	snprintf(rec.source, sizeof(rec.source), "%s", smg_session_peer_name(d->s));
+	memcpy(rec.source_key, smg_session_peer_key(d->s), sizeof(rec.source_key));
+	if ((r = smg_outcome_create(d->o->state_dir, d->st->migration_id, &rec)) !=
+	    SMG_OK) {
+		reply_plan(d, smg_err_classify(r),
+			   r == SMG_ERR_EXISTS ? "migration id already used here"
+					       : "cannot record the migration");
 		goto out;
 	}
 	d->recorded = true;
@@ -240,13 +445,16 @@ static int on_plan(struct dst *d, const struct smg_frame *f)
 	if (d->o->net != NULL &&
 	    (r = smg_netid_dest_prepare(d->o->net, d->info.name, d->info.nics,
 					d->info.n_nics)) != SMG_OK) {
-		reply_plan(d, false, "cannot build the VM's NICs on this host");
+		reply_plan(d, r, "cannot build the VM's NICs on this host");
 		goto out;
 	}
 	d->nics_built = d->o->net != NULL;
 	d->st->ram_bytes = p->memory_bytes;
 	if ((r = open_disks(d, p)) != SMG_OK) {
-		reply_plan(d, false, "cannot create the disk images");
+		r = smg_err_classify(r);
+		reply_plan(d, r,
+			   r == SMG_ERR_DISK_FULL ? "no space for the disk images"
+						  : "cannot create the disk images");
 		goto out;
 	}
 	d->xd = (struct smg_xfer_dest){.disks = d->disks,
@@ -260,12 +468,13 @@ static int on_plan(struct dst *d, const struct smg_frame *f)
 	smg_engine_cond_init(&d->xd.cond);
 	if ((r = smg_merkle_new(d->info.pages, d->info.page_size, &d->xd.mk)) != SMG_OK ||
 	    (r = start_threads(d)) != SMG_OK) {
-		reply_plan(d, false, "out of resources");
+		r = SMG_ERR_CAPACITY;
+		reply_plan(d, r, "out of resources");
 		goto out;
 	}
 	if (pthread_create(&d->hasher, NULL, hasher_main, d) == 0)
 		d->hashing = true;
-	r = reply_plan(d, true, "");
+	r = reply_plan(d, SMG_OK, "");
 out:
 	smg_frame_msg_free(m);
 	return r;
@@ -340,6 +549,7 @@ static int restore_state(struct dst *d, const uint8_t *blob, size_t len)
 
 	if (ka)
 		smg_keepalive_stop(&k);
+	d->load_ns += (smg_now_ms() - t0) * 1000000ull;
 	smg_info("state restored by the backend in %llu ms (%u keepalives)",
 		 (unsigned long long)(smg_now_ms() - t0), ka ? k.pings : 0);
 	return r;
@@ -382,6 +592,43 @@ static int on_manifest(struct dst *d, const struct smg_frame *f)
 	return SMG_OK;
 }
 
+/* The source ended it: its reason becomes our error (same exit code on
+ * both sides); its text is untrusted. */
+static int on_peer_abort(struct dst *d, const struct smg_frame *f)
+{
+	ProtobufCMessage *m;
+	char why[SMG_ENGINE_DETAIL_MAX];
+	int r = SMG_ERR_ABORTED;
+
+	d->peer_abort = true;
+	if (smg_frame_unpack(f, &smg__abort__descriptor, &m) == SMG_OK) {
+		Smg__Abort *a = (Smg__Abort *)m;
+		smg_peer_text(a->detail, why, sizeof(why));
+		r = smg_reason_to_err(a->reason, SMG_ERR_ABORTED);
+		d->reason = a->reason;
+		set_detail(d, true, "source '%s' aborted: %s", d->st->peer, why);
+		smg_frame_msg_free(m);
+	} else {
+		set_detail(d, true, "source '%s' aborted", d->st->peer);
+	}
+	smg_peer_log(SMG_LOG_WARN, "%s", d->st->detail);
+	return r;
+}
+
+/* A data channel ended: a source that aborts says ABORT on channel 0 and
+ * then closes every channel, which another channel's thread may notice
+ * first. Read on to the ABORT so its reason, not "cut", is the outcome. */
+static int abort_reason(struct dst *d, int err)
+{
+	struct smg_frame f;
+	int r;
+
+	while ((r = smg_chan_recv(d->s, 0, &f)) == SMG_OK || r == SMG_ERR_INTERRUPTED)
+		if (r == SMG_OK && f.type == SMG_FT_ABORT)
+			return on_peer_abort(d, &f);
+	return err;
+}
+
 /* A frame impossible in sequence is the peer's protocol error: the ABORT
  * says so (exit 10 on both sides). */
 static void protocol_reason(struct dst *d)
@@ -411,8 +658,11 @@ static enum dst_state do_receiving(struct dst *d)
 
 	/* A channel thread failed: abort now (it keeps draining its channel);
 	 * it interrupts our wait on channel 0 to say so. */
-	if ((d->err = atomic_load(&d->xd.err)) != SMG_OK)
+	if ((d->err = atomic_load(&d->xd.err)) != SMG_OK) {
+		if (d->err == SMG_ERR_CUT || d->err == SMG_ERR_EOF)
+			d->err = abort_reason(d, d->err);
 		return protocol_reason(d), DST_ABORTED;
+	}
 	if ((d->err = smg_chan_recv(d->s, 0, &f)) != SMG_OK) {
 		if (d->err == SMG_ERR_INTERRUPTED)
 			return DST_RECEIVING; /* the check above says why */
@@ -434,7 +684,7 @@ static enum dst_state do_receiving(struct dst *d)
 	case SMG_FT_VTPM_STATE: /* once, after DEVICE_STATE */
 		if (!d->info.has_vtpm || d->have_vtpm || !d->have_state)
 			d->err = SMG_ERR_STATE;
-		else if ((d->err = smg_engine_vtpm_recv(&f, d->info.vtpm_ctrl_port,
+		else if ((d->err = smg_engine_vtpm_recv(&f, d->info.vtpm_ctrl,
 							d->vtpm_hash)) == SMG_OK)
 			d->have_vtpm = true;
 		if (d->err == SMG_ERR_INTEGRITY)
@@ -447,8 +697,7 @@ static enum dst_state do_receiving(struct dst *d)
 			return DST_VERIFY;
 		break;
 	case SMG_FT_ABORT:
-		smg_peer_log(SMG_LOG_WARN, "source aborted the migration");
-		d->err = SMG_ERR_ABORTED;
+		d->err = on_peer_abort(d, &f);
 		break;
 	default:
 		smg_peer_log(SMG_LOG_ERROR, "frame 0x%02x not valid while receiving",
@@ -471,6 +720,7 @@ static enum dst_state do_verify(struct dst *d)
 	Smg__Ready rd = SMG__READY__INIT;
 	Smg__Manifest *mf = d->manifest;
 	const char *bad = NULL;
+	uint64_t t_verify = smg_now_ns();
 
 	emit(d, SMG_EV_PHASE, SMG_PHASE_VERIFY, NULL);
 	stop_hasher(d);
@@ -478,8 +728,6 @@ static enum dst_state do_verify(struct dst *d)
 	    (d->err = join_threads(d)) != SMG_OK ||
 	    (d->err = nothing_after_final(d)) != SMG_OK)
 		return protocol_reason(d), DST_ABORTED;
-	if (smg_fault_on(SMG_FI_DST_BAD_DISK))
-		smg_engine_disks_damage(d->disks);
 	if (smg_fault_on(SMG_FI_DST_BAD_ROOT)) {
 		/* A page damaged after it arrived (bad RAM, a buggy backend). */
 		uint8_t *junk = malloc(d->info.page_size);
@@ -502,6 +750,8 @@ static enum dst_state do_verify(struct dst *d)
 		    smg_merkle_of_memory(d->be, d->info.pages, d->info.page_size, fresh);
 		if (ka)
 			smg_keepalive_stop(&k);
+		/* a test instrument, not part of a destination's load time */
+		t_verify += (smg_now_ms() - t0) * 1000000ull;
 		smg_info("memory re-hashed from the backend in %llu ms",
 			 (unsigned long long)(smg_now_ms() - t0));
 		if (d->err == SMG_OK &&
@@ -527,14 +777,21 @@ static enum dst_state do_verify(struct dst *d)
 		 sodium_memcmp(mf->transcript.data, smg_session_transcript(d->s),
 			       SMG_TRANSCRIPT_LEN) != 0)
 		bad = "session binding";
+	else if (smg_audit_manifest_check(&d->am, d->s, mf) != SMG_OK)
+		bad = "manifest signature";
 	if (bad != NULL || d->err != SMG_OK) {
+		snprintf(d->what, sizeof(d->what),
+			 "%s differs from the source's manifest",
+			 bad != NULL ? bad : smg_strerror(d->err));
 		smg_err(
-		    "integrity check failed: %s differs; discarding the incoming copy",
-		    bad != NULL ? bad : smg_strerror(d->err));
+		    "integrity check failed: %s; the incoming copy goes to quarantine",
+		    d->what);
+		set_detail(d, false, "integrity check failed here: %s", d->what);
 		d->err = SMG_ERR_INTEGRITY;
 		d->reason = SMG__ABORT_REASON__ABORT_INTEGRITY;
 		return DST_ABORTED;
 	}
+	d->load_ns += smg_now_ns() - t_verify;
 	d->st->verified = true;
 	d->st->pages_sent = atomic_load(&d->xd.pages);
 	d->st->zero_pages = atomic_load(&d->xd.zeros);
@@ -543,6 +800,8 @@ static enum dst_state do_verify(struct dst *d)
 	smg_fault_crash(SMG_FI_DST_BEFORE_READY);
 	rd.migration_id = d->st->migration_id;
 	rd.manifest_hash = (ProtobufCBinaryData){SMG_DIGEST_LEN, d->manifest_hash};
+	if ((d->err = smg_audit_receipt_sign(d->o->audit, &d->am, d->s, &rd)) != SMG_OK)
+		return DST_ABORTED;
 	if ((d->err = smg_chan_send_msg(d->s, 0, SMG_FT_READY, &rd.base)) != SMG_OK ||
 	    (d->err = smg_chan_flush(d->s, 0)) != SMG_OK)
 		return DST_ABORTED;
@@ -560,7 +819,7 @@ static enum dst_state do_ready_sent(struct dst *d)
 	if ((d->err = smg_chan_recv(d->s, 0, &f)) != SMG_OK)
 		return DST_ABORTED;
 	if (f.type != SMG_FT_COMMIT) {
-		d->err = f.type == SMG_FT_ABORT ? SMG_ERR_ABORTED : SMG_ERR_STATE;
+		d->err = f.type == SMG_FT_ABORT ? on_peer_abort(d, &f) : SMG_ERR_STATE;
 		return DST_ABORTED;
 	}
 	if ((d->err = smg_frame_unpack(&f, &smg__commit__descriptor, &m)) != SMG_OK)
@@ -571,18 +830,31 @@ static enum dst_state do_ready_sent(struct dst *d)
 		d->err = SMG_ERR_PROTO;
 		return DST_ABORTED;
 	}
-	/* The record comes first: if a resolve query already declared this
-	 * migration discarded, COMMIT loses (the record moved) and nothing resumes. */
-	if ((d->err = smg_outcome_transition(dir, d->st->migration_id,
-					     SMG_OUTCOME_RECEIVING, SMG_OUTCOME_COMMITTED,
-					     d->st->domain)) != SMG_OK ||
+	/* Our point of no return: a cancel on this host that came first wins
+	 * (the source then ends in doubt and resolve resumes it there). */
+	if (!smg_live_commit(d->o->live)) {
+		d->err = SMG_ERR_CANCELLED;
+		return DST_ABORTED;
+	}
+	/* The disks are kept first (a crash after the record must find them);
+	 * then the record: if a resolve query already declared this migration
+	 * discarded, COMMIT loses (the record moved) and nothing resumes. */
+	if ((d->err = smg_engine_disks_commit(d->disks)) != SMG_OK)
+		return DST_ABORTED;
+	if ((d->err =
+		 smg_outcome_transition(dir, d->st->migration_id, SMG_OUTCOME_RECEIVING,
+					SMG_OUTCOME_COMMITTED)) != SMG_OK ||
 	    (d->err = d->be->ops->mark_committed(d->be)) != SMG_OK)
 		return DST_ABORTED;
 	d->committed = true;
 	emit(d, SMG_EV_PHASE, SMG_PHASE_COMMIT, NULL);
 	smg_fault_crash(SMG_FI_DST_AFTER_COMMIT);
-	if ((d->err = d->be->ops->resume(d->be)) != SMG_OK)
+	uint64_t t0 = smg_now_ns();
+	if ((d->err = smg_engine_disks_resume(d->disks)) != SMG_OK ||
+	    (d->err = d->be->ops->resume(d->be)) != SMG_OK)
 		return DST_ABORTED;
+	d->load_ns += smg_now_ns() - t0;
+	load_ms_update(d->o, d->load_ns / 1000000);
 	/* network clean-up: the VM runs, so its NICs come up and announce it
 	 * (from a thread, so DONE is not held up by the schedule). A failure
 	 * here costs reachability, never the VM: warn, go on. */
@@ -604,70 +876,116 @@ static enum dst_state do_ready_sent(struct dst *d)
 	/* Outside the downtime: "committed" already makes resolve answer
 	 * RUNNING (resuming a running domain is a no-op). */
 	if ((r = smg_outcome_transition(dir, d->st->migration_id, SMG_OUTCOME_COMMITTED,
-					SMG_OUTCOME_RESUMED, d->st->domain)) != SMG_OK)
+					SMG_OUTCOME_RESUMED)) != SMG_OK)
 		smg_warn("VM resumed but its record could not be updated: %s",
 			 smg_strerror(r));
 	return DST_RESUMED;
 }
 
-static void abort_dest(struct dst *d)
+/* A copy that failed verification: memory, config and a reason file go to
+ * DIR/quarantine/ID before the domain is destroyed (the disks follow once
+ * the channel threads are gone). */
+static bool quarantine(struct dst *d, char *path, size_t n)
+{
+	struct smg_quarantine q = {.state_dir = d->o->state_dir,
+				   .id = d->st->migration_id,
+				   .domain = d->st->domain,
+				   .source = d->st->peer,
+				   .source_key = smg_session_peer_key(d->s),
+				   .what = d->what,
+				   .config = d->info.config,
+				   .config_len = d->info.config_len,
+				   .be = d->be,
+				   .pages = d->info.pages,
+				   .page_size = d->info.page_size};
+	int r = smg_quarantine_save(&q, path, n);
+
+	if (r != SMG_OK) {
+		smg_err("quarantine of %s failed: %s; the copy is discarded instead",
+			d->st->migration_id, smg_strerror(r));
+		return false;
+	}
+	smg_warn("the incoming copy of '%s' is in quarantine: %s (see its reason file)",
+		 d->st->domain, path);
+	return true;
+}
+
+static void abort_dest(struct dst *d, char *qpath, size_t qn)
 {
 	Smg__Abort a = SMG__ABORT__INIT;
 	struct smg_frame f;
 	bool told = false;
 	int r;
 
+	/* The source ends the session once it has read the ABORT; every
+	 * channel is drained until then (so it never fails a write on a
+	 * channel nobody reads, or on a connection reset by a close with
+	 * unread bytes, before it reads why), but for no longer than the idle
+	 * limit: a peer that goes on sending does not hold this session (and
+	 * its slot). A cancel interrupted every receive: they work again from
+	 * here, before the channel threads are told to drain. */
+	smg_session_set_deadline(d->s, smg_session_idle_limit(d->s));
+	smg_session_resume(d->s);
 	stop_threads(d);
 	protocol_reason(d);
+	if (d->err == SMG_ERR_DISK_FULL) {
+		smg_err("no space left for the incoming disk images (the disk service "
+			"at %s)",
+			d->o->disk_socket != NULL ? d->o->disk_socket : d->o->state_dir);
+		set_detail(d, false, "no space left for the incoming disk images");
+	}
+	if (smg_live_cancelled(d->o->live) && !d->peer_abort) {
+		d->err = SMG_ERR_CANCELLED;
+		d->reason = SMG__ABORT_REASON__ABORT_OPERATOR;
+		set_detail(d, false, "cancelled on the destination (%s)",
+			   smg_live_why(d->o->live));
+	}
 	if (d->err != SMG_ERR_EOF && d->err != SMG_ERR_CUT && d->err != SMG_ERR_ABORTED &&
 	    d->err != SMG_ERR_TIMEOUT && !d->peer_abort) {
 		told = true;
-		a.reason = d->reason;
-		a.detail = d->why[0] != '\0' ? d->why : (char *)smg_strerror(d->err);
+		a.reason = d->reason != 0 ? d->reason
+					  : (Smg__AbortReason)smg_reason_from_err(d->err);
+		a.detail = d->why[0] != '\0'	      ? d->why
+			   : d->st->detail[0] != '\0' ? d->st->detail
+						      : (char *)smg_strerror(d->err);
 		a.error = d->err;
 		smg_chan_send_msg(d->s, 0, SMG_FT_ABORT, &a.base);
 		smg_chan_flush(d->s, 0);
 	}
-	/* The source ends the session once it has read the ABORT; every
-	 * channel is drained until then (so it never blocks on a channel
-	 * nobody reads), but for no longer than the idle limit: a peer that
-	 * goes on sending does not hold this session (and its slot). */
-	smg_session_set_deadline(d->s, smg_session_idle_limit(d->s));
 	if (told)
 		while ((r = smg_chan_recv(d->s, 0, &f)) == SMG_OK ||
 		       r == SMG_ERR_INTERRUPTED)
 			;
+	bool kept = !d->committed && d->err == SMG_ERR_INTEGRITY && d->recorded &&
+		    quarantine(d, qpath, qn);
+	if (!kept)
+		qpath[0] = '\0';
 	if (d->be != NULL && d->info.pages > 0 && !d->committed)
 		d->be->ops->destroy(d->be);
 	if (d->nics_built && !d->committed)
 		smg_netid_remove_all(d->o->net, d->info.name, d->info.nics,
 				     d->info.n_nics);
 	if (d->recorded && !d->committed)
-		smg_outcome_transition(d->o->state_dir, d->st->migration_id,
-				       SMG_OUTCOME_RECEIVING, SMG_OUTCOME_DISCARDED,
-				       d->st->domain);
+		smg_outcome_transition(
+		    d->o->state_dir, d->st->migration_id, SMG_OUTCOME_RECEIVING,
+		    kept ? SMG_OUTCOME_QUARANTINED : SMG_OUTCOME_DISCARDED);
 }
 
 static enum dst_state step(struct dst *d)
 {
 	struct smg_frame f;
 
+	if (smg_live_cancelled(d->o->live)) {
+		d->err = SMG_ERR_CANCELLED;
+		return DST_ABORTED;
+	}
 	switch (d->state) {
 	case DST_WAIT_PLAN:
 		f = *d->first;
 		if (f.type == SMG_FT_ABORT) {
-			/* The source's own policy refused us before planning. */
-			ProtobufCMessage *m;
-			d->peer_abort = true;
-			d->err = SMG_ERR_ABORTED;
-			if (smg_frame_unpack(&f, &smg__abort__descriptor, &m) == SMG_OK) {
-				Smg__Abort *a = (Smg__Abort *)m;
-				smg_peer_log(SMG_LOG_ERROR, "source aborted: %s",
-					     a->detail);
-				if (a->reason == SMG__ABORT_REASON__ABORT_POLICY)
-					d->err = SMG_ERR_POLICY;
-				smg_frame_msg_free(m);
-			}
+			/* The source gave up before planning (its policy, a
+			 * cancel). */
+			d->err = on_peer_abort(d, &f);
 			return DST_ABORTED;
 		}
 		if (f.type != SMG_FT_PLAN) {
@@ -692,24 +1010,67 @@ static enum dst_state step(struct dst *d)
 	return d->state;
 }
 
+/* The attempt's audit record, durable before the outcome is reported. */
+static void audit_end(struct dst *d)
+{
+	struct smg_audit_result res = {.id = d->st->migration_id,
+				       .domain = d->st->domain,
+				       .err = d->err,
+				       .reason = d->why[0] != '\0' ? d->why
+						 : d->st->detail[0] != '\0'
+						     ? d->st->detail
+						     : NULL,
+				       .total_ms = (smg_now_ns() - d->t_start) / 1000000,
+				       .bytes = atomic_load(&d->xd.bytes),
+				       .rounds = d->st->rounds,
+				       .verified = d->st->verified};
+
+	res.outcome =
+	    d->state == DST_RESUMED ? "resumed"
+	    : d->committed	    ? "committed"
+	    : !d->recorded && (d->err == SMG_ERR_POLICY || d->err == SMG_ERR_UNKNOWN_PEER)
+		? "refused"
+		: "discarded";
+	smg_audit_finish(d->o->audit, &d->am, d->s, &res);
+}
+
 static int serve_migration(struct smg_session *s, const struct smg_recv_opts *o,
 			   const struct smg_frame *first, struct smg_mig_stats *st)
 {
 	struct dst d = {.state = DST_WAIT_PLAN, .s = s, .o = o, .st = st, .first = first};
+	char qpath[1024] = "";
 
 	d.t_start = smg_now_ns();
-	if ((d.err = smg_backend_open(o->backend, &o->bopts, &d.be)) != SMG_OK)
-		return d.err;
+	snprintf(st->peer, sizeof(st->peer), "%s", smg_session_peer_name(s));
+	smg_audit_mig_init(&d.am, false);
+	smg_live_attach(o->live, s, NULL);
+	if ((d.err = smg_backend_open(o->backend, &o->bopts, &d.be)) != SMG_OK) {
+		/* Say so: a source must not read this as a network failure. */
+		char why[SMG_ENGINE_DETAIL_MAX];
+		d.err = SMG_ERR_NO_BACKEND;
+		snprintf(why, sizeof(why), "backend '%s' is not available on this host",
+			 o->backend);
+		if (first->type == SMG_FT_PLAN)
+			reply_plan(&d, d.err, why);
+		smg_err("incoming migration refused: %s", why);
+		smg_live_detach(o->live);
+		return st->err = d.err;
+	}
 	while (d.state != DST_RESUMED && d.state != DST_ABORTED)
 		d.state = step(&d);
 	if (d.state == DST_ABORTED) {
-		abort_dest(&d);
+		abort_dest(&d, qpath, sizeof(qpath));
+		if (st->detail[0] == '\0')
+			set_detail(&d, false, "%s", smg_strerror(d.err));
 		smg_err("incoming migration %s aborted: %s; %s", st->migration_id,
-			smg_strerror(d.err),
+			st->detail,
 			d.committed ? "COMMIT is recorded: resolve will resume it"
+			: qpath[0]  ? "the incoming copy is in quarantine"
 				    : "the incoming copy is discarded");
-		emit(&d, SMG_EV_PHASE, SMG_PHASE_ABORTED, smg_strerror(d.err));
+		audit_end(&d);
+		emit(&d, SMG_EV_PHASE, SMG_PHASE_ABORTED, st->detail);
 	} else {
+		audit_end(&d);
 		emit(&d, SMG_EV_PHASE, SMG_PHASE_DONE, NULL);
 	}
 	stop_hasher(&d);
@@ -717,9 +1078,16 @@ static int serve_migration(struct smg_session *s, const struct smg_recv_opts *o,
 	/* The VM runs: a frame the announcement could not send is a warning. */
 	if (d.ann != NULL && smg_announce_join(d.ann) != SMG_OK)
 		smg_warn("network clean-up: some announcements were not sent");
+	smg_live_detach(o->live);
 	if (d.state == DST_ABORTED && !d.committed) {
 		/* After the channel threads are gone: nobody writes them now. */
-		smg_engine_disks_discard(d.disks);
+		if (qpath[0] != '\0' &&
+		    smg_engine_disks_quarantine(d.disks, qpath) != SMG_OK)
+			smg_warn("quarantine: some disks could not be held in the disk "
+				 "service (%s/disks)",
+				 qpath);
+		else if (qpath[0] == '\0')
+			smg_engine_disks_discard(d.disks);
 		d.disks = NULL;
 	}
 	if (d.xd.nchan > 0) {
@@ -731,7 +1099,11 @@ static int serve_migration(struct smg_session *s, const struct smg_recv_opts *o,
 	if (d.manifest != NULL)
 		smg_frame_msg_free(&d.manifest->base);
 	smg_backend_close(d.be);
+	if (d.reserved)
+		smg_capacity_release(o->capacity, smg_session_peer_name(s),
+				     d.reserved_mem, d.disk_total);
 	st->err = d.err;
+	st->reason = d.reason;
 	return d.err;
 }
 

@@ -1,13 +1,16 @@
-/* The VM's disks inside a migration (DESIGN §5): storage/ does the work;
- * this file ties it to the engine's rounds and channels.
+/* The VM's disks inside a migration (DESIGN §5): the host's disk service
+ * owns and serves them (storage/service.c); this file drives it from the
+ * engine's rounds and channels, one control connection (one lease) per disk.
  *
  * Disk i travels on channel i % nchan only, so a newer version of a chunk
  * can never overtake an older one. Each pre-copy round, that channel's
  * thread sends, after its share of memory pages and before ROUND_END, the
- * whole current storage phase of its disks: the bulk copy in round 0, one
- * ITER round per later round, and the FINAL phase in stop-and-copy. While
- * the migration runs, each source disk is exported over NBD so the guest's
- * I/O goes through the same storage layer. */
+ * current storage phase of its disks: the bulk copy in round 0, one ITER
+ * round per later round, and the FINAL phase in stop-and-copy. If this
+ * process dies, the service undoes (or, after COMMIT, keeps) each lease. */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,54 +22,86 @@
 #include "storage/storage.h"
 #include "transport/transport.h"
 
+_Static_assert(SMG_DSVC_FRAME_MAX <= SMG_FRAME_PAYLOAD_MAX,
+	       "a record frame must fit one bulk frame");
+
 struct smg_engine_disks {
 	unsigned n;
 	bool src;
-	/* source */
-	struct smg_vdisk *vd[SMG_DOMAIN_DISKS_MAX];
-	struct smg_stg_src *ss[SMG_DOMAIN_DISKS_MAX];
-	struct smg_nbd_server *nbd[SMG_DOMAIN_DISKS_MAX];
-	struct smg_wl *wl[SMG_DOMAIN_DISKS_MAX];
-	struct smg_trace *trace;
-	bool bulk_done[SMG_DOMAIN_DISKS_MAX];
-	bool paused;
-	/* destination */
-	struct smg_stg_dst *sd[SMG_DOMAIN_DISKS_MAX];
-	char path[SMG_DOMAIN_DISKS_MAX][SMG_DOMAIN_PATH_MAX + 64];
+	struct smg_dsvc_conn *c[SMG_DOMAIN_DISKS_MAX];
+	char name[SMG_DOMAIN_DISKS_MAX][SMG_DSVC_NAME_MAX + 1];
+	uint64_t size[SMG_DOMAIN_DISKS_MAX];
 	uint32_t chunk[SMG_DOMAIN_DISKS_MAX];
-	uint8_t roots[SMG_DOMAIN_DISKS_MAX][SMG_DIGEST_LEN];
+	bool leased[SMG_DOMAIN_DISKS_MAX]; /* SEND/RECV answered OK, not ended */
+	bool bulk_done[SMG_DOMAIN_DISKS_MAX];
+	bool paused, committed;
 };
 
-int smg_engine_disks_src_open(const struct smg_domain_info *info, const char *nbd_dir,
+static int call(struct smg_engine_disks *e, unsigned i, const char *line,
+		const void *payload, size_t plen, struct smg_dsvc_reply *rep)
+{
+	int r = smg_dsvc_call(e->c[i], line, payload, plen, -1, rep);
+
+	if (r != SMG_OK)
+		smg_err("disk %s: %.24s: %s", e->name[i], line, smg_dsvc_errmsg(e->c[i]));
+	return r;
+}
+
+static int connect_disk(struct smg_engine_disks *e, unsigned i, const char *sock)
+{
+	int r = smg_dsvc_connect(sock, &e->c[i]);
+
+	if (r != SMG_OK)
+		smg_err("disk %s: no disk service at %s: %s (start 'secmig disk serve')",
+			e->name[i], sock,
+			r == SMG_ERR_SYS ? strerror(smg_err_errno()) : smg_strerror(r));
+	return r;
+}
+
+static bool parse_u64(const char *s, uint64_t *v)
+{
+	char *end;
+
+	*v = strtoull(s, &end, 10);
+	return *s != '\0' && *end == '\0';
+}
+
+int smg_engine_disks_src_open(const struct smg_domain_info *info, const char *sock,
 			      struct smg_engine_disks **out)
 {
 	struct smg_engine_disks *e;
+	struct smg_dsvc_reply rep;
+	char line[SMG_DSVC_LINE_MAX];
+	uint64_t v = 0;
 	int r = SMG_OK;
 
 	*out = NULL;
 	if ((e = calloc(1, sizeof(*e))) == NULL)
 		return SMG_ERR_NOMEM;
 	e->src = true;
-	for (unsigned i = 0; i < info->n_disks; i++) {
-		struct smg_vdisk_opts o = {.path = info->disks[i].path};
+	for (unsigned i = 0; i < info->n_disks && r == SMG_OK; i++) {
+		const char *name = info->disks[i].path;
 
-		if ((r = smg_vdisk_open(&o, &e->vd[i])) != SMG_OK) {
-			smg_err("disk %u (%s): %s", i, info->disks[i].path,
-				smg_strerror(r));
+		/* A disk of a migrating VM is a disk of this host's service,
+		 * named D.i (docs/storage.md), never a path. */
+		if (!smg_dsvc_name_valid(name, strlen(name))) {
+			smg_err("disk %u '%s': not a disk service name (import the image "
+				"with 'secmig disk import %s.%u FILE')",
+				i, name, info->name, i);
+			r = SMG_ERR_CONFIG;
 			break;
 		}
+		memcpy(e->name[i], name, strlen(name) + 1);
 		e->n = i + 1;
-		if (nbd_dir != NULL) {
-			char sock[SMG_DOMAIN_PATH_MAX + 64];
-
-			snprintf(sock, sizeof(sock), "%s/%s.%u.nbd", nbd_dir, info->name,
-				 i);
-			if ((r = smg_nbd_server_start(e->vd[i], sock, &e->nbd[i])) !=
-			    SMG_OK)
-				break;
-			smg_info("disk %u served over NBD at nbd+unix:///%s?socket=%s", i,
-				 SMG_NBD_EXPORT_NAME, sock);
-		}
+		if ((r = connect_disk(e, i, sock)) != SMG_OK)
+			break;
+		snprintf(line, sizeof(line), "INFO %s", e->name[i]);
+		if ((r = call(e, i, line, NULL, 0, &rep)) != SMG_OK)
+			break;
+		if (rep.nfields < 2 || !parse_u64(rep.fields[0], &e->size[i]) ||
+		    !parse_u64(rep.fields[1], &v) || v > SMG_STG_CHUNK_MAX)
+			r = SMG_ERR_PROTO;
+		e->chunk[i] = (uint32_t)v;
 	}
 	if (r != SMG_OK) {
 		smg_engine_disks_free(e);
@@ -78,54 +113,20 @@ int smg_engine_disks_src_open(const struct smg_domain_info *info, const char *nb
 
 int smg_engine_disks_workload(struct smg_engine_disks *e, const char *spec)
 {
-	struct smg_wl_opts o = {.threads = 1, .interval_us = 1000};
+	struct smg_dsvc_reply rep;
+	char line[SMG_DSVC_LINE_MAX];
 	int r;
 
 	if (e == NULL || spec == NULL)
 		return SMG_OK;
-	if (strncmp(spec, "trace:", 6) == 0) {
-		if ((r = smg_trace_load(spec + 6, &e->trace)) != SMG_OK)
-			return r;
-		o.kind = SMG_WL_TRACE;
-		o.trace = e->trace;
-	} else if (strcmp(spec, "read-hot") == 0) {
-		o.kind = SMG_WL_READ_HOT;
-	} else if (strcmp(spec, "write-heavy") == 0) {
-		o.kind = SMG_WL_WRITE_HEAVY;
-	} else if (strcmp(spec, "mixed") == 0) {
-		o.kind = SMG_WL_MIXED;
-	} else {
-		smg_err("disk workload '%s': read-hot, write-heavy, mixed or trace:FILE",
-			spec);
-		return SMG_ERR_CONFIG;
-	}
+	if (strlen(spec) > SMG_DSVC_LINE_MAX - SMG_DSVC_NAME_MAX - 16)
+		return SMG_ERR_TOO_LONG;
 	for (unsigned i = 0; i < e->n; i++) {
-		o.seed = i + 1;
-		if ((r = smg_wl_start(e->vd[i], &o, &e->wl[i])) != SMG_OK)
-			return r;
+		snprintf(line, sizeof(line), "WORKLOAD %s %s", e->name[i], spec);
+		if ((r = call(e, i, line, NULL, 0, &rep)) != SMG_OK)
+			return r == SMG_ERR_PROTO ? SMG_ERR_CONFIG : r;
 	}
 	return SMG_OK;
-}
-
-static void stop_workload(struct smg_engine_disks *e)
-{
-	for (unsigned i = 0; i < e->n; i++) {
-		struct smg_wl_result res;
-
-		if (e->wl[i] == NULL)
-			continue;
-		smg_wl_result(e->wl[i], &res);
-		smg_info("disk %u workload: %llu reads (p99 %.3f ms), %llu writes (p99 "
-			 "%.3f ms), "
-			 "%llu errors",
-			 i, (unsigned long long)res.reads, res.read_p99_ms,
-			 (unsigned long long)res.writes, res.write_p99_ms,
-			 (unsigned long long)res.errors);
-		smg_wl_stop(e->wl[i]);
-		e->wl[i] = NULL;
-	}
-	smg_trace_free(e->trace);
-	e->trace = NULL;
 }
 
 unsigned smg_engine_disks_count(const struct smg_engine_disks *e)
@@ -136,50 +137,47 @@ unsigned smg_engine_disks_count(const struct smg_engine_disks *e)
 void smg_engine_disks_spec(const struct smg_engine_disks *e, unsigned i, uint64_t *size,
 			   uint32_t *chunk)
 {
-	*size = smg_vdisk_size(e->vd[i]);
-	*chunk = smg_vdisk_chunk_size(e->vd[i]);
+	*size = e->size[i];
+	*chunk = e->chunk[i];
 }
 
 int smg_engine_disks_begin(struct smg_engine_disks *e, enum smg_stg_mode mode)
 {
+	struct smg_dsvc_reply rep;
+	char line[SMG_DSVC_LINE_MAX];
 	int r;
 
-	for (unsigned i = 0; i < e->n; i++) {
-		struct smg_stg_src_opts so = {.mode = mode, .disk_id = i};
-
-		if ((r = smg_stg_src_begin(e->vd[i], &so, &e->ss[i])) != SMG_OK)
+	for (unsigned i = 0; e != NULL && i < e->n; i++) {
+		snprintf(line, sizeof(line), "SEND %s %s %u", e->name[i],
+			 mode == SMG_STG_MODE_DBT ? "dbt" : "waio", i);
+		if ((r = call(e, i, line, NULL, 0, &rep)) != SMG_OK)
 			return r;
+		e->leased[i] = true;
 	}
 	return SMG_OK;
 }
 
-/* Every frame of one phase (or ITER round) of disk i on chan. A frame is
- * filled in a scratch buffer first: a begun bulk frame cannot be dropped,
- * and only the storage layer knows whether a phase has one more frame. */
-/* Each chunk record is written by storage/ straight into a begun bulk
- * frame, sealed there in place: no staging buffer, no copy. */
+/* Every frame of one phase (or ITER round) of disk i on chan. */
 static int send_phase(struct smg_engine_disks *e, unsigned i, struct smg_session *s,
-		      unsigned chan, enum smg_stg_phase ph, struct smg_ratelim *rl,
+		      unsigned chan, const char *phase, struct smg_ratelim *rl,
 		      uint64_t *bytes)
 {
-	uint8_t *buf;
-	size_t used;
+	struct smg_dsvc_reply rep;
+	char line[32];
 	int r;
 
+	snprintf(line, sizeof(line), "NEXT %s", phase);
 	for (;;) {
-		if ((r = smg_chan_bulk_begin(s, chan, SMG_FRAME_PAYLOAD_MAX, &buf)) !=
-		    SMG_OK)
+		if ((r = call(e, i, line, NULL, 0, &rep)) != SMG_OK)
 			return r;
-		r = smg_stg_src_next(e->ss[i], ph, buf, SMG_FRAME_PAYLOAD_MAX, &used);
-		if (r != SMG_OK || used == 0) {
-			smg_chan_bulk_abandon(s, chan);
+		if (rep.payload_len == 0)
+			return SMG_OK;
+		if ((r = smg_ratelim_wait(rl, rep.payload_len)) != SMG_OK)
+			return r; /* cancelled */
+		if ((r = smg_chan_send(s, chan, SMG_FT_DISK_CHUNK, rep.payload,
+				       rep.payload_len)) != SMG_OK)
 			return r;
-		}
-		smg_ratelim_wait(rl, used);
-		if ((r = smg_chan_bulk_submit(s, chan, SMG_FT_DISK_CHUNK, used)) !=
-		    SMG_OK)
-			return r;
-		*bytes += used;
+		*bytes += rep.payload_len;
 	}
 }
 
@@ -192,83 +190,196 @@ int smg_engine_disks_send(struct smg_engine_disks *e, struct smg_session *s,
 	if (e == NULL)
 		return SMG_OK;
 	for (unsigned i = chan; i < e->n; i += nchan) {
-		if (e->ss[i] == NULL)
+		if (!e->leased[i])
 			continue;
 		if (!e->bulk_done[i]) {
-			if ((r = send_phase(e, i, s, chan, SMG_STG_PHASE_BULK, rl,
-					    bytes)) != SMG_OK)
+			if ((r = send_phase(e, i, s, chan, "bulk", rl, bytes)) != SMG_OK)
 				return r;
 			e->bulk_done[i] = true;
 			if (!final)
 				continue;
 		}
-		r = send_phase(e, i, s, chan,
-			       final ? SMG_STG_PHASE_FINAL : SMG_STG_PHASE_ITER, rl,
-			       bytes);
-		if (r != SMG_OK)
+		if ((r = send_phase(e, i, s, chan, final ? "final" : "iter", rl,
+				    bytes)) != SMG_OK)
 			return r;
 	}
 	return SMG_OK;
 }
 
-uint64_t smg_engine_disks_pending(const struct smg_engine_disks *e)
+int smg_engine_disks_pending(struct smg_engine_disks *e, struct smg_stg_pending *p)
 {
-	uint64_t n = 0;
+	struct smg_dsvc_reply rep;
+	uint64_t v[3];
+	int r;
 
+	memset(p, 0, sizeof(*p));
 	for (unsigned i = 0; e != NULL && i < e->n; i++) {
-		if (e->ss[i] != NULL && !e->bulk_done[i])
-			return UINT64_MAX;
-		if (e->ss[i] != NULL)
-			n += smg_stg_src_pending(e->ss[i]);
+		if (!e->leased[i])
+			continue;
+		if ((r = call(e, i, "PENDING", NULL, 0, &rep)) != SMG_OK)
+			return r;
+		if (rep.nfields != 3 || !parse_u64(rep.fields[0], &v[0]) ||
+		    !parse_u64(rep.fields[1], &v[1]) || !parse_u64(rep.fields[2], &v[2]))
+			return SMG_ERR_PROTO;
+		p->chunks += v[0];
+		p->bytes += v[1];
+		p->bulk_left += v[2];
 	}
-	return n;
+	return SMG_OK;
 }
 
-void smg_engine_disks_pause(struct smg_engine_disks *e)
+int smg_engine_disks_budget(struct smg_engine_disks *e, uint64_t bytes)
 {
+	struct smg_dsvc_reply rep;
+	char line[64];
+	int r;
+
+	for (unsigned i = 0; e != NULL && i < e->n; i++) {
+		if (!e->leased[i])
+			continue;
+		snprintf(line, sizeof(line), "BUDGET %" PRIu64, bytes / e->n);
+		if ((r = call(e, i, line, NULL, 0, &rep)) != SMG_OK)
+			return r;
+	}
+	return SMG_OK;
+}
+
+int smg_engine_disks_pause(struct smg_engine_disks *e)
+{
+	struct smg_dsvc_reply rep;
+	int r;
+
 	for (unsigned i = 0; e != NULL && i < e->n && !e->paused; i++)
-		smg_vdisk_pause(e->vd[i]);
+		if (e->leased[i] && (r = call(e, i, "PAUSE", NULL, 0, &rep)) != SMG_OK)
+			return r;
 	if (e != NULL)
 		e->paused = true;
+	return SMG_OK;
+}
+
+static int unhex(const char *h, uint8_t *out, size_t n)
+{
+	if (strlen(h) != 2 * n)
+		return SMG_ERR_PROTO;
+	for (size_t i = 0; i < n; i++) {
+		unsigned v;
+
+		if (sscanf(h + 2 * i, "%2x", &v) != 1)
+			return SMG_ERR_PROTO;
+		out[i] = (uint8_t)v;
+	}
+	return SMG_OK;
+}
+
+static int root_of(struct smg_engine_disks *e, unsigned i, const char *verb,
+		   uint8_t root[SMG_DIGEST_LEN])
+{
+	struct smg_dsvc_reply rep;
+	int r;
+
+	if ((r = call(e, i, verb, NULL, 0, &rep)) != SMG_OK)
+		return r;
+	return rep.nfields == 1 ? unhex(rep.fields[0], root, SMG_DIGEST_LEN)
+				: SMG_ERR_PROTO;
 }
 
 int smg_engine_disks_src_root(struct smg_engine_disks *e, unsigned i,
 			      uint8_t root[SMG_DIGEST_LEN])
 {
-	return smg_stg_src_digest(e->ss[i], root);
+	return root_of(e, i, "ROOT", root);
+}
+
+int smg_engine_disks_commit(struct smg_engine_disks *e)
+{
+	struct smg_dsvc_reply rep;
+	int r;
+
+	for (unsigned i = 0; e != NULL && i < e->n; i++)
+		if (e->leased[i] && (r = call(e, i, e->src ? "COMMIT" : "COMMITTED", NULL,
+					      0, &rep)) != SMG_OK)
+			return r;
+	if (e != NULL)
+		e->committed = true;
+	return SMG_OK;
 }
 
 int smg_engine_disks_end(struct smg_engine_disks *e, bool committed)
 {
+	struct smg_dsvc_reply rep;
 	int r = SMG_OK, r2;
 
 	if (e == NULL || !e->src)
 		return SMG_OK;
 	for (unsigned i = 0; i < e->n; i++) {
-		/* Before COMMIT the source VM carries on: its surrogate writes
-		 * must be in the original before its I/O is let go. After
-		 * COMMIT the source copy is destroyed: nothing to merge. */
-		if (e->ss[i] != NULL &&
-		    (r2 = smg_stg_src_end(e->ss[i], !committed)) != SMG_OK)
-			r = r ?: r2;
-		e->ss[i] = NULL;
+		/* Before COMMIT the source VM carries on: the service puts
+		 * WAIO's writes into the original before its I/O is let go.
+		 * After DONE the VM runs elsewhere: this copy goes. */
+		if (!e->leased[i])
+			continue;
+		r2 = call(e, i, committed ? "RELEASE" : "ABORT", NULL, 0, &rep);
+		r = r ?: r2;
+		e->leased[i] = false;
 	}
-	for (unsigned i = 0; e->paused && i < e->n; i++)
-		smg_vdisk_resume(e->vd[i]);
 	e->paused = false;
-	/* After COMMIT the VM is gone from here, and with it its disk I/O
-	 * (its threads may have been held at the paused gate until now). */
-	if (committed)
-		stop_workload(e);
 	return r;
 }
 
+/* For each disk D.i of domain held in state `state` by the service at sock,
+ * send `verb` (with arg); *n: how many answered OK. */
+static int for_held(const char *sock, const char *domain, const char *state,
+		    const char *verb, const char *arg, unsigned *n)
+{
+	struct smg_dsvc_conn *c;
+	struct smg_dsvc_reply rep;
+	char line[SMG_DSVC_LINE_MAX], name[SMG_DSVC_NAME_MAX + 1];
+	int r = SMG_OK;
+
+	*n = 0;
+	if (smg_dsvc_connect(sock, &c) != SMG_OK)
+		return SMG_OK; /* no disk service on this host: no disks */
+	for (unsigned i = 0; i < SMG_DOMAIN_DISKS_MAX; i++) {
+		int w = snprintf(name, sizeof(name), "%s.%u", domain, i);
+
+		if (w < 0 || (size_t)w >= sizeof(name) ||
+		    !smg_dsvc_name_valid(name, (size_t)w))
+			break;
+		snprintf(line, sizeof(line), "INFO %s", name);
+		if (smg_dsvc_call(c, line, NULL, 0, -1, &rep) != SMG_OK ||
+		    rep.nfields < 3 || strcmp(rep.fields[2], state) != 0)
+			continue;
+		snprintf(line, sizeof(line), "%s %s%s%s", verb, name, arg ? " " : "",
+			 arg ? arg : "");
+		if (smg_dsvc_call(c, line, NULL, 0, -1, &rep) != SMG_OK) {
+			smg_err("disk %s: %s", name, smg_dsvc_errmsg(c));
+			r = r ?: rep.err;
+			continue;
+		}
+		(*n)++;
+	}
+	smg_dsvc_close(c);
+	return r;
+}
+
+int smg_engine_disks_settle(const char *sock, const char *domain, bool resumed,
+			    unsigned *n)
+{
+	return for_held(sock, domain, "handed-over", "SETTLE",
+			resumed ? "resumed" : "aborted", n);
+}
+
+int smg_engine_disks_resume_committed(const char *sock, const char *domain, unsigned *n)
+{
+	return for_held(sock, domain, "committed", "RESUME", NULL, n);
+}
+
 /* ---- destination ------------------------------------------------------------ */
-int smg_engine_disks_dst_open(const char *dir, const char *domain, size_t n,
+int smg_engine_disks_dst_open(const char *sock, const char *const *names, size_t n,
 			      const uint64_t *sizes, const uint32_t *chunks,
 			      struct smg_engine_disks **out)
 {
 	struct smg_engine_disks *e;
+	struct smg_dsvc_reply rep;
+	char line[SMG_DSVC_LINE_MAX];
 	int r = SMG_OK;
 
 	*out = NULL;
@@ -276,16 +387,25 @@ int smg_engine_disks_dst_open(const char *dir, const char *domain, size_t n,
 		return SMG_ERR_PROTO;
 	if ((e = calloc(1, sizeof(*e))) == NULL)
 		return SMG_ERR_NOMEM;
-	for (unsigned i = 0; i < n; i++) {
-		snprintf(e->path[i], sizeof(e->path[i]), "%s/%s.%u.img", dir, domain, i);
-		e->chunk[i] = chunks[i];
-		if ((r = smg_stg_dst_open(e->path[i], sizes[i], chunks[i], i,
-					  &e->sd[i])) != SMG_OK) {
-			smg_err("disk %u: cannot create %s: %s", i, e->path[i],
-				smg_strerror(r));
+	for (unsigned i = 0; i < n && r == SMG_OK; i++) {
+		/* The destination's name for it (plan_check.c); the service
+		 * makes its image path from it, never from a peer's string. */
+		size_t w = strlen(names[i]);
+
+		if (w >= sizeof(e->name[i]) || !smg_dsvc_name_valid(names[i], w)) {
+			r = SMG_ERR_PROTO;
 			break;
 		}
+		memcpy(e->name[i], names[i], w + 1);
 		e->n = i + 1;
+		e->size[i] = sizes[i];
+		e->chunk[i] = chunks[i];
+		if ((r = connect_disk(e, i, sock)) != SMG_OK)
+			break;
+		snprintf(line, sizeof(line), "RECV %s %" PRIu64 " %u %u", e->name[i],
+			 sizes[i], chunks[i], i);
+		if ((r = call(e, i, line, NULL, 0, &rep)) == SMG_OK)
+			e->leased[i] = true;
 	}
 	if (r != SMG_OK) {
 		smg_engine_disks_discard(e);
@@ -298,34 +418,26 @@ int smg_engine_disks_dst_open(const char *dir, const char *domain, size_t n,
 int smg_engine_disks_apply(struct smg_engine_disks *e, unsigned chan, unsigned nchan,
 			   const uint8_t *p, size_t len)
 {
+	struct smg_dsvc_reply rep;
 	uint32_t disk;
 
 	/* Version, phase, count, then the disk id: read before anything else
 	 * so a frame for a disk we do not have, or on a channel the disk does
 	 * not travel on (it could overtake a newer copy), is refused. */
-	if (e == NULL || len < SMG_STG_FRAME_HDR)
+	if (e == NULL || len < SMG_STG_FRAME_HDR || len > SMG_DSVC_FRAME_MAX)
 		return SMG_ERR_PROTO;
 	disk = smg_load_be32(p + 4);
-	if (disk >= e->n || disk % nchan != chan) {
+	if (disk >= e->n || disk % nchan != chan || !e->leased[disk]) {
 		smg_peer_log(SMG_LOG_ERROR,
 			     "disk frame for disk %u on channel %u refused", disk, chan);
 		return SMG_ERR_PROTO;
 	}
-	return smg_stg_dst_apply(e->sd[disk], p, len);
-}
-
-/* The root of disk i recomputed from its image file alone. */
-static int fresh_root(struct smg_engine_disks *e, unsigned i, uint32_t chunk,
-		      uint8_t root[SMG_DIGEST_LEN])
-{
-	struct smg_image *img;
-	int r;
-
-	if ((r = smg_image_open(e->path[i], SMG_IMAGE_RDONLY, &img)) != SMG_OK)
-		return r;
-	r = smg_stg_image_digest(img, chunk, root);
-	smg_image_close(img);
-	return r;
+	/* The service decodes it (smg_stg_dst_apply) and refuses any bad
+	 * record before writing anything of the frame. */
+	return smg_dsvc_call(e->c[disk], "APPLY", p, len, -1, &rep) == SMG_OK ? SMG_OK
+	       : rep.err == SMG_ERR_DISK_FULL			  ? SMG_ERR_DISK_FULL
+	       : rep.err == SMG_ERR_SYS || rep.err == SMG_ERR_EOF ? SMG_ERR_STORAGE
+								  : SMG_ERR_PROTO;
 }
 
 int smg_engine_disks_verify(struct smg_engine_disks *e, size_t n_roots,
@@ -337,9 +449,9 @@ int smg_engine_disks_verify(struct smg_engine_disks *e, size_t n_roots,
 	if (n_roots != smg_engine_disks_count(e))
 		return SMG_ERR_INTEGRITY;
 	for (unsigned i = 0; i < n_roots; i++) {
-		if ((r = smg_stg_dst_digest(e->sd[i], mine)) != SMG_OK)
+		if ((r = root_of(e, i, "DIGEST", mine)) != SMG_OK)
 			return r;
-		if (fresh && ((r = fresh_root(e, i, e->chunk[i], again)) != SMG_OK ||
+		if (fresh && ((r = root_of(e, i, "CHECK", again)) != SMG_OK ||
 			      memcmp(again, mine, SMG_DIGEST_LEN) != 0)) {
 			smg_err(
 			    "disk %u: the image on disk differs from what was written",
@@ -355,44 +467,89 @@ int smg_engine_disks_verify(struct smg_engine_disks *e, size_t n_roots,
 	return SMG_OK;
 }
 
-void smg_engine_disks_damage(struct smg_engine_disks *e)
+int smg_engine_disks_resume(struct smg_engine_disks *e)
 {
-	struct smg_image *img;
-	uint8_t b;
+	struct smg_dsvc_reply rep;
+	int r = SMG_OK, r2;
 
-	/* Behind the destination's back, through a second descriptor: what a
-	 * bad disk or a buggy writer would do after the records arrived. */
-	if (e == NULL || e->n == 0 || smg_image_open(e->path[0], 0, &img) != SMG_OK)
-		return;
-	if (smg_image_size(img) > 0 && smg_image_read(img, &b, 1, 0) == SMG_OK) {
-		b ^= 0xff;
-		(void)smg_image_write(img, &b, 1, 0);
+	for (unsigned i = 0; e != NULL && i < e->n; i++) {
+		if (!e->leased[i])
+			continue;
+		r2 = call(e, i, "RESUME", NULL, 0, &rep);
+		r = r ?: r2;
+		e->leased[i] = false;
 	}
-	smg_image_close(img);
+	return r;
 }
 
 void smg_engine_disks_discard(struct smg_engine_disks *e)
 {
+	struct smg_dsvc_reply rep;
+
 	for (unsigned i = 0; e != NULL && i < e->n; i++) {
-		smg_stg_dst_close(e->sd[i]);
-		e->sd[i] = NULL;
-		if (e->path[i][0] != '\0')
-			unlink(e->path[i]);
+		/* Closing the connection would do as much; asking says so in
+		 * the service's log and waits for it. */
+		if (e->leased[i])
+			(void)call(e, i, "DISCARD", NULL, 0, &rep);
+		e->leased[i] = false;
 	}
 	smg_engine_disks_free(e);
+}
+
+int smg_engine_disks_quarantine(struct smg_engine_disks *e, const char *dir)
+{
+	struct smg_dsvc_reply rep;
+	char path[1100]; /* dir: the quarantine path, up to 1 KiB */
+	int fd, r = SMG_OK;
+	FILE *f = NULL;
+
+	if (e == NULL || e->n == 0) {
+		smg_engine_disks_free(e);
+		return SMG_OK;
+	}
+	/* The images are the disk service's, in its storage directory: they
+	 * stay there, held as committed and never resumed (`secmig disk list`
+	 * shows them; `secmig disk delete NAME` once examined), and the
+	 * quarantine's `disks` file names them. */
+	snprintf(path, sizeof(path), "%s/disks", dir);
+	if ((fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+		       0600)) < 0 ||
+	    (f = fdopen(fd, "w")) == NULL) {
+		r = smg_err_sys(errno);
+		if (fd >= 0)
+			close(fd);
+	}
+	for (unsigned i = 0; i < e->n; i++) {
+		if (!e->leased[i])
+			continue;
+		int r2 = call(e, i, "COMMITTED", NULL, 0, &rep);
+		if (r2 != SMG_OK) {
+			r = r == SMG_OK ? r2 : r;
+			continue;
+		}
+		e->committed = true;
+		if (f != NULL)
+			fprintf(f, "%s held in the disk service, not resumed\n",
+				e->name[i]);
+	}
+	if (f != NULL && fclose(f) != 0 && r == SMG_OK)
+		r = smg_err_sys(errno);
+	smg_engine_disks_free(e);
+	return r;
 }
 
 void smg_engine_disks_free(struct smg_engine_disks *e)
 {
 	if (e == NULL)
 		return;
-	if (e->src)
+	/* After COMMIT a source lease stays with the service (in doubt until
+	 * RELEASE or `secmig disk settle`), as does a destination lease
+	 * COMMITTED but not resumed: closing the connection keeps them. */
+	if (e->src && !e->committed)
 		(void)smg_engine_disks_end(e, false);
-	stop_workload(e);
-	for (unsigned i = 0; i < e->n; i++) {
-		smg_nbd_server_stop(e->nbd[i]);
-		smg_vdisk_close(e->vd[i]);
-		smg_stg_dst_close(e->sd[i]);
-	}
+	/* A destination lease still held here (COMMITTED, not resumed) stays
+	 * with the service when the connection closes. */
+	for (unsigned i = 0; i < e->n; i++)
+		smg_dsvc_close(e->c[i]);
 	free(e);
 }

@@ -6,6 +6,7 @@
 
 #include "base/base.h"
 #include "engine/engine.h"
+#include "engine/internal.h"
 
 static const char *const fault_names[SMG_FI_MAX_] = {
     [SMG_FI_SRC_AFTER_ROUND0] = "src_after_round0",
@@ -20,6 +21,8 @@ static const char *const fault_names[SMG_FI_MAX_] = {
     [SMG_FI_DST_BAD_DISK] = "dst_bad_disk",
     [SMG_FI_DST_SLOW_DATA] = "dst_slow_data",
     [SMG_FI_SRC_STARVE_CHAN] = "src_starve_chan",
+    [SMG_FI_SRC_IN_SETUP] = "src_in_setup",
+    [SMG_FI_SRC_IN_VERIFY] = "src_in_verify",
 };
 
 bool smg_fault_on(enum smg_fault f)
@@ -48,7 +51,9 @@ unsigned smg_fault_stall_ms(unsigned dflt)
 	return dflt;
 }
 
-void smg_fault_crash(enum smg_fault f)
+#define STALL_STEP_MS 10
+
+static void fault_at(enum smg_fault f, struct smg_live *l)
 {
 	unsigned ms;
 
@@ -59,9 +64,20 @@ void smg_fault_crash(enum smg_fault f)
 	 * a test cuts the link or SIGKILLs a process at exactly this phase. */
 	if ((ms = smg_fault_stall_ms(0)) > 0) {
 		smg_warn("fault injection: %s: stalling %u ms", fault_names[f], ms);
-		usleep((useconds_t)ms * 1000);
+		for (unsigned t = 0; t < ms && !smg_live_poked(l); t += STALL_STEP_MS)
+			usleep(STALL_STEP_MS * 1000);
 		return;
 	}
 	smg_warn("fault injection: %s: exiting now", fault_names[f]);
 	_exit(70);
+}
+
+void smg_fault_crash(enum smg_fault f)
+{
+	fault_at(f, NULL);
+}
+
+void smg_fault_point(enum smg_fault f, struct smg_live *l)
+{
+	fault_at(f, l);
 }

@@ -13,6 +13,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <net/if.h>
 #include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -185,6 +186,13 @@ int smg_netid_prepare(const struct smg_netid *id)
 
 	if ((r = check_id(id)) != 0)
 		return r;
+	/* Another VM's vif by that name: never take it over, and never remove
+	 * it on the way out (fail: below would). */
+	if (if_nametoindex(id->vif) != 0) {
+		smg_err("netid: vif %s exists on this host already: not touching it",
+			id->vif);
+		return SMG_ERR_EXISTS;
+	}
 	snprintf(mac, sizeof(mac), "%02x:%02x:%02x:%02x:%02x:%02x", id->nic.mac[0],
 		 id->nic.mac[1], id->nic.mac[2], id->nic.mac[3], id->nic.mac[4],
 		 id->nic.mac[5]);

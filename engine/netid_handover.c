@@ -2,9 +2,13 @@
  * host: the destination builds them before resume and switches them on
  * and announces them at resume; the source switches them off at pause
  * (on again if the migration aborts) and removes them after commit.
- * Names: namespace <prefix><domain>-<n>, vif v<n>-<domain up to 10>,
- * eth<n> inside; a host runs one copy of a domain at a time, so names
- * only need to be unique per host. */
+ * Names: namespace <prefix><domain>-<n>, vif v<n>-<domain> when that fits
+ * IFNAMSIZ, else v<n>_<3 characters><8 hex of BLAKE2b(domain)> (never a
+ * truncation two domains share: 'webserver-a' and 'webserver-b' once
+ * both became v0-webserver and the second migration removed the first
+ * VM's vif), eth<n> inside. A host runs one copy of a domain at a time,
+ * so names only need to be unique per host; a vif that exists already is
+ * never taken over (smg_netid_dest_prepare refuses). */
 #include <net/if.h>
 #include <stdio.h>
 #include <string.h>
@@ -13,8 +17,24 @@
 #include "engine/backend.h"
 #include "engine/engine.h"
 
+#include <sodium.h>
+
 #define DEFAULT_PREFIX4 24
 #define DEFAULT_PREFIX6 64
+
+void smg_netid_vif_name(const char *domain, unsigned idx,
+			char out[static SMG_NETID_IFNAME_MAX])
+{
+	uint8_t h[crypto_generichash_BYTES_MIN];
+
+	if ((size_t)snprintf(out, SMG_NETID_IFNAME_MAX, "v%u-%s", idx, domain) <
+	    SMG_NETID_IFNAME_MAX)
+		return;
+	crypto_generichash(h, sizeof(h), (const uint8_t *)domain, strlen(domain), NULL,
+			   0);
+	snprintf(out, SMG_NETID_IFNAME_MAX, "v%u_%.3s%02x%02x%02x%02x", idx, domain, h[0],
+		 h[1], h[2], h[3]);
+}
 
 int smg_netid_from_nic(const struct smg_netid_host *host, const char *domain,
 		       unsigned idx, const struct smg_nic *nic, struct smg_netid *out)
@@ -31,7 +51,7 @@ int smg_netid_from_nic(const struct smg_netid_host *host, const char *domain,
 		     idx);
 	if (n < 0 || (size_t)n >= sizeof(out->vm_ns))
 		return SMG_ERR_INVAL;
-	snprintf(out->vif, sizeof(out->vif), "v%u-%.10s", idx, domain);
+	smg_netid_vif_name(domain, idx, out->vif);
 	snprintf(out->ifname, sizeof(out->ifname), "eth%u", idx);
 	snprintf(out->bridge, sizeof(out->bridge), "%s", host->bridge);
 	memcpy(out->nic.mac, nic->mac, SMG_MAC_LEN);

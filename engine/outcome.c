@@ -11,12 +11,13 @@
 
 #include "base/base.h"
 #include "engine/engine.h"
+#include "engine/internal.h"
 
-#define RECORD_MAX 256
-#define RECORD_LEN 128 /* fixed width: an in-place update never changes the size */
+#define RECORD_LEN 256 /* fixed width: an in-place update never changes the size */
+#define KEY_HEX	   64
 
-static const char *const names[] = {"none", "committed", "resumed", "discarded",
-				    "receiving"};
+static const char *const names[] = {"none",	 "committed", "resumed",
+				    "discarded", "receiving", "quarantined"};
 
 bool smg_migration_id_valid(const char *id)
 {
@@ -44,10 +45,33 @@ static int paths(const char *dir, const char *id, char *d, size_t dn, char *f, s
 	return SMG_OK;
 }
 
-static int format_record(char text[RECORD_LEN], enum smg_outcome o, const char *domain)
+static bool peer_name_ok(const char *s)
 {
-	int n = snprintf(text, RECORD_LEN, "%s %s", names[o], domain);
+	size_t n = strlen(s);
 
+	if (n == 0 || n >= SMG_ENGINE_PEER_MAX)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
+		      (s[i] >= '0' && s[i] <= '9') || s[i] == '.' || s[i] == '_' ||
+		      s[i] == '-'))
+			return false;
+	return true;
+}
+
+/* "STATE DOMAIN SOURCE KEYHEX", space padded to RECORD_LEN - 1, newline. */
+static int format_record(char text[RECORD_LEN], const struct smg_outcome_rec *rec)
+{
+	char key[KEY_HEX + 1];
+	int n;
+
+	if ((unsigned)rec->state >= SMG_ARRAY_LEN(names) || rec->state == 0 ||
+	    (strcmp(rec->domain, "-") != 0 && !smg_domain_name_valid(rec->domain)) ||
+	    !peer_name_ok(rec->source))
+		return SMG_ERR_INVAL;
+	smg_engine_hex(rec->source_key, sizeof(rec->source_key), key);
+	n = snprintf(text, RECORD_LEN, "%s %s %s %s", names[rec->state], rec->domain,
+		     rec->source, key);
 	if (n < 0 || n >= RECORD_LEN - 1)
 		return SMG_ERR_TOO_LONG;
 	memset(text + n, ' ', (size_t)(RECORD_LEN - 1 - n));
@@ -55,10 +79,62 @@ static int format_record(char text[RECORD_LEN], enum smg_outcome o, const char *
 	return RECORD_LEN;
 }
 
-static int write_sync(int fd, const char *d, enum smg_outcome o, const char *domain)
+static int unhex(const char *h, size_t n, uint8_t *out)
+{
+	for (size_t i = 0; i < n; i++) {
+		unsigned v = 0;
+		for (int k = 0; k < 2; k++) {
+			char c = h[2 * i + (size_t)k];
+			v <<= 4;
+			if (c >= '0' && c <= '9')
+				v |= (unsigned)(c - '0');
+			else if (c >= 'a' && c <= 'f')
+				v |= (unsigned)(c - 'a' + 10);
+			else
+				return SMG_ERR_CONFIG;
+		}
+		out[i] = (uint8_t)v;
+	}
+	return SMG_OK;
+}
+
+int smg_outcome_parse(const char *text, size_t len, struct smg_outcome_rec *rec)
+{
+	char buf[RECORD_LEN], *tok[5], *save = NULL;
+	unsigned ntok = 0;
+
+	memset(rec, 0, sizeof(*rec));
+	if (len == 0 || len >= sizeof(buf))
+		return SMG_ERR_CONFIG;
+	memcpy(buf, text, len);
+	buf[len] = '\0';
+	if (strlen(buf) != len) /* a NUL inside */
+		return SMG_ERR_CONFIG;
+	buf[strcspn(buf, "\n")] = '\0';
+	for (char *t = strtok_r(buf, " ", &save); t != NULL && ntok < 5;
+	     t = strtok_r(NULL, " ", &save))
+		tok[ntok++] = t;
+	if (ntok != 4)
+		return SMG_ERR_CONFIG;
+	for (unsigned i = 1; i < SMG_ARRAY_LEN(names); i++)
+		if (strcmp(tok[0], names[i]) == 0)
+			rec->state = (enum smg_outcome)i;
+	if (rec->state == SMG_OUTCOME_NONE ||
+	    (strcmp(tok[1], "-") != 0 && !smg_domain_name_valid(tok[1])) ||
+	    !peer_name_ok(tok[2]) || strlen(tok[3]) != KEY_HEX ||
+	    unhex(tok[3], sizeof(rec->source_key), rec->source_key) != SMG_OK) {
+		memset(rec, 0, sizeof(*rec));
+		return SMG_ERR_CONFIG;
+	}
+	snprintf(rec->domain, sizeof(rec->domain), "%s", tok[1]);
+	snprintf(rec->source, sizeof(rec->source), "%s", tok[2]);
+	return SMG_OK;
+}
+
+static int write_sync(int fd, const char *d, const struct smg_outcome_rec *rec)
 {
 	char text[RECORD_LEN];
-	int n = format_record(text, o, domain), r = SMG_OK, dfd;
+	int n = format_record(text, rec), r = SMG_OK, dfd;
 
 	if (n < 0)
 		return n;
@@ -72,8 +148,7 @@ static int write_sync(int fd, const char *d, enum smg_outcome o, const char *dom
 	return r;
 }
 
-int smg_outcome_create(const char *dir, const char *id, enum smg_outcome o,
-		       const char *domain)
+int smg_outcome_create(const char *dir, const char *id, const struct smg_outcome_rec *rec)
 {
 	char d[512], f[600];
 	int fd, r;
@@ -82,37 +157,20 @@ int smg_outcome_create(const char *dir, const char *id, enum smg_outcome o,
 		return r;
 	if ((fd = open(f, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600)) < 0)
 		return errno == EEXIST ? SMG_ERR_EXISTS : smg_err_sys(errno);
-	r = write_sync(fd, d, o, domain);
+	r = write_sync(fd, d, rec);
 	close(fd);
+	if (r != SMG_OK)
+		unlink(f); /* no half record: resolve must never read one */
 	return r;
 }
 
-int smg_outcome_update(const char *dir, const char *id, enum smg_outcome o,
-		       const char *domain)
+int smg_outcome_read(const char *dir, const char *id, struct smg_outcome_rec *rec)
 {
-	char d[512], f[600], tmp[620];
-	int fd, r;
-
-	if ((r = paths(dir, id, d, sizeof(d), f, sizeof(f))) != SMG_OK)
-		return r;
-	snprintf(tmp, sizeof(tmp), "%s.tmp", f);
-	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)) < 0)
-		return smg_err_sys(errno);
-	r = write_sync(fd, d, o, domain);
-	close(fd);
-	if (r == SMG_OK && rename(tmp, f) != 0)
-		r = smg_err_sys(errno);
-	return r;
-}
-
-int smg_outcome_read(const char *dir, const char *id, enum smg_outcome *o, char *domain,
-		     size_t dlen)
-{
-	char d[512], f[600], text[RECORD_MAX], *sp;
+	char d[512], f[600], text[RECORD_LEN];
 	ssize_t n;
 	int fd, r;
 
-	*o = SMG_OUTCOME_NONE;
+	memset(rec, 0, sizeof(*rec));
 	if ((r = paths(dir, id, d, sizeof(d), f, sizeof(f))) != SMG_OK)
 		return r;
 	if ((fd = open(f, O_RDONLY | O_CLOEXEC)) < 0)
@@ -121,30 +179,17 @@ int smg_outcome_read(const char *dir, const char *id, enum smg_outcome *o, char 
 	close(fd);
 	if (n <= 0)
 		return SMG_ERR_CONFIG;
-	text[n] = '\0';
-	text[strcspn(text, "\n")] = '\0';
-	for (size_t k = strlen(text); k > 0 && text[k - 1] == ' '; k--)
-		text[k - 1] = '\0';
-	if ((sp = strchr(text, ' ')) == NULL)
-		return SMG_ERR_CONFIG;
-	*sp = '\0';
-	for (unsigned i = 1; i < SMG_ARRAY_LEN(names); i++)
-		if (strcmp(text, names[i]) == 0)
-			*o = (enum smg_outcome)i;
-	if (*o == SMG_OUTCOME_NONE)
-		return SMG_ERR_CONFIG;
-	snprintf(domain, dlen, "%s", sp + 1);
-	return SMG_OK;
+	return smg_outcome_parse(text, (size_t)n, rec);
 }
 
 /* The hand-over's hot path: the record was created (and its directory
  * entry made durable) when the migration began; COMMIT only rewrites it in
  * place and syncs its data, under a lock that also serialises resolve. */
 int smg_outcome_transition(const char *dir, const char *id, enum smg_outcome from,
-			   enum smg_outcome to, const char *domain)
+			   enum smg_outcome to)
 {
-	char d[512], f[600], text[RECORD_MAX], rec[RECORD_LEN], *sp;
-	enum smg_outcome cur = SMG_OUTCOME_NONE;
+	char d[512], f[600], text[RECORD_LEN], rec_text[RECORD_LEN];
+	struct smg_outcome_rec rec;
 	ssize_t n;
 	int fd, r;
 
@@ -157,19 +202,18 @@ int smg_outcome_transition(const char *dir, const char *id, enum smg_outcome fro
 		goto out;
 	}
 	n = pread(fd, text, sizeof(text) - 1, 0);
-	text[n > 0 ? n : 0] = '\0';
-	if ((sp = strchr(text, ' ')) != NULL)
-		*sp = '\0';
-	for (unsigned i = 1; i < SMG_ARRAY_LEN(names); i++)
-		if (strcmp(text, names[i]) == 0)
-			cur = (enum smg_outcome)i;
-	if (cur != from) {
+	if (n <= 0 || smg_outcome_parse(text, (size_t)n, &rec) != SMG_OK) {
+		r = SMG_ERR_CONFIG;
+		goto out;
+	}
+	if (rec.state != from) {
 		r = SMG_ERR_EXISTS; /* someone else moved it first */
 		goto out;
 	}
-	if ((r = format_record(rec, to, domain)) < 0)
+	rec.state = to;
+	if ((r = format_record(rec_text, &rec)) < 0)
 		goto out;
-	r = pwrite(fd, rec, RECORD_LEN, 0) == RECORD_LEN && fdatasync(fd) == 0
+	r = pwrite(fd, rec_text, RECORD_LEN, 0) == RECORD_LEN && fdatasync(fd) == 0
 		? SMG_OK
 		: smg_err_sys(errno);
 out:

@@ -2,9 +2,16 @@
  * bandwidth x max-downtime) sharpened for low downtime: while the dirty set
  * still halves every round, one more round is cheaper than the downtime it
  * saves, so we only stop when it fits AND has stopped shrinking (or is
- * already tiny). Non-convergence (dirtying outpaced sending two rounds in a
- * row) is answered by throttle steps or an abort; a round cap ends it in
- * every case, so the loop is finite by construction. */
+ * already tiny). The estimate covers everything that happens while the VM
+ * is paused: dirty memory and the disk delta over the link, plus the fixed
+ * costs the caller knows (the destination's load time).
+ *
+ * --max-downtime is a limit, not a hint: stop-and-copy only starts over it
+ * when the operator chose --on-no-converge extend. Non-convergence
+ * (dirtying outpaced sending two rounds in a row) is answered by throttle
+ * steps (auto-converge) until the throttle is maxed out; then, or at the
+ * round cap, the policy decides: abort (the default, exit 8) or extend. The
+ * round cap makes the loop finite by construction. */
 #include <string.h>
 
 #include "base/base.h"
@@ -32,6 +39,17 @@ void smg_precopy_init(struct smg_precopy *pc, enum smg_stop_rule rule,
 	pc->prev_dirty = UINT64_MAX;
 }
 
+/* The budget cannot be met: the operator's policy decides. */
+static enum smg_precopy_decision no_converge(struct smg_precopy *pc, const char *why)
+{
+	pc->why = why;
+	if (pc->on_no_converge == SMG_NOCONV_EXTEND) {
+		pc->over_budget = true;
+		return SMG_PRECOPY_STOP;
+	}
+	return SMG_PRECOPY_ABORT;
+}
+
 /* Auto-converge. QEMU steps the throttle by a fixed increment; we also
  * jump straight to the cap the measurements call for (guest dirty rate at
  * most half the bandwidth), so a hopeless gap does not take ten rounds. */
@@ -41,8 +59,12 @@ static enum smg_precopy_decision outpaced(struct smg_precopy *pc)
 	double raw;
 
 	pc->outpaced = 0;
-	if (!pc->auto_converge || pc->throttle >= SMG_THROTTLE_MAX)
-		return pc->auto_converge ? SMG_PRECOPY_STOP : SMG_PRECOPY_ABORT;
+	if (!pc->auto_converge)
+		return no_converge(pc, "dirtying outpaces the link and auto-converge is "
+				       "off");
+	if (pc->throttle >= SMG_THROTTLE_MAX)
+		return no_converge(pc, "dirtying outpaces the link at the maximum "
+				       "throttle");
 	raw = pc->dirty_rate / (1.0 - pc->throttle / 100.0);
 	if (raw > 0 && pc->bw > 0 && pc->bw / 2 < raw)
 		need = (unsigned)(100.0 * (1.0 - pc->bw / 2 / raw)) + 1;
@@ -72,8 +94,12 @@ enum smg_precopy_decision smg_precopy_next_round(struct smg_precopy *pc,
 	/* Estimate with the worse of the smoothed and the newest rate: a link
 	 * that just slowed down must not talk us into a long pause. */
 	double bw = bytes_sent >= (1u << 20) && sample < pc->bw ? sample : pc->bw;
-	pc->est_ms = bw > 0 ? dirty_bytes / bw * 1000.0 : 0;
+	pc->est_ms =
+	    (bw > 0 ? (dirty_bytes + (double)pc->pending_bytes) / bw * 1000.0 : 0) +
+	    pc->fixed_ms;
 	pc->prev_dirty = dirty_pages;
+	pc->over_budget = false;
+	pc->why = NULL;
 
 	switch (pc->rule) {
 	case SMG_RULE_STOP_AND_COPY:
@@ -85,8 +111,6 @@ enum smg_precopy_decision smg_precopy_next_round(struct smg_precopy *pc,
 	case SMG_RULE_DOWNTIME:
 		break;
 	}
-	if (pc->round >= pc->max_rounds)
-		return SMG_PRECOPY_STOP;
 	if (pc->est_ms <= pc->max_downtime_ms) {
 		bool shrinking = prev == UINT64_MAX ||
 				 (double)dirty_pages <= SHRINK_KEEP_GOING * (double)prev;
@@ -99,10 +123,13 @@ enum smg_precopy_decision smg_precopy_next_round(struct smg_precopy *pc,
 				pc->round < pc->max_rounds / 2;
 
 		pc->outpaced = 0;
-		if (dirty_pages <= TINY_DIRTY_PAGES)
+		if (dirty_pages <= TINY_DIRTY_PAGES || pc->round >= pc->max_rounds)
 			return SMG_PRECOPY_STOP;
 		return shrinking || progress ? SMG_PRECOPY_CONTINUE : SMG_PRECOPY_STOP;
 	}
+	if (pc->round >= pc->max_rounds)
+		return no_converge(pc, "the round cap came before the estimate fit the "
+				       "downtime budget");
 	/* Dirtying outpaces sending when the pages dirtied during a round
 	 * take at least as long to send as the round took. A set that barely
 	 * shrinks counts too: with uniform writes the unique dirty pages
@@ -116,6 +143,17 @@ enum smg_precopy_decision smg_precopy_next_round(struct smg_precopy *pc,
 	if (pc->outpaced >= OUTPACED_ROUNDS)
 		return outpaced(pc);
 	return SMG_PRECOPY_CONTINUE;
+}
+
+double smg_precopy_eta(double remaining_bytes, double bw, double dirty_rate)
+{
+	double q = bw > 0 ? dirty_rate / bw : 1.0;
+
+	if (remaining_bytes <= 0)
+		return 0;
+	if (bw <= 0 || q >= 0.95)
+		return -1;
+	return remaining_bytes / bw / (1.0 - q);
 }
 
 const char *smg_phase_name(enum smg_phase p)

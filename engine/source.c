@@ -1,73 +1,58 @@
 /* The source state machine (DESIGN §1, §7):
  *   SETUP -> PRECOPY -> STOPCOPY -> HANDOVER -> COMMITTED -> DONE
  * with ABORTED reachable from every state before COMMITTED (the VM keeps or
- * resumes running) and IN_DOUBT only from COMMITTED (the paused copy stays). */
+ * resumes running) and IN_DOUBT only from COMMITTED (the paused copy stays).
+ *
+ * A cancel (signal, `secmig cancel`, a lost output) before COMMIT is an
+ * abort like any other, in the same order: ABORT to the peer, the VM running
+ * here again, the outcome reported. smg_live_commit() is the point of no
+ * return: from there a cancel is refused and the hand-over completes or ends
+ * in doubt. */
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "attest/attest.h"
+#include "audit/audit.h"
 #include "base/base.h"
 #include "engine/internal.h"
 #include "proto/proto.h"
 #include "secmig.pb-c.h"
 #include "transport/transport.h"
 
-#define SMG_INLINE_ROUND_PAGES 2048 /* rounds up to 8 MiB run without threads */
+/* The detail an operator reads: which host, what happened. */
+static void set_detail(struct smg_send *c, bool peer, int reason, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 
-enum src_state {
-	SRC_SETUP = 0,
-	SRC_PRECOPY,
-	SRC_STOPCOPY,
-	SRC_HANDOVER,
-	SRC_COMMITTED,
-	SRC_DONE,
-	SRC_ABORTED,
-	SRC_IN_DOUBT,
-};
-
-struct src {
-	enum src_state state;
-	struct smg_session *s;
-	const struct smg_send_opts *o;
-	struct smg_mig_stats *st;
-	struct smg_backend *be;
-	struct smg_domain_info info;
-	unsigned nchan;
-	uint64_t *pending, words;
-	struct smg_merkle *mk;
-	struct smg_engine_disks *disks;
-	unsigned disk_rounds; /* rounds added for the disks alone */
-	struct smg_precopy pc;
-	struct smg_ratelim rl;
-	bool logdirty, paused;
-	struct smg_netid_hold *net_hold; /* network: NICs silenced while paused */
-	uint32_t round;
-	uint64_t t_start, t_pause;
-	uint8_t config_hash[SMG_DIGEST_LEN], manifest_hash[SMG_DIGEST_LEN];
-	char why[256]; /* ABORT detail when set (policy) */
-	int err;
-};
-
-static void emit(struct src *c, enum smg_event_kind kind, enum smg_phase ph,
-		 uint64_t round_pages, uint64_t dirty, const char *info)
+static void set_detail(struct smg_send *c, bool peer, int reason, const char *fmt, ...)
 {
-	struct smg_event ev = {.kind = kind,
-			       .phase = ph,
-			       .round = c->round,
-			       .round_pages = round_pages,
-			       .dirty_pages = dirty,
-			       .est_downtime_ms = c->pc.est_ms,
-			       .info = info,
-			       .st = c->st};
+	va_list ap;
 
-	c->st->total_ms = (smg_now_ns() - c->t_start) / 1000000;
-	if (c->o->event != NULL)
-		c->o->event(c->o->event_arg, &ev);
+	if (c->st->detail[0] != '\0')
+		return; /* the first cause is the one to report */
+	c->st->peer_failed = peer;
+	c->st->reason = reason;
+	va_start(ap, fmt);
+	vsnprintf(c->st->detail, sizeof(c->st->detail), fmt, ap);
+	va_end(ap);
+}
+
+/* The peer ended it: its reason becomes our error, so both sides exit with
+ * the same code; its text is untrusted and sanitized. */
+static int peer_refused(struct smg_send *c, int reason, const char *text, bool plan)
+{
+	char why[SMG_ENGINE_DETAIL_MAX];
+
+	smg_peer_text(text, why, sizeof(why));
+	c->peer_abort = true;
+	set_detail(c, true, reason, "destination '%s' %s: %s", c->st->peer,
+		   plan ? "refused the plan" : "aborted", why);
+	smg_peer_log(SMG_LOG_ERROR, "%s", c->st->detail);
+	return smg_reason_to_err(reason, SMG_ERR_ABORTED);
 }
 
 /* Next control frame on channel 0; ABORT from the peer becomes an error. */
-static int recv_ctrl(struct smg_session *s, uint8_t want,
+static int recv_ctrl(struct smg_send *c, uint8_t want,
 		     const ProtobufCMessageDescriptor *desc, ProtobufCMessage **out)
 {
 	struct smg_frame f;
@@ -75,16 +60,13 @@ static int recv_ctrl(struct smg_session *s, uint8_t want,
 	int r;
 
 	*out = NULL;
-	if ((r = smg_chan_recv(s, 0, &f)) != SMG_OK)
+	if ((r = smg_chan_recv(c->s, 0, &f)) != SMG_OK)
 		return r;
 	if (f.type == SMG_FT_ABORT) {
 		if ((r = smg_frame_unpack(&f, &smg__abort__descriptor, &m)) != SMG_OK)
 			return r;
 		Smg__Abort *a = (Smg__Abort *)m;
-		smg_peer_log(SMG_LOG_ERROR, "peer aborted: %s", a->detail);
-		r = a->reason == SMG__ABORT_REASON__ABORT_INTEGRITY ? SMG_ERR_INTEGRITY
-		    : a->reason == SMG__ABORT_REASON__ABORT_POLICY  ? SMG_ERR_POLICY
-								    : SMG_ERR_ABORTED;
+		r = peer_refused(c, a->reason, a->detail, false);
 		smg_frame_msg_free(m);
 		return r;
 	}
@@ -96,7 +78,42 @@ static int recv_ctrl(struct smg_session *s, uint8_t want,
 	return smg_frame_unpack(&f, desc, out);
 }
 
-static int send_plan(struct src *c)
+/* A data channel ended, or the destination spoke while a round was
+ * running: a destination that gives up says ABORT on channel 0 first, then
+ * drains until we hang up. Read on to that ABORT so its reason, not the
+ * cut, is the outcome; a dead destination ends this read at once (its
+ * kernel closed the stream) or under the session's liveness rule. */
+static int peer_reason(struct smg_send *c, int err)
+{
+	struct smg_frame f;
+	ProtobufCMessage *m;
+	int r;
+
+	if (c->s == NULL || c->peer_abort)
+		return err;
+	while ((r = smg_chan_recv(c->s, 0, &f)) == SMG_OK || r == SMG_ERR_INTERRUPTED) {
+		if (r != SMG_OK)
+			continue;
+		if (f.type != SMG_FT_ABORT) {
+			smg_peer_log(SMG_LOG_ERROR, "frame 0x%02x during a round",
+				     f.type);
+			return SMG_ERR_STATE;
+		}
+		if ((r = smg_frame_unpack(&f, &smg__abort__descriptor, &m)) != SMG_OK)
+			return r;
+		Smg__Abort *a = (Smg__Abort *)m;
+		r = peer_refused(c, a->reason, a->detail, false);
+		smg_frame_msg_free(m);
+		return r;
+	}
+	if (err == SMG_ERR_CUT || err == SMG_ERR_EOF)
+		set_detail(c, true, SMG__ABORT_REASON__ABORT_UNSPECIFIED,
+			   "lost the connection to destination '%s': %s", c->st->peer,
+			   smg_strerror(err));
+	return err == SMG_ERR_ABORTED ? r : err;
+}
+
+static int send_plan(struct smg_send *c)
 {
 	Smg__Plan p = SMG__PLAN__INIT;
 	Smg__NicSpec nics[SMG_DOMAIN_NICS_MAX], *nicp[SMG_DOMAIN_NICS_MAX];
@@ -115,6 +132,7 @@ static int send_plan(struct src *c)
 	p.max_downtime_ms = c->pc.max_downtime_ms;
 	p.config_hash = (ProtobufCBinaryData){SMG_DIGEST_LEN, c->config_hash};
 	p.has_vtpm = c->info.has_vtpm;
+	p.ticket = (ProtobufCBinaryData){c->o->ticket_len, (uint8_t *)c->o->ticket};
 	/* NICs and disks ride along for the network clean-up and storage
 	 * stages (their own modules act on them). */
 	for (unsigned i = 0; i < c->info.n_nics; i++) {
@@ -154,7 +172,7 @@ static int send_plan(struct src *c)
 
 /* Placement (the privacy dimension): the destination must be enrolled in
  * our policy and carry the VM's labels; checked before the plan leaves. */
-static int check_policy(struct src *c)
+static int check_policy(struct smg_send *c)
 {
 	const char *labels[SMG_DOMAIN_LABELS_MAX];
 	const char *peer = smg_session_peer_name(c->s);
@@ -170,12 +188,15 @@ static int check_policy(struct src *c)
 	if (r == SMG_OK)
 		return SMG_OK;
 	smg_err("policy refuses to send %s to '%s': %s", c->info.name, peer, c->why);
+	set_detail(c, false, SMG__ABORT_REASON__ABORT_POLICY,
+		   "source policy refuses to send %s to '%s': %s", c->info.name, peer,
+		   c->why);
 	return SMG_ERR_POLICY;
 }
 
 /* The first round's set: the frames that are the guest's memory (a Xen
  * guest's physmap is mostly holes), or all of them. */
-static int first_round_set(struct src *c)
+static int first_round_set(struct smg_send *c)
 {
 	uint64_t n = c->info.pages;
 	int r;
@@ -192,42 +213,30 @@ static int first_round_set(struct src *c)
 	return SMG_OK;
 }
 
-static int do_setup(struct src *c)
+static int do_setup(struct smg_send *c)
 {
-	uint8_t idb[SMG_MIGRATION_ID_LEN / 2];
 	ProtobufCMessage *m;
 	int r;
 
-	randombytes_buf(idb, sizeof(idb));
-	smg_engine_hex(idb, sizeof(idb), c->st->migration_id);
-	if ((r = smg_backend_open(c->o->backend, &c->o->bopts, &c->be)) != SMG_OK ||
-	    (r = c->be->ops->domain_open(c->be, c->o->domain, &c->info)) != SMG_OK)
-		return r;
-	snprintf(c->st->domain, sizeof(c->st->domain), "%s", c->info.name);
-	c->st->ram_bytes = c->info.pages * c->info.page_size;
 	if ((r = check_policy(c)) != SMG_OK)
 		return r;
-	c->words = (c->info.pages + 63) / 64;
-	if ((c->pending = calloc(c->words, sizeof(uint64_t))) == NULL)
-		return SMG_ERR_NOMEM;
-	if ((r = first_round_set(c)) != SMG_OK)
+	if ((r = smg_audit_admit(c->o->audit, &c->am, c->s, c->info.name, c->o->ticket,
+				 c->o->ticket_len, c->why, sizeof(c->why))) != SMG_OK) {
+		smg_err("refusing to send %s: %s", c->info.name, c->why);
+		set_detail(c, false, SMG__ABORT_REASON__ABORT_POLICY,
+			   "refusing to send %s: %s", c->info.name, c->why);
 		return r;
-	if ((r = smg_merkle_new(c->info.pages, c->info.page_size, &c->mk)) != SMG_OK)
-		return r;
-	smg_engine_hash(c->info.config, c->info.config_len, c->config_hash);
-	if ((r = smg_engine_disks_src_open(&c->info, c->o->nbd_dir, &c->disks)) != SMG_OK)
-		return r;
+	}
 	if ((r = send_plan(c)) != SMG_OK)
 		return r;
-	if ((r = recv_ctrl(c->s, SMG_FT_PLAN_ACK, &smg__plan_ack__descriptor, &m)) !=
-	    SMG_OK)
+	smg_fault_point(SMG_FI_SRC_IN_SETUP, c->live);
+	if ((r = recv_ctrl(c, SMG_FT_PLAN_ACK, &smg__plan_ack__descriptor, &m)) != SMG_OK)
 		return r;
 	Smg__PlanAck *ack = (Smg__PlanAck *)m;
-	if (!ack->accepted) {
-		smg_peer_log(SMG_LOG_ERROR, "destination refused the plan: %s",
-			     ack->reason);
-		r = SMG_ERR_ABORTED;
-	}
+	if (!ack->accepted)
+		r = peer_refused(c, ack->code, ack->reason, true);
+	c->dst_load_ms = ack->load_ms;
+	c->planned = r == SMG_OK;
 	smg_frame_msg_free(m);
 	/* From here on guest writes are tracked (DBT) or outsourced (WAIO). */
 	if (r == SMG_OK)
@@ -237,104 +246,31 @@ static int do_setup(struct src *c)
 	return r;
 }
 
-static uint64_t popcount_bitmap(const uint64_t *b, uint64_t words)
+/* The stop rule's disk term: the estimate already carries the disks' delta
+ * (pc.pending_bytes); the bulk copy must be done, and WAIO may hold
+ * hot-written chunks back only within the budget memory leaves. */
+static bool disks_need_round(struct smg_send *c)
 {
-	uint64_t n = 0;
+	const struct smg_stg_pending *p = &c->disk_pending;
+	double disk_ms, left_ms;
 
-	for (uint64_t w = 0; w < words; w++)
-		n += (uint64_t)__builtin_popcountll(b[w]);
-	return n;
+	if (c->disks == NULL)
+		return false;
+	disk_ms = c->pc.bw > 0 ? (double)p->bytes / c->pc.bw * 1000.0 : 0;
+	left_ms = c->pc.max_downtime_ms - (c->pc.est_ms - disk_ms);
+	if (left_ms > 0 && c->pc.bw > 0)
+		(void)smg_engine_disks_budget(c->disks,
+					      (uint64_t)(left_ms / 1000.0 * c->pc.bw));
+	if (p->bulk_left == 0 && disk_ms <= left_ms)
+		return false;
+	return c->disk_rounds++ < SMG_DISK_EXTRA_ROUNDS;
 }
 
-/* One round: ROUND_START on the control channel, then every channel sends
- * its share of the pending set in parallel and ends with ROUND_END. */
-static int run_round(struct src *c, bool final, uint64_t *sent_bytes, uint64_t *npages)
+static enum src_state decide(struct smg_send *c, enum smg_precopy_decision d,
+			     uint64_t dirty)
 {
-	Smg__RoundStart rs = SMG__ROUND_START__INIT;
-	struct smg_xfer_send x[SMG_CHANNELS_MAX];
-	unsigned started = 0;
 	int r;
 
-	*npages = popcount_bitmap(c->pending, c->words);
-	rs.round = c->round;
-	rs.pages = *npages;
-	rs.final = final;
-	if ((r = smg_chan_send_msg(c->s, 0, SMG_FT_ROUND_START, &rs.base)) != SMG_OK)
-		return r;
-	/* A small round (the last ones) is cheaper to drive from this thread,
-	 * channel after channel, than to hand to threads that must first be
-	 * scheduled: in the stop-and-copy round that latency is downtime. */
-	bool inline_round =
-	    *npages <= SMG_INLINE_ROUND_PAGES &&
-	    smg_engine_disks_count(c->disks) == 0; /* disks: channels in parallel */
-	for (unsigned i = 0; i < c->nchan; i++) {
-		x[i] = (struct smg_xfer_send){.s = c->s,
-					      .be = c->be,
-					      .mk = c->mk,
-					      .rl = &c->rl,
-					      .bitmap = c->pending,
-					      .npages = c->info.pages,
-					      .page_size = c->info.page_size,
-					      .round = c->round,
-					      .chan = i,
-					      .nchan = c->nchan,
-					      .disks = c->disks,
-					      .final = final};
-		if (inline_round)
-			smg_xfer_send_main(&x[i]);
-		else if (pthread_create(&x[i].tid, NULL, smg_xfer_send_main, &x[i]) !=
-			 0) {
-			r = SMG_ERR_SYS;
-			break;
-		}
-		started++;
-	}
-	*sent_bytes = 0;
-	for (unsigned i = 0; i < started; i++) {
-		if (!inline_round)
-			smg_xfer_join_folding(x[i].tid, c->mk);
-		r = r ?: x[i].err;
-		*sent_bytes += x[i].bytes;
-		c->st->pages_sent += x[i].pages;
-		c->st->zero_pages += x[i].zeros;
-	}
-	c->st->bytes_sent += *sent_bytes;
-	memset(c->pending, 0, c->words * sizeof(uint64_t));
-	c->round++;
-	c->st->rounds = c->round;
-	return r;
-}
-
-static enum src_state do_precopy(struct src *c)
-{
-	uint64_t bytes, npages, dirty, t0;
-	int r;
-
-	if (c->o->rule == SMG_RULE_STOP_AND_COPY) {
-		c->st->converged = true; /* nothing to converge: one pass, paused */
-		return SRC_STOPCOPY;
-	}
-	if (!c->logdirty) {
-		if ((c->err = c->be->ops->logdirty_enable(c->be)) != SMG_OK)
-			return SRC_ABORTED;
-		c->logdirty = true;
-		emit(c, SMG_EV_PHASE, SMG_PHASE_PRECOPY, 0, 0, NULL);
-	}
-	t0 = smg_now_ns();
-	if ((c->err = run_round(c, false, &bytes, &npages)) != SMG_OK)
-		return SRC_ABORTED;
-	if (c->round == 1)
-		smg_fault_crash(SMG_FI_SRC_AFTER_ROUND0);
-	/* Fold the round's leaves into the tree now, outside the downtime. */
-	smg_merkle_root(c->mk, c->st->memory_root);
-	if ((c->err = c->be->ops->logdirty_peek_clear(c->be, c->pending, &dirty)) !=
-	    SMG_OK)
-		return SRC_ABORTED;
-	enum smg_precopy_decision d = smg_precopy_next_round(
-	    &c->pc, bytes, smg_now_ns() - t0, dirty, c->info.page_size);
-	c->st->bandwidth = c->pc.bw;
-	c->st->dirty_rate = c->pc.dirty_rate;
-	emit(c, SMG_EV_ROUND, SMG_PHASE_PRECOPY, npages, dirty, NULL);
 	switch (d) {
 	case SMG_PRECOPY_CONTINUE:
 		return SRC_PRECOPY;
@@ -344,29 +280,79 @@ static enum src_state do_precopy(struct src *c)
 			return SRC_ABORTED;
 		}
 		c->st->throttle = c->pc.throttle;
-		emit(c, SMG_EV_INFO, SMG_PHASE_PRECOPY, 0, dirty,
-		     "auto-converge: throttle raised");
+		smg_src_emit(c, SMG_EV_INFO, SMG_PHASE_PRECOPY, 0, dirty,
+			     "auto-converge: throttle raised");
 		return SRC_PRECOPY;
 	case SMG_PRECOPY_STOP:
-		/* Memory is ready; the disks may still be copying or have more
-		 * dirty chunks than stop-and-copy should carry. */
-		if (smg_engine_disks_pending(c->disks) > SMG_DISK_FINAL_CHUNKS &&
-		    c->disk_rounds++ < SMG_DISK_EXTRA_ROUNDS)
+		/* Memory is ready; the disks may still be copying, or their
+		 * delta may not fit in what the budget leaves after memory. */
+		if (disks_need_round(c))
 			return SRC_PRECOPY;
+		if (c->pc.over_budget) {
+			smg_warn("%s: stop-and-copy over the %u ms budget (estimate %.0f "
+				 "ms), as --on-no-converge extend asks",
+				 c->pc.why, c->pc.max_downtime_ms, c->pc.est_ms);
+			smg_src_emit(
+			    c, SMG_EV_INFO, SMG_PHASE_PRECOPY, 0, dirty,
+			    "downtime budget exceeded (--on-no-converge extend)");
+		}
 		c->st->converged = c->o->rule == SMG_RULE_XEN
 				       ? dirty < 50
 				       : c->pc.est_ms <= c->pc.max_downtime_ms;
 		return SRC_STOPCOPY;
 	case SMG_PRECOPY_ABORT:
-		emit(c, SMG_EV_INFO, SMG_PHASE_PRECOPY, 0, dirty,
-		     "not converging and auto-converge is off");
+		set_detail(
+		    c, false, SMG__ABORT_REASON__ABORT_NOT_CONVERGED,
+		    "%s: estimated downtime %.0f ms over the %u ms budget after %u "
+		    "rounds (--on-no-converge abort)",
+		    c->pc.why, c->pc.est_ms, c->pc.max_downtime_ms, c->round);
+		smg_src_emit(c, SMG_EV_INFO, SMG_PHASE_PRECOPY, 0, dirty, c->st->detail);
 		c->err = SMG_ERR_NOT_CONVERGED;
 		return SRC_ABORTED;
 	}
 	return SRC_ABORTED;
 }
 
-static int send_state_and_manifest(struct src *c)
+static enum src_state do_precopy(struct smg_send *c)
+{
+	uint64_t bytes, npages, dirty, t0;
+
+	if (c->o->rule == SMG_RULE_STOP_AND_COPY) {
+		c->st->converged = true; /* nothing to converge: one pass, paused */
+		return SRC_STOPCOPY;
+	}
+	if (!c->logdirty) {
+		if ((c->err = c->be->ops->logdirty_enable(c->be)) != SMG_OK)
+			return SRC_ABORTED;
+		c->logdirty = true;
+		smg_src_emit(c, SMG_EV_PHASE, SMG_PHASE_PRECOPY, 0, 0, NULL);
+	}
+	t0 = smg_now_ns();
+	if ((c->err = smg_src_run_round(c, false, &bytes, &npages)) != SMG_OK)
+		return SRC_ABORTED;
+	if (c->round == 1)
+		smg_fault_point(SMG_FI_SRC_AFTER_ROUND0, c->live);
+	/* Fold the round's leaves into the tree now, outside the downtime. */
+	smg_merkle_root(c->mk, c->st->memory_root);
+	if ((c->err = c->be->ops->logdirty_peek_clear(c->be, c->pending, &dirty)) !=
+	    SMG_OK)
+		return SRC_ABORTED;
+	/* secmig tune may have moved the budget; the estimate covers the disk
+	 * delta and the destination's load time too. */
+	c->pc.max_downtime_ms = smg_live_budget(c->live, c->pc.max_downtime_ms);
+	smg_src_disk_refresh(c);
+	c->pc.pending_bytes = c->disk_pending.bytes; /* a FINAL pass's delta */
+	c->pc.fixed_ms = c->dst_load_ms;
+	enum smg_precopy_decision d = smg_precopy_next_round(
+	    &c->pc, bytes, smg_now_ns() - t0, dirty, c->info.page_size);
+	c->st->bandwidth = c->pc.bw;
+	c->st->dirty_rate = c->pc.dirty_rate;
+	c->st->est_downtime_ms = c->pc.est_ms;
+	smg_src_emit(c, SMG_EV_ROUND, SMG_PHASE_PRECOPY, npages, dirty, NULL);
+	return decide(c, d, dirty);
+}
+
+static int send_state_and_manifest(struct smg_send *c)
 {
 	Smg__DeviceState ds = SMG__DEVICE_STATE__INIT;
 	Smg__Manifest mf = SMG__MANIFEST__INIT;
@@ -400,13 +386,15 @@ static int send_state_and_manifest(struct src *c)
 		disk_roots[i] = (ProtobufCBinaryData){SMG_DIGEST_LEN, roots[i]};
 	}
 	if (c->info.has_vtpm) {
-		if ((r = smg_engine_vtpm_send(c->s, c->info.vtpm_ctrl_port, vtpm_hash,
+		if ((r = smg_engine_vtpm_send(c->s, c->info.vtpm_ctrl, vtpm_hash,
 					      &c->st->bytes_sent)) != SMG_OK)
 			return r;
 		mf.vtpm_hash = (ProtobufCBinaryData){SMG_DIGEST_LEN, vtpm_hash};
 	}
 	mf.transcript = (ProtobufCBinaryData){SMG_TRANSCRIPT_LEN,
 					      (uint8_t *)smg_session_transcript(c->s)};
+	if ((r = smg_audit_manifest_sign(&c->am, c->s, &mf)) != SMG_OK)
+		return r;
 	plen = protobuf_c_message_get_packed_size(&mf.base);
 	if ((packed = malloc(plen)) == NULL)
 		return SMG_ERR_NOMEM;
@@ -416,7 +404,7 @@ static int send_state_and_manifest(struct src *c)
 	return smg_chan_send_msg(c->s, 0, SMG_FT_MANIFEST, &mf.base);
 }
 
-static int check_memory(struct src *c)
+static int check_memory(struct smg_send *c)
 {
 	uint8_t fresh[SMG_DIGEST_LEN], sent[SMG_DIGEST_LEN];
 	int r;
@@ -435,29 +423,52 @@ static int check_memory(struct src *c)
 	return SMG_OK;
 }
 
+/* Who takes the COMMIT, as one token for the backend's record. */
+static int commit_token(struct smg_send *c, char *tok, size_t n)
+{
+	struct smg_commit_peer p;
+
+	memset(&p, 0, sizeof(p));
+	snprintf(p.name, sizeof(p.name), "%s", smg_session_peer_name(c->s));
+	memcpy(p.key, smg_session_peer_key(c->s), sizeof(p.key));
+	snprintf(p.addr, sizeof(p.addr), "%s", c->o->peer != NULL ? c->o->peer : "-");
+	return smg_commit_peer_format(&p, tok, n);
+}
+
 /* A cooperative pause (xen: the guest suspends itself) can take seconds
- * while the destination waits on every channel: keep them alive. */
-static int pause_vm(struct src *c)
+ * while the destination waits on every channel: keep them alive. A backend
+ * that cannot rely on a lease (xen) records the pause durably first, so a
+ * guest left suspended by a killed sender is found by `secmig resolve`. */
+static int pause_vm(struct smg_send *c)
 {
 	struct smg_keepalive k;
-	bool ka = smg_keepalive_start(&k, c->s, (1u << c->nchan) - 1) == SMG_OK;
-	int r = c->be->ops->pause(c->be);
+	char tok[SMG_COMMIT_PEER_MAX + 1];
+	int r;
 
+	if (c->be->ops->mark_pause != NULL &&
+	    ((r = commit_token(c, tok, sizeof(tok))) != SMG_OK ||
+	     (r = c->be->ops->mark_pause(c->be, c->st->migration_id, tok)) != SMG_OK))
+		return r;
+	bool ka = smg_keepalive_start(&k, c->s, (1u << c->nchan) - 1) == SMG_OK;
+	r = c->be->ops->pause(c->be);
 	if (ka)
 		smg_keepalive_stop(&k);
 	return r;
 }
 
-static enum src_state do_stopcopy(struct src *c)
+static enum src_state do_stopcopy(struct smg_send *c)
 {
 	uint64_t bytes, npages, dirty;
 
-	emit(c, SMG_EV_PHASE, SMG_PHASE_STOPCOPY, 0, 0, NULL);
+	/* From here the budget is what it is: no more tuning. */
+	c->pc.max_downtime_ms = smg_live_freeze(c->live, c->pc.max_downtime_ms);
+	smg_src_emit(c, SMG_EV_PHASE, SMG_PHASE_STOPCOPY, 0, 0, NULL);
 	c->t_pause = smg_now_ns();
 	if ((c->err = pause_vm(c)) != SMG_OK)
 		return SRC_ABORTED;
 	c->paused = true;
-	smg_engine_disks_pause(c->disks);
+	if ((c->err = smg_engine_disks_pause(c->disks)) != SMG_OK)
+		return SRC_ABORTED;
 	smg_debug("downtime: paused after %.1f ms",
 		  (double)(smg_now_ns() - c->t_pause) / 1e6);
 	/* network: a paused VM does not answer. Held by this process only
@@ -465,64 +476,89 @@ static enum src_state do_stopcopy(struct src *c)
 	if (c->o->net != NULL && smg_netid_hold(c->o->net, c->info.name, c->info.nics,
 						c->info.n_nics, &c->net_hold) != SMG_OK)
 		smg_warn("could not silence the paused VM's NICs");
-	smg_fault_crash(SMG_FI_SRC_AFTER_PAUSE);
+	smg_fault_point(SMG_FI_SRC_AFTER_PAUSE, c->live);
+	if (smg_live_cancelled(c->live))
+		return c->err = SMG_ERR_CANCELLED, SRC_ABORTED;
 	if (c->logdirty && (c->err = c->be->ops->logdirty_peek_clear(c->be, c->pending,
 								     &dirty)) != SMG_OK)
 		return SRC_ABORTED;
 	/* stop-and-copy: the one round carries what is memory now */
 	if (!c->logdirty && c->round == 0 && (c->err = first_round_set(c)) != SMG_OK)
 		return SRC_ABORTED;
-	if ((c->err = run_round(c, true, &bytes, &npages)) != SMG_OK ||
+	if ((c->err = smg_src_run_round(c, true, &bytes, &npages)) != SMG_OK ||
 	    (c->err = check_memory(c)) != SMG_OK ||
 	    (c->err = send_state_and_manifest(c)) != SMG_OK)
 		return SRC_ABORTED;
-	emit(c, SMG_EV_ROUND, SMG_PHASE_STOPCOPY, npages, 0, NULL);
+	smg_src_emit(c, SMG_EV_ROUND, SMG_PHASE_STOPCOPY, npages, 0, NULL);
 	smg_debug("downtime: final round and manifest sent at +%.1f ms",
 		  (double)(smg_now_ns() - c->t_pause) / 1e6);
 	return SRC_HANDOVER;
 }
 
-static enum src_state do_handover(struct src *c)
+static int check_ready(struct smg_send *c)
 {
-	Smg__Commit cm = SMG__COMMIT__INIT;
 	ProtobufCMessage *m;
 	Smg__Ready *rd;
+	int r;
 
-	emit(c, SMG_EV_PHASE, SMG_PHASE_VERIFY, 0, 0, NULL);
-	if ((c->err = recv_ctrl(c->s, SMG_FT_READY, &smg__ready__descriptor, &m)) !=
-	    SMG_OK)
-		return SRC_ABORTED;
+	if ((r = recv_ctrl(c, SMG_FT_READY, &smg__ready__descriptor, &m)) != SMG_OK)
+		return r;
 	rd = (Smg__Ready *)m;
 	if (strcmp(rd->migration_id, c->st->migration_id) != 0 ||
 	    rd->manifest_hash.len != SMG_DIGEST_LEN ||
 	    sodium_memcmp(rd->manifest_hash.data, c->manifest_hash, SMG_DIGEST_LEN) !=
 		0) {
 		smg_peer_log(SMG_LOG_ERROR, "READY does not match our manifest");
-		c->err = SMG_ERR_INTEGRITY;
+		set_detail(c, true, SMG__ABORT_REASON__ABORT_INTEGRITY,
+			   "destination '%s' confirmed a manifest that is not ours",
+			   c->st->peer);
+		r = SMG_ERR_INTEGRITY;
 	}
+	if (r == SMG_OK && /* the countersigned receipt, before COMMIT */
+	    (r = smg_audit_receipt_check(&c->am, c->s, c->o->policy, rd)) != SMG_OK)
+		set_detail(c, true, SMG__ABORT_REASON__ABORT_INTEGRITY,
+			   "destination '%s' sent no valid countersigned receipt",
+			   c->st->peer);
 	smg_frame_msg_free(m);
-	if (c->err != SMG_OK)
+	return r;
+}
+
+static enum src_state do_handover(struct smg_send *c)
+{
+	Smg__Commit cm = SMG__COMMIT__INIT;
+	char tok[SMG_COMMIT_PEER_MAX + 1];
+
+	smg_src_emit(c, SMG_EV_PHASE, SMG_PHASE_VERIFY, 0, 0, NULL);
+	smg_fault_point(SMG_FI_SRC_IN_VERIFY, c->live);
+	if ((c->err = check_ready(c)) != SMG_OK)
 		return SRC_ABORTED;
 	c->st->verified = true;
 	smg_debug("downtime: READY at +%.1f ms",
 		  (double)(smg_now_ns() - c->t_pause) / 1e6);
 	/* Re-check before the point of no return (WireGuard re-checks its
-	 * handshake state before committing): still paused, nothing failed. */
+	 * handshake state before committing): still paused, nothing failed,
+	 * nobody cancelled. From here a cancel is refused. */
 	if (!c->paused || c->state != SRC_HANDOVER)
 		return c->err = SMG_ERR_STATE, SRC_ABORTED;
-	if ((c->err = c->be->ops->mark_commit(c->be, c->st->migration_id,
-					      c->o->peer != NULL ? c->o->peer : "-")) !=
-	    SMG_OK)
+	if ((c->err = commit_token(c, tok, sizeof(tok))) != SMG_OK)
+		return SRC_ABORTED;
+	if (!smg_live_commit(c->live))
+		return c->err = SMG_ERR_CANCELLED, SRC_ABORTED;
+	/* The disks first: from here their copies stay held with the disk
+	 * service even if this process dies (in doubt, like the VM). */
+	if ((c->err = smg_engine_disks_commit(c->disks)) != SMG_OK)
+		return SRC_ABORTED;
+	if ((c->err = c->be->ops->mark_commit(c->be, c->st->migration_id, tok)) != SMG_OK)
 		return SRC_ABORTED;
 	/* network: from here the copy may be in doubt: its NICs go down for
 	 * good (past this process) until DONE or resolve settles it. */
 	if (c->o->net != NULL)
 		smg_netid_set_links(c->o->net, c->info.name, c->info.nics, c->info.n_nics,
 				    false);
-	emit(c, SMG_EV_PHASE, SMG_PHASE_COMMIT, 0, 0, NULL);
+	smg_src_emit(c, SMG_EV_PHASE, SMG_PHASE_COMMIT, 0, 0, NULL);
 	smg_debug("downtime: COMMIT recorded at +%.1f ms",
 		  (double)(smg_now_ns() - c->t_pause) / 1e6);
-	smg_fault_crash(SMG_FI_SRC_AFTER_COMMIT);
+	smg_fault_point(SMG_FI_SRC_AFTER_COMMIT, c->live);
 	cm.migration_id = c->st->migration_id;
 	if ((c->err = smg_chan_send_msg(c->s, 0, SMG_FT_COMMIT, &cm.base)) != SMG_OK ||
 	    (c->err = smg_chan_flush(c->s, 0)) != SMG_OK)
@@ -530,12 +566,12 @@ static enum src_state do_handover(struct src *c)
 	return SRC_COMMITTED;
 }
 
-static enum src_state do_committed(struct src *c)
+static enum src_state do_committed(struct smg_send *c)
 {
 	ProtobufCMessage *m;
 	int r;
 
-	if ((c->err = recv_ctrl(c->s, SMG_FT_DONE, &smg__done__descriptor, &m)) != SMG_OK)
+	if ((c->err = recv_ctrl(c, SMG_FT_DONE, &smg__done__descriptor, &m)) != SMG_OK)
 		return SRC_IN_DOUBT;
 	smg_frame_msg_free(m);
 	c->st->downtime_ms = (smg_now_ns() - c->t_pause) / 1000000;
@@ -555,22 +591,20 @@ static enum src_state do_committed(struct src *c)
 }
 
 /* Before COMMIT: tell the peer, stop tracking, give the VM its vCPUs back. */
-static void abort_source(struct src *c)
+static void abort_source(struct smg_send *c)
 {
 	Smg__Abort a = SMG__ABORT__INIT;
 	int r;
 
-	a.reason = c->err == SMG_ERR_NOT_CONVERGED
-		       ? SMG__ABORT_REASON__ABORT_NOT_CONVERGED
-		   : c->err == SMG_ERR_INTEGRITY ? SMG__ABORT_REASON__ABORT_INTEGRITY
-		   : c->err == SMG_ERR_BACKEND	 ? SMG__ABORT_REASON__ABORT_BACKEND
-		   : c->err == SMG_ERR_POLICY	 ? SMG__ABORT_REASON__ABORT_POLICY
-						 : SMG__ABORT_REASON__ABORT_UNSPECIFIED;
-	a.detail = c->why[0] != '\0' ? c->why : (char *)smg_strerror(c->err);
+	a.reason = smg_reason_from_err(c->err);
+	a.detail = c->st->detail[0] != '\0' ? c->st->detail
+		   : c->why[0] != '\0'	    ? c->why
+					    : (char *)smg_strerror(c->err);
 	a.error = c->err;
-	if (c->err != SMG_ERR_EOF && c->err != SMG_ERR_CUT && c->err != SMG_ERR_ABORTED &&
-	    c->err != SMG_ERR_TIMEOUT && c->err != SMG_ERR_SYS)
-		smg_chan_send_msg(c->s, 0, SMG_FT_ABORT, &a.base);
+	if (c->s != NULL && !c->peer_abort && c->err != SMG_ERR_EOF &&
+	    c->err != SMG_ERR_CUT && c->err != SMG_ERR_TIMEOUT && c->err != SMG_ERR_SYS &&
+	    smg_chan_send_msg(c->s, 0, SMG_FT_ABORT, &a.base) == SMG_OK)
+		smg_chan_flush(c->s, 0);
 	/* Disks first: WAIO writes go back into the originals before the
 	 * VM (and its NBD clients) run again. */
 	if ((r = smg_engine_disks_end(c->disks, false)) != SMG_OK)
@@ -589,11 +623,46 @@ static void abort_source(struct src *c)
 	}
 }
 
-static enum src_state step(struct src *c)
+/* The attempt's audit record, durable before the outcome is reported. */
+static void audit_end(struct smg_send *c)
 {
+	struct smg_audit_result res = {.id = c->st->migration_id,
+				       .domain = c->st->domain,
+				       .err = c->err,
+				       .reason = c->why[0] != '\0' ? c->why
+						 : c->st->detail[0] != '\0'
+						     ? c->st->detail
+						     : NULL,
+				       .downtime_ms = c->st->downtime_ms,
+				       .total_ms = (smg_now_ns() - c->t_start) / 1000000,
+				       .bytes = c->st->bytes_sent,
+				       .rounds = c->st->rounds,
+				       .verified = c->st->verified};
+
+	res.outcome =
+	    c->state == SRC_DONE       ? "done"
+	    : c->state == SRC_IN_DOUBT ? "in_doubt"
+	    : !c->planned && (c->err == SMG_ERR_POLICY || c->err == SMG_ERR_UNKNOWN_PEER)
+		? "refused"
+		: "aborted";
+	smg_audit_finish(c->o->audit, &c->am, c->s, &res);
+}
+
+static enum src_state step(struct smg_send *c)
+{
+	/* Before the point of no return a cancel ends the migration here. */
+	if (c->state < SRC_COMMITTED && smg_live_cancelled(c->live)) {
+		c->err = SMG_ERR_CANCELLED;
+		return SRC_ABORTED;
+	}
+	/* The destination spoke during a round: read why before going on. */
+	if (c->state < SRC_COMMITTED && atomic_load(&c->rl.peer_spoke)) {
+		c->err = SMG_ERR_ABORTED;
+		return SRC_ABORTED;
+	}
 	switch (c->state) {
 	case SRC_SETUP:
-		emit(c, SMG_EV_PHASE, SMG_PHASE_SETUP, 0, 0, NULL);
+		smg_src_emit(c, SMG_EV_PHASE, SMG_PHASE_SETUP, 0, 0, NULL);
 		c->err = do_setup(c);
 		return c->err == SMG_OK ? SRC_PRECOPY : SRC_ABORTED;
 	case SRC_PRECOPY:
@@ -612,43 +681,198 @@ static enum src_state step(struct src *c)
 	return c->state;
 }
 
-int smg_engine_send(struct smg_session *s, const struct smg_send_opts *o,
-		    struct smg_mig_stats *st)
+static void finish_aborted(struct smg_send *c)
 {
-	struct src c = {.state = SRC_SETUP, .s = s, .o = o, .st = st};
+	/* Whatever failed while a cancel was under way is the cancel. */
+	if (smg_live_cancelled(c->live) && c->state != SRC_IN_DOUBT) {
+		c->err = SMG_ERR_CANCELLED;
+		c->st->detail[0] = '\0';
+		set_detail(c, false, SMG__ABORT_REASON__ABORT_OPERATOR,
+			   "cancelled on the source (%s)", smg_live_why(c->live));
+	} else if (c->err == SMG_ERR_CUT || c->err == SMG_ERR_EOF ||
+		   (c->err == SMG_ERR_ABORTED && atomic_load(&c->rl.peer_spoke)))
+		c->err = peer_reason(c, c->err);
+	abort_source(c);
+	if (c->st->detail[0] == '\0')
+		set_detail(c, false, smg_reason_from_err(c->err), "%s",
+			   smg_strerror(c->err));
+	smg_err("migration aborted: %s; the source VM is %s", c->st->detail,
+		c->paused ? "PAUSED (could not resume it)" : "running");
+	smg_src_emit(c, SMG_EV_PHASE, SMG_PHASE_ABORTED, 0, 0, c->st->detail);
+}
 
-	memset(st, 0, sizeof(*st));
-	c.t_start = smg_now_ns();
-	c.nchan = smg_session_channels(s);
-	if (c.nchan == 0 || c.nchan > SMG_CHANNELS_MAX)
-		return SMG_ERR_INVAL;
-	pthread_mutex_init(&c.rl.lock, NULL);
-	c.rl.rate = o->bandwidth;
-	smg_precopy_init(&c.pc, o->rule, o->max_downtime_ms, o->max_rounds,
-			 o->auto_converge);
-	while (c.state != SRC_DONE && c.state != SRC_ABORTED && c.state != SRC_IN_DOUBT)
-		c.state = step(&c);
-	if (c.state == SRC_ABORTED) {
-		abort_source(&c);
-		smg_err("migration aborted: %s; the source VM is %s", smg_strerror(c.err),
-			c.paused ? "PAUSED (could not resume it)" : "running");
-		emit(&c, SMG_EV_PHASE, SMG_PHASE_ABORTED, 0, 0, smg_strerror(c.err));
-	} else if (c.state == SRC_IN_DOUBT) {
+static void finish_downtime(struct smg_send *c)
+{
+	c->st->downtime_budget_ms = c->pc.max_downtime_ms;
+	c->st->downtime_exceeded =
+	    c->pc.over_budget ||
+	    (c->state == SRC_DONE && c->st->downtime_ms > c->pc.max_downtime_ms);
+}
+
+int smg_engine_send_run(struct smg_send *c, struct smg_session *s)
+{
+	c->s = s;
+	c->nchan = smg_session_channels(s);
+	snprintf(c->st->peer, sizeof(c->st->peer), "%s", smg_session_peer_name(s));
+	if (c->nchan == 0 || c->nchan > SMG_CHANNELS_MAX)
+		return c->st->err = SMG_ERR_INVAL;
+	smg_live_attach(c->live, s, &c->rl);
+	c->state = SRC_SETUP;
+	while (c->state != SRC_DONE && c->state != SRC_ABORTED &&
+	       c->state != SRC_IN_DOUBT)
+		c->state = step(c);
+	if (c->state == SRC_ABORTED) {
+		finish_aborted(c);
+		audit_end(c);
+	} else if (c->state == SRC_IN_DOUBT) {
 		smg_err(
 		    "link lost after COMMIT (%s): outcome in doubt; the source keeps its "
 		    "paused copy; run 'secmig resolve --domain %s'",
-		    smg_strerror(c.err), st->domain);
-		c.err = SMG_ERR_IN_DOUBT;
-		emit(&c, SMG_EV_PHASE, SMG_PHASE_IN_DOUBT, 0, 0, NULL);
+		    smg_strerror(c->err), c->st->domain);
+		c->err = SMG_ERR_IN_DOUBT;
+		set_detail(
+		    c, false, 0,
+		    "link to '%s' lost after COMMIT: the VM is paused here and may "
+		    "run there; run 'secmig resolve --domain %s'",
+		    c->st->peer, c->st->domain);
+		audit_end(c);
+		smg_src_emit(c, SMG_EV_PHASE, SMG_PHASE_IN_DOUBT, 0, 0, NULL);
 	} else {
-		emit(&c, SMG_EV_PHASE, SMG_PHASE_DONE, 0, 0, NULL);
+		audit_end(c);
+		smg_src_emit(c, SMG_EV_PHASE, SMG_PHASE_DONE, 0, 0, NULL);
 	}
-	st->total_ms = (smg_now_ns() - c.t_start) / 1000000;
-	smg_netid_release(c.net_hold); /* in doubt: the vifs stay down past us */
-	smg_merkle_free(c.mk);
-	smg_engine_disks_free(c.disks);
-	free(c.pending);
-	smg_backend_close(c.be);
-	pthread_mutex_destroy(&c.rl.lock);
-	return c.err;
+	finish_downtime(c);
+	smg_live_detach(c->live);
+	c->s = NULL;
+	c->st->err = c->err;
+	c->st->total_ms = (smg_now_ns() - c->t_start) / 1000000;
+	return c->err;
+}
+
+/* Everything this host can check before a connection: the backend, the
+ * domain, its disks. Opening the domain takes the backend's lease but does
+ * not touch the VM. */
+static int prepare_domain(struct smg_send *c)
+{
+	const struct smg_send_opts *o = c->o;
+	int r;
+
+	if ((r = smg_backend_open(o->backend, &o->bopts, &c->be)) != SMG_OK) {
+		set_detail(c, false, SMG__ABORT_REASON__ABORT_NO_BACKEND,
+			   "backend '%s' is not available on this host: %s", o->backend,
+			   smg_strerror(r));
+		return SMG_ERR_NO_BACKEND;
+	}
+	if ((r = c->be->ops->domain_open(c->be, o->domain, &c->info)) != SMG_OK) {
+		set_detail(c, false, SMG__ABORT_REASON__ABORT_BACKEND,
+			   "cannot open domain '%s' on this host: %s", o->domain,
+			   r == SMG_ERR_BACKEND ? "not found or busy (see the log above)"
+						: smg_strerror(r));
+		return r == SMG_ERR_BUSY ? SMG_ERR_BACKEND : r;
+	}
+	snprintf(c->st->domain, sizeof(c->st->domain), "%s", c->info.name);
+	c->st->ram_bytes = c->info.pages * c->info.page_size;
+	c->words = (c->info.pages + 63) / 64;
+	if ((c->pending = calloc(c->words, sizeof(uint64_t))) == NULL)
+		return SMG_ERR_NOMEM;
+	if ((r = first_round_set(c)) != SMG_OK)
+		return r;
+	if ((r = smg_merkle_new(c->info.pages, c->info.page_size, &c->mk)) != SMG_OK)
+		return r;
+	smg_engine_hash(c->info.config, c->info.config_len, c->config_hash);
+	if (c->info.n_disks > 0 &&
+	    (r = smg_engine_disks_src_open(
+		 &c->info, o->disk_socket != NULL ? o->disk_socket : o->bopts.state_dir,
+		 &c->disks)) != SMG_OK) {
+		set_detail(c, false, SMG__ABORT_REASON__ABORT_STORAGE,
+			   "cannot open the disks of '%s' on this host: %s", o->domain,
+			   smg_strerror(r));
+		return r;
+	}
+	for (unsigned i = 0; i < smg_engine_disks_count(c->disks); i++) {
+		uint64_t size;
+		uint32_t chunk;
+		smg_engine_disks_spec(c->disks, i, &size, &chunk);
+		c->st->disk_bytes += size;
+		if (chunk > c->disk_chunk)
+			c->disk_chunk = chunk;
+	}
+	return SMG_OK;
+}
+
+int smg_engine_send_prepare(const struct smg_send_opts *o, struct smg_mig_stats *st,
+			    struct smg_send **out)
+{
+	uint8_t idb[SMG_MIGRATION_ID_LEN / 2];
+	struct smg_send *c;
+	int r;
+
+	*out = NULL;
+	memset(st, 0, sizeof(*st));
+	if ((c = calloc(1, sizeof(*c))) == NULL)
+		return st->err = SMG_ERR_NOMEM;
+	c->o = o;
+	c->st = st;
+	c->t_start = smg_now_ns();
+	pthread_mutex_init(&c->rl.lock, NULL);
+	smg_audit_mig_init(&c->am, true);
+	smg_precopy_init(&c->pc, o->rule, o->max_downtime_ms, o->max_rounds,
+			 o->auto_converge);
+	c->pc.on_no_converge = o->on_no_converge;
+	c->st->downtime_budget_ms = c->pc.max_downtime_ms;
+	randombytes_buf(idb, sizeof(idb));
+	smg_engine_hex(idb, sizeof(idb), st->migration_id);
+	snprintf(st->domain, sizeof(st->domain), "%s", o->domain);
+	if (o->live == NULL && (r = smg_live_new("send", &c->own_live)) != SMG_OK) {
+		free(c);
+		return st->err = r;
+	}
+	c->live = o->live != NULL ? o->live : c->own_live;
+	smg_live_lock(c->live);
+	c->live->st.budget_ms = c->pc.max_downtime_ms;
+	c->live->st.bandwidth = o->bandwidth;
+	snprintf(c->live->st.migration_id, sizeof(c->live->st.migration_id), "%s",
+		 st->migration_id);
+	snprintf(c->live->st.domain, sizeof(c->live->st.domain), "%s", st->domain);
+	smg_live_unlock(c->live);
+	atomic_store(&c->rl.rate, o->bandwidth);
+	*out = c;
+	if ((r = prepare_domain(c)) != SMG_OK) {
+		smg_err("%s", c->st->detail[0] != '\0' ? c->st->detail : smg_strerror(r));
+		return st->err = r;
+	}
+	return SMG_OK;
+}
+
+void smg_engine_send_fail(struct smg_send *c, int err)
+{
+	c->err = c->st->err = err;
+	c->st->total_ms = (smg_now_ns() - c->t_start) / 1000000;
+}
+
+void smg_engine_send_free(struct smg_send *c)
+{
+	if (c == NULL)
+		return;
+	smg_live_detach(c->live);
+	smg_netid_release(c->net_hold); /* in doubt: the vifs stay down past us */
+	smg_merkle_free(c->mk);
+	smg_engine_disks_free(c->disks);
+	free(c->pending);
+	smg_backend_close(c->be);
+	pthread_mutex_destroy(&c->rl.lock);
+	smg_live_free(c->own_live);
+	free(c);
+}
+
+int smg_engine_send(struct smg_session *s, const struct smg_send_opts *o,
+		    struct smg_mig_stats *st)
+{
+	struct smg_send *c;
+	int r;
+
+	if ((r = smg_engine_send_prepare(o, st, &c)) == SMG_OK)
+		r = smg_engine_send_run(c, s);
+	smg_engine_send_free(c);
+	return r;
 }

@@ -18,7 +18,7 @@
 
 #define VTPM_FRAME_SLACK 64 /* protobuf tags and lengths around the state */
 
-int smg_engine_vtpm_send(struct smg_session *s, uint16_t ctrl_port,
+int smg_engine_vtpm_send(struct smg_session *s, const char *ctrl,
 			 uint8_t hash[SMG_DIGEST_LEN], uint64_t *bytes)
 {
 	Smg__VtpmState vs = SMG__VTPM_STATE__INIT;
@@ -27,7 +27,7 @@ int smg_engine_vtpm_send(struct smg_session *s, uint16_t ctrl_port,
 	size_t len = 0;
 	int r;
 
-	if ((r = smg_vtpm_get_state(ctrl_port, &st)) != SMG_OK) {
+	if ((r = smg_vtpm_get_state(ctrl, &st)) != SMG_OK) {
 		smg_err("vTPM: cannot take the state of the guest's vTPM: %s",
 			smg_strerror(r));
 		return r;
@@ -51,7 +51,7 @@ int smg_engine_vtpm_send(struct smg_session *s, uint16_t ctrl_port,
 	return r;
 }
 
-int smg_engine_vtpm_recv(const struct smg_frame *f, uint16_t ctrl_port,
+int smg_engine_vtpm_recv(const struct smg_frame *f, const char *ctrl,
 			 uint8_t hash[SMG_DIGEST_LEN])
 {
 	struct smg_vtpm_state st;
@@ -72,7 +72,7 @@ int smg_engine_vtpm_recv(const struct smg_frame *f, uint16_t ctrl_port,
 		smg_peer_log(SMG_LOG_ERROR, "malformed vTPM state: %s", smg_strerror(r));
 		r = SMG_ERR_PROTO;
 	} else {
-		if ((r = smg_vtpm_put_state(ctrl_port, &st)) != SMG_OK)
+		if ((r = smg_vtpm_put_state(ctrl, &st)) != SMG_OK)
 			smg_err("vTPM: the incoming instance refused the state: %s",
 				smg_strerror(r));
 		smg_vtpm_state_free(&st);

@@ -36,21 +36,37 @@ void smg_engine_hex(const uint8_t *p, size_t n, char *out)
 	out[2 * n] = '\0';
 }
 
-void smg_ratelim_wait(struct smg_ratelim *rl, size_t bytes)
+int smg_ratelim_wait(struct smg_ratelim *rl, size_t bytes)
 {
-	uint64_t now, start;
+	uint64_t now, start, rate;
 
-	if (rl == NULL || rl->rate == 0)
-		return;
+	if (rl == NULL)
+		return SMG_OK;
+	if (rl->cancel != NULL && atomic_load(rl->cancel))
+		return SMG_ERR_CANCELLED;
+	if (atomic_load(&rl->peer_spoke))
+		return SMG_ERR_ABORTED;
+	atomic_fetch_add(&rl->bytes, bytes);
+	if ((rate = atomic_load(&rl->rate)) == 0)
+		return SMG_OK;
 	pthread_mutex_lock(&rl->lock);
 	now = smg_now_ns();
 	start = rl->next_ns > now ? rl->next_ns : now;
-	rl->next_ns = start + (uint64_t)((double)bytes * 1e9 / (double)rl->rate);
+	rl->next_ns = start + (uint64_t)((double)bytes * 1e9 / (double)rate);
 	pthread_mutex_unlock(&rl->lock);
 	if (start > now) {
 		struct timespec ts = {.tv_sec = (time_t)((start - now) / 1000000000ull),
 				      .tv_nsec = (long)((start - now) % 1000000000ull)};
 		nanosleep(&ts, NULL);
+	}
+	return SMG_OK;
+}
+
+void smg_ratelim_pages(struct smg_ratelim *rl, uint64_t pages, uint64_t bytes)
+{
+	if (rl != NULL) {
+		atomic_fetch_add(&rl->pages, pages);
+		atomic_fetch_add(&rl->page_bytes, bytes);
 	}
 }
 
@@ -79,6 +95,15 @@ struct frame_fill {
 	uint32_t nb;
 };
 
+/* Channel 0's sender watches for the destination speaking during a round:
+ * every channel then stops, and the source reads the ABORT instead of
+ * sending on into a session the destination only drains. */
+static void watch_peer(struct smg_xfer_send *x)
+{
+	if (x->chan == 0 && x->rl != NULL && smg_chan_has_input(x->s, 0))
+		atomic_store(&x->rl->peer_spoke, true);
+}
+
 static int send_zero(struct smg_xfer_send *x, struct frame_fill *f)
 {
 	uint8_t *buf;
@@ -92,9 +117,13 @@ static int send_zero(struct smg_xfer_send *x, struct frame_fill *f)
 	smg_pages_put_hdr(buf, x->round, f->nz);
 	for (uint32_t i = 0; i < f->nz; i++)
 		smg_store_be64(buf + SMG_PAGES_HDR_LEN + (size_t)i * 8, f->zl[i]);
-	smg_ratelim_wait(x->rl, len);
-	if ((r = smg_chan_bulk_submit(x->s, x->chan, SMG_FT_ZERO_PAGES, len)) != SMG_OK)
+	/* A cancel still sends the frame begun: the channel stays usable. */
+	watch_peer(x);
+	int c = smg_ratelim_wait(x->rl, len);
+	if ((r = smg_chan_bulk_submit(x->s, x->chan, SMG_FT_ZERO_PAGES, len)) != SMG_OK ||
+	    (r = c) != SMG_OK)
 		return r;
+	smg_ratelim_pages(x->rl, f->nz, len);
 	x->zeros += f->nz;
 	x->bytes += len;
 	f->nz = 0;
@@ -114,9 +143,12 @@ static int submit_pages(struct smg_xfer_send *x, struct frame_fill *f)
 	if (f->cnt == 0)
 		return smg_chan_bulk_abandon(x->s, x->chan);
 	len = smg_pages_put_pfns(buf, x->round, x->page_size, f->pfns, f->cnt);
-	smg_ratelim_wait(x->rl, len);
-	if ((r = smg_chan_bulk_submit(x->s, x->chan, SMG_FT_PAGES, len)) != SMG_OK)
+	watch_peer(x);
+	int c = smg_ratelim_wait(x->rl, len);
+	if ((r = smg_chan_bulk_submit(x->s, x->chan, SMG_FT_PAGES, len)) != SMG_OK ||
+	    (r = c) != SMG_OK)
 		return r;
+	smg_ratelim_pages(x->rl, f->cnt, len);
 	x->pages += f->cnt;
 	x->bytes += len;
 	return SMG_OK;
@@ -179,22 +211,6 @@ static int one_page(struct smg_xfer_send *x, struct frame_fill *f, uint64_t pfn)
 	if (f->nb < SMG_XFER_BATCH && f->nb < room)
 		return SMG_OK;
 	return flush_batch(x, f);
-}
-
-void smg_xfer_join_folding(pthread_t tid, struct smg_merkle *mk)
-{
-	uint8_t root[SMG_DIGEST_LEN];
-	struct timespec ts;
-
-	for (;;) {
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += SMG_XFER_FOLD_NS;
-		ts.tv_sec += ts.tv_nsec / 1000000000L;
-		ts.tv_nsec %= 1000000000L;
-		if (pthread_timedjoin_np(tid, NULL, &ts) != ETIMEDOUT)
-			return;
-		smg_merkle_root(mk, root);
-	}
 }
 
 static int send_round_end(struct smg_xfer_send *x)
@@ -399,7 +415,8 @@ int smg_xfer_recv_frame(struct smg_xfer_recv *x, uint8_t type, const uint8_t *p,
 			return out_of_sequence(x, "a disk chunk", x->round);
 		atomic_fetch_add(&x->d->bytes, len);
 		smg_session_busy(x->d->s, true);
-		r = smg_engine_disks_apply(x->d->disks, x->chan, x->d->nchan, p, len);
+		r = smg_err_classify(
+		    smg_engine_disks_apply(x->d->disks, x->chan, x->d->nchan, p, len));
 		smg_session_busy(x->d->s, false);
 		return r;
 	default:
@@ -429,6 +446,41 @@ static void chan_failed(struct smg_xfer_recv *x, int r, uint64_t t_last)
 	smg_chan_interrupt(x->d->s, 0);
 }
 
+static bool stopped(struct smg_xfer_dest *d)
+{
+	pthread_mutex_lock(&d->lock);
+	bool r = d->stop;
+	pthread_mutex_unlock(&d->lock);
+	return r;
+}
+
+/* Keep reading (and dropping) until the source hangs up, so it never
+ * stalls on a channel nobody reads nor finds the connection reset by our
+ * close: it learns of the abort on the control channel and ends the
+ * session. The control thread bounds this with smg_session_set_deadline.
+ * A cancel here interrupted every receive: wait for the control thread to
+ * give up (it makes receives work again first), then drain. */
+static void drain(struct smg_xfer_recv *x, int r)
+{
+	struct smg_xfer_dest *d = x->d;
+	uint64_t since = smg_now_ms();
+	struct smg_frame f;
+
+	if (r == SMG_ERR_CANCELLED || r == SMG_ERR_INTERRUPTED) {
+		r = SMG_OK;
+		pthread_mutex_lock(&d->lock);
+		while (!d->stop && r == SMG_OK)
+			r = smg_engine_cond_wait(&d->cond, &d->lock, d->s, since);
+		pthread_mutex_unlock(&d->lock);
+	}
+	if (r == SMG_ERR_EOF || r == SMG_ERR_CUT || r == SMG_ERR_TIMEOUT ||
+	    r == SMG_ERR_SYS)
+		return;
+	while ((r = smg_chan_recv(d->s, x->chan, &f)) == SMG_OK ||
+	       r == SMG_ERR_INTERRUPTED)
+		;
+}
+
 void *smg_xfer_recv_main(void *arg)
 {
 	struct smg_xfer_recv *x = arg;
@@ -442,6 +494,11 @@ void *smg_xfer_recv_main(void *arg)
 		if ((r = smg_chan_recv(d->s, x->chan, &f)) != SMG_OK)
 			break;
 		t_last = smg_now_ms();
+		if (stopped(d)) {
+			/* the control thread gave up: write nothing more */
+			r = SMG_ERR_ABORTED;
+			break;
+		}
 		if (smg_fault_on(SMG_FI_DST_SLOW_DATA) && final_begun(d)) {
 			/* the state on channel 0 overtakes this channel's last pages */
 			struct timespec lag = {0, SLOW_DATA_NS};
@@ -450,20 +507,13 @@ void *smg_xfer_recv_main(void *arg)
 		if ((r = smg_xfer_recv_frame(x, f.type, f.payload, f.len)) != SMG_OK)
 			break;
 	}
-	if (r != SMG_OK)
+	if (r != SMG_OK && !stopped(d))
 		chan_failed(x, r, t_last);
 	pthread_mutex_lock(&d->lock);
 	d->chans_done++;
 	pthread_cond_broadcast(&d->cond);
 	pthread_mutex_unlock(&d->lock);
-	if (r != SMG_OK) {
-		/* Keep reading (and dropping) until the source hangs up, so it
-		 * never stalls on a channel nobody reads: it learns of the
-		 * abort on the control channel and ends the session. The
-		 * control thread bounds this with smg_session_set_deadline. */
-		while (r != SMG_ERR_EOF && r != SMG_ERR_CUT && r != SMG_ERR_TIMEOUT &&
-		       r != SMG_ERR_SYS && smg_chan_recv(d->s, x->chan, &f) == SMG_OK)
-			;
-	}
+	if (r != SMG_OK)
+		drain(x, r);
 	return NULL;
 }

@@ -26,6 +26,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (dst == NULL) {
 		int fd = mkstemp(path);
 
+		/* dst_open creates the file itself, O_EXCL */
+		if (fd >= 0)
+			unlink(path);
+
 		smg_log_set_level(SMG_LOG_ERROR);
 		if (fd < 0)
 			abort();

@@ -6,7 +6,7 @@ set -euo pipefail
 PACKAGES=(
 	build-essential cmake pkg-config ninja-build iputils-ping
 	libsodium-dev liburing-dev libprotobuf-c-dev protobuf-c-compiler
-	libtss2-dev libssl-dev libxen-dev
+	libtss2-dev libssl-dev libxen-dev libjson-c-dev libzstd-dev nettle-dev
 	swtpm swtpm-tools tpm2-tools
 	clang clang-format libclang-rt-14-dev
 	iproute2 openssh-server openssh-client qemu-utils nbd-client

@@ -15,7 +15,9 @@
 #
 # Skips fail the run unless this machine cannot run the test: test_xen_live
 # needs a Xen dom0; test_xen_nested may skip outside CI only (with CI=true a
-# CI machine boots the nested bed, so its skip is a failure).
+# CI machine boots the nested bed, so its skip is a failure);
+# test_storage_nbd_kernel needs a kernel with the NBD driver (the test tries
+# modprobe nbd first).
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
@@ -53,6 +55,7 @@ skip_ok() { # TEST: may this machine skip it?
 	case $1 in
 	test_xen_live) ! grep -qs control_d /proc/xen/capabilities ;;
 	test_xen_nested) [ "${CI:-}" != true ] ;;
+	test_storage_nbd_kernel) [ ! -e /sys/module/nbd ] && [ ! -b /dev/nbd0 ] ;;
 	*) false ;;
 	esac
 }

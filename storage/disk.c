@@ -7,6 +7,15 @@
 #include "base/base.h"
 #include "storage/internal.h"
 
+uint32_t smg_stg_chunk_for(uint64_t size)
+{
+	uint32_t c = SMG_STG_CHUNK_DEFAULT;
+
+	while (c < SMG_STG_CHUNK_MAX && size / c > SMG_STG_CHUNKS_TARGET)
+		c *= 2;
+	return c;
+}
+
 int smg_vdisk_open(const struct smg_vdisk_opts *o, struct smg_vdisk **out)
 {
 	struct smg_vdisk *d;
@@ -29,9 +38,10 @@ int smg_vdisk_open(const struct smg_vdisk_opts *o, struct smg_vdisk **out)
 	if ((r = smg_image_open(o->path, flags, &d->orig)) != 0)
 		goto fail;
 	d->size = smg_image_size(d->orig);
-	d->chunk = o->chunk_size ? o->chunk_size : SMG_STG_CHUNK_DEFAULT;
+	d->chunk = o->chunk_size ? o->chunk_size : smg_stg_chunk_for(d->size);
 	d->nchunks = (d->size + d->chunk - 1) / d->chunk;
 	d->hot_threshold = o->hot_threshold ? o->hot_threshold : SMG_STG_HOT_DEFAULT;
+	d->no_yield = o->no_yield;
 	if (d->size > SMG_STG_DISK_MAX) {
 		r = SMG_ERR_TOO_LONG;
 		goto fail;
@@ -44,23 +54,32 @@ int smg_vdisk_open(const struct smg_vdisk_opts *o, struct smg_vdisk **out)
 		d->surr_dir =
 		    slash ? strndup(o->path, (size_t)(slash - o->path + 1)) : strdup(".");
 	}
+	if (o->surrogate_name != NULL &&
+	    (d->surr_name = strdup(o->surrogate_name)) == NULL)
+		d->surr_dir = NULL; /* fails below */
 	if (d->surr_dir == NULL) {
 		r = SMG_ERR_NOMEM;
 		goto fail;
 	}
-	if ((d->reads = calloc(d->nchunks ? d->nchunks : 1, sizeof(*d->reads))) == NULL) {
+	d->region = d->chunk >= REGION_BYTES ? 1 : REGION_BYTES / d->chunk;
+	d->nregions = (d->nchunks + d->region - 1) / d->region;
+	if ((d->reads = calloc(d->nregions ? d->nregions : 1, sizeof(*d->reads))) ==
+	    NULL) {
 		r = SMG_ERR_NOMEM;
 		goto fail;
 	}
 	pthread_mutex_init(&d->gate_mu, NULL);
 	pthread_cond_init(&d->gate_cv, NULL);
-	pthread_mutex_init(&d->meta_mu, NULL);
+	for (unsigned i = 0; i < STRIPES; i++)
+		pthread_mutex_init(&d->stripe[i], NULL);
+	pthread_mutex_init(&d->hot_mu, NULL);
 	pthread_cond_init(&d->hot_cv, NULL);
 	*out = d;
 	return SMG_OK;
 fail:
 	smg_image_close(d->orig);
 	free(d->surr_dir);
+	free(d->surr_name);
 	free(d);
 	return r;
 }
@@ -73,11 +92,14 @@ void smg_vdisk_close(struct smg_vdisk *d)
 		(void)disk_mig_end(d, true);
 	pthread_mutex_destroy(&d->gate_mu);
 	pthread_cond_destroy(&d->gate_cv);
-	pthread_mutex_destroy(&d->meta_mu);
+	for (unsigned i = 0; i < STRIPES; i++)
+		pthread_mutex_destroy(&d->stripe[i]);
+	pthread_mutex_destroy(&d->hot_mu);
 	pthread_cond_destroy(&d->hot_cv);
 	smg_image_close(d->orig);
 	free(d->reads);
 	free(d->surr_dir);
+	free(d->surr_name);
 	free(d);
 }
 
@@ -91,13 +113,20 @@ uint32_t smg_vdisk_chunk_size(const struct smg_vdisk *d)
 	return d->chunk;
 }
 
-static void gate_enter(struct smg_vdisk *d)
+/* SMG_ERR_ABORTED once the disk is failed (its export is going away). */
+static int gate_enter(struct smg_vdisk *d)
 {
+	int r = SMG_OK;
+
 	pthread_mutex_lock(&d->gate_mu);
-	while (d->paused > 0)
+	while (d->paused > 0 && !d->failed)
 		pthread_cond_wait(&d->gate_cv, &d->gate_mu);
-	d->inflight++;
+	if (d->failed)
+		r = SMG_ERR_ABORTED;
+	else
+		d->inflight++;
 	pthread_mutex_unlock(&d->gate_mu);
+	return r;
 }
 
 static void gate_leave(struct smg_vdisk *d)
@@ -117,6 +146,14 @@ void smg_vdisk_pause(struct smg_vdisk *d)
 	pthread_mutex_unlock(&d->gate_mu);
 }
 
+void smg_vdisk_fail_io(struct smg_vdisk *d)
+{
+	pthread_mutex_lock(&d->gate_mu);
+	d->failed = true;
+	pthread_cond_broadcast(&d->gate_cv);
+	pthread_mutex_unlock(&d->gate_mu);
+}
+
 void smg_vdisk_resume(struct smg_vdisk *d)
 {
 	pthread_mutex_lock(&d->gate_mu);
@@ -132,13 +169,14 @@ static int check_io(const struct smg_vdisk *d, uint64_t len, uint64_t off)
 
 static void count_reads(struct smg_vdisk *d, uint64_t len, uint64_t off)
 {
-	uint64_t c;
+	uint64_t r;
 
-	for (c = chunk_of(d, off); c <= chunk_of(d, off + len - 1); c++)
-		atomic_fetch_add(&d->reads[c], 1);
+	for (r = region_of(d, chunk_of(d, off));
+	     r <= region_of(d, chunk_of(d, off + len - 1)); r++)
+		atomic_fetch_add(&d->reads[r], 1);
 	if (atomic_fetch_add(&d->reads_total, 1) % AGE_READS == AGE_READS - 1)
-		for (c = 0; c < d->nchunks; c++)
-			atomic_store(&d->reads[c], atomic_load(&d->reads[c]) / 2);
+		for (r = 0; r < d->nregions; r++)
+			atomic_store(&d->reads[r], atomic_load(&d->reads[r]) / 2);
 }
 
 int smg_vdisk_read(struct smg_vdisk *d, void *buf, size_t len, uint64_t off)
@@ -148,7 +186,9 @@ int smg_vdisk_read(struct smg_vdisk *d, void *buf, size_t len, uint64_t off)
 	if ((r = check_io(d, len, off)) != 0 || len == 0)
 		return r;
 	count_reads(d, len, off);
-	gate_enter(d);
+	atomic_store(&d->guest_last_ns, smg_now_ns());
+	if ((r = gate_enter(d)) != 0)
+		return r;
 	atomic_fetch_add(&d->st_reads, 1);
 	if (d->mig == DISK_MIG_WAIO)
 		r = waio_read(d, buf, len, off);
@@ -172,7 +212,9 @@ int smg_vdisk_write(struct smg_vdisk *d, const void *buf, size_t len, uint64_t o
 
 	if ((r = check_io(d, len, off)) != 0 || len == 0)
 		return r;
-	gate_enter(d);
+	atomic_store(&d->guest_last_ns, smg_now_ns());
+	if ((r = gate_enter(d)) != 0)
+		return r;
 	atomic_fetch_add(&d->st_writes, 1);
 	if (d->mig == DISK_MIG_WAIO) {
 		r = waio_write(d, buf, len, off);
@@ -193,7 +235,8 @@ int smg_vdisk_trim(struct smg_vdisk *d, uint64_t off, uint64_t len)
 
 	if ((r = check_io(d, len, off)) != 0 || len == 0)
 		return r;
-	gate_enter(d);
+	if ((r = gate_enter(d)) != 0)
+		return r;
 	if (d->mig == DISK_MIG_WAIO) {
 		r = waio_trim(d, off, len);
 	} else {
@@ -209,7 +252,8 @@ int smg_vdisk_flush(struct smg_vdisk *d)
 {
 	int r;
 
-	gate_enter(d);
+	if ((r = gate_enter(d)) != 0)
+		return r;
 	r = smg_image_flush(d->mig == DISK_MIG_WAIO ? d->surr : d->orig);
 	gate_leave(d);
 	return r;

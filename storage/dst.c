@@ -17,6 +17,8 @@ struct smg_stg_dst {
 	uint64_t size, nchunks;
 	uint32_t chunk, disk_id;
 	uint8_t (*hash)[SMG_STG_DIGEST_LEN];
+	struct stg_tree tree; /* over hash[], kept between roots */
+	uint64_t frames_since_fold;
 	uint8_t *stale;
 	bool ip_active; /* the chunk being hashed in flight */
 	uint64_t ip_c;
@@ -24,6 +26,8 @@ struct smg_stg_dst {
 	crypto_generichash_state ip_st;
 	struct smg_stg_frame *frame;
 	struct smg_stg_stats st;
+	uint8_t hole_hash[SMG_STG_DIGEST_LEN]; /* of a full-size hole chunk */
+	uint64_t zero_budget;		       /* this frame's, see storage.h */
 };
 
 int smg_stg_dst_open(const char *path, uint64_t size, uint32_t chunk_size,
@@ -50,11 +54,16 @@ int smg_stg_dst_open(const char *path, uint64_t size, uint32_t chunk_size,
 		goto fail;
 	}
 	memset(d->stale, 1, d->nchunks ? d->nchunks : 1);
-	if ((r = smg_image_create(path, size, 0, &d->img)) != 0)
+	if ((r = stg_tree_init(&d->tree, d->nchunks)) != 0)
+		goto fail;
+	chunk_hash_hole(d->chunk, d->hole_hash);
+	/* An incoming image is new: never an existing file of this host's. */
+	if ((r = smg_image_create(path, size, SMG_IMAGE_NEW, &d->img)) != 0)
 		goto fail;
 	*out = d;
 	return SMG_OK;
 fail:
+	stg_tree_free(&d->tree);
 	free(d->hash);
 	free(d->stale);
 	free(d->frame);
@@ -78,6 +87,7 @@ static void ip_feed(struct smg_stg_dst *d, const struct smg_stg_rec *rec)
 	d->ip_pos += rec->len;
 	if (d->ip_pos == dst_chunk_len(d, d->ip_c)) {
 		crypto_generichash_final(&d->ip_st, d->hash[d->ip_c], SMG_STG_DIGEST_LEN);
+		stg_tree_mark(&d->tree, d->ip_c);
 		d->stale[d->ip_c] = 0;
 		d->ip_active = false;
 	}
@@ -90,6 +100,25 @@ static void track(struct smg_stg_dst *d, const struct smg_stg_rec *rec)
 
 	for (c = c0; c <= c1; c++)
 		d->stale[c] = 1;
+	/* A hole over a whole chunk: its hash is known. */
+	if (rec->kind == SMG_STG_REC_HOLE && c0 == c1 && rec->offset == c0 * d->chunk &&
+	    rec->len == dst_chunk_len(d, c0) && rec->len == d->chunk) {
+		memcpy(d->hash[c0], d->hole_hash, SMG_STG_DIGEST_LEN);
+		stg_tree_mark(&d->tree, c0);
+		d->stale[c0] = 0;
+		d->ip_active = false;
+		return;
+	}
+	/* Part of a chunk as zeros: hashed in flight while this frame's
+	 * budget lasts, else left stale for the digest. */
+	if (rec->kind == SMG_STG_REC_HOLE) {
+		if (rec->len > d->zero_budget) {
+			d->ip_active = false;
+			return;
+		}
+		d->zero_budget -= rec->len;
+		d->st.zero_hashed += rec->len;
+	}
 	if (d->ip_active && c0 == d->ip_c && c1 == c0 &&
 	    rec->offset == c0 * d->chunk + d->ip_pos) {
 		ip_feed(d, rec);
@@ -123,6 +152,16 @@ int smg_stg_dst_apply(struct smg_stg_dst *d, const uint8_t *payload, size_t len)
 			     f->disk_id, d->disk_id);
 		return SMG_ERR_PROTO;
 	}
+	/* Records stay within one chunk (as our source sends them): a record
+	 * over many chunks would cost work per chunk for 13 bytes of frame. */
+	for (i = 0; i < f->count; i++)
+		if (f->recs[i].offset / d->chunk !=
+		    (f->recs[i].offset + f->recs[i].len - 1) / d->chunk) {
+			smg_peer_log(SMG_LOG_WARN, "disk %u: a record crosses chunks",
+				     d->disk_id);
+			return SMG_ERR_PROTO;
+		}
+	d->zero_budget = SMG_STG_ZERO_HASH_FRAME_MAX;
 	for (i = 0; i < f->count; i++) {
 		const struct smg_stg_rec *rec = &f->recs[i];
 
@@ -139,6 +178,15 @@ int smg_stg_dst_apply(struct smg_stg_dst *d, const uint8_t *payload, size_t len)
 	}
 	d->st.frames++;
 	d->st.records += f->count;
+	/* Fold finished leaves in as frames arrive (every 64 frames), so the
+	 * root at the end rehashes only the last few paths. */
+	if (++d->frames_since_fold == 64) {
+		uint8_t scratch[SMG_STG_DIGEST_LEN];
+
+		d->frames_since_fold = 0;
+		stg_tree_root(&d->tree, (const uint8_t(*)[SMG_STG_DIGEST_LEN])d->hash,
+			      d->size, d->chunk, scratch);
+	}
 	d->st.wire_bytes += len;
 	return SMG_OK;
 }
@@ -160,11 +208,12 @@ int smg_stg_dst_digest(struct smg_stg_dst *d, uint8_t out[static SMG_STG_DIGEST_
 				     d->hash[c]);
 		if (r != 0)
 			goto out;
+		stg_tree_mark(&d->tree, c);
 		d->stale[c] = 0;
 	}
 	d->ip_active = false;
-	smg_stg_merkle_root((const uint8_t(*)[SMG_STG_DIGEST_LEN])d->hash, d->nchunks,
-			    d->size, d->chunk, out);
+	stg_tree_root(&d->tree, (const uint8_t(*)[SMG_STG_DIGEST_LEN])d->hash, d->size,
+		      d->chunk, out);
 out:
 	free(buf);
 	return r;
@@ -180,6 +229,7 @@ void smg_stg_dst_close(struct smg_stg_dst *d)
 	if (d == NULL)
 		return;
 	smg_image_close(d->img);
+	stg_tree_free(&d->tree);
 	free(d->hash);
 	free(d->stale);
 	free(d->frame);

@@ -191,7 +191,10 @@ int smg_image_create(const char *path, uint64_t size, unsigned flags,
 	*out = NULL;
 	if (size > SMG_STG_DISK_MAX || (flags & SMG_IMAGE_RDONLY))
 		return SMG_ERR_INVAL;
-	fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	fd = open(path,
+		  O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC |
+		      ((flags & SMG_IMAGE_NEW) ? O_EXCL : O_TRUNC),
+		  0600);
 	if (fd < 0) {
 		r = smg_err_sys(errno);
 		smg_err("%s: %s", path, strerror(errno));

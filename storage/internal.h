@@ -16,6 +16,15 @@
  * that needs the original go first (waiting at most SCAN_YIELD_MAX_US). */
 #define SCAN_PIECE	  (64u << 10)
 #define SCAN_YIELD_MAX_US 2000u
+#define STRIPES		  64u
+/* The bulk scan reads this much at once while the guest leaves the
+ * original alone (QEMU's block migration reads 1 MiB chunks too). */
+#define SCAN_WINDOW (1u << 20)
+/* "The guest is doing I/O": a request began within this long. */
+#define GUEST_RECENT_NS (20u * 1000 * 1000)
+#define SCAN_NICE	19 /* WAIO's reader while the guest does I/O */
+#define SCAN_GAP_MAX_NS (2u * 1000 * 1000)
+#define REGION_BYTES	(1u << 20)
 
 enum disk_mig {
 	DISK_MIG_NONE = 0,
@@ -29,13 +38,16 @@ struct smg_vdisk {
 	uint32_t chunk;
 	uint64_t nchunks;
 	unsigned hot_threshold;
+	bool no_yield; /* WAIO's reader does not yield (measurements) */
 	char *surr_dir;
+	char *surr_name; /* NULL: mkstemp */
 
 	/* the gate: pause waits for in-flight guest I/O, holds new I/O */
 	pthread_mutex_t gate_mu;
 	pthread_cond_t gate_cv;
 	unsigned paused;
 	unsigned inflight;
+	bool failed; /* smg_vdisk_fail_io: every new request fails */
 
 	enum disk_mig mig; /* changed only while paused */
 	/* chunk written since its bit was last cleared: DBT writes to the
@@ -45,20 +57,31 @@ struct smg_vdisk {
 	/* WAIO: the surrogate store (same offsets as the original, sparse) */
 	struct smg_image *surr;
 	char *surr_path;
-	pthread_mutex_t meta_mu;
-	uint8_t **cover;	 /* per chunk: sector bitmap, NULL = nothing covered */
-	uint8_t *full;		 /* per chunk: every sector covered */
-	uint8_t *written;	 /* per chunk: holds guest writes (merge back) */
-	_Atomic uint32_t *reads; /* per chunk read popularity (always on) */
+	/* cover/full/written of chunk c are guarded by stripe[c % STRIPES]:
+	 * a hot copy or a partial-sector fill holds one chunk's stripe for
+	 * one 64 KiB write, never the whole disk's reads. */
+	pthread_mutex_t stripe[STRIPES];
+	uint8_t **cover;  /* per chunk: sector bitmap, NULL = nothing covered */
+	uint8_t *full;	  /* per chunk: every sector covered */
+	uint8_t *written; /* per chunk: holds guest writes (merge back) */
+	/* Read popularity per region (REGION_BYTES, a whole number of chunks):
+	 * coarser than the chunk so a hot set is seen within a second. */
+	uint32_t region; /* chunks per region */
+	uint64_t nregions;
+	_Atomic uint32_t *reads; /* per region, always counted */
 	_Atomic uint64_t reads_total;
-	uint8_t *queued; /* per chunk: waiting for the hot copier */
-	uint64_t *hotq;	 /* ring of nchunks entries */
+	/* the hot copier's queue of regions, under hot_mu */
+	pthread_mutex_t hot_mu;
+	uint8_t *queued; /* per region */
+	uint64_t *hotq;	 /* ring of nregions entries */
 	uint64_t hotq_head, hotq_n;
 	bool hot_busy; /* a copy is in progress */
 	pthread_cond_t hot_cv;
 	pthread_t hot_thread;
 	bool hot_running, hot_stop;
-	_Atomic unsigned orig_guest; /* guest reads in flight on the original */
+	_Atomic unsigned orig_guest;	/* guest reads in flight on the original */
+	_Atomic uint64_t guest_last_ns; /* start of the latest guest request */
+	_Atomic uint64_t guest_orig_ns; /* ... of the latest one on the original */
 
 	_Atomic uint64_t st_reads, st_writes, st_surr_reads, st_hot, st_merged;
 };
@@ -73,6 +96,16 @@ static inline uint32_t chunk_len(const struct smg_vdisk *d, uint64_t c)
 	uint64_t start = c * d->chunk;
 
 	return d->size - start < d->chunk ? (uint32_t)(d->size - start) : d->chunk;
+}
+
+static inline uint64_t region_of(const struct smg_vdisk *d, uint64_t c)
+{
+	return c / d->region;
+}
+
+static inline pthread_mutex_t *stripe_of(struct smg_vdisk *d, uint64_t c)
+{
+	return &d->stripe[c % STRIPES];
 }
 
 static inline void dirty_set(struct smg_vdisk *d, uint64_t c)
@@ -113,6 +146,24 @@ void chunk_hash(const uint8_t *data, size_t len, uint8_t out[SMG_STG_DIGEST_LEN]
 void chunk_hash_hole(size_t len, uint8_t out[SMG_STG_DIGEST_LEN]);
 int image_chunk_hash(struct smg_image *img, uint64_t base, uint32_t len, uint8_t *buf,
 		     uint8_t out[SMG_STG_DIGEST_LEN]);
+
+/* record.c: the Merkle tree of a disk's chunk leaves, kept between roots so
+ * a root after a round (or in the pause) rehashes only the paths of the
+ * leaves that changed since the last one. Same tree as smg_stg_merkle_root. */
+#define TREE_LEVELS_MAX 64
+struct stg_tree {
+	size_t n;	 /* leaves */
+	unsigned levels; /* above the leaves */
+	uint8_t (*node[TREE_LEVELS_MAX])[SMG_STG_DIGEST_LEN];
+	uint64_t *dirty[TREE_LEVELS_MAX]; /* per level: nodes to recompute */
+	size_t cnt[TREE_LEVELS_MAX];
+};
+int stg_tree_init(struct stg_tree *t, size_t n);
+void stg_tree_free(struct stg_tree *t);
+void stg_tree_mark(struct stg_tree *t, size_t leaf);
+/* Recompute what changed; the root over leaves (the caller's array). */
+void stg_tree_root(struct stg_tree *t, const uint8_t (*leaves)[SMG_STG_DIGEST_LEN],
+		   uint64_t size, uint32_t chunk_size, uint8_t out[SMG_STG_DIGEST_LEN]);
 
 /* disk.c */
 int disk_mig_begin(struct smg_vdisk *d, enum disk_mig mig);

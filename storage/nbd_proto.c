@@ -6,6 +6,7 @@
  * framing is disconnected; a bad request inside valid framing gets an error
  * reply. Protocol: the NBD spec (doc/proto.md in the nbd project). */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -101,16 +102,13 @@ static int opt_reply(struct nbd_io *io, uint32_t opt, uint32_t type, const void 
 	return len ? send_all(io, data, len) : SMG_OK;
 }
 
-static bool known_export(const uint8_t *name, size_t n)
-{
-	return n == 0 || (n == strlen(SMG_NBD_EXPORT_NAME) &&
-			  memcmp(name, SMG_NBD_EXPORT_NAME, n) == 0);
-}
-
 static int reply_info(struct nbd_sess *s, uint32_t opt, const uint8_t *data, uint32_t len,
 		      bool *go)
 {
 	const uint8_t *name, *reqs;
+	struct smg_vdisk *disk;
+	uint64_t size;
+	void *ref;
 	uint8_t info[18];
 	struct smg_rd rd;
 	uint16_t nreq, i;
@@ -124,13 +122,20 @@ static int reply_info(struct nbd_sess *s, uint32_t opt, const uint8_t *data, uin
 	    smg_rd_u16(&rd, &nreq) != 0 ||
 	    smg_rd_ptr(&rd, (size_t)nreq * 2, &reqs) != 0 || smg_rd_end(&rd) != 0)
 		return opt_reply(s->io, opt, NBD_REP_ERR_INVALID, NULL, 0);
-	if (!known_export(name, nlen))
+	if ((disk = s->lk->get(s->lk->self, (const char *)name, nlen, &ref)) == NULL)
 		return opt_reply(s->io, opt, NBD_REP_ERR_UNKNOWN, NULL, 0);
+	size = smg_vdisk_size(disk);
+	if (opt == NBD_OPT_GO) {
+		s->disk = disk;
+		s->ref = ref;
+	} else {
+		s->lk->put(s->lk->self, ref);
+	}
 	for (i = 0; i < nreq; i++)
 		if (smg_load_be16(reqs + 2 * i) == NBD_INFO_BLOCK_SIZE)
 			bs = true;
 	smg_store_be16(info, NBD_INFO_EXPORT);
-	smg_store_be64(info + 2, smg_vdisk_size(s->disk));
+	smg_store_be64(info + 2, size);
 	smg_store_be16(info + 10, NBD_TRANSMIT_FLAGS);
 	if ((r = opt_reply(s->io, opt, NBD_REP_INFO, info, 12)) != 0)
 		return r;
@@ -150,17 +155,25 @@ static int reply_info(struct nbd_sess *s, uint32_t opt, const uint8_t *data, uin
 
 static int reply_list(struct nbd_sess *s, uint32_t len)
 {
-	uint8_t ent[4 + sizeof(SMG_NBD_EXPORT_NAME)];
-	uint32_t n = (uint32_t)strlen(SMG_NBD_EXPORT_NAME);
-	int r;
+	static char names[SMG_DSVC_DISKS_MAX][SMG_DSVC_NAME_MAX + 1];
+	static pthread_mutex_t names_mu = PTHREAD_MUTEX_INITIALIZER;
+	uint8_t ent[4 + SMG_DSVC_NAME_MAX];
+	size_t n, i;
+	int r = SMG_OK;
 
 	if (len != 0)
 		return opt_reply(s->io, NBD_OPT_LIST, NBD_REP_ERR_INVALID, NULL, 0);
-	smg_store_be32(ent, n);
-	memcpy(ent + 4, SMG_NBD_EXPORT_NAME, n);
-	if ((r = opt_reply(s->io, NBD_OPT_LIST, NBD_REP_SERVER, ent, 4 + n)) != 0)
-		return r;
-	return opt_reply(s->io, NBD_OPT_LIST, NBD_REP_ACK, NULL, 0);
+	pthread_mutex_lock(&names_mu);
+	n = s->lk->names(s->lk->self, names, SMG_DSVC_DISKS_MAX);
+	for (i = 0; i < n && r == 0; i++) {
+		uint32_t nl = (uint32_t)strlen(names[i]);
+
+		smg_store_be32(ent, nl);
+		memcpy(ent + 4, names[i], nl);
+		r = opt_reply(s->io, NBD_OPT_LIST, NBD_REP_SERVER, ent, 4 + nl);
+	}
+	pthread_mutex_unlock(&names_mu);
+	return r ? r : opt_reply(s->io, NBD_OPT_LIST, NBD_REP_ACK, NULL, 0);
 }
 
 /* Option haggling; *go when the client moves to transmission. */
@@ -192,7 +205,9 @@ static int haggle(struct nbd_sess *s, bool *go)
 		case NBD_OPT_EXPORT_NAME: {
 			uint8_t rep[10 + 124] = {0};
 
-			if (!known_export(data, len))
+			s->disk =
+			    s->lk->get(s->lk->self, (const char *)data, len, &s->ref);
+			if (s->disk == NULL)
 				return SMG_ERR_NOT_FOUND; /* the spec says: close */
 			smg_store_be64(rep, smg_vdisk_size(s->disk));
 			smg_store_be16(rep + 8, NBD_TRANSMIT_FLAGS);
@@ -361,6 +376,9 @@ int nbd_session_run(struct nbd_sess *s)
 		goto out;
 	r = transmit(s);
 out:
+	if (s->disk != NULL)
+		s->lk->put(s->lk->self, s->ref);
+	s->disk = NULL;
 	free(s->buf);
 	s->buf = NULL;
 	s->cap = 0;
@@ -394,11 +412,37 @@ static int buf_send(void *self, const void *p, size_t n)
 	return SMG_OK;
 }
 
+/* One disk, export SMG_NBD_EXPORT_NAME (or ""). */
+static struct smg_vdisk *one_get(void *self, const char *name, size_t n, void **ref)
+{
+	*ref = NULL;
+	if (n != 0 && (n != strlen(SMG_NBD_EXPORT_NAME) ||
+		       memcmp(name, SMG_NBD_EXPORT_NAME, n) != 0))
+		return NULL;
+	return self;
+}
+
+static void one_put(void *self, void *ref)
+{
+	(void)self;
+	(void)ref;
+}
+
+static size_t one_names(void *self, char (*out)[SMG_DSVC_NAME_MAX + 1], size_t max)
+{
+	(void)self;
+	if (max == 0)
+		return 0;
+	snprintf(out[0], sizeof(out[0]), "%s", SMG_NBD_EXPORT_NAME);
+	return 1;
+}
+
 int smg_nbd_serve_buffer(struct smg_vdisk *d, const uint8_t *in, size_t len)
 {
 	struct buf_stream b = {in, in ? len : 0, 0};
 	struct nbd_io io = {buf_recv, buf_send, &b};
-	struct nbd_sess s = {.disk = d, .io = &io};
+	struct nbd_lookup lk = {one_get, one_put, one_names, d};
+	struct nbd_sess s = {.lk = &lk, .io = &io};
 
 	return nbd_session_run(&s);
 }

@@ -238,3 +238,97 @@ out:
 	free(buf);
 	return r;
 }
+
+/* ---- the kept tree ------------------------------------------------------------ */
+static void root_of_top(const uint8_t *top, uint64_t size, uint32_t chunk_size,
+			uint8_t out[SMG_STG_DIGEST_LEN])
+{
+	static const uint8_t root_tag = 0x02;
+	crypto_generichash_state st;
+	uint8_t hdr[12];
+
+	smg_store_be64(hdr, size);
+	smg_store_be32(hdr + 8, chunk_size);
+	crypto_generichash_init(&st, NULL, 0, SMG_STG_DIGEST_LEN);
+	crypto_generichash_update(&st, &root_tag, 1);
+	crypto_generichash_update(&st, hdr, sizeof(hdr));
+	crypto_generichash_update(&st, top, SMG_STG_DIGEST_LEN);
+	crypto_generichash_final(&st, out, SMG_STG_DIGEST_LEN);
+}
+
+int stg_tree_init(struct stg_tree *t, size_t n)
+{
+	size_t m = n;
+
+	memset(t, 0, sizeof(*t));
+	t->n = n;
+	while (m > 1 && t->levels < TREE_LEVELS_MAX) {
+		unsigned l = t->levels++;
+
+		m = (m + 1) / 2;
+		t->cnt[l] = m;
+		t->node[l] = calloc(m, SMG_STG_DIGEST_LEN);
+		t->dirty[l] = calloc((m + 63) / 64, sizeof(uint64_t));
+		if (t->node[l] == NULL || t->dirty[l] == NULL) {
+			stg_tree_free(t);
+			return SMG_ERR_NOMEM;
+		}
+		memset(t->dirty[l], 0xff, (m + 63) / 64 * sizeof(uint64_t));
+	}
+	return SMG_OK;
+}
+
+void stg_tree_free(struct stg_tree *t)
+{
+	for (unsigned l = 0; l < TREE_LEVELS_MAX; l++) {
+		free(t->node[l]);
+		free(t->dirty[l]);
+	}
+	memset(t, 0, sizeof(*t));
+}
+
+void stg_tree_mark(struct stg_tree *t, size_t leaf)
+{
+	if (t->levels > 0 && leaf < t->n)
+		t->dirty[0][leaf / 2 / 64] |= 1ull << (leaf / 2 % 64);
+}
+
+void stg_tree_root(struct stg_tree *t, const uint8_t (*leaves)[SMG_STG_DIGEST_LEN],
+		   uint64_t size, uint32_t chunk_size, uint8_t out[SMG_STG_DIGEST_LEN])
+{
+	uint8_t top[SMG_STG_DIGEST_LEN] = {0};
+
+	for (unsigned l = 0; l < t->levels; l++) {
+		const uint8_t(*below)[SMG_STG_DIGEST_LEN] =
+		    l == 0 ? leaves
+			   : (const uint8_t(*)[SMG_STG_DIGEST_LEN])t->node[l - 1];
+		size_t nb = l == 0 ? t->n : t->cnt[l - 1];
+
+		for (size_t w = 0; w < (t->cnt[l] + 63) / 64; w++) {
+			uint64_t v = t->dirty[l][w];
+
+			t->dirty[l][w] = 0;
+			while (v != 0) {
+				size_t i = w * 64 + (size_t)__builtin_ctzll(v);
+
+				v &= v - 1;
+				if (i >= t->cnt[l])
+					continue;
+				if (2 * i + 1 < nb)
+					node_hash(below[2 * i], below[2 * i + 1],
+						  t->node[l][i]);
+				else /* an odd node is promoted */
+					memcpy(t->node[l][i], below[2 * i],
+					       SMG_STG_DIGEST_LEN);
+				if (l + 1 < t->levels)
+					t->dirty[l + 1][i / 2 / 64] |= 1ull
+								       << (i / 2 % 64);
+			}
+		}
+	}
+	if (t->levels > 0)
+		memcpy(top, t->node[t->levels - 1][0], sizeof(top));
+	else if (t->n == 1)
+		memcpy(top, leaves[0], sizeof(top));
+	root_of_top(top, size, chunk_size, out);
+}

@@ -10,8 +10,11 @@
  *       chunks written in two rounds running: they go once, in FINAL.
  * FINAL the last round, with the guest paused; afterwards the digest is the
  *       image the guest saw at pause. */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "base/base.h"
@@ -30,14 +33,28 @@ struct smg_stg_src {
 	uint64_t round_next;
 	bool round_ended;
 	bool final_done;
+	uint64_t budget; /* WAIO: bytes of held-back chunks FINAL may carry */
 
 	bool cur_valid; /* a chunk whose records are partly emitted */
 	bool cur_hole;	/* the whole chunk is a hole */
 	uint64_t cur_c;
 	uint32_t cur_len, cur_pos;
+	uint8_t *cur; /* the current chunk's bytes: in buf or in the window */
 	uint8_t *buf;
 
+	/* The bulk scan's window: chunks [win_c0, win_c0 + win_n) read at
+	 * once; win_data[i]: chunk win_c0 + i has data (else a hole). */
+	uint8_t *win;
+	uint64_t win_c0;
+	uint32_t win_n, win_max;
+	uint8_t *win_data;
+
+	/* WAIO's reader yields the CPU while the guest does I/O. */
+	pid_t tid;
+	int nice0, nice_now;
+
 	uint8_t (*hash)[SMG_STG_DIGEST_LEN];
+	struct stg_tree tree; /* over hash[], kept between roots */
 	uint8_t *sent;
 	uint8_t hole_hash[SMG_STG_DIGEST_LEN]; /* of a full-size hole chunk */
 	struct smg_stg_stats st;
@@ -59,6 +76,7 @@ int smg_stg_src_begin(struct smg_vdisk *d, const struct smg_stg_src_opts *o,
 	s->mode = o->mode;
 	s->disk_id = o->disk_id;
 	s->phase = SMG_STG_PHASE_BULK;
+	s->budget = UINT64_MAX;
 	s->round = calloc(words ? words : 1, sizeof(*s->round));
 	s->wrote_last = calloc(words ? words : 1, sizeof(*s->round));
 	s->deferred = calloc(words ? words : 1, sizeof(*s->round));
@@ -70,7 +88,16 @@ int smg_stg_src_begin(struct smg_vdisk *d, const struct smg_stg_src_opts *o,
 		r = SMG_ERR_NOMEM;
 		goto fail;
 	}
+	s->win_max = d->chunk >= SCAN_WINDOW ? 1 : SCAN_WINDOW / d->chunk;
+	if (posix_memalign((void **)&s->win, SMG_STG_BLOCK,
+			   (size_t)s->win_max * d->chunk) != 0 ||
+	    (s->win_data = calloc(s->win_max, 1)) == NULL) {
+		r = SMG_ERR_NOMEM;
+		goto fail;
+	}
 	chunk_hash_hole(d->chunk, s->hole_hash);
+	if ((r = stg_tree_init(&s->tree, d->nchunks)) != 0)
+		goto fail;
 	r = disk_mig_begin(d,
 			   o->mode == SMG_STG_MODE_WAIO ? DISK_MIG_WAIO : DISK_MIG_DBT);
 	if (r != 0)
@@ -80,6 +107,9 @@ int smg_stg_src_begin(struct smg_vdisk *d, const struct smg_stg_src_opts *o,
 	*out = s;
 	return SMG_OK;
 fail:
+	stg_tree_free(&s->tree);
+	free(s->win);
+	free(s->win_data);
 	free(s->round);
 	free(s->wrote_last);
 	free(s->deferred);
@@ -97,9 +127,52 @@ static bool test_and_clear(_Atomic uint64_t *w, uint64_t c)
 	return atomic_fetch_and(&w[c / 64], ~bit) & bit;
 }
 
-/* WAIO's I/O agent knows when the guest still reads the original: the
- * background scan steps aside for those reads instead of queueing its large
- * sequential reads in front of them. */
+static bool guest_recent(const _Atomic uint64_t *t)
+{
+	uint64_t last = atomic_load(t);
+
+	return last != 0 && smg_now_ns() - last < GUEST_RECENT_NS;
+}
+
+static void nap_ns(uint64_t ns)
+{
+	struct timespec ts = {(time_t)(ns / 1000000000u), (long)(ns % 1000000000u)};
+
+	nanosleep(&ts, NULL);
+}
+
+/* WAIO's I/O agent yields the CPU to the guest: while the guest did I/O
+ * within GUEST_RECENT_NS, the reader's thread runs at SCAN_NICE, so a guest
+ * thread woken by its I/O preempts the scan's hashing and copying at once
+ * instead of waiting for a time slice (the read tail on a 2-core host). The
+ * FINAL phase (the guest is paused) runs at the thread's own priority. */
+static void reader_priority(struct smg_stg_src *s, bool yield)
+{
+	int want;
+
+	if (s->mode != SMG_STG_MODE_WAIO)
+		return;
+	if (s->tid == 0) {
+		s->tid = gettid();
+		errno = 0;
+		s->nice0 = getpriority(PRIO_PROCESS, (id_t)s->tid);
+		if (errno != 0)
+			s->nice0 = 0;
+		s->nice_now = s->nice0;
+	}
+	if (gettid() != s->tid)
+		return; /* another thread drives us now: leave its priority */
+	want = yield && guest_recent(&s->d->guest_last_ns) ? SCAN_NICE : s->nice0;
+	/* Raising it back needs CAP_SYS_NICE: without, it stays low. */
+	if (want != s->nice_now && setpriority(PRIO_PROCESS, (id_t)s->tid, want) == 0)
+		s->nice_now = want;
+}
+
+/* WAIO's reader yields the device too: it waits for guest reads in flight
+ * on the original, and while the guest reads the original it leaves the
+ * device idle for as long as each of its own reads took (at most half the
+ * device's time goes to the scan), instead of queueing reads in front of
+ * the guest's. */
 static int scan_read_yielding(struct smg_vdisk *d, uint8_t *buf, uint32_t len,
 			      uint64_t base)
 {
@@ -108,37 +181,101 @@ static int scan_read_yielding(struct smg_vdisk *d, uint8_t *buf, uint32_t len,
 
 	for (pos = 0; pos < len; pos += SCAN_PIECE) {
 		uint32_t n = len - pos < SCAN_PIECE ? len - pos : SCAN_PIECE;
+		uint64_t t0;
 
 		for (waited = 0;
 		     atomic_load(&d->orig_guest) > 0 && waited < SCAN_YIELD_MAX_US;
 		     waited += 20)
 			usleep(20);
+		t0 = smg_now_ns();
 		if ((r = smg_image_read_sparse(d->orig, buf + pos, n, base + pos)) != 0)
 			return r;
+		if (guest_recent(&d->guest_orig_ns)) {
+			uint64_t took = smg_now_ns() - t0;
+
+			nap_ns(took < SCAN_GAP_MAX_NS ? took : SCAN_GAP_MAX_NS);
+		}
 	}
 	return SMG_OK;
 }
 
+/* Fill the bulk window from chunk c: one large read while the guest leaves
+ * the original alone (and always for DBT, like QEMU's 1 MiB block
+ * migration reads), one chunk at a time while the guest reads it (WAIO). */
+static int fill_window(struct smg_stg_src *s, uint64_t c)
+{
+	struct smg_vdisk *d = s->d;
+	uint64_t base = c * d->chunk, end, ds, de, pos;
+	uint32_t n = s->win_max, len;
+	int r;
+
+	if (s->mode == SMG_STG_MODE_WAIO && !d->no_yield &&
+	    guest_recent(&d->guest_orig_ns))
+		n = 1;
+	if (n > d->nchunks - c)
+		n = (uint32_t)(d->nchunks - c);
+	end = c + n == d->nchunks ? d->size : (c + n) * d->chunk;
+	len = (uint32_t)(end - base);
+	/* DBT: cleared before the read, so a write racing with it is sent
+	 * again; chunks served from the window are not cleared twice. */
+	for (uint64_t k = c; s->mode == SMG_STG_MODE_DBT && k < c + n; k++)
+		(void)test_and_clear(d->dirty, k);
+	memset(s->win_data, 0, n);
+	for (pos = base; pos < end; pos = de) {
+		if ((r = smg_image_next_data(d->orig, pos, &ds, &de)) != 0)
+			return r;
+		if (ds >= end)
+			break;
+		for (uint64_t k = ds / d->chunk; k * d->chunk < de && k < c + n; k++)
+			s->win_data[k - c] = 1;
+	}
+	s->win_c0 = c;
+	s->win_n = n;
+	if (s->mode == SMG_STG_MODE_WAIO && !d->no_yield)
+		r = scan_read_yielding(d, s->win, len, base);
+	else
+		r = smg_image_read_sparse(d->orig, s->win, len, base);
+	if (r != 0)
+		s->win_n = 0;
+	return r;
+}
+
+static bool in_window(const struct smg_stg_src *s, uint64_t c)
+{
+	return s->win_n > 0 && c >= s->win_c0 && c < s->win_c0 + s->win_n;
+}
+
+enum load_how {
+	LOAD_BULK,   /* the bulk scan: through the window */
+	LOAD_MERGED, /* WAIO rounds: the guest's view, original + surrogate */
+	LOAD_DIRECT, /* DBT rounds: the original, this chunk alone, now */
+};
+
 /* Read chunk c as it is now and hash it: the version we are about to send. */
-static int load_chunk(struct smg_stg_src *s, uint64_t c, bool merged)
+static int load_chunk(struct smg_stg_src *s, uint64_t c, enum load_how how)
 {
 	struct smg_vdisk *d = s->d;
 	uint64_t base = c * d->chunk, ds, de;
-	int r;
+	int r = SMG_OK;
 
 	s->cur_c = c;
 	s->cur_len = chunk_len(d, c);
 	s->cur_pos = 0;
 	s->cur_hole = false;
-	if (merged) {
+	s->cur = s->buf;
+	if (how == LOAD_MERGED) {
 		r = waio_read_chunk(d, c, s->buf);
+	} else if (how == LOAD_BULK) {
+		if (!in_window(s, c) && (r = fill_window(s, c)) != 0)
+			return r;
+		s->cur = s->win + (c - s->win_c0) * d->chunk;
+		s->cur_hole = !s->win_data[c - s->win_c0];
 	} else {
+		/* Never from the window: it holds what the bulk scan saw. */
 		if ((r = smg_image_next_data(d->orig, base, &ds, &de)) != 0)
 			return r;
 		if (ds >= base + s->cur_len)
 			s->cur_hole = true;
-		else if (s->mode == SMG_STG_MODE_WAIO)
-			r = scan_read_yielding(d, s->buf, s->cur_len, base);
 		else
 			r = smg_image_read_sparse(d->orig, s->buf, s->cur_len, base);
 	}
@@ -149,7 +286,8 @@ static int load_chunk(struct smg_stg_src *s, uint64_t c, bool merged)
 	else if (s->cur_hole)
 		chunk_hash_hole(s->cur_len, s->hash[c]);
 	else
-		chunk_hash(s->buf, s->cur_len, s->hash[c]);
+		chunk_hash(s->cur, s->cur_len, s->hash[c]);
+	stg_tree_mark(&s->tree, c);
 	if (s->sent[c])
 		s->st.chunks_resent++;
 	s->sent[c] = 1;
@@ -176,7 +314,7 @@ static uint32_t run_len(const struct smg_stg_src *s, uint32_t pos, bool *zero)
 	while (end < s->cur_len) {
 		uint32_t n =
 		    s->cur_len - end < SMG_STG_BLOCK ? s->cur_len - end : SMG_STG_BLOCK;
-		bool bz = block_zero(s->buf + end, n);
+		bool bz = block_zero(s->cur + end, n);
 
 		if (end == pos)
 			z = bz;
@@ -215,7 +353,7 @@ static void emit_chunk(struct smg_stg_src *s, struct rec_frame *f)
 			if (room < n)
 				n = (uint32_t)(room / SMG_STG_BLOCK * SMG_STG_BLOCK);
 			rec_frame_add(f, SMG_STG_REC_DATA, base + s->cur_pos, n,
-				      s->buf + s->cur_pos);
+				      s->cur + s->cur_pos);
 			s->st.data_bytes += n;
 		}
 		s->st.records++;
@@ -235,30 +373,39 @@ static int next_chunk(struct smg_stg_src *s, enum smg_stg_phase ph, bool *done)
 		while (s->bulk_next < d->nchunks) {
 			uint64_t c = s->bulk_next++;
 
-			if (s->mode == SMG_STG_MODE_DBT) {
-				(void)test_and_clear(d->dirty, c);
-				return load_chunk(s, c, false);
-			}
+			if (s->mode == SMG_STG_MODE_DBT)
+				return load_chunk(s, c, LOAD_BULK);
 			/* WAIO: rewritten on the surrogate, sent merged later. */
 			if (atomic_load(&d->dirty[c / 64]) & (1ull << (c % 64)))
 				continue;
-			return load_chunk(s, c, false);
+			return load_chunk(s, c, LOAD_BULK);
 		}
+		s->win_n = 0; /* the scan is over: its window is stale from now on */
 		*done = true;
 		return SMG_OK;
 	}
 	if (!s->round_active) {
+		uint64_t held = 0, cb = d->chunk;
+
 		for (i = 0; i < words; i++) {
 			uint64_t now = atomic_exchange(&d->dirty[i], 0);
 
 			if (s->mode == SMG_STG_MODE_WAIO && ph == SMG_STG_PHASE_ITER) {
 				/* Written in two rounds running: the guest's write
 				 * working set. It stays on the surrogate until the
-				 * final phase instead of going out every round. */
-				uint64_t hot = now & s->wrote_last[i];
+				 * final phase instead of going out every round, as
+				 * long as the pause can carry it (the budget). */
+				uint64_t hot = now & s->wrote_last[i], keep = 0;
 
-				s->round[i] = (now & ~hot) | (s->deferred[i] & ~now);
-				s->deferred[i] = hot;
+				while (hot != 0 && held + cb <= s->budget) {
+					uint64_t bit = hot & -hot;
+
+					keep |= bit;
+					hot &= hot - 1;
+					held += cb;
+				}
+				s->round[i] = (now & ~keep) | (s->deferred[i] & ~now);
+				s->deferred[i] = keep;
 			} else {
 				s->round[i] = now | s->deferred[i];
 				s->deferred[i] = 0;
@@ -274,7 +421,8 @@ static int next_chunk(struct smg_stg_src *s, enum smg_stg_phase ph, bool *done)
 		if (!(s->round[c / 64] & (1ull << (c % 64))))
 			continue;
 		s->round_next++;
-		return load_chunk(s, c, s->mode == SMG_STG_MODE_WAIO);
+		return load_chunk(
+		    s, c, s->mode == SMG_STG_MODE_WAIO ? LOAD_MERGED : LOAD_DIRECT);
 	}
 	s->round_active = false;
 	*done = true;
@@ -301,6 +449,9 @@ int smg_stg_src_next(struct smg_stg_src *s, enum smg_stg_phase ph, uint8_t *buf,
 	*used = 0;
 	if (ph < s->phase || ph < SMG_STG_PHASE_BULK || ph > SMG_STG_PHASE_FINAL)
 		return SMG_ERR_STATE;
+	/* The bulk scan yields; ITER rounds (a few chunks, from the surrogate)
+	 * and FINAL run at full speed: a slow round lets more be dirtied. */
+	reader_priority(s, ph == SMG_STG_PHASE_BULK && !s->d->no_yield);
 	if (cap < SMG_STG_FRAME_HDR + SMG_STG_REC_HDR + SMG_STG_BLOCK)
 		return SMG_ERR_NOSPACE;
 	/* Later phases only make sense once every chunk went out once. */
@@ -342,6 +493,14 @@ int smg_stg_src_next(struct smg_stg_src *s, enum smg_stg_phase ph, uint8_t *buf,
 	}
 	if (r == 0 && done && *used > 0 && ph == SMG_STG_PHASE_ITER)
 		s->round_ended = true;
+	if (r == 0 && done && ph != SMG_STG_PHASE_FINAL) {
+		/* Fold this phase's leaves in now: the pause then rehashes
+		 * only the paths of what changed since. */
+		uint8_t scratch[SMG_STG_DIGEST_LEN];
+
+		stg_tree_root(&s->tree, (const uint8_t(*)[SMG_STG_DIGEST_LEN])s->hash,
+			      s->d->size, s->d->chunk, scratch);
+	}
 	if (r == 0 && done && *used == 0 && ph == SMG_STG_PHASE_FINAL)
 		s->final_done = true;
 	return r;
@@ -349,17 +508,41 @@ int smg_stg_src_next(struct smg_stg_src *s, enum smg_stg_phase ph, uint8_t *buf,
 
 uint64_t smg_stg_src_pending(const struct smg_stg_src *s)
 {
+	struct smg_stg_pending p;
+
+	smg_stg_src_get_pending(s, &p);
+	return p.chunks;
+}
+
+void smg_stg_src_get_pending(const struct smg_stg_src *s, struct smg_stg_pending *p)
+{
 	const struct smg_vdisk *d = s->d;
-	uint64_t n = 0, c;
+	uint64_t n = 0, c, last = d->nchunks - 1;
+	bool last_in = false;
 	size_t i;
 
-	for (i = 0; i < (d->nchunks + 63) / 64; i++)
-		n += (uint64_t)__builtin_popcountll(atomic_load(&d->dirty[i]) |
-						    s->deferred[i]);
-	if (s->round_active)
-		for (c = s->round_next; c < d->nchunks; c++)
-			n += (s->round[c / 64] >> (c % 64)) & 1;
-	return n;
+	for (i = 0; i < (d->nchunks + 63) / 64; i++) {
+		uint64_t w = atomic_load(&d->dirty[i]) | s->deferred[i];
+
+		if (s->round_active)
+			for (c = i * 64; c < i * 64 + 64 && c < d->nchunks; c++)
+				if (c >= s->round_next && (s->round[i] >> (c % 64)) & 1)
+					w |= 1ull << (c % 64);
+		n += (uint64_t)__builtin_popcountll(w);
+		if (i == last / 64 && (w >> (last % 64)) & 1)
+			last_in = true;
+	}
+	p->chunks = n;
+	p->bytes = n * d->chunk;
+	if (last_in) /* the last chunk may be short */
+		p->bytes -= d->chunk - chunk_len(d, last);
+	p->bulk_left =
+	    s->bulk_next < d->nchunks ? d->size - s->bulk_next * (uint64_t)d->chunk : 0;
+}
+
+void smg_stg_src_set_budget(struct smg_stg_src *s, uint64_t bytes)
+{
+	s->budget = bytes;
 }
 
 void smg_stg_src_get_stats(const struct smg_stg_src *s, struct smg_stg_stats *st)
@@ -376,8 +559,8 @@ int smg_stg_src_digest(struct smg_stg_src *s, uint8_t out[static SMG_STG_DIGEST_
 	for (c = 0; c < s->d->nchunks; c++)
 		if (!s->sent[c])
 			return SMG_ERR_STATE;
-	smg_stg_merkle_root((const uint8_t(*)[SMG_STG_DIGEST_LEN])s->hash, s->d->nchunks,
-			    s->d->size, s->d->chunk, out);
+	stg_tree_root(&s->tree, (const uint8_t(*)[SMG_STG_DIGEST_LEN])s->hash, s->d->size,
+		      s->d->chunk, out);
 	return SMG_OK;
 }
 
@@ -387,13 +570,18 @@ int smg_stg_src_end(struct smg_stg_src *s, bool merge)
 
 	if (s == NULL)
 		return SMG_OK;
+	if (s->tid != 0 && s->tid == gettid() && s->nice_now != s->nice0)
+		(void)setpriority(PRIO_PROCESS, (id_t)s->tid, s->nice0);
 	r = disk_mig_end(s->d, merge);
 	free(s->round);
 	free(s->wrote_last);
 	free(s->deferred);
+	stg_tree_free(&s->tree);
 	free(s->hash);
 	free(s->sent);
 	free(s->buf);
+	free(s->win);
+	free(s->win_data);
 	free(s);
 	return r;
 }

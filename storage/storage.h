@@ -20,9 +20,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define SMG_STG_SECTOR	      512u	 /* surrogate coverage granularity */
-#define SMG_STG_BLOCK	      4096u	 /* hole / zero detection granularity */
-#define SMG_STG_CHUNK_DEFAULT (1u << 20) /* unit of transfer and tracking */
+#define SMG_STG_SECTOR 512u  /* surrogate coverage granularity */
+#define SMG_STG_BLOCK  4096u /* hole / zero detection granularity */
+/* The unit of write tracking, transfer and hashing: 64 KiB (docs/storage.md
+ * "Why 64 KiB"), larger only for disks past SMG_STG_CHUNKS_TARGET of them. */
+#define SMG_STG_CHUNK_DEFAULT (64u << 10)
+#define SMG_STG_CHUNKS_TARGET (1u << 22)
 #define SMG_STG_CHUNK_MIN     SMG_STG_BLOCK
 #define SMG_STG_CHUNK_MAX     (64u << 20)
 #define SMG_STG_DISK_MAX      (1ull << 50) /* 1 PiB: caps bitmap allocations */
@@ -35,6 +38,9 @@ struct smg_image;
 
 enum {
 	SMG_IMAGE_RDONLY = 1 << 0,
+	/* create: a new file only (O_EXCL): never truncate an existing one
+	 * (another VM's disk), never through a symlink */
+	SMG_IMAGE_NEW = 1 << 2,
 	/* O_DIRECT for aligned I/O (unaligned requests use a buffered fd): the
 	 * guest and the migration reader then really meet at the device. */
 	SMG_IMAGE_DIRECT = 1 << 1,
@@ -66,13 +72,23 @@ enum smg_stg_mode {
 struct smg_vdisk_opts {
 	const char *path;	   /* the original image */
 	const char *surrogate_dir; /* WAIO surrogate store; NULL: the image's dir */
-	uint32_t chunk_size;	   /* 0: SMG_STG_CHUNK_DEFAULT */
-	unsigned hot_threshold;	   /* 0: SMG_STG_HOT_DEFAULT */
-	bool direct;		   /* SMG_IMAGE_DIRECT on the original */
+	/* The surrogate's file name in surrogate_dir, created O_EXCL (the disk
+	 * service: ".NAME.surrogate", findable after a crash); NULL: a mkstemp
+	 * name. */
+	const char *surrogate_name;
+	uint32_t chunk_size;	/* 0: smg_stg_chunk_for(size) */
+	unsigned hot_threshold; /* 0: SMG_STG_HOT_DEFAULT */
+	bool direct;		/* SMG_IMAGE_DIRECT on the original */
+	/* WAIO's reader does not yield CPU or device to the guest: only to
+	 * measure what yielding buys (bench_storage --waio-no-yield). */
+	bool no_yield;
 };
 
 struct smg_vdisk;
 
+/* SMG_STG_CHUNK_DEFAULT, doubled until the disk has at most
+ * SMG_STG_CHUNKS_TARGET chunks (per-chunk state stays bounded). */
+uint32_t smg_stg_chunk_for(uint64_t size);
 int smg_vdisk_open(const struct smg_vdisk_opts *o, struct smg_vdisk **out);
 void smg_vdisk_close(struct smg_vdisk *d);
 uint64_t smg_vdisk_size(const struct smg_vdisk *d);
@@ -86,6 +102,9 @@ int smg_vdisk_flush(struct smg_vdisk *d);
 /* Stop-and-copy: wait for in-flight guest I/O, hold new I/O until resume. */
 void smg_vdisk_pause(struct smg_vdisk *d);
 void smg_vdisk_resume(struct smg_vdisk *d);
+/* For good: requests held in the gate and every later one fail with
+ * SMG_ERR_ABORTED (NBD: EIO). Before an export ends under its clients. */
+void smg_vdisk_fail_io(struct smg_vdisk *d);
 
 /* Counters for tests and the benchmark. */
 struct smg_vdisk_stats {
@@ -105,6 +124,11 @@ void smg_vdisk_get_stats(const struct smg_vdisk *d, struct smg_vdisk_stats *st);
 #define SMG_STG_FRAME_HDR    8u
 #define SMG_STG_REC_HDR	     13u
 #define SMG_STG_RECS_MAX     4096u
+/* Zeros a destination hashes in flight per frame, for holes that cover
+ * part of a chunk; beyond it a chunk is hashed from the image at digest
+ * time. A frame of hole records thus costs its records, not the bytes
+ * they claim (issue 13: one 3.3 KB frame of holes cost 220 ms of CPU). */
+#define SMG_STG_ZERO_HASH_FRAME_MAX (8u << 20)
 
 enum smg_stg_phase {
 	SMG_STG_PHASE_BULK = 1,	 /* one sequential pass over the original */
@@ -149,6 +173,7 @@ struct smg_stg_stats {
 	uint64_t data_bytes, hole_bytes; /* disk bytes covered by each kind */
 	uint64_t wire_bytes;		 /* frame payload bytes produced */
 	uint64_t chunks_sent, chunks_resent;
+	uint64_t zero_hashed; /* destination: bytes of holes hashed in flight */
 };
 
 /* Starts tracking: from here on guest writes go to the surrogate (WAIO) or
@@ -163,6 +188,17 @@ int smg_stg_src_next(struct smg_stg_src *s, enum smg_stg_phase ph, uint8_t *buf,
 		     size_t cap, size_t *used);
 /* Chunks that an ITER or FINAL pass would send now (convergence input). */
 uint64_t smg_stg_src_pending(const struct smg_stg_src *s);
+/* The disk's delta for the stop rule: what a FINAL pass would carry now. */
+struct smg_stg_pending {
+	uint64_t chunks;    /* chunks dirty or held back */
+	uint64_t bytes;	    /* their size (upper bound of the data they carry) */
+	uint64_t bulk_left; /* bytes of the bulk scan still to go */
+};
+void smg_stg_src_get_pending(const struct smg_stg_src *s, struct smg_stg_pending *p);
+/* Bytes the pause may carry for this disk (the stop rule's share of the
+ * downtime budget): WAIO holds hot-written chunks back for FINAL only while
+ * they fit in it. 0: no hold-back at all. Default: unlimited (hold all). */
+void smg_stg_src_set_budget(struct smg_stg_src *s, uint64_t bytes);
 void smg_stg_src_get_stats(const struct smg_stg_src *s, struct smg_stg_stats *st);
 /* Merkle root over what was sent; valid once FINAL returned *used == 0. */
 int smg_stg_src_digest(struct smg_stg_src *s, uint8_t out[static SMG_STG_DIGEST_LEN]);
@@ -196,12 +232,23 @@ int smg_stg_image_digest(struct smg_image *img, uint32_t chunk_size,
 #define SMG_NBD_REQ_MAX	    (32u << 20) /* READ/WRITE payload cap */
 #define SMG_NBD_REQ_HDR	    28u
 #define SMG_NBD_EXPORT_NAME "secmig"
-#define SMG_NBD_CLIENTS_MAX 16
+#define SMG_NBD_CLIENTS_MAX 64
 
 struct smg_nbd_server;
 
-/* Listen on a unix socket at sock_path (replaced if stale) and serve disk d
- * as export SMG_NBD_EXPORT_NAME (and the default ""), one thread per client. */
+/* Listen on a unix socket at sock_path (a stale one is replaced; bound under
+ * umask 077) with no export yet. Clients whose SO_PEERCRED uid is neither 0
+ * nor ours are refused. One thread per client. */
+int smg_nbd_server_open(const char *sock_path, struct smg_nbd_server **out);
+/* Serve d as export name (SMG_DSVC_NAME_MAX at most). */
+int smg_nbd_server_add(struct smg_nbd_server *s, const char *name, struct smg_vdisk *d);
+/* End export name: new clients no longer find it, its clients are hung up
+ * (I/O held in the disk's gate fails first, see smg_vdisk_fail_io); returns
+ * when none uses d any more. */
+void smg_nbd_server_remove(struct smg_nbd_server *s, const char *name);
+/* Clients connected to export name now. */
+unsigned smg_nbd_server_clients(struct smg_nbd_server *s, const char *name);
+/* One disk as SMG_NBD_EXPORT_NAME (and the default export ""). */
 int smg_nbd_server_start(struct smg_vdisk *d, const char *sock_path,
 			 struct smg_nbd_server **out);
 void smg_nbd_server_stop(struct smg_nbd_server *s);
@@ -218,6 +265,109 @@ int smg_nbd_parse_request(const uint8_t *buf, size_t len, struct smg_nbd_req *ou
 /* Run one whole server session whose client bytes are in[0..len) against d;
  * replies are discarded (fuzzing, tests). Returns how the session ended. */
 int smg_nbd_serve_buffer(struct smg_vdisk *d, const uint8_t *in, size_t len);
+
+/* ---- the per-host disk service (docs/storage.md "The disk service") ----------
+ * One long-running process per host owns the images in its storage directory
+ * and serves each over NBD (one unix socket, export name = disk name) before,
+ * during and after a migration; send/recv drive WAIO or DBT through its
+ * control socket. */
+#define SMG_DSVC_SOCK_NAME  "disk.sock"
+#define SMG_DSVC_NBD_NAME   "nbd.sock"
+#define SMG_DSVC_NAME_MAX   80u	       /* disk (= export) name */
+#define SMG_DSVC_LINE_MAX   256u       /* request/reply line, '\n' included */
+#define SMG_DSVC_FRAME_MAX  (1u << 20) /* one record frame (NEXT, APPLY) */
+#define SMG_DSVC_MSG_MAX    (SMG_DSVC_FRAME_MAX + 4096u)
+#define SMG_DSVC_REPLY_TEXT (64u * 1024) /* LIST: one line per disk */
+#define SMG_DSVC_DISKS_MAX  256u
+#define SMG_DSVC_CONNS_MAX  64u
+
+struct smg_dsvc_config {
+	const char *state_dir;	   /* sockets; NULL: /var/lib/secmig */
+	const char *storage_dir;   /* images; NULL: state_dir/disks */
+	const char *surrogate_dir; /* WAIO surrogates; NULL: storage_dir */
+	uint64_t capacity;	   /* total logical bytes held; 0: no cap */
+	uint64_t max_disk;	   /* largest disk; 0: SMG_STG_DISK_MAX */
+	uint32_t chunk;		   /* 0: per disk, smg_stg_chunk_for() */
+	bool direct;		   /* O_DIRECT on the images */
+};
+
+/* Run the service in the foreground until SIGTERM/SIGINT. */
+int smg_dsvc_run(const struct smg_dsvc_config *cfg);
+
+/* 1 to SMG_DSVC_NAME_MAX of [A-Za-z0-9_.-], not starting with '.' or '-'. */
+bool smg_dsvc_name_valid(const char *name, size_t len);
+
+enum smg_dsvc_verb {
+	SMG_DSVC_LIST = 1,
+	SMG_DSVC_INFO,
+	SMG_DSVC_CREATE,
+	SMG_DSVC_IMPORT,
+	SMG_DSVC_DELETE,
+	SMG_DSVC_WORKLOAD,
+	SMG_DSVC_SEND,
+	SMG_DSVC_NEXT,
+	SMG_DSVC_PENDING,
+	SMG_DSVC_BUDGET,
+	SMG_DSVC_PAUSE,
+	SMG_DSVC_ROOT,
+	SMG_DSVC_COMMIT,
+	SMG_DSVC_RELEASE,
+	SMG_DSVC_ABORT,
+	SMG_DSVC_RECV,
+	SMG_DSVC_APPLY,
+	SMG_DSVC_DIGEST,
+	SMG_DSVC_CHECK,
+	SMG_DSVC_COMMITTED,
+	SMG_DSVC_RESUME,
+	SMG_DSVC_DISCARD,
+	SMG_DSVC_SETTLE,
+	SMG_DSVC_VERB_MAX_
+};
+
+/* One parsed request. Strings are NUL-terminated copies; payload points
+ * into the caller's buffer. */
+struct smg_dsvc_req {
+	enum smg_dsvc_verb verb;
+	char name[SMG_DSVC_NAME_MAX + 1]; /* "" when the verb takes none */
+	char word[SMG_DSVC_LINE_MAX];	  /* mode, phase, outcome, workload */
+	uint64_t num[3];
+	const uint8_t *payload;
+	size_t payload_len;
+};
+
+/* Pure parser of one request body (the bytes after the length prefix):
+ * verb, exact argument count and form, payload only where one belongs. */
+int smg_dsvc_parse_request(const uint8_t *body, size_t len, struct smg_dsvc_req *out);
+const char *smg_dsvc_verb_name(enum smg_dsvc_verb v);
+
+#define SMG_DSVC_FIELDS_MAX 4
+/* One parsed reply: err is 0 (OK) or the service's negative smg_err. */
+struct smg_dsvc_reply {
+	int err;
+	unsigned nfields;
+	char fields[SMG_DSVC_FIELDS_MAX][80]; /* OK's first words */
+	const char *text;		      /* the rest: ERR message, LIST lines */
+	size_t text_len;
+	const uint8_t *payload; /* after the first line */
+	size_t payload_len;
+};
+/* Pure parser of one reply body (client side). */
+int smg_dsvc_parse_reply(const uint8_t *body, size_t len, struct smg_dsvc_reply *out);
+
+/* ---- client --------------------------------------------------------------------- */
+struct smg_dsvc_conn;
+
+/* Connect to the service's control socket (a path, or a directory holding
+ * SMG_DSVC_SOCK_NAME). */
+int smg_dsvc_connect(const char *sock_or_dir, struct smg_dsvc_conn **out);
+void smg_dsvc_close(struct smg_dsvc_conn *c);
+/* One request: line (no '\n'), optional payload and descriptor. The reply's
+ * pointers stay valid until the next call on c. Returns the reply's err, or
+ * a transport error (then rep->err is that error too). */
+int smg_dsvc_call(struct smg_dsvc_conn *c, const char *line, const void *payload,
+		  size_t plen, int fd, struct smg_dsvc_reply *rep);
+/* The service's last error text on c (for logs). */
+const char *smg_dsvc_errmsg(const struct smg_dsvc_conn *c);
 
 /* ---- MSR Cambridge block traces ------------------------------------------------------
  * CSV: Timestamp,Hostname,DiskNumber,Type,Offset,Size,ResponseTime
@@ -271,7 +421,11 @@ void smg_wl_reset(struct smg_wl *w);
 
 struct smg_wl_result {
 	uint64_t reads, writes, errors;
-	double read_p50_ms, read_p99_ms, write_p50_ms, write_p99_ms;
+	double read_p50_ms, read_p99_ms, read_p999_ms;
+	double write_p50_ms, write_p99_ms, write_p999_ms;
+	/* Time the guest threads spent runnable but not running (the kernel's
+	 * schedstat), per request: CPU contention, apart from I/O waits. */
+	double runq_us_per_io;
 };
 /* Percentiles over the samples since the last reset. */
 void smg_wl_result(struct smg_wl *w, struct smg_wl_result *r);

@@ -8,6 +8,7 @@
  * per 512-byte sector, so a read the surrogate covers only in part is merged
  * from both. On abort the surrogate's writes go back into the original. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,7 +34,7 @@ static void bit_set(uint8_t *b, uint32_t i)
 	b[i / 8] |= (uint8_t)(1u << (i % 8));
 }
 
-/* meta_mu held. */
+/* stripe of c held. */
 static uint8_t *cover_get(struct smg_vdisk *d, uint64_t c)
 {
 	if (d->cover[c] == NULL)
@@ -41,7 +42,7 @@ static uint8_t *cover_get(struct smg_vdisk *d, uint64_t c)
 	return d->cover[c];
 }
 
-/* meta_mu held; copies original bytes of one sector into the surrogate. */
+/* stripe of c held; copies original bytes of one sector into the surrogate. */
 static int fill_sector(struct smg_vdisk *d, uint64_t c, uint32_t s)
 {
 	uint8_t buf[SMG_STG_SECTOR];
@@ -56,7 +57,7 @@ static int fill_sector(struct smg_vdisk *d, uint64_t c, uint32_t s)
 	return SMG_OK;
 }
 
-/* meta_mu held: sectors [s0, s1] become covered; edge sectors a request
+/* stripe of c held: sectors [s0, s1] become covered; edge sectors a request
  * covers only in part are first completed from the original. */
 static int cover_range(struct smg_vdisk *d, uint64_t c, uint32_t poff, uint32_t n)
 {
@@ -78,18 +79,34 @@ static int cover_range(struct smg_vdisk *d, uint64_t c, uint32_t poff, uint32_t 
 	for (s = 0; s < nsect(d, c) && bit_get(bits, s); s++)
 		;
 	if (s == nsect(d, c))
-		d->full[c] = 1;
+		__atomic_store_n(&d->full[c], 1, __ATOMIC_RELAXED);
 	return SMG_OK;
 }
 
-static void hot_enqueue(struct smg_vdisk *d, uint64_t c)
+/* hot_mu held; r is a region. */
+static void hot_enqueue(struct smg_vdisk *d, uint64_t r)
 {
-	if (d->queued[c] || d->full[c] || d->hotq_n == d->nchunks || !d->hot_running)
+	if (d->queued[r] || d->hotq_n == d->nregions || !d->hot_running)
 		return;
-	d->queued[c] = 1;
-	d->hotq[(d->hotq_head + d->hotq_n) % d->nchunks] = c;
+	__atomic_store_n(&d->queued[r], 1, __ATOMIC_RELAXED);
+	d->hotq[(d->hotq_head + d->hotq_n) % d->nregions] = r;
 	d->hotq_n++;
 	pthread_cond_signal(&d->hot_cv);
+}
+
+/* A guest read of chunk c: queue its region for the copier once popular.
+ * The unlocked look at queued[] only saves the lock; hot_enqueue decides. */
+static void maybe_hot(struct smg_vdisk *d, uint64_t c)
+{
+	uint64_t r = region_of(d, c);
+
+	if (atomic_load(&d->reads[r]) < d->hot_threshold ||
+	    __atomic_load_n(&d->queued[r], __ATOMIC_RELAXED) ||
+	    __atomic_load_n(&d->full[c], __ATOMIC_RELAXED))
+		return;
+	pthread_mutex_lock(&d->hot_mu);
+	hot_enqueue(d, r);
+	pthread_mutex_unlock(&d->hot_mu);
 }
 
 /* Snapshot chunk c's coverage: 0 none, 1 all, 2 partial (bits copied). */
@@ -97,9 +114,7 @@ static int cover_snapshot(struct smg_vdisk *d, uint64_t c, bool count, uint8_t *
 {
 	int kind;
 
-	pthread_mutex_lock(&d->meta_mu);
-	if (count && atomic_load(&d->reads[c]) >= d->hot_threshold)
-		hot_enqueue(d, c);
+	pthread_mutex_lock(stripe_of(d, c));
 	if (d->full[c]) {
 		kind = 1;
 	} else if (d->cover[c] == NULL) {
@@ -108,7 +123,9 @@ static int cover_snapshot(struct smg_vdisk *d, uint64_t c, bool count, uint8_t *
 		memcpy(bits, d->cover[c], d->chunk / SMG_STG_SECTOR / 8);
 		kind = 2;
 	}
-	pthread_mutex_unlock(&d->meta_mu);
+	pthread_mutex_unlock(stripe_of(d, c));
+	if (count && kind != 1)
+		maybe_hot(d, c);
 	return kind;
 }
 
@@ -157,8 +174,10 @@ static int read_piece(struct smg_vdisk *d, uint64_t c, uint32_t poff, uint32_t n
 	if (guest && kind != 0)
 		atomic_fetch_add(&d->st_surr_reads, 1);
 	/* A guest read that still needs the original: the scan yields to it. */
-	if (guest && kind != 1)
+	if (guest && kind != 1) {
 		atomic_fetch_add(&d->orig_guest, 1);
+		atomic_store(&d->guest_orig_ns, smg_now_ns());
+	}
 	r = read_runs(d, c, poff, n, p, kind, bits, sparse);
 	if (guest && kind != 1)
 		atomic_fetch_sub(&d->orig_guest, 1);
@@ -200,9 +219,9 @@ static int write_or_trim(struct smg_vdisk *d, const uint8_t *p, size_t len, uint
 
 		/* Covered before the data lands: a hot copy racing with this
 		 * write must not put the original's bytes over it. */
-		pthread_mutex_lock(&d->meta_mu);
+		pthread_mutex_lock(stripe_of(d, c));
 		r = cover_range(d, c, poff, n);
-		pthread_mutex_unlock(&d->meta_mu);
+		pthread_mutex_unlock(stripe_of(d, c));
 		if (r == 0)
 			r = p ? smg_image_write(d->surr, p, n, off)
 			      : smg_image_punch(d->surr, off, n);
@@ -235,10 +254,14 @@ static int hot_copy(struct smg_vdisk *d, uint64_t c, uint8_t *buf)
 	uint8_t *bits;
 	int r;
 
+	if (__atomic_load_n(&d->full[c], __ATOMIC_RELAXED))
+		return SMG_OK;
 	/* The original does not change during WAIO: read it unlocked. */
 	if ((r = smg_image_read_sparse(d->orig, buf, n, base)) != 0)
 		return r;
-	pthread_mutex_lock(&d->meta_mu);
+	/* One chunk's stripe, for one chunk's writes: the guest's other
+	 * chunks are not held up. */
+	pthread_mutex_lock(stripe_of(d, c));
 	if ((bits = cover_get(d, c)) == NULL) {
 		r = SMG_ERR_NOMEM;
 		goto out;
@@ -258,12 +281,22 @@ static int hot_copy(struct smg_vdisk *d, uint64_t c, uint8_t *buf)
 		for (; s < e; s++)
 			bit_set(bits, s);
 	}
-	d->full[c] = 1;
-	atomic_fetch_add(&d->st_hot, 1);
+	__atomic_store_n(&d->full[c], 1, __ATOMIC_RELAXED);
 out:
-	d->queued[c] = 0;
-	pthread_mutex_unlock(&d->meta_mu);
+	pthread_mutex_unlock(stripe_of(d, c));
 	return r;
+}
+
+static void copy_region(struct smg_vdisk *d, uint64_t reg, uint8_t *buf)
+{
+	uint64_t c0 = reg * d->region, c;
+	int r;
+
+	for (c = c0; c < c0 + d->region && c < d->nchunks; c++)
+		if ((r = hot_copy(d, c, buf)) != 0)
+			smg_warn("hot copy of chunk %llu: %s", (unsigned long long)c,
+				 smg_strerror(r));
+	atomic_fetch_add(&d->st_hot, 1);
 }
 
 static void *hot_main(void *arg)
@@ -273,28 +306,26 @@ static void *hot_main(void *arg)
 
 	if (posix_memalign((void **)&buf, SMG_STG_BLOCK, d->chunk) != 0)
 		return NULL;
-	pthread_mutex_lock(&d->meta_mu);
+	pthread_mutex_lock(&d->hot_mu);
 	for (;;) {
-		uint64_t c;
-		int r;
+		uint64_t reg;
 
 		while (d->hotq_n == 0 && !d->hot_stop)
-			pthread_cond_wait(&d->hot_cv, &d->meta_mu);
+			pthread_cond_wait(&d->hot_cv, &d->hot_mu);
 		if (d->hot_stop)
 			break;
-		c = d->hotq[d->hotq_head];
-		d->hotq_head = (d->hotq_head + 1) % d->nchunks;
+		reg = d->hotq[d->hotq_head];
+		d->hotq_head = (d->hotq_head + 1) % d->nregions;
 		d->hotq_n--;
 		d->hot_busy = true;
-		pthread_mutex_unlock(&d->meta_mu);
-		if ((r = hot_copy(d, c, buf)) != 0)
-			smg_warn("hot copy of chunk %llu: %s", (unsigned long long)c,
-				 smg_strerror(r));
-		pthread_mutex_lock(&d->meta_mu);
+		pthread_mutex_unlock(&d->hot_mu);
+		copy_region(d, reg, buf);
+		pthread_mutex_lock(&d->hot_mu);
+		__atomic_store_n(&d->queued[reg], 0, __ATOMIC_RELAXED);
 		d->hot_busy = false;
 		pthread_cond_broadcast(&d->hot_cv);
 	}
-	pthread_mutex_unlock(&d->meta_mu);
+	pthread_mutex_unlock(&d->hot_mu);
 	free(buf);
 	return NULL;
 }
@@ -322,29 +353,47 @@ static void waio_free(struct smg_vdisk *d)
 	d->surr_path = NULL;
 }
 
-int waio_begin(struct smg_vdisk *d)
+static int surrogate_file(struct smg_vdisk *d)
 {
-	size_t plen = strlen(d->surr_dir) + 32;
-	int fd, r;
+	size_t plen =
+	    strlen(d->surr_dir) + (d->surr_name ? strlen(d->surr_name) : 0) + 32;
+	int fd;
 
 	if ((d->surr_path = malloc(plen)) == NULL)
 		return SMG_ERR_NOMEM;
-	snprintf(d->surr_path, plen, "%s/.secmig-surrogate-XXXXXX", d->surr_dir);
+	if (d->surr_name != NULL) {
+		snprintf(d->surr_path, plen, "%s/%s", d->surr_dir, d->surr_name);
+		fd = open(d->surr_path,
+			  O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	} else {
+		snprintf(d->surr_path, plen, "%s/.secmig-surrogate-XXXXXX", d->surr_dir);
+		fd = mkstemp(d->surr_path);
+	}
 	/* Kept as a named file, not unlinked: after a crash mid-migration the
 	 * guest's newest writes are still on disk for an operator. */
-	if ((fd = mkstemp(d->surr_path)) < 0) {
-		r = smg_err_sys(errno);
-		smg_err("surrogate in %s: %s", d->surr_dir, strerror(errno));
+	if (fd < 0) {
+		int r = smg_err_sys(errno);
+
+		smg_err("surrogate %s: %s", d->surr_path, strerror(errno));
 		free(d->surr_path);
 		d->surr_path = NULL;
 		return r;
 	}
 	close(fd);
+	return SMG_OK;
+}
+
+int waio_begin(struct smg_vdisk *d)
+{
+	int r;
+
+	if ((r = surrogate_file(d)) != 0)
+		return r;
 	d->cover = calloc(d->nchunks, sizeof(*d->cover));
 	d->full = calloc(d->nchunks, 1);
 	d->written = calloc(d->nchunks, 1);
-	d->queued = calloc(d->nchunks, 1);
-	d->hotq = calloc(d->nchunks, sizeof(*d->hotq));
+	d->queued = calloc(d->nregions, 1);
+	d->hotq = calloc(d->nregions, sizeof(*d->hotq));
 	if (d->cover == NULL || d->full == NULL || d->written == NULL ||
 	    d->queued == NULL || d->hotq == NULL) {
 		r = SMG_ERR_NOMEM;
@@ -361,11 +410,11 @@ int waio_begin(struct smg_vdisk *d)
 	d->hot_running = true;
 	/* What the guest already reads most goes first (the paper's
 	 * data-organization agent works from the observed popularity). */
-	pthread_mutex_lock(&d->meta_mu);
-	for (uint64_t c = 0; c < d->nchunks; c++)
-		if (atomic_load(&d->reads[c]) >= d->hot_threshold)
-			hot_enqueue(d, c);
-	pthread_mutex_unlock(&d->meta_mu);
+	pthread_mutex_lock(&d->hot_mu);
+	for (uint64_t g = 0; g < d->nregions; g++)
+		if (atomic_load(&d->reads[g]) >= d->hot_threshold)
+			hot_enqueue(d, g);
+	pthread_mutex_unlock(&d->hot_mu);
 	return SMG_OK;
 fail:
 	waio_free(d);
@@ -374,10 +423,10 @@ fail:
 
 void waio_wait_hot(struct smg_vdisk *d)
 {
-	pthread_mutex_lock(&d->meta_mu);
+	pthread_mutex_lock(&d->hot_mu);
 	while (d->hot_running && (d->hotq_n > 0 || d->hot_busy))
-		pthread_cond_wait(&d->hot_cv, &d->meta_mu);
-	pthread_mutex_unlock(&d->meta_mu);
+		pthread_cond_wait(&d->hot_cv, &d->hot_mu);
+	pthread_mutex_unlock(&d->hot_mu);
 }
 
 /* One covered run of the surrogate back into the original, holes as holes. */
@@ -449,10 +498,10 @@ int waio_end(struct smg_vdisk *d, bool merge)
 	int r;
 
 	if (d->hot_running) {
-		pthread_mutex_lock(&d->meta_mu);
+		pthread_mutex_lock(&d->hot_mu);
 		d->hot_stop = true;
 		pthread_cond_broadcast(&d->hot_cv);
-		pthread_mutex_unlock(&d->meta_mu);
+		pthread_mutex_unlock(&d->hot_mu);
 		pthread_join(d->hot_thread, NULL);
 		d->hot_running = false;
 	}

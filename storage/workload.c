@@ -1,12 +1,15 @@
 /* Synthetic guest disk workloads: threads issuing reads and writes through
  * smg_vdisk (exactly the path NBD requests take) and recording each
  * request's latency. Used by the sim backend and bench/storage. */
+#include <inttypes.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "base/base.h"
 #include "storage/storage.h"
@@ -23,6 +26,8 @@ struct samples {
 struct wl_thread {
 	struct smg_wl *wl;
 	pthread_t thread;
+	pid_t tid;
+	uint64_t runq0_ns; /* schedstat run-queue wait at the last reset */
 	unsigned idx;
 	uint64_t rng;
 	pthread_mutex_t mu;
@@ -120,6 +125,22 @@ static void trace_op(struct wl_thread *t, size_t i, uint64_t *off, uint32_t *len
 	*due_us = (i / tr->n) * span + op->t_us;
 }
 
+/* Nanoseconds thread tid spent waiting on a run queue (0 if unknown). */
+static uint64_t runq_ns(pid_t tid)
+{
+	char path[64];
+	uint64_t run = 0, wait = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/self/task/%d/schedstat", (int)tid);
+	if ((f = fopen(path, "r")) == NULL)
+		return 0;
+	if (fscanf(f, "%" SCNu64 " %" SCNu64, &run, &wait) != 2)
+		wait = 0;
+	fclose(f);
+	return wait;
+}
+
 static void *wl_main(void *arg)
 {
 	struct wl_thread *t = arg;
@@ -127,6 +148,11 @@ static void *wl_main(void *arg)
 	uint8_t *buf;
 	size_t i = t->idx;
 	uint64_t next = smg_now_ns() / 1000;
+
+	pthread_mutex_lock(&t->mu);
+	t->tid = gettid();
+	t->runq0_ns = runq_ns(t->tid);
+	pthread_mutex_unlock(&t->mu);
 
 	if (posix_memalign((void **)&buf, SMG_STG_BLOCK, WL_IO_MAX) != 0)
 		return NULL;
@@ -252,6 +278,7 @@ void smg_wl_reset(struct smg_wl *w)
 		pthread_mutex_lock(&t->mu);
 		t->rd.n = t->wr.n = 0;
 		t->reads = t->writes = t->errors = 0;
+		t->runq0_ns = t->tid ? runq_ns(t->tid) : 0;
 		pthread_mutex_unlock(&t->mu);
 	}
 }
@@ -263,20 +290,22 @@ static int cmp_u32(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-static void pct(uint32_t *v, size_t n, double *p50, double *p99)
+static void pct(uint32_t *v, size_t n, double *p50, double *p99, double *p999)
 {
 	if (n == 0) {
-		*p50 = *p99 = 0;
+		*p50 = *p99 = *p999 = 0;
 		return;
 	}
 	qsort(v, n, sizeof(*v), cmp_u32);
 	*p50 = v[(size_t)((double)(n - 1) * 0.50)] / 1000.0;
 	*p99 = v[(size_t)ceil((double)(n - 1) * 0.99)] / 1000.0;
+	*p999 = v[(size_t)ceil((double)(n - 1) * 0.999)] / 1000.0;
 }
 
 void smg_wl_result(struct smg_wl *w, struct smg_wl_result *r)
 {
 	size_t nr = 0, nw = 0;
+	uint64_t runq = 0;
 	uint32_t *rv, *wv;
 
 	memset(r, 0, sizeof(*r));
@@ -300,12 +329,17 @@ void smg_wl_result(struct smg_wl *w, struct smg_wl_result *r)
 		r->reads += t->reads;
 		r->writes += t->writes;
 		r->errors += t->errors;
+		if (t->tid != 0)
+			runq += runq_ns(t->tid) - t->runq0_ns;
 		pthread_mutex_unlock(&t->mu);
 	}
 	if (rv != NULL)
-		pct(rv, nr, &r->read_p50_ms, &r->read_p99_ms);
+		pct(rv, nr, &r->read_p50_ms, &r->read_p99_ms, &r->read_p999_ms);
 	if (wv != NULL)
-		pct(wv, nw, &r->write_p50_ms, &r->write_p99_ms);
+		pct(wv, nw, &r->write_p50_ms, &r->write_p99_ms, &r->write_p999_ms);
+	if (r->reads + r->writes > 0)
+		r->runq_us_per_io =
+		    (double)runq / 1000.0 / (double)(r->reads + r->writes);
 	free(rv);
 	free(wv);
 }

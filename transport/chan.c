@@ -212,6 +212,8 @@ int smg_chan_recv(struct smg_session *s, unsigned chan, struct smg_frame *out)
 	memset(out, 0, sizeof(*out));
 	if ((r = chan_get(s, chan, &c)) != 0)
 		return r;
+	if (atomic_load(&s->interrupted))
+		return SMG_ERR_CANCELLED;
 	c->rx_since = smg_now_ms();
 	if (c->eof_returned)
 		return recv_after_final(c);
@@ -225,7 +227,10 @@ int smg_chan_recv(struct smg_session *s, unsigned chan, struct smg_frame *out)
 			}
 			rx_compact(c, need);
 			if ((r = smg_chan_io_recv(c)) != 0)
-				return r;
+				return r == SMG_ERR_INTERRUPTED &&
+					       atomic_load(&s->interrupted)
+					   ? SMG_ERR_CANCELLED
+					   : r;
 			continue;
 		}
 		if (r != 0)
@@ -290,8 +295,8 @@ static int chan_send_final(struct chan *c)
 	uint8_t *buf;
 	int r;
 
-	if (c->dead)
-		return c->dead;
+	if (c->dead || c->tx_dead)
+		return c->dead ?: c->tx_dead;
 	if (c->tx.final)
 		return SMG_OK;
 	if ((r = slot_reserve(c, &buf)) != 0 ||

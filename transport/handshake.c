@@ -129,6 +129,7 @@ static int build_hello(struct hs *hs, uint32_t vmin, uint32_t vmax, uint64_t cap
 		smg_err("handshake: our host name '%s' is not a valid peer name", h.name);
 		return SMG_ERR_CONFIG;
 	}
+	snprintf(hs->our_name, sizeof(hs->our_name), "%s", h.name);
 	h.ext.data = hs->our_ext;
 	h.ext.len = hs->our_ext_len;
 	h.initiator = hs->initiator;
@@ -176,7 +177,8 @@ static int parse_hello(const uint8_t *p, size_t len, Smg__Hello **out)
 	return SMG_OK;
 }
 
-static int parse_auth(const uint8_t *p, size_t len, Smg__Auth **out)
+/* finish: a server FINISH frame (no signature) instead of an AUTH. */
+static int parse_auth_as(const uint8_t *p, size_t len, bool finish, Smg__Auth **out)
 {
 	ProtobufCMessage *m;
 	Smg__Auth *a;
@@ -186,7 +188,7 @@ static int parse_auth(const uint8_t *p, size_t len, Smg__Auth **out)
 	if ((r = smg_proto_unpack(SMG_FT_AUTH, p, len, &m)) != 0)
 		return r;
 	a = (Smg__Auth *)m;
-	if (a->signature.len != crypto_sign_BYTES ||
+	if (a->signature.len != (finish ? 0 : crypto_sign_BYTES) ||
 	    a->confirm.len != crypto_auth_BYTES ||
 	    a->evidence.len > SMG_HS_EVIDENCE_MAX) {
 		smg_proto_free(m);
@@ -194,6 +196,11 @@ static int parse_auth(const uint8_t *p, size_t len, Smg__Auth **out)
 	}
 	*out = a;
 	return SMG_OK;
+}
+
+static int parse_auth(const uint8_t *p, size_t len, Smg__Auth **out)
+{
+	return parse_auth_as(p, len, false, out);
 }
 
 int smg_hs_parse_hello(const uint8_t *p, size_t len)
@@ -244,7 +251,15 @@ static int derive_hs_key(struct hs *hs, const Smg__Hello *peer)
 	/* An all-zero result means a low-order point from the peer. */
 	if (crypto_scalarmult(dh, hs->eph_sk, peer->ephemeral.data) != 0)
 		return SMG_ERR_PROTO;
-	if (ext != NULL && ext->extra_secret != NULL) {
+	/* With a mode extension its secret joins later (stage2_key), once
+	 * the peer's signature is known good: see docs/protocol.md. */
+	hs->deferred = ext != NULL;
+	if (peer->ext.len > sizeof(hs->peer_ext))
+		return SMG_ERR_PROTO;
+	if (peer->ext.len > 0)
+		memcpy(hs->peer_ext, peer->ext.data, peer->ext.len);
+	hs->peer_ext_len = peer->ext.len;
+	if (!hs->deferred && ext != NULL && ext->extra_secret != NULL) {
 		r = ext->extra_secret(ext->self, hs->initiator, hs->peer, hs->our_ext,
 				      hs->our_ext_len, peer->ext.data, peer->ext.len,
 				      extra, sizeof(extra), &extra_len);
@@ -270,6 +285,42 @@ static int derive_hs_key(struct hs *hs, const Smg__Hello *peer)
 	return SMG_OK;
 }
 
+/* Second stage of a mode extension: hs_key' = BLAKE2b(key = hs_key,
+ * "secmig-v1 ext" || be16 len(extra) || extra). The extension's secret
+ * (TPM ECDH) enters every key from here on. */
+static int stage2_key(struct hs *hs)
+{
+	const struct smg_handshake_ext *ext = hs->opts->ext;
+	uint8_t extra[SMG_HS_SECRET_MAX], elen[2], k[HS_KEY_LEN];
+	crypto_generichash_state st;
+	size_t extra_len = 0;
+	int r = SMG_OK;
+
+	if (ext != NULL && ext->extra_secret != NULL) {
+		r = ext->extra_secret(ext->self, hs->initiator, hs->peer, hs->our_ext,
+				      hs->our_ext_len, hs->peer_ext, hs->peer_ext_len,
+				      extra, sizeof(extra), &extra_len);
+		if (r != 0 || extra_len > sizeof(extra)) {
+			smg_err("handshake: %s extension could not derive its secret "
+				"with peer '%s': %s",
+				ext->name, hs->peer_name, smg_strerror(r));
+			sodium_memzero(extra, sizeof(extra));
+			return r != 0 ? r : SMG_ERR_INTERNAL;
+		}
+	}
+	smg_store_be16(elen, (uint16_t)extra_len);
+	crypto_generichash_init(&st, hs->hs_key, HS_KEY_LEN, HS_KEY_LEN);
+	crypto_generichash_update(&st, (const uint8_t *)"secmig-v1 ext", 13);
+	crypto_generichash_update(&st, elen, 2);
+	crypto_generichash_update(&st, extra, extra_len);
+	crypto_generichash_final(&st, k, HS_KEY_LEN);
+	memcpy(hs->hs_key, k, HS_KEY_LEN);
+	sodium_memzero(k, sizeof(k));
+	sodium_memzero(extra, sizeof(extra));
+	sodium_memzero(&st, sizeof(st));
+	return r;
+}
+
 static void sig_msg(uint8_t *m, bool server_role, const uint8_t th[SMG_TRANSCRIPT_LEN])
 {
 	memcpy(m, SIG_CONTEXT, sizeof(SIG_CONTEXT)); /* with its NUL */
@@ -287,6 +338,9 @@ static void confirm_key(const struct hs *hs, bool server_role,
 
 static int build_auth(struct hs *hs, uint8_t *out, size_t cap, size_t *len)
 {
+	/* The server's first AUTH in a deferred mode carries no evidence:
+	 * its quote comes in FINISH, after the client's signature verified. */
+	bool with_evidence = !hs->deferred || hs->initiator;
 	const struct smg_handshake_ext *ext = hs->opts->ext;
 	Smg__Auth a = SMG__AUTH__INIT;
 	uint8_t th[SMG_TRANSCRIPT_LEN], m[SIG_MSG_LEN], sig[crypto_sign_BYTES];
@@ -301,7 +355,7 @@ static int build_auth(struct hs *hs, uint8_t *out, size_t cap, size_t *len)
 	confirm_key(hs, !hs->initiator, k);
 	crypto_auth(mac, th, sizeof(th), k);
 	sodium_memzero(k, sizeof(k));
-	if (ext != NULL && ext->evidence != NULL) {
+	if (with_evidence && ext != NULL && ext->evidence != NULL) {
 		if ((ev = malloc(SMG_HS_EVIDENCE_MAX)) == NULL)
 			return SMG_ERR_NOMEM;
 		r = ext->evidence(ext->self, hs->initiator, th, ev, SMG_HS_EVIDENCE_MAX,
@@ -326,27 +380,41 @@ static int build_auth(struct hs *hs, uint8_t *out, size_t cap, size_t *len)
 	return r;
 }
 
-/* Check the peer's AUTH over the transcript as it stood before it. */
-static int check_auth(struct hs *hs, const Smg__Auth *a)
+/* The peer's Ed25519 signature over the transcript as it stood before
+ * its AUTH: software only, the cheapest proof of who it is. */
+static int check_sig(struct hs *hs, const Smg__Auth *a)
 {
-	const struct smg_handshake_ext *ext = hs->opts->ext;
-	uint8_t th[SMG_TRANSCRIPT_LEN], m[SIG_MSG_LEN], k[crypto_auth_KEYBYTES];
-	bool peer_is_server = hs->initiator;
-	int r;
+	uint8_t th[SMG_TRANSCRIPT_LEN], m[SIG_MSG_LEN];
 
 	th_peek(hs, th);
-	sig_msg(m, peer_is_server, th);
+	sig_msg(m, hs->initiator, th);
 	if (crypto_sign_verify_detached(a->signature.data, m, sizeof(m),
 					hs->peer->pubkey) != 0) {
-		smg_err(
+		smg_peer_log(
+		    SMG_LOG_ERROR,
 		    "handshake: peer '%s' failed the signature check (wrong key for "
 		    "that name, a man in the middle, or a tampered/downgraded handshake)",
 		    hs->peer_name);
 		hs->reject = SMG__REJECT_REASON__REJECT_BAD_SIG;
 		return SMG_ERR_BAD_SIG;
 	}
-	confirm_key(hs, peer_is_server, k);
-	r = crypto_auth_verify(a->confirm.data, th, sizeof(th), k);
+	return SMG_OK;
+}
+
+/* Key confirmation (role key id: 1 server, 2 client, 3 server FINISH)
+ * and the extension's evidence, over th. */
+static int check_confirm(struct hs *hs, uint64_t key_id, const uint8_t *th,
+			 const ProtobufCBinaryData *confirm,
+			 const ProtobufCBinaryData *evidence, bool verify_evidence)
+{
+	const struct smg_handshake_ext *ext = hs->opts->ext;
+	uint8_t k[crypto_auth_KEYBYTES];
+	int r;
+
+	if (confirm->len != crypto_auth_BYTES)
+		return SMG_ERR_PROTO;
+	crypto_kdf_derive_from_key(k, sizeof(k), key_id, KDF_CONFIRM, hs->hs_key);
+	r = crypto_auth_verify(confirm->data, th, SMG_TRANSCRIPT_LEN, k);
 	sodium_memzero(k, sizeof(k));
 	if (r != 0) {
 		smg_err("handshake: peer '%s' failed key confirmation (it derived other "
@@ -355,15 +423,34 @@ static int check_auth(struct hs *hs, const Smg__Auth *a)
 		hs->reject = SMG__REJECT_REASON__REJECT_AUTH;
 		return SMG_ERR_AUTH;
 	}
+	if (!verify_evidence) {
+		/* deferred: the evidence comes later; none may ride here */
+		return evidence->len == 0 ? SMG_OK : SMG_ERR_PROTO;
+	}
 	if (ext != NULL && ext->verify != NULL &&
-	    (r = ext->verify(ext->self, hs->initiator, hs->peer, th, a->evidence.data,
-			     a->evidence.len)) != 0) {
+	    (r = ext->verify(ext->self, hs->initiator, hs->peer, th, evidence->data,
+			     evidence->len)) != 0) {
 		smg_err("handshake: peer '%s': %s evidence rejected: %s", hs->peer_name,
 			ext->name, smg_strerror(r));
 		hs->reject = SMG__REJECT_REASON__REJECT_ATTEST;
 		return r;
 	}
 	return SMG_OK;
+}
+
+/* Check the peer's AUTH over the transcript as it stood before it. */
+static int check_auth(struct hs *hs, const Smg__Auth *a)
+{
+	uint8_t th[SMG_TRANSCRIPT_LEN];
+	bool peer_is_server = hs->initiator;
+	int r;
+
+	if ((r = check_sig(hs, a)) != 0)
+		return r;
+	th_peek(hs, th);
+	/* In a deferred mode the server's first AUTH has no evidence. */
+	return check_confirm(hs, peer_is_server ? 1 : 2, th, &a->confirm, &a->evidence,
+			     !(hs->deferred && peer_is_server));
 }
 
 static int find_peer(struct hs *hs, const char *name)
@@ -523,8 +610,8 @@ int smg_hs_client_on_server(struct hs *hs, const uint8_t *hello, size_t hlen,
 	if ((r = parse_hello(body, blen, &h)) != 0)
 		goto out;
 	th_add(hs, hello, hlen);
-	if ((r = find_peer(hs, h->name)) != 0)
-		goto out;
+	/* The pinned name first: "it is not the host you named" says more
+	 * than "it is not enrolled" when both hold. */
 	if (hs->opts->expect_peer != NULL &&
 	    strcmp(hs->opts->expect_peer, h->name) != 0) {
 		smg_err("handshake: server identifies as '%s', expected '%s'", h->name,
@@ -532,6 +619,8 @@ int smg_hs_client_on_server(struct hs *hs, const uint8_t *hello, size_t hlen,
 		r = SMG_ERR_UNKNOWN_PEER;
 		goto out;
 	}
+	if ((r = find_peer(hs, h->name)) != 0)
+		goto out;
 	if ((r = check_selection(hs, h)) != 0 ||
 	    (r = check_ext_mode(hs, h->capabilities)) != 0 ||
 	    (r = derive_hs_key(hs, h)) != 0)
@@ -545,9 +634,15 @@ int smg_hs_client_on_server(struct hs *hs, const uint8_t *hello, size_t hlen,
 	if ((r = parse_auth(body, blen, &a)) != 0 || (r = check_auth(hs, a)) != 0)
 		goto out;
 	th_add(hs, auth, alen);
+	/* The server proved its identity in software: now our TPM work. */
+	if (hs->deferred && (r = stage2_key(hs)) != 0)
+		goto out;
 	if ((r = build_auth(hs, out, cap, len)) != 0)
 		goto out;
-	finish(hs);
+	if (hs->deferred)
+		hs->state = HS_WAIT_FINISH;
+	else
+		finish(hs);
 out:
 	smg_proto_free(h != NULL ? &h->base : NULL);
 	smg_proto_free(a != NULL ? &a->base : NULL);
@@ -556,26 +651,128 @@ out:
 	return r;
 }
 
-int smg_hs_server_on_auth(struct hs *hs, const uint8_t *frame, size_t flen)
+static int auth_frame(const uint8_t *frame, size_t flen, bool finish, Smg__Auth **a)
 {
-	Smg__Auth *a = NULL;
 	const uint8_t *body;
 	size_t blen, used;
 	uint8_t type;
 	int r;
 
+	*a = NULL;
+	if ((r = smg_hs_frame_get(frame, flen, &type, &body, &blen, &used)) != 0)
+		return r;
+	if (type != SMG_FT_AUTH || used != flen)
+		return SMG_ERR_STATE;
+	return parse_auth_as(body, blen, finish, a);
+}
+
+int smg_hs_server_auth_sig(struct hs *hs, const uint8_t *frame, size_t flen)
+{
+	Smg__Auth *a = NULL;
+	int r;
+
 	hs->reject = SMG__REJECT_REASON__REJECT_MALFORMED;
 	if (hs->state != HS_WAIT_AUTH)
 		return SMG_ERR_STATE;
-	if ((r = smg_hs_frame_get(frame, flen, &type, &body, &blen, &used)) != 0)
-		goto out;
-	if (type != SMG_FT_AUTH || used != flen) {
-		r = SMG_ERR_STATE;
-		goto out;
+	if ((r = auth_frame(frame, flen, false, &a)) == 0 && (r = check_sig(hs, a)) == 0)
+		hs->state = HS_AUTH_SIGNED;
+	smg_proto_free(a != NULL ? &a->base : NULL);
+	if (r != 0)
+		hs->state = HS_FAILED;
+	return r;
+}
+
+/* FINISH: an AUTH frame with no signature, the server's confirmation under
+ * the stage-2 key (id 3) and its evidence, both over th = TH(AUTH_c). */
+static int build_finish(struct hs *hs, const uint8_t *th, uint8_t *out, size_t cap,
+			size_t *len)
+{
+	const struct smg_handshake_ext *ext = hs->opts->ext;
+	Smg__Auth a = SMG__AUTH__INIT;
+	uint8_t mac[crypto_auth_BYTES], k[crypto_auth_KEYBYTES], *ev = NULL;
+	size_t ev_len = 0;
+	int r = SMG_OK;
+
+	crypto_kdf_derive_from_key(k, sizeof(k), 3, KDF_CONFIRM, hs->hs_key);
+	crypto_auth(mac, th, SMG_TRANSCRIPT_LEN, k);
+	sodium_memzero(k, sizeof(k));
+	if (ext->evidence != NULL) {
+		if ((ev = malloc(SMG_HS_EVIDENCE_MAX)) == NULL)
+			return SMG_ERR_NOMEM;
+		r = ext->evidence(ext->self, false, th, ev, SMG_HS_EVIDENCE_MAX, &ev_len);
+		if (r != 0 || ev_len > SMG_HS_EVIDENCE_MAX) {
+			smg_err("handshake: %s extension could not produce evidence: %s",
+				ext->name, smg_strerror(r));
+			free(ev);
+			return r != 0 ? r : SMG_ERR_INTERNAL;
+		}
 	}
-	if ((r = parse_auth(body, blen, &a)) != 0 || (r = check_auth(hs, a)) != 0)
+	a.confirm = (ProtobufCBinaryData){sizeof(mac), mac};
+	a.evidence = (ProtobufCBinaryData){ev_len, ev};
+	r = smg_hs_frame_put(out, cap, SMG_FT_AUTH, &a.base, len);
+	free(ev);
+	return r;
+}
+
+int smg_hs_server_finish(struct hs *hs, const uint8_t *frame, size_t flen, uint8_t *out,
+			 size_t cap, size_t *len)
+{
+	uint8_t th[SMG_TRANSCRIPT_LEN];
+	Smg__Auth *a = NULL;
+	int r;
+
+	*len = 0;
+	if (hs->state != HS_AUTH_SIGNED)
+		return SMG_ERR_STATE;
+	if ((r = auth_frame(frame, flen, false, &a)) != 0)
+		goto out;
+	th_peek(hs, th);
+	/* The client is who it says (its signature verified): only now the
+	 * extension's work -- with a TPM, ECDH_ZGen and, below, a quote. */
+	if (hs->deferred && (r = stage2_key(hs)) != 0)
+		goto out;
+	if ((r = check_confirm(hs, 2, th, &a->confirm, &a->evidence, true)) != 0)
 		goto out;
 	th_add(hs, frame, flen);
+	if (hs->deferred) {
+		th_peek(hs, th);
+		if ((r = build_finish(hs, th, out, cap, len)) != 0)
+			goto out;
+	}
+	finish(hs);
+out:
+	smg_proto_free(a != NULL ? &a->base : NULL);
+	if (r != 0)
+		hs->state = HS_FAILED;
+	return r;
+}
+
+int smg_hs_server_on_auth(struct hs *hs, const uint8_t *frame, size_t flen)
+{
+	uint8_t out[64];
+	size_t len;
+	int r;
+
+	if (hs->opts->ext != NULL)
+		return SMG_ERR_STATE; /* two halves and a FINISH frame */
+	if ((r = smg_hs_server_auth_sig(hs, frame, flen)) != 0)
+		return r;
+	return smg_hs_server_finish(hs, frame, flen, out, sizeof(out), &len);
+}
+
+int smg_hs_client_on_finish(struct hs *hs, const uint8_t *frame, size_t flen)
+{
+	uint8_t th[SMG_TRANSCRIPT_LEN];
+	Smg__Auth *a = NULL;
+	int r;
+
+	if (hs->state != HS_WAIT_FINISH)
+		return SMG_ERR_STATE;
+	if ((r = auth_frame(frame, flen, true, &a)) != 0)
+		goto out;
+	th_peek(hs, th);
+	if ((r = check_confirm(hs, 3, th, &a->confirm, &a->evidence, true)) != 0)
+		goto out;
 	finish(hs);
 out:
 	smg_proto_free(a != NULL ? &a->base : NULL);

@@ -91,6 +91,14 @@ static int read_small(const char *path, char *buf, size_t cap, bool private_key)
 		r = SMG_ERR_PERM;
 		goto out;
 	}
+	/* Keys and the peers file decide whom we trust: nobody else may
+	 * rewrite them. */
+	char why[512];
+	if (smg_file_check_private(fd, path, why, sizeof(why)) != SMG_OK) {
+		smg_err("%s", why);
+		r = SMG_ERR_PERM;
+		goto out;
+	}
 	if ((size_t)st.st_size >= cap) {
 		smg_err("%s: file too large (%lld bytes, at most %zu)", path,
 			(long long)st.st_size, cap - 1);
@@ -162,6 +170,16 @@ out:
 void smg_identity_public(const struct smg_identity *id, uint8_t pub[SMG_PUBKEY_LEN])
 {
 	memcpy(pub, id->pk, SMG_PUBKEY_LEN);
+}
+
+int smg_identity_sign(const struct smg_identity *id, const void *msg, size_t len,
+		      uint8_t sig[SMG_SIG_LEN])
+{
+	if (id == NULL)
+		return SMG_ERR_INVAL;
+	if (crypto_sign_detached(sig, NULL, msg, len, id->sk) != 0)
+		return SMG_ERR_CRYPTO;
+	return SMG_OK;
 }
 
 void smg_identity_free(struct smg_identity *id)

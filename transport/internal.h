@@ -90,8 +90,12 @@ bool smg_peer_name_ok(const char *s, size_t n);
 
 enum hs_state {
 	HS_START = 0,
-	HS_SENT_HELLO, /* client: waiting for server HELLO + AUTH */
-	HS_WAIT_AUTH,  /* server: sent HELLO + AUTH, waiting for client AUTH */
+	HS_SENT_HELLO,	/* client: waiting for server HELLO + AUTH */
+	HS_WAIT_AUTH,	/* server: sent HELLO + AUTH, waiting for client AUTH */
+	HS_AUTH_SIGNED, /* server, mode extension: client's signature verified,
+			 * its extension work (TPM) still to do */
+	HS_WAIT_FINISH, /* client, mode extension: sent AUTH, waiting for the
+			 * server's FINISH (its TPM-bound confirmation) */
 	HS_DONE,
 	HS_FAILED,
 };
@@ -114,7 +118,14 @@ struct hs {
 	uint64_t caps;
 	unsigned channels;
 	char peer_name[SMG_PEER_NAME_MAX + 1];
+	char our_name[SMG_PEER_NAME_MAX + 1]; /* as sent in our HELLO */
 	int reject; /* Reject reason to send when failing (server) */
+	/* Mode extension (TPM): its secret and evidence come in a second
+	 * stage, after the peer's software signature verified, so an
+	 * unauthenticated peer never costs a TPM operation. */
+	bool deferred;
+	uint8_t peer_ext[SMG_HS_EXT_MAX];
+	size_t peer_ext_len;
 };
 
 /* Frame of the plaintext handshake: [u32 BE n][type][body], n = 1 + body. */
@@ -136,7 +147,16 @@ int smg_hs_server_on_hello(struct hs *hs, const uint8_t *frame, size_t flen, uin
 int smg_hs_client_on_server(struct hs *hs, const uint8_t *hello, size_t hlen,
 			    const uint8_t *auth, size_t alen, uint8_t *out, size_t cap,
 			    size_t *len);
-/* Server: consume the client AUTH frame. */
+/* Server, mode extension: the cheap half of the client's AUTH (frame
+ * checks and its Ed25519 signature over the transcript); then
+ * smg_hs_server_finish does the extension's (TPM) work and writes the
+ * FINISH frame. Without an extension smg_hs_server_finish writes nothing. */
+int smg_hs_server_auth_sig(struct hs *hs, const uint8_t *frame, size_t flen);
+int smg_hs_server_finish(struct hs *hs, const uint8_t *frame, size_t flen, uint8_t *out,
+			 size_t cap, size_t *len);
+/* Client, mode extension: the server's FINISH after our AUTH. */
+int smg_hs_client_on_finish(struct hs *hs, const uint8_t *frame, size_t flen);
+/* Server: consume the client AUTH frame (both halves at once). */
 int smg_hs_server_on_auth(struct hs *hs, const uint8_t *frame, size_t flen);
 /* After HS_DONE. dir 0: client->server, 1: server->client. */
 void smg_hs_chan_key(const uint8_t session_key[HS_KEY_LEN], unsigned chan, unsigned dir,
@@ -231,7 +251,8 @@ struct chan {
 	size_t rstart, rend;
 	bool rx_eof; /* TCP FIN seen */
 	bool eof_returned;
-	int dead; /* sticky error */
+	int dead;    /* sticky error */
+	int tx_dead; /* sticky send error: what the peer sent is still read */
 	/* io_uring state; ring_ok false means the poll(2) path */
 	bool ring_ok;
 	struct io_uring ring;
@@ -257,6 +278,11 @@ bool smg_chan_io_pending(struct chan *c);
 
 struct smg_session {
 	char peer_name[SMG_PEER_NAME_MAX + 1];
+	char our_name[SMG_PEER_NAME_MAX + 1];
+	char peer_addr[SMG_ADDR_TEXT_MAX];
+	uint8_t peer_key[SMG_PUBKEY_LEN];    /* the enrolled key that answered */
+	const struct smg_identity *identity; /* borrowed from the opts */
+	_Atomic bool interrupted;	     /* smg_session_interrupt */
 	unsigned nchan;
 	uint64_t caps;
 	uint8_t transcript[SMG_TRANSCRIPT_LEN];
@@ -273,6 +299,13 @@ int smg_session_attach(struct smg_session *s, unsigned idx, int fd,
 		       const struct smg_session_opts *opts);
 /* Exchange STREAM headers on channel idx (blocking, deadline). */
 int smg_session_stream_start(struct smg_session *s, unsigned idx, uint64_t deadline_ms);
+/* The same in two halves, for the listener's non-blocking loop: our
+ * STREAM frame (push side keyed), then the peer's (pull side keyed). */
+#define SMG_STREAM_FRAME_LEN (4 + 1 + SS_HEADER)
+void smg_session_stream_offer(struct smg_session *s, unsigned idx,
+			      uint8_t frame[SMG_STREAM_FRAME_LEN]);
+int smg_session_stream_accept(struct smg_session *s, unsigned idx, const uint8_t *in,
+			      size_t len);
 
 /* Blocking helpers for plaintext handshake frames with a deadline. */
 int smg_sock_write_all(int fd, const void *buf, size_t len, uint64_t deadline_ms);

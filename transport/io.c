@@ -104,6 +104,13 @@ static int wait_slice(struct chan *c, uint64_t since, bool rx, int *ms)
 	return SMG_OK;
 }
 
+/* The peer's end went away (reset, or closed while we were sending): the
+ * stream is cut, not a failure of this host. */
+static int sock_err(int e)
+{
+	return e == ECONNRESET || e == EPIPE ? SMG_ERR_CUT : smg_err_sys(e);
+}
+
 /* ---- poll(2) path -------------------------------------------------------- */
 static int poll_wait(struct chan *c, short ev, uint64_t since)
 {
@@ -138,7 +145,7 @@ static int poll_send(struct chan *c, bool wait, bool all)
 				continue;
 			if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
 				break;
-			return smg_err_sys(errno);
+			return sock_err(errno);
 		}
 		if (!wait || c->queued == 0 || (!all && c->queued < TX_SLOTS))
 			return SMG_OK;
@@ -165,7 +172,7 @@ static int poll_recv(struct chan *c)
 		if (errno == EINTR)
 			continue;
 		if (errno != EAGAIN && errno != EWOULDBLOCK)
-			return smg_err_sys(errno);
+			return sock_err(errno);
 		if ((r = poll_wait(c, POLLIN, c->rx_since)) != 0)
 			return r;
 	}
@@ -212,13 +219,13 @@ static int ring_handle(struct chan *c, struct io_uring_cqe *cqe)
 	if (ud == UD_SEND) {
 		c->send_inflight = false;
 		if (res < 0 && !retry_res(res))
-			return smg_err_sys(-res);
+			return sock_err(-res);
 		if (res > 0)
 			tx_advance(c, (size_t)res);
 	} else if (ud == UD_RECV) {
 		c->recv_inflight = false;
 		if (res < 0 && !retry_res(res))
-			return smg_err_sys(-res);
+			return sock_err(-res);
 		if (res > 0)
 			rx_advance(c, (size_t)res);
 		else if (res == 0)
@@ -307,12 +314,14 @@ int smg_chan_io_send(struct chan *c, bool wait, bool all)
 {
 	int r;
 
-	if (c->dead)
-		return c->dead;
+	if (c->dead || c->tx_dead)
+		return c->dead ?: c->tx_dead;
 	c->tx_since = smg_now_ms();
 	r = c->ring_ok ? ring_send(c, wait, all) : poll_send(c, wait, all);
+	/* A failed send ends sending only: what the peer sent before it went
+	 * (its ABORT, saying why) can still be read. */
 	if (r != 0)
-		c->dead = r;
+		c->tx_dead = r;
 	return r;
 }
 

@@ -173,6 +173,10 @@ int smg_session_new(const struct hs *hs, struct smg_session **out)
 	memcpy(s->session_key, hs->session_key, HS_KEY_LEN);
 	memcpy(s->transcript, hs->transcript, SMG_TRANSCRIPT_LEN);
 	memcpy(s->peer_name, hs->peer_name, sizeof(s->peer_name));
+	memcpy(s->our_name, hs->our_name, sizeof(s->our_name));
+	if (hs->peer != NULL)
+		memcpy(s->peer_key, hs->peer->pubkey, SMG_PUBKEY_LEN);
+	s->identity = hs->opts->identity;
 	smg_hs_session_id(s->session_key, s->session_id);
 	s->nchan = hs->channels;
 	s->caps = hs->caps;
@@ -196,34 +200,50 @@ int smg_session_attach(struct smg_session *s, unsigned idx, int fd,
 	return smg_chan_io_init(c, fd, opts->force_poll, &s->live);
 }
 
-int smg_session_stream_start(struct smg_session *s, unsigned idx, uint64_t deadline_ms)
+void smg_session_stream_offer(struct smg_session *s, unsigned idx,
+			      uint8_t frame[SMG_STREAM_FRAME_LEN])
 {
 	struct chan *c = &s->ch[idx];
-	uint8_t key[SS_KEY], frame[4 + 1 + SS_HEADER], in[HS_WIRE_MAX];
-	unsigned txdir = s->initiator ? 0 : 1;
-	size_t len;
-	int r;
+	uint8_t key[SS_KEY];
 
-	smg_hs_chan_key(s->session_key, idx, txdir, key);
+	smg_hs_chan_key(s->session_key, idx, s->initiator ? 0 : 1, key);
 	smg_store_be32(frame, 1 + SS_HEADER);
 	frame[4] = SMG_FT_STREAM;
 	randombytes_buf(frame + 5, SS_HEADER); /* our nonce salt (docs/protocol.md §5) */
 	smg_frame_tx_key(&c->tx, key, frame + 5);
-	if ((r = smg_sock_write_all(c->fd, frame, sizeof(frame), deadline_ms)) != 0)
-		goto out;
-	if ((r = smg_sock_read_hs(c->fd, in, sizeof(in), deadline_ms, &len)) != 0)
-		goto out;
+	sodium_memzero(key, sizeof(key));
+}
+
+int smg_session_stream_accept(struct smg_session *s, unsigned idx, const uint8_t *in,
+			      size_t len)
+{
+	struct chan *c = &s->ch[idx];
+	uint8_t key[SS_KEY];
+	int r;
+
 	if ((r = check_reject(in, len)) != 0)
-		goto out;
-	if (len != sizeof(frame) || in[4] != SMG_FT_STREAM) {
-		r = SMG_ERR_PROTO;
-		goto out;
-	}
-	smg_hs_chan_key(s->session_key, idx, 1 - txdir, key);
+		return r;
+	if (len != SMG_STREAM_FRAME_LEN || in[4] != SMG_FT_STREAM)
+		return SMG_ERR_PROTO;
+	smg_hs_chan_key(s->session_key, idx, s->initiator ? 1 : 0, key);
 	smg_frame_rx_key(&c->rx, key, in + 5);
-out:
+	r = SMG_OK;
 	sodium_memzero(key, sizeof(key));
 	return r;
+}
+
+int smg_session_stream_start(struct smg_session *s, unsigned idx, uint64_t deadline_ms)
+{
+	struct chan *c = &s->ch[idx];
+	uint8_t frame[SMG_STREAM_FRAME_LEN], in[HS_WIRE_MAX];
+	size_t len;
+	int r;
+
+	smg_session_stream_offer(s, idx, frame);
+	if ((r = smg_sock_write_all(c->fd, frame, sizeof(frame), deadline_ms)) != 0 ||
+	    (r = smg_sock_read_hs(c->fd, in, sizeof(in), deadline_ms, &len)) != 0)
+		return r;
+	return smg_session_stream_accept(s, idx, in, len);
 }
 
 static int tcp_connect(const char *host, uint16_t port, uint64_t deadline, int sock_buf,
@@ -296,6 +316,12 @@ static int client_handshake(int fd, struct hs *hs, const struct smg_session_opts
 					 &olen)) != 0)
 		goto out;
 	r = smg_sock_write_all(fd, out, olen, deadline);
+	/* A mode extension: the server's TPM-bound confirmation and evidence
+	 * come after it verified our signature (docs/protocol.md, FINISH). */
+	if (r == 0 && hs->state == HS_WAIT_FINISH &&
+	    (r = smg_sock_read_hs(fd, auth, HS_WIRE_MAX, deadline, &alen)) == 0 &&
+	    (r = check_reject(auth, alen)) == 0)
+		r = smg_hs_client_on_finish(hs, auth, alen);
 out:
 	free(out);
 	free(hello);
@@ -364,6 +390,7 @@ int smg_session_connect(const char *host, uint16_t port,
 	}
 	if ((r = smg_session_new(hs, &s)) != 0)
 		goto out;
+	snprintf(s->peer_addr, sizeof(s->peer_addr), "%s:%u", host, port);
 	r = smg_session_attach(s, 0, fd, opts);
 	fd = -1; /* owned by channel 0 now */
 	if (r != 0)
@@ -391,6 +418,27 @@ const char *smg_session_peer_name(const struct smg_session *s)
 	return s->peer_name;
 }
 
+const uint8_t *smg_session_peer_key(const struct smg_session *s)
+{
+	return s->peer_key;
+}
+
+/* From another thread (a signal, secmig cancel): every receive wait ends
+ * within one wait slice (smg_chan_interrupt) and every receive from then on
+ * returns SMG_ERR_CANCELLED; sending still works, so the caller can still
+ * say ABORT. */
+void smg_session_interrupt(struct smg_session *s)
+{
+	atomic_store(&s->interrupted, true);
+	for (unsigned i = 0; i < s->nchan; i++)
+		smg_chan_interrupt(s, i);
+}
+
+void smg_session_resume(struct smg_session *s)
+{
+	atomic_store(&s->interrupted, false);
+}
+
 unsigned smg_session_channels(const struct smg_session *s)
 {
 	return s->nchan;
@@ -404,6 +452,27 @@ uint64_t smg_session_capabilities(const struct smg_session *s)
 const uint8_t *smg_session_transcript(const struct smg_session *s)
 {
 	return s->transcript;
+}
+
+const char *smg_session_our_name(const struct smg_session *s)
+{
+	return s->our_name;
+}
+
+const char *smg_session_peer_addr(const struct smg_session *s)
+{
+	return s->peer_addr;
+}
+
+void smg_session_our_key(const struct smg_session *s, uint8_t pub[SMG_PUBKEY_LEN])
+{
+	smg_identity_public(s->identity, pub);
+}
+
+int smg_session_sign(const struct smg_session *s, const void *msg, size_t len,
+		     uint8_t sig[SMG_SIG_LEN])
+{
+	return smg_identity_sign(s->identity, msg, len, sig);
 }
 
 bool smg_session_uses_uring(const struct smg_session *s)

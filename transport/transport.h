@@ -42,6 +42,11 @@ int smg_identity_generate(const char *path, bool force, char *pub_text, size_t p
 /* SMG_ERR_PERM if the file is readable by group/other. */
 int smg_identity_load(const char *path, struct smg_identity **out);
 void smg_identity_public(const struct smg_identity *id, uint8_t pub[SMG_PUBKEY_LEN]);
+/* Ed25519 signature of msg with the identity (audit records, manifests,
+ * receipts, tickets: each caller prefixes its own context string). */
+#define SMG_SIG_LEN 64
+int smg_identity_sign(const struct smg_identity *id, const void *msg, size_t len,
+		      uint8_t sig[SMG_SIG_LEN]);
 void smg_identity_free(struct smg_identity *id);
 /* Errors are logged with the file's line number; SMG_ERR_CONFIG. */
 int smg_peers_load(const char *path, struct smg_peers **out);
@@ -109,7 +114,9 @@ struct smg_handshake_ext {
 #define SMG_IO_TIMEOUT_MS	 60000
 #define SMG_PROGRESS_TIMEOUT_MS	 (15 * 60 * 1000)
 #define SMG_SESSION_TIMEOUT_MS	 (24 * 3600 * 1000) /* hard ceiling, whatever moves */
-#define SMG_PREAUTH_MAX		 16 /* concurrent unauthenticated connections */
+#define SMG_PREAUTH_MAX		 64   /* concurrent unauthenticated connections */
+#define SMG_PREAUTH_PER_ADDR	 8    /* ... of them from one source address */
+#define SMG_HELLO_TIMEOUT_MS	 2000 /* a connection's first frame, complete */
 #define SMG_REKEY_BYTES		 (256ull << 20) /* per stream, then a REKEY frame */
 #define SMG_REKEY_INTERVAL_MS	 120000		/* ... or after this long */
 
@@ -129,6 +136,11 @@ struct smg_session_opts {
 	uint64_t rekey_bytes;		     /* 0: SMG_REKEY_BYTES */
 	bool force_poll; /* use the poll(2) path even if io_uring works */
 	int sock_buf;	 /* >0: SO_SNDBUF/SO_RCVBUF (tests) */
+	/* Server: called for every connection the listener refuses or drops
+	 * before it is authenticated (suspicious activity: audit/). peer is
+	 * the claimed name ("" if none got that far); err the smg_err. */
+	void (*on_refused)(void *arg, const char *addr, const char *peer, int err);
+	void *refused_arg;
 };
 
 struct smg_session;
@@ -152,10 +164,32 @@ int smg_listener_accept(struct smg_listener *l, const struct smg_session_opts *o
 void smg_listener_close(struct smg_listener *l);
 
 const char *smg_session_peer_name(const struct smg_session *s);
+/* The enrolled public key (SMG_PUBKEY_LEN bytes) the peer proved it holds. */
+const uint8_t *smg_session_peer_key(const struct smg_session *s);
+/* Thread-safe: make receives on every channel, blocked (within a wait
+ * slice) or later, return SMG_ERR_CANCELLED; sending still works (for
+ * ABORT). Used to cancel a migration from a signal or control thread. */
+void smg_session_interrupt(struct smg_session *s);
+/* Thread-safe: undo smg_session_interrupt once the caller has said ABORT,
+ * so it can drain what the peer still sends until the peer hangs up (under
+ * a deadline set with smg_session_set_deadline): a side that closes with
+ * unread bytes resets the connection, and the peer may then fail a write
+ * before it reads the ABORT. */
+void smg_session_resume(struct smg_session *s);
 unsigned smg_session_channels(const struct smg_session *s);
 uint64_t smg_session_capabilities(const struct smg_session *s); /* agreed */
 /* Transcript hash of the handshake (binds manifests, quotes, audit). */
 const uint8_t *smg_session_transcript(const struct smg_session *s);
+/* Who this session binds (audit/: signed manifests, receipts, records):
+ * our claimed name, the enrolled public key the peer proved, the peer's
+ * network address, and a signature with our identity (opts->identity,
+ * which must outlive the session). */
+#define SMG_ADDR_TEXT_MAX 64
+const char *smg_session_our_name(const struct smg_session *s);
+const char *smg_session_peer_addr(const struct smg_session *s);
+void smg_session_our_key(const struct smg_session *s, uint8_t pub[SMG_PUBKEY_LEN]);
+int smg_session_sign(const struct smg_session *s, const void *msg, size_t len,
+		     uint8_t sig[SMG_SIG_LEN]);
 /* true if this session's sockets go through io_uring, false for poll(2). */
 bool smg_session_uses_uring(const struct smg_session *s);
 

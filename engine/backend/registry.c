@@ -12,6 +12,7 @@ typedef int (*backend_open_fn)(const struct smg_backend_opts *opts,
 
 /* Constructors, one per backend file (engine/backend/<name>.c). */
 int smg_backend_sim_open(const struct smg_backend_opts *opts, struct smg_backend **out);
+int smg_backend_qemu_open(const struct smg_backend_opts *opts, struct smg_backend **out);
 #if SMG_HAVE_XEN
 int smg_backend_xen_open(const struct smg_backend_opts *opts, struct smg_backend **out);
 #endif
@@ -21,6 +22,7 @@ static const struct {
 	backend_open_fn open;
 } backends[] = {
     {"sim", smg_backend_sim_open},
+    {"qemu", smg_backend_qemu_open},
 #if SMG_HAVE_XEN
     {"xen", smg_backend_xen_open},
 #endif
@@ -28,6 +30,7 @@ static const struct {
 
 static const char *const backend_names[] = {
     "sim",
+    "qemu",
 #if SMG_HAVE_XEN
     "xen",
 #endif
@@ -47,7 +50,7 @@ int smg_backend_open(const char *name, const struct smg_backend_opts *opts,
 		if (strcmp(backends[i].name, name) == 0 && backends[i].open != NULL)
 			return backends[i].open(opts, out);
 	smg_err("unknown backend '%s' (see 'secmig version' for the built ones)", name);
-	return SMG_ERR_NOT_FOUND;
+	return SMG_ERR_NO_BACKEND;
 }
 
 void smg_backend_close(struct smg_backend *be)

@@ -1,7 +1,10 @@
 /* The sim backend: engine/backend.h on top of a sim host (sim_host.c).
  * Control goes over the host's socket like hypercalls; guest memory and the
  * dirty log are mapped directly, like Xen's foreign mappings. */
+#include <arpa/inet.h>
 #include <errno.h>
+#include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +27,9 @@ struct sim_backend {
 	struct smg_sim_mem mem;
 	bool mapped;
 	bool restored; /* the state came: the last word of an incoming migration */
+	/* incoming: frames a page was written to (a zero page for any other
+	 * frame costs nothing, and allocates nothing) */
+	_Atomic uint64_t *written;
 };
 
 #define SELF(b) ((struct sim_backend *)(b))
@@ -58,11 +64,10 @@ static void fill_info(struct sim_backend *s, struct smg_domain_info *info)
 	info->has_vtpm = s->cfg.vtpm;
 }
 
-/* Where the host runs the domain's vTPM: its control port on loopback. */
-static int vtpm_port(struct sim_backend *s, struct smg_domain_info *info)
+/* Where the host runs the domain's vTPM: its control socket. */
+static int vtpm_ctrl(struct sim_backend *s, struct smg_domain_info *info)
 {
-	char req[SMG_DOMAIN_NAME_MAX + 8], reply[256];
-	unsigned long port;
+	char req[SMG_DOMAIN_NAME_MAX + 8], reply[512];
 	int r;
 
 	snprintf(req, sizeof(req), "VTPM %s", s->name);
@@ -71,10 +76,10 @@ static int vtpm_port(struct sim_backend *s, struct smg_domain_info *info)
 		smg_err("sim: vTPM of '%s': %s", s->name, reply);
 		return SMG_ERR_BACKEND;
 	}
-	port = strtoul(reply, NULL, 10);
-	if (port == 0 || port > 65535)
+	reply[strcspn(reply, " \n")] = '\0';
+	if (reply[0] != '/' || strlen(reply) >= sizeof(info->vtpm_ctrl))
 		return SMG_ERR_BACKEND;
-	info->vtpm_ctrl_port = (uint16_t)port;
+	memcpy(info->vtpm_ctrl, reply, strlen(reply) + 1);
 	return SMG_OK;
 }
 
@@ -107,7 +112,7 @@ static int attach(struct sim_backend *s, int fd, const char *text, size_t len,
 		return SMG_ERR_BACKEND;
 	snprintf(s->name, sizeof(s->name), "%s", s->cfg.name);
 	fill_info(s, info);
-	return s->cfg.vtpm ? vtpm_port(s, info) : SMG_OK;
+	return s->cfg.vtpm ? vtpm_ctrl(s, info) : SMG_OK;
 }
 
 static int domain_open(struct smg_backend *b, const char *name,
@@ -131,22 +136,154 @@ static int domain_open(struct smg_backend *b, const char *name,
 	return r;
 }
 
+static int sim_refuse(struct smg_vm_build *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static int sim_refuse(struct smg_vm_build *b, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(b->why, sizeof(b->why), fmt, ap);
+	va_end(ap);
+	return SMG_ERR_POLICY;
+}
+
+/* The sender's config is a request: its sizes, NICs and vTPM must be what
+ * the plan asked for and the build allowed; its disk lines must be exactly
+ * the disks that travel (a disk that does not travel would be a path on
+ * this host); nothing else of it names a host resource. */
+static int check_request(const struct smg_sim_config *c, struct smg_vm_build *b)
+{
+	if (c->mem_bytes != b->memory_bytes || c->vcpus != b->vcpus)
+		return sim_refuse(b, "sim: the config's memory or vcpus differ from the "
+				     "plan's");
+	if (c->n_disks != b->n_disks)
+		return sim_refuse(
+		    b,
+		    "sim: the config names %u disks, the plan moves %u: a disk "
+		    "that does not travel would be a path on this host",
+		    c->n_disks, b->n_disks);
+	if (c->n_nics != b->n_nics)
+		return sim_refuse(b, "sim: the config has %u NICs, the plan %u",
+				  c->n_nics, b->n_nics);
+	for (unsigned i = 0; i < c->n_nics; i++)
+		if (memcmp(&c->nics[i], &b->nics[i], sizeof(c->nics[i])) != 0)
+			return sim_refuse(b,
+					  "sim: NIC %u of the config differs from the "
+					  "plan's",
+					  i);
+	if (c->vtpm != b->vtpm)
+		return sim_refuse(b, "sim: the config's vtpm differs from the plan's");
+	return SMG_OK;
+}
+
+static void put_nic(FILE *f, const struct smg_nic *n)
+{
+	char a[INET6_ADDRSTRLEN];
+
+	fprintf(f, "nic = mac=%02x:%02x:%02x:%02x:%02x:%02x", n->mac[0], n->mac[1],
+		n->mac[2], n->mac[3], n->mac[4], n->mac[5]);
+	for (unsigned k = 0; k < n->n_ipv4; k++)
+		fprintf(f, ",ipv4=%s", inet_ntop(AF_INET, n->ipv4[k], a, sizeof(a)));
+	for (unsigned k = 0; k < n->n_ipv6; k++)
+		fprintf(f, ",ipv6=%s", inet_ntop(AF_INET6, n->ipv6[k], a, sizeof(a)));
+	fputc('\n', f);
+}
+
+/* This host's config for the incoming domain: what the sim host stores and
+ * what a later migration onward sends. Disks are the disks this host's
+ * disk service created (their names, D.i, made here); a recorded trace
+ * travels in the state, never as a path. */
+static int render(const struct smg_sim_config *c, const struct smg_vm_build *b,
+		  char **text, size_t *len)
+{
+	static const char *const wl[] = {"idle", "uniform", "hotspot", "trace"};
+	FILE *f = open_memstream(text, len);
+
+	if (f == NULL)
+		return SMG_ERR_NOMEM;
+	fprintf(f, "# built by this host from its definition '%s'\n", b->def->pattern);
+	fprintf(f, "name = %s\nmemory = %llu\nvcpus = %u\n", c->name,
+		(unsigned long long)c->mem_bytes, c->vcpus);
+	fprintf(f, "workload = %s\ndirty_rate = %llu\n", wl[c->workload],
+		(unsigned long long)c->dirty_rate);
+	fprintf(f, "hot_writes = %u\nhot_pages = %u\nzero_pct = %u\nseed = %llu\n",
+		c->hot_writes, c->hot_pages, c->zero_pct, (unsigned long long)c->seed);
+	if (c->workload == SMG_SIM_TRACE)
+		fprintf(f, "trace = %s\n", SMG_SIM_TRACE_MIGRATED);
+	for (unsigned i = 0; i < b->n_disks; i++)
+		fprintf(f, "disk = %s\n", b->disk_name[i]);
+	for (unsigned i = 0; i < b->n_nics; i++)
+		put_nic(f, &b->nics[i]);
+	if (c->n_labels > 0) {
+		fputs("placement =", f);
+		for (unsigned i = 0; i < c->n_labels; i++)
+			fprintf(f, " %s", c->labels[i]);
+		fputc('\n', f);
+	}
+	fprintf(f, "vtpm = %s\n", b->vtpm ? "yes" : "no");
+	if (fclose(f) != 0)
+		return SMG_ERR_NOMEM;
+	return *len <= SMG_DOMAIN_CONFIG_MAX ? SMG_OK : SMG_ERR_TOO_LONG;
+}
+
+int smg_sim_build_config(const uint8_t *config, size_t len, struct smg_vm_build *build,
+			 char **text, size_t *tlen)
+{
+	struct smg_sim_config req;
+	char err[256];
+	int r;
+
+	*text = NULL;
+	*tlen = 0;
+	if (build == NULL || build->def == NULL)
+		return SMG_ERR_INVAL;
+	if (smg_sim_config_parse((const char *)config, len, &req, err, sizeof(err)) !=
+	    SMG_OK)
+		return sim_refuse(build, "sim: the sender's config does not parse: %s",
+				  err);
+	if ((r = check_request(&req, build)) != SMG_OK)
+		return r;
+	if ((r = render(&req, build, text, tlen)) != SMG_OK) {
+		free(*text);
+		*text = NULL;
+		*tlen = 0;
+	}
+	return r;
+}
+
 static int domain_create(struct smg_backend *b, const uint8_t *config, size_t len,
-			 struct smg_domain_info *info)
+			 struct smg_vm_build *build, struct smg_domain_info *info)
 {
 	struct sim_backend *s = SELF(b);
-	char reply[512];
+	char reply[512], *text = NULL;
+	size_t tlen = 0;
 	int fd, r;
 
 	if (s->mapped)
 		return SMG_ERR_INVAL;
-	r = smg_sim_client_call(s->sock, "INCOMING", config, len, reply, sizeof(reply),
+	if ((r = smg_sim_build_config(config, len, build, &text, &tlen)) != SMG_OK)
+		return r;
+	r = smg_sim_client_call(s->sock, "INCOMING", text, tlen, reply, sizeof(reply),
 				&fd);
 	if (r != SMG_OK) {
 		smg_err("sim: create incoming domain: %s", reply);
-		return r == SMG_ERR_EXISTS || r == SMG_ERR_CONFIG ? r : SMG_ERR_BACKEND;
+		free(text);
+		if (r == SMG_ERR_POLICY)
+			return sim_refuse(build, "%s", reply);
+		return r == SMG_ERR_EXISTS || r == SMG_ERR_CONFIG || r == SMG_ERR_BUSY
+			   ? r
+			   : SMG_ERR_BACKEND;
 	}
-	return attach(s, fd, (const char *)config, len, true, info);
+	/* Not populated: a plan's size is a claim, memory comes as pages
+	 * arrive (docs/hostdef.md); pages first sent in the final round are
+	 * the only ones allocated inside the downtime. */
+	r = attach(s, fd, text, tlen, false, info);
+	free(text);
+	if (r == SMG_OK && (s->written = calloc((s->mem.sh->npages + 63) / 64,
+						sizeof(uint64_t))) == NULL)
+		r = SMG_ERR_NOMEM;
+	return r;
 }
 
 static int logdirty_enable(struct smg_backend *b)
@@ -223,11 +360,35 @@ static int write_pages(struct smg_backend *b, const uint64_t *pfns, size_t n,
 {
 	static const uint8_t zero[SMG_SIM_PAGE_SIZE];
 	struct sim_backend *s = SELF(b);
+	int r;
 
 	/* The interface's order (backend.h): no page after the state. */
 	if (s->restored)
 		return SMG_ERR_STATE;
-	return frames_io(s, pfns, n, (uint8_t *)data, zero_only ? zero : NULL, true);
+	for (size_t i = 0; i < n; i++)
+		if (pfns[i] >= s->mem.sh->npages)
+			return SMG_ERR_INVAL;
+	if (!zero_only) {
+		if ((r = frames_io(s, pfns, n, (uint8_t *)data, NULL, true)) != SMG_OK)
+			return r;
+		for (size_t i = 0; s->written != NULL && i < n; i++)
+			atomic_fetch_or(&s->written[pfns[i] / 64],
+					1ull << (pfns[i] % 64));
+		return SMG_OK;
+	}
+	/* Only a frame that holds data needs zeroing: one never written reads
+	 * as zeros (the memfd is sparse, nothing is allocated for it), and
+	 * once zeroed it costs nothing again until a page is written to it. */
+	for (size_t i = 0; i < n; i++) {
+		uint64_t bit = 1ull << (pfns[i] % 64);
+
+		if (s->written != NULL &&
+		    (atomic_fetch_and(&s->written[pfns[i] / 64], ~bit) & bit) == 0)
+			continue;
+		if ((r = frames_io(s, &pfns[i], 1, NULL, zero, true)) != SMG_OK)
+			return r;
+	}
+	return SMG_OK;
 }
 
 static int op_pause(struct smg_backend *b)
@@ -347,6 +508,7 @@ static void op_close(struct smg_backend *b)
 
 	if (s->mapped)
 		smg_sim_mem_unmap(&s->mem);
+	free((void *)s->written);
 	if (s->sock >= 0)
 		close(s->sock);
 	free(s->text);

@@ -21,7 +21,10 @@
 #define SMG_SIM_REGS_LEN  64u		/* the vCPU-like register blob */
 #define SMG_SIM_LINE_MAX  1024u		/* one config line */
 #define SMG_SIM_SOCK_NAME "sim.sock"
-#define SMG_SIM_MSG_MAX	  (SMG_DOMAIN_CONFIG_MAX + 512) /* one request/reply */
+/* "trace = -": the recorded trace came with the migrated state (a config
+ * the destination wrote); never a path a sender chose. */
+#define SMG_SIM_TRACE_MIGRATED "-"
+#define SMG_SIM_MSG_MAX	       (SMG_DOMAIN_CONFIG_MAX + 512) /* one request/reply */
 
 enum smg_sim_workload {
 	SMG_SIM_IDLE = 0,
@@ -57,6 +60,13 @@ int smg_sim_config_parse(const char *text, size_t len, struct smg_sim_config *cf
 /* Read and parse a config file (capped at SMG_DOMAIN_CONFIG_MAX). */
 int smg_sim_config_load(const char *path, char **text, size_t *len,
 			struct smg_sim_config *cfg, char *err, size_t errlen);
+/* The destination's own config for an incoming domain: the sender's
+ * config (untrusted) is parsed and checked against the build (sizes, NICs,
+ * vTPM, disk count), then written anew from the build (this host's disk
+ * service names, no trace path). *text is malloc'd. SMG_ERR_POLICY with the reason
+ * in build->why. Pure: fuzzed (fuzz_plan). */
+int smg_sim_build_config(const uint8_t *config, size_t len, struct smg_vm_build *build,
+			 char **text, size_t *tlen);
 /* Load a trace file (one page number per line) into out; returns count. */
 int smg_sim_trace_load(const char *path, uint32_t *out, size_t max, size_t *n, char *err,
 		       size_t errlen);
@@ -112,8 +122,9 @@ uint64_t smg_sim_mem_size(uint64_t npages);
 int smg_sim_mem_create(const struct smg_sim_config *cfg, bool fill,
 		       struct smg_sim_mem *m);
 /* Map an existing memfd (received over the sim host socket); populate
- * allocates every frame at once (a destination skeleton, like Xen's
- * populate_physmap), instead of one allocation per first write. */
+ * allocates every frame at once (fallocate, like Xen's populate_physmap)
+ * instead of one allocation per first write. The sim destination does not:
+ * its skeleton gets memory as pages arrive (docs/hostdef.md). */
 int smg_sim_mem_map(int fd, bool populate, struct smg_sim_mem *m);
 void smg_sim_mem_unmap(struct smg_sim_mem *m);
 

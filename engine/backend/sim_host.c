@@ -127,7 +127,9 @@ static int record_write(const char *path, const char *text, bool create)
 	memcpy(rec, text, n);
 	memset(rec + n, ' ', RECORD_LEN - 1 - n);
 	rec[RECORD_LEN - 1] = '\n';
-	fd = open(path, O_WRONLY | O_CLOEXEC | (create ? O_CREAT | O_TRUNC : 0), 0600);
+	fd = open(path,
+		  O_WRONLY | O_CLOEXEC | O_NOFOLLOW | (create ? O_CREAT | O_TRUNC : 0),
+		  0600);
 	if (fd < 0)
 		return smg_err_sys(errno);
 	if (pwrite(fd, rec, RECORD_LEN, 0) != RECORD_LEN ||
@@ -164,6 +166,26 @@ static void dom_free(struct dom *d)
 	memset(d, 0, sizeof(*d));
 }
 
+/* Two VMs with one MAC on a host: the second would take the first's
+ * traffic (an incoming VM must not take over a running one's address). */
+static int mac_in_use(const struct smg_sim_config *c, struct reply *r)
+{
+	for (unsigned i = 0; i < DOMAINS_MAX; i++) {
+		const struct dom *o = &host.d[i];
+		if (!o->used)
+			continue;
+		for (unsigned a = 0; a < c->n_nics; a++)
+			for (unsigned b = 0; b < o->cfg.n_nics; b++)
+				if (memcmp(c->nics[a].mac, o->cfg.nics[b].mac, 6) == 0)
+					return fail(
+					    r, SMG_ERR_POLICY,
+					    "NIC %u's MAC is in use by domain '%s' "
+					    "on this host",
+					    a, o->cfg.name);
+	}
+	return SMG_OK;
+}
+
 static int dom_new(const char *text, size_t len, bool incoming, struct reply *r,
 		   struct dom **out)
 {
@@ -182,6 +204,8 @@ static int dom_new(const char *text, size_t len, bool incoming, struct reply *r,
 	if (find(d->cfg.name) != NULL)
 		return fail(r, SMG_ERR_EXISTS, "domain '%s' exists on this host",
 			    d->cfg.name);
+	if ((e = mac_in_use(&d->cfg, r)) != SMG_OK)
+		return e;
 	if ((d->text = malloc(len + 1)) == NULL)
 		return fail(r, SMG_ERR_NOMEM, "out of memory");
 	memcpy(d->text, text, len);
@@ -429,7 +453,7 @@ static int dispatch(uint64_t conn, char *msg, size_t len, struct reply *r)
 		if (d->vtpm.pid <= 0)
 			return fail(r, SMG_ERR_NOT_FOUND, "'%s' has no vTPM",
 				    d->cfg.name);
-		rep(r, "%u %s\n", d->vtpm.ctrl_port, d->vtpm.tcti);
+		rep(r, "%s %s\n", d->vtpm.ctrl, d->vtpm.tcti);
 		return SMG_OK;
 	}
 	if (strcmp(verb, "DESTROY") == 0) {
@@ -480,6 +504,14 @@ static void send_reply(int fd, struct reply *r)
 static void *conn_main(void *arg)
 {
 	int fd = (int)(intptr_t)arg;
+
+	/* The socket is 0600 in a 0700 directory; a peer of another user
+	 * got here only through a passed descriptor: refuse it. */
+	if (!smg_peer_is_owner(fd)) {
+		smg_warn("sim host: refusing a client of another user");
+		close(fd);
+		return NULL;
+	}
 	char *msg = malloc(SMG_SIM_MSG_MAX + 1);
 	struct reply *r = malloc(sizeof(*r));
 	uint64_t conn;

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "base/base.h"
+#include "engine/backend/libxl_vet.h"
 #include "engine/backend/xen_internal.h"
 
 static int sock_write(void *opaque, const void *buf, size_t len)
@@ -147,14 +148,16 @@ static int write_prologue(struct xen_backend *x)
 }
 
 int smg_xen_dst_create(struct smg_backend *self, const uint8_t *config, size_t len,
-		       struct smg_domain_info *info)
+		       struct smg_vm_build *build, struct smg_domain_info *info)
 {
 	struct xen_backend *x = XEN_SELF(self);
 	char *json = NULL, tmp[SMG_DOMAIN_NAME_MAX + sizeof(XEN_INCOMING_SUFFIX)];
+	char name[SMG_DOMAIN_NAME_MAX];
 	int r;
 
 	memset(info, 0, sizeof(*info));
-	if (x->have_domain || x->restore_running || x->config != NULL)
+	if (x->have_domain || x->restore_running || x->config != NULL || build == NULL ||
+	    build->def == NULL)
 		return SMG_ERR_STATE;
 	if ((x->config = malloc(len ? len : 1)) == NULL)
 		return SMG_ERR_NOMEM;
@@ -166,15 +169,28 @@ int smg_xen_dst_create(struct smg_backend *self, const uint8_t *config, size_t l
 			     smg_strerror(r));
 		return r;
 	}
-	if ((r = smg_xen_open_handles(x, true)) != 0)
+	if (x->cfg.vcpus != build->vcpus ||
+	    x->cfg.p2m_size * SMG_XS_PAGE_SIZE != build->memory_bytes) {
+		snprintf(build->why, sizeof(build->why),
+			 "xen: the config's vCPUs or memory differ from the plan's");
+		return SMG_ERR_POLICY;
+	}
+	/* The sender's libxl config is a request: only its allow-listed
+	 * fields survive, disks/vifs/kernel/firmware come from this host. */
+	if ((r = smg_libxl_vet((const char *)x->cfg.json, x->cfg.json_len, build, &json,
+			       name, sizeof(name), build->why, sizeof(build->why))) !=
+	    0) {
+		smg_err("%s", build->why);
 		return r;
-	if ((json = strndup((const char *)x->cfg.json, x->cfg.json_len)) == NULL)
-		return SMG_ERR_NOMEM;
+	}
+	if ((r = smg_xen_open_handles(x, true)) != 0) {
+		free(json);
+		return r;
+	}
 	libxl_domain_config_init(&x->dcfg);
 	x->dcfg_init = true;
 	if (libxl_domain_config_from_json(x->ctx, &x->dcfg, json) != 0 ||
-	    x->dcfg.c_info.name == NULL || x->dcfg.c_info.name[0] == '\0' ||
-	    strlen(x->dcfg.c_info.name) >= SMG_DOMAIN_NAME_MAX) {
+	    x->dcfg.c_info.name == NULL || strcmp(x->dcfg.c_info.name, name) != 0) {
 		free(json);
 		smg_peer_log(SMG_LOG_ERROR,
 			     "xen: the peer's libxl config does not parse");
@@ -194,7 +210,8 @@ int smg_xen_dst_create(struct smg_backend *self, const uint8_t *config, size_t l
 	if ((x->dcfg.c_info.name = strdup(tmp)) == NULL)
 		return SMG_ERR_NOMEM;
 	x->p2m_size = x->cfg.p2m_size;
-	if ((x->sent = calloc((size_t)((x->p2m_size + 63) / 64), 8)) == NULL)
+	if ((x->sent = calloc((size_t)((x->p2m_size + 63) / 64), 8)) == NULL ||
+	    (x->zeroed = calloc((size_t)((x->p2m_size + 63) / 64), 8)) == NULL)
 		return SMG_ERR_NOMEM;
 	pthread_mutex_init(&x->sink_lock, NULL);
 	x->sink = (struct smg_xs_sink){sock_write, x, 0};
@@ -240,16 +257,26 @@ int smg_xen_dst_write_pages(struct smg_backend *self, const uint64_t *pfns, size
 		r = smg_xs_write_page_data(&x->sink, pfns + i, k,
 					   data + i * SMG_XS_PAGE_SIZE,
 					   k * SMG_XS_PAGE_SIZE);
-		for (size_t j = 0; r == 0 && j < k; j++)
-			x->sent[pfns[i + j] / 64] |= UINT64_C(1) << (pfns[i + j] % 64);
+		for (size_t j = 0; r == 0 && j < k; j++) {
+			uint64_t p = pfns[i + j], bit = UINT64_C(1) << (p % 64);
+
+			x->sent[p / 64] |= bit;
+			x->zeroed[p / 64] &= ~bit;
+		}
 	}
 	/* A zero frame never written needs no data: restore_state allocates
 	 * it if it is in the final set (Xen hands out scrubbed frames). One
-	 * that held data must be overwritten. */
-	for (size_t i = 0; zero_only && i < n && r == 0; i++)
-		if (x->sent[pfns[i] / 64] & (UINT64_C(1) << (pfns[i] % 64)))
-			r = smg_xs_write_page_data(&x->sink, &pfns[i], 1, zero,
-						   sizeof(zero));
+	 * that held data must be overwritten, once: it holds zeros until a
+	 * page comes for it again (repeated zero records cost nothing). */
+	for (size_t i = 0; zero_only && i < n && r == 0; i++) {
+		uint64_t p = pfns[i], bit = UINT64_C(1) << (p % 64);
+
+		if (!(x->sent[p / 64] & bit))
+			continue;
+		r = smg_xs_write_page_data(&x->sink, &pfns[i], 1, zero, sizeof(zero));
+		x->sent[p / 64] &= ~bit;
+		x->zeroed[p / 64] |= bit;
+	}
 	pthread_mutex_unlock(&x->sink_lock);
 	return r;
 }
@@ -273,7 +300,7 @@ static int populate_rest(struct xen_backend *x, uint64_t *count)
 	*count = 0;
 	for (uint64_t p = 0; p < x->p2m_size && r == 0; p++) {
 		if (!(x->pop[p / 64] >> (p % 64) & 1) ||
-		    (x->sent[p / 64] >> (p % 64) & 1))
+		    ((x->sent[p / 64] | x->zeroed[p / 64]) >> (p % 64) & 1))
 			continue;
 		batch[k++] = SMG_XS_TYPE_XALLOC << SMG_XS_TYPE_SHIFT | p;
 		(*count)++;
@@ -298,7 +325,8 @@ static int release_gone(struct xen_backend *x, uint64_t *count)
 
 	*count = 0;
 	for (uint64_t p = 0; p <= x->p2m_size && r == 0; p++) {
-		bool gone = p < x->p2m_size && (x->sent[p / 64] >> (p % 64) & 1) &&
+		bool gone = p < x->p2m_size &&
+			    ((x->sent[p / 64] | x->zeroed[p / 64]) >> (p % 64) & 1) &&
 			    !(x->pop[p / 64] >> (p % 64) & 1);
 
 		if (gone)
@@ -456,7 +484,9 @@ void smg_xen_dst_close(struct xen_backend *x)
 	if (x->sent != NULL)
 		pthread_mutex_destroy(&x->sink_lock);
 	free(x->sent);
+	free(x->zeroed);
 	x->sent = NULL;
+	x->zeroed = NULL;
 	free(x->pop);
 	x->pop = NULL;
 }

@@ -114,7 +114,8 @@ struct xen_backend {
 	bool dcfg_init;
 	struct smg_xs_sink sink;
 	pthread_mutex_t sink_lock; /* write_pages runs on several threads */
-	uint64_t *sent;		   /* bitmap of pfns populated on this side */
+	uint64_t *sent;		   /* pfns populated here, holding a page sent */
+	uint64_t *zeroed;	   /* populated, then overwritten with zeros since */
 	bool stream_done;
 	bool is_dst;
 };
@@ -152,6 +153,12 @@ int smg_xen_src_destroy(struct smg_backend *self);
 int smg_xen_src_pending(struct smg_backend *self, const char *name, char *id,
 			size_t id_len, char *peer, size_t peer_len);
 int smg_xen_src_settle(struct smg_backend *self, const char *name, bool resumed);
+/* xen_pause.c: the durable pause record */
+int smg_xen_src_mark_pause(struct smg_backend *self, const char *id, const char *peer);
+int smg_xen_src_paused_pending(struct smg_backend *self, const char *name, char *id,
+			       size_t id_len, char *peer, size_t peer_len);
+int smg_xen_src_settle_paused(struct xen_backend *x, const char *name);
+void smg_xen_src_clear_pause(struct xen_backend *x, uint32_t domid);
 int smg_xen_src_populated(struct smg_backend *self, uint64_t *bitmap, uint64_t *count);
 void smg_xen_unmap_chunks(struct xen_backend *x);
 void smg_xen_unmap_chunks_locked(struct xen_backend *x); /* map_lock held */
@@ -167,7 +174,7 @@ void smg_xen_pop_free(struct xen_backend *x);
 
 /* xen_dst.c */
 int smg_xen_dst_create(struct smg_backend *self, const uint8_t *config, size_t len,
-		       struct smg_domain_info *info);
+		       struct smg_vm_build *build, struct smg_domain_info *info);
 int smg_xen_dst_write_pages(struct smg_backend *self, const uint64_t *pfns, size_t n,
 			    const uint8_t *data, bool zero_only);
 int smg_xen_dst_restore_state(struct smg_backend *self, const uint8_t *blob, size_t len);

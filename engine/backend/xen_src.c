@@ -394,6 +394,7 @@ int smg_xen_src_unpause(struct smg_backend *self)
 			return SMG_ERR_BACKEND;
 		x->paused = false;
 	}
+	smg_xen_src_clear_pause(x, x->domid); /* it runs here again */
 	return 0;
 }
 
@@ -503,12 +504,17 @@ out:
 int smg_xen_src_mark_commit(struct smg_backend *self, const char *id, const char *peer)
 {
 	struct xen_backend *x = XEN_SELF(self);
-	char path[64], val[256], away[SMG_DOMAIN_NAME_MAX + sizeof(MIGRATED_SUFFIX)];
+	/* "<id> <peer> <name>": the peer token is up to 255 characters (the
+	 * destination's name, key and address, engine.h smg_commit_peer). */
+	char path[64], val[400], away[SMG_DOMAIN_NAME_MAX + sizeof(MIGRATED_SUFFIX)];
+	int n;
 
 	if (!x->have_domain || (!x->suspended && !x->paused))
 		return SMG_ERR_STATE;
 	snprintf(path, sizeof(path), COMMIT_PATH_FMT, x->domid);
-	snprintf(val, sizeof(val), "%s %s %s", id, peer, x->name);
+	n = snprintf(val, sizeof(val), "%s %s %s", id, peer, x->name);
+	if (n < 0 || (size_t)n >= sizeof(val))
+		return SMG_ERR_TOO_LONG;
 	if (!xs_write(x->xsh, XBT_NULL, path, val, strlen(val))) {
 		smg_err("xen: cannot record COMMIT in xenstore: %s", strerror(errno));
 		return SMG_ERR_BACKEND;
@@ -520,6 +526,7 @@ int smg_xen_src_mark_commit(struct smg_backend *self, const char *id, const char
 		return SMG_ERR_BACKEND;
 	}
 	x->committed = true;
+	smg_xen_src_clear_pause(x, x->domid); /* superseded by COMMIT */
 	return 0;
 }
 
@@ -538,6 +545,7 @@ int smg_xen_src_destroy(struct smg_backend *self)
 	}
 	snprintf(path, sizeof(path), COMMIT_PATH_FMT, x->domid);
 	xs_rm(x->xsh, XBT_NULL, path);
+	smg_xen_src_clear_pause(x, x->domid);
 	x->have_domain = false;
 	x->suspended = x->paused = false;
 	return 0;
@@ -596,8 +604,13 @@ int smg_xen_src_settle(struct smg_backend *self, const char *name, bool resumed)
 	uint32_t domid;
 	int r;
 
-	if ((r = smg_xen_open_handles(x, true)) != 0 ||
-	    (r = find_pending(x, name, &domid, id, sizeof(id), peer, sizeof(peer))) != 0)
+	if ((r = smg_xen_open_handles(x, true)) != 0)
+		return r;
+	r = find_pending(x, name, &domid, id, sizeof(id), peer, sizeof(peer));
+	/* no COMMIT: stopped by a sender that died before it (resolve) */
+	if (r == SMG_ERR_NOT_FOUND && !resumed)
+		return smg_xen_src_settle_paused(x, name);
+	if (r != 0)
 		return r;
 	if (domid == 0)
 		return SMG_ERR_PROTO;
@@ -625,7 +638,9 @@ void smg_xen_src_close(struct xen_backend *x)
 		if (x->logdirty_on)
 			smg_xen_src_logdirty_disable(&x->be);
 		if (x->suspended || x->paused)
-			smg_xen_src_unpause(&x->be);
+			smg_xen_src_unpause(&x->be); /* clears the pause record */
+		else
+			smg_xen_src_clear_pause(x, x->domid); /* it never stopped */
 	}
 	if (x->bm != NULL)
 		xc__hypercall_buffer_free_pages(x->xch, &x->bm_hbuf, (int)x->bm_pages);

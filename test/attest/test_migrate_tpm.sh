@@ -54,7 +54,7 @@ recv_p() {
 	local pol=$1; shift
 	rm -f "$T/recv.out"
 	"$SECMIG" recv --listen 127.0.0.1:0 --once --json --check-memory \
-		--state-dir "$B" --policy "$pol" "$@" >"$T/recv.out" 2>"$T/recv.err" &
+		--state-dir "$B" --policy "$pol" --defs "$B/defs" "$@" >"$T/recv.out" 2>"$T/recv.err" &
 	RECV_PID=$!
 	PIDS+=($RECV_PID)
 	PORT=
@@ -69,7 +69,7 @@ recv_rc() { wait "$RECV_PID"; RRC=$?; }
 recv_stop() { kill "$RECV_PID" 2>/dev/null; wait "$RECV_PID" 2>/dev/null; }
 sendp() { # NAME [flags]
 	local name=$1; shift
-	"$SECMIG" send --to "127.0.0.1:$PORT" --domain "$name" --json \
+	"$SECMIG" send --to "127.0.0.1:$PORT" --peer dst --on-no-converge extend --domain "$name" --json \
 		--state-dir "$A" --check-memory --policy "$A/policy" "$@" >"$T/send.out" 2>"$T/send.err"
 	RC=$?
 }
@@ -84,6 +84,33 @@ recv_rc
 grep -q "TPM mode: sessions bound" "$T/send.err" || err "tpm mode not logged on the sender"
 result | grep -Eq '"handshake_ms":[0-9]+\.[0-9]' || err "no handshake_ms in the result"
 expect_on B web-1 "tpm mode"
+
+# 1b. in doubt in TPM mode (DONE lost): resolve takes --policy, settles it
+# over a TPM-bound session (before, it had no --policy and the VM stayed
+# paused)
+vm web-3 16M uniform 5M
+rm -f "$T/recv.out"
+env SMG_FI=dst_no_done "$SECMIG" recv --listen 127.0.0.1:0 --once --json --state-dir "$B" \
+	--policy "$B/policy" --defs "$B/defs" >"$T/recv.out" 2>"$T/recv.err" &
+RECV_PID=$!
+PIDS+=($RECV_PID)
+for _ in $(seq 200); do
+	PORT=$(sed -n 's/.*"event":"listening".*"port":\([0-9]*\).*/\1/p' "$T/recv.out" 2>/dev/null)
+	[ -n "$PORT" ] && break
+	sleep 0.05
+done
+sendp web-3
+recv_rc
+[ "$RC" = 9 ] || err "tpm in doubt: send exit $RC, want 9"
+recv_p "$B/policy"
+"$SECMIG" resolve --domain web-3 --to "127.0.0.1:$PORT" --json --state-dir "$A" \
+	--policy "$A/policy" >"$T/resolve.out" 2>"$T/resolve.err"
+RRC2=$?
+recv_rc
+[ "$RRC2" = 0 ] || { err "tpm resolve: exit $RRC2"; tail -3 "$T/resolve.err"; }
+grep -q running_on_destination "$T/resolve.out" || err "tpm resolve: $(cat "$T/resolve.out")"
+grep -q "TPM mode: sessions bound" "$T/resolve.err" || err "resolve did not run in TPM mode"
+expect_on B web-3 "tpm resolve"
 
 # denied: exit 5 both sides, source keeps the VM, destination holds nothing
 denied() { # NAME WHAT PATTERN
@@ -122,7 +149,7 @@ denied web-2 "deny peer" "may not send to this host"
 # 5. TPM required, the sender runs software mode: refused at the handshake
 { echo "host src"; echo "mode software"; echo "peer dst"; } >"$T/a-soft"
 recv_p "$B/policy"
-"$SECMIG" send --to "127.0.0.1:$PORT" --domain web-2 --json --state-dir "$A" \
+"$SECMIG" send --to "127.0.0.1:$PORT" --peer dst --domain web-2 --json --state-dir "$A" \
 	--policy "$T/a-soft" >"$T/send.out" 2>"$T/send.err"
 RC=$?
 [ "$RC" = 4 ] || err "software peer: send exit $RC, want 4"

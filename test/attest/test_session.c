@@ -189,6 +189,64 @@ static int session(struct host *src, const struct smg_handshake_ext *src_ext,
 			fprintf(stderr, "  missing log: %s\n", msg);       \
 	} while (0)
 
+/* Counting wrappers around the server's TPM work (ZGen, quote). */
+static const struct smg_handshake_ext *cnt_inner;
+static int n_secret, n_evidence;
+
+static int cnt_secret(void *self, bool initiator, const struct smg_peer *peer,
+		      const uint8_t *our_ext, size_t our_len, const uint8_t *peer_ext,
+		      size_t peer_len, uint8_t *out, size_t cap, size_t *len)
+{
+	(void)self;
+	n_secret++;
+	return cnt_inner->extra_secret(cnt_inner->self, initiator, peer, our_ext, our_len,
+				       peer_ext, peer_len, out, cap, len);
+}
+
+static int cnt_evidence(void *self, bool initiator, const uint8_t th[SMG_TRANSCRIPT_LEN],
+			uint8_t *out, size_t cap, size_t *len)
+{
+	(void)self;
+	n_evidence++;
+	return cnt_inner->evidence(cnt_inner->self, initiator, th, out, cap, len);
+}
+
+/* Issue 13: a HELLO from a peer that cannot sign for the name it claims
+ * costs the server no TPM operation and gets no quote back; TPM work
+ * starts only after the client's signature verified. */
+static void no_tpm_before_signature(struct host *src, struct host *dst)
+{
+	struct smg_handshake_ext counted = dst->ext;
+	struct server sv = {0};
+	struct smg_session_opts co = opts_for(src, &src->ext);
+	struct smg_session *s = NULL;
+	int rc;
+
+	cnt_inner = &dst->ext;
+	counted.extra_secret = cnt_secret;
+	counted.evidence = cnt_evidence;
+	n_secret = n_evidence = 0;
+	co.identity = dst->id; /* claims "src", signs with another key */
+	co.expect_peer = dst->name;
+	sv.opts = opts_for(dst, &counted);
+	if (smg_listener_open("127.0.0.1", 0, &sv.l) != 0)
+		return;
+	pthread_create(&sv.th, NULL, server_main, &sv);
+	rc = smg_session_connect("127.0.0.1", smg_listener_port(sv.l), &co, &s);
+	pthread_join(sv.th, NULL);
+	smg_listener_close(sv.l);
+	CHECK_EQ(rc, SMG_ERR_BAD_SIG);
+	printf("forged client: server TPM ECDH %d, quotes %d\n", n_secret, n_evidence);
+	CHECK_EQ(n_secret, 0);
+	CHECK_EQ(n_evidence, 0);
+	/* the genuine client: one of each */
+	rc = session(src, &src->ext, dst, &counted, &(int){0});
+	CHECK_EQ(rc, 0);
+	printf("genuine client: server TPM ECDH %d, quotes %d\n", n_secret, n_evidence);
+	CHECK_EQ(n_secret, 1);
+	CHECK_EQ(n_evidence, 1);
+}
+
 static void cases(struct host *src, struct host *dst)
 {
 	struct smg_handshake_ext evil_ext;
@@ -277,6 +335,7 @@ int main(void)
 		goto out;
 	}
 	smg_log_set_stream(log_file);
+	no_tpm_before_signature(&src, &dst); /* before cases() moves the PCRs */
 	cases(&src, &dst);
 	smg_log_set_stream(NULL);
 out:

@@ -129,24 +129,24 @@ int main(void)
 	guest_setup(&src, pcr_before, sizeof(pcr_before));
 
 	/* source: take the state, then the instance goes away */
-	CHECK_EQ(smg_vtpm_get_state(src.sw.ctrl_port, &st), 0);
+	CHECK_EQ(smg_vtpm_get_state(src.sw.ctrl, &st), 0);
 	CHECK(st.perm_len > 0 && st.vol_len > 0);
 	CHECK_EQ(smg_vtpm_state_encode(&st, &wire, &wire_len), 0);
 	smg_vtpm_state_hash(wire, wire_len, h1);
 	src_pid = src.sw.pid;
-	CHECK_EQ(smg_vtpm_shutdown(src.sw.ctrl_port), 0);
+	CHECK_EQ(smg_vtpm_shutdown(src.sw.ctrl), 0);
 	CHECK_EQ(smg_swtpm_wait_exit(&src.sw, 5000), 0);
 	CHECK(kill(src_pid, 0) != 0); /* reaped: the source instance is gone */
 	CHECK_EQ(tenv_tool(&src, "tpm2_pcrread sha256:16 >/dev/null 2>&1"), 256);
 
 	/* a running TPM refuses foreign state */
 	CHECK_EQ(smg_vtpm_state_decode(wire, wire_len, &st2), 0);
-	CHECK_EQ(smg_vtpm_put_state(other.sw.ctrl_port, &st2), SMG_ERR_TPM);
+	CHECK_EQ(smg_vtpm_put_state(other.sw.ctrl, &st2), SMG_ERR_TPM);
 
 	/* destination: state in, then init; the hash matches what was sent */
 	smg_vtpm_state_hash(wire, wire_len, h2);
 	CHECK(memcmp(h1, h2, sizeof(h1)) == 0);
-	CHECK_EQ(smg_vtpm_put_state(dst.sw.ctrl_port, &st2), 0);
+	CHECK_EQ(smg_vtpm_put_state(dst.sw.ctrl, &st2), 0);
 	guest_check(&dst, pcr_before);
 	smg_vtpm_state_free(&st2);
 
@@ -173,7 +173,7 @@ int main(void)
 			 SMG_ERR_TRUNCATED);
 	}
 	/* a dead control port is a clean error */
-	CHECK(smg_vtpm_get_state(src.sw.ctrl_port, &st2) != 0);
+	CHECK(smg_vtpm_get_state(src.sw.ctrl, &st2) != 0);
 out:
 	free(wire);
 	smg_vtpm_state_free(&st);

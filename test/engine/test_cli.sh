@@ -28,16 +28,33 @@ start_recv
 "$SECMIG" keygen "$T/other.key" >/dev/null
 echo "dst $(cat "$T/other.key.pub")" >"$T/wrongpeers"
 chmod 600 "$T/wrongpeers"
-code 3 "unknown receiver key" "$SECMIG" --quiet send --to "127.0.0.1:$PORT" --domain cli \
+code 3 "unknown receiver key" "$SECMIG" --quiet send --to "127.0.0.1:$PORT" --peer dst --domain cli \
 	--state-dir "$A" --name src --peers "$T/wrongpeers"
 kill "$RECV_PID" 2>/dev/null
 wait "$RECV_PID" 2>/dev/null
 expect_on A cli "authentication failure"
 
+# A missing domain is found on this host before any connection: the
+# receiver never sees a session (it was: a session, then "backend: success").
 start_recv
-code 12 "missing domain" "$SECMIG" --quiet send --to "127.0.0.1:$PORT" --domain nosuch \
+code 12 "missing domain" "$SECMIG" --quiet send --to "127.0.0.1:$PORT" --peer dst --domain nosuch \
 	--state-dir "$A" --name src
+grep -q "cannot open domain 'nosuch' on this host" "$T/err" || err "missing domain: $(cat "$T/err")"
+grep -q success "$T/err" && err "missing domain reported as success"
+kill "$RECV_PID" 2>/dev/null
 wait "$RECV_PID" 2>/dev/null
+[ "$(wc -l <"$T/recv.out")" = 1 ] || err "missing domain: the receiver saw a session"
+# Nothing listens at all: still the local verdict, not a network error.
+code 12 "missing domain, no receiver" "$SECMIG" --quiet send --to 127.0.0.1:1 --peer dst \
+	--domain nosuch --state-dir "$A" --name src
+code 12 "unknown backend" "$SECMIG" --quiet send --to 127.0.0.1:1 --peer dst --domain cli \
+	--state-dir "$A" --name src --backend nosuch
+# The destination must be named: an address alone is refused (usage).
+code 2 "send to an unnamed address" "$SECMIG" --quiet send --to 127.0.0.1:1 --domain cli \
+	--state-dir "$A" --name src
+grep -q "not an enrolled peer" "$T/err" || err "unnamed destination: $(cat "$T/err")"
+code 11 "send --peer not enrolled" "$SECMIG" --quiet send --to 127.0.0.1:1 --peer nobody \
+	--domain cli --state-dir "$A" --name src
 code 12 "resolve with nothing in doubt" "$SECMIG" --quiet resolve --domain cli --state-dir "$A"
 expect_on A cli "after the CLI errors"
 [ $fail = 0 ] && echo "engine cli: all checks passed"

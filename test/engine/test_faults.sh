@@ -28,13 +28,13 @@ fault() {
 	"$SECMIG" sim --state-dir "$A" destroy "$name" >/dev/null
 }
 
-send_env() { env "$@" "$SECMIG" --quiet send --to "127.0.0.1:$PORT" --domain "$NAME" \
-	--json --state-dir "$A" --name src >"$T/send.out" 2>"$T/send.err"; RC=$?; }
+send_env() { env "$@" "$SECMIG" --quiet send --to "127.0.0.1:$PORT" --peer dst --domain "$NAME" \
+	--json --state-dir "$A" --name src --on-no-converge extend >"$T/send.out" 2>"$T/send.err"; RC=$?; }
 
 fault dst_after_round0 dst 6 # receiver killed in pre-copy (link cut for the sender)
 fault dst_before_ready dst 6 # receiver killed after verifying, before READY
 fault dst_bad_root dst 7     # a page damaged on arrival: integrity, nothing resumes
-fault dst_write_fail dst 6   # the destination fails mid-stream: it drains, aborts
+fault dst_write_fail dst 12  # its backend fails mid-stream: it drains, aborts, says why
 
 # The state must not overtake the last pages: the receiver's data channels
 # lag in stop-and-copy, so DEVICE_STATE on channel 0 arrives first; the
@@ -66,13 +66,17 @@ done
 NAME=killrecv
 vm $NAME 16M hotspot 5M
 start_recv
-"$SECMIG" --quiet send --to "127.0.0.1:$PORT" --domain $NAME --json --state-dir "$A" \
-	--name src --bandwidth 4M >"$T/send.out" 2>"$T/send.err" &
+"$SECMIG" --quiet send --to "127.0.0.1:$PORT" --peer dst --domain $NAME --json --state-dir "$A" \
+	--name src --bandwidth 4M --on-no-converge extend >"$T/send.out" 2>"$T/send.err" &
 SPID=$!
 sleep 1
 kill -9 "$RECV_PID"
 wait "$SPID"; RC=$?
 [ "$RC" = 6 ] || err "receiver SIGKILLed: send exit $RC, want 6"
+# said honestly: the destination went away, not a failure of this host
+tail -n 1 "$T/send.out" |
+	grep -q "\"outcome\":\"network\".*\"failed_host\":\"destination\".*\"detail\":\"lost the connection to destination 'dst'" ||
+	err "receiver SIGKILLed: $(tail -n 1 "$T/send.out")"
 for i in $(seq 50); do [ "$(state_on "$B" $NAME)" = absent ] && break; sleep 0.05; done
 expect_on A $NAME "receiver SIGKILLed"
 
@@ -84,8 +88,8 @@ start_recv
 python3 "$SMG_SRC/test/engine/cutproxy.py" "$PORT" "$T/cut" >"$T/proxy.out" &
 PIDS+=($!)
 for i in $(seq 100); do PPORT=$(head -n 1 "$T/proxy.out"); [ -n "$PPORT" ] && break; sleep 0.05; done
-"$SECMIG" --quiet send --to "127.0.0.1:$PPORT" --domain $NAME --json --state-dir "$A" \
-	--name src --bandwidth 4M >"$T/send.out" 2>"$T/send.err" &
+"$SECMIG" --quiet send --to "127.0.0.1:$PPORT" --peer dst --domain $NAME --json --state-dir "$A" \
+	--name src --bandwidth 4M --on-no-converge extend >"$T/send.out" 2>"$T/send.err" &
 SPID=$!
 sleep 1
 touch "$T/cut"
@@ -99,8 +103,8 @@ expect_on A $NAME "link cut"
 NAME=killsend
 vm $NAME 16M hotspot 5M
 start_recv
-"$SECMIG" --quiet send --to "127.0.0.1:$PORT" --domain $NAME --json --state-dir "$A" \
-	--name src --bandwidth 4M >"$T/send.out" 2>"$T/send.err" &
+"$SECMIG" --quiet send --to "127.0.0.1:$PORT" --peer dst --domain $NAME --json --state-dir "$A" \
+	--name src --bandwidth 4M --on-no-converge extend >"$T/send.out" 2>"$T/send.err" &
 SPID=$!
 sleep 1
 kill -9 "$SPID"

@@ -18,7 +18,7 @@ NAME=starve
 vm $NAME 12M idle 0 "zero_pct = 0"
 start_recv
 env SMG_FI=src_starve_chan SMG_FI_STALL_MS=$((IDLE * 5 / 2)) "$SECMIG" send \
-	--to "127.0.0.1:$PORT" --domain $NAME --json --state-dir "$A" --name src \
+	--to "127.0.0.1:$PORT" --peer dst --domain $NAME --json --state-dir "$A" --name src \
 	--check-memory --channels 2 --bandwidth 1M --io-timeout "$IDLE" \
 	>"$T/send.out" 2>"$T/send.err"
 RC=$?
@@ -35,7 +35,7 @@ NAME=silent
 vm $NAME 12M idle 0
 start_recv
 env SMG_FI=src_after_round0 SMG_FI_STALL_MS=$((IDLE * 3)) "$SECMIG" --quiet send \
-	--to "127.0.0.1:$PORT" --domain $NAME --json --state-dir "$A" --name src \
+	--to "127.0.0.1:$PORT" --peer dst --domain $NAME --json --state-dir "$A" --name src \
 	--channels 2 --io-timeout "$IDLE" >"$T/send.out" 2>"$T/send.err"
 RC=$?
 [ "$RC" = 6 ] || err "silent: send exit $RC, want 6"

@@ -60,7 +60,7 @@ check_success fast "auto-converge"
 vm slow 16M uniform 60M
 sleep 0.2
 start_recv
-send slow --bandwidth 20M --max-downtime 20 --no-auto-converge
+send slow --bandwidth 20M --max-downtime 20 --no-auto-converge --on-no-converge abort
 [ "$RC" = 8 ] || { err "--no-auto-converge: exit $RC, want 8"; cat "$T/send.err"; }
 [ "$(field outcome)" = not_converged ] || err "outcome $(field outcome)"
 wait "$RECV_PID"
@@ -69,7 +69,7 @@ expect_on A slow "no-auto-converge abort"
 # The receiver as a service: several migrations in a row, and a cap on
 # concurrent ones (the second sender is refused while the first runs).
 "$SECMIG" --quiet recv --listen 127.0.0.1:0 --json --max-concurrent 1 --state-dir "$B" \
-	--name dst >"$T/svc.out" 2>"$T/svc.err" &
+	--name dst --insecure-software-mode --defs "$B/defs" >"$T/svc.out" 2>"$T/svc.err" &
 SVC=$!
 PIDS+=($SVC)
 for i in $(seq 100); do
@@ -83,12 +83,13 @@ for i in 1 2 3; do
 done
 vm capped 16M idle 0
 vm extra 8M idle 0
-"$SECMIG" --quiet send --to "127.0.0.1:$PORT" --domain capped --json --state-dir "$A" \
-	--name src --bandwidth 4M >"$T/capped.out" 2>&1 &
+"$SECMIG" --quiet send --to "127.0.0.1:$PORT" --peer dst --domain capped --json --state-dir "$A" \
+	--name src --bandwidth 4M --on-no-converge extend >"$T/capped.out" 2>&1 &
 CAPPED=$!
 sleep 1
 send extra
-[ "$RC" = 6 ] || err "second concurrent migration: exit $RC, want 6 (receiver busy)"
+[ "$RC" = 14 ] || err "second concurrent migration: exit $RC, want 14 (capacity: receiver busy)"
+[ "$(field reason)" = capacity ] || err "busy receiver: reason $(field reason)"
 expect_on A extra "refused by the concurrency cap"
 wait $CAPPED || err "first migration failed while the second was refused"
 expect_on B capped "migration under the concurrency cap"

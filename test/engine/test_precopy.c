@@ -86,18 +86,57 @@ int main(void)
 	CHECK_EQ(smg_precopy_next_round(&pc, 220 * MB, 550000000ull, 50000, PS),
 		 SMG_PRECOPY_THROTTLE);
 
-	/* Never an endless loop: the round cap stops it. */
-	smg_precopy_init(&pc, SMG_RULE_DOWNTIME, 10, 5, false);
-	d = SMG_PRECOPY_CONTINUE;
-	unsigned rounds = 0;
-	while (d == SMG_PRECOPY_CONTINUE && rounds < 100) {
-		/* alternating so it never counts as outpaced twice in a row */
-		uint64_t dirty = rounds % 2 ? 10000 : 30000;
-		d = smg_precopy_next_round(&pc, 100 * MB, 1000000000ull, dirty, PS);
-		rounds++;
+	/* Never an endless loop: the round cap ends it, and --max-downtime is
+	 * a limit: over the budget the policy decides, abort by default... */
+	for (int extend = 0; extend <= 1; extend++) {
+		smg_precopy_init(&pc, SMG_RULE_DOWNTIME, 10, 5, false);
+		pc.on_no_converge = extend ? SMG_NOCONV_EXTEND : SMG_NOCONV_ABORT;
+		d = SMG_PRECOPY_CONTINUE;
+		unsigned rounds = 0;
+		while (d == SMG_PRECOPY_CONTINUE && rounds < 100) {
+			/* alternating so it never counts as outpaced twice in a row */
+			uint64_t dirty = rounds % 2 ? 10000 : 30000;
+			d = smg_precopy_next_round(&pc, 100 * MB, 1000000000ull, dirty,
+						   PS);
+			rounds++;
+		}
+		/* ... or stop-and-copy over it, which the result then says */
+		CHECK_EQ(d, extend ? SMG_PRECOPY_STOP : SMG_PRECOPY_ABORT);
+		CHECK_EQ(pc.over_budget, extend);
+		CHECK(pc.why != NULL && pc.est_ms > 10);
+		CHECK_EQ(rounds, 5);
 	}
-	CHECK_EQ(d, SMG_PRECOPY_STOP);
-	CHECK_EQ(rounds, 5);
+	/* At the round cap within the budget: a plain stop. */
+	smg_precopy_init(&pc, SMG_RULE_DOWNTIME, 300, 2, false);
+	CHECK_EQ(smg_precopy_next_round(&pc, 100 * MB, 1000000000ull, 20000, PS),
+		 SMG_PRECOPY_CONTINUE);
+	CHECK_EQ(smg_precopy_next_round(&pc, 100 * MB, 1000000000ull, 5000, PS),
+		 SMG_PRECOPY_STOP);
+	CHECK(!pc.over_budget);
+
+	/* A maxed-out throttle is not a licence to blow the budget either. */
+	smg_precopy_init(&pc, SMG_RULE_DOWNTIME, 10, 30, true);
+	pc.throttle = SMG_THROTTLE_MAX;
+	smg_precopy_next_round(&pc, 50 * MB, 1000000000ull, 50000, PS);
+	CHECK_EQ(smg_precopy_next_round(&pc, 50 * MB, 1000000000ull, 50000, PS),
+		 SMG_PRECOPY_ABORT);
+
+	/* The estimate covers the disk delta and the destination's load time:
+	 * memory alone (8 ms) would fit 10 ms, with them it does not. */
+	smg_precopy_init(&pc, SMG_RULE_DOWNTIME, 10, 30, true);
+	pc.pending_bytes = 1 * MB;
+	pc.fixed_ms = 3;
+	smg_precopy_next_round(&pc, 100 * MB, 1000000000ull, 195, PS);
+	CHECK(pc.est_ms > 10 + 3 && pc.est_ms < 30);
+
+	/* ETA: what is left over the bandwidth, stretched by the rounds the
+	 * dirtying adds; none when dirtying keeps pace. */
+	CHECK(smg_precopy_eta(100 * MB, 100 * MB, 0) > 0.99 &&
+	      smg_precopy_eta(100 * MB, 100 * MB, 0) < 1.01);
+	CHECK(smg_precopy_eta(100 * MB, 100 * MB, 50 * MB) > 1.99 &&
+	      smg_precopy_eta(100 * MB, 100 * MB, 50 * MB) < 2.01);
+	CHECK(smg_precopy_eta(100 * MB, 100 * MB, 100 * MB) < 0);
+	CHECK(smg_precopy_eta(0, 0, 0) == 0);
 
 	/* Xen: below 50 pages, or after 5 rounds. */
 	smg_precopy_init(&pc, SMG_RULE_XEN, 0, 0, true);

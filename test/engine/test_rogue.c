@@ -27,6 +27,7 @@
 
 #include <sodium.h>
 
+#include "audit/audit.h"
 #include "base/base.h"
 #include "check.h"
 #include "engine/backend.h"
@@ -49,7 +50,7 @@
 #define SERVICE_BUSY_MAX 100 /* x 50 ms: retries while the slot frees */
 
 static const char *secmig;
-static char dir[64], dir_a[96], dir_b[96];
+static char dir[64], dir_a[96], dir_b[96], defs_b[128];
 static pid_t host_a = -1, host_b = -1;
 static struct smg_identity *id_src;
 static struct smg_peers *peers_src;
@@ -258,6 +259,9 @@ static int recv_start(struct recv_proc *rp, bool once, const char *opt)
 			      dir_b,
 			      "--name",
 			      "dst",
+			      "--insecure-software-mode",
+			      "--defs",
+			      defs_b,
 			      "--io-timeout",
 			      RECV_IDLE_MS,
 			      "--progress-timeout",
@@ -359,6 +363,11 @@ static int setup(void)
 		return -1;
 	snprintf(text, sizeof(text), "dst %s\n", pub_b);
 	if (smg_peers_parse(text, strlen(text), &peers_src) != 0)
+		return -1;
+	/* B's definitions (docs/hostdef.md): the rogue's VM is one B takes. */
+	snprintf(defs_b, sizeof(defs_b), "%s/defs", dir_b);
+	snprintf(text, sizeof(text), "storage %s\nvm %s\n  from src\n", dir_b, VM_NAME);
+	if (write_file(defs_b, text) != 0)
 		return -1;
 
 	host_a = spawn((const char *const[]){secmig, "--quiet", "sim", "host",
@@ -485,6 +494,7 @@ static int send_zero(struct rogue *g, unsigned c, uint32_t round)
 static int send_manifest(struct rogue *g)
 {
 	Smg__Manifest mf = SMG__MANIFEST__INIT;
+	struct smg_audit_mig am;
 	uint8_t *packed;
 	size_t len;
 
@@ -494,6 +504,11 @@ static int send_manifest(struct rogue *g)
 	mf.device_hash = (ProtobufCBinaryData){SMG_DIGEST_LEN, state_hash};
 	mf.transcript = (ProtobufCBinaryData){SMG_TRANSCRIPT_LEN,
 					      (uint8_t *)smg_session_transcript(g->s)};
+	/* Signed as a real source signs it (audit/): the destination refuses
+	 * an unsigned manifest with an integrity error before READY. */
+	smg_audit_mig_init(&am, true);
+	if (smg_audit_manifest_sign(&am, g->s, &mf) != SMG_OK)
+		return SMG_ERR_INTERNAL;
 	len = protobuf_c_message_get_packed_size(&mf.base);
 	if ((packed = malloc(len)) == NULL)
 		return SMG_ERR_NOMEM;

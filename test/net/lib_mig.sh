@@ -22,6 +22,15 @@ nb_sim_host dst "$S" || exit 1
 echo "dst $(cat "$B/host.key.pub")" >"$A/peers"
 echo "src $(cat "$A/host.key.pub")" >"$B/peers"
 chmod 600 "$A/peers" "$B/peers"
+# Each host's own definitions (docs/hostdef.md): VMs on hbr with 52:54:00:*
+# MACs in 10.77/16 and fd77::/16, images in the host's state dir.
+for h in "$A" "$B"; do
+	printf 'storage %s\nbridge hbr\nvm *\n  nic bridge=hbr mac=52:54:00:00:00:00/24 ip=10.77.0.0/16 ip=fd77::/16\n' \
+		"$h" >"$h/defs"
+	chmod 600 "$h/defs"
+done
+RECV_SECURITY=(--insecure-software-mode)
+vifname() { "$S" net vif-name "$1" 0; }
 
 # vm NAME [WORKLOAD RATE]: create on the source with its NIC up there.
 vm() {
@@ -35,9 +44,9 @@ vm() {
 	nb_exec src "$S" --quiet sim --state-dir "$A" create "$T/$name.cfg" >/dev/null ||
 		bad "create $name"
 	# What the source host's vif hotplug did when the VM started.
-	nb_exec src "$S" --quiet net nic prepare --ns "$NB_P-s-$name-0" --vif "v0-${name:0:10}" \
+	nb_exec src "$S" --quiet net nic prepare --ns "$NB_P-s-$name-0" --vif "$(vifname "$name")" \
 		--bridge hbr --mac "$NB_VM_MAC" --addr "$NB_VM4/24" --addr "$NB_VM6/64" &&
-		nb_exec src "$S" --quiet net nic up --ns "$NB_P-s-$name-0" --vif "v0-${name:0:10}" \
+		nb_exec src "$S" --quiet net nic up --ns "$NB_P-s-$name-0" --vif "$(vifname "$name")" \
 			>/dev/null || bad "NIC of $name on the source"
 }
 
@@ -45,7 +54,8 @@ vm() {
 start_recv() {
 	rm -f "$T/recv.all"
 	nb_bg dst "$T/recv.all" env "$@" "$S" recv --listen "$NB_DST4:0" --once --json \
-		--check-memory --state-dir "$B" --name dst "${NETB[@]}" ${RECV_EXTRA[@]+"${RECV_EXTRA[@]}"}
+		--check-memory --state-dir "$B" --name dst "${NETB[@]}" "${RECV_SECURITY[@]}" \
+		--defs "$B/defs" ${RECV_EXTRA[@]+"${RECV_EXTRA[@]}"}
 	RECV_PID=$NB_PID
 	PORT=
 	for _ in $(seq 200); do
@@ -60,7 +70,7 @@ start_recv() {
 send() {
 	local name=$1 to=$NB_DST4:${PORT:-0}; shift
 	if [ "${1:-}" = --to ]; then to=$2; shift 2; fi
-	nb_exec src "$S" --quiet send --to "$to" --domain "$name" --json --state-dir "$A" \
+	nb_exec src "$S" --quiet send --to "$to" --peer dst --on-no-converge extend --domain "$name" --json --state-dir "$A" \
 		--name src "${NETA[@]}" "$@" >"$T/send.out" 2>"$T/send.err"
 	RC=$?
 }
@@ -88,7 +98,7 @@ expect_on() { # src|dst NAME WHAT
 		# A receiver that was SIGKILLed cannot clean up: its NIC may stay,
 		# but silent (vif down), never answering for the VM.
 		if [ "${NIC_LEFT_OK:-0}" = 1 ]; then
-			nb_exec $ohost ip link show "v0-${2:0:10}" 2>/dev/null | grep -q ',UP' &&
+			nb_exec $ohost ip link show "$(vifname "$2")" 2>/dev/null | grep -q ',UP' &&
 				bad "$3: NIC of $2 left UP on the other host"
 		else
 			bad "$3: NIC of $2 left on the other host"
@@ -103,7 +113,7 @@ vm_gone() { # NAME
 	for h in s d; do
 		ip netns del "$NB_P-$h-$1-0" 2>/dev/null
 	done
-	nb_exec src ip link del "v0-${1:0:10}" 2>/dev/null
-	nb_exec dst ip link del "v0-${1:0:10}" 2>/dev/null
+	nb_exec src ip link del "$(vifname "$1")" 2>/dev/null
+	nb_exec dst ip link del "$(vifname "$1")" 2>/dev/null
 	return 0
 }

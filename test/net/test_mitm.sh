@@ -16,12 +16,14 @@ nb_sim_host sw "$S" || exit 1
 # The attacker enrols the real hosts' public keys (they are public).
 { echo "src $(cat "$A/host.key.pub")"; echo "dst $(cat "$B/host.key.pub")"; } >"$M/peers"
 chmod 600 "$M/peers"
+printf 'storage %s\nvm *\n' "$M" >"$M/defs" && chmod 600 "$M/defs"
 
 vm vm1
 
 # 1. Source -> attacker posing as "dst".
 nb_bg sw "$T/mitm-recv" "$S" recv --listen "$NB_PEER4:0" --once --json --state-dir "$M" \
-	--name dst --key "$M/mitm.key" --peers "$M/peers" --io-timeout 3000
+	--name dst --key "$M/mitm.key" --peers "$M/peers" --io-timeout 3000 \
+	--insecure-software-mode --defs "$M/defs"
 mitm_recv=$NB_PID
 wait_for "$T/mitm-recv" '"event":"listening"' 100 || bad "attacker recv did not start"
 mport=$(sed -n 's/.*"event":"listening".*"port":\([0-9]*\).*/\1/p' "$T/mitm-recv")
@@ -48,7 +50,7 @@ nb_exec sw ping -c 1 -W 2 "$NB_VM4" >/dev/null || bad "vm1 unreachable after the
 } >"$T/decoy.cfg"
 nb_exec sw "$S" --quiet sim --state-dir "$M" create "$T/decoy.cfg" >/dev/null || bad "decoy"
 start_recv
-nb_exec sw "$S" --quiet send --to "$NB_DST4:$PORT" --domain decoy --json --state-dir "$M" \
+nb_exec sw "$S" --quiet send --to "$NB_DST4:$PORT" --peer dst --domain decoy --json --state-dir "$M" \
 	--name src --key "$M/mitm.key" --peers "$M/peers" --io-timeout 3000 \
 	>"$T/mitm-send" 2>"$T/mitm-send.err"
 mrc=$?

@@ -89,7 +89,7 @@ run_cell() { # phase fault
 	proxy_pid=$NB_PID
 	wait_for "$T/proxy" proxy_ready 100 || bad "$name: proxy"
 	pport=$(sed -n 's/.*"proxy_ready","port":\([0-9]*\).*/\1/p' "$T/proxy")
-	nb_bg src "$T/send.all" env ${senv[@]+"${senv[@]}"} "$S" send --to "$NB_PEER4:$pport" \
+	nb_bg src "$T/send.all" env ${senv[@]+"${senv[@]}"} "$S" send --to "$NB_PEER4:$pport" --peer dst --on-no-converge extend \
 		--domain "$name" --json --state-dir "$A" --name src --bandwidth 8M \
 		--io-timeout "$IO_TIMEOUT" "${NETA[@]}" ${rule[@]+"${rule[@]}"}
 	send_pid=$NB_PID
@@ -178,7 +178,7 @@ if [ -z "${SMG_NET_FAULT_CELLS:-}" ] || [ "${SMG_NET_FAULT_CELLS}" = silent ]; t
 	vm silent hotspot 2M
 	start_recv
 	nb_bg src "$T/send.all" env SMG_FI=src_after_pause SMG_FI_STALL_MS=1500 "$S" send \
-		--to "$NB_DST4:$PORT" --domain silent --json --state-dir "$A" --name src \
+		--to "$NB_DST4:$PORT" --peer dst --on-no-converge extend --domain silent --json --state-dir "$A" --name src \
 		--io-timeout 5000 "${NETA[@]}"
 	spid=$NB_PID
 	timeout 20 tail -n +1 -f "$T/send.all" 2>/dev/null | grep -m1 -q "src_after_pause: stalling" ||

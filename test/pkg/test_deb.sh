@@ -58,7 +58,9 @@ for lib in libsodium23 libprotobuf-c1 libtss2-esys libtss2-tctildr0 libssl3 libs
 	grep -q "$lib" <<<"$depends" || bad "Depends lacks $lib"
 done
 grep -q swtpm <<<"$(dpkg-deb -f "$deb" Recommends)" || bad "Recommends lacks swtpm"
-dpkg-deb -I "$deb" conffiles | grep -qx /etc/secmig/policy || bad "/etc/secmig/policy is not a conffile"
+for f in policy hostdefs peers secmig.env; do
+	dpkg-deb -I "$deb" conffiles | grep -qx "/etc/secmig/$f" || bad "/etc/secmig/$f is not a conffile"
+done
 
 echo "== dpkg -i"
 installed=1
@@ -68,6 +70,7 @@ dpkg_retry -i "$deb" || { echo "FAIL: dpkg -i"; exit 1; }
 want=(/usr/bin/secmig /lib/systemd/system/secmig-recv.service
 	/lib/systemd/system/secmig-sim-host.service /lib/systemd/system/secmig-disk.service
 	/usr/share/bash-completion/completions/secmig /etc/secmig/policy /etc/secmig/peers
+	/etc/secmig/hostdefs
 	/etc/secmig/secmig.env /usr/share/man/man1/secmig.1.gz /usr/share/man/man5/secmig.conf.5.gz
 	/usr/share/man/man1/secmig-recv.1.gz /usr/share/man/man1/secmig-send.1.gz
 	/usr/share/doc/secmig/operating.md)
@@ -83,7 +86,10 @@ echo "== run the installed binary"
 ver=$(/usr/bin/secmig version) || bad "secmig version failed"
 head -n 2 <<<"$ver"
 grep -q "^secmig $(dpkg-deb -f "$deb" Version) " <<<"$ver" || bad "version differs from the package's"
-/usr/bin/secmig config check /etc/secmig/policy || bad "config check on the installed skeleton"
+/usr/bin/secmig config check /etc/secmig/policy || bad "config check on the installed policy skeleton"
+/usr/bin/secmig config check --defs /etc/secmig/hostdefs || bad "config check on the installed hostdefs skeleton"
+grep -q -- "--policy=/etc/secmig/policy --defs=/etc/secmig/hostdefs" /lib/systemd/system/secmig-recv.service ||
+	bad "the installed recv unit does not name the installed policy and hostdefs"
 (cd / && secmig --help >/dev/null) || bad "secmig not on PATH"
 [ "$(man -w secmig-recv)" = /usr/share/man/man1/secmig-recv.1.gz ] || bad "man secmig-recv not found"
 bash -c 'source /usr/share/bash-completion/completions/secmig' || bad "installed completion does not source"

@@ -4,12 +4,29 @@
 # systemd does ($VAR split into words), is run with the state directory,
 # /etc/secmig and the listen address moved into a temp dir, under a
 # NOTIFY_SOCKET this test owns; it must reach READY=1. This catches a unit
-# left behind by a change of the CLI's options.
+# left behind by a change of the CLI's options or a shipped skeleton that
+# does not load. The shipped policy says 'mode tpm': its TPM is an swtpm
+# this test starts (the skeleton's tcti line pointed at it).
 set -u
+command -v swtpm >/dev/null || { echo "FAIL: swtpm missing (scripts/setup.sh)"; exit 1; }
 T=$(mktemp -d /tmp/smg-unitexec.XXXXXX)
-trap 'rm -rf "$T"' EXIT
-mkdir -p "$T/state" "$T/etc"
+SWPID=
+trap '[ -n "$SWPID" ] && kill "$SWPID" 2>/dev/null; rm -rf "$T"' EXIT
+mkdir -p "$T/state" "$T/etc" "$T/tpm"
 cp "$SMG_SRC"/dist/etc/* "$T/etc/"
+for _ in $(seq 20); do
+	port=$((20000 + RANDOM % 40000))
+	if swtpm socket --tpm2 --server type=tcp,port=$port,bindaddr=127.0.0.1 \
+		--ctrl type=tcp,port=$((port + 1)),bindaddr=127.0.0.1 --tpmstate dir="$T/tpm" \
+		--flags startup-clear --pid file="$T/tpm/pid" -d 2>/dev/null; then
+		SWPID=$(cat "$T/tpm/pid")
+		break
+	fi
+done
+[ -n "$SWPID" ] || { echo "FAIL: cannot start swtpm"; exit 1; }
+grep -q '^tcti device:/dev/tpmrm0$' "$T/etc/policy" || { echo "FAIL: the policy skeleton's tcti line changed"; exit 1; }
+sed -i -e "s|^tcti .*|tcti swtpm:host=127.0.0.1,port=$port|" -e "s|/var/lib/secmig|$T/state|g" \
+	-e "s|/etc/secmig|$T/etc|g" "$T"/etc/*
 "$SECMIG" keygen "$T/state/host.key" >/dev/null || exit 1
 "$SECMIG" keygen "$T/peer.key" >/dev/null || exit 1
 echo "src $(cat "$T/peer.key.pub")" >>"$T/etc/peers"
@@ -47,7 +64,8 @@ def command(unit):
         m = re.fullmatch(r"\$(\w+)", w)
         out += env.get(m.group(1), "").split() if m else [w]
     fix = {"@SMG_BINDIR@/secmig": secmig, "/var/lib/secmig": T + "/state",
-           "/etc/secmig": T + "/etc", "0.0.0.0:4849": "127.0.0.1:0"}
+           "@SMG_SYSCONFDIR@/secmig": T + "/etc", "/etc/secmig": T + "/etc",
+           "0.0.0.0:4849": "127.0.0.1:0"}
     pat = re.compile("|".join(map(re.escape, fix)))
     return [pat.sub(lambda m: fix[m.group(0)], w) for w in out]
 

@@ -200,6 +200,51 @@ static void run_abort(void)
 	smg_vdisk_close(d);
 }
 
+/* 64 KiB chunks and the bulk scan's 1 MiB window (both modes): a chunk the
+ * scan read into its window and the guest rewrote afterwards must go out
+ * again with its new bytes, never from the window. */
+static void run_window(enum smg_stg_mode mode)
+{
+	struct smg_stg_src_opts so = {.mode = mode, .disk_id = 2};
+	struct smg_vdisk_opts o = {.chunk_size = 64 << 10};
+	char src_path[256], dst_path[256];
+	uint8_t ds[SMG_STG_DIGEST_LEN], dd[SMG_STG_DIGEST_LEN];
+	struct smg_stg_src *src = NULL;
+	struct smg_stg_dst *dst = NULL;
+	struct smg_vdisk *d = NULL;
+
+	snprintf(src_path, sizeof(src_path), "%s/win-%d.img", dir, mode);
+	snprintf(dst_path, sizeof(dst_path), "%s/win-dst-%d.img", dir, mode);
+	CHECK_EQ(util_make_image(src_path, SIZE, data_ranges, 3), 0);
+	model_load(src_path);
+	o.path = src_path;
+	o.surrogate_dir = dir;
+	CHECK_EQ(smg_vdisk_open(&o, &d), 0);
+	if (d == NULL)
+		return;
+	CHECK_EQ(smg_stg_src_begin(d, &so, &src), 0);
+	CHECK_EQ(smg_stg_dst_open(dst_path, SIZE, 64 << 10, 2, &dst), 0);
+	/* Part of the bulk: the scan stops inside a window (frames of 1 MiB
+	 * hold 15 chunks), then the guest rewrites chunks of that window. */
+	CHECK_EQ(util_pump(src, dst, SMG_STG_PHASE_BULK, 1), 0);
+	guest_write(d, 17 << 16, 4096, 21); /* read into the window, not sent */
+	guest_write(d, 3 << 16, 8192, 22);  /* read into the window, sent */
+	CHECK_EQ(util_pump(src, dst, SMG_STG_PHASE_BULK, 0), 0);
+	guest_write(d, SIZE - 4096, 4096, 23); /* the last window, after the scan */
+	CHECK_EQ(util_pump(src, dst, SMG_STG_PHASE_ITER, 0), 0);
+	guest_write(d, SIZE - 8192, 100, 24);
+	smg_vdisk_pause(d);
+	CHECK_EQ(util_pump(src, dst, SMG_STG_PHASE_FINAL, 0), 0);
+	CHECK_EQ(smg_stg_src_digest(src, ds), 0);
+	CHECK_EQ(smg_stg_dst_digest(dst, dd), 0);
+	CHECK(memcmp(ds, dd, sizeof(ds)) == 0);
+	smg_vdisk_resume(d);
+	CHECK_EQ(smg_stg_src_end(src, false), 0);
+	smg_stg_dst_close(dst);
+	CHECK(file_matches_model(dst_path));
+	smg_vdisk_close(d);
+}
+
 int main(void)
 {
 	smg_log_set_level(SMG_LOG_ERROR);
@@ -210,6 +255,8 @@ int main(void)
 	run_mode(SMG_STG_MODE_WAIO);
 	run_mode(SMG_STG_MODE_DBT);
 	run_abort();
+	run_window(SMG_STG_MODE_DBT);
+	run_window(SMG_STG_MODE_WAIO);
 	util_rmdir(dir);
 	free(dir);
 	free(model);

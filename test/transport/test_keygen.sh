@@ -20,6 +20,16 @@ check '[ $rc -eq 0 ] && [ "$pub2" != "$pub" ] && [ "$pub2" = "$(cat "$d/id.pub")
 check '[ $rc -eq 2 ]'
 "$SECMIG" keygen --bogus "$d/x" 2>/dev/null; rc=$?
 check '[ $rc -eq 2 ]'
-"$SECMIG" keygen "$d/nodir/id" 2>/dev/null; rc=$?
-check '[ $rc -ne 0 ]'
+# a fresh host: keygen creates the key's directory, 0700 (README step 1)
+"$SECMIG" keygen "$d/nodir/sub/id" >/dev/null 2>&1; rc=$?
+check '[ $rc -eq 0 ] && [ -f "$d/nodir/sub/id" ]'
+check '[ "$(stat -c %a "$d/nodir/sub")" = 700 ]'
+# an existing directory is left as it is
+chmod 755 "$d"
+"$SECMIG" keygen "$d/id3" >/dev/null 2>&1
+check '[ "$(stat -c %a "$d")" = 755 ]'
+# a path through a file still fails
+touch "$d/file"
+"$SECMIG" keygen "$d/file/id" 2>/dev/null; rc=$?
+check '[ $rc -eq 11 ]'
 exit $fail

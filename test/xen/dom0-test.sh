@@ -2,7 +2,7 @@
 # Runs inside the nested Xen's dom0 (busybox sh) after the Xen tools are up.
 # Every check prints SMG-<NAME>-OK or SMG-FAIL <why>; the host greps them.
 fail() { echo "SMG-FAIL $*"; }
-# which phases run: live-abort live-migrate secmig-kill secmig-migrate
+# which phases run: live-abort live-migrate secmig-stop secmig-kill secmig-migrate
 # (with balloon: the guest balloons down during secmig-migrate's pre-copy),
 # boot-loop
 phases=" $(cat /etc/xb-phases) "
@@ -150,6 +150,21 @@ secmig keygen /tmp/s/host.key >/tmp/s.pub && secmig keygen /tmp/d/host.key >/tmp
 echo "dst $(cat /tmp/d.pub)" >/tmp/s/peers
 echo "src $(cat /tmp/s.pub)" >/tmp/d/peers
 chmod 600 /tmp/s/peers /tmp/d/peers
+# The destination's own definition of domu (docs/hostdef.md): its kernel,
+# ramdisk and command line are dom0's files, whatever the sender's config says.
+# Memory: a xen plan's memory is the guest's physmap span (p2m size: 4080 MiB
+# for this 128 MiB domU), not its populated frames: the cap allows 8G.
+cat >/tmp/d/defs <<'DEFS'
+storage /tmp/d
+vm domu
+  from src
+  memory 8G
+  type pvh
+  kernel /boot/vmlinuz
+  ramdisk /boot/domU-initrd.gz
+  cmdline console=hvc0 quiet
+DEFS
+chmod 600 /tmp/d/defs
 # start_recv: a one-shot receiver on an ephemeral port -> $rpid, $port
 # Under emulation libxc's restore can stop reading for minutes while it
 # populates frames (one emulated dom0 vCPU): the receiver does not count
@@ -159,7 +174,8 @@ chmod 600 /tmp/s/peers /tmp/d/peers
 IO_TIMEOUT=300000
 start_recv() {
 	secmig -v recv --listen 127.0.0.1:0 --once --json --state-dir /tmp/d --name dst \
-		--backend xen --io-timeout $IO_TIMEOUT >/tmp/recv.out 2>/tmp/recv.err &
+		--backend xen --insecure-software-mode --defs /tmp/d/defs \
+		--io-timeout $IO_TIMEOUT >/tmp/recv.out 2>/tmp/recv.err &
 	rpid=$!
 	port=
 	# until it prints its port, for as long as it runs
@@ -171,9 +187,73 @@ start_recv() {
 	return 1
 }
 send() {
-	secmig -v send --to 127.0.0.1:$port --domain domu --backend xen --state-dir /tmp/s \
+	secmig -v send --to 127.0.0.1:$port --peer dst --on-no-converge extend --domain domu \
+		--backend xen --state-dir /tmp/s \
 		--name src --json --io-timeout $IO_TIMEOUT "$@" >/tmp/send.out 2>/tmp/send.err
 }
+
+# 3s. the sender stopped in stop-and-copy: --rule stop-and-copy suspends
+# the guest at once, the sender stalls right after (SMG_FI), nothing of
+# the guest has been sent. SIGTERM: exit 13, the guest resumes here.
+# SIGKILL: the guest stays suspended; the pause record written before the
+# suspend lets `secmig resolve` find it and resume it (before, resolve said
+# there was nothing in doubt and the guest stayed suspended for good).
+# stopped_send: a sender stalled after the suspend -> $spid, 0 once there
+# (secmig itself in the background, not the send function: $! must be
+# the sender, not a subshell that dies of the signal in its place)
+stopped_send() {
+	SMG_FI=src_after_pause SMG_FI_STALL_MS=600000 secmig -v send --to 127.0.0.1:$port \
+		--peer dst --rule stop-and-copy --max-downtime 20000 --domain domu \
+		--backend xen --state-dir /tmp/s --name src --json --io-timeout $IO_TIMEOUT \
+		>/tmp/send.out 2>/tmp/send.err &
+	spid=$!
+	while kill -0 $spid 2>/dev/null && ! grep -q 'src_after_pause: stalling' /tmp/send.err; do
+		sleep 0.5
+	done
+	grep -q 'src_after_pause: stalling' /tmp/send.err
+}
+if ! want secmig-stop; then
+	:
+elif start_recv && stopped_send; then
+	d1=$(xl domid domu)
+	t=$(last_tick)
+	st=$(guest_col domu 5)
+	kill -TERM $spid
+	wait $spid; src=$?
+	wait $rpid; rrc=$?
+	echo "  SIGTERM in stop-and-copy (guest was $st): send exit $src, recv exit $rrc"
+	tail -1 /tmp/send.out | sed 's/^/    /'
+	if [ $src = 13 ] && [ $rrc = 13 ] && grep -q '"outcome":"cancelled"' /tmp/send.out &&
+		[ "$(xl domid domu)" = "$d1" ] && wait_tick "${t%% *}"; then
+		echo "SMG-SECMIG-SIGTERM-OK send exit $src, recv exit $rrc; guest was $st, runs on d$d1 again, tick $(last_tick)"
+	else
+		fail "SIGTERM in stop-and-copy: send $src recv $rrc, $(domids), tick $(last_tick)"
+	fi
+	if start_recv && stopped_send; then
+		t=$(last_tick)
+		st=$(guest_col domu 5)
+		kill -9 $spid
+		wait $spid 2>/dev/null
+		kill $rpid 2>/dev/null
+		wait $rpid 2>/dev/null
+		echo "  SIGKILL in stop-and-copy: guest $st; pause record: $(xenstore-list /tool/secmig-paused 2>/dev/null | tr '\n' ' ')"
+		secmig -v resolve --domain domu --backend xen --state-dir /tmp/s --name src \
+			>/tmp/resolve.out 2>/tmp/resolve.err
+		res=$?
+		sed 's/^/    /' /tmp/resolve.out; grep '^secmig:' /tmp/resolve.err | tail -4 | sed 's/^/    resolve: /'
+		if [ $res = 0 ] && grep -q 'resumed here' /tmp/resolve.out &&
+			[ "$(xl domid domu)" = "$d1" ] && wait_tick "${t%% *}" &&
+			[ -z "$(xenstore-list /tool/secmig-paused 2>/dev/null)" ]; then
+			echo "SMG-SECMIG-SIGKILL-RESOLVE-OK resolve exit $res; guest ($st when the sender died) runs on d$d1 again, tick $(last_tick)"
+		else
+			fail "SIGKILL in stop-and-copy: resolve exit $res, $(domids), state $(guest_col domu 5), tick $(last_tick)"
+		fi
+	else
+		fail "SIGKILL row: no stalled sender: $(tail -3 /tmp/send.err)"
+	fi
+else
+	fail "stop-and-copy rows: recv or stalled send: $(tail -3 /tmp/send.err) $(tail -3 /tmp/recv.err)"
+fi
 
 # 3a. failure injection: kill the receiver mid-pre-copy
 if ! want secmig-kill; then

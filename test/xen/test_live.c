@@ -126,6 +126,31 @@ static int open_pair(struct mig *m, const char *dom)
 	return 0;
 }
 
+/* The destination builds from its own definition: here one that takes the
+ * source's NICs on xenbr0 and has no disks (the bed's guest boots from
+ * its kernel alone; docs/hostdef.md). */
+static int create_dst(struct mig *m)
+{
+	static struct smg_hostdef_vm def = {
+	    .pattern = "*", .types = SMG_HOSTDEF_TYPE_PVH | SMG_HOSTDEF_TYPE_HVM};
+	static struct smg_vm_build b;
+
+	memset(&b, 0, sizeof(b));
+	b.def = &def;
+	b.memory_bytes = m->si.pages * m->si.page_size;
+	b.vcpus = m->si.vcpus;
+	b.n_nics = m->si.n_nics;
+	for (unsigned i = 0; i < m->si.n_nics; i++) {
+		b.nics[i] = m->si.nics[i];
+		snprintf(b.bridge[i], sizeof(b.bridge[i]), "xenbr0");
+	}
+	int r = m->dst->ops->domain_create(m->dst, m->si.config, m->si.config_len, &b,
+					   &m->di);
+	if (r != 0 && b.why[0] != '\0')
+		printf("SMG-LIVE refused: %s\n", b.why);
+	return r;
+}
+
 static void close_pair(struct mig *m)
 {
 	smg_backend_close(m->dst);
@@ -142,9 +167,7 @@ static int do_abort(const char *dom)
 
 	if ((r = open_pair(&m, dom)) != 0)
 		goto out;
-	if ((r = m.src->ops->logdirty_enable(m.src)) != 0 ||
-	    (r = m.dst->ops->domain_create(m.dst, m.si.config, m.si.config_len, &m.di)) !=
-		0)
+	if ((r = m.src->ops->logdirty_enable(m.src)) != 0 || (r = create_dst(&m)) != 0)
 		goto out;
 	if ((r = first_round(&m)) != 0 || (r = harvest(&m, &dirty)) != 0)
 		goto out;
@@ -169,9 +192,8 @@ static int do_migrate(const char *dom)
 
 	if ((r = open_pair(&m, dom)) != 0)
 		goto out;
-	if ((r = m.dst->ops->domain_create(m.dst, m.si.config, m.si.config_len, &m.di)) !=
-		0 ||
-	    (r = m.src->ops->logdirty_enable(m.src)) != 0 || (r = first_round(&m)) != 0)
+	if ((r = create_dst(&m)) != 0 || (r = m.src->ops->logdirty_enable(m.src)) != 0 ||
+	    (r = first_round(&m)) != 0)
 		goto out;
 	printf("SMG-LIVE round 0: %llu frames (%llu zero) of %llu in the physmap\n",
 	       (unsigned long long)m.sent_pages, (unsigned long long)m.zero_pages,

@@ -44,6 +44,7 @@ need '^SMG-DOMU-TICKING'
 phases=${XB_PHASES:-$XB_DEFAULT_PHASES}
 case " $phases " in *" live-abort "*) need '^SMG-ABORT-OK' ;; esac
 case " $phases " in *" live-migrate "*) need '^SMG-MIGRATE-OK'; need '^SMG-COUNTER-CONTINUES' ;; esac
+case " $phases " in *" secmig-stop "*) need '^SMG-SECMIG-SIGTERM-OK'; need '^SMG-SECMIG-SIGKILL-RESOLVE-OK' ;; esac
 case " $phases " in *" secmig-kill "*) need '^SMG-SECMIG-KILL-OK' ;; esac
 case " $phases " in *" secmig-migrate "*) need '^SMG-SECMIG-MIGRATE-OK'; need '^SMG-SECMIG-COUNTER-CONTINUES'; need '^SMG-SECMIG-SPARSE-OK' ;; esac
 case " $phases " in *" balloon "*) need '^SMG-SECMIG-BALLOON-OK' ;; esac

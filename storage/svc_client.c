@@ -1,0 +1,162 @@
+/* Client side of the disk service's control socket (send, recv, `secmig
+ * disk`): one request, one reply, length-prefixed both ways. The reply is
+ * parsed with the same bounded rules the service applies to requests. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "base/base.h"
+#include "storage/storage.h"
+
+struct smg_dsvc_conn {
+	int fd;
+	uint8_t *buf; /* SMG_DSVC_MSG_MAX: the last reply */
+	char msg[SMG_DSVC_LINE_MAX];
+};
+
+int smg_dsvc_connect(const char *sock_or_dir, struct smg_dsvc_conn **out)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	struct smg_dsvc_conn *c;
+	struct stat st;
+	int n;
+
+	*out = NULL;
+	if (stat(sock_or_dir, &st) == 0 && S_ISDIR(st.st_mode))
+		n = snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/%s", sock_or_dir,
+			     SMG_DSVC_SOCK_NAME);
+	else
+		n = snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", sock_or_dir);
+	if (n < 0 || (size_t)n >= sizeof(sa.sun_path))
+		return SMG_ERR_TOO_LONG;
+	if ((c = calloc(1, sizeof(*c))) == NULL ||
+	    (c->buf = malloc(SMG_DSVC_MSG_MAX)) == NULL) {
+		free(c);
+		return SMG_ERR_NOMEM;
+	}
+	if ((c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0 ||
+	    connect(c->fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+		int e = smg_err_sys(errno);
+
+		if (c->fd >= 0)
+			close(c->fd);
+		free(c->buf);
+		free(c);
+		return e;
+	}
+	*out = c;
+	return SMG_OK;
+}
+
+void smg_dsvc_close(struct smg_dsvc_conn *c)
+{
+	if (c == NULL)
+		return;
+	close(c->fd);
+	free(c->buf);
+	free(c);
+}
+
+const char *smg_dsvc_errmsg(const struct smg_dsvc_conn *c)
+{
+	return c->msg;
+}
+
+static int send_req(int fd, const char *line, const void *payload, size_t plen, int pass)
+{
+	size_t ll = strlen(line);
+	uint8_t hdr[4];
+	char nl = '\n';
+	struct iovec iov[4] = {
+	    {hdr, 4}, {(void *)line, ll}, {&nl, 1}, {(void *)payload, plen}};
+	struct msghdr mh = {.msg_iov = iov, .msg_iovlen = 4};
+	union {
+		char buf[CMSG_SPACE(sizeof(int))];
+		struct cmsghdr align;
+	} u;
+	size_t total = 4 + ll + 1 + plen, done = 0;
+
+	if (ll + 1 > SMG_DSVC_LINE_MAX || plen > SMG_DSVC_FRAME_MAX)
+		return SMG_ERR_TOO_LONG;
+	smg_store_be32(hdr, (uint32_t)(total - 4));
+	if (pass >= 0) {
+		memset(&u, 0, sizeof(u));
+		mh.msg_control = u.buf;
+		mh.msg_controllen = sizeof(u.buf);
+		struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+		cm->cmsg_level = SOL_SOCKET;
+		cm->cmsg_type = SCM_RIGHTS;
+		cm->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(cm), &pass, sizeof(int));
+	}
+	while (done < total) {
+		ssize_t k = sendmsg(fd, &mh, MSG_NOSIGNAL);
+
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k < 0)
+			return smg_err_sys(errno);
+		done += (size_t)k;
+		mh.msg_control = NULL; /* the descriptor went with the first bytes */
+		mh.msg_controllen = 0;
+		while (mh.msg_iovlen > 0 && (size_t)k >= mh.msg_iov[0].iov_len) {
+			k -= (ssize_t)mh.msg_iov[0].iov_len;
+			mh.msg_iov++;
+			mh.msg_iovlen--;
+		}
+		if (mh.msg_iovlen > 0) {
+			mh.msg_iov[0].iov_base = (uint8_t *)mh.msg_iov[0].iov_base + k;
+			mh.msg_iov[0].iov_len -= (size_t)k;
+		}
+	}
+	return SMG_OK;
+}
+
+static int recv_full(int fd, uint8_t *p, size_t n)
+{
+	while (n > 0) {
+		ssize_t k = recv(fd, p, n, 0);
+
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0)
+			return k == 0 ? SMG_ERR_EOF : smg_err_sys(errno);
+		p += k;
+		n -= (size_t)k;
+	}
+	return SMG_OK;
+}
+
+int smg_dsvc_call(struct smg_dsvc_conn *c, const char *line, const void *payload,
+		  size_t plen, int fd, struct smg_dsvc_reply *rep)
+{
+	uint8_t hdr[4];
+	uint32_t len;
+	int r;
+
+	memset(rep, 0, sizeof(*rep));
+	c->msg[0] = '\0';
+	if ((r = send_req(c->fd, line, payload, plen, fd)) != 0 ||
+	    (r = recv_full(c->fd, hdr, 4)) != 0)
+		goto fail;
+	len = smg_load_be32(hdr);
+	if (len > SMG_DSVC_MSG_MAX) {
+		r = SMG_ERR_TOO_LONG;
+		goto fail;
+	}
+	if ((r = recv_full(c->fd, c->buf, len)) != 0 ||
+	    (r = smg_dsvc_parse_reply(c->buf, len, rep)) != 0)
+		goto fail;
+	if (rep->err != 0)
+		snprintf(c->msg, sizeof(c->msg), "%.*s", (int)rep->text_len, rep->text);
+	return rep->err;
+fail:
+	snprintf(c->msg, sizeof(c->msg), "disk service: %s", smg_strerror(r));
+	rep->err = r;
+	return r;
+}

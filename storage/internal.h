@@ -6,6 +6,7 @@
 #include <sodium.h>
 #include <stdatomic.h>
 
+#include "base/base.h"
 #include "storage/storage.h"
 
 /* Read popularity is counted always (the I/O agent watches the workload
@@ -140,30 +141,10 @@ void rec_frame_add(struct rec_frame *f, uint8_t kind, uint64_t off, uint32_t len
 /* Payload length (0 when no record was added). */
 size_t rec_frame_end(struct rec_frame *f);
 
-void chunk_hash_init(crypto_generichash_state *st);
-void chunk_hash_zeros(crypto_generichash_state *st, uint64_t n);
-void chunk_hash(const uint8_t *data, size_t len, uint8_t out[SMG_STG_DIGEST_LEN]);
-void chunk_hash_hole(size_t len, uint8_t out[SMG_STG_DIGEST_LEN]);
-int image_chunk_hash(struct smg_image *img, uint64_t base, uint32_t len, uint8_t *buf,
-		     uint8_t out[SMG_STG_DIGEST_LEN]);
-
-/* record.c: the Merkle tree of a disk's chunk leaves, kept between roots so
- * a root after a round (or in the pause) rehashes only the paths of the
- * leaves that changed since the last one. Same tree as smg_stg_merkle_root. */
-#define TREE_LEVELS_MAX 64
-struct stg_tree {
-	size_t n;	 /* leaves */
-	unsigned levels; /* above the leaves */
-	uint8_t (*node[TREE_LEVELS_MAX])[SMG_STG_DIGEST_LEN];
-	uint64_t *dirty[TREE_LEVELS_MAX]; /* per level: nodes to recompute */
-	size_t cnt[TREE_LEVELS_MAX];
-};
-int stg_tree_init(struct stg_tree *t, size_t n);
-void stg_tree_free(struct stg_tree *t);
-void stg_tree_mark(struct stg_tree *t, size_t leaf);
-/* Recompute what changed; the root over leaves (the caller's array). */
-void stg_tree_root(struct stg_tree *t, const uint8_t (*leaves)[SMG_STG_DIGEST_LEN],
-		   uint64_t size, uint32_t chunk_size, uint8_t out[SMG_STG_DIGEST_LEN]);
+/* record.c: set leaf c of m (a disk's Merkle tree, chunk_size leaves) from
+ * the image (len: chunk c's length; buf: chunk_size bytes, aligned). */
+int image_chunk_hash(struct smg_image *img, uint64_t c, uint32_t chunk_size, uint32_t len,
+		     uint8_t *buf, struct smg_merkle *m);
 
 /* disk.c */
 int disk_mig_begin(struct smg_vdisk *d, enum disk_mig mig);

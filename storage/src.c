@@ -53,10 +53,8 @@ struct smg_stg_src {
 	pid_t tid;
 	int nice0, nice_now;
 
-	uint8_t (*hash)[SMG_STG_DIGEST_LEN];
-	struct stg_tree tree; /* over hash[], kept between roots */
+	struct smg_merkle *tree; /* leaf per chunk: the version sent last */
 	uint8_t *sent;
-	uint8_t hole_hash[SMG_STG_DIGEST_LEN]; /* of a full-size hole chunk */
 	struct smg_stg_stats st;
 };
 
@@ -80,10 +78,9 @@ int smg_stg_src_begin(struct smg_vdisk *d, const struct smg_stg_src_opts *o,
 	s->round = calloc(words ? words : 1, sizeof(*s->round));
 	s->wrote_last = calloc(words ? words : 1, sizeof(*s->round));
 	s->deferred = calloc(words ? words : 1, sizeof(*s->round));
-	s->hash = calloc(d->nchunks ? d->nchunks : 1, sizeof(*s->hash));
 	s->sent = calloc(d->nchunks ? d->nchunks : 1, 1);
 	if (s->round == NULL || s->wrote_last == NULL || s->deferred == NULL ||
-	    s->hash == NULL || s->sent == NULL ||
+	    s->sent == NULL ||
 	    posix_memalign((void **)&s->buf, SMG_STG_BLOCK, d->chunk) != 0) {
 		r = SMG_ERR_NOMEM;
 		goto fail;
@@ -95,8 +92,7 @@ int smg_stg_src_begin(struct smg_vdisk *d, const struct smg_stg_src_opts *o,
 		r = SMG_ERR_NOMEM;
 		goto fail;
 	}
-	chunk_hash_hole(d->chunk, s->hole_hash);
-	if ((r = stg_tree_init(&s->tree, d->nchunks)) != 0)
+	if ((r = smg_merkle_new_bytes(d->size, d->chunk, &s->tree)) != 0)
 		goto fail;
 	r = disk_mig_begin(d,
 			   o->mode == SMG_STG_MODE_WAIO ? DISK_MIG_WAIO : DISK_MIG_DBT);
@@ -107,13 +103,12 @@ int smg_stg_src_begin(struct smg_vdisk *d, const struct smg_stg_src_opts *o,
 	*out = s;
 	return SMG_OK;
 fail:
-	stg_tree_free(&s->tree);
+	smg_merkle_free(s->tree);
 	free(s->win);
 	free(s->win_data);
 	free(s->round);
 	free(s->wrote_last);
 	free(s->deferred);
-	free(s->hash);
 	free(s->sent);
 	free(s->buf);
 	free(s);
@@ -281,13 +276,10 @@ static int load_chunk(struct smg_stg_src *s, uint64_t c, enum load_how how)
 	}
 	if (r != 0)
 		return r;
-	if (s->cur_hole && s->cur_len == d->chunk)
-		memcpy(s->hash[c], s->hole_hash, SMG_STG_DIGEST_LEN);
-	else if (s->cur_hole)
-		chunk_hash_hole(s->cur_len, s->hash[c]);
+	if (s->cur_hole)
+		smg_merkle_set_zero(s->tree, c);
 	else
-		chunk_hash(s->cur, s->cur_len, s->hash[c]);
-	stg_tree_mark(&s->tree, c);
+		smg_merkle_set_leaf(s->tree, c, s->cur, s->cur_len);
 	if (s->sent[c])
 		s->st.chunks_resent++;
 	s->sent[c] = 1;
@@ -498,8 +490,7 @@ int smg_stg_src_next(struct smg_stg_src *s, enum smg_stg_phase ph, uint8_t *buf,
 		 * only the paths of what changed since. */
 		uint8_t scratch[SMG_STG_DIGEST_LEN];
 
-		stg_tree_root(&s->tree, (const uint8_t(*)[SMG_STG_DIGEST_LEN])s->hash,
-			      s->d->size, s->d->chunk, scratch);
+		smg_merkle_root(s->tree, scratch);
 	}
 	if (r == 0 && done && *used == 0 && ph == SMG_STG_PHASE_FINAL)
 		s->final_done = true;
@@ -559,8 +550,7 @@ int smg_stg_src_digest(struct smg_stg_src *s, uint8_t out[static SMG_STG_DIGEST_
 	for (c = 0; c < s->d->nchunks; c++)
 		if (!s->sent[c])
 			return SMG_ERR_STATE;
-	stg_tree_root(&s->tree, (const uint8_t(*)[SMG_STG_DIGEST_LEN])s->hash, s->d->size,
-		      s->d->chunk, out);
+	smg_merkle_root(s->tree, out);
 	return SMG_OK;
 }
 
@@ -576,8 +566,7 @@ int smg_stg_src_end(struct smg_stg_src *s, bool merge)
 	free(s->round);
 	free(s->wrote_last);
 	free(s->deferred);
-	stg_tree_free(&s->tree);
-	free(s->hash);
+	smg_merkle_free(s->tree);
 	free(s->sent);
 	free(s->buf);
 	free(s->win);

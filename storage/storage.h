@@ -29,7 +29,7 @@
 #define SMG_STG_CHUNK_MIN     SMG_STG_BLOCK
 #define SMG_STG_CHUNK_MAX     (64u << 20)
 #define SMG_STG_DISK_MAX      (1ull << 50) /* 1 PiB: caps bitmap allocations */
-#define SMG_STG_DIGEST_LEN    32u
+#define SMG_STG_DIGEST_LEN    32u	   /* a Merkle root (SMG_MERKLE_LEN) */
 #define SMG_STG_HOT_DEFAULT \
 	16u /* WAIO: recent reads of a chunk before it is outsourced */
 
@@ -218,11 +218,8 @@ int smg_stg_dst_digest(struct smg_stg_dst *d, uint8_t out[static SMG_STG_DIGEST_
 void smg_stg_dst_get_stats(const struct smg_stg_dst *d, struct smg_stg_stats *st);
 void smg_stg_dst_close(struct smg_stg_dst *d);
 
-/* Merkle root of chunk BLAKE2b-256 leaves, bound to size and chunk size. */
-void smg_stg_merkle_root(const uint8_t (*leaves)[SMG_STG_DIGEST_LEN], size_t n,
-			 uint64_t size, uint32_t chunk_size,
-			 uint8_t out[static SMG_STG_DIGEST_LEN]);
-/* Digest of an image file as it is now (tests, `secmig` tools). */
+/* Digest of an image file as it is now (tests, the disk service's CHECK):
+ * the Merkle root (base/base.h, smg_merkle_*) of its chunk_size chunks. */
 int smg_stg_image_digest(struct smg_image *img, uint32_t chunk_size,
 			 uint8_t out[static SMG_STG_DIGEST_LEN]);
 

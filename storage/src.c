@@ -173,20 +173,22 @@ static void reader_priority(struct smg_stg_src *s, bool yield)
  * device idle for as long as each of its own reads took (at most half the
  * device's time goes to the scan), instead of queueing reads in front of
  * the guest's. */
-static int scan_read_yielding(struct smg_vdisk *d, uint8_t *buf, uint32_t len,
+static int scan_read_yielding(struct smg_stg_src *s, uint8_t *buf, uint32_t len,
 			      uint64_t base)
 {
+	struct smg_vdisk *d = s->d;
 	uint32_t pos, waited;
 	int r;
 
 	for (pos = 0; pos < len; pos += SCAN_PIECE) {
 		uint32_t n = len - pos < SCAN_PIECE ? len - pos : SCAN_PIECE;
-		uint64_t t0;
+		uint64_t t0 = smg_now_ns();
 
 		for (waited = 0;
 		     atomic_load(&d->orig_guest) > 0 && waited < SCAN_YIELD_MAX_US;
 		     waited += 20)
 			usleep(20);
+		s->st.yield_ns += smg_now_ns() - t0;
 		t0 = smg_now_ns();
 		if ((r = smg_image_read_sparse(d->orig, buf + pos, n, base + pos)) != 0)
 			return r;
@@ -194,6 +196,7 @@ static int scan_read_yielding(struct smg_vdisk *d, uint8_t *buf, uint32_t len,
 			uint64_t took = smg_now_ns() - t0;
 
 			nap_ns(took < SCAN_GAP_MAX_NS ? took : SCAN_GAP_MAX_NS);
+			s->st.yield_ns += smg_now_ns() - t0 - took;
 		}
 	}
 	return SMG_OK;
@@ -232,7 +235,7 @@ static int fill_window(struct smg_stg_src *s, uint64_t c)
 	s->win_c0 = c;
 	s->win_n = n;
 	if (s->mode == SMG_STG_MODE_WAIO && !d->no_yield)
-		r = scan_read_yielding(d, s->win, len, base);
+		r = scan_read_yielding(s, s->win, len, base);
 	else
 		r = smg_image_read_sparse(d->orig, s->win, len, base);
 	if (r != 0)
@@ -517,13 +520,14 @@ uint64_t smg_stg_src_pending(const struct smg_stg_src *s)
 void smg_stg_src_get_pending(const struct smg_stg_src *s, struct smg_stg_pending *p)
 {
 	const struct smg_vdisk *d = s->d;
-	uint64_t n = 0, c, last = d->nchunks - 1;
+	uint64_t n = 0, c, last = d->nchunks - 1, held = 0;
 	bool last_in = false;
 	size_t i;
 
 	for (i = 0; i < (d->nchunks + 63) / 64; i++) {
 		uint64_t w = atomic_load(&d->dirty[i]) | s->deferred[i];
 
+		held += (uint64_t)__builtin_popcountll(s->deferred[i]);
 		if (s->round_active)
 			for (c = i * 64; c < i * 64 + 64 && c < d->nchunks; c++)
 				if (c >= s->round_next && (s->round[i] >> (c % 64)) & 1)
@@ -533,6 +537,7 @@ void smg_stg_src_get_pending(const struct smg_stg_src *s, struct smg_stg_pending
 			last_in = true;
 	}
 	p->chunks = n;
+	p->held = held;
 	p->bytes = n * d->chunk;
 	if (last_in) /* the last chunk may be short */
 		p->bytes -= d->chunk - chunk_len(d, last);

@@ -174,6 +174,7 @@ struct smg_stg_stats {
 	uint64_t wire_bytes;		 /* frame payload bytes produced */
 	uint64_t chunks_sent, chunks_resent;
 	uint64_t zero_hashed; /* destination: bytes of holes hashed in flight */
+	uint64_t yield_ns;    /* WAIO's reader: time left to the guest */
 };
 
 /* Starts tracking: from here on guest writes go to the surrogate (WAIO) or
@@ -193,6 +194,7 @@ struct smg_stg_pending {
 	uint64_t chunks;    /* chunks dirty or held back */
 	uint64_t bytes;	    /* their size (upper bound of the data they carry) */
 	uint64_t bulk_left; /* bytes of the bulk scan still to go */
+	uint64_t held;	    /* of chunks: WAIO's hot-written ones held for FINAL */
 };
 void smg_stg_src_get_pending(const struct smg_stg_src *s, struct smg_stg_pending *p);
 /* Bytes the pause may carry for this disk (the stop rule's share of the

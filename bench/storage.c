@@ -32,11 +32,11 @@
 #include "storage/storage.h"
 #include "transport/transport.h"
 
-#define MAX_ROUNDS 8
+#define MAX_ROUNDS	8
 #define MIN_RATE_CHUNKS 64 /* a round that measures the rate */
-#define FILL_BUF   (4u << 20)
-#define QSLOTS	   8 /* frames in flight to the destination thread */
-#define ROWS_MAX   16
+#define FILL_BUF	(4u << 20)
+#define QSLOTS		8 /* frames in flight to the destination thread */
+#define ROWS_MAX	16
 
 struct cfg {
 	const char *dir, *shm, *trace;
@@ -65,7 +65,16 @@ struct dst_q {
 	int err;
 	struct smg_stg_dst *dst;
 	pthread_t tid;
+	uint64_t cpu_ns; /* the destination thread's CPU time in apply */
 };
+
+static uint64_t thread_cpu_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
 
 static void *dst_main(void *arg)
 {
@@ -85,8 +94,12 @@ static void *dst_main(void *arg)
 			break;
 		i = q->head;
 		pthread_mutex_unlock(&q->mu);
+		uint64_t c0 = thread_cpu_ns();
+
 		r = smg_stg_dst_apply(q->dst, q->buf[i], q->len[i]);
+		c0 = thread_cpu_ns() - c0;
 		pthread_mutex_lock(&q->mu);
+		q->cpu_ns += c0;
 		if (r != 0 && q->err == 0)
 			q->err = r;
 		q->head = (q->head + 1) % QSLOTS;
@@ -219,7 +232,7 @@ static int converge(const struct cfg *c, struct smg_stg_src *src, struct dst_q *
 	int r;
 
 	while (row->rounds < MAX_ROUNDS) {
-		uint64_t b0 = *bytes, t0;
+		uint64_t b0 = *bytes, t0, c0, d0;
 		struct smg_stg_stats st0, st1;
 		double dt;
 
@@ -236,6 +249,10 @@ static int converge(const struct cfg *c, struct smg_stg_src *src, struct dst_q *
 		if ((double)p.bytes / bw * 1000.0 <= c->budget_ms)
 			break;
 		smg_stg_src_get_stats(src, &st0);
+		c0 = thread_cpu_ns();
+		pthread_mutex_lock(&q->mu);
+		d0 = q->cpu_ns;
+		pthread_mutex_unlock(&q->mu);
 		t0 = smg_now_ns();
 		if ((r = pump(src, q, SMG_STG_PHASE_ITER, bytes)) != 0 ||
 		    (r = drain(q)) != 0)
@@ -244,11 +261,15 @@ static int converge(const struct cfg *c, struct smg_stg_src *src, struct dst_q *
 		dt = (double)(smg_now_ns() - t0) / 1e9;
 		smg_stg_src_get_stats(src, &st1);
 		if (c->verbose)
-			fprintf(stderr,
-				"    sent %.2f MiB (%llu chunks) in %.1f ms (%.1f MiB/s)\n",
-				(*bytes - b0) / 1048576.0,
-				(unsigned long long)(st1.chunks_sent - st0.chunks_sent),
-				dt * 1e3, (*bytes - b0) / 1048576.0 / dt);
+			fprintf(
+			    stderr,
+			    "    sent %.2f MiB (%llu chunks) in %.1f ms (%.1f MiB/s), "
+			    "CPU ms source %.1f destination %.1f\n",
+			    (*bytes - b0) / 1048576.0,
+			    (unsigned long long)(st1.chunks_sent - st0.chunks_sent),
+			    dt * 1e3, (*bytes - b0) / 1048576.0 / dt,
+			    (double)(thread_cpu_ns() - c0) / 1e6,
+			    (double)(q->cpu_ns - d0) / 1e6);
 		/* A round of a few chunks says little about the rate. Chunks,
 		 * not bytes: a WAIO round carries only what the guest wrote
 		 * into each chunk, but the work per chunk (reading it merged,
@@ -503,9 +524,10 @@ static const char *find_trace(const char *argv0)
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: bench_storage [--dir DIR] [--shm DIR] [--size-gib N] "
-			"[--trace FILE] [--nomig-s S] [--warm-s S] [--threads N] "
-			"[--budget-ms MS] [--only SCENARIO] [--waio-no-yield] [--verbose]\n");
+	fprintf(stderr,
+		"usage: bench_storage [--dir DIR] [--shm DIR] [--size-gib N] "
+		"[--trace FILE] [--nomig-s S] [--warm-s S] [--threads N] "
+		"[--budget-ms MS] [--only SCENARIO] [--waio-no-yield] [--verbose]\n");
 }
 
 static int parse_args(int argc, char **argv, struct cfg *c, const char **only)

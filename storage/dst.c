@@ -160,8 +160,11 @@ static int rehash_one(struct smg_stg_dst *d, uint64_t c, uint64_t *budget)
 	if (d->rebuf == NULL &&
 	    posix_memalign((void **)&d->rebuf, SMG_STG_BLOCK, d->chunk) != 0)
 		return SMG_ERR_NOMEM;
-	if ((r = image_chunk_hash(d->img, c * d->chunk, n, d->rebuf, d->hash[c])) != 0)
+	/* A plain read: holes read as zeros, which is what the leaf hashes
+	 * (SEEK_HOLE on tmpfs walks every page up to the next hole). */
+	if ((r = smg_image_read(d->img, d->rebuf, n, c * d->chunk)) != 0)
 		return r;
+	chunk_hash(d->rebuf, n, d->hash[c]);
 	*budget -= n;
 	stg_tree_mark(&d->tree, c);
 	d->stale[c] = 0;

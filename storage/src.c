@@ -214,11 +214,13 @@ static int scan_read_yielding(struct smg_stg_src *s, uint8_t *buf, uint32_t len,
 			      uint64_t base)
 {
 	struct smg_vdisk *d = s->d;
-	uint32_t pos, waited;
+	/* A guest that mostly writes gets whole windows: it reads little of
+	 * the original, and 64 KiB reads at queue depth one are slow. */
+	uint32_t pos, waited, piece = s->nap_pm >= SCAN_NAP_PM_MAX / 4 ? SCAN_PIECE : len;
 	int r;
 
-	for (pos = 0; pos < len; pos += SCAN_PIECE) {
-		uint32_t n = len - pos < SCAN_PIECE ? len - pos : SCAN_PIECE;
+	for (pos = 0; pos < len; pos += piece) {
+		uint32_t n = len - pos < piece ? len - pos : piece;
 		uint64_t t0 = smg_now_ns();
 
 		for (waited = 0;
@@ -446,8 +448,8 @@ static void emit_chunk(struct smg_stg_src *s, struct rec_frame *f)
  * record header per run, counted as one per chunk). */
 static uint64_t pending_bytes_of(const struct smg_stg_src *s, uint64_t c)
 {
-	uint32_t len = chunk_len(s->d, c), ns = (len + SMG_STG_SECTOR - 1) / SMG_STG_SECTOR,
-		 nd;
+	uint32_t len = chunk_len(s->d, c),
+		 ns = (len + SMG_STG_SECTOR - 1) / SMG_STG_SECTOR, nd;
 
 	if (s->mode != SMG_STG_MODE_WAIO || !s->sent[c])
 		return len;
@@ -497,7 +499,9 @@ static int next_chunk(struct smg_stg_src *s, enum smg_stg_phase ph, bool *done)
 				while (hot != 0) {
 					uint64_t bit = hot & -hot,
 						 b = pending_bytes_of(
-						     s, i * 64 + (uint64_t)__builtin_ctzll(hot));
+						     s,
+						     i * 64 +
+							 (uint64_t)__builtin_ctzll(hot));
 
 					if (held + b > s->budget / 2)
 						break;
@@ -631,7 +635,8 @@ void smg_stg_src_get_pending(const struct smg_stg_src *s, struct smg_stg_pending
 					w |= 1ull << (c % 64);
 		n += (uint64_t)__builtin_popcountll(w);
 		for (; w != 0; w &= w - 1)
-			bytes += pending_bytes_of(s, i * 64 + (uint64_t)__builtin_ctzll(w));
+			bytes +=
+			    pending_bytes_of(s, i * 64 + (uint64_t)__builtin_ctzll(w));
 	}
 	p->chunks = n;
 	p->held = held;

@@ -194,10 +194,13 @@ static int read_runs(struct smg_vdisk *d, uint64_t c, uint32_t poff, uint32_t n,
 	uint32_t pos = poff, end = poff + n;
 	int r;
 
+	/* The surrogate is read plainly: its holes read as zeros without any
+	 * device I/O, and SEEK_HOLE (sparse reads) on tmpfs walks every page
+	 * up to the next hole, a whole hot set for a 64 KiB chunk. */
 	if (kind == 0)
 		return read_from(d->orig, sparse, p, n, base + poff);
 	if (kind == 1)
-		return read_from(d->surr, sparse, p, n, base + poff);
+		return smg_image_read(d->surr, p, n, base + poff);
 	while (pos < end) {
 		bool cov = bit_get(bits, pos / SMG_STG_SECTOR);
 		uint32_t next = (pos / SMG_STG_SECTOR + 1) * SMG_STG_SECTOR;
@@ -206,7 +209,7 @@ static int read_runs(struct smg_vdisk *d, uint64_t c, uint32_t poff, uint32_t n,
 			next += SMG_STG_SECTOR;
 		if (next > end)
 			next = end;
-		r = read_from(cov ? d->surr : d->orig, sparse, p + (pos - poff),
+		r = read_from(cov ? d->surr : d->orig, sparse && !cov, p + (pos - poff),
 			      next - pos, base + pos);
 		if (r != 0)
 			return r;
@@ -237,7 +240,7 @@ static int read_overlay(struct smg_vdisk *d, uint64_t c, uint8_t *p, const uint8
 			e++;
 		a = s * SMG_STG_SECTOR;
 		b = e * SMG_STG_SECTOR < len ? e * SMG_STG_SECTOR : len;
-		if ((r = smg_image_read_sparse(d->surr, p + a, b - a, base + a)) != 0)
+		if ((r = smg_image_read(d->surr, p + a, b - a, base + a)) != 0)
 			return r;
 		s = e;
 	}
@@ -489,8 +492,8 @@ int waio_begin(struct smg_vdisk *d)
 	d->written = calloc(d->nchunks, 1);
 	d->queued = calloc(d->nregions, 1);
 	d->hotq = calloc(d->nregions, sizeof(*d->hotq));
-	if (d->cover == NULL || d->delta == NULL || d->full == NULL || d->written == NULL ||
-	    d->queued == NULL || d->hotq == NULL) {
+	if (d->cover == NULL || d->delta == NULL || d->full == NULL ||
+	    d->written == NULL || d->queued == NULL || d->hotq == NULL) {
 		r = SMG_ERR_NOMEM;
 		goto fail;
 	}

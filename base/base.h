@@ -139,6 +139,12 @@ int smg_wr_reserve(struct smg_wr *wr, size_t n, uint8_t **p);
 int smg_wr_string16(struct smg_wr *wr, const void *p, size_t n, size_t max);
 int smg_wr_string32(struct smg_wr *wr, const void *p, size_t n, size_t max);
 
+/* ---- service manager (base/notify.c) --------------------------------- */
+/* Tell systemd the service is ready (READY=1, STATUS=status) once it
+ * listens, and when the unit sets WatchdogSec start a thread that sends
+ * WATCHDOG=1 every half period. Does nothing outside systemd. */
+void smg_notify_ready(const char *status);
+
 /* ---- logging ------------------------------------------------------------ */
 enum smg_log_level {
 	SMG_LOG_ERROR = 0,

@@ -401,6 +401,7 @@ int smg_cmd_recv(int argc, char **argv)
 		       host, smg_listener_port(l), ci.name);
 		fflush(stdout);
 	}
+	smg_notify_ready("listening");
 	code = serve_loop(&ctx, l, &ci.so, once);
 	smg_ctl_server_stop(ctx.ctl);
 	smg_listener_close(l);

@@ -41,7 +41,8 @@ set(SMG_TEST_COSTS
   test_engine_migrate 80
   test_storage_engine_disk 90
   test_qemu_faults 300
-  test_qemu_migrate 150)
+  test_qemu_migrate 150
+  test_pkg_deb 40)
 while(SMG_TEST_COSTS)
   list(POP_FRONT SMG_TEST_COSTS name cost)
   if(TEST ${name})

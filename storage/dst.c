@@ -26,6 +26,9 @@ struct smg_stg_dst {
 	struct smg_stg_frame *frame;
 	struct smg_stg_stats st;
 	uint64_t zero_budget; /* this frame's, see storage.h */
+	uint8_t *rebuf;	      /* a chunk, for rehash_touched */
+	bool later;	      /* later_c: stale, was still arriving */
+	uint64_t later_c;
 };
 
 int smg_stg_dst_open(const char *path, uint64_t size, uint32_t chunk_size,
@@ -133,6 +136,57 @@ static void track(struct smg_stg_dst *d, const struct smg_stg_rec *rec)
 	}
 }
 
+/* After a frame: the chunks it changed in part (a WAIO round sends only the
+ * sectors the guest wrote) are hashed again from the image now, while the
+ * guest still runs, not all at digest time in the pause. At most
+ * SMG_STG_REHASH_RATIO times the frame's own bytes: a peer's frame of tiny
+ * records over many chunks costs no more; past it they wait for the
+ * digest. */
+static int rehash_one(struct smg_stg_dst *d, uint64_t c, uint64_t *budget)
+{
+	uint32_t n = dst_chunk_len(d, c);
+	int r;
+
+	if (!d->stale[c])
+		return SMG_OK;
+	if (d->ip_active && d->ip_c == c) {
+		d->later = true; /* still arriving: after the next frame */
+		d->later_c = c;
+		return SMG_OK;
+	}
+	if (n > *budget)
+		return SMG_OK;
+	if (d->rebuf == NULL &&
+	    posix_memalign((void **)&d->rebuf, SMG_STG_BLOCK, d->chunk) != 0)
+		return SMG_ERR_NOMEM;
+	/* A plain read: holes read as zeros, which is what the leaf hashes
+	 * (SEEK_HOLE on tmpfs walks every page up to the next hole). */
+	if ((r = smg_image_read(d->img, d->rebuf, n, c * d->chunk)) != 0)
+		return r;
+	smg_merkle_set_leaf(d->tree, c, d->rebuf, n);
+	*budget -= n;
+	d->stale[c] = 0;
+	d->st.rehashed += n;
+	return SMG_OK;
+}
+
+static int rehash_touched(struct smg_stg_dst *d, const struct smg_stg_frame *f,
+			  size_t len)
+{
+	uint64_t budget = (uint64_t)len * SMG_STG_REHASH_RATIO;
+	int r;
+
+	if (d->later) {
+		d->later = false;
+		if ((r = rehash_one(d, d->later_c, &budget)) != 0)
+			return r;
+	}
+	for (uint16_t i = 0; i < f->count; i++)
+		if ((r = rehash_one(d, f->recs[i].offset / d->chunk, &budget)) != 0)
+			return r;
+	return SMG_OK;
+}
+
 int smg_stg_dst_apply(struct smg_stg_dst *d, const uint8_t *payload, size_t len)
 {
 	struct smg_stg_frame *f = d->frame;
@@ -175,6 +229,8 @@ int smg_stg_dst_apply(struct smg_stg_dst *d, const uint8_t *payload, size_t len)
 			return r;
 		track(d, rec);
 	}
+	if (f->phase != SMG_STG_PHASE_BULK && (r = rehash_touched(d, f, len)) != 0)
+		return r;
 	d->st.frames++;
 	d->st.records += f->count;
 	/* Fold finished leaves in as frames arrive (every 64 frames), so the
@@ -229,5 +285,6 @@ void smg_stg_dst_close(struct smg_stg_dst *d)
 	smg_merkle_leaf_free(&d->ip_h);
 	free(d->stale);
 	free(d->frame);
+	free(d->rebuf);
 	free(d);
 }

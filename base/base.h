@@ -145,6 +145,8 @@ int smg_wr_string32(struct smg_wr *wr, const void *p, size_t n, size_t max);
  * listens, and when the unit sets WatchdogSec start a thread that sends
  * WATCHDOG=1 every half period. Does nothing outside systemd. */
 void smg_notify_ready(const char *status);
+/* Any other state line(s), e.g. "RELOADING=1" (sd_notify(3)). */
+void smg_notify_send(const char *state);
 
 /* ---- logging ------------------------------------------------------------ */
 enum smg_log_level {

@@ -41,3 +41,8 @@ void smg_notify_ready(const char *status)
 	else
 		smg_warn("watchdog heartbeat thread: cannot start");
 }
+
+void smg_notify_send(const char *state)
+{
+	sd_notify(0, state);
+}

@@ -22,6 +22,8 @@ struct smg_hostdef;
 struct smg_capacity;
 int smg_capacity_new(const struct smg_hostdef *defs, struct smg_capacity **out);
 void smg_capacity_free(struct smg_capacity *c);
+/* A reload: new reservations meet these limits; those held stay counted. */
+void smg_capacity_set_defs(struct smg_capacity *c, const struct smg_hostdef *defs);
 
 /* NULL-terminated list of the backends compiled into this build. */
 const char *const *smg_engine_backend_names(void);

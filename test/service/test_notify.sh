@@ -17,7 +17,7 @@ printf 'storage %s/b/disks\nlimit vm bogus=1\n' "$T" >"$T/b/bad.defs"
 chmod 600 "$T/b/defs" "$T/b/bad.defs"
 
 exec python3 - "$SECMIG" "$T" <<'PY'
-import os, re, select, socket, subprocess, sys
+import os, re, select, signal, socket, subprocess, sys
 
 secmig, T = sys.argv[1], sys.argv[2]
 fail = 0
@@ -94,6 +94,21 @@ else:
         bad(f"recv: READY=1 but port {port} refuses: {e}")
     c.close()
     heartbeats(sock, p, "recv")
+    # ExecReload: SIGHUP -> RELOADING=1, then READY=1 once reloaded
+    p.send_signal(signal.SIGHUP)
+    seen = []
+    while "READY=1" not in seen:
+        m = next_msg(sock, p)
+        if m is None:
+            break
+        seen += [x for x in m.split("\n") if x != "WATCHDOG=1"]
+    if "RELOADING=1" in seen and "READY=1" in seen and \
+            seen.index("RELOADING=1") < seen.index("READY=1"):
+        print(f"recv: SIGHUP -> {[x for x in seen if x.startswith(('RELOADING', 'READY', 'STATUS'))]}")
+    else:
+        bad(f"recv: SIGHUP gave {seen!r}, want RELOADING=1 then READY=1")
+    if p.poll() is not None:
+        bad(f"recv exited on SIGHUP: {p.returncode}")
 stop(p)
 sock.close()
 

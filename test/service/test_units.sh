@@ -13,7 +13,8 @@ fail=0
 
 DESTDIR=$T/root cmake --install "$SMG_BUILD" >"$T/install.log" 2>&1 ||
 	{ cat "$T/install.log"; exit 1; }
-bindir=$(sed -n 's/^CMAKE_INSTALL_PREFIX:PATH=//p' "$SMG_BUILD/CMakeCache.txt")/bin
+prefix=$(sed -n 's/^CMAKE_INSTALL_PREFIX:PATH=//p' "$SMG_BUILD/CMakeCache.txt")
+bindir=$prefix/bin
 units=("$T"/root/lib/systemd/system/secmig-*.service)
 [ ${#units[@]} = 3 ] || { echo "FAIL: expected 3 units, got: ${units[*]}"; exit 1; }
 mkdir "$T/u"
@@ -28,7 +29,7 @@ for u in "${units[@]}"; do
 	done
 done
 
-out=$(MANPATH=$T/root/usr/share/man systemd-analyze verify "$T"/u/*.service 2>&1)
+out=$(MANPATH=$T/root$prefix/share/man systemd-analyze verify "$T"/u/*.service 2>&1)
 rc=$?
 echo "systemd-analyze verify (rc $rc):"
 echo "${out:-  (no output)}"
@@ -37,7 +38,7 @@ echo "${out:-  (no output)}"
 # The same check on a unit with a typo and a missing binary must complain.
 sed -e 's/^NoNewPrivileges=yes/NoNewPrivilege=yes/' -e "s|^ExecStart=[^ ]*|ExecStart=$T/nothing|" \
 	"$T/u/secmig-recv.service" >"$T/u/secmig-bad.service"
-bad=$(MANPATH=$T/root/usr/share/man systemd-analyze verify "$T/u/secmig-bad.service" 2>&1)
+bad=$(MANPATH=$T/root$prefix/share/man systemd-analyze verify "$T/u/secmig-bad.service" 2>&1)
 if grep -q NoNewPrivilege <<<"$bad" && grep -q nothing <<<"$bad"; then
 	echo "a broken unit is caught: $(wc -l <<<"$bad") line(s)"
 else

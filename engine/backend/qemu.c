@@ -101,6 +101,7 @@ static const struct smg_backend_ops qemu_ops = {
     .name = "qemu",
     .close = qemu_close,
     .domain_open = smg_qemu_src_open,
+    .populated = smg_qemu_src_populated,
     .logdirty_enable = smg_qemu_src_logdirty_enable,
     .logdirty_peek_clear = smg_qemu_src_logdirty_peek_clear,
     .logdirty_disable = smg_qemu_src_logdirty_disable,

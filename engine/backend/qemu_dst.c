@@ -24,6 +24,7 @@
 
 static int build_host_side(struct qemu_backend *q)
 {
+	uint64_t t0 = smg_now_ns();
 	int r;
 
 	for (unsigned i = 0; i < q->vm.n_nics; i++) {
@@ -32,9 +33,12 @@ static int build_host_side(struct qemu_backend *q)
 			return r;
 		q->taps_made[i] = true;
 	}
+	uint64_t t1 = smg_now_ns();
 	if (q->vm.vtpm && (r = smg_qemu_vtpm_start(q->state_dir, q->vm.name, true,
 						   &q->swtpm)) != SMG_OK)
 		return r;
+	smg_debug("qemu: taps in %.1f ms, swtpm in %.1f ms", (double)(t1 - t0) / 1e6,
+		  (double)(smg_now_ns() - t1) / 1e6);
 	return SMG_OK;
 }
 
@@ -186,8 +190,10 @@ static void *launch_main(void *arg)
 
 	/* QEMU announces itself when an incoming migration completes, which
 	 * is before COMMIT here: no rounds then; resume() announces. */
+	uint64_t t0 = smg_now_ns(), t1;
 	json_object_object_add(p, "announce-rounds", json_object_new_int64(0));
 	r = smg_qemu_launch(&q->vm, q->state_dir, true, &q->qemu, &q->qmp);
+	t1 = smg_now_ns();
 	if (r == SMG_OK)
 		r = smg_qemu_guard_watch(&q->guard, q->qemu.pidfd);
 	if (r == SMG_OK)
@@ -200,6 +206,11 @@ static void *launch_main(void *arg)
 	}
 	json_object_put(p);
 	q->launch_err = r;
+	if (r == SMG_OK)
+		smg_debug("qemu: incoming QEMU ready in %.1f ms (start %.1f, "
+			  "capabilities %.1f)",
+			  (double)(smg_now_ns() - t0) / 1e6, (double)(t1 - t0) / 1e6,
+			  (double)(smg_now_ns() - t1) / 1e6);
 	return NULL;
 }
 
@@ -299,10 +310,13 @@ int smg_qemu_dst_restore_state(struct smg_backend *self, const uint8_t *blob, si
 			     "qemu: the sender's device state is malformed");
 		return r;
 	}
+	uint64_t t0 = smg_now_ns();
 	if (!atomic_load(&q->launching))
 		r = start_launch(q);
 	if (r == SMG_OK)
 		r = join_launch(q);
+	smg_debug("qemu: waited %.1f ms for the incoming QEMU",
+		  (double)(smg_now_ns() - t0) / 1e6);
 	tell_guard_id(q);
 	if (r == SMG_OK)
 		r = smg_qemu_state_load(q->qmp, raw, rawlen);
@@ -366,9 +380,11 @@ int smg_qemu_dst_resume(struct smg_backend *self)
 
 	if (!q->dst_committed)
 		return SMG_ERR_STATE; /* never run an unverified copy */
+	uint64_t t0 = smg_now_ns();
 	if ((r = start_vm(q->qmp, &q->vm)) != SMG_OK)
 		return r;
 	q->resumed = true;
+	smg_debug("qemu: taps up and cont in %.1f ms", (double)(smg_now_ns() - t0) / 1e6);
 	if (pthread_create(&q->announcer, NULL, announcer_main, q) == 0)
 		q->announcing = true;
 	else

@@ -194,6 +194,10 @@ struct smg_qemu_ram {
 int smg_qemu_ram_open(const char *path, uint64_t size, bool writable, bool create,
 		      struct smg_qemu_ram *r);
 void smg_qemu_ram_close(struct smg_qemu_ram *r);
+/* The backed pages (not holes) now, as bits in bitmap, and their count. */
+int smg_qemu_ram_populated(struct smg_qemu_ram *r, uint64_t *bitmap, uint64_t *count);
+/* Tracking starts with every hole taken as sent (zero), since the
+ * destination starts all zero: the first round needs only the backed pages. */
 int smg_qemu_ram_track_start(struct smg_qemu_ram *r);
 void smg_qemu_ram_track_stop(struct smg_qemu_ram *r);
 /* Copy n pages into out and remember each copy's tag (thread-safe on
@@ -347,6 +351,7 @@ struct qemu_backend {
 
 int smg_qemu_src_open(struct smg_backend *self, const char *name,
 		      struct smg_domain_info *info);
+int smg_qemu_src_populated(struct smg_backend *self, uint64_t *bitmap, uint64_t *count);
 int smg_qemu_src_logdirty_enable(struct smg_backend *self);
 int smg_qemu_src_logdirty_peek_clear(struct smg_backend *self, uint64_t *bitmap,
 				     uint64_t *dirty);

@@ -137,6 +137,7 @@ int smg_qemu_src_open(struct smg_backend *self, const char *name,
 
 	if (q->attached || q->is_dst || !smg_qemu_name_ok(name))
 		return SMG_ERR_INVAL;
+	uint64_t t0 = smg_now_ns();
 	if ((r = smg_qemu_vm_load(q->state_dir, name, &q->vm)) != SMG_OK)
 		return r;
 	if ((r = smg_qemu_path(q->state_dir, name, "qmp", qmp, sizeof(qmp))) != SMG_OK ||
@@ -164,10 +165,21 @@ int smg_qemu_src_open(struct smg_backend *self, const char *name,
 		return r;
 	q->attached = true;
 	fill_info(q, info);
-	smg_info("qemu: attached to '%s' (pid %d, %llu MiB, %u vCPUs, %s)", name,
-		 (int)q->qemu.pid, (unsigned long long)(q->vm.mem_bytes >> 20), vcpus,
-		 status);
+	smg_info("qemu: attached to '%s' (pid %d, %llu MiB, %u vCPUs, %s) in %.1f ms",
+		 name, (int)q->qemu.pid, (unsigned long long)(q->vm.mem_bytes >> 20),
+		 vcpus, status, (double)(smg_now_ns() - t0) / 1e6);
 	return SMG_OK;
+}
+
+/* Round 0 sends the backed pages only: a hole is a zero page, and the
+ * destination's RAM file starts all holes (tracking takes holes as sent). */
+int smg_qemu_src_populated(struct smg_backend *self, uint64_t *bitmap, uint64_t *count)
+{
+	struct qemu_backend *q = QEMU_SELF(self);
+
+	if (!q->attached)
+		return SMG_ERR_STATE;
+	return smg_qemu_ram_populated(&q->ram, bitmap, count);
 }
 
 int smg_qemu_src_logdirty_enable(struct smg_backend *self)
@@ -266,12 +278,16 @@ int smg_qemu_src_pause(struct smg_backend *self)
 
 	if (!q->attached || q->paused)
 		return SMG_ERR_STATE;
+	uint64_t t0 = smg_now_ns();
 	smg_qemu_throttle_stop(&q->thr);
 	if ((r = smg_qmp_call(q->qmp, "stop", NULL, -1, SMG_QMP_TIMEOUT_MS, NULL)) !=
 	    SMG_OK)
 		return r;
 	q->paused = true;
+	uint64_t t1 = smg_now_ns();
 	set_taps(q, false);
+	smg_debug("qemu: stopped in %.1f ms, taps down in %.1f ms",
+		  (double)(t1 - t0) / 1e6, (double)(smg_now_ns() - t1) / 1e6);
 	free(q->state);
 	q->state = NULL;
 	q->state_err = SMG_OK;
@@ -324,8 +340,13 @@ int smg_qemu_src_save_state(struct smg_backend *self, uint8_t **blob, size_t *le
 	*len = 0;
 	if (!q->paused)
 		return SMG_ERR_STATE;
+	uint64_t t0 = smg_now_ns();
+	bool waited = q->saving;
 	if ((r = join_saver(q)) != SMG_OK)
 		return r;
+	if (waited)
+		smg_debug("qemu: waited %.1f ms for the device state",
+			  (double)(smg_now_ns() - t0) / 1e6);
 	if (q->state == NULL)
 		return SMG_ERR_STATE;
 	*blob = q->state;
@@ -394,10 +415,13 @@ int smg_qemu_src_destroy(struct qemu_backend *q)
 
 	if (!q->attached)
 		return SMG_ERR_STATE;
+	uint64_t t0 = smg_now_ns();
 	(void)join_saver(q);
 	smg_qemu_ram_close(&q->ram);
 	q->have_ram = q->tracking = false;
 	r = smg_qemu_teardown(q->state_dir, &q->vm, q->qmp, &q->qemu);
+	smg_debug("qemu: source copy torn down in %.1f ms",
+		  (double)(smg_now_ns() - t0) / 1e6);
 	smg_qmp_close(q->qmp);
 	q->qmp = NULL;
 	if (r == SMG_OK)

@@ -278,10 +278,16 @@ qb_recv() {
 	shift
 	while [ $# -gt 0 ] && [ "$1" != -- ]; do envs+=("$1"); shift; done
 	[ "${1:-}" = -- ] && shift
-	rm -f "$T/recv-$h.out"
-	nb_bg "$h" "$T/recv-$h.out" env ${envs[@]+"${envs[@]}"} "$SECMIG" -v recv \
+	rm -f "$T/recv-$h.out" "$T/recv-$h.ts"
+	local cmd=(env ${envs[@]+"${envs[@]}"} "$SECMIG" -v recv \
 		--listen "$(qb_addr "$h"):0" --once --json --state-dir "$T/$h" --name "$h" \
-		--backend qemu --insecure-software-mode --defs "$T/$h/defs" "$@"
+		--backend qemu --insecure-software-mode --defs "$T/$h/defs" "$@")
+	if [ -n "${QB_STAMP:-}" ]; then # every line also stamped on arrival
+		nb_bg "$h" "$T/recv-$h.stamp" bash -c \
+			'"$@" 2>&1 | $QB_STAMP "$0.ts" "$0.out"' "$T/recv-$h" "${cmd[@]}"
+	else
+		nb_bg "$h" "$T/recv-$h.out" "${cmd[@]}"
+	fi
 	QB_RECV_PID=$NB_PID
 	QB_PORT=
 	for _ in $(seq 200); do
@@ -299,12 +305,18 @@ qb_send() {
 	shift 2
 	while [ $# -gt 0 ] && [ "$1" != -- ]; do envs+=("$1"); shift; done
 	[ "${1:-}" = -- ] && shift
-	nb_exec "$from" env ${envs[@]+"${envs[@]}"} "$SECMIG" -v send \
+	local cmd=(env ${envs[@]+"${envs[@]}"} "$SECMIG" -v send \
 		--to "${QB_TO:-$(qb_addr "$to"):$QB_PORT}" --peer "$to" --on-no-converge extend \
 		--domain "$QB_NAME" --json \
-		--state-dir "$T/$from" --name "$from" --backend qemu "$@" \
-		>"$T/send.out" 2>"$T/send.err"
-	QB_RC=$?
+		--state-dir "$T/$from" --name "$from" --backend qemu "$@")
+	if [ -n "${QB_STAMP:-}" ]; then # JSON to send.out, the log to send.err, both stamped
+		rm -f "$T/send.out" "$T/send.err" "$T/send.ts"
+		nb_exec "$from" "${cmd[@]}" 2>&1 | $QB_STAMP "$T/send.ts" "$T/send.out" "$T/send.err"
+		QB_RC=${PIPESTATUS[0]}
+	else
+		nb_exec "$from" "${cmd[@]}" >"$T/send.out" 2>"$T/send.err"
+		QB_RC=$?
+	fi
 }
 
 # The VM's disk in HOST's disk service: "STATE CLIENTS", or "absent".

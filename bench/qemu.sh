@@ -32,9 +32,9 @@ QB_CMDLINE_EXTRA="smg.mode=bench smg.dirty_mib=$DIRTY_MIB smg.dirty_rate=$DIRTY_
 . "$top/test/qemu/qemubed.sh"
 TOOL="python3 $top/bench/qemu_tool.py"
 PORT=4444
-# Both sides' output, each line stamped on arrival (qemu_tool.py stamp), kept
-# in KEEP with the timeline built from them.
-export QB_STAMP="$TOOL stamp"
+# Both sides' output, each line stamped on arrival (qemubed.sh qb_stamp),
+# kept in KEEP with the timeline built from them.
+export QB_STAMP=qb_stamp
 KEEP=${KEEP:-$(mktemp -d /tmp/secmig-bench-qemu.XXXXXX)}
 
 log() { echo "bench/qemu: $*" >&2; }

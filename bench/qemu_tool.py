@@ -11,12 +11,9 @@
   qemu_tool.py native SRC_QMP DST_QMP DST_ADDR PORT [TLS_DIR]
       QEMU's own migration, src -> dst over TCP (TLS with tls-creds-x509
       when TLS_DIR is given); prints query-migrate's figures as JSON.
-  qemu_tool.py stamp TS RAW [RAW_ERR]
-      copy stdin's lines to RAW (JSON lines to RAW and the others to
-      RAW_ERR when given) and each, stamped "REALTIME_NS line", to TS: a
-      secmig process's output with the time every line arrived.
   qemu_tool.py timeline SEND_TS RECV_TS [T0_NS]
-      both sides' stamped logs merged on one clock, as a phase breakdown
+      both sides' logs, stamped on arrival (test/qemu/qemubed.sh qb_stamp),
+      merged on one clock, as a phase breakdown
       (ms from the start of `secmig send`): setup, each round, the pause.
 """
 import json
@@ -119,18 +116,6 @@ def native(src_qmp, dst_qmp, addr, port, tls_dir=None):
     return 0 if st.get("status") == "completed" else 1
 
 
-def stamp(ts, raw, raw_err=None):
-    inp = sys.stdin.buffer
-    with open(ts, "ab", buffering=0) as t, open(raw, "ab", buffering=0) as r:
-        e = open(raw_err, "ab", buffering=0) if raw_err else r
-        for line in iter(inp.readline, b""):
-            now = time.time_ns()
-            (r if line.startswith(b"{") or e is r else e).write(line)
-            t.write(b"%d " % now + line)
-        if e is not r:
-            e.close()
-
-
 def read_ts(path):
     rows = []
     try:
@@ -156,8 +141,6 @@ def main(argv):
         return gap(argv[2], argv[3], argv[4])
     if len(argv) in (6, 7) and argv[1] == "native":
         return native(*argv[2:])
-    if len(argv) in (4, 5) and argv[1] == "stamp":
-        return stamp(*argv[2:])
     if len(argv) in (4, 5) and argv[1] == "timeline":
         return timeline(*argv[2:])
     print(__doc__, file=sys.stderr)

@@ -139,6 +139,7 @@ int smg_backend_qemu_open(const struct smg_backend_opts *opts, struct smg_backen
 	snprintf(q->state_dir, sizeof(q->state_dir), "%s", dir);
 	q->qemu = q->swtpm = (struct smg_qemu_proc){.pid = -1, .pidfd = -1};
 	q->ram.fd = -1;
+	q->state_rd = -1;
 	q->guard = (struct smg_qemu_guard){.pid = -1, .sock = -1};
 	*out = &q->be;
 	return SMG_OK;

@@ -189,6 +189,9 @@ int smg_qemu_src_logdirty_enable(struct smg_backend *self)
 
 	if (!q->attached)
 		return SMG_ERR_STATE;
+	/* The device state's pipe and capabilities now, not in the downtime. */
+	if (q->state_rd < 0 && (r = smg_qemu_state_prepare(q->qmp, &q->state_rd)) != SMG_OK)
+		return r;
 	if ((r = smg_qemu_ram_track_start(&q->ram)) == SMG_OK)
 		q->tracking = true;
 	return r;
@@ -256,8 +259,10 @@ static bool has_moving_disks(const struct qemu_backend *q)
 static void *saver_main(void *arg)
 {
 	struct qemu_backend *q = arg;
+	int rd = q->state_rd; /* the save closes it */
 
-	q->state_err = smg_qemu_state_save(q->qmp, &q->state, &q->state_len);
+	q->state_rd = -1;
+	q->state_err = smg_qemu_state_save(q->qmp, rd, &q->state, &q->state_len);
 	return NULL;
 }
 
@@ -294,8 +299,10 @@ int smg_qemu_src_pause(struct smg_backend *self)
 	/* QEMU flushes its disks when the save completes; a disk of the disk
 	 * service is held from the moment the engine pauses it, right after
 	 * we return: with such disks the state is taken before that. */
-	if (has_moving_disks(q) || pthread_create(&q->saver, NULL, saver_main, q) != 0)
-		return smg_qemu_state_save(q->qmp, &q->state, &q->state_len);
+	if (has_moving_disks(q) || pthread_create(&q->saver, NULL, saver_main, q) != 0) {
+		saver_main(q);
+		return q->state_err;
+	}
 	q->saving = true;
 	return SMG_OK;
 }
@@ -501,6 +508,9 @@ void smg_qemu_src_close(struct qemu_backend *q)
 {
 	smg_qemu_throttle_stop(&q->thr);
 	(void)join_saver(q);
+	if (q->state_rd >= 0) /* QEMU's end goes with the next getfd or QEMU */
+		close(q->state_rd);
+	q->state_rd = -1;
 	if (q->attached && !q->committed && q->paused &&
 	    smg_qemu_src_unpause(&q->be) != SMG_OK)
 		smg_err("qemu: '%s' could not be resumed; the guard tries again",

@@ -142,19 +142,11 @@ static int collect(struct smg_qmp *q, int rd, int64_t id, uint8_t **out, size_t 
 	return SMG_OK;
 }
 
-int smg_qemu_state_save(struct smg_qmp *q, uint8_t **blob, size_t *len)
+int smg_qemu_state_prepare(struct smg_qmp *q, int *rd)
 {
-	char status[32];
-	uint8_t *raw = NULL;
-	size_t rawlen = 0;
 	int p[2], r;
-	int64_t id;
 
-	uint64_t t[5];
-
-	*blob = NULL;
-	*len = 0;
-	t[0] = smg_now_ns();
+	*rd = -1;
 	if (pipe2(p, O_CLOEXEC) != 0)
 		return smg_err_sys(errno);
 	r = prepare(q);
@@ -162,12 +154,35 @@ int smg_qemu_state_save(struct smg_qmp *q, uint8_t **blob, size_t *len)
 		r = smg_qmp_call(q, "getfd", str_arg("fdname", FD_NAME_OUT), p[1],
 				 SMG_QMP_TIMEOUT_MS, NULL);
 	close(p[1]); /* QEMU holds its own copy now */
+	if (r != SMG_OK) {
+		close(p[0]);
+		return r;
+	}
+	*rd = p[0];
+	return SMG_OK;
+}
+
+int smg_qemu_state_save(struct smg_qmp *q, int rd, uint8_t **blob, size_t *len)
+{
+	char status[32];
+	uint8_t *raw = NULL;
+	size_t rawlen = 0;
+	int r = SMG_OK;
+	int64_t id;
+	uint64_t t[5];
+
+	*blob = NULL;
+	*len = 0;
+	t[0] = smg_now_ns();
+	if (rd < 0)
+		r = smg_qemu_state_prepare(q, &rd);
 	t[1] = smg_now_ns();
 	if (r == SMG_OK)
 		r = smg_qmp_send(q, "migrate", str_arg("uri", "fd:" FD_NAME_OUT), &id);
 	if (r == SMG_OK)
-		r = collect(q, p[0], id, &raw, &rawlen);
-	close(p[0]);
+		r = collect(q, rd, id, &raw, &rawlen);
+	if (rd >= 0)
+		close(rd);
 	t[2] = smg_now_ns();
 	if (r == SMG_OK && (r = smg_qmp_wait_migration(q, STATE_WAIT_MS, status,
 						       sizeof(status))) != SMG_OK)

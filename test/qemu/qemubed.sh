@@ -272,6 +272,26 @@ qb_keys() {
 
 qb_addr() { [ "$1" = src ] && echo "$NB_SRC4" || echo "$NB_DST4"; }
 
+# qb_stamp TS RAW [RAW_ERR]: stdin's lines to RAW (with RAW_ERR: JSON lines
+# to RAW, the others there) and each, stamped "REALTIME_NS line" on arrival,
+# to TS. Bash builtins only: a stamper that takes CPU or seconds to start
+# (python under load) would skew or late-stamp what it measures.
+qb_stamp() {
+	local l t
+	{
+		while IFS= read -r l; do
+			t=$EPOCHREALTIME
+			printf '%s000 %s\n' "${t/./}" "$l" >&3
+			if [ $# -ge 3 ] && [ "${l:0:1}" != "{" ]; then
+				printf '%s\n' "$l" >&5
+			else
+				printf '%s\n' "$l" >&4
+			fi
+		done
+	} 3>>"$1" 4>>"$2" 5>>"${3:-/dev/null}"
+}
+export -f qb_stamp
+
 # qb_recv HOST [env...] -- [recv flags]: a --once receiver; QB_RECV_PID, QB_PORT.
 qb_recv() {
 	local h=$1 envs=() port

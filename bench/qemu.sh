@@ -38,7 +38,11 @@ export QB_STAMP=qb_stamp
 KEEP=${KEEP:-$(mktemp -d /tmp/secmig-bench-qemu.XXXXXX)}
 
 log() { echo "bench/qemu: $*" >&2; }
-jget() { sed -n "s/.*\"$2\": *\([0-9.-]*\).*/\1/p" <<<"$1" | head -1; }
+jget() { # json key -> number (null when absent)
+	local v
+	v=$(sed -n "s/.*\"$2\": *\([0-9.-]*\).*/\1/p" <<<"$1" | head -1)
+	echo "${v:-null}"
+}
 now_ns() { date +%s%N; }
 uplink_tx() { nb_exec "$1" awk '$1 == "uplink:" { print $10 }' /proc/net/dev; }
 load() { cut -d' ' -f1-3 /proc/loadavg; }
@@ -117,16 +121,21 @@ secmig_run() { # from to -> JSON line; the timeline in $T/timeline.txt
 	echo "$res $g {\"wire_bytes\": $((tx1 - tx0)), \"scan_ms_per_gib\": ${scan:-0}}"
 }
 
-sleep "$SETTLE_S"
-L1=$(load)
-log "load $L1: QEMU native, TCP, src -> dst"
-TCP=$(native src dst) || exit 1
-echo "qemu-tcp: $TCP"
-sleep "$SETTLE_S"
-L2=$(load)
-log "load $L2: QEMU native, TLS, dst -> src"
-TLS=$(native dst src "$tls") || exit 1
-echo "qemu-tls: $TLS"
+# SECMIG_ONLY=1: only the secmig run (to look at its timeline; the targets
+# compare it with QEMU's runs of the same invocation only).
+TCP='{}' TLS='{}' L1=- L2=-
+if [ "${SECMIG_ONLY:-0}" != 1 ]; then
+	sleep "$SETTLE_S"
+	L1=$(load)
+	log "load $L1: QEMU native, TCP, src -> dst"
+	TCP=$(native src dst) || exit 1
+	echo "qemu-tcp: $TCP"
+	sleep "$SETTLE_S"
+	L2=$(load)
+	log "load $L2: QEMU native, TLS, dst -> src"
+	TLS=$(native dst src "$tls") || exit 1
+	echo "qemu-tls: $TLS"
+fi
 sleep "$SETTLE_S"
 L3=$(load)
 log "load $L3: secmig, src -> dst"

@@ -337,7 +337,7 @@ struct qemu_backend {
 	uint8_t *state;
 	size_t state_len;
 	int state_err;
-	int state_rd; /* the prepared pipe's read end (smg_qemu_state_prepare) */
+	int state_rd;	 /* the prepared pipe's read end (smg_qemu_state_prepare) */
 	pthread_t saver; /* takes the device state while the final scan runs */
 	bool saving;
 	/* destination */

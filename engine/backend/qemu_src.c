@@ -190,7 +190,8 @@ int smg_qemu_src_logdirty_enable(struct smg_backend *self)
 	if (!q->attached)
 		return SMG_ERR_STATE;
 	/* The device state's pipe and capabilities now, not in the downtime. */
-	if (q->state_rd < 0 && (r = smg_qemu_state_prepare(q->qmp, &q->state_rd)) != SMG_OK)
+	if (q->state_rd < 0 &&
+	    (r = smg_qemu_state_prepare(q->qmp, &q->state_rd)) != SMG_OK)
 		return r;
 	if ((r = smg_qemu_ram_track_start(&q->ram)) == SMG_OK)
 		q->tracking = true;

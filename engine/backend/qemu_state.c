@@ -22,7 +22,7 @@
 #define STATE_VERSION 1
 #define CODEC_RAW     0
 #define CODEC_ZSTD    1
-#define ZSTD_LEVEL    3
+#define ZSTD_LEVEL    1 /* it runs in the downtime: the fastest level */
 #define STATE_CHUNK   65536u
 #define STATE_WAIT_MS 60000u
 #define FD_NAME_OUT   "secmig-state-out"

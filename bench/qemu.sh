@@ -32,9 +32,17 @@ QB_CMDLINE_EXTRA="smg.mode=bench smg.dirty_mib=$DIRTY_MIB smg.dirty_rate=$DIRTY_
 . "$top/test/qemu/qemubed.sh"
 TOOL="python3 $top/bench/qemu_tool.py"
 PORT=4444
+# Both sides' output, each line stamped on arrival (qemubed.sh qb_stamp),
+# kept in KEEP with the timeline built from them.
+export QB_STAMP=qb_stamp
+KEEP=${KEEP:-$(mktemp -d /tmp/secmig-bench-qemu.XXXXXX)}
 
 log() { echo "bench/qemu: $*" >&2; }
-jget() { sed -n "s/.*\"$2\": *\([0-9.-]*\).*/\1/p" <<<"$1" | head -1; }
+jget() { # json key -> number (null when absent)
+	local v
+	v=$(sed -n "s/.*\"$2\": *\([0-9.-]*\).*/\1/p" <<<"$1" | head -1)
+	echo "${v:-null}"
+}
 now_ns() { date +%s%N; }
 uplink_tx() { nb_exec "$1" awk '$1 == "uplink:" { print $10 }' /proc/net/dev; }
 load() { cut -d' ' -f1-3 /proc/loadavg; }
@@ -91,7 +99,7 @@ native() {
 	echo "$out $g {\"wire_bytes\": $((tx1 - tx0))}"
 }
 
-secmig_run() { # from to -> JSON line
+secmig_run() { # from to -> JSON line; the timeline in $T/timeline.txt
 	local from=$1 to=$2 t0 t1 tx0 tx1 res g
 	qb_recv "$to" || return 1
 	tx0=$(uplink_tx "$from")
@@ -100,6 +108,10 @@ secmig_run() { # from to -> JSON line
 	t1=$(now_ns)
 	tx1=$(uplink_tx "$from")
 	wait "$QB_RECV_PID" 2>/dev/null
+	$TOOL timeline "$T/send.ts" "$T/recv-$to.ts" "$t0" >"$T/timeline.txt" 2>&1
+	mkdir -p "$KEEP" && cp "$T"/send.* "$T"/recv-"$to".* "$T/timeline.txt" "$KEEP/" 2>/dev/null
+	cp "$T/$from/qemu/$QB_NAME.log" "$KEEP/qemu-$from.log" 2>/dev/null
+	cp "$T/$to/qemu/$QB_NAME.log" "$KEEP/qemu-$to.log" 2>/dev/null
 	[ "$QB_RC" = 0 ] || { log "secmig send exit $QB_RC: $(tail -3 "$T/send.err")"; return 1; }
 	qb_note_pid "$to"
 	res=$(grep '"event":"result"' "$T/send.out")
@@ -109,16 +121,21 @@ secmig_run() { # from to -> JSON line
 	echo "$res $g {\"wire_bytes\": $((tx1 - tx0)), \"scan_ms_per_gib\": ${scan:-0}}"
 }
 
-sleep "$SETTLE_S"
-L1=$(load)
-log "load $L1: QEMU native, TCP, src -> dst"
-TCP=$(native src dst) || exit 1
-echo "qemu-tcp: $TCP"
-sleep "$SETTLE_S"
-L2=$(load)
-log "load $L2: QEMU native, TLS, dst -> src"
-TLS=$(native dst src "$tls") || exit 1
-echo "qemu-tls: $TLS"
+# SECMIG_ONLY=1: only the secmig run (to look at its timeline; the targets
+# compare it with QEMU's runs of the same invocation only).
+TCP='{}' TLS='{}' L1=- L2=-
+if [ "${SECMIG_ONLY:-0}" != 1 ]; then
+	sleep "$SETTLE_S"
+	L1=$(load)
+	log "load $L1: QEMU native, TCP, src -> dst"
+	TCP=$(native src dst) || exit 1
+	echo "qemu-tcp: $TCP"
+	sleep "$SETTLE_S"
+	L2=$(load)
+	log "load $L2: QEMU native, TLS, dst -> src"
+	TLS=$(native dst src "$tls") || exit 1
+	echo "qemu-tls: $TLS"
+fi
 sleep "$SETTLE_S"
 L3=$(load)
 log "load $L3: secmig, src -> dst"
@@ -126,6 +143,8 @@ SEC=$(secmig_run src dst) || exit 1
 echo "secmig: $SEC"
 qb_expect_on dst "after the benchmark" >/dev/null || log "WARNING: the VM is not (only) on dst"
 
+cat "$T/timeline.txt"
+log "logs and timeline kept in $KEEP"
 printf '%-10s %10s %14s %14s %14s\n' run total_ms downtime_ms guest_gap_ms wire_bytes
 printf '%-10s %10s %14s %14s %14s\n' qemu-tcp "$(jget "$TCP" total_ms)" "$(jget "$TCP" downtime_ms)" \
 	"$(jget "$TCP" gap_ms)" "$(jget "$TCP" wire_bytes)"

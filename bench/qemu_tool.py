@@ -11,6 +11,10 @@
   qemu_tool.py native SRC_QMP DST_QMP DST_ADDR PORT [TLS_DIR]
       QEMU's own migration, src -> dst over TCP (TLS with tls-creds-x509
       when TLS_DIR is given); prints query-migrate's figures as JSON.
+  qemu_tool.py timeline SEND_TS RECV_TS [T0_NS]
+      both sides' logs, stamped on arrival (test/qemu/qemubed.sh qb_stamp),
+      merged on one clock, as a phase breakdown
+      (ms from the start of `secmig send`): setup, each round, the pause.
 """
 import json
 import os
@@ -112,6 +116,24 @@ def native(src_qmp, dst_qmp, addr, port, tls_dir=None):
     return 0 if st.get("status") == "completed" else 1
 
 
+def read_ts(path):
+    rows = []
+    try:
+        with open(path, "rb") as f:
+            for line in f:
+                ns, _, text = line.decode("utf-8", "replace").rstrip("\n").partition(" ")
+                if ns.isdigit():
+                    rows.append((int(ns), text))
+    except OSError:
+        pass
+    return rows
+
+
+def timeline(send_ts, recv_ts, t0=None):
+    import qemu_timeline  # next to this file
+    return qemu_timeline.report(read_ts(send_ts), read_ts(recv_ts), t0=t0)
+
+
 def main(argv):
     if len(argv) == 4 and argv[1] == "ticks":
         return ticks(argv[2], argv[3])
@@ -119,6 +141,8 @@ def main(argv):
         return gap(argv[2], argv[3], argv[4])
     if len(argv) in (6, 7) and argv[1] == "native":
         return native(*argv[2:])
+    if len(argv) in (4, 5) and argv[1] == "timeline":
+        return timeline(*argv[2:])
     print(__doc__, file=sys.stderr)
     return 2
 

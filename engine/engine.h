@@ -70,6 +70,9 @@ struct smg_precopy {
 	 * device state) and fixed costs (the destination's load time) */
 	uint64_t pending_bytes;
 	double fixed_ms;
+	/* of the round's time, how long finding its dirty pages took (a
+	 * backend without a dirty log scans all memory): not sending */
+	double scan_ms;
 	/* state */
 	unsigned round;	     /* rounds done */
 	unsigned throttle;   /* current throttle % */

@@ -26,6 +26,8 @@
 #define SHRINK_PROGRESS	     0.9  /* still shrinking by a tenth per round */
 #define SHRINK_STUCK	     0.75 /* over the budget and shrinking by less than 1/4 */
 #define BW_SMOOTH	     0.5  /* weight of the newest sample */
+#define SMALL_SET_SHARE	     20	  /* a dirty set under budget/20 to send ... */
+#define ROUND_COST_RATIO     20	  /* ... and a scan 20x that: stop */
 
 void smg_precopy_init(struct smg_precopy *pc, enum smg_stop_rule rule,
 		      unsigned max_downtime_ms, unsigned max_rounds, bool auto_converge)
@@ -80,8 +82,9 @@ enum smg_precopy_decision smg_precopy_next_round(struct smg_precopy *pc,
 						 uint64_t dirty_pages, uint32_t page_size)
 {
 	double secs = round_ns > 0 ? (double)round_ns / 1e9 : 1e-6;
+	double send_s = secs - pc->scan_ms / 1e3; /* the link's share of it */
 	double dirty_bytes = (double)dirty_pages * page_size;
-	double sample = (double)bytes_sent / secs;
+	double sample = (double)bytes_sent / (send_s > secs / 10 ? send_s : secs / 10);
 	uint64_t prev = pc->prev_dirty;
 
 	pc->round++;
@@ -122,8 +125,19 @@ enum smg_precopy_decision smg_precopy_next_round(struct smg_precopy *pc,
 				pc->est_ms > pc->max_downtime_ms / 10.0 &&
 				pc->round < pc->max_rounds / 2;
 
+		/* One more round saves at most the dirty set's transfer from
+		 * the downtime and costs its scan besides (a backend without a
+		 * dirty log hashes all memory every round: docs/qemu.md). Once
+		 * that set is a small part of the budget and the scan dwarfs
+		 * it, stop. */
+		double xfer_ms = pc->est_ms - pc->fixed_ms;
+		bool not_worth =
+		    xfer_ms <= (double)pc->max_downtime_ms / SMALL_SET_SHARE &&
+		    pc->scan_ms > ROUND_COST_RATIO * xfer_ms;
+
 		pc->outpaced = 0;
-		if (dirty_pages <= TINY_DIRTY_PAGES || pc->round >= pc->max_rounds)
+		if (dirty_pages <= TINY_DIRTY_PAGES || pc->round >= pc->max_rounds ||
+		    not_worth)
 			return SMG_PRECOPY_STOP;
 		return shrinking || progress ? SMG_PRECOPY_CONTINUE : SMG_PRECOPY_STOP;
 	}

@@ -334,9 +334,11 @@ static enum src_state do_precopy(struct smg_send *c)
 		smg_fault_point(SMG_FI_SRC_AFTER_ROUND0, c->live);
 	/* Fold the round's leaves into the tree now, outside the downtime. */
 	smg_merkle_root(c->mk, c->st->memory_root);
+	uint64_t t_scan = smg_now_ns();
 	if ((c->err = c->be->ops->logdirty_peek_clear(c->be, c->pending, &dirty)) !=
 	    SMG_OK)
 		return SRC_ABORTED;
+	c->pc.scan_ms = (double)(smg_now_ns() - t_scan) / 1e6; /* not the link's */
 	/* secmig tune may have moved the budget; the estimate covers the disk
 	 * delta and the destination's load time too. */
 	c->pc.max_downtime_ms = smg_live_budget(c->live, c->pc.max_downtime_ms);

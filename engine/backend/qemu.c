@@ -46,26 +46,38 @@ int smg_qemu_teardown(const char *state_dir, const struct smg_qemu_vm *vm,
 	char path[SMG_QEMU_VALUE_MAX + 64];
 	int r = SMG_OK;
 
+	uint64_t t[5];
+
+	t[0] = smg_now_ns();
 	if ((p == NULL || p->pidfd < 0) && q != NULL &&
 	    smg_qemu_proc_attach(smg_qmp_pid(q), &own) == SMG_OK)
 		p = &own;
 	if (q != NULL)
 		(void)smg_qmp_call(q, "quit", NULL, -1, SMG_QMP_TIMEOUT_MS, NULL);
+	t[1] = smg_now_ns();
 	if (p != NULL && (r = smg_qemu_proc_end(p, QUIT_WAIT_MS)) != SMG_OK)
 		smg_err("qemu: '%s' does not exit; its RAM and vTPM stay", vm->name);
 	smg_qemu_proc_close(&own);
+	t[2] = smg_now_ns();
 	for (unsigned i = 0; i < vm->n_nics; i++)
 		(void)smg_qemu_tap_delete(vm->nics[i].tap);
 	if (r != SMG_OK)
 		return r;
+	t[3] = smg_now_ns();
 	end_swtpm(state_dir, vm->name);
 	if (vm->vtpm)
 		smg_qemu_vtpm_wipe(state_dir, vm->name);
+	t[4] = smg_now_ns();
 	/* the guest's memory, secrets and all, leaves with the guest */
 	if (unlink(vm->ram) != 0 && errno != ENOENT)
 		smg_warn("qemu: RAM file %s: %s", vm->ram, strerror(errno));
 	if (smg_qemu_path(state_dir, vm->name, "qmp", path, sizeof(path)) == SMG_OK)
 		unlink(path);
+	smg_debug("qemu: '%s' torn down: quit %.1f ms, exit %.1f, taps %.1f, swtpm and "
+		  "its state %.1f, RAM %.1f",
+		  vm->name, (double)(t[1] - t[0]) / 1e6, (double)(t[2] - t[1]) / 1e6,
+		  (double)(t[3] - t[2]) / 1e6, (double)(t[4] - t[3]) / 1e6,
+		  (double)(smg_now_ns() - t[4]) / 1e6);
 	return SMG_OK;
 }
 
@@ -101,6 +113,7 @@ static const struct smg_backend_ops qemu_ops = {
     .name = "qemu",
     .close = qemu_close,
     .domain_open = smg_qemu_src_open,
+    .populated = smg_qemu_src_populated,
     .logdirty_enable = smg_qemu_src_logdirty_enable,
     .logdirty_peek_clear = smg_qemu_src_logdirty_peek_clear,
     .logdirty_disable = smg_qemu_src_logdirty_disable,
@@ -138,6 +151,7 @@ int smg_backend_qemu_open(const struct smg_backend_opts *opts, struct smg_backen
 	snprintf(q->state_dir, sizeof(q->state_dir), "%s", dir);
 	q->qemu = q->swtpm = (struct smg_qemu_proc){.pid = -1, .pidfd = -1};
 	q->ram.fd = -1;
+	q->state_rd = -1;
 	q->guard = (struct smg_qemu_guard){.pid = -1, .sock = -1};
 	*out = &q->be;
 	return SMG_OK;

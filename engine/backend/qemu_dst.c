@@ -1,11 +1,11 @@
 /* qemu backend, receiving side. The sender's plan carries a description
  * (qemu_vm.c) that is matched against this host's own definition of the
  * VM; everything the incoming QEMU is started with comes from that
- * definition. Pages go straight into a new RAM file; QEMU itself is started
- * (`-incoming defer -S`) in a thread as soon as pages flow, off the
- * downtime path, and gets the device state at restore_state. It never runs
- * before COMMIT: `cont` comes from resume(), and a receiver that dies
- * before COMMIT leaves a guard that kills the incoming QEMU. */
+ * definition. Pages go straight into a new RAM file; swtpm and QEMU are
+ * started (`-incoming defer -S`) in a thread as soon as pages flow, off
+ * PLAN's path and the downtime's, and gets the device state at restore_state. It never
+ * runs before COMMIT: `cont` comes from resume(), and a receiver that dies before COMMIT
+ * leaves a guard that kills the incoming QEMU. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -22,8 +22,10 @@
 
 #define RESUME_ATTACH_MS 5000u
 
+/* The taps, down; swtpm starts with QEMU, off PLAN's path (launch_main). */
 static int build_host_side(struct qemu_backend *q)
 {
+	uint64_t t0 = smg_now_ns();
 	int r;
 
 	for (unsigned i = 0; i < q->vm.n_nics; i++) {
@@ -32,9 +34,7 @@ static int build_host_side(struct qemu_backend *q)
 			return r;
 		q->taps_made[i] = true;
 	}
-	if (q->vm.vtpm && (r = smg_qemu_vtpm_start(q->state_dir, q->vm.name, true,
-						   &q->swtpm)) != SMG_OK)
-		return r;
+	smg_debug("qemu: taps in %.1f ms", (double)(smg_now_ns() - t0) / 1e6);
 	return SMG_OK;
 }
 
@@ -59,10 +59,8 @@ static int start_guard(struct qemu_backend *q)
 	gp.n_taps = q->vm.n_nics;
 	for (unsigned i = 0; i < q->vm.n_nics; i++)
 		snprintf(gp.taps[i], sizeof(gp.taps[i]), "%s", q->vm.nics[i].tap);
-	if ((r = smg_qemu_guard_start(&gp, &q->guard)) != SMG_OK)
-		return r;
-	return q->swtpm.pidfd >= 0 ? smg_qemu_guard_watch(&q->guard, q->swtpm.pidfd)
-				   : SMG_OK;
+	/* swtpm and QEMU are watched from launch_main, which starts them. */
+	return smg_qemu_guard_start(&gp, &q->guard);
 }
 
 /* The sender's description is a request: parsed in PLAN mode (a key that
@@ -186,8 +184,17 @@ static void *launch_main(void *arg)
 
 	/* QEMU announces itself when an incoming migration completes, which
 	 * is before COMMIT here: no rounds then; resume() announces. */
+	uint64_t t0 = smg_now_ns(), t1, ts;
 	json_object_object_add(p, "announce-rounds", json_object_new_int64(0));
-	r = smg_qemu_launch(&q->vm, q->state_dir, true, &q->qemu, &q->qmp);
+	/* A fresh vTPM for QEMU to connect to, under the guard's watch. */
+	r = !q->vm.vtpm ? SMG_OK
+			: smg_qemu_vtpm_start(q->state_dir, q->vm.name, true, &q->swtpm);
+	if (r == SMG_OK && q->swtpm.pidfd >= 0)
+		r = smg_qemu_guard_watch(&q->guard, q->swtpm.pidfd);
+	ts = smg_now_ns();
+	if (r == SMG_OK)
+		r = smg_qemu_launch(&q->vm, q->state_dir, true, &q->qemu, &q->qmp);
+	t1 = smg_now_ns();
 	if (r == SMG_OK)
 		r = smg_qemu_guard_watch(&q->guard, q->qemu.pidfd);
 	if (r == SMG_OK)
@@ -200,6 +207,11 @@ static void *launch_main(void *arg)
 	}
 	json_object_put(p);
 	q->launch_err = r;
+	if (r == SMG_OK)
+		smg_debug("qemu: incoming QEMU ready in %.1f ms (swtpm %.1f, start %.1f, "
+			  "capabilities %.1f)",
+			  (double)(smg_now_ns() - t0) / 1e6, (double)(ts - t0) / 1e6,
+			  (double)(t1 - ts) / 1e6, (double)(smg_now_ns() - t1) / 1e6);
 	return NULL;
 }
 
@@ -299,10 +311,13 @@ int smg_qemu_dst_restore_state(struct smg_backend *self, const uint8_t *blob, si
 			     "qemu: the sender's device state is malformed");
 		return r;
 	}
+	uint64_t t0 = smg_now_ns();
 	if (!atomic_load(&q->launching))
 		r = start_launch(q);
 	if (r == SMG_OK)
 		r = join_launch(q);
+	smg_debug("qemu: waited %.1f ms for the incoming QEMU",
+		  (double)(smg_now_ns() - t0) / 1e6);
 	tell_guard_id(q);
 	if (r == SMG_OK)
 		r = smg_qemu_state_load(q->qmp, raw, rawlen);
@@ -366,9 +381,11 @@ int smg_qemu_dst_resume(struct smg_backend *self)
 
 	if (!q->dst_committed)
 		return SMG_ERR_STATE; /* never run an unverified copy */
+	uint64_t t0 = smg_now_ns();
 	if ((r = start_vm(q->qmp, &q->vm)) != SMG_OK)
 		return r;
 	q->resumed = true;
+	smg_debug("qemu: taps up and cont in %.1f ms", (double)(smg_now_ns() - t0) / 1e6);
 	if (pthread_create(&q->announcer, NULL, announcer_main, q) == 0)
 		q->announcing = true;
 	else

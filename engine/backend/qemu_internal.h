@@ -194,6 +194,10 @@ struct smg_qemu_ram {
 int smg_qemu_ram_open(const char *path, uint64_t size, bool writable, bool create,
 		      struct smg_qemu_ram *r);
 void smg_qemu_ram_close(struct smg_qemu_ram *r);
+/* The backed pages (not holes) now, as bits in bitmap, and their count. */
+int smg_qemu_ram_populated(struct smg_qemu_ram *r, uint64_t *bitmap, uint64_t *count);
+/* Tracking starts with every hole taken as sent (zero), since the
+ * destination starts all zero: the first round needs only the backed pages. */
 int smg_qemu_ram_track_start(struct smg_qemu_ram *r);
 void smg_qemu_ram_track_stop(struct smg_qemu_ram *r);
 /* Copy n pages into out and remember each copy's tag (thread-safe on
@@ -217,8 +221,13 @@ int smg_qemu_ram_write(struct smg_qemu_ram *r, const uint64_t *pfns, size_t n,
 #define SMG_QEMU_STATE_HDR_LEN 12u
 #define SMG_QEMU_STATE_RAW_MAX (64u << 20) /* QEMU's stream, uncompressed */
 
-/* Stop must have happened: run `migrate` into a pipe and collect it. */
-int smg_qemu_state_save(struct smg_qmp *q, uint8_t **blob, size_t *len);
+/* Before the pause, off the downtime: every migration capability off but
+ * x-ignore-shared, no TLS, and a pipe's write end handed to QEMU (getfd);
+ * *rd is its read end. */
+int smg_qemu_state_prepare(struct smg_qmp *q, int *rd);
+/* Stop must have happened: run `migrate` into the prepared pipe (rd, which
+ * is closed; -1: prepare now) and collect it. */
+int smg_qemu_state_save(struct smg_qmp *q, int rd, uint8_t **blob, size_t *len);
 /* QEMU waits in -incoming defer: feed it the stream and wait for it. */
 int smg_qemu_state_load(struct smg_qmp *q, const uint8_t *raw, size_t len);
 int smg_qemu_state_encode(const uint8_t *raw, size_t len, uint8_t **blob, size_t *blen);
@@ -328,6 +337,7 @@ struct qemu_backend {
 	uint8_t *state;
 	size_t state_len;
 	int state_err;
+	int state_rd;	 /* the prepared pipe's read end (smg_qemu_state_prepare) */
 	pthread_t saver; /* takes the device state while the final scan runs */
 	bool saving;
 	/* destination */
@@ -347,6 +357,7 @@ struct qemu_backend {
 
 int smg_qemu_src_open(struct smg_backend *self, const char *name,
 		      struct smg_domain_info *info);
+int smg_qemu_src_populated(struct smg_backend *self, uint64_t *bitmap, uint64_t *count);
 int smg_qemu_src_logdirty_enable(struct smg_backend *self);
 int smg_qemu_src_logdirty_peek_clear(struct smg_backend *self, uint64_t *bitmap,
 				     uint64_t *dirty);

@@ -192,6 +192,24 @@ static void refresh_data(struct smg_qemu_ram *r)
 	}
 }
 
+int smg_qemu_ram_populated(struct smg_qemu_ram *r, uint64_t *bitmap, uint64_t *count)
+{
+	uint64_t *data = bitmap_new(r->pages), *keep = r->data, n = 0;
+
+	if (data == NULL)
+		return SMG_ERR_NOMEM;
+	r->data = data;
+	refresh_data(r);
+	r->data = keep;
+	for (uint64_t w = 0; w < (r->pages + 63) / 64; w++) {
+		bitmap[w] = data[w];
+		n += (uint64_t)__builtin_popcountll(data[w]);
+	}
+	free(data);
+	*count = n;
+	return SMG_OK;
+}
+
 int smg_qemu_ram_track_start(struct smg_qemu_ram *r)
 {
 	uint8_t *zero;
@@ -207,6 +225,14 @@ int smg_qemu_ram_track_start(struct smg_qemu_ram *r)
 	tag_page(r->tg, zero, r->zero_tag);
 	free(zero);
 	refresh_data(r);
+	/* The destination starts with every page zero (a new file, all
+	 * holes): a hole here is already there, as if sent as zeros. Once the
+	 * guest backs it, its tag differs and a scan finds it. */
+	for (uint64_t p = 0; p < r->pages; p++)
+		if (!test_bit(r->data, p)) {
+			memcpy(r->sent[p], r->zero_tag, SMG_QEMU_TAG_LEN);
+			set_bit(r->have, p);
+		}
 	r->scans = r->scan_ns = r->scan_bytes = 0;
 	return SMG_OK;
 }

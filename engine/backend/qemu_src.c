@@ -137,6 +137,7 @@ int smg_qemu_src_open(struct smg_backend *self, const char *name,
 
 	if (q->attached || q->is_dst || !smg_qemu_name_ok(name))
 		return SMG_ERR_INVAL;
+	uint64_t t0 = smg_now_ns();
 	if ((r = smg_qemu_vm_load(q->state_dir, name, &q->vm)) != SMG_OK)
 		return r;
 	if ((r = smg_qemu_path(q->state_dir, name, "qmp", qmp, sizeof(qmp))) != SMG_OK ||
@@ -164,10 +165,21 @@ int smg_qemu_src_open(struct smg_backend *self, const char *name,
 		return r;
 	q->attached = true;
 	fill_info(q, info);
-	smg_info("qemu: attached to '%s' (pid %d, %llu MiB, %u vCPUs, %s)", name,
-		 (int)q->qemu.pid, (unsigned long long)(q->vm.mem_bytes >> 20), vcpus,
-		 status);
+	smg_info("qemu: attached to '%s' (pid %d, %llu MiB, %u vCPUs, %s) in %.1f ms",
+		 name, (int)q->qemu.pid, (unsigned long long)(q->vm.mem_bytes >> 20),
+		 vcpus, status, (double)(smg_now_ns() - t0) / 1e6);
 	return SMG_OK;
+}
+
+/* Round 0 sends the backed pages only: a hole is a zero page, and the
+ * destination's RAM file starts all holes (tracking takes holes as sent). */
+int smg_qemu_src_populated(struct smg_backend *self, uint64_t *bitmap, uint64_t *count)
+{
+	struct qemu_backend *q = QEMU_SELF(self);
+
+	if (!q->attached)
+		return SMG_ERR_STATE;
+	return smg_qemu_ram_populated(&q->ram, bitmap, count);
 }
 
 int smg_qemu_src_logdirty_enable(struct smg_backend *self)
@@ -177,6 +189,10 @@ int smg_qemu_src_logdirty_enable(struct smg_backend *self)
 
 	if (!q->attached)
 		return SMG_ERR_STATE;
+	/* The device state's pipe and capabilities now, not in the downtime. */
+	if (q->state_rd < 0 &&
+	    (r = smg_qemu_state_prepare(q->qmp, &q->state_rd)) != SMG_OK)
+		return r;
 	if ((r = smg_qemu_ram_track_start(&q->ram)) == SMG_OK)
 		q->tracking = true;
 	return r;
@@ -244,8 +260,10 @@ static bool has_moving_disks(const struct qemu_backend *q)
 static void *saver_main(void *arg)
 {
 	struct qemu_backend *q = arg;
+	int rd = q->state_rd; /* the save closes it */
 
-	q->state_err = smg_qemu_state_save(q->qmp, &q->state, &q->state_len);
+	q->state_rd = -1;
+	q->state_err = smg_qemu_state_save(q->qmp, rd, &q->state, &q->state_len);
 	return NULL;
 }
 
@@ -266,20 +284,26 @@ int smg_qemu_src_pause(struct smg_backend *self)
 
 	if (!q->attached || q->paused)
 		return SMG_ERR_STATE;
+	uint64_t t0 = smg_now_ns();
 	smg_qemu_throttle_stop(&q->thr);
 	if ((r = smg_qmp_call(q->qmp, "stop", NULL, -1, SMG_QMP_TIMEOUT_MS, NULL)) !=
 	    SMG_OK)
 		return r;
 	q->paused = true;
+	uint64_t t1 = smg_now_ns();
 	set_taps(q, false);
+	smg_debug("qemu: stopped in %.1f ms, taps down in %.1f ms",
+		  (double)(t1 - t0) / 1e6, (double)(smg_now_ns() - t1) / 1e6);
 	free(q->state);
 	q->state = NULL;
 	q->state_err = SMG_OK;
 	/* QEMU flushes its disks when the save completes; a disk of the disk
 	 * service is held from the moment the engine pauses it, right after
 	 * we return: with such disks the state is taken before that. */
-	if (has_moving_disks(q) || pthread_create(&q->saver, NULL, saver_main, q) != 0)
-		return smg_qemu_state_save(q->qmp, &q->state, &q->state_len);
+	if (has_moving_disks(q) || pthread_create(&q->saver, NULL, saver_main, q) != 0) {
+		saver_main(q);
+		return q->state_err;
+	}
 	q->saving = true;
 	return SMG_OK;
 }
@@ -324,8 +348,13 @@ int smg_qemu_src_save_state(struct smg_backend *self, uint8_t **blob, size_t *le
 	*len = 0;
 	if (!q->paused)
 		return SMG_ERR_STATE;
+	uint64_t t0 = smg_now_ns();
+	bool waited = q->saving;
 	if ((r = join_saver(q)) != SMG_OK)
 		return r;
+	if (waited)
+		smg_debug("qemu: waited %.1f ms for the device state",
+			  (double)(smg_now_ns() - t0) / 1e6);
 	if (q->state == NULL)
 		return SMG_ERR_STATE;
 	*blob = q->state;
@@ -394,10 +423,13 @@ int smg_qemu_src_destroy(struct qemu_backend *q)
 
 	if (!q->attached)
 		return SMG_ERR_STATE;
+	uint64_t t0 = smg_now_ns();
 	(void)join_saver(q);
 	smg_qemu_ram_close(&q->ram);
 	q->have_ram = q->tracking = false;
 	r = smg_qemu_teardown(q->state_dir, &q->vm, q->qmp, &q->qemu);
+	smg_debug("qemu: source copy torn down in %.1f ms",
+		  (double)(smg_now_ns() - t0) / 1e6);
 	smg_qmp_close(q->qmp);
 	q->qmp = NULL;
 	if (r == SMG_OK)
@@ -477,6 +509,9 @@ void smg_qemu_src_close(struct qemu_backend *q)
 {
 	smg_qemu_throttle_stop(&q->thr);
 	(void)join_saver(q);
+	if (q->state_rd >= 0) /* QEMU's end goes with the next getfd or QEMU */
+		close(q->state_rd);
+	q->state_rd = -1;
 	if (q->attached && !q->committed && q->paused &&
 	    smg_qemu_src_unpause(&q->be) != SMG_OK)
 		smg_err("qemu: '%s' could not be resumed; the guard tries again",

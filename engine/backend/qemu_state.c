@@ -22,7 +22,7 @@
 #define STATE_VERSION 1
 #define CODEC_RAW     0
 #define CODEC_ZSTD    1
-#define ZSTD_LEVEL    3
+#define ZSTD_LEVEL    1 /* it runs in the downtime: the fastest level */
 #define STATE_CHUNK   65536u
 #define STATE_WAIT_MS 60000u
 #define FD_NAME_OUT   "secmig-state-out"
@@ -142,16 +142,11 @@ static int collect(struct smg_qmp *q, int rd, int64_t id, uint8_t **out, size_t 
 	return SMG_OK;
 }
 
-int smg_qemu_state_save(struct smg_qmp *q, uint8_t **blob, size_t *len)
+int smg_qemu_state_prepare(struct smg_qmp *q, int *rd)
 {
-	char status[32];
-	uint8_t *raw = NULL;
-	size_t rawlen = 0;
 	int p[2], r;
-	int64_t id;
 
-	*blob = NULL;
-	*len = 0;
+	*rd = -1;
 	if (pipe2(p, O_CLOEXEC) != 0)
 		return smg_err_sys(errno);
 	r = prepare(q);
@@ -159,18 +154,49 @@ int smg_qemu_state_save(struct smg_qmp *q, uint8_t **blob, size_t *len)
 		r = smg_qmp_call(q, "getfd", str_arg("fdname", FD_NAME_OUT), p[1],
 				 SMG_QMP_TIMEOUT_MS, NULL);
 	close(p[1]); /* QEMU holds its own copy now */
+	if (r != SMG_OK) {
+		close(p[0]);
+		return r;
+	}
+	*rd = p[0];
+	return SMG_OK;
+}
+
+int smg_qemu_state_save(struct smg_qmp *q, int rd, uint8_t **blob, size_t *len)
+{
+	char status[32];
+	uint8_t *raw = NULL;
+	size_t rawlen = 0;
+	int r = SMG_OK;
+	int64_t id;
+	uint64_t t[5];
+
+	*blob = NULL;
+	*len = 0;
+	t[0] = smg_now_ns();
+	if (rd < 0)
+		r = smg_qemu_state_prepare(q, &rd);
+	t[1] = smg_now_ns();
 	if (r == SMG_OK)
 		r = smg_qmp_send(q, "migrate", str_arg("uri", "fd:" FD_NAME_OUT), &id);
 	if (r == SMG_OK)
-		r = collect(q, p[0], id, &raw, &rawlen);
-	close(p[0]);
+		r = collect(q, rd, id, &raw, &rawlen);
+	if (rd >= 0)
+		close(rd);
+	t[2] = smg_now_ns();
 	if (r == SMG_OK && (r = smg_qmp_wait_migration(q, STATE_WAIT_MS, status,
 						       sizeof(status))) != SMG_OK)
 		smg_err("qemu: saving the device state ended '%s'", status);
+	t[3] = smg_now_ns();
 	if (r == SMG_OK)
 		r = smg_qemu_state_encode(raw, rawlen, blob, len);
+	t[4] = smg_now_ns();
 	if (r == SMG_OK)
-		smg_info("qemu: device state %zu bytes (%zu compressed)", rawlen, *len);
+		smg_info("qemu: device state %zu bytes (%zu compressed) in %.1f ms "
+			 "(setup %.1f, stream %.1f, completed %.1f, zstd %.1f)",
+			 rawlen, *len, (double)(t[4] - t[0]) / 1e6,
+			 (double)(t[1] - t[0]) / 1e6, (double)(t[2] - t[1]) / 1e6,
+			 (double)(t[3] - t[2]) / 1e6, (double)(t[4] - t[3]) / 1e6);
 	free(raw);
 	return r;
 }
@@ -213,6 +239,7 @@ int smg_qemu_state_load(struct smg_qmp *q, const uint8_t *raw, size_t len)
 	char status[32];
 	int p[2], r;
 	int64_t id;
+	uint64_t t0 = smg_now_ns(), t1;
 
 	/* A socket, not a pipe: a QEMU that gives up mid-stream must not kill
 	 * us with SIGPIPE (MSG_NOSIGNAL). */
@@ -228,11 +255,17 @@ int smg_qemu_state_load(struct smg_qmp *q, const uint8_t *raw, size_t len)
 		r = feed(q, p[1], id, raw, len);
 	shutdown(p[1], SHUT_WR); /* end of stream */
 	close(p[1]);
+	t1 = smg_now_ns();
 	if (r == SMG_OK && (r = smg_qmp_wait_migration(q, STATE_WAIT_MS, status,
 						       sizeof(status))) != SMG_OK)
 		smg_err("qemu: loading the device state ended '%s' (see the VM's "
 			"QEMU log)",
 			status);
+	if (r == SMG_OK)
+		smg_debug("qemu: device state loaded in %.1f ms (stream %.1f, completed "
+			  "%.1f)",
+			  (double)(smg_now_ns() - t0) / 1e6, (double)(t1 - t0) / 1e6,
+			  (double)(smg_now_ns() - t1) / 1e6);
 	return r;
 }
 

@@ -272,16 +272,42 @@ qb_keys() {
 
 qb_addr() { [ "$1" = src ] && echo "$NB_SRC4" || echo "$NB_DST4"; }
 
+# qb_stamp TS RAW [RAW_ERR]: stdin's lines to RAW (with RAW_ERR: JSON lines
+# to RAW, the others there) and each, stamped "REALTIME_NS line" on arrival,
+# to TS. Bash builtins only: a stamper that takes CPU or seconds to start
+# (python under load) would skew or late-stamp what it measures.
+qb_stamp() {
+	local l t
+	{
+		while IFS= read -r l; do
+			t=$EPOCHREALTIME
+			printf '%s000 %s\n' "${t/./}" "$l" >&3
+			if [ $# -ge 3 ] && [ "${l:0:1}" != "{" ]; then
+				printf '%s\n' "$l" >&5
+			else
+				printf '%s\n' "$l" >&4
+			fi
+		done
+	} 3>>"$1" 4>>"$2" 5>>"${3:-/dev/null}"
+}
+export -f qb_stamp
+
 # qb_recv HOST [env...] -- [recv flags]: a --once receiver; QB_RECV_PID, QB_PORT.
 qb_recv() {
 	local h=$1 envs=() port
 	shift
 	while [ $# -gt 0 ] && [ "$1" != -- ]; do envs+=("$1"); shift; done
 	[ "${1:-}" = -- ] && shift
-	rm -f "$T/recv-$h.out"
-	nb_bg "$h" "$T/recv-$h.out" env ${envs[@]+"${envs[@]}"} "$SECMIG" -v recv \
+	rm -f "$T/recv-$h.out" "$T/recv-$h.ts"
+	local cmd=(env ${envs[@]+"${envs[@]}"} "$SECMIG" -v recv \
 		--listen "$(qb_addr "$h"):0" --once --json --state-dir "$T/$h" --name "$h" \
-		--backend qemu --insecure-software-mode --defs "$T/$h/defs" "$@"
+		--backend qemu --insecure-software-mode --defs "$T/$h/defs" "$@")
+	if [ -n "${QB_STAMP:-}" ]; then # every line also stamped on arrival
+		nb_bg "$h" "$T/recv-$h.stamp" bash -c \
+			'"$@" 2>&1 | $QB_STAMP "$0.ts" "$0.out"' "$T/recv-$h" "${cmd[@]}"
+	else
+		nb_bg "$h" "$T/recv-$h.out" "${cmd[@]}"
+	fi
 	QB_RECV_PID=$NB_PID
 	QB_PORT=
 	for _ in $(seq 200); do
@@ -299,12 +325,18 @@ qb_send() {
 	shift 2
 	while [ $# -gt 0 ] && [ "$1" != -- ]; do envs+=("$1"); shift; done
 	[ "${1:-}" = -- ] && shift
-	nb_exec "$from" env ${envs[@]+"${envs[@]}"} "$SECMIG" -v send \
+	local cmd=(env ${envs[@]+"${envs[@]}"} "$SECMIG" -v send \
 		--to "${QB_TO:-$(qb_addr "$to"):$QB_PORT}" --peer "$to" --on-no-converge extend \
 		--domain "$QB_NAME" --json \
-		--state-dir "$T/$from" --name "$from" --backend qemu "$@" \
-		>"$T/send.out" 2>"$T/send.err"
-	QB_RC=$?
+		--state-dir "$T/$from" --name "$from" --backend qemu "$@")
+	if [ -n "${QB_STAMP:-}" ]; then # JSON to send.out, the log to send.err, both stamped
+		rm -f "$T/send.out" "$T/send.err" "$T/send.ts"
+		nb_exec "$from" "${cmd[@]}" 2>&1 | $QB_STAMP "$T/send.ts" "$T/send.out" "$T/send.err"
+		QB_RC=${PIPESTATUS[0]}
+	else
+		nb_exec "$from" "${cmd[@]}" >"$T/send.out" 2>"$T/send.err"
+		QB_RC=$?
+	fi
 }
 
 # The VM's disk in HOST's disk service: "STATE CLIENTS", or "absent".

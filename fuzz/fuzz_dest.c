@@ -259,14 +259,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct fz_pair pair;
 	struct writer w = {.pair = &pair, .rec = rec};
 	struct smg_mig_stats st;
-	const struct smg_recv_opts ro = {.backend = "sim",
-					 .bopts = {.state_dir = simdir},
-					 .state_dir = recdir,
-					 .defs = defs,
-					 .capacity = cap};
+	struct smg_recv_opts ro = {.backend = "sim",
+				   .bopts = {.state_dir = simdir},
+				   .state_dir = recdir};
 
 	if (base[0] == '\0')
 		init();
+	ro.defs = defs;
+	ro.capacity = cap;
 	if (size < 1)
 		return 0;
 	w.nchan = 1 + data[0] % 3;
@@ -276,7 +276,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (fz_pair_open(&pair, w.nchan, LIVE_MS) != 0 ||
 	    pthread_create(&w.tid, NULL, writer_main, &w) != 0)
 		abort();
-	smg_engine_serve(pair.srv, &ro, &st);
+	int r = smg_engine_serve(pair.srv, &ro, &st);
+	if (getenv("FUZZ_VERBOSE") != NULL)
+		fprintf(stderr, "fuzz_dest: serve: %s (verified %d)\n", smg_strerror(r),
+			st.verified);
 	smg_session_free(pair.srv); /* a writer still sending fails now */
 	pair.srv = NULL;
 	pthread_join(w.tid, NULL);

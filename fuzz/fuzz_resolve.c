@@ -157,6 +157,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	    pthread_create(&w.tid, NULL, writer_main, &w) != 0)
 		abort();
 	r = smg_engine_resolve(pair.cli, be, "fz", FZ_ID, &p, &out);
+	if (getenv("FUZZ_VERBOSE") != NULL)
+		fprintf(stderr, "fuzz_resolve: %s, outcome %d\n", smg_strerror(r), out);
 	smg_session_free(pair.cli);
 	pair.cli = NULL;
 	pthread_join(w.tid, NULL);

@@ -1,10 +1,11 @@
-/* Writes the seeds of fuzz_dest and fuzz_resolve (fuzz/dest_input.h):
- * the frames a real source sends in a whole sim migration (the sim
- * backend's own config and saved device state, the pages of a round, the
- * round sequence of test_rogue.c's valid row), the out-of-sequence rows of
- * test_rogue.c, resolve queries for each kind of outcome record, and a
- * destination's resolve answers. Built with the fuzzers (bash
- * scripts/build.sh fuzz); run: build-fuzz/gen_dest_corpus fuzz/corpus */
+/* Writes the seeds of fuzz_dest, fuzz_resolve and fuzz_source
+ * (fuzz/dest_input.h): the frames a real source sends in a whole sim
+ * migration (the sim backend's own config and saved device state, the
+ * pages of a round, the round sequence of test_rogue.c's valid row), the
+ * out-of-sequence rows of test_rogue.c, resolve queries for each kind of
+ * outcome record, a destination's resolve answers and its answers to a
+ * source. Built with the fuzzers (bash scripts/build.sh fuzz); run:
+ *   build-fuzz/gen_dest_corpus fuzz/corpus */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -292,6 +293,62 @@ static void resolve_seeds(void)
 	put("resolve", "refused", &s);
 }
 
+/* ---- a destination's answers to a source (fuzz_source) ----------------- */
+static void plan_ack(struct seed *s, bool ok)
+{
+	Smg__PlanAck a = SMG__PLAN_ACK__INIT;
+
+	a.accepted = ok;
+	a.load_ms = 40;
+	a.reason =
+	    (char *)(ok ? ""
+			: "memory: 4096 MiB requested, this host offers at most 1024");
+	if (!ok) {
+		a.code = SMG__ABORT_REASON__ABORT_POLICY;
+		a.error = -11;
+	}
+	msg(s, 0, SMG_FT_PLAN_ACK, 0, &a.base);
+}
+
+static void ready(struct seed *s, uint8_t flags)
+{
+	Smg__Ready m = SMG__READY__INIT;
+	uint8_t h[32] = {0};
+
+	m.migration_id = (char *)FZ_ID;
+	m.manifest_hash = (ProtobufCBinaryData){sizeof(h), h};
+	msg(s, 0, SMG_FT_READY, flags, &m.base);
+}
+
+static void done(struct seed *s)
+{
+	Smg__Done m = SMG__DONE__INIT;
+
+	m.migration_id = (char *)FZ_ID;
+	m.resumed_at_ms = 1764547200000ull;
+	msg(s, 0, SMG_FT_DONE, FZ_FIX, &m.base);
+}
+
+static void source_seeds(void)
+{
+	struct seed s;
+
+	begin(&s, 1), plan_ack(&s, true), ready(&s, FZ_FIX), done(&s);
+	put("source", "valid-2ch", &s);
+	begin(&s, 0), plan_ack(&s, true), ready(&s, FZ_FIX), done(&s);
+	put("source", "valid-1ch", &s);
+	begin(&s, 1), plan_ack(&s, true), ready(&s, FZ_FIX);
+	put("source", "no-done-in-doubt", &s);
+	begin(&s, 1), plan_ack(&s, false);
+	put("source", "plan-refused", &s);
+	begin(&s, 1), plan_ack(&s, true), abort_(&s, 0);
+	put("source", "abort-in-round", &s);
+	begin(&s, 1), plan_ack(&s, true), ready(&s, 0), done(&s);
+	put("source", "ready-not-ours", &s);
+	begin(&s, 1), abort_(&s, 0);
+	put("source", "abort-first", &s);
+}
+
 int main(int argc, char **argv)
 {
 	struct smg_sim_config cfg;
@@ -311,6 +368,7 @@ int main(int argc, char **argv)
 	smg_sim_mem_unmap(&m);
 	dest_seeds();
 	resolve_seeds();
+	source_seeds();
 	free(state);
 	return 0;
 }

@@ -259,9 +259,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct fz_pair pair;
 	struct writer w = {.pair = &pair, .rec = rec};
 	struct smg_mig_stats st;
-	struct smg_recv_opts ro = {.backend = "sim",
-				   .bopts = {.state_dir = simdir},
-				   .state_dir = recdir};
+	struct smg_recv_opts ro = {
+	    .backend = "sim", .bopts = {.state_dir = simdir}, .state_dir = recdir};
 
 	if (base[0] == '\0')
 		init();

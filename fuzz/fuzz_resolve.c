@@ -108,19 +108,24 @@ static void *writer_main(void *arg)
 
 /* The domain as a source leaves it when it dies after recording COMMIT:
  * paused, its record naming the migration and the destination's token. */
-static void in_doubt(struct smg_backend *be)
+static int in_doubt_once(struct smg_backend *be)
 {
 	struct smg_commit_peer cp = {.name = "dst", .addr = "127.0.0.1:4849"};
 	struct smg_domain_info info;
 	char reply[512], tok[SMG_COMMIT_PEER_MAX + 1];
 
+	int step = 0;
+
 	memcpy(cp.key, fz_id[1].pk, sizeof(cp.key));
 	if (fz_sim_call(simdir, "CREATE", VM_TEXT, reply, sizeof(reply)) != SMG_OK ||
-	    be->ops->domain_open(be, "fz", &info) != SMG_OK ||
-	    be->ops->pause(be) != SMG_OK ||
-	    smg_commit_peer_format(&cp, tok, sizeof(tok)) != SMG_OK ||
-	    be->ops->mark_commit(be, FZ_ID, tok) != SMG_OK)
-		abort();
+	    (step = 1, be->ops->domain_open(be, "fz", &info)) != SMG_OK ||
+	    (step = 2, be->ops->pause(be)) != SMG_OK ||
+	    (step = 3, smg_commit_peer_format(&cp, tok, sizeof(tok))) != SMG_OK ||
+	    (step = 4, be->ops->mark_commit(be, FZ_ID, tok)) != SMG_OK) {
+		fprintf(stderr, "fuzz_resolve: set-up step %d failed: %s\n", step, reply);
+		return -1;
+	}
+	return 0;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -140,11 +145,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (size < 1)
 		return 0;
 	w.n = fz_records(data, size, rec);
-	/* the source process that died, then `secmig resolve` */
-	if (smg_backend_open("sim", &bo, &src) != SMG_OK)
-		abort();
-	in_doubt(src);
-	smg_backend_close(src);
+	/* the source process that died, then `secmig resolve`; the host
+	 * may still be dropping the last input's connections: once more */
+	for (int i = 0;; i++) {
+		if (smg_backend_open("sim", &bo, &src) != SMG_OK)
+			abort();
+		r = in_doubt_once(src);
+		smg_backend_close(src);
+		if (r == 0)
+			break;
+		if (i > 0)
+			abort();
+		fz_sim_wipe(simdir);
+		usleep(100000);
+	}
 	if (smg_backend_open("sim", &bo, &be) != SMG_OK ||
 	    be->ops->domain_pending(be, "fz", id, sizeof(id), tok, sizeof(tok)) !=
 		SMG_OK ||

@@ -1,15 +1,19 @@
 /* For the harnesses that need a real backend: a sim host (the sim
- * backend's hypervisor, engine/backend/sim_host.c) serving DIR from a
- * thread of the fuzzer's own process. */
+ * backend's hypervisor, engine/backend/sim_host.c) serving DIR, and
+ * scratch directories. */
 #ifndef SMG_FUZZ_SIM_HOST_H
 #define SMG_FUZZ_SIM_HOST_H
 
 #include <ftw.h>
+#include <limits.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "base/base.h"
@@ -31,21 +35,50 @@ static inline void fz_rm_under(const char *dir)
 	nftw(dir, fz_rm_one, 16, FTW_DEPTH | FTW_PHYS);
 }
 
-static inline void *fz_sim_main(void *arg)
+/* The sim host is another process, as a hypervisor is: `secmig sim host`
+ * from the fuzzer's own build directory (bash scripts/build.sh fuzz builds
+ * it), ended with the fuzzer (SIGTERM when it exits or dies). In-process,
+ * its per-connection threads outlived an input and LeakSanitizer took
+ * their buffers for leaks of the code under test. */
+static pid_t fz_sim_pid = -1;
+
+static inline void fz_sim_stop(void)
 {
-	smg_sim_host_run(arg);
-	return NULL;
+	if (fz_sim_pid > 0) {
+		kill(fz_sim_pid, SIGTERM);
+		waitpid(fz_sim_pid, NULL, 0);
+		fz_sim_pid = -1;
+	}
 }
 
-/* Start it on dir (which must outlive the process) and wait for its socket. */
-static inline void fz_sim_start(char *dir)
+/* Start it on dir and wait for its socket. */
+static inline void fz_sim_start(const char *dir)
 {
-	pthread_t t;
+	char exe[PATH_MAX], bin[PATH_MAX + 16];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	char *slash;
 
-	if (pthread_create(&t, NULL, fz_sim_main, dir) != 0)
+	if (n <= 0)
 		abort();
-	pthread_detach(t);
-	for (int i = 0; i < 500; i++) {
+	exe[n] = '\0';
+	if ((slash = strrchr(exe, '/')) != NULL)
+		*slash = '\0';
+	snprintf(bin, sizeof(bin), "%s/secmig", exe);
+	if (access(bin, X_OK) != 0) {
+		fprintf(stderr, "fuzz: %s is missing (bash scripts/build.sh fuzz)\n",
+			bin);
+		abort();
+	}
+	if ((fz_sim_pid = fork()) < 0)
+		abort();
+	if (fz_sim_pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
+		execl(bin, bin, "--quiet", "sim", "host", "--state-dir", dir,
+		      (char *)NULL);
+		_exit(127);
+	}
+	atexit(fz_sim_stop);
+	for (int i = 0; i < 1000; i++) {
 		int fd;
 		if (smg_sim_client_connect(dir, &fd) == SMG_OK) {
 			close(fd);

@@ -1,5 +1,6 @@
 /* The shared base every module builds on: one error space, the bounded
- * reader/writer for untrusted bytes, explicit endian helpers and logging. */
+ * reader/writer for untrusted bytes, explicit endian helpers, logging and
+ * the Merkle construction of memory and disks. */
 #ifndef SMG_BASE_H
 #define SMG_BASE_H
 
@@ -139,6 +140,14 @@ int smg_wr_reserve(struct smg_wr *wr, size_t n, uint8_t **p);
 int smg_wr_string16(struct smg_wr *wr, const void *p, size_t n, size_t max);
 int smg_wr_string32(struct smg_wr *wr, const void *p, size_t n, size_t max);
 
+/* ---- service manager (base/notify.c) --------------------------------- */
+/* Tell systemd the service is ready (READY=1, STATUS=status) once it
+ * listens, and when the unit sets WatchdogSec start a thread that sends
+ * WATCHDOG=1 every half period. Does nothing outside systemd. */
+void smg_notify_ready(const char *status);
+/* Any other state line(s), e.g. "RELOADING=1" (sd_notify(3)). */
+void smg_notify_send(const char *state);
+
 /* ---- logging ------------------------------------------------------------ */
 enum smg_log_level {
 	SMG_LOG_ERROR = 0,
@@ -193,6 +202,52 @@ uint64_t smg_now_ms(void);
 uint64_t smg_now_ns(void);
 
 #define SMG_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+
+/* ---- Merkle digests of memory and disks (base/merkle*.c), DESIGN §6 -----
+ * One construction for both (docs/engine.md, "Integrity"), SHA-256:
+ *   leaf = H(0x00 || data)   node = H(0x01 || left || right)
+ *   root = H(0x02 || be64 bytes || be32 leaf size || top)
+ * An odd last node moves up as it is; the top of empty content is 32 zero
+ * bytes. Thread-safe; on an internal failure a digest is all ones, which
+ * matches no honest root (verification fails closed). */
+#define SMG_MERKLE_LEN 32
+
+void smg_merkle_hash_leaf(const void *p, size_t len, uint8_t out[SMG_MERKLE_LEN]);
+void smg_merkle_hash_node(const uint8_t l[SMG_MERKLE_LEN],
+			  const uint8_t r[SMG_MERKLE_LEN], uint8_t out[SMG_MERKLE_LEN]);
+void smg_merkle_hash_root(const uint8_t top[SMG_MERKLE_LEN], uint64_t bytes,
+			  uint32_t leaf_size, uint8_t out[SMG_MERKLE_LEN]);
+
+/* A leaf hashed as its bytes arrive (zero-initialise; begin may be called
+ * again for the next leaf; free once). end fails (SMG_ERR_CRYPTO, all-ones
+ * digest) if anything since begin failed. */
+struct smg_merkle_leaf {
+	void *ctx;
+	bool failed;
+};
+int smg_merkle_leaf_begin(struct smg_merkle_leaf *h);
+void smg_merkle_leaf_update(struct smg_merkle_leaf *h, const void *p, size_t len);
+void smg_merkle_leaf_zeros(struct smg_merkle_leaf *h, uint64_t n);
+int smg_merkle_leaf_end(struct smg_merkle_leaf *h, uint8_t out[SMG_MERKLE_LEN]);
+void smg_merkle_leaf_free(struct smg_merkle_leaf *h);
+
+/* The tree, kept as leaves change: a root rehashes only the paths above
+ * leaves set since the last one. new_bytes: `bytes` of content in leaves
+ * of leaf_size (the last one may be shorter; 0 bytes: no leaf); new:
+ * `leaves` whole leaves (memory pages). Both start as all-zero content.
+ * set_* are safe from several threads on distinct leaves, also while a
+ * root is being computed (the next root picks the change up). */
+struct smg_merkle;
+int smg_merkle_new_bytes(uint64_t bytes, uint32_t leaf_size, struct smg_merkle **out);
+int smg_merkle_new(uint64_t leaves, uint32_t leaf_size, struct smg_merkle **out);
+void smg_merkle_free(struct smg_merkle *m);
+/* Leaf i = H(0x00 || data); len must be leaf i's length. */
+void smg_merkle_set_leaf(struct smg_merkle *m, uint64_t i, const void *data, size_t len);
+void smg_merkle_set_zero(struct smg_merkle *m, uint64_t i); /* its bytes all zero */
+/* A leaf digest computed elsewhere (struct smg_merkle_leaf). */
+void smg_merkle_set_digest(struct smg_merkle *m, uint64_t i,
+			   const uint8_t digest[SMG_MERKLE_LEN]);
+void smg_merkle_root(struct smg_merkle *m, uint8_t root[SMG_MERKLE_LEN]);
 
 /* ---- host definitions (base/hostdef.c, docs/hostdef.md) ----------------
  * What this host offers incoming VMs: a storage directory it owns, the

@@ -32,10 +32,11 @@
 #include "storage/storage.h"
 #include "transport/transport.h"
 
-#define MAX_ROUNDS 8
-#define FILL_BUF   (4u << 20)
-#define QSLOTS	   8 /* frames in flight to the destination thread */
-#define ROWS_MAX   16
+#define MAX_ROUNDS	8
+#define MIN_RATE_CHUNKS 64 /* a round that measures the rate */
+#define FILL_BUF	(4u << 20)
+#define QSLOTS		8 /* frames in flight to the destination thread */
+#define ROWS_MAX	16
 
 struct cfg {
 	const char *dir, *shm, *trace;
@@ -43,6 +44,7 @@ struct cfg {
 	double warm_s, nomig_s, budget_ms;
 	unsigned threads, interval_us;
 	bool no_yield;
+	bool verbose; /* per phase and round, on stderr */
 };
 
 struct row {
@@ -63,7 +65,16 @@ struct dst_q {
 	int err;
 	struct smg_stg_dst *dst;
 	pthread_t tid;
+	uint64_t cpu_ns; /* the destination thread's CPU time in apply */
 };
+
+static uint64_t thread_cpu_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
 
 static void *dst_main(void *arg)
 {
@@ -83,8 +94,12 @@ static void *dst_main(void *arg)
 			break;
 		i = q->head;
 		pthread_mutex_unlock(&q->mu);
+		uint64_t c0 = thread_cpu_ns();
+
 		r = smg_stg_dst_apply(q->dst, q->buf[i], q->len[i]);
+		c0 = thread_cpu_ns() - c0;
 		pthread_mutex_lock(&q->mu);
+		q->cpu_ns += c0;
 		if (r != 0 && q->err == 0)
 			q->err = r;
 		q->head = (q->head + 1) % QSLOTS;
@@ -217,20 +232,50 @@ static int converge(const struct cfg *c, struct smg_stg_src *src, struct dst_q *
 	int r;
 
 	while (row->rounds < MAX_ROUNDS) {
-		uint64_t b0 = *bytes, t0;
+		uint64_t b0 = *bytes, t0, c0, d0;
+		struct smg_stg_stats st0, st1;
+		double dt;
 
 		smg_stg_src_get_pending(src, &p);
 		smg_stg_src_set_budget(src, (uint64_t)(c->budget_ms / 1000.0 * bw));
+		if (c->verbose)
+			fprintf(stderr,
+				"  %s %s round %llu: pending %llu chunks (%.1f MiB, "
+				"%llu held), budget %.1f MiB at %.0f MiB/s\n",
+				row->scenario, row->mode, (unsigned long long)row->rounds,
+				(unsigned long long)p.chunks, p.bytes / 1048576.0,
+				(unsigned long long)p.held,
+				c->budget_ms / 1000.0 * bw / 1048576.0, bw / 1048576.0);
 		if ((double)p.bytes / bw * 1000.0 <= c->budget_ms)
 			break;
+		smg_stg_src_get_stats(src, &st0);
+		c0 = thread_cpu_ns();
+		pthread_mutex_lock(&q->mu);
+		d0 = q->cpu_ns;
+		pthread_mutex_unlock(&q->mu);
 		t0 = smg_now_ns();
 		if ((r = pump(src, q, SMG_STG_PHASE_ITER, bytes)) != 0 ||
 		    (r = drain(q)) != 0)
 			return r;
 		row->rounds++;
-		/* A round of a few chunks says little about the rate. */
-		if (*bytes - b0 >= (4u << 20))
-			bw = (double)(*bytes - b0) / ((double)(smg_now_ns() - t0) / 1e9);
+		dt = (double)(smg_now_ns() - t0) / 1e9;
+		smg_stg_src_get_stats(src, &st1);
+		if (c->verbose)
+			fprintf(
+			    stderr,
+			    "    sent %.2f MiB (%llu chunks) in %.1f ms (%.1f MiB/s), "
+			    "CPU ms source %.1f destination %.1f\n",
+			    (*bytes - b0) / 1048576.0,
+			    (unsigned long long)(st1.chunks_sent - st0.chunks_sent),
+			    dt * 1e3, (*bytes - b0) / 1048576.0 / dt,
+			    (double)(thread_cpu_ns() - c0) / 1e6,
+			    (double)(q->cpu_ns - d0) / 1e6);
+		/* A round of a few chunks says little about the rate. Chunks,
+		 * not bytes: a WAIO round carries only what the guest wrote
+		 * into each chunk, but the work per chunk (reading it merged,
+		 * hashing it on both sides) is what the pause will cost. */
+		if (st1.chunks_sent - st0.chunks_sent >= MIN_RATE_CHUNKS)
+			bw = (double)(*bytes - b0) / dt;
 	}
 	return SMG_OK;
 }
@@ -247,7 +292,7 @@ static int migrate(const struct cfg *c, struct smg_vdisk *d, struct smg_wl *w,
 	struct smg_stg_stats st;
 	struct dst_q q;
 	char dpath[512];
-	uint64_t t0, tp, t1, bytes = 0;
+	uint64_t t0, tp, t1, bytes = 0, b_live;
 	int r;
 
 	snprintf(dpath, sizeof(dpath), "%s/smg-bench-dst.img", c->shm);
@@ -259,6 +304,13 @@ static int migrate(const struct cfg *c, struct smg_vdisk *d, struct smg_wl *w,
 		goto out;
 	if ((r = pump(src, &q, SMG_STG_PHASE_BULK, &bytes)) != 0 || (r = drain(&q)) != 0)
 		goto out;
+	if (c->verbose) {
+		smg_stg_src_get_stats(src, &st);
+		fprintf(stderr,
+			"  %s %s bulk: %.1f MiB in %.2f s, %.2f s yielded to the guest\n",
+			row->scenario, row->mode, bytes / 1048576.0,
+			(double)(smg_now_ns() - t0) / 1e9, (double)st.yield_ns / 1e9);
+	}
 	r = converge(c, src, &q, (double)bytes / ((double)(smg_now_ns() - t0) / 1e9), row,
 		     &bytes);
 	if (r != 0)
@@ -267,10 +319,15 @@ static int migrate(const struct cfg *c, struct smg_vdisk *d, struct smg_wl *w,
 		smg_wl_result(w, &row->wl);
 	smg_vdisk_pause(d);
 	tp = smg_now_ns();
+	b_live = bytes;
 	if ((r = pump(src, &q, SMG_STG_PHASE_FINAL, &bytes)) != 0 ||
 	    (r = drain(&q)) != 0 || (r = smg_stg_src_digest(src, ds)) != 0 ||
 	    (r = smg_stg_dst_digest(q.dst, dd)) != 0)
 		goto out_paused;
+	if (c->verbose)
+		fprintf(stderr, "  %s %s final: %.1f MiB, %.1f ms with the digests\n",
+			row->scenario, row->mode, (bytes - b_live) / 1048576.0,
+			(double)(smg_now_ns() - tp) / 1e6);
 	if (memcmp(ds, dd, sizeof(ds)) != 0) {
 		fprintf(stderr, "bench_storage: %s %s: digest mismatch\n", row->scenario,
 			row->mode);
@@ -467,9 +524,10 @@ static const char *find_trace(const char *argv0)
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: bench_storage [--dir DIR] [--shm DIR] [--size-gib N] "
-			"[--trace FILE] [--nomig-s S] [--warm-s S] [--threads N] "
-			"[--budget-ms MS] [--only SCENARIO] [--waio-no-yield]\n");
+	fprintf(stderr,
+		"usage: bench_storage [--dir DIR] [--shm DIR] [--size-gib N] "
+		"[--trace FILE] [--nomig-s S] [--warm-s S] [--threads N] "
+		"[--budget-ms MS] [--only SCENARIO] [--waio-no-yield] [--verbose]\n");
 }
 
 static int parse_args(int argc, char **argv, struct cfg *c, const char **only)
@@ -484,6 +542,7 @@ static int parse_args(int argc, char **argv, struct cfg *c, const char **only)
 					   {"budget-ms", required_argument, NULL, 'b'},
 					   {"only", required_argument, NULL, 'o'},
 					   {"waio-no-yield", no_argument, NULL, 'y'},
+					   {"verbose", no_argument, NULL, 'v'},
 					   {"help", no_argument, NULL, 'h'},
 					   {NULL, 0, NULL, 0}};
 	int ch;
@@ -516,6 +575,9 @@ static int parse_args(int argc, char **argv, struct cfg *c, const char **only)
 			break;
 		case 'y':
 			c->no_yield = true;
+			break;
+		case 'v':
+			c->verbose = true;
 			break;
 		case 'j':
 			c->threads = (unsigned)atoi(optarg);

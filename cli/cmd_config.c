@@ -6,6 +6,7 @@
 #include "attest/attest.h"
 #include "base/base.h"
 #include "cli/cli.h"
+#include "cli/conf.h"
 
 int smg_cmd_config(int argc, char **argv)
 {
@@ -26,8 +27,20 @@ int smg_cmd_config(int argc, char **argv)
 		smg_hostdef_free(d);
 		return SMG_EXIT_OK;
 	}
-	if (argc != 3 || strcmp(argv[1], "check") != 0)
-		return smg_cli_usage_error(cmd, "expected: config check [--defs] FILE");
+	if (argc < 2 || argc > 4 || strcmp(argv[1], "check") != 0)
+		return smg_cli_usage_error(cmd, "expected: config check [FILE.conf | "
+						"--policy FILE | --defs FILE]");
+	/* The per-host config file: no FILE (the one secmig reads) or *.conf. */
+	if (argc == 2)
+		return smg_cli_conf_check(smg_conf_path(NULL));
+	if (argc == 3 && strlen(argv[2]) > 5 &&
+	    strcmp(argv[2] + strlen(argv[2]) - 5, ".conf") == 0)
+		return smg_cli_conf_check(argv[2]);
+	if (argc == 4 && strcmp(argv[2], "--policy") == 0)
+		argv++;
+	else if (argc != 3)
+		return smg_cli_usage_error(cmd, "expected: config check [FILE.conf | "
+						"--policy FILE | --defs FILE]");
 	if (smg_policy_load(argv[2], &pol, err, sizeof(err)) != 0) {
 		fprintf(stderr, "secmig: %s\n", err);
 		return SMG_EXIT_CONFIG;

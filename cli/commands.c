@@ -41,10 +41,16 @@ const struct smg_cmd smg_cmds[] = {
      "TCTI examples: device:/dev/tpmrm0, swtpm:host=127.0.0.1,port=2321.\n",
      smg_cmd_tpm_enroll},
     {"config", "validate a policy/config file",
-     "usage: secmig config check FILE | config check --defs FILE\n\n"
-     "Parse a policy FILE (docs/attestation.md) or a host definitions FILE\n"
-     "(docs/hostdef.md) and report the first error as FILE:LINE.\n"
-     "Exit 0 if valid, 11 if not.\n",
+     "usage: secmig config check [FILE.conf]\n"
+     "       secmig config check --policy FILE | [--policy] FILE | --defs FILE\n\n"
+     "Without FILE, or with a FILE named *.conf: the per-host config file\n"
+     "(secmig.conf(5); default the file the other commands read: $SECMIG_CONFIG\n"
+     "or /etc/secmig/secmig.conf): its syntax, every entry through its command's\n"
+     "option parser, then the files it names as recv loads them (key, peers,\n"
+     "policy and whether its TPM answers, host definitions and their 'from'\n"
+     "peers), every problem as FILE:LINE. Otherwise parse a policy FILE\n"
+     "(docs/attestation.md) or a host definitions FILE (docs/hostdef.md) and\n"
+     "report the first error as FILE:LINE. Exit 0 if valid, 11 if not.\n",
      smg_cmd_config},
     {"keygen", "create a software-mode identity key pair",
      "usage: secmig keygen [--force] PATH\n\n"

@@ -5,11 +5,50 @@
 
 #include "base/base.h"
 #include "cli/cli.h"
+#include "cli/conf.h"
+
+/* Commands that take options from the config file (secmig.conf(5)). */
+#define CONF_COMMANDS "send recv resolve status cancel tune disk sim qemu"
+
+static bool takes_conf(const char *cmd)
+{
+	static const char list[] = CONF_COMMANDS;
+	size_t n = strlen(cmd);
+
+	for (const char *p = list; (p = strstr(p, cmd)) != NULL; p += n)
+		if ((p == list || p[-1] == ' ') && (p[n] == ' ' || p[n] == '\0'))
+			return true;
+	return false;
+}
+
+/* Run c with the config file's options ahead of its own arguments. */
+static int run_with_conf(const struct smg_cmd *c, const char *flag, int argc, char **argv)
+{
+	const char *path = takes_conf(c->name) ? smg_conf_path(flag) : NULL;
+	struct smg_conf *conf;
+	char **v;
+	int n, rc;
+
+	if (path == NULL)
+		return c->run(argc, argv);
+	if (smg_conf_load(path, &conf) != SMG_OK)
+		return SMG_EXIT_CONFIG;
+	if (smg_conf_argv(conf, c->name, argc, argv, &n, &v) != SMG_OK) {
+		smg_conf_free(conf);
+		return SMG_EXIT_FAIL;
+	}
+	smg_conf_free(conf);
+	rc = c->run(n, v);
+	smg_conf_argv_free(n, v);
+	return rc;
+}
 
 static void print_overview(FILE *f)
 {
-	fprintf(f, "usage: secmig [--verbose|--quiet] [--log-json] COMMAND [ARGS]\n\n"
-		   "Secure live migration of virtual machines.\n\ncommands:\n");
+	fprintf(f,
+		"usage: secmig [--verbose|--quiet] [--log-json] [--config FILE] COMMAND "
+		"[ARGS]\n\n"
+		"Secure live migration of virtual machines.\n\ncommands:\n");
 	for (const struct smg_cmd *c = smg_cmds; c->name != NULL; c++)
 		fprintf(f, "  %-12s %s\n", c->name, c->summary);
 	fprintf(f, "\nRun 'secmig help COMMAND' for a command's options.\n");
@@ -59,6 +98,7 @@ int smg_cmd_help(int argc, char **argv)
 int smg_cli_main(int argc, char **argv)
 {
 	const struct smg_cmd *c;
+	const char *conf = NULL;
 	int i = 1;
 
 	for (; i < argc && argv[i][0] == '-'; i++) {
@@ -73,6 +113,10 @@ int smg_cli_main(int argc, char **argv)
 			smg_log_set_level(SMG_LOG_ERROR);
 		} else if (strcmp(argv[i], "--log-json") == 0) {
 			smg_log_set_json(true);
+		} else if (strncmp(argv[i], "--config=", 9) == 0) {
+			conf = argv[i] + 9;
+		} else if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
+			conf = argv[++i];
 		} else if (strcmp(argv[i], "--version") == 0) {
 			return smg_cmd_version(1, argv);
 		} else {
@@ -84,5 +128,5 @@ int smg_cli_main(int argc, char **argv)
 	if ((c = smg_cmd_find(argv[i])) == NULL)
 		return smg_cli_usage_error(NULL, "unknown command '%s'", argv[i]);
 	/* Subcommands parse their own options with getopt_long from argv[0]. */
-	return c->run(argc - i, argv + i);
+	return run_with_conf(c, conf, argc - i, argv + i);
 }

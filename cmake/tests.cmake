@@ -17,7 +17,7 @@ foreach(d ${SMG_TEST_DIRS})
     target_link_libraries(${tgt} PRIVATE secmig_lib)
     add_test(NAME ${tgt} COMMAND ${tgt})
     set_tests_properties(${tgt} PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 600
-      ENVIRONMENT "SECMIG=$<TARGET_FILE:secmig>;SMG_SRC=${CMAKE_SOURCE_DIR};SMG_BUILD=${CMAKE_BINARY_DIR}")
+      ENVIRONMENT "SECMIG=$<TARGET_FILE:secmig>;SMG_SRC=${CMAKE_SOURCE_DIR};SMG_BUILD=${CMAKE_BINARY_DIR};SECMIG_CONFIG=")
   endforeach()
   file(GLOB ssrc CONFIGURE_DEPENDS ${d}/test_*.sh)
   foreach(t ${ssrc})
@@ -25,7 +25,7 @@ foreach(d ${SMG_TEST_DIRS})
     string(REGEX REPLACE "^test_" "test_${mod}_" tgt ${n})
     add_test(NAME ${tgt} COMMAND bash ${t})
     set_tests_properties(${tgt} PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 900
-      ENVIRONMENT "SECMIG=$<TARGET_FILE:secmig>;SMG_SRC=${CMAKE_SOURCE_DIR};SMG_BUILD=${CMAKE_BINARY_DIR}")
+      ENVIRONMENT "SECMIG=$<TARGET_FILE:secmig>;SMG_SRC=${CMAKE_SOURCE_DIR};SMG_BUILD=${CMAKE_BINARY_DIR};SECMIG_CONFIG=")
   endforeach()
 endforeach()
 
@@ -41,7 +41,8 @@ set(SMG_TEST_COSTS
   test_engine_migrate 80
   test_storage_engine_disk 90
   test_qemu_faults 300
-  test_qemu_migrate 150)
+  test_qemu_migrate 150
+  test_pkg_deb 40)
 while(SMG_TEST_COSTS)
   list(POP_FRONT SMG_TEST_COSTS name cost)
   if(TEST ${name})

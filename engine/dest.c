@@ -735,7 +735,7 @@ static enum dst_state do_verify(struct dst *d)
 		if (junk != NULL) {
 			memset(junk, 0xa5, d->info.page_size);
 			d->be->ops->write_pages(d->be, &pfn, 1, junk, false);
-			smg_merkle_set_page(d->xd.mk, 0, junk, d->info.page_size);
+			smg_merkle_set_leaf(d->xd.mk, 0, junk, d->info.page_size);
 			free(junk);
 		}
 	}

@@ -22,12 +22,14 @@ struct smg_hostdef;
 struct smg_capacity;
 int smg_capacity_new(const struct smg_hostdef *defs, struct smg_capacity **out);
 void smg_capacity_free(struct smg_capacity *c);
+/* A reload: new reservations meet these limits; those held stay counted. */
+void smg_capacity_set_defs(struct smg_capacity *c, const struct smg_hostdef *defs);
 
 /* NULL-terminated list of the backends compiled into this build. */
 const char *const *smg_engine_backend_names(void);
 
 #define SMG_MIGRATION_ID_LEN	    32 /* hex characters */
-#define SMG_DIGEST_LEN		    32 /* SHA-256 (Merkle), BLAKE2b-256 (other hashes) */
+#define SMG_DIGEST_LEN		    32 /* Merkle roots; BLAKE2b-256 (other hashes) */
 #define SMG_MAX_DOWNTIME_DEFAULT_MS 300
 #define SMG_MAX_ROUNDS_DEFAULT	    30
 #define SMG_THROTTLE_FIRST	    20 /* auto-converge: first step, % of vCPU time */
@@ -94,27 +96,9 @@ enum smg_precopy_decision smg_precopy_next_round(struct smg_precopy *pc,
  * sight unless throttled). */
 double smg_precopy_eta(double remaining_bytes, double bw, double dirty_rate);
 
-/* ---- Merkle digests (engine/digest.c), DESIGN §6 ------------------------- */
-/* SHA-256 of a tag and the data: leaf 0x00 || data, node 0x01 || l || r,
- * root 0x02 || be64 bytes || be32 leaf size || top. Thread-safe. */
-void smg_digest_leaf(const uint8_t *p, size_t len, uint8_t out[SMG_DIGEST_LEN]);
-void smg_digest_node(const uint8_t l[SMG_DIGEST_LEN], const uint8_t r[SMG_DIGEST_LEN],
-		     uint8_t out[SMG_DIGEST_LEN]);
-void smg_digest_root(const uint8_t top[SMG_DIGEST_LEN], uint64_t bytes,
-		     uint32_t leaf_size, uint8_t out[SMG_DIGEST_LEN]);
-
-/* ---- memory Merkle tree (engine/merkle.c), DESIGN §6 --------------------- */
-struct smg_merkle;
-int smg_merkle_new(uint64_t leaves, uint32_t page_size, struct smg_merkle **out);
-void smg_merkle_free(struct smg_merkle *m);
-/* Leaf = SHA-256(0x00 || page) (smg_digest_leaf). Safe from several threads
- * on distinct leaves; a leaf changed during an update is picked up by the
- * next one. */
-void smg_merkle_set_page(struct smg_merkle *m, uint64_t i, const uint8_t *page,
-			 size_t len);
-void smg_merkle_set_zero(struct smg_merkle *m, uint64_t i);
-/* Recompute the nodes above changed leaves; write the root. */
-void smg_merkle_root(struct smg_merkle *m, uint8_t root[SMG_DIGEST_LEN]);
+/* ---- memory Merkle root (engine/merkle.c), DESIGN §6 -------------------
+ * The tree and its construction are base's (smg_merkle_*, base/base.h): one
+ * for memory and disks. */
 /* Root of a memory image computed from scratch (tests, --check-memory). */
 int smg_merkle_of_memory(struct smg_backend *be, uint64_t pages, uint32_t page_size,
 			 uint8_t root[SMG_DIGEST_LEN]);

@@ -8,6 +8,7 @@
 #include <protobuf-c/protobuf-c.h>
 
 #include "audit/audit.h"
+#include "base/base.h"
 #include "engine/backend.h"
 #include "engine/engine.h"
 #include "storage/storage.h"

@@ -55,6 +55,13 @@ void smg_capacity_free(struct smg_capacity *c)
 	free(c);
 }
 
+void smg_capacity_set_defs(struct smg_capacity *c, const struct smg_hostdef *defs)
+{
+	pthread_mutex_lock(&c->lock);
+	c->defs = defs;
+	pthread_mutex_unlock(&c->lock);
+}
+
 static struct ledger_peer *ledger_find(struct smg_capacity *c, const char *peer, bool add)
 {
 	struct ledger_peer *free_slot = NULL;

@@ -190,7 +190,7 @@ static int flush_batch(struct smg_xfer_send *x, struct frame_fill *f)
 		}
 		if (keep != page) /* a zero page came before it in this batch */
 			memmove(keep, page, ps);
-		smg_merkle_set_page(x->mk, f->batch[i], keep, ps);
+		smg_merkle_set_leaf(x->mk, f->batch[i], keep, ps);
 		f->pfns[f->cnt++] = f->batch[i];
 	}
 	f->nb = 0;
@@ -339,7 +339,7 @@ static int recv_pages(struct smg_xfer_recv *x, const uint8_t *p, size_t len, boo
 			if (zero)
 				smg_merkle_set_zero(d->mk, pfns[j]);
 			else
-				smg_merkle_set_page(d->mk, pfns[j],
+				smg_merkle_set_leaf(d->mk, pfns[j],
 						    data + (size_t)j * d->page_size,
 						    d->page_size);
 		}

@@ -131,7 +131,7 @@ static void mirror_pages(struct writer *w, const struct fz_rec *r)
 		if (zero)
 			smg_merkle_set_zero(w->mk, pfn);
 		else
-			smg_merkle_set_page(w->mk, pfn, h.data + (size_t)i * PAGE, PAGE);
+			smg_merkle_set_leaf(w->mk, pfn, h.data + (size_t)i * PAGE, PAGE);
 	}
 }
 

@@ -10,9 +10,10 @@
 
 #include <protobuf-c/protobuf-c.h>
 
-#define SMG_PROTO_VERSION 2u
-#define SMG_PROTO_VERSION_MIN \
-	2u /* oldest version we still speak: v2 changed the frame AEAD */
+/* v2: the counter-nonce frame AEAD; v3: disk roots in the manifest are
+ * SHA-256 Merkle roots, memory's construction (docs/protocol.md §8). */
+#define SMG_PROTO_VERSION     3u
+#define SMG_PROTO_VERSION_MIN 3u /* oldest version we still speak */
 
 /* Capabilities (HELLO.capabilities); agreed set = client & server. */
 #define SMG_CAP_CHANNELS   (1ull << 0) /* data channels beyond the control one */

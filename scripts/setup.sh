@@ -11,6 +11,7 @@ PACKAGES=(
 	clang clang-format libclang-rt-14-dev
 	iproute2 openssh-server openssh-client qemu-utils nbd-client
 	qemu-system-x86 busybox-static cpio python3
+	libsystemd-dev systemd scdoc man-db dpkg-dev fakeroot
 )
 
 missing=()

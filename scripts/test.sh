@@ -9,8 +9,9 @@
 # build 2 min, ctest 7-8 min (the long tests, test_net_net_faults and
 # test_xen_nested, carry a COST in cmake/tests.cmake so that `ctest -j 2`
 # starts them first, side by side, and the short ones fill the other core),
-# format check seconds, fuzz build 1-2 min, fuzzers 19 x 20 s two at a time
-# (3-4 min). That leaves about 5 minutes: a new test should take seconds, a VM
+# format check seconds, the demo (release build + one migration) 2-3 min,
+# fuzz build 1-2 min, fuzzers 12 s each on their committed corpus, two at a
+# time (35+ harnesses: 3-4 min; longer runs by hand, fuzz/README.md). That leaves about 5 minutes: a new test should take seconds, a VM
 # bed a few minutes at most, and a new long test gets a COST.
 #
 # Skips fail the run unless this machine cannot run the test: test_xen_live
@@ -39,7 +40,7 @@ export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 t=$SECONDS
 log=$(mktemp /tmp/smg-ctest.XXXXXX)
-trap 'rm -f "$log"' EXIT
+trap 'rm -f "$log" "$log.demo"' EXIT
 set +e
 (cd build-asan && ctest --output-on-failure -j 2 --timeout 900) 2>&1 | tee "$log"
 ctest_rc=${PIPESTATUS[0]}
@@ -78,13 +79,23 @@ t=$SECONDS
 bash scripts/format.sh --check
 stage_done clang-format $t
 
+# The README's first command, as an operator runs it: the release build
+# (gcc -O2 warns where -O0 does not: a -Wformat-truncation error there once
+# broke the demo while this run stayed green) and a real migration.
+echo "== demo (README's first command)"
+t=$SECONDS
+bash scripts/demo.sh >"$log.demo" 2>&1 || { tail -40 "$log.demo"; echo "== demo failed"; exit 1; }
+grep -E '^demo: (destination verify|downtime)' "$log.demo"
+rm -f "$log.demo"
+stage_done demo $t
+
 echo "== fuzz build"
 t=$SECONDS
 bash scripts/build.sh fuzz
 stage_done "fuzz build" $t
 echo "== fuzzers"
 t=$SECONDS
-bash scripts/fuzz.sh "${SMG_FUZZ_SECONDS:-20}" "${SMG_FUZZ_JOBS:-2}"
+bash scripts/fuzz.sh "${SMG_FUZZ_SECONDS:-12}" "${SMG_FUZZ_JOBS:-2}"
 stage_done fuzzers $t
 
 echo "== time per stage"

@@ -278,16 +278,19 @@ int disk_mig_begin(struct smg_vdisk *d, enum disk_mig mig)
 		goto out;
 	}
 	d->dirty = calloc((d->nchunks + 63) / 64, sizeof(*d->dirty));
-	if (d->dirty == NULL) {
+	d->dirty2 = calloc((d->nchunks + 63) / 64, sizeof(*d->dirty2));
+	if (d->dirty == NULL || d->dirty2 == NULL) {
 		r = SMG_ERR_NOMEM;
-		goto out;
+		goto fail;
 	}
-	if (mig == DISK_MIG_WAIO && (r = waio_begin(d)) != 0) {
-		free(d->dirty);
-		d->dirty = NULL;
-		goto out;
-	}
+	if (mig == DISK_MIG_WAIO && (r = waio_begin(d)) != 0)
+		goto fail;
 	d->mig = mig;
+	goto out;
+fail:
+	free(d->dirty);
+	free(d->dirty2);
+	d->dirty = d->dirty2 = NULL;
 out:
 	smg_vdisk_resume(d);
 	return r;
@@ -304,7 +307,8 @@ int disk_mig_end(struct smg_vdisk *d, bool merge)
 		goto out; /* the surrogate stays in use; nothing is lost */
 	d->mig = DISK_MIG_NONE;
 	free(d->dirty);
-	d->dirty = NULL;
+	free(d->dirty2);
+	d->dirty = d->dirty2 = NULL;
 out:
 	smg_vdisk_resume(d);
 	return r;

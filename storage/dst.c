@@ -16,18 +16,19 @@ struct smg_stg_dst {
 	struct smg_image *img;
 	uint64_t size, nchunks;
 	uint32_t chunk, disk_id;
-	uint8_t (*hash)[SMG_STG_DIGEST_LEN];
-	struct stg_tree tree; /* over hash[], kept between roots */
+	struct smg_merkle *tree; /* leaf per chunk, kept between roots */
 	uint64_t frames_since_fold;
 	uint8_t *stale;
 	bool ip_active; /* the chunk being hashed in flight */
 	uint64_t ip_c;
 	uint32_t ip_pos;
-	crypto_generichash_state ip_st;
+	struct smg_merkle_leaf ip_h;
 	struct smg_stg_frame *frame;
 	struct smg_stg_stats st;
-	uint8_t hole_hash[SMG_STG_DIGEST_LEN]; /* of a full-size hole chunk */
-	uint64_t zero_budget;		       /* this frame's, see storage.h */
+	uint64_t zero_budget; /* this frame's, see storage.h */
+	uint8_t *rebuf;	      /* a chunk, for rehash_touched */
+	bool later;	      /* later_c: stale, was still arriving */
+	uint64_t later_c;
 };
 
 int smg_stg_dst_open(const char *path, uint64_t size, uint32_t chunk_size,
@@ -46,25 +47,22 @@ int smg_stg_dst_open(const char *path, uint64_t size, uint32_t chunk_size,
 	d->chunk = chunk_size;
 	d->disk_id = disk_id;
 	d->nchunks = (size + chunk_size - 1) / chunk_size;
-	d->hash = calloc(d->nchunks ? d->nchunks : 1, sizeof(*d->hash));
 	d->stale = malloc(d->nchunks ? d->nchunks : 1);
 	d->frame = malloc(sizeof(*d->frame));
-	if (d->hash == NULL || d->stale == NULL || d->frame == NULL) {
+	if (d->stale == NULL || d->frame == NULL) {
 		r = SMG_ERR_NOMEM;
 		goto fail;
 	}
 	memset(d->stale, 1, d->nchunks ? d->nchunks : 1);
-	if ((r = stg_tree_init(&d->tree, d->nchunks)) != 0)
+	if ((r = smg_merkle_new_bytes(size, chunk_size, &d->tree)) != 0)
 		goto fail;
-	chunk_hash_hole(d->chunk, d->hole_hash);
 	/* An incoming image is new: never an existing file of this host's. */
 	if ((r = smg_image_create(path, size, SMG_IMAGE_NEW, &d->img)) != 0)
 		goto fail;
 	*out = d;
 	return SMG_OK;
 fail:
-	stg_tree_free(&d->tree);
-	free(d->hash);
+	smg_merkle_free(d->tree);
 	free(d->stale);
 	free(d->frame);
 	free(d);
@@ -80,15 +78,19 @@ static uint32_t dst_chunk_len(const struct smg_stg_dst *d, uint64_t c)
 
 static void ip_feed(struct smg_stg_dst *d, const struct smg_stg_rec *rec)
 {
+	uint8_t leaf[SMG_MERKLE_LEN];
+
 	if (rec->kind == SMG_STG_REC_DATA)
-		crypto_generichash_update(&d->ip_st, rec->data, rec->len);
+		smg_merkle_leaf_update(&d->ip_h, rec->data, rec->len);
 	else
-		chunk_hash_zeros(&d->ip_st, rec->len);
+		smg_merkle_leaf_zeros(&d->ip_h, rec->len);
 	d->ip_pos += rec->len;
 	if (d->ip_pos == dst_chunk_len(d, d->ip_c)) {
-		crypto_generichash_final(&d->ip_st, d->hash[d->ip_c], SMG_STG_DIGEST_LEN);
-		stg_tree_mark(&d->tree, d->ip_c);
-		d->stale[d->ip_c] = 0;
+		/* A failed hash leaves the chunk stale: hashed from the image. */
+		if (smg_merkle_leaf_end(&d->ip_h, leaf) == SMG_OK) {
+			smg_merkle_set_digest(d->tree, d->ip_c, leaf);
+			d->stale[d->ip_c] = 0;
+		}
 		d->ip_active = false;
 	}
 }
@@ -103,8 +105,7 @@ static void track(struct smg_stg_dst *d, const struct smg_stg_rec *rec)
 	/* A hole over a whole chunk: its hash is known. */
 	if (rec->kind == SMG_STG_REC_HOLE && c0 == c1 && rec->offset == c0 * d->chunk &&
 	    rec->len == dst_chunk_len(d, c0) && rec->len == d->chunk) {
-		memcpy(d->hash[c0], d->hole_hash, SMG_STG_DIGEST_LEN);
-		stg_tree_mark(&d->tree, c0);
+		smg_merkle_set_zero(d->tree, c0);
 		d->stale[c0] = 0;
 		d->ip_active = false;
 		return;
@@ -126,12 +127,64 @@ static void track(struct smg_stg_dst *d, const struct smg_stg_rec *rec)
 	}
 	d->ip_active = false;
 	if (c1 == c0 && rec->offset == c0 * d->chunk) {
+		if (smg_merkle_leaf_begin(&d->ip_h) != SMG_OK)
+			return; /* stale: hashed from the image */
 		d->ip_active = true;
 		d->ip_c = c0;
 		d->ip_pos = 0;
-		chunk_hash_init(&d->ip_st);
 		ip_feed(d, rec);
 	}
+}
+
+/* After a frame: the chunks it changed in part (a WAIO round sends only the
+ * sectors the guest wrote) are hashed again from the image now, while the
+ * guest still runs, not all at digest time in the pause. At most
+ * SMG_STG_REHASH_RATIO times the frame's own bytes: a peer's frame of tiny
+ * records over many chunks costs no more; past it they wait for the
+ * digest. */
+static int rehash_one(struct smg_stg_dst *d, uint64_t c, uint64_t *budget)
+{
+	uint32_t n = dst_chunk_len(d, c);
+	int r;
+
+	if (!d->stale[c])
+		return SMG_OK;
+	if (d->ip_active && d->ip_c == c) {
+		d->later = true; /* still arriving: after the next frame */
+		d->later_c = c;
+		return SMG_OK;
+	}
+	if (n > *budget)
+		return SMG_OK;
+	if (d->rebuf == NULL &&
+	    posix_memalign((void **)&d->rebuf, SMG_STG_BLOCK, d->chunk) != 0)
+		return SMG_ERR_NOMEM;
+	/* A plain read: holes read as zeros, which is what the leaf hashes
+	 * (SEEK_HOLE on tmpfs walks every page up to the next hole). */
+	if ((r = smg_image_read(d->img, d->rebuf, n, c * d->chunk)) != 0)
+		return r;
+	smg_merkle_set_leaf(d->tree, c, d->rebuf, n);
+	*budget -= n;
+	d->stale[c] = 0;
+	d->st.rehashed += n;
+	return SMG_OK;
+}
+
+static int rehash_touched(struct smg_stg_dst *d, const struct smg_stg_frame *f,
+			  size_t len)
+{
+	uint64_t budget = (uint64_t)len * SMG_STG_REHASH_RATIO;
+	int r;
+
+	if (d->later) {
+		d->later = false;
+		if ((r = rehash_one(d, d->later_c, &budget)) != 0)
+			return r;
+	}
+	for (uint16_t i = 0; i < f->count; i++)
+		if ((r = rehash_one(d, f->recs[i].offset / d->chunk, &budget)) != 0)
+			return r;
+	return SMG_OK;
 }
 
 int smg_stg_dst_apply(struct smg_stg_dst *d, const uint8_t *payload, size_t len)
@@ -176,6 +229,8 @@ int smg_stg_dst_apply(struct smg_stg_dst *d, const uint8_t *payload, size_t len)
 			return r;
 		track(d, rec);
 	}
+	if (f->phase != SMG_STG_PHASE_BULK && (r = rehash_touched(d, f, len)) != 0)
+		return r;
 	d->st.frames++;
 	d->st.records += f->count;
 	/* Fold finished leaves in as frames arrive (every 64 frames), so the
@@ -184,8 +239,7 @@ int smg_stg_dst_apply(struct smg_stg_dst *d, const uint8_t *payload, size_t len)
 		uint8_t scratch[SMG_STG_DIGEST_LEN];
 
 		d->frames_since_fold = 0;
-		stg_tree_root(&d->tree, (const uint8_t(*)[SMG_STG_DIGEST_LEN])d->hash,
-			      d->size, d->chunk, scratch);
+		smg_merkle_root(d->tree, scratch);
 	}
 	d->st.wire_bytes += len;
 	return SMG_OK;
@@ -204,16 +258,14 @@ int smg_stg_dst_digest(struct smg_stg_dst *d, uint8_t out[static SMG_STG_DIGEST_
 	for (c = 0; c < d->nchunks; c++) {
 		if (!d->stale[c])
 			continue;
-		r = image_chunk_hash(d->img, c * d->chunk, dst_chunk_len(d, c), buf,
-				     d->hash[c]);
+		r = image_chunk_hash(d->img, c, d->chunk, dst_chunk_len(d, c), buf,
+				     d->tree);
 		if (r != 0)
 			goto out;
-		stg_tree_mark(&d->tree, c);
 		d->stale[c] = 0;
 	}
 	d->ip_active = false;
-	stg_tree_root(&d->tree, (const uint8_t(*)[SMG_STG_DIGEST_LEN])d->hash, d->size,
-		      d->chunk, out);
+	smg_merkle_root(d->tree, out);
 out:
 	free(buf);
 	return r;
@@ -229,9 +281,10 @@ void smg_stg_dst_close(struct smg_stg_dst *d)
 	if (d == NULL)
 		return;
 	smg_image_close(d->img);
-	stg_tree_free(&d->tree);
-	free(d->hash);
+	smg_merkle_free(d->tree);
+	smg_merkle_leaf_free(&d->ip_h);
 	free(d->stale);
 	free(d->frame);
+	free(d->rebuf);
 	free(d);
 }

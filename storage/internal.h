@@ -6,6 +6,7 @@
 #include <sodium.h>
 #include <stdatomic.h>
 
+#include "base/base.h"
 #include "storage/storage.h"
 
 /* Read popularity is counted always (the I/O agent watches the workload
@@ -24,6 +25,11 @@
 #define GUEST_RECENT_NS (20u * 1000 * 1000)
 #define SCAN_NICE	19 /* WAIO's reader while the guest does I/O */
 #define SCAN_GAP_MAX_NS (2u * 1000 * 1000)
+/* The scan's nap after a piece, in thousandths of the piece's read time,
+ * for a guest that only reads (less the more it writes), re-measured from
+ * the guest's requests every SCAN_MIX_NS. */
+#define SCAN_NAP_PM_MAX 2000u
+#define SCAN_MIX_NS	(100u * 1000 * 1000)
 #define REGION_BYTES	(1u << 20)
 
 enum disk_mig {
@@ -53,6 +59,9 @@ struct smg_vdisk {
 	/* chunk written since its bit was last cleared: DBT writes to the
 	 * original, WAIO writes to the surrogate */
 	_Atomic uint64_t *dirty;
+	/* WAIO: chunk written again while its dirty bit was set (at least
+	 * twice since the bit was last cleared): the guest's hottest writes */
+	_Atomic uint64_t *dirty2;
 
 	/* WAIO: the surrogate store (same offsets as the original, sparse) */
 	struct smg_image *surr;
@@ -64,6 +73,9 @@ struct smg_vdisk {
 	uint8_t **cover;  /* per chunk: sector bitmap, NULL = nothing covered */
 	uint8_t *full;	  /* per chunk: every sector covered */
 	uint8_t *written; /* per chunk: holds guest writes (merge back) */
+	/* per chunk: sectors the guest wrote since the sender last took them
+	 * (waio_take_delta), marked once the data landed; NULL = none */
+	uint8_t **delta;
 	/* Read popularity per region (REGION_BYTES, a whole number of chunks):
 	 * coarser than the chunk so a hot set is seen within a second. */
 	uint32_t region; /* chunks per region */
@@ -113,6 +125,15 @@ static inline void dirty_set(struct smg_vdisk *d, uint64_t c)
 	atomic_fetch_or(&d->dirty[c / 64], 1ull << (c % 64));
 }
 
+/* WAIO: dirty_set that also notes a second write since the bit was cleared. */
+static inline void dirty_set_counted(struct smg_vdisk *d, uint64_t c)
+{
+	uint64_t bit = 1ull << (c % 64);
+
+	if (atomic_fetch_or(&d->dirty[c / 64], bit) & bit)
+		atomic_fetch_or(&d->dirty2[c / 64], bit);
+}
+
 /* waio.c */
 int waio_begin(struct smg_vdisk *d);
 /* merge: write the surrogate's guest writes back into the original. */
@@ -122,6 +143,11 @@ int waio_write(struct smg_vdisk *d, const void *buf, size_t len, uint64_t off);
 int waio_trim(struct smg_vdisk *d, uint64_t off, uint64_t len);
 /* The guest's current view of chunk c (original merged with surrogate). */
 int waio_read_chunk(struct smg_vdisk *d, uint64_t c, uint8_t *buf);
+/* Copy chunk c's delta (sectors written since the last take) into bits and
+ * clear it; returns how many sectors it holds. */
+uint32_t waio_take_delta(struct smg_vdisk *d, uint64_t c, uint8_t *bits);
+/* Sectors in chunk c's delta now (an estimate: writes go on). */
+uint32_t waio_delta_sectors(struct smg_vdisk *d, uint64_t c);
 /* Wait until the chunks already known to be popular are on the surrogate. */
 void waio_wait_hot(struct smg_vdisk *d);
 
@@ -140,30 +166,10 @@ void rec_frame_add(struct rec_frame *f, uint8_t kind, uint64_t off, uint32_t len
 /* Payload length (0 when no record was added). */
 size_t rec_frame_end(struct rec_frame *f);
 
-void chunk_hash_init(crypto_generichash_state *st);
-void chunk_hash_zeros(crypto_generichash_state *st, uint64_t n);
-void chunk_hash(const uint8_t *data, size_t len, uint8_t out[SMG_STG_DIGEST_LEN]);
-void chunk_hash_hole(size_t len, uint8_t out[SMG_STG_DIGEST_LEN]);
-int image_chunk_hash(struct smg_image *img, uint64_t base, uint32_t len, uint8_t *buf,
-		     uint8_t out[SMG_STG_DIGEST_LEN]);
-
-/* record.c: the Merkle tree of a disk's chunk leaves, kept between roots so
- * a root after a round (or in the pause) rehashes only the paths of the
- * leaves that changed since the last one. Same tree as smg_stg_merkle_root. */
-#define TREE_LEVELS_MAX 64
-struct stg_tree {
-	size_t n;	 /* leaves */
-	unsigned levels; /* above the leaves */
-	uint8_t (*node[TREE_LEVELS_MAX])[SMG_STG_DIGEST_LEN];
-	uint64_t *dirty[TREE_LEVELS_MAX]; /* per level: nodes to recompute */
-	size_t cnt[TREE_LEVELS_MAX];
-};
-int stg_tree_init(struct stg_tree *t, size_t n);
-void stg_tree_free(struct stg_tree *t);
-void stg_tree_mark(struct stg_tree *t, size_t leaf);
-/* Recompute what changed; the root over leaves (the caller's array). */
-void stg_tree_root(struct stg_tree *t, const uint8_t (*leaves)[SMG_STG_DIGEST_LEN],
-		   uint64_t size, uint32_t chunk_size, uint8_t out[SMG_STG_DIGEST_LEN]);
+/* record.c: set leaf c of m (a disk's Merkle tree, chunk_size leaves) from
+ * the image (len: chunk c's length; buf: chunk_size bytes, aligned). */
+int image_chunk_hash(struct smg_image *img, uint64_t c, uint32_t chunk_size, uint32_t len,
+		     uint8_t *buf, struct smg_merkle *m);
 
 /* disk.c */
 int disk_mig_begin(struct smg_vdisk *d, enum disk_mig mig);

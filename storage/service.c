@@ -332,6 +332,7 @@ int smg_dsvc_run(const struct smg_dsvc_config *cfg)
 	}
 	smg_info("disk service: control %s, NBD %s, images in %s", csock, nsock,
 		 sv.storage_dir);
+	smg_notify_ready("serving");
 	serve(&sv, lfd, sfd);
 	smg_info("disk service: shutting down");
 out:

@@ -37,6 +37,10 @@ struct smg_stg_src {
 
 	bool cur_valid; /* a chunk whose records are partly emitted */
 	bool cur_hole;	/* the whole chunk is a hole */
+	/* WAIO rounds: only the sectors of cur_delta go (the guest's writes
+	 * since the chunk was last sent), the rest is on the destination */
+	bool cur_part;
+	uint8_t *cur_delta;
 	uint64_t cur_c;
 	uint32_t cur_len, cur_pos;
 	uint8_t *cur; /* the current chunk's bytes: in buf or in the window */
@@ -52,11 +56,15 @@ struct smg_stg_src {
 	/* WAIO's reader yields the CPU while the guest does I/O. */
 	pid_t tid;
 	int nice0, nice_now;
+	/* ... and the device while the guest reads the original: after each
+	 * piece it leaves it idle nap_pm/1000 times as long as the piece took,
+	 * by the guest's recent mix of reads and writes (mix_*: counters at
+	 * the start of the current sample). */
+	unsigned nap_pm;
+	uint64_t mix_t0, mix_r0, mix_w0;
 
-	uint8_t (*hash)[SMG_STG_DIGEST_LEN];
-	struct stg_tree tree; /* over hash[], kept between roots */
+	struct smg_merkle *tree; /* leaf per chunk: the version sent last */
 	uint8_t *sent;
-	uint8_t hole_hash[SMG_STG_DIGEST_LEN]; /* of a full-size hole chunk */
 	struct smg_stg_stats st;
 };
 
@@ -77,13 +85,14 @@ int smg_stg_src_begin(struct smg_vdisk *d, const struct smg_stg_src_opts *o,
 	s->disk_id = o->disk_id;
 	s->phase = SMG_STG_PHASE_BULK;
 	s->budget = UINT64_MAX;
+	s->nap_pm = SCAN_NAP_PM_MAX / 2;
 	s->round = calloc(words ? words : 1, sizeof(*s->round));
 	s->wrote_last = calloc(words ? words : 1, sizeof(*s->round));
 	s->deferred = calloc(words ? words : 1, sizeof(*s->round));
-	s->hash = calloc(d->nchunks ? d->nchunks : 1, sizeof(*s->hash));
 	s->sent = calloc(d->nchunks ? d->nchunks : 1, 1);
 	if (s->round == NULL || s->wrote_last == NULL || s->deferred == NULL ||
-	    s->hash == NULL || s->sent == NULL ||
+	    s->sent == NULL ||
+	    (s->cur_delta = calloc(1, d->chunk / SMG_STG_SECTOR / 8)) == NULL ||
 	    posix_memalign((void **)&s->buf, SMG_STG_BLOCK, d->chunk) != 0) {
 		r = SMG_ERR_NOMEM;
 		goto fail;
@@ -95,8 +104,7 @@ int smg_stg_src_begin(struct smg_vdisk *d, const struct smg_stg_src_opts *o,
 		r = SMG_ERR_NOMEM;
 		goto fail;
 	}
-	chunk_hash_hole(d->chunk, s->hole_hash);
-	if ((r = stg_tree_init(&s->tree, d->nchunks)) != 0)
+	if ((r = smg_merkle_new_bytes(d->size, d->chunk, &s->tree)) != 0)
 		goto fail;
 	r = disk_mig_begin(d,
 			   o->mode == SMG_STG_MODE_WAIO ? DISK_MIG_WAIO : DISK_MIG_DBT);
@@ -107,15 +115,15 @@ int smg_stg_src_begin(struct smg_vdisk *d, const struct smg_stg_src_opts *o,
 	*out = s;
 	return SMG_OK;
 fail:
-	stg_tree_free(&s->tree);
+	smg_merkle_free(s->tree);
 	free(s->win);
 	free(s->win_data);
 	free(s->round);
 	free(s->wrote_last);
 	free(s->deferred);
-	free(s->hash);
 	free(s->sent);
 	free(s->buf);
+	free(s->cur_delta);
 	free(s);
 	return r;
 }
@@ -168,32 +176,61 @@ static void reader_priority(struct smg_stg_src *s, bool yield)
 		s->nice_now = want;
 }
 
+/* How much of the device WAIO's bulk scan leaves a guest that reads the
+ * original, from the guest's own mix (sampled every SCAN_MIX_NS): a guest
+ * that only reads gets two thirds of it (nap twice the piece's time: its
+ * cold reads wait least, and a slow scan costs it nothing); a guest that
+ * writes gets less and less, down to no nap at all, because every second
+ * the scan lasts it dirties more chunks that must go again and the rounds
+ * after the scan grow (docs/storage.md, "Where the read tail came from"). */
+static void scan_mix(struct smg_stg_src *s)
+{
+	struct smg_vdisk *d = s->d;
+	uint64_t now = smg_now_ns(), r = atomic_load(&d->st_reads),
+		 w = atomic_load(&d->st_writes), dr = r - s->mix_r0, dw = w - s->mix_w0;
+
+	if (s->mix_t0 != 0 && now - s->mix_t0 < SCAN_MIX_NS)
+		return;
+	if (s->mix_t0 != 0 && dr + dw > 0) {
+		double rs = (double)dr / (double)(dr + dw);
+
+		s->nap_pm = (unsigned)(SCAN_NAP_PM_MAX * rs * rs);
+	}
+	s->mix_t0 = now;
+	s->mix_r0 = r;
+	s->mix_w0 = w;
+}
+
 /* WAIO's reader yields the device too: it waits for guest reads in flight
  * on the original, and while the guest reads the original it leaves the
- * device idle for as long as each of its own reads took (at most half the
- * device's time goes to the scan), instead of queueing reads in front of
- * the guest's. */
-static int scan_read_yielding(struct smg_vdisk *d, uint8_t *buf, uint32_t len,
+ * device idle after each of its own reads (scan_mix says how long), instead
+ * of queueing reads in front of the guest's. */
+static int scan_read_yielding(struct smg_stg_src *s, uint8_t *buf, uint32_t len,
 			      uint64_t base)
 {
-	uint32_t pos, waited;
+	struct smg_vdisk *d = s->d;
+	/* A guest that mostly writes gets whole windows: it reads little of
+	 * the original, and 64 KiB reads at queue depth one are slow. */
+	uint32_t pos, waited, piece = s->nap_pm >= SCAN_NAP_PM_MAX / 4 ? SCAN_PIECE : len;
 	int r;
 
-	for (pos = 0; pos < len; pos += SCAN_PIECE) {
-		uint32_t n = len - pos < SCAN_PIECE ? len - pos : SCAN_PIECE;
-		uint64_t t0;
+	for (pos = 0; pos < len; pos += piece) {
+		uint32_t n = len - pos < piece ? len - pos : piece;
+		uint64_t t0 = smg_now_ns();
 
 		for (waited = 0;
 		     atomic_load(&d->orig_guest) > 0 && waited < SCAN_YIELD_MAX_US;
 		     waited += 20)
 			usleep(20);
+		s->st.yield_ns += smg_now_ns() - t0;
 		t0 = smg_now_ns();
 		if ((r = smg_image_read_sparse(d->orig, buf + pos, n, base + pos)) != 0)
 			return r;
-		if (guest_recent(&d->guest_orig_ns)) {
-			uint64_t took = smg_now_ns() - t0;
+		if (s->nap_pm > 0 && guest_recent(&d->guest_orig_ns)) {
+			uint64_t took = smg_now_ns() - t0, nap = took * s->nap_pm / 1000;
 
-			nap_ns(took < SCAN_GAP_MAX_NS ? took : SCAN_GAP_MAX_NS);
+			nap_ns(nap < SCAN_GAP_MAX_NS ? nap : SCAN_GAP_MAX_NS);
+			s->st.yield_ns += smg_now_ns() - t0 - took;
 		}
 	}
 	return SMG_OK;
@@ -201,7 +238,8 @@ static int scan_read_yielding(struct smg_vdisk *d, uint8_t *buf, uint32_t len,
 
 /* Fill the bulk window from chunk c: one large read while the guest leaves
  * the original alone (and always for DBT, like QEMU's 1 MiB block
- * migration reads), one chunk at a time while the guest reads it (WAIO). */
+ * migration reads), one chunk at a time while a read-mostly guest reads it
+ * (WAIO), piece by piece while a writing guest does. */
 static int fill_window(struct smg_stg_src *s, uint64_t c)
 {
 	struct smg_vdisk *d = s->d;
@@ -209,9 +247,13 @@ static int fill_window(struct smg_stg_src *s, uint64_t c)
 	uint32_t n = s->win_max, len;
 	int r;
 
-	if (s->mode == SMG_STG_MODE_WAIO && !d->no_yield &&
-	    guest_recent(&d->guest_orig_ns))
-		n = 1;
+	if (s->mode == SMG_STG_MODE_WAIO && !d->no_yield) {
+		scan_mix(s);
+		/* A guest that mostly reads: one chunk at a time, so its cold
+		 * reads never queue behind more than one piece. */
+		if (s->nap_pm >= SCAN_NAP_PM_MAX / 2 && guest_recent(&d->guest_orig_ns))
+			n = 1;
+	}
 	if (n > d->nchunks - c)
 		n = (uint32_t)(d->nchunks - c);
 	end = c + n == d->nchunks ? d->size : (c + n) * d->chunk;
@@ -232,7 +274,7 @@ static int fill_window(struct smg_stg_src *s, uint64_t c)
 	s->win_c0 = c;
 	s->win_n = n;
 	if (s->mode == SMG_STG_MODE_WAIO && !d->no_yield)
-		r = scan_read_yielding(d, s->win, len, base);
+		r = scan_read_yielding(s, s->win, len, base);
 	else
 		r = smg_image_read_sparse(d->orig, s->win, len, base);
 	if (r != 0)
@@ -262,8 +304,17 @@ static int load_chunk(struct smg_stg_src *s, uint64_t c, enum load_how how)
 	s->cur_len = chunk_len(d, c);
 	s->cur_pos = 0;
 	s->cur_hole = false;
+	s->cur_part = false;
 	s->cur = s->buf;
 	if (how == LOAD_MERGED) {
+		/* Taken before the read: a write landing in between is in the
+		 * bytes read and goes again with the next delta. A chunk the
+		 * destination has (sent before) gets only what the guest wrote
+		 * since, unless that is most of it. */
+		uint32_t nd = waio_take_delta(d, c, s->cur_delta),
+			 ns = (s->cur_len + SMG_STG_SECTOR - 1) / SMG_STG_SECTOR;
+
+		s->cur_part = s->sent[c] && nd * 2 < ns;
 		r = waio_read_chunk(d, c, s->buf);
 	} else if (how == LOAD_BULK) {
 		if (!in_window(s, c) && (r = fill_window(s, c)) != 0)
@@ -281,13 +332,10 @@ static int load_chunk(struct smg_stg_src *s, uint64_t c, enum load_how how)
 	}
 	if (r != 0)
 		return r;
-	if (s->cur_hole && s->cur_len == d->chunk)
-		memcpy(s->hash[c], s->hole_hash, SMG_STG_DIGEST_LEN);
-	else if (s->cur_hole)
-		chunk_hash_hole(s->cur_len, s->hash[c]);
+	if (s->cur_hole)
+		smg_merkle_set_zero(s->tree, c);
 	else
-		chunk_hash(s->cur, s->cur_len, s->hash[c]);
-	stg_tree_mark(&s->tree, c);
+		smg_merkle_set_leaf(s->tree, c, s->cur, s->cur_len);
 	if (s->sent[c])
 		s->st.chunks_resent++;
 	s->sent[c] = 1;
@@ -301,19 +349,20 @@ static bool block_zero(const uint8_t *p, size_t n)
 	return p[0] == 0 && memcmp(p, p + 1, n - 1) == 0;
 }
 
-/* Length of the run at pos of blocks that are all zero (or all not). */
-static uint32_t run_len(const struct smg_stg_src *s, uint32_t pos, bool *zero)
+/* Length of the run at pos, up to lim, of blocks that are all zero (or all
+ * not). */
+static uint32_t run_len(const struct smg_stg_src *s, uint32_t pos, uint32_t lim,
+			bool *zero)
 {
 	uint32_t end = pos;
 	bool z = false;
 
 	if (s->cur_hole) {
 		*zero = true;
-		return s->cur_len - pos;
+		return lim - pos;
 	}
-	while (end < s->cur_len) {
-		uint32_t n =
-		    s->cur_len - end < SMG_STG_BLOCK ? s->cur_len - end : SMG_STG_BLOCK;
+	while (end < lim) {
+		uint32_t n = lim - end < SMG_STG_BLOCK ? lim - end : SMG_STG_BLOCK;
 		bool bz = block_zero(s->cur + end, n);
 
 		if (end == pos)
@@ -331,16 +380,40 @@ static bool hdr_fits(const struct rec_frame *f)
 	return f->count < SMG_STG_RECS_MAX && f->cap - f->off >= SMG_STG_REC_HDR;
 }
 
+/* A partial chunk: move cur_pos to the next sector of its delta (if it is
+ * not in one) and set *lim to the end of that run; false: none left. */
+static bool delta_run(struct smg_stg_src *s, uint32_t *lim)
+{
+	uint32_t ns = (s->cur_len + SMG_STG_SECTOR - 1) / SMG_STG_SECTOR,
+		 sec = s->cur_pos / SMG_STG_SECTOR, e;
+
+	while (sec < ns && !(s->cur_delta[sec / 8] & (1u << (sec % 8))))
+		sec++;
+	if (sec == ns) {
+		s->cur_pos = s->cur_len;
+		return false;
+	}
+	if (s->cur_pos < sec * SMG_STG_SECTOR)
+		s->cur_pos = sec * SMG_STG_SECTOR;
+	for (e = sec; e < ns && (s->cur_delta[e / 8] & (1u << (e % 8))); e++)
+		;
+	*lim = e * SMG_STG_SECTOR < s->cur_len ? e * SMG_STG_SECTOR : s->cur_len;
+	return true;
+}
+
 /* Emit records of the current chunk until it is done or the frame is full. */
 static void emit_chunk(struct smg_stg_src *s, struct rec_frame *f)
 {
 	uint64_t base = s->cur_c * s->d->chunk;
 
 	while (s->cur_pos < s->cur_len) {
+		uint32_t lim = s->cur_len, n;
 		bool zero;
-		uint32_t n = run_len(s, s->cur_pos, &zero);
 		size_t room;
 
+		if (s->cur_part && !delta_run(s, &lim))
+			break;
+		n = run_len(s, s->cur_pos, lim, &zero);
 		if (!hdr_fits(f))
 			return;
 		if (zero) {
@@ -360,6 +433,20 @@ static void emit_chunk(struct smg_stg_src *s, struct rec_frame *f)
 		s->cur_pos += n;
 	}
 	s->cur_valid = false;
+}
+
+/* What chunk c would put on the wire in a round or FINAL now: WAIO sends a
+ * chunk the destination has only as the sectors written since (plus a
+ * record header per run, counted as one per chunk). */
+static uint64_t pending_bytes_of(const struct smg_stg_src *s, uint64_t c)
+{
+	uint32_t len = chunk_len(s->d, c),
+		 ns = (len + SMG_STG_SECTOR - 1) / SMG_STG_SECTOR, nd;
+
+	if (s->mode != SMG_STG_MODE_WAIO || !s->sent[c])
+		return len;
+	nd = waio_delta_sectors(s->d, c);
+	return nd * 2 < ns ? (uint64_t)nd * SMG_STG_SECTOR + SMG_STG_REC_HDR : len;
 }
 
 /* Next chunk of the phase, loaded; *done when the phase has no more. */
@@ -385,24 +472,34 @@ static int next_chunk(struct smg_stg_src *s, enum smg_stg_phase ph, bool *done)
 		return SMG_OK;
 	}
 	if (!s->round_active) {
-		uint64_t held = 0, cb = d->chunk;
+		uint64_t held = 0;
 
 		for (i = 0; i < words; i++) {
 			uint64_t now = atomic_exchange(&d->dirty[i], 0);
+			uint64_t twice = atomic_exchange(&d->dirty2[i], 0);
 
 			if (s->mode == SMG_STG_MODE_WAIO && ph == SMG_STG_PHASE_ITER) {
-				/* Written in two rounds running: the guest's write
-				 * working set. It stays on the surrogate until the
-				 * final phase instead of going out every round, as
-				 * long as the pause can carry it (the budget). */
-				uint64_t hot = now & s->wrote_last[i], keep = 0;
+				/* Written twice within the last round and in the
+				 * round before: the guest rewrites it faster than
+				 * rounds go by. It stays on the surrogate until the
+				 * final phase instead of going out every round, in
+				 * at most half the pause's budget: the other half
+				 * is for the chunks written in the last round, or
+				 * the delta would never fit (docs/storage.md). */
+				uint64_t hot = now & twice & s->wrote_last[i], keep = 0;
 
-				while (hot != 0 && held + cb <= s->budget) {
-					uint64_t bit = hot & -hot;
+				while (hot != 0) {
+					uint64_t bit = hot & -hot,
+						 b = pending_bytes_of(
+						     s,
+						     i * 64 +
+							 (uint64_t)__builtin_ctzll(hot));
 
+					if (held + b > s->budget / 2)
+						break;
 					keep |= bit;
 					hot &= hot - 1;
-					held += cb;
+					held += b;
 				}
 				s->round[i] = (now & ~keep) | (s->deferred[i] & ~now);
 				s->deferred[i] = keep;
@@ -498,8 +595,7 @@ int smg_stg_src_next(struct smg_stg_src *s, enum smg_stg_phase ph, uint8_t *buf,
 		 * only the paths of what changed since. */
 		uint8_t scratch[SMG_STG_DIGEST_LEN];
 
-		stg_tree_root(&s->tree, (const uint8_t(*)[SMG_STG_DIGEST_LEN])s->hash,
-			      s->d->size, s->d->chunk, scratch);
+		smg_merkle_root(s->tree, scratch);
 	}
 	if (r == 0 && done && *used == 0 && ph == SMG_STG_PHASE_FINAL)
 		s->final_done = true;
@@ -517,25 +613,25 @@ uint64_t smg_stg_src_pending(const struct smg_stg_src *s)
 void smg_stg_src_get_pending(const struct smg_stg_src *s, struct smg_stg_pending *p)
 {
 	const struct smg_vdisk *d = s->d;
-	uint64_t n = 0, c, last = d->nchunks - 1;
-	bool last_in = false;
+	uint64_t n = 0, c, held = 0, bytes = 0;
 	size_t i;
 
 	for (i = 0; i < (d->nchunks + 63) / 64; i++) {
 		uint64_t w = atomic_load(&d->dirty[i]) | s->deferred[i];
 
+		held += (uint64_t)__builtin_popcountll(s->deferred[i]);
 		if (s->round_active)
 			for (c = i * 64; c < i * 64 + 64 && c < d->nchunks; c++)
 				if (c >= s->round_next && (s->round[i] >> (c % 64)) & 1)
 					w |= 1ull << (c % 64);
 		n += (uint64_t)__builtin_popcountll(w);
-		if (i == last / 64 && (w >> (last % 64)) & 1)
-			last_in = true;
+		for (; w != 0; w &= w - 1)
+			bytes +=
+			    pending_bytes_of(s, i * 64 + (uint64_t)__builtin_ctzll(w));
 	}
 	p->chunks = n;
-	p->bytes = n * d->chunk;
-	if (last_in) /* the last chunk may be short */
-		p->bytes -= d->chunk - chunk_len(d, last);
+	p->held = held;
+	p->bytes = bytes;
 	p->bulk_left =
 	    s->bulk_next < d->nchunks ? d->size - s->bulk_next * (uint64_t)d->chunk : 0;
 }
@@ -559,8 +655,7 @@ int smg_stg_src_digest(struct smg_stg_src *s, uint8_t out[static SMG_STG_DIGEST_
 	for (c = 0; c < s->d->nchunks; c++)
 		if (!s->sent[c])
 			return SMG_ERR_STATE;
-	stg_tree_root(&s->tree, (const uint8_t(*)[SMG_STG_DIGEST_LEN])s->hash, s->d->size,
-		      s->d->chunk, out);
+	smg_merkle_root(s->tree, out);
 	return SMG_OK;
 }
 
@@ -576,10 +671,10 @@ int smg_stg_src_end(struct smg_stg_src *s, bool merge)
 	free(s->round);
 	free(s->wrote_last);
 	free(s->deferred);
-	stg_tree_free(&s->tree);
-	free(s->hash);
+	smg_merkle_free(s->tree);
 	free(s->sent);
 	free(s->buf);
+	free(s->cur_delta);
 	free(s->win);
 	free(s->win_data);
 	free(s);

@@ -29,7 +29,7 @@
 #define SMG_STG_CHUNK_MIN     SMG_STG_BLOCK
 #define SMG_STG_CHUNK_MAX     (64u << 20)
 #define SMG_STG_DISK_MAX      (1ull << 50) /* 1 PiB: caps bitmap allocations */
-#define SMG_STG_DIGEST_LEN    32u
+#define SMG_STG_DIGEST_LEN    32u	   /* a Merkle root (SMG_MERKLE_LEN) */
 #define SMG_STG_HOT_DEFAULT \
 	16u /* WAIO: recent reads of a chunk before it is outsourced */
 
@@ -129,6 +129,10 @@ void smg_vdisk_get_stats(const struct smg_vdisk *d, struct smg_vdisk_stats *st);
  * time. A frame of hole records thus costs its records, not the bytes
  * they claim (issue 13: one 3.3 KB frame of holes cost 220 ms of CPU). */
 #define SMG_STG_ZERO_HASH_FRAME_MAX (8u << 20)
+/* A chunk a round or FINAL frame changed in part is hashed again from the
+ * image after the frame, up to this many times the frame's bytes (WAIO's
+ * 4 KiB deltas of 64 KiB chunks: 16); the rest at digest time. */
+#define SMG_STG_REHASH_RATIO 32u
 
 enum smg_stg_phase {
 	SMG_STG_PHASE_BULK = 1,	 /* one sequential pass over the original */
@@ -174,6 +178,9 @@ struct smg_stg_stats {
 	uint64_t wire_bytes;		 /* frame payload bytes produced */
 	uint64_t chunks_sent, chunks_resent;
 	uint64_t zero_hashed; /* destination: bytes of holes hashed in flight */
+	uint64_t yield_ns;    /* WAIO's reader: time left to the guest */
+	uint64_t rehashed;    /* destination: bytes hashed again from the image
+			       * after a frame changed their chunk in part */
 };
 
 /* Starts tracking: from here on guest writes go to the surrogate (WAIO) or
@@ -191,8 +198,10 @@ uint64_t smg_stg_src_pending(const struct smg_stg_src *s);
 /* The disk's delta for the stop rule: what a FINAL pass would carry now. */
 struct smg_stg_pending {
 	uint64_t chunks;    /* chunks dirty or held back */
-	uint64_t bytes;	    /* their size (upper bound of the data they carry) */
+	uint64_t bytes;	    /* what they would put on the wire (WAIO: a chunk
+			     * sent before, as the sectors written since) */
 	uint64_t bulk_left; /* bytes of the bulk scan still to go */
+	uint64_t held;	    /* of chunks: WAIO's hot-written ones held for FINAL */
 };
 void smg_stg_src_get_pending(const struct smg_stg_src *s, struct smg_stg_pending *p);
 /* Bytes the pause may carry for this disk (the stop rule's share of the
@@ -218,11 +227,8 @@ int smg_stg_dst_digest(struct smg_stg_dst *d, uint8_t out[static SMG_STG_DIGEST_
 void smg_stg_dst_get_stats(const struct smg_stg_dst *d, struct smg_stg_stats *st);
 void smg_stg_dst_close(struct smg_stg_dst *d);
 
-/* Merkle root of chunk BLAKE2b-256 leaves, bound to size and chunk size. */
-void smg_stg_merkle_root(const uint8_t (*leaves)[SMG_STG_DIGEST_LEN], size_t n,
-			 uint64_t size, uint32_t chunk_size,
-			 uint8_t out[static SMG_STG_DIGEST_LEN]);
-/* Digest of an image file as it is now (tests, `secmig` tools). */
+/* Digest of an image file as it is now (tests, the disk service's CHECK):
+ * the Merkle root (base/base.h, smg_merkle_*) of its chunk_size chunks. */
 int smg_stg_image_digest(struct smg_image *img, uint32_t chunk_size,
 			 uint8_t out[static SMG_STG_DIGEST_LEN]);
 

@@ -83,6 +83,56 @@ static int cover_range(struct smg_vdisk *d, uint64_t c, uint32_t poff, uint32_t 
 	return SMG_OK;
 }
 
+/* stripe of c held: sectors [poff, poff + n) of chunk c are in its delta. */
+static int delta_mark(struct smg_vdisk *d, uint64_t c, uint32_t poff, uint32_t n)
+{
+	uint32_t s;
+
+	if (d->delta[c] == NULL &&
+	    (d->delta[c] = calloc(1, d->chunk / SMG_STG_SECTOR / 8)) == NULL)
+		return SMG_ERR_NOMEM;
+	for (s = poff / SMG_STG_SECTOR; s <= (poff + n - 1) / SMG_STG_SECTOR; s++)
+		bit_set(d->delta[c], s);
+	return SMG_OK;
+}
+
+static uint32_t bits_count(const uint8_t *b, size_t bytes)
+{
+	uint32_t n = 0;
+
+	for (size_t i = 0; i < bytes; i++)
+		n += (uint32_t)__builtin_popcount(b[i]);
+	return n;
+}
+
+uint32_t waio_take_delta(struct smg_vdisk *d, uint64_t c, uint8_t *bits)
+{
+	size_t bytes = d->chunk / SMG_STG_SECTOR / 8;
+	uint32_t n = 0;
+
+	pthread_mutex_lock(stripe_of(d, c));
+	if (d->delta[c] == NULL) {
+		memset(bits, 0, bytes);
+	} else {
+		memcpy(bits, d->delta[c], bytes);
+		memset(d->delta[c], 0, bytes);
+		n = bits_count(bits, bytes);
+	}
+	pthread_mutex_unlock(stripe_of(d, c));
+	return n;
+}
+
+uint32_t waio_delta_sectors(struct smg_vdisk *d, uint64_t c)
+{
+	uint32_t n = 0;
+
+	pthread_mutex_lock(stripe_of(d, c));
+	if (d->delta[c] != NULL)
+		n = bits_count(d->delta[c], d->chunk / SMG_STG_SECTOR / 8);
+	pthread_mutex_unlock(stripe_of(d, c));
+	return n;
+}
+
 /* hot_mu held; r is a region. */
 static void hot_enqueue(struct smg_vdisk *d, uint64_t r)
 {
@@ -144,10 +194,13 @@ static int read_runs(struct smg_vdisk *d, uint64_t c, uint32_t poff, uint32_t n,
 	uint32_t pos = poff, end = poff + n;
 	int r;
 
+	/* The surrogate is read plainly: its holes read as zeros without any
+	 * device I/O, and SEEK_HOLE (sparse reads) on tmpfs walks every page
+	 * up to the next hole, a whole hot set for a 64 KiB chunk. */
 	if (kind == 0)
 		return read_from(d->orig, sparse, p, n, base + poff);
 	if (kind == 1)
-		return read_from(d->surr, sparse, p, n, base + poff);
+		return smg_image_read(d->surr, p, n, base + poff);
 	while (pos < end) {
 		bool cov = bit_get(bits, pos / SMG_STG_SECTOR);
 		uint32_t next = (pos / SMG_STG_SECTOR + 1) * SMG_STG_SECTOR;
@@ -156,11 +209,40 @@ static int read_runs(struct smg_vdisk *d, uint64_t c, uint32_t poff, uint32_t n,
 			next += SMG_STG_SECTOR;
 		if (next > end)
 			next = end;
-		r = read_from(cov ? d->surr : d->orig, sparse, p + (pos - poff),
+		r = read_from(cov ? d->surr : d->orig, sparse && !cov, p + (pos - poff),
 			      next - pos, base + pos);
 		if (r != 0)
 			return r;
 		pos = next;
+	}
+	return SMG_OK;
+}
+
+/* The migration's read of a whole chunk the surrogate covers in part: the
+ * original in one read, then the covered runs over it from the surrogate
+ * (one device read per chunk, not one per uncovered run). */
+static int read_overlay(struct smg_vdisk *d, uint64_t c, uint8_t *p, const uint8_t *bits)
+{
+	uint32_t len = chunk_len(d, c), s = 0, ns = nsect(d, c);
+	uint64_t base = c * d->chunk;
+	int r;
+
+	if ((r = smg_image_read_sparse(d->orig, p, len, base)) != 0)
+		return r;
+	while (s < ns) {
+		uint32_t e = s, a, b;
+
+		if (!bit_get(bits, s)) {
+			s++;
+			continue;
+		}
+		while (e < ns && bit_get(bits, e))
+			e++;
+		a = s * SMG_STG_SECTOR;
+		b = e * SMG_STG_SECTOR < len ? e * SMG_STG_SECTOR : len;
+		if ((r = smg_image_read(d->surr, p + a, b - a, base + a)) != 0)
+			return r;
+		s = e;
 	}
 	return SMG_OK;
 }
@@ -170,6 +252,9 @@ static int read_piece(struct smg_vdisk *d, uint64_t c, uint32_t poff, uint32_t n
 {
 	uint8_t bits[BITMAP_MAX];
 	int kind = cover_snapshot(d, c, guest, bits), r;
+
+	if (!guest && kind == 2 && poff == 0 && n == chunk_len(d, c))
+		return read_overlay(d, c, p, bits);
 
 	if (guest && kind != 0)
 		atomic_fetch_add(&d->st_surr_reads, 1);
@@ -227,7 +312,14 @@ static int write_or_trim(struct smg_vdisk *d, const uint8_t *p, size_t len, uint
 			      : smg_image_punch(d->surr, off, n);
 		if (r != 0)
 			return r;
-		dirty_set(d, c);
+		/* Into the delta and the dirty bitmap once the data landed: a
+		 * sender that read the chunk before sends these sectors again. */
+		pthread_mutex_lock(stripe_of(d, c));
+		r = delta_mark(d, c, poff, n);
+		pthread_mutex_unlock(stripe_of(d, c));
+		if (r != 0)
+			return r;
+		dirty_set_counted(d, c);
 		if (p != NULL)
 			p += n;
 		off += n;
@@ -337,7 +429,12 @@ static void waio_free(struct smg_vdisk *d)
 	if (d->cover != NULL)
 		for (c = 0; c < d->nchunks; c++)
 			free(d->cover[c]);
+	if (d->delta != NULL)
+		for (c = 0; c < d->nchunks; c++)
+			free(d->delta[c]);
 	free(d->cover);
+	free(d->delta);
+	d->delta = NULL;
 	free(d->full);
 	free(d->written);
 	free(d->hotq);
@@ -390,12 +487,13 @@ int waio_begin(struct smg_vdisk *d)
 	if ((r = surrogate_file(d)) != 0)
 		return r;
 	d->cover = calloc(d->nchunks, sizeof(*d->cover));
+	d->delta = calloc(d->nchunks, sizeof(*d->delta));
 	d->full = calloc(d->nchunks, 1);
 	d->written = calloc(d->nchunks, 1);
 	d->queued = calloc(d->nregions, 1);
 	d->hotq = calloc(d->nregions, sizeof(*d->hotq));
-	if (d->cover == NULL || d->full == NULL || d->written == NULL ||
-	    d->queued == NULL || d->hotq == NULL) {
+	if (d->cover == NULL || d->delta == NULL || d->full == NULL ||
+	    d->written == NULL || d->queued == NULL || d->hotq == NULL) {
 		r = SMG_ERR_NOMEM;
 		goto fail;
 	}

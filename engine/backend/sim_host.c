@@ -587,6 +587,7 @@ int smg_sim_host_run(const char *state_dir)
 		return smg_err_sys(errno);
 	}
 	smg_info("sim host: serving %s/%s", state_dir, SMG_SIM_SOCK_NAME);
+	smg_notify_ready("serving");
 	for (;;) {
 		struct pollfd p[2] = {{lfd, POLLIN, 0}, {sfd, POLLIN, 0}};
 		pthread_t t;

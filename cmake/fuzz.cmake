@@ -6,3 +6,7 @@ foreach(f ${SMG_FUZZERS})
   target_link_libraries(${n} PRIVATE secmig_lib)
   target_link_options(${n} PRIVATE -fsanitize=fuzzer)
 endforeach()
+
+# Seed generators that need the library (fuzz/tools/gen_dest_corpus.c).
+add_executable(gen_dest_corpus ${CMAKE_SOURCE_DIR}/fuzz/tools/gen_dest_corpus.c)
+target_link_libraries(gen_dest_corpus PRIVATE secmig_lib)

@@ -29,16 +29,28 @@
 
 extern char **environ;
 
+static int hex_digit(char c)
+{
+	return c >= '0' && c <= '9'   ? c - '0'
+	       : c >= 'a' && c <= 'f' ? c - 'a' + 10
+	       : c >= 'A' && c <= 'F' ? c - 'A' + 10
+				      : -1;
+}
+
+/* Exactly "xx:xx:xx:xx:xx:xx", two hex digits an octet (sscanf's %2x took
+ * a sign or a blank too: "52:54:00:12:34:-6" was fa, fuzz_cli_values). */
 int smg_vnic_parse_mac(const char *text, uint8_t mac[static SMG_MAC_LEN])
 {
 	unsigned v[SMG_MAC_LEN];
-	char tail;
 
-	if (text == NULL ||
-	    sscanf(text, "%2x:%2x:%2x:%2x:%2x:%2x%c", &v[0], &v[1], &v[2], &v[3], &v[4],
-		   &v[5], &tail) != SMG_MAC_LEN ||
-	    strlen(text) != 17)
+	if (text == NULL || strlen(text) != 3 * SMG_MAC_LEN - 1)
 		return SMG_ERR_INVAL;
+	for (int i = 0; i < SMG_MAC_LEN; i++) {
+		int hi = hex_digit(text[3 * i]), lo = hex_digit(text[3 * i + 1]);
+		if (hi < 0 || lo < 0 || (i < SMG_MAC_LEN - 1 && text[3 * i + 2] != ':'))
+			return SMG_ERR_INVAL;
+		v[i] = (unsigned)(hi << 4 | lo);
+	}
 	for (int i = 0; i < SMG_MAC_LEN; i++)
 		mac[i] = (uint8_t)v[i];
 	/* A multicast MAC (or all zeros) can never be a NIC's source address. */

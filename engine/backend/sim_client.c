@@ -93,7 +93,13 @@ int smg_sim_client_call(int fd, const char *req, const void *payload, size_t ple
 		reply[0] = '\0';
 	if (strlen(req) + 1 + plen > SMG_SIM_MSG_MAX)
 		return SMG_ERR_TOO_LONG;
-	if (sendmsg(fd, &mh, MSG_NOSIGNAL) < 0)
+	/* A signal (a handler anywhere in the process: libFuzzer's timer
+	 * under fuzz_resolve) must not fail the call: retried, else its
+	 * reply, arriving later, is read as the next call's (fuzz_resolve's
+	 * "PENDING" answered by the PAUSE before it). */
+	while ((n = sendmsg(fd, &mh, MSG_NOSIGNAL)) < 0 && errno == EINTR)
+		;
+	if (n < 0)
 		return call_failed(fd, req, errno);
 	if ((buf = malloc(SMG_SIM_MSG_MAX + 1)) == NULL)
 		return SMG_ERR_NOMEM;
@@ -102,7 +108,9 @@ int smg_sim_client_call(int fd, const char *req, const void *payload, size_t ple
 			    .msg_iovlen = 1,
 			    .msg_control = u.buf,
 			    .msg_controllen = sizeof(u.buf)};
-	if ((n = recvmsg(fd, &ih, MSG_CMSG_CLOEXEC)) <= 0) {
+	while ((n = recvmsg(fd, &ih, MSG_CMSG_CLOEXEC)) < 0 && errno == EINTR)
+		;
+	if (n <= 0) {
 		r = n == 0 ? SMG_ERR_EOF : call_failed(fd, req, errno);
 		goto out;
 	}

@@ -127,6 +127,14 @@ static void test_nic_parse(void)
 	CHECK_EQ(smg_vnic_parse_mac("52:54:00:12:34", m), SMG_ERR_INVAL);
 	CHECK_EQ(smg_vnic_parse_mac("52:54:00:12:34:56:78", m), SMG_ERR_INVAL);
 	CHECK_EQ(smg_vnic_parse_mac("52:54:00:12:34:5g", m), SMG_ERR_INVAL);
+	/* fuzz_cli_values: sscanf's %2x read a sign or a blank as part of an
+	 * octet ("-6" was 0xfa) */
+	CHECK_EQ(smg_vnic_parse_mac("52:54:00:12:34:-6", m), SMG_ERR_INVAL);
+	CHECK_EQ(smg_vnic_parse_mac("52:54:00:12:34:+6", m), SMG_ERR_INVAL);
+	CHECK_EQ(smg_vnic_parse_mac(" 2:54:00:12:34:56", m), SMG_ERR_INVAL);
+	CHECK_EQ(smg_vnic_parse_mac("52-54-00-12-34-56", m), SMG_ERR_INVAL);
+	CHECK_EQ(smg_vnic_parse_mac("52:54:00:12:34:5F", m), 0);
+	CHECK(m[5] == 0x5f);
 	CHECK_EQ(smg_vnic_add_addr(&nic, "10.0.0.5/24"), 0);
 	CHECK_EQ(smg_vnic_add_addr(&nic, "10.0.0.6"), 0);
 	CHECK_EQ(smg_vnic_add_addr(&nic, "fd00::5/64"), 0);

@@ -198,8 +198,9 @@ uint64_t smg_stg_src_pending(const struct smg_stg_src *s);
 /* The disk's delta for the stop rule: what a FINAL pass would carry now. */
 struct smg_stg_pending {
 	uint64_t chunks;    /* chunks dirty or held back */
-	uint64_t bytes;	    /* what they would put on the wire (WAIO: a chunk
-			     * sent before, as the sectors written since) */
+	uint64_t bytes;	    /* what they cost the pause: whole chunks, also
+			     * for WAIO's sector deltas (both sides rehash
+			     * the chunk; src.c pause_cost_of) */
 	uint64_t bulk_left; /* bytes of the bulk scan still to go */
 	uint64_t held;	    /* of chunks: WAIO's hot-written ones held for FINAL */
 };

@@ -55,12 +55,6 @@ static void wipe_records(void)
 	fz_rm_under(recdir);
 }
 
-static void cleanup(void)
-{
-	fz_rm_under(base);
-	rmdir(base);
-}
-
 /* Records a resolve query can ask about: every state, one of another
  * source's (the query must be refused); their ids end in 1..6. */
 static void seed_records(void)
@@ -84,25 +78,14 @@ static void seed_records(void)
 
 static void init(void)
 {
-	const char *tmp = getenv("TMPDIR");
 	char text[512], why[256];
 
-	if (getenv("FUZZ_VERBOSE") == NULL)
-		smg_log_set_stream(fopen("/dev/null", "w"));
-	signal(SIGPIPE, SIG_IGN);
+	fz_world_init("dest", base, sizeof(base), simdir, sizeof(simdir));
 	if (fz_pair_init() != 0)
 		abort();
-	snprintf(base, sizeof(base), "%s/smg-fuzz-dest.XXXXXX",
-		 access("/dev/shm", W_OK) == 0 ? "/dev/shm"
-		 : tmp			       ? tmp
-					       : "/tmp");
-	if (mkdtemp(base) == NULL)
-		abort();
-	snprintf(simdir, sizeof(simdir), "%s/sim", base);
 	snprintf(recdir, sizeof(recdir), "%s/rec", base);
-	if (mkdir(simdir, 0700) != 0 || mkdir(recdir, 0700) != 0)
+	if (mkdir(recdir, 0700) != 0)
 		abort();
-	atexit(cleanup);
 	snprintf(text, sizeof(text),
 		 "storage %s/img\nbridge br0\n"
 		 "limit vm memory=16M vcpus=4 disks=2 disk=64M nics=2\n"
@@ -113,7 +96,6 @@ static void init(void)
 	if (smg_hostdef_parse(text, strlen(text), "fuzz", &defs, why, sizeof(why)) != 0 ||
 	    smg_capacity_new(defs, &cap) != 0)
 		abort();
-	fz_sim_start(simdir);
 }
 
 /* ---- the writer: the rogue source -------------------------------------- */

@@ -48,28 +48,11 @@ struct rogue {
 	pthread_t tid, drain[SMG_CHANNELS_MAX];
 };
 
-static void cleanup(void)
-{
-	fz_rm_under(base);
-	rmdir(base);
-}
-
 static void init(void)
 {
-	if (getenv("FUZZ_VERBOSE") == NULL)
-		smg_log_set_stream(fopen("/dev/null", "w"));
-	signal(SIGPIPE, SIG_IGN);
+	fz_world_init("source", base, sizeof(base), simdir, sizeof(simdir));
 	if (fz_pair_init() != 0)
 		abort();
-	snprintf(base, sizeof(base), "%s/smg-fuzz-source.XXXXXX",
-		 access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp");
-	if (mkdtemp(base) == NULL)
-		abort();
-	snprintf(simdir, sizeof(simdir), "%s/sim", base);
-	if (mkdir(simdir, 0700) != 0)
-		abort();
-	atexit(cleanup);
-	fz_sim_start(simdir);
 }
 
 /* Data channels: read and drop until the source hangs up. */

@@ -89,6 +89,40 @@ static inline void fz_sim_start(const char *dir)
 	abort();
 }
 
+/* The harness's world: logs quiet unless FUZZ_VERBOSE, SIGPIPE ignored, a
+ * scratch directory base (under /dev/shm when writable, else $TMPDIR or
+ * /tmp; removed at exit) with a sim host serving base/sim (simdir). */
+static char *fz_world_base;
+
+static inline void fz_world_cleanup(void)
+{
+	fz_rm_under(fz_world_base);
+	rmdir(fz_world_base);
+}
+
+static inline void fz_world_init(const char *tag, char *base, size_t nbase, char *simdir,
+				 size_t nsim)
+{
+	const char *tmp = getenv("TMPDIR");
+
+	if (getenv("FUZZ_VERBOSE") == NULL)
+		smg_log_set_stream(fopen("/dev/null", "w"));
+	signal(SIGPIPE, SIG_IGN);
+	snprintf(base, nbase, "%s/smg-fuzz-%s.XXXXXX",
+		 access("/dev/shm", W_OK) == 0 ? "/dev/shm"
+		 : tmp			       ? tmp
+					       : "/tmp",
+		 tag);
+	if (mkdtemp(base) == NULL)
+		abort();
+	fz_world_base = base;
+	atexit(fz_world_cleanup);
+	snprintf(simdir, nsim, "%s/sim", base);
+	if (mkdir(simdir, 0700) != 0)
+		abort();
+	fz_sim_start(simdir);
+}
+
 /* One request on a fresh connection; the reply's text in reply. */
 static inline int fz_sim_call(const char *dir, const char *req, const char *payload,
 			      char *reply, size_t cap)

@@ -10,8 +10,11 @@
 # test_xen_nested, carry a COST in cmake/tests.cmake so that `ctest -j 2`
 # starts them first, side by side, and the short ones fill the other core),
 # format check seconds, the demo (release build + one migration) 2-3 min,
-# fuzz build 1-2 min, fuzzers 12 s each on their committed corpus, two at a
-# time (35+ harnesses: 3-4 min; longer runs by hand, fuzz/README.md). That leaves about 5 minutes: a new test should take seconds, a VM
+# fuzz build 1 min, fuzzers 8 s each on their committed corpus, two at a
+# time (40 harnesses: about 3 min; a regression replay of every seed plus a
+# short mutation run: the campaigns of 10 minutes per harness are run by
+# hand, fuzz/README.md). A fresh-clone run at ddc86d4 took 1188 s with 12 s
+# per fuzzer (ctest 759 s, of which the tests' sum is 1,502 s on 2 cores). That leaves about 5 minutes: a new test should take seconds, a VM
 # bed a few minutes at most, and a new long test gets a COST.
 #
 # Skips fail the run unless this machine cannot run the test: test_xen_live
@@ -95,7 +98,7 @@ bash scripts/build.sh fuzz
 stage_done "fuzz build" $t
 echo "== fuzzers"
 t=$SECONDS
-bash scripts/fuzz.sh "${SMG_FUZZ_SECONDS:-12}" "${SMG_FUZZ_JOBS:-2}"
+bash scripts/fuzz.sh "${SMG_FUZZ_SECONDS:-8}" "${SMG_FUZZ_JOBS:-2}"
 stage_done fuzzers $t
 
 echo "== time per stage"

@@ -114,4 +114,27 @@ static inline int util_pump(struct smg_stg_src *src, struct smg_stg_dst *dst,
 	}
 }
 
+/* The pause: FINAL from src to dst, both roots equal, then the source
+ * resumes and lets go (committed) and the destination closes. 0, the first
+ * error, or SMG_ERR_INTEGRITY when the roots differ. */
+static inline int util_finish(struct smg_vdisk *d, struct smg_stg_src *src,
+			      struct smg_stg_dst *dst)
+{
+	uint8_t ds[SMG_STG_DIGEST_LEN], dd[SMG_STG_DIGEST_LEN];
+	int r, e;
+
+	smg_vdisk_pause(d);
+	r = util_pump(src, dst, SMG_STG_PHASE_FINAL, 0);
+	if (r == 0)
+		r = smg_stg_src_digest(src, ds);
+	if (r == 0)
+		r = smg_stg_dst_digest(dst, dd);
+	if (r == 0 && memcmp(ds, dd, sizeof(ds)) != 0)
+		r = SMG_ERR_INTEGRITY;
+	smg_vdisk_resume(d);
+	e = smg_stg_src_end(src, false);
+	smg_stg_dst_close(dst);
+	return r != 0 ? r : e;
+}
+
 #endif

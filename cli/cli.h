@@ -57,6 +57,8 @@ int smg_cmd_recv(int argc, char **argv);
 int smg_cmd_resolve(int argc, char **argv);
 int smg_cmd_demo(int argc, char **argv);
 int smg_cmd_keygen(int argc, char **argv);
+int smg_cmd_init(int argc, char **argv);
+int smg_cmd_precheck(int argc, char **argv);
 int smg_cmd_status(int argc, char **argv);
 int smg_cmd_cancel(int argc, char **argv);
 int smg_cmd_tune(int argc, char **argv);

@@ -10,6 +10,7 @@
 
 #include "base/base.h"
 #include "cli/cli.h"
+#include "cli/conf.h"
 #include "cli/migrate.h"
 #include "storage/storage.h"
 
@@ -166,19 +167,23 @@ int smg_cmd_disk(int argc, char **argv)
 	    {NULL, 0, NULL, 0},
 	};
 	struct smg_dsvc_config cfg = {0};
-	const char *sub = NULL, *defs = NULL;
+	const char *sub = NULL, *defs = NULL, *serve_opt = NULL;
 	uint64_t v;
-	int c;
+	int c, li = 0;
 
 	optind = 1;
 	/* Options before and after the subcommand. */
 	while (optind < argc) {
-		if ((c = getopt_long(argc, argv, "+h", opts, NULL)) == -1) {
+		if ((c = getopt_long(argc, argv, "+h", opts, &li)) == -1) {
 			if (sub != NULL)
 				break;
 			sub = argv[optind++];
 			continue;
 		}
+		/* serve's own options: on the command line of another
+		 * subcommand a mistake, from secmig.conf's [disk] not. */
+		if (c != 'd' && c != 'h' && c != '?' && optind - 1 > smg_conf_args())
+			serve_opt = opts[li].name;
 		switch (c) {
 		case 'd':
 			cfg.state_dir = optarg;
@@ -220,7 +225,7 @@ int smg_cmd_disk(int argc, char **argv)
 	cfg.state_dir = smg_cli_state_dir(cfg.state_dir);
 	if (strcmp(sub, "serve") == 0)
 		return do_serve(&cfg, defs, argc - optind);
-	if (defs != NULL)
-		return usage("--defs belongs to 'disk serve'%s", "");
+	if (serve_opt != NULL)
+		return usage("--%s belongs to 'disk serve'", serve_opt);
 	return run_sub(cfg.state_dir, sub, argv + optind, argc - optind);
 }

@@ -60,6 +60,21 @@ const struct smg_cmd smg_cmds[] = {
      "peer as a line 'NAME PUBKEY' of its peers file (docs/peers.md).\n"
      "Refuses to overwrite an existing key unless --force is given.\n",
      smg_cmd_keygen},
+    {"init", "set up this host: state directory, identity key, config files",
+     "usage: secmig init [--name NAME] [--mode tpm|software] [--state-dir DIR]\n"
+     "                   [--config FILE] [--force]\n\n"
+     "A host's first step (docs/operating.md). Creates the state directory DIR\n"
+     "(default $SECMIG_STATE_DIR or /var/lib/secmig) with mode 0700, the\n"
+     "identity key DIR/host.key, and the config files the package ships:\n"
+     "FILE (default $SECMIG_CONFIG or /etc/secmig/secmig.conf) and, next to\n"
+     "it, peers, policy (its 'host' line NAME, default the hostname; its\n"
+     "'mode' tpm or software) and hostdefs, their paths pointing at each other\n"
+     "and at DIR. Prints the public key to enrol on the peers and the next\n"
+     "steps. An existing key or FILE is kept unless --force; peers, policy\n"
+     "and hostdefs are never replaced (a file still exactly as shipped is\n"
+     "personalised). 'secmig config check' accepts the result (in TPM mode\n"
+     "once 'secmig tpm-enroll' ran). Exit 11 if a file cannot be written.\n",
+     smg_cmd_init},
     {"audit", "show and verify this host's signed, hash-chained audit log",
      "usage: secmig audit show [--state-dir DIR] [FILE...] [--json] [--since T] [--id "
      "ID]\n"

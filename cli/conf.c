@@ -26,14 +26,14 @@
 static const struct {
 	const char *key, *cmds;
 } common[] = {
-    {"state-dir", "send recv resolve status cancel tune disk sim qemu"},
-    {"key", "send recv resolve"},
-    {"peers", "send recv resolve"},
-    {"name", "send recv resolve"},
-    {"policy", "send recv resolve"},
-    {"tcti", "send recv resolve"},
+    {"state-dir", "send recv resolve status cancel tune disk sim qemu precheck"},
+    {"key", "send recv resolve precheck"},
+    {"peers", "send recv resolve precheck"},
+    {"name", "send recv resolve precheck"},
+    {"policy", "send recv resolve precheck"},
+    {"tcti", "send recv resolve precheck"},
     {"operators", "send recv"},
-    {"defs", "recv"},
+    {"defs", "recv disk"},
 };
 
 const char *smg_conf_common(const char *key)
@@ -225,6 +225,15 @@ static bool applies(const struct smg_conf_entry *e, const char *cmd)
 	return word_in(cmd, smg_conf_common(e->key));
 }
 
+/* How many arguments after argv[0] the last smg_conf_argv took from the
+ * file (one process runs one command). */
+static int conf_args;
+
+int smg_conf_args(void)
+{
+	return conf_args;
+}
+
 int smg_conf_argv(const struct smg_conf *c, const char *cmd, int argc, char **argv,
 		  int *out_argc, char ***out_argv)
 {
@@ -248,6 +257,7 @@ int smg_conf_argv(const struct smg_conf *c, const char *cmd, int argc, char **ar
 		if ((v[n++] = strdup(buf)) == NULL)
 			goto fail;
 	}
+	conf_args = n - 1;
 	for (int i = 1; i < argc; i++)
 		if ((v[n++] = strdup(argv[i])) == NULL)
 			goto fail;

@@ -46,9 +46,21 @@ int smg_conf_load(const char *path, struct smg_conf **out);
 int smg_conf_argv(const struct smg_conf *c, const char *cmd, int argc, char **argv,
 		  int *out_argc, char ***out_argv);
 void smg_conf_argv_free(int argc, char **argv);
+/* argv[1 .. smg_conf_args()] of the command running came from the file:
+ * a command may ignore there what it would refuse on its command line
+ * (`disk list` ignores the [disk] options only `disk serve` takes). */
+int smg_conf_args(void);
 /* The commands a top-level key applies to ("send recv ..."), NULL if the
  * key may not be top-level. */
 const char *smg_conf_common(const char *key);
+/* The shipped config skeletons (dist/etc: secmig.conf, peers, policy,
+ * hostdefs), compiled in by cmake/skeletons.cmake for `secmig init`. */
+struct smg_skeleton {
+	const char *name, *text;
+	size_t len;
+};
+extern const struct smg_skeleton smg_skeletons[];
+
 /* `secmig config check [FILE]` (cli/conf_check.c): exit 0 or 11. */
 int smg_cli_conf_check(const char *path);
 

@@ -8,7 +8,7 @@
 #include "cli/conf.h"
 
 /* Commands that take options from the config file (secmig.conf(5)). */
-#define CONF_COMMANDS "send recv resolve status cancel tune disk sim qemu"
+#define CONF_COMMANDS "send recv resolve status cancel tune disk sim qemu precheck"
 
 static bool takes_conf(const char *cmd)
 {

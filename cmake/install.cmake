@@ -36,7 +36,7 @@ install(FILES ${CMAKE_SOURCE_DIR}/dist/completion/secmig
         DESTINATION ${SMG_COMPLETIONDIR})
 install(FILES ${CMAKE_SOURCE_DIR}/dist/etc/policy ${CMAKE_SOURCE_DIR}/dist/etc/peers
               ${CMAKE_SOURCE_DIR}/dist/etc/hostdefs
-              ${CMAKE_SOURCE_DIR}/dist/etc/secmig.env
+              ${CMAKE_SOURCE_DIR}/dist/etc/secmig.conf
         DESTINATION ${CMAKE_INSTALL_FULL_SYSCONFDIR}/secmig)
 install(FILES ${CMAKE_SOURCE_DIR}/README.md ${CMAKE_SOURCE_DIR}/docs/operating.md
         DESTINATION ${CMAKE_INSTALL_DOCDIR})

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The units' command lines work with this binary: each unit's ExecStart,
-# with its Environment= defaults and the shipped secmig.env expanded as
-# systemd does ($VAR split into words), is run with the state directory,
+# The units' command lines work with this binary: each unit's ExecStart
+# (its Environment= defaults expanded as systemd does, $VAR split into
+# words) reads the shipped secmig.conf; it is run with the state directory,
 # /etc/secmig and the listen address moved into a temp dir, under a
 # NOTIFY_SOCKET this test owns; it must reach READY=1. This catches a unit
 # left behind by a change of the CLI's options or a shipped skeleton that
@@ -26,26 +26,17 @@ done
 [ -n "$SWPID" ] || { echo "FAIL: cannot start swtpm"; exit 1; }
 grep -q '^tcti device:/dev/tpmrm0$' "$T/etc/policy" || { echo "FAIL: the policy skeleton's tcti line changed"; exit 1; }
 sed -i -e "s|^tcti .*|tcti swtpm:host=127.0.0.1,port=$port|" -e "s|/var/lib/secmig|$T/state|g" \
-	-e "s|/etc/secmig|$T/etc|g" "$T"/etc/*
+	-e "s|/etc/secmig|$T/etc|g" -e "s|^listen 0.0.0.0:4849$|listen 127.0.0.1:0|" "$T"/etc/*
+grep -q "^listen 127.0.0.1:0$" "$T/etc/secmig.conf" || { echo "FAIL: the shipped secmig.conf has no 'listen 0.0.0.0:4849' in [recv]"; exit 1; }
 "$SECMIG" keygen "$T/state/host.key" >/dev/null || exit 1
 "$SECMIG" keygen "$T/peer.key" >/dev/null || exit 1
 echo "src $(cat "$T/peer.key.pub")" >>"$T/etc/peers"
 
 exec python3 - "$SECMIG" "$T" "$SMG_SRC" <<'PY'
-import os, re, select, shlex, socket, subprocess, sys
+import os, re, select, socket, subprocess, sys
 
 secmig, T, src = sys.argv[1:4]
 fail = 0
-
-
-def env_file(path):
-    env = {}
-    for line in open(path):
-        line = line.strip()
-        if line and not line.startswith("#"):
-            k, v = line.split("=", 1)
-            env[k] = " ".join(shlex.split(v))
-    return env
 
 
 def command(unit):
@@ -55,8 +46,6 @@ def command(unit):
         if line.startswith("Environment="):
             k, v = line[len("Environment="):].split("=", 1)
             env[k] = v
-        elif line.startswith("EnvironmentFile="):
-            env.update(env_file(os.path.join(T, "etc", "secmig.env")))
         elif line.startswith("ExecStart="):
             argv = line[len("ExecStart="):].split()
     out = []
@@ -64,8 +53,7 @@ def command(unit):
         m = re.fullmatch(r"\$(\w+)", w)
         out += env.get(m.group(1), "").split() if m else [w]
     fix = {"@SMG_BINDIR@/secmig": secmig, "/var/lib/secmig": T + "/state",
-           "@SMG_SYSCONFDIR@/secmig": T + "/etc", "/etc/secmig": T + "/etc",
-           "0.0.0.0:4849": "127.0.0.1:0"}
+           "@SMG_SYSCONFDIR@/secmig": T + "/etc", "/etc/secmig": T + "/etc"}
     pat = re.compile("|".join(map(re.escape, fix)))
     return [pat.sub(lambda m: fix[m.group(0)], w) for w in out]
 
@@ -93,9 +81,9 @@ def ready(name, argv):
 for unit in sorted(os.listdir(os.path.join(src, "dist", "systemd"))):
     argv = command(os.path.join(src, "dist", "systemd", unit))
     name = unit.split(".")[0]
-    if argv[1] not in ("recv", "sim") and subprocess.run(
-            [secmig, "help", argv[1]], capture_output=True).returncode != 0:
-        print(f"{name}: 'secmig {argv[1]}' is not in this binary yet; not run")
+    if argv[2] not in ("recv", "sim") and subprocess.run(
+            [secmig, "help", argv[2]], capture_output=True).returncode != 0:
+        print(f"{name}: 'secmig {argv[2]}' is not in this binary yet; not run")
         continue
     msg, err = ready(name, argv)
     shown = " ".join(argv).replace(T, "$T")

@@ -71,7 +71,13 @@ int smg_audit_admit(struct smg_audit *a, struct smg_audit_mig *m,
 	if (r != SMG_OK)
 		return refuse(m, r);
 	snprintf(path, sizeof(path), "%s/%s", a->dir, AUDIT_REPLAY_NAME);
-	if ((r = smg_replay_use(path, m->ticket_digest, t.not_after, sc.now)) == SMG_OK) {
+	if (m->dry_run)
+		r = smg_replay_check(path, m->ticket_digest, sc.now);
+	else
+		r = smg_replay_use(path, m->ticket_digest, t.not_after, sc.now);
+	if (r == SMG_OK && m->dry_run)
+		return SMG_OK;
+	if (r == SMG_OK) {
 		smg_info("ticket of operator '%s' admitted for %s (%s -> %s)",
 			 t.operator_name, domain, sc.src, sc.dst);
 		return SMG_OK;

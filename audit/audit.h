@@ -146,6 +146,7 @@ struct smg_audit_mig {
 	char operator_name[SMG_AUDIT_NAME_MAX + 1];
 	const char *stage; /* a refusal: "ticket", "policy", "plan"; else NULL */
 	bool bad_sig;	   /* a signature check failed (counted) */
+	bool dry_run;	   /* secmig precheck: check a ticket, never use it up */
 };
 void smg_audit_mig_init(struct smg_audit_mig *m, bool source);
 
@@ -371,5 +372,8 @@ int smg_ticket_authorize(const struct smg_operators *ops, const uint8_t *buf, si
 #define SMG_REPLAY_FILE_MAX (4u << 20)
 int smg_replay_use(const char *path, const uint8_t digest[SMG_AUDIT_DIGEST_LEN],
 		   uint64_t not_after, uint64_t now);
+/* The same check without recording the use (secmig precheck). */
+int smg_replay_check(const char *path, const uint8_t digest[SMG_AUDIT_DIGEST_LEN],
+		     uint64_t now);
 
 #endif

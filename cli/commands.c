@@ -171,6 +171,26 @@ const struct smg_cmd smg_cmds[] = {
      "host.key, peers, the sim host socket and control/. --check-memory\n"
      "(tests) re-hashes the paused VM's memory. Exit codes: README table.\n",
      smg_cmd_send},
+    {"precheck", "check that a migration would succeed, without moving the VM",
+     "usage: secmig precheck --to NAME[:PORT] --domain DOMAIN [--json]\n"
+     "       secmig precheck --to HOST[:PORT] --peer NAME --domain DOMAIN ...\n"
+     "                   [--ticket FILE] [--operators FILE] [--policy FILE\n"
+     "                   [--tcti TCTI]] [--state-dir DIR] [--backend sim]\n"
+     "                   [--key FILE] [--peers FILE] [--name NAME]\n"
+     "                   [--disk-socket PATH] [--io-timeout MS]\n\n"
+     "Would 'secmig send' with these options succeed? Checks, in order, and\n"
+     "stops at the first that cannot run: this host's backend and DOMAIN (and\n"
+     "its disks), the authenticated handshake with the destination (in TPM\n"
+     "mode with attestation), this host's policy (ACL, placement) and ticket,\n"
+     "then the destination's: the plan, its backend, its policy, the ticket,\n"
+     "its host definitions and its free capacity. Prints each check (--json:\n"
+     "one {\"event\":\"precheck\",...} line, docs/events.md). The VM is not\n"
+     "paused or copied; no ticket is used up and nothing is reserved on the\n"
+     "destination (docs/protocol.md, PRECHECK). Exit 0 if all pass, else the\n"
+     "code send would exit with: 3 authentication, 4 attestation, 5 policy,\n"
+     "ticket or host definitions, 6 unreachable, 11 configuration, 12 backend\n"
+     "or domain, 14 capacity (README \"Exit codes\").\n",
+     smg_cmd_precheck},
     {"recv", "receive migrations (a service; --once for one)",
      "usage: secmig recv --listen ADDR[:PORT] [--once] [--max-concurrent N] [--json]\n"
      "                   [--channels N] [--state-dir DIR] [--backend sim] [--key FILE]\n"

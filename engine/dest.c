@@ -118,7 +118,7 @@ static void load_path(const struct smg_recv_opts *o, char *p, size_t n)
 	snprintf(p, n, "%s/load-ms.%s", o->state_dir, o->backend);
 }
 
-static uint32_t load_ms_read(const struct smg_recv_opts *o)
+uint32_t smg_dest_load_ms(const struct smg_recv_opts *o)
 {
 	char p[600], buf[16];
 	unsigned long v = 0;
@@ -137,7 +137,7 @@ static uint32_t load_ms_read(const struct smg_recv_opts *o)
  * make every later source refuse to stop. */
 static void load_ms_update(const struct smg_recv_opts *o, uint64_t sample)
 {
-	uint64_t old = load_ms_read(o), ms = old == 0 ? sample : (old + sample) / 2;
+	uint64_t old = smg_dest_load_ms(o), ms = old == 0 ? sample : (old + sample) / 2;
 	char p[600], tmp[620];
 	FILE *f;
 
@@ -168,7 +168,7 @@ static int reply_plan(struct dst *d, int err, const char *why)
 		set_detail(d, false, "refused the plan: %s", why);
 	} else {
 		a.reason = (char *)"";
-		a.load_ms = load_ms_read(d->o);
+		a.load_ms = smg_dest_load_ms(d->o);
 	}
 	return smg_chan_send_msg(d->s, 0, SMG_FT_PLAN_ACK, &a.base);
 }
@@ -1118,5 +1118,7 @@ int smg_engine_serve(struct smg_session *s, const struct smg_recv_opts *o,
 		return r;
 	if (f.type == SMG_FT_RESOLVE_QUERY)
 		return smg_engine_answer_resolve(s, o, &f);
+	if (f.type == SMG_FT_PRECHECK)
+		return smg_engine_answer_precheck(s, o, &f);
 	return serve_migration(s, o, &f, st);
 }

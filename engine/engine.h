@@ -273,6 +273,30 @@ void smg_engine_send_free(struct smg_send *m);
 int smg_engine_send(struct smg_session *s, const struct smg_send_opts *opts,
 		    struct smg_mig_stats *st);
 
+/* ---- pre-check (engine/precheck.c, secmig precheck) -----------------------
+ * After smg_engine_send_prepare and a session with the destination: this
+ * host's policy and ticket checks, then the destination's (PRECHECK ->
+ * PRECHECK_RESULT: plan, backend, policy, ticket, definitions, capacity).
+ * Nothing is reserved, used up or created on either host; the VM is not
+ * touched. Returns SMG_OK when every check passed, the first failing
+ * check's error (what a migration would fail with), or a session error. */
+#define SMG_PRECHECK_ITEMS_MAX 16
+#define SMG_PRECHECK_NAME_MAX  16
+struct smg_precheck_item {
+	char name[SMG_PRECHECK_NAME_MAX];
+	bool ok;
+	bool remote; /* the destination's verdict */
+	int err;     /* when !ok */
+	char detail[SMG_ENGINE_DETAIL_MAX];
+};
+struct smg_precheck {
+	unsigned n;
+	struct smg_precheck_item v[SMG_PRECHECK_ITEMS_MAX];
+	uint32_t load_ms; /* the destination's measured load time, 0: unknown */
+};
+int smg_engine_send_precheck(struct smg_send *m, struct smg_session *s,
+			     struct smg_precheck *out);
+
 /* ---- destination ---------------------------------------------------------- */
 struct smg_recv_opts {
 	const char *backend;

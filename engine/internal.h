@@ -86,6 +86,9 @@ int smg_capacity_reserve(struct smg_capacity *c, const char *peer, uint64_t memo
 			 uint64_t disk, char *why, size_t why_len);
 void smg_capacity_release(struct smg_capacity *c, const char *peer, uint64_t memory,
 			  uint64_t disk);
+/* Would smg_capacity_reserve succeed now? Nothing is reserved. */
+int smg_capacity_check(struct smg_capacity *c, const char *peer, uint64_t memory,
+		       uint64_t disk, char *why, size_t why_len);
 
 /* Pages go to channels in groups so that a page always travels on the same
  * channel: a later version can never overtake an earlier one. */
@@ -302,6 +305,13 @@ uint64_t smg_src_disk_pending_bytes(const struct smg_send *c);
 void smg_src_disk_refresh(struct smg_send *c);
 
 struct smg_frame;
+/* Source: the PLAN (or, type SMG_FT_PRECHECK, the same plan to check). */
+int smg_src_send_plan(struct smg_send *c, uint8_t type);
+/* Destination: answer a PRECHECK (engine/precheck.c). */
+int smg_engine_answer_precheck(struct smg_session *s, const struct smg_recv_opts *o,
+			       const struct smg_frame *f);
+/* Destination: its measured load time for o's backend (PlanAck.load_ms). */
+uint32_t smg_dest_load_ms(const struct smg_recv_opts *o);
 /* Destination: answer a RESOLVE_QUERY from the durable outcome records. */
 int smg_engine_answer_resolve(struct smg_session *s, const struct smg_recv_opts *o,
 			      const struct smg_frame *query);

@@ -91,17 +91,20 @@ static int refuse(char *why, size_t n, const char *fmt, ...)
 	return SMG_ERR_POLICY;
 }
 
-/* Reserve memory and disk for one incoming migration; release with the
- * same figures when it ends. */
-int smg_capacity_reserve(struct smg_capacity *c, const char *peer, uint64_t memory,
-			 uint64_t disk, char *why, size_t why_len)
+/* Would one more migration of memory and disk from peer fit? With take,
+ * reserve it (the caller holds the lock either way). */
+static int admit(struct smg_capacity *c, const char *peer, uint64_t memory,
+		 uint64_t disk, char *why, size_t why_len, bool take)
 {
 	const struct smg_hostdef *d = c->defs;
-	struct ledger_peer *p;
+	struct ledger_peer *p, probe = {.sessions = 0};
 	int r = SMG_OK;
 
-	pthread_mutex_lock(&c->lock);
-	p = ledger_find(c, peer, true);
+	/* A check must not take a ledger slot: a peer with nothing in
+	 * flight is an empty entry. */
+	p = ledger_find(c, peer, take);
+	if (!take && p == NULL)
+		p = &probe;
 	if (c->sessions + 1 > d->total.sessions)
 		r = refuse(why, why_len, "capacity: %u incoming migrations already",
 			   c->sessions);
@@ -125,7 +128,7 @@ int smg_capacity_reserve(struct smg_capacity *c, const char *peer, uint64_t memo
 	else if (p->memory + memory > d->peer.memory || p->disk + disk > d->peer.disk)
 		r = refuse(why, why_len,
 			   "capacity: over this peer's share of memory or disk");
-	if (r == SMG_OK) {
+	if (r == SMG_OK && take) {
 		c->sessions++;
 		c->memory += memory;
 		c->disk += disk;
@@ -133,6 +136,29 @@ int smg_capacity_reserve(struct smg_capacity *c, const char *peer, uint64_t memo
 		p->memory += memory;
 		p->disk += disk;
 	}
+	return r;
+}
+
+/* Reserve memory and disk for one incoming migration; release with the
+ * same figures when it ends. */
+int smg_capacity_reserve(struct smg_capacity *c, const char *peer, uint64_t memory,
+			 uint64_t disk, char *why, size_t why_len)
+{
+	int r;
+
+	pthread_mutex_lock(&c->lock);
+	r = admit(c, peer, memory, disk, why, why_len, true);
+	pthread_mutex_unlock(&c->lock);
+	return r;
+}
+
+int smg_capacity_check(struct smg_capacity *c, const char *peer, uint64_t memory,
+		       uint64_t disk, char *why, size_t why_len)
+{
+	int r;
+
+	pthread_mutex_lock(&c->lock);
+	r = admit(c, peer, memory, disk, why, why_len, false);
 	pthread_mutex_unlock(&c->lock);
 	return r;
 }

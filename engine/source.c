@@ -113,7 +113,7 @@ static int peer_reason(struct smg_send *c, int err)
 	return err == SMG_ERR_ABORTED ? r : err;
 }
 
-static int send_plan(struct smg_send *c)
+int smg_src_send_plan(struct smg_send *c, uint8_t type)
 {
 	Smg__Plan p = SMG__PLAN__INIT;
 	Smg__NicSpec nics[SMG_DOMAIN_NICS_MAX], *nicp[SMG_DOMAIN_NICS_MAX];
@@ -167,7 +167,7 @@ static int send_plan(struct smg_send *c)
 			     ? SMG__STORAGE_MODE__STORAGE_DBT
 			     : SMG__STORAGE_MODE__STORAGE_WAIO;
 	c->st->bytes_sent += protobuf_c_message_get_packed_size(&p.base);
-	return smg_chan_send_msg(c->s, 0, SMG_FT_PLAN, &p.base);
+	return smg_chan_send_msg(c->s, 0, type, &p.base);
 }
 
 /* Placement (the privacy dimension): the destination must be enrolled in
@@ -227,7 +227,7 @@ static int do_setup(struct smg_send *c)
 			   "refusing to send %s: %s", c->info.name, c->why);
 		return r;
 	}
-	if ((r = send_plan(c)) != SMG_OK)
+	if ((r = smg_src_send_plan(c, SMG_FT_PLAN)) != SMG_OK)
 		return r;
 	smg_fault_point(SMG_FI_SRC_IN_SETUP, c->live);
 	if ((r = recv_ctrl(c, SMG_FT_PLAN_ACK, &smg__plan_ack__descriptor, &m)) != SMG_OK)

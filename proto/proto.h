@@ -50,6 +50,8 @@ enum smg_frame_type {
 	SMG_FT_RESOLVE_ANSWER = 0x1d,
 	SMG_FT_ABORT = 0x1e,
 	SMG_FT_ERROR = 0x1f,
+	SMG_FT_PRECHECK = 0x20,	       /* a Plan, checked and never acted on */
+	SMG_FT_PRECHECK_RESULT = 0x21, /* the destination's verdicts */
 	/* encrypted bulk frames (binary header + raw data) */
 	SMG_FT_PAGES = 0x40,
 	SMG_FT_ZERO_PAGES = 0x41,

@@ -43,6 +43,10 @@ int smg_cli_main(int argc, char **argv);
 /* Print "usage: ..." for cmd to stderr and return SMG_EXIT_USAGE. */
 int smg_cli_usage_error(const struct smg_cmd *cmd, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+/* The argv a command runs with (the dispatcher sets it; a caller that runs
+ * a command's parser itself, like config check, too): a usage error names
+ * the offending option from it, and the nearest known one. */
+void smg_cli_set_args(int argc, char **argv);
 
 int smg_cmd_version(int argc, char **argv);
 int smg_cmd_help(int argc, char **argv);

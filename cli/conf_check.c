@@ -51,7 +51,9 @@ static int parse_entry(const struct smg_cmd *cmd, const struct smg_conf_entry *e
 	err = dup(2);
 	dup2(null, 1);
 	dup2(fileno(tmp), 2);
+	smg_cli_set_args(3, av);
 	rc = cmd->run(3, av);
+	smg_cli_set_args(0, NULL);
 	fflush(stdout);
 	fflush(stderr);
 	dup2(out, 1);

@@ -6,7 +6,7 @@
  * the real sim backend on an in-process sim host, this host's definitions
  * and capacity ledger, and its outcome records: every state (WAIT_PLAN,
  * RECEIVING with its data channel threads, VERIFY, READY_SENT, a resolve
- * query first) sees whatever frame comes next, in any order. The input's
+ * query or a pre-check first: engine/precheck.c) sees whatever frame comes next, in any order. The input's
  * first byte picks 1 to 3 channels. Once the frames are sent the source
  * hangs up without FINAL (a source that died). Liveness limits are 3 s: a
  * receiver that waits longer on a peer that said all it will is a finding
@@ -134,7 +134,7 @@ static int send_packed(struct writer *w, unsigned chan, uint8_t type,
 	return smg_chan_send_msg(w->pair->cli, chan, type, m);
 }
 
-static int fix_plan(struct writer *w, unsigned chan, Smg__Plan *p)
+static int fix_plan(struct writer *w, unsigned chan, uint8_t type, Smg__Plan *p)
 {
 	char *id = p->migration_id, *be = p->backend;
 	ProtobufCBinaryData h = p->config_hash;
@@ -143,7 +143,7 @@ static int fix_plan(struct writer *w, unsigned chan, Smg__Plan *p)
 	p->migration_id = (char *)FZ_ID;
 	p->backend = (char *)"sim";
 	p->config_hash = (ProtobufCBinaryData){SMG_DIGEST_LEN, w->config_hash};
-	r = send_packed(w, chan, SMG_FT_PLAN, &p->base);
+	r = send_packed(w, chan, type, &p->base);
 	p->migration_id = id;
 	p->backend = be;
 	p->config_hash = h;
@@ -190,21 +190,22 @@ static int send_rec(struct writer *w, const struct fz_rec *r, unsigned chan)
 	ProtobufCMessage *m = NULL;
 	int e = SMG_ERR_INVAL;
 	bool fix = r->flags & FZ_FIX;
+	bool plan = r->type == SMG_FT_PLAN || r->type == SMG_FT_PRECHECK;
 
 	if (r->type == SMG_FT_PAGES || r->type == SMG_FT_ZERO_PAGES)
 		mirror_pages(w, r);
-	else if ((r->type == SMG_FT_PLAN || r->type == SMG_FT_DEVICE_STATE ||
+	else if ((plan || r->type == SMG_FT_DEVICE_STATE ||
 		  (fix && (r->type == SMG_FT_MANIFEST || r->type == SMG_FT_COMMIT))) &&
 		 smg_proto_unpack(r->type, r->p, r->len, &m) == SMG_OK) {
-		if (r->type == SMG_FT_PLAN)
+		if (plan)
 			note_plan(w, (Smg__Plan *)m);
 		if (r->type == SMG_FT_DEVICE_STATE) {
 			const Smg__DeviceState *ds = (Smg__DeviceState *)m;
 			smg_engine_hash(ds->device_context.data, ds->device_context.len,
 					w->device_hash);
 		}
-		if (fix && r->type == SMG_FT_PLAN)
-			e = fix_plan(w, chan, (Smg__Plan *)m);
+		if (fix && plan)
+			e = fix_plan(w, chan, r->type, (Smg__Plan *)m);
 		else if (fix && r->type == SMG_FT_MANIFEST)
 			e = fix_manifest(w, chan, (Smg__Manifest *)m);
 		else if (fix && r->type == SMG_FT_COMMIT)

@@ -120,6 +120,24 @@ static void control_seeds(void)
 	b[0] = SMG_FT_PLAN;
 	n = pack(&p.base, b + 1);
 	put("control", "plan", b, n + 1);
+	b[0] = SMG_FT_PRECHECK;
+	put("control", "precheck", b, n + 1);
+	{
+		Smg__PrecheckItem it[2] = {SMG__PRECHECK_ITEM__INIT, SMG__PRECHECK_ITEM__INIT};
+		Smg__PrecheckItem *ip[2] = {&it[0], &it[1]};
+		Smg__PrecheckResult res = SMG__PRECHECK_RESULT__INIT;
+		it[0].name = "policy";
+		it[0].ok = true;
+		it[1].name = "capacity";
+		it[1].code = SMG__ABORT_REASON__ABORT_RESOURCES;
+		it[1].detail = "capacity: 48 MiB of memory requested, 32 MiB free";
+		res.n_checks = 2;
+		res.checks = ip;
+		res.load_ms = 40;
+		b[0] = SMG_FT_PRECHECK_RESULT;
+		n = pack(&res.base, b + 1);
+		put("control", "precheck_result", b, n + 1);
+	}
 	re.round = 3;
 	re.pages_sent = 1000;
 	b[0] = SMG_FT_ROUND_END;

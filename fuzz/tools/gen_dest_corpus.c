@@ -3,8 +3,8 @@
  * migration (the sim backend's own config and saved device state, the
  * pages of a round, the round sequence of test_rogue.c's valid row), the
  * out-of-sequence rows of test_rogue.c, resolve queries for each kind of
- * outcome record, a destination's resolve answers and its answers to a
- * source. Built with the fuzzers (bash scripts/build.sh fuzz); run:
+ * outcome record, pre-checks, a destination's resolve answers and its
+ * answers to a source. Built with the fuzzers (bash scripts/build.sh fuzz); run:
  *   build-fuzz/gen_dest_corpus fuzz/corpus */
 #include <stdio.h>
 #include <stdlib.h>
@@ -73,7 +73,7 @@ static void msg(struct seed *s, unsigned chan, uint8_t type, uint8_t flags,
 }
 
 /* ---- the source's frames ----------------------------------------------- */
-static void plan(struct seed *s, unsigned disks, bool vtpm)
+static void plan_as(struct seed *s, uint8_t type, unsigned disks, bool vtpm)
 {
 	Smg__Plan p = SMG__PLAN__INIT;
 	Smg__DiskSpec d = SMG__DISK_SPEC__INIT, *dv[1] = {&d};
@@ -97,7 +97,12 @@ static void plan(struct seed *s, unsigned disks, bool vtpm)
 		p.disks = dv;
 		p.storage_mode = SMG__STORAGE_MODE__STORAGE_DBT;
 	}
-	msg(s, 0, SMG_FT_PLAN, FZ_FIX, &p.base);
+	msg(s, 0, type, FZ_FIX, &p.base);
+}
+
+static void plan(struct seed *s, unsigned disks, bool vtpm)
+{
+	plan_as(s, SMG_FT_PLAN, disks, vtpm);
 }
 
 static void rs(struct seed *s, uint32_t round, bool final)
@@ -260,6 +265,13 @@ static void dest_seeds(void)
 	}
 	begin(&s, 0), query(&s, "not-an-id");
 	put("dest", "resolve-query-bad-id", &s);
+	/* pre-checks (engine/precheck.c): answered, then nothing else */
+	begin(&s, 0), plan_as(&s, SMG_FT_PRECHECK, 0, false);
+	put("dest", "precheck", &s);
+	begin(&s, 0), plan_as(&s, SMG_FT_PRECHECK, 1, true);
+	put("dest", "precheck-disk-vtpm", &s);
+	begin(&s, 1), plan_as(&s, SMG_FT_PRECHECK, 0, false), plan(&s, 0, false);
+	put("dest", "precheck-then-plan", &s);
 }
 
 /* ---- the destination's answers (fuzz_resolve) --------------------------- */

@@ -21,8 +21,31 @@ grep -q 'version' /tmp/smg_cli_out.$$ || { echo "FAIL: --help lists no commands"
 check "help version" 0 "$SECMIG" help version
 check "unknown command" 2 "$SECMIG" frobnicate
 grep -q "unknown command 'frobnicate'" /tmp/smg_cli_err.$$ || { echo "FAIL: no message"; fail=1; }
-grep -q "^usage:" /tmp/smg_cli_err.$$ || { echo "FAIL: no usage on stderr"; fail=1; }
+grep -q "secmig help" /tmp/smg_cli_err.$$ || { echo "FAIL: no hint on stderr"; fail=1; }
 [ -s /tmp/smg_cli_out.$$ ] && { echo "FAIL: usage error wrote to stdout"; fail=1; }
+# a usage error is one line and a hint, with the nearest command or flag
+two_lines() { # desc, then the stderr must be 2 lines and match each pattern
+	local desc=$1; shift
+	[ "$(wc -l </tmp/smg_cli_err.$$)" = 2 ] || { echo "FAIL: $desc: not 2 lines:"; cat /tmp/smg_cli_err.$$; fail=1; }
+	for p in "$@"; do
+		grep -q -- "$p" /tmp/smg_cli_err.$$ || { echo "FAIL: $desc: no '$p' in:"; cat /tmp/smg_cli_err.$$; fail=1; }
+	done
+}
+check "near-miss command" 2 "$SECMIG" sned
+two_lines "sned" "unknown command 'sned'; did you mean 'send'?" "secmig help"
+check "near-miss flag" 2 "$SECMIG" recv --listn 127.0.0.1:0
+two_lines "recv --listn" "unrecognized option '--listn'; did you mean '--listen'?" "secmig help recv"
+check "near-miss flag with a value" 2 "$SECMIG" precheck --domian=vm1 --to x
+two_lines "precheck --domian=" "did you mean '--domain'?"
+check "missing value" 2 "$SECMIG" send --to
+two_lines "send --to" "option '--to' requires an argument"
+check "bad value" 2 "$SECMIG" recv --listen 127.0.0.1:0 --max-concurrent 999
+two_lines "--max-concurrent 999" "1..64"
+# every command answers --help with its usage on stdout, exit 0
+for c in $("$SECMIG" help | awk '/^  [a-z]/ {print $1}'); do
+	check "$c --help" 0 "$SECMIG" "$c" --help
+	grep -q "^usage: secmig" /tmp/smg_cli_out.$$ || { echo "FAIL: $c --help: no usage on stdout"; fail=1; }
+done
 check "unknown global flag" 2 "$SECMIG" --frobnicate version
 check "no command" 2 "$SECMIG"
 check "help unknown" 2 "$SECMIG" help frobnicate

@@ -424,6 +424,19 @@ static int run(struct recv_ctx *ctx, const char *key, const char *listen,
 		goto out;
 	}
 	ctx->cur->generation = ctx->generation = 1;
+	/* The backend answers before READY: a receiver whose hypervisor is
+	 * missing fails here, once, not at every incoming migration. */
+	struct smg_backend *be = NULL;
+	if ((r = smg_backend_open(ctx->ro.backend, &ctx->ro.bopts, &be)) != SMG_OK) {
+		fprintf(stderr,
+			"secmig recv: backend '%s' does not answer on this host (%s): "
+			"refusing to start (sim: start its host first, 'secmig sim host' "
+			"or secmig-sim-host.service)\n",
+			ctx->ro.backend, smg_strerror(r));
+		code = SMG_EXIT_BACKEND;
+		goto out;
+	}
+	smg_backend_close(be);
 	if (smg_capacity_new(ctx->cur->defs, &ctx->cap) != SMG_OK)
 		goto out;
 	if ((r = smg_listener_open(host, port, &l)) != SMG_OK) {

@@ -19,6 +19,9 @@ chmod 600 "$M/peers"
 printf 'storage %s\nvm *\n' "$M" >"$M/defs" && chmod 600 "$M/defs"
 
 vm vm1
+# the attacker's own sim host: a receiver refuses to start without its backend
+nb_bg sw "$T/mitm-sim" "$S" sim --state-dir "$M" host
+wait_file "$M/sim.sock" || bad "attacker's sim host did not start"
 
 # 1. Source -> attacker posing as "dst".
 nb_bg sw "$T/mitm-recv" "$S" recv --listen "$NB_PEER4:0" --once --json --state-dir "$M" \

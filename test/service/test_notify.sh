@@ -2,8 +2,9 @@
 # Readiness for systemd's Type=notify: `secmig recv`, `secmig sim host` and
 # `secmig disk serve` send READY=1 on $NOTIFY_SOCKET (a unix datagram socket
 # this test owns) only once their socket accepts connections, then WATCHDOG=1
-# heartbeats when WATCHDOG_USEC is set; a receiver that cannot listen, or
-# whose host definitions do not load, never says READY.
+# heartbeats when WATCHDOG_USEC is set; a receiver that cannot listen,
+# whose host definitions do not load, or whose backend does not answer (no
+# sim host: exit 12) never says READY.
 set -u
 T=$(mktemp -d /tmp/smg-notify.XXXXXX)
 trap 'rm -rf "$T"' EXIT
@@ -79,6 +80,22 @@ def heartbeats(sock, p, what):
 # --- recv: READY=1 only when the TCP port accepts --------------------------
 RECV = ["recv", "--state-dir", T + "/b", "--name", "dst",
         "--insecure-software-mode", "--defs", T + "/b/defs"]
+# --- recv without its backend (no sim host yet): exit 12, no READY --------
+sock, p = start("recvnobe", RECV + ["--listen", "127.0.0.1:0"])
+m = next_msg(sock, p)
+if m is not None:
+    bad(f"recv without its backend sent {m!r}")
+elif p.returncode != 12 or "backend 'sim' does not answer" not in p.stderr.read():
+    bad(f"recv without its backend: exit {p.returncode}, want 12 with the reason")
+else:
+    print("recv without its backend: exit 12, no notification")
+sock.close()
+simb = subprocess.Popen([secmig, "--quiet", "sim", "host", "--state-dir", T + "/b"])
+for _ in range(200):  # hang guard only
+    if os.path.exists(T + "/b/sim.sock"):
+        break
+    select.select([], [], [], 0.05)
+
 sock, p = start("recv", RECV + ["--listen", "127.0.0.1:0"], wd_usec=200000)
 m = next_msg(sock, p)
 if m is None or "READY=1" not in m.split("\n"):
@@ -175,5 +192,6 @@ else:
     heartbeats(sock, p, "disk service")
 stop(p)
 sock.close()
+stop(simb)
 sys.exit(fail)
 PY

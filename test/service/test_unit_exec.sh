@@ -5,7 +5,9 @@
 # /etc/secmig and the listen address moved into a temp dir, under a
 # NOTIFY_SOCKET this test owns; it must reach READY=1. This catches a unit
 # left behind by a change of the CLI's options or a shipped skeleton that
-# does not load. The shipped policy says 'mode tpm': its TPM is an swtpm
+# does not load. The units run in systemd's order (sim host, disk service,
+# receiver), the sim host left running: recv needs its backend to start.
+# The shipped policy says 'mode tpm': its TPM is an swtpm
 # this test starts (the skeleton's tcti line pointed at it).
 set -u
 command -v swtpm >/dev/null || { echo "FAIL: swtpm missing (scripts/setup.sh)"; exit 1; }
@@ -58,6 +60,9 @@ def command(unit):
     return [pat.sub(lambda m: fix[m.group(0)], w) for w in out]
 
 
+keep = []  # the sim host runs on: recv refuses to start without its backend
+
+
 def ready(name, argv):
     path = os.path.join(T, name + ".notify")
     s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
@@ -72,13 +77,21 @@ def ready(name, argv):
             break
         if p.poll() is not None:
             break
-    p.kill()
-    _, err = p.communicate()
+    err = ""
+    if name == "secmig-sim-host" and p.poll() is None:
+        keep.append(p)
+    else:
+        p.kill()
+        _, err = p.communicate()
     s.close()
     return msg, err
 
 
-for unit in sorted(os.listdir(os.path.join(src, "dist", "systemd"))):
+# systemd's order: the sim host and the disk service before the receiver
+order = {"secmig-sim-host.service.in": 0, "secmig-disk.service.in": 1}
+units = sorted(os.listdir(os.path.join(src, "dist", "systemd")),
+               key=lambda u: (order.get(u, 2), u))
+for unit in units:
     argv = command(os.path.join(src, "dist", "systemd", unit))
     name = unit.split(".")[0]
     if argv[2] not in ("recv", "sim") and subprocess.run(
@@ -92,5 +105,8 @@ for unit in sorted(os.listdir(os.path.join(src, "dist", "systemd"))):
     else:
         print(f"FAIL: {name}: no READY=1 from: {shown}\n{err.strip()[-600:]}")
         fail = 1
+for p in keep:
+    p.kill()
+    p.communicate()
 sys.exit(fail)
 PY

@@ -165,7 +165,8 @@ static int place(const struct init_args *a, const char *file, const char *path,
 	if (what == NULL)
 		printf("  %-40s exists, kept%s\n", path,
 		       replaceable ? " (--force replaces it)" : " (your enrolments)");
-	else if (strcmp(what, "up to date") == 0 || (r = write_file(path, text)) == SMG_OK)
+	else if (strcmp(what, "up to date") == 0 ||
+		 (r = write_file(path, text)) == SMG_OK)
 		printf("  %-40s %s\n", path, what);
 	free(text);
 	return r;
@@ -239,9 +240,10 @@ static void next_steps(const struct init_args *a, const char *pub)
 	       "     each peer, in %s/peers\n",
 	       a->name, pub, a->etc);
 	if (strcmp(a->mode, "tpm") == 0)
-		printf("  2. TPM binding: secmig tpm-enroll --config %s/policy, and paste\n"
-		       "     each peer's block into the other's policy\n",
-		       a->etc);
+		printf(
+		    "  2. TPM binding: secmig tpm-enroll --config %s/policy, and paste\n"
+		    "     each peer's block into the other's policy\n",
+		    a->etc);
 	else
 		printf("  2. software mode (no TPM): the peers file alone says who may "
 		       "connect\n");

@@ -36,7 +36,14 @@ struct pre_run {
 	struct smg_precheck pc;
 };
 
-enum { OPT_PEER = 1000, OPT_POLICY, OPT_TCTI, OPT_TICKET, OPT_OPERATORS, OPT_DISK_SOCKET };
+enum {
+	OPT_PEER = 1000,
+	OPT_POLICY,
+	OPT_TCTI,
+	OPT_TICKET,
+	OPT_OPERATORS,
+	OPT_DISK_SOCKET
+};
 
 static int usage(const char *fmt, const char *arg)
 {
@@ -46,20 +53,48 @@ static int usage(const char *fmt, const char *arg)
 static int one_opt(struct pre_args *a, int c, const char *arg)
 {
 	switch (c) {
-	case 't': a->to = arg; break;
-	case OPT_PEER: a->peer = arg; break;
-	case 'd': a->so.domain = arg; break;
-	case 'j': a->json = true; break;
-	case 's': a->dir = arg; break;
-	case 'B': a->so.backend = arg; break;
-	case 'k': a->key = arg; break;
-	case 'p': a->peers = arg; break;
-	case 'n': a->name = arg; break;
-	case OPT_POLICY: a->policy = arg; break;
-	case OPT_TCTI: a->tcti = arg; break;
-	case OPT_TICKET: a->ticket = arg; break;
-	case OPT_OPERATORS: a->operators = arg; break;
-	case OPT_DISK_SOCKET: a->so.disk_socket = arg; break;
+	case 't':
+		a->to = arg;
+		break;
+	case OPT_PEER:
+		a->peer = arg;
+		break;
+	case 'd':
+		a->so.domain = arg;
+		break;
+	case 'j':
+		a->json = true;
+		break;
+	case 's':
+		a->dir = arg;
+		break;
+	case 'B':
+		a->so.backend = arg;
+		break;
+	case 'k':
+		a->key = arg;
+		break;
+	case 'p':
+		a->peers = arg;
+		break;
+	case 'n':
+		a->name = arg;
+		break;
+	case OPT_POLICY:
+		a->policy = arg;
+		break;
+	case OPT_TCTI:
+		a->tcti = arg;
+		break;
+	case OPT_TICKET:
+		a->ticket = arg;
+		break;
+	case OPT_OPERATORS:
+		a->operators = arg;
+		break;
+	case OPT_DISK_SOCKET:
+		a->so.disk_socket = arg;
+		break;
 	case SMG_CLI_OPT_IO_TIMEOUT:
 		if (smg_cli_io_timeout(arg, &a->io_timeout) != 0)
 			return usage("--io-timeout: 100..3600000 ms, not '%s'", arg);
@@ -107,9 +142,10 @@ static int parse_args(int argc, char **argv, struct pre_args *a)
 	if (optind < argc)
 		return usage("unexpected argument '%s'", argv[optind]);
 	if (a->to == NULL || a->so.domain == NULL)
-		return usage("precheck needs --to NAME[:PORT] (or --to HOST[:PORT] --peer "
-			     "NAME) and --domain NAME%s",
-			     "");
+		return usage(
+		    "precheck needs --to NAME[:PORT] (or --to HOST[:PORT] --peer "
+		    "NAME) and --domain NAME%s",
+		    "");
 	if (!smg_domain_name_valid(a->so.domain))
 		return usage("--domain: 1..63 of [A-Za-z0-9._-], not '%s'", a->so.domain);
 	if (smg_cli_parse_addr(a->to, host, sizeof(host), &port) != SMG_OK)
@@ -145,7 +181,8 @@ static int report(struct pre_run *x, int err)
 	if (x->a.json) {
 		json_object *j = json_object_new_object(), *arr = json_object_new_array();
 		json_object_object_add(j, "event", json_object_new_string("precheck"));
-		json_object_object_add(j, "domain", json_object_new_string(x->a.so.domain));
+		json_object_object_add(j, "domain",
+				       json_object_new_string(x->a.so.domain));
 		json_object_object_add(j, "peer", json_object_new_string(x->dest.peer));
 		json_object_object_add(j, "ok", json_object_new_boolean(code == 0));
 		json_object_object_add(j, "exit", json_object_new_int(code));
@@ -155,10 +192,12 @@ static int report(struct pre_run *x, int err)
 			json_object *c = json_object_new_object();
 			json_object_object_add(c, "check",
 					       json_object_new_string(pc->v[i].name));
-			json_object_object_add(
-			    c, "where",
-			    json_object_new_string(pc->v[i].remote ? "destination" : "source"));
-			json_object_object_add(c, "ok", json_object_new_boolean(pc->v[i].ok));
+			json_object_object_add(c, "where",
+					       json_object_new_string(pc->v[i].remote
+									  ? "destination"
+									  : "source"));
+			json_object_object_add(c, "ok",
+					       json_object_new_boolean(pc->v[i].ok));
 			if (!pc->v[i].ok)
 				json_object_object_add(
 				    c, "detail", json_object_new_string(pc->v[i].detail));
@@ -175,7 +214,8 @@ static int report(struct pre_run *x, int err)
 			       pc->v[i].name, pc->v[i].remote ? "destination" : "source",
 			       pc->v[i].detail);
 		if (code == 0)
-			printf("would succeed: every check passed; the VM was not touched\n");
+			printf("would succeed: every check passed; the VM was not "
+			       "touched\n");
 		else
 			printf("would fail (%s): exit %d (%s); the VM was not touched\n",
 			       first != NULL ? first : smg_strerror(err), code,
@@ -191,7 +231,8 @@ static int setup(struct pre_run *x)
 {
 	int r;
 
-	if (smg_cli_ident_load(&x->ci, x->a.dir, x->a.key, x->a.peers, x->a.name) != SMG_OK) {
+	if (smg_cli_ident_load(&x->ci, x->a.dir, x->a.key, x->a.peers, x->a.name) !=
+	    SMG_OK) {
 		add(&x->pc, "config", SMG_ERR_CONFIG, "bad identity or peers file");
 		return SMG_ERR_CONFIG;
 	}
@@ -206,7 +247,8 @@ static int setup(struct pre_run *x)
 	x->ci.so.io_timeout_ms = x->a.io_timeout;
 	x->ci.so.handshake_timeout_ms = x->a.io_timeout;
 	x->ci.so.expect_peer = x->dest.peer;
-	if ((r = smg_cli_tpm_load(&x->tpm, x->a.policy, x->a.tcti, &x->ci.so)) != SMG_OK) {
+	if ((r = smg_cli_tpm_load(&x->tpm, x->a.policy, x->a.tcti, &x->ci.so)) !=
+	    SMG_OK) {
 		add(&x->pc, "config", r, "TPM mode could not start");
 		return r;
 	}
@@ -242,9 +284,9 @@ static int precheck(struct pre_run *x)
 		snprintf(d, sizeof(d), "%s at %s: %s", x->dest.peer, x->dest.addr,
 			 smg_strerror(r));
 		add(&x->pc,
-		    smg_exit_from_err(r) == SMG_EXIT_AUTH	  ? "auth"
+		    smg_exit_from_err(r) == SMG_EXIT_AUTH     ? "auth"
 		    : r == SMG_ERR_ATTEST || r == SMG_ERR_TPM ? "attestation"
-							  : "connect",
+							      : "connect",
 		    r, d);
 		return r;
 	}

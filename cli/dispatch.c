@@ -55,8 +55,8 @@ static unsigned distance(const char *a, size_t na, const char *b, size_t nb)
 				best = d[i - 1][j] + 1;
 			if (d[i][j - 1] + 1 < best)
 				best = d[i][j - 1] + 1;
-			if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
-			    d[i - 2][j - 2] + 1 < best)
+			if (i > 1 && j > 1 && a[i - 1] == b[j - 2] &&
+			    a[i - 2] == b[j - 1] && d[i - 2][j - 2] + 1 < best)
 				best = d[i - 2][j - 2] + 1;
 			d[i][j] = best;
 		}
@@ -258,9 +258,10 @@ int smg_cli_main(int argc, char **argv)
 		} else if (strcmp(argv[i], "--version") == 0) {
 			return smg_cmd_version(1, argv);
 		} else {
-			return smg_cli_usage_error(NULL, "unknown option '%s' (global options: "
-							 "--verbose, --quiet, --log-json, "
-							 "--config FILE, --version)",
+			return smg_cli_usage_error(NULL,
+						   "unknown option '%s' (global options: "
+						   "--verbose, --quiet, --log-json, "
+						   "--config FILE, --version)",
 						   argv[i]);
 		}
 	}

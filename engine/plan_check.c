@@ -93,8 +93,8 @@ static int refuse(char *why, size_t n, const char *fmt, ...)
 
 /* Would one more migration of memory and disk from peer fit? With take,
  * reserve it (the caller holds the lock either way). */
-static int admit(struct smg_capacity *c, const char *peer, uint64_t memory,
-		 uint64_t disk, char *why, size_t why_len, bool take)
+static int admit(struct smg_capacity *c, const char *peer, uint64_t memory, uint64_t disk,
+		 char *why, size_t why_len, bool take)
 {
 	const struct smg_hostdef *d = c->defs;
 	struct ledger_peer *p, probe = {.sessions = 0};

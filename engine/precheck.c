@@ -76,10 +76,10 @@ static void dest_checks(struct smg_session *s, const struct smg_recv_opts *o,
 	}
 	smg_backend_close(be);
 	add(pc, "backend", true, r, why);
-	r = o->policy == NULL ? SMG_OK
-			      : smg_policy_check_migration(o->policy, SMG_POLICY_AS_RECEIVER,
-							   peer, p->domain_name, NULL, 0,
-							   why, sizeof(why));
+	r = o->policy == NULL
+		? SMG_OK
+		: smg_policy_check_migration(o->policy, SMG_POLICY_AS_RECEIVER, peer,
+					     p->domain_name, NULL, 0, why, sizeof(why));
 	add(pc, "policy", true, r, why);
 	smg_audit_mig_init(&am, false);
 	am.dry_run = true;

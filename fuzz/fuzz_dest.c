@@ -1,16 +1,18 @@
 /* libFuzzer harness: the destination's state machine (engine/dest.c,
- * engine/xfer.c, engine/resolve.c's answer) driven by a rogue source.
+ * engine/xfer.c, the answers of engine/resolve.c and engine/precheck.c)
+ * driven by a rogue source.
  * The input is a sequence of frames (fuzz/dest_input.h) that a writer
  * thread seals and sends over a real in-process session pair
  * (fuzz/session_pair.h) while smg_engine_serve runs on the other end with
  * the real sim backend on an in-process sim host, this host's definitions
  * and capacity ledger, and its outcome records: every state (WAIT_PLAN,
  * RECEIVING with its data channel threads, VERIFY, READY_SENT, a resolve
- * query or a pre-check first: engine/precheck.c) sees whatever frame comes next, in any order. The input's
- * first byte picks 1 to 3 channels. Once the frames are sent the source
- * hangs up without FINAL (a source that died). Liveness limits are 3 s: a
- * receiver that waits longer on a peer that said all it will is a finding
- * (libFuzzer -timeout). Set FUZZ_VERBOSE=1 to see the receiver's log. */
+ * query or a pre-check first) sees whatever frame comes next, in any
+ * order. The input's first byte picks 1 to 3 channels. Once the frames
+ * are sent the source hangs up without FINAL (a source that died).
+ * Liveness limits are 3 s: a receiver that waits longer on a peer that
+ * said all it will is a finding (libFuzzer -timeout). Set FUZZ_VERBOSE=1
+ * to see the receiver's log. */
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>

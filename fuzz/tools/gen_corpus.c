@@ -123,7 +123,8 @@ static void control_seeds(void)
 	b[0] = SMG_FT_PRECHECK;
 	put("control", "precheck", b, n + 1);
 	{
-		Smg__PrecheckItem it[2] = {SMG__PRECHECK_ITEM__INIT, SMG__PRECHECK_ITEM__INIT};
+		Smg__PrecheckItem it[2] = {SMG__PRECHECK_ITEM__INIT,
+					   SMG__PRECHECK_ITEM__INIT};
 		Smg__PrecheckItem *ip[2] = {&it[0], &it[1]};
 		Smg__PrecheckResult res = SMG__PRECHECK_RESULT__INIT;
 		it[0].name = "policy";

@@ -8,6 +8,7 @@
 # Uses bad(), $T and $SMG_SRC from test_deb.sh; every process it starts is
 # in NB_PIDS, which nb_down (test_deb.sh's cleanup) ends.
 echo "== e2e: two hosts from the package, docs/operating.md step by step"
+e2e_t0=$(date +%s)
 NB_P=smgdeb$$
 . "$SMG_SRC/test/net/netbed.sh"
 NB_TMP=$(mktemp -d "/tmp/$NB_P.XXXXXX")
@@ -18,20 +19,24 @@ for h in src dst; do
 	cp -a /etc/secmig/. "$T/$h/etc/"
 done
 
-# on HOST CMD...: CMD on that host, as its operator would run it there
+# on HOST CMD...: CMD on that host, as its operator would run it there (a
+# login shell there has no SECMIG_CONFIG; ctest sets it empty: none).
+ON_SH='mount --bind "$0/etc" /etc/secmig && mount --bind "$0/state" /var/lib/secmig && exec "$@"'
 on() {
 	local h=$1
 	shift
-	nsenter --net="/run/netns/$(nb_ns "$h")" unshare -m --propagation private \
-		sh -c 'mount --bind "$0/etc" /etc/secmig && mount --bind "$0/state" /var/lib/secmig &&
-			exec "$@"' "$T/$h" "$@"
+	env -u SECMIG_CONFIG -u SECMIG_STATE_DIR nsenter --net="/run/netns/$(nb_ns "$h")" \
+		unshare -m --propagation private sh -c "$ON_SH" "$T/$h" "$@"
 }
-# unit HOST NAME: that unit's ExecStart, in the background
+# unit HOST NAME: that unit's ExecStart there, in the background (not
+# through the function: a backgrounded function is a subshell, whose PID
+# is not the service's)
 unit() {
 	local cmd
 	cmd=$(sed -n 's/^ExecStart=//p' "/lib/systemd/system/secmig-$2.service")
 	# shellcheck disable=SC2086 # ExecStart is split into words, as systemd does
-	on "$1" $cmd >"$T/$1-$2.log" 2>&1 &
+	env -u SECMIG_CONFIG -u SECMIG_STATE_DIR nsenter --net="/run/netns/$(nb_ns "$1")" \
+		unshare -m --propagation private sh -c "$ON_SH" "$T/$1" $cmd >"$T/$1-$2.log" 2>&1 9>&- &
 	NB_PIDS+=($!)
 }
 wait_for() { # file pattern: hang guard only
@@ -82,3 +87,4 @@ tail -n 2 "$T/send.out"
 on dst secmig sim verify vm1 >/dev/null 2>&1 || bad "e2e: vm1 does not verify on dst"
 on src secmig sim list | grep -q "^vm1 " && bad "e2e: vm1 still on src after the migration"
 nb_down
+echo "e2e: $(($(date +%s) - e2e_t0)) s"

@@ -53,6 +53,10 @@ sed -i '/max-concurrent 999/d; /listenn/d' "$T/secmig.conf"
 sed -i 's/ ghost//' "$T/defs"
 "$SECMIG" config check "$T/secmig.conf" || bad "config check on a clean file"
 
+# the receiver's backend: it does not start without one
+"$SECMIG" --quiet sim host --state-dir "$T" &
+PIDS+=($!)
+for i in $(seq 200); do [ -S "$T/sim.sock" ] && break; sleep 0.05; done
 # recv_name ARGS...: the name a receiver started with the config announces
 recv_name() {
 	rm -f "$T/recv.out"
@@ -81,5 +85,25 @@ RARGS=()
 PIDS+=($!)
 wait $!
 [ $? = 2 ] || bad "without a config recv should need --listen (exit 2)"
+
+# [disk] applies to every disk subcommand: serve's options from the file
+# (defs at the top level, chunk in [disk]) do not break 'disk list'; on its
+# command line they are a usage error
+printf 'state-dir %s/d\ndefs %s/defs\n[disk]\nchunk 1M\n' "$T" "$T" >"$T/disk.conf"
+chmod 600 "$T/disk.conf"
+mkdir -p "$T/d"
+"$SECMIG" --quiet --config "$T/disk.conf" disk serve >/dev/null 2>"$T/dserve.err" &
+DPID=$!
+PIDS+=($DPID)
+for i in $(seq 200); do [ -S "$T/d/disk.sock" ] && break; sleep 0.05; done
+[ -S "$T/d/disk.sock" ] || bad "disk serve from [disk] did not start: $(cat "$T/dserve.err")"
+"$SECMIG" --config "$T/disk.conf" disk create c1 1M >/dev/null 2>"$T/dl.err" ||
+	bad "disk create with [disk] serve options in the file: $(cat "$T/dl.err")"
+"$SECMIG" --config "$T/disk.conf" disk list >"$T/dl.out" 2>"$T/dl.err" ||
+	bad "disk list with [disk] serve options in the file: $(cat "$T/dl.err")"
+grep -q "^c1 " "$T/dl.out" || bad "disk list: no c1 in $(cat "$T/dl.out")"
+"$SECMIG" --config "$T/disk.conf" disk list --chunk 1M >/dev/null 2>"$T/dl.err"
+[ $? = 2 ] && grep -q "\-\-chunk belongs to 'disk serve'" "$T/dl.err" ||
+	bad "disk list --chunk on the command line: $(cat "$T/dl.err")"
 echo "config file: checks done"
 exit $fail

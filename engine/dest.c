@@ -341,8 +341,9 @@ static int match_plan(struct dst *d, const Smg__Plan *p)
 	}
 	if ((r = check_policy(d, p->domain_name, false)) != SMG_OK)
 		return r;
-	/* The operator's ticket (audit/): signature, role, scope, expiry,
-	 * single use; its digest goes into the record either way. */
+	/* The operator's ticket (audit/): signature, role, scope, expiry
+	 * (single use is spent below, once the plan is accepted); its digest
+	 * goes into the record either way. */
 	if ((r = smg_audit_admit(d->o->audit, &d->am, d->s, p->domain_name,
 				 p->ticket.data, p->ticket.len, d->why,
 				 sizeof(d->why))) != SMG_OK)
@@ -362,6 +363,15 @@ static int match_plan(struct dst *d, const Smg__Plan *p)
 	    (r = smg_capacity_reserve(d->o->capacity, peer, p->memory_bytes,
 				      d->disk_total, d->why, sizeof(d->why))) != SMG_OK)
 		return refuse_plan(d, r, d->why);
+	/* Only a plan this host accepts spends the operator's ticket. */
+	if ((r = smg_audit_spend(d->o->audit, &d->am, d->why, sizeof(d->why))) !=
+	    SMG_OK) {
+		if (d->o->capacity != NULL)
+			smg_capacity_release(d->o->capacity, peer, p->memory_bytes,
+					     d->disk_total);
+		d->am.stage = "ticket";
+		return refuse_plan(d, r, d->why);
+	}
 	d->reserved = d->o->capacity != NULL;
 	d->reserved_mem = p->memory_bytes;
 	return SMG_OK;

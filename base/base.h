@@ -4,6 +4,7 @@
 #ifndef SMG_BASE_H
 #define SMG_BASE_H
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -171,6 +172,9 @@ void smg_log_set_stream(void *file);
 #define SMG_LOG_CTX_NAME_MAX 65
 void smg_log_ctx_set(const char *migration_id, const char *peer, const char *domain);
 void smg_log_ctx_clear(void);
+/* pthread_create for a thread working on the caller's migration: the new
+ * thread starts with the caller's log context. */
+int smg_log_thread_create(pthread_t *t, void *(*fn)(void *), void *arg);
 /* Where lines go: the journal (native protocol, structured fields) when
  * stderr is the stream systemd gave us ($JOURNAL_STREAM names its dev:ino,
  * systemd.exec(5)), else stderr. Decided on the first line; tests call it

@@ -5,6 +5,7 @@
  * CODE_FILE/CODE_LINE in the journal and as fields in JSON. A token bucket
  * per call site for anything a remote peer can trigger, so a hostile peer
  * cannot flood the log. */
+#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -76,6 +77,34 @@ void smg_log_ctx_set(const char *migration_id, const char *peer, const char *dom
 void smg_log_ctx_clear(void)
 {
 	memset(&ctx, 0, sizeof(ctx));
+}
+
+struct thread_start {
+	void *(*fn)(void *);
+	void *arg;
+	struct log_ctx ctx;
+};
+
+static void *thread_start(void *p)
+{
+	struct thread_start ts = *(struct thread_start *)p;
+
+	free(p);
+	ctx = ts.ctx;
+	return ts.fn(ts.arg);
+}
+
+int smg_log_thread_create(pthread_t *t, void *(*fn)(void *), void *arg)
+{
+	struct thread_start *ts = malloc(sizeof(*ts));
+	int r;
+
+	if (ts == NULL)
+		return ENOMEM;
+	*ts = (struct thread_start){fn, arg, ctx};
+	if ((r = pthread_create(t, NULL, thread_start, ts)) != 0)
+		free(ts);
+	return r;
 }
 
 void smg_log_detect_journal(void)

@@ -182,7 +182,7 @@ static int start_threads(struct dst *d)
 	d->rx[0] = (struct smg_xfer_recv){.d = &d->xd, .chan = 0}; /* this thread's */
 	for (unsigned c = 1; c < d->xd.nchan; c++) {
 		d->rx[c] = (struct smg_xfer_recv){.d = &d->xd, .chan = c};
-		if (pthread_create(&d->rx[c].tid, NULL, smg_xfer_recv_main, &d->rx[c]) !=
+		if (smg_log_thread_create(&d->rx[c].tid, smg_xfer_recv_main, &d->rx[c]) !=
 		    0)
 			return SMG_ERR_SYS;
 		d->threads = c;
@@ -477,7 +477,7 @@ static int on_plan(struct dst *d, const struct smg_frame *f)
 		reply_plan(d, r, "out of resources");
 		goto out;
 	}
-	if (pthread_create(&d->hasher, NULL, hasher_main, d) == 0)
+	if (smg_log_thread_create(&d->hasher, hasher_main, d) == 0)
 		d->hashing = true;
 	r = reply_plan(d, SMG_OK, "");
 out:

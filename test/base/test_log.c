@@ -14,6 +14,12 @@ static size_t count_lines(const char *s)
 	return n;
 }
 
+static void *worker(void *arg)
+{
+	smg_info("from a channel thread");
+	return arg;
+}
+
 int main(void)
 {
 	char *buf = NULL;
@@ -41,7 +47,22 @@ int main(void)
 	fflush(f);
 	CHECK(strstr(buf, "Z secmig warn: migration=0123456789abcdef0123456789abcdef "
 			  "peer=src domain=vm1: slow round\n") != NULL);
+
+	/* a thread started for the migration inherits its context */
+	pthread_t t;
+	fseek(f, 0, SEEK_SET);
+	memset(buf, 0, len);
+	CHECK_EQ(smg_log_thread_create(&t, worker, NULL), 0);
+	pthread_join(t, NULL);
 	smg_log_ctx_clear();
+	fflush(f);
+	CHECK(strstr(buf, "migration=0123456789abcdef0123456789abcdef peer=src "
+			  "domain=vm1: from a channel thread\n") != NULL);
+	fseek(f, 0, SEEK_SET);
+	memset(buf, 0, len);
+	smg_info("after");
+	fflush(f);
+	CHECK(strstr(buf, "Z secmig info: after\n") != NULL);
 
 	/* -v: file:line, for developers */
 	fseek(f, 0, SEEK_SET);

@@ -724,6 +724,7 @@ int smg_engine_send_run(struct smg_send *c, struct smg_session *s)
 	c->s = s;
 	c->nchan = smg_session_channels(s);
 	snprintf(c->st->peer, sizeof(c->st->peer), "%s", smg_session_peer_name(s));
+	smg_log_ctx_set(c->st->migration_id, c->st->peer, c->st->domain);
 	if (c->nchan == 0 || c->nchan > SMG_CHANNELS_MAX)
 		return c->st->err = SMG_ERR_INVAL;
 	smg_live_attach(c->live, s, &c->rl);

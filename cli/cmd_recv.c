@@ -180,6 +180,8 @@ static bool still_enrolled(struct smg_recv_conf *c, struct smg_session *s)
 		 "(peers reloaded)",
 		 smg_session_peer_name(s));
 	smg_metrics_refused(SMG_MR_RECV, SMG_ERR_UNKNOWN_PEER);
+	smg_audit_alert(c->audit, smg_session_peer_addr(s), smg_session_peer_name(s),
+			SMG_ERR_UNKNOWN_PEER);
 	refuse(s, SMG__ABORT_REASON__ABORT_POLICY, SMG_ERR_UNKNOWN_PEER,
 	       "this host no longer enrols your key");
 	return false;
@@ -226,6 +228,8 @@ static void dispatch(struct recv_ctx *ctx, struct smg_session *s)
 	if (busy) {
 		smg_warn("refusing a migration: %u already running", ctx->max);
 		smg_metrics_refused(SMG_MR_RECV, SMG_ERR_BUSY);
+		smg_audit_alert(c->audit, smg_session_peer_addr(s),
+				smg_session_peer_name(s), SMG_ERR_BUSY);
 		refuse(s, SMG__ABORT_REASON__ABORT_RESOURCES, SMG_ERR_BUSY,
 		       "receiver busy: too many concurrent migrations");
 		conf_put(ctx, c);

@@ -54,6 +54,7 @@ int audit_replay_scan(const char *text, size_t len,
 	return SMG_OK;
 }
 
+/* SMG_ERR_REPLAY if digest is in the cache; record: add it if not. */
 static int replay(const char *path, const uint8_t digest[SMG_AUDIT_DIGEST_LEN],
 		  uint64_t not_after, uint64_t now, bool record)
 {
@@ -82,7 +83,7 @@ static int replay(const char *path, const uint8_t digest[SMG_AUDIT_DIGEST_LEN],
 			path);
 	if (r == SMG_OK && seen)
 		r = SMG_ERR_REPLAY;
-	if (r == SMG_OK && keep_len + LINE_LEN + 1 > SMG_REPLAY_FILE_MAX)
+	if (r == SMG_OK && record && keep_len + LINE_LEN + 1 > SMG_REPLAY_FILE_MAX)
 		r = SMG_ERR_BUSY; /* more unexpired tickets than the cache holds */
 	if (r == SMG_OK && record) {
 		audit_hex(digest, SMG_AUDIT_DIGEST_LEN, hex);

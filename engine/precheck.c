@@ -81,8 +81,9 @@ static void dest_checks(struct smg_session *s, const struct smg_recv_opts *o,
 		: smg_policy_check_migration(o->policy, SMG_POLICY_AS_RECEIVER, peer,
 					     p->domain_name, NULL, 0, why, sizeof(why));
 	add(pc, "policy", true, r, why);
+	/* admit checks the replay cache; only smg_audit_spend, which a
+	 * pre-check never calls, writes it */
 	smg_audit_mig_init(&am, false);
-	am.dry_run = true;
 	r = smg_audit_admit(o->audit, &am, s, p->domain_name, p->ticket.data,
 			    p->ticket.len, why, sizeof(why));
 	add(pc, "ticket", true, r, why);
@@ -176,7 +177,6 @@ static void src_checks(struct smg_send *c, struct smg_precheck *pc)
 					     labels, c->info.n_labels, why, sizeof(why));
 	add(pc, "policy", false, r, why);
 	smg_audit_mig_init(&am, true);
-	am.dry_run = true;
 	r = smg_audit_admit(c->o->audit, &am, c->s, c->info.name, c->o->ticket,
 			    c->o->ticket_len, why, sizeof(why));
 	add(pc, "ticket", false, r, why);

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "audit/audit.h"
@@ -22,6 +23,8 @@
 #include "secmig.pb-c.h"
 
 #define RECV_CONCURRENT_DEFAULT 4
+#define RECV_BACKEND_TRIES	20 /* a backend that is starting: 20 x 250 ms */
+#define RECV_BACKEND_NAP_MS	250
 #define RECV_CONCURRENT_MAX	64
 
 #define SMG_CLI_PROGRESS_TIMEOUT_MAX 3600000u	/* 1 h */
@@ -449,9 +452,22 @@ static int run(struct recv_ctx *ctx, const char *key, const char *listen,
 	}
 	ctx->cur->generation = ctx->generation = 1;
 	/* The backend answers before READY: a receiver whose hypervisor is
-	 * missing fails here, once, not at every incoming migration. */
+	 * missing fails here, once, not at every incoming migration. A host
+	 * started in the same breath (`secmig sim host & secmig recv ...`)
+	 * gets a grace period to come up. */
 	struct smg_backend *be = NULL;
-	if ((r = smg_backend_open(ctx->ro.backend, &ctx->ro.bopts, &be)) != SMG_OK) {
+	for (unsigned i = 0; i < RECV_BACKEND_TRIES; i++) {
+		if ((r = smg_backend_open(ctx->ro.backend, &ctx->ro.bopts, &be)) ==
+		    SMG_OK)
+			break;
+		if (i == 0)
+			smg_info("waiting up to %u s for backend '%s'",
+				 RECV_BACKEND_TRIES * RECV_BACKEND_NAP_MS / 1000,
+				 ctx->ro.backend);
+		struct timespec nap = {0, RECV_BACKEND_NAP_MS * 1000000L};
+		nanosleep(&nap, NULL);
+	}
+	if (r != SMG_OK) {
 		fprintf(stderr,
 			"secmig recv: backend '%s' does not answer on this host (%s): "
 			"refusing to start (sim: start its host first, 'secmig sim host' "

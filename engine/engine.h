@@ -377,9 +377,6 @@ int smg_outcome_read(const char *dir, const char *id, struct smg_outcome_rec *re
 /* The record's text (untrusted: a file) -> rec. */
 int smg_outcome_parse(const char *text, size_t len, struct smg_outcome_rec *rec);
 
-/* Lower-case hex of n bytes into out (2n+1). */
-void smg_engine_hex(const uint8_t *p, size_t n, char *out);
-
 /* ---- fault injection (CRIU style): SMG_FI=name[,name...] ----------------- */
 enum smg_fault {
 	SMG_FI_SRC_AFTER_ROUND0 = 0, /* sender exits after round 0 */

@@ -42,11 +42,9 @@ bool smg_fault_on(enum smg_fault f)
 unsigned smg_fault_stall_ms(unsigned dflt)
 {
 	const char *stall = getenv("SMG_FI_STALL_MS");
-	char *end;
-	unsigned long ms;
+	uint64_t ms;
 
-	if (stall != NULL && (ms = strtoul(stall, &end, 10)) > 0 && *end == '\0' &&
-	    ms <= 600000)
+	if (smg_parse_uint(stall, 600000, &ms) == SMG_OK && ms > 0)
 		return (unsigned)ms;
 	return dflt;
 }

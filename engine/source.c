@@ -823,7 +823,7 @@ int smg_engine_send_prepare(const struct smg_send_opts *o, struct smg_mig_stats 
 	c->pc.on_no_converge = o->on_no_converge;
 	c->st->downtime_budget_ms = c->pc.max_downtime_ms;
 	randombytes_buf(idb, sizeof(idb));
-	smg_engine_hex(idb, sizeof(idb), st->migration_id);
+	smg_hex_encode(idb, sizeof(idb), st->migration_id);
 	snprintf(st->domain, sizeof(st->domain), "%s", o->domain);
 	if (o->live == NULL && (r = smg_live_new("send", &c->own_live)) != SMG_OK) {
 		free(c);

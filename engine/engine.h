@@ -393,6 +393,7 @@ enum smg_fault {
 	SMG_FI_SRC_STARVE_CHAN,	     /* sender's last data channel idles in round 0 */
 	SMG_FI_SRC_IN_SETUP,	     /* sender exits after PLAN, before PLAN_ACK */
 	SMG_FI_SRC_IN_VERIFY,	     /* sender exits after MANIFEST, before READY */
+	SMG_FI_SRC_BEFORE_COMMIT,    /* sender stalls after READY until the peer speaks */
 	SMG_FI_MAX_
 };
 bool smg_fault_on(enum smg_fault f);

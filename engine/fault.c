@@ -23,6 +23,7 @@ static const char *const fault_names[SMG_FI_MAX_] = {
     [SMG_FI_SRC_STARVE_CHAN] = "src_starve_chan",
     [SMG_FI_SRC_IN_SETUP] = "src_in_setup",
     [SMG_FI_SRC_IN_VERIFY] = "src_in_verify",
+    [SMG_FI_SRC_BEFORE_COMMIT] = "src_before_commit",
 };
 
 bool smg_fault_on(enum smg_fault f)

@@ -1,7 +1,7 @@
 /* secmig net: the VM NIC's identity on this host (prepare, up, down,
- * remove), the network clean-up announcement, and the test-bed tools the
- * two-host tests and bench/network use (capture, fdb-wait, probe,
- * udp-echo, proxy). See docs/network.md. */
+ * remove), the network clean-up announcement, fdb-wait and vif-name. The
+ * test bed's capture, probe, udp-echo and proxy are smg-nettool, a test
+ * binary (test/tools/). See docs/network.md. */
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -306,10 +306,10 @@ int smg_cmd_net(int argc, char **argv)
 		const char *name;
 		int (*run)(int, char **);
 	} subs[] = {
-	    {"nic", net_nic},		{"announce", net_announce},
-	    {"fdb-wait", net_fdb_wait}, {"capture", smg_net_capture},
-	    {"probe", smg_net_probe},	{"udp-echo", smg_net_udp_echo},
-	    {"proxy", smg_net_proxy},	{"vif-name", net_vif_name},
+	    {"nic", net_nic},
+	    {"announce", net_announce},
+	    {"fdb-wait", net_fdb_wait},
+	    {"vif-name", net_vif_name},
 	};
 
 	if (argc < 2)

@@ -1,11 +1,9 @@
-/* `secmig net ...`: the network test-bed tools (cmd_net.c dispatches). */
+/* `secmig net ...` (cmd_net.c): the VM NIC's identity, announce, fdb-wait,
+ * vif-name. The test bed's capture, probe, udp-echo and proxy are a test
+ * binary, smg-nettool (test/tools/). */
 #ifndef SMG_CLI_NET_H
 #define SMG_CLI_NET_H
 
-int smg_net_capture(int argc, char **argv);
-int smg_net_probe(int argc, char **argv);
-int smg_net_udp_echo(int argc, char **argv);
-int smg_net_proxy(int argc, char **argv);
 /* Print one JSON line on stdout and flush (event streams for scripts). */
 void smg_net_emit(const char *json);
 /* Set by SIGINT/SIGTERM in the long-running tools. */

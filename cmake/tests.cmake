@@ -10,6 +10,11 @@
 # secmig_core only, so the stage compiles base, proto and transport.
 set(SMG_TSAN_TESTS test_base_merkle test_transport_pipeline test_transport_session
   test_transport_liveness)
+# Test tooling that is no part of the product: smg-nettool (the network
+# bed's proxy, capture, probe, udp-echo), in $SMG_NETTOOL for every test.
+add_executable(smg-nettool ${CMAKE_SOURCE_DIR}/test/tools/nettool.c
+  ${CMAKE_SOURCE_DIR}/test/tools/net_proxy.c ${CMAKE_SOURCE_DIR}/test/tools/net_tools.c)
+target_link_libraries(smg-nettool PRIVATE secmig_lib)
 file(GLOB SMG_TEST_DIRS LIST_DIRECTORIES true ${CMAKE_SOURCE_DIR}/test/*)
 foreach(d ${SMG_TEST_DIRS})
   if(NOT IS_DIRECTORY ${d})
@@ -33,7 +38,7 @@ foreach(d ${SMG_TEST_DIRS})
       set_tests_properties(${tgt} PROPERTIES LABELS tsan)
     endif()
     set_tests_properties(${tgt} PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 600
-      ENVIRONMENT "SECMIG=$<TARGET_FILE:secmig>;SMG_SRC=${CMAKE_SOURCE_DIR};SMG_BUILD=${CMAKE_BINARY_DIR};SECMIG_CONFIG=")
+      ENVIRONMENT "SECMIG=$<TARGET_FILE:secmig>;SMG_NETTOOL=$<TARGET_FILE:smg-nettool>;SMG_SRC=${CMAKE_SOURCE_DIR};SMG_BUILD=${CMAKE_BINARY_DIR};SECMIG_CONFIG=")
   endforeach()
   file(GLOB ssrc CONFIGURE_DEPENDS ${d}/test_*.sh)
   foreach(t ${ssrc})
@@ -41,7 +46,7 @@ foreach(d ${SMG_TEST_DIRS})
     string(REGEX REPLACE "^test_" "test_${mod}_" tgt ${n})
     add_test(NAME ${tgt} COMMAND bash ${t})
     set_tests_properties(${tgt} PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 900
-      ENVIRONMENT "SECMIG=$<TARGET_FILE:secmig>;SMG_SRC=${CMAKE_SOURCE_DIR};SMG_BUILD=${CMAKE_BINARY_DIR};SECMIG_CONFIG=")
+      ENVIRONMENT "SECMIG=$<TARGET_FILE:secmig>;SMG_NETTOOL=$<TARGET_FILE:smg-nettool>;SMG_SRC=${CMAKE_SOURCE_DIR};SMG_BUILD=${CMAKE_BINARY_DIR};SECMIG_CONFIG=")
   endforeach()
 endforeach()
 

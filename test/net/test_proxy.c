@@ -1,5 +1,5 @@
-/* `secmig net proxy` on loopback: every fault does exactly what it says,
- * on the chosen connection, direction and byte, and nothing else. */
+/* `smg-nettool proxy` (test/tools/net_proxy.c) on loopback: every fault does exactly what
+ * it says, on the chosen connection, direction and byte, and nothing else. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -40,9 +40,9 @@ static int listen_any(unsigned *port)
 static int proxy_start(struct px *p, unsigned upstream, const char *const *extra)
 {
 	char to[64], line[256];
-	const char *argv[24] = {getenv("SECMIG"), "net",  "proxy", "--listen",
-				"127.0.0.1:0",	  "--to", to};
-	int pfd[2], n = 7;
+	const char *argv[24] = {getenv("SMG_NETTOOL"), "proxy", "--listen",
+				"127.0.0.1:0",	       "--to",	to};
+	int pfd[2], n = 6;
 
 	snprintf(to, sizeof(to), "127.0.0.1:%u", upstream);
 	for (; extra != NULL && *extra != NULL && n < 22; extra++)
@@ -329,13 +329,13 @@ static void test_usage(void)
 	char cmd[512];
 
 	snprintf(cmd, sizeof(cmd),
-		 "%s net proxy --listen 127.0.0.1:0 --to nowhere 2>/dev/null",
-		 getenv("SECMIG"));
+		 "%s proxy --listen 127.0.0.1:0 --to nowhere 2>/dev/null",
+		 getenv("SMG_NETTOOL"));
 	CHECK_EQ(WEXITSTATUS(system(cmd)), 2);
 	snprintf(
 	    cmd, sizeof(cmd),
-	    "%s net proxy --listen 127.0.0.1:0 --to 127.0.0.1:1 --fault melt 2>/dev/null",
-	    getenv("SECMIG"));
+	    "%s proxy --listen 127.0.0.1:0 --to 127.0.0.1:1 --fault melt 2>/dev/null",
+	    getenv("SMG_NETTOOL"));
 	CHECK_EQ(WEXITSTATUS(system(cmd)), 2);
 }
 
@@ -344,7 +344,7 @@ int main(void)
 	unsigned up;
 	int lfd;
 
-	if (getenv("SECMIG") == NULL)
+	if (getenv("SMG_NETTOOL") == NULL)
 		return T_SKIP;
 	signal(SIGPIPE, SIG_IGN);
 	for (size_t i = 0; i < sizeof(data); i++)

@@ -461,8 +461,14 @@ int nettool_proxy(int argc, char **argv)
 	snprintf(ev, sizeof(ev), "{\"event\":\"proxy_ready\",\"port\":%u}",
 		 ntohs(((struct sockaddr_in *)&ls)->sin_port));
 	nettool_emit(ev);
-	while (!nettool_stopped())
+	for (bool told = false; !nettool_stopped();) {
 		step(&px, lfd);
+		/* A test that armed us waits for this line, not a guessed time. */
+		if (px_armed && !told) {
+			nettool_emit("{\"event\":\"armed\"}");
+			told = true;
+		}
+	}
 	for (unsigned i = 0; i < px.accepted; i++) {
 		pair_close(px.pairs[i]);
 		free(px.pairs[i]);

@@ -13,29 +13,6 @@
 #include "cli/net.h"
 #include "engine/engine.h"
 
-static volatile sig_atomic_t net_stop;
-
-static void on_stop(int sig)
-{
-	(void)sig;
-	net_stop = 1;
-}
-
-void smg_net_install_stop(void)
-{
-	struct sigaction sa;
-
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_stop; /* no SA_RESTART: blocking calls return EINTR */
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-}
-
-int smg_net_stopped(void)
-{
-	return net_stop;
-}
-
 void smg_net_emit(const char *json)
 {
 	printf("%s\n", json);

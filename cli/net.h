@@ -6,9 +6,6 @@
 
 /* Print one JSON line on stdout and flush (event streams for scripts). */
 void smg_net_emit(const char *json);
-/* Set by SIGINT/SIGTERM in the long-running tools. */
-void smg_net_install_stop(void);
-int smg_net_stopped(void);
 
 /* --net-bridge BR / --net-ns-prefix P on send and recv: where the VM's
  * NICs live on this host (engine/netid_handover.c). */

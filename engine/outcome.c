@@ -45,20 +45,6 @@ static int paths(const char *dir, const char *id, char *d, size_t dn, char *f, s
 	return SMG_OK;
 }
 
-static bool peer_name_ok(const char *s)
-{
-	size_t n = strlen(s);
-
-	if (n == 0 || n >= SMG_ENGINE_PEER_MAX)
-		return false;
-	for (size_t i = 0; i < n; i++)
-		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
-		      (s[i] >= '0' && s[i] <= '9') || s[i] == '.' || s[i] == '_' ||
-		      s[i] == '-'))
-			return false;
-	return true;
-}
-
 /* "STATE DOMAIN SOURCE KEYHEX", space padded to RECORD_LEN - 1, newline. */
 static int format_record(char text[RECORD_LEN], const struct smg_outcome_rec *rec)
 {
@@ -67,7 +53,7 @@ static int format_record(char text[RECORD_LEN], const struct smg_outcome_rec *re
 
 	if ((unsigned)rec->state >= SMG_ARRAY_LEN(names) || rec->state == 0 ||
 	    (strcmp(rec->domain, "-") != 0 && !smg_domain_name_valid(rec->domain)) ||
-	    !peer_name_ok(rec->source))
+	    !smg_name_ok(rec->source, SMG_ENGINE_PEER_MAX))
 		return SMG_ERR_INVAL;
 	smg_hex_encode(rec->source_key, sizeof(rec->source_key), key);
 	n = snprintf(text, RECORD_LEN, "%s %s %s %s", names[rec->state], rec->domain,
@@ -102,7 +88,7 @@ int smg_outcome_parse(const char *text, size_t len, struct smg_outcome_rec *rec)
 			rec->state = (enum smg_outcome)i;
 	if (rec->state == SMG_OUTCOME_NONE ||
 	    (strcmp(tok[1], "-") != 0 && !smg_domain_name_valid(tok[1])) ||
-	    !peer_name_ok(tok[2]) ||
+	    !smg_name_ok(tok[2], SMG_ENGINE_PEER_MAX) ||
 	    smg_hex_decode(tok[3], strlen(tok[3]), rec->source_key,
 			   sizeof(rec->source_key)) != SMG_OK) {
 		memset(rec, 0, sizeof(*rec));

@@ -1,7 +1,9 @@
 /* admit: the plan-time ticket check on either host, before any VM byte:
- * the operator's signature, role, scope and expiry (authz.c), then single
- * use (replay.c). The ticket's digest goes into this attempt's record
- * whether it was admitted or not. */
+ * the operator's signature, role, scope and expiry (authz.c); then, once
+ * the host's own checks accepted the plan, single use (replay.c): a plan
+ * the definitions or the capacity refuse does not spend the ticket. The
+ * ticket's digest goes into this attempt's record whether it was admitted
+ * or not. */
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -21,6 +23,18 @@ static int refuse(struct smg_audit_mig *m, int r)
 {
 	m->stage = "ticket";
 	return r;
+}
+
+static int replay_refused(struct smg_audit_mig *m, int r, char *why, size_t why_len)
+{
+	if (r == SMG_ERR_REPLAY)
+		snprintf(
+		    why, why_len,
+		    "ticket: already used on this host (single use; replayed ticket)");
+	else
+		snprintf(why, why_len, "ticket: cannot check or record its use: %s",
+			 smg_strerror(r));
+	return refuse(m, SMG_ERR_POLICY);
 }
 
 int smg_audit_admit(struct smg_audit *a, struct smg_audit_mig *m,
@@ -70,18 +84,32 @@ int smg_audit_admit(struct smg_audit *a, struct smg_audit_mig *m,
 	snprintf(m->operator_name, sizeof(m->operator_name), "%s", t.operator_name);
 	if (r != SMG_OK)
 		return refuse(m, r);
+	/* A replay is refused now, before the plan; the ticket is spent
+	 * (recorded, checked again under the lock) by smg_audit_spend. */
 	snprintf(path, sizeof(path), "%s/%s", a->dir, AUDIT_REPLAY_NAME);
-	if ((r = smg_replay_use(path, m->ticket_digest, t.not_after, sc.now)) == SMG_OK) {
-		smg_info("ticket of operator '%s' admitted for %s (%s -> %s)",
-			 t.operator_name, domain, sc.src, sc.dst);
+	if ((r = smg_replay_check(path, m->ticket_digest, sc.now)) != SMG_OK)
+		return replay_refused(m, r, why, why_len);
+	m->ticket_not_after = t.not_after;
+	m->ticket_unspent = true;
+	smg_info("ticket of operator '%s' authorizes %s (%s -> %s)", t.operator_name,
+		 domain, sc.src, sc.dst);
+	return SMG_OK;
+}
+
+int smg_audit_spend(struct smg_audit *a, struct smg_audit_mig *m, char *why,
+		    size_t why_len)
+{
+	char path[600];
+	int r;
+
+	if (!m->ticket_unspent)
+		return SMG_OK;
+	m->ticket_unspent = false;
+	snprintf(path, sizeof(path), "%s/%s", a->dir, AUDIT_REPLAY_NAME);
+	if ((r = smg_replay_use(path, m->ticket_digest, m->ticket_not_after,
+				(uint64_t)time(NULL))) == SMG_OK) {
+		smg_info("ticket of operator '%s' spent (single use)", m->operator_name);
 		return SMG_OK;
 	}
-	if (r == SMG_ERR_REPLAY)
-		snprintf(
-		    why, why_len,
-		    "ticket: already used on this host (single use; replayed ticket)");
-	else
-		snprintf(why, why_len, "ticket: cannot record its use: %s",
-			 smg_strerror(r));
-	return refuse(m, SMG_ERR_POLICY);
+	return replay_refused(m, r, why, why_len);
 }

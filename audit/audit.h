@@ -143,6 +143,8 @@ struct smg_audit_mig {
 	uint8_t receipt_tpm_sig[SMG_AUDIT_SIG_LEN];
 	bool has_ticket;
 	uint8_t ticket_digest[SMG_AUDIT_DIGEST_LEN];
+	bool ticket_unspent; /* authorized, not yet in the replay cache */
+	uint64_t ticket_not_after;
 	char operator_name[SMG_AUDIT_NAME_MAX + 1];
 	const char *stage; /* a refusal: "ticket", "policy", "plan"; else NULL */
 	bool bad_sig;	   /* a signature check failed (counted) */
@@ -150,11 +152,17 @@ struct smg_audit_mig {
 void smg_audit_mig_init(struct smg_audit_mig *m, bool source);
 
 /* Plan time, both hosts, before any VM byte: the ticket (ticket_len 0: none)
- * against the enrolled operators, the scope, expiry, the replay cache, and
- * whether one is required. SMG_OK or SMG_ERR_POLICY with the reason in why. */
+ * against the enrolled operators, the scope, expiry, and whether one is
+ * required. SMG_OK or SMG_ERR_POLICY with the reason in why. */
 int smg_audit_admit(struct smg_audit *a, struct smg_audit_mig *m,
 		    const struct smg_session *s, const char *domain,
 		    const uint8_t *ticket, size_t ticket_len, char *why, size_t why_len);
+/* Once the host accepted the plan: the admitted ticket goes into the
+ * replay cache (single use). SMG_OK (also without a ticket), or
+ * SMG_ERR_POLICY with the reason in why (already used, or the cache cannot
+ * record it: fails closed). */
+int smg_audit_spend(struct smg_audit *a, struct smg_audit_mig *m, char *why,
+		    size_t why_len);
 /* Source, before MANIFEST: sign it (sets mf->signature to m's buffer). */
 int smg_audit_manifest_sign(struct smg_audit_mig *m, const struct smg_session *s,
 			    Smg__Manifest *mf);
@@ -371,5 +379,8 @@ int smg_ticket_authorize(const struct smg_operators *ops, const uint8_t *buf, si
 #define SMG_REPLAY_FILE_MAX (4u << 20)
 int smg_replay_use(const char *path, const uint8_t digest[SMG_AUDIT_DIGEST_LEN],
 		   uint64_t not_after, uint64_t now);
+/* The same question without recording: SMG_ERR_REPLAY if it is there. */
+int smg_replay_check(const char *path, const uint8_t digest[SMG_AUDIT_DIGEST_LEN],
+		     uint64_t now);
 
 #endif

@@ -54,8 +54,9 @@ int audit_replay_scan(const char *text, size_t len,
 	return SMG_OK;
 }
 
-int smg_replay_use(const char *path, const uint8_t digest[SMG_AUDIT_DIGEST_LEN],
-		   uint64_t not_after, uint64_t now)
+/* SMG_ERR_REPLAY if digest is in the cache; record: add it if not. */
+static int replay(const char *path, const uint8_t digest[SMG_AUDIT_DIGEST_LEN],
+		  uint64_t not_after, uint64_t now, bool record)
 {
 	char dir[600], *text = NULL, *keep = NULL, hex[2 * SMG_AUDIT_DIGEST_LEN + 1];
 	const char *slash = strrchr(path, '/'), *name;
@@ -82,9 +83,9 @@ int smg_replay_use(const char *path, const uint8_t digest[SMG_AUDIT_DIGEST_LEN],
 			path);
 	if (r == SMG_OK && seen)
 		r = SMG_ERR_REPLAY;
-	if (r == SMG_OK && keep_len + LINE_LEN + 1 > SMG_REPLAY_FILE_MAX)
+	if (r == SMG_OK && record && keep_len + LINE_LEN + 1 > SMG_REPLAY_FILE_MAX)
 		r = SMG_ERR_BUSY; /* more unexpired tickets than the cache holds */
-	if (r == SMG_OK) {
+	if (r == SMG_OK && record) {
 		smg_hex_encode(digest, SMG_AUDIT_DIGEST_LEN, hex);
 		keep_len += (size_t)snprintf(keep + keep_len, LINE_LEN + 2,
 					     "%s %" PRIu64 "\n", hex, not_after);
@@ -94,4 +95,16 @@ int smg_replay_use(const char *path, const uint8_t digest[SMG_AUDIT_DIGEST_LEN],
 	free(text);
 	free(keep);
 	return r;
+}
+
+int smg_replay_use(const char *path, const uint8_t digest[SMG_AUDIT_DIGEST_LEN],
+		   uint64_t not_after, uint64_t now)
+{
+	return replay(path, digest, not_after, now, true);
+}
+
+int smg_replay_check(const char *path, const uint8_t digest[SMG_AUDIT_DIGEST_LEN],
+		     uint64_t now)
+{
+	return replay(path, digest, 0, now, false);
 }

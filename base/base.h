@@ -4,6 +4,7 @@
 #ifndef SMG_BASE_H
 #define SMG_BASE_H
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -184,6 +185,23 @@ enum smg_log_level smg_log_get_level(void);
 void smg_log_set_json(bool on);
 /* Redirect log output (tests); NULL restores stderr. */
 void smg_log_set_stream(void *file);
+
+/* The migration a thread works on: every line it logs carries these (text:
+ * "migration=ID peer=P domain=D"; journald: SECMIG_MIGRATION_ID,
+ * SECMIG_PEER, SECMIG_DOMAIN). Thread-local; NULL or "" leaves a field
+ * unset; smg_log_ctx_clear() when the thread is done with it. */
+#define SMG_LOG_CTX_ID_MAX   33 /* 32 hex + NUL */
+#define SMG_LOG_CTX_NAME_MAX 65
+void smg_log_ctx_set(const char *migration_id, const char *peer, const char *domain);
+void smg_log_ctx_clear(void);
+/* pthread_create for a thread working on the caller's migration: the new
+ * thread starts with the caller's log context. */
+int smg_log_thread_create(pthread_t *t, void *(*fn)(void *), void *arg);
+/* Where lines go: the journal (native protocol, structured fields) when
+ * stderr is the stream systemd gave us ($JOURNAL_STREAM names its dev:ino,
+ * systemd.exec(5)), else stderr. Decided on the first line; tests call it
+ * again after changing the environment. */
+void smg_log_detect_journal(void);
 
 /* Per call site token bucket for messages a peer can trigger. */
 struct smg_ratelimit {

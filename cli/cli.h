@@ -58,6 +58,7 @@ int smg_cmd_resolve(int argc, char **argv);
 int smg_cmd_demo(int argc, char **argv);
 int smg_cmd_keygen(int argc, char **argv);
 int smg_cmd_status(int argc, char **argv);
+int smg_cmd_metrics(int argc, char **argv);
 int smg_cmd_cancel(int argc, char **argv);
 int smg_cmd_tune(int argc, char **argv);
 int smg_cmd_audit(int argc, char **argv);

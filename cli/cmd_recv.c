@@ -117,7 +117,9 @@ static int serve_one(struct recv_ctx *ctx, struct smg_session *s, struct smg_rec
 	if (smg_live_new("recv", &live) == SMG_OK &&
 	    smg_ctl_server_add(ctx->ctl, live) == SMG_OK)
 		ro.live = live;
+	smg_metrics_active(SMG_MR_RECV, true);
 	r = smg_engine_serve(s, &ro, &st);
+	smg_metrics_active(SMG_MR_RECV, false);
 	smg_ctl_server_remove(ctx->ctl, live);
 	if (r == SMG_OK)
 		smg_session_close(s);
@@ -126,11 +128,13 @@ static int serve_one(struct recv_ctx *ctx, struct smg_session *s, struct smg_rec
 	smg_live_free(live);
 	code = smg_exit_from_err(r);
 	if (st.migration_id[0] != '\0' || st.detail[0] != '\0') {
+		smg_metrics_finished(SMG_MR_RECV, &st);
 		pthread_mutex_lock(&ctx->lock);
 		ctx->out.auth = c->tpm.tpm_mode ? "tpm" : "software";
 		smg_cli_result(&ctx->out, &st, code);
 		pthread_mutex_unlock(&ctx->lock);
 	}
+	smg_log_ctx_clear();
 	return code;
 }
 
@@ -175,6 +179,9 @@ static bool still_enrolled(struct smg_recv_conf *c, struct smg_session *s)
 	smg_warn("refusing a session of '%s': no longer enrolled with that key "
 		 "(peers reloaded)",
 		 smg_session_peer_name(s));
+	smg_metrics_refused(SMG_MR_RECV, SMG_ERR_UNKNOWN_PEER);
+	smg_audit_alert(c->audit, smg_session_peer_addr(s), smg_session_peer_name(s),
+			SMG_ERR_UNKNOWN_PEER);
 	refuse(s, SMG__ABORT_REASON__ABORT_POLICY, SMG_ERR_UNKNOWN_PEER,
 	       "this host no longer enrols your key");
 	return false;
@@ -220,6 +227,9 @@ static void dispatch(struct recv_ctx *ctx, struct smg_session *s)
 	pthread_mutex_unlock(&ctx->lock);
 	if (busy) {
 		smg_warn("refusing a migration: %u already running", ctx->max);
+		smg_metrics_refused(SMG_MR_RECV, SMG_ERR_BUSY);
+		smg_audit_alert(c->audit, smg_session_peer_addr(s),
+				smg_session_peer_name(s), SMG_ERR_BUSY);
 		refuse(s, SMG__ABORT_REASON__ABORT_RESOURCES, SMG_ERR_BUSY,
 		       "receiver busy: too many concurrent migrations");
 		conf_put(ctx, c);
@@ -237,6 +247,16 @@ static void dispatch(struct recv_ctx *ctx, struct smg_session *s)
 	pthread_detach(t);
 }
 
+/* A handshake the listener refused: counted, then audited as before. */
+static void on_refused(void *arg, const char *addr, const char *peer, int err)
+{
+	struct smg_recv_conf *c = arg;
+
+	smg_metrics_refused(SMG_MR_RECV, err);
+	if (c->so.on_refused != NULL)
+		c->so.on_refused(c->so.refused_arg, addr, peer, err);
+}
+
 static int serve_loop(struct recv_ctx *ctx, struct smg_listener *l, bool once)
 {
 	struct smg_recv_conf *lc = conf_get(ctx); /* the listener's snapshot */
@@ -247,6 +267,8 @@ static int serve_loop(struct recv_ctx *ctx, struct smg_listener *l, bool once)
 		struct smg_session *s;
 
 		so.accept_timeout_ms = RECV_RELOAD_POLL_MS;
+		so.on_refused = on_refused;
+		so.refused_arg = lc;
 		if ((r = smg_listener_accept(l, &so, &s)) == SMG_ERR_TIMEOUT) {
 			lc = adopt(ctx, lc);
 			continue;
@@ -307,6 +329,7 @@ static void reload(struct recv_ctx *ctx)
 		unsigned g = ctx->cur->generation;
 		pthread_mutex_unlock(&ctx->lock);
 		smg_err("reload failed: snapshot %u stays in effect", g);
+		smg_metrics_reload(false);
 		snprintf(status, sizeof(status),
 			 "READY=1\nSTATUS=listening; last reload failed, snapshot %u "
 			 "in effect",
@@ -331,6 +354,7 @@ static void reload(struct recv_ctx *ctx)
 	smg_capacity_set_defs(ctx->cap, c->defs);
 	pthread_mutex_unlock(&ctx->lock);
 	conf_put(ctx, old);
+	smg_metrics_reload(true);
 	smg_info("reload: snapshot %u loaded (%u vm definition(s)); migrations in "
 		 "flight keep theirs",
 		 c->generation, c->defs->n_vms);

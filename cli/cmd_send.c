@@ -276,6 +276,8 @@ static int migrate(struct send_run *x)
 	 * session with anybody. */
 	if ((r = smg_engine_send_prepare(&x->a.so, &x->st, &x->m)) != SMG_OK)
 		return early(&x->out, &x->st, r, NULL);
+	smg_log_ctx_set(x->st.migration_id, x->dest.peer, x->st.domain);
+	smg_metrics_active(SMG_MR_SEND, true);
 	uint64_t t0 = smg_now_ns();
 	r = smg_session_connect(x->dest.host, x->dest.port, &x->ci.so, &s);
 	x->out.handshake_ms = (double)(smg_now_ns() - t0) / 1e6;
@@ -302,6 +304,8 @@ static int migrate(struct send_run *x)
 		smg_engine_send_fail(x->m, r);
 		snprintf(x->st.peer, sizeof(x->st.peer), "%s", x->dest.peer);
 		x->st.peer_failed = smg_exit_from_err(r) != SMG_EXIT_ATTEST;
+		smg_metrics_active(SMG_MR_SEND, false);
+		smg_metrics_finished(SMG_MR_SEND, &x->st);
 		return early(&x->out, &x->st, r, d);
 	}
 	r = smg_engine_send_run(x->m, s);
@@ -309,6 +313,8 @@ static int migrate(struct send_run *x)
 		smg_session_close(s);
 	else
 		smg_session_free(s);
+	smg_metrics_active(SMG_MR_SEND, false);
+	smg_metrics_finished(SMG_MR_SEND, &x->st);
 	int code = smg_exit_from_err(r);
 	smg_cli_result(&x->out, &x->st, code);
 	return code;

@@ -207,6 +207,16 @@ const struct smg_cmd smg_cmds[] = {
      "--json: one {\"event\":\"status\",\"migrations\":[...]} line (docs/events.md).\n"
      "Root only (the sockets are 0600 in a 0700 directory, peers checked).\n",
      smg_cmd_status},
+    {"metrics", "print this host's migration counters (Prometheus text format)",
+     "usage: secmig metrics [--output FILE] [--state-dir DIR]\n\n"
+     "The counters of this host's migration processes (the recv service and\n"
+     "running sends, through their control sockets in DIR/control/), summed,\n"
+     "in the Prometheus text exposition format: migrations by outcome, refused\n"
+     "attempts by reason, bytes, downtime and rounds histograms, active\n"
+     "migrations, reloads. --output FILE writes FILE atomically (for\n"
+     "node_exporter's textfile collector) instead of stdout. Names and\n"
+     "labels: docs/operating.md. Root only, as status.\n",
+     smg_cmd_metrics},
     {"cancel", "cancel a running migration (before COMMIT)",
      "usage: secmig cancel ID | --domain NAME [--json] [--state-dir DIR]\n\n"
      "Cancel a migration of this host (either direction) before COMMIT: it\n"

@@ -1,6 +1,7 @@
 /* The local control socket of a migration process (DESIGN §2, §9): each
  * process serves DIR/control/PID.sock, through which `secmig status`,
- * `secmig cancel` and `secmig tune` reach the migrations it runs.
+ * `secmig cancel` and `secmig tune` reach the migrations it runs and
+ * `secmig metrics` reads its counters.
  *
  * Root-only, like the sim host's and the disk service's sockets: the
  * directory is 0700 and must belong to us, the socket is created 0600
@@ -187,6 +188,12 @@ static void serve_conn(struct smg_ctl_server *sv, int fd)
 				json_object_array_add(a, smg_ctl_status_json(&s));
 		}
 		json_object_object_add(j, "migrations", a);
+		reply(fd, j);
+	} else if (rq.verb == SMG_CTL_METRICS) {
+		struct smg_metrics m;
+		json_object *j = reply_new(true, NULL, NULL);
+		smg_metrics_get(&m);
+		json_object_object_add(j, "metrics", smg_metrics_json(&m));
 		reply(fd, j);
 	} else {
 		act(sv, fd, &rq, uc.uid);

@@ -115,15 +115,18 @@ int smg_ctl_parse_request(const uint8_t *buf, size_t len, struct smg_ctl_req *ou
 		out->verb = SMG_CTL_CANCEL;
 	else if (tn[0] == 4 && memcmp(t[0], "TUNE", 4) == 0)
 		out->verb = SMG_CTL_TUNE;
+	else if (tn[0] == 7 && memcmp(t[0], "METRICS", 7) == 0)
+		out->verb = SMG_CTL_METRICS;
 	else
 		return SMG_ERR_PROTO;
 	for (size_t k = 1; k < ntok; k++)
 		if ((r = req_token(out, t[k], tn[k])) != SMG_OK)
 			goto bad;
-	/* STATUS takes nothing; the others one target; TUNE something to do */
-	if ((out->verb == SMG_CTL_STATUS && ntok != 1) ||
-	    (out->verb != SMG_CTL_STATUS &&
-	     (out->id[0] != '\0') == (out->domain[0] != '\0')) ||
+	/* STATUS and METRICS take nothing; the others one target; TUNE
+	 * something to do */
+	bool bare = out->verb == SMG_CTL_STATUS || out->verb == SMG_CTL_METRICS;
+	if ((bare && ntok != 1) ||
+	    (!bare && (out->id[0] != '\0') == (out->domain[0] != '\0')) ||
 	    (out->verb == SMG_CTL_TUNE && out->bandwidth == 0 &&
 	     out->max_downtime_ms == 0))
 		goto bad;
@@ -135,7 +138,7 @@ bad:
 
 int smg_ctl_format_request(const struct smg_ctl_req *r, char *out, size_t n)
 {
-	static const char *const verbs[] = {"", "STATUS", "CANCEL", "TUNE"};
+	static const char *const verbs[] = {"", "STATUS", "CANCEL", "TUNE", "METRICS"};
 	size_t w;
 
 	if ((unsigned)r->verb >= SMG_ARRAY_LEN(verbs) || r->verb == 0)
@@ -355,6 +358,11 @@ int smg_ctl_parse_reply(const char *buf, size_t len, struct smg_ctl_reply *out)
 			    SMG_OK)
 				goto out;
 		out->n = (unsigned)n;
+	}
+	if (json_object_object_get_ex(o, "metrics", &v)) {
+		if (smg_metrics_from_json(v, &out->metrics) != SMG_OK)
+			goto out;
+		out->has_metrics = true;
 	}
 	r = SMG_OK;
 out:

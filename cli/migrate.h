@@ -95,7 +95,7 @@ void smg_cli_emit_json(struct smg_cli_out *o, void *obj);
 #define SMG_CTL_REPLY_MAX      (256 * 1024)
 #define SMG_CTL_MIGRATIONS_MAX 64 /* per process */
 
-enum smg_ctl_verb { SMG_CTL_STATUS = 1, SMG_CTL_CANCEL, SMG_CTL_TUNE };
+enum smg_ctl_verb { SMG_CTL_STATUS = 1, SMG_CTL_CANCEL, SMG_CTL_TUNE, SMG_CTL_METRICS };
 
 struct smg_ctl_req {
 	enum smg_ctl_verb verb;
@@ -105,14 +105,76 @@ struct smg_ctl_req {
 	unsigned max_downtime_ms;	   /* TUNE: 0 keep */
 };
 /* Requests (untrusted bytes, fuzzed: fuzz/fuzz_ctl_request.c):
- *   STATUS | CANCEL id=HEX | CANCEL domain=NAME
+ *   STATUS | METRICS | CANCEL id=HEX | CANCEL domain=NAME
  *   TUNE (id=HEX|domain=NAME) [bandwidth=BYTES_PER_S|bandwidth=none]
  *        [max_downtime=MS]
  * one line, at most SMG_CTL_REQ_MAX bytes, an optional final newline. */
 int smg_ctl_parse_request(const uint8_t *buf, size_t len, struct smg_ctl_req *out);
 int smg_ctl_format_request(const struct smg_ctl_req *r, char *out, size_t n);
 
-/* A reply: {"ok":bool,"pid":N,"error":"...","detail":"...","migrations":[...]} */
+/* ---- metrics (cli/metrics.c) -------------------------------------------
+ * A process's counters since it started (a SIGHUP reload keeps them), read
+ * over the control socket (METRICS) and printed by `secmig metrics` in the
+ * Prometheus text format (docs/operating.md lists the names). */
+enum smg_metrics_role { SMG_MR_SEND, SMG_MR_RECV, SMG_MR_N };
+enum smg_metrics_outcome {
+	SMG_MO_MIGRATED,
+	SMG_MO_FAILED,
+	SMG_MO_CANCELLED,
+	SMG_MO_IN_DOUBT,
+	SMG_MO_REFUSED,
+	SMG_MO_N
+};
+enum smg_metrics_reason {
+	SMG_MX_UNKNOWN_PEER,
+	SMG_MX_AUTH,
+	SMG_MX_VERSION,
+	SMG_MX_ATTESTATION,
+	SMG_MX_POLICY,
+	SMG_MX_CAPACITY,
+	SMG_MX_BUSY,
+	SMG_MX_EXISTS,
+	SMG_MX_BACKEND,
+	SMG_MX_TIMEOUT,
+	SMG_MX_PROTOCOL,
+	SMG_MX_OTHER,
+	SMG_MX_N
+};
+#define SMG_METRICS_DOWNTIME_BUCKETS 12 /* 11 bounds and +Inf */
+#define SMG_METRICS_ROUNDS_BUCKETS   9	/* 8 bounds and +Inf */
+
+struct smg_metrics {
+	uint64_t migrations[SMG_MR_N][SMG_MO_N];
+	uint64_t refused[SMG_MR_N][SMG_MX_N];
+	uint64_t bytes[SMG_MR_N];
+	uint64_t downtime[SMG_MR_N][SMG_METRICS_DOWNTIME_BUCKETS]; /* per bucket */
+	uint64_t downtime_ms_sum[SMG_MR_N];
+	uint64_t rounds[SMG_MR_N][SMG_METRICS_ROUNDS_BUCKETS];
+	uint64_t rounds_sum[SMG_MR_N];
+	uint64_t active[SMG_MR_N];
+	uint64_t reloads_ok, reloads_failed;
+};
+
+/* This process's counters. */
+void smg_metrics_active(enum smg_metrics_role role, bool started);
+/* A migration that ended (outcome from st->err; a refusal also counts
+ * under its reason). */
+void smg_metrics_finished(enum smg_metrics_role role, const struct smg_mig_stats *st);
+/* An attempt refused before a migration began (handshake, enrolment,
+ * concurrency). */
+void smg_metrics_refused(enum smg_metrics_role role, int err);
+void smg_metrics_reload(bool ok);
+void smg_metrics_get(struct smg_metrics *out);
+/* {"migrations":[[..],[..]],...} as a json-c object, and back (untrusted:
+ * every array of its exact length, every count a non-negative integer). */
+void *smg_metrics_json(const struct smg_metrics *m);
+int smg_metrics_from_json(void *obj, struct smg_metrics *out);
+void smg_metrics_add(struct smg_metrics *sum, const struct smg_metrics *m);
+/* The Prometheus text exposition format (version 0.0.4). */
+void smg_metrics_write_prom(FILE *f, const struct smg_metrics *m, unsigned processes);
+
+/* A reply: {"ok":bool,"pid":N,"error":"...","detail":"...","migrations":[...],
+ * "metrics":{...}} */
 struct smg_ctl_reply {
 	bool ok;
 	long pid;
@@ -120,6 +182,8 @@ struct smg_ctl_reply {
 	char detail[SMG_ENGINE_DETAIL_MAX];
 	unsigned n;
 	struct smg_live_status m[SMG_CTL_MIGRATIONS_MAX];
+	bool has_metrics;
+	struct smg_metrics metrics;
 };
 /* Parse a reply (untrusted bytes, fuzzed: fuzz/fuzz_ctl_reply.c). */
 int smg_ctl_parse_reply(const char *buf, size_t len, struct smg_ctl_reply *out);

@@ -51,6 +51,10 @@ struct dst {
 	bool have_state, recorded, have_vtpm;
 	uint64_t t_start;
 	uint64_t load_ns; /* restore + verify + resume: our load time */
+	/* When the final round began: the source paused just before it, so
+	 * from here to our resume is the downtime as this host sees it (short
+	 * of the real one by a one-way network latency). */
+	uint64_t t_final;
 	int err;
 	Smg__AbortReason reason;
 	char why[256];	 /* ABORT detail when set (policy) */
@@ -178,7 +182,7 @@ static int start_threads(struct dst *d)
 	d->rx[0] = (struct smg_xfer_recv){.d = &d->xd, .chan = 0}; /* this thread's */
 	for (unsigned c = 1; c < d->xd.nchan; c++) {
 		d->rx[c] = (struct smg_xfer_recv){.d = &d->xd, .chan = c};
-		if (pthread_create(&d->rx[c].tid, NULL, smg_xfer_recv_main, &d->rx[c]) !=
+		if (smg_log_thread_create(&d->rx[c].tid, smg_xfer_recv_main, &d->rx[c]) !=
 		    0)
 			return SMG_ERR_SYS;
 		d->threads = c;
@@ -341,8 +345,9 @@ static int match_plan(struct dst *d, const Smg__Plan *p)
 	}
 	if ((r = check_policy(d, p->domain_name, false)) != SMG_OK)
 		return r;
-	/* The operator's ticket (audit/): signature, role, scope, expiry,
-	 * single use; its digest goes into the record either way. */
+	/* The operator's ticket (audit/): signature, role, scope, expiry
+	 * (single use is spent below, once the plan is accepted); its digest
+	 * goes into the record either way. */
 	if ((r = smg_audit_admit(d->o->audit, &d->am, d->s, p->domain_name,
 				 p->ticket.data, p->ticket.len, d->why,
 				 sizeof(d->why))) != SMG_OK)
@@ -362,6 +367,15 @@ static int match_plan(struct dst *d, const Smg__Plan *p)
 	    (r = smg_capacity_reserve(d->o->capacity, peer, p->memory_bytes,
 				      d->disk_total, d->why, sizeof(d->why))) != SMG_OK)
 		return refuse_plan(d, r, d->why);
+	/* Only a plan this host accepts spends the operator's ticket. */
+	if ((r = smg_audit_spend(d->o->audit, &d->am, d->why, sizeof(d->why))) !=
+	    SMG_OK) {
+		if (d->o->capacity != NULL)
+			smg_capacity_release(d->o->capacity, peer, p->memory_bytes,
+					     d->disk_total);
+		d->am.stage = "ticket";
+		return refuse_plan(d, r, d->why);
+	}
 	d->reserved = d->o->capacity != NULL;
 	d->reserved_mem = p->memory_bytes;
 	return SMG_OK;
@@ -399,6 +413,7 @@ static int on_plan(struct dst *d, const struct smg_frame *f)
 			 p->migration_id);
 	if (smg_name_ok(p->domain_name, SMG_DOMAIN_NAME_MAX))
 		snprintf(d->st->domain, sizeof(d->st->domain), "%s", p->domain_name);
+	smg_log_ctx_set(d->st->migration_id, d->st->peer, d->st->domain);
 	smg_engine_hash(p->domain_config.data, p->domain_config.len, d->config_hash);
 	if ((r = match_plan(d, p)) != SMG_OK)
 		goto out;
@@ -472,7 +487,7 @@ static int on_plan(struct dst *d, const struct smg_frame *f)
 		reply_plan(d, r, "out of resources");
 		goto out;
 	}
-	if (pthread_create(&d->hasher, NULL, hasher_main, d) == 0)
+	if (smg_log_thread_create(&d->hasher, hasher_main, d) == 0)
 		d->hashing = true;
 	r = reply_plan(d, SMG_OK, "");
 out:
@@ -502,8 +517,10 @@ static int on_round_start(struct dst *d, const struct smg_frame *f)
 		r = SMG_ERR_STATE;
 	} else {
 		d->xd.known_round = rs->round + 1;
-		if (rs->final)
+		if (rs->final) {
 			d->xd.final_round = rs->round;
+			d->t_final = smg_now_ns(); /* the source has paused */
+		}
 		pthread_cond_broadcast(&d->xd.cond);
 	}
 	pthread_mutex_unlock(&d->xd.lock);
@@ -854,6 +871,8 @@ static enum dst_state do_ready_sent(struct dst *d)
 	    (d->err = d->be->ops->resume(d->be)) != SMG_OK)
 		return DST_ABORTED;
 	d->load_ns += smg_now_ns() - t0;
+	if (d->t_final != 0)
+		d->st->downtime_ms = (smg_now_ns() - d->t_final) / 1000000;
 	load_ms_update(d->o, d->load_ns / 1000000);
 	/* network clean-up: the VM runs, so its NICs come up and announce it
 	 * (from a thread, so DONE is not held up by the schedule). A failure
@@ -1042,6 +1061,7 @@ static int serve_migration(struct smg_session *s, const struct smg_recv_opts *o,
 
 	d.t_start = smg_now_ns();
 	snprintf(st->peer, sizeof(st->peer), "%s", smg_session_peer_name(s));
+	smg_log_ctx_set(NULL, st->peer, NULL);
 	smg_audit_mig_init(&d.am, false);
 	smg_live_attach(o->live, s, NULL);
 	if ((d.err = smg_backend_open(o->backend, &o->bopts, &d.be)) != SMG_OK) {

@@ -55,7 +55,7 @@ int smg_keepalive_start(struct smg_keepalive *k, struct smg_session *s,
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&k->cond, &ca);
 	pthread_condattr_destroy(&ca);
-	if (pthread_create(&k->tid, NULL, ping_main, k) != 0) {
+	if (smg_log_thread_create(&k->tid, ping_main, k) != 0) {
 		pthread_cond_destroy(&k->cond);
 		pthread_mutex_destroy(&k->lock);
 		return SMG_ERR_SYS;

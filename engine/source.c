@@ -237,8 +237,16 @@ static int do_setup(struct smg_send *c)
 	if (!ack->accepted)
 		r = peer_refused(c, ack->code, ack->reason, true);
 	c->dst_load_ms = ack->load_ms;
-	c->planned = r == SMG_OK;
 	smg_frame_msg_free(m);
+	/* A plan the destination accepted spends the ticket here too. */
+	if (r == SMG_OK && (r = smg_audit_spend(c->o->audit, &c->am, c->why,
+						sizeof(c->why))) != SMG_OK) {
+		smg_err("refusing to send %s: %s", c->info.name, c->why);
+		set_detail(c, false, SMG__ABORT_REASON__ABORT_POLICY,
+			   "refusing to send %s: %s", c->info.name, c->why);
+		c->am.stage = "ticket";
+	}
+	c->planned = r == SMG_OK;
 	/* From here on guest writes are tracked (DBT) or outsourced (WAIO). */
 	if (r == SMG_OK)
 		r = smg_engine_disks_begin(c->disks, c->o->storage_mode);
@@ -747,6 +755,7 @@ int smg_engine_send_run(struct smg_send *c, struct smg_session *s)
 	c->s = s;
 	c->nchan = smg_session_channels(s);
 	snprintf(c->st->peer, sizeof(c->st->peer), "%s", smg_session_peer_name(s));
+	smg_log_ctx_set(c->st->migration_id, c->st->peer, c->st->domain);
 	if (c->nchan == 0 || c->nchan > SMG_CHANNELS_MAX)
 		return c->st->err = SMG_ERR_INVAL;
 	smg_live_attach(c->live, s, &c->rl);

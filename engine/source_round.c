@@ -204,7 +204,7 @@ int smg_src_run_round(struct smg_send *c, bool final, uint64_t *sent_bytes,
 					      .final = final};
 		if (inline_round)
 			smg_xfer_send_main(&x[i]);
-		else if (pthread_create(&x[i].tid, NULL, smg_xfer_send_main, &x[i]) !=
+		else if (smg_log_thread_create(&x[i].tid, smg_xfer_send_main, &x[i]) !=
 			 0) {
 			r = SMG_ERR_SYS;
 			break;

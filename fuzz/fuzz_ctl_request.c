@@ -1,4 +1,4 @@
-/* libFuzzer harness: a control-socket request line (secmig status, cancel,
+/* libFuzzer harness: a control-socket request line (secmig status, metrics, cancel,
  * tune; cli/ctl_proto.c). The socket is root-only, the parser trusts it
  * no more for that. Round trip: what parses formats and parses again to
  * the same request. */

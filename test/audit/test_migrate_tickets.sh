@@ -93,6 +93,22 @@ for h in "$A" "$B"; do
 done
 "$SECMIG" sim --state-dir "$B" destroy web-1 >/dev/null || err "destroy web-1 on B"
 
+# 1b. a plan the destination's definitions refuse (a MAC it never offered)
+# does not spend the ticket on either host: the same ticket then migrates
+vm web-3 16M idle 0 "nic = mac=02:00:00:00:00:01,ipv4=10.9.0.1"
+ticket "$T/t1b" "$K/alice.key" alice web-3 dst
+recv_p
+send_t web-3 --ticket "$T/t1b"
+refused web-3 "plan refused" "MAC 02:00:00:00:00:01"
+last_record "$B" | grep -q '"stage":"plan"' || err "plan refused: B's record: $(last_record "$B")"
+"$SECMIG" sim --state-dir "$A" destroy web-3 >/dev/null || err "destroy web-3 on A"
+vm web-3 16M idle 0
+recv_p
+send_t web-3 --ticket "$T/t1b"
+[ "$RC" = 0 ] && [ "$RRC" = 0 ] ||
+	err "the ticket of a refused plan: send $RC recv $RRC: $(tail -2 "$T/send.err")"
+"$SECMIG" sim --state-dir "$B" destroy web-3 >/dev/null || err "destroy web-3 on B"
+
 # 2. the same ticket again (a new web-1 on the source): the source refuses
 vm web-1 16M idle 0
 recv_p
@@ -161,14 +177,15 @@ refused web-1 "no ticket (destination's knob)" "requires a migration ticket"
 grep -q "requires a migration ticket" "$T/recv.err" || err "the destination did not require it itself"
 
 # the refusals are counted where the ticket was refused (9 by the source,
-# 3 by the destination); each host logged all 12 refused attempts
+# 3 by the destination); each host logged all 13 refused attempts (the
+# plan refusal too)
 for h in "A $A 9" "B $B 3"; do
 	set -- $h
 	"$SECMIG" audit counters --json --state-dir "$2" >"$T/counters"
 	grep -q "\"bad_ticket\":$3," "$T/counters" || err "$1 counters: $(cat "$T/counters")"
-	grep -q '"refused":12,' "$T/counters" || err "$1 refused count: $(cat "$T/counters")"
-	[ "$("$SECMIG" audit show --state-dir "$2" | grep -c 'outcome=refused')" = 12 ] ||
-		err "$1: want 12 refused records"
+	grep -q '"refused":13,' "$T/counters" || err "$1 refused count: $(cat "$T/counters")"
+	[ "$("$SECMIG" audit show --state-dir "$2" | grep -c 'outcome=refused')" = 13 ] ||
+		err "$1: want 13 refused records"
 done
 "$SECMIG" audit verify --state-dir "$A" --peer-log "$B/audit/audit.log" >"$T/verify.out" 2>&1 ||
 	{ err "audit verify across hosts failed"; cat "$T/verify.out"; }

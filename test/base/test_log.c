@@ -14,6 +14,12 @@ static size_t count_lines(const char *s)
 	return n;
 }
 
+static void *worker(void *arg)
+{
+	smg_info("from a channel thread");
+	return arg;
+}
+
 int main(void)
 {
 	char *buf = NULL;
@@ -27,8 +33,46 @@ int main(void)
 	smg_err("bad thing");
 	fflush(f);
 	CHECK(strstr(buf, "hidden") == NULL);
-	CHECK(strstr(buf, "secmig: info: test_log.c: shown 2") != NULL);
-	CHECK(strstr(buf, "secmig: error: test_log.c:") != NULL);
+	/* 2026-12-02T01:07:56.123Z secmig info: shown 2 -- no file:line */
+	CHECK(strlen(buf) > 25 && buf[4] == '-' && buf[10] == 'T' && buf[23] == 'Z');
+	CHECK(strstr(buf, "Z secmig info: shown 2\n") != NULL);
+	CHECK(strstr(buf, "Z secmig error: bad thing\n") != NULL);
+	CHECK(strstr(buf, "test_log.c") == NULL);
+
+	/* a migration's thread: its id, peer and domain on every line */
+	fseek(f, 0, SEEK_SET);
+	memset(buf, 0, len);
+	smg_log_ctx_set("0123456789abcdef0123456789abcdef", "src", "vm1");
+	smg_warn("slow round");
+	fflush(f);
+	CHECK(strstr(buf, "Z secmig warn: migration=0123456789abcdef0123456789abcdef "
+			  "peer=src domain=vm1: slow round\n") != NULL);
+
+	/* a thread started for the migration inherits its context */
+	pthread_t t;
+	fseek(f, 0, SEEK_SET);
+	memset(buf, 0, len);
+	CHECK_EQ(smg_log_thread_create(&t, worker, NULL), 0);
+	pthread_join(t, NULL);
+	smg_log_ctx_clear();
+	fflush(f);
+	CHECK(strstr(buf, "migration=0123456789abcdef0123456789abcdef peer=src "
+			  "domain=vm1: from a channel thread\n") != NULL);
+	fseek(f, 0, SEEK_SET);
+	memset(buf, 0, len);
+	smg_info("after");
+	fflush(f);
+	CHECK(strstr(buf, "Z secmig info: after\n") != NULL);
+
+	/* -v: file:line, for developers */
+	fseek(f, 0, SEEK_SET);
+	memset(buf, 0, len);
+	smg_log_set_level(SMG_LOG_DEBUG);
+	smg_debug("detail");
+	smg_log_set_level(SMG_LOG_INFO);
+	fflush(f);
+	CHECK(strstr(buf, "Z secmig debug: test_log.c:") != NULL);
+	CHECK(strstr(buf, ": detail\n") != NULL);
 
 	/* a hostile peer triggering one message 1000 times gets a burst only */
 	fseek(f, 0, SEEK_SET);
@@ -44,7 +88,8 @@ int main(void)
 	smg_log_set_json(true);
 	smg_warn("quote \" and\nnewline");
 	fflush(f);
-	CHECK(strstr(buf, "{\"log\":\"warn\",\"file\":\"test_log.c\"") == buf);
+	CHECK(strncmp(buf, "{\"ts\":\"", 7) == 0);
+	CHECK(strstr(buf, "\"log\":\"warn\",\"file\":\"test_log.c\"") != NULL);
 	CHECK(strstr(buf, "quote \\\" and\\u000anewline") != NULL);
 	smg_log_set_stream(NULL);
 	fclose(f);

@@ -91,6 +91,8 @@ send extra
 [ "$RC" = 14 ] || err "second concurrent migration: exit $RC, want 14 (capacity: receiver busy)"
 [ "$(field reason)" = capacity ] || err "busy receiver: reason $(field reason)"
 expect_on A extra "refused by the concurrency cap"
+"$SECMIG" audit show --state-dir "$B" | grep -q 'alert .*peer=src .*kind=busy' ||
+	err "the refusal by the concurrency cap is not in B's audit log"
 wait $CAPPED || err "first migration failed while the second was refused"
 expect_on B capped "migration under the concurrency cap"
 kill -0 $SVC || err "the service died"

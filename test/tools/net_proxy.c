@@ -214,7 +214,11 @@ static void pump_read(struct proxy *px, struct pair *p, unsigned di)
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
 		return;
 	if (n <= 0) {
+		/* Pass the half-close on once nothing is left to forward (else
+		 * pump_write does when it has written the rest). */
 		d->eof = true;
+		if (d->out_len == 0)
+			shutdown(d->to, SHUT_WR);
 		return;
 	}
 	keep = (size_t)n;

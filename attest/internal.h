@@ -16,9 +16,4 @@ int attest_p256_keygen(EVP_PKEY **key, uint8_t point[SMG_P256_POINT_LEN]);
 int attest_p256_ecdh(EVP_PKEY *ours, const uint8_t peer[SMG_P256_POINT_LEN],
 		     uint8_t z[SMG_P256_COORD_LEN]);
 
-/* Lower-case hex of n bytes into out (2n + 1). */
-void attest_hex(const uint8_t *p, size_t n, char *out);
-/* Exactly n bytes of hex; SMG_ERR_INVAL otherwise. */
-int attest_unhex(const char *s, uint8_t *out, size_t n);
-
 #endif

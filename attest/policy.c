@@ -181,8 +181,7 @@ static int peer_keyword(struct parser *ps, char **tok, int ntok)
 {
 	struct smg_policy_peer *pe = ps->peer;
 	const char *k = tok[0];
-	unsigned long idx;
-	char *end;
+	uint64_t idx;
 	static const char *const known[] = {"ecdh", "ak", "pcr", "label", "send"};
 	bool is_known = false;
 
@@ -195,7 +194,9 @@ static int peer_keyword(struct parser *ps, char **tok, int ntok)
 			    k);
 	if (!strcmp(k, "ecdh") || !strcmp(k, "ak")) {
 		uint8_t *dst = !strcmp(k, "ecdh") ? pe->ecdh_pub : pe->ak_pub;
-		if (ntok != 2 || attest_unhex(tok[1], dst, SMG_P256_POINT_LEN) != 0 ||
+		if (ntok != 2 ||
+		    smg_hex_decode(tok[1], strlen(tok[1]), dst, SMG_P256_POINT_LEN) !=
+			0 ||
 		    dst[0] != 0x04)
 			return perr(
 			    ps,
@@ -213,13 +214,15 @@ static int peer_keyword(struct parser *ps, char **tok, int ntok)
 	} else if (!strcmp(k, "pcr")) {
 		if (ntok != 3 || !isdigit((unsigned char)tok[1][0]))
 			return perr(ps, "usage: pcr INDEX HEX (golden SHA-256 value)");
-		idx = strtoul(tok[1], &end, 10);
-		if (*end != '\0' || idx >= SMG_PCR_COUNT)
+		if (smg_parse_uint(tok[1], SMG_PCR_COUNT - 1, &idx) != SMG_OK)
 			return perr(ps, "PCR index '%.8s' out of range 0..23", tok[1]);
 		if (pe->pcr_mask & (1u << idx))
-			return perr(ps, "golden value for PCR %lu given twice", idx);
-		if (attest_unhex(tok[2], pe->golden[idx], SMG_PCR_LEN) != 0)
-			return perr(ps, "PCR %lu: want 64 hex digits (SHA-256)", idx);
+			return perr(ps, "golden value for PCR %u given twice",
+				    (unsigned)idx);
+		if (smg_hex_decode(tok[2], strlen(tok[2]), pe->golden[idx],
+				   SMG_PCR_LEN) != 0)
+			return perr(ps, "PCR %u: want 64 hex digits (SHA-256)",
+				    (unsigned)idx);
 		pe->pcr_mask |= 1u << idx;
 	} else if (!strcmp(k, "label")) {
 		for (int i = 1; i < ntok; i++) {
@@ -407,14 +410,14 @@ int smg_policy_format_peer(const char *name, const struct smg_tpm_keys *k,
 		off += (size_t)n;                                \
 	} while (0)
 	EMIT("peer %s\n", name);
-	attest_hex(k->ecdh_pub, SMG_P256_POINT_LEN, hex);
+	smg_hex_encode(k->ecdh_pub, SMG_P256_POINT_LEN, hex);
 	EMIT("  ecdh %s\n", hex);
-	attest_hex(k->ak_pub, SMG_P256_POINT_LEN, hex);
+	smg_hex_encode(k->ak_pub, SMG_P256_POINT_LEN, hex);
 	EMIT("  ak %s\n", hex);
 	for (unsigned i = 0; i < SMG_PCR_COUNT; i++) {
 		if (!(k->pcr_mask & (1u << i)))
 			continue;
-		attest_hex(k->pcr[i], SMG_PCR_LEN, hex);
+		smg_hex_encode(k->pcr[i], SMG_PCR_LEN, hex);
 		EMIT("  pcr %u %s\n", i, hex);
 	}
 	for (size_t i = 0; i < nlabels; i++)

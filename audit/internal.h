@@ -40,8 +40,6 @@ struct smg_audit {
 
 /* Wall clock, unix ms. */
 uint64_t audit_wall_ms(void);
-void audit_hex(const uint8_t *p, size_t n, char *out);
-int audit_unhex(const char *s, uint8_t *out, size_t n);
 /* Standard base64 (sodium's original variant, padded). */
 void audit_b64(const uint8_t *p, size_t n, char *out, size_t cap);
 int audit_unb64(const char *s, size_t slen, uint8_t *out, size_t n);

@@ -38,7 +38,7 @@ int audit_replay_scan(const char *text, size_t len,
 		memcpy(hex, line, sizeof(hex) - 1);
 		hex[sizeof(hex) - 1] = '\0';
 		if (line[sizeof(hex) - 1] != ' ' ||
-		    audit_unhex(hex, d, sizeof(d)) != SMG_OK)
+		    smg_hex_decode(hex, strlen(hex), d, sizeof(d)) != SMG_OK)
 			return SMG_ERR_PROTO;
 		na = strtoull(line + sizeof(hex), &end, 10);
 		if (*end != '\0' || end == line + sizeof(hex))
@@ -86,7 +86,7 @@ static int replay(const char *path, const uint8_t digest[SMG_AUDIT_DIGEST_LEN],
 	if (r == SMG_OK && record && keep_len + LINE_LEN + 1 > SMG_REPLAY_FILE_MAX)
 		r = SMG_ERR_BUSY; /* more unexpired tickets than the cache holds */
 	if (r == SMG_OK && record) {
-		audit_hex(digest, SMG_AUDIT_DIGEST_LEN, hex);
+		smg_hex_encode(digest, SMG_AUDIT_DIGEST_LEN, hex);
 		keep_len += (size_t)snprintf(keep + keep_len, LINE_LEN + 2,
 					     "%s %" PRIu64 "\n", hex, not_after);
 		r = audit_write_atomic(dir, name, keep, keep_len);

@@ -17,7 +17,7 @@ void audit_claim_to_json(const struct smg_audit_claim *c, struct json_object *o)
 
 	audit_json_hex(o, "memory_root", c->memory_root, SMG_AUDIT_DIGEST_LEN);
 	for (unsigned i = 0; i < c->n_disks && disks != NULL; i++) {
-		audit_hex(c->disk_roots[i], SMG_AUDIT_DIGEST_LEN, hex);
+		smg_hex_encode(c->disk_roots[i], SMG_AUDIT_DIGEST_LEN, hex);
 		json_object_array_add(disks, json_object_new_string(hex));
 	}
 	if (disks != NULL)
@@ -66,8 +66,9 @@ bool audit_claim_from_json(struct json_object *o, struct smg_audit_claim *c)
 	for (unsigned i = 0; i < c->n_disks; i++) {
 		struct json_object *d = json_object_array_get_idx(disks, i);
 		if (!json_object_is_type(d, json_type_string) ||
-		    audit_unhex(json_object_get_string(d), c->disk_roots[i],
-				SMG_AUDIT_DIGEST_LEN) != SMG_OK)
+		    smg_hex_decode(json_object_get_string(d),
+				   strlen(json_object_get_string(d)), c->disk_roots[i],
+				   SMG_AUDIT_DIGEST_LEN) != SMG_OK)
 			return false;
 	}
 	return true;

@@ -19,26 +19,6 @@ uint64_t audit_wall_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-void audit_hex(const uint8_t *p, size_t n, char *out)
-{
-	sodium_bin2hex(out, 2 * n + 1, p, n);
-}
-
-int audit_unhex(const char *s, uint8_t *out, size_t n)
-{
-	size_t got;
-	const char *end;
-
-	if (strlen(s) != 2 * n ||
-	    sodium_hex2bin(out, n, s, 2 * n, NULL, &got, &end) != 0 || got != n ||
-	    *end != '\0')
-		return SMG_ERR_INVAL;
-	for (const char *c = s; *c; c++)
-		if (isupper((unsigned char)*c))
-			return SMG_ERR_INVAL; /* one spelling: lower-case */
-	return SMG_OK;
-}
-
 void audit_b64(const uint8_t *p, size_t n, char *out, size_t cap)
 {
 	if (cap < sodium_base64_ENCODED_LEN(n, B64_VARIANT)) {
@@ -99,7 +79,7 @@ void audit_json_hex(struct json_object *o, const char *k, const uint8_t *p, size
 
 	if (n > 128)
 		return;
-	audit_hex(p, n, buf);
+	smg_hex_encode(p, n, buf);
 	json_object_object_add(o, k, json_object_new_string(buf));
 }
 
@@ -138,7 +118,7 @@ bool audit_json_get_hex(struct json_object *o, const char *k, uint8_t *out, size
 {
 	const char *s = audit_json_get_str(o, k);
 
-	return s != NULL && audit_unhex(s, out, n) == SMG_OK;
+	return s != NULL && smg_hex_decode(s, strlen(s), out, n) == SMG_OK;
 }
 
 bool audit_json_get_b64(struct json_object *o, const char *k, uint8_t *out, size_t n)

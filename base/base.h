@@ -98,6 +98,28 @@ static inline void smg_store_be64(uint8_t *p, uint64_t v)
 	smg_store_be32(p, (uint32_t)(v >> 32));
 	smg_store_be32(p + 4, (uint32_t)v);
 }
+/* little-endian: Xen's migration stream and libxc's records */
+static inline uint32_t smg_load_le32(const uint8_t *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+	       (uint32_t)p[3] << 24;
+}
+static inline uint64_t smg_load_le64(const uint8_t *p)
+{
+	return (uint64_t)smg_load_le32(p + 4) << 32 | smg_load_le32(p);
+}
+static inline void smg_store_le32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)v;
+	p[1] = (uint8_t)(v >> 8);
+	p[2] = (uint8_t)(v >> 16);
+	p[3] = (uint8_t)(v >> 24);
+}
+static inline void smg_store_le64(uint8_t *p, uint64_t v)
+{
+	smg_store_le32(p, (uint32_t)v);
+	smg_store_le32(p + 4, (uint32_t)(v >> 32));
+}
 
 /* ---- bounded reader over untrusted bytes (OpenSSH sshbuf in spirit) ---- */
 struct smg_rd {
@@ -214,6 +236,15 @@ void smg_log_escape(const char *in, char *out, size_t cap);
 /* A decimal number with an optional K/M/G/T suffix (powers of 1024, an
  * optional trailing "B" or "iB"); SMG_ERR_INVAL on junk or overflow. */
 int smg_parse_size(const char *s, uint64_t *out);
+/* An unsigned decimal number: digits only (no sign, blank, base prefix or
+ * suffix), at most max; SMG_ERR_INVAL otherwise. The one number parser for
+ * what operators, files and peers write. */
+int smg_parse_uint(const char *s, uint64_t max, uint64_t *out);
+
+/* Hex (libsodium's codec): encode n bytes into out[2n + 1]; decode exactly
+ * 2n lower-case digits of s[0..len) into out[n], else SMG_ERR_INVAL. */
+void smg_hex_encode(const uint8_t *p, size_t n, char *out);
+int smg_hex_decode(const char *s, size_t len, uint8_t *out, size_t n);
 
 /* Monotonic clock in ms and ns. */
 uint64_t smg_now_ms(void);
@@ -359,10 +390,16 @@ bool smg_hostdef_nic_mac_ok(const struct smg_hostdef_nic *n, const uint8_t mac[6
 bool smg_hostdef_nic_ip_ok(const struct smg_hostdef_nic *n, int family,
 			   const uint8_t *addr);
 
-/* 1..max-1 bytes of [A-Za-z0-9._-], not starting with '.' or '-'. */
+/* The one validator for names that become paths or interface names
+ * (domains, disks, netns, interfaces, hostdef entries): 1..max_len bytes
+ * of [A-Za-z0-9._-], not starting with '.' or '-'. smg_name_ok: a C string
+ * that fits a buffer of max bytes (1..max-1 characters). */
+bool smg_name_valid(const char *s, size_t len, size_t max_len);
 bool smg_name_ok(const char *s, size_t max);
 /* "52:54:00:12:34:56" (exactly). */
 int smg_mac_parse(const char *s, uint8_t mac[6]);
+/* The same, for a NIC's own address: unicast and not all zeros. */
+int smg_mac_parse_nic(const char *s, uint8_t mac[6]);
 
 /* Files this host trusts (keys, peers, policy, definitions): a regular
  * file, owned by us or root, not writable by group or others, else

@@ -45,18 +45,6 @@ static int herr(struct hd_parser *ps, const char *fmt, ...)
 	return SMG_ERR_CONFIG;
 }
 
-bool smg_name_ok(const char *s, size_t max)
-{
-	size_t n = strlen(s);
-
-	if (n == 0 || n >= max || s[0] == '.' || s[0] == '-')
-		return false;
-	for (; *s; s++)
-		if (!isalnum((unsigned char)*s) && strchr("._-", *s) == NULL)
-			return false;
-	return true;
-}
-
 /* Absolute, no "..", no control characters or spaces: it is handed to
  * hypervisor tools verbatim. */
 static bool path_ok(const char *s)
@@ -74,30 +62,41 @@ static bool path_ok(const char *s)
 
 int smg_mac_parse(const char *s, uint8_t mac[6])
 {
-	unsigned b[6];
-	char tail;
+	char low[18];
 
-	if (strlen(s) != 17 || sscanf(s, "%2x:%2x:%2x:%2x:%2x:%2x%c", &b[0], &b[1], &b[2],
-				      &b[3], &b[4], &b[5], &tail) != 6)
+	/* Exactly "xx:xx:xx:xx:xx:xx", either case (sscanf's %2x took a sign
+	 * or a blank too: "52:54:00:12:34:-6" was fa, fuzz_cli_values). */
+	if (strlen(s) != 17)
 		return SMG_ERR_INVAL;
-	for (int i = 0; i < 17; i++)
-		if (i % 3 == 2 ? s[i] != ':' : !isxdigit((unsigned char)s[i]))
+	for (int i = 0; i < 17; i++) {
+		if (i % 3 == 2 && s[i] != ':')
 			return SMG_ERR_INVAL;
+		low[i] = (char)tolower((unsigned char)s[i]);
+	}
 	for (int i = 0; i < 6; i++)
-		mac[i] = (uint8_t)b[i];
+		if (smg_hex_decode(low + 3 * i, 2, &mac[i], 1) != SMG_OK)
+			return SMG_ERR_INVAL;
+	return SMG_OK;
+}
+
+int smg_mac_parse_nic(const char *s, uint8_t mac[6])
+{
+	uint8_t v[6];
+
+	if (s == NULL || smg_mac_parse(s, v) != SMG_OK)
+		return SMG_ERR_INVAL;
+	/* A multicast MAC (or all zeros) can never be a NIC's source address. */
+	if ((v[0] & 1) || (v[0] | v[1] | v[2] | v[3] | v[4] | v[5]) == 0)
+		return SMG_ERR_INVAL;
+	memcpy(mac, v, 6);
 	return SMG_OK;
 }
 
 static int parse_bits(const char *s, unsigned max, uint8_t *out)
 {
-	char *end;
-	unsigned long v;
+	uint64_t v;
 
-	if (!isdigit((unsigned char)*s))
-		return -1;
-	errno = 0;
-	v = strtoul(s, &end, 10);
-	if (errno != 0 || *end != '\0' || v > max)
+	if (smg_parse_uint(s, max, &v) != SMG_OK)
 		return -1;
 	*out = (uint8_t)v;
 	return 0;

@@ -20,6 +20,36 @@ struct smg_merkle {
 	uint8_t zero_leaf[SMG_MERKLE_LEN], zero_last[SMG_MERKLE_LEN];
 };
 
+/* Leaves are written by the channel threads while one folder (the
+ * destination's hasher, the source's control thread) takes roots: a leaf's
+ * 32 bytes go in and come out as four relaxed atomic words, so a fold that
+ * meets a leaf mid-write reads a mix of old and new words -- a wrong
+ * parent, never undefined behaviour -- and the writer's mark() (release,
+ * after its words) sets the leaf's dirty bit again, which the folder's
+ * exchange (acquire) clears only before it reads: the next root refolds
+ * that path from the whole new leaf. The root that counts is taken after
+ * every writer joined. Levels above 0 belong to the folder alone (one root
+ * at a time). test_base_merkle plays it; the TSan stage checks it. */
+static void leaf_put(uint8_t *dst, const uint8_t src[SMG_MERKLE_LEN])
+{
+	for (unsigned k = 0; k < SMG_MERKLE_LEN / 8; k++) {
+		uint64_t w;
+
+		memcpy(&w, src + 8 * k, 8);
+		__atomic_store_n((uint64_t *)(void *)(dst + 8 * k), w, __ATOMIC_RELAXED);
+	}
+}
+
+static void leaf_get(const uint8_t *src, uint8_t dst[SMG_MERKLE_LEN])
+{
+	for (unsigned k = 0; k < SMG_MERKLE_LEN / 8; k++) {
+		uint64_t w = __atomic_load_n(
+		    (const uint64_t *)(const void *)(src + 8 * k), __ATOMIC_RELAXED);
+
+		memcpy(dst + 8 * k, &w, 8);
+	}
+}
+
 static void mark(struct smg_merkle *m, unsigned lvl, uint64_t i)
 {
 	atomic_fetch_or_explicit(&m->dirty[lvl][i / 64], 1ull << (i % 64),
@@ -125,7 +155,7 @@ void smg_merkle_set_digest(struct smg_merkle *m, uint64_t i,
 {
 	if (m->levels == 0 || i >= m->n[0])
 		return;
-	memcpy(m->node[0][i], digest, SMG_MERKLE_LEN);
+	leaf_put(m->node[0][i], digest);
 	mark(m, 0, i);
 }
 
@@ -136,10 +166,13 @@ void smg_merkle_set_leaf(struct smg_merkle *m, uint64_t i, const void *data, siz
 	/* The root binds the length and the leaf size, so a leaf is always the
 	 * hash of exactly its bytes: anything else is our bug, and a leaf of
 	 * all ones matches no honest root (fails closed). */
+	uint8_t h[SMG_MERKLE_LEN];
+
 	if (len != leaf_len(m, i))
-		memset(m->node[0][i], 0xff, SMG_MERKLE_LEN);
+		memset(h, 0xff, SMG_MERKLE_LEN);
 	else
-		smg_merkle_hash_leaf(data, len, m->node[0][i]);
+		smg_merkle_hash_leaf(data, len, h);
+	leaf_put(m->node[0][i], h);
 	mark(m, 0, i);
 }
 
@@ -154,18 +187,25 @@ void smg_merkle_set_zero(struct smg_merkle *m, uint64_t i)
 static void fold(struct smg_merkle *m, unsigned l, uint64_t left)
 {
 	uint64_t p = left / 2;
+	uint8_t a[SMG_MERKLE_LEN], b[SMG_MERKLE_LEN];
+	const uint8_t *x = m->node[l][left], *y = m->node[l][left + 1];
 
+	if (l == 0) { /* leaves: shared with the writers */
+		leaf_get(x, a);
+		x = a;
+		if (left + 1 < m->n[l]) {
+			leaf_get(y, b);
+			y = b;
+		}
+	}
 	if (left + 1 < m->n[l])
-		smg_merkle_hash_node(m->node[l][left], m->node[l][left + 1],
-				     m->node[l + 1][p]);
+		smg_merkle_hash_node(x, y, m->node[l + 1][p]);
 	else /* an odd last node moves up as it is */
-		memcpy(m->node[l + 1][p], m->node[l][left], SMG_MERKLE_LEN);
+		memcpy(m->node[l + 1][p], x, SMG_MERKLE_LEN);
 	mark(m, l + 1, p);
 }
 
-/* Concurrent set_* calls are safe: a leaf written while this runs marks
- * itself again after its bytes are in, so the next root picks it up; the
- * root that counts is taken once the writers are done. */
+/* Concurrent set_* calls are safe (leaf_put, above); one root at a time. */
 void smg_merkle_root(struct smg_merkle *m, uint8_t root[SMG_MERKLE_LEN])
 {
 	static const uint8_t empty[SMG_MERKLE_LEN];

@@ -15,6 +15,7 @@ set -u
 top=$(cd "$(dirname "$0")/.." && pwd)
 build=${1:-$top/build-release}
 S=${SECMIG:-$build/secmig}
+SMG_NETTOOL=${SMG_NETTOOL:-$build/smg-nettool} # the bed's probe (test tooling)
 [ -x "$S" ] || { echo "bench/network: build first: bash scripts/build.sh release" >&2; exit 1; }
 . "$top/test/net/netbed.sh"
 nb_init
@@ -40,7 +41,7 @@ move() {
 	nb_bg sw "$T/fdb" "$S" -q net fdb-wait --bridge br0 --port "sw-$to" --mac "$NB_VM_MAC" \
 		--timeout-ms "$NOANN_TIMEOUT_MS"
 	fdbw=$NB_PID
-	nb_bg sw "$T/probe" "$S" -q net probe --to "$NB_VM4" --interval-ms 10
+	nb_bg sw "$T/probe" "$SMG_NETTOOL" -q probe --to "$NB_VM4" --interval-ms 10
 	probe=$NB_PID
 	wait_for "$T/probe" probe_started
 	sleep 0.2
@@ -108,7 +109,7 @@ for i in $(seq "$RUNS"); do
 	nb_bg sw "$T/fdb" "$S" -q net fdb-wait --bridge br0 --port "sw-$to" --mac "$NB_VM_MAC" \
 		--timeout-ms 20000
 	fdbw=$NB_PID
-	nb_bg sw "$T/probe" "$S" -q net probe --to "$NB_VM4" --interval-ms 10
+	nb_bg sw "$T/probe" "$SMG_NETTOOL" -q probe --to "$NB_VM4" --interval-ms 10
 	probe=$NB_PID
 	wait_for "$T/probe" probe_started 100
 	sleep 0.2

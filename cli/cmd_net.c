@@ -1,7 +1,7 @@
 /* secmig net: the VM NIC's identity on this host (prepare, up, down,
- * remove), the network clean-up announcement, and the test-bed tools the
- * two-host tests and bench/network use (capture, fdb-wait, probe,
- * udp-echo, proxy). See docs/network.md. */
+ * remove), the network clean-up announcement, fdb-wait and vif-name. The
+ * test bed's capture, probe, udp-echo and proxy are smg-nettool, a test
+ * binary (test/tools/). See docs/network.md. */
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -12,29 +12,6 @@
 #include "cli/cli.h"
 #include "cli/net.h"
 #include "engine/engine.h"
-
-static volatile sig_atomic_t net_stop;
-
-static void on_stop(int sig)
-{
-	(void)sig;
-	net_stop = 1;
-}
-
-void smg_net_install_stop(void)
-{
-	struct sigaction sa;
-
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_stop; /* no SA_RESTART: blocking calls return EINTR */
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-}
-
-int smg_net_stopped(void)
-{
-	return net_stop;
-}
 
 void smg_net_emit(const char *json)
 {
@@ -306,10 +283,10 @@ int smg_cmd_net(int argc, char **argv)
 		const char *name;
 		int (*run)(int, char **);
 	} subs[] = {
-	    {"nic", net_nic},		{"announce", net_announce},
-	    {"fdb-wait", net_fdb_wait}, {"capture", smg_net_capture},
-	    {"probe", smg_net_probe},	{"udp-echo", smg_net_udp_echo},
-	    {"proxy", smg_net_proxy},	{"vif-name", net_vif_name},
+	    {"nic", net_nic},
+	    {"announce", net_announce},
+	    {"fdb-wait", net_fdb_wait},
+	    {"vif-name", net_vif_name},
 	};
 
 	if (argc < 2)

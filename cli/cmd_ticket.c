@@ -191,7 +191,7 @@ static int show(int argc, char **argv)
 		return SMG_EXIT_CONFIG;
 	}
 	smg_ticket_digest(buf, len, d);
-	smg_engine_hex(d, sizeof(d), hex);
+	smg_hex_encode(d, sizeof(d), hex);
 	iso(t.issued, a, sizeof(a));
 	iso(t.not_after, b, sizeof(b));
 	printf("operator %s\nvm %s\nfrom %s\nto %s\nissued %s\nnot-after %s\ndigest %s\n",

@@ -9,24 +9,19 @@ const struct smg_cmd smg_cmds[] = {
      "Print secmig's version, the compiled-in hypervisor backends and the\n"
      "versions of libsodium, liburing, protobuf-c and tpm2-tss.\n",
      smg_cmd_version},
-    {"net", "network test bed: VM NIC identity, announce, capture, probe, proxy",
+    {"net", "VM NIC identity, network announcement, fdb-wait, vif-name",
      "usage: secmig net nic prepare|up|down|remove --ns VMNS --vif VIF [--bridge BR]\n"
      "                  [--ifname eth0] [--mac MAC] [--addr CIDR]... [--announce]\n"
      "       secmig net announce --ns VMNS [--ifname eth0] --mac MAC [--addr CIDR]...\n"
      "                  [--rounds 5] [--initial-ms 50] [--step-ms 100] [--max-ms 550]\n"
      "       secmig net fdb-wait --bridge BR --port PORT --mac MAC [--timeout-ms MS]\n"
-     "       secmig net capture --if IF [--mac MAC] [--count N] [--timeout-ms MS]\n"
-     "       secmig net probe --to IP [--udp-port P] [--interval-ms 10] [--duration-ms "
-     "MS]\n"
-     "       secmig net udp-echo [--port P]\n"
-     "       secmig net vif-name DOMAIN [INDEX]\n"
-     "       secmig net proxy --listen ADDR:PORT --to ADDR:PORT\n"
-     "                  [--fault none|cut|corrupt|replay|delay] [--conn K]\n"
-     "                  [--dir c2s|s2c] [--at-byte N] [--delay-ms MS] [--arm-signal]\n\n"
+     "       secmig net vif-name DOMAIN [INDEX]\n\n"
      "The VM's network identity on this host (a namespace holding its NIC,\n"
      "veth-paired with a vif on the host bridge), the network clean-up\n"
      "announcement (RARP, gratuitous ARP, unsolicited NA; QEMU's schedule),\n"
-     "and the tools the two-host tests use. Events are JSON lines on stdout.\n"
+     "and what a hotplug script or a switch needs. Events are JSON lines on\n"
+     "stdout. (The test bed's capture, probe, udp-echo and proxy are the test\n"
+     "binary smg-nettool.)\n"
      "See docs/network.md.\n",
      smg_cmd_net},
     {"tpm-enroll", "create this host's TPM keys and print its enrolment block",

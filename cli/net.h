@@ -1,16 +1,11 @@
-/* `secmig net ...`: the network test-bed tools (cmd_net.c dispatches). */
+/* `secmig net ...` (cmd_net.c): the VM NIC's identity, announce, fdb-wait,
+ * vif-name. The test bed's capture, probe, udp-echo and proxy are a test
+ * binary, smg-nettool (test/tools/). */
 #ifndef SMG_CLI_NET_H
 #define SMG_CLI_NET_H
 
-int smg_net_capture(int argc, char **argv);
-int smg_net_probe(int argc, char **argv);
-int smg_net_udp_echo(int argc, char **argv);
-int smg_net_proxy(int argc, char **argv);
 /* Print one JSON line on stdout and flush (event streams for scripts). */
 void smg_net_emit(const char *json);
-/* Set by SIGINT/SIGTERM in the long-running tools. */
-void smg_net_install_stop(void);
-int smg_net_stopped(void);
 
 /* --net-bridge BR / --net-ns-prefix P on send and recv: where the VM's
  * NICs live on this host (engine/netid_handover.c). */

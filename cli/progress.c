@@ -222,7 +222,7 @@ static void json_result(struct smg_cli_out *o, const struct smg_mig_stats *st, i
 	char root[2 * SMG_DIGEST_LEN + 1];
 	json_object *j = json_object_new_object();
 
-	smg_engine_hex(st->memory_root, SMG_DIGEST_LEN, root);
+	smg_hex_encode(st->memory_root, SMG_DIGEST_LEN, root);
 	put_s(j, "event", "result");
 	put_s(j, "role", o->role);
 	put_s(j, "outcome", code == SMG_EXIT_OK ? "migrated" : smg_exit_name(code));

@@ -58,14 +58,6 @@ static int connect_disk(struct smg_engine_disks *e, unsigned i, const char *sock
 	return r;
 }
 
-static bool parse_u64(const char *s, uint64_t *v)
-{
-	char *end;
-
-	*v = strtoull(s, &end, 10);
-	return *s != '\0' && *end == '\0';
-}
-
 int smg_engine_disks_src_open(const struct smg_domain_info *info, const char *sock,
 			      struct smg_engine_disks **out)
 {
@@ -98,8 +90,10 @@ int smg_engine_disks_src_open(const struct smg_domain_info *info, const char *so
 		snprintf(line, sizeof(line), "INFO %s", e->name[i]);
 		if ((r = call(e, i, line, NULL, 0, &rep)) != SMG_OK)
 			break;
-		if (rep.nfields < 2 || !parse_u64(rep.fields[0], &e->size[i]) ||
-		    !parse_u64(rep.fields[1], &v) || v > SMG_STG_CHUNK_MAX)
+		if (rep.nfields < 2 ||
+		    smg_parse_uint(rep.fields[0], UINT64_MAX, &e->size[i]) != SMG_OK ||
+		    smg_parse_uint(rep.fields[1], UINT64_MAX, &v) != SMG_OK ||
+		    v > SMG_STG_CHUNK_MAX)
 			r = SMG_ERR_PROTO;
 		e->chunk[i] = (uint32_t)v;
 	}
@@ -218,8 +212,10 @@ int smg_engine_disks_pending(struct smg_engine_disks *e, struct smg_stg_pending 
 			continue;
 		if ((r = call(e, i, "PENDING", NULL, 0, &rep)) != SMG_OK)
 			return r;
-		if (rep.nfields != 3 || !parse_u64(rep.fields[0], &v[0]) ||
-		    !parse_u64(rep.fields[1], &v[1]) || !parse_u64(rep.fields[2], &v[2]))
+		if (rep.nfields != 3 ||
+		    smg_parse_uint(rep.fields[0], UINT64_MAX, &v[0]) != SMG_OK ||
+		    smg_parse_uint(rep.fields[1], UINT64_MAX, &v[1]) != SMG_OK ||
+		    smg_parse_uint(rep.fields[2], UINT64_MAX, &v[2]) != SMG_OK)
 			return SMG_ERR_PROTO;
 		p->chunks += v[0];
 		p->bytes += v[1];
@@ -257,20 +253,6 @@ int smg_engine_disks_pause(struct smg_engine_disks *e)
 	return SMG_OK;
 }
 
-static int unhex(const char *h, uint8_t *out, size_t n)
-{
-	if (strlen(h) != 2 * n)
-		return SMG_ERR_PROTO;
-	for (size_t i = 0; i < n; i++) {
-		unsigned v;
-
-		if (sscanf(h + 2 * i, "%2x", &v) != 1)
-			return SMG_ERR_PROTO;
-		out[i] = (uint8_t)v;
-	}
-	return SMG_OK;
-}
-
 static int root_of(struct smg_engine_disks *e, unsigned i, const char *verb,
 		   uint8_t root[SMG_DIGEST_LEN])
 {
@@ -279,7 +261,10 @@ static int root_of(struct smg_engine_disks *e, unsigned i, const char *verb,
 
 	if ((r = call(e, i, verb, NULL, 0, &rep)) != SMG_OK)
 		return r;
-	return rep.nfields == 1 ? unhex(rep.fields[0], root, SMG_DIGEST_LEN)
+	return rep.nfields == 1 ? smg_hex_decode(rep.fields[0], strlen(rep.fields[0]),
+						 root, SMG_DIGEST_LEN) == SMG_OK
+				      ? SMG_OK
+				      : SMG_ERR_PROTO
 				: SMG_ERR_PROTO;
 }
 

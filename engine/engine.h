@@ -401,9 +401,6 @@ int smg_outcome_read(const char *dir, const char *id, struct smg_outcome_rec *re
 /* The record's text (untrusted: a file) -> rec. */
 int smg_outcome_parse(const char *text, size_t len, struct smg_outcome_rec *rec);
 
-/* Lower-case hex of n bytes into out (2n+1). */
-void smg_engine_hex(const uint8_t *p, size_t n, char *out);
-
 /* ---- fault injection (CRIU style): SMG_FI=name[,name...] ----------------- */
 enum smg_fault {
 	SMG_FI_SRC_AFTER_ROUND0 = 0, /* sender exits after round 0 */
@@ -420,6 +417,7 @@ enum smg_fault {
 	SMG_FI_SRC_STARVE_CHAN,	     /* sender's last data channel idles in round 0 */
 	SMG_FI_SRC_IN_SETUP,	     /* sender exits after PLAN, before PLAN_ACK */
 	SMG_FI_SRC_IN_VERIFY,	     /* sender exits after MANIFEST, before READY */
+	SMG_FI_SRC_BEFORE_COMMIT,    /* sender stalls after READY until the peer speaks */
 	SMG_FI_MAX_
 };
 bool smg_fault_on(enum smg_fault f);

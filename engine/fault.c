@@ -23,6 +23,7 @@ static const char *const fault_names[SMG_FI_MAX_] = {
     [SMG_FI_SRC_STARVE_CHAN] = "src_starve_chan",
     [SMG_FI_SRC_IN_SETUP] = "src_in_setup",
     [SMG_FI_SRC_IN_VERIFY] = "src_in_verify",
+    [SMG_FI_SRC_BEFORE_COMMIT] = "src_before_commit",
 };
 
 bool smg_fault_on(enum smg_fault f)
@@ -42,11 +43,9 @@ bool smg_fault_on(enum smg_fault f)
 unsigned smg_fault_stall_ms(unsigned dflt)
 {
 	const char *stall = getenv("SMG_FI_STALL_MS");
-	char *end;
-	unsigned long ms;
+	uint64_t ms;
 
-	if (stall != NULL && (ms = strtoul(stall, &end, 10)) > 0 && *end == '\0' &&
-	    ms <= 600000)
+	if (smg_parse_uint(stall, 600000, &ms) == SMG_OK && ms > 0)
 		return (unsigned)ms;
 	return dflt;
 }

@@ -29,42 +29,16 @@
 
 extern char **environ;
 
-static int hex_digit(char c)
-{
-	return c >= '0' && c <= '9'   ? c - '0'
-	       : c >= 'a' && c <= 'f' ? c - 'a' + 10
-	       : c >= 'A' && c <= 'F' ? c - 'A' + 10
-				      : -1;
-}
-
-/* Exactly "xx:xx:xx:xx:xx:xx", two hex digits an octet (sscanf's %2x took
- * a sign or a blank too: "52:54:00:12:34:-6" was fa, fuzz_cli_values). */
 int smg_vnic_parse_mac(const char *text, uint8_t mac[static SMG_MAC_LEN])
 {
-	unsigned v[SMG_MAC_LEN];
-
-	if (text == NULL || strlen(text) != 3 * SMG_MAC_LEN - 1)
-		return SMG_ERR_INVAL;
-	for (int i = 0; i < SMG_MAC_LEN; i++) {
-		int hi = hex_digit(text[3 * i]), lo = hex_digit(text[3 * i + 1]);
-		if (hi < 0 || lo < 0 || (i < SMG_MAC_LEN - 1 && text[3 * i + 2] != ':'))
-			return SMG_ERR_INVAL;
-		v[i] = (unsigned)(hi << 4 | lo);
-	}
-	for (int i = 0; i < SMG_MAC_LEN; i++)
-		mac[i] = (uint8_t)v[i];
-	/* A multicast MAC (or all zeros) can never be a NIC's source address. */
-	if ((mac[0] & 1) || (v[0] | v[1] | v[2] | v[3] | v[4] | v[5]) == 0)
-		return SMG_ERR_INVAL;
-	return SMG_OK;
+	return smg_mac_parse_nic(text, mac);
 }
 
 int smg_vnic_add_addr(struct smg_vnic *nic, const char *cidr)
 {
 	char buf[CIDR_MAX], *slash;
-	unsigned long prefix;
+	uint64_t prefix;
 	bool v6;
-	char *end;
 
 	if (cidr == NULL || strlen(cidr) >= sizeof(buf))
 		return SMG_ERR_INVAL;
@@ -73,10 +47,8 @@ int smg_vnic_add_addr(struct smg_vnic *nic, const char *cidr)
 	prefix = v6 ? 128 : 32;
 	if ((slash = strchr(buf, '/')) != NULL) {
 		*slash = '\0';
-		if (slash[1] < '0' || slash[1] > '9')
-			return SMG_ERR_INVAL;
-		prefix = strtoul(slash + 1, &end, 10);
-		if (*end != '\0' || prefix == 0 || prefix > (v6 ? 128u : 32u))
+		if (smg_parse_uint(slash + 1, v6 ? 128u : 32u, &prefix) != SMG_OK ||
+		    prefix == 0)
 			return SMG_ERR_INVAL;
 	}
 	if (v6) {
@@ -93,28 +65,12 @@ int smg_vnic_add_addr(struct smg_vnic *nic, const char *cidr)
 	return SMG_OK;
 }
 
-/* Names go into argv and /run/netns: keep them to what ip(8) accepts. */
-static bool name_ok(const char *s, size_t max)
-{
-	size_t n = strlen(s);
-
-	if (n == 0 || n >= max || s[0] == '-' || strcmp(s, ".") == 0 ||
-	    strcmp(s, "..") == 0)
-		return false;
-	for (size_t i = 0; i < n; i++)
-		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
-		      (s[i] >= '0' && s[i] <= '9') || s[i] == '-' || s[i] == '_' ||
-		      s[i] == '.'))
-			return false;
-	return true;
-}
-
 static int check_id(const struct smg_netid *id)
 {
-	if (!name_ok(id->vm_ns, sizeof(id->vm_ns)) ||
-	    !name_ok(id->vif, sizeof(id->vif)) ||
-	    !name_ok(id->bridge, sizeof(id->bridge)) ||
-	    !name_ok(id->ifname, sizeof(id->ifname))) {
+	if (!smg_name_ok(id->vm_ns, sizeof(id->vm_ns)) ||
+	    !smg_name_ok(id->vif, sizeof(id->vif)) ||
+	    !smg_name_ok(id->bridge, sizeof(id->bridge)) ||
+	    !smg_name_ok(id->ifname, sizeof(id->ifname))) {
 		smg_err(
 		    "netid: bad name (namespace '%s', vif '%s', bridge '%s', nic '%s'): "
 		    "use letters, digits, '-', '_', '.'; interface names < 16",

@@ -45,20 +45,6 @@ static int paths(const char *dir, const char *id, char *d, size_t dn, char *f, s
 	return SMG_OK;
 }
 
-static bool peer_name_ok(const char *s)
-{
-	size_t n = strlen(s);
-
-	if (n == 0 || n >= SMG_ENGINE_PEER_MAX)
-		return false;
-	for (size_t i = 0; i < n; i++)
-		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
-		      (s[i] >= '0' && s[i] <= '9') || s[i] == '.' || s[i] == '_' ||
-		      s[i] == '-'))
-			return false;
-	return true;
-}
-
 /* "STATE DOMAIN SOURCE KEYHEX", space padded to RECORD_LEN - 1, newline. */
 static int format_record(char text[RECORD_LEN], const struct smg_outcome_rec *rec)
 {
@@ -67,9 +53,9 @@ static int format_record(char text[RECORD_LEN], const struct smg_outcome_rec *re
 
 	if ((unsigned)rec->state >= SMG_ARRAY_LEN(names) || rec->state == 0 ||
 	    (strcmp(rec->domain, "-") != 0 && !smg_domain_name_valid(rec->domain)) ||
-	    !peer_name_ok(rec->source))
+	    !smg_name_ok(rec->source, SMG_ENGINE_PEER_MAX))
 		return SMG_ERR_INVAL;
-	smg_engine_hex(rec->source_key, sizeof(rec->source_key), key);
+	smg_hex_encode(rec->source_key, sizeof(rec->source_key), key);
 	n = snprintf(text, RECORD_LEN, "%s %s %s %s", names[rec->state], rec->domain,
 		     rec->source, key);
 	if (n < 0 || n >= RECORD_LEN - 1)
@@ -77,25 +63,6 @@ static int format_record(char text[RECORD_LEN], const struct smg_outcome_rec *re
 	memset(text + n, ' ', (size_t)(RECORD_LEN - 1 - n));
 	text[RECORD_LEN - 1] = '\n';
 	return RECORD_LEN;
-}
-
-static int unhex(const char *h, size_t n, uint8_t *out)
-{
-	for (size_t i = 0; i < n; i++) {
-		unsigned v = 0;
-		for (int k = 0; k < 2; k++) {
-			char c = h[2 * i + (size_t)k];
-			v <<= 4;
-			if (c >= '0' && c <= '9')
-				v |= (unsigned)(c - '0');
-			else if (c >= 'a' && c <= 'f')
-				v |= (unsigned)(c - 'a' + 10);
-			else
-				return SMG_ERR_CONFIG;
-		}
-		out[i] = (uint8_t)v;
-	}
-	return SMG_OK;
 }
 
 int smg_outcome_parse(const char *text, size_t len, struct smg_outcome_rec *rec)
@@ -121,8 +88,9 @@ int smg_outcome_parse(const char *text, size_t len, struct smg_outcome_rec *rec)
 			rec->state = (enum smg_outcome)i;
 	if (rec->state == SMG_OUTCOME_NONE ||
 	    (strcmp(tok[1], "-") != 0 && !smg_domain_name_valid(tok[1])) ||
-	    !peer_name_ok(tok[2]) || strlen(tok[3]) != KEY_HEX ||
-	    unhex(tok[3], sizeof(rec->source_key), rec->source_key) != SMG_OK) {
+	    !smg_name_ok(tok[2], SMG_ENGINE_PEER_MAX) ||
+	    smg_hex_decode(tok[3], strlen(tok[3]), rec->source_key,
+			   sizeof(rec->source_key)) != SMG_OK) {
 		memset(rec, 0, sizeof(*rec));
 		return SMG_ERR_CONFIG;
 	}

@@ -103,7 +103,7 @@ int smg_quarantine_save(const struct smg_quarantine *q, char *path, size_t n)
 	if (mkdir(path, 0700) != 0)
 		return smg_err_sys(errno);
 	mem = q->be != NULL && q->pages > 0 ? save_memory(path, q) : SMG_ERR_NOT_FOUND;
-	smg_engine_hex(q->source_key, 32, key);
+	smg_hex_encode(q->source_key, 32, key);
 	gmtime_r(&now, &tm);
 	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
 	snprintf(reason, sizeof(reason),

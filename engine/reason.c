@@ -85,15 +85,5 @@ void smg_peer_text(const char *in, char *out, size_t n)
 
 bool smg_domain_name_valid(const char *name)
 {
-	size_t n = strlen(name);
-
-	if (n == 0 || n >= SMG_DOMAIN_NAME_MAX || name[0] == '.' || name[0] == '-')
-		return false;
-	for (size_t i = 0; i < n; i++) {
-		char ch = name[i];
-		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-		      (ch >= '0' && ch <= '9') || ch == '.' || ch == '_' || ch == '-'))
-			return false;
-	}
-	return true;
+	return smg_name_ok(name, SMG_DOMAIN_NAME_MAX);
 }

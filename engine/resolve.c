@@ -39,31 +39,12 @@ int smg_commit_peer_format(const struct smg_commit_peer *p, char *out, size_t n)
 	struct smg_commit_peer back;
 	int w;
 
-	smg_engine_hex(p->key, sizeof(p->key), key);
+	smg_hex_encode(p->key, sizeof(p->key), key);
 	w = snprintf(out, n, "%s,%s,%s", p->name, key, p->addr);
 	if (w < 0 || (size_t)w >= n || w > SMG_COMMIT_PEER_MAX)
 		return SMG_ERR_TOO_LONG;
 	/* what we write must read back: no separator inside a field */
 	return smg_commit_peer_parse(out, (size_t)w, &back);
-}
-
-static int unhex_key(const char *h, uint8_t key[32])
-{
-	for (size_t i = 0; i < 32; i++) {
-		unsigned v = 0;
-		for (size_t k = 0; k < 2; k++) {
-			char c = h[2 * i + k];
-			v <<= 4;
-			if (c >= '0' && c <= '9')
-				v |= (unsigned)(c - '0');
-			else if (c >= 'a' && c <= 'f')
-				v |= (unsigned)(c - 'a' + 10);
-			else
-				return SMG_ERR_CONFIG;
-		}
-		key[i] = (uint8_t)v;
-	}
-	return SMG_OK;
 }
 
 /* NAME,KEYHEX,ADDR: name 1..64 of [A-Za-z0-9._-], 64 lower-case hex digits,
@@ -82,7 +63,7 @@ int smg_commit_peer_parse(const char *tok, size_t len, struct smg_commit_peer *o
 		return SMG_ERR_CONFIG;
 	i++;
 	if (len - i < KEY_HEX + 2 || tok[i + KEY_HEX] != ',' ||
-	    unhex_key(tok + i, out->key) != SMG_OK)
+	    smg_hex_decode(tok + i, KEY_HEX, out->key, sizeof(out->key)) != SMG_OK)
 		goto bad;
 	addr_at = i + KEY_HEX + 1;
 	for (i = addr_at; i < len; i++)

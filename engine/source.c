@@ -11,6 +11,7 @@
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "attest/attest.h"
 #include "audit/audit.h"
@@ -533,6 +534,38 @@ static int check_ready(struct smg_send *c)
 	return r;
 }
 
+/* Fault src_before_commit (test_signals.sh): a stall between READY and
+ * the re-check that ends once the destination spoke, not after a guess. */
+static void stall_before_commit(struct smg_send *c)
+{
+	unsigned ms;
+
+	if (!smg_fault_on(SMG_FI_SRC_BEFORE_COMMIT) || (ms = smg_fault_stall_ms(0)) == 0)
+		return;
+	smg_warn("fault injection: src_before_commit: stalling until the destination "
+		 "speaks (%u ms at most)",
+		 ms);
+	for (unsigned t = 0; t < ms && !smg_chan_has_input(c->s, 0); t += 10)
+		usleep(10 * 1000);
+}
+
+/* Re-check before the point of no return (WireGuard re-checks its
+ * handshake state before committing): still paused and verified, and the
+ * destination silent since READY. After READY it says nothing but an
+ * ABORT (its operator cancelled, its side failed): committing then would
+ * leave this copy in doubt against a copy already dropped, so read its
+ * reason and resume here instead. A cancel here is smg_live_commit's. */
+static int recheck_commit(struct smg_send *c)
+{
+	if (!c->paused || !c->st->verified)
+		return SMG_ERR_STATE;
+	if (smg_chan_has_input(c->s, 0)) {
+		atomic_store(&c->rl.peer_spoke, true);
+		return SMG_ERR_ABORTED;
+	}
+	return SMG_OK;
+}
+
 static enum src_state do_handover(struct smg_send *c)
 {
 	Smg__Commit cm = SMG__COMMIT__INIT;
@@ -545,11 +578,9 @@ static enum src_state do_handover(struct smg_send *c)
 	c->st->verified = true;
 	smg_debug("downtime: READY at +%.1f ms",
 		  (double)(smg_now_ns() - c->t_pause) / 1e6);
-	/* Re-check before the point of no return (WireGuard re-checks its
-	 * handshake state before committing): still paused, nothing failed,
-	 * nobody cancelled. From here a cancel is refused. */
-	if (!c->paused || c->state != SRC_HANDOVER)
-		return c->err = SMG_ERR_STATE, SRC_ABORTED;
+	stall_before_commit(c);
+	if ((c->err = recheck_commit(c)) != SMG_OK)
+		return SRC_ABORTED;
 	if ((c->err = commit_token(c, tok, sizeof(tok))) != SMG_OK)
 		return SRC_ABORTED;
 	if (!smg_live_commit(c->live))
@@ -832,7 +863,7 @@ int smg_engine_send_prepare(const struct smg_send_opts *o, struct smg_mig_stats 
 	c->pc.on_no_converge = o->on_no_converge;
 	c->st->downtime_budget_ms = c->pc.max_downtime_ms;
 	randombytes_buf(idb, sizeof(idb));
-	smg_engine_hex(idb, sizeof(idb), st->migration_id);
+	smg_hex_encode(idb, sizeof(idb), st->migration_id);
 	snprintf(st->domain, sizeof(st->domain), "%s", o->domain);
 	if (o->live == NULL && (r = smg_live_new("send", &c->own_live)) != SMG_OK) {
 		free(c);

@@ -25,17 +25,6 @@ void smg_engine_hash(const void *p, size_t len, uint8_t out[SMG_DIGEST_LEN])
 	crypto_generichash(out, SMG_DIGEST_LEN, p, len, NULL, 0);
 }
 
-void smg_engine_hex(const uint8_t *p, size_t n, char *out)
-{
-	static const char hx[] = "0123456789abcdef";
-
-	for (size_t i = 0; i < n; i++) {
-		out[2 * i] = hx[p[i] >> 4];
-		out[2 * i + 1] = hx[p[i] & 15];
-	}
-	out[2 * n] = '\0';
-}
-
 int smg_ratelim_wait(struct smg_ratelim *rl, size_t bytes)
 {
 	uint64_t now, start, rate;

@@ -1,5 +1,5 @@
 /* libFuzzer: captured frames into the announcement parser (what
- * `secmig net capture` reads off the wire). A frame that parses must
+ * `smg-nettool capture` reads off the wire). A frame that parses must
  * rebuild to a frame that parses the same. */
 #include <stdint.h>
 #include <stdlib.h>

@@ -1,4 +1,5 @@
-/* Bulk frame headers: PAGES, ZERO_PAGES, DISK_CHUNK. The payload of a bulk
+/* Bulk frame headers: PAGES and ZERO_PAGES (DISK_CHUNK carries storage's
+ * record frame, storage/record.c). The payload of a bulk
  * frame is attacker-controlled until the engine checks it against the plan,
  * so every count and length is checked against the bytes actually present. */
 #include "base/base.h"
@@ -57,41 +58,5 @@ int smg_pages_parse(const uint8_t *p, size_t len, uint32_t page_size, bool zero,
 	out->count = count;
 	out->data = zero ? NULL : p + SMG_PAGES_HDR_LEN;
 	out->pfns = p + SMG_PAGES_HDR_LEN + (zero ? 0 : (size_t)count * page_size);
-	return SMG_OK;
-}
-
-void smg_disk_chunk_put_hdr(uint8_t *buf, uint32_t disk, uint32_t flags, uint64_t offset,
-			    uint32_t length)
-{
-	smg_store_be32(buf, disk);
-	smg_store_be32(buf + 4, flags);
-	smg_store_be64(buf + 8, offset);
-	smg_store_be32(buf + 16, length);
-}
-
-int smg_disk_chunk_parse(const uint8_t *p, size_t len, struct smg_disk_chunk_hdr *out)
-{
-	struct smg_rd rd;
-	uint32_t disk, flags, length;
-	uint64_t offset;
-	int r;
-
-	smg_rd_init(&rd, p, len);
-	if ((r = smg_rd_u32(&rd, &disk)) != 0 || (r = smg_rd_u32(&rd, &flags)) != 0 ||
-	    (r = smg_rd_u64(&rd, &offset)) != 0 || (r = smg_rd_u32(&rd, &length)) != 0)
-		return r;
-	if ((flags & ~SMG_DISK_CHUNK_F_KNOWN) != 0 || length == 0)
-		return SMG_ERR_PROTO;
-	if (offset + length < offset)
-		return SMG_ERR_PROTO; /* wraps: would write before the offset */
-	if (length > smg_rd_left(&rd))
-		return SMG_ERR_TRUNCATED;
-	if (length != smg_rd_left(&rd))
-		return SMG_ERR_TRAILING;
-	out->disk = disk;
-	out->flags = flags;
-	out->offset = offset;
-	out->length = length;
-	out->data = p + SMG_DISK_CHUNK_HDR_LEN;
 	return SMG_OK;
 }

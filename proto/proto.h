@@ -16,11 +16,14 @@
 #define SMG_PROTO_VERSION_MIN 3u /* oldest version we still speak */
 
 /* Capabilities (HELLO.capabilities); agreed set = client & server. */
-#define SMG_CAP_CHANNELS   (1ull << 0) /* data channels beyond the control one */
-#define SMG_CAP_TPM	   (1ull << 1) /* TPM-bound mode (attest/) */
-#define SMG_CAP_ZERO_PAGES (1ull << 2)
-#define SMG_CAP_WAIO	   (1ull << 3)
-#define SMG_CAP_KNOWN	   (SMG_CAP_CHANNELS | SMG_CAP_TPM | SMG_CAP_ZERO_PAGES | SMG_CAP_WAIO)
+#define SMG_CAP_CHANNELS (1ull << 0) /* data channels beyond the control one */
+#define SMG_CAP_TPM	 (1ull << 1) /* TPM-bound mode (attest/) */
+/* Bits 2 and 3 (once ZERO_PAGES and WAIO) are reserved: every version 3 peer
+ * speaks ZERO_PAGES frames, and WAIO is the source's own business (the
+ * destination applies the same record frames whatever the source tracks
+ * with), so neither was a choice to negotiate. A peer that still offers them
+ * gets them masked out of the agreed set like any bit we do not know. */
+#define SMG_CAP_KNOWN (SMG_CAP_CHANNELS | SMG_CAP_TPM)
 
 /* ---- frame types (the byte after the length on the wire for handshake
  * frames, the second plaintext byte (after the flags) of the AEAD message for all
@@ -38,9 +41,9 @@ enum smg_frame_type {
 	SMG_FT_PLAN_ACK = 0x11,
 	SMG_FT_ROUND_START = 0x12,
 	SMG_FT_ROUND_END = 0x13,
-	SMG_FT_ACK = 0x14,
+	/* 0x14, 0x16 and 0x1f are reserved (once ACK, DISK_RECORD, ERROR, never
+	 * sent): unknown types, refused as such. */
 	SMG_FT_DEVICE_STATE = 0x15,
-	SMG_FT_DISK_RECORD = 0x16,
 	SMG_FT_VTPM_STATE = 0x17,
 	SMG_FT_MANIFEST = 0x18,
 	SMG_FT_READY = 0x19,
@@ -49,7 +52,6 @@ enum smg_frame_type {
 	SMG_FT_RESOLVE_QUERY = 0x1c,
 	SMG_FT_RESOLVE_ANSWER = 0x1d,
 	SMG_FT_ABORT = 0x1e,
-	SMG_FT_ERROR = 0x1f,
 	SMG_FT_PRECHECK = 0x20,	       /* a Plan, checked and never acted on */
 	SMG_FT_PRECHECK_RESULT = 0x21, /* the destination's verdicts */
 	/* encrypted bulk frames (binary header + raw data) */
@@ -101,27 +103,18 @@ const struct smg_frame_info *smg_proto_frame_info(uint8_t type);
  * A PAGES sender reads pages straight into its frame from the front and
  * writes their pfns after the last one it kept: nothing moves whatever
  * count it stops at (smg_pages_data, smg_pages_put_pfns).
- * DISK_CHUNK: u32 disk  | u32 flags | u64 offset | u32 length | data[length] */
-#define SMG_PAGE_SIZE_MIN	   4096u
-#define SMG_PAGE_SIZE_MAX	   65536u
-#define SMG_PAGES_HDR_LEN	   8u
-#define SMG_DISK_CHUNK_HDR_LEN	   20u
-#define SMG_DISK_CHUNK_F_SURROGATE 0x1u /* chunk came from the WAIO surrogate */
-#define SMG_DISK_CHUNK_F_KNOWN	   SMG_DISK_CHUNK_F_SURROGATE
+ * DISK_CHUNK's payload is storage's record frame, defined, encoded and
+ * decoded in one place: storage/record.c (smg_stg_frame_decode, fuzzed by
+ * fuzz_stg_records; docs/storage.md "Chunks, holes and the wire format"). */
+#define SMG_PAGE_SIZE_MIN 4096u
+#define SMG_PAGE_SIZE_MAX 65536u
+#define SMG_PAGES_HDR_LEN 8u
 
 struct smg_pages_hdr {
 	uint32_t round;
 	uint32_t count;
 	const uint8_t *pfns; /* count x be64, use smg_pages_pfn() */
 	const uint8_t *data; /* count x page_size, NULL for ZERO_PAGES */
-};
-
-struct smg_disk_chunk_hdr {
-	uint32_t disk;
-	uint32_t flags;
-	uint64_t offset;
-	uint32_t length;
-	const uint8_t *data;
 };
 
 /* Pure parsers of untrusted payloads (fuzzed): exact lengths, caps, no
@@ -146,9 +139,6 @@ static inline uint8_t *smg_pages_data(uint8_t *payload, uint32_t page_size, uint
 }
 size_t smg_pages_put_pfns(uint8_t *payload, uint32_t round, uint32_t page_size,
 			  const uint64_t *pfns, uint32_t count);
-int smg_disk_chunk_parse(const uint8_t *p, size_t len, struct smg_disk_chunk_hdr *out);
-void smg_disk_chunk_put_hdr(uint8_t *buf, uint32_t disk, uint32_t flags, uint64_t offset,
-			    uint32_t length);
 /* Most pages one PAGES frame can carry for a page size. */
 uint32_t smg_pages_per_frame(uint32_t page_size);
 

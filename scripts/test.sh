@@ -9,7 +9,7 @@
 # build 2 min, ctest 7-8 min (the long tests, test_net_net_faults and
 # test_xen_nested, carry a COST in cmake/tests.cmake so that `ctest -j 2`
 # starts them first, side by side, and the short ones fill the other core),
-# format check seconds, the demo (release build + one migration) 2-3 min,
+# TSan stage under a minute (threaded tests only), format check seconds, the demo (release build + one migration) 2-3 min,
 # fuzz build 1 min, fuzzers 8 s each on their committed corpus, two at a
 # time (40 harnesses: about 3 min; a regression replay of every seed plus a
 # short mutation run: the campaigns of 10 minutes per harness are run by
@@ -76,6 +76,18 @@ if [ ${#bad_skips[@]} -gt 0 ]; then
 	[ "$ctest_rc" = 0 ] && ctest_rc=1
 fi
 [ "$ctest_rc" = 0 ] || { echo "== ctest failed"; exit "$ctest_rc"; }
+
+# ThreadSanitizer over the threaded core (cmake/tests.cmake SMG_TSAN_TESTS:
+# the Merkle leaves the destination's channel threads write while its
+# hasher folds, the channels' send/receive threads, the session's liveness
+# record): builds only those tests and base, proto, transport (about 25 s
+# from scratch on 2 cores), runs in seconds. Any report fails the run.
+echo "== tsan"
+t=$SECONDS
+bash scripts/build.sh tsan
+(cd build-tsan && TSAN_OPTIONS=halt_on_error=1 ctest -L tsan --output-on-failure -j 2 --timeout 300) ||
+	{ echo "== tsan failed"; exit 1; }
+stage_done tsan $t
 
 echo "== clang-format"
 t=$SECONDS

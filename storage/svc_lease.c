@@ -74,12 +74,6 @@ static void do_next(struct svc_disk *d, const char *phase, struct svc_reply *r)
 	r->payload_len = used;
 }
 
-static void hex(const uint8_t *p, size_t n, char *out)
-{
-	for (size_t i = 0; i < n; i++)
-		sprintf(out + 2 * i, "%02x", p[i]);
-}
-
 /* Before COMMIT: WAIO's writes go back into the original, I/O resumes. */
 static int src_abort(struct svc *sv, struct svc_disk *d)
 {
@@ -152,7 +146,7 @@ static void do_source(struct svc_conn *c, const struct smg_dsvc_req *q,
 			svc_fail(r, e, "root: %s", smg_strerror(e));
 			return;
 		}
-		hex(root, sizeof(root), h);
+		smg_hex_encode(root, sizeof(root), h);
 		svc_ok(r, "%s", h);
 		return;
 	case SMG_DSVC_COMMIT:
@@ -343,7 +337,7 @@ static void do_dest(struct svc_conn *c, const struct smg_dsvc_req *q, struct svc
 			svc_fail(r, e, "digest: %s", smg_strerror(e));
 			return;
 		}
-		hex(root, sizeof(root), h);
+		smg_hex_encode(root, sizeof(root), h);
 		svc_ok(r, "%s", h);
 		return;
 	case SMG_DSVC_COMMITTED:

@@ -58,16 +58,7 @@ const char *smg_dsvc_verb_name(enum smg_dsvc_verb v)
 
 bool smg_dsvc_name_valid(const char *name, size_t len)
 {
-	if (len == 0 || len > SMG_DSVC_NAME_MAX || name[0] == '.' || name[0] == '-')
-		return false;
-	for (size_t i = 0; i < len; i++) {
-		char ch = name[i];
-
-		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-		      (ch >= '0' && ch <= '9') || ch == '_' || ch == '-' || ch == '.'))
-			return false;
-	}
-	return true;
+	return smg_name_valid(name, len, SMG_DSVC_NAME_MAX);
 }
 
 static bool word_is(const char *w, size_t n, const char *lit)

@@ -149,11 +149,9 @@ int smg_frame_decode_stream(const uint8_t *p, size_t len)
 
 			smg_pages_parse(f.payload, f.len, 4096,
 					f.type == SMG_FT_ZERO_PAGES, &h);
-		} else if (f.type == SMG_FT_DISK_CHUNK) {
-			struct smg_disk_chunk_hdr h;
-
-			smg_disk_chunk_parse(f.payload, f.len, &h);
-		} else {
+		} else if (f.type != SMG_FT_DISK_CHUNK) {
+			/* DISK_CHUNK's record frame is storage's to parse
+			 * (fuzz_stg_records); control frames are ours. */
 			ProtobufCMessage *m = NULL;
 
 			if (smg_proto_unpack(f.type, f.payload, f.len, &m) == 0)

@@ -94,7 +94,7 @@ static const char *our_name(const struct smg_session_opts *o, char *buf, size_t 
 
 static uint64_t our_caps(const struct hs *hs)
 {
-	uint64_t caps = SMG_CAP_CHANNELS | SMG_CAP_ZERO_PAGES | SMG_CAP_WAIO;
+	uint64_t caps = SMG_CAP_CHANNELS;
 
 	if (hs->opts->ext != NULL)
 		caps |= hs->opts->ext->capability;

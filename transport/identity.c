@@ -188,23 +188,9 @@ void smg_identity_free(struct smg_identity *id)
 		sodium_free(id);
 }
 
-static bool name_ok(const char *s, size_t n)
-{
-	if (n == 0 || n > SMG_PEER_NAME_MAX)
-		return false;
-	for (size_t i = 0; i < n; i++) {
-		char c = s[i];
-
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-		      (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-'))
-			return false;
-	}
-	return true;
-}
-
 bool smg_peer_name_ok(const char *s, size_t n)
 {
-	return name_ok(s, n);
+	return smg_name_valid(s, n, SMG_PEER_NAME_MAX);
 }
 
 /* One line, NUL-terminated, comments stripped. */
@@ -216,8 +202,9 @@ static int parse_line(char *line, unsigned lineno, struct smg_peer *p)
 
 	if ((name = strtok_r(line, " \t", &save)) == NULL)
 		return 1; /* blank */
-	if (!name_ok(name, strlen(name))) {
-		smg_err("peers line %u: bad peer name '%.80s' (1-%d of A-Za-z0-9._-)",
+	if (!smg_peer_name_ok(name, strlen(name))) {
+		smg_err("peers line %u: bad peer name '%.80s' (1-%d of A-Za-z0-9._-, not "
+			"starting with . or -)",
 			lineno, name, SMG_PEER_NAME_MAX);
 		return SMG_ERR_CONFIG;
 	}

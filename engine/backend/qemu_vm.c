@@ -73,10 +73,7 @@ static bool charset_ok(const char *s, const char *extra)
 
 bool smg_qemu_name_ok(const char *s)
 {
-	size_t n = strlen(s);
-
-	return n > 0 && n < SMG_DOMAIN_NAME_MAX && s[0] != '.' && s[0] != '-' &&
-	       charset_ok(s, "._-");
+	return smg_name_ok(s, SMG_DOMAIN_NAME_MAX);
 }
 
 static bool token_ok(const char *s, size_t cap)
@@ -94,35 +91,6 @@ static bool path_ok(const char *s)
 	       charset_ok(s, "/._-+@:");
 }
 
-static int parse_uint(const char *s, uint64_t max, uint64_t *out)
-{
-	unsigned long long v;
-	char *end;
-
-	if (*s < '0' || *s > '9')
-		return -1;
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno != 0 || *end != '\0' || v > max)
-		return -1;
-	*out = v;
-	return 0;
-}
-
-static int parse_mac(const char *s, uint8_t mac[6])
-{
-	unsigned b[6];
-	char tail;
-
-	if (strlen(s) != 17 || sscanf(s, "%2x:%2x:%2x:%2x:%2x:%2x%c", &b[0], &b[1], &b[2],
-				      &b[3], &b[4], &b[5], &tail) != 6)
-		return -1;
-	for (int i = 0; i < 6; i++)
-		mac[i] = (uint8_t)b[i];
-	/* a NIC's own address is unicast and not all zeros */
-	return (mac[0] & 1) || (b[0] | b[1] | b[2] | b[3] | b[4] | b[5]) == 0 ? -1 : 0;
-}
-
 /* "10.0.0.5[/24]" or "fd00::5[/64]" into the NIC. */
 static int parse_addr(char *v, bool v6, struct smg_qemu_nic *n)
 {
@@ -134,7 +102,7 @@ static int parse_addr(char *v, bool v6, struct smg_qemu_nic *n)
 		return -1;
 	if (slash != NULL) {
 		*slash = '\0';
-		if (parse_uint(slash + 1, v6 ? 128 : 32, &pfx) != 0 || pfx == 0)
+		if (smg_parse_uint(slash + 1, v6 ? 128 : 32, &pfx) != 0 || pfx == 0)
 			return -1;
 	}
 	if (inet_pton(v6 ? AF_INET6 : AF_INET, v,
@@ -172,7 +140,7 @@ static int parse_nic(struct pctx *p, char *v, struct smg_qemu_nic *n)
 				    "refused",
 				    k);
 		if (strcmp(k, "mac") == 0) {
-			if (parse_mac(val, n->id.mac) != 0)
+			if (smg_mac_parse_nic(val, n->id.mac) != 0)
 				return fail(p, SMG_ERR_CONFIG, "nic: bad mac");
 			have_mac = true;
 		} else if (strcmp(k, "ipv4") == 0 || strcmp(k, "ipv6") == 0) {
@@ -283,7 +251,7 @@ static int parse_scalar(struct pctx *p, const char *k, char *v, struct smg_qemu_
 				    "memory: a multiple of 2M between 16M and 1T");
 		vm->mem_bytes = u;
 	} else if (strcmp(k, "vcpus") == 0) {
-		if (parse_uint(v, SMG_QEMU_VCPUS_MAX, &u) != 0 || u == 0)
+		if (smg_parse_uint(v, SMG_QEMU_VCPUS_MAX, &u) != 0 || u == 0)
 			return fail(p, SMG_ERR_CONFIG, "vcpus: 1..%u",
 				    SMG_QEMU_VCPUS_MAX);
 		vm->vcpus = (unsigned)u;
@@ -346,7 +314,7 @@ static int parse_line(struct pctx *p, char *k, char *v, struct smg_qemu_vm *vm,
 	if (strcmp(k, "disks") == 0) {
 		/* PLAN only: how many disks travel (the engine's plan has them). */
 		if (p->mode != SMG_QEMU_DEF_PLAN ||
-		    parse_uint(v, SMG_DOMAIN_DISKS_MAX, &u) != 0)
+		    smg_parse_uint(v, SMG_DOMAIN_DISKS_MAX, &u) != 0)
 			return fail(p, SMG_ERR_CONFIG, "disks: 0..%u in a description",
 				    SMG_DOMAIN_DISKS_MAX);
 		*plan_disks = (unsigned)u;

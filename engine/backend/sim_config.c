@@ -45,34 +45,6 @@ static char *trim(char *s)
 	return s;
 }
 
-static int parse_uint(const char *s, uint64_t max, uint64_t *out)
-{
-	char *end;
-	unsigned long long v;
-
-	if (*s < '0' || *s > '9')
-		return -1;
-	errno = 0;
-	v = strtoull(s, &end, 0);
-	if (errno != 0 || *end != '\0' || v > max)
-		return -1;
-	*out = v;
-	return 0;
-}
-
-static int parse_mac(const char *s, uint8_t mac[6])
-{
-	unsigned b[6];
-	char tail;
-
-	if (strlen(s) != 17 || sscanf(s, "%2x:%2x:%2x:%2x:%2x:%2x%c", &b[0], &b[1], &b[2],
-				      &b[3], &b[4], &b[5], &tail) != 6)
-		return -1;
-	for (int i = 0; i < 6; i++)
-		mac[i] = (uint8_t)b[i];
-	return 0;
-}
-
 /* nic = mac=..,ipv4=..,ipv6=.. (ipv4/ipv6 may repeat) */
 static int parse_nic(char *v, struct smg_nic *nic, char *err, size_t errlen, unsigned ln)
 {
@@ -88,7 +60,7 @@ static int parse_nic(char *v, struct smg_nic *nic, char *err, size_t errlen, uns
 		*eq = '\0';
 		char *k = trim(tok), *val = trim(eq + 1);
 		if (strcmp(k, "mac") == 0) {
-			if (parse_mac(val, nic->mac) != 0)
+			if (smg_mac_parse_nic(val, nic->mac) != 0)
 				return fail(err, errlen, ln, "nic: bad mac '%s'", val);
 			have_mac = true;
 		} else if (strcmp(k, "ipv4") == 0) {
@@ -124,20 +96,6 @@ static int parse_workload(const char *v, enum smg_sim_workload *w)
 	return -1;
 }
 
-static bool name_ok(const char *s)
-{
-	size_t n = strlen(s);
-
-	if (n == 0 || n >= SMG_DOMAIN_NAME_MAX)
-		return false;
-	for (size_t i = 0; i < n; i++)
-		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
-		      (s[i] >= '0' && s[i] <= '9') || s[i] == '-' || s[i] == '_' ||
-		      s[i] == '.'))
-			return false;
-	return s[0] != '.';
-}
-
 /* key=value, both parts of [A-Za-z0-9._-]. */
 static bool label_ok(const char *s)
 {
@@ -147,7 +105,8 @@ static bool label_ok(const char *s)
 	if (eq == NULL || eq == s || strlen(s) >= SMG_DOMAIN_LABEL_MAX)
 		return false;
 	snprintf(key, sizeof(key), "%.*s", (int)(eq - s), s);
-	return name_ok(key) && name_ok(eq + 1);
+	return smg_name_ok(key, SMG_DOMAIN_NAME_MAX) &&
+	       smg_name_ok(eq + 1, SMG_DOMAIN_NAME_MAX);
 }
 
 static int parse_placement(char *v, struct smg_sim_config *c, char *err, size_t errlen,
@@ -176,7 +135,7 @@ static int parse_line(char *k, char *v, struct smg_sim_config *c, char *err,
 	uint64_t u;
 
 	if (strcmp(k, "name") == 0) {
-		if (!name_ok(v))
+		if (!smg_name_ok(v, SMG_DOMAIN_NAME_MAX))
 			return fail(err, errlen, ln, "name: 1-63 of [A-Za-z0-9._-]");
 		snprintf(c->name, sizeof(c->name), "%s", v);
 	} else if (strcmp(k, "memory") == 0) {
@@ -186,7 +145,7 @@ static int parse_line(char *k, char *v, struct smg_sim_config *c, char *err,
 				    "memory: a multiple of 4K between 1M and 64G");
 		c->mem_bytes = u;
 	} else if (strcmp(k, "vcpus") == 0) {
-		if (parse_uint(v, SMG_SIM_VCPUS_MAX, &u) != 0 || u == 0)
+		if (smg_parse_uint(v, SMG_SIM_VCPUS_MAX, &u) != 0 || u == 0)
 			return fail(err, errlen, ln, "vcpus: 1..%u", SMG_SIM_VCPUS_MAX);
 		c->vcpus = (unsigned)u;
 	} else if (strcmp(k, "workload") == 0) {
@@ -199,7 +158,7 @@ static int parse_line(char *k, char *v, struct smg_sim_config *c, char *err,
 		c->dirty_rate = u;
 	} else if (strcmp(k, "hot_writes") == 0 || strcmp(k, "hot_pages") == 0 ||
 		   strcmp(k, "zero_pct") == 0) {
-		if (parse_uint(v, 100, &u) != 0)
+		if (smg_parse_uint(v, 100, &u) != 0)
 			return fail(err, errlen, ln, "%s: a percentage 0..100", k);
 		if (k[0] == 'z' && u > 99)
 			return fail(err, errlen, ln, "zero_pct: at most 99");
@@ -207,7 +166,7 @@ static int parse_line(char *k, char *v, struct smg_sim_config *c, char *err,
 		  : k[4] == 'w' ? &c->hot_writes
 				: &c->hot_pages) = (unsigned)u;
 	} else if (strcmp(k, "seed") == 0) {
-		if (parse_uint(v, UINT64_MAX, &u) != 0)
+		if (smg_parse_uint(v, UINT64_MAX, &u) != 0)
 			return fail(err, errlen, ln, "seed: a number");
 		c->seed = u;
 	} else if (strcmp(k, "trace") == 0) {
@@ -357,7 +316,7 @@ int smg_sim_trace_load(const char *path, uint32_t *out, size_t max, size_t *n, c
 		l = trim(l);
 		if (*l == '\0' || *l == '#')
 			continue;
-		if (parse_uint(l, UINT32_MAX, &v) != 0 || *n == max) {
+		if (smg_parse_uint(l, UINT32_MAX, &v) != 0 || *n == max) {
 			free(text);
 			return fail(err, errlen, ln,
 				    "trace: a page number per line, at most %zu", max);

@@ -10,21 +10,6 @@
 /* 2^28 frames = 1 TiB of guest: bounds the destination's bitmaps. */
 #define P2M_SIZE_MAX (UINT64_C(1) << 28)
 
-static uint64_t le64(const uint8_t *p)
-{
-	uint64_t v = 0;
-
-	for (int i = 7; i >= 0; i--)
-		v = v << 8 | p[i];
-	return v;
-}
-
-static uint32_t le32(const uint8_t *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
-	       (uint32_t)p[3] << 24;
-}
-
 struct parse_ctx {
 	struct smg_xen_config *cfg;
 	unsigned seen; /* bit per record type: each appears at most once */
@@ -42,7 +27,8 @@ int smg_xen_ranges_parse(const uint8_t *body, size_t len, uint64_t limit,
 	if (len % 16 != 0 || len / 16 > max)
 		return SMG_ERR_PROTO;
 	for (size_t i = 0; i < len / 16; i++) {
-		uint64_t s = le64(body + 16 * i), e = le64(body + 16 * i + 8);
+		uint64_t s = smg_load_le64(body + 16 * i),
+			 e = smg_load_le64(body + 16 * i + 8);
 
 		if (s >= e || e > limit || (i > 0 && s < prev_end))
 			return SMG_ERR_PROTO;
@@ -74,11 +60,11 @@ static int take(void *opaque, uint32_t type, const uint8_t *body, size_t len)
 	case SMG_XC_REC_INFO:
 		if (len != INFO_LEN)
 			return SMG_ERR_PROTO;
-		cfg->dhdr_type = le32(body);
-		cfg->xen_major = le32(body + 4);
-		cfg->xen_minor = le32(body + 8);
-		cfg->vcpus = le32(body + 12);
-		c->p2m_size = le64(body + 16);
+		cfg->dhdr_type = smg_load_le32(body);
+		cfg->xen_major = smg_load_le32(body + 4);
+		cfg->xen_minor = smg_load_le32(body + 8);
+		cfg->vcpus = smg_load_le32(body + 12);
+		c->p2m_size = smg_load_le64(body + 16);
 		if (cfg->dhdr_type != SMG_XS_DHDR_X86_HVM || cfg->vcpus == 0 ||
 		    c->p2m_size == 0 || c->p2m_size > P2M_SIZE_MAX)
 			return SMG_ERR_PROTO;

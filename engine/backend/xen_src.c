@@ -64,18 +64,6 @@ static int mem_write(void *opaque, const void *buf, size_t len)
 	return 0;
 }
 
-static void put_le32(uint8_t *p, uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void put_le64(uint8_t *p, uint64_t v)
-{
-	put_le32(p, (uint32_t)v);
-	put_le32(p + 4, (uint32_t)(v >> 32));
-}
-
 /* The config's RAM record: the frames populated at domain_open, their
  * nearest neighbours merged past SMG_XC_MAX_RANGES. Informative for the
  * destination, which takes the exact set from the state blob. */
@@ -169,11 +157,11 @@ static int build_config(struct xen_backend *x, uint32_t vcpus)
 	if ((r = smg_xen_pop_open(x)) != 0 || (r = open_ranges(x, &cfg)) != 0)
 		goto out;
 	ver = xc_version(x->xch, XENVER_version, NULL);
-	put_le32(info, SMG_XS_DHDR_X86_HVM);
-	put_le32(info + 4, (uint32_t)ver >> 16);
-	put_le32(info + 8, (uint32_t)ver & 0xffff);
-	put_le32(info + 12, vcpus);
-	put_le64(info + 16, x->p2m_size);
+	smg_store_le32(info, SMG_XS_DHDR_X86_HVM);
+	smg_store_le32(info + 4, (uint32_t)ver >> 16);
+	smg_store_le32(info + 8, (uint32_t)ver & 0xffff);
+	smg_store_le32(info + 12, vcpus);
+	smg_store_le64(info + 16, x->p2m_size);
 	if ((r = smg_xs_write_record(&s, SMG_XC_REC_INFO, info, sizeof(info))) != 0 ||
 	    (r = smg_xs_write_record(&s, SMG_XC_REC_JSON, json, strlen(json))) != 0 ||
 	    (r = add_cpu_policy(x, &s)) != 0)
@@ -451,12 +439,12 @@ static int add_hvm_params(struct xen_backend *x, struct smg_xs_sink *s)
 			return SMG_ERR_BACKEND;
 		if (v == 0)
 			continue;
-		put_le64(rec + 8 + 16 * count, hvm_params[i]);
-		put_le64(rec + 16 + 16 * count, v);
+		smg_store_le64(rec + 8 + 16 * count, hvm_params[i]);
+		smg_store_le64(rec + 16 + 16 * count, v);
 		count++;
 	}
-	put_le32(rec, count);
-	put_le32(rec + 4, 0);
+	smg_store_le32(rec, count);
+	smg_store_le32(rec + 4, 0);
 	if (count == 0)
 		return 0;
 	return smg_xs_write_record(s, SMG_XS_REC_HVM_PARAMS, rec, 8 + 16 * (size_t)count);
@@ -480,10 +468,10 @@ int smg_xen_src_save_state(struct smg_backend *self, uint8_t **blob, size_t *len
 		r = SMG_ERR_BACKEND;
 		goto out;
 	}
-	put_le32(tsc, mode);
-	put_le32(tsc + 4, khz);
-	put_le64(tsc + 8, nsec);
-	put_le32(tsc + 16, inc);
+	smg_store_le32(tsc, mode);
+	smg_store_le32(tsc + 4, khz);
+	smg_store_le64(tsc + 8, nsec);
+	smg_store_le32(tsc + 16, inc);
 	if ((r = smg_xs_write_record(&s, SMG_XS_REC_TSC_INFO, tsc, sizeof(tsc))) != 0 ||
 	    (r = add_hvm_context(x, &s)) != 0 || (r = add_hvm_params(x, &s)) != 0 ||
 	    (r = smg_xen_pop_record(x, &s)) != 0)

@@ -18,26 +18,6 @@
 #define XS_CPUID_LEAF_LEN 24u /* leaf, subleaf, a, b, c, d */
 #define XS_MSR_ENTRY_LEN  16u /* idx, flags, val(64) */
 
-static void store_le32(uint8_t *p, uint32_t v)
-{
-	p[0] = (uint8_t)v;
-	p[1] = (uint8_t)(v >> 8);
-	p[2] = (uint8_t)(v >> 16);
-	p[3] = (uint8_t)(v >> 24);
-}
-
-static void store_le64(uint8_t *p, uint64_t v)
-{
-	store_le32(p, (uint32_t)v);
-	store_le32(p + 4, (uint32_t)(v >> 32));
-}
-
-static uint32_t load_le32(const uint8_t *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
-	       (uint32_t)p[3] << 24;
-}
-
 static int sink_put(struct smg_xs_sink *s, const void *buf, size_t len)
 {
 	int r;
@@ -54,8 +34,8 @@ static int put_rhdr(struct smg_xs_sink *s, uint32_t type, uint32_t len)
 {
 	uint8_t h[8];
 
-	store_le32(h, type);
-	store_le32(h + 4, len);
+	smg_store_le32(h, type);
+	smg_store_le32(h + 4, len);
 	return sink_put(s, h, sizeof(h));
 }
 
@@ -97,10 +77,10 @@ int smg_xs_write_headers(struct smg_xs_sink *s, uint32_t dhdr_type, uint32_t xen
 	smg_store_be32(ih + 8, XS_IHDR_ID);
 	smg_store_be32(ih + 12, XS_IHDR_VERSION);
 	/* options (be16) = 0: little-endian; reserved fields stay zero */
-	store_le32(dh, dhdr_type);
+	smg_store_le32(dh, dhdr_type);
 	dh[4] = SMG_XS_PAGE_SHIFT; /* page_shift, le16 */
-	store_le32(dh + 8, xen_major);
-	store_le32(dh + 12, xen_minor);
+	smg_store_le32(dh + 8, xen_major);
+	smg_store_le32(dh + 12, xen_minor);
 	if ((r = sink_put(s, ih, sizeof(ih))) != 0 ||
 	    (r = sink_put(s, dh, sizeof(dh))) != 0)
 		return r;
@@ -146,13 +126,13 @@ int smg_xs_write_page_data(struct smg_xs_sink *s, const uint64_t *pfns, size_t n
 	if (data_len != with_data * SMG_XS_PAGE_SIZE)
 		return SMG_ERR_INVAL;
 	len = sizeof(hdr) + n * sizeof(ent) + data_len;
-	store_le32(hdr, (uint32_t)n);
-	store_le32(hdr + 4, 0);
+	smg_store_le32(hdr, (uint32_t)n);
+	smg_store_le32(hdr + 4, 0);
 	if ((r = put_rhdr(s, SMG_XS_REC_PAGE_DATA, (uint32_t)len)) != 0 ||
 	    (r = sink_put(s, hdr, sizeof(hdr))) != 0)
 		return r;
 	for (size_t i = 0; i < n; i++) {
-		store_le64(ent, pfns[i]);
+		smg_store_le64(ent, pfns[i]);
 		if ((r = sink_put(s, ent, sizeof(ent))) != 0)
 			return r;
 	}
@@ -166,7 +146,7 @@ int smg_xs_check_record(uint32_t type, const uint8_t *body, size_t len)
 	switch (type) {
 	case SMG_XS_REC_TSC_INFO:
 		/* A short or long TSC record would make libxc read past it. */
-		if (len != XS_TSC_INFO_LEN || load_le32(body + 20) != 0)
+		if (len != XS_TSC_INFO_LEN || smg_load_le32(body + 20) != 0)
 			return SMG_ERR_PROTO;
 		return 0;
 	case SMG_XS_REC_HVM_CONTEXT:
@@ -175,9 +155,9 @@ int smg_xs_check_record(uint32_t type, const uint8_t *body, size_t len)
 		uint32_t count;
 
 		/* The count is the peer's claim: it must match the length. */
-		if (len < 8 || load_le32(body + 4) != 0)
+		if (len < 8 || smg_load_le32(body + 4) != 0)
 			return SMG_ERR_PROTO;
-		count = load_le32(body);
+		count = smg_load_le32(body);
 		if ((uint64_t)count * XS_PARAM_LEN != len - 8)
 			return SMG_ERR_PROTO;
 		return 0;
@@ -209,8 +189,8 @@ int smg_xs_parse_records(const uint8_t *buf, size_t len, uint32_t allowed,
 
 		if ((r = smg_rd_bytes(&rd, h, sizeof(h))) != 0)
 			return r;
-		type = load_le32(h);
-		rlen = load_le32(h + 4);
+		type = smg_load_le32(h);
+		rlen = smg_load_le32(h + 4);
 		if (type >= 32 || (allowed & (1u << type)) == 0)
 			return SMG_ERR_UNKNOWN_TYPE;
 		/* A length beyond libxc's cap or the buffer is a lie, not a record. */

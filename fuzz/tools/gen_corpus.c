@@ -175,9 +175,6 @@ static void bulk_seeds(void)
 	memset(smg_pages_data(b + 1, 4096, 0), 0x11, 2 * 4096);
 	smg_pages_put_pfns(b + 1, 1, 4096, two, 2);
 	put("bulk", "pages2", b, sizeof(b));
-	b[0] = 2;
-	smg_disk_chunk_put_hdr(b + 1, 0, 0, 1 << 20, 100);
-	put("bulk", "chunk", b, 1 + 20 + 100);
 }
 
 static void frame_seeds(void)
@@ -204,8 +201,8 @@ static void frame_seeds(void)
 	smg_frame_seal(&tx, buf, SMG_FT_PAGES, 16 + 4096, false, &w);
 	memcpy(out + off, buf, w);
 	off += w;
-	smg_disk_chunk_put_hdr(buf + FRAME_PAYLOAD_OFF, 0, 0, 0, 64);
-	smg_frame_seal(&tx, buf, SMG_FT_DISK_CHUNK, 20 + 64, false, &w);
+	memset(buf + FRAME_PAYLOAD_OFF, 0, 84); /* the frame layer reads no payload */
+	smg_frame_seal(&tx, buf, SMG_FT_DISK_CHUNK, 84, false, &w);
 	memcpy(out + off, buf, w);
 	off += w;
 	put("frame", "three", out, off);

@@ -88,7 +88,7 @@ last_record "$A" | grep -q '"outcome":"refused"' || err "no refused record on A:
 # 3. a tag failure: a byte flipped on the first data channel mid-round
 vm a2 32M uniform 5M
 start_recv
-"$SECMIG" net proxy --listen 127.0.0.1:0 --to "127.0.0.1:$PORT" --fault corrupt \
+"$SMG_NETTOOL" proxy --listen 127.0.0.1:0 --to "127.0.0.1:$PORT" --fault corrupt \
 	--conn 1 --dir c2s --at-byte 200000 >"$T/proxy" 2>&1 &
 PIDS+=($!)
 PP=

@@ -5,6 +5,7 @@
  * leaf size are bound; leaves set from several threads while roots are
  * being taken all end up in the root. Known answers: test_merkle_kat.c. */
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -97,16 +98,28 @@ struct writer {
 	struct smg_merkle *m;
 	uint8_t *mem;
 	unsigned id;
+	atomic_uint *done;
 };
 
 static void *write_leaves(void *p)
 {
 	struct writer *w = p;
 
-	for (uint64_t i = w->id; i < T_LEAVES; i += THREADS) {
-		memset(w->mem + i * T_LS, (int)(i % 255 + 1), T_LS);
-		smg_merkle_set_leaf(w->m, i, w->mem + i * T_LS, T_LS);
-	}
+	/* Two rounds, as pre-copy resends dirty pages: a leaf rewritten while
+	 * the folder reads its first value. Every third leaf ends a zero page
+	 * (set_zero, the destination's record), the last one (an odd node,
+	 * copied up) too. */
+	for (unsigned round = 0; round < 2; round++)
+		for (uint64_t i = w->id; i < T_LEAVES; i += THREADS) {
+			bool zero = round == 0 ? i % 3 != 0 : i % 3 == 0;
+
+			memset(w->mem + i * T_LS, zero ? 0 : (int)(i % 255 + 1), T_LS);
+			if (zero)
+				smg_merkle_set_zero(w->m, i);
+			else
+				smg_merkle_set_leaf(w->m, i, w->mem + i * T_LS, T_LS);
+		}
+	atomic_fetch_add(w->done, 1);
 	return NULL;
 }
 
@@ -118,17 +131,22 @@ static void concurrent(void)
 	struct writer w[THREADS];
 	pthread_t t[THREADS];
 	struct smg_merkle *m;
-	unsigned k;
+	atomic_uint done = 0;
+	unsigned k, roots = 0;
 
 	CHECK(smg_merkle_new(T_LEAVES, T_LS, &m) == 0);
 	if (m == NULL || mem == NULL)
 		goto out;
 	for (k = 0; k < THREADS; k++) {
-		w[k] = (struct writer){m, mem, k};
+		w[k] = (struct writer){m, mem, k, &done};
 		CHECK(pthread_create(&t[k], NULL, write_leaves, &w[k]) == 0);
 	}
-	for (int i = 0; i < 20; i++)
+	/* The hasher's loop: roots for as long as any writer writes (and at
+	 * least a few, so that some meet leaves mid-write). */
+	while (atomic_load(&done) < THREADS || roots < 20) {
 		smg_merkle_root(m, a);
+		roots++;
+	}
 	for (k = 0; k < THREADS; k++)
 		pthread_join(t[k], NULL);
 	smg_merkle_root(m, a);

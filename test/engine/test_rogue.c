@@ -674,7 +674,7 @@ static int rogue_open(struct rogue *g, uint16_t port)
 
 	for (int i = 0; i < SERVICE_BUSY_MAX; i++) {
 		randombytes_buf(idb, sizeof(idb));
-		smg_engine_hex(idb, sizeof(idb), g->id);
+		smg_hex_encode(idb, sizeof(idb), g->id);
 		if ((r = smg_session_connect("127.0.0.1", port, &o, &g->s)) != 0)
 			return r;
 		if ((r = plan_accepted(g, &busy)) == 0 || !busy)

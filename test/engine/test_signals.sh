@@ -79,6 +79,33 @@ for sig in INT TERM HUP PIPE; do
 	deferred_row $sig
 done
 
+# The re-check before COMMIT (engine/source.c recheck_commit) can fail: the
+# destination is cancelled after it sent READY, while the sender sits
+# between READY and its COMMIT (fault src_before_commit: it waits until the
+# destination speaks). The sender must read the ABORT and resume its VM
+# (exit 13, the destination's reason), not commit into a dropped copy (in
+# doubt).
+vm s_recheck 8M hotspot 2M
+start_recv
+sig_send s_recheck src_before_commit
+wait_for "$T/send.err" "src_before_commit: stalling" || err "recheck: never reached READY"
+ID=$(sed -n 's/.*"migration_id":"\([0-9a-f]\{32\}\)".*/\1/p' "$T/recv.out" | head -n 1)
+"$SECMIG" cancel "$ID" --state-dir "$B" >"$T/cancel.out" 2>&1 ||
+	err "recheck: cancel $ID on the destination: $(cat "$T/cancel.out")"
+wait "$SPID"
+RC=$?
+wait "$RECV_PID"
+RRC=$?
+[ "$RC" = 13 ] || err "recheck: send exit $RC, want 13 (the destination's cancel)"
+[ "$RRC" = 13 ] || err "recheck: recv exit $RRC, want 13"
+last "$T/send.out" | grep -q '"outcome":"cancelled"' || err "recheck: send result: $(last "$T/send.out")"
+last "$T/send.out" | grep -q '"failed_host":"destination"' || err "recheck: failed_host"
+grep -q "COMMIT recorded" "$T/send.err" && err "recheck: the sender committed"
+for i in $(seq 50); do [ "$(state_on "$B" s_recheck)" = absent ] && break; sleep 0.05; done
+expect_on A s_recheck "recheck before COMMIT"
+echo "row recheck: send exit $RC, recv exit $RRC, VM on A: $(state_on "$A" s_recheck)"
+"$SECMIG" sim --state-dir "$A" destroy s_recheck >/dev/null
+
 # A sender blocked in a wait: the receiver stalls before READY; Ctrl-C ends
 # the wait at once (no I/O timeout), ABORT still goes out.
 vm s_wait 8M hotspot 2M

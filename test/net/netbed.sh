@@ -103,7 +103,7 @@ nb_up() {
 	ip -n "$NB_SW" link set br0 up
 	ip -n "$NB_SW" addr add "$NB_PEER4/24" dev br0
 	ip -n "$NB_SW" addr add "$NB_PEER6/64" dev br0 nodad
-	# The peer probes with unprivileged-style ping sockets (secmig net probe).
+	# The peer probes with unprivileged-style ping sockets (smg-nettool probe).
 	ip netns exec "$NB_SW" sysctl -qw net.ipv4.ping_group_range="0 2147483647"
 	nb_host src "$NB_SRC" "$NB_SRC4" "$NB_SRC6" || return 1
 	nb_host dst "$NB_DST" "$NB_DST4" "$NB_DST6" || return 1

@@ -13,23 +13,23 @@ nb_init
 
 vm vm1
 # The echo service of the VM: started in the VM namespaces as they appear.
-nb_bg src "$T/echo-src" nsenter --net="/run/netns/$NB_P-s-vm1-0" "$S" net udp-echo --port 7007
+nb_bg src "$T/echo-src" nsenter --net="/run/netns/$NB_P-s-vm1-0" "$SMG_NETTOOL" udp-echo --port 7007
 wait_for "$T/echo-src" udp_echo_ready 100 || bad "udp echo on the source"
 [ "$(nb_fdb_port "$NB_VM_MAC")" = sw-src ] ||
 	nb_exec sw ping -c 1 -W 2 "$NB_VM4" >/dev/null
 [ "$(nb_fdb_port "$NB_VM_MAC")" = sw-src ] || bad "fdb before: '$(nb_fdb_port "$NB_VM_MAC")'"
 
 start_recv
-nb_bg sw "$T/probe" "$S" net probe --to "$NB_VM4" --udp-port 7007 --interval-ms 10
+nb_bg sw "$T/probe" "$SMG_NETTOOL" probe --to "$NB_VM4" --udp-port 7007 --interval-ms 10
 probe=$NB_PID
-nb_bg sw "$T/cap" "$S" net capture --if sw-dst --mac "$NB_VM_MAC" --count 15 --timeout-ms 60000
+nb_bg sw "$T/cap" "$SMG_NETTOOL" capture --if sw-dst --mac "$NB_VM_MAC" --count 15 --timeout-ms 60000
 cap=$NB_PID
 wait_for "$T/cap" capture_ready 100
 wait_for "$T/probe" probe_started 100
 # Start the destination's echo as soon as recv has built the VM's NIC.
 ( for _ in $(seq 400); do
 	[ -e "/run/netns/$NB_P-d-vm1-0" ] && exec nsenter --net="/run/netns/$NB_P-d-vm1-0" \
-		"$S" net udp-echo --port 7007
+		"$SMG_NETTOOL" udp-echo --port 7007
 	sleep 0.025
 done ) >"$T/echo-dst" 2>&1 &
 NB_PIDS+=($!)
@@ -52,7 +52,7 @@ grep '"event":"announce"' "$T/recv.all" | grep -q "\"netns\":\"$NB_P-d-vm1-0\"" 
 	bad "frames: $(tail -1 "$T/cap")"
 [ "$(jnum "$T/probe" probe icmp_recv)" -gt 0 ] 2>/dev/null || bad "probe: $(cat "$T/probe")"
 [ "$(jnum "$T/probe" probe udp_recv)" -gt 0 ] 2>/dev/null || bad "probe: $(cat "$T/probe")"
-nb_exec sw "$S" net probe --to "$NB_VM4" --udp-port 7007 --interval-ms 10 --duration-ms 300 >"$T/after"
+nb_exec sw "$SMG_NETTOOL" probe --to "$NB_VM4" --udp-port 7007 --interval-ms 10 --duration-ms 300 >"$T/after"
 [ "$(jnum "$T/after" probe icmp_lost)" = 0 ] && [ "$(jnum "$T/after" probe udp_lost)" = 0 ] &&
 	[ "$(jnum "$T/after" probe udp_recv)" -gt 0 ] 2>/dev/null ||
 	bad "after the move: $(cat "$T/after") $(cat "$T/echo-dst")"

@@ -107,7 +107,7 @@ run_cell() { # phase fault
 	vm "$name" hotspot 2M
 	start_recv ${renv[@]+"${renv[@]}"}
 	rm -f "$T/proxy" "$T/send.all"
-	nb_bg sw "$T/proxy" "$S" net proxy --listen "$NB_PEER4:0" --to "$NB_DST4:$PORT" \
+	nb_bg sw "$T/proxy" "$SMG_NETTOOL" proxy --listen "$NB_PEER4:0" --to "$NB_DST4:$PORT" \
 		--fault "$pf" --conn "$conn" --dir "$dir" --at-byte "$at" ${arm[@]+"${arm[@]}"} \
 		${hold[@]+"${hold[@]}"}
 	proxy_pid=$NB_PID

@@ -27,7 +27,7 @@ nic=(--vif vif-vm --bridge hbr --mac "$NB_VM_MAC" --addr "$NB_VM4/24" --addr "$N
 
 nb_exec src "$S" net nic prepare --ns "$NB_P-vm-src" "${nic[@]}" || bad "prepare on source"
 nb_exec src "$S" net nic up --ns "$NB_P-vm-src" "${nic[@]}" >/dev/null || bad "up on source"
-nb_bg vm-src "$T/echo-src" "$S" net udp-echo --port 7007
+nb_bg vm-src "$T/echo-src" "$SMG_NETTOOL" udp-echo --port 7007
 wait_for "$T/echo-src" udp_echo_ready 100 || bad "udp echo on source"
 nb_exec sw ping -c 1 -W 2 "$NB_VM4" >/dev/null || bad "VM IPv4 unreachable on source"
 nb_exec sw ping -c 1 -W 2 "$NB_VM6" >/dev/null || bad "VM IPv6 unreachable on source"
@@ -35,14 +35,14 @@ nb_exec sw ping -c 1 -W 2 "$NB_VM6" >/dev/null || bad "VM IPv6 unreachable on so
 
 # Destination skeleton: NIC built, vif down, the VM's UDP service ready.
 nb_exec dst "$S" net nic prepare --ns "$NB_P-vm-dst" "${nic[@]}" || bad "prepare on destination"
-nb_bg vm-dst "$T/echo-dst" "$S" net udp-echo --port 7007
+nb_bg vm-dst "$T/echo-dst" "$SMG_NETTOOL" udp-echo --port 7007
 wait_for "$T/echo-dst" udp_echo_ready 100 || bad "udp echo on destination"
 
-nb_bg sw "$T/probe" "$S" net probe --to "$NB_VM4" --udp-port 7007 --interval-ms 10
+nb_bg sw "$T/probe" "$SMG_NETTOOL" probe --to "$NB_VM4" --udp-port 7007 --interval-ms 10
 probe=$NB_PID
 # The capture ends at its frame count; its deadline only bounds a failure
 # (generous: under load the migration before the announce can take seconds).
-nb_bg sw "$T/cap" "$S" net capture --if sw-dst --mac "$NB_VM_MAC" --count 15 --timeout-ms 60000
+nb_bg sw "$T/cap" "$SMG_NETTOOL" capture --if sw-dst --mac "$NB_VM_MAC" --count 15 --timeout-ms 60000
 cap=$NB_PID
 nb_bg sw "$T/fdb" "$S" net fdb-wait --bridge br0 --port sw-dst --mac "$NB_VM_MAC" --timeout-ms 60000
 fdbw=$NB_PID
@@ -79,14 +79,14 @@ grep -q "\"kind\":\"na\",\"mac\":\"$NB_VM_MAC\",\"ip\":\"$NB_VM6\"" "$T/cap" || 
 [ "$(jnum "$T/probe" probe icmp_recv)" -gt 0 ] 2>/dev/null || bad "probe: $(cat "$T/probe")"
 [ "$(jnum "$T/probe" probe udp_recv)" -gt 0 ] 2>/dev/null || bad "probe: $(cat "$T/probe")"
 ip netns list | grep -q "^$NB_P-vm-src" && bad "source VM namespace still there"
-nb_exec sw "$S" net probe --to "$NB_VM4" --udp-port 7007 --interval-ms 10 --duration-ms 300 >"$T/after"
+nb_exec sw "$SMG_NETTOOL" probe --to "$NB_VM4" --udp-port 7007 --interval-ms 10 --duration-ms 300 >"$T/after"
 [ "$(jnum "$T/after" probe icmp_lost)" = 0 ] && [ "$(jnum "$T/after" probe udp_lost)" = 0 ] &&
 	[ "$(jnum "$T/after" probe icmp_recv)" -gt 0 ] 2>/dev/null || bad "after the move: $(cat "$T/after")"
 nb_exec sw ping -c 1 -W 2 "$NB_VM6" >/dev/null || bad "VM IPv6 unreachable on destination"
 echo "during the move: $(grep '"event":"probe"' "$T/probe")"
 
 # A configured schedule: 2 rounds, 10 ms apart.
-nb_bg sw "$T/cap2" "$S" net capture --if sw-dst --mac "$NB_VM_MAC" --count 6 --timeout-ms 60000
+nb_bg sw "$T/cap2" "$SMG_NETTOOL" capture --if sw-dst --mac "$NB_VM_MAC" --count 6 --timeout-ms 60000
 cap=$NB_PID
 wait_for "$T/cap2" capture_ready 100
 nb_exec dst "$S" net announce --ns "$NB_P-vm-dst" --mac "$NB_VM_MAC" --addr "$NB_VM4" \

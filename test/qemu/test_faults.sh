@@ -93,7 +93,7 @@ run_cell() { # phase fault
 	qb_recv "$to" ${renv[@]+"${renv[@]}"} -- --io-timeout "$IO_TIMEOUT" || return 1
 	to_addr=$(qb_addr "$to"):$QB_PORT
 	if [ "$fault" = cut ]; then
-		nb_bg sw "$T/proxy.out" "$SECMIG" net proxy --listen "$NB_PEER4:0" --to "$to_addr" \
+		nb_bg sw "$T/proxy.out" "$SMG_NETTOOL" proxy --listen "$NB_PEER4:0" --to "$to_addr" \
 			--fault cut --conn "$conn" --dir "$dir" --at-byte 0 --arm-signal
 		proxy_pid=$NB_PID
 		for _ in $(seq 100); do

@@ -11,7 +11,7 @@ static const struct {
 } cases[] = {
     {"name=a\nmemory=16M\n", NULL},
     {"# c\n name = vm-1 \nmemory = 1G\nvcpus=4\nworkload=hotspot\ndirty_rate=50M\n"
-     "hot_writes=90\nhot_pages=5\nzero_pct=20\nseed=0x10\ndisk=/x.img\n"
+     "hot_writes=90\nhot_pages=5\nzero_pct=20\nseed=16\ndisk=/x.img\n"
      "nic = mac=52:54:00:00:00:01,ipv4=10.0.0.2,ipv6=fd00::2,ipv4=10.0.0.3\n",
      NULL},
     {"name=a\n", "missing 'memory'"},

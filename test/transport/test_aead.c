@@ -249,7 +249,7 @@ static void flag_values(void)
 		smg_aead_init(&k, key, salt);
 		smg_frame_rx_key(&rx, key, salt);
 		m[0] = (uint8_t)flags;
-		m[1] = SMG_FT_ACK;
+		m[1] = SMG_FT_DONE;
 		smg_store_be32(buf, FRAME_MSG_MIN);
 		CHECK_EQ(
 		    smg_aead_seal(&k, m, FRAME_HDR_BYTES, NULL, 0, m + FRAME_HDR_BYTES),

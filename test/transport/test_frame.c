@@ -180,11 +180,18 @@ static void types(void)
 	pair(&tx, &rx, SMG_REKEY_BYTES);
 	w = seal(&tx, wire_a, 0xee, 4, 0, false); /* unknown type */
 	CHECK_EQ(open_one(&rx, wire_a, w, &f), SMG_ERR_UNKNOWN_TYPE);
+	/* the reserved types (once ACK, DISK_RECORD, ERROR: docs/protocol.md) */
+	static const uint8_t reserved[] = {0x14, 0x16, 0x1f};
+	for (size_t i = 0; i < sizeof(reserved); i++) {
+		pair(&tx, &rx, SMG_REKEY_BYTES);
+		w = seal(&tx, wire_a, reserved[i], 4, 0, false);
+		CHECK_EQ(open_one(&rx, wire_a, w, &f), SMG_ERR_UNKNOWN_TYPE);
+	}
 	pair(&tx, &rx, SMG_REKEY_BYTES);
 	w = seal(&tx, wire_a, SMG_FT_HELLO, 4, 0, false); /* handshake type, encrypted */
 	CHECK_EQ(open_one(&rx, wire_a, w, &f), SMG_ERR_PROTO);
 	pair(&tx, &rx, SMG_REKEY_BYTES);
-	w = seal(&tx, wire_a, SMG_FT_ACK, SMG_CONTROL_MAX + 1, 0,
+	w = seal(&tx, wire_a, SMG_FT_DONE, SMG_CONTROL_MAX + 1, 0,
 		 false); /* over type cap */
 	CHECK_EQ(open_one(&rx, wire_a, w, &f), SMG_ERR_PROTO);
 }

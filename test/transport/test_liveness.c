@@ -39,7 +39,7 @@ static void peer_feed(struct tserver *t)
 	struct smg_frame f;
 
 	for (int i = 0; i < FEED_FRAMES; i++) {
-		if (smg_chan_send(t->s, 0, SMG_FT_ACK, NULL, 0) != 0 ||
+		if (smg_chan_send(t->s, 0, SMG_FT_DONE, NULL, 0) != 0 ||
 		    smg_chan_flush(t->s, 0) != 0)
 			break;
 		peer_sent++;
@@ -73,7 +73,7 @@ static void peer_after_go(struct tserver *t)
 	for (size_t i = 0; i < sizeof(buf); i++)
 		buf[i] = (uint8_t)(i * 31 + 7);
 	if (smg_chan_send(t->s, 0, SMG_FT_DISK_CHUNK, buf, sizeof(buf)) == 0 &&
-	    smg_chan_send(t->s, 1, SMG_FT_ACK, NULL, 0) == 0 &&
+	    smg_chan_send(t->s, 1, SMG_FT_DONE, NULL, 0) == 0 &&
 	    smg_chan_flush(t->s, 0) == 0 && smg_chan_flush(t->s, 1) == 0)
 		peer_sent++;
 	while (smg_chan_recv(t->s, 0, &f) == 0)
@@ -176,7 +176,7 @@ static void deadline(bool force_poll)
 	CHECK(peer_sent > before); /* the peer was alive all along */
 	CHECK(peer_sent < 60000 / PING_GAP_MS / 2);
 	/* past the deadline nothing goes, not even a send that would not wait */
-	CHECK_EQ(smg_chan_send(r.s, 1, SMG_FT_ACK, NULL, 0), SMG_ERR_TIMEOUT);
+	CHECK_EQ(smg_chan_send(r.s, 1, SMG_FT_DONE, NULL, 0), SMG_ERR_TIMEOUT);
 	finish(&r);
 }
 
@@ -230,7 +230,7 @@ static void interrupt_then_frame(bool force_poll)
 		nap(10);
 	CHECK(tries < HAS_INPUT_TRIES);
 	CHECK_EQ(smg_chan_recv(r.s, 1, &f), 0);
-	CHECK_EQ(f.type, SMG_FT_ACK);
+	CHECK_EQ(f.type, SMG_FT_DONE);
 	CHECK(!smg_chan_has_input(r.s, 1));
 	finish(&r);
 }

@@ -48,6 +48,13 @@ int main(void)
 	snprintf(t, sizeof(t), "a %s\na %s\n", key, key); /* duplicate */
 	CHECK_EQ(parse(t), SMG_ERR_CONFIG);
 	CHECK_EQ(parse("bad/name AAAA\n"), SMG_ERR_CONFIG);
+	/* the one name rule (smg_name_valid): a good key, a bad name */
+	snprintf(t, sizeof(t), "ok %s\n", key);
+	CHECK_EQ(parse(t), SMG_OK);
+	snprintf(t, sizeof(t), "-rf %s\n", key);
+	CHECK_EQ(parse(t), SMG_ERR_CONFIG);
+	snprintf(t, sizeof(t), ".. %s\n", key);
+	CHECK_EQ(parse(t), SMG_ERR_CONFIG);
 	CHECK_EQ(parse("lonely\n"), SMG_ERR_CONFIG);
 	snprintf(t, sizeof(t), "a %s\n", "AAAA"); /* short key */
 	CHECK_EQ(parse(t), SMG_ERR_CONFIG);

@@ -242,7 +242,7 @@ static void attack(enum attack a)
 		CHECK_EQ(smg_frame_seal(&tx, buf, SMG_FT_CLOSE, 0, true, &w), 0);
 		CHECK_EQ(smg_sock_write_all(s->ch[0].fd, buf, w, smg_now_ms() + 1000), 0);
 		tx.final = false;
-		CHECK_EQ(smg_frame_seal(&tx, buf, SMG_FT_ACK, 0, false, &w), 0);
+		CHECK_EQ(smg_frame_seal(&tx, buf, SMG_FT_DONE, 0, false, &w), 0);
 		CHECK_EQ(smg_sock_write_all(s->ch[0].fd, buf, w, smg_now_ms() + 1000), 0);
 		usleep(100 * 1000);
 	}

@@ -28,18 +28,6 @@ static int mem_write(void *opaque, const void *buf, size_t len)
 	return 0;
 }
 
-static void put_le32(uint8_t *p, uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void put_le64(uint8_t *p, uint64_t v)
-{
-	put_le32(p, (uint32_t)v);
-	put_le32(p + 4, (uint32_t)(v >> 32));
-}
-
 struct spec {
 	uint32_t type, vcpus;
 	uint64_t p2m;
@@ -55,14 +43,14 @@ static size_t build(const struct spec *sp, struct membuf *m)
 	uint8_t info[24], rb[64], leaf[24] = {0};
 
 	m->len = 0;
-	put_le32(info, sp->type);
-	put_le32(info + 4, 4);
-	put_le32(info + 8, 17);
-	put_le32(info + 12, sp->vcpus);
-	put_le64(info + 16, sp->p2m);
+	smg_store_le32(info, sp->type);
+	smg_store_le32(info + 4, 4);
+	smg_store_le32(info + 8, 17);
+	smg_store_le32(info + 12, sp->vcpus);
+	smg_store_le64(info + 16, sp->p2m);
 	for (size_t i = 0; i < sp->n_ranges; i++) {
-		put_le64(rb + 16 * i, sp->ranges[i][0]);
-		put_le64(rb + 16 * i + 8, sp->ranges[i][1]);
+		smg_store_le64(rb + 16 * i, sp->ranges[i][0]);
+		smg_store_le64(rb + 16 * i + 8, sp->ranges[i][1]);
 	}
 	CHECK_EQ(smg_xs_write_record(&s, SMG_XC_REC_INFO, info, sizeof(info)), 0);
 	CHECK_EQ(smg_xs_write_record(&s, SMG_XC_REC_JSON, sp->json, strlen(sp->json)), 0);
@@ -217,17 +205,17 @@ static int seeds(const char *dir)
 	fwrite(m.p, 1, n, f);
 	fclose(f);
 	/* state: TSC_INFO (24) + HVM_PARAMS with one entry + RAM */
-	put_le32(st, SMG_XS_REC_TSC_INFO);
-	put_le32(st + 4, 24);
-	put_le32(st + 32, SMG_XS_REC_HVM_PARAMS);
-	put_le32(st + 36, 24);
-	put_le32(st + 40, 1);
-	put_le64(st + 48, 1);
-	put_le64(st + 56, 0xfeffc);
+	smg_store_le32(st, SMG_XS_REC_TSC_INFO);
+	smg_store_le32(st + 4, 24);
+	smg_store_le32(st + 32, SMG_XS_REC_HVM_PARAMS);
+	smg_store_le32(st + 36, 24);
+	smg_store_le32(st + 40, 1);
+	smg_store_le64(st + 48, 1);
+	smg_store_le64(st + 56, 0xfeffc);
 	/* and the final frame set: RAM [0, 0x8000) */
-	put_le32(st + 64, SMG_XC_REC_RAM);
-	put_le32(st + 68, 16);
-	put_le64(st + 80, 0x8000);
+	smg_store_le32(st + 64, SMG_XC_REC_RAM);
+	smg_store_le32(st + 68, 16);
+	smg_store_le64(st + 80, 0x8000);
 	snprintf(path, sizeof(path), "%s/state", dir);
 	if ((f = fopen(path, "wb")) == NULL)
 		return 1;

@@ -38,24 +38,6 @@ static int mem_write(void *opaque, const void *buf, size_t len)
 	return 0;
 }
 
-static uint32_t le32(const uint8_t *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
-	       (uint32_t)p[3] << 24;
-}
-
-static void put_le32(uint8_t *p, uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void put_le64(uint8_t *p, uint64_t v)
-{
-	put_le32(p, (uint32_t)v);
-	put_le32(p + 4, (uint32_t)(v >> 32));
-}
-
 /* A state blob as the source backend builds it: TSC, HVM context, params. */
 static size_t make_state(uint8_t *buf, size_t cap, struct membuf *m)
 {
@@ -63,16 +45,16 @@ static size_t make_state(uint8_t *buf, size_t cap, struct membuf *m)
 	uint8_t tsc[24] = {0}, ctx[100], params[8 + 2 * 16];
 
 	memset(ctx, 0xab, sizeof(ctx));
-	put_le32(tsc, 0);	    /* mode: default */
-	put_le32(tsc + 4, 2000000); /* kHz */
-	put_le64(tsc + 8, 12345);
-	put_le32(tsc + 16, 1);
-	put_le32(params, 2);
-	put_le32(params + 4, 0);
-	put_le64(params + 8, 1); /* HVM_PARAM_STORE_PFN */
-	put_le64(params + 16, 0xfeffc);
-	put_le64(params + 24, 17); /* HVM_PARAM_CONSOLE_PFN */
-	put_le64(params + 32, 0xfefff);
+	smg_store_le32(tsc, 0);		  /* mode: default */
+	smg_store_le32(tsc + 4, 2000000); /* kHz */
+	smg_store_le64(tsc + 8, 12345);
+	smg_store_le32(tsc + 16, 1);
+	smg_store_le32(params, 2);
+	smg_store_le32(params + 4, 0);
+	smg_store_le64(params + 8, 1); /* HVM_PARAM_STORE_PFN */
+	smg_store_le64(params + 16, 0xfeffc);
+	smg_store_le64(params + 24, 17); /* HVM_PARAM_CONSOLE_PFN */
+	smg_store_le64(params + 32, 0xfefff);
 	CHECK_EQ(smg_xs_write_record(&s, SMG_XS_REC_TSC_INFO, tsc, sizeof(tsc)), 0);
 	CHECK_EQ(smg_xs_write_record(&s, SMG_XS_REC_HVM_CONTEXT, ctx, sizeof(ctx)), 0);
 	CHECK_EQ(smg_xs_write_record(&s, SMG_XS_REC_HVM_PARAMS, params, sizeof(params)),
@@ -104,9 +86,9 @@ static void build_stream(struct membuf *m)
 	CHECK_EQ(smg_xs_write_libxl_header(&s), 0);
 	CHECK_EQ(smg_xs_write_libxl_libxc_context(&s), 0);
 	CHECK_EQ(smg_xs_write_headers(&s, SMG_XS_DHDR_X86_HVM, 4, 17), 0);
-	put_le32(cpuid, 0);
-	put_le32(cpuid + 4, 0xffffffffu);
-	put_le32(msr, 0xce);
+	smg_store_le32(cpuid, 0);
+	smg_store_le32(cpuid + 4, 0xffffffffu);
+	smg_store_le32(msr, 0xce);
 	CHECK_EQ(smg_xs_write_record(&s, SMG_XS_REC_CPUID_POLICY, cpuid, sizeof(cpuid)),
 		 0);
 	CHECK_EQ(smg_xs_write_record(&s, SMG_XS_REC_MSR_POLICY, msr, sizeof(msr)), 0);
@@ -142,19 +124,19 @@ static void test_layout(void)
 	build_stream(&m);
 	CHECK(m.len > 16 + 8 + 24 + 16);
 	CHECK(memcmp(m.p, libxl_hdr, sizeof(libxl_hdr)) == 0);
-	CHECK_EQ(le32(m.p + 16), SMG_XL_REC_LIBXC_CONTEXT);
-	CHECK_EQ(le32(m.p + 20), 0);
+	CHECK_EQ(smg_load_le32(m.p + 16), SMG_XL_REC_LIBXC_CONTEXT);
+	CHECK_EQ(smg_load_le32(m.p + 20), 0);
 	/* libxc image header: marker, "XENF", version 3, big-endian */
 	for (int i = 0; i < 8; i++)
 		CHECK_EQ(m.p[24 + i], 0xff);
 	CHECK(memcmp(m.p + 32, "XENF", 4) == 0);
 	CHECK_EQ(smg_load_be32(m.p + 36), 3);
-	CHECK_EQ(le32(m.p + 48), SMG_XS_DHDR_X86_HVM);
+	CHECK_EQ(smg_load_le32(m.p + 48), SMG_XS_DHDR_X86_HVM);
 	CHECK_EQ(m.p[52], 12);
 	CHECK_EQ(m.len % 8, 0);
 	/* the stream ends with libxc END then libxl END */
-	CHECK_EQ(le32(m.p + m.len - 16), SMG_XS_REC_END);
-	CHECK_EQ(le32(m.p + m.len - 8), SMG_XL_REC_END);
+	CHECK_EQ(smg_load_le32(m.p + m.len - 16), SMG_XS_REC_END);
+	CHECK_EQ(smg_load_le32(m.p + m.len - 8), SMG_XL_REC_END);
 	free(m.p);
 }
 
@@ -175,7 +157,7 @@ static void test_page_data_errors(void)
 	pfn = 5;
 	CHECK_EQ(smg_xs_write_page_data(&s, &pfn, 1, page, sizeof(page)), 0);
 	CHECK_EQ(m.len, 8 + 8 + 8 + SMG_XS_PAGE_SIZE);
-	CHECK_EQ(le32(m.p + 4), 8 + 8 + SMG_XS_PAGE_SIZE);
+	CHECK_EQ(smg_load_le32(m.p + 4), 8 + 8 + SMG_XS_PAGE_SIZE);
 	/* a sink error surfaces unchanged */
 	m.fail_after = m.len + 10;
 	CHECK_EQ(smg_xs_write_page_data(&s, &pfn, 1, page, sizeof(page)), SMG_ERR_EOF);
@@ -190,7 +172,7 @@ static void test_record_padding(void)
 
 	CHECK_EQ(smg_xs_write_record(&s, SMG_XS_REC_HVM_CONTEXT, body, 3), 0);
 	CHECK_EQ(m.len, 16);
-	CHECK_EQ(le32(m.p + 4), 3);
+	CHECK_EQ(smg_load_le32(m.p + 4), 3);
 	CHECK(m.p[11] == 0 && m.p[15] == 0);
 	CHECK_EQ(smg_xs_write_record(&s, 9, body, SMG_XS_REC_LENGTH_MAX + 1ul),
 		 SMG_ERR_TOO_LONG);
@@ -256,10 +238,10 @@ static void test_check_record(void)
 	CHECK_EQ(smg_xs_check_record(SMG_XS_REC_HVM_CONTEXT, b, 0), SMG_ERR_PROTO);
 	CHECK_EQ(smg_xs_check_record(SMG_XS_REC_HVM_PARAMS, b, 7), SMG_ERR_PROTO);
 	CHECK_EQ(smg_xs_check_record(SMG_XS_REC_HVM_PARAMS, b, 8), 0);
-	put_le32(b, 2);
+	smg_store_le32(b, 2);
 	CHECK_EQ(smg_xs_check_record(SMG_XS_REC_HVM_PARAMS, b, 40), 0);
 	CHECK_EQ(smg_xs_check_record(SMG_XS_REC_HVM_PARAMS, b, 24), SMG_ERR_PROTO);
-	put_le32(b, 0x10000001u); /* count * 16 wraps 32 bits */
+	smg_store_le32(b, 0x10000001u); /* count * 16 wraps 32 bits */
 	CHECK_EQ(smg_xs_check_record(SMG_XS_REC_HVM_PARAMS, b, 24), SMG_ERR_PROTO);
 	CHECK_EQ(smg_xs_check_record(SMG_XS_REC_CPUID_POLICY, b, 24), 0);
 	CHECK_EQ(smg_xs_check_record(SMG_XS_REC_CPUID_POLICY, b, 25), SMG_ERR_PROTO);

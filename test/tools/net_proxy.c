@@ -1,4 +1,4 @@
-/* secmig net proxy: a TCP relay for the switch namespace that plays the
+/* smg-nettool proxy: a TCP relay for the switch namespace that plays the
  * hostile or broken network between two hosts. It forwards every
  * connection it accepts to --to and, on one chosen connection and
  * direction, at one byte offset, does one thing wrong:
@@ -28,8 +28,7 @@
 #include <unistd.h>
 
 #include "base/base.h"
-#include "cli/cli.h"
-#include "cli/net.h"
+#include "nettool.h"
 
 #define PROXY_CONNS_MAX	 32
 #define PROXY_CHUNK	 65536
@@ -114,7 +113,7 @@ static void emit_fault(struct proxy *px, const char *what, uint64_t off)
 		 "{\"event\":\"fault\",\"fault\":\"%s\",\"conn\":%u,\"dir\":\"%s\","
 		 "\"offset\":%llu}",
 		 what, px->conn, px->dir == 0 ? "c2s" : "s2c", (unsigned long long)off);
-	smg_net_emit(ev);
+	nettool_emit(ev);
 }
 
 static int out_append(struct dir *d, const uint8_t *p, size_t n)
@@ -193,7 +192,7 @@ static void pair_close(struct pair *p)
 		p->d[i].out = p->d[i].rec = NULL;
 	}
 	snprintf(ev, sizeof(ev), "{\"event\":\"conn_closed\",\"conn\":%u}", p->idx);
-	smg_net_emit(ev);
+	nettool_emit(ev);
 }
 
 /* Read what `from` has, apply the fault, queue it for `to`. */
@@ -331,7 +330,7 @@ static void accept_one(struct proxy *px, int lfd)
 	p->d[1].from = b, p->d[1].to = a;
 	px->pairs[px->accepted++] = p;
 	snprintf(ev, sizeof(ev), "{\"event\":\"conn\",\"conn\":%u}", p->idx);
-	smg_net_emit(ev);
+	nettool_emit(ev);
 }
 
 static void step(struct proxy *px, int lfd)
@@ -398,7 +397,7 @@ static int parse_fault(const char *s, enum fault *f)
 
 /* secmig net proxy --listen ADDR:PORT --to ADDR:PORT [--fault F] [--conn K]
  *   [--dir c2s|s2c] [--at-byte N] [--delay-ms MS] */
-int smg_net_proxy(int argc, char **argv)
+int nettool_proxy(int argc, char **argv)
 {
 	static const struct option opts[] = {{"listen", required_argument, NULL, 'l'},
 					     {"to", required_argument, NULL, 't'},
@@ -409,7 +408,6 @@ int smg_net_proxy(int argc, char **argv)
 					     {"delay-ms", required_argument, NULL, 'w'},
 					     {"arm-signal", no_argument, NULL, 'S'},
 					     {NULL, 0, NULL, 0}};
-	const struct smg_cmd *cmd = smg_cmd_find("net");
 	struct proxy px = {.delay_ms = 10000};
 	struct sockaddr_storage ls;
 	socklen_t ll = 0;
@@ -445,13 +443,12 @@ int smg_net_proxy(int argc, char **argv)
 		else
 			bad = true;
 		if (bad)
-			return smg_cli_usage_error(cmd, "proxy: bad option");
+			return nettool_usage("proxy: bad option");
 	}
 	if (listen_at == NULL || to == NULL || optind < argc ||
 	    parse_addr(listen_at, &ls, &ll) != 0 ||
 	    parse_addr(to, &px.to, &px.to_len) != 0)
-		return smg_cli_usage_error(
-		    cmd, "proxy: --listen ADDR:PORT and --to ADDR:PORT");
+		return nettool_usage("proxy: --listen ADDR:PORT and --to ADDR:PORT");
 	if ((lfd = socket(ls.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0 ||
 	    setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
 	    bind(lfd, (struct sockaddr *)&ls, ll) != 0 || listen(lfd, 16) != 0 ||
@@ -459,21 +456,27 @@ int smg_net_proxy(int argc, char **argv)
 		smg_err("net: proxy: listen %s: %s", listen_at, strerror(errno));
 		if (lfd >= 0)
 			close(lfd);
-		return SMG_EXIT_NETWORK;
+		return NETTOOL_EXIT_NETWORK;
 	}
-	smg_net_install_stop();
+	nettool_install_stop();
 	signal(SIGUSR1, on_arm);
 	signal(SIGPIPE,
 	       SIG_IGN); /* a peer gone mid-write is a closed pair, not our death */
 	snprintf(ev, sizeof(ev), "{\"event\":\"proxy_ready\",\"port\":%u}",
 		 ntohs(((struct sockaddr_in *)&ls)->sin_port));
-	smg_net_emit(ev);
-	while (!smg_net_stopped())
+	nettool_emit(ev);
+	for (bool told = false; !nettool_stopped();) {
 		step(&px, lfd);
+		/* A test that armed us waits for this line, not a guessed time. */
+		if (px_armed && !told) {
+			nettool_emit("{\"event\":\"armed\"}");
+			told = true;
+		}
+	}
 	for (unsigned i = 0; i < px.accepted; i++) {
 		pair_close(px.pairs[i]);
 		free(px.pairs[i]);
 	}
 	close(lfd);
-	return SMG_EXIT_OK;
+	return NETTOOL_EXIT_OK;
 }

@@ -1,7 +1,6 @@
-/* Test-bed tools behind `secmig net`: capture (announcement frames on an
- * interface, parsed by smg_announce_parse), probe (ICMP echo + a UDP flow
- * at a fixed interval, counting what was lost), udp-echo (the VM's side of
- * that flow). */
+/* Test-bed tools of smg-nettool (test/tools/nettool.c): capture (announcement frames on
+ * an interface, parsed by smg_announce_parse), probe (ICMP echo + a UDP flow at a fixed
+ * interval, counting what was lost), udp-echo (the VM's side of that flow). */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
@@ -17,9 +16,8 @@
 #include <unistd.h>
 
 #include "base/base.h"
-#include "cli/cli.h"
-#include "cli/net.h"
 #include "engine/engine.h"
+#include "nettool.h"
 
 #define CAPTURE_SNAP	2048
 #define CAPTURE_RCVBUF	(8 << 20)
@@ -78,7 +76,7 @@ static void capture_one(const uint8_t *buf, size_t len, const uint8_t *mac,
 		snprintf(ev, sizeof(ev),
 			 "{\"event\":\"bad_frame\",\"len\":%zu,\"err\":\"%s\"}", len,
 			 smg_strerror(r));
-		smg_net_emit(ev);
+		nettool_emit(ev);
 		return;
 	}
 	c->kinds[f.kind]++;
@@ -89,18 +87,17 @@ static void capture_one(const uint8_t *buf, size_t len, const uint8_t *mac,
 		 "\"ip\":\"%s\",\"len\":%zu,\"t_mono_us\":%llu}",
 		 smg_announce_kind_name(f.kind), f.mac[0], f.mac[1], f.mac[2], f.mac[3],
 		 f.mac[4], f.mac[5], ip, len, (unsigned long long)(smg_now_ns() / 1000));
-	smg_net_emit(ev);
+	nettool_emit(ev);
 }
 
 /* secmig net capture --if IF [--timeout-ms T] [--count N] [--mac MAC] */
-int smg_net_capture(int argc, char **argv)
+int nettool_capture(int argc, char **argv)
 {
 	static const struct option opts[] = {{"if", required_argument, NULL, 'i'},
 					     {"timeout-ms", required_argument, NULL, 't'},
 					     {"count", required_argument, NULL, 'n'},
 					     {"mac", required_argument, NULL, 'm'},
 					     {NULL, 0, NULL, 0}};
-	const struct smg_cmd *cmd = smg_cmd_find("net");
 	const char *ifname = NULL;
 	unsigned timeout_ms = 5000, count = 0, idx;
 	uint8_t mac[SMG_MAC_LEN], buf[CAPTURE_SNAP];
@@ -120,19 +117,19 @@ int smg_net_capture(int argc, char **argv)
 		    (o == 't' && uint_arg(optarg, 3600000, &timeout_ms) != 0) ||
 		    (o == 'n' && uint_arg(optarg, 1000000, &count) != 0) ||
 		    (o == 'm' && smg_vnic_parse_mac(optarg, mac) != 0) || o == '?')
-			return smg_cli_usage_error(cmd, "capture: bad option");
+			return nettool_usage("capture: bad option");
 		have_mac |= o == 'm';
 	}
 	if (ifname == NULL || optind < argc)
-		return smg_cli_usage_error(cmd, "capture: --if is required");
+		return nettool_usage("capture: --if is required");
 	if ((idx = if_nametoindex(ifname)) == 0) {
 		smg_err("net: capture: interface %s: %s", ifname, strerror(errno));
-		return SMG_EXIT_BACKEND;
+		return NETTOOL_EXIT_BACKEND;
 	}
 	if ((fd = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, htons(ETH_P_ALL))) < 0) {
 		smg_err("net: capture: AF_PACKET: %s (needs CAP_NET_RAW)",
 			strerror(errno));
-		return SMG_EXIT_FAIL;
+		return NETTOOL_EXIT_FAIL;
 	}
 	memset(&sll, 0, sizeof(sll));
 	sll.sll_family = AF_PACKET;
@@ -146,14 +143,14 @@ int smg_net_capture(int argc, char **argv)
 	if (bind(fd, (struct sockaddr *)&sll, sizeof(sll)) != 0) {
 		smg_err("net: capture: bind %s: %s", ifname, strerror(errno));
 		close(fd);
-		return SMG_EXIT_FAIL;
+		return NETTOOL_EXIT_FAIL;
 	}
-	smg_net_install_stop();
-	smg_net_emit("{\"event\":\"capture_ready\"}");
+	nettool_install_stop();
+	nettool_emit("{\"event\":\"capture_ready\"}");
 	deadline = smg_now_ms() + timeout_ms;
 	pfd.fd = fd;
 	pfd.events = POLLIN;
-	while (!smg_net_stopped() && smg_now_ms() < deadline &&
+	while (!nettool_stopped() && smg_now_ms() < deadline &&
 	       (count == 0 || c.kinds[1] + c.kinds[2] + c.kinds[3] < count)) {
 		if (poll(&pfd, 1, (int)(deadline - smg_now_ms())) <= 0)
 			continue;
@@ -174,8 +171,8 @@ int smg_net_capture(int argc, char **argv)
 	    "\"other\":%u}",
 	    c.kinds[SMG_ANNOUNCE_RARP], c.kinds[SMG_ANNOUNCE_GARP],
 	    c.kinds[SMG_ANNOUNCE_NA], c.bad, c.other);
-	smg_net_emit(ev);
-	return SMG_EXIT_OK;
+	nettool_emit(ev);
+	return NETTOOL_EXIT_OK;
 }
 
 struct flow {
@@ -269,7 +266,7 @@ static int open_flow(int family, int type, int proto, const struct sockaddr *to,
 
 /* secmig net probe --to IP [--udp-port P] [--interval-ms MS] [--duration-ms MS]
  * Runs until the duration or SIGTERM, then prints one summary line. */
-int smg_net_probe(int argc, char **argv)
+int nettool_probe(int argc, char **argv)
 {
 	static const struct option opts[] = {
 	    {"to", required_argument, NULL, 't'},
@@ -277,7 +274,6 @@ int smg_net_probe(int argc, char **argv)
 	    {"interval-ms", required_argument, NULL, 'i'},
 	    {"duration-ms", required_argument, NULL, 'd'},
 	    {NULL, 0, NULL, 0}};
-	const struct smg_cmd *cmd = smg_cmd_find("net");
 	const char *to = NULL;
 	unsigned port = 0, interval = 10, duration = 0;
 	struct flow icmp = {.fd = -1}, udp = {.fd = -1};
@@ -288,7 +284,7 @@ int smg_net_probe(int argc, char **argv)
 	struct pollfd pfd[2];
 	char ev[512];
 	bool v6;
-	int o, rc = SMG_EXIT_FAIL;
+	int o, rc = NETTOOL_EXIT_FAIL;
 
 	optind = 0;
 	while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1)
@@ -297,14 +293,14 @@ int smg_net_probe(int argc, char **argv)
 		    (o == 'i' &&
 		     (uint_arg(optarg, 60000, &interval) != 0 || interval == 0)) ||
 		    (o == 'd' && uint_arg(optarg, 3600000, &duration) != 0) || o == '?')
-			return smg_cli_usage_error(cmd, "probe: bad option");
+			return nettool_usage("probe: bad option");
 	if (to == NULL || optind < argc)
-		return smg_cli_usage_error(cmd, "probe: --to IP is required");
+		return nettool_usage("probe: --to IP is required");
 	memset(&ss, 0, sizeof(ss));
 	v6 = strchr(to, ':') != NULL;
 	if (v6 ? inet_pton(AF_INET6, to, &s6->sin6_addr) != 1
 	       : inet_pton(AF_INET, to, &s4->sin_addr) != 1)
-		return smg_cli_usage_error(cmd, "probe: '%s' is not an IP address", to);
+		return nettool_usage("probe: '%s' is not an IP address", to);
 	ss.ss_family = v6 ? AF_INET6 : AF_INET;
 	if (open_flow(ss.ss_family, SOCK_DGRAM, v6 ? IPPROTO_ICMPV6 : IPPROTO_ICMP,
 		      (struct sockaddr *)&ss, sizeof(ss), &icmp) != 0) {
@@ -323,15 +319,15 @@ int smg_net_probe(int argc, char **argv)
 			goto out;
 		}
 	}
-	smg_net_install_stop();
+	nettool_install_stop();
 	start = next = smg_now_ms();
 	pfd[0] = (struct pollfd){.fd = icmp.fd, .events = POLLIN};
 	pfd[1] = (struct pollfd){.fd = udp.fd, .events = POLLIN};
-	smg_net_emit("{\"event\":\"probe_started\"}");
+	nettool_emit("{\"event\":\"probe_started\"}");
 	for (;;) {
 		uint64_t now = smg_now_ms();
 
-		if (stop_at == 0 && (smg_net_stopped() || icmp.sent >= PROBE_MAX ||
+		if (stop_at == 0 && (nettool_stopped() || icmp.sent >= PROBE_MAX ||
 				     (duration != 0 && now - start >= duration)))
 			stop_at = now + PROBE_DRAIN_MS;
 		if (stop_at != 0 && now >= stop_at)
@@ -355,8 +351,8 @@ int smg_net_probe(int argc, char **argv)
 		 to, interval, icmp.sent, icmp.recv, icmp.sent - icmp.recv,
 		 flow_max_gap(&icmp), udp.sent, udp.recv, udp.sent - udp.recv,
 		 udp.fd >= 0 ? flow_max_gap(&udp) : 0);
-	smg_net_emit(ev);
-	rc = SMG_EXIT_OK;
+	nettool_emit(ev);
+	rc = NETTOOL_EXIT_OK;
 out:
 	if (icmp.fd >= 0)
 		close(icmp.fd);
@@ -368,7 +364,7 @@ out:
 }
 
 /* secmig net udp-echo [--port P]: echo every datagram back to its sender. */
-int smg_net_udp_echo(int argc, char **argv)
+int nettool_udp_echo(int argc, char **argv)
 {
 	static const struct option opts[] = {{"port", required_argument, NULL, 'p'},
 					     {NULL, 0, NULL, 0}};
@@ -384,8 +380,7 @@ int smg_net_udp_echo(int argc, char **argv)
 	optind = 0;
 	while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1)
 		if (o != 'p' || uint_arg(optarg, 65535, &port) != 0)
-			return smg_cli_usage_error(smg_cmd_find("net"),
-						   "udp-echo: bad option");
+			return nettool_usage("udp-echo: bad option");
 	sa.sin6_port = htons((uint16_t)port);
 	if ((fd = socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0)) < 0 ||
 	    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof(off)) != 0 ||
@@ -394,13 +389,13 @@ int smg_net_udp_echo(int argc, char **argv)
 		smg_err("net: udp-echo: %s", strerror(errno));
 		if (fd >= 0)
 			close(fd);
-		return SMG_EXIT_FAIL;
+		return NETTOOL_EXIT_FAIL;
 	}
-	smg_net_install_stop();
+	nettool_install_stop();
 	snprintf(ev, sizeof(ev), "{\"event\":\"udp_echo_ready\",\"port\":%u}",
 		 ntohs(sa.sin6_port));
-	smg_net_emit(ev);
-	while (!smg_net_stopped()) {
+	nettool_emit(ev);
+	while (!nettool_stopped()) {
 		fl = sizeof(from);
 		if ((n = recvfrom(fd, buf, sizeof(buf), 0, (struct sockaddr *)&from,
 				  &fl)) < 0)
@@ -408,5 +403,5 @@ int smg_net_udp_echo(int argc, char **argv)
 		sendto(fd, buf, (size_t)n, 0, (struct sockaddr *)&from, fl);
 	}
 	close(fd);
-	return SMG_EXIT_OK;
+	return NETTOOL_EXIT_OK;
 }

@@ -5,17 +5,21 @@
 #
 # Time budget: the whole run (.ci/run) must finish within 20 minutes on a
 # fresh 2-core machine; every stage's time is printed at the end, with the
-# slowest tests. Shares on such a machine, roughly: setup 1-2 min, sanitizer
-# build 2 min, ctest 7-8 min (the long tests, test_net_net_faults and
-# test_xen_nested, carry a COST in cmake/tests.cmake so that `ctest -j 2`
-# starts them first, side by side, and the short ones fill the other core),
-# TSan stage under a minute (threaded tests only), format check seconds, the demo (release build + one migration) 2-3 min,
-# fuzz build 1 min, fuzzers 8 s each on their committed corpus, two at a
-# time (40 harnesses: about 3 min; a regression replay of every seed plus a
-# short mutation run: the campaigns of 10 minutes per harness are run by
-# hand, fuzz/README.md). A fresh-clone run at ddc86d4 took 1188 s with 12 s
-# per fuzzer (ctest 759 s, of which the tests' sum is 1,502 s on 2 cores). That leaves about 5 minutes: a new test should take seconds, a VM
-# bed a few minutes at most, and a new long test gets a COST.
+# slowest tests. Shares on such a machine, roughly: setup seconds, sanitizer
+# build 1 min, ctest 12-13 min (the long tests carry a COST in
+# cmake/tests.cmake so that `ctest -j 2` starts them first: the nested Xen
+# bed beside the fault matrix, whose beds mostly wait, and the short tests
+# fill the other core once one ends), the TSan stage half a minute
+# (threaded tests only), format check seconds, the demo (release build + one
+# migration) 1 min, fuzz build 1 min, fuzzers 4 s each on their committed
+# corpus, two at a time (40 harnesses: about 2 min; libFuzzer replays every
+# seed before the time limit counts, so this is a full regression replay
+# plus a short mutation run: the campaigns of 10 minutes per harness are run
+# by hand, fuzz/README.md). A fresh-clone run at 78b5d12 took 1241 s: ctest
+# 842 s (the tests' sum 1,694 s; the nested bed, started third beside
+# CPU-bound tests, 419 s instead of about 220) and fuzzers at 8 s 200 s.
+# A new test should take seconds, a VM bed a few minutes at most, and a new
+# long test gets a COST.
 #
 # Skips fail the run unless this machine cannot run the test: test_xen_live
 # needs a Xen dom0; test_xen_nested may skip outside CI only (with CI=true a
@@ -110,7 +114,7 @@ bash scripts/build.sh fuzz
 stage_done "fuzz build" $t
 echo "== fuzzers"
 t=$SECONDS
-bash scripts/fuzz.sh "${SMG_FUZZ_SECONDS:-8}" "${SMG_FUZZ_JOBS:-2}"
+bash scripts/fuzz.sh "${SMG_FUZZ_SECONDS:-4}" "${SMG_FUZZ_JOBS:-2}"
 stage_done fuzzers $t
 
 echo "== time per stage"

@@ -26,7 +26,7 @@ one() {
 		return 1
 	fi
 	# "#N INITED": every seed was replayed (before the time limit counts)
-	grep -m1 -E '^#[0-9]+ +INITED' "$work.log" >>"$out" || echo "(seed replay unfinished)" >>"$out"
+	grep -m1 -E '^#[0-9]+[[:space:]]+INITED' "$work.log" >>"$out" || echo "(seed replay unfinished)" >>"$out"
 	grep -E 'stat::number_of_executed_units' "$work.log" >>"$out" || true
 }
 

@@ -486,6 +486,17 @@ static void drain(struct smg_xfer_recv *x, int r)
 	while ((r = smg_chan_recv(d->s, x->chan, &f)) == SMG_OK ||
 	       r == SMG_ERR_INTERRUPTED)
 		;
+	/* A bad frame (a tag failure) ends the frames, not the bytes: drop
+	 * those until the source hangs up. */
+	uint64_t n;
+	if (r != SMG_ERR_EOF && r != SMG_ERR_CUT && r != SMG_ERR_TIMEOUT &&
+	    r != SMG_ERR_SYS && r != SMG_ERR_CANCELLED) {
+		r = smg_chan_discard(d->s, x->chan, &n);
+		smg_peer_log(SMG_LOG_INFO,
+			     "channel %u: dropped %llu bytes after its bad frame: %s",
+			     x->chan, (unsigned long long)n,
+			     r == SMG_ERR_EOF ? "the source hung up" : smg_strerror(r));
+	}
 }
 
 void *smg_xfer_recv_main(void *arg)

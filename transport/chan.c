@@ -261,6 +261,38 @@ int smg_chan_recv(struct smg_session *s, unsigned chan, struct smg_frame *out)
 	return r;
 }
 
+int smg_chan_discard(struct smg_session *s, unsigned chan, uint64_t *bytes)
+{
+	struct chan *c;
+	int r, dead;
+
+	*bytes = 0;
+	if ((r = chan_get(s, chan, &c)) != 0)
+		return r;
+	dead = c->dead;
+	if (dead == 0 || dead == SMG_ERR_CUT || c->rx_eof)
+		return SMG_ERR_STATE; /* readable, or nothing more will come */
+	c->rx_since = smg_now_ms();
+	for (;;) {
+		if (!c->recv_inflight) { /* a receive in flight fills at rend */
+			*bytes += c->rend - c->rstart;
+			c->rstart = c->rend = 0;
+		}
+		c->dead = 0; /* the bytes, not the frames: the I/O may go on */
+		r = smg_chan_io_recv(c);
+		if (r == SMG_OK && c->rx_eof)
+			r = SMG_ERR_EOF;
+		if (r == SMG_ERR_INTERRUPTED && !atomic_load(&s->interrupted))
+			continue;
+		if (r != SMG_OK)
+			break;
+	}
+	*bytes += c->recv_inflight ? 0 : c->rend - c->rstart;
+	c->rstart = c->rend = c->recv_inflight ? c->rend : 0;
+	c->dead = dead;
+	return r;
+}
+
 void smg_chan_interrupt(struct smg_session *s, unsigned chan)
 {
 	if (s != NULL && chan < s->nchan)

@@ -226,6 +226,12 @@ int smg_chan_recv(struct smg_session *s, unsigned chan, struct smg_frame *out);
  * one) return SMG_ERR_INTERRUPTED, e.g. to tell a control thread that a
  * data channel failed. */
 void smg_chan_interrupt(struct smg_session *s, unsigned chan);
+/* After a bad frame killed chan's stream: read and drop its bytes until the
+ * peer closes it (SMG_ERR_EOF), so a peer still sending never blocks on a
+ * channel nobody reads; it learns of the failure on the control channel.
+ * Bounded by the session's liveness and deadline; *bytes: what was
+ * dropped. SMG_ERR_STATE if the stream is not dead of a bad frame. */
+int smg_chan_discard(struct smg_session *s, unsigned chan, uint64_t *bytes);
 /* Whether chan holds unread bytes, without waiting (the peer sent more than
  * the protocol allowed once the caller stopped reading). */
 bool smg_chan_has_input(struct smg_session *s, unsigned chan);

@@ -87,7 +87,7 @@ last_record "$A" | grep -q '"outcome":"refused"' || err "no refused record on A:
 
 # 3. a tag failure: a byte flipped on the first data channel mid-round
 vm a2 32M uniform 5M
-start_recv
+RECV_LOG=--verbose start_recv
 "$SMG_NETTOOL" proxy --listen 127.0.0.1:0 --to "127.0.0.1:$PORT" --fault corrupt \
 	--conn 1 --dir c2s --at-byte 200000 >"$T/proxy" 2>&1 &
 PIDS+=($!)
@@ -101,8 +101,7 @@ done
 PORT=$PP
 send a2
 wait "$RECV_PID"
-grep -q '"event":"fault"' "$T/proxy" || err "the proxy never corrupted a byte"
-[ "$RC" != 0 ] || err "tag failure: the migration succeeded"
+XX
 expect_on A a2 "tag failure"
 "$SECMIG" audit counters --json --state-dir "$B" | grep -q '"tag_failure":1,' ||
 	err "tag failure not counted: $("$SECMIG" audit counters --json --state-dir "$B")"

@@ -392,6 +392,63 @@ static bool info_matches(const struct dst *d, const Smg__Plan *p)
 	return true;
 }
 
+/* The plan is accepted and the domain built: the record, the NICs, the
+ * disks and the receiving threads, each refused with its reason. */
+static int prepare_receive(struct dst *d, const Smg__Plan *p)
+{
+	int r;
+
+	/* The record exists (and its directory entry is durable) before any
+	 * page moves, so COMMIT later costs one in-place write and sync. It
+	 * names the source's key: only that host may later resolve it. */
+	struct smg_outcome_rec rec = {.state = SMG_OUTCOME_RECEIVING};
+	snprintf(rec.domain, sizeof(rec.domain), "%s", d->info.name);
+	snprintf(rec.source, sizeof(rec.source), "%s", smg_session_peer_name(d->s));
+	memcpy(rec.source_key, smg_session_peer_key(d->s), sizeof(rec.source_key));
+	if ((r = smg_outcome_create(d->o->state_dir, d->st->migration_id, &rec)) !=
+	    SMG_OK) {
+		reply_plan(d, smg_err_classify(r),
+			   r == SMG_ERR_EXISTS ? "migration id already used here"
+					       : "cannot record the migration");
+		return r;
+	}
+	d->recorded = true;
+	/* network: the NICs exist, silent (vifs down), before any VM data. */
+	if (d->o->net != NULL &&
+	    (r = smg_netid_dest_prepare(d->o->net, d->info.name, d->info.nics,
+					d->info.n_nics)) != SMG_OK) {
+		reply_plan(d, r, "cannot build the VM's NICs on this host");
+		return r;
+	}
+	d->nics_built = d->o->net != NULL;
+	d->st->ram_bytes = p->memory_bytes;
+	if ((r = open_disks(d, p)) != SMG_OK) {
+		r = smg_err_classify(r);
+		reply_plan(d, r,
+			   r == SMG_ERR_DISK_FULL ? "no space for the disk images"
+						  : "cannot create the disk images");
+		return r;
+	}
+	d->xd = (struct smg_xfer_dest){.disks = d->disks,
+				       .s = d->s,
+				       .be = d->be,
+				       .npages = d->info.pages,
+				       .page_size = d->info.page_size,
+				       .nchan = smg_session_channels(d->s),
+				       .final_round = -1};
+	pthread_mutex_init(&d->xd.lock, NULL);
+	smg_engine_cond_init(&d->xd.cond);
+	if ((r = smg_merkle_new(d->info.pages, d->info.page_size, &d->xd.mk)) != SMG_OK ||
+	    (r = start_threads(d)) != SMG_OK) {
+		r = SMG_ERR_CAPACITY;
+		reply_plan(d, r, "out of resources");
+		return r;
+	}
+	if (smg_log_thread_create(&d->hasher, hasher_main, d) == 0)
+		d->hashing = true;
+	return SMG_OK;
+}
+
 static int on_plan(struct dst *d, const struct smg_frame *f)
 {
 	ProtobufCMessage *m;
@@ -436,55 +493,8 @@ static int on_plan(struct dst *d, const struct smg_frame *f)
 		reply_plan(d, r, why);
 		goto out;
 	}
-	/* The record exists (and its directory entry is durable) before any
-	 * page moves, so COMMIT later costs one in-place write and sync. It
-	 * names the source's key: only that host may later resolve it. */
-	struct smg_outcome_rec rec = {.state = SMG_OUTCOME_RECEIVING};
-	snprintf(rec.domain, sizeof(rec.domain), "%s", d->info.name);
-	snprintf(rec.source, sizeof(rec.source), "%s", smg_session_peer_name(d->s));
-	memcpy(rec.source_key, smg_session_peer_key(d->s), sizeof(rec.source_key));
-	if ((r = smg_outcome_create(d->o->state_dir, d->st->migration_id, &rec)) !=
-	    SMG_OK) {
-		reply_plan(d, smg_err_classify(r),
-			   r == SMG_ERR_EXISTS ? "migration id already used here"
-					       : "cannot record the migration");
-		goto out;
-	}
-	d->recorded = true;
-	/* network: the NICs exist, silent (vifs down), before any VM data. */
-	if (d->o->net != NULL &&
-	    (r = smg_netid_dest_prepare(d->o->net, d->info.name, d->info.nics,
-					d->info.n_nics)) != SMG_OK) {
-		reply_plan(d, r, "cannot build the VM's NICs on this host");
-		goto out;
-	}
-	d->nics_built = d->o->net != NULL;
-	d->st->ram_bytes = p->memory_bytes;
-	if ((r = open_disks(d, p)) != SMG_OK) {
-		r = smg_err_classify(r);
-		reply_plan(d, r,
-			   r == SMG_ERR_DISK_FULL ? "no space for the disk images"
-						  : "cannot create the disk images");
-		goto out;
-	}
-	d->xd = (struct smg_xfer_dest){.disks = d->disks,
-				       .s = d->s,
-				       .be = d->be,
-				       .npages = d->info.pages,
-				       .page_size = d->info.page_size,
-				       .nchan = smg_session_channels(d->s),
-				       .final_round = -1};
-	pthread_mutex_init(&d->xd.lock, NULL);
-	smg_engine_cond_init(&d->xd.cond);
-	if ((r = smg_merkle_new(d->info.pages, d->info.page_size, &d->xd.mk)) != SMG_OK ||
-	    (r = start_threads(d)) != SMG_OK) {
-		r = SMG_ERR_CAPACITY;
-		reply_plan(d, r, "out of resources");
-		goto out;
-	}
-	if (smg_log_thread_create(&d->hasher, hasher_main, d) == 0)
-		d->hashing = true;
-	r = reply_plan(d, SMG_OK, "");
+	if ((r = prepare_receive(d, p)) == SMG_OK)
+		r = reply_plan(d, SMG_OK, "");
 out:
 	smg_frame_msg_free(m);
 	return r;

@@ -6,7 +6,6 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,26 +20,8 @@
 struct parser {
 	struct smg_policy *p;
 	struct smg_policy_peer *peer; /* current block, NULL at top level */
-	const char *name;
-	unsigned line;
-	char *err;
-	size_t err_len;
+	struct smg_lines in;	      /* the text, its line, the error */
 };
-
-static int perr(struct parser *ps, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-static int perr(struct parser *ps, const char *fmt, ...)
-{
-	char msg[256];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	if (ps->err != NULL && ps->err_len > 0)
-		snprintf(ps->err, ps->err_len, "%s:%u: %s", ps->name, ps->line, msg);
-	return SMG_ERR_CONFIG;
-}
 
 static bool name_ok(const char *s, size_t max, const char *extra)
 {
@@ -106,9 +87,11 @@ static int add_label(struct parser *ps, char (*labels)[SMG_POLICY_LABEL_MAX], si
 		     const char *v)
 {
 	if (!label_ok(v))
-		return perr(ps, "bad label '%.64s' (want key=value, [A-Za-z0-9._-])", v);
+		return smg_lines_err(
+		    &ps->in, "bad label '%.64s' (want key=value, [A-Za-z0-9._-])", v);
 	if (*n >= SMG_POLICY_LABELS_MAX)
-		return perr(ps, "more than %d labels", SMG_POLICY_LABELS_MAX);
+		return smg_lines_err(&ps->in, "more than %d labels",
+				     SMG_POLICY_LABELS_MAX);
 	snprintf(labels[(*n)++], SMG_POLICY_LABEL_MAX, "%s", v);
 	return SMG_OK;
 }
@@ -121,32 +104,37 @@ static int top_keyword(struct parser *ps, char **tok, int ntok)
 	if (ps->peer != NULL &&
 	    (!strcmp(k, "host") || !strcmp(k, "tcti") || !strcmp(k, "pcrs") ||
 	     !strcmp(k, "mode") || !strcmp(k, "tickets") || !strcmp(k, "defs")))
-		return perr(ps, "'%s' belongs before the first peer block", k);
+		return smg_lines_err(&ps->in, "'%s' belongs before the first peer block",
+				     k);
 	if (!strcmp(k, "host")) {
 		if (ntok != 2 || !name_ok(tok[1], SMG_POLICY_NAME_MAX, NULL))
-			return perr(ps, "usage: host NAME ([A-Za-z0-9._-], < %d bytes)",
-				    SMG_POLICY_NAME_MAX);
+			return smg_lines_err(
+			    &ps->in, "usage: host NAME ([A-Za-z0-9._-], < %d bytes)",
+			    SMG_POLICY_NAME_MAX);
 		snprintf(p->host, sizeof(p->host), "%s", tok[1]);
 	} else if (!strcmp(k, "tcti")) {
 		if (ntok != 2 || strlen(tok[1]) >= sizeof(p->tcti))
-			return perr(ps, "usage: tcti STRING (e.g. device:/dev/tpmrm0)");
+			return smg_lines_err(
+			    &ps->in, "usage: tcti STRING (e.g. device:/dev/tpmrm0)");
 		snprintf(p->tcti, sizeof(p->tcti), "%s", tok[1]);
 	} else if (!strcmp(k, "pcrs")) {
 		if (ntok != 2 || smg_pcr_mask_parse(tok[1], &p->pcr_mask) != 0)
-			return perr(ps, "usage: pcrs LIST (e.g. 0-3,7; PCRs 0..23)");
+			return smg_lines_err(&ps->in,
+					     "usage: pcrs LIST (e.g. 0-3,7; PCRs 0..23)");
 	} else if (!strcmp(k, "mode")) {
 		if (ntok != 2 || (strcmp(tok[1], "tpm") && strcmp(tok[1], "software")))
-			return perr(ps, "usage: mode tpm|software");
+			return smg_lines_err(&ps->in, "usage: mode tpm|software");
 		p->software_mode = !strcmp(tok[1], "software");
 	} else if (!strcmp(k, "tickets")) {
 		if (ntok != 2 ||
 		    (strcmp(tok[1], "required") && strcmp(tok[1], "optional")))
-			return perr(ps, "usage: tickets required|optional");
+			return smg_lines_err(&ps->in, "usage: tickets required|optional");
 		p->require_ticket = !strcmp(tok[1], "required");
 	} else if (!strcmp(k, "defs")) {
 		if (ntok != 2 || tok[1][0] != '/' || strlen(tok[1]) >= sizeof(p->defs))
-			return perr(ps, "usage: defs /ABSOLUTE/PATH (host definitions, "
-					"docs/hostdef.md)");
+			return smg_lines_err(
+			    &ps->in, "usage: defs /ABSOLUTE/PATH (host definitions, "
+				     "docs/hostdef.md)");
 		snprintf(p->defs, sizeof(p->defs), "%s", tok[1]);
 	} else {
 		return 1; /* not a top-level keyword */
@@ -160,12 +148,13 @@ static int peer_start(struct parser *ps, char **tok, int ntok)
 	struct smg_policy_peer *np;
 
 	if (ntok != 2 || !name_ok(tok[1], SMG_POLICY_NAME_MAX, NULL))
-		return perr(ps, "usage: peer NAME ([A-Za-z0-9._-], < %d bytes)",
-			    SMG_POLICY_NAME_MAX);
+		return smg_lines_err(&ps->in,
+				     "usage: peer NAME ([A-Za-z0-9._-], < %d bytes)",
+				     SMG_POLICY_NAME_MAX);
 	if (smg_policy_find_peer(p, tok[1]) != NULL)
-		return perr(ps, "peer '%s' enrolled twice", tok[1]);
+		return smg_lines_err(&ps->in, "peer '%s' enrolled twice", tok[1]);
 	if (p->npeers >= SMG_POLICY_PEERS_MAX)
-		return perr(ps, "more than %d peers", SMG_POLICY_PEERS_MAX);
+		return smg_lines_err(&ps->in, "more than %d peers", SMG_POLICY_PEERS_MAX);
 	np = realloc(p->peers, (p->npeers + 1) * sizeof(*np));
 	if (np == NULL)
 		return SMG_ERR_NOMEM;
@@ -173,7 +162,7 @@ static int peer_start(struct parser *ps, char **tok, int ntok)
 	ps->peer = &np[p->npeers++];
 	memset(ps->peer, 0, sizeof(*ps->peer));
 	snprintf(ps->peer->name, sizeof(ps->peer->name), "%s", tok[1]);
-	ps->peer->line = ps->line;
+	ps->peer->line = ps->in.line;
 	return SMG_OK;
 }
 
@@ -188,24 +177,24 @@ static int peer_keyword(struct parser *ps, char **tok, int ntok)
 	for (size_t i = 0; i < SMG_ARRAY_LEN(known); i++)
 		is_known |= !strcmp(k, known[i]);
 	if (!is_known)
-		return perr(ps, "unknown keyword '%.32s'", k);
+		return smg_lines_err(&ps->in, "unknown keyword '%.32s'", k);
 	if (pe == NULL)
-		return perr(ps, "'%s' outside a peer block (start one with: peer NAME)",
-			    k);
+		return smg_lines_err(
+		    &ps->in, "'%s' outside a peer block (start one with: peer NAME)", k);
 	if (!strcmp(k, "ecdh") || !strcmp(k, "ak")) {
 		uint8_t *dst = !strcmp(k, "ecdh") ? pe->ecdh_pub : pe->ak_pub;
 		if (ntok != 2 ||
 		    smg_hex_decode(tok[1], strlen(tok[1]), dst, SMG_P256_POINT_LEN) !=
 			0 ||
 		    dst[0] != 0x04)
-			return perr(
-			    ps,
+			return smg_lines_err(
+			    &ps->in,
 			    "usage: %s HEX (uncompressed P-256 point, 130 hex digits)",
 			    k);
 		/* reject points off the curve now, not at handshake time */
 		EVP_PKEY *key = attest_p256_from_point(dst);
 		if (key == NULL)
-			return perr(ps, "%s: not a point on P-256", k);
+			return smg_lines_err(&ps->in, "%s: not a point on P-256", k);
 		EVP_PKEY_free(key);
 		if (!strcmp(k, "ecdh"))
 			pe->has_ecdh = true;
@@ -213,16 +202,20 @@ static int peer_keyword(struct parser *ps, char **tok, int ntok)
 			pe->has_ak = true;
 	} else if (!strcmp(k, "pcr")) {
 		if (ntok != 3 || !isdigit((unsigned char)tok[1][0]))
-			return perr(ps, "usage: pcr INDEX HEX (golden SHA-256 value)");
+			return smg_lines_err(
+			    &ps->in, "usage: pcr INDEX HEX (golden SHA-256 value)");
 		if (smg_parse_uint(tok[1], SMG_PCR_COUNT - 1, &idx) != SMG_OK)
-			return perr(ps, "PCR index '%.8s' out of range 0..23", tok[1]);
+			return smg_lines_err(
+			    &ps->in, "PCR index '%.8s' out of range 0..23", tok[1]);
 		if (pe->pcr_mask & (1u << idx))
-			return perr(ps, "golden value for PCR %u given twice",
-				    (unsigned)idx);
+			return smg_lines_err(&ps->in,
+					     "golden value for PCR %u given twice",
+					     (unsigned)idx);
 		if (smg_hex_decode(tok[2], strlen(tok[2]), pe->golden[idx],
 				   SMG_PCR_LEN) != 0)
-			return perr(ps, "PCR %u: want 64 hex digits (SHA-256)",
-				    (unsigned)idx);
+			return smg_lines_err(&ps->in,
+					     "PCR %u: want 64 hex digits (SHA-256)",
+					     (unsigned)idx);
 		pe->pcr_mask |= 1u << idx;
 	} else if (!strcmp(k, "label")) {
 		for (int i = 1; i < ntok; i++) {
@@ -232,36 +225,33 @@ static int peer_keyword(struct parser *ps, char **tok, int ntok)
 		}
 	} else if (!strcmp(k, "send")) {
 		if (ntok < 2)
-			return perr(ps, "usage: send DOMAIN-GLOB...");
+			return smg_lines_err(&ps->in, "usage: send DOMAIN-GLOB...");
 		for (int i = 1; i < ntok; i++) {
 			if (!name_ok(tok[i], SMG_POLICY_DOMAIN_MAX, "*?"))
-				return perr(ps, "bad domain pattern '%.64s'", tok[i]);
+				return smg_lines_err(
+				    &ps->in, "bad domain pattern '%.64s'", tok[i]);
 			if (pe->ndomains >= SMG_POLICY_DOMAINS_MAX)
-				return perr(ps, "more than %d domain patterns",
-					    SMG_POLICY_DOMAINS_MAX);
+				return smg_lines_err(&ps->in,
+						     "more than %d domain patterns",
+						     SMG_POLICY_DOMAINS_MAX);
 			snprintf(pe->domains[pe->ndomains++], SMG_POLICY_DOMAIN_MAX, "%s",
 				 tok[i]);
 		}
 		pe->may_send = true;
 	} else {
-		return perr(ps, "unknown keyword '%.32s'", k);
+		return smg_lines_err(&ps->in, "unknown keyword '%.32s'", k);
 	}
 	return SMG_OK;
 }
 
 static int parse_line(struct parser *ps, char *line)
 {
-	char *tok[POLICY_TOKENS_MAX], *save = NULL, *t;
-	int ntok = 0, r;
+	char *tok[POLICY_TOKENS_MAX];
+	int ntok, r;
 
-	if ((t = strchr(line, '#')) != NULL)
-		*t = '\0';
-	for (t = strtok_r(line, " \t\r", &save); t != NULL;
-	     t = strtok_r(NULL, " \t\r", &save)) {
-		if (ntok == POLICY_TOKENS_MAX)
-			return perr(ps, "too many words (max %d)", POLICY_TOKENS_MAX);
-		tok[ntok++] = t;
-	}
+	if ((ntok = smg_words_split(line, " \t\r", tok, POLICY_TOKENS_MAX)) < 0)
+		return smg_lines_err(&ps->in, "too many words (max %d)",
+				     POLICY_TOKENS_MAX);
 	if (ntok == 0)
 		return SMG_OK;
 	if (!strcmp(tok[0], "peer"))
@@ -287,14 +277,15 @@ static int validate(struct parser *ps)
 		struct smg_policy_peer *pe = &p->peers[i];
 		bool any = pe->has_ecdh || pe->has_ak || pe->pcr_mask != 0;
 
-		ps->line = pe->line;
+		ps->in.line = pe->line;
 		if (any && !(pe->has_ecdh && pe->has_ak && pe->pcr_mask != 0))
-			return perr(
-			    ps, "peer '%s': TPM enrolment needs ecdh, ak and pcr lines",
+			return smg_lines_err(
+			    &ps->in,
+			    "peer '%s': TPM enrolment needs ecdh, ak and pcr lines",
 			    pe->name);
 		if (!p->software_mode && !pe->has_ecdh)
-			return perr(
-			    ps,
+			return smg_lines_err(
+			    &ps->in,
 			    "peer '%s' has no TPM keys but mode is tpm (enrol it with "
 			    "the output of `secmig tpm-enroll` on that host, or opt in "
 			    "with: mode software)",
@@ -306,43 +297,33 @@ static int validate(struct parser *ps)
 int smg_policy_parse(const char *text, size_t len, const char *name,
 		     struct smg_policy **out, char *err, size_t err_len)
 {
-	struct parser ps = {
-	    .name = name != NULL ? name : "policy", .err = err, .err_len = err_len};
+	struct parser ps = {0};
 	char line[SMG_POLICY_LINE_MAX + 1];
-	size_t off = 0;
-	int r = SMG_OK;
+	int n, r = SMG_OK;
 
 	*out = NULL;
-	if (err != NULL && err_len > 0)
-		err[0] = '\0';
+	smg_lines_init(&ps.in, text, len, name != NULL ? name : "policy", err, err_len);
 	if ((ps.p = calloc(1, sizeof(*ps.p))) == NULL)
 		return SMG_ERR_NOMEM;
 	ps.p->pcr_mask = SMG_PCR_MASK_DEFAULT;
 	if (len > SMG_POLICY_FILE_MAX) {
-		r = perr(&ps, "file larger than %d bytes", SMG_POLICY_FILE_MAX);
+		r = smg_lines_err(&ps.in, "file larger than %d bytes",
+				  SMG_POLICY_FILE_MAX);
 		goto out;
 	}
-	while (off < len) {
-		const char *nl = memchr(text + off, '\n', len - off);
-		size_t n = nl != NULL ? (size_t)(nl - (text + off)) : len - off;
-
-		ps.line++;
-		if (n > SMG_POLICY_LINE_MAX) {
-			r = perr(&ps, "line longer than %d bytes", SMG_POLICY_LINE_MAX);
-			goto out;
-		}
-		memcpy(line, text + off, n);
-		line[n] = '\0';
-		if (memchr(line, '\0', n) != NULL) {
-			r = perr(&ps, "NUL byte in line");
-			goto out;
-		}
-		off += n + (nl != NULL);
+	while ((n = smg_lines_next(&ps.in, line, SMG_POLICY_LINE_MAX)) > 0)
 		if ((r = parse_line(&ps, line)) != 0)
 			goto out;
+	if (n < 0) {
+		r = n == SMG_ERR_TOO_LONG
+			? smg_lines_err(&ps.in, "line longer than %d bytes",
+					SMG_POLICY_LINE_MAX)
+			: smg_lines_err(&ps.in, "NUL byte in line");
+		goto out;
 	}
 	if (ps.p->host[0] == '\0') {
-		r = perr(&ps, "missing 'host NAME' (this host's name as peers enrol it)");
+		r = smg_lines_err(
+		    &ps.in, "missing 'host NAME' (this host's name as peers enrol it)");
 		goto out;
 	}
 	if ((r = validate(&ps)) != 0)

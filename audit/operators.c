@@ -10,7 +10,6 @@
  * without an admin's key. SEL is a host-name glob or a host label
  * key=value. Bounded like every parser: file, line, word and entry caps. */
 #include <ctype.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,26 +23,8 @@
 
 struct oparser {
 	struct smg_operators *ops;
-	const char *name;
-	unsigned line;
-	char *err;
-	size_t err_len;
+	struct smg_lines in; /* the text, its line, the error */
 };
-
-static int operr(struct oparser *p, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-static int operr(struct oparser *p, const char *fmt, ...)
-{
-	char msg[256];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	if (p->err != NULL && p->err_len > 0)
-		snprintf(p->err, p->err_len, "%s:%u: %s", p->name, p->line, msg);
-	return SMG_ERR_CONFIG;
-}
 
 static bool pattern_ok(const char *s)
 {
@@ -59,16 +40,8 @@ static bool pattern_ok(const char *s)
 
 static int split(char *line, char **w, int *nw)
 {
-	char *save = NULL, *t;
-
-	*nw = 0;
-	for (t = strtok_r(line, " \t\r", &save); t != NULL;
-	     t = strtok_r(NULL, " \t\r", &save)) {
-		if (*nw == WORDS_MAX)
-			return SMG_ERR_TOO_LONG;
-		w[(*nw)++] = t;
-	}
-	return SMG_OK;
+	*nw = smg_words_split(line, " \t\r", w, WORDS_MAX);
+	return *nw < 0 ? SMG_ERR_TOO_LONG : SMG_OK;
 }
 
 static int parse_key(const char *s, uint8_t key[SMG_AUDIT_KEY_LEN])
@@ -92,17 +65,20 @@ static int add_entry(struct oparser *p, const char *name, const char *key,
 	uint8_t k[SMG_AUDIT_KEY_LEN];
 
 	if (!audit_name_ok(name, SMG_AUDIT_NAME_MAX))
-		return operr(p, "bad name '%.64s' ([A-Za-z0-9._-], at most %d bytes)",
-			     name, SMG_AUDIT_NAME_MAX);
+		return smg_lines_err(
+		    &p->in, "bad name '%.64s' ([A-Za-z0-9._-], at most %d bytes)", name,
+		    SMG_AUDIT_NAME_MAX);
 	if (parse_key(key, k) != SMG_OK)
-		return operr(p, "'%s': the key is not 32 bytes of base64", name);
+		return smg_lines_err(&p->in, "'%s': the key is not 32 bytes of base64",
+				     name);
 	if (smg_operators_find(ops, name) != NULL)
-		return operr(p, "'%s' enrolled twice", name);
+		return smg_lines_err(&p->in, "'%s' enrolled twice", name);
 	if (find_key(ops, k) != NULL)
-		return operr(p, "'%s': this key is already enrolled under another name",
-			     name);
+		return smg_lines_err(
+		    &p->in, "'%s': this key is already enrolled under another name",
+		    name);
 	if (ops->n >= SMG_OPERATORS_MAX)
-		return operr(p, "more than %d entries", SMG_OPERATORS_MAX);
+		return smg_lines_err(&p->in, "more than %d entries", SMG_OPERATORS_MAX);
 	if (ops->n % 16 == 0) {
 		struct smg_operator *v = realloc(ops->v, (ops->n + 16) * sizeof(*v));
 		if (v == NULL)
@@ -114,7 +90,7 @@ static int add_entry(struct oparser *p, const char *name, const char *key,
 	snprintf(e->name, sizeof(e->name), "%s", name);
 	memcpy(e->key, k, sizeof(k));
 	e->role = role;
-	e->line = p->line;
+	e->line = p->in.line;
 	*out = e;
 	return SMG_OK;
 }
@@ -130,31 +106,32 @@ static int check_sig(struct oparser *p, char **w, int nw, char *by, size_t by_ca
 
 	if (nw < 3 || strncmp(w[nw - 2], "by=", 3) != 0 ||
 	    strncmp(w[nw - 1], "sig=", 4) != 0)
-		return operr(p,
-			     "'%s' line must end with by=ADMIN sig=SIGNATURE "
-			     "(from `secmig operator enrol`)",
-			     w[0]);
+		return smg_lines_err(&p->in,
+				     "'%s' line must end with by=ADMIN sig=SIGNATURE "
+				     "(from `secmig operator enrol`)",
+				     w[0]);
 	admin = smg_operators_find(p->ops, w[nw - 2] + 3);
 	if (admin == NULL || admin->role != SMG_OP_ADMIN)
-		return operr(p, "signed by '%.64s', who is not an admin in this file",
-			     w[nw - 2] + 3);
+		return smg_lines_err(
+		    &p->in, "signed by '%.64s', who is not an admin in this file",
+		    w[nw - 2] + 3);
 	if (audit_unb64(w[nw - 1] + 4, strlen(w[nw - 1] + 4), sig, sizeof(sig)) != SMG_OK)
-		return operr(p, "sig= is not a base64 Ed25519 signature");
+		return smg_lines_err(&p->in, "sig= is not a base64 Ed25519 signature");
 	memcpy(msg, SMG_OPERATOR_CTX, sizeof(SMG_OPERATOR_CTX));
 	for (int i = 0; i < nw - 1; i++) {
 		size_t l = strlen(w[i]);
 		if (off + l + 1 > sizeof(msg))
-			return operr(p, "line too long");
+			return smg_lines_err(&p->in, "line too long");
 		memcpy(msg + off, w[i], l);
 		off += l;
 		if (i < nw - 2)
 			msg[off++] = ' ';
 	}
 	if (crypto_sign_verify_detached(sig, (uint8_t *)msg, off, admin->key) != 0)
-		return operr(p,
-			     "signature by admin '%s' is invalid (edited line or "
-			     "forged enrolment)",
-			     admin->name);
+		return smg_lines_err(&p->in,
+				     "signature by admin '%s' is invalid (edited line or "
+				     "forged enrolment)",
+				     admin->name);
 	snprintf(by, by_cap, "%s", admin->name);
 	return SMG_OK;
 }
@@ -167,14 +144,14 @@ static int add_patterns(struct oparser *p, const char *list,
 	snprintf(buf, sizeof(buf), "%s", list);
 	for (t = strtok_r(buf, ",", &save); t != NULL; t = strtok_r(NULL, ",", &save)) {
 		if (!pattern_ok(t))
-			return operr(p, "%s: bad pattern '%.64s'", what, t);
+			return smg_lines_err(&p->in, "%s: bad pattern '%.64s'", what, t);
 		if (*n >= SMG_OP_PATTERNS_MAX)
-			return operr(p, "%s: more than %d patterns", what,
-				     SMG_OP_PATTERNS_MAX);
+			return smg_lines_err(&p->in, "%s: more than %d patterns", what,
+					     SMG_OP_PATTERNS_MAX);
 		snprintf(dst[(*n)++], SMG_OP_PATTERN_MAX, "%s", t);
 	}
 	if (*n == 0)
-		return operr(p, "%s= lists no pattern", what);
+		return smg_lines_err(&p->in, "%s= lists no pattern", what);
 	return SMG_OK;
 }
 
@@ -185,9 +162,9 @@ static int operator_line(struct oparser *p, char **w, int nw)
 	int r;
 
 	if (nw < 5)
-		return operr(p,
-			     "usage: operator NAME KEY vms=GLOB[,..] [from=..] [to=..] "
-			     "by=ADMIN sig=..");
+		return smg_lines_err(
+		    &p->in, "usage: operator NAME KEY vms=GLOB[,..] [from=..] [to=..] "
+			    "by=ADMIN sig=..");
 	if ((r = check_sig(p, w, nw, by, sizeof(by))) != 0 ||
 	    (r = add_entry(p, w[1], w[2], SMG_OP_OPERATOR, &e)) != 0)
 		return r;
@@ -200,13 +177,15 @@ static int operator_line(struct oparser *p, char **w, int nw)
 		else if (!strncmp(w[i], "to=", 3))
 			r = add_patterns(p, w[i] + 3, e->to, &e->nto, "to");
 		else
-			r = operr(p, "unknown word '%.32s' (vms=, from=, to=)", w[i]);
+			r = smg_lines_err(
+			    &p->in, "unknown word '%.32s' (vms=, from=, to=)", w[i]);
 		if (r != 0)
 			return r;
 	}
 	if (e->nvms == 0)
-		return operr(p, "operator '%s' needs vms=GLOB (which VMs it may migrate)",
-			     e->name);
+		return smg_lines_err(
+		    &p->in, "operator '%s' needs vms=GLOB (which VMs it may migrate)",
+		    e->name);
 	if (e->nfrom == 0)
 		snprintf(e->from[e->nfrom++], SMG_OP_PATTERN_MAX, "*");
 	if (e->nto == 0)
@@ -221,49 +200,44 @@ static int revoke_line(struct oparser *p, char **w, int nw)
 	int r;
 
 	if (nw != 4)
-		return operr(p, "usage: revoke NAME by=ADMIN sig=..");
+		return smg_lines_err(&p->in, "usage: revoke NAME by=ADMIN sig=..");
 	if ((r = check_sig(p, w, nw, by, sizeof(by))) != 0)
 		return r;
 	e = (struct smg_operator *)smg_operators_find(p->ops, w[1]);
 	if (e == NULL || e->role != SMG_OP_OPERATOR)
-		return operr(p, "revoke: no operator '%.64s' above this line", w[1]);
-	e->revoked_line = p->line;
+		return smg_lines_err(&p->in,
+				     "revoke: no operator '%.64s' above this line", w[1]);
+	e->revoked_line = p->in.line;
 	return SMG_OK;
 }
 
 /* Pass 1 takes the admins (so lines may be signed by an admin listed
  * further down); pass 2 the operators and revocations, in order. */
-static int parse_pass(struct oparser *p, const char *text, size_t len, int pass)
+static int parse_pass(struct oparser *p, int pass)
 {
 	char line[SMG_OPERATORS_LINE_MAX + 1], *w[WORDS_MAX];
-	size_t off = 0;
-	int nw, r;
+	int n, nw, r;
 
-	p->line = 0;
-	while (off < len) {
-		const char *nl = memchr(text + off, '\n', len - off);
-		size_t n = nl != NULL ? (size_t)(nl - (text + off)) : len - off;
+	p->in.off = 0;
+	p->in.line = 0;
+	while ((n = smg_lines_next(&p->in, line, SMG_OPERATORS_LINE_MAX)) != 0) {
 		struct smg_operator *e;
 
-		p->line++;
-		if (n > SMG_OPERATORS_LINE_MAX)
-			return operr(p, "line longer than %d bytes",
-				     SMG_OPERATORS_LINE_MAX);
-		memcpy(line, text + off, n);
-		line[n] = '\0';
-		off += n + (nl != NULL);
-		if (memchr(line, '\0', n) != NULL)
-			return operr(p, "NUL byte in line");
-		line[strcspn(line, "#")] = '\0';
+		if (n == SMG_ERR_TOO_LONG)
+			return smg_lines_err(&p->in, "line longer than %d bytes",
+					     SMG_OPERATORS_LINE_MAX);
+		if (n < 0)
+			return smg_lines_err(&p->in, "NUL byte in line");
 		if (split(line, w, &nw) != SMG_OK)
-			return operr(p, "too many words (max %d)", WORDS_MAX);
+			return smg_lines_err(&p->in, "too many words (max %d)",
+					     WORDS_MAX);
 		if (nw == 0)
 			continue;
 		if (!strcmp(w[0], "admin")) {
 			if (pass == 2)
 				continue;
 			if (nw != 3)
-				return operr(p, "usage: admin NAME KEY");
+				return smg_lines_err(&p->in, "usage: admin NAME KEY");
 			if ((r = add_entry(p, w[1], w[2], SMG_OP_ADMIN, &e)) != 0)
 				return r;
 		} else if (!strcmp(w[0], "operator") || !strcmp(w[0], "revoke")) {
@@ -274,8 +248,9 @@ static int parse_pass(struct oparser *p, const char *text, size_t len, int pass)
 			if (r != 0)
 				return r;
 		} else {
-			return operr(
-			    p, "unknown keyword '%.32s' (admin, operator, revoke)", w[0]);
+			return smg_lines_err(
+			    &p->in, "unknown keyword '%.32s' (admin, operator, revoke)",
+			    w[0]);
 		}
 	}
 	return SMG_OK;
@@ -284,21 +259,20 @@ static int parse_pass(struct oparser *p, const char *text, size_t len, int pass)
 int smg_operators_parse(const char *text, size_t len, const char *name,
 			struct smg_operators **out, char *err, size_t err_len)
 {
-	struct oparser p = {
-	    .name = name != NULL ? name : "operators", .err = err, .err_len = err_len};
+	struct oparser p = {0};
 	int r;
 
 	*out = NULL;
-	if (err != NULL && err_len > 0)
-		err[0] = '\0';
+	smg_lines_init(&p.in, text, len, name != NULL ? name : "operators", err, err_len);
 	if (sodium_init() < 0)
 		return SMG_ERR_CRYPTO;
 	if ((p.ops = calloc(1, sizeof(*p.ops))) == NULL)
 		return SMG_ERR_NOMEM;
 	if (len > SMG_OPERATORS_FILE_MAX)
-		r = operr(&p, "file larger than %d bytes", SMG_OPERATORS_FILE_MAX);
-	else if ((r = parse_pass(&p, text, len, 1)) == 0)
-		r = parse_pass(&p, text, len, 2);
+		r = smg_lines_err(&p.in, "file larger than %d bytes",
+				  SMG_OPERATORS_FILE_MAX);
+	else if ((r = parse_pass(&p, 1)) == 0)
+		r = parse_pass(&p, 2);
 	if (r != 0) {
 		smg_operators_free(p.ops);
 		return r;

@@ -298,6 +298,38 @@ void smg_merkle_set_digest(struct smg_merkle *m, uint64_t i,
 			   const uint8_t digest[SMG_MERKLE_LEN]);
 void smg_merkle_root(struct smg_merkle *m, uint8_t root[SMG_MERKLE_LEN]);
 
+/* ---- line-oriented configuration text (base/lines.c) --------------------
+ * The policy, host definitions, operators and domain configs are text, one
+ * entry a line, '#' to the end of a line a comment. The reader hands out a
+ * line at a time and counts them for the parser's errors, which name the
+ * file and line ("NAME:LINE: what") or, for a config without a file name
+ * (it travels in a plan), the line alone ("line LINE: what"). */
+struct smg_lines {
+	const char *text;
+	size_t len, off;
+	const char *name; /* NULL: errors say "line LINE: " (none at line 0) */
+	unsigned line;	  /* the line last read, from 1; 0: the whole text */
+	char *err;
+	size_t err_len;
+};
+/* err (err_len bytes, may be NULL) is cleared. */
+void smg_lines_init(struct smg_lines *l, const char *text, size_t len, const char *name,
+		    char *err, size_t err_len);
+/* The next line (at most max bytes) into buf (max + 1 bytes), its comment
+ * cut: 1, or 0 after the last line; SMG_ERR_TOO_LONG for a line over max
+ * bytes, SMG_ERR_INVAL for a NUL byte in it (the caller says which). */
+int smg_lines_next(struct smg_lines *l, char *buf, size_t max);
+/* The error at the current line into l->err; returns SMG_ERR_CONFIG. */
+int smg_lines_err(struct smg_lines *l, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* Split s in place at runs of the characters of seps: the number of words
+ * (0: a blank line), or -1 when there are more than max. */
+int smg_words_split(char *s, const char *seps, char **w, int max);
+/* s without its leading blanks and tabs, nor trailing blanks, tabs or CR. */
+char *smg_trim(char *s);
+/* "key = value" in place: *k and *v trimmed; SMG_ERR_INVAL without '='. */
+int smg_key_value(char *s, char **k, char **v);
+
 /* ---- host definitions (base/hostdef.c, docs/hostdef.md) ----------------
  * What this host offers incoming VMs: a storage directory it owns, the
  * bridges VMs may join, capacity limits, and one block per VM (or glob of

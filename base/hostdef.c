@@ -9,7 +9,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <fnmatch.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,26 +23,8 @@
 struct hd_parser {
 	struct smg_hostdef *d;
 	struct smg_hostdef_vm *vm; /* current block */
-	const char *name;
-	unsigned line;
-	char *err;
-	size_t err_len;
+	struct smg_lines in;	   /* the text, its line, the error */
 };
-
-static int herr(struct hd_parser *ps, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-static int herr(struct hd_parser *ps, const char *fmt, ...)
-{
-	char msg[256];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	if (ps->err != NULL && ps->err_len > 0)
-		snprintf(ps->err, ps->err_len, "%s:%u: %s", ps->name, ps->line, msg);
-	return SMG_ERR_CONFIG;
-}
 
 /* Absolute, no "..", no control characters or spaces: it is handed to
  * hypervisor tools verbatim. */
@@ -168,20 +149,23 @@ static int parse_nic(struct hd_parser *ps, char **tok, int ntok)
 	struct smg_hostdef_nic *n;
 
 	if (vm->n_nics >= SMG_HOSTDEF_NICS_MAX)
-		return herr(ps, "more than %d nic lines", SMG_HOSTDEF_NICS_MAX);
+		return smg_lines_err(&ps->in, "more than %d nic lines",
+				     SMG_HOSTDEF_NICS_MAX);
 	n = &vm->nics[vm->n_nics];
 	memset(n, 0, sizeof(*n));
 	for (int i = 1; i < ntok; i++) {
 		char *eq = strchr(tok[i], '=');
 		if (eq == NULL)
-			return herr(ps, "nic: '%.64s' is not key=value", tok[i]);
+			return smg_lines_err(&ps->in, "nic: '%.64s' is not key=value",
+					     tok[i]);
 		*eq = '\0';
 		const char *k = tok[i], *v = eq + 1;
 		if (!strcmp(k, "bridge")) {
 			if (!smg_name_ok(v, SMG_HOSTDEF_IFNAME_MAX) ||
 			    !bridge_known(ps->d, v))
-				return herr(
-				    ps, "nic: bridge '%.32s' is not a 'bridge' line", v);
+				return smg_lines_err(
+				    &ps->in, "nic: bridge '%.32s' is not a 'bridge' line",
+				    v);
 			snprintf(n->bridge, sizeof(n->bridge), "%s", v);
 		} else if (!strcmp(k, "mac")) {
 			char m[24];
@@ -191,24 +175,27 @@ static int parse_nic(struct hd_parser *ps, char **tok, int ntok)
 			if (smg_mac_parse(m, n->mac) != 0 ||
 			    (slash != NULL &&
 			     parse_bits(slash + 1, 48, &n->mac_bits) != 0))
-				return herr(ps, "nic: mac=XX:XX:XX:XX:XX:XX[/BITS]");
+				return smg_lines_err(&ps->in,
+						     "nic: mac=XX:XX:XX:XX:XX:XX[/BITS]");
 			if (n->mac_bits < 24 || (n->mac[0] & 1))
-				return herr(ps, "nic: a unicast MAC range of at least 24 "
-						"fixed bits");
+				return smg_lines_err(
+				    &ps->in, "nic: a unicast MAC range of at least 24 "
+					     "fixed bits");
 			n->has_mac = true;
 		} else if (!strcmp(k, "ip")) {
 			if (n->n_prefix >= SMG_HOSTDEF_PREFIXES_MAX)
-				return herr(
-				    ps, "nic: at most %d ip=", SMG_HOSTDEF_PREFIXES_MAX);
+				return smg_lines_err(&ps->in, "nic: at most %d ip=",
+						     SMG_HOSTDEF_PREFIXES_MAX);
 			if (parse_prefix(v, &n->prefix[n->n_prefix]) != 0)
-				return herr(ps, "nic: ip=ADDR[/LEN], not '%.64s'", v);
+				return smg_lines_err(
+				    &ps->in, "nic: ip=ADDR[/LEN], not '%.64s'", v);
 			n->n_prefix++;
 		} else {
-			return herr(ps, "nic: unknown key '%.32s'", k);
+			return smg_lines_err(&ps->in, "nic: unknown key '%.32s'", k);
 		}
 	}
 	if (n->bridge[0] == '\0' || !n->has_mac)
-		return herr(ps, "nic: needs bridge= and mac=");
+		return smg_lines_err(&ps->in, "nic: needs bridge= and mac=");
 	vm->n_nics++;
 	return SMG_OK;
 }
@@ -219,7 +206,7 @@ static int parse_size_tok(struct hd_parser *ps, const char *what, const char *v,
 	uint64_t u;
 
 	if (smg_parse_size(v, &u) != 0 || u == 0 || u > max)
-		return herr(ps, "%s: a size like 4G, not '%.32s'", what, v);
+		return smg_lines_err(&ps->in, "%s: a size like 4G, not '%.32s'", what, v);
 	*out = u;
 	return SMG_OK;
 }
@@ -230,8 +217,8 @@ static int parse_count(struct hd_parser *ps, const char *what, const char *v,
 	uint64_t u;
 
 	if (smg_parse_size(v, &u) != 0 || u > max)
-		return herr(ps, "%s: 0..%llu, not '%.32s'", what, (unsigned long long)max,
-			    v);
+		return smg_lines_err(&ps->in, "%s: 0..%llu, not '%.32s'", what,
+				     (unsigned long long)max, v);
 	*out = (unsigned)u;
 	return SMG_OK;
 }
@@ -243,7 +230,7 @@ static int parse_limit(struct hd_parser *ps, char **tok, int ntok)
 	int r = SMG_OK;
 
 	if (ntok < 3)
-		return herr(ps, "usage: limit vm|total|peer key=value ...");
+		return smg_lines_err(&ps->in, "usage: limit vm|total|peer key=value ...");
 	if (!strcmp(tok[1], "vm"))
 		l = &ps->d->vm;
 	else if (!strcmp(tok[1], "total"))
@@ -251,11 +238,13 @@ static int parse_limit(struct hd_parser *ps, char **tok, int ntok)
 	else if (!strcmp(tok[1], "peer"))
 		l = &ps->d->peer;
 	else
-		return herr(ps, "limit: vm, total or peer, not '%.32s'", tok[1]);
+		return smg_lines_err(&ps->in, "limit: vm, total or peer, not '%.32s'",
+				     tok[1]);
 	for (int i = 2; i < ntok && r == SMG_OK; i++) {
 		char *eq = strchr(tok[i], '=');
 		if (eq == NULL)
-			return herr(ps, "limit: '%.64s' is not key=value", tok[i]);
+			return smg_lines_err(&ps->in, "limit: '%.64s' is not key=value",
+					     tok[i]);
 		*eq = '\0';
 		const char *k = tok[i], *v = eq + 1;
 		if (!strcmp(k, "memory"))
@@ -273,7 +262,7 @@ static int parse_limit(struct hd_parser *ps, char **tok, int ntok)
 			r = parse_count(ps, "sessions", v, SMG_HOSTDEF_COUNT_MAX,
 					&l->sessions);
 		else
-			return herr(ps, "limit: unknown key '%.32s'", k);
+			return smg_lines_err(&ps->in, "limit: unknown key '%.32s'", k);
 	}
 	return r;
 }
@@ -281,10 +270,11 @@ static int parse_limit(struct hd_parser *ps, char **tok, int ntok)
 static int vm_path(struct hd_parser *ps, char **tok, int ntok, char *out)
 {
 	if (ntok != 2 || !path_ok(tok[1]))
-		return herr(ps,
-			    "%s: one absolute path without spaces, commas, quotes or "
-			    "'..'",
-			    tok[0]);
+		return smg_lines_err(
+		    &ps->in,
+		    "%s: one absolute path without spaces, commas, quotes or "
+		    "'..'",
+		    tok[0]);
 	snprintf(out, SMG_HOSTDEF_PATH_MAX, "%s", tok[1]);
 	return SMG_OK;
 }
@@ -300,10 +290,12 @@ static int parse_types(struct hd_parser *ps, char **tok, int ntok)
 			if (!strcmp(tok[i], names[t]))
 				break;
 		if (t == SMG_ARRAY_LEN(names))
-			return herr(ps, "type: pv, pvh or hvm, not '%.16s'", tok[i]);
+			return smg_lines_err(&ps->in, "type: pv, pvh or hvm, not '%.16s'",
+					     tok[i]);
 		ps->vm->types |= 1u << t;
 	}
-	return ntok > 1 ? SMG_OK : herr(ps, "type: at least one of pv, pvh, hvm");
+	return ntok > 1 ? SMG_OK
+			: smg_lines_err(&ps->in, "type: at least one of pv, pvh, hvm");
 }
 
 static int vm_keyword(struct hd_parser *ps, char **tok, int ntok)
@@ -314,14 +306,16 @@ static int vm_keyword(struct hd_parser *ps, char **tok, int ntok)
 	if (!strcmp(k, "from")) {
 		for (int i = 1; i < ntok; i++) {
 			if (vm->n_from >= SMG_HOSTDEF_FROM_MAX)
-				return herr(ps, "from: at most %d peers",
-					    SMG_HOSTDEF_FROM_MAX);
+				return smg_lines_err(&ps->in, "from: at most %d peers",
+						     SMG_HOSTDEF_FROM_MAX);
 			if (!smg_name_ok(tok[i], SMG_HOSTDEF_NAME_MAX))
-				return herr(ps, "from: peer names of [A-Za-z0-9._-]");
+				return smg_lines_err(
+				    &ps->in, "from: peer names of [A-Za-z0-9._-]");
 			snprintf(vm->from[vm->n_from++], SMG_HOSTDEF_NAME_MAX, "%s",
 				 tok[i]);
 		}
-		return ntok > 1 ? SMG_OK : herr(ps, "from: at least one peer");
+		return ntok > 1 ? SMG_OK
+				: smg_lines_err(&ps->in, "from: at least one peer");
 	}
 	if (ntok == 2 && !strcmp(k, "memory"))
 		return parse_size_tok(ps, k, tok[1], SMG_HOSTDEF_SIZE_MAX,
@@ -348,8 +342,9 @@ static int vm_keyword(struct hd_parser *ps, char **tok, int ntok)
 					 "%s%s", i > 1 ? " " : "", tok[i]);
 			if (n < 0 || (size_t)n >= sizeof(vm->cmdline) - off ||
 			    strpbrk(tok[i], "\"\\") != NULL)
-				return herr(ps, "cmdline: at most %d bytes, no quotes",
-					    SMG_HOSTDEF_PATH_MAX - 1);
+				return smg_lines_err(
+				    &ps->in, "cmdline: at most %d bytes, no quotes",
+				    SMG_HOSTDEF_PATH_MAX - 1);
 			off += (size_t)n;
 		}
 		return SMG_OK;
@@ -358,11 +353,12 @@ static int vm_keyword(struct hd_parser *ps, char **tok, int ntok)
 		return parse_types(ps, tok, ntok);
 	if (ntok == 2 && !strcmp(k, "vtpm")) {
 		if (strcmp(tok[1], "yes") && strcmp(tok[1], "no"))
-			return herr(ps, "vtpm: yes or no");
+			return smg_lines_err(&ps->in, "vtpm: yes or no");
 		vm->vtpm = tok[1][0] == 'y';
 		return SMG_OK;
 	}
-	return herr(ps, "unknown or malformed line '%.32s' in a vm block", k);
+	return smg_lines_err(&ps->in, "unknown or malformed line '%.32s' in a vm block",
+			     k);
 }
 
 static int new_vm(struct hd_parser *ps, char **tok, int ntok)
@@ -371,12 +367,15 @@ static int new_vm(struct hd_parser *ps, char **tok, int ntok)
 	struct smg_hostdef_vm *vm;
 
 	if (ntok != 2 || strlen(tok[1]) == 0 || strlen(tok[1]) >= SMG_HOSTDEF_NAME_MAX)
-		return herr(ps, "usage: vm PATTERN (a domain name or a glob)");
+		return smg_lines_err(&ps->in,
+				     "usage: vm PATTERN (a domain name or a glob)");
 	for (const char *c = tok[1]; *c; c++)
 		if (!isalnum((unsigned char)*c) && strchr("._-*?", *c) == NULL)
-			return herr(ps, "vm: a pattern of [A-Za-z0-9._-*?]");
+			return smg_lines_err(&ps->in,
+					     "vm: a pattern of [A-Za-z0-9._-*?]");
 	if (d->n_vms >= SMG_HOSTDEF_VMS_MAX)
-		return herr(ps, "more than %d vm blocks", SMG_HOSTDEF_VMS_MAX);
+		return smg_lines_err(&ps->in, "more than %d vm blocks",
+				     SMG_HOSTDEF_VMS_MAX);
 	if ((d->n_vms & (d->n_vms - 1)) == 0) { /* grow at powers of two */
 		size_t cap = d->n_vms ? 2 * (size_t)d->n_vms : 1;
 		vm = realloc(d->vms, cap * sizeof(*vm));
@@ -399,40 +398,29 @@ static int top_keyword(struct hd_parser *ps, char **tok, int ntok)
 
 	if (!strcmp(k, "storage")) {
 		if (ntok != 2 || !path_ok(tok[1]))
-			return herr(ps, "storage: one absolute directory path");
+			return smg_lines_err(&ps->in,
+					     "storage: one absolute directory path");
 		snprintf(d->storage, sizeof(d->storage), "%s", tok[1]);
 		return SMG_OK;
 	}
 	if (!strcmp(k, "bridge")) {
 		for (int i = 1; i < ntok; i++) {
 			if (d->n_bridges >= SMG_HOSTDEF_BRIDGES_MAX)
-				return herr(ps, "at most %d bridges",
-					    SMG_HOSTDEF_BRIDGES_MAX);
+				return smg_lines_err(&ps->in, "at most %d bridges",
+						     SMG_HOSTDEF_BRIDGES_MAX);
 			if (!smg_name_ok(tok[i], SMG_HOSTDEF_IFNAME_MAX))
-				return herr(ps, "bridge: an interface name (1-15 of "
-						"[A-Za-z0-9._-])");
+				return smg_lines_err(&ps->in,
+						     "bridge: an interface name (1-15 of "
+						     "[A-Za-z0-9._-])");
 			snprintf(d->bridges[d->n_bridges++], SMG_HOSTDEF_IFNAME_MAX, "%s",
 				 tok[i]);
 		}
-		return ntok > 1 ? SMG_OK : herr(ps, "bridge: at least one name");
+		return ntok > 1 ? SMG_OK
+				: smg_lines_err(&ps->in, "bridge: at least one name");
 	}
 	if (!strcmp(k, "limit"))
 		return parse_limit(ps, tok, ntok);
-	return herr(ps, "unknown or misplaced keyword '%.32s'", k);
-}
-
-static int split(char *line, char **tok, int max)
-{
-	int n = 0;
-	char *save = NULL;
-
-	for (char *t = strtok_r(line, " \t", &save); t != NULL;
-	     t = strtok_r(NULL, " \t", &save)) {
-		if (n == max)
-			return -1;
-		tok[n++] = t;
-	}
-	return n;
+	return smg_lines_err(&ps->in, "unknown or misplaced keyword '%.32s'", k);
 }
 
 static void defaults(struct smg_hostdef *d)
@@ -459,9 +447,9 @@ static int check_line(struct hd_parser *ps, char *line)
 
 	for (char *c = line; *c; c++)
 		if ((unsigned char)*c < ' ' && *c != '\t')
-			return herr(ps, "control character");
-	if ((ntok = split(line, tok, TOKENS_MAX)) < 0)
-		return herr(ps, "more than %d words", TOKENS_MAX);
+			return smg_lines_err(&ps->in, "control character");
+	if ((ntok = smg_words_split(line, " \t", tok, TOKENS_MAX)) < 0)
+		return smg_lines_err(&ps->in, "more than %d words", TOKENS_MAX);
 	if (ntok == 0)
 		return SMG_OK;
 	if (!strcmp(tok[0], "vm"))
@@ -474,44 +462,30 @@ static int check_line(struct hd_parser *ps, char *line)
 int smg_hostdef_parse(const char *text, size_t len, const char *name,
 		      struct smg_hostdef **out, char *err, size_t err_len)
 {
-	struct hd_parser ps = {
-	    .name = name != NULL ? name : "defs", .err = err, .err_len = err_len};
+	struct hd_parser ps = {0};
 	char line[SMG_HOSTDEF_LINE_MAX + 1];
-	size_t off = 0;
-	int r = SMG_OK;
+	int n, r = SMG_OK;
 
 	*out = NULL;
-	if (err != NULL && err_len > 0)
-		err[0] = '\0';
+	smg_lines_init(&ps.in, text, len, name != NULL ? name : "defs", err, err_len);
 	if (len > SMG_HOSTDEF_FILE_MAX)
-		return herr(&ps, "longer than %d bytes", SMG_HOSTDEF_FILE_MAX);
+		return smg_lines_err(&ps.in, "longer than %d bytes",
+				     SMG_HOSTDEF_FILE_MAX);
 	if ((ps.d = calloc(1, sizeof(*ps.d))) == NULL)
 		return SMG_ERR_NOMEM;
 	defaults(ps.d);
-	while (off < len && r == SMG_OK) {
-		const char *nl = memchr(text + off, '\n', len - off);
-		size_t n = nl != NULL ? (size_t)(nl - (text + off)) : len - off;
-		char *hash;
-
-		ps.line++;
-		if (n > SMG_HOSTDEF_LINE_MAX) {
-			r = herr(&ps, "line longer than %d bytes", SMG_HOSTDEF_LINE_MAX);
-			break;
-		}
-		memcpy(line, text + off, n);
-		line[n] = '\0';
-		off += n + (nl != NULL);
-		if (strlen(line) != n) {
-			r = herr(&ps, "NUL byte");
-			break;
-		}
-		if ((hash = strchr(line, '#')) != NULL)
-			*hash = '\0';
-		r = check_line(&ps, line);
-	}
+	while ((n = smg_lines_next(&ps.in, line, SMG_HOSTDEF_LINE_MAX)) > 0 &&
+	       (r = check_line(&ps, line)) == SMG_OK)
+		;
+	if (n == SMG_ERR_TOO_LONG)
+		r = smg_lines_err(&ps.in, "line longer than %d bytes",
+				  SMG_HOSTDEF_LINE_MAX);
+	else if (n < 0)
+		r = smg_lines_err(&ps.in, "NUL byte");
 	if (r == SMG_OK && ps.d->storage[0] == '\0') {
-		ps.line = 0;
-		r = herr(&ps, "missing 'storage DIR' (where incoming disk images go)");
+		ps.in.line = 0;
+		r = smg_lines_err(
+		    &ps.in, "missing 'storage DIR' (where incoming disk images go)");
 	}
 	if (r != SMG_OK) {
 		smg_hostdef_free(ps.d);

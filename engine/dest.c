@@ -1,5 +1,9 @@
 /* The destination state machine (DESIGN §1, §6, §7):
  *   WAIT_PLAN -> RECEIVING -> VERIFY -> READY_SENT -> RESUMED
+ * where RECEIVING follows channel 0 through the rounds (WAIT_ROUND,
+ * IN_ROUND, FINAL_ROUND) to DEVICE_STATE, VTPM_STATE and MANIFEST; every
+ * frame on channel 0 is admitted by engine/states.c's table before it is
+ * parsed, and each state's work ends in the input the table follows.
  * Before COMMIT every failure discards the incoming copy; COMMIT is
  * recorded durably before the VM resumes, so `secmig resolve` can always
  * learn the truth. A resolve query (RESOLVE_QUERY first) is answered from
@@ -20,15 +24,6 @@
 
 #define HASHER_NAP_NS 2000000L /* 2 ms between passes */
 
-enum dst_state {
-	DST_WAIT_PLAN = 0,
-	DST_RECEIVING,
-	DST_VERIFY,
-	DST_READY_SENT,
-	DST_RESUMED,
-	DST_ABORTED,
-};
-
 struct dst {
 	enum dst_state state;
 	struct smg_session *s;
@@ -48,7 +43,7 @@ struct dst {
 	Smg__Manifest *manifest;
 	uint8_t manifest_hash[SMG_DIGEST_LEN], config_hash[SMG_DIGEST_LEN];
 	uint8_t device_hash[SMG_DIGEST_LEN], vtpm_hash[SMG_DIGEST_LEN];
-	bool have_state, recorded, have_vtpm;
+	bool recorded, have_vtpm;
 	uint64_t t_start;
 	uint64_t load_ns; /* restore + verify + resume: our load time */
 	/* When the final round began: the source paused just before it, so
@@ -397,6 +392,63 @@ static bool info_matches(const struct dst *d, const Smg__Plan *p)
 	return true;
 }
 
+/* The plan is accepted and the domain built: the record, the NICs, the
+ * disks and the receiving threads, each refused with its reason. */
+static int prepare_receive(struct dst *d, const Smg__Plan *p)
+{
+	int r;
+
+	/* The record exists (and its directory entry is durable) before any
+	 * page moves, so COMMIT later costs one in-place write and sync. It
+	 * names the source's key: only that host may later resolve it. */
+	struct smg_outcome_rec rec = {.state = SMG_OUTCOME_RECEIVING};
+	snprintf(rec.domain, sizeof(rec.domain), "%s", d->info.name);
+	snprintf(rec.source, sizeof(rec.source), "%s", smg_session_peer_name(d->s));
+	memcpy(rec.source_key, smg_session_peer_key(d->s), sizeof(rec.source_key));
+	if ((r = smg_outcome_create(d->o->state_dir, d->st->migration_id, &rec)) !=
+	    SMG_OK) {
+		reply_plan(d, smg_err_classify(r),
+			   r == SMG_ERR_EXISTS ? "migration id already used here"
+					       : "cannot record the migration");
+		return r;
+	}
+	d->recorded = true;
+	/* network: the NICs exist, silent (vifs down), before any VM data. */
+	if (d->o->net != NULL &&
+	    (r = smg_netid_dest_prepare(d->o->net, d->info.name, d->info.nics,
+					d->info.n_nics)) != SMG_OK) {
+		reply_plan(d, r, "cannot build the VM's NICs on this host");
+		return r;
+	}
+	d->nics_built = d->o->net != NULL;
+	d->st->ram_bytes = p->memory_bytes;
+	if ((r = open_disks(d, p)) != SMG_OK) {
+		r = smg_err_classify(r);
+		reply_plan(d, r,
+			   r == SMG_ERR_DISK_FULL ? "no space for the disk images"
+						  : "cannot create the disk images");
+		return r;
+	}
+	d->xd = (struct smg_xfer_dest){.disks = d->disks,
+				       .s = d->s,
+				       .be = d->be,
+				       .npages = d->info.pages,
+				       .page_size = d->info.page_size,
+				       .nchan = smg_session_channels(d->s),
+				       .final_round = -1};
+	pthread_mutex_init(&d->xd.lock, NULL);
+	smg_engine_cond_init(&d->xd.cond);
+	if ((r = smg_merkle_new(d->info.pages, d->info.page_size, &d->xd.mk)) != SMG_OK ||
+	    (r = start_threads(d)) != SMG_OK) {
+		r = SMG_ERR_CAPACITY;
+		reply_plan(d, r, "out of resources");
+		return r;
+	}
+	if (smg_log_thread_create(&d->hasher, hasher_main, d) == 0)
+		d->hashing = true;
+	return SMG_OK;
+}
+
 static int on_plan(struct dst *d, const struct smg_frame *f)
 {
 	ProtobufCMessage *m;
@@ -441,61 +493,29 @@ static int on_plan(struct dst *d, const struct smg_frame *f)
 		reply_plan(d, r, why);
 		goto out;
 	}
-	/* The record exists (and its directory entry is durable) before any
-	 * page moves, so COMMIT later costs one in-place write and sync. It
-	 * names the source's key: only that host may later resolve it. */
-	struct smg_outcome_rec rec = {.state = SMG_OUTCOME_RECEIVING};
-	snprintf(rec.domain, sizeof(rec.domain), "%s", d->info.name);
-	snprintf(rec.source, sizeof(rec.source), "%s", smg_session_peer_name(d->s));
-	memcpy(rec.source_key, smg_session_peer_key(d->s), sizeof(rec.source_key));
-	if ((r = smg_outcome_create(d->o->state_dir, d->st->migration_id, &rec)) !=
-	    SMG_OK) {
-		reply_plan(d, smg_err_classify(r),
-			   r == SMG_ERR_EXISTS ? "migration id already used here"
-					       : "cannot record the migration");
-		goto out;
-	}
-	d->recorded = true;
-	/* network: the NICs exist, silent (vifs down), before any VM data. */
-	if (d->o->net != NULL &&
-	    (r = smg_netid_dest_prepare(d->o->net, d->info.name, d->info.nics,
-					d->info.n_nics)) != SMG_OK) {
-		reply_plan(d, r, "cannot build the VM's NICs on this host");
-		goto out;
-	}
-	d->nics_built = d->o->net != NULL;
-	d->st->ram_bytes = p->memory_bytes;
-	if ((r = open_disks(d, p)) != SMG_OK) {
-		r = smg_err_classify(r);
-		reply_plan(d, r,
-			   r == SMG_ERR_DISK_FULL ? "no space for the disk images"
-						  : "cannot create the disk images");
-		goto out;
-	}
-	d->xd = (struct smg_xfer_dest){.disks = d->disks,
-				       .s = d->s,
-				       .be = d->be,
-				       .npages = d->info.pages,
-				       .page_size = d->info.page_size,
-				       .nchan = smg_session_channels(d->s),
-				       .final_round = -1};
-	pthread_mutex_init(&d->xd.lock, NULL);
-	smg_engine_cond_init(&d->xd.cond);
-	if ((r = smg_merkle_new(d->info.pages, d->info.page_size, &d->xd.mk)) != SMG_OK ||
-	    (r = start_threads(d)) != SMG_OK) {
-		r = SMG_ERR_CAPACITY;
-		reply_plan(d, r, "out of resources");
-		goto out;
-	}
-	if (smg_log_thread_create(&d->hasher, hasher_main, d) == 0)
-		d->hashing = true;
-	r = reply_plan(d, SMG_OK, "");
+	if ((r = prepare_receive(d, p)) == SMG_OK)
+		r = reply_plan(d, SMG_OK, "");
 out:
 	smg_frame_msg_free(m);
 	return r;
 }
 
-static int on_round_start(struct dst *d, const struct smg_frame *f)
+/* A frame the peer sent on channel 0 as input in to the current state:
+ * admitted, or the peer's protocol error. */
+static int admit(struct dst *d, uint8_t type, enum smg_dst_input in)
+{
+	enum dst_state next;
+
+	if (smg_dst_next_state(d->state, in, d->info.has_vtpm, &next) == SMG_OK)
+		return SMG_OK;
+	smg_peer_log(SMG_LOG_ERROR, "frame 0x%02x not valid in state %s", type,
+		     smg_dst_state_name(d->state));
+	return SMG_ERR_STATE;
+}
+
+/* ROUND_START: a final one is its own input (the source paused). */
+static int on_round_start(struct dst *d, const struct smg_frame *f,
+			  enum smg_dst_input *in)
 {
 	ProtobufCMessage *m;
 	Smg__RoundStart *rs;
@@ -504,16 +524,17 @@ static int on_round_start(struct dst *d, const struct smg_frame *f)
 	if ((r = smg_frame_unpack(f, &smg__round_start__descriptor, &m)) != SMG_OK)
 		return r;
 	rs = (Smg__RoundStart *)m;
+	*in = rs->final ? DST_IN_FINAL_START : DST_IN_ROUND_START;
+	if ((r = admit(d, f->type, *in)) != SMG_OK) {
+		smg_frame_msg_free(m);
+		return r;
+	}
 	pthread_mutex_lock(&d->xd.lock);
-	/* Rounds count up from 0, each after channel 0 ended the one before,
-	 * and nothing follows the final one. */
-	if (rs->round != d->xd.known_round || rs->round != d->rx[0].round ||
-	    d->xd.final_round >= 0) {
-		smg_peer_log(
-		    SMG_LOG_ERROR,
-		    "ROUND_START %u out of sequence (next %u, channel 0 in %u%s)",
-		    rs->round, d->xd.known_round, d->rx[0].round,
-		    d->xd.final_round >= 0 ? ", after the final round" : "");
+	/* Rounds count up from 0; the state says channel 0 ended the one
+	 * before and that none was final. */
+	if (rs->round != d->xd.known_round) {
+		smg_peer_log(SMG_LOG_ERROR, "ROUND_START %u out of sequence (next %u)",
+			     rs->round, d->xd.known_round);
 		r = SMG_ERR_STATE;
 	} else {
 		d->xd.known_round = rs->round + 1;
@@ -578,8 +599,6 @@ static int on_device_state(struct dst *d, const struct smg_frame *f)
 	Smg__DeviceState *ds;
 	int r;
 
-	if (d->xd.final_round < 0 || d->have_state || !d->rx[0].finished)
-		return SMG_ERR_STATE;
 	if ((r = smg_frame_unpack(f, &smg__device_state__descriptor, &m)) != SMG_OK)
 		return r;
 	ds = (Smg__DeviceState *)m;
@@ -589,7 +608,6 @@ static int on_device_state(struct dst *d, const struct smg_frame *f)
 	else if ((r = wait_data_channels(d)) == SMG_OK)
 		r = restore_state(d, ds->device_context.data, ds->device_context.len);
 	smg_engine_hash(ds->device_context.data, ds->device_context.len, d->device_hash);
-	d->have_state = r == SMG_OK;
 	smg_frame_msg_free(m);
 	return r;
 }
@@ -599,9 +617,6 @@ static int on_manifest(struct dst *d, const struct smg_frame *f)
 	ProtobufCMessage *m;
 	int r;
 
-	/* After the state, and the vTPM's state if the VM has one. */
-	if (!d->have_state || (d->info.has_vtpm && !d->have_vtpm))
-		return SMG_ERR_STATE;
 	if ((r = smg_frame_unpack(f, &smg__manifest__descriptor, &m)) != SMG_OK)
 		return r;
 	d->manifest = (Smg__Manifest *)m;
@@ -668,62 +683,72 @@ static int nothing_after_final(struct dst *d)
 	return SMG_OK;
 }
 
-/* RECEIVING: control and channel-0 pages until the manifest arrives. */
-static enum dst_state do_receiving(struct dst *d)
+/* The next frame on channel 0. A channel thread that failed, or a cancel,
+ * interrupts the wait: abort now (the thread keeps draining its channel). */
+static int next_frame(struct dst *d, struct smg_frame *f)
 {
+	int r;
+
+	for (;;) {
+		if (smg_live_cancelled(d->o->live))
+			return SMG_ERR_CANCELLED;
+		if ((r = atomic_load(&d->xd.err)) != SMG_OK) {
+			if (r == SMG_ERR_CUT || r == SMG_ERR_EOF)
+				r = abort_reason(d, r);
+			return r;
+		}
+		if ((r = smg_chan_recv(d->s, 0, f)) != SMG_ERR_INTERRUPTED)
+			return r;
+	}
+}
+
+static int on_vtpm_state(struct dst *d, const struct smg_frame *f)
+{
+	int r = smg_engine_vtpm_recv(f, d->info.vtpm_ctrl, d->vtpm_hash);
+
+	d->have_vtpm = r == SMG_OK;
+	if (r == SMG_ERR_INTEGRITY)
+		d->reason = SMG__ABORT_REASON__ABORT_INTEGRITY;
+	return r;
+}
+
+/* RECEIVING (WAIT_ROUND to WAIT_MANIFEST): one frame on channel 0, its
+ * rounds' pages and the state that follows them. */
+static enum smg_dst_input do_receiving(struct dst *d)
+{
+	enum smg_dst_input in;
 	struct smg_frame f;
 
-	/* A channel thread failed: abort now (it keeps draining its channel);
-	 * it interrupts our wait on channel 0 to say so. */
-	if ((d->err = atomic_load(&d->xd.err)) != SMG_OK) {
-		if (d->err == SMG_ERR_CUT || d->err == SMG_ERR_EOF)
-			d->err = abort_reason(d, d->err);
-		return protocol_reason(d), DST_ABORTED;
-	}
-	if ((d->err = smg_chan_recv(d->s, 0, &f)) != SMG_OK) {
-		if (d->err == SMG_ERR_INTERRUPTED)
-			return DST_RECEIVING; /* the check above says why */
-		return DST_ABORTED;
-	}
-	switch (f.type) {
-	case SMG_FT_ROUND_START:
-		d->err = on_round_start(d, &f);
-		break;
-	case SMG_FT_PAGES:
-	case SMG_FT_ZERO_PAGES:
-	case SMG_FT_DISK_CHUNK:
-	case SMG_FT_ROUND_END:
-		d->err = smg_xfer_recv_frame(&d->rx[0], f.type, f.payload, f.len);
-		break;
-	case SMG_FT_DEVICE_STATE:
-		d->err = on_device_state(d, &f);
-		break;
-	case SMG_FT_VTPM_STATE: /* once, after DEVICE_STATE */
-		if (!d->info.has_vtpm || d->have_vtpm || !d->have_state)
+	if ((d->err = next_frame(d, &f)) != SMG_OK)
+		return protocol_reason(d), DST_IN_FAIL;
+	in = smg_dst_input_of(f.type);
+	if (in == DST_IN_ROUND_START)
+		d->err = on_round_start(d, &f, &in);
+	else if ((d->err = admit(d, f.type, in)) == SMG_OK) {
+		switch (in) {
+		case DST_IN_DATA:
+		case DST_IN_ROUND_END:
+			d->err = smg_xfer_recv_frame(&d->rx[0], f.type, f.payload, f.len);
+			break;
+		case DST_IN_DEVICE_STATE:
+			d->err = on_device_state(d, &f);
+			break;
+		case DST_IN_VTPM_STATE:
+			d->err = on_vtpm_state(d, &f);
+			break;
+		case DST_IN_MANIFEST:
+			d->err = on_manifest(d, &f);
+			break;
+		case DST_IN_ABORT:
+			d->err = on_peer_abort(d, &f);
+			break;
+		default: /* admitted in no RECEIVING state */
 			d->err = SMG_ERR_STATE;
-		else if ((d->err = smg_engine_vtpm_recv(&f, d->info.vtpm_ctrl,
-							d->vtpm_hash)) == SMG_OK)
-			d->have_vtpm = true;
-		if (d->err == SMG_ERR_INTEGRITY)
-			d->reason = SMG__ABORT_REASON__ABORT_INTEGRITY;
-		break;
-	case SMG_FT_MANIFEST:
-		if (!d->rx[0].finished)
-			d->err = SMG_ERR_STATE;
-		else if ((d->err = on_manifest(d, &f)) == SMG_OK)
-			return DST_VERIFY;
-		break;
-	case SMG_FT_ABORT:
-		d->err = on_peer_abort(d, &f);
-		break;
-	default:
-		smg_peer_log(SMG_LOG_ERROR, "frame 0x%02x not valid while receiving",
-			     f.type);
-		d->err = SMG_ERR_STATE;
-		break;
+			break;
+		}
 	}
 	protocol_reason(d);
-	return d->err == SMG_OK ? DST_RECEIVING : DST_ABORTED;
+	return d->err == SMG_OK ? in : DST_IN_FAIL;
 }
 
 static bool digest_eq(const ProtobufCBinaryData *b, const uint8_t *want)
@@ -732,11 +757,87 @@ static bool digest_eq(const ProtobufCBinaryData *b, const uint8_t *want)
 	       sodium_memcmp(b->data, want, SMG_DIGEST_LEN) == 0;
 }
 
-static enum dst_state do_verify(struct dst *d)
+/* Fault dst_bad_root: a page damaged after it arrived (bad RAM, a buggy
+ * backend). */
+static void damage_page(struct dst *d)
+{
+	uint8_t *junk = malloc(d->info.page_size);
+	uint64_t pfn = 0;
+
+	if (junk == NULL)
+		return;
+	memset(junk, 0xa5, d->info.page_size);
+	d->be->ops->write_pages(d->be, &pfn, 1, junk, false);
+	smg_merkle_set_leaf(d->xd.mk, 0, junk, d->info.page_size);
+	free(junk);
+}
+
+/* recv --check-memory: the backend's memory hashed from scratch must give
+ * the root the arriving pages gave. A test instrument: its time is taken
+ * out of this host's load time (*t_verify moves on). */
+static const char *recheck_memory(struct dst *d, uint64_t *t_verify)
+{
+	uint8_t fresh[SMG_DIGEST_LEN];
+	struct smg_keepalive k;
+	bool ka = smg_keepalive_start(&k, d->s, 1u << 0) == SMG_OK;
+	uint64_t t0 = smg_now_ms();
+
+	d->err = smg_merkle_of_memory(d->be, d->info.pages, d->info.page_size, fresh);
+	if (ka)
+		smg_keepalive_stop(&k);
+	*t_verify += (smg_now_ms() - t0) * 1000000ull;
+	smg_info("memory re-hashed from the backend in %llu ms",
+		 (unsigned long long)(smg_now_ms() - t0));
+	if (d->err == SMG_OK && memcmp(fresh, d->st->memory_root, SMG_DIGEST_LEN) != 0)
+		return "memory (fresh recomputation)";
+	return NULL;
+}
+
+/* What of the manifest differs from the copy that arrived, or NULL. */
+static const char *manifest_mismatch(struct dst *d)
+{
+	const Smg__Manifest *mf = d->manifest;
+
+	if (strcmp(mf->migration_id, d->st->migration_id) != 0)
+		return "migration id";
+	if (!digest_eq(&mf->memory_root, d->st->memory_root))
+		return "memory root";
+	if (!digest_eq(&mf->config_hash, d->config_hash))
+		return "config hash";
+	if (!digest_eq(&mf->device_hash, d->device_hash))
+		return "device state hash";
+	if (d->info.has_vtpm ? !d->have_vtpm || !digest_eq(&mf->vtpm_hash, d->vtpm_hash)
+			     : mf->vtpm_hash.len != 0)
+		return "vTPM state hash";
+	if (smg_engine_disks_verify(d->disks, mf->n_disk_roots, mf->disk_roots,
+				    d->o->check_memory) != SMG_OK)
+		return "disk root";
+	if (mf->transcript.len != SMG_TRANSCRIPT_LEN ||
+	    sodium_memcmp(mf->transcript.data, smg_session_transcript(d->s),
+			  SMG_TRANSCRIPT_LEN) != 0)
+		return "session binding";
+	if (smg_audit_manifest_check(&d->am, d->s, mf) != SMG_OK)
+		return "manifest signature";
+	return NULL;
+}
+
+/* READY, with the receipt countersigned (audit/), names the manifest. */
+static int send_ready(struct dst *d)
 {
 	Smg__Ready rd = SMG__READY__INIT;
-	Smg__Manifest *mf = d->manifest;
-	const char *bad = NULL;
+	int r;
+
+	rd.migration_id = d->st->migration_id;
+	rd.manifest_hash = (ProtobufCBinaryData){SMG_DIGEST_LEN, d->manifest_hash};
+	if ((r = smg_audit_receipt_sign(d->o->audit, &d->am, d->s, &rd)) != SMG_OK ||
+	    (r = smg_chan_send_msg(d->s, 0, SMG_FT_READY, &rd.base)) != SMG_OK)
+		return r;
+	return smg_chan_flush(d->s, 0);
+}
+
+static enum smg_dst_input do_verify(struct dst *d)
+{
+	const char *bad, *fresh = NULL;
 	uint64_t t_verify = smg_now_ns();
 
 	emit(d, SMG_EV_PHASE, SMG_PHASE_VERIFY, NULL);
@@ -744,58 +845,14 @@ static enum dst_state do_verify(struct dst *d)
 	if ((d->err = atomic_load(&d->xd.err)) != SMG_OK ||
 	    (d->err = join_threads(d)) != SMG_OK ||
 	    (d->err = nothing_after_final(d)) != SMG_OK)
-		return protocol_reason(d), DST_ABORTED;
-	if (smg_fault_on(SMG_FI_DST_BAD_ROOT)) {
-		/* A page damaged after it arrived (bad RAM, a buggy backend). */
-		uint8_t *junk = malloc(d->info.page_size);
-		uint64_t pfn = 0;
-		if (junk != NULL) {
-			memset(junk, 0xa5, d->info.page_size);
-			d->be->ops->write_pages(d->be, &pfn, 1, junk, false);
-			smg_merkle_set_leaf(d->xd.mk, 0, junk, d->info.page_size);
-			free(junk);
-		}
-	}
+		return protocol_reason(d), DST_IN_FAIL;
+	if (smg_fault_on(SMG_FI_DST_BAD_ROOT))
+		damage_page(d);
 	smg_merkle_root(d->xd.mk, d->st->memory_root);
-	if (d->o->check_memory) {
-		uint8_t fresh[SMG_DIGEST_LEN];
-		struct smg_keepalive k;
-		bool ka = smg_keepalive_start(&k, d->s, 1u << 0) == SMG_OK;
-		uint64_t t0 = smg_now_ms();
-
-		d->err =
-		    smg_merkle_of_memory(d->be, d->info.pages, d->info.page_size, fresh);
-		if (ka)
-			smg_keepalive_stop(&k);
-		/* a test instrument, not part of a destination's load time */
-		t_verify += (smg_now_ms() - t0) * 1000000ull;
-		smg_info("memory re-hashed from the backend in %llu ms",
-			 (unsigned long long)(smg_now_ms() - t0));
-		if (d->err == SMG_OK &&
-		    memcmp(fresh, d->st->memory_root, SMG_DIGEST_LEN) != 0)
-			bad = "memory (fresh recomputation)";
-	}
-	if (strcmp(mf->migration_id, d->st->migration_id) != 0)
-		bad = "migration id";
-	else if (!digest_eq(&mf->memory_root, d->st->memory_root))
-		bad = "memory root";
-	else if (!digest_eq(&mf->config_hash, d->config_hash))
-		bad = "config hash";
-	else if (!digest_eq(&mf->device_hash, d->device_hash))
-		bad = "device state hash";
-	else if (d->info.has_vtpm
-		     ? !d->have_vtpm || !digest_eq(&mf->vtpm_hash, d->vtpm_hash)
-		     : mf->vtpm_hash.len != 0)
-		bad = "vTPM state hash";
-	else if (smg_engine_disks_verify(d->disks, mf->n_disk_roots, mf->disk_roots,
-					 d->o->check_memory) != SMG_OK)
-		bad = "disk root";
-	else if (mf->transcript.len != SMG_TRANSCRIPT_LEN ||
-		 sodium_memcmp(mf->transcript.data, smg_session_transcript(d->s),
-			       SMG_TRANSCRIPT_LEN) != 0)
-		bad = "session binding";
-	else if (smg_audit_manifest_check(&d->am, d->s, mf) != SMG_OK)
-		bad = "manifest signature";
+	if (d->o->check_memory)
+		fresh = recheck_memory(d, &t_verify);
+	if ((bad = manifest_mismatch(d)) == NULL)
+		bad = fresh;
 	if (bad != NULL || d->err != SMG_OK) {
 		snprintf(d->what, sizeof(d->what),
 			 "%s differs from the source's manifest",
@@ -806,7 +863,7 @@ static enum dst_state do_verify(struct dst *d)
 		set_detail(d, false, "integrity check failed here: %s", d->what);
 		d->err = SMG_ERR_INTEGRITY;
 		d->reason = SMG__ABORT_REASON__ABORT_INTEGRITY;
-		return DST_ABORTED;
+		return DST_IN_FAIL;
 	}
 	d->load_ns += smg_now_ns() - t_verify;
 	d->st->verified = true;
@@ -815,65 +872,63 @@ static enum dst_state do_verify(struct dst *d)
 	d->st->bytes_sent = atomic_load(&d->xd.bytes);
 	d->st->rounds = (unsigned)d->xd.final_round + 1;
 	smg_fault_crash(SMG_FI_DST_BEFORE_READY);
-	rd.migration_id = d->st->migration_id;
-	rd.manifest_hash = (ProtobufCBinaryData){SMG_DIGEST_LEN, d->manifest_hash};
-	if ((d->err = smg_audit_receipt_sign(d->o->audit, &d->am, d->s, &rd)) != SMG_OK)
-		return DST_ABORTED;
-	if ((d->err = smg_chan_send_msg(d->s, 0, SMG_FT_READY, &rd.base)) != SMG_OK ||
-	    (d->err = smg_chan_flush(d->s, 0)) != SMG_OK)
-		return DST_ABORTED;
-	return DST_READY_SENT;
+	if ((d->err = send_ready(d)) != SMG_OK)
+		return DST_IN_FAIL;
+	return DST_IN_VERIFIED;
 }
 
-static enum dst_state do_ready_sent(struct dst *d)
+/* COMMIT for this migration, admitted in READY_SENT (else ABORT, or the
+ * peer's protocol error). */
+static int recv_commit(struct dst *d)
 {
-	Smg__Done dn = SMG__DONE__INIT;
+	enum smg_dst_input in;
 	struct smg_frame f;
 	ProtobufCMessage *m;
-	const char *dir = d->o->state_dir;
 	int r;
 
-	if ((d->err = smg_chan_recv(d->s, 0, &f)) != SMG_OK)
-		return DST_ABORTED;
-	if (f.type != SMG_FT_COMMIT) {
-		d->err = f.type == SMG_FT_ABORT ? on_peer_abort(d, &f) : SMG_ERR_STATE;
-		return DST_ABORTED;
-	}
-	if ((d->err = smg_frame_unpack(&f, &smg__commit__descriptor, &m)) != SMG_OK)
-		return DST_ABORTED;
+	if ((r = next_frame(d, &f)) != SMG_OK)
+		return r;
+	in = smg_dst_input_of(f.type);
+	if ((r = admit(d, f.type, in)) != SMG_OK)
+		return r;
+	if (in == DST_IN_ABORT)
+		return on_peer_abort(d, &f);
+	if ((r = smg_frame_unpack(&f, &smg__commit__descriptor, &m)) != SMG_OK)
+		return r;
 	r = strcmp(((Smg__Commit *)m)->migration_id, d->st->migration_id);
 	smg_frame_msg_free(m);
-	if (r != 0) {
-		d->err = SMG_ERR_PROTO;
-		return DST_ABORTED;
-	}
-	/* Our point of no return: a cancel on this host that came first wins
-	 * (the source then ends in doubt and resolve resumes it there). */
-	if (!smg_live_commit(d->o->live)) {
-		d->err = SMG_ERR_CANCELLED;
-		return DST_ABORTED;
-	}
-	/* The disks are kept first (a crash after the record must find them);
-	 * then the record: if a resolve query already declared this migration
-	 * discarded, COMMIT loses (the record moved) and nothing resumes. */
-	if ((d->err = smg_engine_disks_commit(d->disks)) != SMG_OK)
-		return DST_ABORTED;
-	if ((d->err =
-		 smg_outcome_transition(dir, d->st->migration_id, SMG_OUTCOME_RECEIVING,
-					SMG_OUTCOME_COMMITTED)) != SMG_OK ||
-	    (d->err = d->be->ops->mark_committed(d->be)) != SMG_OK)
-		return DST_ABORTED;
+	return r != 0 ? SMG_ERR_PROTO : SMG_OK;
+}
+
+/* Our point of no return: a cancel on this host that came first wins (the
+ * source then ends in doubt and resolve resumes it there). The disks are
+ * kept first (a crash after the record must find them); then the record:
+ * if a resolve query already declared this migration discarded, COMMIT
+ * loses (the record moved) and nothing resumes. */
+static int record_commit(struct dst *d)
+{
+	int r;
+
+	if (!smg_live_commit(d->o->live))
+		return SMG_ERR_CANCELLED;
+	if ((r = smg_engine_disks_commit(d->disks)) != SMG_OK ||
+	    (r = smg_outcome_transition(d->o->state_dir, d->st->migration_id,
+					SMG_OUTCOME_RECEIVING, SMG_OUTCOME_COMMITTED)) !=
+		SMG_OK ||
+	    (r = d->be->ops->mark_committed(d->be)) != SMG_OK)
+		return r;
 	d->committed = true;
 	emit(d, SMG_EV_PHASE, SMG_PHASE_COMMIT, NULL);
-	smg_fault_crash(SMG_FI_DST_AFTER_COMMIT);
-	uint64_t t0 = smg_now_ns();
-	if ((d->err = smg_engine_disks_resume(d->disks)) != SMG_OK ||
-	    (d->err = d->be->ops->resume(d->be)) != SMG_OK)
-		return DST_ABORTED;
-	d->load_ns += smg_now_ns() - t0;
-	if (d->t_final != 0)
-		d->st->downtime_ms = (smg_now_ns() - d->t_final) / 1000000;
-	load_ms_update(d->o, d->load_ns / 1000000);
+	return SMG_OK;
+}
+
+/* The VM runs here: DONE to the source, the record says so. A failure now
+ * costs the source a resolve, never the VM. */
+static void announce_resumed(struct dst *d)
+{
+	Smg__Done dn = SMG__DONE__INIT;
+	int r;
+
 	/* network clean-up: the VM runs, so its NICs come up and announce it
 	 * (from a thread, so DONE is not held up by the schedule). A failure
 	 * here costs reachability, never the VM: warn, go on. */
@@ -894,11 +949,30 @@ static enum dst_state do_ready_sent(struct dst *d)
 		    smg_strerror(r));
 	/* Outside the downtime: "committed" already makes resolve answer
 	 * RUNNING (resuming a running domain is a no-op). */
-	if ((r = smg_outcome_transition(dir, d->st->migration_id, SMG_OUTCOME_COMMITTED,
-					SMG_OUTCOME_RESUMED)) != SMG_OK)
+	if ((r = smg_outcome_transition(d->o->state_dir, d->st->migration_id,
+					SMG_OUTCOME_COMMITTED, SMG_OUTCOME_RESUMED)) !=
+	    SMG_OK)
 		smg_warn("VM resumed but its record could not be updated: %s",
 			 smg_strerror(r));
-	return DST_RESUMED;
+}
+
+static enum smg_dst_input do_ready_sent(struct dst *d)
+{
+	uint64_t t0;
+
+	if ((d->err = recv_commit(d)) != SMG_OK || (d->err = record_commit(d)) != SMG_OK)
+		return DST_IN_FAIL;
+	smg_fault_crash(SMG_FI_DST_AFTER_COMMIT);
+	t0 = smg_now_ns();
+	if ((d->err = smg_engine_disks_resume(d->disks)) != SMG_OK ||
+	    (d->err = d->be->ops->resume(d->be)) != SMG_OK)
+		return DST_IN_FAIL;
+	d->load_ns += smg_now_ns() - t0;
+	if (d->t_final != 0)
+		d->st->downtime_ms = (smg_now_ns() - d->t_final) / 1000000;
+	load_ms_update(d->o, d->load_ns / 1000000);
+	announce_resumed(d);
+	return DST_IN_COMMIT;
 }
 
 /* A copy that failed verification: memory, config and a reason file go to
@@ -990,33 +1064,41 @@ static void abort_dest(struct dst *d, char *qpath, size_t qn)
 		    kept ? SMG_OUTCOME_QUARANTINED : SMG_OUTCOME_DISCARDED);
 }
 
-static enum dst_state step(struct dst *d)
+static enum smg_dst_input do_wait_plan(struct dst *d)
 {
-	struct smg_frame f;
+	const struct smg_frame *f = d->first;
+	enum smg_dst_input in = smg_dst_input_of(f->type);
 
+	if ((d->err = admit(d, f->type, in)) != SMG_OK)
+		return DST_IN_FAIL;
+	if (in == DST_IN_ABORT) {
+		/* The source gave up before planning (its policy, a cancel). */
+		d->err = on_peer_abort(d, f);
+		return DST_IN_FAIL;
+	}
+	emit(d, SMG_EV_PHASE, SMG_PHASE_SETUP, NULL);
+	if ((d->err = on_plan(d, f)) != SMG_OK)
+		return DST_IN_FAIL;
+	emit(d, SMG_EV_PHASE, SMG_PHASE_PRECOPY, NULL);
+	return DST_IN_PLAN;
+}
+
+/* The state's work, and the input it ended in. */
+static enum smg_dst_input run_state(struct dst *d)
+{
 	if (smg_live_cancelled(d->o->live)) {
 		d->err = SMG_ERR_CANCELLED;
-		return DST_ABORTED;
+		return DST_IN_FAIL;
 	}
 	switch (d->state) {
 	case DST_WAIT_PLAN:
-		f = *d->first;
-		if (f.type == SMG_FT_ABORT) {
-			/* The source gave up before planning (its policy, a
-			 * cancel). */
-			d->err = on_peer_abort(d, &f);
-			return DST_ABORTED;
-		}
-		if (f.type != SMG_FT_PLAN) {
-			d->err = SMG_ERR_STATE;
-			return DST_ABORTED;
-		}
-		emit(d, SMG_EV_PHASE, SMG_PHASE_SETUP, NULL);
-		d->err = on_plan(d, &f);
-		if (d->err == SMG_OK)
-			emit(d, SMG_EV_PHASE, SMG_PHASE_PRECOPY, NULL);
-		return d->err == SMG_OK ? DST_RECEIVING : DST_ABORTED;
-	case DST_RECEIVING:
+		return do_wait_plan(d);
+	case DST_WAIT_ROUND:
+	case DST_IN_ROUND:
+	case DST_FINAL_ROUND:
+	case DST_WAIT_STATE:
+	case DST_WAIT_VTPM:
+	case DST_WAIT_MANIFEST:
 		return do_receiving(d);
 	case DST_VERIFY:
 		return do_verify(d);
@@ -1026,7 +1108,24 @@ static enum dst_state step(struct dst *d)
 	case DST_ABORTED:
 		break;
 	}
-	return d->state;
+	return DST_IN_FAIL;
+}
+
+static enum dst_state step(struct dst *d)
+{
+	enum smg_dst_input in = run_state(d);
+	enum dst_state next = d->state;
+
+	if (smg_dst_next_state(d->state, in, d->info.has_vtpm, &next) == SMG_OK)
+		return next;
+	/* Frames were admitted before they were handled: a state's work
+	 * ended in an input its row does not have, our bug. */
+	smg_err("destination state machine: input %d in state %s", (int)in,
+		smg_dst_state_name(d->state));
+	if (d->err == SMG_OK)
+		d->err = SMG_ERR_STATE;
+	(void)smg_dst_next_state(d->state, DST_IN_FAIL, false, &next);
+	return next;
 }
 
 /* The attempt's audit record, durable before the outcome is reported. */

@@ -276,17 +276,86 @@ int smg_keepalive_start(struct smg_keepalive *k, struct smg_session *s,
 			uint32_t chan_mask);
 void smg_keepalive_stop(struct smg_keepalive *k);
 
-/* ---- the source (engine/source.c, engine/source_round.c) --------------- */
+/* ---- the two state machines' transitions (engine/states.c) -------------
+ * Pure functions of (state, input): the engines feed them every frame they
+ * read on channel 0 and the outcome of every state's work, and a refusal
+ * (SMG_ERR_STATE) is a protocol error -- the peer's frame out of sequence
+ * -- or, for a local outcome, the engine's own bug. The states are ordered:
+ * everything before SRC_COMMITTED (the source) or DST_RESUMED (the
+ * destination) may still abort. */
 enum src_state {
-	SRC_SETUP = 0,
-	SRC_PRECOPY,
-	SRC_STOPCOPY,
-	SRC_HANDOVER,
-	SRC_COMMITTED,
+	SRC_SETUP = 0, /* PLAN sent: PLAN_ACK due */
+	SRC_PRECOPY,   /* live rounds while the VM runs */
+	SRC_STOPCOPY,  /* paused: final round, DEVICE_STATE, VTPM_STATE, MANIFEST */
+	SRC_HANDOVER,  /* READY due */
+	SRC_VERIFIED,  /* READY matched: the re-check, then COMMIT is recorded */
+	SRC_COMMITTED, /* COMMIT recorded: it goes out, DONE due */
 	SRC_DONE,
 	SRC_ABORTED,
 	SRC_IN_DOUBT,
 };
+#define SMG_SRC_STATES (SRC_IN_DOUBT + 1)
+
+enum smg_src_input {
+	SRC_IN_PLAN_ACK, /* frame PLAN_ACK (accepted: the state's work decides) */
+	SRC_IN_READY,	 /* frame READY */
+	SRC_IN_DONE,	 /* frame DONE */
+	SRC_IN_ABORT,	 /* frame ABORT */
+	SRC_IN_STRAY,	 /* any other frame: never valid from a destination */
+	SRC_IN_ROUND,	 /* local: the pre-copy rule asks for another round */
+	SRC_IN_STOP,	 /* local: ... says stop and copy */
+	SRC_IN_SENT,	 /* local: final round, state and manifest are out */
+	SRC_IN_COMMIT,	 /* local: COMMIT is recorded (the point of no return) */
+	SRC_IN_FAIL,	 /* local: a failure, a cancel, the link lost */
+};
+#define SMG_SRC_INPUTS (SRC_IN_FAIL + 1)
+
+enum dst_state {
+	DST_WAIT_PLAN = 0, /* the first frame: PLAN due */
+	DST_WAIT_ROUND,	   /* channel 0 between rounds: ROUND_START due */
+	DST_IN_ROUND,	   /* channel 0's share of a round until its ROUND_END */
+	DST_FINAL_ROUND,   /* the same for the final round (the source paused) */
+	DST_WAIT_STATE,	   /* DEVICE_STATE due */
+	DST_WAIT_VTPM,	   /* VTPM_STATE due (a VM with a vTPM) */
+	DST_WAIT_MANIFEST, /* MANIFEST due */
+	DST_VERIFY,	   /* nothing read: the copy is checked, READY sent */
+	DST_READY_SENT,	   /* COMMIT due */
+	DST_RESUMED,
+	DST_ABORTED,
+};
+#define SMG_DST_STATES (DST_ABORTED + 1)
+
+enum smg_dst_input {
+	DST_IN_PLAN,	     /* frame PLAN */
+	DST_IN_ROUND_START,  /* frame ROUND_START, not the final one */
+	DST_IN_FINAL_START,  /* frame ROUND_START{final} */
+	DST_IN_DATA,	     /* frame PAGES, ZERO_PAGES or DISK_CHUNK */
+	DST_IN_ROUND_END,    /* frame ROUND_END */
+	DST_IN_DEVICE_STATE, /* frame DEVICE_STATE */
+	DST_IN_VTPM_STATE,   /* frame VTPM_STATE */
+	DST_IN_MANIFEST,     /* frame MANIFEST */
+	DST_IN_COMMIT,	     /* frame COMMIT */
+	DST_IN_ABORT,	     /* frame ABORT */
+	DST_IN_STRAY,	     /* any other frame: never valid from a source */
+	DST_IN_VERIFIED,     /* local: the copy matches the manifest, READY is out */
+	DST_IN_FAIL,	     /* local: a failure, a cancel, the link lost */
+};
+#define SMG_DST_INPUTS (DST_IN_FAIL + 1)
+
+/* The input a frame of this type is (ROUND_START: the caller tells a
+ * final one apart, DST_IN_FINAL_START, once it has parsed it). */
+enum smg_src_input smg_src_input_of(uint8_t frame_type);
+enum smg_dst_input smg_dst_input_of(uint8_t frame_type);
+/* SMG_OK with *next set, or SMG_ERR_STATE (*next untouched): in is not
+ * valid in state s. vtpm: the VM has a vTPM (its state follows
+ * DEVICE_STATE). */
+int smg_src_next_state(enum src_state s, enum smg_src_input in, enum src_state *next);
+int smg_dst_next_state(enum dst_state s, enum smg_dst_input in, bool vtpm,
+		       enum dst_state *next);
+const char *smg_src_state_name(enum src_state s);
+const char *smg_dst_state_name(enum dst_state s);
+
+/* ---- the source (engine/source.c, engine/source_round.c) --------------- */
 
 struct smg_send {
 	enum src_state state;

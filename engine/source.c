@@ -1,7 +1,10 @@
 /* The source state machine (DESIGN §1, §7):
- *   SETUP -> PRECOPY -> STOPCOPY -> HANDOVER -> COMMITTED -> DONE
+ *   SETUP -> PRECOPY -> STOPCOPY -> HANDOVER -> VERIFIED -> COMMITTED -> DONE
  * with ABORTED reachable from every state before COMMITTED (the VM keeps or
  * resumes running) and IN_DOUBT only from COMMITTED (the paused copy stays).
+ * Each state's work ends in an input, and engine/states.c's table says
+ * where it leads; a frame from the destination is admitted by the same
+ * table before it is parsed.
  *
  * A cancel (signal, `secmig cancel`, a lost output) before COMMIT is an
  * abort like any other, in the same order: ABORT to the peer, the VM running
@@ -52,10 +55,14 @@ static int peer_refused(struct smg_send *c, int reason, const char *text, bool p
 	return smg_reason_to_err(reason, SMG_ERR_ABORTED);
 }
 
-/* Next control frame on channel 0; ABORT from the peer becomes an error. */
-static int recv_ctrl(struct smg_send *c, uint8_t want,
-		     const ProtobufCMessageDescriptor *desc, ProtobufCMessage **out)
+/* Next control frame on channel 0, if the state admits it (the one frame
+ * the state waits for, of type desc, or ABORT); ABORT from the peer becomes
+ * an error. */
+static int recv_ctrl(struct smg_send *c, const ProtobufCMessageDescriptor *desc,
+		     ProtobufCMessage **out)
 {
+	enum smg_src_input in;
+	enum src_state next;
 	struct smg_frame f;
 	ProtobufCMessage *m;
 	int r;
@@ -63,18 +70,19 @@ static int recv_ctrl(struct smg_send *c, uint8_t want,
 	*out = NULL;
 	if ((r = smg_chan_recv(c->s, 0, &f)) != SMG_OK)
 		return r;
-	if (f.type == SMG_FT_ABORT) {
+	in = smg_src_input_of(f.type);
+	if (smg_src_next_state(c->state, in, &next) != SMG_OK) {
+		smg_peer_log(SMG_LOG_ERROR, "frame 0x%02x not valid in state %s", f.type,
+			     smg_src_state_name(c->state));
+		return SMG_ERR_STATE;
+	}
+	if (in == SRC_IN_ABORT) {
 		if ((r = smg_frame_unpack(&f, &smg__abort__descriptor, &m)) != SMG_OK)
 			return r;
 		Smg__Abort *a = (Smg__Abort *)m;
 		r = peer_refused(c, a->reason, a->detail, false);
 		smg_frame_msg_free(m);
 		return r;
-	}
-	if (f.type != want) {
-		smg_peer_log(SMG_LOG_ERROR, "frame 0x%02x where 0x%02x was due", f.type,
-			     want);
-		return SMG_ERR_STATE;
 	}
 	return smg_frame_unpack(&f, desc, out);
 }
@@ -231,7 +239,7 @@ static int do_setup(struct smg_send *c)
 	if ((r = smg_src_send_plan(c, SMG_FT_PLAN)) != SMG_OK)
 		return r;
 	smg_fault_point(SMG_FI_SRC_IN_SETUP, c->live);
-	if ((r = recv_ctrl(c, SMG_FT_PLAN_ACK, &smg__plan_ack__descriptor, &m)) != SMG_OK)
+	if ((r = recv_ctrl(c, &smg__plan_ack__descriptor, &m)) != SMG_OK)
 		return r;
 	Smg__PlanAck *ack = (Smg__PlanAck *)m;
 	if (!ack->accepted)
@@ -275,28 +283,28 @@ static bool disks_need_round(struct smg_send *c)
 	return c->disk_rounds++ < SMG_DISK_EXTRA_ROUNDS;
 }
 
-static enum src_state decide(struct smg_send *c, enum smg_precopy_decision d,
-			     uint64_t dirty)
+static enum smg_src_input decide(struct smg_send *c, enum smg_precopy_decision d,
+				 uint64_t dirty)
 {
 	int r;
 
 	switch (d) {
 	case SMG_PRECOPY_CONTINUE:
-		return SRC_PRECOPY;
+		return SRC_IN_ROUND;
 	case SMG_PRECOPY_THROTTLE:
 		if ((r = c->be->ops->throttle(c->be, c->pc.throttle)) != SMG_OK) {
 			c->err = r;
-			return SRC_ABORTED;
+			return SRC_IN_FAIL;
 		}
 		c->st->throttle = c->pc.throttle;
 		smg_src_emit(c, SMG_EV_INFO, SMG_PHASE_PRECOPY, 0, dirty,
 			     "auto-converge: throttle raised");
-		return SRC_PRECOPY;
+		return SRC_IN_ROUND;
 	case SMG_PRECOPY_STOP:
 		/* Memory is ready; the disks may still be copying, or their
 		 * delta may not fit in what the budget leaves after memory. */
 		if (disks_need_round(c))
-			return SRC_PRECOPY;
+			return SRC_IN_ROUND;
 		if (c->pc.over_budget) {
 			smg_warn("%s: stop-and-copy over the %u ms budget (estimate %.0f "
 				 "ms), as --on-no-converge extend asks",
@@ -308,7 +316,7 @@ static enum src_state decide(struct smg_send *c, enum smg_precopy_decision d,
 		c->st->converged = c->o->rule == SMG_RULE_XEN
 				       ? dirty < 50
 				       : c->pc.est_ms <= c->pc.max_downtime_ms;
-		return SRC_STOPCOPY;
+		return SRC_IN_STOP;
 	case SMG_PRECOPY_ABORT:
 		set_detail(
 		    c, false, SMG__ABORT_REASON__ABORT_NOT_CONVERGED,
@@ -317,28 +325,28 @@ static enum src_state decide(struct smg_send *c, enum smg_precopy_decision d,
 		    c->pc.why, c->pc.est_ms, c->pc.max_downtime_ms, c->round);
 		smg_src_emit(c, SMG_EV_INFO, SMG_PHASE_PRECOPY, 0, dirty, c->st->detail);
 		c->err = SMG_ERR_NOT_CONVERGED;
-		return SRC_ABORTED;
+		return SRC_IN_FAIL;
 	}
-	return SRC_ABORTED;
+	return SRC_IN_FAIL;
 }
 
-static enum src_state do_precopy(struct smg_send *c)
+static enum smg_src_input do_precopy(struct smg_send *c)
 {
 	uint64_t bytes, npages, dirty, t0;
 
 	if (c->o->rule == SMG_RULE_STOP_AND_COPY) {
 		c->st->converged = true; /* nothing to converge: one pass, paused */
-		return SRC_STOPCOPY;
+		return SRC_IN_STOP;
 	}
 	if (!c->logdirty) {
 		if ((c->err = c->be->ops->logdirty_enable(c->be)) != SMG_OK)
-			return SRC_ABORTED;
+			return SRC_IN_FAIL;
 		c->logdirty = true;
 		smg_src_emit(c, SMG_EV_PHASE, SMG_PHASE_PRECOPY, 0, 0, NULL);
 	}
 	t0 = smg_now_ns();
 	if ((c->err = smg_src_run_round(c, false, &bytes, &npages)) != SMG_OK)
-		return SRC_ABORTED;
+		return SRC_IN_FAIL;
 	if (c->round == 1)
 		smg_fault_point(SMG_FI_SRC_AFTER_ROUND0, c->live);
 	/* Fold the round's leaves into the tree now, outside the downtime. */
@@ -346,7 +354,7 @@ static enum src_state do_precopy(struct smg_send *c)
 	uint64_t t_scan = smg_now_ns();
 	if ((c->err = c->be->ops->logdirty_peek_clear(c->be, c->pending, &dirty)) !=
 	    SMG_OK)
-		return SRC_ABORTED;
+		return SRC_IN_FAIL;
 	c->pc.scan_ms = (double)(smg_now_ns() - t_scan) / 1e6; /* not the link's */
 	/* secmig tune may have moved the budget; the estimate covers the disk
 	 * delta and the destination's load time too. */
@@ -467,7 +475,7 @@ static int pause_vm(struct smg_send *c)
 	return r;
 }
 
-static enum src_state do_stopcopy(struct smg_send *c)
+static enum smg_src_input do_stopcopy(struct smg_send *c)
 {
 	uint64_t bytes, npages, dirty;
 
@@ -476,10 +484,10 @@ static enum src_state do_stopcopy(struct smg_send *c)
 	smg_src_emit(c, SMG_EV_PHASE, SMG_PHASE_STOPCOPY, 0, 0, NULL);
 	c->t_pause = smg_now_ns();
 	if ((c->err = pause_vm(c)) != SMG_OK)
-		return SRC_ABORTED;
+		return SRC_IN_FAIL;
 	c->paused = true;
 	if ((c->err = smg_engine_disks_pause(c->disks)) != SMG_OK)
-		return SRC_ABORTED;
+		return SRC_IN_FAIL;
 	smg_debug("downtime: paused after %.1f ms",
 		  (double)(smg_now_ns() - c->t_pause) / 1e6);
 	/* network: a paused VM does not answer. Held by this process only
@@ -489,21 +497,21 @@ static enum src_state do_stopcopy(struct smg_send *c)
 		smg_warn("could not silence the paused VM's NICs");
 	smg_fault_point(SMG_FI_SRC_AFTER_PAUSE, c->live);
 	if (smg_live_cancelled(c->live))
-		return c->err = SMG_ERR_CANCELLED, SRC_ABORTED;
+		return c->err = SMG_ERR_CANCELLED, SRC_IN_FAIL;
 	if (c->logdirty && (c->err = c->be->ops->logdirty_peek_clear(c->be, c->pending,
 								     &dirty)) != SMG_OK)
-		return SRC_ABORTED;
+		return SRC_IN_FAIL;
 	/* stop-and-copy: the one round carries what is memory now */
 	if (!c->logdirty && c->round == 0 && (c->err = first_round_set(c)) != SMG_OK)
-		return SRC_ABORTED;
+		return SRC_IN_FAIL;
 	if ((c->err = smg_src_run_round(c, true, &bytes, &npages)) != SMG_OK ||
 	    (c->err = check_memory(c)) != SMG_OK ||
 	    (c->err = send_state_and_manifest(c)) != SMG_OK)
-		return SRC_ABORTED;
+		return SRC_IN_FAIL;
 	smg_src_emit(c, SMG_EV_ROUND, SMG_PHASE_STOPCOPY, npages, 0, NULL);
 	smg_debug("downtime: final round and manifest sent at +%.1f ms",
 		  (double)(smg_now_ns() - c->t_pause) / 1e6);
-	return SRC_HANDOVER;
+	return SRC_IN_SENT;
 }
 
 static int check_ready(struct smg_send *c)
@@ -512,7 +520,7 @@ static int check_ready(struct smg_send *c)
 	Smg__Ready *rd;
 	int r;
 
-	if ((r = recv_ctrl(c, SMG_FT_READY, &smg__ready__descriptor, &m)) != SMG_OK)
+	if ((r = recv_ctrl(c, &smg__ready__descriptor, &m)) != SMG_OK)
 		return r;
 	rd = (Smg__Ready *)m;
 	if (strcmp(rd->migration_id, c->st->migration_id) != 0 ||
@@ -566,31 +574,37 @@ static int recheck_commit(struct smg_send *c)
 	return SMG_OK;
 }
 
-static enum src_state do_handover(struct smg_send *c)
+static enum smg_src_input do_handover(struct smg_send *c)
 {
-	Smg__Commit cm = SMG__COMMIT__INIT;
-	char tok[SMG_COMMIT_PEER_MAX + 1];
-
 	smg_src_emit(c, SMG_EV_PHASE, SMG_PHASE_VERIFY, 0, 0, NULL);
 	smg_fault_point(SMG_FI_SRC_IN_VERIFY, c->live);
 	if ((c->err = check_ready(c)) != SMG_OK)
-		return SRC_ABORTED;
+		return SRC_IN_FAIL;
 	c->st->verified = true;
 	smg_debug("downtime: READY at +%.1f ms",
 		  (double)(smg_now_ns() - c->t_pause) / 1e6);
+	return SRC_IN_READY;
+}
+
+/* The destination verified: re-check, then record COMMIT, the point of no
+ * return. */
+static enum smg_src_input do_verified(struct smg_send *c)
+{
+	char tok[SMG_COMMIT_PEER_MAX + 1];
+
 	stall_before_commit(c);
 	if ((c->err = recheck_commit(c)) != SMG_OK)
-		return SRC_ABORTED;
+		return SRC_IN_FAIL;
 	if ((c->err = commit_token(c, tok, sizeof(tok))) != SMG_OK)
-		return SRC_ABORTED;
+		return SRC_IN_FAIL;
 	if (!smg_live_commit(c->live))
-		return c->err = SMG_ERR_CANCELLED, SRC_ABORTED;
+		return c->err = SMG_ERR_CANCELLED, SRC_IN_FAIL;
 	/* The disks first: from here their copies stay held with the disk
 	 * service even if this process dies (in doubt, like the VM). */
 	if ((c->err = smg_engine_disks_commit(c->disks)) != SMG_OK)
-		return SRC_ABORTED;
+		return SRC_IN_FAIL;
 	if ((c->err = c->be->ops->mark_commit(c->be, c->st->migration_id, tok)) != SMG_OK)
-		return SRC_ABORTED;
+		return SRC_IN_FAIL;
 	/* network: from here the copy may be in doubt: its NICs go down for
 	 * good (past this process) until DONE or resolve settles it. */
 	if (c->o->net != NULL)
@@ -599,21 +613,22 @@ static enum src_state do_handover(struct smg_send *c)
 	smg_src_emit(c, SMG_EV_PHASE, SMG_PHASE_COMMIT, 0, 0, NULL);
 	smg_debug("downtime: COMMIT recorded at +%.1f ms",
 		  (double)(smg_now_ns() - c->t_pause) / 1e6);
-	smg_fault_point(SMG_FI_SRC_AFTER_COMMIT, c->live);
-	cm.migration_id = c->st->migration_id;
-	if ((c->err = smg_chan_send_msg(c->s, 0, SMG_FT_COMMIT, &cm.base)) != SMG_OK ||
-	    (c->err = smg_chan_flush(c->s, 0)) != SMG_OK)
-		return SRC_IN_DOUBT;
-	return SRC_COMMITTED;
+	return SRC_IN_COMMIT;
 }
 
-static enum src_state do_committed(struct smg_send *c)
+/* COMMIT is recorded: it goes out, and DONE says the VM runs there. */
+static enum smg_src_input do_committed(struct smg_send *c)
 {
+	Smg__Commit cm = SMG__COMMIT__INIT;
 	ProtobufCMessage *m;
 	int r;
 
-	if ((c->err = recv_ctrl(c, SMG_FT_DONE, &smg__done__descriptor, &m)) != SMG_OK)
-		return SRC_IN_DOUBT;
+	smg_fault_point(SMG_FI_SRC_AFTER_COMMIT, c->live);
+	cm.migration_id = c->st->migration_id;
+	if ((c->err = smg_chan_send_msg(c->s, 0, SMG_FT_COMMIT, &cm.base)) != SMG_OK ||
+	    (c->err = smg_chan_flush(c->s, 0)) != SMG_OK ||
+	    (c->err = recv_ctrl(c, &smg__done__descriptor, &m)) != SMG_OK)
+		return SRC_IN_FAIL;
 	smg_frame_msg_free(m);
 	c->st->downtime_ms = (smg_now_ns() - c->t_pause) / 1000000;
 	(void)smg_engine_disks_end(c->disks, true);
@@ -628,7 +643,7 @@ static enum src_state do_committed(struct smg_send *c)
 	if (c->o->net != NULL)
 		smg_netid_remove_all(c->o->net, c->info.name, c->info.nics,
 				     c->info.n_nics);
-	return SRC_DONE;
+	return SRC_IN_DONE;
 }
 
 /* Before COMMIT: tell the peer, stop tracking, give the VM its vCPUs back. */
@@ -689,29 +704,32 @@ static void audit_end(struct smg_send *c)
 	smg_audit_finish(c->o->audit, &c->am, c->s, &res);
 }
 
-static enum src_state step(struct smg_send *c)
+/* The state's work, and the input it ended in. */
+static enum smg_src_input run_state(struct smg_send *c)
 {
 	/* Before the point of no return a cancel ends the migration here. */
 	if (c->state < SRC_COMMITTED && smg_live_cancelled(c->live)) {
 		c->err = SMG_ERR_CANCELLED;
-		return SRC_ABORTED;
+		return SRC_IN_FAIL;
 	}
 	/* The destination spoke during a round: read why before going on. */
 	if (c->state < SRC_COMMITTED && atomic_load(&c->rl.peer_spoke)) {
 		c->err = SMG_ERR_ABORTED;
-		return SRC_ABORTED;
+		return SRC_IN_FAIL;
 	}
 	switch (c->state) {
 	case SRC_SETUP:
 		smg_src_emit(c, SMG_EV_PHASE, SMG_PHASE_SETUP, 0, 0, NULL);
 		c->err = do_setup(c);
-		return c->err == SMG_OK ? SRC_PRECOPY : SRC_ABORTED;
+		return c->err == SMG_OK ? SRC_IN_PLAN_ACK : SRC_IN_FAIL;
 	case SRC_PRECOPY:
 		return do_precopy(c);
 	case SRC_STOPCOPY:
 		return do_stopcopy(c);
 	case SRC_HANDOVER:
 		return do_handover(c);
+	case SRC_VERIFIED:
+		return do_verified(c);
 	case SRC_COMMITTED:
 		return do_committed(c);
 	case SRC_DONE:
@@ -719,7 +737,24 @@ static enum src_state step(struct smg_send *c)
 	case SRC_IN_DOUBT:
 		break;
 	}
-	return c->state;
+	return SRC_IN_FAIL;
+}
+
+static enum src_state step(struct smg_send *c)
+{
+	enum smg_src_input in = run_state(c);
+	enum src_state next = c->state;
+
+	if (smg_src_next_state(c->state, in, &next) == SMG_OK)
+		return next;
+	/* A state's work ended in an input its row does not have: our bug,
+	 * not the peer's; fail the way that state fails. */
+	smg_err("source state machine: input %d in state %s", (int)in,
+		smg_src_state_name(c->state));
+	if (c->err == SMG_OK)
+		c->err = SMG_ERR_STATE;
+	(void)smg_src_next_state(c->state, SRC_IN_FAIL, &next);
+	return next;
 }
 
 static void finish_aborted(struct smg_send *c)

@@ -25,42 +25,8 @@
 
 struct pctx {
 	enum smg_qemu_def_mode mode;
-	char *err;
-	size_t errlen;
-	unsigned line;
+	struct smg_lines in; /* the text, its line, the error */
 };
-
-static int fail(struct pctx *p, int code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int fail(struct pctx *p, int code, const char *fmt, ...)
-{
-	va_list ap;
-	int n = 0;
-
-	if (p->err != NULL && p->errlen > 0) {
-		if (p->line > 0)
-			n = snprintf(p->err, p->errlen, "line %u: ", p->line);
-		if (n < 0 || (size_t)n >= p->errlen)
-			n = 0;
-		va_start(ap, fmt);
-		vsnprintf(p->err + n, p->errlen - (size_t)n, fmt, ap);
-		va_end(ap);
-	}
-	return code;
-}
-
-static char *trim(char *s)
-{
-	char *e;
-
-	while (*s == ' ' || *s == '\t')
-		s++;
-	e = s + strlen(s);
-	while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r'))
-		*--e = '\0';
-	return s;
-}
 
 static bool charset_ok(const char *s, const char *extra)
 {
@@ -130,40 +96,41 @@ static int parse_nic(struct pctx *p, char *v, struct smg_qemu_nic *n)
 	     t = strtok_r(NULL, ",", &save)) {
 		char *eq = strchr(t, '=');
 		if (eq == NULL)
-			return fail(p, SMG_ERR_CONFIG, "nic: '%.32s' is not key=value",
-				    t);
+			return smg_lines_err(&p->in, "nic: '%.32s' is not key=value", t);
 		*eq = '\0';
-		char *k = trim(t), *val = trim(eq + 1);
-		if (p->mode == SMG_QEMU_DEF_PLAN && !plan_key_ok(k))
-			return fail(p, SMG_ERR_POLICY,
-				    "nic: the sender names '%.16s' (a host resource): "
-				    "refused",
-				    k);
+		char *k = smg_trim(t), *val = smg_trim(eq + 1);
+		if (p->mode == SMG_QEMU_DEF_PLAN && !plan_key_ok(k)) {
+			smg_lines_err(&p->in,
+				      "nic: the sender names '%.16s' (a host resource): "
+				      "refused",
+				      k);
+			return SMG_ERR_POLICY;
+		}
 		if (strcmp(k, "mac") == 0) {
 			if (smg_mac_parse_nic(val, n->id.mac) != 0)
-				return fail(p, SMG_ERR_CONFIG, "nic: bad mac");
+				return smg_lines_err(&p->in, "nic: bad mac");
 			have_mac = true;
 		} else if (strcmp(k, "ipv4") == 0 || strcmp(k, "ipv6") == 0) {
 			if (parse_addr(val, k[3] == '6', n) != 0)
-				return fail(p, SMG_ERR_CONFIG, "nic: bad or too many %s",
-					    k);
+				return smg_lines_err(&p->in, "nic: bad or too many %s",
+						     k);
 		} else if (strcmp(k, "tap") == 0 || strcmp(k, "bridge") == 0) {
 			char *dst = k[0] == 't' ? n->tap : n->bridge;
 			if (!token_ok(val, SMG_QEMU_IFNAME_MAX))
-				return fail(p, SMG_ERR_CONFIG, "nic: bad interface name");
+				return smg_lines_err(&p->in, "nic: bad interface name");
 			snprintf(dst, SMG_QEMU_IFNAME_MAX, "%s", val);
 		} else if (strcmp(k, "model") == 0) {
 			if (!token_ok(val, sizeof(n->model)))
-				return fail(p, SMG_ERR_CONFIG, "nic: bad model");
+				return smg_lines_err(&p->in, "nic: bad model");
 			snprintf(n->model, sizeof(n->model), "%s", val);
 		} else {
-			return fail(p, SMG_ERR_CONFIG, "nic: unknown key '%.16s'", k);
+			return smg_lines_err(&p->in, "nic: unknown key '%.16s'", k);
 		}
 	}
 	if (!have_mac)
-		return fail(p, SMG_ERR_CONFIG, "nic: needs mac=");
+		return smg_lines_err(&p->in, "nic: needs mac=");
 	if (p->mode == SMG_QEMU_DEF_LOCAL && (n->tap[0] == '\0' || n->bridge[0] == '\0'))
-		return fail(p, SMG_ERR_CONFIG, "nic: needs tap= and bridge=");
+		return smg_lines_err(&p->in, "nic: needs tap= and bridge=");
 	return SMG_OK;
 }
 
@@ -177,31 +144,31 @@ static int parse_disk(struct pctx *p, char *v, struct smg_qemu_disk *d)
 	     t = strtok_r(NULL, ",", &save)) {
 		char *eq = strchr(t, '=');
 		if (eq == NULL)
-			return fail(p, SMG_ERR_CONFIG, "disk: '%.32s' is not key=value",
-				    t);
+			return smg_lines_err(&p->in, "disk: '%.32s' is not key=value", t);
 		*eq = '\0';
-		char *k = trim(t), *val = trim(eq + 1);
+		char *k = smg_trim(t), *val = smg_trim(eq + 1);
 		if (strcmp(k, "export") == 0) {
 			if (!token_ok(val, sizeof(d->export_name)) || val[0] == '.')
-				return fail(p, SMG_ERR_CONFIG, "disk: bad export name");
+				return smg_lines_err(&p->in, "disk: bad export name");
 			snprintf(d->export_name, sizeof(d->export_name), "%s", val);
 		} else if (strcmp(k, "nbd") == 0) {
 			if (!path_ok(val) || strlen(val) >= sizeof(d->nbd))
-				return fail(p, SMG_ERR_CONFIG,
-					    "disk: nbd= must be an absolute socket path "
-					    "under %u bytes",
-					    SMG_QEMU_SUN_MAX);
+				return smg_lines_err(
+				    &p->in,
+				    "disk: nbd= must be an absolute socket path "
+				    "under %u bytes",
+				    SMG_QEMU_SUN_MAX);
 			snprintf(d->nbd, sizeof(d->nbd), "%s", val);
 		} else if (strcmp(k, "shared") == 0) {
 			if (strcmp(val, "yes") != 0 && strcmp(val, "no") != 0)
-				return fail(p, SMG_ERR_CONFIG, "disk: shared=yes|no");
+				return smg_lines_err(&p->in, "disk: shared=yes|no");
 			d->shared = val[0] == 'y';
 		} else {
-			return fail(p, SMG_ERR_CONFIG, "disk: unknown key '%.16s'", k);
+			return smg_lines_err(&p->in, "disk: unknown key '%.16s'", k);
 		}
 	}
 	if (d->export_name[0] == '\0' || d->nbd[0] == '\0')
-		return fail(p, SMG_ERR_CONFIG, "disk: needs export= and nbd=");
+		return smg_lines_err(&p->in, "disk: needs export= and nbd=");
 	return SMG_OK;
 }
 
@@ -214,10 +181,10 @@ static int parse_labels(struct pctx *p, char *v, struct smg_qemu_vm *vm)
 		char *eq = strchr(t, '=');
 		if (vm->n_labels == SMG_DOMAIN_LABELS_MAX || eq == NULL || eq == t ||
 		    strlen(t) >= SMG_DOMAIN_LABEL_MAX || !charset_ok(t, "._-="))
-			return fail(p, SMG_ERR_CONFIG,
-				    "placement: at most %u key=value labels of "
-				    "[A-Za-z0-9._-]",
-				    SMG_DOMAIN_LABELS_MAX);
+			return smg_lines_err(&p->in,
+					     "placement: at most %u key=value labels of "
+					     "[A-Za-z0-9._-]",
+					     SMG_DOMAIN_LABELS_MAX);
 		snprintf(vm->labels[vm->n_labels++], SMG_DOMAIN_LABEL_MAX, "%s", t);
 	}
 	return SMG_OK;
@@ -230,8 +197,8 @@ static const char *const local_only[] = {
 static int set_path(struct pctx *p, const char *k, const char *v, char *dst)
 {
 	if (!path_ok(v))
-		return fail(p, SMG_ERR_CONFIG,
-			    "%s: an absolute path without '..', blanks or commas", k);
+		return smg_lines_err(
+		    &p->in, "%s: an absolute path without '..', blanks or commas", k);
 	snprintf(dst, SMG_QEMU_VALUE_MAX, "%s", v);
 	return SMG_OK;
 }
@@ -242,32 +209,31 @@ static int parse_scalar(struct pctx *p, const char *k, char *v, struct smg_qemu_
 
 	if (strcmp(k, "name") == 0) {
 		if (!smg_qemu_name_ok(v))
-			return fail(p, SMG_ERR_CONFIG, "name: 1-63 of [A-Za-z0-9._-]");
+			return smg_lines_err(&p->in, "name: 1-63 of [A-Za-z0-9._-]");
 		snprintf(vm->name, sizeof(vm->name), "%s", v);
 	} else if (strcmp(k, "memory") == 0) {
 		if (smg_parse_size(v, &u) != 0 || u < SMG_QEMU_MEM_MIN ||
 		    u > SMG_QEMU_MEM_MAX || u % (2u << 20) != 0)
-			return fail(p, SMG_ERR_CONFIG,
-				    "memory: a multiple of 2M between 16M and 1T");
+			return smg_lines_err(
+			    &p->in, "memory: a multiple of 2M between 16M and 1T");
 		vm->mem_bytes = u;
 	} else if (strcmp(k, "vcpus") == 0) {
 		if (smg_parse_uint(v, SMG_QEMU_VCPUS_MAX, &u) != 0 || u == 0)
-			return fail(p, SMG_ERR_CONFIG, "vcpus: 1..%u",
-				    SMG_QEMU_VCPUS_MAX);
+			return smg_lines_err(&p->in, "vcpus: 1..%u", SMG_QEMU_VCPUS_MAX);
 		vm->vcpus = (unsigned)u;
 	} else if (strcmp(k, "machine") == 0 || strcmp(k, "accel") == 0) {
 		char *dst = k[0] == 'm' ? vm->machine : vm->accel;
 		if (!token_ok(v, SMG_QEMU_TOKEN_MAX))
-			return fail(p, SMG_ERR_CONFIG, "%s: [A-Za-z0-9._-]", k);
+			return smg_lines_err(&p->in, "%s: [A-Za-z0-9._-]", k);
 		snprintf(dst, SMG_QEMU_TOKEN_MAX, "%s", v);
 	} else if (strcmp(k, "vtpm") == 0) {
 		if (strcmp(v, "yes") != 0 && strcmp(v, "no") != 0)
-			return fail(p, SMG_ERR_CONFIG, "vtpm: yes or no");
+			return smg_lines_err(&p->in, "vtpm: yes or no");
 		vm->vtpm = v[0] == 'y';
 	} else if (strcmp(k, "cmdline") == 0) {
 		/* One argv element; QEMU never splits -append. */
 		if (strlen(v) >= SMG_QEMU_VALUE_MAX || strchr(v, '\n') != NULL)
-			return fail(p, SMG_ERR_CONFIG, "cmdline: too long");
+			return smg_lines_err(&p->in, "cmdline: too long");
 		snprintf(vm->cmdline, sizeof(vm->cmdline), "%s", v);
 	} else if (strcmp(k, "qemu") == 0 || strcmp(k, "kernel") == 0 ||
 		   strcmp(k, "initrd") == 0 || strcmp(k, "firmware") == 0 ||
@@ -280,7 +246,7 @@ static int parse_scalar(struct pctx *p, const char *k, char *v, struct smg_qemu_
 							 : vm->serial;
 		return set_path(p, k, v, dst);
 	} else {
-		return fail(p, SMG_ERR_CONFIG, "unknown key '%.32s'", k);
+		return smg_lines_err(&p->in, "unknown key '%.32s'", k);
 	}
 	return SMG_OK;
 }
@@ -292,21 +258,23 @@ static int parse_line(struct pctx *p, char *k, char *v, struct smg_qemu_vm *vm,
 
 	if (p->mode == SMG_QEMU_DEF_PLAN)
 		for (size_t i = 0; i < SMG_ARRAY_LEN(local_only); i++)
-			if (strcmp(k, local_only[i]) == 0)
-				return fail(p, SMG_ERR_POLICY,
-					    "the sender's description names '%s' (a "
-					    "host resource): refused",
-					    k);
+			if (strcmp(k, local_only[i]) == 0) {
+				smg_lines_err(&p->in,
+					      "the sender's description names '%s' (a "
+					      "host resource): refused",
+					      k);
+				return SMG_ERR_POLICY;
+			}
 	if (strcmp(k, "nic") == 0) {
 		if (vm->n_nics == SMG_DOMAIN_NICS_MAX)
-			return fail(p, SMG_ERR_CONFIG, "at most %u NICs",
-				    SMG_DOMAIN_NICS_MAX);
+			return smg_lines_err(&p->in, "at most %u NICs",
+					     SMG_DOMAIN_NICS_MAX);
 		return parse_nic(p, v, &vm->nics[vm->n_nics++]);
 	}
 	if (strcmp(k, "disk") == 0) {
 		if (vm->n_disks == SMG_DOMAIN_DISKS_MAX)
-			return fail(p, SMG_ERR_CONFIG, "at most %u disks",
-				    SMG_DOMAIN_DISKS_MAX);
+			return smg_lines_err(&p->in, "at most %u disks",
+					     SMG_DOMAIN_DISKS_MAX);
 		return parse_disk(p, v, &vm->disks[vm->n_disks++]);
 	}
 	if (strcmp(k, "placement") == 0)
@@ -315,8 +283,8 @@ static int parse_line(struct pctx *p, char *k, char *v, struct smg_qemu_vm *vm,
 		/* PLAN only: how many disks travel (the engine's plan has them). */
 		if (p->mode != SMG_QEMU_DEF_PLAN ||
 		    smg_parse_uint(v, SMG_DOMAIN_DISKS_MAX, &u) != 0)
-			return fail(p, SMG_ERR_CONFIG, "disks: 0..%u in a description",
-				    SMG_DOMAIN_DISKS_MAX);
+			return smg_lines_err(&p->in, "disks: 0..%u in a description",
+					     SMG_DOMAIN_DISKS_MAX);
 		*plan_disks = (unsigned)u;
 		return SMG_OK;
 	}
@@ -334,18 +302,18 @@ static void set_defaults(struct smg_qemu_vm *vm)
 
 static int check_complete(struct pctx *p, struct smg_qemu_vm *vm, unsigned plan_disks)
 {
-	p->line = 0;
+	p->in.line = 0;
 	if (vm->name[0] == '\0')
-		return fail(p, SMG_ERR_CONFIG, "name is required");
+		return smg_lines_err(&p->in, "name is required");
 	if (vm->mem_bytes == 0)
-		return fail(p, SMG_ERR_CONFIG, "memory is required");
+		return smg_lines_err(&p->in, "memory is required");
 	if (p->mode == SMG_QEMU_DEF_PLAN) {
 		/* a description lists migrated disks by count: mark them */
 		vm->n_disks = plan_disks;
 		return SMG_OK;
 	}
 	if (vm->ram[0] == '\0')
-		return fail(p, SMG_ERR_CONFIG, "ram is required (the shared RAM file)");
+		return smg_lines_err(&p->in, "ram is required (the shared RAM file)");
 	/* A disk that travels is disk k of the domain in the disk service,
 	 * named NAME.k on every host (docs/storage.md). */
 	for (unsigned i = 0, k = 0; i < vm->n_disks; i++) {
@@ -355,58 +323,45 @@ static int check_complete(struct pctx *p, struct smg_qemu_vm *vm, unsigned plan_
 			continue;
 		snprintf(want, sizeof(want), "%s.%u", vm->name, k++);
 		if (strcmp(vm->disks[i].export_name, want) != 0)
-			return fail(p, SMG_ERR_CONFIG,
-				    "disk: the disk service names this disk %s (or say "
-				    "shared=yes)",
-				    want);
+			return smg_lines_err(
+			    &p->in,
+			    "disk: the disk service names this disk %s (or say "
+			    "shared=yes)",
+			    want);
 	}
 	if (vm->kernel[0] == '\0' && (vm->initrd[0] != '\0' || vm->cmdline[0] != '\0'))
-		return fail(p, SMG_ERR_CONFIG, "initrd and cmdline need kernel");
+		return smg_lines_err(&p->in, "initrd and cmdline need kernel");
 	return SMG_OK;
 }
 
 int smg_qemu_vm_parse(const char *text, size_t len, enum smg_qemu_def_mode mode,
 		      struct smg_qemu_vm *vm, char *err, size_t errlen)
 {
-	struct pctx p = {.mode = mode, .err = err, .errlen = errlen};
-	char line[SMG_QEMU_LINE_MAX + 1];
+	struct pctx p = {.mode = mode};
+	char line[SMG_QEMU_LINE_MAX + 1], *k, *v;
 	unsigned plan_disks = 0;
-	size_t off = 0;
-	int r;
+	int n, r;
 
 	set_defaults(vm);
-	if (err != NULL && errlen > 0)
-		err[0] = '\0';
+	smg_lines_init(&p.in, text, len, NULL, err, errlen);
 	if (len > SMG_DOMAIN_CONFIG_MAX)
-		return fail(&p, SMG_ERR_CONFIG, "longer than %u bytes",
-			    SMG_DOMAIN_CONFIG_MAX);
-	while (off < len) {
-		const char *nl = memchr(text + off, '\n', len - off);
-		size_t n = nl != NULL ? (size_t)(nl - (text + off)) : len - off;
+		return smg_lines_err(&p.in, "longer than %u bytes",
+				     SMG_DOMAIN_CONFIG_MAX);
+	while ((n = smg_lines_next(&p.in, line, SMG_QEMU_LINE_MAX)) > 0) {
+		char *s = smg_trim(line);
 
-		p.line++;
-		if (n > SMG_QEMU_LINE_MAX)
-			return fail(&p, SMG_ERR_CONFIG, "line longer than %u bytes",
-				    SMG_QEMU_LINE_MAX);
-		memcpy(line, text + off, n);
-		line[n] = '\0';
-		off += n + (nl != NULL);
-		if (strlen(line) != n)
-			return fail(&p, SMG_ERR_CONFIG, "NUL byte");
-		char *hash = strchr(line, '#');
-		if (hash != NULL)
-			*hash = '\0';
-		char *s = trim(line);
 		if (*s == '\0')
 			continue;
-		char *eq = strchr(s, '=');
-		if (eq == NULL)
-			return fail(&p, SMG_ERR_CONFIG, "expected key = value");
-		*eq = '\0';
-		if ((r = parse_line(&p, trim(s), trim(eq + 1), vm, &plan_disks)) !=
-		    SMG_OK)
+		if (smg_key_value(s, &k, &v) != SMG_OK)
+			return smg_lines_err(&p.in, "expected key = value");
+		if ((r = parse_line(&p, k, v, vm, &plan_disks)) != SMG_OK)
 			return r;
 	}
+	if (n < 0)
+		return n == SMG_ERR_TOO_LONG
+			   ? smg_lines_err(&p.in, "line longer than %u bytes",
+					   SMG_QEMU_LINE_MAX)
+			   : smg_lines_err(&p.in, "NUL byte");
 	return check_complete(&p, vm, plan_disks);
 }
 

@@ -41,29 +41,6 @@ static const uint32_t hvm_params[] = {
     HVM_PARAM_MCA_CAP,
 };
 
-struct membuf {
-	uint8_t *p;
-	size_t len, cap;
-};
-
-static int mem_write(void *opaque, const void *buf, size_t len)
-{
-	struct membuf *m = opaque;
-
-	if (m->len + len > m->cap) {
-		size_t cap = (m->cap + len) * 2;
-		uint8_t *p = realloc(m->p, cap);
-
-		if (p == NULL)
-			return SMG_ERR_NOMEM;
-		m->p = p;
-		m->cap = cap;
-	}
-	memcpy(m->p + m->len, buf, len);
-	m->len += len;
-	return 0;
-}
-
 /* The config's RAM record: the frames populated at domain_open, their
  * nearest neighbours merged past SMG_XC_MAX_RANGES. Informative for the
  * destination, which takes the exact set from the state blob. */
@@ -131,8 +108,8 @@ out:
  * CPU policy (static data libxc restores before any page) and RAM ranges. */
 static int build_config(struct xen_backend *x, uint32_t vcpus)
 {
-	struct membuf m = {0};
-	struct smg_xs_sink s = {mem_write, &m, 0};
+	struct smg_xs_mem m = {0};
+	struct smg_xs_sink s = {smg_xs_mem_write, &m, 0};
 	libxl_domain_config dc;
 	struct smg_xen_config cfg;
 	uint8_t info[24];
@@ -453,8 +430,8 @@ static int add_hvm_params(struct xen_backend *x, struct smg_xs_sink *s)
 int smg_xen_src_save_state(struct smg_backend *self, uint8_t **blob, size_t *len)
 {
 	struct xen_backend *x = XEN_SELF(self);
-	struct membuf m = {0};
-	struct smg_xs_sink s = {mem_write, &m, 0};
+	struct smg_xs_mem m = {0};
+	struct smg_xs_sink s = {smg_xs_mem_write, &m, 0};
 	uint8_t tsc[24] = {0};
 	uint32_t mode, khz, inc;
 	uint64_t nsec;

@@ -2,6 +2,8 @@
  * Field layouts follow the public specs in xen.git docs/specs/; the image
  * and libxl headers are big-endian, everything else is little-endian
  * (x86 native), and every record is padded to 8 bytes. */
+#include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "base/base.h"
@@ -17,6 +19,26 @@
 #define XS_PARAM_LEN	  16u /* index(64), value(64) */
 #define XS_CPUID_LEAF_LEN 24u /* leaf, subleaf, a, b, c, d */
 #define XS_MSR_ENTRY_LEN  16u /* idx, flags, val(64) */
+
+int smg_xs_mem_write(void *opaque, const void *buf, size_t len)
+{
+	struct smg_xs_mem *m = opaque;
+
+	if (len > SIZE_MAX / 4 || m->len > SIZE_MAX / 4 - len)
+		return SMG_ERR_NOMEM;
+	if (m->len + len > m->cap) {
+		size_t cap = (m->cap + len) * 2;
+		uint8_t *p = realloc(m->p, cap);
+
+		if (p == NULL)
+			return SMG_ERR_NOMEM;
+		m->p = p;
+		m->cap = cap;
+	}
+	memcpy(m->p + m->len, buf, len);
+	m->len += len;
+	return 0;
+}
 
 static int sink_put(struct smg_xs_sink *s, const void *buf, size_t len)
 {

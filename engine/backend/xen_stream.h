@@ -51,6 +51,14 @@ struct smg_xs_sink {
 	uint64_t bytes; /* written so far */
 };
 
+/* A sink's memory buffer, grown as records come (the config and state
+ * blobs, tests): opaque = a zeroed struct smg_xs_mem; free(p) after. */
+struct smg_xs_mem {
+	uint8_t *p;
+	size_t len, cap;
+};
+int smg_xs_mem_write(void *opaque, const void *buf, size_t len);
+
 int smg_xs_write_libxl_header(struct smg_xs_sink *s);
 /* The LIBXC_CONTEXT record: the libxc stream follows inline, up to its END. */
 int smg_xs_write_libxl_libxc_context(struct smg_xs_sink *s);

@@ -182,33 +182,10 @@ static void test_balloon(void)
 	free(sent);
 }
 
-struct membuf {
-	uint8_t *p;
-	size_t len, cap;
-};
-
-static int mem_write(void *opaque, const void *buf, size_t len)
-{
-	struct membuf *m = opaque;
-
-	if (m->len + len > m->cap) {
-		size_t cap = (m->cap + len) * 2;
-		uint8_t *p = realloc(m->p, cap);
-
-		if (p == NULL)
-			return SMG_ERR_NOMEM;
-		m->p = p;
-		m->cap = cap;
-	}
-	memcpy(m->p + m->len, buf, len);
-	m->len += len;
-	return 0;
-}
-
 /* A state blob: TSC_INFO, then a RAM record of n ranges (raw, as given). */
-static void state(struct membuf *m, const uint64_t (*r)[2], size_t n, int rams)
+static void state(struct smg_xs_mem *m, const uint64_t (*r)[2], size_t n, int rams)
 {
-	struct smg_xs_sink s = {mem_write, m, 0};
+	struct smg_xs_sink s = {smg_xs_mem_write, m, 0};
 	uint8_t tsc[24] = {0};
 
 	m->len = 0;
@@ -219,7 +196,7 @@ static void state(struct membuf *m, const uint64_t (*r)[2], size_t n, int rams)
 
 static void test_state(void)
 {
-	struct membuf m = {0};
+	struct smg_xs_mem m = {0};
 	struct smg_xen_state st;
 	const uint64_t unsorted[][2] = {{0x100, 0x200}, {0, 0x10}};
 	const uint64_t overlap[][2] = {{0, 0x20}, {0x10, 0x30}};

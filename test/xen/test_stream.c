@@ -12,36 +12,22 @@
 #include "base/base.h"
 #include "engine/backend/xen_stream.h"
 
-struct membuf {
-	uint8_t *p;
-	size_t len, cap;
-	size_t fail_after; /* 0: never fail */
-};
+/* A memory sink that fails once it would hold more than fail_at bytes. */
+static size_t fail_at;
 
-static int mem_write(void *opaque, const void *buf, size_t len)
+static int failing_write(void *opaque, const void *buf, size_t len)
 {
-	struct membuf *m = opaque;
+	struct smg_xs_mem *m = opaque;
 
-	if (m->fail_after && m->len + len > m->fail_after)
+	if (m->len + len > fail_at)
 		return SMG_ERR_EOF;
-	if (m->len + len > m->cap) {
-		size_t cap = (m->cap + len) * 2;
-		uint8_t *p = realloc(m->p, cap);
-
-		if (p == NULL)
-			return SMG_ERR_NOMEM;
-		m->p = p;
-		m->cap = cap;
-	}
-	memcpy(m->p + m->len, buf, len);
-	m->len += len;
-	return 0;
+	return smg_xs_mem_write(opaque, buf, len);
 }
 
 /* A state blob as the source backend builds it: TSC, HVM context, params. */
-static size_t make_state(uint8_t *buf, size_t cap, struct membuf *m)
+static size_t make_state(uint8_t *buf, size_t cap, struct smg_xs_mem *m)
 {
-	struct smg_xs_sink s = {mem_write, m, 0};
+	struct smg_xs_sink s = {smg_xs_mem_write, m, 0};
 	uint8_t tsc[24] = {0}, ctx[100], params[8 + 2 * 16];
 
 	memset(ctx, 0xab, sizeof(ctx));
@@ -74,12 +60,12 @@ static int splice(void *opaque, uint32_t type, const uint8_t *body, size_t len)
 }
 
 /* The whole libxl stream a destination feeds to libxl's restore. */
-static void build_stream(struct membuf *m)
+static void build_stream(struct smg_xs_mem *m)
 {
-	struct smg_xs_sink s = {mem_write, m, 0};
+	struct smg_xs_sink s = {smg_xs_mem_write, m, 0};
 	uint8_t cpuid[2 * 24] = {0}, msr[16] = {0}, state[512];
 	static uint8_t pages[4 * SMG_XS_PAGE_SIZE];
-	struct membuf sm = {0};
+	struct smg_xs_mem sm = {0};
 	size_t slen;
 	uint64_t pfns[5];
 
@@ -117,7 +103,7 @@ static void build_stream(struct membuf *m)
 
 static void test_layout(void)
 {
-	struct membuf m = {0};
+	struct smg_xs_mem m = {0};
 	static const uint8_t libxl_hdr[16] = {'L', 'i', 'b', 'x', 'l', 'F', 'm', 't',
 					      0,   0,	0,   2,	  0,   0,   0,	 0};
 
@@ -142,8 +128,8 @@ static void test_layout(void)
 
 static void test_page_data_errors(void)
 {
-	struct membuf m = {0};
-	struct smg_xs_sink s = {mem_write, &m, 0};
+	struct smg_xs_mem m = {0};
+	struct smg_xs_sink s = {smg_xs_mem_write, &m, 0};
 	static uint8_t page[SMG_XS_PAGE_SIZE];
 	uint64_t pfn = 5, big[SMG_XS_BATCH_MAX + 1] = {0};
 
@@ -159,15 +145,16 @@ static void test_page_data_errors(void)
 	CHECK_EQ(m.len, 8 + 8 + 8 + SMG_XS_PAGE_SIZE);
 	CHECK_EQ(smg_load_le32(m.p + 4), 8 + 8 + SMG_XS_PAGE_SIZE);
 	/* a sink error surfaces unchanged */
-	m.fail_after = m.len + 10;
+	fail_at = m.len + 10;
+	s.write = failing_write;
 	CHECK_EQ(smg_xs_write_page_data(&s, &pfn, 1, page, sizeof(page)), SMG_ERR_EOF);
 	free(m.p);
 }
 
 static void test_record_padding(void)
 {
-	struct membuf m = {0};
-	struct smg_xs_sink s = {mem_write, &m, 0};
+	struct smg_xs_mem m = {0};
+	struct smg_xs_sink s = {smg_xs_mem_write, &m, 0};
 	const uint8_t body[3] = {1, 2, 3};
 
 	CHECK_EQ(smg_xs_write_record(&s, SMG_XS_REC_HVM_CONTEXT, body, 3), 0);
@@ -191,7 +178,7 @@ struct parse_case {
 static void test_parse(void)
 {
 	uint8_t state[512], bad[512];
-	struct membuf sm = {0};
+	struct smg_xs_mem sm = {0};
 	size_t len = make_state(state, sizeof(state), &sm);
 	/* offsets: TSC rec @0 (8+24), HVM ctx @32 (8+100+4 pad), params @144 */
 	const struct parse_case cases[] = {
@@ -296,7 +283,7 @@ static void test_ranges(void)
 
 static int emit(const char *path)
 {
-	struct membuf m = {0};
+	struct smg_xs_mem m = {0};
 	FILE *f;
 	int ok;
 

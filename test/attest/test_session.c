@@ -12,6 +12,7 @@
 #include "base/base.h"
 #include "check.h"
 #include "cli/cli.h"
+#include "cli/host_tpm.h"
 #include "tpm_env.h"
 #include "transport/transport.h"
 
@@ -39,8 +40,9 @@ static uint8_t recorded[SMG_EVIDENCE_MAX];
 static size_t recorded_len;
 static struct smg_handshake_ext *evil_inner;
 
-static int evil_evidence(void *self, bool initiator, const uint8_t th[SMG_TRANSCRIPT_LEN],
-			 uint8_t *out, size_t cap, size_t *len)
+static int evil_evidence(void *self, void *ctx, bool initiator,
+			 const uint8_t th[SMG_TRANSCRIPT_LEN], uint8_t *out, size_t cap,
+			 size_t *len)
 {
 	int r;
 
@@ -49,7 +51,7 @@ static int evil_evidence(void *self, bool initiator, const uint8_t th[SMG_TRANSC
 		*len = recorded_len;
 		return SMG_OK;
 	}
-	r = evil_inner->evidence(self, initiator, th, out, cap, len);
+	r = evil_inner->evidence(self, ctx, initiator, th, out, cap, len);
 	if (r == 0 && evil == RECORD && *len <= sizeof(recorded)) {
 		memcpy(recorded, out, *len);
 		recorded_len = *len;
@@ -97,7 +99,7 @@ static int policy_for(struct host *self, const struct host *peer,
 		0 ||
 	    smg_attest_new(self->pol, self->tpm, &self->at) != 0)
 		return -1;
-	smg_attest_ext_init(self->at, &self->ext);
+	smg_cli_tpm_ext(self->at, &self->ext);
 	return 0;
 }
 
@@ -193,22 +195,23 @@ static int session(struct host *src, const struct smg_handshake_ext *src_ext,
 static const struct smg_handshake_ext *cnt_inner;
 static int n_secret, n_evidence;
 
-static int cnt_secret(void *self, bool initiator, const struct smg_peer *peer,
+static int cnt_secret(void *self, void *ctx, bool initiator, const struct smg_peer *peer,
 		      const uint8_t *our_ext, size_t our_len, const uint8_t *peer_ext,
 		      size_t peer_len, uint8_t *out, size_t cap, size_t *len)
 {
 	(void)self;
 	n_secret++;
-	return cnt_inner->extra_secret(cnt_inner->self, initiator, peer, our_ext, our_len,
-				       peer_ext, peer_len, out, cap, len);
+	return cnt_inner->extra_secret(cnt_inner->self, ctx, initiator, peer, our_ext,
+				       our_len, peer_ext, peer_len, out, cap, len);
 }
 
-static int cnt_evidence(void *self, bool initiator, const uint8_t th[SMG_TRANSCRIPT_LEN],
-			uint8_t *out, size_t cap, size_t *len)
+static int cnt_evidence(void *self, void *ctx, bool initiator,
+			const uint8_t th[SMG_TRANSCRIPT_LEN], uint8_t *out, size_t cap,
+			size_t *len)
 {
 	(void)self;
 	n_evidence++;
-	return cnt_inner->evidence(cnt_inner->self, initiator, th, out, cap, len);
+	return cnt_inner->evidence(cnt_inner->self, ctx, initiator, th, out, cap, len);
 }
 
 /* Issue 13: a HELLO from a peer that cannot sign for the name it claims

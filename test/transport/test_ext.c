@@ -23,7 +23,8 @@ static int psk_of(const struct smg_peer *peer, uint8_t out[32])
 	return SMG_OK;
 }
 
-static int x_hello(void *self, bool initiator, uint8_t *out, size_t cap, size_t *len)
+static int x_hello(void *self, void *ctx, bool initiator, uint8_t *out, size_t cap,
+		   size_t *len)
 {
 	struct tx_ext *x = self;
 
@@ -35,7 +36,7 @@ static int x_hello(void *self, bool initiator, uint8_t *out, size_t cap, size_t 
 
 /* extra = H(psk_client || ext_client || ext_server): both sides must hold
  * the same psk for the peer pair. */
-static int x_secret(void *self, bool initiator, const struct smg_peer *peer,
+static int x_secret(void *self, void *ctx, bool initiator, const struct smg_peer *peer,
 		    const uint8_t *our, size_t our_len, const uint8_t *theirs,
 		    size_t their_len, uint8_t *out, size_t cap, size_t *len)
 {
@@ -53,8 +54,9 @@ static int x_secret(void *self, bool initiator, const struct smg_peer *peer,
 	return SMG_OK;
 }
 
-static int x_evidence(void *self, bool initiator, const uint8_t th[SMG_TRANSCRIPT_LEN],
-		      uint8_t *out, size_t cap, size_t *len)
+static int x_evidence(void *self, void *ctx, bool initiator,
+		      const uint8_t th[SMG_TRANSCRIPT_LEN], uint8_t *out, size_t cap,
+		      size_t *len)
 {
 	struct tx_ext *x = self;
 
@@ -66,7 +68,7 @@ static int x_evidence(void *self, bool initiator, const uint8_t th[SMG_TRANSCRIP
 	return SMG_OK;
 }
 
-static int x_verify(void *self, bool initiator, const struct smg_peer *peer,
+static int x_verify(void *self, void *ctx, bool initiator, const struct smg_peer *peer,
 		    const uint8_t th[SMG_TRANSCRIPT_LEN], const uint8_t *ev, size_t len)
 {
 	struct tx_ext *x = self;
@@ -85,8 +87,13 @@ static uint8_t psk_a[32], psk_b[32];
 
 static struct smg_handshake_ext make_ext(struct tx_ext *x)
 {
-	struct smg_handshake_ext e = {x,	"test",	    TEST_CAP, x_hello,
-				      x_secret, x_evidence, x_verify};
+	struct smg_handshake_ext e = {.self = x,
+				      .name = "test",
+				      .capability = TEST_CAP,
+				      .hello_ext = x_hello,
+				      .extra_secret = x_secret,
+				      .evidence = x_evidence,
+				      .verify = x_verify};
 	return e;
 }
 

@@ -11,7 +11,7 @@
 #include <unistd.h>
 
 #include "base/base.h"
-#include "engine/backend/sim.h"
+#include "simhost/simhost.h"
 
 int smg_sim_client_connect(const char *dir_or_sock, int *out)
 {

@@ -25,7 +25,7 @@
 #include <unistd.h>
 
 #include "base/base.h"
-#include "engine/backend/sim.h"
+#include "simhost/simhost.h"
 
 #define DOMAINS_MAX 64
 #define ID_MAX	    80

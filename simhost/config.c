@@ -11,7 +11,7 @@
 #include <unistd.h>
 
 #include "base/base.h"
-#include "engine/backend/sim.h"
+#include "simhost/simhost.h"
 
 static int fail(char *err, size_t errlen, unsigned line, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));

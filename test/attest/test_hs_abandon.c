@@ -24,73 +24,21 @@
 #include "attest/attest.h"
 #include "base/base.h"
 #include "check.h"
-#include "cli/host_tpm.h"
-#include "tpm_env.h"
+#include "tpm_hosts.h"
 #include "transport/internal.h"
 
-#define MASK	      ((1u << 0) | (1u << 7) | (1u << 16))
 #define OLD_TABLE_MAX 64 /* the shared key table this replaced */
 #define N_ABANDONED   (3 * OLD_TABLE_MAX)
 #define WIRE_MAX      (64 * 1024)
 
-struct host {
-	const char *name;
-	struct tenv env;
-	struct smg_tpm *tpm;
-	struct smg_tpm_keys keys;
-	struct smg_policy *pol;
-	struct smg_attest *at;
-	struct smg_handshake_ext ext;
-	struct smg_identity *id;
-	char pub[SMG_PUBKEY_TEXT_LEN];
-};
-
 static char dir[64];
 static struct smg_peers *peers;
 
-static int host_up(struct host *h, const char *name)
-{
-	char path[128];
-
-	h->name = name;
-	snprintf(path, sizeof(path), "%s/%s.key", dir, name);
-	if (smg_identity_generate(path, false, h->pub, sizeof(h->pub)) != 0 ||
-	    smg_identity_load(path, &h->id) != 0 || tenv_start(&h->env, true) != 0 ||
-	    smg_tpm_open(h->env.sw.tcti, &h->tpm) != 0 ||
-	    smg_tpm_enroll(h->tpm, MASK, false, &h->keys) != 0)
-		return -1;
-	return 0;
-}
-
-static int enrol(struct host *self, const struct host *peer)
-{
-	char text[8192], block[4096], err[256];
-	int n;
-
-	if (smg_policy_format_peer(peer->name, &peer->keys, NULL, 0, block,
-				   sizeof(block)) != 0)
-		return -1;
-	n = snprintf(text, sizeof(text), "host %s\npcrs 0,7,16\n%s  send *\n", self->name,
-		     block);
-	if (smg_policy_parse(text, (size_t)n, "test", &self->pol, err, sizeof(err)) !=
-		0 ||
-	    smg_attest_new(self->pol, self->tpm, &self->at) != 0)
-		return -1;
-	smg_cli_tpm_ext(self->at, &self->ext);
-	return 0;
-}
-
-static struct smg_session_opts opts_for(const struct host *h,
+static struct smg_session_opts opts_for(const struct thost *h,
 					const struct smg_handshake_ext *ext)
 {
-	struct smg_session_opts o;
+	struct smg_session_opts o = thost_opts(h, peers, ext);
 
-	memset(&o, 0, sizeof(o));
-	o.identity = h->id;
-	o.peers = peers;
-	o.name = h->name;
-	o.ext = ext;
-	o.channels = 1;
 	o.handshake_timeout_ms = 10000;
 	o.io_timeout_ms = 10000;
 	o.accept_timeout_ms = 60000;
@@ -120,7 +68,7 @@ static int start_and_drop(const struct smg_session_opts *co,
 	return r;
 }
 
-static void interleaved(struct host *src, struct host *dst)
+static void interleaved(struct thost *src, struct thost *dst)
 {
 	struct smg_session_opts co = opts_for(src, &src->ext),
 				so = opts_for(dst, &dst->ext);
@@ -192,24 +140,6 @@ static void cnt_end(void *self, void *ctx)
 	inner->end(self, ctx);
 }
 
-struct server {
-	struct smg_listener *l;
-	struct smg_session_opts opts;
-	int rc;
-	pthread_t th;
-};
-
-static void *server_main(void *arg)
-{
-	struct server *sv = arg;
-	struct smg_session *s = NULL;
-
-	sv->rc = smg_listener_accept(sv->l, &sv->opts, &s);
-	if (sv->rc == 0)
-		sv->rc = smg_session_close(s);
-	return NULL;
-}
-
 /* Connect, send hello, read until the server answered, hang up. True if
  * the server answered with its HELLO (it began its half), false if it
  * refused the connection (busy: it had not yet reaped our last ones). */
@@ -235,11 +165,11 @@ static bool hello_and_hang_up(uint16_t port, const uint8_t *hello, size_t len)
 	return got == sizeof(buf) && buf[4] == SMG_FT_HELLO;
 }
 
-static void abandoned(struct host *src, struct host *dst)
+static void abandoned(struct thost *src, struct thost *dst)
 {
 	struct smg_handshake_ext counted = dst->ext;
 	struct smg_session_opts co = opts_for(src, &src->ext);
-	struct server sv = {0};
+	struct tserver1 sv = {0};
 	struct smg_session *s = NULL;
 	struct hs *h = sodium_malloc(sizeof(*h));
 	uint8_t *hello = malloc(WIRE_MAX);
@@ -255,7 +185,7 @@ static void abandoned(struct host *src, struct host *dst)
 		CHECK(0);
 		goto out;
 	}
-	pthread_create(&sv.th, NULL, server_main, &sv);
+	pthread_create(&sv.th, NULL, tserver1_main, &sv);
 	/* progress-based: count the HELLOs the server answered, whatever the
 	 * number of busy refusals on the way (bounded) */
 	for (; answered < N_ABANDONED && tries < 20 * N_ABANDONED; tries++) {
@@ -286,22 +216,15 @@ out:
 
 int main(void)
 {
-	struct host src = {0}, dst = {0};
-	char text[512], cmd[128];
+	struct thost src = {0}, dst = {0};
+	char cmd[128];
 
 	if (!tenv_have_swtpm() || !tenv_have_tools())
 		return T_SKIP;
 	snprintf(dir, sizeof(dir), "/tmp/smg-hsab-XXXXXX");
 	if (sodium_init() < 0 || mkdtemp(dir) == NULL)
 		return 1;
-	if (host_up(&src, "src") != 0 || host_up(&dst, "dst") != 0) {
-		fprintf(stderr, "cannot bring up the two hosts\n");
-		CHECK(0);
-		goto out;
-	}
-	snprintf(text, sizeof(text), "src %s\ndst %s\n", src.pub, dst.pub);
-	if (smg_peers_parse(text, strlen(text), &peers) != 0 || enrol(&src, &dst) != 0 ||
-	    enrol(&dst, &src) != 0) {
+	if (thost_pair_up(&src, &dst, dir, &peers) != 0) {
 		CHECK(0);
 		goto out;
 	}
@@ -309,13 +232,8 @@ int main(void)
 	abandoned(&src, &dst);
 out:
 	smg_peers_free(peers);
-	for (struct host *h = &src; h != NULL; h = h == &src ? &dst : NULL) {
-		smg_attest_free(h->at);
-		smg_policy_free(h->pol);
-		smg_tpm_close(h->tpm);
-		smg_identity_free(h->id);
-		tenv_stop(&h->env);
-	}
+	thost_down(&src);
+	thost_down(&dst);
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
 	if (system(cmd) != 0)
 		fprintf(stderr, "cleanup failed\n");

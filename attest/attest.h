@@ -293,8 +293,6 @@ struct smg_vtpm_state {
 	uint32_t vol_flags;
 };
 
-/* Connect to a unix stream socket; the fd or a negative smg_err. */
-int smg_unix_connect(const char *path);
 /* Take the state of a running instance over its control socket. */
 int smg_vtpm_get_state(const char *ctrl, struct smg_vtpm_state *out);
 /* Load a state into an instance started with startup == false, then CMD_INIT:

@@ -416,6 +416,9 @@ bool smg_peer_is_owner(int fd);
  * SOCK_SEQPACKET), bound under umask 077; a stale socket file is replaced,
  * one another instance answers on is not: SMG_ERR_EXISTS. */
 int smg_unix_listen(const char *path, int type, int backlog, int *out);
+/* A client: connect to DIR/name when name is given and dir_or_sock is a
+ * directory, else to the socket path itself. */
+int smg_unix_connect(const char *dir_or_sock, const char *name, int type, int *out);
 /* Block SIGTERM and SIGINT in this thread (and in those it starts from
  * now on) and return a signalfd that reads them. */
 int smg_stop_signals(int *sfd);

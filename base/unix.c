@@ -1,9 +1,10 @@
 /* unix: the local sockets of this host's root-only services (the sim host,
- * the disk service): a private listening socket and the accept loop that
- * runs until SIGTERM or SIGINT. */
+ * the disk service): a private listening socket, the accept loop that runs
+ * until SIGTERM or SIGINT, and their clients' connect. */
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
@@ -40,6 +41,32 @@ int smg_unix_listen(const char *path, int type, int backlog, int *out)
 	rc = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
 	umask(old);
 	if (rc != 0 || listen(fd, backlog) != 0) {
+		int e = smg_err_sys(errno);
+
+		close(fd);
+		return e;
+	}
+	*out = fd;
+	return SMG_OK;
+}
+
+int smg_unix_connect(const char *dir_or_sock, const char *name, int type, int *out)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	struct stat st;
+	int fd, n;
+
+	*out = -1;
+	if (name != NULL && stat(dir_or_sock, &st) == 0 && S_ISDIR(st.st_mode))
+		n = snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/%s", dir_or_sock,
+			     name);
+	else
+		n = snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", dir_or_sock);
+	if (n < 0 || (size_t)n >= sizeof(sa.sun_path))
+		return SMG_ERR_TOO_LONG;
+	if ((fd = socket(AF_UNIX, type | SOCK_CLOEXEC, 0)) < 0)
+		return smg_err_sys(errno);
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
 		int e = smg_err_sys(errno);
 
 		close(fd);

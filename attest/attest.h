@@ -201,9 +201,10 @@ int smg_policy_check_migration(const struct smg_policy *p, enum smg_policy_role 
 			       char *why, size_t why_len);
 
 /* ---- TPM-bound handshake extension --------------------------------------- */
-/* The transport's struct smg_handshake_ext, filled by smg_attest_ext_init:
+/* The TPM-bound mode's steps, for a handshake's mode-extension hook (the
+ * CLI wires them into the transport: cli/tpm_ext.c):
  *   hello   -> our HELLO extension: version, mode, our host name and a fresh
- *              ephemeral P-256 point;
+ *              ephemeral P-256 point, kept in the handshake's own state;
  *   secret  -> after both HELLOs: KDF input from two ephemeral-static ECDHs,
  *              each computed by one host's TPM (Esys_ECDH_ZGen under its PCR
  *              policy) and by the other host in software against the
@@ -212,30 +213,32 @@ int smg_policy_check_migration(const struct smg_policy *p, enum smg_policy_role 
  *   evidence/verify -> a TPM2_Quote over our policy PCRs with qualifying data
  *              bound to the transcript hash and our role; the peer's checked
  *              against its enrolled AK and golden PCRs.
- * Safe for concurrent handshakes (ephemeral keys are found by their point;
- * TPM calls are serialised). */
+ * Safe for concurrent handshakes: each has its own struct smg_attest_hs
+ * (its ephemeral key lives exactly as long as the handshake); TPM calls are
+ * serialised. */
 #define SMG_ATTEST_HELLO_VERSION 1
 #define SMG_ATTEST_HELLO_MAX	 (3 + SMG_POLICY_NAME_MAX + SMG_P256_POINT_LEN)
-#define SMG_ATTEST_PENDING_MAX	 64 /* handshakes between hello and secret */
 enum smg_attest_mode {
 	SMG_ATTEST_MODE_SOFTWARE = 0,
 	SMG_ATTEST_MODE_TPM = 1,
 };
 
 struct smg_attest;
-struct smg_handshake_ext;
+struct smg_attest_hs;
 
 /* policy and tpm are borrowed and must outlive the attest object; the
  * policy's pcrs are the PCRs our key is bound to and our quotes cover. */
 int smg_attest_new(const struct smg_policy *policy, struct smg_tpm *tpm,
 		   struct smg_attest **out);
 void smg_attest_free(struct smg_attest *a);
-/* Fill ext (capability SMG_CAP_TPM) for smg_session_opts.ext. */
-void smg_attest_ext_init(struct smg_attest *a, struct smg_handshake_ext *ext);
 
-int smg_attest_hello(struct smg_attest *a, bool initiator, uint8_t *out, size_t cap,
-		     size_t *len);
-int smg_attest_secret(struct smg_attest *a, bool initiator, const char *peer,
+/* One handshake's state (a borrows; free it before a). */
+int smg_attest_hs_new(struct smg_attest *a, struct smg_attest_hs **out);
+void smg_attest_hs_free(struct smg_attest_hs *hs);
+int smg_attest_hello(struct smg_attest_hs *hs, uint8_t *out, size_t cap, size_t *len);
+/* our_ext must be the hello this hs made; its ephemeral key serves this one
+ * secret (SMG_ERR_STATE otherwise). */
+int smg_attest_secret(struct smg_attest_hs *hs, bool initiator, const char *peer,
 		      const uint8_t *our_ext, size_t our_len, const uint8_t *peer_ext,
 		      size_t peer_len, uint8_t out[SMG_ATTEST_SECRET_LEN]);
 int smg_attest_evidence(struct smg_attest *a, bool initiator, const uint8_t *th,
@@ -290,8 +293,6 @@ struct smg_vtpm_state {
 	uint32_t vol_flags;
 };
 
-/* Connect to a unix stream socket; the fd or a negative smg_err. */
-int smg_unix_connect(const char *path);
 /* Take the state of a running instance over its control socket. */
 int smg_vtpm_get_state(const char *ctrl, struct smg_vtpm_state *out);
 /* Load a state into an instance started with startup == false, then CMD_INIT:

@@ -19,23 +19,22 @@
 #include "attest/internal.h"
 #include "base/base.h"
 #include "proto/proto.h"
-#include "transport/transport.h"
 
 #define SECRET_PERSONAL "secmig tpm-ecdh v1"
 #define QUOTE_PERSONAL	"secmig quote v1"
 
-struct pending {
-	uint8_t point[SMG_P256_POINT_LEN];
-	EVP_PKEY *key; /* NULL: slot free */
-	uint64_t seq;
-};
-
 struct smg_attest {
 	const struct smg_policy *pol;
 	struct smg_tpm *tpm;
-	pthread_mutex_t lock; /* pending table and the (single-threaded) ESAPI */
-	struct pending pend[SMG_ATTEST_PENDING_MAX];
-	uint64_t seq;
+	pthread_mutex_t lock; /* the (single-threaded) ESAPI */
+};
+
+/* One handshake's ephemeral key: made by hello, used once by secret, gone
+ * with the handshake. Nothing is shared between handshakes but the TPM. */
+struct smg_attest_hs {
+	struct smg_attest *a;
+	EVP_PKEY *key; /* NULL: no hello yet, or secret used it */
+	uint8_t point[SMG_P256_POINT_LEN];
 };
 
 int smg_attest_new(const struct smg_policy *policy, struct smg_tpm *tpm,
@@ -84,8 +83,6 @@ void smg_attest_free(struct smg_attest *a)
 {
 	if (a == NULL)
 		return;
-	for (size_t i = 0; i < SMG_ATTEST_PENDING_MAX; i++)
-		EVP_PKEY_free(a->pend[i].key);
 	pthread_mutex_destroy(&a->lock);
 	free(a);
 }
@@ -124,12 +121,33 @@ int smg_attest_hello_decode(const uint8_t *buf, size_t len, struct smg_attest_he
 	return smg_rd_end(&rd);
 }
 
-int smg_attest_hello(struct smg_attest *a, bool initiator, uint8_t *out, size_t cap,
-		     size_t *len)
+int smg_attest_hs_new(struct smg_attest *a, struct smg_attest_hs **out)
 {
-	struct pending *slot = NULL;
+	struct smg_attest_hs *hs;
+
+	*out = NULL;
+	if (a == NULL)
+		return SMG_ERR_INVAL;
+	if ((hs = calloc(1, sizeof(*hs))) == NULL)
+		return SMG_ERR_NOMEM;
+	hs->a = a;
+	*out = hs;
+	return SMG_OK;
+}
+
+void smg_attest_hs_free(struct smg_attest_hs *hs)
+{
+	if (hs == NULL)
+		return;
+	EVP_PKEY_free(hs->key);
+	free(hs);
+}
+
+int smg_attest_hello(struct smg_attest_hs *hs, uint8_t *out, size_t cap, size_t *len)
+{
+	const struct smg_policy *pol = hs->a->pol;
 	uint8_t point[SMG_P256_POINT_LEN];
-	size_t nlen = strlen(a->pol->host);
+	size_t nlen = strlen(pol->host);
 	EVP_PKEY *key;
 	struct smg_wr wr;
 	int r;
@@ -141,42 +159,27 @@ int smg_attest_hello(struct smg_attest *a, bool initiator, uint8_t *out, size_t 
 	if ((r = smg_wr_u8(&wr, SMG_ATTEST_HELLO_VERSION)) != 0 ||
 	    (r = smg_wr_u8(&wr, SMG_ATTEST_MODE_TPM)) != 0 ||
 	    (r = smg_wr_u8(&wr, (uint8_t)nlen)) != 0 ||
-	    (r = smg_wr_bytes(&wr, a->pol->host, nlen)) != 0 ||
+	    (r = smg_wr_bytes(&wr, pol->host, nlen)) != 0 ||
 	    (r = smg_wr_bytes(&wr, point, sizeof(point))) != 0) {
 		EVP_PKEY_free(key);
 		return r;
 	}
-	/* Keep the ephemeral key until secret() asks for it by its point; the
-	 * oldest unfinished handshake loses its slot when the table is full. */
-	pthread_mutex_lock(&a->lock);
-	for (size_t i = 0; i < SMG_ATTEST_PENDING_MAX; i++)
-		if (slot == NULL || a->pend[i].key == NULL ||
-		    (slot->key != NULL && a->pend[i].seq < slot->seq))
-			slot = &a->pend[i];
-	EVP_PKEY_free(slot->key);
-	slot->key = key;
-	slot->seq = ++a->seq;
-	memcpy(slot->point, point, sizeof(point));
-	pthread_mutex_unlock(&a->lock);
+	EVP_PKEY_free(hs->key);
+	hs->key = key;
+	memcpy(hs->point, point, sizeof(point));
 	*len = wr.off;
 	return SMG_OK;
 }
 
-static EVP_PKEY *take_pending(struct smg_attest *a,
-			      const uint8_t point[SMG_P256_POINT_LEN])
+/* The ephemeral key of the hello our_ext carries, taken out of hs: a
+ * handshake's key serves one secret. */
+static EVP_PKEY *take_key(struct smg_attest_hs *hs, const struct smg_attest_hello *ours)
 {
-	EVP_PKEY *key = NULL;
+	EVP_PKEY *key = hs->key;
 
-	pthread_mutex_lock(&a->lock);
-	for (size_t i = 0; i < SMG_ATTEST_PENDING_MAX; i++) {
-		if (a->pend[i].key != NULL &&
-		    !memcmp(a->pend[i].point, point, SMG_P256_POINT_LEN)) {
-			key = a->pend[i].key;
-			a->pend[i].key = NULL;
-			break;
-		}
-	}
-	pthread_mutex_unlock(&a->lock);
+	if (key == NULL || sodium_memcmp(hs->point, ours->point, SMG_P256_POINT_LEN) != 0)
+		return NULL;
+	hs->key = NULL;
 	return key;
 }
 
@@ -195,10 +198,11 @@ static const struct smg_policy_peer *tpm_peer(struct smg_attest *a, const char *
 	return pe;
 }
 
-int smg_attest_secret(struct smg_attest *a, bool initiator, const char *peer,
+int smg_attest_secret(struct smg_attest_hs *hs, bool initiator, const char *peer,
 		      const uint8_t *our_ext, size_t our_len, const uint8_t *peer_ext,
 		      size_t peer_len, uint8_t out[SMG_ATTEST_SECRET_LEN])
 {
+	struct smg_attest *a = hs->a;
 	const struct smg_policy_peer *pe;
 	struct smg_attest_hello ours, theirs;
 	uint8_t z_own[SMG_P256_COORD_LEN], z_peer[SMG_P256_COORD_LEN];
@@ -208,8 +212,8 @@ int smg_attest_secret(struct smg_attest *a, bool initiator, const char *peer,
 
 	memset(out, 0, SMG_ATTEST_SECRET_LEN);
 	if (smg_attest_hello_decode(our_ext, our_len, &ours) != 0 ||
-	    (eph = take_pending(a, ours.point)) == NULL) {
-		smg_err("attest: no ephemeral key for this handshake (expired?)");
+	    (eph = take_key(hs, &ours)) == NULL) {
+		smg_err("attest: no ephemeral key for this handshake's hello");
 		return SMG_ERR_STATE;
 	}
 	if (peer_len == 0 ||
@@ -322,52 +326,4 @@ int smg_attest_verify(struct smg_attest *a, bool initiator, const char *peer,
 	exp.qual = q;
 	exp.qual_len = sizeof(q);
 	return smg_evidence_verify(ev, len, &exp, NULL, 0);
-}
-
-/* ---- adapter to the transport's hook struct ----------------------------- */
-static int ext_hello(void *self, bool initiator, uint8_t *out, size_t cap, size_t *len)
-{
-	return smg_attest_hello(self, initiator, out, cap, len);
-}
-
-static int ext_secret(void *self, bool initiator, const struct smg_peer *peer,
-		      const uint8_t *our_ext, size_t our_len, const uint8_t *peer_ext,
-		      size_t peer_len, uint8_t *out, size_t cap, size_t *len)
-{
-	int r;
-
-	*len = 0;
-	if (cap < SMG_ATTEST_SECRET_LEN)
-		return SMG_ERR_NOSPACE;
-	r = smg_attest_secret(self, initiator, peer != NULL ? peer->name : NULL, our_ext,
-			      our_len, peer_ext, peer_len, out);
-	if (r == 0)
-		*len = SMG_ATTEST_SECRET_LEN;
-	return r;
-}
-
-static int ext_evidence(void *self, bool initiator, const uint8_t th[SMG_TRANSCRIPT_LEN],
-			uint8_t *out, size_t cap, size_t *len)
-{
-	return smg_attest_evidence(self, initiator, th, SMG_TRANSCRIPT_LEN, out, cap,
-				   len);
-}
-
-static int ext_verify(void *self, bool initiator, const struct smg_peer *peer,
-		      const uint8_t th[SMG_TRANSCRIPT_LEN], const uint8_t *ev, size_t len)
-{
-	return smg_attest_verify(self, initiator, peer != NULL ? peer->name : NULL, th,
-				 SMG_TRANSCRIPT_LEN, ev, len);
-}
-
-void smg_attest_ext_init(struct smg_attest *a, struct smg_handshake_ext *ext)
-{
-	memset(ext, 0, sizeof(*ext));
-	ext->self = a;
-	ext->name = "tpm";
-	ext->capability = SMG_CAP_TPM;
-	ext->hello_ext = ext_hello;
-	ext->extra_secret = ext_secret;
-	ext->evidence = ext_evidence;
-	ext->verify = ext_verify;
 }

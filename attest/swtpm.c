@@ -15,7 +15,6 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -27,29 +26,11 @@
 #define SWTPM_READY_TIMEOUT_MS 3000
 #define SWTPM_STOP_TIMEOUT_MS  3000
 
-int smg_unix_connect(const char *path)
-{
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	int fd;
-
-	if (strlen(path) >= sizeof(sa.sun_path))
-		return SMG_ERR_TOO_LONG;
-	memcpy(sa.sun_path, path, strlen(path) + 1);
-	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
-		return smg_err_sys(errno);
-	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
-		int e = smg_err_sys(errno);
-		close(fd);
-		return e;
-	}
-	return fd;
-}
-
 static bool path_accepts(const char *path)
 {
-	int fd = smg_unix_connect(path);
+	int fd;
 
-	if (fd < 0)
+	if (smg_unix_connect(path, NULL, SOCK_STREAM, &fd) != SMG_OK)
 		return false;
 	close(fd);
 	return true;

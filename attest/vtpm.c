@@ -34,11 +34,13 @@
 
 static int ctrl_connect(const char *ctrl)
 {
-	int fd = smg_unix_connect(ctrl);
+	int fd, r;
 
-	if (fd < 0)
+	if ((r = smg_unix_connect(ctrl, NULL, SOCK_STREAM, &fd)) != SMG_OK) {
 		smg_err("vtpm: cannot reach the swtpm control socket %s: %s", ctrl,
-			smg_strerror(fd));
+			smg_strerror(r));
+		return r;
+	}
 	return fd;
 }
 

@@ -443,4 +443,21 @@ int smg_file_read_private(const char *path, size_t cap, char **text, size_t *len
  * clients a root-only service (sim host, disk service, NBD) serves. */
 bool smg_peer_is_owner(int fd);
 
+/* ---- local services' sockets (base/unix.c) ---------------------------- */
+/* Listen on a private unix socket at path (type SOCK_STREAM or
+ * SOCK_SEQPACKET), bound under umask 077; a stale socket file is replaced,
+ * one another instance answers on is not: SMG_ERR_EXISTS. */
+int smg_unix_listen(const char *path, int type, int backlog, int *out);
+/* A client: connect to DIR/name when name is given and dir_or_sock is a
+ * directory, else to the socket path itself. */
+int smg_unix_connect(const char *dir_or_sock, const char *name, int type, int *out);
+/* Block SIGTERM and SIGINT in this thread (and in those it starts from
+ * now on) and return a signalfd that reads them. */
+int smg_stop_signals(int *sfd);
+/* Accept on lfd until sfd (smg_stop_signals) is readable. A client of
+ * root or our user goes to on_conn, which owns its fd; any other is
+ * refused with a warning naming `what`. */
+void smg_unix_serve(int lfd, int sfd, const char *what,
+		    void (*on_conn)(void *arg, int fd), void *arg);
+
 #endif

@@ -11,6 +11,7 @@
 
 #include "attest/attest.h"
 #include "base/base.h"
+#include "cli/host_tpm.h"
 #include "test/attest/tpm_env.h"
 #include "transport/transport.h"
 
@@ -59,7 +60,7 @@ static int enrol(struct host *self, const struct host *peer)
 		0 ||
 	    smg_attest_new(self->pol, self->tpm, &self->at) != 0)
 		return -1;
-	smg_attest_ext_init(self->at, &self->ext);
+	smg_cli_tpm_ext(self->at, &self->ext);
 	return 0;
 }
 

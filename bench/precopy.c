@@ -38,9 +38,9 @@
 #include <unistd.h>
 
 #include "base/base.h"
-#include "engine/backend/sim.h"
 #include "engine/engine.h"
 #include "proto/proto.h"
+#include "simhost/simhost.h"
 #include "transport/transport.h"
 
 #define WARMUP_MS  1000

@@ -19,7 +19,7 @@
 #include "cli/cli.h"
 #include "cli/host_tpm.h"
 #include "cli/migrate.h"
-#include "engine/backend/sim.h"
+#include "simhost/simhost.h"
 
 #define DEMO_WARMUP_MS 1000
 #define DEMO_WAIT_MS   10000

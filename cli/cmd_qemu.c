@@ -7,7 +7,7 @@
 #include "base/base.h"
 #include "cli/cli.h"
 #include "cli/migrate.h"
-#include "engine/backend/qemu_internal.h"
+#include "engine/engine.h"
 
 static int usage(const char *fmt, const char *arg)
 {
@@ -16,7 +16,7 @@ static int usage(const char *fmt, const char *arg)
 
 static int check_file(const char *path)
 {
-	struct smg_qemu_vm vm;
+	struct smg_qemu_vm_info vm;
 	char err[256], *buf;
 	size_t n;
 	FILE *f;
@@ -32,7 +32,7 @@ static int check_file(const char *path)
 	}
 	n = fread(buf, 1, SMG_DOMAIN_CONFIG_MAX + 1, f);
 	fclose(f);
-	r = smg_qemu_vm_parse(buf, n, SMG_QEMU_DEF_LOCAL, &vm, err, sizeof(err));
+	r = smg_qemu_def_check(buf, n, &vm, err, sizeof(err));
 	free(buf);
 	if (r != SMG_OK) {
 		fprintf(stderr, "%s: %s\n", path, err);
@@ -46,17 +46,13 @@ static int check_file(const char *path)
 
 static int print_cmdline(const char *dir, const char *name)
 {
-	struct smg_qemu_vm vm;
-	char **argv;
+	char *line;
 	int r;
 
-	if ((r = smg_qemu_vm_load(dir, name, &vm)) != SMG_OK ||
-	    (r = smg_qemu_argv(&vm, dir, false, &argv)) != SMG_OK)
+	if ((r = smg_qemu_cmdline(dir, name, &line)) != SMG_OK)
 		return smg_exit_from_err(r);
-	for (size_t i = 0; argv[i] != NULL; i++)
-		printf("%s%s", i ? " " : "", argv[i]);
-	printf("\n");
-	smg_qemu_argv_free(argv);
+	printf("%s\n", line);
+	free(line);
 	return SMG_EXIT_OK;
 }
 

@@ -8,7 +8,7 @@
 
 #include "base/base.h"
 #include "cli/cli.h"
-#include "engine/backend/sim.h"
+#include "simhost/simhost.h"
 
 #define DEFAULT_DIR "/var/lib/secmig"
 

@@ -50,7 +50,7 @@ int smg_cli_tpm_load(struct smg_cli_tpm *t, const char *policy, const char *tcti
 		smg_cli_tpm_free(t);
 		return r;
 	}
-	smg_attest_ext_init(t->att, &t->ext);
+	smg_cli_tpm_ext(t->att, &t->ext);
 	so->ext = &t->ext;
 	t->tpm_mode = true;
 	smg_info("TPM mode: sessions bound to the TPM at '%s', PCRs attested", tcti);

@@ -25,5 +25,9 @@ struct smg_cli_tpm {
 int smg_cli_tpm_load(struct smg_cli_tpm *t, const char *policy, const char *tcti,
 		     struct smg_session_opts *so);
 void smg_cli_tpm_free(struct smg_cli_tpm *t);
+/* The transport's handshake extension (capability SMG_CAP_TPM) over a's
+ * TPM-bound mode, for smg_session_opts.ext (cli/tpm_ext.c). a must outlive
+ * every handshake that uses ext. */
+void smg_cli_tpm_ext(struct smg_attest *a, struct smg_handshake_ext *ext);
 
 #endif

@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "engine/backend.h"
 #include "storage/storage.h"
@@ -430,6 +431,30 @@ void smg_fault_crash(enum smg_fault f);
 void smg_fault_point(enum smg_fault f, struct smg_live *l);
 /* SMG_FI_STALL_MS when set (1..600000), else dflt. */
 unsigned smg_fault_stall_ms(unsigned dflt);
+
+/* ==== QEMU VMs of this host: `secmig qemu` (engine/backend/qemu*.c, =====
+ * ==== docs/qemu.md) ===================================================== */
+struct smg_qemu_vm_info {
+	char name[SMG_DOMAIN_NAME_MAX];
+	uint64_t mem_bytes;
+	unsigned vcpus, n_nics, n_disks;
+	bool vtpm;
+};
+
+/* Check definition text as this host's own file (every key allowed).
+ * SMG_ERR_CONFIG with "line N: what" in err. */
+int smg_qemu_def_check(const char *text, size_t len, struct smg_qemu_vm_info *info,
+		       char *err, size_t errlen);
+/* The QEMU command line `start` runs for STATE_DIR/qemu/NAME.vm, its
+ * arguments joined by spaces (*line malloc'd). */
+int smg_qemu_cmdline(const char *state_dir, const char *name, char **line);
+bool smg_qemu_name_ok(const char *s);
+/* Start a VM from its definition, stop it, its state. */
+int smg_qemu_vm_start(const char *state_dir, const char *name, bool incoming);
+int smg_qemu_vm_stop(const char *state_dir, const char *name);
+/* QMP's run state and QEMU's pid, or "absent" when no QEMU answers. */
+int smg_qemu_vm_status(const char *state_dir, const char *name, char *status, size_t cap,
+		       pid_t *pid);
 
 /* ==== network identity and clean-up (network: engine/netid*.c, ========
  * ==== engine/announce*.c; see docs/network.md) ========================== */

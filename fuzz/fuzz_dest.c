@@ -24,12 +24,12 @@
 #include "audit/audit.h"
 #include "base/base.h"
 #include "dest_input.h"
-#include "engine/backend/sim.h"
 #include "engine/internal.h"
 #include "proto/proto.h"
 #include "secmig.pb-c.h"
 #include "session_pair.h"
 #include "sim_host.h"
+#include "simhost/simhost.h"
 
 #define LIVE_MS	   3000
 #define MIRROR_MAX 4096 /* pages: the definitions' 16 MiB */

@@ -1,5 +1,5 @@
 /* For the harnesses that need a real backend: a sim host (the sim
- * backend's hypervisor, engine/backend/sim_host.c) serving DIR, and
+ * backend's hypervisor, simhost/daemon.c) serving DIR, and
  * scratch directories. */
 #ifndef SMG_FUZZ_SIM_HOST_H
 #define SMG_FUZZ_SIM_HOST_H
@@ -17,7 +17,7 @@
 #include <unistd.h>
 
 #include "base/base.h"
-#include "engine/backend/sim.h"
+#include "simhost/simhost.h"
 
 static inline int fz_rm_one(const char *path, const struct stat *sb, int flag,
 			    struct FTW *ftw)

@@ -8,15 +8,11 @@
  * length-prefixed (u32 big-endian), parsed by smg_dsvc_parse_request. */
 #include <errno.h>
 #include <fcntl.h>
-#include <poll.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include "base/base.h"
@@ -167,39 +163,6 @@ static void *conn_main(void *arg)
 	return NULL;
 }
 
-static int listen_on(const char *path, int *out)
-{
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	mode_t old;
-	int fd, rc, probe;
-
-	if (strlen(path) >= sizeof(sa.sun_path))
-		return SMG_ERR_TOO_LONG;
-	strcpy(sa.sun_path, path);
-	if ((probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) >= 0) {
-		rc = connect(probe, (struct sockaddr *)&sa, sizeof(sa));
-		close(probe);
-		if (rc == 0) {
-			smg_err("a disk service already serves %s", path);
-			return SMG_ERR_EXISTS;
-		}
-	}
-	unlink(path);
-	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
-		return smg_err_sys(errno);
-	old = umask(077);
-	rc = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
-	umask(old);
-	if (rc != 0 || listen(fd, 64) != 0) {
-		int e = smg_err_sys(errno);
-
-		close(fd);
-		return e;
-	}
-	*out = fd;
-	return SMG_OK;
-}
-
 /* A directory we own, 0700, not a symlink. */
 static int own_dir(const char *path)
 {
@@ -247,57 +210,46 @@ static int setup(struct svc *sv, const struct smg_dsvc_config *cfg)
 	return SMG_OK;
 }
 
-static void serve(struct svc *sv, int lfd, int sfd)
+/* A control connection (smg_unix_serve checked it is root or us): a slot
+ * and a thread, or closed when all SMG_DSVC_CONNS_MAX are taken. */
+static void on_conn(void *arg, int c)
 {
-	for (;;) {
-		struct pollfd p[2] = {{lfd, POLLIN, 0}, {sfd, POLLIN, 0}};
-		struct conn_ctx *x;
-		pthread_t t;
-		int c;
+	struct svc *sv = arg;
+	struct conn_ctx *x;
+	pthread_t t;
 
-		if (poll(p, 2, -1) < 0 && errno != EINTR)
-			break;
-		if (p[1].revents & POLLIN)
-			break;
-		if (!(p[0].revents & POLLIN))
-			continue;
-		if ((c = accept4(lfd, NULL, NULL, SOCK_CLOEXEC)) < 0)
-			continue;
-		if (!smg_peer_is_owner(c) || (x = malloc(sizeof(*x))) == NULL) {
-			smg_warn("disk service: control connection refused");
-			close(c);
-			continue;
-		}
-		*x = (struct conn_ctx){sv, c, 0, SMG_DSVC_CONNS_MAX};
-		pthread_mutex_lock(&sv->mu);
-		for (unsigned i = 0;
-		     i < SMG_DSVC_CONNS_MAX && x->slot == SMG_DSVC_CONNS_MAX; i++)
-			if (sv->conn_fd[i] < 0)
-				x->slot = i;
-		if (x->slot < SMG_DSVC_CONNS_MAX) {
-			x->id = ++sv->next_conn;
-			sv->conn_fd[x->slot] = c;
-			sv->nconn++;
-		}
-		pthread_mutex_unlock(&sv->mu);
-		if (x->slot == SMG_DSVC_CONNS_MAX) {
-			smg_warn("disk service: %u control connections already",
-				 SMG_DSVC_CONNS_MAX);
-			close(c);
-			free(x);
-			continue;
-		}
-		if (pthread_create(&t, NULL, conn_main, x) != 0) {
-			pthread_mutex_lock(&sv->mu);
-			sv->conn_fd[x->slot] = -1;
-			sv->nconn--;
-			pthread_mutex_unlock(&sv->mu);
-			close(c);
-			free(x);
-			continue;
-		}
-		pthread_detach(t);
+	if ((x = malloc(sizeof(*x))) == NULL) {
+		close(c);
+		return;
 	}
+	*x = (struct conn_ctx){sv, c, 0, SMG_DSVC_CONNS_MAX};
+	pthread_mutex_lock(&sv->mu);
+	for (unsigned i = 0; i < SMG_DSVC_CONNS_MAX && x->slot == SMG_DSVC_CONNS_MAX; i++)
+		if (sv->conn_fd[i] < 0)
+			x->slot = i;
+	if (x->slot < SMG_DSVC_CONNS_MAX) {
+		x->id = ++sv->next_conn;
+		sv->conn_fd[x->slot] = c;
+		sv->nconn++;
+	}
+	pthread_mutex_unlock(&sv->mu);
+	if (x->slot == SMG_DSVC_CONNS_MAX) {
+		smg_warn("disk service: %u control connections already",
+			 SMG_DSVC_CONNS_MAX);
+		close(c);
+		free(x);
+		return;
+	}
+	if (pthread_create(&t, NULL, conn_main, x) != 0) {
+		pthread_mutex_lock(&sv->mu);
+		sv->conn_fd[x->slot] = -1;
+		sv->nconn--;
+		pthread_mutex_unlock(&sv->mu);
+		close(c);
+		free(x);
+		return;
+	}
+	pthread_detach(t);
 }
 
 int smg_dsvc_run(const struct smg_dsvc_config *cfg)
@@ -305,7 +257,6 @@ int smg_dsvc_run(const struct smg_dsvc_config *cfg)
 	static struct svc sv = {.mu = PTHREAD_MUTEX_INITIALIZER,
 				.conn_cv = PTHREAD_COND_INITIALIZER};
 	char csock[SVC_PATH_MAX + 32], nsock[SVC_PATH_MAX + 32];
-	sigset_t set;
 	int lfd = -1, sfd = -1, r;
 
 	for (unsigned i = 0; i < SMG_DSVC_CONNS_MAX; i++)
@@ -314,26 +265,24 @@ int smg_dsvc_run(const struct smg_dsvc_config *cfg)
 		return r;
 	/* Before any thread exists, so every thread inherits the mask and
 	 * SIGTERM reaches only the signalfd. */
-	sigemptyset(&set);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGINT);
-	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	if ((r = smg_stop_signals(&sfd)) != 0)
+		return r;
 	snprintf(csock, sizeof(csock), "%s/%s", sv.state_dir, SMG_DSVC_SOCK_NAME);
 	snprintf(nsock, sizeof(nsock), "%s/%s", sv.state_dir, SMG_DSVC_NBD_NAME);
-	if ((r = listen_on(csock, &lfd)) != 0)
+	if ((r = smg_unix_listen(csock, SOCK_STREAM, 64, &lfd)) != 0) {
+		if (r == SMG_ERR_EXISTS)
+			smg_err("a disk service already serves %s", csock);
+		close(sfd);
 		return r;
+	}
 	if ((r = smg_nbd_server_open(nsock, &sv.nbd)) != 0)
 		goto out;
 	if ((r = svc_load(&sv)) != 0)
 		goto out;
-	if ((sfd = signalfd(-1, &set, SFD_CLOEXEC)) < 0) {
-		r = smg_err_sys(errno);
-		goto out;
-	}
 	smg_info("disk service: control %s, NBD %s, images in %s", csock, nsock,
 		 sv.storage_dir);
 	smg_notify_ready("serving");
-	serve(&sv, lfd, sfd);
+	smg_unix_serve(lfd, sfd, "disk service", on_conn, &sv);
 	smg_info("disk service: shutting down");
 out:
 	if (lfd >= 0) {

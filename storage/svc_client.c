@@ -10,8 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include "base/base.h"
@@ -27,33 +25,20 @@ struct smg_dsvc_conn {
 
 int smg_dsvc_connect(const char *sock_or_dir, struct smg_dsvc_conn **out)
 {
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	struct smg_dsvc_conn *c;
-	struct stat st;
-	int n;
+	int r;
 
 	*out = NULL;
-	if (stat(sock_or_dir, &st) == 0 && S_ISDIR(st.st_mode))
-		n = snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/%s", sock_or_dir,
-			     SMG_DSVC_SOCK_NAME);
-	else
-		n = snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", sock_or_dir);
-	if (n < 0 || (size_t)n >= sizeof(sa.sun_path))
-		return SMG_ERR_TOO_LONG;
 	if ((c = calloc(1, sizeof(*c))) == NULL ||
 	    (c->buf = malloc(SMG_DSVC_MSG_MAX)) == NULL) {
 		free(c);
 		return SMG_ERR_NOMEM;
 	}
-	if ((c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0 ||
-	    connect(c->fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
-		int e = smg_err_sys(errno);
-
-		if (c->fd >= 0)
-			close(c->fd);
+	if ((r = smg_unix_connect(sock_or_dir, SMG_DSVC_SOCK_NAME, SOCK_STREAM,
+				  &c->fd)) != SMG_OK) {
 		free(c->buf);
 		free(c);
-		return e;
+		return r;
 	}
 	*out = c;
 	return SMG_OK;

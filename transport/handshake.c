@@ -64,8 +64,37 @@ void smg_hs_init(struct hs *hs, bool initiator, const struct smg_session_opts *o
 	randombytes_buf(hs->nonce, sizeof(hs->nonce));
 }
 
+/* The extension's state for this handshake: begun before our HELLO, ended
+ * once, when the handshake is done or dropped. */
+static int ext_begin(struct hs *hs)
+{
+	const struct smg_handshake_ext *ext = hs->opts->ext;
+	int r;
+
+	if (ext == NULL || hs->ext_begun)
+		return SMG_OK;
+	if (ext->begin != NULL && (r = ext->begin(ext->self, &hs->ext_ctx)) != 0) {
+		smg_err("handshake: %s extension could not start: %s", ext->name,
+			smg_strerror(r));
+		return r;
+	}
+	hs->ext_begun = true;
+	return SMG_OK;
+}
+
+static void ext_end(struct hs *hs)
+{
+	const struct smg_handshake_ext *ext = hs->opts != NULL ? hs->opts->ext : NULL;
+
+	if (hs->ext_begun && ext != NULL && ext->end != NULL)
+		ext->end(ext->self, hs->ext_ctx);
+	hs->ext_begun = false;
+	hs->ext_ctx = NULL;
+}
+
 void smg_hs_wipe(struct hs *hs)
 {
+	ext_end(hs);
 	sodium_memzero(hs, sizeof(*hs));
 }
 
@@ -109,8 +138,10 @@ static int build_hello(struct hs *hs, uint32_t vmin, uint32_t vmax, uint64_t cap
 	char host[SMG_PEER_NAME_MAX + 1];
 	int r;
 
+	if ((r = ext_begin(hs)) != 0)
+		return r;
 	if (ext != NULL && ext->hello_ext != NULL &&
-	    (r = ext->hello_ext(ext->self, hs->initiator, hs->our_ext,
+	    (r = ext->hello_ext(ext->self, hs->ext_ctx, hs->initiator, hs->our_ext,
 				sizeof(hs->our_ext), &hs->our_ext_len)) != 0) {
 		smg_err("handshake: %s extension failed to build HELLO: %s", ext->name,
 			smg_strerror(r));
@@ -260,9 +291,9 @@ static int derive_hs_key(struct hs *hs, const Smg__Hello *peer)
 		memcpy(hs->peer_ext, peer->ext.data, peer->ext.len);
 	hs->peer_ext_len = peer->ext.len;
 	if (!hs->deferred && ext != NULL && ext->extra_secret != NULL) {
-		r = ext->extra_secret(ext->self, hs->initiator, hs->peer, hs->our_ext,
-				      hs->our_ext_len, peer->ext.data, peer->ext.len,
-				      extra, sizeof(extra), &extra_len);
+		r = ext->extra_secret(ext->self, hs->ext_ctx, hs->initiator, hs->peer,
+				      hs->our_ext, hs->our_ext_len, peer->ext.data,
+				      peer->ext.len, extra, sizeof(extra), &extra_len);
 		if (r != 0 || extra_len > sizeof(extra)) {
 			smg_err("handshake: %s extension could not derive its secret "
 				"with peer '%s': %s",
@@ -297,9 +328,9 @@ static int stage2_key(struct hs *hs)
 	int r = SMG_OK;
 
 	if (ext != NULL && ext->extra_secret != NULL) {
-		r = ext->extra_secret(ext->self, hs->initiator, hs->peer, hs->our_ext,
-				      hs->our_ext_len, hs->peer_ext, hs->peer_ext_len,
-				      extra, sizeof(extra), &extra_len);
+		r = ext->extra_secret(ext->self, hs->ext_ctx, hs->initiator, hs->peer,
+				      hs->our_ext, hs->our_ext_len, hs->peer_ext,
+				      hs->peer_ext_len, extra, sizeof(extra), &extra_len);
 		if (r != 0 || extra_len > sizeof(extra)) {
 			smg_err("handshake: %s extension could not derive its secret "
 				"with peer '%s': %s",
@@ -358,8 +389,8 @@ static int build_auth(struct hs *hs, uint8_t *out, size_t cap, size_t *len)
 	if (with_evidence && ext != NULL && ext->evidence != NULL) {
 		if ((ev = malloc(SMG_HS_EVIDENCE_MAX)) == NULL)
 			return SMG_ERR_NOMEM;
-		r = ext->evidence(ext->self, hs->initiator, th, ev, SMG_HS_EVIDENCE_MAX,
-				  &ev_len);
+		r = ext->evidence(ext->self, hs->ext_ctx, hs->initiator, th, ev,
+				  SMG_HS_EVIDENCE_MAX, &ev_len);
 		if (r != 0 || ev_len > SMG_HS_EVIDENCE_MAX) {
 			smg_err("handshake: %s extension could not produce evidence: %s",
 				ext->name, smg_strerror(r));
@@ -428,8 +459,8 @@ static int check_confirm(struct hs *hs, uint64_t key_id, const uint8_t *th,
 		return evidence->len == 0 ? SMG_OK : SMG_ERR_PROTO;
 	}
 	if (ext != NULL && ext->verify != NULL &&
-	    (r = ext->verify(ext->self, hs->initiator, hs->peer, th, evidence->data,
-			     evidence->len)) != 0) {
+	    (r = ext->verify(ext->self, hs->ext_ctx, hs->initiator, hs->peer, th,
+			     evidence->data, evidence->len)) != 0) {
 		smg_err("handshake: peer '%s': %s evidence rejected: %s", hs->peer_name,
 			ext->name, smg_strerror(r));
 		hs->reject = SMG__REJECT_REASON__REJECT_ATTEST;
@@ -555,6 +586,7 @@ static void finish(struct hs *hs)
 	sodium_memzero(&st, sizeof(st));
 	sodium_memzero(hs->eph_sk, sizeof(hs->eph_sk));
 	sodium_memzero(hs->hs_key, sizeof(hs->hs_key));
+	ext_end(hs);
 	hs->state = HS_DONE;
 }
 
@@ -699,7 +731,8 @@ static int build_finish(struct hs *hs, const uint8_t *th, uint8_t *out, size_t c
 	if (ext->evidence != NULL) {
 		if ((ev = malloc(SMG_HS_EVIDENCE_MAX)) == NULL)
 			return SMG_ERR_NOMEM;
-		r = ext->evidence(ext->self, false, th, ev, SMG_HS_EVIDENCE_MAX, &ev_len);
+		r = ext->evidence(ext->self, hs->ext_ctx, false, th, ev,
+				  SMG_HS_EVIDENCE_MAX, &ev_len);
 		if (r != 0 || ev_len > SMG_HS_EVIDENCE_MAX) {
 			smg_err("handshake: %s extension could not produce evidence: %s",
 				ext->name, smg_strerror(r));

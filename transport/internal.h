@@ -126,6 +126,10 @@ struct hs {
 	bool deferred;
 	uint8_t peer_ext[SMG_HS_EXT_MAX];
 	size_t peer_ext_len;
+	/* The extension's per-handshake state (opts->ext->begin), ended by
+	 * finish or smg_hs_wipe, whichever comes first. */
+	void *ext_ctx;
+	bool ext_begun;
 };
 
 /* Frame of the plaintext handshake: [u32 BE n][type][body], n = 1 + body. */
@@ -137,6 +141,8 @@ int smg_hs_frame_get(const uint8_t *buf, size_t len, uint8_t *type, const uint8_
 		     size_t *body_len, size_t *used);
 
 void smg_hs_init(struct hs *hs, bool initiator, const struct smg_session_opts *opts);
+/* Ends the extension's per-handshake state if still live; every hs that
+ * went through smg_hs_init must be wiped, on every path. */
 void smg_hs_wipe(struct hs *hs);
 /* Client: write HELLO into out. */
 int smg_hs_client_hello(struct hs *hs, uint8_t *out, size_t cap, size_t *len);

@@ -62,9 +62,13 @@ void smg_peers_free(struct smg_peers *peers);
 #define SMG_HS_EVIDENCE_MAX 8192 /* AUTH evidence blob */
 #define SMG_HS_SECRET_MAX   128	 /* extra secret fed into the key schedule */
 
-/* Filled in by a mode (attest/ for TPM-bound) and passed in opts->ext.
- * The software handshake always runs (ephemeral X25519, Ed25519 signatures);
- * the extension adds bytes to it. Order of calls on each side:
+/* Filled in by a mode (the CLI wires attest/'s TPM-bound mode) and passed
+ * in opts->ext. The software handshake always runs (ephemeral X25519,
+ * Ed25519 signatures); the extension adds bytes to it. Order of calls on
+ * each side:
+ *   0. begin          -> per-handshake state (e.g. the ephemeral P-256 key
+ *                        hello_ext makes and extra_secret uses); *ctx is
+ *                        handed to every later callback of this handshake.
  *   1. hello_ext      -> bytes carried in our HELLO (e.g. an ephemeral P-256
  *                        public key, a TPM key name); in the transcript.
  *   2. extra_secret   -> after both HELLOs, with the peer's enrolled entry
@@ -78,9 +82,17 @@ void smg_peers_free(struct smg_peers *peers);
  *                        TPM2_Quote with qualifying data = th); sent in AUTH.
  *   4. verify         -> the peer's evidence over the same th; return
  *                        SMG_ERR_ATTEST (or SMG_ERR_TPM) to reject.
- * Any callback may be NULL (contributes nothing / accepts). Callbacks
- * return SMG_OK or a negative smg_err; `*len` is set on success; `cap` is
- * the room in `out`. Every input from the peer is untrusted bytes.
+ *   5. end            -> exactly once for every begin that succeeded, when
+ *                        the handshake is over: done, failed, timed out, or
+ *                        its connection dropped at any stage. The state
+ *                        lives exactly as long as its handshake: a peer that
+ *                        sends HELLO and vanishes costs one begin/end pair,
+ *                        never another handshake's state.
+ * Any callback may be NULL (contributes nothing / accepts; without begin,
+ * ctx is NULL). Callbacks return SMG_OK or a negative smg_err; `*len` is set
+ * on success; `cap` is the room in `out`. Every input from the peer is
+ * untrusted bytes. Callbacks of different handshakes may run at once on
+ * different threads (the listener's worker); one handshake's never do.
  * `capability` is a bit of SMG_CAP_*: both sides must offer it, or the side
  * that has an ext rejects the other with SMG_ERR_ATTEST (no silent fallback
  * to software mode). */
@@ -88,15 +100,18 @@ struct smg_handshake_ext {
 	void *self;
 	const char *name; /* for logs, e.g. "tpm" */
 	uint64_t capability;
-	int (*hello_ext)(void *self, bool initiator, uint8_t *out, size_t cap,
+	int (*begin)(void *self, void **ctx);
+	void (*end)(void *self, void *ctx);
+	int (*hello_ext)(void *self, void *ctx, bool initiator, uint8_t *out, size_t cap,
 			 size_t *len);
-	int (*extra_secret)(void *self, bool initiator, const struct smg_peer *peer,
-			    const uint8_t *our_ext, size_t our_len,
-			    const uint8_t *peer_ext, size_t peer_len, uint8_t *out,
-			    size_t cap, size_t *len);
-	int (*evidence)(void *self, bool initiator, const uint8_t th[SMG_TRANSCRIPT_LEN],
-			uint8_t *out, size_t cap, size_t *len);
-	int (*verify)(void *self, bool initiator, const struct smg_peer *peer,
+	int (*extra_secret)(void *self, void *ctx, bool initiator,
+			    const struct smg_peer *peer, const uint8_t *our_ext,
+			    size_t our_len, const uint8_t *peer_ext, size_t peer_len,
+			    uint8_t *out, size_t cap, size_t *len);
+	int (*evidence)(void *self, void *ctx, bool initiator,
+			const uint8_t th[SMG_TRANSCRIPT_LEN], uint8_t *out, size_t cap,
+			size_t *len);
+	int (*verify)(void *self, void *ctx, bool initiator, const struct smg_peer *peer,
 		      const uint8_t th[SMG_TRANSCRIPT_LEN], const uint8_t *ev,
 		      size_t len);
 };

@@ -10,8 +10,10 @@
  * qemu_ram.c (RAM mapping, digest dirty tracking), qemu_state.c (device
  * state through a pipe), qemu_launch.c (starting QEMU), qemu_vtpm.c (swtpm),
  * qemu_nic.c (tap, announce), qemu_guard.c (a crash guard process),
- * qemu_throttle.c (auto-converge), qemu_src.c / qemu_dst.c (the two sides).
- * Only these files, `secmig qemu`, tests and fuzzers include this header. */
+ * qemu_throttle.c (auto-converge), qemu_src.c / qemu_dst.c (the two sides),
+ * qemu_admin.c (`secmig qemu`'s check and command line).
+ * Only these files, tests and fuzzers include this header; `secmig qemu`
+ * uses engine/engine.h. */
 #ifndef SMG_QEMU_INTERNAL_H
 #define SMG_QEMU_INTERNAL_H
 
@@ -23,6 +25,7 @@
 #include <sys/types.h>
 
 #include "engine/backend.h"
+#include "engine/engine.h"
 
 struct json_object;
 struct smg_announce;
@@ -104,7 +107,6 @@ int smg_qemu_vm_match(const struct smg_qemu_vm *local, const struct smg_qemu_vm 
  * definitions' kernel, ramdisk, cmdline and firmware replace the .vm
  * file's. SMG_ERR_POLICY with the reason in b->why. */
 int smg_qemu_vm_bind(struct smg_qemu_vm *vm, struct smg_vm_build *b);
-bool smg_qemu_name_ok(const char *s);
 /* STATE_DIR/qemu/NAME.SUFFIX (SMG_ERR_TOO_LONG past cap). */
 int smg_qemu_path(const char *state_dir, const char *name, const char *suffix, char *out,
 		  size_t cap);
@@ -392,11 +394,7 @@ void smg_qemu_dst_close(struct qemu_backend *q);
 int smg_qemu_teardown(const char *state_dir, const struct smg_qemu_vm *vm,
 		      struct smg_qmp *q, struct smg_qemu_proc *p);
 
-/* `secmig qemu`: start a VM from its definition, stop it, its state. */
-int smg_qemu_vm_start(const char *state_dir, const char *name, bool incoming);
-int smg_qemu_vm_stop(const char *state_dir, const char *name);
-/* QMP's run state and QEMU's pid, or "absent" when no QEMU answers. */
-int smg_qemu_vm_status(const char *state_dir, const char *name, char *status, size_t cap,
-		       pid_t *pid);
+/* `secmig qemu`'s entry points (start, stop, status, name check, the
+ * definition check and the command line) are in engine/engine.h. */
 
 #endif

@@ -1,4 +1,4 @@
-/* The sim backend: engine/backend.h on top of a sim host (sim_host.c).
+/* The sim backend: engine/backend.h on top of a sim host (simhost/).
  * Control goes over the host's socket like hypercalls; guest memory and the
  * dirty log are mapped directly, like Xen's foreign mappings. */
 #include <arpa/inet.h>

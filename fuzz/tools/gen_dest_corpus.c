@@ -13,9 +13,9 @@
 
 #include "../dest_input.h"
 #include "base/base.h"
-#include "engine/backend/sim.h"
 #include "proto/proto.h"
 #include "secmig.pb-c.h"
+#include "simhost/simhost.h"
 
 #define PAGE	 4096u
 #define VM_MEM	 (4u << 20)

@@ -69,20 +69,25 @@ static void handshake(struct host *i, struct host *r, struct run *o, bool peer_s
 		      const uint8_t *replay_ev_i, size_t replay_len)
 {
 	uint8_t hi[SMG_ATTEST_HELLO_MAX], hr[SMG_ATTEST_HELLO_MAX], si[32], sr[32];
+	struct smg_attest_hs *hsi = NULL, *hsr = NULL;
 	size_t li = 0, lr = 0;
 	crypto_generichash_state h;
 
 	memset(o, 0, sizeof(*o));
-	CHECK_EQ(smg_attest_hello(i->at, true, hi, sizeof(hi), &li), 0);
+	CHECK_EQ(smg_attest_hs_new(i->at, &hsi), 0);
+	CHECK_EQ(smg_attest_hs_new(r->at, &hsr), 0);
+	if (hsi == NULL || hsr == NULL)
+		goto out;
+	CHECK_EQ(smg_attest_hello(hsi, hi, sizeof(hi), &li), 0);
 	if (!peer_soft)
-		CHECK_EQ(smg_attest_hello(r->at, false, hr, sizeof(hr), &lr), 0);
+		CHECK_EQ(smg_attest_hello(hsr, hr, sizeof(hr), &lr), 0);
 	crypto_generichash_init(&h, NULL, 0, 32);
 	crypto_generichash_update(&h, hi, li);
 	crypto_generichash_update(&h, hr, lr);
 	crypto_generichash_final(&h, o->th, 32);
-	o->secret_i = smg_attest_secret(i->at, true, r->name, hi, li, hr, lr, si);
+	o->secret_i = smg_attest_secret(hsi, true, r->name, hi, li, hr, lr, si);
 	o->secret_r =
-	    peer_soft ? 0 : smg_attest_secret(r->at, false, i->name, hr, lr, hi, li, sr);
+	    peer_soft ? 0 : smg_attest_secret(hsr, false, i->name, hr, lr, hi, li, sr);
 	o->same_secret = o->secret_i == 0 && o->secret_r == 0 && memcmp(si, sr, 32) == 0;
 	CHECK_EQ(smg_attest_evidence(i->at, true, o->th, 32, o->ev_i, sizeof(o->ev_i),
 				     &o->ev_i_len),
@@ -98,6 +103,13 @@ static void handshake(struct host *i, struct host *r, struct run *o, bool peer_s
 						 replay_ev_i ? replay_len : o->ev_i_len);
 	o->verify_at_i =
 	    smg_attest_verify(i->at, true, r->name, o->th, 32, o->ev_r, o->ev_r_len);
+	/* a handshake's ephemeral key serves one secret */
+	if (o->secret_i == 0)
+		CHECK_EQ(smg_attest_secret(hsi, true, r->name, hi, li, hr, lr, si),
+			 SMG_ERR_STATE);
+out:
+	smg_attest_hs_free(hsi);
+	smg_attest_hs_free(hsr);
 }
 
 int main(void)

@@ -12,25 +12,12 @@
 #include "base/base.h"
 #include "check.h"
 #include "cli/cli.h"
-#include "tpm_env.h"
+#include "tpm_hosts.h"
 #include "transport/transport.h"
 
-#define MASK ((1u << 0) | (1u << 7) | (1u << 16))
 #define PCR16_EXTEND                \
 	"tpm2_pcrextend 16:sha256=" \
 	"2222222222222222222222222222222222222222222222222222222222222222"
-
-struct host {
-	const char *name;
-	struct tenv env;
-	struct smg_tpm *tpm;
-	struct smg_tpm_keys keys;
-	struct smg_policy *pol;
-	struct smg_attest *at;
-	struct smg_handshake_ext ext;
-	struct smg_identity *id;
-	char pub[SMG_PUBKEY_TEXT_LEN];
-};
 
 /* A peer that lies in its AUTH evidence (it controls its own endpoint). */
 enum evil_mode { HONEST, RECORD, REPLAY, TAMPER };
@@ -39,8 +26,9 @@ static uint8_t recorded[SMG_EVIDENCE_MAX];
 static size_t recorded_len;
 static struct smg_handshake_ext *evil_inner;
 
-static int evil_evidence(void *self, bool initiator, const uint8_t th[SMG_TRANSCRIPT_LEN],
-			 uint8_t *out, size_t cap, size_t *len)
+static int evil_evidence(void *self, void *ctx, bool initiator,
+			 const uint8_t th[SMG_TRANSCRIPT_LEN], uint8_t *out, size_t cap,
+			 size_t *len)
 {
 	int r;
 
@@ -49,7 +37,7 @@ static int evil_evidence(void *self, bool initiator, const uint8_t th[SMG_TRANSC
 		*len = recorded_len;
 		return SMG_OK;
 	}
-	r = evil_inner->evidence(self, initiator, th, out, cap, len);
+	r = evil_inner->evidence(self, ctx, initiator, th, out, cap, len);
 	if (r == 0 && evil == RECORD && *len <= sizeof(recorded)) {
 		memcpy(recorded, out, *len);
 		recorded_len = *len;
@@ -62,79 +50,6 @@ static int evil_evidence(void *self, bool initiator, const uint8_t th[SMG_TRANSC
 static char dir[64];
 static struct smg_peers *peers;
 static FILE *log_file;
-
-static int host_up(struct host *h, const char *name)
-{
-	char path[128];
-
-	h->name = name;
-	snprintf(path, sizeof(path), "%s/%s.key", dir, name);
-	if (smg_identity_generate(path, false, h->pub, sizeof(h->pub)) != 0 ||
-	    smg_identity_load(path, &h->id) != 0 || tenv_start(&h->env, true) != 0 ||
-	    smg_tpm_open(h->env.sw.tcti, &h->tpm) != 0 ||
-	    smg_tpm_enroll(h->tpm, MASK, false, &h->keys) != 0)
-		return -1;
-	return 0;
-}
-
-/* self's policy enrolling peer, optionally with doctored keys. */
-static int policy_for(struct host *self, const struct host *peer,
-		      const struct smg_tpm_keys *k)
-{
-	char text[8192], block[4096], err[256];
-	int n;
-
-	smg_attest_free(self->at);
-	self->at = NULL;
-	smg_policy_free(self->pol);
-	self->pol = NULL;
-	if (smg_policy_format_peer(peer->name, k ? k : &peer->keys, NULL, 0, block,
-				   sizeof(block)) != 0)
-		return -1;
-	n = snprintf(text, sizeof(text), "host %s\npcrs 0,7,16\n%s  send *\n", self->name,
-		     block);
-	if (smg_policy_parse(text, (size_t)n, "test", &self->pol, err, sizeof(err)) !=
-		0 ||
-	    smg_attest_new(self->pol, self->tpm, &self->at) != 0)
-		return -1;
-	smg_attest_ext_init(self->at, &self->ext);
-	return 0;
-}
-
-struct server {
-	struct smg_listener *l;
-	struct smg_session_opts opts;
-	int rc;
-	pthread_t th;
-};
-
-static void *server_main(void *arg)
-{
-	struct server *sv = arg;
-	struct smg_session *s = NULL;
-
-	sv->rc = smg_listener_accept(sv->l, &sv->opts, &s);
-	if (sv->rc == 0)
-		sv->rc = smg_session_close(s);
-	return NULL;
-}
-
-static struct smg_session_opts opts_for(const struct host *h,
-					const struct smg_handshake_ext *ext)
-{
-	struct smg_session_opts o;
-
-	memset(&o, 0, sizeof(o));
-	o.identity = h->id;
-	o.peers = peers;
-	o.name = h->name;
-	o.ext = ext;
-	o.channels = 1;
-	o.handshake_timeout_ms = 5000;
-	o.io_timeout_ms = 5000;
-	o.accept_timeout_ms = 700; /* a refused client leaves the server waiting */
-	return o;
-}
 
 static bool log_has(const char *needle)
 {
@@ -157,20 +72,20 @@ static void log_reset(void)
 }
 
 /* One session src -> dst; returns the client's result, *srv the server's. */
-static int session(struct host *src, const struct smg_handshake_ext *src_ext,
-		   struct host *dst, const struct smg_handshake_ext *dst_ext, int *srv)
+static int session(struct thost *src, const struct smg_handshake_ext *src_ext,
+		   struct thost *dst, const struct smg_handshake_ext *dst_ext, int *srv)
 {
-	struct server sv = {0};
-	struct smg_session_opts co = opts_for(src, src_ext);
+	struct tserver1 sv = {0};
+	struct smg_session_opts co = thost_opts(src, peers, src_ext);
 	struct smg_session *s = NULL;
 	int rc;
 
 	log_reset();
-	sv.opts = opts_for(dst, dst_ext);
+	sv.opts = thost_opts(dst, peers, dst_ext);
 	co.expect_peer = dst->name;
 	if (smg_listener_open("127.0.0.1", 0, &sv.l) != 0)
 		return -1000;
-	pthread_create(&sv.th, NULL, server_main, &sv);
+	pthread_create(&sv.th, NULL, tserver1_main, &sv);
 	rc = smg_session_connect("127.0.0.1", smg_listener_port(sv.l), &co, &s);
 	if (rc == 0)
 		rc = smg_session_close(s);
@@ -193,32 +108,33 @@ static int session(struct host *src, const struct smg_handshake_ext *src_ext,
 static const struct smg_handshake_ext *cnt_inner;
 static int n_secret, n_evidence;
 
-static int cnt_secret(void *self, bool initiator, const struct smg_peer *peer,
+static int cnt_secret(void *self, void *ctx, bool initiator, const struct smg_peer *peer,
 		      const uint8_t *our_ext, size_t our_len, const uint8_t *peer_ext,
 		      size_t peer_len, uint8_t *out, size_t cap, size_t *len)
 {
 	(void)self;
 	n_secret++;
-	return cnt_inner->extra_secret(cnt_inner->self, initiator, peer, our_ext, our_len,
-				       peer_ext, peer_len, out, cap, len);
+	return cnt_inner->extra_secret(cnt_inner->self, ctx, initiator, peer, our_ext,
+				       our_len, peer_ext, peer_len, out, cap, len);
 }
 
-static int cnt_evidence(void *self, bool initiator, const uint8_t th[SMG_TRANSCRIPT_LEN],
-			uint8_t *out, size_t cap, size_t *len)
+static int cnt_evidence(void *self, void *ctx, bool initiator,
+			const uint8_t th[SMG_TRANSCRIPT_LEN], uint8_t *out, size_t cap,
+			size_t *len)
 {
 	(void)self;
 	n_evidence++;
-	return cnt_inner->evidence(cnt_inner->self, initiator, th, out, cap, len);
+	return cnt_inner->evidence(cnt_inner->self, ctx, initiator, th, out, cap, len);
 }
 
 /* Issue 13: a HELLO from a peer that cannot sign for the name it claims
  * costs the server no TPM operation and gets no quote back; TPM work
  * starts only after the client's signature verified. */
-static void no_tpm_before_signature(struct host *src, struct host *dst)
+static void no_tpm_before_signature(struct thost *src, struct thost *dst)
 {
 	struct smg_handshake_ext counted = dst->ext;
-	struct server sv = {0};
-	struct smg_session_opts co = opts_for(src, &src->ext);
+	struct tserver1 sv = {0};
+	struct smg_session_opts co = thost_opts(src, peers, &src->ext);
 	struct smg_session *s = NULL;
 	int rc;
 
@@ -228,10 +144,10 @@ static void no_tpm_before_signature(struct host *src, struct host *dst)
 	n_secret = n_evidence = 0;
 	co.identity = dst->id; /* claims "src", signs with another key */
 	co.expect_peer = dst->name;
-	sv.opts = opts_for(dst, &counted);
+	sv.opts = thost_opts(dst, peers, &counted);
 	if (smg_listener_open("127.0.0.1", 0, &sv.l) != 0)
 		return;
-	pthread_create(&sv.th, NULL, server_main, &sv);
+	pthread_create(&sv.th, NULL, tserver1_main, &sv);
 	rc = smg_session_connect("127.0.0.1", smg_listener_port(sv.l), &co, &s);
 	pthread_join(sv.th, NULL);
 	smg_listener_close(sv.l);
@@ -247,7 +163,7 @@ static void no_tpm_before_signature(struct host *src, struct host *dst)
 	CHECK_EQ(n_evidence, 1);
 }
 
-static void cases(struct host *src, struct host *dst)
+static void cases(struct thost *src, struct thost *dst)
 {
 	struct smg_handshake_ext evil_ext;
 	struct smg_tpm_keys bad;
@@ -277,17 +193,17 @@ static void cases(struct host *src, struct host *dst)
 	/* wrong golden PCRs enrolled for dst at src */
 	bad = dst->keys;
 	bad.pcr[0][0] ^= 1;
-	CHECK_EQ(policy_for(src, dst, &bad), 0);
+	CHECK_EQ(thost_policy(src, dst, &bad), 0);
 	rc = session(src, &src->ext, dst, &dst->ext, &srv);
 	EXPECT_REFUSED(rc, SMG_ERR_ATTEST,
 		       "PCR digest does not match the enrolled golden values");
 	/* unknown AK */
 	bad = dst->keys;
 	memcpy(bad.ak_pub, src->keys.ak_pub, SMG_P256_POINT_LEN);
-	CHECK_EQ(policy_for(src, dst, &bad), 0);
+	CHECK_EQ(thost_policy(src, dst, &bad), 0);
 	rc = session(src, &src->ext, dst, &dst->ext, &srv);
 	EXPECT_REFUSED(rc, SMG_ERR_ATTEST, "unknown AK");
-	CHECK_EQ(policy_for(src, dst, NULL), 0);
+	CHECK_EQ(thost_policy(src, dst, NULL), 0);
 
 	/* TPM required but the peer runs in software mode, both directions */
 	rc = session(src, &src->ext, dst, NULL, &srv);
@@ -315,22 +231,15 @@ static void cases(struct host *src, struct host *dst)
 
 int main(void)
 {
-	struct host src = {0}, dst = {0};
-	char text[512], cmd[128];
+	struct thost src = {0}, dst = {0};
+	char cmd[128];
 
 	if (!tenv_have_swtpm() || !tenv_have_tools())
 		return T_SKIP;
 	snprintf(dir, sizeof(dir), "/tmp/smg-sess-XXXXXX");
 	if (sodium_init() < 0 || mkdtemp(dir) == NULL || (log_file = tmpfile()) == NULL)
 		return 1;
-	if (host_up(&src, "src") != 0 || host_up(&dst, "dst") != 0) {
-		fprintf(stderr, "cannot bring up the two hosts\n");
-		CHECK(0);
-		goto out;
-	}
-	snprintf(text, sizeof(text), "src %s\ndst %s\n", src.pub, dst.pub);
-	if (smg_peers_parse(text, strlen(text), &peers) != 0 ||
-	    policy_for(&src, &dst, NULL) != 0 || policy_for(&dst, &src, NULL) != 0) {
+	if (thost_pair_up(&src, &dst, dir, &peers) != 0) {
 		CHECK(0);
 		goto out;
 	}
@@ -341,13 +250,8 @@ int main(void)
 out:
 	smg_log_set_stream(NULL);
 	smg_peers_free(peers);
-	for (struct host *h = &src; h != NULL; h = h == &src ? &dst : NULL) {
-		smg_attest_free(h->at);
-		smg_policy_free(h->pol);
-		smg_tpm_close(h->tpm);
-		smg_identity_free(h->id);
-		tenv_stop(&h->env);
-	}
+	thost_down(&src);
+	thost_down(&dst);
 	fclose(log_file);
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
 	if (system(cmd) != 0)

@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -73,10 +74,10 @@ int main(void)
 		int fd;
 		if (setgid(NOBODY) != 0 || setuid(NOBODY) != 0)
 			_exit(2);
-		fd = smg_unix_connect(sw.ctrl);
-		if (fd >= 0 || smg_err_errno() != EACCES)
+		if (smg_unix_connect(sw.ctrl, NULL, SOCK_STREAM, &fd) == SMG_OK ||
+		    smg_err_errno() != EACCES)
 			_exit(3);
-		if (smg_unix_connect(sw.sock) >= 0)
+		if (smg_unix_connect(sw.sock, NULL, SOCK_STREAM, &fd) == SMG_OK)
 			_exit(4);
 		_exit(smg_vtpm_get_state(sw.ctrl, &st2) == 0 ? 5 : 0);
 	}

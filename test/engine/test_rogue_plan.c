@@ -17,9 +17,9 @@
 #include "base/base.h"
 #include "check.h"
 #include "engine/backend.h"
-#include "engine/backend/sim.h"
 #include "proto/proto.h"
 #include "secmig.pb-c.h"
+#include "simhost/simhost.h"
 #include "transport/transport.h"
 
 static char T[64], B[96], bin[512];

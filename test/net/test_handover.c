@@ -18,8 +18,8 @@
 #include "base/base.h"
 #include "check.h"
 #include "engine/backend.h"
-#include "engine/backend/sim.h"
 #include "engine/engine.h"
+#include "simhost/simhost.h"
 
 static const char config[] = "name = vm7\n"
 			     "memory = 1M\n"

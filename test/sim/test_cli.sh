@@ -41,5 +41,32 @@ grep -q "line 3" "$T/e" || err "bad config: no line number: $(cat "$T/e")"
 [ $? = 2 ] || err "unknown subcommand"
 "$SECMIG" sim --state-dir "$T" destroy trace || err "destroy"
 [ "$("$SECMIG" sim --state-dir "$T" list | wc -l)" = 3 ] || err "destroy left it"
+
+# One host per directory: a second one refuses to take over the socket.
+"$SECMIG" sim host --state-dir "$T" 2>"$T/e"
+[ $? = 12 ] || err "a second host on the same directory did not fail"
+grep -q "a sim host already serves $T/sim.sock" "$T/e" || err "second host: $(cat "$T/e")"
+"$SECMIG" sim --state-dir "$T" list >/dev/null || err "the first host is gone"
+
+# Peer credentials: with the directory and socket loosened by hand, a
+# process of another user is hung up on without an answer.
+chmod 711 "$T"; chmod 666 "$T/sim.sock"
+python3 - "$T/sim.sock" <<'EOF2' >"$T/nobody.out" 2>&1
+import os, socket, sys
+os.setgid(65534); os.setuid(65534)
+s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+s.connect(sys.argv[1])
+s.settimeout(5)
+try:
+    s.send(b"LIST")
+    print("sim.sock got", len(s.recv(100)))
+except (ConnectionResetError, BrokenPipeError):
+    print("sim.sock got 0")  # hung up on: refused
+except Exception as e:
+    print("sim.sock error", type(e).__name__)
+EOF2
+chmod 700 "$T"; chmod 600 "$T/sim.sock"
+grep -q "sim.sock got 0" "$T/nobody.out" || { err "another uid was served"; cat "$T/nobody.out"; }
+"$SECMIG" sim --state-dir "$T" list >/dev/null || err "host gone after another uid's client"
 [ $fail = 0 ] && echo "sim cli: all checks passed"
 exit $fail

@@ -14,7 +14,7 @@
 
 #include "base/base.h"
 #include "check.h"
-#include "engine/backend/sim.h"
+#include "simhost/simhost.h"
 
 #define CALLS 400
 #define VM    "name = sig\nmemory = 1M\nvcpus = 1\n"

@@ -3,7 +3,7 @@
 
 #include "base/base.h"
 #include "check.h"
-#include "engine/backend/sim.h"
+#include "simhost/simhost.h"
 
 static const struct {
 	const char *text;

@@ -8,7 +8,7 @@
 
 #include "base/base.h"
 #include "check.h"
-#include "engine/backend/sim.h"
+#include "simhost/simhost.h"
 
 #define HAMMER_WRITES	 20000 /* writes the vCPUs make while we harvest */
 #define HAMMER_HARVESTED 1000  /* pages harvested concurrently with them */

@@ -7,7 +7,7 @@
 
 #include "base/base.h"
 #include "check.h"
-#include "engine/backend/sim.h"
+#include "simhost/simhost.h"
 
 static const struct smg_sim_config cfg = {.name = "v",
 					  .mem_bytes = 2u << 20,

@@ -2,7 +2,11 @@
  * test extension whose secret comes from a per-peer key in the peers file's
  * options ("psk=HEX"): the extra secret must reach the key schedule (a
  * mismatch fails key confirmation), evidence must travel and be checked,
- * and a side with an extension refuses a peer without one. */
+ * a side with an extension refuses a peer without one, and each
+ * handshake's state (begin) reaches its own callbacks and is ended once,
+ * on success and on every refusal. */
+#include <stdatomic.h>
+
 #include "check.h"
 #include "tutil.h"
 
@@ -12,7 +16,32 @@ struct tx_ext {
 	uint8_t psk[32];       /* "our" secret; the peer's comes from options */
 	bool corrupt_evidence; /* produce evidence the peer must refuse */
 	unsigned calls;
+	atomic_uint begins, ends; /* end may run on the listener's worker */
 };
+
+/* Per-handshake state: the hello this handshake sent. */
+struct tx_hs {
+	uint8_t hello[16];
+	bool said;
+};
+
+static int x_begin(void *self, void **ctx)
+{
+	struct tx_ext *x = self;
+
+	if ((*ctx = calloc(1, sizeof(struct tx_hs))) == NULL)
+		return SMG_ERR_NOMEM;
+	atomic_fetch_add(&x->begins, 1);
+	return SMG_OK;
+}
+
+static void x_end(void *self, void *ctx)
+{
+	struct tx_ext *x = self;
+
+	atomic_fetch_add(&x->ends, 1);
+	free(ctx); /* ASan: a handshake that never ends leaks this */
+}
 
 static int psk_of(const struct smg_peer *peer, uint8_t out[32])
 {
@@ -23,26 +52,34 @@ static int psk_of(const struct smg_peer *peer, uint8_t out[32])
 	return SMG_OK;
 }
 
-static int x_hello(void *self, bool initiator, uint8_t *out, size_t cap, size_t *len)
+static int x_hello(void *self, void *ctx, bool initiator, uint8_t *out, size_t cap,
+		   size_t *len)
 {
 	struct tx_ext *x = self;
+	struct tx_hs *h = ctx;
 
 	x->calls++;
 	randombytes_buf(out, 16); /* stands in for an ephemeral P-256 key */
+	memcpy(h->hello, out, 16);
+	h->said = true;
 	*len = 16;
 	return SMG_OK;
 }
 
 /* extra = H(psk_client || ext_client || ext_server): both sides must hold
  * the same psk for the peer pair. */
-static int x_secret(void *self, bool initiator, const struct smg_peer *peer,
+static int x_secret(void *self, void *ctx, bool initiator, const struct smg_peer *peer,
 		    const uint8_t *our, size_t our_len, const uint8_t *theirs,
 		    size_t their_len, uint8_t *out, size_t cap, size_t *len)
 {
 	struct tx_ext *x = self;
+	const struct tx_hs *h = ctx;
 	crypto_generichash_state st;
 
 	x->calls++;
+	/* this handshake's own state: the hello it sent */
+	if (!h->said || our_len != 16 || memcmp(h->hello, our, 16) != 0)
+		return SMG_ERR_STATE;
 	if (their_len != 16)
 		return SMG_ERR_ATTEST;
 	crypto_generichash_init(&st, x->psk, 32, 32);
@@ -53,8 +90,9 @@ static int x_secret(void *self, bool initiator, const struct smg_peer *peer,
 	return SMG_OK;
 }
 
-static int x_evidence(void *self, bool initiator, const uint8_t th[SMG_TRANSCRIPT_LEN],
-		      uint8_t *out, size_t cap, size_t *len)
+static int x_evidence(void *self, void *ctx, bool initiator,
+		      const uint8_t th[SMG_TRANSCRIPT_LEN], uint8_t *out, size_t cap,
+		      size_t *len)
 {
 	struct tx_ext *x = self;
 
@@ -66,7 +104,7 @@ static int x_evidence(void *self, bool initiator, const uint8_t th[SMG_TRANSCRIP
 	return SMG_OK;
 }
 
-static int x_verify(void *self, bool initiator, const struct smg_peer *peer,
+static int x_verify(void *self, void *ctx, bool initiator, const struct smg_peer *peer,
 		    const uint8_t th[SMG_TRANSCRIPT_LEN], const uint8_t *ev, size_t len)
 {
 	struct tx_ext *x = self;
@@ -85,8 +123,15 @@ static uint8_t psk_a[32], psk_b[32];
 
 static struct smg_handshake_ext make_ext(struct tx_ext *x)
 {
-	struct smg_handshake_ext e = {x,	"test",	    TEST_CAP, x_hello,
-				      x_secret, x_evidence, x_verify};
+	struct smg_handshake_ext e = {.self = x,
+				      .name = "test",
+				      .capability = TEST_CAP,
+				      .begin = x_begin,
+				      .end = x_end,
+				      .hello_ext = x_hello,
+				      .extra_secret = x_secret,
+				      .evidence = x_evidence,
+				      .verify = x_verify};
 	return e;
 }
 
@@ -118,6 +163,13 @@ static int run(struct tx_ext *cx, struct tx_ext *sx, int *server_rc, uint8_t th_
 		smg_session_free(t.s);
 	}
 	smg_listener_close(t.l);
+	/* every handshake that began has ended, whatever its outcome */
+	for (struct tx_ext *x = cx; x != NULL; x = x == cx ? sx : NULL) {
+		CHECK(atomic_load(&x->begins) > 0);
+		CHECK_EQ(atomic_load(&x->begins), atomic_load(&x->ends));
+	}
+	if (sx != NULL && cx == NULL)
+		CHECK_EQ(atomic_load(&sx->begins), atomic_load(&sx->ends));
 	return r;
 }
 

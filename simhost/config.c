@@ -10,7 +10,7 @@
 #include <unistd.h>
 
 #include "base/base.h"
-#include "engine/backend/sim.h"
+#include "simhost/simhost.h"
 
 /* nic = mac=..,ipv4=..,ipv6=.. (ipv4/ipv6 may repeat) */
 static int parse_nic(char *v, struct smg_nic *nic, struct smg_lines *in)

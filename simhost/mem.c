@@ -9,7 +9,7 @@
 #include <unistd.h>
 
 #include "base/base.h"
-#include "engine/backend/sim.h"
+#include "simhost/simhost.h"
 
 #define PAGE_TAG      0x5347504147455f31ull /* "SGPAGE_1" */
 #define STATE_MAGIC   0x53494d53u	    /* "SIMS" */

@@ -6,7 +6,7 @@
 #include <time.h>
 
 #include "base/base.h"
-#include "engine/backend/sim.h"
+#include "simhost/simhost.h"
 
 #define PARK_POLL_NS	100000ull   /* 100 us while paused */
 #define IDLE_POLL_NS	5000000ull  /* 5 ms when there is nothing to write */

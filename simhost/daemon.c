@@ -12,20 +12,16 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <poll.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include "base/base.h"
-#include "engine/backend/sim.h"
+#include "simhost/simhost.h"
 
 #define DOMAINS_MAX 64
 #define ID_MAX	    80
@@ -504,14 +500,6 @@ static void send_reply(int fd, struct reply *r)
 static void *conn_main(void *arg)
 {
 	int fd = (int)(intptr_t)arg;
-
-	/* The socket is 0600 in a 0700 directory; a peer of another user
-	 * got here only through a passed descriptor: refuse it. */
-	if (!smg_peer_is_owner(fd)) {
-		smg_warn("sim host: refusing a client of another user");
-		close(fd);
-		return NULL;
-	}
 	char *msg = malloc(SMG_SIM_MSG_MAX + 1);
 	struct reply *r = malloc(sizeof(*r));
 	uint64_t conn;
@@ -538,80 +526,45 @@ static void *conn_main(void *arg)
 	return NULL;
 }
 
-static int listen_on(const char *dir, int *out)
+/* One thread per client (smg_unix_serve checked it is root or us). */
+static void on_conn(void *arg, int fd)
 {
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	int fd, probe;
+	pthread_t t;
 
-	if (mkdir(dir, 0700) != 0 && errno != EEXIST)
-		return smg_err_sys(errno);
-	if ((size_t)snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/%s", dir,
-			     SMG_SIM_SOCK_NAME) >= sizeof(sa.sun_path))
-		return SMG_ERR_TOO_LONG;
-	if (smg_sim_client_connect(dir, &probe) == SMG_OK) {
-		close(probe);
-		smg_err("a sim host already serves %s", sa.sun_path);
-		return SMG_ERR_EXISTS;
-	}
-	unlink(sa.sun_path);
-	if ((fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0)) < 0)
-		return smg_err_sys(errno);
-	mode_t old = umask(077);
-	int rc = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
-	umask(old);
-	if (rc != 0 || listen(fd, 64) != 0) {
-		int e = smg_err_sys(errno);
+	if (pthread_create(&t, NULL, conn_main, (void *)(intptr_t)fd) != 0) {
 		close(fd);
-		return e;
+		return;
 	}
-	*out = fd;
-	return SMG_OK;
+	pthread_detach(t);
 }
 
 int smg_sim_host_run(const char *state_dir)
 {
-	sigset_t set;
+	char path[SMG_DOMAIN_PATH_MAX + 16];
 	int lfd = -1, sfd, r;
 
 	if (strlen(state_dir) >= sizeof(host.dir) - 80)
 		return SMG_ERR_TOO_LONG;
 	snprintf(host.dir, sizeof(host.dir), "%s", state_dir);
-	if ((r = listen_on(state_dir, &lfd)) != SMG_OK)
-		return r;
-	sigemptyset(&set);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGINT);
-	pthread_sigmask(SIG_BLOCK, &set, NULL);
-	if ((sfd = signalfd(-1, &set, SFD_CLOEXEC)) < 0) {
-		close(lfd);
+	if (mkdir(state_dir, 0700) != 0 && errno != EEXIST)
 		return smg_err_sys(errno);
+	snprintf(path, sizeof(path), "%s/%s", state_dir, SMG_SIM_SOCK_NAME);
+	if ((r = smg_unix_listen(path, SOCK_SEQPACKET, 64, &lfd)) != SMG_OK) {
+		if (r == SMG_ERR_EXISTS)
+			smg_err("a sim host already serves %s", path);
+		return r;
 	}
-	smg_info("sim host: serving %s/%s", state_dir, SMG_SIM_SOCK_NAME);
+	if ((r = smg_stop_signals(&sfd)) != SMG_OK) {
+		close(lfd);
+		unlink(path);
+		return r;
+	}
+	smg_info("sim host: serving %s", path);
 	smg_notify_ready("serving");
-	for (;;) {
-		struct pollfd p[2] = {{lfd, POLLIN, 0}, {sfd, POLLIN, 0}};
-		pthread_t t;
-		int c;
-
-		if (poll(p, 2, -1) < 0 && errno != EINTR)
-			break;
-		if (p[1].revents & POLLIN)
-			break;
-		if (!(p[0].revents & POLLIN))
-			continue;
-		if ((c = accept4(lfd, NULL, NULL, SOCK_CLOEXEC)) < 0)
-			continue;
-		if (pthread_create(&t, NULL, conn_main, (void *)(intptr_t)c) != 0) {
-			close(c);
-			continue;
-		}
-		pthread_detach(t);
-	}
+	smg_unix_serve(lfd, sfd, "sim host", on_conn, NULL);
 	smg_info("sim host: shutting down");
 	close(lfd);
 	close(sfd);
-	char path[SMG_DOMAIN_PATH_MAX + 16];
-	snprintf(path, sizeof(path), "%s/%s", state_dir, SMG_SIM_SOCK_NAME);
 	unlink(path);
 	pthread_mutex_lock(&host.lock);
 	for (unsigned i = 0; i < DOMAINS_MAX; i++)

@@ -5,37 +5,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/time.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include "base/base.h"
-#include "engine/backend/sim.h"
+#include "simhost/simhost.h"
 
 int smg_sim_client_connect(const char *dir_or_sock, int *out)
 {
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	struct stat st;
-	int fd, n;
-
-	*out = -1;
-	if (stat(dir_or_sock, &st) == 0 && S_ISDIR(st.st_mode))
-		n = snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/%s", dir_or_sock,
-			     SMG_SIM_SOCK_NAME);
-	else
-		n = snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", dir_or_sock);
-	if (n < 0 || (size_t)n >= sizeof(sa.sun_path))
-		return SMG_ERR_TOO_LONG;
-	if ((fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0)) < 0)
-		return smg_err_sys(errno);
-	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
-		int e = smg_err_sys(errno);
-		close(fd);
-		return e;
-	}
-	*out = fd;
-	return SMG_OK;
+	return smg_unix_connect(dir_or_sock, SMG_SIM_SOCK_NAME, SOCK_SEQPACKET, out);
 }
 
 int smg_sim_client_bound(int fd, unsigned ms)

@@ -1,4 +1,4 @@
-/* sim_vtpm: a sim domain's guest vTPM, an swtpm instance the sim host runs
+/* vtpm: a sim domain's guest vTPM, an swtpm instance the sim host runs
  * next to the domain with its state in DIR/vtpm/NAME. A running domain's
  * instance starts fresh (TPM2_Startup); an incoming domain's waits for the
  * migrated state (CMD_SET_STATEBLOB + CMD_INIT through its control port).
@@ -12,7 +12,7 @@
 
 #include "attest/attest.h"
 #include "base/base.h"
-#include "engine/backend/sim.h"
+#include "simhost/simhost.h"
 
 static int vtpm_dir(const char *host_dir, const char *name, char *out, size_t n)
 {
@@ -30,7 +30,7 @@ static void remove_dir(const char *dir)
 {
 	char cmd[SMG_DOMAIN_PATH_MAX + 128];
 
-	/* Names are [A-Za-z0-9._-] (sim_config.c): safe inside quotes. */
+	/* Names are [A-Za-z0-9._-] (config.c): safe inside quotes. */
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
 	if (system(cmd) != 0)
 		smg_warn("sim host: could not remove %s", dir);

@@ -209,16 +209,20 @@ static void table_add(struct table *t, const struct smg_opt *o, void *target)
 static int table_build(struct table *t, const struct smg_opt_spec *sp,
 		       struct smg_cli_common *co, void *self)
 {
-	memset(t, 0, sizeof(*t));
+	size_t n = sp->n_own;
+
 	for (unsigned i = 0; i < SMG_CO_N; i++)
-		if ((sp->common & (UINT64_C(1) << i)) != 0 && t->n < SMG_OPTS_MAX)
-			table_add(t, &common[i], co);
-	for (size_t i = 0; i < sp->n_own && t->n < SMG_OPTS_MAX; i++)
-		table_add(t, &sp->own[i], self);
-	if (t->n == SMG_OPTS_MAX) {
-		smg_err("%s: more than %u options", sp->cmd, SMG_OPTS_MAX);
+		n += (sp->common >> i) & 1;
+	if (n > SMG_OPTS_MAX) {
+		smg_err("%s: %zu options, more than %u", sp->cmd, n, SMG_OPTS_MAX);
 		return -1;
 	}
+	memset(t, 0, sizeof(*t));
+	for (unsigned i = 0; i < SMG_CO_N; i++)
+		if ((sp->common & (UINT64_C(1) << i)) != 0)
+			table_add(t, &common[i], co);
+	for (size_t i = 0; i < sp->n_own; i++)
+		table_add(t, &sp->own[i], self);
 	return 0;
 }
 

@@ -11,9 +11,9 @@ T=$(mktemp -d /tmp/smg-flags.XXXXXX)
 trap 'rm -rf "$T"' EXIT
 export SECMIG_STATE_DIR=$T/none SECMIG_CONFIG=
 
-# Every flag of the help text is known to the parser: given with a value
-# that is wrong for every flag ("-x", "="), the parser may refuse the value
-# or the missing rest of the command line, never the flag itself.
+# Every flag of the help text is known to the parser: given as "--flag="
+# (an empty value, or a value for a flag that takes none), the parser may
+# refuse the value or the missing rest of the command line, never the flag.
 for c in send precheck recv resolve status cancel tune metrics; do
 	flags=$("$SECMIG" help "$c" | sed 's/send --[a-z-]*//g' |
 		grep -o -- '--[a-z][a-z0-9-]*' | sort -u)
@@ -21,7 +21,6 @@ for c in send precheck recv resolve status cancel tune metrics; do
 	for f in $flags; do
 		[ "$f" = --help ] && continue
 		"$SECMIG" "$c" "$f=" >/dev/null 2>"$T/err"
-		"$SECMIG" "$c" "$f" >/dev/null 2>>"$T/err"
 		grep -q "unrecognized option '$f" "$T/err" && bad "$c does not take $f: $(head -1 "$T/err")"
 	done
 done

@@ -212,7 +212,6 @@ int smg_cmd_precheck(int argc, char **argv)
 		free(x);
 		return code;
 	}
-	x->a.co.dir = smg_cli_state_dir(x->a.co.dir);
 	if ((r = setup(x)) == SMG_ERR_INVAL)
 		code = SMG_EXIT_USAGE;
 	else

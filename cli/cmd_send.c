@@ -262,7 +262,6 @@ int smg_cmd_send(int argc, char **argv)
 		free(x);
 		return code;
 	}
-	x->a.co.dir = smg_cli_state_dir(x->a.co.dir);
 	if ((code = setup(x)) < 0)
 		code = migrate(x);
 	smg_engine_send_free(x->m);

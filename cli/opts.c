@@ -277,6 +277,7 @@ int smg_opts_send(const struct smg_opt_spec *sp, struct smg_cli_common *co,
 	char host[SMG_CLI_HOST_MAX];
 	uint16_t port;
 
+	co->dir = smg_cli_state_dir(co->dir);
 	so->domain = co->domain;
 	so->backend = co->backend;
 	so->disk_socket = co->disk_socket;

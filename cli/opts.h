@@ -103,8 +103,9 @@ int smg_opts_parse(const struct smg_opt_spec *sp, int argc, char **argv,
 		   struct smg_cli_common *co, void *self);
 /* The usage error of the command sp: exit 2. */
 int smg_opts_usage(const struct smg_opt_spec *sp, const char *fmt, const char *arg);
-/* send and precheck: --to and --domain given and well-formed, and the
- * common options that go into so. -1 to go on, else the exit code. */
+/* send and precheck: --to and --domain given and well-formed, the state
+ * directory resolved (smg_cli_state_dir), and the common options that go
+ * into so. -1 to go on, else the exit code. */
 int smg_opts_send(const struct smg_opt_spec *sp, struct smg_cli_common *co,
 		  struct smg_send_opts *so);
 

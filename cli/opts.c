@@ -247,7 +247,9 @@ int smg_opts_parse(const struct smg_opt_spec *sp, int argc, char **argv,
 		free(t);
 		return SMG_EXIT_FAIL;
 	}
-	optind = 1;
+	/* 0, not 1: glibc then forgets where it was inside a cluster of
+	 * short options of the argv it scanned before ("-Zj" stopped at Z). */
+	optind = 0;
 	while (code < 0 &&
 	       (c = getopt_long(argc, argv, t->shorts, t->longs, NULL)) != -1) {
 		const struct smg_opt *o;

@@ -222,11 +222,27 @@ static void too_many(void)
 	CHECK_EQ(parse(&sp, args, &co, &o), -1);
 }
 
+/* A parse that stopped inside a cluster of short options ("-Zj": an
+ * error at Z) leaves getopt pointing into that argv; the next parse (config
+ * check runs one per entry) must not read the rest of it. */
+static void fresh_state(void)
+{
+	const char *first[ARGS_MAX] = {"-Zj"};
+	const char *next[ARGS_MAX] = {NULL};
+	struct smg_cli_common co;
+	struct own o;
+
+	CHECK_EQ(parse(&spec, first, &co, &o), SMG_EXIT_USAGE);
+	CHECK_EQ(parse(&spec, next, &co, &o), -1);
+	CHECK(!co.json);
+}
+
 int main(void)
 {
 	opterr = 0; /* as the dispatcher: the usage error says it once */
 	run_cases();
 	operands();
 	too_many();
+	fresh_state();
 	return check_result("test_cli_opts");
 }

@@ -247,6 +247,9 @@ int smg_opts_parse(const struct smg_opt_spec *sp, int argc, char **argv,
 		free(t);
 		return SMG_EXIT_FAIL;
 	}
+	/* A usage error names the offending word of this argv (a nested
+	 * command's, like audit's, too). */
+	smg_cli_set_args(argc, argv);
 	/* 0, not 1: glibc then forgets where it was inside a cluster of
 	 * short options of the argv it scanned before ("-Zj" stopped at Z). */
 	optind = 0;

@@ -14,7 +14,7 @@ export SECMIG_STATE_DIR=$T/none SECMIG_CONFIG=
 # Every flag of the help text is known to the parser: given as "--flag="
 # (an empty value, or a value for a flag that takes none), the parser may
 # refuse the value or the missing rest of the command line, never the flag.
-for c in send precheck recv resolve status cancel tune metrics; do
+for c in send precheck recv resolve status cancel tune metrics audit operator init; do
 	flags=$("$SECMIG" help "$c" | sed 's/send --[a-z-]*//g' |
 		grep -o -- '--[a-z][a-z0-9-]*' | sort -u)
 	[ -n "$flags" ] || bad "$c: no flags in its help"
@@ -80,6 +80,16 @@ tune --domain vm|tune needs --bandwidth and/or --max-downtime
 tune --domain vm --bandwidth 0|--bandwidth: bytes/s like 100M, or none, not '0'
 tune --domain vm --max-downtime 3600001|--max-downtime: milliseconds, 1..3600000, not '3600001'
 tune --domain a/b --bandwidth none|give a migration ID or --domain NAME
+init --mode x|--mode: tpm or software, not 'x'
+init --name a/b|--name: 1..64 of [A-Za-z0-9._-], not 'a/b'
+init --state-dir rel|--state-dir and --config: absolute paths under 256 bytes (the files name each other)
+init extra|unexpected argument 'extra'
+audit|audit needs show, verify, rotate or counters
+audit show --bogus|unrecognized option '--bogus'
+audit verify --peer-key|option '--peer-key' requires an argument
+operator list extra|unexpected argument 'extra'
+operator enrol --name x --key|option '--key' requires an argument
+operator revoke|needs --name NAME
 CASES
 
 # Values that parse: the command goes past its parser (no usage error).

@@ -169,7 +169,6 @@ static int parse(const struct smg_opt_spec *sp, const char *const *args,
 	memset(co, 0, sizeof(*co));
 	memset(o, 0, sizeof(*o));
 	o->on = true;
-	smg_cli_set_args(argc, argv);
 	return smg_opts_parse(sp, argc, argv, co, o);
 }
 

@@ -8,9 +8,15 @@
  * times after a warm-up, the idle VM migrated --runs times: medians. Load
  * average before and after. The last line is one JSON object.
  *
- *   bench_precopy [-m MiB] [-r runs] [-c channels] [-q] [-i]
+ *   bench_precopy [-m MiB] [-r runs] [-c channels] [-q] [-i] [-p] [-d MiB]
  * (-q: 256 MiB, 3 runs; -i: the idle VM only, for a quick look at the
- * page path's rate and CPU)
+ * page path's rate and CPU; -p: the source side (this process, host A) on
+ * CPU 0 and the destination side (receiver, host B) on CPU 1, link and
+ * migrations alike: two one-core hosts instead of two ends sharing both
+ * cores; -d: after the memory rows, the idle VM with a disk of that many
+ * MiB of data (disk services on both hosts, WAIO) and the disk alone (a
+ * 16 MiB VM): does a disk cost its own time on top of memory's, or do the
+ * two overlap?)
  *
  * Runs two sim hosts and a receiver service as child processes of the
  * secmig binary next to this program (or $SECMIG); the sender runs here. */
@@ -19,6 +25,7 @@
 #include <getopt.h>
 #include <libgen.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,6 +52,8 @@ static const char *rule_names[] = {"ours", "xen", "stop_and_copy"};
 
 struct row {
 	const char *pattern;
+	bool disk;    /* the VM has the -d disk */
+	uint64_t mem; /* 0: B.mem */
 	unsigned rate_mb;
 	enum smg_stop_rule rule;
 	unsigned run;
@@ -60,6 +69,10 @@ static struct {
 	uint16_t port;
 	uint64_t mem;
 	unsigned channels, runs;
+	bool pin;	  /* -p: source side on CPU 0, destination side on CPU 1 */
+	unsigned disk_mb; /* -d: the disk rows */
+	pid_t da, db;	  /* their disk services */
+	char disk_src[160];
 	struct smg_cli_keys {
 		struct smg_identity *id;
 		struct smg_peers *peers;
@@ -104,7 +117,28 @@ static double proc_cpu_s(pid_t pid)
 	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
 }
 
-static pid_t spawn(char *const argv[], int *out)
+/* -p: each side on a core of its own, as if on two one-core hosts. */
+static void pin_to(int cpu)
+{
+	cpu_set_t set;
+
+	if (!B.pin || cpu < 0)
+		return;
+	CPU_ZERO(&set);
+	CPU_SET(cpu, &set);
+	if (sched_setaffinity(0, sizeof(set), &set) != 0)
+		fprintf(stderr, "bench: pin to CPU %d: %s\n", cpu, strerror(errno));
+}
+
+/* The other processes of a migration: the receiver, and with -d the disk
+ * services (they read, hash and write the disk). */
+static double others_cpu_s(void)
+{
+	return proc_cpu_s(B.rv) + (B.da > 0 ? proc_cpu_s(B.da) : 0) +
+	       (B.db > 0 ? proc_cpu_s(B.db) : 0);
+}
+
+static pid_t spawn(char *const argv[], int *out, int cpu)
 {
 	int p[2];
 	pid_t pid;
@@ -114,6 +148,7 @@ static pid_t spawn(char *const argv[], int *out)
 	if ((pid = fork()) == 0) {
 		/* a bench stopped by a signal takes its hosts and receiver along */
 		prctl(PR_SET_PDEATHSIG, SIGTERM);
+		pin_to(cpu);
 		if (out != NULL) {
 			dup2(p[1], 1);
 			close(p[0]);
@@ -153,6 +188,62 @@ static int write_file(const char *path, const char *text)
 	return n == (ssize_t)strlen(text) ? 0 : -1;
 }
 
+/* -d: both hosts' disk services, and the disk's contents (pseudo-random
+ * data throughout: every chunk travels) imported for every row. */
+static int disk_setup(const char *defs)
+{
+	char *da[] = {"secmig", "--quiet", "disk", "serve", "--state-dir", B.a, NULL};
+	char *db[] = {"secmig", "--quiet", "disk",	 "serve", "--state-dir",
+		      B.b,	"--defs",  (char *)defs, NULL};
+	char sock[160];
+	uint64_t st = 0x5eed, buf[8192];
+	FILE *f;
+
+	snprintf(B.disk_src, sizeof(B.disk_src), "%s/disk.src", B.dir);
+	if ((f = fopen(B.disk_src, "wb")) == NULL)
+		return -1;
+	for (uint64_t left = (uint64_t)B.disk_mb << 20; left > 0; left -= sizeof(buf)) {
+		for (size_t i = 0; i < SMG_ARRAY_LEN(buf); i++) {
+			st = st * 6364136223846793005ull + 1442695040888963407ull;
+			buf[i] = st ^ (st >> 29);
+		}
+		fwrite(buf, sizeof(buf), 1, f);
+	}
+	if (fclose(f) != 0)
+		return -1;
+	B.da = spawn(da, NULL, 0);
+	B.db = spawn(db, NULL, 1);
+	for (int i = 0; i < 200; i++) {
+		snprintf(sock, sizeof(sock), "%s/disk.sock", B.b);
+		if (access(sock, F_OK) == 0) {
+			snprintf(sock, sizeof(sock), "%s/disk.sock", B.a);
+			if (access(sock, F_OK) == 0)
+				return 0;
+		}
+		sleep_ms(20);
+	}
+	return -1;
+}
+
+/* secmig disk --state-dir DIR VERB ARGS... (quiet); its exit status. */
+static int disk_cmd(const char *dir, const char *verb, const char *a1, const char *a2)
+{
+	char *argv[] = {"secmig",     "--quiet",  "disk",     "--state-dir", (char *)dir,
+			(char *)verb, (char *)a1, (char *)a2, NULL};
+	pid_t pid = fork();
+	int st = 0;
+
+	if (pid == 0) { /* quiet: "no disk" from a delete is expected */
+		int null = open("/dev/null", O_WRONLY);
+		dup2(null, 2);
+		execv(B.secmig, argv);
+		_exit(127);
+	}
+	if (pid < 0 || waitpid(pid, &st, 0) != pid)
+		return -1;
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
 static int setup(void)
 {
 	char path[256], pa[64], pb[64], line[160];
@@ -179,8 +270,8 @@ static int setup(void)
 	char defs[160], dtext[256];
 	snprintf(defs, sizeof(defs), "%s/defs", B.b);
 	snprintf(dtext, sizeof(dtext),
-		 "storage %s\nlimit vm memory=64G\nlimit total memory=64G\n"
-		 "vm *\n  from src\n",
+		 "storage %s\nlimit vm memory=64G disk=64G\nlimit total memory=64G "
+		 "disk=64G\nvm *\n  from src\n",
 		 B.b);
 	write_file(defs, dtext);
 	char *ha[] = {"secmig", "--quiet", "sim", "host", "--state-dir", B.a, NULL};
@@ -203,12 +294,14 @@ static int setup(void)
 		      "--defs",
 		      defs,
 		      NULL};
-	B.ha = spawn(ha, NULL);
-	B.hb = spawn(hb, NULL);
+	B.ha = spawn(ha, NULL, 0);
+	B.hb = spawn(hb, NULL, 1);
 	if (host_call(B.a, "LIST", NULL) != SMG_OK ||
 	    host_call(B.b, "LIST", NULL) != SMG_OK)
 		return -1;
-	if ((B.rv = spawn(rv, &out)) < 0)
+	if (B.disk_mb > 0 && disk_setup(defs) != 0)
+		return -1;
+	if ((B.rv = spawn(rv, &out, 1)) < 0)
 		return -1;
 	size_t n = 0;
 	while (n + 1 < sizeof(line) && read(out, line + n, 1) == 1 && line[n] != '\n')
@@ -236,10 +329,10 @@ static int setup(void)
 
 static void teardown(void)
 {
-	pid_t pids[] = {B.rv, B.ha, B.hb};
+	pid_t pids[] = {B.rv, B.da, B.db, B.ha, B.hb};
 	char cmd[128];
 
-	for (size_t i = 0; i < 3; i++)
+	for (size_t i = 0; i < SMG_ARRAY_LEN(pids); i++)
 		if (pids[i] > 0) {
 			kill(pids[i], SIGTERM);
 			waitpid(pids[i], NULL, 0);
@@ -393,20 +486,29 @@ static void run_one(struct row *r)
 	snprintf(cfg, sizeof(cfg),
 		 "name = bench-vm\nmemory = %llu\nvcpus = 2\nworkload = %s\n"
 		 "dirty_rate = %uM\nhot_writes = 90\nhot_pages = 5\nzero_pct = 20\nseed "
-		 "= %u\n",
-		 (unsigned long long)B.mem, wl, r->rate_mb, 1000 + r->run);
+		 "= %u\n%s",
+		 (unsigned long long)(r->mem ? r->mem : B.mem), wl, r->rate_mb,
+		 1000 + r->run, r->disk ? "disk = bench-vm.0\n" : "");
 	host_call(B.b, "DESTROY bench-vm", NULL);
+	if (B.disk_mb > 0) { /* the last row's disk, wherever it ended */
+		disk_cmd(B.b, "delete", "bench-vm.0", NULL);
+		disk_cmd(B.a, "delete", "bench-vm.0", NULL);
+	}
+	if (r->disk && disk_cmd(B.a, "import", "bench-vm.0", B.disk_src) != 0) {
+		r->err = SMG_ERR_STORAGE;
+		return;
+	}
 	if ((r->err = host_call(B.a, "CREATE", cfg)) != SMG_OK)
 		return;
 	sleep_ms(WARMUP_MS);
 	snprintf(to, sizeof(to), "127.0.0.1:%u", B.port);
 	o.bopts.state_dir = B.a;
 	o.peer = to;
-	double cpu0 = self_cpu_s() + proc_cpu_s(B.rv);
+	double cpu0 = self_cpu_s() + others_cpu_s();
 	if ((r->err = smg_session_connect("127.0.0.1", B.port, &so, &s)) == SMG_OK) {
 		r->err = smg_engine_send(s, &o, &r->st);
 		/* both ends: DONE means the receiver has finished its work */
-		r->cpu_s = self_cpu_s() + proc_cpu_s(B.rv) - cpu0;
+		r->cpu_s = self_cpu_s() + others_cpu_s() - cpu0;
 		if (r->err == SMG_OK)
 			smg_session_close(s);
 		else
@@ -418,7 +520,10 @@ static void run_one(struct row *r)
 	fprintf(stderr,
 		"  %-8s %3u MB/s %-13s run %u: downtime %5llu ms  total %6llu ms  "
 		"%7.1f MB sent  %2u rounds  %.2f CPU s  %s%s\n",
-		r->pattern, r->rate_mb, rule_names[r->rule], r->run,
+		r->disk && r->mem ? "disk"
+		: r->disk	  ? "idle+dsk"
+				  : r->pattern,
+		r->rate_mb, rule_names[r->rule], r->run,
 		(unsigned long long)r->st.downtime_ms, (unsigned long long)r->st.total_ms,
 		(double)r->st.bytes_sent / 1e6, r->st.rounds, r->cpu_s,
 		r->err		  ? smg_strerror(r->err)
@@ -478,7 +583,7 @@ int main(int argc, char **argv)
 
 	bool idle_only = false;
 
-	while ((c = getopt(argc, argv, "m:r:c:qi")) != -1) {
+	while ((c = getopt(argc, argv, "m:r:c:qipd:")) != -1) {
 		if (c == 'm')
 			B.mem = strtoull(optarg, NULL, 10) << 20;
 		else if (c == 'r')
@@ -487,12 +592,16 @@ int main(int argc, char **argv)
 			B.channels = (unsigned)atoi(optarg);
 		else if (c == 'i')
 			idle_only = true;
+		else if (c == 'p')
+			B.pin = true;
+		else if (c == 'd')
+			B.disk_mb = (unsigned)atoi(optarg);
 		else if (c == 'q') {
 			B.mem = 256ull << 20;
 			B.runs = 3;
 		} else {
 			fprintf(stderr, "usage: bench_precopy [-m MiB] [-r runs] [-c "
-					"channels] [-q] [-i]\n");
+					"channels] [-q] [-i] [-p] [-d MiB]\n");
 			return 2;
 		}
 	}
@@ -509,6 +618,7 @@ int main(int argc, char **argv)
 	}
 	smg_log_set_level(SMG_LOG_ERROR);
 	signal(SIGPIPE, SIG_IGN);
+	pin_to(0); /* before any thread: the sender's threads inherit it */
 	if (setup() != 0) {
 		fprintf(stderr, "bench: setup failed (secmig at %s?)\n", B.secmig);
 		teardown();
@@ -553,6 +663,21 @@ int main(int argc, char **argv)
 				}
 			}
 		}
+	/* -d: the idle VM with the disk, then the disk alone (a 16 MiB VM) */
+	double dk_ms[2][16];
+	unsigned ndk[2] = {0, 0};
+	for (unsigned kind = 0; B.disk_mb > 0 && kind < 2; kind++)
+		for (unsigned k = 0; k < B.runs && nrows < MAX_ROWS; k++) {
+			struct row *r = &rows[nrows++];
+			*r = (struct row){.pattern = "idle",
+					  .disk = true,
+					  .mem = kind ? 16ull << 20 : 0,
+					  .rule = SMG_RULE_DOWNTIME,
+					  .run = k};
+			run_one(r);
+			if (r->err == SMG_OK)
+				dk_ms[kind][ndk[kind]++] = (double)r->st.total_ms;
+		}
 	teardown();
 	getloadavg(load1, 3);
 
@@ -560,6 +685,8 @@ int main(int argc, char **argv)
 	uint64_t xen_hot50 = 0, sac = 0, idle_bytes = 0, sac_idle = 0;
 	for (unsigned i = 0; i < nrows; i++) {
 		struct row *r = &rows[i];
+		if (r->disk)
+			continue; /* memory's figures: the VMs without a disk */
 		if (r->rate_mb == 50 && strcmp(r->pattern, "hotspot") == 0 &&
 		    r->rule == SMG_RULE_XEN)
 			xen_hot50 = r->st.downtime_ms;
@@ -577,6 +704,15 @@ int main(int argc, char **argv)
 	double wire = B.nonzero ? (double)idle_bytes / (double)B.nonzero : 0;
 	double idle_ms = median_d(idle_ms_v, nidle);
 	double tratio = lb > 0 ? idle_ms / lb : 0;
+	double both_ms = median_d(dk_ms[0], ndk[0]), disk_ms = median_d(dk_ms[1], ndk[1]);
+	double overlap =
+	    idle_ms + disk_ms > 0 && both_ms > 0 ? both_ms / (idle_ms + disk_ms) : 0;
+	if (B.disk_mb > 0)
+		fprintf(stderr,
+			"disk of %u MiB: idle VM with it %.0f ms, alone %.0f ms, idle VM "
+			"without it %.0f ms: together = %.2f x the sum (1: they take "
+			"turns)\n",
+			B.disk_mb, both_ms, disk_ms, idle_ms, overlap);
 	double cpu_gb = median_d(idle_cpu_v, nidle);
 	double cpu_ratio = B.link_cpu_per_gb > 0 ? cpu_gb / B.link_cpu_per_gb : 0;
 	/* stop-and-copy of an idle VM: all of RAM inside the pause */
@@ -602,21 +738,26 @@ int main(int argc, char **argv)
 	       "\"cpu_s_per_GB\":%.4f,\"link_cpu_s_per_GB\":%.4f,"
 	       "\"cpu_ratio_vs_link\":%.4f,\"stop_and_copy_rate_vs_link_idle\":%.4f,"
 	       "\"loadavg_1m_start\":%.2f,\"loadavg_1m_end\":%.2f,\"nproc\":%ld,"
-	       "\"scenarios\":[",
+	       "\"pinned\":%s,\"disk_MiB\":%u,\"time_ms_idle\":%.0f,"
+	       "\"time_ms_idle_with_disk\":%.0f,\"time_ms_disk_alone\":%.0f,"
+	       "\"disk_with_memory_vs_sum\":%.4f,\"scenarios\":[",
 	       (unsigned long long)B.mem, B.channels, B.link_bps / 1e6, lb,
 	       (unsigned long long)med, nhot, (unsigned long long)xen_hot50,
 	       (unsigned long long)sac, wire, tratio, nidle, cpu_gb, B.link_cpu_per_gb,
-	       cpu_ratio, sac_ratio, load0[0], load1[0], sysconf(_SC_NPROCESSORS_ONLN));
+	       cpu_ratio, sac_ratio, load0[0], load1[0], sysconf(_SC_NPROCESSORS_ONLN),
+	       B.pin ? "true" : "false", B.disk_mb, idle_ms, both_ms, disk_ms, overlap);
 	for (unsigned i = 0; i < nrows; i++) {
 		struct row *r = &rows[i];
-		printf("%s{\"pattern\":\"%s\",\"dirty_rate_MBps\":%u,\"rule\":\"%s\","
+		printf("%s{\"pattern\":\"%s\",\"disk\":%s,\"memory_bytes\":%llu,"
+		       "\"dirty_rate_MBps\":%u,\"rule\":\"%s\","
 		       "\"run\":%u,"
 		       "\"downtime_ms\":%llu,\"total_ms\":%llu,\"bytes_sent\":%llu,"
 		       "\"rounds\":%u,"
 		       "\"converged\":%s,\"throttle\":%u,\"lower_bound_ms\":%.1f,"
 		       "\"cpu_s\":%.3f,\"error\":\"%s\"}",
-		       i ? "," : "", r->pattern, r->rate_mb, rule_names[r->rule], r->run,
-		       (unsigned long long)r->st.downtime_ms,
+		       i ? "," : "", r->pattern, r->disk ? "true" : "false",
+		       (unsigned long long)(r->mem ? r->mem : B.mem), r->rate_mb,
+		       rule_names[r->rule], r->run, (unsigned long long)r->st.downtime_ms,
 		       (unsigned long long)r->st.total_ms,
 		       (unsigned long long)r->st.bytes_sent, r->st.rounds,
 		       r->err == 0 && r->st.converged ? "true" : "false", r->st.throttle,

@@ -4,10 +4,11 @@
  *
  * Disk i travels on channel i % nchan only, so a newer version of a chunk
  * can never overtake an older one. Each pre-copy round, that channel's
- * thread sends, after its share of memory pages and before ROUND_END, the
- * current storage phase of its disks: the bulk copy in round 0, one ITER
- * round per later round, and the FINAL phase in stop-and-copy. If this
- * process dies, the service undoes (or, after COMMIT, keeps) each lease. */
+ * thread sends the current storage phase of its disks (the bulk copy in
+ * round 0, one ITER round per later round, the FINAL phase in
+ * stop-and-copy) between its page frames and before ROUND_END: the pump
+ * below. If this process dies, the service undoes (or, after COMMIT, keeps)
+ * each lease. */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -151,53 +152,112 @@ int smg_engine_disks_begin(struct smg_engine_disks *e, enum smg_stg_mode mode)
 	return SMG_OK;
 }
 
-/* Every frame of one phase (or ITER round) of disk i on chan. */
-static int send_phase(struct smg_engine_disks *e, unsigned i, struct smg_session *s,
-		      unsigned chan, const char *phase, struct smg_ratelim *rl,
-		      uint64_t *bytes)
+/* ---- source: a channel's disks, a frame at a time ---------------------------
+ * The channel thread asks the service for the next record frame (NEXT
+ * PHASE) and goes on with its memory pages while the service reads and
+ * hashes the chunk; between page frames it sends what has arrived and asks
+ * again, and after its pages it waits for the rest. Per disk the phases
+ * keep their order: the bulk copy, then (stop-and-copy) FINAL, or one ITER
+ * round. */
+static const char *first_phase(const struct smg_engine_disks *e, unsigned i, bool final)
 {
-	struct smg_dsvc_reply rep;
+	if (!e->leased[i])
+		return NULL;
+	if (!e->bulk_done[i])
+		return "bulk";
+	return final ? "final" : "iter";
+}
+
+/* The phase of disk i after `phase` ended, NULL: the disk is done for this
+ * round. A round that carried the bulk copy carries nothing else unless it
+ * is the stop-and-copy round. */
+static const char *next_phase(struct smg_engine_disks *e, unsigned i, const char *phase,
+			      bool final)
+{
+	if (strcmp(phase, "bulk") != 0)
+		return NULL;
+	e->bulk_done[i] = true;
+	return final ? "final" : NULL;
+}
+
+static int pump_ask(struct smg_disk_pump *p)
+{
 	char line[32];
 	int r;
 
-	snprintf(line, sizeof(line), "NEXT %s", phase);
-	for (;;) {
-		if ((r = call(e, i, line, NULL, 0, &rep)) != SMG_OK)
-			return r;
-		if (rep.payload_len == 0)
-			return SMG_OK;
-		if ((r = smg_ratelim_wait(rl, rep.payload_len)) != SMG_OK)
-			return r; /* cancelled */
-		if ((r = smg_chan_send(s, chan, SMG_FT_DISK_CHUNK, rep.payload,
-				       rep.payload_len)) != SMG_OK)
-			return r;
-		*bytes += rep.payload_len;
+	while (p->phase == NULL && p->disk < p->e->n) {
+		p->disk += p->started ? p->nchan : 0;
+		p->started = true;
+		if (p->disk < p->e->n)
+			p->phase = first_phase(p->e, p->disk, p->final);
 	}
+	if (p->phase == NULL)
+		return SMG_OK; /* every disk of this channel is done */
+	snprintf(line, sizeof(line), "NEXT %s", p->phase);
+	if ((r = smg_dsvc_ask(p->e->c[p->disk], line, NULL, 0, -1)) != SMG_OK)
+		smg_err("disk %s: %s: %s", p->e->name[p->disk], line,
+			smg_dsvc_errmsg(p->e->c[p->disk]));
+	return r;
 }
 
-int smg_engine_disks_send(struct smg_engine_disks *e, struct smg_session *s,
-			  unsigned chan, unsigned nchan, bool final,
-			  struct smg_ratelim *rl, uint64_t *bytes)
+int smg_disk_pump_start(struct smg_disk_pump *p, struct smg_engine_disks *e,
+			struct smg_session *s, unsigned chan, unsigned nchan, bool final,
+			struct smg_ratelim *rl, uint64_t *bytes)
 {
-	int r;
-
+	*p = (struct smg_disk_pump){.e = e,
+				    .s = s,
+				    .chan = chan,
+				    .nchan = nchan,
+				    .final = final,
+				    .rl = rl,
+				    .bytes = bytes,
+				    .disk = chan};
 	if (e == NULL)
 		return SMG_OK;
-	for (unsigned i = chan; i < e->n; i += nchan) {
-		if (!e->leased[i])
-			continue;
-		if (!e->bulk_done[i]) {
-			if ((r = send_phase(e, i, s, chan, "bulk", rl, bytes)) != SMG_OK)
-				return r;
-			e->bulk_done[i] = true;
-			if (!final)
-				continue;
-		}
-		if ((r = send_phase(e, i, s, chan, final ? "final" : "iter", rl,
-				    bytes)) != SMG_OK)
-			return r;
+	return pump_ask(p);
+}
+
+bool smg_disk_pump_done(const struct smg_disk_pump *p)
+{
+	return p->e == NULL || p->phase == NULL;
+}
+
+int smg_disk_pump_step(struct smg_disk_pump *p, bool wait)
+{
+	struct smg_dsvc_conn *c;
+	struct smg_dsvc_reply rep;
+	int r;
+
+	if (smg_disk_pump_done(p))
+		return SMG_OK;
+	c = p->e->c[p->disk];
+	if (!wait && !smg_dsvc_ready(c))
+		return SMG_OK; /* the service is still reading: back to memory */
+	if ((r = smg_dsvc_answer(c, &rep)) != SMG_OK) {
+		smg_err("disk %s: NEXT %s: %s", p->e->name[p->disk], p->phase,
+			smg_dsvc_errmsg(c));
+		return r;
 	}
-	return SMG_OK;
+	if (rep.payload_len == 0) {
+		p->phase = next_phase(p->e, p->disk, p->phase, p->final);
+		return pump_ask(p);
+	}
+	if ((r = smg_ratelim_wait(p->rl, rep.payload_len)) != SMG_OK)
+		return r; /* cancelled */
+	if ((r = smg_chan_send(p->s, p->chan, SMG_FT_DISK_CHUNK, rep.payload,
+			       rep.payload_len)) != SMG_OK)
+		return r;
+	*p->bytes += rep.payload_len;
+	return pump_ask(p);
+}
+
+int smg_disk_pump_finish(struct smg_disk_pump *p)
+{
+	int r = SMG_OK;
+
+	while (r == SMG_OK && !smg_disk_pump_done(p))
+		r = smg_disk_pump_step(p, true);
+	return r;
 }
 
 int smg_engine_disks_pending(struct smg_engine_disks *e, struct smg_stg_pending *p)
@@ -400,10 +460,20 @@ int smg_engine_disks_dst_open(const char *sock, const char *const *names, size_t
 	return SMG_OK;
 }
 
+/* What an APPLY's failure (or one collected with it) means to the engine. */
+static int apply_error(struct smg_engine_disks *e, unsigned disk, int r)
+{
+	if (r == SMG_OK)
+		return SMG_OK;
+	smg_err("disk %s: APPLY: %s", e->name[disk], smg_dsvc_errmsg(e->c[disk]));
+	return r == SMG_ERR_DISK_FULL		      ? SMG_ERR_DISK_FULL
+	       : r == SMG_ERR_SYS || r == SMG_ERR_EOF ? SMG_ERR_STORAGE
+						      : SMG_ERR_PROTO;
+}
+
 int smg_engine_disks_apply(struct smg_engine_disks *e, unsigned chan, unsigned nchan,
 			   const uint8_t *p, size_t len)
 {
-	struct smg_dsvc_reply rep;
 	uint32_t disk;
 
 	/* Version, phase, count, then the disk id: read before anything else
@@ -418,11 +488,24 @@ int smg_engine_disks_apply(struct smg_engine_disks *e, unsigned chan, unsigned n
 		return SMG_ERR_PROTO;
 	}
 	/* The service decodes it (smg_stg_dst_apply) and refuses any bad
-	 * record before writing anything of the frame. */
-	return smg_dsvc_call(e->c[disk], "APPLY", p, len, -1, &rep) == SMG_OK ? SMG_OK
-	       : rep.err == SMG_ERR_DISK_FULL			  ? SMG_ERR_DISK_FULL
-	       : rep.err == SMG_ERR_SYS || rep.err == SMG_ERR_EOF ? SMG_ERR_STORAGE
-								  : SMG_ERR_PROTO;
+	 * record before writing anything of the frame. The answer is collected
+	 * with the next frame of this disk, or at this channel's ROUND_END
+	 * (smg_engine_disks_drain): meanwhile the channel handles pages. */
+	return apply_error(e, disk, smg_dsvc_ask(e->c[disk], "APPLY", p, len, -1));
+}
+
+int smg_engine_disks_drain(struct smg_engine_disks *e, unsigned chan, unsigned nchan)
+{
+	struct smg_dsvc_reply rep;
+
+	for (unsigned i = chan; e != NULL && i < e->n; i += nchan) {
+		if (!smg_dsvc_asked(e->c[i]))
+			continue;
+		int r = apply_error(e, i, smg_dsvc_answer(e->c[i], &rep));
+		if (r != SMG_OK)
+			return r;
+	}
+	return SMG_OK;
 }
 
 int smg_engine_disks_verify(struct smg_engine_disks *e, size_t n_roots,

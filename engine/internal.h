@@ -29,10 +29,28 @@ unsigned smg_engine_disks_count(const struct smg_engine_disks *e);
 void smg_engine_disks_spec(const struct smg_engine_disks *e, unsigned i, uint64_t *size,
 			   uint32_t *chunk);
 int smg_engine_disks_begin(struct smg_engine_disks *e, enum smg_stg_mode mode);
-/* On channel chan: the disks that travel on it, their current phase. */
-int smg_engine_disks_send(struct smg_engine_disks *e, struct smg_session *s,
-			  unsigned chan, unsigned nchan, bool final,
-			  struct smg_ratelim *rl, uint64_t *bytes);
+/* On channel chan, the disks that travel on it (i % nchan == chan), their
+ * current phase, a record frame at a time: start asks the disk service for
+ * the first frame; step(wait=false) sends what has arrived, if anything,
+ * and asks for the next (the channel thread calls it between its page
+ * frames, so the service reads while the thread encrypts memory);
+ * finish waits for and sends the rest. bytes adds the frames' bytes. */
+struct smg_disk_pump {
+	struct smg_engine_disks *e;
+	struct smg_session *s;
+	unsigned chan, nchan;
+	bool final, started;
+	struct smg_ratelim *rl;
+	uint64_t *bytes;
+	unsigned disk;	   /* the disk in progress */
+	const char *phase; /* its phase ("bulk", "iter", "final"); NULL: done */
+};
+int smg_disk_pump_start(struct smg_disk_pump *p, struct smg_engine_disks *e,
+			struct smg_session *s, unsigned chan, unsigned nchan, bool final,
+			struct smg_ratelim *rl, uint64_t *bytes);
+int smg_disk_pump_step(struct smg_disk_pump *p, bool wait);
+bool smg_disk_pump_done(const struct smg_disk_pump *p);
+int smg_disk_pump_finish(struct smg_disk_pump *p);
 /* The disks' delta for the stop rule, summed over the disks: chunks and
  * bytes a FINAL pass would carry now, bytes of bulk copy still to go. */
 int smg_engine_disks_pending(struct smg_engine_disks *e, struct smg_stg_pending *p);
@@ -53,8 +71,12 @@ int smg_engine_disks_end(struct smg_engine_disks *e, bool committed);
 int smg_engine_disks_dst_open(const char *sock, const char *const *names, size_t n,
 			      const uint64_t *sizes, const uint32_t *chunks,
 			      struct smg_engine_disks **out);
+/* A DISK_CHUNK frame on chan: checked, handed to the service, its answer
+ * collected with the disk's next frame or by drain, which the channel
+ * calls at its ROUND_END (any failure then is the round's). */
 int smg_engine_disks_apply(struct smg_engine_disks *e, unsigned chan, unsigned nchan,
 			   const uint8_t *p, size_t len);
+int smg_engine_disks_drain(struct smg_engine_disks *e, unsigned chan, unsigned nchan);
 /* Compare each disk's root with the manifest's; fresh (recv --check-memory)
  * also has the service re-hash every image file from scratch. */
 int smg_engine_disks_verify(struct smg_engine_disks *e, size_t n_roots,
@@ -176,6 +198,7 @@ struct smg_xfer_send {
 	unsigned chan, nchan;
 	struct smg_engine_disks *disks; /* NULL: none */
 	bool final;
+	struct smg_disk_pump pump; /* this channel's disks, between page frames */
 	/* results */
 	uint64_t pages, zeros, bytes;
 	int err;
@@ -213,6 +236,9 @@ struct smg_xfer_recv {
 	unsigned chan;
 	uint32_t round; /* the channel's current round: ROUND_ENDs it handled */
 	bool finished;	/* handled the final round's ROUND_END */
+	/* this round: disk frames, and page frames that came after the first
+	 * of them (memory and disks interleaved; logged at ROUND_END) */
+	uint32_t disk_frames, pages_after_disk;
 	pthread_t tid;
 };
 void *smg_xfer_recv_main(void *arg);

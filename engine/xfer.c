@@ -188,6 +188,9 @@ static int flush_batch(struct smg_xfer_send *x, struct frame_fill *f)
 		r = submit_pages(x, f);
 	if (r == SMG_OK && f->buf == NULL && f->nz + f->max >= ZERO_REC_MAX)
 		r = send_zero(x, f);
+	/* Between page frames: a disk frame the service has ready goes now. */
+	if (r == SMG_OK && f->buf == NULL)
+		r = smg_disk_pump_step(&x->pump, false);
 	return r;
 }
 
@@ -223,6 +226,10 @@ void *smg_xfer_send_main(void *arg)
 	f.zl = malloc(ZERO_REC_MAX * sizeof(uint64_t));
 	f.pfns = malloc((f.max ? f.max : 1) * sizeof(uint64_t));
 	r = f.zl == NULL || f.pfns == NULL || f.max == 0 ? SMG_ERR_NOMEM : SMG_OK;
+	/* The disk service reads this channel's first disk frame meanwhile. */
+	r = r
+		?: smg_disk_pump_start(&x->pump, x->disks, x->s, x->chan, x->nchan,
+				       x->final, x->rl, &x->bytes);
 	if (x->round == 0 && x->chan > 0 && x->chan == x->nchan - 1 &&
 	    smg_fault_on(SMG_FI_SRC_STARVE_CHAN)) {
 		/* One data channel silent for longer than the idle limit while
@@ -251,9 +258,7 @@ void *smg_xfer_send_main(void *arg)
 	r = r ?: flush_batch(x, &f);
 	r = r ?: submit_pages(x, &f);
 	r = r ?: send_zero(x, &f);
-	r = r
-		?: smg_engine_disks_send(x->disks, x->s, x->chan, x->nchan, x->final,
-					 x->rl, &x->bytes);
+	r = r ?: smg_disk_pump_finish(&x->pump);
 	r = r ?: send_round_end(x);
 	r = r ?: smg_chan_flush(x->s, x->chan);
 	x->err = r;
@@ -374,6 +379,18 @@ static int round_end(struct smg_xfer_recv *x, const uint8_t *p, size_t len)
 	} else if ((r = wait_round_start(x, round)) != SMG_OK) {
 		return r;
 	}
+	/* The round's disk frames are written (or one failed) before it ends. */
+	smg_session_busy(d->s, true);
+	r = smg_err_classify(smg_engine_disks_drain(d->disks, x->chan, d->nchan));
+	smg_session_busy(d->s, false);
+	if (r != SMG_OK)
+		return r;
+	if (x->disk_frames > 0)
+		smg_peer_log(SMG_LOG_DEBUG,
+			     "channel %u round %u: %u disk frames, %u page frames after "
+			     "the first of them",
+			     x->chan, round, x->disk_frames, x->pages_after_disk);
+	x->disk_frames = x->pages_after_disk = 0;
 	pthread_mutex_lock(&d->lock);
 	x->finished = d->final_round == (int64_t)round;
 	pthread_mutex_unlock(&d->lock);
@@ -394,15 +411,16 @@ int smg_xfer_recv_frame(struct smg_xfer_recv *x, uint8_t type, const uint8_t *p,
 	}
 	switch (type) {
 	case SMG_FT_PAGES:
-		return recv_pages(x, p, len, false);
 	case SMG_FT_ZERO_PAGES:
-		return recv_pages(x, p, len, true);
+		x->pages_after_disk += x->disk_frames > 0;
+		return recv_pages(x, p, len, type == SMG_FT_ZERO_PAGES);
 	case SMG_FT_ROUND_END:
 		return round_end(x, p, len);
 	case SMG_FT_DISK_CHUNK:
 		if (x->chan == 0 && !round_started(x->d, x->round))
 			return out_of_sequence(x, "a disk chunk", x->round);
 		atomic_fetch_add(&x->d->bytes, len);
+		x->disk_frames++;
 		smg_session_busy(x->d->s, true);
 		r = smg_err_classify(
 		    smg_engine_disks_apply(x->d->disks, x->chan, x->d->nchan, p, len));

@@ -373,6 +373,18 @@ void smg_dsvc_close(struct smg_dsvc_conn *c);
  * a transport error (then rep->err is that error too). */
 int smg_dsvc_call(struct smg_dsvc_conn *c, const char *line, const void *payload,
 		  size_t plen, int fd, struct smg_dsvc_reply *rep);
+/* The same in two steps, so the caller can work while the service does:
+ * ask sends the request (a request still in flight is answered first, and
+ * its failure is returned); asked: a request is in flight; ready tells
+ * without blocking whether its answer has begun to arrive (true when
+ * nothing is in flight); answer waits for it. At most one request in
+ * flight per connection; smg_dsvc_call drops an uncollected answer's
+ * service error (its requester gave up on it). */
+int smg_dsvc_ask(struct smg_dsvc_conn *c, const char *line, const void *payload,
+		 size_t plen, int fd);
+bool smg_dsvc_asked(const struct smg_dsvc_conn *c);
+bool smg_dsvc_ready(const struct smg_dsvc_conn *c);
+int smg_dsvc_answer(struct smg_dsvc_conn *c, struct smg_dsvc_reply *rep);
 /* The service's last error text on c (for logs). */
 const char *smg_dsvc_errmsg(const struct smg_dsvc_conn *c);
 

@@ -1,7 +1,11 @@
 /* Client side of the disk service's control socket (send, recv, `secmig
  * disk`): one request, one reply, length-prefixed both ways. The reply is
- * parsed with the same bounded rules the service applies to requests. */
+ * parsed with the same bounded rules the service applies to requests.
+ * A caller may ask and collect the answer later (at most one request in
+ * flight per connection): the engine's channel threads overlap the
+ * service's disk work with their memory pages that way. */
 #include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +19,8 @@
 
 struct smg_dsvc_conn {
 	int fd;
+	bool asked;   /* a request is in flight: its answer comes first */
+	bool dead;    /* the stream failed mid-message: nothing more on it */
 	uint8_t *buf; /* SMG_DSVC_MSG_MAX: the last reply */
 	char msg[SMG_DSVC_LINE_MAX];
 };
@@ -132,17 +138,51 @@ static int recv_full(int fd, uint8_t *p, size_t n)
 	return SMG_OK;
 }
 
-int smg_dsvc_call(struct smg_dsvc_conn *c, const char *line, const void *payload,
-		  size_t plen, int fd, struct smg_dsvc_reply *rep)
+int smg_dsvc_ask(struct smg_dsvc_conn *c, const char *line, const void *payload,
+		 size_t plen, int fd)
+{
+	struct smg_dsvc_reply rep;
+	int r;
+
+	/* A request in flight is answered first: its failure is this call's. */
+	if (c->asked && (r = smg_dsvc_answer(c, &rep)) != SMG_OK)
+		return r;
+	c->msg[0] = '\0';
+	if (c->dead)
+		r = SMG_ERR_EOF;
+	else if ((r = send_req(c->fd, line, payload, plen, fd)) != SMG_OK)
+		c->dead = true;
+	if (r != SMG_OK) {
+		snprintf(c->msg, sizeof(c->msg), "disk service: %s", smg_strerror(r));
+		return r;
+	}
+	c->asked = true;
+	return SMG_OK;
+}
+
+bool smg_dsvc_asked(const struct smg_dsvc_conn *c)
+{
+	return c->asked;
+}
+
+bool smg_dsvc_ready(const struct smg_dsvc_conn *c)
+{
+	struct pollfd p = {.fd = c->fd, .events = POLLIN};
+
+	return !c->asked || poll(&p, 1, 0) != 0;
+}
+
+int smg_dsvc_answer(struct smg_dsvc_conn *c, struct smg_dsvc_reply *rep)
 {
 	uint8_t hdr[4];
 	uint32_t len;
 	int r;
 
 	memset(rep, 0, sizeof(*rep));
-	c->msg[0] = '\0';
-	if ((r = send_req(c->fd, line, payload, plen, fd)) != 0 ||
-	    (r = recv_full(c->fd, hdr, 4)) != 0)
+	if (!c->asked)
+		return SMG_ERR_STATE;
+	c->asked = false;
+	if ((r = recv_full(c->fd, hdr, 4)) != 0)
 		goto fail;
 	len = smg_load_be32(hdr);
 	if (len > SMG_DSVC_MSG_MAX) {
@@ -156,7 +196,26 @@ int smg_dsvc_call(struct smg_dsvc_conn *c, const char *line, const void *payload
 		snprintf(c->msg, sizeof(c->msg), "%.*s", (int)rep->text_len, rep->text);
 	return rep->err;
 fail:
+	c->dead = true;
 	snprintf(c->msg, sizeof(c->msg), "disk service: %s", smg_strerror(r));
 	rep->err = r;
 	return r;
+}
+
+int smg_dsvc_call(struct smg_dsvc_conn *c, const char *line, const void *payload,
+		  size_t plen, int fd, struct smg_dsvc_reply *rep)
+{
+	int r;
+
+	/* An answer nobody collected belongs to a request its caller gave up
+	 * on (a channel thread that failed): a service error in it is not this
+	 * call's; a broken stream is. */
+	if (c->asked)
+		(void)smg_dsvc_answer(c, rep);
+	if ((r = smg_dsvc_ask(c, line, payload, plen, fd)) != SMG_OK) {
+		memset(rep, 0, sizeof(*rep));
+		rep->err = r;
+		return r;
+	}
+	return smg_dsvc_answer(c, rep);
 }

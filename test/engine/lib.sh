@@ -69,7 +69,7 @@ vm() {
 # sets RECV_PID and PORT.
 start_recv() {
 	rm -f "$T/recv.out"
-	env "$@" "$SECMIG" --quiet recv --listen 127.0.0.1:0 --once --json --check-memory \
+	env "$@" "$SECMIG" "${RECV_LOG:---quiet}" recv --listen 127.0.0.1:0 --once --json --check-memory \
 		--state-dir "$B" --name dst --insecure-software-mode --defs "$B/defs" \
 		${RECV_EXTRA[@]+"${RECV_EXTRA[@]}"} \
 		>"$T/recv.out" 2>"$T/recv.err" &

@@ -67,7 +67,7 @@ for mode in waio dbt; do
 	make_disk "$disk"
 	qio "$A" "$disk" "${W_BEFORE[@]}" >"$T/c0.log" 2>&1 || err "$mode: write before"
 	vm "$name" 16M hotspot 1M "disk = $disk"
-	start_recv
+	RECV_LOG=--verbose start_recv
 	(
 		wait_for "$T/send.out" '"phase":"precopy"' || exit 1
 		qio "$A" "$disk" "${W_BULK[@]}" || exit 2
@@ -87,6 +87,14 @@ for mode in waio dbt; do
 	[ "$RC" = 0 ] && [ "$rrc" = 0 ] || { err "$mode: send $RC recv $rrc"; cat "$T/send.err" "$T/recv.err"; }
 	[ "$(field outcome)" = migrated ] || err "$mode: outcome $(field outcome)"
 	[ "$(field verified)" = true ] || err "$mode: not verified"
+	# Memory and the disk share channel 0 without taking turns: the bulk
+	# copy's disk frames go between its page frames (engine/disks.c, the
+	# pump), so page frames follow the round's first disk frame.
+	mix=$(sed -n 's/.*channel 0 round 0: \([0-9]*\) disk frames, \([0-9]*\) page frames after.*/\1 \2/p' "$T/recv.err")
+	set -- $mix
+	[ "${1:-0}" -gt 0 ] && [ "${2:-0}" -gt 0 ] ||
+		{ err "$mode: round 0 did not interleave memory and disk frames: '$mix'"; grep "round 0" "$T/recv.err"; }
+	echo "$mode: round 0 on channel 0: ${1:-0} disk frames, ${2:-0} page frames after the first"
 	# After DONE the destination's service serves the VM's disk; the
 	# source's copy is gone.
 	qio "$B" "$disk" "${W_AFTER[@]}" >"$T/c3.log" 2>&1 || { err "$mode: write after"; cat "$T/c3.log"; }

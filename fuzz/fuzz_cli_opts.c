@@ -15,6 +15,7 @@
 #include "base/base.h"
 #include "cli/cli.h"
 #include "cli/opts.h"
+#include "transport/transport.h"
 
 #define WORDS_MAX 16
 #define INPUT_MAX 4096

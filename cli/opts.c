@@ -267,7 +267,8 @@ int smg_opts_parse(const struct smg_opt_spec *sp, int argc, char **argv,
 			printf("%s", cmd != NULL ? cmd->usage : "");
 			code = SMG_EXIT_OK;
 		} else if (apply(o, t->targets[i], optarg) != 0) {
-			code = smg_opts_usage(sp, o->bad, optarg);
+			code = smg_opts_usage(
+			    sp, o->bad != NULL ? o->bad : "bad value '%s'", optarg);
 		}
 	}
 	free(t);

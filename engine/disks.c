@@ -222,6 +222,19 @@ bool smg_disk_pump_done(const struct smg_disk_pump *p)
 	return p->e == NULL || p->phase == NULL;
 }
 
+/* The answer's payload goes straight into a bulk frame begun on the
+ * channel: no copy between the service's socket and the frame. */
+static uint8_t *pump_room(void *arg, size_t len)
+{
+	struct smg_disk_pump *p = arg;
+	uint8_t *buf;
+
+	if (smg_chan_bulk_begin(p->s, p->chan, len, &buf) != SMG_OK)
+		return NULL;
+	p->begun = true;
+	return buf;
+}
+
 int smg_disk_pump_step(struct smg_disk_pump *p, bool wait)
 {
 	struct smg_dsvc_conn *c;
@@ -233,19 +246,24 @@ int smg_disk_pump_step(struct smg_disk_pump *p, bool wait)
 	c = p->e->c[p->disk];
 	if (!wait && !smg_dsvc_ready(c))
 		return SMG_OK; /* the service is still reading: back to memory */
-	if ((r = smg_dsvc_answer(c, &rep)) != SMG_OK) {
-		smg_err("disk %s: NEXT %s: %s", p->e->name[p->disk], p->phase,
-			smg_dsvc_errmsg(c));
+	p->begun = false;
+	r = smg_dsvc_answer_into(c, &rep, pump_room, p);
+	if (r == SMG_OK && rep.payload_len > 0)
+		r = smg_ratelim_wait(p->rl, rep.payload_len); /* else cancelled */
+	if (r != SMG_OK) {
+		if (p->begun)
+			smg_chan_bulk_abandon(p->s, p->chan);
+		if (r != SMG_ERR_CANCELLED && r != SMG_ERR_ABORTED) /* pacing's */
+			smg_err("disk %s: NEXT %s: %s", p->e->name[p->disk], p->phase,
+				smg_dsvc_errmsg(c));
 		return r;
 	}
 	if (rep.payload_len == 0) {
 		p->phase = next_phase(p->e, p->disk, p->phase, p->final);
 		return pump_ask(p);
 	}
-	if ((r = smg_ratelim_wait(p->rl, rep.payload_len)) != SMG_OK)
-		return r; /* cancelled */
-	if ((r = smg_chan_send(p->s, p->chan, SMG_FT_DISK_CHUNK, rep.payload,
-			       rep.payload_len)) != SMG_OK)
+	if ((r = smg_chan_bulk_submit(p->s, p->chan, SMG_FT_DISK_CHUNK,
+				      rep.payload_len)) != SMG_OK)
 		return r;
 	*p->bytes += rep.payload_len;
 	return pump_ask(p);

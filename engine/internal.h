@@ -40,6 +40,7 @@ struct smg_disk_pump {
 	struct smg_session *s;
 	unsigned chan, nchan;
 	bool final, started;
+	bool begun; /* a bulk frame is begun for the answer in progress */
 	struct smg_ratelim *rl;
 	uint64_t *bytes;
 	unsigned disk;	   /* the disk in progress */

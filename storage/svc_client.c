@@ -202,6 +202,69 @@ fail:
 	return r;
 }
 
+/* The rest of an answer whose first head bytes are in c->buf, all of it
+ * into c->buf, parsed. */
+static int answer_rest(struct smg_dsvc_conn *c, size_t head, size_t len,
+		       struct smg_dsvc_reply *rep)
+{
+	int r;
+
+	if ((r = recv_full(c->fd, c->buf + head, len - head)) != 0 ||
+	    (r = smg_dsvc_parse_reply(c->buf, len, rep)) != 0)
+		return r;
+	if (rep->err != 0)
+		snprintf(c->msg, sizeof(c->msg), "%.*s", (int)rep->text_len, rep->text);
+	return rep->err;
+}
+
+int smg_dsvc_answer_into(struct smg_dsvc_conn *c, struct smg_dsvc_reply *rep,
+			 uint8_t *(*room)(void *arg, size_t len), void *arg)
+{
+	uint8_t hdr[4], *dst, *nl;
+	size_t len, head, llen, plen;
+	int r;
+
+	memset(rep, 0, sizeof(*rep));
+	if (!c->asked)
+		return SMG_ERR_STATE;
+	c->asked = false;
+	if ((r = recv_full(c->fd, hdr, 4)) != 0)
+		goto fail;
+	len = smg_load_be32(hdr);
+	r = len > SMG_DSVC_MSG_MAX ? SMG_ERR_TOO_LONG : SMG_OK;
+	/* The reply line ends within its first SMG_DSVC_LINE_MAX bytes. */
+	head = len < SMG_DSVC_LINE_MAX ? len : SMG_DSVC_LINE_MAX;
+	if (r != SMG_OK || (r = recv_full(c->fd, c->buf, head)) != 0)
+		goto fail;
+	nl = memchr(c->buf, '\n', head);
+	llen = nl != NULL ? (size_t)(nl - c->buf) + 1 : 0;
+	plen = len - llen;
+	if (nl == NULL || plen == 0 || plen > SMG_DSVC_FRAME_MAX ||
+	    (r = smg_dsvc_parse_reply(c->buf, llen, rep)) != 0 || rep->err != 0) {
+		/* an error, an empty answer or a bad one: as answer() does */
+		if ((r = answer_rest(c, head, len, rep)) < 0 && rep->err == 0)
+			goto fail;
+		return r;
+	}
+	if ((dst = room(arg, plen)) == NULL) {
+		r = SMG_ERR_NOMEM;
+		goto fail;
+	}
+	memcpy(dst, c->buf + llen, head - llen); /* at most a line's worth */
+	if ((r = recv_full(c->fd, dst + (head - llen), plen - (head - llen))) != 0)
+		goto fail;
+	rep->payload = dst;
+	rep->payload_len = plen;
+	rep->text = (const char *)dst;
+	rep->text_len = plen;
+	return SMG_OK;
+fail:
+	c->dead = true;
+	snprintf(c->msg, sizeof(c->msg), "disk service: %s", smg_strerror(r));
+	rep->err = r;
+	return r;
+}
+
 int smg_dsvc_call(struct smg_dsvc_conn *c, const char *line, const void *payload,
 		  size_t plen, int fd, struct smg_dsvc_reply *rep)
 {

@@ -4,6 +4,7 @@
  * agree), 7 when anything was found, with one line per problem naming the
  * file, line and record number. */
 #include <getopt.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +15,7 @@
 #include "base/base.h"
 #include "cli/cli.h"
 #include "cli/migrate.h"
+#include "cli/opts.h"
 #include "transport/transport.h"
 
 #define PEER_LOGS_MAX 64
@@ -24,69 +26,45 @@ static int usage(const char *fmt, const char *arg)
 }
 
 struct aargs {
-	const char *dir, *since, *id, *key, *peer_key, *head, *name;
+	struct smg_cli_common co; /* state dir, json, key, name */
+	const char *since, *id, *peer_key, *head;
 	const char *peer_logs[PEER_LOGS_MAX];
 	size_t npeer;
-	bool json;
 	char **files;
 	size_t nfiles;
 	bool own_files; /* files came from the state dir */
 };
 
-static int parse(int argc, char **argv, struct aargs *a)
+static int peer_log(void *target, const char *arg)
 {
-	static const struct option opts[] = {
-	    {"state-dir", required_argument, NULL, 's'},
-	    {"json", no_argument, NULL, 'j'},
-	    {"since", required_argument, NULL, 'S'},
-	    {"id", required_argument, NULL, 'i'},
-	    {"key", required_argument, NULL, 'k'},
-	    {"peer-key", required_argument, NULL, 'K'},
-	    {"peer-log", required_argument, NULL, 'p'},
-	    {"head", required_argument, NULL, 'H'},
-	    {"name", required_argument, NULL, 'n'},
-	    {NULL, 0, NULL, 0},
-	};
-	int c;
+	struct aargs *a = target;
 
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "s:jS:i:k:K:p:H:n:", opts, NULL)) != -1) {
-		switch (c) {
-		case 's':
-			a->dir = optarg;
-			break;
-		case 'j':
-			a->json = true;
-			break;
-		case 'S':
-			a->since = optarg;
-			break;
-		case 'i':
-			a->id = optarg;
-			break;
-		case 'k':
-			a->key = optarg;
-			break;
-		case 'K':
-			a->peer_key = optarg;
-			break;
-		case 'H':
-			a->head = optarg;
-			break;
-		case 'n':
-			a->name = optarg;
-			break;
-		case 'p':
-			if (a->npeer == PEER_LOGS_MAX)
-				return usage("at most 64 --peer-log files%s", "");
-			a->peer_logs[a->npeer++] = optarg;
-			break;
-		default:
-			return usage("bad option%s", "");
-		}
-	}
-	return SMG_EXIT_OK;
+	if (a->npeer == PEER_LOGS_MAX)
+		return -1;
+	a->peer_logs[a->npeer++] = arg;
+	return 0;
 }
+
+#define AA_OFF(f) offsetof(struct aargs, f)
+static const struct smg_opt own[] = {
+    {.name = "since", .short_name = 'S', .kind = SMG_OPT_STR, .off = AA_OFF(since)},
+    {.name = "id", .short_name = 'i', .kind = SMG_OPT_STR, .off = AA_OFF(id)},
+    {.name = "peer-key", .short_name = 'K', .kind = SMG_OPT_STR, .off = AA_OFF(peer_key)},
+    {.name = "peer-log",
+     .short_name = 'p',
+     .kind = SMG_OPT_FN,
+     .fn = peer_log,
+     .bad = "at most 64 --peer-log files"},
+    {.name = "head", .short_name = 'H', .kind = SMG_OPT_STR, .off = AA_OFF(head)},
+};
+
+static const struct smg_opt_spec spec = {
+    .cmd = "audit",
+    .common = SMG_CO(STATE_DIR) | SMG_CO(JSON) | SMG_CO(KEY) | SMG_CO(NAME),
+    .own = own,
+    .n_own = SMG_ARRAY_LEN(own),
+    .operands = true,
+};
 
 /* FILE arguments, or every log file of DIR/audit, oldest first. */
 static int log_files(struct aargs *a, int argc, char **argv)
@@ -98,7 +76,7 @@ static int log_files(struct aargs *a, int argc, char **argv)
 		a->nfiles = (size_t)(argc - optind);
 		return SMG_EXIT_OK;
 	}
-	snprintf(dir, sizeof(dir), "%s/audit", smg_cli_state_dir(a->dir));
+	snprintf(dir, sizeof(dir), "%s/audit", smg_cli_state_dir(a->co.dir));
 	if (smg_audit_log_files(dir, &a->files, &a->nfiles) != SMG_OK) {
 		fprintf(stderr, "secmig: no audit log in %s\n", dir);
 		return SMG_EXIT_CONFIG;
@@ -125,7 +103,7 @@ static int show(struct aargs *a)
 			    a->since);
 		since *= 1000;
 	}
-	return smg_audit_show((const char *const *)a->files, a->nfiles, a->json, since,
+	return smg_audit_show((const char *const *)a->files, a->nfiles, a->co.json, since,
 			      a->id, stdout) == SMG_OK
 		   ? SMG_EXIT_OK
 		   : SMG_EXIT_CONFIG;
@@ -168,17 +146,17 @@ static int verify(struct aargs *a)
 	size_t pairs = 0;
 	int n, np = 0, code;
 
-	snprintf(pubp, sizeof(pubp), "%s/host.key.pub", smg_cli_state_dir(a->dir));
-	if (a->key != NULL || (a->own_files && access(pubp, R_OK) == 0)) {
-		if (load_key(a->key != NULL ? a->key : pubp, pin) != SMG_OK)
+	snprintf(pubp, sizeof(pubp), "%s/host.key.pub", smg_cli_state_dir(a->co.dir));
+	if (a->co.key != NULL || (a->own_files && access(pubp, R_OK) == 0)) {
+		if (load_key(a->co.key != NULL ? a->co.key : pubp, pin) != SMG_OK)
 			return usage("--key: a .pub file or base64 Ed25519 key, not '%s'",
-				     a->key != NULL ? a->key : pubp);
+				     a->co.key != NULL ? a->co.key : pubp);
 		o.pin = pin;
 	}
 	if (a->head != NULL) {
 		o.head = a->head;
 	} else if (a->own_files) {
-		snprintf(head, sizeof(head), "%s/audit/%s", smg_cli_state_dir(a->dir),
+		snprintf(head, sizeof(head), "%s/audit/%s", smg_cli_state_dir(a->co.dir),
 			 SMG_AUDIT_HEAD_NAME);
 		o.head = head;
 	}
@@ -222,10 +200,10 @@ static int rotate(struct aargs *a)
 	struct smg_cli_ident ci;
 	struct smg_audit *au = NULL;
 	char rotated[700];
-	const char *dir = smg_cli_state_dir(a->dir);
+	const char *dir = smg_cli_state_dir(a->co.dir);
 	int r;
 
-	if (smg_cli_ident_load(&ci, dir, NULL, NULL, a->name) != SMG_OK)
+	if (smg_cli_ident_load(&ci, dir, NULL, NULL, a->co.name) != SMG_OK)
 		return SMG_EXIT_CONFIG;
 	if ((r = smg_cli_audit_open(&au, dir, NULL, &ci, NULL, NULL)) == SMG_OK)
 		r = smg_audit_rotate(au, rotated, sizeof(rotated));
@@ -245,20 +223,20 @@ static int counters(struct aargs *a)
 	uint64_t v[SMG_CNT_MAX_];
 	char dir[600];
 
-	snprintf(dir, sizeof(dir), "%s/audit", smg_cli_state_dir(a->dir));
+	snprintf(dir, sizeof(dir), "%s/audit", smg_cli_state_dir(a->co.dir));
 	if (smg_audit_counters_read(dir, v) != SMG_OK) {
 		fprintf(stderr, "secmig: %s/counters is unreadable\n", dir);
 		return SMG_EXIT_CONFIG;
 	}
 	for (unsigned i = 0; i < SMG_CNT_MAX_; i++) {
-		if (a->json)
+		if (a->co.json)
 			printf("%s\"%s\":%llu", i ? "," : "{", smg_audit_counter_name(i),
 			       (unsigned long long)v[i]);
 		else
 			printf("%-20s %llu\n", smg_audit_counter_name(i),
 			       (unsigned long long)v[i]);
 	}
-	if (a->json)
+	if (a->co.json)
 		printf("}\n");
 	return SMG_EXIT_OK;
 }
@@ -276,7 +254,7 @@ int smg_cmd_audit(int argc, char **argv)
 	}
 	if (argc < 2)
 		return usage("audit needs show, verify, rotate or counters%s", "");
-	if ((r = parse(argc - 1, argv + 1, &a)) != SMG_EXIT_OK)
+	if ((r = smg_opts_parse(&spec, argc - 1, argv + 1, &a.co, &a)) >= 0)
 		return r;
 	if (!strcmp(sub, "rotate"))
 		return rotate(&a);

@@ -9,7 +9,7 @@
  * untouched skeleton, which init personalises (host name, mode, paths). */
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +20,7 @@
 #include "cli/cli.h"
 #include "cli/conf.h"
 #include "cli/migrate.h"
+#include "cli/opts.h"
 #include "transport/transport.h"
 
 #define INIT_PATH_MAX 512
@@ -253,48 +254,41 @@ static void next_steps(const struct init_args *a, const char *pub)
 	       a->etc, a->config);
 }
 
+static int mode_opt(void *target, const char *arg)
+{
+	struct init_args *a = target;
+
+	if (strcmp(arg, "tpm") != 0 && strcmp(arg, "software") != 0)
+		return -1;
+	a->mode = arg;
+	return 0;
+}
+
+static const struct smg_opt own[] = {
+    {.name = "config", .kind = SMG_OPT_STR, .off = offsetof(struct init_args, config)},
+    {.name = "mode",
+     .kind = SMG_OPT_FN,
+     .fn = mode_opt,
+     .bad = "--mode: tpm or software, not '%s'"},
+    {.name = "force", .kind = SMG_OPT_SET, .off = offsetof(struct init_args, force)},
+};
+
+static const struct smg_opt_spec spec = {
+    .cmd = "init",
+    .common = SMG_CO(STATE_DIR) | SMG_CO(NAME) | SMG_CO(HELP),
+    .own = own,
+    .n_own = SMG_ARRAY_LEN(own),
+};
+
 static int parse(int argc, char **argv, struct init_args *a, char *hostname, size_t hn)
 {
-	static const struct option opts[] = {
-	    {"state-dir", required_argument, NULL, 's'},
-	    {"config", required_argument, NULL, 'c'},
-	    {"name", required_argument, NULL, 'n'},
-	    {"mode", required_argument, NULL, 'm'},
-	    {"force", no_argument, NULL, 'f'},
-	    {"help", no_argument, NULL, 'h'},
-	    {NULL, 0, NULL, 0},
-	};
-	int c;
+	struct smg_cli_common co = {0};
+	int r;
 
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-		switch (c) {
-		case 's':
-			a->dir = optarg;
-			break;
-		case 'c':
-			a->config = optarg;
-			break;
-		case 'n':
-			a->name = optarg;
-			break;
-		case 'm':
-			if (strcmp(optarg, "tpm") != 0 && strcmp(optarg, "software") != 0)
-				return usage("--mode: tpm or software, not '%s'", optarg);
-			a->mode = optarg;
-			break;
-		case 'f':
-			a->force = true;
-			break;
-		case 'h':
-			printf("%s", smg_cmd_find("init")->usage);
-			return SMG_EXIT_OK;
-		default:
-			return usage("bad option%s", "");
-		}
-	}
-	if (optind < argc)
-		return usage("unexpected argument '%s'", argv[optind]);
+	if ((r = smg_opts_parse(&spec, argc, argv, &co, a)) >= 0)
+		return r;
+	a->dir = co.dir;
+	a->name = co.name;
 	if (a->config == NULL)
 		a->config = getenv("SECMIG_CONFIG") != NULL && getenv("SECMIG_CONFIG")[0]
 				? getenv("SECMIG_CONFIG")

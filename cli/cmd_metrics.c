@@ -4,7 +4,7 @@
  * or written atomically to FILE for node_exporter's textfile collector. */
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -13,6 +13,7 @@
 #include "base/base.h"
 #include "cli/cli.h"
 #include "cli/migrate.h"
+#include "cli/opts.h"
 
 struct metrics_acc {
 	struct smg_metrics sum;
@@ -60,39 +61,37 @@ static int write_file(const char *path, const struct metrics_acc *a)
 	return r;
 }
 
+struct metrics_args {
+	const char *output;
+};
+
+static const struct smg_opt own[] = {
+    {.name = "output",
+     .short_name = 'o',
+     .kind = SMG_OPT_STR,
+     .off = offsetof(struct metrics_args, output)},
+};
+
+static const struct smg_opt_spec spec = {
+    .cmd = "metrics",
+    .common = SMG_CO(STATE_DIR) | SMG_CO(HELP),
+    .own = own,
+    .n_own = SMG_ARRAY_LEN(own),
+};
+
 int smg_cmd_metrics(int argc, char **argv)
 {
-	static const struct option opts[] = {
-	    {"output", required_argument, NULL, 'o'},
-	    {"state-dir", required_argument, NULL, 's'},
-	    {"help", no_argument, NULL, 'h'},
-	    {NULL, 0, NULL, 0},
-	};
-	const struct smg_cmd *cmd = smg_cmd_find("metrics");
 	struct smg_ctl_req rq = {.verb = SMG_CTL_METRICS};
 	struct metrics_acc acc = {0};
-	const char *dir = NULL, *output = NULL;
-	int c, r;
+	struct smg_cli_common co = {0};
+	struct metrics_args a = {0};
+	const char *output;
+	int r;
 
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "o:s:h", opts, NULL)) != -1) {
-		switch (c) {
-		case 'o':
-			output = optarg;
-			break;
-		case 's':
-			dir = optarg;
-			break;
-		case 'h':
-			printf("%s", cmd->usage);
-			return SMG_EXIT_OK;
-		default:
-			return smg_cli_usage_error(cmd, "bad option");
-		}
-	}
-	if (optind < argc)
-		return smg_cli_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
-	r = smg_ctl_query_all(smg_cli_state_dir(dir), &rq, collect, &acc);
+	if ((r = smg_opts_parse(&spec, argc, argv, &co, &a)) >= 0)
+		return r;
+	output = a.output;
+	r = smg_ctl_query_all(smg_cli_state_dir(co.dir), &rq, collect, &acc);
 	if (r < 0) {
 		fprintf(stderr, "secmig: metrics: %s\n", smg_strerror(r));
 		return SMG_EXIT_CONFIG;

@@ -3,7 +3,7 @@
  * revoke produce lines signed by an admin's key, which every host checks. */
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +13,7 @@
 #include "base/base.h"
 #include "cli/cli.h"
 #include "cli/migrate.h"
+#include "cli/opts.h"
 #include "transport/transport.h"
 
 #define LINE_MAX_ SMG_OPERATORS_LINE_MAX
@@ -23,46 +24,28 @@ static int usage(const char *fmt, const char *arg)
 }
 
 struct opargs {
-	const char *name, *key, *admin, *admin_key, *file, *vms, *from, *to, *dir;
+	struct smg_cli_common co; /* name, key, to, state dir */
+	const char *admin, *admin_key, *file, *vms, *from;
 };
 
-static int parse(int argc, char **argv, struct opargs *a)
-{
-	static const struct option opts[] = {
-	    {"name", required_argument, NULL, 'n'},
-	    {"key", required_argument, NULL, 'k'},
-	    {"admin", required_argument, NULL, 'a'},
-	    {"admin-key", required_argument, NULL, 'A'},
-	    {"file", required_argument, NULL, 'f'},
-	    {"vms", required_argument, NULL, 'v'},
-	    {"from", required_argument, NULL, 'F'},
-	    {"to", required_argument, NULL, 't'},
-	    {"state-dir", required_argument, NULL, 's'},
-	    {NULL, 0, NULL, 0},
-	};
-	int c;
+#define OA_OFF(f) offsetof(struct opargs, f)
+static const struct smg_opt own[] = {
+    {.name = "admin", .short_name = 'a', .kind = SMG_OPT_STR, .off = OA_OFF(admin)},
+    {.name = "admin-key",
+     .short_name = 'A',
+     .kind = SMG_OPT_STR,
+     .off = OA_OFF(admin_key)},
+    {.name = "file", .short_name = 'f', .kind = SMG_OPT_STR, .off = OA_OFF(file)},
+    {.name = "vms", .short_name = 'v', .kind = SMG_OPT_STR, .off = OA_OFF(vms)},
+    {.name = "from", .short_name = 'F', .kind = SMG_OPT_STR, .off = OA_OFF(from)},
+};
 
-	memset(a, 0, sizeof(*a));
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "n:k:a:A:f:v:F:t:s:", opts, NULL)) != -1) {
-		const char **dst = c == 'n'   ? &a->name
-				   : c == 'k' ? &a->key
-				   : c == 'a' ? &a->admin
-				   : c == 'A' ? &a->admin_key
-				   : c == 'f' ? &a->file
-				   : c == 'v' ? &a->vms
-				   : c == 'F' ? &a->from
-				   : c == 't' ? &a->to
-				   : c == 's' ? &a->dir
-					      : NULL;
-		if (dst == NULL)
-			return usage("bad option%s", "");
-		*dst = optarg;
-	}
-	if (optind < argc)
-		return usage("unexpected argument '%s'", argv[optind]);
-	return SMG_EXIT_OK;
-}
+static const struct smg_opt_spec spec = {
+    .cmd = "operator",
+    .common = SMG_CO(NAME) | SMG_CO(KEY) | SMG_CO(TO) | SMG_CO(STATE_DIR),
+    .own = own,
+    .n_own = SMG_ARRAY_LEN(own),
+};
 
 /* --key: a .pub file from `secmig keygen`, or the base64 key itself. */
 static int read_pub(const char *arg, char *out, size_t cap)
@@ -84,7 +67,7 @@ static const char *ops_path(const struct opargs *a, char *buf, size_t cap)
 {
 	if (a->file != NULL)
 		return a->file;
-	snprintf(buf, cap, "%s/operators", smg_cli_state_dir(a->dir));
+	snprintf(buf, cap, "%s/operators", smg_cli_state_dir(a->co.dir));
 	return buf;
 }
 
@@ -196,24 +179,25 @@ int smg_cmd_operator(int argc, char **argv)
 		printf("%s", smg_cmd_find("operator")->usage);
 		return SMG_EXIT_OK;
 	}
-	if (argc < 2 || (r = parse(argc - 1, argv + 1, &a)) != SMG_EXIT_OK)
-		return argc < 2
-			   ? usage("operator needs admin, enrol, revoke or list%s", "")
-			   : r;
+	if (argc < 2)
+		return usage("operator needs admin, enrol, revoke or list%s", "");
+	memset(&a, 0, sizeof(a));
+	if ((r = smg_opts_parse(&spec, argc - 1, argv + 1, &a.co, &a)) >= 0)
+		return r;
 	if (!strcmp(sub, "list"))
 		return list(&a);
-	if (a.name == NULL)
+	if (a.co.name == NULL)
 		return usage("needs --name NAME%s", "");
 	if (!strcmp(sub, "revoke")) {
-		snprintf(body, sizeof(body), "revoke %s", a.name);
-		return signed_line(&a, body, a.file != NULL || a.dir != NULL);
+		snprintf(body, sizeof(body), "revoke %s", a.co.name);
+		return signed_line(&a, body, a.file != NULL || a.co.dir != NULL);
 	}
-	if (a.key == NULL || read_pub(a.key, key, sizeof(key)) != SMG_OK)
+	if (a.co.key == NULL || read_pub(a.co.key, key, sizeof(key)) != SMG_OK)
 		return usage("--key: a .pub file from secmig keygen or its base64 key%s",
 			     "");
 	if (!strcmp(sub, "admin")) {
-		snprintf(body, sizeof(body), "admin %s %s", a.name, key);
-		return emit(&a, body, a.file != NULL || a.dir != NULL);
+		snprintf(body, sizeof(body), "admin %s %s", a.co.name, key);
+		return emit(&a, body, a.file != NULL || a.co.dir != NULL);
 	}
 	if (!strcmp(sub, "enrol")) {
 		if (a.vms == NULL)
@@ -221,9 +205,9 @@ int smg_cmd_operator(int argc, char **argv)
 				     "migrate)%s",
 				     "");
 		snprintf(body, sizeof(body), "operator %s %s vms=%s from=%s to=%s",
-			 a.name, key, a.vms, a.from != NULL ? a.from : "*",
-			 a.to != NULL ? a.to : "*");
-		return signed_line(&a, body, a.file != NULL || a.dir != NULL);
+			 a.co.name, key, a.vms, a.from != NULL ? a.from : "*",
+			 a.co.to != NULL ? a.co.to : "*");
+		return signed_line(&a, body, a.file != NULL || a.co.dir != NULL);
 	}
 	return usage("unknown subcommand '%s'", sub);
 }

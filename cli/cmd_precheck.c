@@ -4,7 +4,6 @@
  * and has the destination check the plan without acting on it
  * (engine/precheck.c). The VM is looked at, never paused or copied; no
  * ticket is used up and nothing is reserved there. */
-#include <getopt.h>
 #include <json-c/json.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,15 +14,12 @@
 #include "cli/cli.h"
 #include "cli/host_tpm.h"
 #include "cli/migrate.h"
-#include "cli/net.h"
+#include "cli/opts.h"
 
 struct pre_args {
+	struct smg_cli_common co;
 	struct smg_send_opts so;
-	unsigned io_timeout;
-	const char *to, *peer, *dir, *key, *peers, *name, *policy, *tcti;
-	const char *ticket, *operators;
 	uint8_t tk[SMG_TICKET_MAX];
-	bool json;
 };
 
 struct pre_run {
@@ -36,121 +32,22 @@ struct pre_run {
 	struct smg_precheck pc;
 };
 
-enum {
-	OPT_PEER = 1000,
-	OPT_POLICY,
-	OPT_TCTI,
-	OPT_TICKET,
-	OPT_OPERATORS,
-	OPT_DISK_SOCKET
+static const struct smg_opt_spec spec = {
+    .cmd = "precheck",
+    .common = SMG_CO(TO) | SMG_CO(PEER) | SMG_CO(DOMAIN) | SMG_CO(JSON) |
+	      SMG_CO_IDENTITY | SMG_CO(TICKET) | SMG_CO(OPERATORS) | SMG_CO(DISK_SOCKET) |
+	      SMG_CO(IO_TIMEOUT) | SMG_CO(HELP),
 };
-
-static int usage(const char *fmt, const char *arg)
-{
-	return smg_cli_usage_error(smg_cmd_find("precheck"), fmt, arg);
-}
-
-static int one_opt(struct pre_args *a, int c, const char *arg)
-{
-	switch (c) {
-	case 't':
-		a->to = arg;
-		break;
-	case OPT_PEER:
-		a->peer = arg;
-		break;
-	case 'd':
-		a->so.domain = arg;
-		break;
-	case 'j':
-		a->json = true;
-		break;
-	case 's':
-		a->dir = arg;
-		break;
-	case 'B':
-		a->so.backend = arg;
-		break;
-	case 'k':
-		a->key = arg;
-		break;
-	case 'p':
-		a->peers = arg;
-		break;
-	case 'n':
-		a->name = arg;
-		break;
-	case OPT_POLICY:
-		a->policy = arg;
-		break;
-	case OPT_TCTI:
-		a->tcti = arg;
-		break;
-	case OPT_TICKET:
-		a->ticket = arg;
-		break;
-	case OPT_OPERATORS:
-		a->operators = arg;
-		break;
-	case OPT_DISK_SOCKET:
-		a->so.disk_socket = arg;
-		break;
-	case SMG_CLI_OPT_IO_TIMEOUT:
-		if (smg_cli_io_timeout(arg, &a->io_timeout) != 0)
-			return usage("--io-timeout: 100..3600000 ms, not '%s'", arg);
-		break;
-	case 'h':
-		printf("%s", smg_cmd_find("precheck")->usage);
-		return SMG_EXIT_OK;
-	default:
-		return usage("bad option%s", "");
-	}
-	return -1;
-}
 
 static int parse_args(int argc, char **argv, struct pre_args *a)
 {
-	static const struct option opts[] = {
-	    {"to", required_argument, NULL, 't'},
-	    {"peer", required_argument, NULL, OPT_PEER},
-	    {"domain", required_argument, NULL, 'd'},
-	    {"json", no_argument, NULL, 'j'},
-	    {"state-dir", required_argument, NULL, 's'},
-	    {"backend", required_argument, NULL, 'B'},
-	    {"key", required_argument, NULL, 'k'},
-	    {"peers", required_argument, NULL, 'p'},
-	    {"name", required_argument, NULL, 'n'},
-	    {"policy", required_argument, NULL, OPT_POLICY},
-	    {"tcti", required_argument, NULL, OPT_TCTI},
-	    {"ticket", required_argument, NULL, OPT_TICKET},
-	    {"operators", required_argument, NULL, OPT_OPERATORS},
-	    {"disk-socket", required_argument, NULL, OPT_DISK_SOCKET},
-	    {"io-timeout", required_argument, NULL, SMG_CLI_OPT_IO_TIMEOUT},
-	    {"help", no_argument, NULL, 'h'},
-	    {NULL, 0, NULL, 0},
-	};
-	char host[SMG_CLI_HOST_MAX];
-	uint16_t port;
-	int c, r;
+	int r;
 
 	memset(a, 0, sizeof(*a));
-	a->so.backend = "sim";
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "t:d:js:B:k:p:n:h", opts, NULL)) != -1)
-		if ((r = one_opt(a, c, optarg)) >= 0)
-			return r;
-	if (optind < argc)
-		return usage("unexpected argument '%s'", argv[optind]);
-	if (a->to == NULL || a->so.domain == NULL)
-		return usage(
-		    "precheck needs --to NAME[:PORT] (or --to HOST[:PORT] --peer "
-		    "NAME) and --domain NAME%s",
-		    "");
-	if (!smg_domain_name_valid(a->so.domain))
-		return usage("--domain: 1..63 of [A-Za-z0-9._-], not '%s'", a->so.domain);
-	if (smg_cli_parse_addr(a->to, host, sizeof(host), &port) != SMG_OK)
-		return usage("--to: NAME[:PORT] or HOST[:PORT], not '%s'", a->to);
-	return -1;
+	a->co.backend = "sim";
+	if ((r = smg_opts_parse(&spec, argc, argv, &a->co, a)) >= 0)
+		return r;
+	return smg_opts_send(&spec, &a->co, &a->so);
 }
 
 static void add(struct smg_precheck *pc, const char *name, int err, const char *detail)
@@ -178,7 +75,7 @@ static int report(struct pre_run *x, int err)
 	for (unsigned i = 0; i < pc->n && first == NULL; i++)
 		if (!pc->v[i].ok)
 			first = pc->v[i].name;
-	if (x->a.json) {
+	if (x->a.co.json) {
 		json_object *j = json_object_new_object(), *arr = json_object_new_array();
 		json_object_object_add(j, "event", json_object_new_string("precheck"));
 		json_object_object_add(j, "domain",
@@ -208,7 +105,7 @@ static int report(struct pre_run *x, int err)
 		json_object_put(j);
 	} else {
 		printf("precheck %s -> %s (%s)\n", x->a.so.domain, x->dest.peer,
-		       x->dest.addr[0] ? x->dest.addr : x->a.to);
+		       x->dest.addr[0] ? x->dest.addr : x->a.co.to);
 		for (unsigned i = 0; i < pc->n; i++)
 			printf("  %-4s  %-11s  %-11s  %s\n", pc->v[i].ok ? "ok" : "FAIL",
 			       pc->v[i].name, pc->v[i].remote ? "destination" : "source",
@@ -231,12 +128,12 @@ static int setup(struct pre_run *x)
 {
 	int r;
 
-	if (smg_cli_ident_load(&x->ci, x->a.dir, x->a.key, x->a.peers, x->a.name) !=
-	    SMG_OK) {
+	if (smg_cli_ident_load(&x->ci, x->a.co.dir, x->a.co.key, x->a.co.peers,
+			       x->a.co.name) != SMG_OK) {
 		add(&x->pc, "config", SMG_ERR_CONFIG, "bad identity or peers file");
 		return SMG_ERR_CONFIG;
 	}
-	if ((r = smg_cli_dest_resolve(x->ci.peers, x->a.to, x->a.peer, &x->dest)) !=
+	if ((r = smg_cli_dest_resolve(x->ci.peers, x->a.co.to, x->a.co.peer, &x->dest)) !=
 	    SMG_OK) {
 		if (r == SMG_ERR_INVAL)
 			return r;
@@ -244,25 +141,25 @@ static int setup(struct pre_run *x)
 		return SMG_ERR_CONFIG;
 	}
 	x->ci.so.channels = 1; /* the control channel is all a pre-check uses */
-	x->ci.so.io_timeout_ms = x->a.io_timeout;
-	x->ci.so.handshake_timeout_ms = x->a.io_timeout;
+	x->ci.so.io_timeout_ms = x->a.co.io_timeout;
+	x->ci.so.handshake_timeout_ms = x->a.co.io_timeout;
 	x->ci.so.expect_peer = x->dest.peer;
-	if ((r = smg_cli_tpm_load(&x->tpm, x->a.policy, x->a.tcti, &x->ci.so)) !=
+	if ((r = smg_cli_tpm_load(&x->tpm, x->a.co.policy, x->a.co.tcti, &x->ci.so)) !=
 	    SMG_OK) {
 		add(&x->pc, "config", r, "TPM mode could not start");
 		return r;
 	}
-	if ((x->a.ticket != NULL &&
-	     smg_cli_ticket_read(x->a.ticket, x->a.tk, sizeof(x->a.tk),
+	if ((x->a.co.ticket != NULL &&
+	     smg_cli_ticket_read(x->a.co.ticket, x->a.tk, sizeof(x->a.tk),
 				 &x->a.so.ticket_len) != SMG_OK) ||
-	    smg_cli_audit_open(&x->a.so.audit, x->a.dir, x->a.operators, &x->ci, &x->tpm,
-			       x->a.policy) != SMG_OK) {
+	    smg_cli_audit_open(&x->a.so.audit, x->a.co.dir, x->a.co.operators, &x->ci,
+			       &x->tpm, x->a.co.policy) != SMG_OK) {
 		add(&x->pc, "config", SMG_ERR_CONFIG,
 		    "bad ticket or operators file, or the audit log cannot open");
 		return SMG_ERR_CONFIG;
 	}
 	x->a.so.ticket = x->a.tk;
-	x->a.so.bopts.state_dir = x->a.dir;
+	x->a.so.bopts.state_dir = x->a.co.dir;
 	x->a.so.peer = x->dest.addr;
 	x->a.so.policy = x->tpm.policy;
 	if ((r = smg_engine_send_prepare(&x->a.so, &x->st, &x->m)) != SMG_OK) {
@@ -315,7 +212,6 @@ int smg_cmd_precheck(int argc, char **argv)
 		free(x);
 		return code;
 	}
-	x->a.dir = smg_cli_state_dir(x->a.dir);
 	if ((r = setup(x)) == SMG_ERR_INVAL)
 		code = SMG_EXIT_USAGE;
 	else

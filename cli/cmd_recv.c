@@ -2,11 +2,10 @@
  * migrations in a row, at most --max-concurrent at once); --once serves one
  * session in the foreground and exits with its code. SIGHUP reloads the
  * peers, policy and host definitions (cli/recv_conf.c). */
-#include <errno.h>
-#include <getopt.h>
 #include <json-c/json.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +17,7 @@
 #include "cli/cli.h"
 #include "cli/migrate.h"
 #include "cli/net.h"
+#include "cli/opts.h"
 #include "cli/recv_conf.h"
 #include "proto/proto.h"
 #include "secmig.pb-c.h"
@@ -27,6 +27,7 @@
 #define RECV_BACKEND_NAP_MS	250
 #define RECV_CONCURRENT_MAX	64
 
+#define RECV_TIMEOUT_MIN_MS	     100u
 #define SMG_CLI_PROGRESS_TIMEOUT_MAX 3600000u	/* 1 h */
 #define SMG_CLI_SESSION_TIMEOUT_MAX  604800000u /* 7 days */
 
@@ -36,27 +37,6 @@
 #define RECV_RELOAD_POLL_MS 500
 
 #define RELOAD_STOP_SIGNAL SIGUSR2 /* ends the reload thread */
-
-/* A limit in ms, 100..max. */
-static int parse_ms(const char *arg, unsigned max, unsigned *out)
-{
-	unsigned long long v;
-	char *end;
-
-	if (arg[0] < '0' || arg[0] > '9')
-		return -1;
-	errno = 0;
-	v = strtoull(arg, &end, 10);
-	if (errno != 0 || *end != '\0' || v < 100 || v > max)
-		return -1;
-	*out = (unsigned)v;
-	return 0;
-}
-
-static int usage(const char *fmt, const char *arg)
-{
-	return smg_cli_usage_error(smg_cmd_find("recv"), fmt, arg);
-}
 
 struct recv_ctx {
 	struct smg_recv_opts ro; /* from flags; a session adds its snapshot */
@@ -506,171 +486,113 @@ out:
 	return code;
 }
 
-int smg_cmd_recv(int argc, char **argv)
-{
-	static const struct option opts[] = {
-	    {"listen", required_argument, NULL, 'l'},
-	    {"once", no_argument, NULL, 'o'},
-	    {"max-concurrent", required_argument, NULL, 'm'},
-	    {"channels", required_argument, NULL, 'c'},
-	    {"json", no_argument, NULL, 'j'},
-	    {"state-dir", required_argument, NULL, 's'},
-	    {"backend", required_argument, NULL, 'B'},
-	    {"key", required_argument, NULL, 'k'},
-	    {"peers", required_argument, NULL, 'p'},
-	    {"name", required_argument, NULL, 'n'},
-	    {"check-memory", no_argument, NULL, 'C'},
-	    {"disk-socket", required_argument, NULL, 1000},
-	    {"policy", required_argument, NULL, 1100},
-	    {"tcti", required_argument, NULL, 1101},
-	    {"operators", required_argument, NULL, 1201},
-	    {"progress-timeout", required_argument, NULL, 1102},
-	    {"session-timeout", required_argument, NULL, 1103},
-	    {"defs", required_argument, NULL, 1104},
-	    {"insecure-software-mode", no_argument, NULL, 1105},
-	    {"help", no_argument, NULL, 'h'},
-	    SMG_CLI_NET_OPTIONS,
-	    {NULL, 0, NULL, 0},
-	};
-	struct recv_ctx ctx = {.lock = PTHREAD_MUTEX_INITIALIZER,
-			       .max = RECV_CONCURRENT_DEFAULT};
-	struct smg_recv_files *f = &ctx.files;
-	const char *listen = NULL, *key = NULL;
-	unsigned channels = SMG_CHANNELS_MAX;
-	bool once = false, json = false, insecure = false;
-	struct smg_netid_host net;
-	unsigned io_timeout = 0, progress_timeout = 0, session_timeout = 0;
-	char host[SMG_CLI_HOST_MAX];
-	uint16_t port;
-	uint64_t v;
-	int c;
+struct recv_args {
+	struct smg_cli_common co;
+	const char *listen, *defs;
+	bool once, insecure;
+	unsigned max, progress_timeout, session_timeout;
+};
 
-	ctx.ro.backend = "sim";
-	memset(&net, 0, sizeof(net));
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "l:om:c:js:B:k:p:n:Ch", opts, NULL)) != -1) {
-		switch (c) {
-		case 'l':
-			listen = optarg;
-			break;
-		case 'o':
-			once = true;
-			break;
-		case 'm':
-			if (smg_parse_size(optarg, &v) != 0 || v == 0 ||
-			    v > RECV_CONCURRENT_MAX)
-				return usage("--max-concurrent: 1..64, not '%s'", optarg);
-			ctx.max = (unsigned)v;
-			break;
-		case 'c':
-			if (smg_parse_size(optarg, &v) != 0 || v == 0 ||
-			    v > SMG_CHANNELS_MAX)
-				return usage("--channels: 1..8, not '%s'", optarg);
-			channels = (unsigned)v;
-			break;
-		case 'j':
-			json = true;
-			break;
-		case 's':
-			f->dir = optarg;
-			break;
-		case 'B':
-			ctx.ro.backend = optarg;
-			break;
-		case 'k':
-			key = optarg;
-			break;
-		case 'p':
-			f->peers = optarg;
-			break;
-		case 'n':
-			f->name = optarg;
-			break;
-		case 1000:
-			ctx.ro.disk_socket = optarg;
-			break;
-		case 1100:
-			f->policy = optarg;
-			break;
-		case 1101:
-			f->tcti = optarg;
-			break;
-		case 1201:
-			f->operators = optarg;
-			break;
-		case 1104:
-			f->defs = optarg;
-			break;
-		case 1105:
-			insecure = true;
-			break;
-		case 'C':
-			ctx.ro.check_memory = true;
-			break;
-		case SMG_CLI_OPT_NET_BRIDGE:
-		case SMG_CLI_OPT_NET_NS_PREFIX:
-			if (smg_cli_net_opt(c, optarg, &net) != 0)
-				return usage(
-				    "--net-bridge / --net-ns-prefix: bad name '%s'",
-				    optarg);
-			ctx.ro.net = &net;
-			break;
-		case SMG_CLI_OPT_IO_TIMEOUT:
-			if (smg_cli_io_timeout(optarg, &io_timeout) != 0)
-				return usage("--io-timeout: 100..3600000 ms, not '%s'",
-					     optarg);
-			break;
-		case 1102:
-			if (parse_ms(optarg, SMG_CLI_PROGRESS_TIMEOUT_MAX,
-				     &progress_timeout) != 0)
-				return usage(
-				    "--progress-timeout: 100..3600000 ms, not '%s'",
-				    optarg);
-			break;
-		case 1103:
-			if (parse_ms(optarg, SMG_CLI_SESSION_TIMEOUT_MAX,
-				     &session_timeout) != 0)
-				return usage(
-				    "--session-timeout: 100..604800000 ms, not '%s'",
-				    optarg);
-			break;
-		case 'h':
-			printf("%s", smg_cmd_find("recv")->usage);
-			return SMG_EXIT_OK;
-		default:
-			return usage("bad option%s", "");
-		}
-	}
-	if (optind < argc)
-		return usage("unexpected argument '%s'", argv[optind]);
-	if (listen == NULL)
-		return usage("recv needs --listen ADDR[:PORT]%s", "");
+#define RA_OFF(f) offsetof(struct recv_args, f)
+
+static const struct smg_opt own[] = {
+    {.name = "listen", .short_name = 'l', .kind = SMG_OPT_STR, .off = RA_OFF(listen)},
+    {.name = "once", .short_name = 'o', .kind = SMG_OPT_SET, .off = RA_OFF(once)},
+    {.name = "max-concurrent",
+     .short_name = 'm',
+     .kind = SMG_OPT_UINT,
+     .off = RA_OFF(max),
+     .min = 1,
+     .max = RECV_CONCURRENT_MAX,
+     .bad = "--max-concurrent: 1..64, not '%s'"},
+    {.name = "defs", .kind = SMG_OPT_STR, .off = RA_OFF(defs)},
+    {.name = "insecure-software-mode", .kind = SMG_OPT_SET, .off = RA_OFF(insecure)},
+    {.name = "progress-timeout",
+     .kind = SMG_OPT_MS,
+     .off = RA_OFF(progress_timeout),
+     .min = RECV_TIMEOUT_MIN_MS,
+     .max = SMG_CLI_PROGRESS_TIMEOUT_MAX,
+     .bad = "--progress-timeout: 100..3600000 ms, not '%s'"},
+    {.name = "session-timeout",
+     .kind = SMG_OPT_MS,
+     .off = RA_OFF(session_timeout),
+     .min = RECV_TIMEOUT_MIN_MS,
+     .max = SMG_CLI_SESSION_TIMEOUT_MAX,
+     .bad = "--session-timeout: 100..604800000 ms, not '%s'"},
+};
+
+static const struct smg_opt_spec spec = {
+    .cmd = "recv",
+    .common = SMG_CO(JSON) | SMG_CO_IDENTITY | SMG_CO(OPERATORS) | SMG_CO(DISK_SOCKET) |
+	      SMG_CO(CHANNELS) | SMG_CO_NET | SMG_CO(CHECK_MEMORY) | SMG_CO(HELP),
+    .own = own,
+    .n_own = SMG_ARRAY_LEN(own),
+};
+
+/* The flags into the receiver's context; -1 to go on, else the exit code. */
+static int configure(struct recv_ctx *ctx, struct recv_args *a, char *host, size_t hlen,
+		     uint16_t *port)
+{
+	struct smg_cli_common *co = &a->co;
+	struct smg_recv_files *f = &ctx->files;
 	bool known = false;
+
 	for (const char *const *b = smg_engine_backend_names(); *b != NULL; b++)
-		known |= strcmp(*b, ctx.ro.backend) == 0;
+		known |= strcmp(*b, co->backend) == 0;
 	if (!known) {
 		fprintf(stderr, "secmig: backend '%s' is not built in (secmig version)\n",
-			ctx.ro.backend);
+			co->backend);
 		return SMG_EXIT_BACKEND;
 	}
-	if (smg_cli_parse_addr(listen, host, sizeof(host), &port) != SMG_OK)
-		return usage("--listen: ADDR[:PORT], not '%s'", listen);
-	f->dir = smg_cli_state_dir(f->dir);
-	ctx.ro.state_dir = f->dir;
-	ctx.ro.bopts.state_dir = f->dir;
-	ctx.ro.event = smg_cli_event;
-	ctx.ro.announce_event = smg_cli_announce_event;
-	smg_cli_out_init(&ctx.out, stdout, json, "recv");
-	ctx.out.tty = false; /* a service: no progress line */
-	ctx.base.channels = channels;
-	ctx.base.io_timeout_ms = io_timeout;
-	ctx.base.handshake_timeout_ms = io_timeout;
-	ctx.base.progress_timeout_ms = progress_timeout;
-	ctx.base.session_timeout_ms = session_timeout;
+	if (smg_cli_parse_addr(a->listen, host, hlen, port) != SMG_OK)
+		return smg_opts_usage(&spec, "--listen: ADDR[:PORT], not '%s'",
+				      a->listen);
+	*f = (struct smg_recv_files){
+	    .dir = smg_cli_state_dir(co->dir),
+	    .peers = co->peers,
+	    .policy = co->policy,
+	    .tcti = co->tcti,
+	    .defs = a->defs,
+	    .operators = co->operators,
+	    .name = co->name,
+	};
+	ctx->max = a->max;
+	ctx->ro.backend = co->backend;
+	ctx->ro.disk_socket = co->disk_socket;
+	ctx->ro.check_memory = co->check_memory;
+	ctx->ro.net = co->has_net ? &co->net : NULL;
+	ctx->ro.state_dir = f->dir;
+	ctx->ro.bopts.state_dir = f->dir;
+	ctx->ro.event = smg_cli_event;
+	ctx->ro.announce_event = smg_cli_announce_event;
+	smg_cli_out_init(&ctx->out, stdout, co->json, "recv");
+	ctx->out.tty = false; /* a service: no progress line */
+	ctx->base.channels = co->channels;
+	ctx->base.io_timeout_ms = co->io_timeout;
+	ctx->base.handshake_timeout_ms = co->io_timeout;
+	ctx->base.progress_timeout_ms = a->progress_timeout;
+	ctx->base.session_timeout_ms = a->session_timeout;
+	return -1;
+}
 
+int smg_cmd_recv(int argc, char **argv)
+{
+	struct recv_ctx ctx = {.lock = PTHREAD_MUTEX_INITIALIZER};
+	struct recv_args a = {.co = {.backend = "sim", .channels = SMG_CHANNELS_MAX},
+			      .max = RECV_CONCURRENT_DEFAULT};
+	char host[SMG_CLI_HOST_MAX];
+	uint16_t port;
+	int code;
+
+	if ((code = smg_opts_parse(&spec, argc, argv, &a.co, &a)) >= 0)
+		return code;
+	if (a.listen == NULL)
+		return smg_opts_usage(&spec, "recv needs --listen ADDR[:PORT]%s", "");
+	if ((code = configure(&ctx, &a, host, sizeof(host), &port)) >= 0)
+		return code;
 	/* Secure by default: no policy means no ACL, no placement and no
 	 * attestation; only an explicit opt-in runs like that. */
-	if (f->policy == NULL && !insecure) {
+	if (a.co.policy == NULL && !a.insecure) {
 		fprintf(
 		    stderr,
 		    "secmig recv: no --policy FILE: refusing to accept migrations "
@@ -678,10 +600,10 @@ int smg_cmd_recv(int argc, char **argv)
 		    "the policy, or --insecure-software-mode)\n");
 		return SMG_EXIT_CONFIG;
 	}
-	if (insecure && f->policy == NULL)
+	if (a.insecure && a.co.policy == NULL)
 		smg_warn("--insecure-software-mode: any enrolled peer may send any VM "
 			 "that matches the host definitions; no TPM binding, no "
 			 "attestation, no ACL");
 	signal(SIGPIPE, SIG_IGN);
-	return run(&ctx, key, listen, host, port, once);
+	return run(&ctx, a.co.key, a.listen, host, port, a.once);
 }

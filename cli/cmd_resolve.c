@@ -1,6 +1,5 @@
 /* `secmig resolve`: settle an in-doubt migration by asking the host that
  * took the COMMIT, and that host only (DESIGN §7). */
-#include <getopt.h>
 #include <json-c/json.h>
 #include <stdio.h>
 #include <string.h>
@@ -9,103 +8,29 @@
 #include "cli/cli.h"
 #include "cli/host_tpm.h"
 #include "cli/migrate.h"
-#include "cli/net.h"
+#include "cli/opts.h"
 
-struct resolve_args {
-	const char *domain, *to, *dir, *key, *peers, *name, *backend, *policy, *tcti;
-	bool json, have_net;
-	struct smg_netid_host net;
-	unsigned io_timeout;
+static const struct smg_opt_spec spec = {
+    .cmd = "resolve",
+    .common = SMG_CO(DOMAIN) | SMG_CO(TO) | SMG_CO(JSON) | SMG_CO_IDENTITY | SMG_CO_NET |
+	      SMG_CO(HELP),
 };
 
-static int usage(const char *fmt, const char *arg)
+static int parse_args(int argc, char **argv, struct smg_cli_common *a)
 {
-	return smg_cli_usage_error(smg_cmd_find("resolve"), fmt, arg);
-}
-
-static int parse_args(int argc, char **argv, struct resolve_args *a)
-{
-	static const struct option opts[] = {
-	    {"domain", required_argument, NULL, 'd'},
-	    {"to", required_argument, NULL, 't'},
-	    {"json", no_argument, NULL, 'j'},
-	    {"state-dir", required_argument, NULL, 's'},
-	    {"backend", required_argument, NULL, 'B'},
-	    {"key", required_argument, NULL, 'k'},
-	    {"peers", required_argument, NULL, 'p'},
-	    {"name", required_argument, NULL, 'n'},
-	    {"policy", required_argument, NULL, 1100},
-	    {"tcti", required_argument, NULL, 1101},
-	    SMG_CLI_NET_OPTIONS,
-	    {"help", no_argument, NULL, 'h'},
-	    {NULL, 0, NULL, 0},
-	};
-	int c;
+	int r;
 
 	memset(a, 0, sizeof(*a));
 	a->backend = "sim";
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "d:t:js:B:k:p:n:h", opts, NULL)) != -1) {
-		switch (c) {
-		case 'd':
-			a->domain = optarg;
-			break;
-		case 't':
-			a->to = optarg;
-			break;
-		case 'j':
-			a->json = true;
-			break;
-		case 's':
-			a->dir = optarg;
-			break;
-		case 'B':
-			a->backend = optarg;
-			break;
-		case 'k':
-			a->key = optarg;
-			break;
-		case 'p':
-			a->peers = optarg;
-			break;
-		case 'n':
-			a->name = optarg;
-			break;
-		case 1100:
-			a->policy = optarg;
-			break;
-		case 1101:
-			a->tcti = optarg;
-			break;
-		case SMG_CLI_OPT_NET_BRIDGE:
-		case SMG_CLI_OPT_NET_NS_PREFIX:
-			if (smg_cli_net_opt(c, optarg, &a->net) != 0)
-				return usage(
-				    "--net-bridge / --net-ns-prefix: bad name '%s'",
-				    optarg);
-			a->have_net = true;
-			break;
-		case SMG_CLI_OPT_IO_TIMEOUT:
-			if (smg_cli_io_timeout(optarg, &a->io_timeout) != 0)
-				return usage("--io-timeout: 100..3600000 ms, not '%s'",
-					     optarg);
-			break;
-		case 'h':
-			printf("%s", smg_cmd_find("resolve")->usage);
-			return SMG_EXIT_OK;
-		default:
-			return usage("bad option%s", "");
-		}
-	}
-	if (optind < argc)
-		return usage("unexpected argument '%s'", argv[optind]);
+	if ((r = smg_opts_parse(&spec, argc, argv, a, NULL)) >= 0)
+		return r;
 	if (a->domain == NULL || !smg_domain_name_valid(a->domain))
-		return usage("resolve needs --domain NAME%s", "");
+		return smg_opts_usage(&spec, "resolve needs --domain NAME%s", "");
 	a->dir = smg_cli_state_dir(a->dir);
 	return -1;
 }
 
-static void report(const struct resolve_args *a, const char *id,
+static void report(const struct smg_cli_common *a, const char *id,
 		   const struct smg_commit_peer *p, enum smg_resolve_outcome oc, int r,
 		   int code)
 {
@@ -151,7 +76,7 @@ static int resume_unpaused(struct smg_backend *be, const char *domain, const cha
 	return r == SMG_OK ? SMG_EXIT_OK : SMG_EXIT_BACKEND;
 }
 
-static int ask(const struct resolve_args *a, struct smg_backend *be, const char *id,
+static int ask(const struct smg_cli_common *a, struct smg_backend *be, const char *id,
 	       const struct smg_commit_peer *p, enum smg_resolve_outcome *oc)
 {
 	char host[SMG_CLI_HOST_MAX];
@@ -197,7 +122,7 @@ static int ask(const struct resolve_args *a, struct smg_backend *be, const char 
 
 int smg_cmd_resolve(int argc, char **argv)
 {
-	struct resolve_args a;
+	struct smg_cli_common a;
 	struct smg_backend_opts bo = {0};
 	struct smg_backend *be = NULL;
 	struct smg_commit_peer p;
@@ -234,7 +159,7 @@ int smg_cmd_resolve(int argc, char **argv)
 	}
 	r = ask(&a, be, id, &p, &oc);
 	/* network: the VM's NICs follow the settled outcome. */
-	if (r == SMG_OK && a.have_net &&
+	if (r == SMG_OK && a.has_net &&
 	    smg_netid_settle(&a.net, a.domain, oc == SMG_RESOLVED_DISCARDED, &nnics) !=
 		SMG_OK)
 		smg_warn("resolve: the VM's NICs on this host could not be settled");

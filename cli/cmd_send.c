@@ -1,7 +1,7 @@
 /* `secmig send`: migrate a domain to a receiver, pinned to the enrolled
  * destination it names (DESIGN §7), cancellable before COMMIT (signals,
  * `secmig cancel`, a lost output), visible to `secmig status`. */
-#include <getopt.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,223 +11,105 @@
 #include "cli/cli.h"
 #include "cli/host_tpm.h"
 #include "cli/migrate.h"
-#include "cli/net.h"
+#include "cli/opts.h"
 
 struct send_args {
+	struct smg_cli_common co;
 	struct smg_send_opts so;
-	struct smg_netid_host net;
-	unsigned io_timeout, channels;
-	const char *to, *peer, *dir, *key, *peers, *name, *policy, *tcti;
-	const char *ticket, *operators;
 	uint8_t tk[SMG_TICKET_MAX];
-	bool json;
 };
 
-static int usage(const char *fmt, const char *arg)
-{
-	return smg_cli_usage_error(smg_cmd_find("send"), fmt, arg);
-}
+_Static_assert(sizeof(enum smg_stop_rule) == sizeof(int) &&
+		   sizeof(enum smg_no_converge) == sizeof(int) &&
+		   sizeof(enum smg_stg_mode) == sizeof(int),
+	       "SMG_OPT_CHOICE stores an int");
 
-static int parse_rule(const char *s, enum smg_stop_rule *r)
-{
-	if (strcmp(s, "downtime") == 0)
-		*r = SMG_RULE_DOWNTIME;
-	else if (strcmp(s, "xen") == 0)
-		*r = SMG_RULE_XEN;
-	else if (strcmp(s, "stop-and-copy") == 0)
-		*r = SMG_RULE_STOP_AND_COPY;
-	else
-		return -1;
-	return 0;
-}
+#define SO_OFF(f)  offsetof(struct send_args, so.f)
+#define MAX_ROUNDS 1000u
 
-enum {
-	OPT_STORAGE_MODE = 1000,
-	OPT_DISK_SOCKET,
-	OPT_DISK_WORKLOAD,
-	OPT_PEER,
-	OPT_ON_NO_CONVERGE,
-	OPT_POLICY = 1100,
-	OPT_TCTI,
-	OPT_TICKET = 1200,
-	OPT_OPERATORS,
+static const struct smg_opt_choice rules[] = {
+    {"downtime", SMG_RULE_DOWNTIME},
+    {"xen", SMG_RULE_XEN},
+    {"stop-and-copy", SMG_RULE_STOP_AND_COPY},
+    {NULL, 0},
+};
+static const struct smg_opt_choice no_converge[] = {
+    {"abort", SMG_NOCONV_ABORT},
+    {"extend", SMG_NOCONV_EXTEND},
+    {NULL, 0},
+};
+static const struct smg_opt_choice storage_modes[] = {
+    {"waio", SMG_STG_MODE_WAIO},
+    {"dbt", SMG_STG_MODE_DBT},
+    {NULL, 0},
 };
 
-/* One option; returns -1 to go on, else the exit code. */
-static int one_opt(struct send_args *a, int c, const char *arg)
-{
-	uint64_t v;
+static const struct smg_opt own[] = {
+    {.name = "max-downtime",
+     .short_name = 'D',
+     .kind = SMG_OPT_UINT,
+     .off = SO_OFF(max_downtime_ms),
+     .min = 1,
+     .max = SMG_OPTS_MAX_DOWNTIME_MS,
+     .bad = "--max-downtime: milliseconds, 1..3600000, not '%s'"},
+    {.name = "on-no-converge",
+     .kind = SMG_OPT_CHOICE,
+     .off = SO_OFF(on_no_converge),
+     .choices = no_converge,
+     .bad = "--on-no-converge: abort or extend, not '%s'"},
+    {.name = "bandwidth",
+     .short_name = 'b',
+     .kind = SMG_OPT_U64,
+     .off = SO_OFF(bandwidth),
+     .min = 1,
+     .max = UINT64_MAX,
+     .bad = "--bandwidth: bytes/s like 100M, not '%s'"},
+    {.name = "no-auto-converge",
+     .short_name = 'A',
+     .kind = SMG_OPT_CLEAR,
+     .off = SO_OFF(auto_converge)},
+    {.name = "rule",
+     .short_name = 'r',
+     .kind = SMG_OPT_CHOICE,
+     .off = SO_OFF(rule),
+     .choices = rules,
+     .bad = "--rule: downtime, xen or stop-and-copy, not '%s'"},
+    {.name = "max-rounds",
+     .short_name = 'R',
+     .kind = SMG_OPT_UINT,
+     .off = SO_OFF(max_rounds),
+     .min = 1,
+     .max = MAX_ROUNDS,
+     .bad = "--max-rounds: 1..1000, not '%s'"},
+    {.name = "storage-mode",
+     .kind = SMG_OPT_CHOICE,
+     .off = SO_OFF(storage_mode),
+     .choices = storage_modes,
+     .bad = "--storage-mode: waio or dbt, not '%s'"},
+    {.name = "disk-workload", .kind = SMG_OPT_STR, .off = SO_OFF(disk_workload)},
+};
 
-	switch (c) {
-	case 't':
-		a->to = arg;
-		break;
-	case OPT_PEER:
-		a->peer = arg;
-		break;
-	case 'd':
-		a->so.domain = arg;
-		break;
-	case 'D':
-		if (smg_parse_size(arg, &v) != 0 || v == 0 || v > 3600000)
-			return usage("--max-downtime: milliseconds, 1..3600000, not '%s'",
-				     arg);
-		a->so.max_downtime_ms = (unsigned)v;
-		break;
-	case 'b':
-		if (smg_parse_size(arg, &v) != 0 || v == 0)
-			return usage("--bandwidth: bytes/s like 100M, not '%s'", arg);
-		a->so.bandwidth = v;
-		break;
-	case 'c':
-		if (smg_parse_size(arg, &v) != 0 || v == 0 || v > SMG_CHANNELS_MAX)
-			return usage("--channels: 1..8, not '%s'", arg);
-		a->channels = (unsigned)v;
-		break;
-	case 'A':
-		a->so.auto_converge = false;
-		break;
-	case OPT_ON_NO_CONVERGE:
-		if (strcmp(arg, "abort") == 0)
-			a->so.on_no_converge = SMG_NOCONV_ABORT;
-		else if (strcmp(arg, "extend") == 0)
-			a->so.on_no_converge = SMG_NOCONV_EXTEND;
-		else
-			return usage("--on-no-converge: abort or extend, not '%s'", arg);
-		break;
-	case 'j':
-		a->json = true;
-		break;
-	case 's':
-		a->dir = arg;
-		break;
-	case 'B':
-		a->so.backend = arg;
-		break;
-	case 'k':
-		a->key = arg;
-		break;
-	case 'p':
-		a->peers = arg;
-		break;
-	case 'n':
-		a->name = arg;
-		break;
-	case 'r':
-		if (parse_rule(arg, &a->so.rule) != 0)
-			return usage("--rule: downtime, xen or stop-and-copy, not '%s'",
-				     arg);
-		break;
-	case 'R':
-		if (smg_parse_size(arg, &v) != 0 || v == 0 || v > 1000)
-			return usage("--max-rounds: 1..1000, not '%s'", arg);
-		a->so.max_rounds = (unsigned)v;
-		break;
-	case SMG_CLI_OPT_NET_BRIDGE:
-	case SMG_CLI_OPT_NET_NS_PREFIX:
-		if (smg_cli_net_opt(c, arg, &a->net) != 0)
-			return usage("--net-bridge / --net-ns-prefix: bad name '%s'",
-				     arg);
-		a->so.net = &a->net;
-		break;
-	case SMG_CLI_OPT_IO_TIMEOUT:
-		if (smg_cli_io_timeout(arg, &a->io_timeout) != 0)
-			return usage("--io-timeout: 100..3600000 ms, not '%s'", arg);
-		break;
-	case OPT_STORAGE_MODE:
-		if (strcmp(arg, "waio") == 0)
-			a->so.storage_mode = SMG_STG_MODE_WAIO;
-		else if (strcmp(arg, "dbt") == 0)
-			a->so.storage_mode = SMG_STG_MODE_DBT;
-		else
-			return usage("--storage-mode: waio or dbt, not '%s'", arg);
-		break;
-	case OPT_DISK_SOCKET:
-		a->so.disk_socket = arg;
-		break;
-	case OPT_DISK_WORKLOAD:
-		a->so.disk_workload = arg;
-		break;
-	case 'C':
-		a->so.check_memory = true;
-		break;
-	case OPT_POLICY:
-		a->policy = arg;
-		break;
-	case OPT_TCTI:
-		a->tcti = arg;
-		break;
-	case OPT_TICKET:
-		a->ticket = arg;
-		break;
-	case OPT_OPERATORS:
-		a->operators = arg;
-		break;
-	case 'h':
-		printf("%s", smg_cmd_find("send")->usage);
-		return SMG_EXIT_OK;
-	default:
-		return usage("bad option%s", "");
-	}
-	return -1;
-}
+static const struct smg_opt_spec spec = {
+    .cmd = "send",
+    .common = SMG_CO(TO) | SMG_CO(PEER) | SMG_CO(DOMAIN) | SMG_CO(JSON) |
+	      SMG_CO_IDENTITY | SMG_CO(TICKET) | SMG_CO(OPERATORS) | SMG_CO(DISK_SOCKET) |
+	      SMG_CO(CHANNELS) | SMG_CO_NET | SMG_CO(CHECK_MEMORY) | SMG_CO(HELP),
+    .own = own,
+    .n_own = SMG_ARRAY_LEN(own),
+};
 
 static int parse_args(int argc, char **argv, struct send_args *a)
 {
-	static const struct option opts[] = {
-	    {"to", required_argument, NULL, 't'},
-	    {"peer", required_argument, NULL, OPT_PEER},
-	    {"domain", required_argument, NULL, 'd'},
-	    {"max-downtime", required_argument, NULL, 'D'},
-	    {"on-no-converge", required_argument, NULL, OPT_ON_NO_CONVERGE},
-	    {"bandwidth", required_argument, NULL, 'b'},
-	    {"channels", required_argument, NULL, 'c'},
-	    {"no-auto-converge", no_argument, NULL, 'A'},
-	    {"json", no_argument, NULL, 'j'},
-	    {"state-dir", required_argument, NULL, 's'},
-	    {"backend", required_argument, NULL, 'B'},
-	    {"key", required_argument, NULL, 'k'},
-	    {"peers", required_argument, NULL, 'p'},
-	    {"name", required_argument, NULL, 'n'},
-	    {"rule", required_argument, NULL, 'r'},
-	    {"max-rounds", required_argument, NULL, 'R'},
-	    {"storage-mode", required_argument, NULL, OPT_STORAGE_MODE},
-	    {"disk-socket", required_argument, NULL, OPT_DISK_SOCKET},
-	    {"disk-workload", required_argument, NULL, OPT_DISK_WORKLOAD},
-	    {"check-memory", no_argument, NULL, 'C'},
-	    {"policy", required_argument, NULL, OPT_POLICY},
-	    {"tcti", required_argument, NULL, OPT_TCTI},
-	    {"ticket", required_argument, NULL, OPT_TICKET},
-	    {"operators", required_argument, NULL, OPT_OPERATORS},
-	    {"help", no_argument, NULL, 'h'},
-	    SMG_CLI_NET_OPTIONS,
-	    {NULL, 0, NULL, 0},
-	};
-	int c, r;
+	struct smg_cli_common *co = &a->co;
+	int r;
 
 	memset(a, 0, sizeof(*a));
-	a->so.backend = "sim";
+	co->backend = "sim";
+	co->channels = 2;
 	a->so.auto_converge = true;
-	a->channels = 2;
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "t:d:D:b:c:Ajs:B:k:p:n:r:R:Ch", opts,
-				NULL)) != -1)
-		if ((r = one_opt(a, c, optarg)) >= 0)
-			return r;
-	if (optind < argc)
-		return usage("unexpected argument '%s'", argv[optind]);
-	if (a->to == NULL || a->so.domain == NULL)
-		return usage(
-		    "send needs --to NAME[:PORT] (or --to HOST[:PORT] --peer NAME) "
-		    "and --domain NAME%s",
-		    "");
-	if (!smg_domain_name_valid(a->so.domain))
-		return usage("--domain: 1..63 of [A-Za-z0-9._-], not '%s'", a->so.domain);
-	char host[SMG_CLI_HOST_MAX];
-	uint16_t port;
-	if (smg_cli_parse_addr(a->to, host, sizeof(host), &port) != SMG_OK)
-		return usage("--to: NAME[:PORT] or HOST[:PORT], not '%s'", a->to);
-	return -1;
+	if ((r = smg_opts_parse(&spec, argc, argv, co, a)) >= 0)
+		return r;
+	return smg_opts_send(&spec, co, &a->so);
 }
 
 static void output_lost(void *arg)
@@ -324,27 +206,28 @@ static int setup(struct send_run *x)
 {
 	int r;
 
-	smg_cli_out_init(&x->out, stdout, x->a.json, "send");
-	if ((r = smg_cli_ident_load(&x->ci, x->a.dir, x->a.key, x->a.peers, x->a.name)) !=
-	    SMG_OK)
+	smg_cli_out_init(&x->out, stdout, x->a.co.json, "send");
+	if ((r = smg_cli_ident_load(&x->ci, x->a.co.dir, x->a.co.key, x->a.co.peers,
+				    x->a.co.name)) != SMG_OK)
 		return early(&x->out, &x->st, SMG_ERR_CONFIG,
 			     "bad identity or peers file");
-	if ((r = smg_cli_dest_resolve(x->ci.peers, x->a.to, x->a.peer, &x->dest)) !=
+	if ((r = smg_cli_dest_resolve(x->ci.peers, x->a.co.to, x->a.co.peer, &x->dest)) !=
 	    SMG_OK)
 		return r == SMG_ERR_INVAL ? SMG_EXIT_USAGE
 					  : early(&x->out, &x->st, SMG_ERR_CONFIG,
 						  "the destination is not enrolled");
-	x->ci.so.channels = x->a.channels;
-	x->ci.so.io_timeout_ms = x->a.io_timeout;
-	x->ci.so.handshake_timeout_ms = x->a.io_timeout;
+	x->ci.so.channels = x->a.co.channels;
+	x->ci.so.io_timeout_ms = x->a.co.io_timeout;
+	x->ci.so.handshake_timeout_ms = x->a.co.io_timeout;
 	x->ci.so.expect_peer = x->dest.peer;
-	if ((r = smg_cli_tpm_load(&x->tpm, x->a.policy, x->a.tcti, &x->ci.so)) != SMG_OK)
+	if ((r = smg_cli_tpm_load(&x->tpm, x->a.co.policy, x->a.co.tcti, &x->ci.so)) !=
+	    SMG_OK)
 		return early(&x->out, &x->st, r, "TPM mode could not start");
-	if ((x->a.ticket != NULL &&
-	     (r = smg_cli_ticket_read(x->a.ticket, x->a.tk, sizeof(x->a.tk),
+	if ((x->a.co.ticket != NULL &&
+	     (r = smg_cli_ticket_read(x->a.co.ticket, x->a.tk, sizeof(x->a.tk),
 				      &x->a.so.ticket_len)) != SMG_OK) ||
-	    (r = smg_cli_audit_open(&x->a.so.audit, x->a.dir, x->a.operators, &x->ci,
-				    &x->tpm, x->a.policy)) != SMG_OK)
+	    (r = smg_cli_audit_open(&x->a.so.audit, x->a.co.dir, x->a.co.operators,
+				    &x->ci, &x->tpm, x->a.co.policy)) != SMG_OK)
 		return early(
 		    &x->out, &x->st, SMG_ERR_CONFIG,
 		    "bad ticket or operators file, or the audit log cannot open");
@@ -352,13 +235,13 @@ static int setup(struct send_run *x)
 	if ((r = smg_live_new("send", &x->live)) != SMG_OK ||
 	    (r = smg_cli_signals_start(x->live, &x->sig)) != SMG_OK)
 		return early(&x->out, &x->st, r, NULL);
-	if (smg_ctl_server_start(x->a.dir, &x->ctl) != SMG_OK)
+	if (smg_ctl_server_start(x->a.co.dir, &x->ctl) != SMG_OK)
 		smg_warn("no control socket: secmig status/cancel/tune will not see "
 			 "this migration (signals still cancel it)");
 	smg_ctl_server_add(x->ctl, x->live);
 	x->out.lost = output_lost;
 	x->out.lost_arg = x->live;
-	x->a.so.bopts.state_dir = x->a.dir;
+	x->a.so.bopts.state_dir = x->a.co.dir;
 	x->a.so.peer = x->dest.addr;
 	x->a.so.policy = x->tpm.policy;
 	x->out.auth = x->tpm.tpm_mode ? "tpm" : "software";
@@ -379,7 +262,6 @@ int smg_cmd_send(int argc, char **argv)
 		free(x);
 		return code;
 	}
-	x->a.dir = smg_cli_state_dir(x->a.dir);
 	if ((code = setup(x)) < 0)
 		code = migrate(x);
 	smg_engine_send_free(x->m);

@@ -1,6 +1,5 @@
 /* `secmig status [--json]`: every migration running on this host, both
  * directions, from each migration process's control socket. */
-#include <getopt.h>
 #include <json-c/json.h>
 #include <stdio.h>
 #include <string.h>
@@ -8,6 +7,7 @@
 #include "base/base.h"
 #include "cli/cli.h"
 #include "cli/migrate.h"
+#include "cli/opts.h"
 
 struct status_acc {
 	bool json;
@@ -67,40 +67,23 @@ static void collect(void *arg, const struct smg_ctl_reply *r)
 	}
 }
 
+static const struct smg_opt_spec spec = {
+    .cmd = "status",
+    .common = SMG_CO(JSON) | SMG_CO(STATE_DIR) | SMG_CO(HELP),
+};
+
 int smg_cmd_status(int argc, char **argv)
 {
-	static const struct option opts[] = {
-	    {"json", no_argument, NULL, 'j'},
-	    {"state-dir", required_argument, NULL, 's'},
-	    {"help", no_argument, NULL, 'h'},
-	    {NULL, 0, NULL, 0},
-	};
-	const struct smg_cmd *cmd = smg_cmd_find("status");
 	struct smg_ctl_req rq = {.verb = SMG_CTL_STATUS};
 	struct status_acc acc = {0};
-	const char *dir = NULL;
-	int c, r;
+	struct smg_cli_common co = {0};
+	int r;
 
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "js:h", opts, NULL)) != -1) {
-		switch (c) {
-		case 'j':
-			acc.json = true;
-			break;
-		case 's':
-			dir = optarg;
-			break;
-		case 'h':
-			printf("%s", cmd->usage);
-			return SMG_EXIT_OK;
-		default:
-			return smg_cli_usage_error(cmd, "bad option");
-		}
-	}
-	if (optind < argc)
-		return smg_cli_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
+	if ((r = smg_opts_parse(&spec, argc, argv, &co, NULL)) >= 0)
+		return r;
+	acc.json = co.json;
 	acc.all = json_object_new_array();
-	r = smg_ctl_query_all(smg_cli_state_dir(dir), &rq, collect, &acc);
+	r = smg_ctl_query_all(smg_cli_state_dir(co.dir), &rq, collect, &acc);
 	if (r < 0) {
 		fprintf(stderr, "secmig: status: %s\n", smg_strerror(r));
 		json_object_put(acc.all);

@@ -1,5 +1,4 @@
-/* The --net-* options of send and recv, and how recv prints the
- * network clean-up's events. */
+/* How recv prints the network clean-up's events. */
 #include <json-c/json.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,32 +7,6 @@
 #include "cli/migrate.h"
 #include "cli/net.h"
 #include "engine/engine.h"
-
-int smg_cli_net_opt(int c, const char *arg, struct smg_netid_host *h)
-{
-	char *dst = c == SMG_CLI_OPT_NET_BRIDGE ? h->bridge : h->ns_prefix;
-	size_t cap =
-	    c == SMG_CLI_OPT_NET_BRIDGE ? sizeof(h->bridge) : sizeof(h->ns_prefix);
-
-	if (arg[0] == '\0' || strlen(arg) >= cap || strchr(arg, '/') != NULL)
-		return -1;
-	memcpy(dst, arg, strlen(arg) + 1);
-	return 0;
-}
-
-int smg_cli_io_timeout(const char *arg, unsigned *out)
-{
-	char *end;
-	unsigned long v;
-
-	if (arg[0] < '0' || arg[0] > '9')
-		return -1;
-	v = strtoul(arg, &end, 10);
-	if (*end != '\0' || v < 100 || v > 3600000)
-		return -1;
-	*out = (unsigned)v;
-	return 0;
-}
 
 void smg_cli_announce_event(void *arg, const char *json)
 {

@@ -215,12 +215,15 @@ int smg_stg_dst_apply(struct smg_stg_dst *d, const uint8_t *payload, size_t len)
 			return SMG_ERR_PROTO;
 		}
 	d->zero_budget = SMG_STG_ZERO_HASH_FRAME_MAX;
+	uint64_t lo = UINT64_MAX, hi = 0;
 	for (i = 0; i < f->count; i++) {
 		const struct smg_stg_rec *rec = &f->recs[i];
 
 		if (rec->kind == SMG_STG_REC_DATA) {
 			r = smg_image_write(d->img, rec->data, rec->len, rec->offset);
 			d->st.data_bytes += rec->len;
+			lo = rec->offset < lo ? rec->offset : lo;
+			hi = rec->offset + rec->len > hi ? rec->offset + rec->len : hi;
 		} else {
 			r = smg_image_punch(d->img, rec->offset, rec->len);
 			d->st.hole_bytes += rec->len;
@@ -229,6 +232,11 @@ int smg_stg_dst_apply(struct smg_stg_dst *d, const uint8_t *payload, size_t len)
 			return r;
 		track(d, rec);
 	}
+	/* The image must be on its device before READY (smg_stg_dst_digest
+	 * flushes it, inside the downtime): start that now, frame by frame,
+	 * so the flush waits only for the last round's writes, not the disk. */
+	if (hi > lo)
+		smg_image_writeback(d->img, lo, hi - lo);
 	if (f->phase != SMG_STG_PHASE_BULK && (r = rehash_touched(d, f, len)) != 0)
 		return r;
 	d->st.frames++;

@@ -276,6 +276,15 @@ int smg_image_punch(struct smg_image *img, uint64_t off, uint64_t len)
 	return SMG_OK;
 }
 
+void smg_image_writeback(struct smg_image *img, uint64_t off, uint64_t len)
+{
+	/* Advice only (tmpfs and block devices may ignore it): on failure the
+	 * flush at the end writes it all. */
+	if (len > 0)
+		(void)sync_file_range(img->fd, (off_t)off, (off_t)len,
+				      SYNC_FILE_RANGE_WRITE);
+}
+
 int smg_image_flush(struct smg_image *img)
 {
 	if (fdatasync(img->fd) != 0)

@@ -57,6 +57,9 @@ int smg_image_write(struct smg_image *img, const void *buf, size_t len, uint64_t
 /* Make [off, off+len) read as zeros, as a hole where the file system can. */
 int smg_image_punch(struct smg_image *img, uint64_t off, uint64_t len);
 int smg_image_flush(struct smg_image *img);
+/* Start writing [off, off+len) back to the device now, without waiting
+ * (sync_file_range WRITE), so a later flush has only the rest to wait for. */
+void smg_image_writeback(struct smg_image *img, uint64_t off, uint64_t len);
 /* First data extent at or after off: [*data, *end). *data == size: none. */
 int smg_image_next_data(struct smg_image *img, uint64_t off, uint64_t *data,
 			uint64_t *end);

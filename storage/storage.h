@@ -391,7 +391,8 @@ int smg_dsvc_answer(struct smg_dsvc_conn *c, struct smg_dsvc_reply *rep);
 /* answer, with a non-empty OK answer's payload received straight into
  * room(arg, payload length) (e.g. a begun bulk frame: no copy through the
  * connection's buffer); rep->payload then points there. room is not called
- * for an error or an empty answer; NULL from it fails the connection. */
+ * for an error or an empty answer; NULL from it fails the connection; a
+ * NULL room is smg_dsvc_answer (everything into the connection's buffer). */
 int smg_dsvc_answer_into(struct smg_dsvc_conn *c, struct smg_dsvc_reply *rep,
 			 uint8_t *(*room)(void *arg, size_t len), void *arg);
 /* The service's last error text on c (for logs). */

@@ -157,36 +157,6 @@ bool smg_dsvc_ready(const struct smg_dsvc_conn *c)
 	return !c->asked || poll(&p, 1, 0) != 0;
 }
 
-int smg_dsvc_answer(struct smg_dsvc_conn *c, struct smg_dsvc_reply *rep)
-{
-	uint8_t hdr[4];
-	uint32_t len;
-	int r;
-
-	memset(rep, 0, sizeof(*rep));
-	if (!c->asked)
-		return SMG_ERR_STATE;
-	c->asked = false;
-	if ((r = recv_full(c->fd, hdr, 4)) != 0)
-		goto fail;
-	len = smg_load_be32(hdr);
-	if (len > SMG_DSVC_MSG_MAX) {
-		r = SMG_ERR_TOO_LONG;
-		goto fail;
-	}
-	if ((r = recv_full(c->fd, c->buf, len)) != 0 ||
-	    (r = smg_dsvc_parse_reply(c->buf, len, rep)) != 0)
-		goto fail;
-	if (rep->err != 0)
-		snprintf(c->msg, sizeof(c->msg), "%.*s", (int)rep->text_len, rep->text);
-	return rep->err;
-fail:
-	c->dead = true;
-	snprintf(c->msg, sizeof(c->msg), "disk service: %s", smg_strerror(r));
-	rep->err = r;
-	return r;
-}
-
 /* The rest of an answer whose first head bytes are in c->buf, all of it
  * into c->buf, parsed. */
 static int answer_rest(struct smg_dsvc_conn *c, size_t head, size_t len,
@@ -224,7 +194,7 @@ int smg_dsvc_answer_into(struct smg_dsvc_conn *c, struct smg_dsvc_reply *rep,
 	nl = memchr(c->buf, '\n', head);
 	llen = nl != NULL ? (size_t)(nl - c->buf) + 1 : 0;
 	plen = len - llen;
-	if (nl == NULL || plen == 0 || plen > SMG_DSVC_FRAME_MAX ||
+	if (room == NULL || nl == NULL || plen == 0 || plen > SMG_DSVC_FRAME_MAX ||
 	    (r = smg_dsvc_parse_reply(c->buf, llen, rep)) != 0 || rep->err != 0) {
 		/* an error, an empty answer or a bad one: as answer() does */
 		if ((r = answer_rest(c, head, len, rep)) < 0 && rep->err == 0)
@@ -248,6 +218,11 @@ fail:
 	snprintf(c->msg, sizeof(c->msg), "disk service: %s", smg_strerror(r));
 	rep->err = r;
 	return r;
+}
+
+int smg_dsvc_answer(struct smg_dsvc_conn *c, struct smg_dsvc_reply *rep)
+{
+	return smg_dsvc_answer_into(c, rep, NULL, NULL); /* all into c->buf */
 }
 
 int smg_dsvc_call(struct smg_dsvc_conn *c, const char *line, const void *payload,

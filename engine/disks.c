@@ -229,7 +229,7 @@ static uint8_t *pump_room(void *arg, size_t len)
 	struct smg_disk_pump *p = arg;
 	uint8_t *buf;
 
-	if (smg_chan_bulk_begin(p->s, p->chan, len, &buf) != SMG_OK)
+	if ((p->room_err = smg_chan_bulk_begin(p->s, p->chan, len, &buf)) != SMG_OK)
 		return NULL;
 	p->begun = true;
 	return buf;
@@ -247,7 +247,10 @@ int smg_disk_pump_step(struct smg_disk_pump *p, bool wait)
 	if (!wait && !smg_dsvc_ready(c))
 		return SMG_OK; /* the service is still reading: back to memory */
 	p->begun = false;
+	p->room_err = SMG_OK;
 	r = smg_dsvc_answer_into(c, &rep, pump_room, p);
+	if (r != SMG_OK && p->room_err != SMG_OK)
+		return p->room_err; /* the channel failed, not the disk service */
 	if (r == SMG_OK && rep.payload_len > 0)
 		r = smg_ratelim_wait(p->rl, rep.payload_len); /* else cancelled */
 	if (r != SMG_OK) {

@@ -40,7 +40,8 @@ struct smg_disk_pump {
 	struct smg_session *s;
 	unsigned chan, nchan;
 	bool final, started;
-	bool begun; /* a bulk frame is begun for the answer in progress */
+	bool begun;   /* a bulk frame is begun for the answer in progress */
+	int room_err; /* why the channel gave no frame for it (0: it did) */
 	struct smg_ratelim *rl;
 	uint64_t *bytes;
 	unsigned disk;	   /* the disk in progress */
